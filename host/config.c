@@ -1,0 +1,231 @@
+/* config.c: INI loading (inih) with extends chains, overrides and provenance. */
+#include "config.h"
+
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_EXTENDS_DEPTH 16
+
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+char *path_dirname(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return xstrdup(".");
+    if (slash == path) return xstrdup("/");
+    size_t n = (size_t)(slash - path);
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, path, n);
+    d[n] = 0;
+    return d;
+}
+
+char *path_join(const char *dir, const char *rel) {
+    if (rel[0] == '/' || !dir || !*dir || strcmp(dir, ".") == 0) return xstrdup(rel);
+    size_t n = strlen(dir) + strlen(rel) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, rel);
+    return p;
+}
+
+static cfg_entry *find_mut(cfg *c, const char *section, const char *key) {
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->v[i].section, section) == 0 && strcmp(c->v[i].key, key) == 0) return &c->v[i];
+    return NULL;
+}
+
+const cfg_entry *cfg_get(const cfg *c, const char *section, const char *key) {
+    return find_mut((cfg *)c, section, key);
+}
+
+const char *cfg_value(const cfg *c, const char *section, const char *key, const char *fallback) {
+    const cfg_entry *e = cfg_get(c, section, key);
+    return e ? e->value : fallback;
+}
+
+int cfg_has_section(const cfg *c, const char *section) {
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->v[i].section, section) == 0) return 1;
+    return 0;
+}
+
+/* Adds or replaces section.key; the entry takes copies of the strings. */
+static int put(cfg *c, const char *section, const char *key, const char *value, const char *file, int line) {
+    cfg_entry *e = find_mut(c, section, key);
+    if (!e) {
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 32;
+            cfg_entry *v = realloc(c->v, cap * sizeof *v);
+            if (!v) return -1;
+            c->v = v;
+            c->cap = cap;
+        }
+        e = &c->v[c->n++];
+        e->section = xstrdup(section);
+        e->key = xstrdup(key);
+    } else {
+        free(e->value);
+        free(e->file);
+    }
+    e->value = xstrdup(value);
+    e->file = xstrdup(file);
+    e->line = line;
+    return (e->section && e->key && e->value && e->file) ? 0 : -1;
+}
+
+int cfg_put(cfg *c, const char *section, const char *key, const char *value) {
+    return put(c, section, key, value, "<program>", 0);
+}
+
+/* ---- Reading one file ---- */
+
+typedef struct file_reader {
+    FILE *f;
+    int line;     /* lines handed to inih so far */
+    int too_long; /* first line longer than inih's buffer, or 0 */
+} file_reader;
+
+/* inih calls this once per line: counting calls gives exact line numbers for the handler. */
+static char *read_line(char *str, int num, void *stream) {
+    file_reader *r = stream;
+    if (!fgets(str, num, r->f)) return NULL;
+    r->line++;
+    size_t n = strlen(str);
+    if (n == (size_t)num - 1 && str[n - 1] != '\n') {
+        int ch;
+        while ((ch = fgetc(r->f)) != EOF && ch != '\n') {
+        }
+        if (!r->too_long) r->too_long = r->line;
+    }
+    return str;
+}
+
+typedef struct parse_state {
+    cfg *own;        /* entries of this file only */
+    file_reader *reader;
+    const char *file;
+    edm2_err *err;
+    int failed;
+} parse_state;
+
+static int on_value(void *user, const char *section, const char *key, const char *value) {
+    parse_state *st = user;
+    if (st->failed) return 0;
+    int line = st->reader->line;
+    const cfg_entry *prev = cfg_get(st->own, section, key);
+    if (prev) {
+        st->failed = 1;
+        err_set(st->err, "%s:%d: [%s] %s is set twice (first on line %d)", st->file, line, section, key, prev->line);
+        return 0;
+    }
+    if (put(st->own, section, key, value, st->file, line)) {
+        st->failed = 1;
+        err_set(st->err, "%s:%d: out of memory", st->file, line);
+        return 0;
+    }
+    return 1;
+}
+
+static int load_rec(cfg *c, const char *path, int depth, const char *from, int from_line, edm2_err *err) {
+    if (depth > MAX_EXTENDS_DEPTH)
+        return err_set(err, "%s:%d: extends chain deeper than %d files (a cycle?)", from, from_line, MAX_EXTENDS_DEPTH);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (from) return err_set(err, "%s:%d: extends: cannot open '%s'", from, from_line, path);
+        return err_set(err, "%s: cannot open config file", path);
+    }
+    cfg own = {0};
+    file_reader reader = {f, 0, 0};
+    parse_state st = {&own, &reader, path, err, 0};
+    int rc = ini_parse_stream(read_line, &reader, on_value, &st);
+    fclose(f);
+    if (st.failed) goto fail;
+    if (reader.too_long) {
+        err_set(err, "%s:%d: line too long (at most %d characters)", path, reader.too_long, INI_MAX_LINE - 2);
+        goto fail;
+    }
+    if (rc > 0) {
+        err_set(err, "%s:%d: malformed line: expected '[section]', 'key = value' or a comment", path, rc);
+        goto fail;
+    }
+    if (rc < 0) {
+        err_set(err, "%s: cannot read config file", path);
+        goto fail;
+    }
+    /* Keys before the first section: only `extends`. */
+    for (size_t i = 0; i < own.n; i++) {
+        cfg_entry *e = &own.v[i];
+        if (e->section[0]) continue;
+        if (strcmp(e->key, "extends") != 0) {
+            err_set(err, "%s:%d: key '%s' outside any section (only 'extends' may come before the first [section])", path,
+                    e->line, e->key);
+            goto fail;
+        }
+        char *dir = path_dirname(path);
+        char *base = dir ? path_join(dir, e->value) : NULL;
+        free(dir);
+        if (!base) {
+            err_set(err, "%s: out of memory", path);
+            goto fail;
+        }
+        int brc = load_rec(c, base, depth + 1, path, e->line, err);
+        free(base);
+        if (brc) goto fail;
+    }
+    for (size_t i = 0; i < own.n; i++) {
+        cfg_entry *e = &own.v[i];
+        if (!e->section[0]) continue;
+        if (put(c, e->section, e->key, e->value, e->file, e->line)) {
+            err_set(err, "%s: out of memory", path);
+            goto fail;
+        }
+    }
+    cfg_free(&own);
+    return 0;
+fail:
+    cfg_free(&own);
+    return -1;
+}
+
+int cfg_load(cfg *c, const char *path, edm2_err *err) {
+    free(c->path);
+    c->path = xstrdup(path);
+    return load_rec(c, path, 0, NULL, 0, err);
+}
+
+int cfg_set(cfg *c, const char *assignment, edm2_err *err) {
+    const char *eq = strchr(assignment, '=');
+    const char *dot = strchr(assignment, '.');
+    if (!eq || !dot || dot > eq || dot == assignment || eq == dot + 1)
+        return err_set(err, "--set '%s': expected section.key=value", assignment);
+    char section[128], key[128];
+    size_t ns = (size_t)(dot - assignment), nk = (size_t)(eq - dot - 1);
+    if (ns >= sizeof section || nk >= sizeof key) return err_set(err, "--set '%s': name too long", assignment);
+    memcpy(section, assignment, ns);
+    section[ns] = 0;
+    memcpy(key, dot + 1, nk);
+    key[nk] = 0;
+    const char *value = eq + 1;
+    while (*value == ' ') value++;
+    if (put(c, section, key, value, "<command line>", 0)) return err_set(err, "out of memory");
+    return 0;
+}
+
+void cfg_free(cfg *c) {
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->v[i].section);
+        free(c->v[i].key);
+        free(c->v[i].value);
+        free(c->v[i].file);
+    }
+    free(c->v);
+    free(c->path);
+    memset(c, 0, sizeof *c);
+}

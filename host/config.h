@@ -1,0 +1,41 @@
+/* config.h: INI configuration files: loading with inih, `extends = base.ini` inheritance (path relative
+ * to the including file), `--set section.key=value` overrides, and lookup with file:line provenance.
+ * Type checking against schemas lives in validate.c. */
+#ifndef EDM2_HOST_CONFIG_H
+#define EDM2_HOST_CONFIG_H
+
+#include <stddef.h>
+
+#include "errors.h"
+
+typedef struct cfg_entry {
+    char *section; /* "" for keys before the first section (only `extends` is allowed there) */
+    char *key;
+    char *value;
+    char *file;    /* where the value was set; "<command line>" for --set */
+    int line;      /* 1-based; 0 for --set */
+} cfg_entry;
+
+typedef struct cfg {
+    cfg_entry *v;
+    size_t n, cap;
+    char *path; /* the top-level file */
+} cfg;
+
+/* Loads `path` and everything it extends. Returns 0, or -1 with a one-line error naming file:line. */
+int cfg_load(cfg *c, const char *path, edm2_err *err);
+/* Applies one "section.key=value" override (adds or replaces). */
+int cfg_set(cfg *c, const char *assignment, edm2_err *err);
+/* Adds or replaces one value programmatically (file "<program>"). Returns 0 or -1 (no memory). */
+int cfg_put(cfg *c, const char *section, const char *key, const char *value);
+const cfg_entry *cfg_get(const cfg *c, const char *section, const char *key);
+const char *cfg_value(const cfg *c, const char *section, const char *key, const char *fallback);
+int cfg_has_section(const cfg *c, const char *section);
+void cfg_free(cfg *c);
+
+/* Directory part of a path ("." when none); caller frees. */
+char *path_dirname(const char *path);
+/* `rel` resolved against directory `dir` unless absolute; caller frees. */
+char *path_join(const char *dir, const char *rel);
+
+#endif

@@ -1,0 +1,22 @@
+/* log.h: the host's logger: one line per message to stderr (and to a run's log.txt once opened), and
+ * the edm2_host services table handed to plugins. */
+#ifndef EDM2_HOST_LOG_H
+#define EDM2_HOST_LOG_H
+
+#include <stdio.h>
+
+#include "edm2/edm2_plugin.h"
+
+void log_set_level(edm2_log_level min_level);
+/* Also append every message to `path` (e.g. RUN_DIR/log.txt); NULL closes it. Returns 0 or -1. */
+int log_open_file(const char *path);
+void log_msg(edm2_log_level level, const char *who, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The services table for plugins; `threads` is what plugins may use. */
+edm2_host log_host_services(int threads);
+
+#define LOG_ERROR(...) log_msg(EDM2_LOG_ERROR, NULL, __VA_ARGS__)
+#define LOG_WARN(...) log_msg(EDM2_LOG_WARN, NULL, __VA_ARGS__)
+#define LOG_INFO(...) log_msg(EDM2_LOG_INFO, NULL, __VA_ARGS__)
+#define LOG_DEBUG(...) log_msg(EDM2_LOG_DEBUG, NULL, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,188 @@
+/* backend_cpu.c: the CPU backend plugin "cpu": host memory, OpenMP vector operations, Philox random
+ * numbers. Reductions use a fixed chunking so their result does not depend on the thread count. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/philox.h"
+#include "edm2/edm2.h"
+
+#define ALIGN 256
+#define CHUNK 4096 /* elements per partial sum of a reduction */
+
+struct edm2_backend {
+    const edm2_host *host;
+    int threads;
+    char name[64];
+    size_t current, peak;
+};
+
+static edm2_status cpu_create(const edm2_host *host, const edm2_config *cfg, edm2_backend **out) {
+    (void)cfg;
+    edm2_backend *b = calloc(1, sizeof *b);
+    if (!b) return EDM2_ERR_NOMEM;
+    b->host = host;
+    b->threads = host && host->threads > 0 ? host->threads : 1;
+    snprintf(b->name, sizeof b->name, "CPU (%d thread%s)", b->threads, b->threads == 1 ? "" : "s");
+    *out = b;
+    return EDM2_OK;
+}
+
+static void cpu_destroy(edm2_backend *b) { free(b); }
+static const char *cpu_device_name(edm2_backend *b) { return b->name; }
+
+/* Each block carries its size in a header of ALIGN bytes, for memory_stats. */
+static edm2_status cpu_alloc(edm2_backend *b, size_t bytes, void **out) {
+    size_t total = ALIGN + ((bytes + ALIGN - 1) / ALIGN) * ALIGN;
+    unsigned char *p = aligned_alloc(ALIGN, total);
+    if (!p) return edm2_logf(b->host, EDM2_LOG_ERROR, "cpu", EDM2_ERR_NOMEM, "cannot allocate %zu bytes", bytes);
+    memset(p, 0, total);
+    memcpy(p, &bytes, sizeof bytes);
+    b->current += bytes;
+    if (b->current > b->peak) b->peak = b->current;
+    *out = p + ALIGN;
+    return EDM2_OK;
+}
+
+static void cpu_free(edm2_backend *b, void *ptr) {
+    if (!ptr) return;
+    unsigned char *p = (unsigned char *)ptr - ALIGN;
+    size_t bytes;
+    memcpy(&bytes, p, sizeof bytes);
+    b->current -= bytes;
+    free(p);
+}
+
+static edm2_status cpu_memcpy(edm2_backend *b, void *dst, const void *src, size_t bytes) {
+    (void)b;
+    if (bytes) memmove(dst, src, bytes);
+    return EDM2_OK;
+}
+
+static edm2_status cpu_synchronize(edm2_backend *b) {
+    (void)b;
+    return EDM2_OK;
+}
+
+static void cpu_memory_stats(edm2_backend *b, size_t *current, size_t *peak) {
+    if (current) *current = b->current;
+    if (peak) *peak = b->peak;
+}
+
+static edm2_status cpu_fill(edm2_backend *b, float *x, float v, size_t n) {
+#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) x[i] = v;
+    return EDM2_OK;
+}
+
+static edm2_status cpu_scale(edm2_backend *b, float *x, float a, size_t n) {
+#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) x[i] *= a;
+    return EDM2_OK;
+}
+
+static edm2_status cpu_axpby(edm2_backend *b, float *y, float a, const float *x, float beta, size_t n) {
+#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] = a * x[i] + beta * y[i];
+    return EDM2_OK;
+}
+
+static edm2_status cpu_lerp(edm2_backend *b, float *y, const float *x, float t, size_t n) {
+#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += t * (x[i] - y[i]);
+    return EDM2_OK;
+}
+
+/* sum over i of x[i] * (y ? y[i] : 1), chunked for a thread-count-independent result. */
+static double reduce(edm2_backend *b, const float *x, const float *y, size_t n) {
+    size_t nchunks = (n + CHUNK - 1) / CHUNK;
+    double stack[64], *part = nchunks <= 64 ? stack : malloc(nchunks * sizeof *part);
+    if (!part) { /* fall back to one serial pass */
+        double s = 0;
+        for (size_t i = 0; i < n; i++) s += (double)x[i] * (y ? (double)y[i] : 1.0);
+        return s;
+    }
+#pragma omp parallel for num_threads(b->threads) schedule(static) if (nchunks > 4)
+    for (size_t c = 0; c < nchunks; c++) {
+        size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += (double)x[i] * (y ? (double)y[i] : 1.0);
+        part[c] = s;
+    }
+    double s = 0;
+    for (size_t c = 0; c < nchunks; c++) s += part[c];
+    if (part != stack) free(part);
+    return s;
+}
+
+static edm2_status cpu_sum(edm2_backend *b, const float *x, size_t n, double *out) {
+    *out = reduce(b, x, NULL, n);
+    return EDM2_OK;
+}
+
+static edm2_status cpu_dot(edm2_backend *b, const float *x, const float *y, size_t n, double *out) {
+    *out = reduce(b, x, y, n);
+    return EDM2_OK;
+}
+
+static edm2_status cpu_norm2(edm2_backend *b, const float *x, size_t n, double *out) {
+    *out = sqrt(reduce(b, x, x, n));
+    return EDM2_OK;
+}
+
+static edm2_status cpu_nan_to_zero(edm2_backend *b, float *x, size_t n, size_t *replaced) {
+    size_t count = 0;
+#pragma omp parallel for num_threads(b->threads) schedule(static) reduction(+ : count) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) {
+            x[i] = 0.0f;
+            count++;
+        }
+    if (replaced) *replaced = count;
+    return EDM2_OK;
+}
+
+static edm2_status cpu_randn(edm2_backend *b, float *x, size_t n, edm2_rng rng) {
+#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) x[i] = philox_normal(rng.seed, rng.stream, rng.offset + i);
+    return EDM2_OK;
+}
+
+static edm2_status cpu_rand(edm2_backend *b, float *x, size_t n, edm2_rng rng) {
+#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) x[i] = philox_uniform(rng.seed, rng.stream, rng.offset + i);
+    return EDM2_OK;
+}
+
+static const edm2_backend_vtable k_vtable = {
+    sizeof(edm2_backend_vtable),
+    cpu_create,
+    cpu_destroy,
+    cpu_device_name,
+    cpu_alloc,
+    cpu_free,
+    cpu_memcpy, /* upload */
+    cpu_memcpy, /* download */
+    cpu_memcpy, /* copy */
+    cpu_synchronize,
+    cpu_memory_stats,
+    cpu_fill,
+    cpu_scale,
+    cpu_axpby,
+    cpu_lerp,
+    cpu_sum,
+    cpu_dot,
+    cpu_norm2,
+    cpu_nan_to_zero,
+    cpu_randn,
+    cpu_rand,
+};
+
+static const edm2_plugin_desc k_desc = {
+    sizeof(edm2_plugin_desc), "cpu", EDM2_KIND_BACKEND, EDM2_BACKEND_CPU, "1.0.0",
+    "host memory, OpenMP vector ops, Philox4x32-10 random numbers",
+    NULL, 0, NULL, &k_vtable,
+};
+
+static const edm2_plugin_desc *const k_plugins[] = {&k_desc};
+EDM2_DEFINE_ENTRY(k_plugins)
