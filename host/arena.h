@@ -1,0 +1,22 @@
+/* arena.h: moving a network's parameter arena to and from safetensors files by the reference's names,
+ * with shape checks. Host-memory arenas (float32, arena layout). */
+#ifndef EDM2_HOST_ARENA_H
+#define EDM2_HOST_ARENA_H
+
+#include "edm2/edm2_network.h"
+#include "errors.h"
+#include "safetensors.h"
+
+/* Fills arena[] from tensors `prefix + name`. Every table entry must be present with its shape (a scalar
+ * may be stored as [] or [1]); with `strict`, a tensor under the prefix that names no entry is an error. */
+int arena_load(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, int strict,
+               edm2_err *err);
+/* Checks one tensor against one table entry (same count of elements and the same shape). */
+int arena_shape_matches(const edm2_param_desc *d, const st_tensor *t);
+/* Describes the entries of an arena as st_out records named prefix+name (names in `names`, caller frees
+ * each and the arrays). Only entries with any of `flags_any` set, or all when 0. */
+int arena_outputs(const edm2_network_info *info, const float *arena, const char *prefix, uint32_t flags_any,
+                  st_dtype dtype, st_out **outs, char ***names, size_t *n);
+void arena_outputs_free(st_out *outs, char **names, size_t n);
+
+#endif

@@ -1,0 +1,84 @@
+/* fileio.c: atomic writes via rename, whole-file reads, mkdir -p. */
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int af_open(atomic_file *af, const char *path, edm2_err *err) {
+    memset(af, 0, sizeof *af);
+    if (strlen(path) >= sizeof af->path) return err_set(err, "%s: path too long", path);
+    strcpy(af->path, path);
+    snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%ld", path, (long)getpid());
+    af->f = fopen(af->tmp, "wb");
+    if (!af->f) return err_set(err, "%s: cannot write: %s", af->tmp, strerror(errno));
+    return 0;
+}
+
+int af_commit(atomic_file *af, edm2_err *err) {
+    int bad = fflush(af->f) != 0 || ferror(af->f);
+    if (!bad) bad = fsync(fileno(af->f)) != 0;
+    int e = errno;
+    if (fclose(af->f) != 0) bad = 1;
+    af->f = NULL;
+    if (bad) {
+        unlink(af->tmp);
+        return err_set(err, "%s: write failed: %s", af->path, strerror(e));
+    }
+    if (rename(af->tmp, af->path) != 0) {
+        e = errno;
+        unlink(af->tmp);
+        return err_set(err, "%s: cannot rename into place: %s", af->path, strerror(e));
+    }
+    return 0;
+}
+
+void af_abort(atomic_file *af) {
+    if (af->f) fclose(af->f);
+    af->f = NULL;
+    if (af->tmp[0]) unlink(af->tmp);
+}
+
+int read_file(const char *path, unsigned char **data, size_t *size, edm2_err *err) {
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return err_set(err, "%s: not a regular file", path);
+    }
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        fclose(f);
+        return err_set(err, "%s: out of memory (%lld bytes)", path, (long long)st.st_size);
+    }
+    size_t got = fread(buf, 1, (size_t)st.st_size, f);
+    fclose(f);
+    if (got != (size_t)st.st_size) {
+        free(buf);
+        return err_set(err, "%s: read error", path);
+    }
+    buf[got] = 0;
+    *data = buf;
+    *size = got;
+    return 0;
+}
+
+int make_dirs(const char *path, edm2_err *err) {
+    char buf[4096];
+    if (strlen(path) >= sizeof buf) return err_set(err, "%s: path too long", path);
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return err_set(err, "%s: cannot create: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return err_set(err, "%s: cannot create: %s", buf, strerror(errno));
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* fileio.h: files written atomically (to a temporary name, fsync'ed, then renamed), so a crash or a
+ * kill never leaves a truncated snapshot, checkpoint or image behind; and whole-file reads. */
+#ifndef EDM2_HOST_FILEIO_H
+#define EDM2_HOST_FILEIO_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "errors.h"
+
+typedef struct atomic_file {
+    FILE *f;
+    char path[4096];
+    char tmp[4200];
+} atomic_file;
+
+/* Opens PATH.tmp.PID for writing. */
+int af_open(atomic_file *af, const char *path, edm2_err *err);
+/* Flushes, fsyncs, closes and renames into place. On failure removes the temporary file. */
+int af_commit(atomic_file *af, edm2_err *err);
+/* Closes and removes the temporary file (after a failed write). */
+void af_abort(atomic_file *af);
+
+/* Reads a whole file into a malloc'ed buffer (NUL-terminated for convenience). */
+int read_file(const char *path, unsigned char **data, size_t *size, edm2_err *err);
+/* mkdir -p. */
+int make_dirs(const char *path, edm2_err *err);
+
+#endif

@@ -1,0 +1,79 @@
+/* runtime.c: creating and destroying backend and network instances for the host's jobs. */
+#include "runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+int runtime_open(runtime *rt, const plugin_rec *backend, const edm2_config *cfg, int threads, edm2_err *err) {
+    memset(rt, 0, sizeof *rt);
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    rt->services = log_host_services(threads);
+    rt->backend_rec = backend;
+    rt->bvt = backend->desc->vtable;
+    char why[256] = "";
+    if (backend->desc->probe && backend->desc->probe(why, sizeof why) != EDM2_OK)
+        return err_set(err, "backend %s cannot run here: %s", backend->desc->id, why);
+    if (rt->bvt->create(&rt->services, cfg, &rt->b) != EDM2_OK)
+        return err_set(err, "backend %s: create failed (see the message above)", backend->desc->id);
+    rt->ops.vt = rt->bvt;
+    rt->ops.b = rt->b;
+    return 0;
+}
+
+void runtime_close(runtime *rt) {
+    if (rt->b) rt->bvt->destroy(rt->b);
+    rt->b = NULL;
+}
+
+float *rt_alloc(runtime *rt, size_t floats, edm2_err *err) {
+    void *p = NULL;
+    if (rt->bvt->alloc(rt->b, floats * sizeof(float), &p) != EDM2_OK) {
+        err_set(err, "out of backend memory (%zu MiB)", floats * sizeof(float) >> 20);
+        return NULL;
+    }
+    return p;
+}
+
+void rt_free(runtime *rt, void *p) {
+    if (p) rt->bvt->free(rt->b, p);
+}
+
+int rt_upload(runtime *rt, float *dst, const float *src, size_t floats, edm2_err *err) {
+    return rt->bvt->upload(rt->b, dst, src, floats * sizeof(float)) == EDM2_OK ? 0 : err_set(err, "upload failed");
+}
+
+int rt_download(runtime *rt, float *dst, const float *src, size_t floats, edm2_err *err) {
+    return rt->bvt->download(rt->b, dst, src, floats * sizeof(float)) == EDM2_OK ? 0 : err_set(err, "download failed");
+}
+
+int net_open(net_instance *ni, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err) {
+    memset(ni, 0, sizeof *ni);
+    ni->rec = rec;
+    ni->vt = rec->desc->vtable;
+    if (ni->vt->create(&rt->services, cfg, &rt->ops, &ni->net) != EDM2_OK)
+        return err_set(err, "network %s: create failed (see the message above)", rec->desc->id);
+    ni->info.struct_size = sizeof ni->info;
+    if (ni->vt->get_info(ni->net, &ni->info) != EDM2_OK) return err_set(err, "network %s: get_info failed", rec->desc->id);
+    ni->params = rt_alloc(rt, ni->info.arena_floats, err);
+    return ni->params ? 0 : -1;
+}
+
+void net_close(net_instance *ni, runtime *rt) {
+    if (ni->net) ni->vt->destroy(ni->net);
+    rt_free(rt, ni->params);
+    memset(ni, 0, sizeof *ni);
+}
+
+edm2_network_ref net_ref(const net_instance *ni) {
+    edm2_network_ref r = {ni->vt, ni->net};
+    return r;
+}
+
+long net_param_index(const net_instance *ni, const char *name) {
+    for (size_t i = 0; i < ni->info.param_count; i++)
+        if (strcmp(ni->info.params[i].name, name) == 0) return (long)i;
+    return -1;
+}

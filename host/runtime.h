@@ -1,0 +1,41 @@
+/* runtime.h: live plugin instances for a job: the backend, and networks with their parameter arenas
+ * (host-side helpers to create, upload, download and free them). */
+#ifndef EDM2_HOST_RUNTIME_H
+#define EDM2_HOST_RUNTIME_H
+
+#include "edm2/edm2.h"
+#include "errors.h"
+#include "plugin_loader.h"
+
+typedef struct runtime {
+    edm2_host services;
+    const plugin_rec *backend_rec;
+    const edm2_backend_vtable *bvt;
+    edm2_backend *b;
+    edm2_backend_ops ops;
+} runtime;
+
+/* threads <= 0: all cores. */
+int runtime_open(runtime *rt, const plugin_rec *backend, const edm2_config *cfg, int threads, edm2_err *err);
+void runtime_close(runtime *rt);
+/* Backend memory helpers; they log nothing themselves, errors come back in err. */
+float *rt_alloc(runtime *rt, size_t floats, edm2_err *err);
+void rt_free(runtime *rt, void *p);
+int rt_upload(runtime *rt, float *dst, const float *src, size_t floats, edm2_err *err);
+int rt_download(runtime *rt, float *dst, const float *src, size_t floats, edm2_err *err);
+
+typedef struct net_instance {
+    const plugin_rec *rec;
+    const edm2_network_vtable *vt;
+    edm2_network *net;
+    edm2_network_info info;
+    float *params; /* arena, backend memory */
+} net_instance;
+
+int net_open(net_instance *ni, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err);
+void net_close(net_instance *ni, runtime *rt);
+edm2_network_ref net_ref(const net_instance *ni);
+/* Index of the table entry called `name`, or -1. */
+long net_param_index(const net_instance *ni, const char *name);
+
+#endif

@@ -1,0 +1,59 @@
+/* safetensors.h: reading and writing safetensors files (8-byte little-endian header length, JSON
+ * header with dtype/shape/data_offsets per tensor and an optional __metadata__ string map, raw data).
+ * F32, F16 and BF16 are converted to and from float32. Every offset is checked against the file. */
+#ifndef EDM2_HOST_SAFETENSORS_H
+#define EDM2_HOST_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+
+#define ST_MAX_DIMS 8
+
+typedef enum { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2 } st_dtype;
+
+typedef struct st_tensor {
+    char *name;
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    size_t numel;
+    const unsigned char *data; /* into the file buffer */
+} st_tensor;
+
+typedef struct st_file {
+    char *path;
+    unsigned char *buf;
+    size_t size;
+    st_tensor *t;
+    size_t n;
+    char **meta_keys, **meta_vals;
+    size_t nmeta;
+} st_file;
+
+int st_open(st_file *f, const char *path, edm2_err *err);
+void st_close(st_file *f);
+const st_tensor *st_find(const st_file *f, const char *name);
+const char *st_meta(const st_file *f, const char *key);
+/* Converts the tensor to float32 into out[numel]. */
+void st_to_f32(const st_tensor *t, float *out);
+
+/* A tensor to write: float32 data converted to `dtype` on the way out. */
+typedef struct st_out {
+    const char *name;
+    st_dtype dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    const float *data;
+} st_out;
+
+/* Writes atomically (temporary file + rename). meta: nmeta key/value pairs (may be 0). */
+int st_write(const char *path, const st_out *ts, size_t n, const char *const *meta_keys,
+             const char *const *meta_vals, size_t nmeta, edm2_err *err);
+
+uint16_t f32_to_f16(float f);
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_bf16(float f);
+
+#endif

@@ -1,0 +1,31 @@
+/* mp_conv.h: MPConv (SPEC §1): the weight preparation w_hat = normalize(w) * gain / sqrt(fan_in), and
+ * the convolutions that use it, channels-last, as GEMMs (OpenBLAS): k x k convolution with padding
+ * k/2 via im2col, and fully connected / 1x1 layers. Backward functions ACCUMULATE. */
+#ifndef EDM2_MP_CONV_H
+#define EDM2_MP_CONV_H
+
+#include <stddef.h>
+
+/* Weight preparation. w is the reference layout [O, C, k, k] (k = 1 for 1x1 and fully connected);
+ * w_hat is written channels-last [O, k, k, C] so that it matches the im2col column order.
+ * norm[O] is saved for backward. */
+void mpconv_weight_forward(float *w_hat, float *norm, const float *w, float gain, int O, int C, int k);
+/* dw += d(w_hat)/dw^T dw_hat; *dgain += d(w_hat)/dgain . dw_hat when dgain is non-NULL. */
+void mpconv_weight_backward(float *dw, float *dgain, const float *dw_hat, const float *w, const float *norm,
+                            float gain, int O, int C, int k);
+/* The forced weight normalisation (training): w <- normalize(w) per output unit, in place. */
+void mpconv_force_normalize(float *w, int O, int fan_in);
+
+/* Fully connected over rows: y[P, O] = x[P, C] w_hat[O, C]^T (+ y when accumulate). */
+void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate);
+/* dx[P, C] += dy w_hat (skipped when dx is NULL); dw_hat[O, C] += dy^T x. */
+void linear_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, size_t P, int C,
+                     int O);
+
+/* k x k convolution, padding k/2, channels-last: x[N, H, W, C] -> y[N, H, W, O]. `col` is scratch of
+ * N*H*W*k*k*C floats (unused for k = 1). */
+void conv2d_forward(float *y, const float *x, const float *w_hat, float *col, int N, int H, int W, int C, int O, int k);
+void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, float *col, int N,
+                     int H, int W, int C, int O, int k);
+
+#endif

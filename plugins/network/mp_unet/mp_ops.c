@@ -1,0 +1,215 @@
+/* mp_ops.c: magnitude-preserving element-wise layers, forward and accumulating backward. */
+#include "mp_ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#define SQRT2 1.41421356237309504880f
+
+void normalize_rows_forward(float *y, float *norm, const float *x, size_t rows, int cols, size_t x_stride,
+                            size_t y_stride) {
+    const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
+#pragma omp parallel for schedule(static) if (rows * (size_t)cols > 32768)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * x_stride;
+        float *yr = y + r * y_stride;
+        float ss = 0;
+        for (int c = 0; c < cols; c++) ss += xr[c] * xr[c];
+        float n = MP_EPS + sqrtf(ss) * inv_sqrt_n;
+        norm[r] = n;
+        float inv = 1.0f / n;
+        for (int c = 0; c < cols; c++) yr[c] = xr[c] * inv;
+    }
+}
+
+/* y = x / n, n = eps + |x| / sqrt(C):  dx = dy / n - x (dy.x) / (n^2 sqrt(C) |x|). */
+void normalize_rows_backward(float *dx, const float *dy, const float *x, const float *norm, size_t rows, int cols,
+                             size_t x_stride, size_t y_stride) {
+    const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
+#pragma omp parallel for schedule(static) if (rows * (size_t)cols > 32768)
+    for (size_t r = 0; r < rows; r++) {
+        const float *xr = x + r * x_stride;
+        const float *dyr = dy + r * y_stride;
+        float *dxr = dx + r * x_stride;
+        float n = norm[r];
+        float len = (n - MP_EPS) / inv_sqrt_n; /* |x| */
+        float dot = 0;
+        for (int c = 0; c < cols; c++) dot += dyr[c] * xr[c];
+        float a = 1.0f / n;
+        float b = len > 0 ? dot * inv_sqrt_n / (n * n * len) : 0.0f;
+        for (int c = 0; c < cols; c++) dxr[c] += dyr[c] * a - xr[c] * b;
+    }
+}
+
+void mp_silu_forward(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + expf(-x[i])) / MP_SILU_SCALE;
+}
+
+void mp_silu_backward(float *dx, const float *dy, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-x[i]));
+        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s)) / MP_SILU_SCALE;
+    }
+}
+
+void mp_sum_forward(float *y, const float *a, const float *b, float t, size_t n) {
+    const float inv = 1.0f / sqrtf((1 - t) * (1 - t) + t * t);
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) y[i] = (a[i] + t * (b[i] - a[i])) * inv; /* lerp, as the reference */
+}
+
+void mp_sum_backward(float *da, float *db, const float *dy, float t, size_t n) {
+    const float inv = 1.0f / sqrtf((1 - t) * (1 - t) + t * t);
+    const float wa = (1 - t) * inv, wb = t * inv;
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) {
+        if (da) da[i] += wa * dy[i];
+        if (db) db[i] += wb * dy[i];
+    }
+}
+
+static void mp_cat_weights(int Ca, int Cb, float t, float *wa, float *wb) {
+    double C = sqrt((double)(Ca + Cb) / ((1 - t) * (double)(1 - t) + (double)t * t));
+    *wa = (float)(C / sqrt((double)Ca) * (1 - t));
+    *wb = (float)(C / sqrt((double)Cb) * t);
+}
+
+void mp_cat_forward(float *y, const float *a, int Ca, const float *b, int Cb, size_t P, float t) {
+    float wa, wb;
+    mp_cat_weights(Ca, Cb, t, &wa, &wb);
+    const int C = Ca + Cb;
+#pragma omp parallel for schedule(static) if (P * (size_t)C > 32768)
+    for (size_t p = 0; p < P; p++) {
+        for (int c = 0; c < Ca; c++) y[p * C + c] = wa * a[p * Ca + c];
+        for (int c = 0; c < Cb; c++) y[p * C + Ca + c] = wb * b[p * Cb + c];
+    }
+}
+
+void mp_cat_backward(float *da, float *db, const float *dy, int Ca, int Cb, size_t P, float t) {
+    float wa, wb;
+    mp_cat_weights(Ca, Cb, t, &wa, &wb);
+    const int C = Ca + Cb;
+#pragma omp parallel for schedule(static) if (P * (size_t)C > 32768)
+    for (size_t p = 0; p < P; p++) {
+        if (da)
+            for (int c = 0; c < Ca; c++) da[p * Ca + c] += wa * dy[p * C + c];
+        if (db)
+            for (int c = 0; c < Cb; c++) db[p * Cb + c] += wb * dy[p * C + Ca + c];
+    }
+}
+
+void scale_channels_forward(float *y, const float *x, const float *c, int N, size_t HW, int C) {
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * HW * C > 32768)
+    for (int n = 0; n < N; n++)
+        for (size_t p = 0; p < HW; p++) {
+            const float *cn = c + (size_t)n * C;
+            size_t o = ((size_t)n * HW + p) * C;
+            for (int k = 0; k < C; k++) y[o + k] = x[o + k] * cn[k];
+        }
+}
+
+void scale_channels_backward(float *dx, float *dc, const float *dy, const float *x, const float *c, int N, size_t HW,
+                             int C) {
+#pragma omp parallel for schedule(static) if ((size_t)N * HW * C > 32768)
+    for (int n = 0; n < N; n++) {
+        const float *cn = c + (size_t)n * C;
+        float *dcn = dc ? dc + (size_t)n * C : NULL;
+        for (size_t p = 0; p < HW; p++) {
+            size_t o = ((size_t)n * HW + p) * C;
+            for (int k = 0; k < C; k++) {
+                if (dx) dx[o + k] += dy[o + k] * cn[k];
+                if (dcn) dcn[k] += dy[o + k] * x[o + k];
+            }
+        }
+    }
+}
+
+void resample_down_forward(float *y, const float *x, int N, int H, int W, int C) {
+    const int Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * H * W * C > 32768)
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++) {
+                const float *x00 = x + (((size_t)n * H + 2 * i) * W + 2 * j) * C;
+                const float *x01 = x00 + C, *x10 = x00 + (size_t)W * C, *x11 = x10 + C;
+                float *yo = y + (((size_t)n * Ho + i) * Wo + j) * C;
+                for (int c = 0; c < C; c++) yo[c] = 0.25f * x00[c] + 0.25f * x01[c] + 0.25f * x10[c] + 0.25f * x11[c];
+            }
+}
+
+void resample_down_backward(float *dx, const float *dy, int N, int H, int W, int C) {
+    const int Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * H * W * C > 32768)
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++) {
+                float *d00 = dx + (((size_t)n * H + 2 * i) * W + 2 * j) * C;
+                float *d01 = d00 + C, *d10 = d00 + (size_t)W * C, *d11 = d10 + C;
+                const float *g = dy + (((size_t)n * Ho + i) * Wo + j) * C;
+                for (int c = 0; c < C; c++) {
+                    float v = 0.25f * g[c];
+                    d00[c] += v, d01[c] += v, d10[c] += v, d11[c] += v;
+                }
+            }
+}
+
+void resample_up_forward(float *y, const float *x, int N, int H, int W, int C) {
+    const int Ho = H * 2, Wo = W * 2;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * Ho * Wo * C > 32768)
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++)
+                memcpy(y + (((size_t)n * Ho + i) * Wo + j) * C, x + (((size_t)n * H + i / 2) * W + j / 2) * C,
+                       (size_t)C * sizeof(float));
+}
+
+void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C) {
+    const int Wo = W * 2;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * H * W * C > 8192)
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
+                float *d = dx + (((size_t)n * H + i) * W + j) * C;
+                const float *g00 = dy + (((size_t)n * 2 * H + 2 * i) * Wo + 2 * j) * C;
+                const float *g01 = g00 + C, *g10 = g00 + (size_t)Wo * C, *g11 = g10 + C;
+                for (int c = 0; c < C; c++) d[c] += g00[c] + g01[c] + g10[c] + g11[c];
+            }
+}
+
+size_t clip_forward(float *y, const float *x, float c, size_t n) {
+    size_t clipped = 0;
+#pragma omp parallel for schedule(static) reduction(+ : clipped) if (n > 32768)
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (v > c) v = c, clipped++;
+        else if (v < -c) v = -c, clipped++;
+        y[i] = v;
+    }
+    return clipped;
+}
+
+void clip_backward(float *dx, const float *dy, const float *x, float c, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++)
+        if (x[i] >= -c && x[i] <= c) dx[i] += dy[i];
+}
+
+void mp_fourier_forward(float *y, const float *x, const float *freqs, const float *phases, int N, int C) {
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            float arg = x[n] * freqs[c];
+            arg = arg + phases[c];
+            y[(size_t)n * C + c] = cosf(arg) * SQRT2;
+        }
+}
+
+void add_scalar(float *y, const float *x, float a, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] + a;
+}
+
+void accumulate(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
