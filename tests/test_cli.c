@@ -1,0 +1,172 @@
+/* test_cli.c: the edm2host program as a user meets it: plugins listing and describing, check of good
+ * configs, and the one-line errors (non-zero exit) for a misspelled key, a bad value, a missing plugin,
+ * an unknown section, a plugin of another ABI major, and a .so that is not a plugin. */
+#include <stdio.h>
+#include <string.h>
+
+#include "test_util.h"
+
+#define CFG(name) EDM2_SOURCE_DIR "/tests/configs/" name
+#define FIX(name) EDM2_BUILD_DIR "/tests/fixtures/" name
+
+static void assert_one_line_error(const run_result *r, const char *needle) {
+    if (r->status == 0 || r->err_lines != 1 || !strstr(r->err, needle))
+        fprintf(stderr, "status %d, stderr (%d lines):\n%s\nstdout:\n%s\n", r->status, r->err_lines, r->err, r->out);
+    assert_int_not_equal(r->status, 0);
+    assert_int_equal(r->err_lines, 1);
+    assert_non_null(strstr(r->err, needle));
+}
+
+static void test_version_and_help(void **state) {
+    (void)state;
+    run_result r;
+    assert_int_equal(run_host(&r, "--version", NULL), 0);
+    assert_non_null(strstr(r.out, "plugin ABI 1."));
+    assert_int_equal(run_host(&r, "--help", NULL), 0);
+    assert_non_null(strstr(r.out, "check-ref"));
+    assert_non_null(strstr(r.out, "train"));
+    const char *cmds[] = {"run", "check", "plugins", "check-ref"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(run_host(&r, cmds[i], "--help", NULL), 0);
+        assert_non_null(strstr(r.out, "usage: edm2host"));
+    }
+    assert_int_equal(run_host(&r, "frobnicate", NULL), 2);
+}
+
+static void test_plugins_lists_built_plugins(void **state) {
+    (void)state;
+    run_result r;
+    assert_int_equal(run_host(&r, "plugins", NULL), 0);
+    const char *expect[] = {"cpu", "mp_unet", "edm2", "adam", "power", "heun"};
+    for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) assert_non_null(strstr(r.out, expect[i]));
+    assert_int_equal(r.err_lines, 0); /* nothing on the default path fails to load */
+}
+
+static void test_plugins_describe(void **state) {
+    (void)state;
+    run_result r;
+    assert_int_equal(run_host(&r, "plugins", "--describe", "mp_unet", NULL), 0);
+    assert_non_null(strstr(r.out, "model_channels"));
+    assert_non_null(strstr(r.out, "an integer"));
+    assert_non_null(strstr(r.out, "channel_mult"));
+    assert_int_equal(run_host(&r, "plugins", "--describe", "training", NULL), 0);
+    assert_non_null(strstr(r.out, "batch"));
+    run_host(&r, "plugins", "--describe", "mp_unt", NULL);
+    assert_one_line_error(&r, "did you mean 'mp_unet'?");
+}
+
+static void test_check_accepts_good_configs(void **state) {
+    (void)state;
+    run_result r;
+    assert_int_equal(run_host(&r, "check", CFG("base.ini"), NULL), 0);
+    assert_int_equal(run_host(&r, "check", CFG("child.ini"), NULL), 0);
+    assert_int_equal(run_host(&r, "check", CFG("base.ini"), "--set", "network.model_channels=32", NULL), 0);
+}
+
+static void test_misspelled_key(void **state) {
+    (void)state;
+    run_result r;
+    run_host(&r, "check", CFG("misspelled_key.ini"), NULL);
+    assert_one_line_error(&r, "misspelled_key.ini:4: [network] unknown key 'model_chanels'");
+    assert_non_null(strstr(r.err, "did you mean 'model_channels'?"));
+    run_host(&r, "run", CFG("misspelled_key.ini"), NULL);
+    assert_one_line_error(&r, "did you mean 'model_channels'?");
+}
+
+static void test_bad_value(void **state) {
+    (void)state;
+    run_result r;
+    run_host(&r, "check", CFG("bad_value.ini"), NULL);
+    assert_one_line_error(&r, "bad_value.ini:4: [network] num_blocks = 'three': expected an integer");
+    run_host(&r, "check", CFG("base.ini"), "--set", "ema.stds=0.05,x", NULL);
+    assert_one_line_error(&r, "<command line>:0: [ema] stds = '0.05,x': expected comma-separated numbers");
+}
+
+static void test_missing_plugin(void **state) {
+    (void)state;
+    run_result r;
+    run_host(&r, "check", CFG("missing_plugin.ini"), NULL);
+    assert_one_line_error(&r, "missing_plugin.ini:4: [loss] plugin 'edm3' not found");
+    assert_non_null(strstr(r.err, "did you mean 'edm2'?"));
+}
+
+static void test_unknown_section_and_cycle(void **state) {
+    (void)state;
+    run_result r;
+    run_host(&r, "check", CFG("unknown_section.ini"), NULL);
+    assert_one_line_error(&r, "unknown section [netwrok]; did you mean 'network'?");
+    run_host(&r, "check", CFG("extends_cycle.ini"), NULL);
+    assert_one_line_error(&r, "extends chain deeper than");
+    run_host(&r, "check", CFG("does_not_exist.ini"), NULL);
+    assert_one_line_error(&r, "does_not_exist.ini: cannot open config file");
+}
+
+static void test_wrong_major_plugin(void **state) {
+    (void)state;
+    run_result r;
+    run_host(&r, "plugins", "--file", FIX("wrong_major.so"), NULL);
+    assert_one_line_error(&r, "wrong_major.so: built for edm2 plugin ABI 2.0, but this host speaks ABI 1.");
+    /* Named by a config: the same line, prefixed with the config location. */
+    run_host(&r, "check", CFG("base.ini"), "--set", "plugins.load=" FIX("wrong_major.so"), NULL);
+    assert_one_line_error(&r, "[plugins] load: ");
+    assert_non_null(strstr(r.err, "ABI 2.0"));
+}
+
+static void test_not_a_plugin(void **state) {
+    (void)state;
+    run_result r;
+    run_host(&r, "plugins", "--file", FIX("not_a_plugin.so"), NULL);
+    assert_one_line_error(&r, "not_a_plugin.so: not an edm2 plugin (no 'edm2_plugin_entry' symbol)");
+    run_host(&r, "plugins", "--file", EDM2_SOURCE_DIR "/tests/configs/base.ini", NULL);
+    assert_one_line_error(&r, "base.ini: cannot load:");
+}
+
+static void test_bad_plugins_on_path_do_not_crash(void **state) {
+    (void)state;
+    run_result r;
+    /* A folder holding a wrong-major plugin, a non-plugin and a valid one: list works, warns per file. */
+    assert_int_equal(run_host(&r, "plugins", "--path", EDM2_BUILD_DIR "/tests/fixtures", NULL), 0);
+    assert_non_null(strstr(r.out, "extra_euler"));
+    assert_non_null(strstr(r.err, "wrong_major.so: built for edm2 plugin ABI 2.0"));
+    assert_non_null(strstr(r.err, "not_a_plugin.so: not an edm2 plugin"));
+    /* A config whose plugin lives only in a folder given by [plugins] path. */
+    assert_int_equal(run_host(&r, "check", CFG("extra_plugin.ini"), NULL), 1);
+    assert_non_null(strstr(r.err, "[sampler] plugin 'extra_euler' not found"));
+    assert_int_equal(run_host(&r, "check", CFG("extra_plugin.ini"), "--set", "plugins.path=" EDM2_BUILD_DIR "/tests/fixtures",
+                              NULL),
+                     0);
+    /* EDM2_PLUGIN_PATH works the same way. */
+    const char *argv[] = {EDM2_BUILD_DIR "/edm2host", "check", CFG("extra_plugin.ini"), NULL};
+    const char *env[] = {"EDM2_PLUGIN_PATH=" EDM2_BUILD_DIR "/tests/fixtures", NULL};
+    assert_int_equal(run_capture(&r, argv, env), 0);
+}
+
+static void test_shipped_configs_check(void **state) {
+    (void)state;
+    const char *configs[] = {SHIPPED_CONFIGS NULL};
+    assert_non_null(configs[0]);
+    for (size_t i = 0; configs[i]; i++) {
+        run_result r;
+        int st = run_host(&r, "check", configs[i], NULL);
+        if (st) fprintf(stderr, "%s: %s", configs[i], r.err);
+        assert_int_equal(st, 0);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version_and_help),
+        cmocka_unit_test(test_plugins_lists_built_plugins),
+        cmocka_unit_test(test_plugins_describe),
+        cmocka_unit_test(test_check_accepts_good_configs),
+        cmocka_unit_test(test_misspelled_key),
+        cmocka_unit_test(test_bad_value),
+        cmocka_unit_test(test_missing_plugin),
+        cmocka_unit_test(test_unknown_section_and_cycle),
+        cmocka_unit_test(test_wrong_major_plugin),
+        cmocka_unit_test(test_not_a_plugin),
+        cmocka_unit_test(test_bad_plugins_on_path_do_not_crash),
+        cmocka_unit_test(test_shipped_configs_check),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

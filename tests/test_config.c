@@ -1,0 +1,117 @@
+/* test_config.c: INI loading: extends chains (relative paths, overrides), --set, duplicates, malformed
+ * lines, keys outside sections, over-long lines; [plugins] path resolved against the config's folder;
+ * typed views with schema defaults; value checks and suggestions. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "schema.h"
+#include "setup.h"
+#include "test_util.h"
+#include "validate.h"
+
+static void test_extends_and_overrides(void **state) {
+    (void)state;
+    cfg c = {0};
+    edm2_err err;
+    assert_int_equal(cfg_load(&c, EDM2_SOURCE_DIR "/tests/configs/child.ini", &err), 0);
+    assert_string_equal(cfg_value(&c, "network", "model_channels", NULL), "16"); /* child wins */
+    assert_string_equal(cfg_value(&c, "network", "channel_mult", NULL), "1,2");  /* from base */
+    const cfg_entry *e = cfg_get(&c, "training", "batch");
+    assert_non_null(strstr(e->file, "child.ini"));
+    assert_int_equal(e->line, 8);
+    e = cfg_get(&c, "loss", "P_std");
+    assert_non_null(strstr(e->file, "base.ini"));
+    assert_int_equal(cfg_set(&c, "training.batch=32", &err), 0);
+    assert_string_equal(cfg_value(&c, "training", "batch", NULL), "32");
+    assert_int_equal(cfg_set(&c, "nodot=3", &err), -1);
+    assert_non_null(strstr(err.msg, "expected section.key=value"));
+    cfg_free(&c);
+}
+
+static void test_malformed_files(void **state) {
+    (void)state;
+    char *dir = make_temp_dir();
+    edm2_err err;
+    struct {
+        const char *text, *expect;
+    } cases[] = {
+        {"[job]\ntype = train\ntype = generate\n", "x.ini:3: [job] type is set twice (first on line 2)"},
+        {"[job]\nthis line has no equals sign\n", "x.ini:2: malformed line"},
+        {"stray = 1\n[job]\ntype = train\n", "x.ini:1: key 'stray' outside any section"},
+        {"extends = nope.ini\n", "x.ini:1: extends: cannot open"},
+        {"[job]\ntype = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+         "x.ini:2: line too long"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *p = write_text(dir, "x.ini", cases[i].text);
+        cfg c = {0};
+        assert_int_equal(cfg_load(&c, p, &err), -1);
+        if (!strstr(err.msg, cases[i].expect)) fprintf(stderr, "got: %s\nwant: %s\n", err.msg, cases[i].expect);
+        assert_non_null(strstr(err.msg, cases[i].expect));
+        cfg_free(&c);
+        free(p);
+    }
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_plugin_path_relative_to_config(void **state) {
+    (void)state;
+    char *dir = make_temp_dir();
+    char sub[512];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    char *p = write_text(dir, "c.ini", "[job]\ntype = train\n[plugins]\npath = sub:/abs/elsewhere\n");
+    setup s;
+    edm2_err err;
+    setup_from_config(&s, p, NULL, 0, &err); /* validation fails later (no sections); the path is set */
+    assert_true(s.reg.ndirs >= 2);
+    assert_string_equal(s.reg.dirs[0], sub);
+    assert_string_equal(s.reg.dirs[1], "/abs/elsewhere");
+    setup_free(&s);
+    free(p);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_values_and_suggestions(void **state) {
+    (void)state;
+    assert_int_equal(value_check(EDM2_CFG_INT, " 42 "), 0);
+    assert_int_equal(value_check(EDM2_CFG_INT, "4.2"), -1);
+    assert_int_equal(value_check(EDM2_CFG_FLOAT, "1e-3"), 0);
+    assert_int_equal(value_check(EDM2_CFG_FLOAT, "nan"), -1);
+    assert_int_equal(value_check(EDM2_CFG_BOOL, "Yes"), 0);
+    assert_int_equal(value_check(EDM2_CFG_BOOL, "maybe"), -1);
+    assert_int_equal(value_check(EDM2_CFG_INT_LIST, "1, 2,3"), 0);
+    assert_int_equal(value_check(EDM2_CFG_INT_LIST, ""), 0);
+    assert_int_equal(value_check(EDM2_CFG_INT_LIST, "1,,2"), -1);
+    assert_int_equal(value_check(EDM2_CFG_FLOAT_LIST, "0.05,0.1"), 0);
+    const char *cands[] = {"model_channels", "channel_mult", "num_blocks"};
+    assert_string_equal(closest_name("model_chanels", cands, 3), "model_channels");
+    assert_string_equal(closest_name("num_block", cands, 3), "num_blocks");
+    assert_null(closest_name("learning_rate", cands, 3));
+}
+
+static void test_typed_view_defaults(void **state) {
+    (void)state;
+    static const edm2_config_key keys[] = {{"a", EDM2_CFG_INT, "5", "x"}, {"b", EDM2_CFG_FLOAT_LIST, "0.5,0.25", "y"}};
+    cfg c = {0};
+    cfg_put(&c, "s", "a", "7");
+    config_view v;
+    config_view_init(&v, &c, "s", keys, 2);
+    assert_int_equal(edm2_cfg_int(&v.api, "a", 0), 7);
+    double l[4];
+    assert_int_equal(edm2_cfg_floats(&v.api, "b", l, 4), 2);
+    assert_float_equal(l[1], 0.25, 0);
+    assert_null(v.api.get(v.api.ctx, "unknown"));
+    cfg_free(&c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_extends_and_overrides),        cmocka_unit_test(test_malformed_files),
+        cmocka_unit_test(test_plugin_path_relative_to_config), cmocka_unit_test(test_values_and_suggestions),
+        cmocka_unit_test(test_typed_view_defaults),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

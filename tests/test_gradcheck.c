@@ -1,0 +1,327 @@
+/* test_gradcheck.c: finite-difference checks of every layer's backward (channels-last CPU layers of the
+ * mp_unet plugin): pixel/qkv normalisation, mp_silu, mp_sum, mp_cat, embedding modulation, resampling,
+ * clipping, k x k and 1x1 convolutions, fully connected, MPConv weight normalisation with gain, cosine
+ * attention, and a whole Block in each flavour. The loss is L = sum(r * y) for a fixed random r. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../plugins/common/philox.h"
+#include "attention.h"
+#include "block.h"
+#include "mp_conv.h"
+#include "mp_ops.h"
+#include "test_util.h"
+
+static uint64_t g_stream;
+
+static float *randn(size_t n, float scale) {
+    float *x = malloc(n * sizeof(float) + 4);
+    g_stream++;
+    for (size_t i = 0; i < n; i++) x[i] = scale * philox_normal(99, g_stream, i);
+    return x;
+}
+
+static double dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+typedef double (*loss_fn)(void *ctx);
+
+/* Compares analytic g with central differences of f along up to 40 coordinates of x. */
+static void check_grad(const char *what, float *x, const float *g, size_t n, loss_fn f, void *ctx, float h) {
+    double gscale = 0;
+    for (size_t i = 0; i < n; i++) gscale += fabs(g[i]);
+    gscale = gscale / n + 1e-6;
+    size_t stride = n > 40 ? n / 40 : 1;
+    for (size_t k = 0; k < n; k += stride) {
+        size_t i = (k * 7 + 3) % n;
+        float v = x[i];
+        x[i] = v + h;
+        double lp = f(ctx);
+        x[i] = v - h;
+        double lm = f(ctx);
+        x[i] = v;
+        double fd = (lp - lm) / (2.0 * h);
+        double tol = 2e-2 * (fabs(g[i]) + gscale);
+        if (fabs(fd - g[i]) > tol)
+            fprintf(stderr, "%s: d/dx[%zu]: finite difference %.6g, backward %.6g\n", what, i, fd, (double)g[i]);
+        assert_true(fabs(fd - g[i]) <= tol);
+    }
+}
+
+/* ---- Element-wise layers --------------------------------------------------------------------- */
+
+typedef struct ew_ctx {
+    int op;
+    float *a, *b, *y, *r, *aux;
+    size_t n, P;
+    int C, Cb, N, H, W;
+} ew_ctx;
+
+enum { OP_NORM, OP_SILU, OP_SUM, OP_CAT, OP_SCALE, OP_DOWN, OP_UP, OP_CLIP };
+
+static size_t ew_out_n(const ew_ctx *c) {
+    switch (c->op) {
+    case OP_CAT: return c->P * (size_t)(c->C + c->Cb);
+    case OP_DOWN: return c->n / 4;
+    case OP_UP: return c->n * 4;
+    default: return c->n;
+    }
+}
+
+static double ew_loss(void *vc) {
+    ew_ctx *c = vc;
+    switch (c->op) {
+    case OP_NORM: normalize_rows_forward(c->y, c->aux, c->a, c->P, c->C, c->C, c->C); break;
+    case OP_SILU: mp_silu_forward(c->y, c->a, c->n); break;
+    case OP_SUM: mp_sum_forward(c->y, c->a, c->b, 0.3f, c->n); break;
+    case OP_CAT: mp_cat_forward(c->y, c->a, c->C, c->b, c->Cb, c->P, 0.4f); break;
+    case OP_SCALE: scale_channels_forward(c->y, c->a, c->b, c->N, (size_t)c->H * c->W, c->C); break;
+    case OP_DOWN: resample_down_forward(c->y, c->a, c->N, c->H, c->W, c->C); break;
+    case OP_UP: resample_up_forward(c->y, c->a, c->N, c->H, c->W, c->C); break;
+    case OP_CLIP: clip_forward(c->y, c->a, 1.0f, c->n); break;
+    }
+    return dot(c->y, c->r, ew_out_n(c));
+}
+
+static void run_elementwise(int op, const char *what) {
+    ew_ctx c = {op, NULL, NULL, NULL, NULL, NULL, 0, 0, 4, 3, 2, 4, 6};
+    c.P = (size_t)c.N * c.H * c.W;
+    c.n = c.P * c.C;
+    c.a = randn(c.n, 1.0f);
+    c.b = randn(op == OP_SCALE ? (size_t)c.N * c.C : op == OP_CAT ? c.P * c.Cb : c.n, 1.0f);
+    size_t on = ew_out_n(&c);
+    c.y = malloc(on * sizeof(float));
+    c.r = randn(on, 1.0f);
+    c.aux = malloc(c.P * sizeof(float));
+    if (op == OP_CLIP)
+        for (size_t i = 0; i < c.n; i++)
+            if (fabsf(fabsf(c.a[i]) - 1.0f) < 0.05f) c.a[i] = 0.5f; /* keep away from the kink */
+    ew_loss(&c);
+    size_t nb = op == OP_SCALE ? (size_t)c.N * c.C : op == OP_CAT ? c.P * c.Cb : c.n;
+    float *da = calloc(c.n, sizeof(float)), *db = calloc(nb, sizeof(float));
+    switch (op) {
+    case OP_NORM: normalize_rows_backward(da, c.r, c.a, c.aux, c.P, c.C, c.C, c.C); break;
+    case OP_SILU: mp_silu_backward(da, c.r, c.a, c.n); break;
+    case OP_SUM: mp_sum_backward(da, db, c.r, 0.3f, c.n); break;
+    case OP_CAT: mp_cat_backward(da, db, c.r, c.C, c.Cb, c.P, 0.4f); break;
+    case OP_SCALE: scale_channels_backward(da, db, c.r, c.a, c.b, c.N, (size_t)c.H * c.W, c.C); break;
+    case OP_DOWN: resample_down_backward(da, c.r, c.N, c.H, c.W, c.C); break;
+    case OP_UP: resample_up_backward(da, c.r, c.N, c.H, c.W, c.C); break;
+    case OP_CLIP: clip_backward(da, c.r, c.a, 1.0f, c.n); break;
+    }
+    check_grad(what, c.a, da, c.n, ew_loss, &c, 1e-2f);
+    if (op == OP_SUM || op == OP_CAT || op == OP_SCALE) check_grad(what, c.b, db, nb, ew_loss, &c, 1e-2f);
+    free(c.a), free(c.b), free(c.y), free(c.r), free(c.aux), free(da), free(db);
+}
+
+static void test_pixel_norm(void **s) { (void)s; run_elementwise(OP_NORM, "pixel_norm"); }
+static void test_mp_silu(void **s) { (void)s; run_elementwise(OP_SILU, "mp_silu"); }
+static void test_mp_sum(void **s) { (void)s; run_elementwise(OP_SUM, "mp_sum"); }
+static void test_mp_cat(void **s) { (void)s; run_elementwise(OP_CAT, "mp_cat"); }
+static void test_scale_channels(void **s) { (void)s; run_elementwise(OP_SCALE, "scale_channels"); }
+static void test_resample(void **s) {
+    (void)s;
+    run_elementwise(OP_DOWN, "resample_down");
+    run_elementwise(OP_UP, "resample_up");
+}
+static void test_clip(void **s) { (void)s; run_elementwise(OP_CLIP, "clip"); }
+
+/* ---- Convolutions and MPConv weights ---------------------------------------------------------- */
+
+typedef struct conv_ctx {
+    float *x, *w, *w_hat, *norm, *gain, *y, *r, *col;
+    int N, H, W, C, O, k, linear;
+} conv_ctx;
+
+static size_t conv_out_n(const conv_ctx *c) { return (size_t)c->N * c->H * c->W * c->O; }
+
+static double conv_loss(void *vc) {
+    conv_ctx *c = vc;
+    mpconv_weight_forward(c->w_hat, c->norm, c->w, *c->gain, c->O, c->C, c->k);
+    if (c->linear) linear_forward(c->y, c->x, c->w_hat, (size_t)c->N * c->H * c->W, c->C, c->O, 0);
+    else conv2d_forward(c->y, c->x, c->w_hat, c->col, c->N, c->H, c->W, c->C, c->O, c->k);
+    return dot(c->y, c->r, conv_out_n(c));
+}
+
+static void run_conv(int k, int linear, const char *what) {
+    conv_ctx c = {0};
+    c.N = 2, c.H = 5, c.W = 4, c.C = 3, c.O = 4, c.k = k, c.linear = linear;
+    size_t nx = (size_t)c.N * c.H * c.W * c.C, nw = (size_t)c.O * c.C * k * k;
+    float gain = 0.7f;
+    c.gain = &gain;
+    c.x = randn(nx, 1.0f);
+    c.w = randn(nw, 1.0f);
+    c.w_hat = malloc(nw * sizeof(float));
+    c.norm = malloc(c.O * sizeof(float));
+    c.y = malloc(conv_out_n(&c) * sizeof(float));
+    c.r = randn(conv_out_n(&c), 1.0f);
+    c.col = malloc((size_t)c.N * c.H * c.W * c.C * k * k * sizeof(float));
+    conv_loss(&c);
+    float *dx = calloc(nx, sizeof(float)), *dwh = calloc(nw, sizeof(float)), *dw = calloc(nw, sizeof(float));
+    float dgain = 0;
+    if (linear) linear_backward(dx, dwh, c.r, c.x, c.w_hat, (size_t)c.N * c.H * c.W, c.C, c.O);
+    else conv2d_backward(dx, dwh, c.r, c.x, c.w_hat, c.col, c.N, c.H, c.W, c.C, c.O, k);
+    mpconv_weight_backward(dw, &dgain, dwh, c.w, c.norm, gain, c.O, c.C, k);
+    check_grad(what, c.x, dx, nx, conv_loss, &c, 1e-2f);
+    check_grad(what, c.w, dw, nw, conv_loss, &c, 1e-2f);
+    check_grad(what, &gain, &dgain, 1, conv_loss, &c, 1e-2f);
+    free(c.x), free(c.w), free(c.w_hat), free(c.norm), free(c.y), free(c.r), free(c.col), free(dx), free(dwh), free(dw);
+}
+
+static void test_conv3x3(void **s) { (void)s; run_conv(3, 0, "conv3x3"); }
+static void test_conv1x1(void **s) { (void)s; run_conv(1, 0, "conv1x1"); }
+static void test_linear(void **s) { (void)s; run_conv(1, 1, "linear"); }
+
+static void test_force_normalize(void **s) {
+    (void)s;
+    float *w = randn(3 * 8, 3.0f);
+    mpconv_force_normalize(w, 3, 8);
+    for (int o = 0; o < 3; o++) {
+        double ss = 0;
+        for (int i = 0; i < 8; i++) ss += (double)w[o * 8 + i] * w[o * 8 + i];
+        assert_float_equal(sqrt(ss / 8), 1.0, 1e-3); /* RMS 1 (up to eps) */
+    }
+    free(w);
+}
+
+/* ---- Attention ---------------------------------------------------------------------------------- */
+
+typedef struct attn_ctx {
+    float *qkv, *y, *qkvn, *norm, *attn, *r;
+    int N, HW, heads, cph;
+} attn_ctx;
+
+static double attn_loss(void *vc) {
+    attn_ctx *c = vc;
+    attention_forward(c->y, c->qkvn, c->norm, c->attn, c->qkv, c->N, c->HW, c->heads, c->cph);
+    return dot(c->y, c->r, (size_t)c->N * c->HW * c->heads * c->cph);
+}
+
+static void test_attention(void **s) {
+    (void)s;
+    attn_ctx c = {0};
+    c.N = 2, c.HW = 6, c.heads = 2, c.cph = 4;
+    size_t C = (size_t)c.heads * c.cph, nq = (size_t)c.N * c.HW * 3 * C, ny = (size_t)c.N * c.HW * C;
+    c.qkv = randn(nq, 1.0f);
+    c.y = malloc(ny * sizeof(float));
+    c.qkvn = malloc(nq * sizeof(float));
+    c.norm = malloc((size_t)c.N * c.heads * 3 * c.HW * sizeof(float));
+    c.attn = malloc((size_t)c.N * c.heads * c.HW * c.HW * sizeof(float));
+    c.r = randn(ny, 1.0f);
+    attn_loss(&c);
+    float *dq = calloc(nq, sizeof(float));
+    float *scratch = malloc((size_t)c.N * c.heads * (c.HW * c.HW + 3 * c.HW * c.cph) * sizeof(float));
+    attention_backward(dq, c.r, c.qkv, c.qkvn, c.norm, c.attn, scratch, c.N, c.HW, c.heads, c.cph);
+    check_grad("attention", c.qkv, dq, nq, attn_loss, &c, 1e-2f);
+    free(c.qkv), free(c.y), free(c.qkvn), free(c.norm), free(c.attn), free(c.r), free(dq), free(scratch);
+}
+
+/* ---- A whole Block ------------------------------------------------------------------------------ */
+
+typedef struct block_fix {
+    block_def b;
+    float *params, *w_hat, *w_norm, *emb, *x, *r, *col;
+    size_t nparams;
+    workspace ws, bws;
+    int N;
+} block_fix;
+
+static weight_ref make_w(size_t *off, size_t *noff, int O, int C, int k) {
+    weight_ref w = {1, O, C, k, *off, *noff};
+    *off += (size_t)O * C * k * k;
+    *noff += (size_t)O;
+    return w;
+}
+
+static void prepare(block_fix *f) {
+    const weight_ref *ws[] = {&f->b.res0, &f->b.res1, &f->b.skip, &f->b.qkv, &f->b.proj, &f->b.emb_linear};
+    for (size_t i = 0; i < 6; i++)
+        if (ws[i]->present)
+            mpconv_weight_forward(f->w_hat + ws[i]->offset, f->w_norm + ws[i]->norm_offset, f->params + ws[i]->offset,
+                                  ws[i] == &f->b.emb_linear ? f->params[f->b.emb_gain] : 1.0f, ws[i]->O, ws[i]->C, ws[i]->k);
+}
+
+static double block_loss(void *vc) {
+    block_fix *f = vc;
+    prepare(f);
+    ws_reset(&f->ws);
+    block_ctx ctx = {f->params, f->w_hat, f->w_norm, f->emb, f->N, 1, 0, 0, 0, f->col, &f->ws};
+    float *out = block_forward(&f->b, &ctx, f->x, NULL);
+    return dot(out, f->r, (size_t)f->N * f->b.H * f->b.W * f->b.cout);
+}
+
+static void run_block(int enc, int resample, int cin, int cout, int heads, const char *what) {
+    block_fix f;
+    memset(&f, 0, sizeof f);
+    f.N = 2;
+    block_def *b = &f.b;
+    b->enc = enc, b->resample = resample, b->cin = cin, b->cout = cout, b->cemb = 5;
+    b->Hin = b->Win = 4;
+    b->H = b->W = resample == RESAMPLE_DOWN ? 2 : resample == RESAMPLE_UP ? 8 : 4;
+    b->heads = heads, b->cph = heads ? cout / heads : 0;
+    b->res_balance = 0.3f, b->attn_balance = 0.3f, b->clip_act = 256, b->dropout = 0;
+    size_t off = 1, noff = 0;
+    b->emb_gain = 0;
+    b->res0 = make_w(&off, &noff, cout, enc ? cout : cin, 3);
+    b->emb_linear = make_w(&off, &noff, cout, 5, 1);
+    b->res1 = make_w(&off, &noff, cout, cout, 3);
+    if (cin != cout) b->skip = make_w(&off, &noff, cout, cin, 1);
+    if (heads) b->qkv = make_w(&off, &noff, 3 * cout, cout, 1), b->proj = make_w(&off, &noff, cout, cout, 1);
+    f.nparams = off;
+    f.params = randn(off, 1.0f);
+    f.params[0] = 0.8f; /* emb_gain */
+    f.w_hat = malloc(off * sizeof(float));
+    f.w_norm = malloc(noff * sizeof(float));
+    f.emb = randn((size_t)f.N * 5, 1.0f);
+    size_t nin = (size_t)f.N * b->Hin * b->Win * cin, nout = (size_t)f.N * b->H * b->W * cout;
+    f.x = randn(nin, 1.0f);
+    f.r = randn(nout, 1.0f);
+    int cmax = cin > cout ? cin : cout;
+    f.col = malloc((size_t)f.N * b->H * b->W * 9 * cmax * sizeof(float));
+    /* Analytic: forward with saved activations, backward. */
+    prepare(&f);
+    block_saved saved;
+    block_ctx ctx = {f.params, f.w_hat, f.w_norm, f.emb, f.N, 1, 0, 0, 0, f.col, &f.ws};
+    float *out = block_forward(b, &ctx, f.x, &saved);
+    assert_non_null(out);
+    float *dout = malloc(nout * sizeof(float));
+    memcpy(dout, f.r, nout * sizeof(float));
+    float *dx = calloc(nin, sizeof(float)), *demb = calloc((size_t)f.N * 5, sizeof(float));
+    float *dwh = calloc(off, sizeof(float)), *dp = calloc(off, sizeof(float));
+    assert_int_equal(block_backward(b, &ctx, &saved, dout, dx, demb, dwh, &f.bws), 0);
+    const weight_ref *wl[] = {&b->res0, &b->res1, &b->skip, &b->qkv, &b->proj, &b->emb_linear};
+    for (size_t i = 0; i < 6; i++)
+        if (wl[i]->present)
+            mpconv_weight_backward(dp + wl[i]->offset, wl[i] == &b->emb_linear ? &dp[0] : NULL, dwh + wl[i]->offset,
+                                   f.params + wl[i]->offset, f.w_norm + wl[i]->norm_offset,
+                                   wl[i] == &b->emb_linear ? f.params[0] : 1.0f, wl[i]->O, wl[i]->C, wl[i]->k);
+    check_grad(what, f.x, dx, nin, block_loss, &f, 1e-2f);
+    check_grad(what, f.emb, demb, (size_t)f.N * 5, block_loss, &f, 1e-2f);
+    check_grad(what, f.params, dp, off, block_loss, &f, 1e-2f);
+    ws_free(&f.ws), ws_free(&f.bws);
+    free(f.params), free(f.w_hat), free(f.w_norm), free(f.emb), free(f.x), free(f.r), free(f.col);
+    free(dout), free(dx), free(demb), free(dwh), free(dp);
+}
+
+static void test_block_enc_down(void **s) { (void)s; run_block(1, RESAMPLE_DOWN, 3, 3, 0, "block enc down"); }
+static void test_block_enc_skip_attn(void **s) { (void)s; run_block(1, RESAMPLE_KEEP, 3, 4, 2, "block enc skip+attn"); }
+static void test_block_dec_up(void **s) { (void)s; run_block(0, RESAMPLE_UP, 4, 4, 0, "block dec up"); }
+static void test_block_dec_skip_attn(void **s) { (void)s; run_block(0, RESAMPLE_KEEP, 6, 4, 1, "block dec skip+attn"); }
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pixel_norm),      cmocka_unit_test(test_mp_silu),
+        cmocka_unit_test(test_mp_sum),          cmocka_unit_test(test_mp_cat),
+        cmocka_unit_test(test_scale_channels),  cmocka_unit_test(test_resample),
+        cmocka_unit_test(test_clip),            cmocka_unit_test(test_conv3x3),
+        cmocka_unit_test(test_conv1x1),         cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_force_normalize), cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_block_enc_down),  cmocka_unit_test(test_block_enc_skip_attn),
+        cmocka_unit_test(test_block_dec_up),    cmocka_unit_test(test_block_dec_skip_attn),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

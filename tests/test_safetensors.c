@@ -1,0 +1,111 @@
+/* test_safetensors.c: round trips in F32, F16 and BF16 with metadata; and clear errors (never crashes)
+ * for truncated files, offsets beyond the file, bad JSON, unsupported dtypes, wrong byte counts. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "safetensors.h"
+#include "test_util.h"
+
+static void test_round_trip(void **state) {
+    (void)state;
+    char *dir = make_temp_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/t.safetensors", dir);
+    float a[6] = {1, -2.5f, 3.14159f, 1e-3f, 65504, -0.0f}, b[3] = {0.1f, 0.2f, 0.3f};
+    st_out outs[3] = {{"a", ST_F32, 2, {2, 3}, a}, {"b16", ST_F16, 1, {3}, b}, {"bb", ST_BF16, 1, {3}, b}};
+    const char *mk[] = {"img_resolution", "note"}, *mv[] = {"32", "quote \" and \\ ok"};
+    edm2_err err;
+    assert_int_equal(st_write(path, outs, 3, mk, mv, 2, &err), 0);
+    st_file f;
+    assert_int_equal(st_open(&f, path, &err), 0);
+    assert_string_equal(st_meta(&f, "img_resolution"), "32");
+    assert_string_equal(st_meta(&f, "note"), "quote \" and \\ ok");
+    const st_tensor *t = st_find(&f, "a");
+    assert_non_null(t);
+    assert_int_equal(t->ndim, 2);
+    float got[6];
+    st_to_f32(t, got);
+    assert_memory_equal(got, a, sizeof a);
+    st_to_f32(st_find(&f, "b16"), got);
+    for (int i = 0; i < 3; i++) assert_float_equal(got[i], b[i], 1e-3 * b[i]);
+    st_to_f32(st_find(&f, "bb"), got);
+    for (int i = 0; i < 3; i++) assert_float_equal(got[i], b[i], 1e-2 * b[i]);
+    st_close(&f);
+    /* No temporary file left behind. */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", dir);
+    assert_int_not_equal(system(cmd), 0);
+    rm_rf(dir);
+    free(dir);
+}
+
+static void test_half_conversions(void **state) {
+    (void)state;
+    float v[] = {0, 1, -1, 0.5f, 2048, 65504, 6.1035156e-05f, 5.9604645e-08f, 1e-9f, 70000};
+    for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
+        float back = f16_to_f32(f32_to_f16(v[i]));
+        if (v[i] > 65504) assert_true(isinf(back));
+        else if (fabsf(v[i]) < 3e-8f) assert_float_equal(back, 0, 0);
+        else assert_float_equal(back, v[i], 1e-3 * fabsf(v[i]));
+    }
+}
+
+static void write_raw(const char *path, const char *header, size_t data_bytes) {
+    FILE *f = fopen(path, "wb");
+    uint64_t n = strlen(header);
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)(n >> (8 * i));
+    fwrite(len, 1, 8, f);
+    fwrite(header, 1, n, f);
+    for (size_t i = 0; i < data_bytes; i++) fputc(0, f);
+    fclose(f);
+}
+
+static void test_bad_files(void **state) {
+    (void)state;
+    char *dir = make_temp_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/bad.safetensors", dir);
+    struct {
+        const char *header;
+        size_t data;
+        const char *expect;
+    } cases[] = {
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8, "outside the 8 data bytes"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,12]}}", 16, "12 data bytes for 4 elements"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[99999999999,99999999999]}}", 16, "outside"},
+        {"{\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8, "dtype I64 not supported"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "bad shape"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],", 4, "bad header JSON"},
+        {"[1,2]", 0, "not a JSON object"},
+        {"{\"__metadata__\":{\"k\":3}}", 0, "not a string"},
+    };
+    edm2_err err;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        write_raw(path, cases[i].header, cases[i].data);
+        st_file f;
+        assert_int_equal(st_open(&f, path, &err), -1);
+        if (!strstr(err.msg, cases[i].expect)) fprintf(stderr, "case %zu: %s\n", i, err.msg);
+        assert_non_null(strstr(err.msg, cases[i].expect));
+        st_close(&f);
+    }
+    /* A header length beyond the file. */
+    FILE *fp = fopen(path, "wb");
+    unsigned char len[8] = {0xff, 0xff, 0, 0, 0, 0, 0, 0};
+    fwrite(len, 1, 8, fp);
+    fputs("{}", fp);
+    fclose(fp);
+    st_file f;
+    assert_int_equal(st_open(&f, path, &err), -1);
+    assert_non_null(strstr(err.msg, "exceeds the file"));
+    st_close(&f);
+    rm_rf(dir);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_round_trip), cmocka_unit_test(test_half_conversions),
+                                       cmocka_unit_test(test_bad_files)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

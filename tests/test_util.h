@@ -1,0 +1,31 @@
+/* test_util.h: helpers shared by the CMocka tests: paths of the build and source trees, running the
+ * edm2host program with captured output, temporary folders and files. */
+#ifndef EDM2_TEST_UTIL_H
+#define EDM2_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+/* cmocka.h needs the three above first */
+#include <cmocka.h>
+
+typedef struct run_result {
+    int status;    /* exit status, or -1 */
+    char out[65536];
+    char err[65536];
+    int err_lines; /* lines written to stderr */
+} run_result;
+
+/* Runs argv (argv[0] = path) with extra environment entries "K=V" (NULL-terminated, may be NULL). */
+int run_capture(run_result *r, const char *const *argv, const char *const *env);
+/* Runs BUILD/edm2host with the given arguments (NULL-terminated). */
+int run_host(run_result *r, ...);
+/* A fresh temporary folder (removed by rm_rf). */
+char *make_temp_dir(void);
+void rm_rf(const char *path);
+/* Writes text to dir/name; returns the malloc'ed full path. */
+char *write_text(const char *dir, const char *name, const char *text);
+
+#endif
