@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
+#include "check_ref.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
@@ -14,31 +14,8 @@
 #include "schema.h"
 #include "validate.h"
 
-#define FWD_TOL 2e-5  /* max|a-b| <= FWD_TOL (1 + max|b|) */
-#define GRAD_TOL 1e-3 /* max|a-b| <= GRAD_TOL max|b|, per tensor */
-
-typedef struct dump_list {
-    st_out *t;
-    float **owned;
-    size_t n, cap;
-} dump_list;
-
-typedef struct check_ctx {
-    st_file ref;
-    plugin_registry reg;
-    runtime rt;
-    net_instance net;
-    const plugin_rec *loss_rec;
-    int N, label_dim;
-    size_t img_elems; /* per batch */
-    float *x, *noise, *sigma, *labels; /* host copies of the in/ tensors */
-    int passed, failed, skipped;
-    dump_list dump;
-    int dumping;
-} check_ctx;
-
 /* Keeps a copy of a computed tensor for --dump. */
-static void dump_add(check_ctx *c, const char *name, const float *data, int ndim, const int64_t *shape) {
+void dump_add(check_ctx *c, const char *name, const float *data, int ndim, const int64_t *shape) {
     if (!c->dumping) return;
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
@@ -62,21 +39,29 @@ static void dump_add(check_ctx *c, const char *name, const float *data, int ndim
     c->dump.owned[c->dump.n++] = copy;
 }
 
-static void report(check_ctx *c, const char *what, double err, double tol, const char *detail) {
+void report(check_ctx *c, const char *what, double err, double tol, const char *detail) {
     int ok = err <= tol && isfinite(err);
-    printf("  %-28s max|err| %.3e  tol %.3e  %s%s%s\n", what, err, tol, ok ? "ok" : "FAIL", detail ? "  " : "",
+    printf("  %-34s max|err| %.3e  tol %.3e  %s%s%s\n", what, err, tol, ok ? "ok" : "FAIL", detail ? "  " : "",
            detail ? detail : "");
     if (ok) c->passed++;
     else c->failed++;
 }
 
-static void skip(check_ctx *c, const char *what, const char *why) {
-    printf("  %-28s skipped: %s\n", what, why);
+void skip(check_ctx *c, const char *what, const char *why) {
+    printf("  %-34s skipped: %s\n", what, why);
     c->skipped++;
 }
 
+void report_fraction(check_ctx *c, const char *what, double frac, double need, double tol, size_t total) {
+    int ok = frac >= need;
+    printf("  %-34s %.3f%% of %zu entries within %.0e (need %.0f%%)  %s\n", what, 100 * frac, total, tol, 100 * need,
+           ok ? "ok" : "FAIL");
+    if (ok) c->passed++;
+    else c->failed++;
+}
+
 /* Reads reference tensor `name` (expected numel) into a new host buffer; NULL if absent or mismatched. */
-static float *ref_tensor(check_ctx *c, const char *name, size_t numel) {
+float *ref_tensor(check_ctx *c, const char *name, size_t numel) {
     const st_tensor *t = st_find(&c->ref, name);
     if (!t || t->numel != numel) return NULL;
     float *buf = malloc(numel * sizeof(float) + 1);
@@ -84,13 +69,13 @@ static float *ref_tensor(check_ctx *c, const char *name, size_t numel) {
     return buf;
 }
 
-static double max_abs(const float *b, size_t n) {
+double max_abs(const float *b, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) m = fmax(m, fabs((double)b[i]));
     return m;
 }
 
-static double max_diff(const float *a, const float *b, size_t n) {
+double max_diff(const float *a, const float *b, size_t n) {
     double m = 0;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);
@@ -100,7 +85,7 @@ static double max_diff(const float *a, const float *b, size_t n) {
 }
 
 /* Compares a computed forward-type tensor with reference `name`. */
-static void compare_fwd(check_ctx *c, const char *name, const float *got, size_t n, int ndim, const int64_t *shape) {
+void compare_fwd(check_ctx *c, const char *name, const float *got, size_t n, int ndim, const int64_t *shape) {
     dump_add(c, name, got, ndim, shape);
     float *want = ref_tensor(c, name, n);
     if (!want) {
@@ -114,9 +99,15 @@ static void compare_fwd(check_ctx *c, const char *name, const float *got, size_t
 /* ---- Setup from metadata ---- */
 
 /* A cfg section holding every metadata key the plugin's schema knows; values checked against it. */
-static int section_from_meta(check_ctx *c, cfg *out, const char *section, const edm2_plugin_desc *d, edm2_err *err) {
+int section_from_meta(check_ctx *c, cfg *out, const char *section, const edm2_plugin_desc *d, const char *alias_prefix,
+                      edm2_err *err) {
     for (uint32_t k = 0; k < d->key_count; k++) {
         const char *v = st_meta(&c->ref, d->keys[k].name);
+        if (!v && alias_prefix) {
+            char alias[160];
+            snprintf(alias, sizeof alias, "%s%s", alias_prefix, d->keys[k].name);
+            v = st_meta(&c->ref, alias);
+        }
         if (!v) continue;
         if (value_check(d->keys[k].type, v))
             return err_set(err, "%s: __metadata__ %s = '%s': expected %s", c->ref.path, d->keys[k].name, v,
@@ -149,20 +140,34 @@ static int load_inputs(check_ctx *c, edm2_err *err) {
     return 0;
 }
 
+float *ref_arena(check_ctx *c, const char *prefix, edm2_err *err) {
+    float *host = calloc(c->net.info.arena_floats + 1, sizeof(float));
+    if (!host) {
+        err_set(err, "out of memory");
+        return NULL;
+    }
+    if (arena_load(&c->net.info, &c->ref, prefix, host, 1, err)) {
+        free(host);
+        return NULL;
+    }
+    return host;
+}
+
+int meta_int(check_ctx *c, const char *key, long long *out, edm2_err *err) {
+    const char *v = st_meta(&c->ref, key);
+    if (!v || value_check(EDM2_CFG_INT, v)) return err_set(err, "%s: __metadata__ needs an integer '%s'", c->ref.path, key);
+    *out = strtoll(v, NULL, 10);
+    return 0;
+}
+
 /* Uploads reference tensors `prefix*` into the network's parameter arena. */
 static int load_params(check_ctx *c, const char *prefix, edm2_err *err) {
-    float *host = calloc(c->net.info.arena_floats + 1, sizeof(float));
-    if (!host) return err_set(err, "out of memory");
-    int rc = arena_load(&c->net.info, &c->ref, prefix, host, 1, err);
-    if (!rc) rc = rt_upload(&c->rt, c->net.params, host, c->net.info.arena_floats, err);
+    float *host = ref_arena(c, prefix, err);
+    if (!host) return -1;
+    int rc = rt_upload(&c->rt, c->net.params, host, c->net.info.arena_floats, err);
     free(host);
     return rc;
 }
-
-/* Backend buffers for one batch: x, sigma, labels, noise, and the outputs. */
-typedef struct batch_bufs {
-    float *x, *sigma, *labels, *noise, *D, *logvar, *loss, *grads;
-} batch_bufs;
 
 static int batch_alloc(check_ctx *c, batch_bufs *b, edm2_err *err) {
     memset(b, 0, sizeof *b);
@@ -221,90 +226,92 @@ done:
     return rc;
 }
 
-static int group_step(check_ctx *c, batch_bufs *b, int k, edm2_err *err) {
-    char name[512], prefix[64];
-    snprintf(name, sizeof name, "step%d/objective", k);
-    snprintf(prefix, sizeof prefix, "step%d/normed/", k);
-    printf("step%d: training objective and gradients at step%d/normed/*\n", k, k);
-    if (!st_find(&c->ref, name)) {
-        skip(c, name, "absent");
-        return 0;
-    }
-    if (load_params(c, prefix, err)) return -1;
+int run_loss(check_ctx *c, batch_bufs *b, const float *params, float *grads, float *loss, double *objective,
+             edm2_err *err) {
     const edm2_network_info *info = &c->net.info;
     size_t E = c->img_elems, A = info->arena_floats;
-    float *y = c->x;
-    if (rt_upload(&c->rt, b->x, y, E, err)) return -1;
-    float *zero = calloc(A + 1, sizeof(float)), *grads = malloc((A + 1) * sizeof(float)), *loss = malloc(E * sizeof(float));
-    int rc = -1;
-    if (!zero || !grads || !loss) {
-        err_set(err, "out of memory");
-        goto done;
-    }
-    if (rt_upload(&c->rt, b->grads, zero, A, err)) goto done;
+    if (rt_upload(&c->rt, c->net.params, params, A, err) || rt_upload(&c->rt, b->x, c->x, E, err)) return -1;
+    if (c->rt.bvt->fill(c->rt.b, b->grads, 0.0f, A) != EDM2_OK) return err_set(err, "backend fill failed");
     const edm2_loss_vtable *lvt = c->loss_rec->desc->vtable;
     cfg lcfg = {0};
     config_view view;
-    if (section_from_meta(c, &lcfg, "loss", c->loss_rec->desc, err)) {
+    if (section_from_meta(c, &lcfg, "loss", c->loss_rec->desc, NULL, err)) {
         cfg_free(&lcfg);
-        goto done;
+        return -1;
     }
     config_view_init(&view, &lcfg, "loss", c->loss_rec->desc->keys, c->loss_rec->desc->key_count);
     edm2_loss *L = NULL;
-    if (lvt->create(&c->rt.services, &view.api, &c->rt.ops, &L) != EDM2_OK) {
-        cfg_free(&lcfg);
-        err_set(err, "loss %s: create failed", c->loss_rec->desc->id);
-        goto done;
-    }
+    edm2_status s = lvt->create(&c->rt.services, &view.api, &c->rt.ops, &L);
     cfg_free(&lcfg);
+    if (s != EDM2_OK) return err_set(err, "loss %s: create failed", c->loss_rec->desc->id);
     edm2_loss_batch lb;
     memset(&lb, 0, sizeof lb);
     lb.struct_size = sizeof lb;
     lb.y = b->x, lb.labels = b->labels, lb.N = c->N, lb.batch_total = c->N;
     lb.sigma = b->sigma, lb.noise = b->noise, lb.loss_out = b->loss;
-    double objective = 0;
-    edm2_status s = lvt->compute(L, net_ref(&c->net), c->net.params, b->grads, &lb, &objective);
+    s = lvt->compute(L, net_ref(&c->net), c->net.params, b->grads, &lb, objective);
     lvt->destroy(L);
-    if (s != EDM2_OK) {
-        err_set(err, "loss %s: compute failed", c->loss_rec->desc->id);
-        goto done;
-    }
-    if (rt_download(&c->rt, loss, b->loss, E, err) || rt_download(&c->rt, grads, b->grads, A, err)) goto done;
-    float obj = (float)objective;
-    int64_t one[1] = {1};
-    compare_fwd(c, name, &obj, 1, 1, one);
-    snprintf(name, sizeof name, "step%d/loss", k);
-    compare_fwd(c, name, loss, E, 4, st_find(&c->ref, "in/x")->shape);
-    /* Gradients: the worst tensor relative to its own scale. */
+    if (s != EDM2_OK) return err_set(err, "loss %s: compute failed", c->loss_rec->desc->id);
+    if (rt_download(&c->rt, grads, b->grads, A, err)) return -1;
+    return loss ? rt_download(&c->rt, loss, b->loss, E, err) : 0;
+}
+
+void compare_arenas_rel(check_ctx *c, const char *label, const float *got, const char *prefix) {
+    const edm2_network_info *info = &c->net.info;
+    char name[512];
     double worst = 0, worst_tol = 0;
     const char *worst_name = "";
-    int n_grad = 0, missing = 0;
+    int n = 0, missing = 0;
     for (size_t i = 0; i < info->param_count; i++) {
         const edm2_param_desc *d = &info->params[i];
         if (!(d->flags & EDM2_PARAM_TRAINED)) continue;
-        snprintf(name, sizeof name, "step%d/grad/%s", k, d->name);
-        dump_add(c, name, grads + d->offset, (int)d->ndim, d->shape);
+        snprintf(name, sizeof name, "%s%s", prefix, d->name);
+        dump_add(c, name, got + d->offset, (int)d->ndim, d->shape);
         float *want = ref_tensor(c, name, d->numel);
         if (!want) {
             missing++;
             continue;
         }
-        double e = max_diff(grads + d->offset, want, d->numel), tol = GRAD_TOL * max_abs(want, d->numel);
+        double e = max_diff(got + d->offset, want, d->numel), tol = GRAD_TOL * max_abs(want, d->numel);
         double ratio = tol > 0 ? e / tol : (e > 0 ? INFINITY : 0);
-        if (n_grad == 0 || ratio > (worst_tol > 0 ? worst / worst_tol : 0) || !isfinite(e)) {
-            worst = e, worst_tol = tol, worst_name = d->name;
-        }
-        n_grad++;
+        if (n == 0 || ratio > (worst_tol > 0 ? worst / worst_tol : 0) || !isfinite(e)) worst = e, worst_tol = tol, worst_name = d->name;
+        n++;
         free(want);
     }
-    snprintf(name, sizeof name, "step%d/grad (%d tensors)", k, n_grad);
-    char detail[300];
+    char what[128], detail[300];
+    snprintf(what, sizeof what, "%s (%d tensors)", label, n);
     snprintf(detail, sizeof detail, "worst: %s%s", worst_name, missing ? " (some absent in the file)" : "");
-    if (n_grad) report(c, name, worst, worst_tol, detail);
-    else skip(c, name, "no gradients in the file");
+    if (n) report(c, what, worst, worst_tol, detail);
+    else skip(c, what, "not in the file");
+}
+
+static int group_step(check_ctx *c, batch_bufs *b, int k, edm2_err *err) {
+    char name[512], prefix[64];
+    snprintf(name, sizeof name, "step%d/objective", k);
+    snprintf(prefix, sizeof prefix, "step%d/normed/", k);
+    printf("step%d: training objective and gradients at step%d/normed\n", k, k);
+    float *params = ref_arena(c, prefix, err);
+    if (!params) return -1;
+    size_t E = c->img_elems, A = c->net.info.arena_floats;
+    float *grads = malloc((A + 1) * sizeof(float)), *loss = malloc(E * sizeof(float));
+    double objective = 0;
+    int rc = -1;
+    if (!grads || !loss) {
+        err_set(err, "out of memory");
+        goto done;
+    }
+    if (run_loss(c, b, params, grads, loss, &objective, err)) goto done;
+    float obj = (float)objective;
+    int64_t one[1] = {1};
+    compare_fwd(c, name, &obj, 1, 1, one);
+    snprintf(name, sizeof name, "step%d/loss", k);
+    compare_fwd(c, name, loss, E, 4, st_find(&c->ref, "in/x")->shape);
+    snprintf(name, sizeof name, "step%d/grad/", k);
+    snprintf(prefix, sizeof prefix, "step%d/grad", k);
+    compare_arenas_rel(c, prefix, grads, name);
     rc = 0;
 done:
-    free(zero), free(grads), free(loss);
+    free(params), free(grads), free(loss);
     return rc;
 }
 
@@ -345,6 +352,7 @@ int cmd_check_ref(int argc, char **argv) {
     check_ctx c;
     memset(&c, 0, sizeof c);
     c.dumping = dump != NULL;
+    c.backend_id = backend;
     edm2_err err;
     int rc = 1;
     cfg ncfg = {0};
@@ -369,7 +377,7 @@ int cmd_check_ref(int argc, char **argv) {
         goto fail;
     }
     if (runtime_open(&c.rt, brec, NULL, threads, &err)) goto fail;
-    if (section_from_meta(&c, &ncfg, "network", nrec->desc, &err)) goto fail;
+    if (section_from_meta(&c, &ncfg, "network", nrec->desc, NULL, &err)) goto fail;
     config_view nview;
     config_view_init(&nview, &ncfg, "network", nrec->desc->keys, nrec->desc->key_count);
     if (net_open(&c.net, &c.rt, nrec, &nview.api, &err)) goto fail;
@@ -388,6 +396,7 @@ int cmd_check_ref(int argc, char **argv) {
         }
         if (group_step(&c, &b, k, &err)) goto fail;
     }
+    if (group_steps(&c, &b, &err)) goto fail;
     if (dump) {
         if (st_write(dump, c.dump.t, c.dump.n, NULL, NULL, 0, &err)) goto fail;
         printf("wrote %zu computed tensors to %s\n", c.dump.n, dump);
