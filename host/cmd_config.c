@@ -79,8 +79,9 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
         printf("%s: ok (job %s, backend %s)\n", path, s.rc.job->type, backend_name(s.rc.backend));
         rc = 0;
     } else {
-        rc = s.rc.job->run(&s.rc, &err) ? 1 : 0;
-        if (rc) LOG_ERROR("%s", err.msg);
+        err.msg[0] = 0;
+        rc = s.rc.job->run(&s.rc, &err);
+        if (rc && err.msg[0]) LOG_ERROR("%s", err.msg);
     }
     setup_free(&s);
     free(sets);

@@ -1,14 +1,19 @@
 /* jobs.c: the table of job types that `[job] type` may name, and the sections each one needs. */
 #include <string.h>
 
-#include "validate.h"
+#include "jobs.h"
 
 #define KIND(k) (1u << (k))
 
+static const char *const k_train_sections[] = {"data", "training", NULL};
+
 static const job_def k_jobs[] = {
-    {NULL, NULL, 0, NULL, NULL},
+    {"train", "train a network; resumable, with EMA snapshots and a final sample grid",
+     KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_NETWORK) | KIND(EDM2_KIND_LOSS) | KIND(EDM2_KIND_OPTIMIZER) |
+         KIND(EDM2_KIND_EMA),
+     k_train_sections, job_train},
 };
-static const size_t k_njobs = 0;
+static const size_t k_njobs = sizeof k_jobs / sizeof *k_jobs;
 
 const job_def *job_list(size_t *n) {
     *n = k_njobs;

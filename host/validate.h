@@ -20,6 +20,8 @@ typedef struct job_def {
     const char *help;
     uint32_t kinds_required; /* bit (1 << edm2_kind) for each plugin section the job needs */
     const char *const *sections_required; /* host sections beyond [job], NULL-terminated, may be NULL */
+    /* Returns the process exit status: 0 done; 1 failed (reason in err); 128 + signal when a signal
+     * stopped the job cleanly (it said so in the log). */
     int (*run)(const struct run_config *rc, edm2_err *err);
 } job_def;
 

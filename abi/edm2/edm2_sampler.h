@@ -19,6 +19,10 @@ typedef struct edm2_denoiser {
     /* Called by the sampler: out = D(x; sigma) for every image of the batch, all at noise level
      * `sigma`. x and out are backend memory of n floats (the whole batch); out != x. */
     edm2_status (*denoise)(void *ctx, const float *x, double sigma, float *out);
+    /* Called by stochastic samplers: out (backend memory, n floats) = N(0, 1) noise, each image's part
+     * drawn from that image's own seed, so an image does not depend on its batch. `draw` numbers the
+     * calls of one sample() (0, 1, ...): the same draw gives the same noise. */
+    edm2_status (*randn)(void *ctx, float *out, uint64_t draw);
     size_t n; /* floats in x and out: N * C * H * W */
 } edm2_denoiser;
 
@@ -30,9 +34,9 @@ typedef struct edm2_sampler_vtable {
     /* How many denoiser calls one sample() makes (for progress output). */
     int (*num_evals)(edm2_sampler *s);
     /* Called by the host once per batch: x holds unit-variance noise [n] on entry (backend memory)
-     * and the generated images on return. `rng` is for stochastic samplers (churn); a deterministic
-     * sampler ignores it. Scratch memory comes from the backend ops. */
-    edm2_status (*sample)(edm2_sampler *s, const edm2_denoiser *den, float *x, edm2_rng rng);
+     * and the generated images on return. Stochastic samplers draw further noise with den->randn.
+     * Scratch memory comes from the backend ops given at create(). */
+    edm2_status (*sample)(edm2_sampler *s, const edm2_denoiser *den, float *x);
 } edm2_sampler_vtable;
 
 #ifdef __cplusplus

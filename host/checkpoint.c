@@ -1,0 +1,143 @@
+/* checkpoint.c: writing, finding, reading and pruning training checkpoints. */
+#include "checkpoint.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PREFIX "training-state-"
+#define SUFFIX ".safetensors"
+
+int ckpt_write(const char *path, const ckpt_buffer *bufs, size_t n, const ckpt_info *info, edm2_err *err) {
+    st_out *outs = calloc(n + 1, sizeof *outs);
+    if (!outs) return err_set(err, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        outs[i].name = bufs[i].name;
+        outs[i].dtype = ST_F32;
+        outs[i].ndim = 1;
+        outs[i].shape[0] = (int64_t)bufs[i].n;
+        outs[i].data = bufs[i].host;
+    }
+    char nimg[32], step[32], batch[32], seed[32];
+    snprintf(nimg, sizeof nimg, "%lld", (long long)info->nimg);
+    snprintf(step, sizeof step, "%lld", (long long)info->optimizer_step);
+    snprintf(batch, sizeof batch, "%lld", (long long)info->batch);
+    snprintf(seed, sizeof seed, "%lld", (long long)info->seed);
+    const char *keys[] = {"edm2.checkpoint", "edm2.nimg", "edm2.optimizer_step", "edm2.batch", "edm2.seed",
+                          "edm2.fingerprint"};
+    const char *vals[] = {"1", nimg, step, batch, seed, info->fingerprint};
+    int rc = st_write(path, outs, n, keys, vals, 6, err);
+    free(outs);
+    return rc;
+}
+
+/* Lists checkpoints: names sorted by images seen (from the file name's kimg). */
+static size_t list_ckpts(const char *run_dir, char ***out) {
+    DIR *d = opendir(run_dir);
+    *out = NULL;
+    if (!d) return 0;
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name), pl = strlen(PREFIX), sl = strlen(SUFFIX);
+        if (len <= pl + sl || strncmp(e->d_name, PREFIX, pl) || strcmp(e->d_name + len - sl, SUFFIX)) continue;
+        char **a = realloc(*out, (n + 1) * sizeof *a);
+        if (!a) break;
+        *out = a;
+        a[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    /* Zero-padded kimg: lexical order is numeric order. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && strcmp((*out)[j - 1], (*out)[j]) > 0; j--) {
+            char *t = (*out)[j];
+            (*out)[j] = (*out)[j - 1];
+            (*out)[j - 1] = t;
+        }
+    return n;
+}
+
+int ckpt_find_latest(const char *run_dir, char *path_out, size_t len, edm2_err *err) {
+    (void)err;
+    char **names;
+    size_t n = list_ckpts(run_dir, &names);
+    path_out[0] = 0;
+    if (n) snprintf(path_out, len, "%s/%s", run_dir, names[n - 1]);
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return 0;
+}
+
+static int meta_ll(const st_file *f, const char *key, int64_t *out, edm2_err *err) {
+    const char *v = st_meta(f, key);
+    if (!v) return err_set(err, "%s: not a training checkpoint (no %s)", f->path, key);
+    *out = strtoll(v, NULL, 10);
+    return 0;
+}
+
+int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err) {
+    st_file f;
+    if (st_open(&f, path, err)) {
+        st_close(&f);
+        return -1;
+    }
+    int rc = 0;
+    ckpt_info got = {0};
+    if (meta_ll(&f, "edm2.nimg", &got.nimg, err) || meta_ll(&f, "edm2.optimizer_step", &got.optimizer_step, err) ||
+        meta_ll(&f, "edm2.batch", &got.batch, err) || meta_ll(&f, "edm2.seed", &got.seed, err))
+        rc = -1;
+    const char *fp = st_meta(&f, "edm2.fingerprint");
+    if (!rc && (!fp || strcmp(fp, info->fingerprint)))
+        rc = err_set(err, "%s: was written for another network (%s); this config builds %s. Use a new run_dir.", path,
+                     fp ? fp : "?", info->fingerprint);
+    if (!rc && got.batch != info->batch)
+        rc = err_set(err, "%s: was trained with batch %lld; this config says %lld (resume needs the same batch)", path,
+                     (long long)got.batch, (long long)info->batch);
+    if (!rc && got.seed != info->seed)
+        rc = err_set(err, "%s: was trained with seed %lld; this config says %lld", path, (long long)got.seed,
+                     (long long)info->seed);
+    for (size_t i = 0; !rc && i < n; i++) {
+        const st_tensor *t = st_find(&f, bufs[i].name);
+        if (!t || t->numel != bufs[i].n) {
+            rc = err_set(err, "%s: missing or misshaped '%s' (expected %zu floats)", path, bufs[i].name, bufs[i].n);
+            break;
+        }
+        st_to_f32(t, bufs[i].host);
+    }
+    if (!rc) {
+        info->nimg = got.nimg;
+        info->optimizer_step = got.optimizer_step;
+    }
+    st_close(&f);
+    return rc;
+}
+
+void ckpt_prune(const char *run_dir, int keep) {
+    if (keep <= 0) return;
+    char **names;
+    size_t n = list_ckpts(run_dir, &names);
+    for (size_t i = 0; i < n; i++) {
+        if (i + (size_t)keep < n) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", run_dir, names[i]);
+            unlink(p);
+        }
+        free(names[i]);
+    }
+    free(names);
+}
+
+int remove_stale_temporaries(const char *run_dir) {
+    DIR *d = opendir(run_dir);
+    if (!d) return 0;
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strstr(e->d_name, ".tmp.")) continue;
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", run_dir, e->d_name);
+        removed += unlink(p) == 0;
+    }
+    closedir(d);
+    return removed;
+}

@@ -1,0 +1,35 @@
+/* checkpoint.h: training checkpoints (training-state-KKKKKKK.safetensors in the run folder): every arena
+ * (parameters, optimizer moments, EMAs) with the images seen and the optimizer step, written atomically;
+ * finding the newest one to resume from. Data order and random streams are functions of the images
+ * seen, so nothing else is needed to resume exactly. */
+#ifndef EDM2_HOST_CHECKPOINT_H
+#define EDM2_HOST_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "safetensors.h"
+
+typedef struct ckpt_buffer {
+    const char *name; /* "params", "optimizer/exp_avg", "ema/0.050", ... */
+    float *host;      /* host copy, n floats */
+    size_t n;
+} ckpt_buffer;
+
+typedef struct ckpt_info {
+    int64_t nimg, optimizer_step, batch, seed;
+    const char *fingerprint; /* network plugin and hyperparameters; must match to resume */
+} ckpt_info;
+
+int ckpt_write(const char *path, const ckpt_buffer *bufs, size_t n, const ckpt_info *info, edm2_err *err);
+/* The newest checkpoint in run_dir (by images seen), or 0 with *path_out empty when there is none. */
+int ckpt_find_latest(const char *run_dir, char *path_out, size_t len, edm2_err *err);
+/* Reads every buffer (sizes must match) and the info; checks the fingerprint, batch and seed. */
+int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err);
+/* Removes all but the newest `keep` checkpoints (keep 0 = keep all). */
+void ckpt_prune(const char *run_dir, int keep);
+/* Removes temporary files (*.tmp.*) a killed run left behind. Returns how many. */
+int remove_stale_temporaries(const char *run_dir);
+
+#endif

@@ -1,0 +1,86 @@
+/* image_io.c: PNG I/O through libpng's simplified API, pixel encoding, grids. */
+#include "image_io.h"
+
+#include <math.h>
+#include <png.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+
+int png_read(const char *path, int channels, uint8_t **pixels, int *width, int *height, edm2_err *err) {
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    *pixels = NULL;
+    if (!png_image_begin_read_from_file(&img, path)) return err_set(err, "%s: not a readable PNG: %s", path, img.message);
+    img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+    size_t size = PNG_IMAGE_SIZE(img);
+    uint8_t *buf = malloc(size);
+    if (!buf) {
+        png_image_free(&img);
+        return err_set(err, "%s: out of memory", path);
+    }
+    if (!png_image_finish_read(&img, NULL, buf, 0, NULL)) {
+        free(buf);
+        return err_set(err, "%s: PNG decode failed: %s", path, img.message);
+    }
+    *pixels = buf;
+    *width = (int)img.width;
+    *height = (int)img.height;
+    return 0;
+}
+
+int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels, edm2_err *err) {
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = (png_uint_32)width;
+    img.height = (png_uint_32)height;
+    img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+    atomic_file af;
+    if (af_open(&af, path, err)) return -1;
+    if (!png_image_write_to_stdio(&img, af.f, 0, pixels, 0, NULL)) {
+        af_abort(&af);
+        return err_set(err, "%s: PNG encode failed: %s", path, img.message);
+    }
+    return af_commit(&af, err);
+}
+
+void pixels_encode(float *out, const uint8_t *px, int channels, int height, int width) {
+    for (int c = 0; c < channels; c++)
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+                out[((size_t)c * height + y) * width + x] = px[((size_t)y * width + x) * channels + c] / 127.5f - 1.0f;
+}
+
+void pixels_decode(uint8_t *px, const float *x, int channels, int channels_out, int height, int width) {
+    for (int y = 0; y < height; y++)
+        for (int xx = 0; xx < width; xx++)
+            for (int c = 0; c < channels_out; c++) {
+                int src = c < channels ? c : channels - 1;
+                float v = (x[((size_t)src * height + y) * width + xx] + 1.0f) * 127.5f;
+                v = v < 0 ? 0 : v > 255 ? 255 : v;
+                px[((size_t)y * width + xx) * channels_out + c] = (uint8_t)lrintf(v);
+            }
+}
+
+int grid_write(const char *path, const float *images, int n, int channels, int res, int cols, edm2_err *err) {
+    if (n <= 0 || cols <= 0) return err_set(err, "%s: empty grid", path);
+    int rows = (n + cols - 1) / cols, co = channels == 1 ? 1 : 3;
+    int W = cols * res, H = rows * res;
+    uint8_t *grid = calloc((size_t)W * H * co, 1), *tile = malloc((size_t)res * res * co);
+    if (!grid || !tile) {
+        free(grid), free(tile);
+        return err_set(err, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        pixels_decode(tile, images + (size_t)i * channels * res * res, channels, co, res, res);
+        int gy = (i / cols) * res, gx = (i % cols) * res;
+        for (int y = 0; y < res; y++)
+            memcpy(grid + (((size_t)gy + y) * W + gx) * co, tile + (size_t)y * res * co, (size_t)res * co);
+    }
+    int rc = png_write(path, grid, W, H, co, err);
+    free(grid), free(tile);
+    return rc;
+}

@@ -1,0 +1,35 @@
+/* loader.h: batches of training data prepared on a background thread while the previous batch trains.
+ * The batch at stream position pos holds the images dataset_order(seed, pos + i), so the data order
+ * depends only on the seed and the number of images seen (exact resume). */
+#ifndef EDM2_HOST_LOADER_H
+#define EDM2_HOST_LOADER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "dataset.h"
+
+typedef struct loader {
+    const dataset *d;
+    uint64_t seed;
+    int batch, onehot_dim;
+    size_t img_floats; /* per image */
+    float *img[2], *lab[2];
+    uint64_t pos[2];
+    int state[2]; /* 0 empty, 1 requested, 2 ready */
+    int *perm;
+    int64_t perm_epoch;
+    int slot, stop, failed;
+    edm2_err err;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} loader;
+
+int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, int onehot_dim, uint64_t start_pos, edm2_err *err);
+/* The next batch: images [batch, C, R, R] and one-hot labels [batch, onehot_dim] (NULL when
+ * onehot_dim is 0), valid until the next call. Starts preparing the batch after it. */
+int loader_next(loader *l, const float **img, const float **lab, edm2_err *err);
+void loader_close(loader *l);
+
+#endif

@@ -1,0 +1,33 @@
+/* snapshot.h: network snapshots: one safetensors file holding a network's whole arena under the
+ * reference's tensor names, with the network plugin id and every hyperparameter in its metadata, so a
+ * snapshot alone is enough to rebuild and sample the network (or load it into the PyTorch reference). */
+#ifndef EDM2_HOST_SNAPSHOT_H
+#define EDM2_HOST_SNAPSHOT_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "plugin_loader.h"
+#include "runtime.h"
+#include "safetensors.h"
+
+/* Extra metadata entries of a snapshot. */
+typedef struct snapshot_meta {
+    int64_t nimg;
+    const char *ema_plugin; /* NULL when the snapshot is not an EMA */
+    double ema_param;
+    const char *ema_label;
+    const char *note;       /* e.g. "post-hoc reconstruction from 12 snapshots"; may be NULL */
+} snapshot_meta;
+
+/* Writes `arena` (host memory) atomically. `net_keys`: the network plugin's schema, with values from
+ * the config section `section` of `c` (or the schema default). */
+int snapshot_write(const char *path, const net_instance *ni, const float *arena, const cfg *c, const char *section,
+                   const snapshot_meta *meta, edm2_err *err);
+/* Opens a snapshot file and the network it describes on `rt` (the network plugin named in its metadata,
+ * built for rt's backend), and loads its weights. Fills *f (caller closes). */
+int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f, edm2_err *err);
+/* nimg recorded in a snapshot's metadata (edm2.nimg), else derived from its kimg the reference's way. */
+int snapshot_nimg(const st_file *f, int64_t *nimg);
+
+#endif
