@@ -321,7 +321,7 @@ static void usage(void) {
     printf("usage: edm2host check-ref FILE.safetensors [--backend cpu|cuda] [--network ID] [--loss ID]\n"
            "                          [--threads N] [--dump OUT.safetensors]\n\n"
            "Rebuilds the network described by the file's __metadata__, recomputes every group the file\n"
-           "holds (eval/*, stepK/objective, stepK/loss, stepK/grad/*) and compares with the reference\n"
+           "holds (eval, stepK objective/loss/grad/params/EMAs, sample) and compares with the reference\n"
            "tolerances: forward max|err| <= 2e-5 (1 + max|ref|), gradients max|err| <= 1e-3 max|ref| per\n"
            "tensor. Absent groups are skipped with a note. Exit status 0 when every check passes.\n"
            "--dump writes every computed tensor under the reference's names.\n");
@@ -397,6 +397,7 @@ int cmd_check_ref(int argc, char **argv) {
         if (group_step(&c, &b, k, &err)) goto fail;
     }
     if (group_steps(&c, &b, &err)) goto fail;
+    if (group_sample(&c, &err)) goto fail;
     if (dump) {
         if (st_write(dump, c.dump.t, c.dump.n, NULL, NULL, 0, &err)) goto fail;
         printf("wrote %zu computed tensors to %s\n", c.dump.n, dump);

@@ -1,0 +1,188 @@
+/* test_train.c: the train job through edm2host: resume exactness (N steps straight versus N/2, stop,
+ * resume: bitwise-identical parameters, Adam moments and EMAs), SIGINT writing a checkpoint and
+ * resuming exactly, SIGKILL at random moments never leaving an incomplete snapshot or checkpoint, and
+ * clear errors for mismatched data or a changed network on resume. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "safetensors.h"
+#include "test_util.h"
+
+#define CFG EDM2_SOURCE_DIR "/tests/configs/tiny_train.ini"
+
+static int train(const char *dir, double kimg, run_result *r) {
+    char rd[600], dur[64];
+    snprintf(rd, sizeof rd, "job.run_dir=%s", dir);
+    snprintf(dur, sizeof dur, "training.duration_kimg=%g", kimg);
+    return run_host(r, "run", CFG, "--set", rd, "--set", dur, NULL);
+}
+
+/* Starts a training run in the background; returns its pid. */
+static pid_t train_async(const char *dir, double kimg) {
+    static char rd[600], dur[64];
+    snprintf(rd, sizeof rd, "job.run_dir=%s", dir);
+    snprintf(dur, sizeof dur, "training.duration_kimg=%g", kimg);
+    pid_t pid = fork();
+    if (pid == 0) {
+        freopen("/dev/null", "w", stdout);
+        freopen("/dev/null", "w", stderr);
+        execl(EDM2_BUILD_DIR "/edm2host", "edm2host", "run", CFG, "--set", rd, "--set", dur, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Every tensor of a equals (bitwise) the one of the same name in b. */
+static void assert_same_tensors(const char *a, const char *b) {
+    st_file fa, fb;
+    edm2_err err;
+    assert_int_equal(st_open(&fa, a, &err), 0);
+    assert_int_equal(st_open(&fb, b, &err), 0);
+    assert_int_equal(fa.n, fb.n);
+    for (size_t i = 0; i < fa.n; i++) {
+        const st_tensor *tb = st_find(&fb, fa.t[i].name);
+        assert_non_null(tb);
+        assert_int_equal(fa.t[i].numel, tb->numel);
+        if (memcmp(fa.t[i].data, tb->data, fa.t[i].numel * 4)) fprintf(stderr, "%s differs\n", fa.t[i].name);
+        assert_memory_equal(fa.t[i].data, tb->data, fa.t[i].numel * 4);
+    }
+    const char *keys[] = {"edm2.nimg", "edm2.optimizer_step"};
+    for (int k = 0; k < 2; k++) {
+        const char *va = st_meta(&fa, keys[k]), *vb = st_meta(&fb, keys[k]);
+        assert_true((va == NULL) == (vb == NULL));
+        if (va) assert_string_equal(va, vb);
+    }
+    st_close(&fa);
+    st_close(&fb);
+}
+
+static char *path_in(const char *dir, const char *name) {
+    char *p = malloc(strlen(dir) + strlen(name) + 2);
+    sprintf(p, "%s/%s", dir, name);
+    return p;
+}
+
+static void test_resume_is_exact(void **state) {
+    (void)state;
+    char *a = make_temp_dir(), *b = make_temp_dir();
+    run_result r;
+    assert_int_equal(train(a, 4, &r), 0);
+    assert_int_equal(train(b, 2, &r), 0);
+    assert_int_equal(train(b, 4, &r), 0);
+    assert_non_null(strstr(r.err, "resuming from"));
+    char *ca = path_in(a, "training-state-0000004.safetensors"), *cb = path_in(b, "training-state-0000004.safetensors");
+    assert_same_tensors(ca, cb);
+    char *sa = path_in(a, "network-snapshot-0000004-0.050.safetensors");
+    char *sb = path_in(b, "network-snapshot-0000004-0.050.safetensors");
+    assert_same_tensors(sa, sb);
+    /* The snapshot alone describes the network. */
+    st_file f;
+    edm2_err err;
+    assert_int_equal(st_open(&f, sa, &err), 0);
+    assert_string_equal(st_meta(&f, "edm2.network"), "mp_unet");
+    assert_string_equal(st_meta(&f, "img_resolution"), "8");
+    assert_string_equal(st_meta(&f, "edm2.nimg"), "4000");
+    assert_non_null(st_find(&f, "unet.enc.8x8_conv.weight"));
+    st_close(&f);
+    free(ca), free(cb), free(sa), free(sb);
+    rm_rf(b);
+    free(b);
+    /* SIGINT: a checkpoint is written, the exit status says so, and resuming gives the same result. */
+    char *c = make_temp_dir();
+    pid_t pid = train_async(c, 4);
+    char *first = path_in(c, "training-state-0000001.safetensors");
+    for (int i = 0; i < 600 && access(first, F_OK) != 0; i++) usleep(10000);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 130) {
+        assert_int_equal(train(c, 4, &r), 0);
+        assert_non_null(strstr(r.err, "resuming from"));
+    } else {
+        assert_int_equal(WEXITSTATUS(st), 0); /* finished before the signal arrived */
+    }
+    char *ca2 = path_in(a, "training-state-0000004.safetensors"), *cc = path_in(c, "training-state-0000004.safetensors");
+    assert_same_tensors(ca2, cc);
+    free(ca2), free(cc), free(first);
+    rm_rf(a), rm_rf(c);
+    free(a), free(c);
+}
+
+static void test_kill_leaves_complete_files(void **state) {
+    (void)state;
+    char *d = make_temp_dir();
+    srand((unsigned)time(NULL));
+    for (int round = 0; round < 6; round++) {
+        pid_t pid = train_async(d, 12);
+        usleep(200000 + (useconds_t)(rand() % 1500000));
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        /* Every file under a final name opens and is complete. */
+        char cmd[700];
+        snprintf(cmd, sizeof cmd, "ls %s | grep 'safetensors$' > %s/list.txt", d, d);
+        if (system(cmd) != 0) continue;
+        char *list = path_in(d, "list.txt");
+        FILE *f = fopen(list, "r");
+        char line[512];
+        while (f && fgets(line, sizeof line, f)) {
+            line[strcspn(line, "\n")] = 0;
+            char *p = path_in(d, line);
+            st_file sf;
+            edm2_err err;
+            if (st_open(&sf, p, &err)) fprintf(stderr, "incomplete after SIGKILL: %s\n", err.msg);
+            assert_int_equal(st_open(&sf, p, &err), 0);
+            assert_true(sf.n > 0);
+            st_close(&sf);
+            st_close(&sf);
+            free(p);
+        }
+        if (f) fclose(f);
+        free(list);
+    }
+    /* Resuming finishes the run and removes the temporaries the kills left. */
+    run_result r;
+    assert_int_equal(train(d, 12, &r), 0);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q '\\.tmp\\.'", d);
+    assert_int_not_equal(system(cmd), 0);
+    rm_rf(d);
+    free(d);
+}
+
+static void test_bad_setups(void **state) {
+    (void)state;
+    char *d = make_temp_dir();
+    char rd[600];
+    snprintf(rd, sizeof rd, "job.run_dir=%s", d);
+    run_result r;
+    run_host(&r, "run", CFG, "--set", rd, "--set", "data.resolution=16", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "the data are 1x16x16 images"));
+    run_host(&r, "run", CFG, "--set", rd, "--set", "data.source=folder", "--set", "data.path=/nonexistent", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "/nonexistent': not a folder"));
+    run_host(&r, "run", CFG, "--set", rd, "--set", "training.batch=6", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "multiple of batch_gpu"));
+    /* Resuming with another network is refused, naming the checkpoint. */
+    assert_int_equal(train(d, 1, &r), 0);
+    run_host(&r, "run", CFG, "--set", rd, "--set", "network.model_channels=16", "--set", "training.duration_kimg=2", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "was written for another network"));
+    rm_rf(d);
+    free(d);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_kill_leaves_complete_files),
+        cmocka_unit_test(test_bad_setups),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
