@@ -6,12 +6,18 @@
 #define KIND(k) (1u << (k))
 
 static const char *const k_train_sections[] = {"data", "training", NULL};
+static const char *const k_generate_sections[] = {"generate", NULL};
+static const char *const k_phema_sections[] = {"phema", NULL};
 
 static const job_def k_jobs[] = {
     {"train", "train a network; resumable, with EMA snapshots and a final sample grid",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_NETWORK) | KIND(EDM2_KIND_LOSS) | KIND(EDM2_KIND_OPTIMIZER) |
          KIND(EDM2_KIND_EMA),
      k_train_sections, job_train},
+    {"generate", "generate images from a snapshot with a sampler, optionally guided by a second snapshot",
+     KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_SAMPLER), k_generate_sections, job_generate},
+    {"phema", "post-hoc EMA: reconstruct any sigma_rel from a run's snapshots",
+     KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_EMA), k_phema_sections, job_phema},
 };
 static const size_t k_njobs = sizeof k_jobs / sizeof *k_jobs;
 

@@ -40,11 +40,34 @@ static const edm2_config_key k_training[] = {
     {"grid_columns", EDM2_CFG_INT, "10", "grid columns (and, for class-conditional nets, samples per class)"},
 };
 
+static const edm2_config_key k_generate[] = {
+    {"net", EDM2_CFG_STRING, NULL, "snapshot to sample from (.safetensors written by train or phema)"},
+    {"gnet", EDM2_CFG_STRING, "", "guiding network snapshot (needed when guidance != 1)"},
+    {"guidance", EDM2_CFG_FLOAT, "1", "guidance weight w: D = g + w (net - g); 1 = no guidance"},
+    {"seeds", EDM2_CFG_STRING, "0-63", "seeds, as a list and/or ranges: 0-63 or 1,5,10-19"},
+    {"labels", EDM2_CFG_STRING, "rows", "class labels: rows (one grid row per class), random (per seed), or a class index"},
+    {"batch", EDM2_CFG_INT, "32", "images per sampler call"},
+    {"outdir", EDM2_CFG_STRING, "out", "output folder"},
+    {"images", EDM2_CFG_BOOL, "true", "write one PNG per image (SEED-classC.png)"},
+    {"grid", EDM2_CFG_BOOL, "true", "write grid.png of the first (up to 1024) images"},
+    {"grid_columns", EDM2_CFG_INT, "10", "images per grid row"},
+    {"raw", EDM2_CFG_BOOL, "false", "also write samples.safetensors with the float images"},
+};
+
+static const edm2_config_key k_phema[] = {
+    {"snapshots", EDM2_CFG_STRING, NULL, "folder with the training run's EMA snapshots"},
+    {"stds", EDM2_CFG_FLOAT_LIST, "0.050,0.100", "sigma_rel (or other profile parameters) to reconstruct"},
+    {"at_kimg", EDM2_CFG_FLOAT, "0", "reconstruct at the snapshot of this kimg; 0 = the newest"},
+    {"outdir", EDM2_CFG_STRING, "", "output folder; empty = the snapshots folder"},
+};
+
 static const host_section k_sections[] = {
     {"job", "the job to run and where its outputs go", k_job, COUNT(k_job)},
     {"plugins", "where to find plugins besides the default search path", k_plugins, COUNT(k_plugins)},
     {"data", "the training images", k_data, COUNT(k_data)},
     {"training", "batch, duration and the intervals of status, snapshots and checkpoints", k_training, COUNT(k_training)},
+    {"generate", "what to generate from which snapshot", k_generate, COUNT(k_generate)},
+    {"phema", "post-hoc EMA reconstruction", k_phema, COUNT(k_phema)},
 };
 
 const host_section *host_section_list(size_t *n) {

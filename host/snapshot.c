@@ -12,7 +12,7 @@
 int snapshot_write(const char *path, const net_instance *ni, const float *arena, const cfg *c, const char *section,
                    const snapshot_meta *meta, edm2_err *err) {
     const edm2_plugin_desc *d = ni->rec->desc;
-    size_t cap = d->key_count + 8, n = 0;
+    size_t cap = d->key_count + 10, n = 0;
     const char **keys = calloc(cap, sizeof *keys), **vals = calloc(cap, sizeof *vals);
     char kimg[32], nimg[32], param[64];
     st_out *outs = NULL;
@@ -40,6 +40,7 @@ int snapshot_write(const char *path, const net_instance *ni, const float *arena,
         keys[n] = "edm2.ema_label", vals[n++] = meta->ema_label;
     }
     if (meta->note) keys[n] = "edm2.note", vals[n++] = meta->note;
+    if (meta->note) keys[n] = "edm2.posthoc", vals[n++] = "1";
     if (arena_outputs(&ni->info, arena, "", 0, ST_F32, &outs, &names, &nout)) {
         err_set(err, "out of memory");
         goto done;
@@ -74,6 +75,17 @@ int snapshot_nimg(const st_file *f, int64_t *nimg) {
     return -1;
 }
 
+int snapshot_network_cfg(const st_file *f, const edm2_plugin_desc *d, cfg *out, edm2_err *err) {
+    for (uint32_t k = 0; k < d->key_count; k++) {
+        const char *v = st_meta(f, d->keys[k].name);
+        if (!v) continue;
+        if (value_check(d->keys[k].type, v))
+            return err_set(err, "%s: metadata %s = '%s': expected %s", f->path, d->keys[k].name, v, type_name(d->keys[k].type));
+        if (cfg_put(out, "network", d->keys[k].name, v)) return err_set(err, "out of memory");
+    }
+    return 0;
+}
+
 int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f, edm2_err *err) {
     memset(ni, 0, sizeof *ni);
     if (st_open(f, path, err)) return -1;
@@ -82,15 +94,9 @@ int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net
     const plugin_rec *p = registry_find(reg, EDM2_KIND_NETWORK, id, rt->backend_rec->desc->backend);
     if (!p) return err_set(err, "%s: network plugin '%s' (for backend %s) not found", path, id, rt->backend_rec->desc->id);
     cfg c = {0};
-    for (uint32_t k = 0; k < p->desc->key_count; k++) {
-        const char *v = st_meta(f, p->desc->keys[k].name);
-        if (!v) continue;
-        if (value_check(p->desc->keys[k].type, v)) {
-            cfg_free(&c);
-            return err_set(err, "%s: metadata %s = '%s': expected %s", path, p->desc->keys[k].name, v,
-                           type_name(p->desc->keys[k].type));
-        }
-        cfg_put(&c, "network", p->desc->keys[k].name, v);
+    if (snapshot_network_cfg(f, p->desc, &c, err)) {
+        cfg_free(&c);
+        return -1;
     }
     config_view v;
     config_view_init(&v, &c, "network", p->desc->keys, p->desc->key_count);

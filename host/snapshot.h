@@ -27,6 +27,8 @@ int snapshot_write(const char *path, const net_instance *ni, const float *arena,
 /* Opens a snapshot file and the network it describes on `rt` (the network plugin named in its metadata,
  * built for rt's backend), and loads its weights. Fills *f (caller closes). */
 int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f, edm2_err *err);
+/* The [network] section a snapshot's metadata describes (for writing derived snapshots). */
+int snapshot_network_cfg(const st_file *f, const edm2_plugin_desc *net_plugin, cfg *out, edm2_err *err);
 /* nimg recorded in a snapshot's metadata (edm2.nimg), else derived from its kimg the reference's way. */
 int snapshot_nimg(const st_file *f, int64_t *nimg);
 
