@@ -171,7 +171,9 @@ int job_phema(const run_config *rc, edm2_err *err) {
     if (make_dirs(outdir, err)) goto done;
     for (int j = 0; j < nout; j++) {
         char path[4200], label[32], note[128];
+        /* Named like the reference (0.050) when three decimals say it exactly, else by value. */
         snprintf(label, sizeof label, "%.3f", stds[j]);
+        if (fabs(strtod(label, NULL) - stds[j]) > 1e-12) snprintf(label, sizeof label, "%g", stds[j]);
         snprintf(path, sizeof path, "%s/phema-%07lld-%s.safetensors", outdir, (long long)(t_out / 1000), label);
         snprintf(note, sizeof note, "post-hoc reconstruction from %d snapshots", nin);
         if (rt_download(&rt, host, acc[j], A, err)) goto done;

@@ -59,7 +59,8 @@ static edm2_status create_common(const edm2_host *host, const edm2_config *cfg, 
             return edm2_logf(host, EDM2_LOG_ERROR, id, EDM2_ERR_INVALID, "halflife_Mimg: %g must be > 0", p);
         }
         e->gamma[i] = traditional ? 0 : power_std_to_exp(p);
-        snprintf(e->label[i], sizeof e->label[i], "%.3f", p);
+        /* Power EMAs are named like the reference's snapshots (0.050); half-lives by value (0.0005). */
+        snprintf(e->label[i], sizeof e->label[i], traditional ? "%g" : "%.3f", p);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(e->label[i], e->label[j])) {
                 free(e);
