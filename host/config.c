@@ -84,6 +84,21 @@ int cfg_put(cfg *c, const char *section, const char *key, const char *value) {
     return put(c, section, key, value, "<program>", 0);
 }
 
+/* Removes every key of `section` when its current plugin differs from `plugin`. */
+static void drop_if_other_plugin(cfg *c, const char *section, const char *plugin) {
+    const cfg_entry *cur = cfg_get(c, section, "plugin");
+    if (!cur || strcmp(cur->value, plugin) == 0) return;
+    size_t w = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->v[i].section, section) == 0) {
+            free(c->v[i].section), free(c->v[i].key), free(c->v[i].value), free(c->v[i].file);
+            continue;
+        }
+        c->v[w++] = c->v[i];
+    }
+    c->n = w;
+}
+
 /* ---- Reading one file ---- */
 
 typedef struct file_reader {
@@ -179,6 +194,12 @@ static int load_rec(cfg *c, const char *path, int depth, const char *from, int f
         free(base);
         if (brc) goto fail;
     }
+    /* A file that names another plugin for a section starts that section afresh: the keys inherited
+     * from its base belonged to the other plugin. */
+    for (size_t i = 0; i < own.n; i++) {
+        cfg_entry *e = &own.v[i];
+        if (e->section[0] && strcmp(e->key, "plugin") == 0) drop_if_other_plugin(c, e->section, e->value);
+    }
     for (size_t i = 0; i < own.n; i++) {
         cfg_entry *e = &own.v[i];
         if (!e->section[0]) continue;
@@ -214,6 +235,7 @@ int cfg_set(cfg *c, const char *assignment, edm2_err *err) {
     key[nk] = 0;
     const char *value = eq + 1;
     while (*value == ' ') value++;
+    if (strcmp(key, "plugin") == 0) drop_if_other_plugin(c, section, value);
     if (put(c, section, key, value, "<command line>", 0)) return err_set(err, "out of memory");
     return 0;
 }

@@ -22,7 +22,9 @@ typedef struct cfg {
     char *path; /* the top-level file */
 } cfg;
 
-/* Loads `path` and everything it extends. Returns 0, or -1 with a one-line error naming file:line. */
+/* Loads `path` and everything it extends. Returns 0, or -1 with a one-line error naming file:line.
+ * A file (or --set) that changes a section's `plugin` drops the keys that section inherited, since
+ * they were meant for the other plugin. */
 int cfg_load(cfg *c, const char *path, edm2_err *err);
 /* Applies one "section.key=value" override (adds or replaces). */
 int cfg_set(cfg *c, const char *assignment, edm2_err *err);

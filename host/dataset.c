@@ -13,6 +13,7 @@
 #include "fileio.h"
 #include "image_io.h"
 #include "json.h"
+#include "safetensors.h"
 #include "validate.h"
 
 #define FMNIST_DEFAULT "/usr/share/datasets/fashion-mnist"
@@ -220,6 +221,43 @@ static int open_folder(dataset *d, const char *root, int max_images, edm2_err *e
     return 0;
 }
 
+static int open_tensors(dataset *d, const char *path, int max_images, edm2_err *err) {
+    st_file *f = calloc(1, sizeof *f);
+    if (!f) return err_set(err, "out of memory");
+    d->tensors = f;
+    if (st_open(f, path, err)) return -1;
+    const st_tensor *im = st_find(f, "images"), *lb = st_find(f, "labels");
+    if (!im || im->ndim != 4 || im->shape[2] != im->shape[3] || im->shape[0] < 1)
+        return err_set(err, "%s: needs a tensor 'images' [N, C, R, R]", path);
+    if (lb && (lb->ndim != 1 || lb->shape[0] != im->shape[0]))
+        return err_set(err, "%s: 'labels' must be [N] class indices, N = %lld", path, (long long)im->shape[0]);
+    d->t_images = im, d->t_labels = lb;
+    d->count = (int)im->shape[0];
+    if (max_images > 0 && max_images < d->count) d->count = max_images;
+    d->channels = (int)im->shape[1];
+    if (im->shape[2] != d->resolution)
+        return err_set(err, "%s: images are %lldx%lld, but [data] resolution = %d", path, (long long)im->shape[2],
+                       (long long)im->shape[3], d->resolution);
+    if (lb) {
+        float *l = malloc((size_t)lb->numel * sizeof(float));
+        if (!l) return err_set(err, "out of memory");
+        st_to_f32(lb, l);
+        d->labels = malloc((size_t)d->count);
+        for (int i = 0; d->labels && i < d->count; i++) {
+            if (!(l[i] >= 0 && l[i] < 256 && l[i] == (int)l[i])) {
+                free(l);
+                return err_set(err, "%s: labels[%d] = %g is not a class index in 0..255", path, i, l[i]);
+            }
+            d->labels[i] = (uint8_t)l[i];
+            if (l[i] + 1 > d->label_dim) d->label_dim = (int)l[i] + 1;
+        }
+        free(l);
+    }
+    snprintf(d->desc, sizeof d->desc, "tensors %s: %d images, %dx%dx%d, %d classes", path, d->count, d->channels,
+             d->resolution, d->resolution, d->label_dim);
+    return 0;
+}
+
 int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
     memset(d, 0, sizeof *d);
     config_view v;
@@ -236,8 +274,11 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
         if (d->channels != 1 && d->channels != 3) return err_set(err, "[data] channels = %d: expected 1 or 3", d->channels);
         if (!*path) return err_set(err, "[data] source = folder needs 'path = FOLDER'");
         rc = open_folder(d, path, max_images, err);
+    } else if (!strcmp(source, "tensors")) {
+        if (!*path) return err_set(err, "[data] source = tensors needs 'path = FILE.safetensors'");
+        rc = open_tensors(d, path, max_images, err);
     } else {
-        return err_set(err, "[data] source = '%s': expected 'fashion-mnist' or 'folder'", source);
+        return err_set(err, "[data] source = '%s': expected 'fashion-mnist', 'folder' or 'tensors'", source);
     }
     if (rc) dataset_close(d);
     return rc;
@@ -245,7 +286,15 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
 
 int dataset_get(const dataset *d, int index, float *img, float *onehot, int onehot_dim, edm2_err *err) {
     int R = d->resolution, label;
-    if (d->pixels) {
+    if (d->tensors) {
+        const st_tensor *t = d->t_images;
+        st_tensor one = *t; /* a view of image `index` */
+        size_t per = (size_t)d->channels * R * R, esz = t->dtype == ST_F32 ? 4 : 2;
+        one.numel = per;
+        one.data = t->data + (size_t)index * per * esz;
+        st_to_f32(&one, img);
+        label = d->labels ? d->labels[index] : -1;
+    } else if (d->pixels) {
         pixels_encode(img, d->pixels + (size_t)index * R * R, 1, R, R);
         label = d->labels[index];
     } else {
@@ -270,6 +319,8 @@ int dataset_get(const dataset *d, int index, float *img, float *onehot, int oneh
 }
 
 void dataset_close(dataset *d) {
+    if (d->tensors) st_close(d->tensors);
+    free(d->tensors);
     free(d->pixels);
     free(d->labels);
     for (int i = 0; d->files && i < d->count; i++) free(d->files[i]);

@@ -1,6 +1,8 @@
 /* dataset.h: training data sources: Fashion-MNIST read directly from its IDX .gz files (28x28 gray,
  * padded to 32x32, 10 classes) and an image folder with the EDM/EDM2 dataset tool's dataset.json
- * ({"labels": [["00000/img00000000.png", 6], ...]}). Images come out encoded as x / 127.5 - 1, CHW. */
+ * ({"labels": [["00000/img00000000.png", 6], ...]}), and a safetensors file holding `images` [N, C, R, R]
+ * already in data scale (e.g. normalised VAE latents) with optional `labels` [N] (class indices).
+ * Pixel images come out encoded as x / 127.5 - 1, CHW. */
 #ifndef EDM2_HOST_DATASET_H
 #define EDM2_HOST_DATASET_H
 
@@ -15,6 +17,9 @@ typedef struct dataset {
     /* Fashion-MNIST: all pixels in memory (count x resolution x resolution, padded) and labels. */
     uint8_t *pixels;
     uint8_t *labels;
+    /* Tensors file: images [N, C, R, R] in data scale, optional labels [N] (class indices). */
+    void *tensors; /* st_file* */
+    const void *t_images, *t_labels; /* st_tensor* */
     /* Image folder: files (relative to root) and their labels (-1 = none). */
     char *root;
     char **files;

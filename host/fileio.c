@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +68,32 @@ int read_file(const char *path, unsigned char **data, size_t *size, edm2_err *er
     *data = buf;
     *size = got;
     return 0;
+}
+
+int map_file(const char *path, unsigned char **data, size_t *size, edm2_err *err) {
+    *data = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return err_set(err, "%s: not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return 0;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) return err_set(err, "%s: cannot map: %s", path, strerror(errno));
+    *data = p;
+    *size = (size_t)st.st_size;
+    return 0;
+}
+
+void unmap_file(unsigned char *data, size_t size) {
+    if (data) munmap(data, size);
 }
 
 int make_dirs(const char *path, edm2_err *err) {

@@ -23,6 +23,9 @@ void af_abort(atomic_file *af);
 
 /* Reads a whole file into a malloc'ed buffer (NUL-terminated for convenience). */
 int read_file(const char *path, unsigned char **data, size_t *size, edm2_err *err);
+/* Maps a whole file read-only (large snapshots and datasets stay in the page cache). */
+int map_file(const char *path, unsigned char **data, size_t *size, edm2_err *err);
+void unmap_file(unsigned char *data, size_t size);
 /* mkdir -p. */
 int make_dirs(const char *path, edm2_err *err);
 

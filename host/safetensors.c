@@ -122,7 +122,7 @@ int st_open(st_file *f, const char *path, edm2_err *err) {
     memset(f, 0, sizeof *f);
     f->path = strdup(path);
     if (!f->path) return err_set(err, "out of memory");
-    if (read_file(path, &f->buf, &f->size, err)) return -1;
+    if (map_file(path, &f->buf, &f->size, err)) return -1;
     if (f->size < 8) return err_set(err, "%s: not a safetensors file (%zu bytes)", path, f->size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->buf[i];
@@ -173,7 +173,7 @@ void st_close(st_file *f) {
     free(f->t);
     free(f->meta_keys);
     free(f->meta_vals);
-    free(f->buf);
+    unmap_file(f->buf, f->size);
     free(f->path);
     memset(f, 0, sizeof *f);
 }

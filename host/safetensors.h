@@ -24,7 +24,7 @@ typedef struct st_tensor {
 
 typedef struct st_file {
     char *path;
-    unsigned char *buf;
+    unsigned char *buf; /* the file, memory-mapped read-only */
     size_t size;
     st_tensor *t;
     size_t n;

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "mp_ops.h"
 
 void mpconv_weight_forward(float *w_hat, float *norm, const float *w, float gain, int O, int C, int k) {
@@ -58,8 +59,7 @@ void mpconv_force_normalize(float *w, int O, int fan_in) {
 }
 
 void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)P, O, C, 1.0f, x, C, w_hat, C, accumulate ? 1.0f : 0.0f,
-                y, O);
+    gemm_nt(P, O, C, x, C, w_hat, C, y, O, accumulate);
 }
 
 void linear_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, size_t P, int C,

@@ -1,0 +1,146 @@
+/* test_generate.c: the generate job on a tiny trained model: the same seed gives the same image whatever
+ * the batch size (deterministic Heun and stochastic churn), guidance 1 never touches the guiding network,
+ * guidance by a second snapshot, per-image PNGs named by seed and class, the grid, and clear errors. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "safetensors.h"
+#include "test_util.h"
+
+static char *g_run;
+
+static int setup(void **state) {
+    (void)state;
+    g_run = make_temp_dir();
+    char rd[600];
+    snprintf(rd, sizeof rd, "job.run_dir=%s", g_run);
+    run_result r;
+    if (run_host(&r, "run", EDM2_SOURCE_DIR "/tests/configs/tiny_train.ini", "--set", rd, "--set",
+                 "training.duration_kimg=2", NULL)) {
+        fprintf(stderr, "%s", r.err);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    rm_rf(g_run);
+    free(g_run);
+    return 0;
+}
+
+/* Runs generate into outdir with extra "section.key=value" settings; returns the exit status. */
+static int generate(const char *outdir, run_result *r, const char *const *sets) {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "[job]\ntype = generate\n[sampler]\nplugin = heun\nnum_steps = 6\n[generate]\n"
+             "net = %s/network-snapshot-0000002-0.100.safetensors\nseeds = 0-5\noutdir = %s\nraw = true\n",
+             g_run, outdir);
+    char *cfg = write_text(outdir, "gen.ini", text);
+    const char *argv[40] = {EDM2_BUILD_DIR "/edm2host", "run", cfg};
+    int n = 3;
+    for (const char *const *s = sets; s && *s && n < 36; s++) argv[n++] = "--set", argv[n++] = *s;
+    argv[n] = NULL;
+    int st = run_capture(r, argv, NULL);
+    free(cfg);
+    return st;
+}
+
+static float *read_raw(const char *outdir, size_t *n) {
+    char p[700];
+    snprintf(p, sizeof p, "%s/samples.safetensors", outdir);
+    st_file f;
+    edm2_err err;
+    assert_int_equal(st_open(&f, p, &err), 0);
+    const st_tensor *t = st_find(&f, "images");
+    assert_non_null(t);
+    float *v = malloc(t->numel * sizeof(float));
+    st_to_f32(t, v);
+    *n = t->numel;
+    st_close(&f);
+    return v;
+}
+
+static void same_images_any_batch(const char *const *extra) {
+    char *a = make_temp_dir(), *b = make_temp_dir();
+    run_result r;
+    const char *s1[8] = {"generate.batch=6"}, *s2[8] = {"generate.batch=4"};
+    for (int i = 0; extra && extra[i]; i++) s1[1 + i] = s2[1 + i] = extra[i];
+    assert_int_equal(generate(a, &r, s1), 0);
+    assert_int_equal(generate(b, &r, s2), 0);
+    size_t na, nb;
+    float *x = read_raw(a, &na), *y = read_raw(b, &nb);
+    assert_int_equal(na, nb);
+    assert_int_equal(na, 6 * 64);
+    assert_memory_equal(x, y, na * sizeof(float));
+    free(x), free(y);
+    rm_rf(a), rm_rf(b);
+    free(a), free(b);
+}
+
+static void test_seed_independent_of_batch(void **state) {
+    (void)state;
+    same_images_any_batch(NULL);
+    const char *churn[] = {"sampler.S_churn=10", "sampler.S_min=0.05", "sampler.S_max=50", NULL};
+    same_images_any_batch(churn);
+    const char *euler[] = {"sampler.plugin=euler", NULL};
+    same_images_any_batch(euler);
+}
+
+static void test_outputs_and_labels(void **state) {
+    (void)state;
+    char *d = make_temp_dir();
+    run_result r;
+    const char *sets[] = {"generate.labels=7", NULL};
+    assert_int_equal(generate(d, &r, sets), 0);
+    char p[700];
+    snprintf(p, sizeof p, "%s/000003-class7.png", d);
+    assert_int_equal(access(p, F_OK), 0);
+    snprintf(p, sizeof p, "%s/grid.png", d);
+    assert_int_equal(access(p, F_OK), 0);
+    assert_non_null(strstr(r.err, "images/s"));
+    const char *bad[] = {"generate.labels=12", NULL};
+    assert_int_equal(generate(d, &r, bad), 1);
+    assert_non_null(strstr(r.err, "labels = '12': expected rows, random or a class in 0..9"));
+    const char *seeds[] = {"generate.seeds=5-2", NULL};
+    assert_int_equal(generate(d, &r, seeds), 1);
+    assert_non_null(strstr(r.err, "bad range"));
+    rm_rf(d);
+    free(d);
+}
+
+static void test_guidance(void **state) {
+    (void)state;
+    char *a = make_temp_dir(), *b = make_temp_dir();
+    run_result r;
+    /* w = 1 never loads (let alone evaluates) the guiding network. */
+    const char *w1[] = {"generate.gnet=/nonexistent.safetensors", "generate.guidance=1", NULL};
+    assert_int_equal(generate(a, &r, w1), 0);
+    char gnet[700];
+    snprintf(gnet, sizeof gnet, "generate.gnet=%s/network-snapshot-0000001-0.050.safetensors", g_run);
+    const char *w2[] = {gnet, "generate.guidance=2", NULL};
+    assert_int_equal(generate(b, &r, w2), 0);
+    size_t na, nb;
+    float *x = read_raw(a, &na), *y = read_raw(b, &nb);
+    assert_memory_not_equal(x, y, na * sizeof(float));
+    free(x), free(y);
+    const char *nognet[] = {"generate.guidance=2", NULL};
+    assert_int_equal(generate(a, &r, nognet), 1);
+    assert_non_null(strstr(r.err, "needs 'gnet = SNAPSHOT'"));
+    const char *missing[] = {"generate.gnet=/nonexistent.safetensors", "generate.guidance=2", NULL};
+    assert_int_equal(generate(a, &r, missing), 1);
+    assert_non_null(strstr(r.err, "/nonexistent.safetensors: cannot open"));
+    rm_rf(a), rm_rf(b);
+    free(a), free(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seed_independent_of_batch),
+        cmocka_unit_test(test_outputs_and_labels),
+        cmocka_unit_test(test_guidance),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
