@@ -148,7 +148,7 @@ static int scan_pngs(dataset *d, const char *root, const char *rel, int depth, e
         names[n++] = strdup(e->d_name);
     }
     closedir(dir);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, n, sizeof *names, cmp_str);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         char sub[4096], full[8200];
@@ -245,8 +245,9 @@ static int open_tensors(dataset *d, const char *path, int max_images, edm2_err *
         d->labels = malloc((size_t)d->count);
         for (int i = 0; d->labels && i < d->count; i++) {
             if (!(l[i] >= 0 && l[i] < 256 && l[i] == (int)l[i])) {
+                err_set(err, "%s: labels[%d] = %g is not a class index in 0..255", path, i, l[i]);
                 free(l);
-                return err_set(err, "%s: labels[%d] = %g is not a class index in 0..255", path, i, l[i]);
+                return -1;
             }
             d->labels[i] = (uint8_t)l[i];
             if (l[i] + 1 > d->label_dim) d->label_dim = (int)l[i] + 1;

@@ -58,7 +58,7 @@ static int list_inputs(const char *dir, const char *ema_id, input **out, int *n,
         st_close(&f);
     }
     closedir(d);
-    if (!rc) qsort(*out, (size_t)*n, sizeof **out, cmp_input);
+    if (!rc && *n > 1) qsort(*out, (size_t)*n, sizeof **out, cmp_input);
     return rc;
 }
 

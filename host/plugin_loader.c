@@ -200,7 +200,7 @@ void registry_scan(plugin_registry *r) {
             if (len > 3 && strcmp(de->d_name + len - 3, ".so") == 0) push_str(&names, &n, de->d_name);
         }
         closedir(dir);
-        qsort(names, n, sizeof *names, cmp_str); /* deterministic order within a folder */
+        if (n > 1) qsort(names, n, sizeof *names, cmp_str); /* deterministic order within a folder */
         for (size_t i = 0; i < n; i++) {
             char *p = malloc(strlen(r->dirs[d]) + strlen(names[i]) + 2);
             if (p) {

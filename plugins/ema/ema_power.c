@@ -63,8 +63,9 @@ static edm2_status create_common(const edm2_host *host, const edm2_config *cfg, 
         snprintf(e->label[i], sizeof e->label[i], traditional ? "%g" : "%.3f", p);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(e->label[i], e->label[j])) {
+                edm2_logf(host, EDM2_LOG_ERROR, id, EDM2_ERR_INVALID, "value %s listed twice", e->label[i]);
                 free(e);
-                return edm2_logf(host, EDM2_LOG_ERROR, id, EDM2_ERR_INVALID, "value %s listed twice", e->label[i]);
+                return EDM2_ERR_INVALID;
             }
     }
     *out = e;

@@ -1,0 +1,152 @@
+/* bench_train.c: edm2-bench, the training and sampling benchmark (a program, not a test). For the
+ * network/loss/optimizer/EMA of a train config it measures training-step throughput (forced weight
+ * normalisation, loss forward+backward, Adam, EMA) and the evaluation forward time, and relates the
+ * achieved GFLOP/s to this machine's single-precision GEMM rate (OpenBLAS sgemm 2048^3, same threads).
+ *
+ *   edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--set section.key=value ...]
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "runtime.h"
+#include "setup.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* OpenBLAS sgemm 2048 x 2048 x 2048, best of 5, in GFLOP/s. */
+static double sgemm_rate(int threads) {
+    const int n = 2048;
+    float *a = malloc((size_t)n * n * sizeof(float)), *b = malloc((size_t)n * n * sizeof(float)),
+          *c = malloc((size_t)n * n * sizeof(float));
+    for (size_t i = 0; i < (size_t)n * n; i++) a[i] = (float)(i % 7) * 0.1f, b[i] = (float)(i % 5) * 0.1f;
+    openblas_set_num_threads(threads);
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        best = fmin(best, now_s() - t0);
+    }
+    free(a), free(b), free(c);
+    return 2.0 * n * n * (double)n / best / 1e9;
+}
+
+int main(int argc, char **argv) {
+    const char *path = NULL;
+    char *sets[64];
+    int nsets = 0, threads = 0, steps = 10, warmup = 2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 64) sets[nsets++] = argv[++i];
+        else if (argv[i][0] != '-' && !path) path = argv[i];
+        else {
+            fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--set s.k=v ...]\n");
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--set s.k=v ...]\n");
+        return 2;
+    }
+    if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    setup s;
+    edm2_err err;
+    if (setup_from_config(&s, path, sets, nsets, &err)) {
+        LOG_ERROR("%s", err.msg);
+        return 1;
+    }
+    const run_config *rc = &s.rc;
+    if (!rc->plugin[EDM2_KIND_NETWORK] || !rc->plugin[EDM2_KIND_LOSS] || !rc->plugin[EDM2_KIND_OPTIMIZER]) {
+        LOG_ERROR("%s: a train config is needed ([network], [loss], [optimizer])", path);
+        return 1;
+    }
+    runtime rt;
+    net_instance ni;
+    config_view v, tv;
+    config_view_host(&tv, rc->cfg, "training");
+    const int batch = (int)edm2_cfg_int(&tv.api, "batch", 64);
+    config_view_plugin(&v, rc, EDM2_KIND_BACKEND);
+    if (runtime_open(&rt, rc->plugin[EDM2_KIND_BACKEND], &v.api, threads, &err)) goto fail;
+    config_view_plugin(&v, rc, EDM2_KIND_NETWORK);
+    if (net_open(&ni, &rt, rc->plugin[EDM2_KIND_NETWORK], &v.api, &err)) goto fail;
+    const edm2_network_info *info = &ni.info;
+    const size_t per = (size_t)info->img_channels * info->img_resolution * info->img_resolution, A = info->arena_floats;
+    const edm2_loss_vtable *lvt = rc->plugin[EDM2_KIND_LOSS]->desc->vtable;
+    const edm2_optimizer_vtable *ovt = rc->plugin[EDM2_KIND_OPTIMIZER]->desc->vtable;
+    edm2_loss *loss;
+    edm2_optimizer *opt;
+    config_view_plugin(&v, rc, EDM2_KIND_LOSS);
+    if (lvt->create(&rt.services, &v.api, &rt.ops, &loss) != EDM2_OK) goto fail;
+    config_view_plugin(&v, rc, EDM2_KIND_OPTIMIZER);
+    if (ovt->create(&rt.services, &v.api, &rt.ops, info, &opt) != EDM2_OK) goto fail;
+    float *y = rt_alloc(&rt, per * batch, &err), *grads = rt_alloc(&rt, A, &err), *ema = rt_alloc(&rt, A, &err);
+    float *labels = rt_alloc(&rt, (size_t)batch * (info->label_dim ? info->label_dim : 1), &err);
+    float *D = rt_alloc(&rt, per * batch, &err), *sigma = rt_alloc(&rt, (size_t)batch, &err);
+    if (!y || !grads || !ema || !labels || !D || !sigma) goto fail;
+    ni.vt->init_params(ni.net, ni.params, 0);
+    rt.bvt->randn(rt.b, y, per * batch, (edm2_rng){1, 1, 0});
+    rt.bvt->scale(rt.b, y, 0.5f, per * batch);
+    rt.bvt->fill(rt.b, labels, info->label_dim ? 1.0f / info->label_dim : 0.0f, (size_t)batch * (info->label_dim ? info->label_dim : 1));
+    rt.bvt->fill(rt.b, sigma, 1.0f, (size_t)batch);
+    rt.bvt->copy(rt.b, ema, ni.params, A * sizeof(float));
+    printf("edm2-bench %s: %s %dx%dx%d, label_dim %d, %.2f M parameters, %.3f GFLOP per image forward\n", path,
+           ni.rec->desc->id, info->img_channels, info->img_resolution, info->img_resolution, info->label_dim, A / 1e6,
+           info->gflops_per_image);
+    printf("backend %s, batch %d, %d threads, %d timed steps after %d warm-up\n", rt.bvt->device_name(rt.b), batch,
+           threads, steps, warmup);
+    /* Training steps. */
+    double t_train = 0;
+    for (int it = 0; it < warmup + steps; it++) {
+        double t0 = now_s(), obj, lr;
+        ni.vt->normalize_weights(ni.net, ni.params);
+        rt.bvt->fill(rt.b, grads, 0.0f, A);
+        edm2_loss_batch lb;
+        memset(&lb, 0, sizeof lb);
+        lb.struct_size = sizeof lb;
+        lb.y = y, lb.labels = info->label_dim ? labels : NULL, lb.N = batch, lb.batch_total = batch;
+        lb.rng = (edm2_rng){0, 7, (uint64_t)it * (per + 1) * batch};
+        if (lvt->compute(loss, net_ref(&ni), ni.params, grads, &lb, &obj) != EDM2_OK) goto fail;
+        if (ovt->step(opt, ni.params, grads, (int64_t)it * batch, batch, &lr) != EDM2_OK) goto fail;
+        rt.bvt->lerp(rt.b, ema, ni.params, 0.01f, A);
+        rt.bvt->synchronize(rt.b);
+        if (it >= warmup) t_train += now_s() - t0;
+    }
+    /* Evaluation forward passes. */
+    double t_eval = 0;
+    for (int it = 0; it < warmup + steps; it++) {
+        edm2_forward_args fa;
+        memset(&fa, 0, sizeof fa);
+        fa.struct_size = sizeof fa;
+        fa.params = ni.params, fa.x = y, fa.sigma = sigma, fa.labels = info->label_dim ? labels : NULL, fa.N = batch;
+        fa.D = D;
+        double t0 = now_s();
+        if (ni.vt->forward(ni.net, &fa) != EDM2_OK) goto fail;
+        rt.bvt->synchronize(rt.b);
+        if (it >= warmup) t_eval += now_s() - t0;
+    }
+    size_t cur, peak;
+    rt.bvt->memory_stats(rt.b, &cur, &peak);
+    double ips = steps * batch / t_train, eval = t_eval / steps;
+    double g_train = 3 * info->gflops_per_image * ips, g_eval = info->gflops_per_image * batch / eval;
+    double peak_rate = sgemm_rate(threads);
+    printf("training:  %8.1f images/s  %7.1f ms/step  %6.1f GFLOP/s (3x forward)  = %4.0f%% of sgemm\n", ips,
+           1e3 * t_train / steps, g_train, 100 * g_train / peak_rate);
+    printf("eval:      %8.3f s per forward of %d  %6.1f GFLOP/s  = %4.0f%% of sgemm\n", eval, batch, g_eval,
+           100 * g_eval / peak_rate);
+    printf("sgemm:     %8.1f GFLOP/s (OpenBLAS 2048^3, %d threads)\n", peak_rate, threads);
+    return 0;
+fail:
+    LOG_ERROR("%s", err.msg[0] ? err.msg : "benchmark failed (see above)");
+    return 1;
+}
