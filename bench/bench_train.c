@@ -3,7 +3,7 @@
  * normalisation, loss forward+backward, Adam, EMA) and the evaluation forward time, and relates the
  * achieved GFLOP/s to this machine's single-precision GEMM rate (OpenBLAS sgemm 2048^3, same threads).
  *
- *   edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--set section.key=value ...]
+ *   edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--set s.k=v ...]
  */
 #include <cblas.h>
 #include <math.h>
@@ -43,12 +43,16 @@ static double sgemm_rate(int threads) {
 int main(int argc, char **argv) {
     const char *path = NULL;
     char *sets[64];
-    int nsets = 0, threads = 0, steps = 10, warmup = 2;
+    int nsets = 0, threads = 0, steps = 10, warmup = 2, do_train = 1, do_eval = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 64) sets[nsets++] = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
+            const char *w = argv[++i];
+            do_train = !strcmp(w, "train"), do_eval = !strcmp(w, "eval");
+        }
         else if (argv[i][0] != '-' && !path) path = argv[i];
         else {
             fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--set s.k=v ...]\n");
@@ -107,7 +111,7 @@ int main(int argc, char **argv) {
            threads, steps, warmup);
     /* Training steps. */
     double t_train = 0;
-    for (int it = 0; it < warmup + steps; it++) {
+    for (int it = 0; do_train && it < warmup + steps; it++) {
         double t0 = now_s(), obj, lr;
         ni.vt->normalize_weights(ni.net, ni.params);
         rt.bvt->fill(rt.b, grads, 0.0f, A);
@@ -124,7 +128,7 @@ int main(int argc, char **argv) {
     }
     /* Evaluation forward passes. */
     double t_eval = 0;
-    for (int it = 0; it < warmup + steps; it++) {
+    for (int it = 0; do_eval && it < warmup + steps; it++) {
         edm2_forward_args fa;
         memset(&fa, 0, sizeof fa);
         fa.struct_size = sizeof fa;
@@ -140,9 +144,11 @@ int main(int argc, char **argv) {
     double ips = steps * batch / t_train, eval = t_eval / steps;
     double g_train = 3 * info->gflops_per_image * ips, g_eval = info->gflops_per_image * batch / eval;
     double peak_rate = sgemm_rate(threads);
-    printf("training:  %8.1f images/s  %7.1f ms/step  %6.1f GFLOP/s (3x forward)  = %4.0f%% of sgemm\n", ips,
+    if (do_train)
+        printf("training:  %8.1f images/s  %7.1f ms/step  %6.1f GFLOP/s (3x forward)  = %4.0f%% of sgemm\n", ips,
            1e3 * t_train / steps, g_train, 100 * g_train / peak_rate);
-    printf("eval:      %8.3f s per forward of %d  %6.1f GFLOP/s  = %4.0f%% of sgemm\n", eval, batch, g_eval,
+    if (do_eval)
+        printf("eval:      %8.3f s per forward of %d  %6.1f GFLOP/s  = %4.0f%% of sgemm\n", eval, batch, g_eval,
            100 * g_eval / peak_rate);
     printf("sgemm:     %8.1f GFLOP/s (OpenBLAS 2048^3, %d threads)\n", peak_rate, threads);
     return 0;

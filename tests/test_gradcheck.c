@@ -9,6 +9,7 @@
 #include "../plugins/common/philox.h"
 #include "attention.h"
 #include "block.h"
+#include "gemm.h"
 #include "mp_conv.h"
 #include "mp_ops.h"
 #include "test_util.h"
@@ -133,7 +134,8 @@ static void test_clip(void **s) { (void)s; run_elementwise(OP_CLIP, "clip"); }
 /* ---- Convolutions and MPConv weights ---------------------------------------------------------- */
 
 typedef struct conv_ctx {
-    float *x, *w, *w_hat, *norm, *gain, *y, *r, *col;
+    float *x, *w, *w_hat, *norm, *gain, *y, *r;
+    conv_scratch sc;
     int N, H, W, C, O, k, linear;
 } conv_ctx;
 
@@ -142,8 +144,8 @@ static size_t conv_out_n(const conv_ctx *c) { return (size_t)c->N * c->H * c->W 
 static double conv_loss(void *vc) {
     conv_ctx *c = vc;
     mpconv_weight_forward(c->w_hat, c->norm, c->w, *c->gain, c->O, c->C, c->k);
-    if (c->linear) linear_forward(c->y, c->x, c->w_hat, (size_t)c->N * c->H * c->W, c->C, c->O, 0);
-    else conv2d_forward(c->y, c->x, c->w_hat, c->col, c->N, c->H, c->W, c->C, c->O, c->k);
+    if (c->linear) linear_forward(c->y, c->x, c->w_hat, (size_t)c->N * c->H * c->W, c->C, c->O, 0, &c->sc);
+    else conv2d_forward(c->y, c->x, c->w_hat, &c->sc, c->N, c->H, c->W, c->C, c->O, c->k);
     return dot(c->y, c->r, conv_out_n(c));
 }
 
@@ -159,17 +161,19 @@ static void run_conv(int k, int linear, const char *what) {
     c.norm = malloc(c.O * sizeof(float));
     c.y = malloc(conv_out_n(&c) * sizeof(float));
     c.r = randn(conv_out_n(&c), 1.0f);
-    c.col = malloc((size_t)c.N * c.H * c.W * c.C * k * k * sizeof(float));
+    c.sc.col = malloc((size_t)c.N * c.H * c.W * c.C * k * k * sizeof(float));
+    size_t pk = gemm_pack_floats(c.O, c.C * k * k), pk2 = gemm_pack_floats(c.C * k * k, c.O);
+    c.sc.pack = aligned_alloc(64, ((pk > pk2 ? pk : pk2) * 4 + 63) / 64 * 64);
     conv_loss(&c);
     float *dx = calloc(nx, sizeof(float)), *dwh = calloc(nw, sizeof(float)), *dw = calloc(nw, sizeof(float));
     float dgain = 0;
-    if (linear) linear_backward(dx, dwh, c.r, c.x, c.w_hat, (size_t)c.N * c.H * c.W, c.C, c.O);
-    else conv2d_backward(dx, dwh, c.r, c.x, c.w_hat, c.col, c.N, c.H, c.W, c.C, c.O, k);
+    if (linear) linear_backward(dx, dwh, c.r, c.x, c.w_hat, (size_t)c.N * c.H * c.W, c.C, c.O, &c.sc);
+    else conv2d_backward(dx, dwh, c.r, c.x, c.w_hat, &c.sc, c.N, c.H, c.W, c.C, c.O, k);
     mpconv_weight_backward(dw, &dgain, dwh, c.w, c.norm, gain, c.O, c.C, k);
     check_grad(what, c.x, dx, nx, conv_loss, &c, 1e-2f);
     check_grad(what, c.w, dw, nw, conv_loss, &c, 1e-2f);
     check_grad(what, &gain, &dgain, 1, conv_loss, &c, 1e-2f);
-    free(c.x), free(c.w), free(c.w_hat), free(c.norm), free(c.y), free(c.r), free(c.col), free(dx), free(dwh), free(dw);
+    free(c.x), free(c.w), free(c.w_hat), free(c.norm), free(c.y), free(c.r), free(c.sc.col), free(c.sc.pack), free(dx), free(dwh), free(dw);
 }
 
 static void test_conv3x3(void **s) { (void)s; run_conv(3, 0, "conv3x3"); }
@@ -224,7 +228,8 @@ static void test_attention(void **s) {
 
 typedef struct block_fix {
     block_def b;
-    float *params, *w_hat, *w_norm, *emb, *x, *r, *col;
+    float *params, *w_hat, *w_norm, *emb, *x, *r;
+    conv_scratch sc;
     size_t nparams;
     workspace ws, bws;
     int N;
@@ -249,7 +254,7 @@ static double block_loss(void *vc) {
     block_fix *f = vc;
     prepare(f);
     ws_reset(&f->ws);
-    block_ctx ctx = {f->params, f->w_hat, f->w_norm, f->emb, f->N, 1, 0, 0, 0, f->col, &f->ws};
+    block_ctx ctx = {f->params, f->w_hat, f->w_norm, f->emb, f->N, 1, 0, 0, 0, &f->sc, &f->ws};
     float *out = block_forward(&f->b, &ctx, f->x, NULL);
     return dot(out, f->r, (size_t)f->N * f->b.H * f->b.W * f->b.cout);
 }
@@ -281,11 +286,12 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     f.x = randn(nin, 1.0f);
     f.r = randn(nout, 1.0f);
     int cmax = cin > cout ? cin : cout;
-    f.col = malloc((size_t)f.N * b->H * b->W * 9 * cmax * sizeof(float));
+    f.sc.col = malloc((size_t)f.N * b->H * b->W * 9 * cmax * sizeof(float));
+    f.sc.pack = aligned_alloc(64, (gemm_pack_floats(9 * cmax, 3 * cmax) * 4 + 63) / 64 * 64);
     /* Analytic: forward with saved activations, backward. */
     prepare(&f);
     block_saved saved;
-    block_ctx ctx = {f.params, f.w_hat, f.w_norm, f.emb, f.N, 1, 0, 0, 0, f.col, &f.ws};
+    block_ctx ctx = {f.params, f.w_hat, f.w_norm, f.emb, f.N, 1, 0, 0, 0, &f.sc, &f.ws};
     float *out = block_forward(b, &ctx, f.x, &saved);
     assert_non_null(out);
     float *dout = malloc(nout * sizeof(float));
@@ -303,7 +309,7 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     check_grad(what, f.emb, demb, (size_t)f.N * 5, block_loss, &f, 1e-2f);
     check_grad(what, f.params, dp, off, block_loss, &f, 1e-2f);
     ws_free(&f.ws), ws_free(&f.bws);
-    free(f.params), free(f.w_hat), free(f.w_norm), free(f.emb), free(f.x), free(f.r), free(f.col);
+    free(f.params), free(f.w_hat), free(f.w_norm), free(f.emb), free(f.x), free(f.r), free(f.sc.col), free(f.sc.pack);
     free(dout), free(dx), free(demb), free(dwh), free(dp);
 }
 

@@ -49,7 +49,7 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
         if (b->skip.present) {
             x1 = ws_alloc(ws, P * b->cout);
             if (!x1) return NULL;
-            conv2d_forward(x1, x0, W_HAT(ctx, b->skip), ctx->col, N, b->H, b->W, b->cin, b->cout, 1);
+            conv2d_forward(x1, x0, W_HAT(ctx, b->skip), ctx->sc, N, b->H, b->W, b->cin, b->cout, 1);
         }
         s->x1 = x1;
         x2 = ws_alloc(ws, P * b->cout);
@@ -64,13 +64,13 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
     float *y0 = ws_alloc(ws, P * b->cout);
     if (!a || !y0) return NULL;
     mp_silu_forward(a, x2, P * c2);
-    conv2d_forward(y0, a, W_HAT(ctx, b->res0), ctx->col, N, b->H, b->W, c2, b->cout, 3);
+    conv2d_forward(y0, a, W_HAT(ctx, b->res0), ctx->sc, N, b->H, b->W, c2, b->cout, 3);
     s->y0 = y0;
     /* c = emb_linear(emb, gain=emb_gain) + 1;  y = mp_silu(y * c) */
     float *c = ws_alloc(ws, (size_t)N * b->cout);
     float *y1 = ws_alloc(ws, P * b->cout);
     if (!c || !y1) return NULL;
-    linear_forward(c, ctx->emb, W_HAT(ctx, b->emb_linear), N, b->cemb, b->cout, 0);
+    linear_forward(c, ctx->emb, W_HAT(ctx, b->emb_linear), N, b->cemb, b->cout, 0, ctx->sc);
     add_scalar(c, c, 1.0f, (size_t)N * b->cout);
     scale_channels_forward(y1, y0, c, N, HW, b->cout);
     s->c = c;
@@ -83,13 +83,13 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
     /* y = conv_res1(y) */
     float *y4 = ws_alloc(ws, P * b->cout);
     if (!y4) return NULL;
-    conv2d_forward(y4, y3, W_HAT(ctx, b->res1), ctx->col, N, b->H, b->W, b->cout, b->cout, 3);
+    conv2d_forward(y4, y3, W_HAT(ctx, b->res1), ctx->sc, N, b->H, b->W, b->cout, b->cout, 3);
     /* dec: x = conv_skip(x);  x = mp_sum(x, y, res_balance) */
     const float *xs = x2;
     if (!b->enc && b->skip.present) {
         float *t = ws_alloc(ws, P * b->cout);
         if (!t) return NULL;
-        conv2d_forward(t, x2, W_HAT(ctx, b->skip), ctx->col, N, b->H, b->W, b->cin, b->cout, 1);
+        conv2d_forward(t, x2, W_HAT(ctx, b->skip), ctx->sc, N, b->H, b->W, b->cin, b->cout, 1);
         xs = t;
     }
     float *x5 = ws_alloc(ws, P * b->cout);
@@ -107,9 +107,9 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
         float *proj = ws_alloc(ws, P * C);
         x6 = ws_alloc(ws, P * C);
         if (!s->qkv || !s->qkvn || !s->qnorm || !s->attn || !s->ya || !proj || !x6) return NULL;
-        conv2d_forward(s->qkv, x5, W_HAT(ctx, b->qkv), ctx->col, N, b->H, b->W, C, 3 * C, 1);
+        conv2d_forward(s->qkv, x5, W_HAT(ctx, b->qkv), ctx->sc, N, b->H, b->W, C, 3 * C, 1);
         attention_forward(s->ya, s->qkvn, s->qnorm, s->attn, s->qkv, N, (int)HW, b->heads, b->cph);
-        conv2d_forward(proj, s->ya, W_HAT(ctx, b->proj), ctx->col, N, b->H, b->W, C, C, 1);
+        conv2d_forward(proj, s->ya, W_HAT(ctx, b->proj), ctx->sc, N, b->H, b->W, C, C, 1);
         mp_sum_forward(x6, x5, proj, b->attn_balance, P * C);
     }
     float *out = ws_alloc(ws, P * b->cout);
@@ -125,7 +125,7 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
     const int N = ctx->N;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
     const int C = b->cout;
-    float *col = ctx->col;
+    const conv_scratch *col = ctx->sc;
 #define DW(w) (dw_hat + (w).offset)
     /* clip */
     float *d6 = dout;
@@ -176,7 +176,7 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
     float *dy0 = ws_zeros(bws, P * C), *dc = ws_zeros(bws, (size_t)N * C);
     if (!dy0 || !dc) return -1;
     scale_channels_backward(dy0, dc, dy1, s->y0, s->c, N, HW, C);
-    linear_backward(demb, DW(b->emb_linear), dc, ctx->emb, W_HAT(ctx, b->emb_linear), N, b->cemb, C);
+    linear_backward(demb, DW(b->emb_linear), dc, ctx->emb, W_HAT(ctx, b->emb_linear), N, b->cemb, C, col);
     /* y0 = conv_res0(mp_silu(x2)) */
     float *a = ws_alloc(bws, P * c2), *da = ws_zeros(bws, P * c2);
     if (!a || !da) return -1;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mp_conv.h"
 #include "workspace.h"
 
 enum { RESAMPLE_KEEP = 0, RESAMPLE_DOWN = 1, RESAMPLE_UP = 2 };
@@ -57,7 +58,7 @@ typedef struct block_ctx {
     int N;
     int training;
     uint64_t drop_seed, drop_stream, drop_offset;
-    float *col;                           /* im2col scratch, large enough for every conv */
+    const conv_scratch *sc;               /* im2col and packing scratch, large enough for every conv */
     workspace *ws;                        /* where activations go */
 } block_ctx;
 

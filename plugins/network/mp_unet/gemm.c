@@ -4,7 +4,6 @@
 #include "gemm.h"
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -12,7 +11,8 @@
 #define HAVE_X86 1
 #endif
 
-#define MR 6
+#define MR 6    /* rows of an AVX2 (and scalar) tile */
+#define MR512 12 /* rows of an AVX-512 tile */
 #define NR 16
 
 /* Packs B^T (B given as [N, K] with row stride ldb, or as [K, N] when trans) into panels [N/16][K][16]. */
@@ -62,57 +62,71 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(int mr, int nr, int K,
 }
 #endif
 
-static void gemm_packed(size_t M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int acc) {
 #ifdef HAVE_X86
-    const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    const int avx2 = 0;
+/* 12 x 16 tile: one zmm accumulator per row; same per-element arithmetic as the other tiles. */
+__attribute__((target("avx512f"))) static void tile_avx512(int mr, int nr, int K, const float *A, int lda,
+                                                           const float *Bp, float *C, int ldc, int acc) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
+           c10 = c0, c11 = c0;
+    const float *a[MR512];
+    for (int r = 0; r < MR512; r++) a[r] = A + (size_t)(r < mr ? r : 0) * lda;
+    for (int k = 0; k < K; k++) {
+        __m512 b = _mm512_load_ps(Bp + (size_t)k * NR);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0][k]), b, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a[1][k]), b, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a[2][k]), b, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a[3][k]), b, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a[4][k]), b, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a[5][k]), b, c5);
+        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a[6][k]), b, c6);
+        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a[7][k]), b, c7);
+        c8 = _mm512_fmadd_ps(_mm512_set1_ps(a[8][k]), b, c8);
+        c9 = _mm512_fmadd_ps(_mm512_set1_ps(a[9][k]), b, c9);
+        c10 = _mm512_fmadd_ps(_mm512_set1_ps(a[10][k]), b, c10);
+        c11 = _mm512_fmadd_ps(_mm512_set1_ps(a[11][k]), b, c11);
+    }
+    float out[MR512][NR] __attribute__((aligned(64)));
+    _mm512_store_ps(out[0], c0), _mm512_store_ps(out[1], c1), _mm512_store_ps(out[2], c2);
+    _mm512_store_ps(out[3], c3), _mm512_store_ps(out[4], c4), _mm512_store_ps(out[5], c5);
+    _mm512_store_ps(out[6], c6), _mm512_store_ps(out[7], c7), _mm512_store_ps(out[8], c8);
+    _mm512_store_ps(out[9], c9), _mm512_store_ps(out[10], c10), _mm512_store_ps(out[11], c11);
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nr; j++) C[(size_t)r * ldc + j] = acc ? C[(size_t)r * ldc + j] + out[r][j] : out[r][j];
+}
+#endif
+
+typedef void (*tile_fn)(int mr, int nr, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int acc);
+
+static void gemm_packed(size_t M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int acc) {
+    tile_fn tile = tile_scalar;
+    int mr_max = MR;
+#ifdef HAVE_X86
+    if (__builtin_cpu_supports("avx512f")) tile = tile_avx512, mr_max = MR512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tile = tile_avx2;
 #endif
     const int panels = (N + NR - 1) / NR;
-    const size_t tiles = (M + MR - 1) / MR;
+    const size_t tiles = (M + mr_max - 1) / mr_max;
 #pragma omp parallel for schedule(static) if (M * (size_t)N * K > 200000)
     for (size_t t = 0; t < tiles; t++) {
-        size_t i = t * MR;
-        int mr = M - i < MR ? (int)(M - i) : MR;
+        size_t i = t * mr_max;
+        int mr = M - i < (size_t)mr_max ? (int)(M - i) : mr_max;
         for (int p = 0; p < panels; p++) {
             int nr = N - p * NR < NR ? N - p * NR : NR;
-            const float *Bp_p = Bp + (size_t)p * K * NR;
-            float *Ct = C + i * ldc + (size_t)p * NR;
-#ifdef HAVE_X86
-            if (avx2) {
-                tile_avx2(mr, nr, K, A + i * lda, lda, Bp_p, Ct, ldc, acc);
-                continue;
-            }
-#endif
-            (void)avx2;
-            tile_scalar(mr, nr, K, A + i * lda, lda, Bp_p, Ct, ldc, acc);
+            tile(mr, nr, K, A + i * lda, lda, Bp + (size_t)p * K * NR, C + i * ldc + (size_t)p * NR, ldc, acc);
         }
     }
 }
 
-static void gemm_common(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
-                        int acc, int b_is_kn) {
-    size_t panels = (size_t)(N + NR - 1) / NR;
-    float *Bp = aligned_alloc(64, (panels * K * NR * sizeof(float) + 63) / 64 * 64 + 64);
-    if (!Bp) { /* fall back to the plain loop: the same arithmetic, no packing */
-        for (size_t i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) {
-                float s = 0.0f;
-                for (int k = 0; k < K; k++)
-                    s = fmaf(A[i * lda + k], b_is_kn ? B[(size_t)k * ldb + j] : B[(size_t)j * ldb + k], s);
-                C[i * ldc + j] = acc ? C[i * ldc + j] + s : s;
-            }
-        return;
-    }
-    pack_b(Bp, B, ldb, N, K, b_is_kn);
-    gemm_packed(M, N, K, A, lda, Bp, C, ldc, acc);
-    free(Bp);
+size_t gemm_pack_floats(int N, int K) { return (size_t)((N + NR - 1) / NR) * NR * (size_t)K + 16; }
+
+void gemm_nt(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate,
+             float *pack) {
+    pack_b(pack, B, ldb, N, K, 0);
+    gemm_packed(M, N, K, A, lda, pack, C, ldc, accumulate);
 }
 
-void gemm_nt(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate) {
-    gemm_common(M, N, K, A, lda, B, ldb, C, ldc, accumulate, 0);
-}
-
-void gemm_nn(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate) {
-    gemm_common(M, N, K, A, lda, B, ldb, C, ldc, accumulate, 1);
+void gemm_nn(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate,
+             float *pack) {
+    pack_b(pack, B, ldb, N, K, 1);
+    gemm_packed(M, N, K, A, lda, pack, C, ldc, accumulate);
 }

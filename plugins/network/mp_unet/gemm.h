@@ -1,15 +1,20 @@
 /* gemm.h: the matrix products of the forward pass, C[M, N] = A[M, K] B[N, K]^T (+ C), computed so that every
  * element is the same sequence of fused multiply-adds over k = 0..K-1 whatever M, N, the tile it falls
- * in, or the thread count: an image's result does not depend on its batch. AVX2/FMA 6x16 register
- * tiles over packed B panels (BLIS-style), with an exact scalar-FMA fallback. */
+ * in, or the thread count: an image's result does not depend on its batch. AVX-512 12x16 or AVX2/FMA
+ * 6x16 register tiles over packed B panels (BLIS-style), with an exact scalar-FMA fallback. */
 #ifndef EDM2_GEMM_H
 #define EDM2_GEMM_H
 
 #include <stddef.h>
 
-/* C = A B^T (accumulate = 0) or C += A B^T (the product is formed first, then added). */
-void gemm_nt(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate);
+/* Floats of packing scratch a product with these N, K needs. */
+size_t gemm_pack_floats(int N, int K);
+/* C = A B^T (accumulate = 0) or C += A B^T (the product is formed first, then added). `pack` is scratch
+ * of gemm_pack_floats(N, K) floats, 64-byte aligned. */
+void gemm_nt(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate,
+             float *pack);
 /* C = A B (accumulate = 0) or C += A B, with B[K, N] row-major. */
-void gemm_nn(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate);
+void gemm_nn(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate,
+             float *pack);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "gemm.h"
@@ -58,14 +59,28 @@ void mpconv_force_normalize(float *w, int O, int fan_in) {
     }
 }
 
-void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate) {
-    gemm_nt(P, O, C, x, C, w_hat, C, y, O, accumulate);
+void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate,
+                    const conv_scratch *sc) {
+    gemm_nt(P, O, C, x, C, w_hat, C, y, O, accumulate, sc->pack);
+}
+
+/* dw[O, K] += dy[P, O]^T x[P, K]: column blocks of dw in parallel, each a single-threaded OpenBLAS call
+ * (OpenBLAS runs with one thread so that OpenMP is the only thread pool). */
+static void weight_grad(float *dw, const float *dy, const float *x, size_t P, int K, int O) {
+    int T = omp_get_max_threads(), blocks = (K + 15) / 16 < T ? (K + 15) / 16 : T;
+    int width = ((K + blocks - 1) / blocks + 15) / 16 * 16;
+#pragma omp parallel for schedule(static) if (blocks > 1 && P * (size_t)K * O > 100000)
+    for (int b = 0; b < blocks; b++) {
+        int k0 = b * width, kn = K - k0 < width ? K - k0 : width;
+        if (kn > 0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, kn, (int)P, 1.0f, dy, O, x + k0, K, 1.0f, dw + k0, K);
+    }
 }
 
 void linear_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, size_t P, int C,
-                     int O) {
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)P, C, O, 1.0f, dy, O, w_hat, C, 1.0f, dx, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, C, (int)P, 1.0f, dy, O, x, C, 1.0f, dw_hat, C);
+                     int O, const conv_scratch *sc) {
+    if (dx) gemm_nn(P, C, O, dy, O, w_hat, C, dx, C, 1, sc->pack);
+    weight_grad(dw_hat, dy, x, P, C, O);
 }
 
 /* col[p, (ky, kx, c)] = x[n, y+ky-k/2, x+kx-k/2, c], zero outside. */
@@ -109,28 +124,29 @@ static void col2im(float *dx, const float *col, int N, int H, int W, int C, int 
             }
 }
 
-void conv2d_forward(float *y, const float *x, const float *w_hat, float *col, int N, int H, int W, int C, int O, int k) {
+void conv2d_forward(float *y, const float *x, const float *w_hat, const conv_scratch *sc, int N, int H, int W, int C,
+                    int O, int k) {
     const size_t P = (size_t)N * H * W;
     if (k == 1) {
-        linear_forward(y, x, w_hat, P, C, O, 0);
+        linear_forward(y, x, w_hat, P, C, O, 0, sc);
         return;
     }
-    im2col(col, x, N, H, W, C, k);
-    linear_forward(y, col, w_hat, P, k * k * C, O, 0);
+    im2col(sc->col, x, N, H, W, C, k);
+    linear_forward(y, sc->col, w_hat, P, k * k * C, O, 0, sc);
 }
 
-void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, float *col, int N,
-                     int H, int W, int C, int O, int k) {
+void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
+                     const conv_scratch *sc, int N, int H, int W, int C, int O, int k) {
     const size_t P = (size_t)N * H * W;
     if (k == 1) {
-        linear_backward(dx, dw_hat, dy, x, w_hat, P, C, O);
+        linear_backward(dx, dw_hat, dy, x, w_hat, P, C, O, sc);
         return;
     }
     const int K = k * k * C;
-    im2col(col, x, N, H, W, C, k);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, K, (int)P, 1.0f, dy, O, col, K, 1.0f, dw_hat, K);
+    im2col(sc->col, x, N, H, W, C, k);
+    weight_grad(dw_hat, dy, sc->col, P, K, O);
     if (dx) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)P, K, O, 1.0f, dy, O, w_hat, K, 0.0f, col, K);
-        col2im(dx, col, N, H, W, C, k);
+        gemm_nn(P, K, O, dy, O, w_hat, K, sc->col, K, 0, sc->pack);
+        col2im(dx, sc->col, N, H, W, C, k);
     }
 }

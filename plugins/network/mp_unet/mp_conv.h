@@ -6,6 +6,12 @@
 
 #include <stddef.h>
 
+/* Scratch shared by the products of one pass: im2col columns and GEMM packing (see unet.c for sizes). */
+typedef struct conv_scratch {
+    float *col;
+    float *pack;
+} conv_scratch;
+
 /* Weight preparation. w is the reference layout [O, C, k, k] (k = 1 for 1x1 and fully connected);
  * w_hat is written channels-last [O, k, k, C] so that it matches the im2col column order.
  * norm[O] is saved for backward. */
@@ -17,15 +23,17 @@ void mpconv_weight_backward(float *dw, float *dgain, const float *dw_hat, const 
 void mpconv_force_normalize(float *w, int O, int fan_in);
 
 /* Fully connected over rows: y[P, O] = x[P, C] w_hat[O, C]^T (+ y when accumulate). */
-void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate);
+void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate,
+                    const conv_scratch *sc);
 /* dx[P, C] += dy w_hat (skipped when dx is NULL); dw_hat[O, C] += dy^T x. */
 void linear_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, size_t P, int C,
-                     int O);
+                     int O, const conv_scratch *sc);
 
-/* k x k convolution, padding k/2, channels-last: x[N, H, W, C] -> y[N, H, W, O]. `col` is scratch of
- * N*H*W*k*k*C floats (unused for k = 1). */
-void conv2d_forward(float *y, const float *x, const float *w_hat, float *col, int N, int H, int W, int C, int O, int k);
-void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, float *col, int N,
-                     int H, int W, int C, int O, int k);
+/* k x k convolution, padding k/2, channels-last: x[N, H, W, C] -> y[N, H, W, O]. sc->col holds
+ * N*H*W*k*k*C floats (unused for k = 1), sc->pack gemm_pack_floats() of the largest weight. */
+void conv2d_forward(float *y, const float *x, const float *w_hat, const conv_scratch *sc, int N, int H, int W, int C,
+                    int O, int k);
+void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
+                     const conv_scratch *sc, int N, int H, int W, int C, int O, int k);
 
 #endif

@@ -127,10 +127,11 @@ static edm2_status net_get_info(edm2_network *net, edm2_network_info *info) {
     return EDM2_OK;
 }
 
-/* Threads are set per call: OpenMP and OpenBLAS keep them process-wide. */
+/* Threads are set per call (OpenMP keeps them process-wide). OpenMP is the only thread pool: OpenBLAS
+ * runs single-threaded inside our parallel loops, so the two never spin against each other. */
 static void use_threads(edm2_network *net) {
     omp_set_num_threads(net->threads);
-    openblas_set_num_threads(net->threads);
+    openblas_set_num_threads(1);
 }
 
 static edm2_status net_init_params(edm2_network *net, float *params, uint64_t seed) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../../common/philox.h"
+#include "gemm.h"
 #include "mp_conv.h"
 #include "mp_ops.h"
 
@@ -211,7 +212,16 @@ int unet_build(unet *u, const unet_hparams *hp, char *err, size_t errlen) {
     u->w_hat = malloc(u->arena_floats * sizeof(float));
     u->dw_hat = malloc(u->arena_floats * sizeof(float));
     u->w_norm = malloc((u->norm_floats + 1) * sizeof(float));
-    if (!u->saved || !u->mod_in || !u->mod_out || !u->w_hat || !u->dw_hat || !u->w_norm) goto nomem;
+    /* GEMM packing scratch: the largest weight either way round (forward B = w, backward B = w^T). */
+    for (size_t i = 0; i < u->nweights; i++) {
+        const weight_ref *w = &u->weights[i].ref;
+        size_t a = gemm_pack_floats(w->O, w->C * w->k * w->k), b = gemm_pack_floats(w->C * w->k * w->k, w->O);
+        if (a > u->pack_floats) u->pack_floats = a;
+        if (b > u->pack_floats) u->pack_floats = b;
+    }
+    u->pack = aligned_alloc(64, (u->pack_floats * sizeof(float) + 63) / 64 * 64);
+    if (!u->saved || !u->mod_in || !u->mod_out || !u->w_hat || !u->dw_hat || !u->w_norm || !u->pack) goto nomem;
+    u->sc.pack = u->pack;
     return 0;
 nomem:
     snprintf(err, errlen, "out of memory building the network");
@@ -231,6 +241,7 @@ void unet_free(unet *u) {
     free(u->dw_hat);
     free(u->w_norm);
     free(u->col);
+    free(u->pack);
     ws_free(&u->fws);
     ws_free(&u->bws);
     memset(u, 0, sizeof *u);
@@ -289,6 +300,7 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
         free(u->col);
         u->col = malloc(need * sizeof(float));
         u->col_floats = u->col ? need : 0;
+        u->sc.col = u->col;
         if (!u->col) return -1;
     }
     for (size_t i = 0; i < u->nweights; i++) {
@@ -319,7 +331,7 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
     float *lab = hp->label_dim ? ws_zeros(ws, (size_t)N * hp->label_dim) : NULL;
     if (!fourier || !e3 || !emb || (hp->label_dim && !lab)) return -1;
     mp_fourier_forward(fourier, c_noise, params + u->off_emb_freqs, params + u->off_emb_phases, N, u->cnoise);
-    linear_forward(e3, fourier, u->w_hat + u->emb_noise.offset, N, u->cnoise, u->cemb, 0);
+    linear_forward(e3, fourier, u->w_hat + u->emb_noise.offset, N, u->cnoise, u->cemb, 0, &u->sc);
     if (hp->label_dim) {
         float *e2 = ws_alloc(ws, (size_t)N * u->cemb);
         if (!e2) return -1;
@@ -327,13 +339,13 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
             const float sl = sqrtf((float)hp->label_dim);
             for (size_t i = 0; i < (size_t)N * hp->label_dim; i++) lab[i] = a->labels[i] * sl;
         }
-        linear_forward(e2, lab, u->w_hat + u->emb_label.offset, N, hp->label_dim, u->cemb, 0);
+        linear_forward(e2, lab, u->w_hat + u->emb_label.offset, N, hp->label_dim, u->cemb, 0, &u->sc);
         mp_sum_forward(e3, e3, e2, hp->label_balance, (size_t)N * u->cemb);
     }
     mp_silu_forward(emb, e3, (size_t)N * u->cemb);
     /* U-Net. */
     block_ctx ctx = {params, u->w_hat, u->w_norm, emb, N, a->training, a->dropout_rng.seed, a->dropout_rng.stream,
-                     a->dropout_rng.offset, u->col, ws};
+                     a->dropout_rng.offset, &u->sc, ws};
     const float *x = x_in0;
     for (int m = 0; m < u->nmods; m++) {
         unet_module *md = &u->mods[m];
@@ -341,7 +353,7 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
         if (md->kind == MOD_CONV) {
             out = ws_alloc(ws, P * md->cout);
             if (!out) return -1;
-            conv2d_forward(out, x, u->w_hat + md->conv.offset, u->col, N, md->H, md->W, md->cin, md->cout, 3);
+            conv2d_forward(out, x, u->w_hat + md->conv.offset, &u->sc, N, md->H, md->W, md->cin, md->cout, 3);
         } else {
             if (md->skip_src >= 0) {
                 const unet_module *src = &u->mods[md->skip_src];
@@ -363,7 +375,7 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
     float *F = ws_alloc(ws, P * C);
     if (!F) return -1;
     const unet_module *last = &u->mods[u->nmods - 1];
-    conv2d_forward(F, x, u->w_hat + u->out_conv.offset, u->col, N, R, R, last->cout, C, 3);
+    conv2d_forward(F, x, u->w_hat + u->out_conv.offset, &u->sc, N, R, R, last->cout, C, 3);
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++)
             for (size_t p = 0; p < HW; p++) {
@@ -374,7 +386,7 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
     float *lvf = ws_alloc(ws, (size_t)N * hp->logvar_channels);
     if (!lvf) return -1;
     mp_fourier_forward(lvf, c_noise, params + u->off_lv_freqs, params + u->off_lv_phases, N, hp->logvar_channels);
-    if (a->logvar) linear_forward(a->logvar, lvf, u->w_hat + u->logvar_linear.offset, N, hp->logvar_channels, 1, 0);
+    if (a->logvar) linear_forward(a->logvar, lvf, u->w_hat + u->logvar_linear.offset, N, hp->logvar_channels, 1, 0, &u->sc);
     if (a->training) {
         u->saved_N = N;
         u->have_saved = 1;
@@ -395,7 +407,7 @@ int unet_backward(unet *u, const float *params, const float *dD, const float *dl
     if (ws_reset(ws)) return -1;
     memset(u->dw_hat, 0, u->arena_floats * sizeof(float));
     block_ctx ctx = {params, u->w_hat, u->w_norm, u->emb, N, 1, u->drop_seed, u->drop_stream, u->drop_offset,
-                     u->col, &u->fws};
+                     &u->sc, &u->fws};
     float *demb = ws_zeros(ws, (size_t)N * u->cemb);
     float *dF = ws_alloc(ws, P * C);
     float **dskip = calloc((size_t)u->nenc, sizeof *dskip);
@@ -410,13 +422,13 @@ int unet_backward(unet *u, const float *params, const float *dD, const float *dl
     float *dcur = ws_zeros(ws, P * last->cout);
     if (!dcur) goto done;
     conv2d_backward(dcur, u->dw_hat + u->out_conv.offset, dF, u->mod_out[u->nmods - 1], u->w_hat + u->out_conv.offset,
-                    u->col, N, R, R, last->cout, C, 3);
+                    &u->sc, N, R, R, last->cout, C, 3);
     for (int m = u->nmods - 1; m >= 0; m--) {
         const unet_module *md = &u->mods[m];
         const size_t Pm = (size_t)N * md->H * md->W;
         if (m < u->nenc && dskip[m]) accumulate(dcur, dskip[m], Pm * md->cout);
         if (md->kind == MOD_CONV) {
-            conv2d_backward(NULL, u->dw_hat + md->conv.offset, dcur, u->mod_in[m], u->w_hat + md->conv.offset, u->col,
+            conv2d_backward(NULL, u->dw_hat + md->conv.offset, dcur, u->mod_in[m], u->w_hat + md->conv.offset, &u->sc,
                             N, md->H, md->W, md->cin, md->cout, 3);
             continue;
         }
@@ -444,15 +456,15 @@ int unet_backward(unet *u, const float *params, const float *dD, const float *dl
         if (!de2) goto done;
         mp_sum_backward(de1, de2, de3, hp->label_balance, (size_t)N * u->cemb);
         linear_backward(NULL, u->dw_hat + u->emb_label.offset, de2, u->lab, u->w_hat + u->emb_label.offset, N,
-                        hp->label_dim, u->cemb);
+                        hp->label_dim, u->cemb, &u->sc);
     } else {
         accumulate(de1, de3, (size_t)N * u->cemb);
     }
     linear_backward(NULL, u->dw_hat + u->emb_noise.offset, de1, u->fourier, u->w_hat + u->emb_noise.offset, N, u->cnoise,
-                    u->cemb);
+                    u->cemb, &u->sc);
     if (dlogvar)
         linear_backward(NULL, u->dw_hat + u->logvar_linear.offset, dlogvar, u->lv_fourier,
-                        u->w_hat + u->logvar_linear.offset, N, hp->logvar_channels, 1);
+                        u->w_hat + u->logvar_linear.offset, N, hp->logvar_channels, 1, &u->sc);
     /* From prepared-weight gradients to parameter gradients (through the weight normalisation). */
     for (size_t i = 0; i < u->nweights; i++) {
         const unet_weight *w = &u->weights[i];

@@ -54,8 +54,9 @@ typedef struct unet {
 
     /* Runtime state. */
     float *w_hat, *w_norm, *dw_hat; /* prepared weights, their row norms, their gradient */
-    float *col;
-    size_t col_floats;
+    float *col, *pack;
+    size_t col_floats, pack_floats;
+    conv_scratch sc;
     workspace fws, bws;
     /* Saved by the last training forward. */
     int saved_N, have_saved;
