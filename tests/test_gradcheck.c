@@ -161,9 +161,11 @@ static void run_conv(int k, int linear, const char *what) {
     c.norm = malloc(c.O * sizeof(float));
     c.y = malloc(conv_out_n(&c) * sizeof(float));
     c.r = randn(conv_out_n(&c), 1.0f);
-    c.sc.col = malloc((size_t)c.N * c.H * c.W * c.C * k * k * sizeof(float));
-    size_t pk = gemm_pack_floats(c.O, c.C * k * k), pk2 = gemm_pack_floats(c.C * k * k, c.O);
-    c.sc.pack = aligned_alloc(64, ((pk > pk2 ? pk : pk2) * 4 + 63) / 64 * 64);
+    size_t ncol = 0, npack = 0, nwt = 0;
+    conv_scratch_need(c.N, c.H, c.W, c.C, c.O, k, &ncol, &npack, &nwt);
+    c.sc.col = malloc((ncol + 1) * sizeof(float));
+    c.sc.pack = aligned_alloc(64, (npack * 4 + 63) / 64 * 64);
+    c.sc.wt = malloc((nwt + 1) * sizeof(float));
     conv_loss(&c);
     float *dx = calloc(nx, sizeof(float)), *dwh = calloc(nw, sizeof(float)), *dw = calloc(nw, sizeof(float));
     float dgain = 0;
@@ -173,7 +175,7 @@ static void run_conv(int k, int linear, const char *what) {
     check_grad(what, c.x, dx, nx, conv_loss, &c, 1e-2f);
     check_grad(what, c.w, dw, nw, conv_loss, &c, 1e-2f);
     check_grad(what, &gain, &dgain, 1, conv_loss, &c, 1e-2f);
-    free(c.x), free(c.w), free(c.w_hat), free(c.norm), free(c.y), free(c.r), free(c.sc.col), free(c.sc.pack), free(dx), free(dwh), free(dw);
+    free(c.x), free(c.w), free(c.w_hat), free(c.norm), free(c.y), free(c.r), free(c.sc.col), free(c.sc.pack), free(c.sc.wt), free(dx), free(dwh), free(dw);
 }
 
 static void test_conv3x3(void **s) { (void)s; run_conv(3, 0, "conv3x3"); }
@@ -286,8 +288,11 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     f.x = randn(nin, 1.0f);
     f.r = randn(nout, 1.0f);
     int cmax = cin > cout ? cin : cout;
-    f.sc.col = malloc((size_t)f.N * b->H * b->W * 9 * cmax * sizeof(float));
-    f.sc.pack = aligned_alloc(64, (gemm_pack_floats(9 * cmax, 3 * cmax) * 4 + 63) / 64 * 64);
+    size_t ncol = 0, npack = 0, nwt = 0;
+    conv_scratch_need(f.N, b->H, b->W, cmax, 3 * cmax, 3, &ncol, &npack, &nwt);
+    f.sc.col = malloc((ncol + 1) * sizeof(float));
+    f.sc.pack = aligned_alloc(64, (npack * 4 + 63) / 64 * 64);
+    f.sc.wt = malloc((nwt + 1) * sizeof(float));
     /* Analytic: forward with saved activations, backward. */
     prepare(&f);
     block_saved saved;
@@ -309,7 +314,7 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     check_grad(what, f.emb, demb, (size_t)f.N * 5, block_loss, &f, 1e-2f);
     check_grad(what, f.params, dp, off, block_loss, &f, 1e-2f);
     ws_free(&f.ws), ws_free(&f.bws);
-    free(f.params), free(f.w_hat), free(f.w_norm), free(f.emb), free(f.x), free(f.r), free(f.sc.col), free(f.sc.pack);
+    free(f.params), free(f.w_hat), free(f.w_norm), free(f.emb), free(f.x), free(f.r), free(f.sc.col), free(f.sc.pack), free(f.sc.wt);
     free(dout), free(dx), free(demb), free(dwh), free(dp);
 }
 

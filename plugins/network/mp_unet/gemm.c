@@ -28,25 +28,28 @@ static void pack_b(float *dst, const float *B, int ldb, int N, int K, int b_is_k
         }
 }
 
-/* Portable tile: the same fused multiply-adds, one element at a time. */
-static void tile_scalar(int mr, int nr, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int acc) {
+/* Portable tile: the same fused multiply-adds, one element at a time. Row r of A is a[r], element k of
+ * it a[r][koff[k]] (koff maps k to an offset: k itself, or tap and channel of a 3x3 convolution). */
+static void tile_scalar(int mr, int nr, int K, const float *const *a, const int *koff, const float *Bp, float *C,
+                        int ldc, int acc) {
     for (int r = 0; r < mr; r++)
         for (int c = 0; c < nr; c++) {
             float s = 0.0f;
-            for (int k = 0; k < K; k++) s = fmaf(A[(size_t)r * lda + k], Bp[(size_t)k * NR + c], s);
+            for (int k = 0; k < K; k++) s = fmaf(a[r][koff[k]], Bp[(size_t)k * NR + c], s);
             C[(size_t)r * ldc + c] = acc ? C[(size_t)r * ldc + c] + s : s;
         }
 }
 
 #ifdef HAVE_X86
-__attribute__((target("avx2,fma"))) static void tile_avx2(int mr, int nr, int K, const float *A, int lda,
-                                                          const float *Bp, float *C, int ldc, int acc) {
+__attribute__((target("avx2,fma"))) static void tile_avx2(int mr, int nr, int K, const float *const *a_in,
+                                                          const int *koff, const float *Bp, float *C, int ldc, int acc) {
     __m256 c[MR][2];
     for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
     const float *a[MR];
-    for (int r = 0; r < MR; r++) a[r] = A + (size_t)(r < mr ? r : 0) * lda;
-    for (int k = 0; k < K; k++) {
-        __m256 b0 = _mm256_load_ps(Bp + (size_t)k * NR), b1 = _mm256_load_ps(Bp + (size_t)k * NR + 8);
+    for (int r = 0; r < MR; r++) a[r] = a_in[r < mr ? r : 0];
+    for (int kk = 0; kk < K; kk++) {
+        const int k = koff[kk];
+        __m256 b0 = _mm256_load_ps(Bp + (size_t)kk * NR), b1 = _mm256_load_ps(Bp + (size_t)kk * NR + 8);
         __m256 x;
         x = _mm256_broadcast_ss(a[0] + k), c[0][0] = _mm256_fmadd_ps(x, b0, c[0][0]), c[0][1] = _mm256_fmadd_ps(x, b1, c[0][1]);
         x = _mm256_broadcast_ss(a[1] + k), c[1][0] = _mm256_fmadd_ps(x, b0, c[1][0]), c[1][1] = _mm256_fmadd_ps(x, b1, c[1][1]);
@@ -64,14 +67,15 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(int mr, int nr, int K,
 
 #ifdef HAVE_X86
 /* 12 x 16 tile: one zmm accumulator per row; same per-element arithmetic as the other tiles. */
-__attribute__((target("avx512f"))) static void tile_avx512(int mr, int nr, int K, const float *A, int lda,
-                                                           const float *Bp, float *C, int ldc, int acc) {
+__attribute__((target("avx512f"))) static void tile_avx512(int mr, int nr, int K, const float *const *a_in,
+                                                           const int *koff, const float *Bp, float *C, int ldc, int acc) {
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
            c10 = c0, c11 = c0;
     const float *a[MR512];
-    for (int r = 0; r < MR512; r++) a[r] = A + (size_t)(r < mr ? r : 0) * lda;
-    for (int k = 0; k < K; k++) {
-        __m512 b = _mm512_load_ps(Bp + (size_t)k * NR);
+    for (int r = 0; r < MR512; r++) a[r] = a_in[r < mr ? r : 0];
+    for (int kk = 0; kk < K; kk++) {
+        const int k = koff[kk];
+        __m512 b = _mm512_load_ps(Bp + (size_t)kk * NR);
         c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0][k]), b, c0);
         c1 = _mm512_fmadd_ps(_mm512_set1_ps(a[1][k]), b, c1);
         c2 = _mm512_fmadd_ps(_mm512_set1_ps(a[2][k]), b, c2);
@@ -95,9 +99,25 @@ __attribute__((target("avx512f"))) static void tile_avx512(int mr, int nr, int K
 }
 #endif
 
-typedef void (*tile_fn)(int mr, int nr, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int acc);
+typedef void (*tile_fn)(int mr, int nr, int K, const float *const *a, const int *koff, const float *Bp, float *C,
+                        int ldc, int acc);
 
-static void gemm_packed(size_t M, int N, int K, const float *A, int lda, const float *Bp, float *C, int ldc, int acc) {
+/* Where row i of A starts: plain (A + i lda) or the top-left tap of output pixel i of a 3x3 convolution
+ * over an input padded to (H + 2) x (W + 2). */
+typedef struct a_rows {
+    const float *A;
+    size_t lda;
+    int conv, H, W, C;
+} a_rows;
+
+static const float *row_ptr(const a_rows *ar, size_t i) {
+    if (!ar->conv) return ar->A + i * ar->lda;
+    size_t hw = (size_t)ar->H * ar->W, n = i / hw, rem = i % hw, y = rem / ar->W, x = rem % ar->W;
+    return ar->A + ((n * (ar->H + 2) + y) * (ar->W + 2) + x) * ar->C;
+}
+
+static void gemm_packed(size_t M, int N, int K, const a_rows *ar, const int *koff, const float *Bp, float *C, int ldc,
+                        int acc) {
     tile_fn tile = tile_scalar;
     int mr_max = MR;
 #ifdef HAVE_X86
@@ -110,23 +130,48 @@ static void gemm_packed(size_t M, int N, int K, const float *A, int lda, const f
     for (size_t t = 0; t < tiles; t++) {
         size_t i = t * mr_max;
         int mr = M - i < (size_t)mr_max ? (int)(M - i) : mr_max;
+        const float *a[MR512];
+        for (int r = 0; r < mr; r++) a[r] = row_ptr(ar, i + (size_t)r);
         for (int p = 0; p < panels; p++) {
             int nr = N - p * NR < NR ? N - p * NR : NR;
-            tile(mr, nr, K, A + i * lda, lda, Bp + (size_t)p * K * NR, C + i * ldc + (size_t)p * NR, ldc, acc);
+            tile(mr, nr, K, a, koff, Bp + (size_t)p * K * NR, C + i * ldc + (size_t)p * NR, ldc, acc);
         }
     }
 }
 
-size_t gemm_pack_floats(int N, int K) { return (size_t)((N + NR - 1) / NR) * NR * (size_t)K + 16; }
+size_t gemm_pack_floats(int N, int K) { return (size_t)((N + NR - 1) / NR) * NR * (size_t)K + (size_t)K + 32; }
+
+/* The k -> offset table lives after the packed panels. */
+static int *koff_table(float *pack, int N, int K) {
+    return (int *)(pack + (size_t)((N + NR - 1) / NR) * NR * (size_t)K + 16);
+}
+
+static void plain_gemm(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
+                       int acc, float *pack, int b_is_kn) {
+    pack_b(pack, B, ldb, N, K, b_is_kn);
+    int *koff = koff_table(pack, N, K);
+    for (int k = 0; k < K; k++) koff[k] = k;
+    a_rows ar = {A, (size_t)lda, 0, 0, 0, 0};
+    gemm_packed(M, N, K, &ar, koff, pack, C, ldc, acc);
+}
 
 void gemm_nt(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate,
              float *pack) {
-    pack_b(pack, B, ldb, N, K, 0);
-    gemm_packed(M, N, K, A, lda, pack, C, ldc, accumulate);
+    plain_gemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate, pack, 0);
 }
 
 void gemm_nn(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate,
              float *pack) {
-    pack_b(pack, B, ldb, N, K, 1);
-    gemm_packed(M, N, K, A, lda, pack, C, ldc, accumulate);
+    plain_gemm(M, N, K, A, lda, B, ldb, C, ldc, accumulate, pack, 1);
+}
+
+void gemm_conv3x3(int Nimg, int H, int W, int C, const float *xpad, int O, const float *w, float *y, int accumulate,
+                  float *pack) {
+    const int K = 9 * C;
+    pack_b(pack, w, K, O, K, 0);
+    int *koff = koff_table(pack, O, K);
+    for (int t = 0; t < 9; t++)
+        for (int c = 0; c < C; c++) koff[t * C + c] = ((t / 3) * (W + 2) + t % 3) * C + c;
+    a_rows ar = {xpad, 0, 1, H, W, C};
+    gemm_packed((size_t)Nimg * H * W, O, K, &ar, koff, pack, y, O, accumulate);
 }

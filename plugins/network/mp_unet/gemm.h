@@ -17,4 +17,10 @@ void gemm_nt(size_t M, int N, int K, const float *A, int lda, const float *B, in
 void gemm_nn(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate,
              float *pack);
 
+/* 3x3 convolution without im2col: y[Nimg, H, W, O] (+)= conv(x, w) where xpad is x zero-padded to
+ * [Nimg, H + 2, W + 2, C] and w is [O, 3, 3, C] (channels-last, tap-major). Bitwise the same as im2col
+ * followed by gemm_nt. */
+void gemm_conv3x3(int Nimg, int H, int W, int C, const float *xpad, int O, const float *w, float *y, int accumulate,
+                  float *pack);
+
 #endif

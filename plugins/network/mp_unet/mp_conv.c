@@ -83,45 +83,38 @@ void linear_backward(float *dx, float *dw_hat, const float *dy, const float *x, 
     weight_grad(dw_hat, dy, x, P, C, O);
 }
 
-/* col[p, (ky, kx, c)] = x[n, y+ky-k/2, x+kx-k/2, c], zero outside. */
-static void im2col(float *col, const float *x, int N, int H, int W, int C, int k) {
-    const int r = k / 2;
-    const size_t row = (size_t)k * k * C;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < H; i++)
-            for (int j = 0; j < W; j++) {
-                float *dst = col + (((size_t)n * H + i) * W + j) * row;
-                for (int ky = 0; ky < k; ky++) {
-                    int si = i + ky - r;
-                    for (int kx = 0; kx < k; kx++, dst += C) {
-                        int sj = j + kx - r;
-                        if (si < 0 || si >= H || sj < 0 || sj >= W) memset(dst, 0, (size_t)C * sizeof(float));
-                        else memcpy(dst, x + (((size_t)n * H + si) * W + sj) * C, (size_t)C * sizeof(float));
-                    }
-                }
-            }
+/* Guard zeros before and after a padded image block, so that every tap shift stays inside the buffer. */
+static size_t guard_floats(int W, int C) { return (size_t)(W + 3) * C + 16; }
+
+void conv_scratch_need(int N, int H, int W, int C, int O, int k, size_t *col, size_t *pack, size_t *wt) {
+    size_t p = gemm_pack_floats(O, k * k * C), q = gemm_pack_floats(C, k * k * O);
+    if (p > *pack) *pack = p;
+    if (q > *pack) *pack = q;
+    if (k == 1) return;
+    size_t padded = (size_t)N * (H + 2) * (W + 2);
+    size_t need = padded * (size_t)(C + O) + 2 * guard_floats(W, C) + 2 * guard_floats(W, O) + 64;
+    if (need > *col) *col = need;
+    if ((size_t)9 * C * O > *wt) *wt = (size_t)9 * C * O;
 }
 
-/* dx[n, y+ky-k/2, x+kx-k/2, c] += col[p, (ky, kx, c)]; one thread per image, so no races. */
-static void col2im(float *dx, const float *col, int N, int H, int W, int C, int k) {
-    const int r = k / 2;
-    const size_t row = (size_t)k * k * C;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < H; i++)
-            for (int j = 0; j < W; j++) {
-                const float *src = col + (((size_t)n * H + i) * W + j) * row;
-                for (int ky = 0; ky < k; ky++) {
-                    int si = i + ky - r;
-                    for (int kx = 0; kx < k; kx++, src += C) {
-                        int sj = j + kx - r;
-                        if (si < 0 || si >= H || sj < 0 || sj >= W) continue;
-                        float *d = dx + (((size_t)n * H + si) * W + sj) * C;
-                        for (int c = 0; c < C; c++) d[c] += src[c];
-                    }
-                }
-            }
+/* xpad[n, y + 1, x + 1, c] = x[n, y, x, c], zero border; `dst` starts `guard` floats into the block and
+ * the guards are zeroed too. */
+static void pad_image(float *dst, const float *x, int N, int H, int W, int C, size_t guard) {
+    const size_t row = (size_t)(W + 2) * C, img = (size_t)(H + 2) * row;
+    memset(dst - guard, 0, guard * sizeof(float));
+    memset(dst + (size_t)N * img, 0, guard * sizeof(float));
+#pragma omp parallel for schedule(static) if ((size_t)N * H * W * C > 32768)
+    for (int n = 0; n < N; n++) {
+        float *d = dst + (size_t)n * img;
+        memset(d, 0, row * sizeof(float));
+        memset(d + (size_t)(H + 1) * row, 0, row * sizeof(float));
+        for (int y = 0; y < H; y++) {
+            float *r = d + (size_t)(y + 1) * row;
+            memset(r, 0, (size_t)C * sizeof(float));
+            memcpy(r + C, x + (((size_t)n * H + y) * W) * C, (size_t)W * C * sizeof(float));
+            memset(r + (size_t)(W + 1) * C, 0, (size_t)C * sizeof(float));
+        }
+    }
 }
 
 void conv2d_forward(float *y, const float *x, const float *w_hat, const conv_scratch *sc, int N, int H, int W, int C,
@@ -131,8 +124,9 @@ void conv2d_forward(float *y, const float *x, const float *w_hat, const conv_scr
         linear_forward(y, x, w_hat, P, C, O, 0, sc);
         return;
     }
-    im2col(sc->col, x, N, H, W, C, k);
-    linear_forward(y, sc->col, w_hat, P, k * k * C, O, 0, sc);
+    size_t g = guard_floats(W, C);
+    pad_image(sc->col + g, x, N, H, W, C, g);
+    gemm_conv3x3(N, H, W, C, sc->col + g, O, w_hat, y, 0, sc->pack);
 }
 
 void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
@@ -142,11 +136,24 @@ void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, 
         linear_backward(dx, dw_hat, dy, x, w_hat, P, C, O, sc);
         return;
     }
-    const int K = k * k * C;
-    im2col(sc->col, x, N, H, W, C, k);
-    weight_grad(dw_hat, dy, sc->col, P, K, O);
+    const size_t padded = (size_t)N * (H + 2) * (W + 2), gx = guard_floats(W, C), gy = guard_floats(W, O);
+    float *xpad = sc->col + gx, *dypad = xpad + padded * C + gx + gy;
+    pad_image(xpad, x, N, H, W, C, gx);
+    pad_image(dypad, dy, N, H, W, O, gy);
+    /* dw[o, t, c] += sum over padded pixels q of dypad[q, o] xpad[q + shift(t), c]; the zero border of dypad
+     * removes the terms that would wrap across rows or images. One OpenBLAS call per tap. */
+#pragma omp parallel for schedule(dynamic, 1) if (P * (size_t)C * O > 100000)
+    for (int t = 0; t < 9; t++) {
+        long shift = ((long)(t / 3 - 1) * (W + 2) + (t % 3 - 1)) * C;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, C, (int)padded, 1.0f, dypad, O, xpad + shift, C, 1.0f,
+                    dw_hat + (size_t)t * C, 9 * C);
+    }
     if (dx) {
-        gemm_nn(P, K, O, dy, O, w_hat, K, sc->col, K, 0, sc->pack);
-        col2im(dx, sc->col, N, H, W, C, k);
+        /* dx = 3x3 convolution of dy with w flipped in space and transposed: wt[c, t, o] = w[o, 8 - t, c]. */
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < 9; t++)
+                for (int o = 0; o < O; o++)
+                    sc->wt[((size_t)c * 9 + t) * O + o] = w_hat[((size_t)o * 9 + (8 - t)) * C + c];
+        gemm_conv3x3(N, H, W, O, dypad, C, sc->wt, dx, 1, sc->pack);
     }
 }

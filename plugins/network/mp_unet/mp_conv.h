@@ -6,11 +6,16 @@
 
 #include <stddef.h>
 
-/* Scratch shared by the products of one pass: im2col columns and GEMM packing (see unet.c for sizes). */
+/* Scratch shared by the products of one pass (sizes from conv_scratch_need): padded activations for
+ * 3x3 convolutions, GEMM packing, and rearranged weights for the input gradient of 3x3 convolutions. */
 typedef struct conv_scratch {
     float *col;
     float *pack;
+    float *wt;
 } conv_scratch;
+
+/* Grows *col, *pack and *wt (floats) to what a k x k convolution x[N, H, W, C] -> [N, H, W, O] needs. */
+void conv_scratch_need(int N, int H, int W, int C, int O, int k, size_t *col, size_t *pack, size_t *wt);
 
 /* Weight preparation. w is the reference layout [O, C, k, k] (k = 1 for 1x1 and fully connected);
  * w_hat is written channels-last [O, k, k, C] so that it matches the im2col column order.
@@ -29,8 +34,9 @@ void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int 
 void linear_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, size_t P, int C,
                      int O, const conv_scratch *sc);
 
-/* k x k convolution, padding k/2, channels-last: x[N, H, W, C] -> y[N, H, W, O]. sc->col holds
- * N*H*W*k*k*C floats (unused for k = 1), sc->pack gemm_pack_floats() of the largest weight. */
+/* k x k convolution (k = 1 or 3), padding k/2, channels-last: x[N, H, W, C] -> y[N, H, W, O]. 3x3
+ * convolutions are implicit GEMMs over a zero-padded copy (no im2col); their weight gradient is one GEMM
+ * per tap, their input gradient a 3x3 convolution of the padded output gradient with flipped weights. */
 void conv2d_forward(float *y, const float *x, const float *w_hat, const conv_scratch *sc, int N, int H, int W, int C,
                     int O, int k);
 void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,

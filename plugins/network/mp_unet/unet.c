@@ -212,16 +212,17 @@ int unet_build(unet *u, const unet_hparams *hp, char *err, size_t errlen) {
     u->w_hat = malloc(u->arena_floats * sizeof(float));
     u->dw_hat = malloc(u->arena_floats * sizeof(float));
     u->w_norm = malloc((u->norm_floats + 1) * sizeof(float));
-    /* GEMM packing scratch: the largest weight either way round (forward B = w, backward B = w^T). */
+    /* GEMM packing and rearranged-weight scratch: the largest weight either way round. */
+    size_t unused_col = 0;
     for (size_t i = 0; i < u->nweights; i++) {
         const weight_ref *w = &u->weights[i].ref;
-        size_t a = gemm_pack_floats(w->O, w->C * w->k * w->k), b = gemm_pack_floats(w->C * w->k * w->k, w->O);
-        if (a > u->pack_floats) u->pack_floats = a;
-        if (b > u->pack_floats) u->pack_floats = b;
+        conv_scratch_need(1, 1, 1, w->C, w->O, w->k, &unused_col, &u->pack_floats, &u->wt_floats);
     }
     u->pack = aligned_alloc(64, (u->pack_floats * sizeof(float) + 63) / 64 * 64);
-    if (!u->saved || !u->mod_in || !u->mod_out || !u->w_hat || !u->dw_hat || !u->w_norm || !u->pack) goto nomem;
+    u->wt = malloc((u->wt_floats + 1) * sizeof(float));
+    if (!u->saved || !u->mod_in || !u->mod_out || !u->w_hat || !u->dw_hat || !u->w_norm || !u->pack || !u->wt) goto nomem;
     u->sc.pack = u->pack;
+    u->sc.wt = u->wt;
     return 0;
 nomem:
     snprintf(err, errlen, "out of memory building the network");
@@ -242,6 +243,7 @@ void unet_free(unet *u) {
     free(u->w_norm);
     free(u->col);
     free(u->pack);
+    free(u->wt);
     ws_free(&u->fws);
     ws_free(&u->bws);
     memset(u, 0, sizeof *u);
@@ -274,13 +276,13 @@ void unet_normalize_weights(const unet *u, float *params) {
 
 /* ---- Forward ------------------------------------------------------------------------------------ */
 
+/* Padded-activation scratch of the largest 3x3 convolution at batch N (every conv of every module). */
 static size_t col_need(const unet *u, int N) {
-    size_t need = 0;
+    size_t need = 0, pack = 0, wt = 0;
     for (int m = 0; m < u->nmods; m++) {
         const unet_module *md = &u->mods[m];
         int cmax = md->cin > md->cout ? md->cin : md->cout;
-        size_t n = (size_t)N * md->H * md->W * 9 * cmax;
-        if (n > need) need = n;
+        conv_scratch_need(N, md->H, md->W, cmax, cmax, 3, &need, &pack, &wt);
     }
     return need;
 }
