@@ -166,6 +166,7 @@ static void run_conv(int k, int linear, const char *what) {
     c.sc.col = malloc((ncol + 1) * sizeof(float));
     c.sc.pack = aligned_alloc(64, (npack * 4 + 63) / 64 * 64);
     c.sc.wt = malloc((nwt + 1) * sizeof(float));
+    c.sc.part = malloc(conv_part_floats(c.C, c.O, k) * sizeof(float));
     conv_loss(&c);
     float *dx = calloc(nx, sizeof(float)), *dwh = calloc(nw, sizeof(float)), *dw = calloc(nw, sizeof(float));
     float dgain = 0;
@@ -175,7 +176,7 @@ static void run_conv(int k, int linear, const char *what) {
     check_grad(what, c.x, dx, nx, conv_loss, &c, 1e-2f);
     check_grad(what, c.w, dw, nw, conv_loss, &c, 1e-2f);
     check_grad(what, &gain, &dgain, 1, conv_loss, &c, 1e-2f);
-    free(c.x), free(c.w), free(c.w_hat), free(c.norm), free(c.y), free(c.r), free(c.sc.col), free(c.sc.pack), free(c.sc.wt), free(dx), free(dwh), free(dw);
+    free(c.x), free(c.w), free(c.w_hat), free(c.norm), free(c.y), free(c.r), free(c.sc.col), free(c.sc.pack), free(c.sc.wt), free(c.sc.part), free(dx), free(dwh), free(dw);
 }
 
 static void test_conv3x3(void **s) { (void)s; run_conv(3, 0, "conv3x3"); }
@@ -293,6 +294,7 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     f.sc.col = malloc((ncol + 1) * sizeof(float));
     f.sc.pack = aligned_alloc(64, (npack * 4 + 63) / 64 * 64);
     f.sc.wt = malloc((nwt + 1) * sizeof(float));
+    f.sc.part = malloc(conv_part_floats(3 * cmax, 3 * cmax, 3) * sizeof(float));
     /* Analytic: forward with saved activations, backward. */
     prepare(&f);
     block_saved saved;
@@ -314,7 +316,7 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     check_grad(what, f.emb, demb, (size_t)f.N * 5, block_loss, &f, 1e-2f);
     check_grad(what, f.params, dp, off, block_loss, &f, 1e-2f);
     ws_free(&f.ws), ws_free(&f.bws);
-    free(f.params), free(f.w_hat), free(f.w_norm), free(f.emb), free(f.x), free(f.r), free(f.sc.col), free(f.sc.pack), free(f.sc.wt);
+    free(f.params), free(f.w_hat), free(f.w_norm), free(f.emb), free(f.x), free(f.r), free(f.sc.col), free(f.sc.pack), free(f.sc.wt), free(f.sc.part);
     free(dout), free(dx), free(demb), free(dwh), free(dp);
 }
 

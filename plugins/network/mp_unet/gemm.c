@@ -102,6 +102,81 @@ __attribute__((target("avx512f"))) static void tile_avx512(int mr, int nr, int K
 typedef void (*tile_fn)(int mr, int nr, int K, const float *const *a, const int *koff, const float *Bp, float *C,
                         int ldc, int acc);
 
+#ifdef HAVE_X86
+/* Weight-gradient tile: out[r, j] = sum over q of A[q lda + r] B[q ldb + j], r < mr <= 16, j < nr <= 16,
+ * q in order from 0 (rows of A and B read straight from the activations, no packing). Rows past mr
+ * repeat row 0 (no branch in the loop) and are not stored. */
+#define MRTN 16
+__attribute__((target("avx512f"))) static void tile_tn_avx512(int mr, int nr, size_t Q, const float *A, int lda,
+                                                              const float *B, long ldb, float *out, int ldo) {
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+    __m512 c8 = c0, c9 = c0, c10 = c0, c11 = c0, c12 = c0, c13 = c0, c14 = c0, c15 = c0;
+    int o[MRTN];
+    for (int r = 0; r < MRTN; r++) o[r] = r < mr ? r : 0;
+    const __mmask16 mask = (__mmask16)((1u << nr) - 1u);
+    for (size_t q = 0; q < Q; q++) {
+        const float *a = A + q * (size_t)lda;
+        __m512 b = _mm512_maskz_loadu_ps(mask, B + (long)q * ldb);
+        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[0]]), b, c0);
+        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[1]]), b, c1);
+        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[2]]), b, c2);
+        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[3]]), b, c3);
+        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[4]]), b, c4);
+        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[5]]), b, c5);
+        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[6]]), b, c6);
+        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[7]]), b, c7);
+        c8 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[8]]), b, c8);
+        c9 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[9]]), b, c9);
+        c10 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[10]]), b, c10);
+        c11 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[11]]), b, c11);
+        c12 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[12]]), b, c12);
+        c13 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[13]]), b, c13);
+        c14 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[14]]), b, c14);
+        c15 = _mm512_fmadd_ps(_mm512_set1_ps(a[o[15]]), b, c15);
+    }
+    __m512 c[MRTN] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15};
+    for (int r = 0; r < mr; r++) _mm512_mask_storeu_ps(out + (size_t)r * ldo, mask, c[r]);
+}
+#endif
+
+int gemm_tn_available(void) {
+#ifdef HAVE_X86
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+void gemm_tn_taps(int M, int N, size_t Q, const float *A, int lda, const float *B, long ldb, int ntaps,
+                  const long *shift, float *C, int ldc, int tap_stride, float *part) {
+#ifdef HAVE_X86
+    const int ob = (M + MRTN - 1) / MRTN, cb = (N + NR - 1) / NR;
+    const int S = Q >= 4096 ? GEMM_TN_SPLITS : 1; /* fixed, so the sums do not depend on the thread count */
+    const int tasks = ntaps * ob * cb * S;
+    const size_t slab = (size_t)ntaps * M * N; /* partials of one split: [tap][M][N] */
+#pragma omp parallel for schedule(dynamic, 1) if (Q * (size_t)M * N * ntaps > 100000)
+    for (int task = 0; task < tasks; task++) {
+        int s = task % S, rest = task / S, c = rest % cb, o = (rest / cb) % ob, t = rest / (cb * ob);
+        size_t q0 = Q * (size_t)s / S, q1 = Q * (size_t)(s + 1) / S;
+        int mr = M - o * MRTN < MRTN ? M - o * MRTN : MRTN, nr = N - c * NR < NR ? N - c * NR : NR;
+        tile_tn_avx512(mr, nr, q1 - q0, A + q0 * (size_t)lda + (size_t)o * MRTN, lda,
+                       B + shift[t] + (long)q0 * ldb + (long)c * NR, ldb,
+                       part + (size_t)s * slab + ((size_t)t * M + (size_t)o * MRTN) * N + (size_t)c * NR, N);
+    }
+    /* C[m, t, n] += sum over splits in order. */
+#pragma omp parallel for schedule(static) if (slab > 16384)
+    for (size_t i = 0; i < slab; i++) {
+        size_t t = i / ((size_t)M * N), m = (i / N) % M, n = i % N;
+        float sum = part[i];
+        for (int s = 1; s < S; s++) sum += part[(size_t)s * slab + i];
+        C[m * (size_t)ldc + t * (size_t)tap_stride + n] += sum;
+    }
+#else
+    (void)M, (void)N, (void)Q, (void)A, (void)lda, (void)B, (void)ldb, (void)ntaps, (void)shift, (void)C, (void)ldc,
+        (void)tap_stride, (void)part;
+#endif
+}
+
 /* Where row i of A starts: plain (A + i lda) or the top-left tap of output pixel i of a 3x3 convolution
  * over an input padded to (H + 2) x (W + 2). */
 typedef struct a_rows {

@@ -23,4 +23,13 @@ void gemm_nn(size_t M, int N, int K, const float *A, int lda, const float *B, in
 void gemm_conv3x3(int Nimg, int H, int W, int C, const float *xpad, int O, const float *w, float *y, int accumulate,
                   float *pack);
 
+/* Weight gradients without packing (AVX-512 only; see gemm_tn_available): for each tap t,
+ * C[m, t * tap_stride + n] += sum over q < Q of A[q lda + m] B[shift[t] + q ldb + n], M <= lda.
+ * The q range is cut into GEMM_TN_SPLITS fixed pieces whose partial sums (`part`, GEMM_TN_SPLITS * ntaps *
+ * M * N floats) are added in order, so results do not depend on the thread count. */
+#define GEMM_TN_SPLITS 4
+int gemm_tn_available(void);
+void gemm_tn_taps(int M, int N, size_t Q, const float *A, int lda, const float *B, long ldb, int ntaps,
+                  const long *shift, float *C, int ldc, int tap_stride, float *part);
+
 #endif

@@ -64,9 +64,14 @@ void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int 
     gemm_nt(P, O, C, x, C, w_hat, C, y, O, accumulate, sc->pack);
 }
 
-/* dw[O, K] += dy[P, O]^T x[P, K]: column blocks of dw in parallel, each a single-threaded OpenBLAS call
- * (OpenBLAS runs with one thread so that OpenMP is the only thread pool). */
-static void weight_grad(float *dw, const float *dy, const float *x, size_t P, int K, int O) {
+/* dw[O, K] += dy[P, O]^T x[P, K]: our AVX-512 kernel, or column blocks of dw in parallel, each a
+ * single-threaded OpenBLAS call (OpenBLAS runs with one thread so that OpenMP is the only thread pool). */
+static void weight_grad(float *dw, const float *dy, const float *x, size_t P, int K, int O, float *part) {
+    if (gemm_tn_available()) {
+        const long zero = 0;
+        gemm_tn_taps(O, K, P, dy, O, x, K, 1, &zero, dw, K, 0, part);
+        return;
+    }
     int T = omp_get_max_threads(), blocks = (K + 15) / 16 < T ? (K + 15) / 16 : T;
     int width = ((K + blocks - 1) / blocks + 15) / 16 * 16;
 #pragma omp parallel for schedule(static) if (blocks > 1 && P * (size_t)K * O > 100000)
@@ -80,7 +85,7 @@ static void weight_grad(float *dw, const float *dy, const float *x, size_t P, in
 void linear_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, size_t P, int C,
                      int O, const conv_scratch *sc) {
     if (dx) gemm_nn(P, C, O, dy, O, w_hat, C, dx, C, 1, sc->pack);
-    weight_grad(dw_hat, dy, x, P, C, O);
+    weight_grad(dw_hat, dy, x, P, C, O, sc->part);
 }
 
 /* Guard zeros before and after a padded image block, so that every tap shift stays inside the buffer. */
@@ -90,12 +95,17 @@ void conv_scratch_need(int N, int H, int W, int C, int O, int k, size_t *col, si
     size_t p = gemm_pack_floats(O, k * k * C), q = gemm_pack_floats(C, k * k * O);
     if (p > *pack) *pack = p;
     if (q > *pack) *pack = q;
-    if (k == 1) return;
+    if (k == 1) {
+        if ((size_t)C * O > *wt) *wt = (size_t)C * O; /* unused for k = 1; keeps the partials sized */
+        return;
+    }
     size_t padded = (size_t)N * (H + 2) * (W + 2);
     size_t need = padded * (size_t)(C + O) + 2 * guard_floats(W, C) + 2 * guard_floats(W, O) + 64;
     if (need > *col) *col = need;
     if ((size_t)9 * C * O > *wt) *wt = (size_t)9 * C * O;
 }
+
+size_t conv_part_floats(int C, int O, int k) { return (size_t)GEMM_TN_SPLITS * k * k * C * O + 16; }
 
 /* xpad[n, y + 1, x + 1, c] = x[n, y, x, c], zero border; `dst` starts `guard` floats into the block and
  * the guards are zeroed too. */
@@ -141,12 +151,16 @@ void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, 
     pad_image(xpad, x, N, H, W, C, gx);
     pad_image(dypad, dy, N, H, W, O, gy);
     /* dw[o, t, c] += sum over padded pixels q of dypad[q, o] xpad[q + shift(t), c]; the zero border of dypad
-     * removes the terms that would wrap across rows or images. One OpenBLAS call per tap. */
+     * removes the terms that would wrap across rows or images. */
+    long shift[9];
+    for (int t = 0; t < 9; t++) shift[t] = ((long)(t / 3 - 1) * (W + 2) + (t % 3 - 1)) * C;
+    if (gemm_tn_available()) {
+        gemm_tn_taps(O, C, padded, dypad, O, xpad, C, 9, shift, dw_hat, 9 * C, C, sc->part);
+    } else {
 #pragma omp parallel for schedule(dynamic, 1) if (P * (size_t)C * O > 100000)
-    for (int t = 0; t < 9; t++) {
-        long shift = ((long)(t / 3 - 1) * (W + 2) + (t % 3 - 1)) * C;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, C, (int)padded, 1.0f, dypad, O, xpad + shift, C, 1.0f,
-                    dw_hat + (size_t)t * C, 9 * C);
+        for (int t = 0; t < 9; t++)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, C, (int)padded, 1.0f, dypad, O, xpad + shift[t], C,
+                        1.0f, dw_hat + (size_t)t * C, 9 * C);
     }
     if (dx) {
         /* dx = 3x3 convolution of dy with w flipped in space and transposed: wt[c, t, o] = w[o, 8 - t, c]. */

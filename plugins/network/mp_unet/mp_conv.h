@@ -12,10 +12,12 @@ typedef struct conv_scratch {
     float *col;
     float *pack;
     float *wt;
+    float *part; /* weight-gradient partial sums: conv_part_floats() of the largest weight */
 } conv_scratch;
 
 /* Grows *col, *pack and *wt (floats) to what a k x k convolution x[N, H, W, C] -> [N, H, W, O] needs. */
 void conv_scratch_need(int N, int H, int W, int C, int O, int k, size_t *col, size_t *pack, size_t *wt);
+size_t conv_part_floats(int C, int O, int k);
 
 /* Weight preparation. w is the reference layout [O, C, k, k] (k = 1 for 1x1 and fully connected);
  * w_hat is written channels-last [O, k, k, C] so that it matches the im2col column order.

@@ -217,10 +217,14 @@ int unet_build(unet *u, const unet_hparams *hp, char *err, size_t errlen) {
     for (size_t i = 0; i < u->nweights; i++) {
         const weight_ref *w = &u->weights[i].ref;
         conv_scratch_need(1, 1, 1, w->C, w->O, w->k, &unused_col, &u->pack_floats, &u->wt_floats);
+        size_t part = conv_part_floats(w->C, w->O, w->k);
+        if (part > u->part_floats) u->part_floats = part;
     }
+    u->part = malloc(u->part_floats * sizeof(float));
     u->pack = aligned_alloc(64, (u->pack_floats * sizeof(float) + 63) / 64 * 64);
     u->wt = malloc((u->wt_floats + 1) * sizeof(float));
-    if (!u->saved || !u->mod_in || !u->mod_out || !u->w_hat || !u->dw_hat || !u->w_norm || !u->pack || !u->wt) goto nomem;
+    if (!u->saved || !u->mod_in || !u->mod_out || !u->w_hat || !u->dw_hat || !u->w_norm || !u->pack || !u->wt || !u->part) goto nomem;
+    u->sc.part = u->part;
     u->sc.pack = u->pack;
     u->sc.wt = u->wt;
     return 0;
@@ -244,6 +248,7 @@ void unet_free(unet *u) {
     free(u->col);
     free(u->pack);
     free(u->wt);
+    free(u->part);
     ws_free(&u->fws);
     ws_free(&u->bws);
     memset(u, 0, sizeof *u);
