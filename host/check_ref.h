@@ -63,8 +63,10 @@ int meta_int(check_ctx *c, const char *key, long long *out, edm2_err *err);
  * (and the per-element loss when `loss` is non-NULL). */
 int run_loss(check_ctx *c, batch_bufs *b, const float *params, float *grads, float *loss, double *objective,
              edm2_err *err);
-/* Compares every trained entry of `got` with tensors prefix + name, relative to each tensor's scale. */
-void compare_arenas_rel(check_ctx *c, const char *label, const float *got, const char *prefix);
+/* Compares the trained entries of a host arena `got` with tensors prefix + name: CMP_REL per tensor relative
+ * to its scale (gradients), CMP_ABS absolute (fed steps), CMP_FRACTION share of entries within E2E_TOL. */
+typedef enum { CMP_REL, CMP_ABS, CMP_FRACTION } cmp_mode;
+void compare_arena(check_ctx *c, const char *label, const float *got, const char *prefix, cmp_mode mode);
 
 int group_steps(check_ctx *c, batch_bufs *b, edm2_err *err);
 int group_sample(check_ctx *c, edm2_err *err);

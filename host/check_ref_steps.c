@@ -10,38 +10,6 @@
 #include "check_ref.h"
 #include "validate.h"
 
-typedef enum { CMP_ABS, CMP_FRACTION } cmp_mode;
-
-/* Compares the trained entries of a host arena with tensors prefix + name. */
-static void compare_arena(check_ctx *c, const char *label, const float *got, const char *prefix, cmp_mode mode) {
-    const edm2_network_info *info = &c->net.info;
-    char name[512];
-    double worst = 0;
-    size_t total = 0, within = 0;
-    int n = 0;
-    for (size_t i = 0; i < info->param_count; i++) {
-        const edm2_param_desc *d = &info->params[i];
-        if (!(d->flags & EDM2_PARAM_TRAINED)) continue;
-        snprintf(name, sizeof name, "%s%s", prefix, d->name);
-        dump_add(c, name, got + d->offset, (int)d->ndim, d->shape);
-        float *want = ref_tensor(c, name, d->numel);
-        if (!want) continue;
-        for (size_t j = 0; j < d->numel; j++) {
-            double e = fabs((double)got[d->offset + j] - want[j]);
-            if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
-            within += e <= E2E_TOL;
-        }
-        total += d->numel;
-        n++;
-        free(want);
-    }
-    char what[128];
-    snprintf(what, sizeof what, "%s (%d tensors)", label, n);
-    if (!n) skip(c, what, "not in the file");
-    else if (mode == CMP_ABS) report(c, what, worst, STEP_TOL, NULL);
-    else report_fraction(c, what, (double)within / (double)total, E2E_FRACTION, E2E_TOL, total);
-}
-
 /* The reference gradients of step k as an arena (0 where absent). */
 static float *ref_grads(check_ctx *c, int k, edm2_err *err) {
     const edm2_network_info *info = &c->net.info;

@@ -256,11 +256,12 @@ int run_loss(check_ctx *c, batch_bufs *b, const float *params, float *grads, flo
     return loss ? rt_download(&c->rt, loss, b->loss, E, err) : 0;
 }
 
-void compare_arenas_rel(check_ctx *c, const char *label, const float *got, const char *prefix) {
+void compare_arena(check_ctx *c, const char *label, const float *got, const char *prefix, cmp_mode mode) {
     const edm2_network_info *info = &c->net.info;
     char name[512];
-    double worst = 0, worst_tol = 0;
+    double worst = 0, worst_tol = 0; /* CMP_REL: the tensor with the largest error relative to its tolerance */
     const char *worst_name = "";
+    size_t total = 0, within = 0;
     int n = 0, missing = 0;
     for (size_t i = 0; i < info->param_count; i++) {
         const edm2_param_desc *d = &info->params[i];
@@ -272,17 +273,28 @@ void compare_arenas_rel(check_ctx *c, const char *label, const float *got, const
             missing++;
             continue;
         }
-        double e = max_diff(got + d->offset, want, d->numel), tol = GRAD_TOL * max_abs(want, d->numel);
-        double ratio = tol > 0 ? e / tol : (e > 0 ? INFINITY : 0);
-        if (n == 0 || ratio > (worst_tol > 0 ? worst / worst_tol : 0) || !isfinite(e)) worst = e, worst_tol = tol, worst_name = d->name;
+        double e = max_diff(got + d->offset, want, d->numel);
+        if (mode == CMP_REL) {
+            double tol = GRAD_TOL * max_abs(want, d->numel);
+            double ratio = tol > 0 ? e / tol : (e > 0 ? INFINITY : 0);
+            if (n == 0 || ratio > (worst_tol > 0 ? worst / worst_tol : 0) || !isfinite(e))
+                worst = e, worst_tol = tol, worst_name = d->name;
+        } else if (!(e <= worst)) {
+            worst = isnan(e) ? INFINITY : e;
+        }
+        for (size_t j = 0; mode == CMP_FRACTION && j < d->numel; j++)
+            within += fabs((double)got[d->offset + j] - want[j]) <= E2E_TOL;
+        total += d->numel;
         n++;
         free(want);
     }
     char what[128], detail[300];
     snprintf(what, sizeof what, "%s (%d tensors)", label, n);
     snprintf(detail, sizeof detail, "worst: %s%s", worst_name, missing ? " (some absent in the file)" : "");
-    if (n) report(c, what, worst, worst_tol, detail);
-    else skip(c, what, "not in the file");
+    if (!n) skip(c, what, "not in the file");
+    else if (mode == CMP_REL) report(c, what, worst, worst_tol, detail);
+    else if (mode == CMP_ABS) report(c, what, worst, STEP_TOL, missing ? "(some absent in the file)" : NULL);
+    else report_fraction(c, what, (double)within / (double)total, E2E_FRACTION, E2E_TOL, total);
 }
 
 static int group_step(check_ctx *c, batch_bufs *b, int k, edm2_err *err) {
@@ -308,7 +320,7 @@ static int group_step(check_ctx *c, batch_bufs *b, int k, edm2_err *err) {
     compare_fwd(c, name, loss, E, 4, st_find(&c->ref, "in/x")->shape);
     snprintf(name, sizeof name, "step%d/grad/", k);
     snprintf(prefix, sizeof prefix, "step%d/grad", k);
-    compare_arenas_rel(c, prefix, grads, name);
+    compare_arena(c, prefix, grads, name, CMP_REL);
     rc = 0;
 done:
     free(params), free(grads), free(loss);

@@ -29,6 +29,26 @@ static void test_extends_and_overrides(void **state) {
     cfg_free(&c);
 }
 
+static void test_plugin_switch_drops_inherited_keys(void **state) {
+    (void)state;
+    cfg c = {0};
+    edm2_err err;
+    /* The variant names another EMA plugin: the base's [ema] keys (for 'power') are dropped. */
+    assert_int_equal(cfg_load(&c, EDM2_SOURCE_DIR "/configs/fashion-mnist-demo-traditional-ema.ini", &err), 0);
+    assert_string_equal(cfg_value(&c, "ema", "plugin", NULL), "traditional");
+    assert_null(cfg_get(&c, "ema", "stds"));
+    assert_non_null(cfg_get(&c, "ema", "halflife_Mimg"));
+    assert_non_null(cfg_get(&c, "network", "model_channels")); /* other sections untouched */
+    /* The same plugin again keeps them; --set of another plugin drops them. */
+    cfg_free(&c);
+    assert_int_equal(cfg_load(&c, EDM2_SOURCE_DIR "/configs/fashion-mnist-demo.ini", &err), 0);
+    assert_int_equal(cfg_set(&c, "ema.plugin=power", &err), 0);
+    assert_non_null(cfg_get(&c, "ema", "stds"));
+    assert_int_equal(cfg_set(&c, "ema.plugin=traditional", &err), 0);
+    assert_null(cfg_get(&c, "ema", "stds"));
+    cfg_free(&c);
+}
+
 static void test_malformed_files(void **state) {
     (void)state;
     char *dir = make_temp_dir();
@@ -109,7 +129,8 @@ static void test_typed_view_defaults(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_extends_and_overrides),        cmocka_unit_test(test_malformed_files),
+        cmocka_unit_test(test_extends_and_overrides),        cmocka_unit_test(test_plugin_switch_drops_inherited_keys),
+        cmocka_unit_test(test_malformed_files),
         cmocka_unit_test(test_plugin_path_relative_to_config), cmocka_unit_test(test_values_and_suggestions),
         cmocka_unit_test(test_typed_view_defaults),
     };
