@@ -20,14 +20,26 @@ void dump_add(check_ctx *c, const char *name, const float *data, int ndim, const
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
     if (c->dump.n == c->dump.cap) {
-        c->dump.cap = c->dump.cap ? 2 * c->dump.cap : 64;
-        c->dump.t = realloc(c->dump.t, c->dump.cap * sizeof *c->dump.t);
-        c->dump.owned = realloc(c->dump.owned, c->dump.cap * sizeof *c->dump.owned);
-        if (!c->dump.t || !c->dump.owned) abort(); /* host only: allocation of a few pointers */
+        size_t cap = c->dump.cap ? 2 * c->dump.cap : 64;
+        st_out *t = realloc(c->dump.t, cap * sizeof *t);
+        if (t) c->dump.t = t;
+        float **owned = t ? realloc(c->dump.owned, cap * sizeof *owned) : NULL;
+        if (owned) c->dump.owned = owned;
+        if (!t || !owned) {
+            LOG_WARN("check-ref: out of memory for --dump; the dump will be incomplete");
+            c->dumping = 0;
+            return;
+        }
+        c->dump.cap = cap;
     }
     float *copy = malloc(numel * sizeof(float) + 1);
     char *nm = strdup(name);
-    if (!copy || !nm) abort();
+    if (!copy || !nm) {
+        free(copy), free(nm);
+        LOG_WARN("check-ref: out of memory for --dump; the dump will be incomplete");
+        c->dumping = 0;
+        return;
+    }
     memcpy(copy, data, numel * sizeof(float));
     st_out *o = &c->dump.t[c->dump.n];
     memset(o, 0, sizeof *o);

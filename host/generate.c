@@ -13,13 +13,12 @@ int random_class(uint64_t seed, int L) {
     return c < L ? c : L - 1;
 }
 
-static edm2_status forward(generator *gen, net_instance *ni, const float *x, const float *labels, double sigma,
-                           float *out) {
+/* D(x; sigma) of one network for the current batch (gen->sigma already holds sigma for every image). */
+static edm2_status forward(generator *gen, net_instance *ni, const float *x, const float *labels, float *out) {
     edm2_forward_args fa;
     memset(&fa, 0, sizeof fa);
     fa.struct_size = sizeof fa;
     fa.params = ni->params, fa.x = x, fa.sigma = gen->sigma, fa.labels = labels, fa.N = gen->n, fa.D = out;
-    (void)sigma;
     return ni->vt->forward(ni->net, &fa);
 }
 
@@ -28,9 +27,9 @@ static edm2_status denoise(void *ctx, const float *x, double sigma, float *out) 
     const edm2_backend_vtable *vt = gen->rt->bvt;
     edm2_backend *b = gen->rt->b;
     edm2_status s = vt->fill(b, gen->sigma, (float)sigma, (size_t)gen->n);
-    if (s == EDM2_OK) s = forward(gen, gen->net, x, gen->L ? gen->labels : NULL, sigma, out);
+    if (s == EDM2_OK) s = forward(gen, gen->net, x, gen->L ? gen->labels : NULL, out);
     if (s == EDM2_OK && gen->guidance != 1.0) {
-        s = forward(gen, gen->gnet, x, NULL, sigma, gen->g);
+        s = forward(gen, gen->gnet, x, NULL, gen->g);
         /* out = g + w (out - g) = w out + (1 - w) g */
         if (s == EDM2_OK) s = vt->axpby(b, out, (float)(1.0 - gen->guidance), gen->g, (float)gen->guidance, gen->per * gen->n);
     }

@@ -61,6 +61,7 @@ typedef struct trainer {
     int64_t nimg, total, batch, batch_gpu, seed;
     char fingerprint[4096];
     FILE *stats;
+    double last_progress; /* when the progress bar was last drawn */
 } trainer;
 
 static int fail_plugin(edm2_err *err, const char *kind, const char *id) {
@@ -223,11 +224,10 @@ done:
     return rc;
 }
 
-static void progress(const trainer *t, double t_start, int64_t start_nimg) {
-    static double last;
+static void progress(trainer *t, double t_start, int64_t start_nimg) {
     double now = now_s();
-    if (now - last < 0.25 && t->nimg < t->total) return;
-    last = now;
+    if (now - t->last_progress < 0.25 && t->nimg < t->total) return;
+    t->last_progress = now;
     double frac = (double)t->nimg / (double)t->total, rate = (t->nimg - start_nimg) / fmax(now - t_start, 1e-9);
     double eta = rate > 0 ? (t->total - t->nimg) / rate : 0;
     int width = 30, fill = (int)(frac * width);

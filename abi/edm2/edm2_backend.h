@@ -26,6 +26,10 @@ typedef struct edm2_rng {
     uint64_t offset;
 } edm2_rng;
 
+/* Who calls what: create/destroy only the host; every other function the host and the plugins it
+ * lends an edm2_backend_ops to, from one thread at a time per instance, between create and destroy.
+ * Ownership: memory from alloc belongs to the caller until it passes it to free; host pointers passed in
+ * are only read or written during the call. */
 typedef struct edm2_backend_vtable {
     uint32_t struct_size;
     /* Called by the host once per run. `host` and `cfg` outlive the call (`cfg` only during it).

@@ -16,6 +16,9 @@ extern "C" {
 
 typedef struct edm2_ema edm2_ema; /* opaque instance */
 
+/* All functions are called by the host only, from one thread at a time per instance, between create and
+ * destroy; pointers to backend memory stay owned by whoever allocated them (the host for arenas and
+ * batches, the plugin for its own state). */
 typedef struct edm2_ema_vtable {
     uint32_t struct_size;
     /* Called by the host once per run; `backend` outlives the instance. */

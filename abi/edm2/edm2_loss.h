@@ -32,6 +32,9 @@ typedef struct edm2_loss_batch {
     float *loss_out;     /* optional out [N, C, H, W]: the per-element loss (before scaling) */
 } edm2_loss_batch;
 
+/* All functions are called by the host only, from one thread at a time per instance, between create and
+ * destroy; pointers to backend memory stay owned by whoever allocated them (the host for arenas and
+ * batches, the plugin for its own state). */
 typedef struct edm2_loss_vtable {
     uint32_t struct_size;
     /* Called by the host once per run; `backend` outlives the instance. */

@@ -56,6 +56,9 @@ typedef struct edm2_forward_args {
     float *logvar;       /* out [N] uncertainty head, or NULL to skip it */
 } edm2_forward_args;
 
+/* Called by the host, and get_info/forward/backward also by the loss plugin it hands an edm2_network_ref;
+ * one thread at a time per instance, between create and destroy. Arenas and batch tensors are the
+ * caller's; the workspace (saved activations) is the plugin's. */
 typedef struct edm2_network_vtable {
     uint32_t struct_size;
     /* Called by the host once per network. Hyperparameters come from `cfg`; `backend` is the instance

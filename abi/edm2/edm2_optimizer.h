@@ -19,6 +19,9 @@ typedef struct edm2_state_buffer {
     size_t numel;
 } edm2_state_buffer;
 
+/* All functions are called by the host only, from one thread at a time per instance, between create and
+ * destroy; pointers to backend memory stay owned by whoever allocated them (the host for arenas and
+ * batches, the plugin for its own state). */
 typedef struct edm2_optimizer_vtable {
     uint32_t struct_size;
     /* Called by the host once per run. n_params = arena length in floats; `params` is the table

@@ -26,6 +26,9 @@ typedef struct edm2_denoiser {
     size_t n; /* floats in x and out: N * C * H * W */
 } edm2_denoiser;
 
+/* All functions are called by the host only, from one thread at a time per instance, between create and
+ * destroy; pointers to backend memory stay owned by whoever allocated them (the host for arenas and
+ * batches, the plugin for its own state). */
 typedef struct edm2_sampler_vtable {
     uint32_t struct_size;
     edm2_status (*create)(const edm2_host *host, const edm2_config *cfg, const edm2_backend_ops *backend,
