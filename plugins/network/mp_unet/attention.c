@@ -2,8 +2,10 @@
 #include "attention.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "mp_math.h"
 #include "mp_ops.h"
 
 void attention_forward(float *y, float *qkvn, float *norm, float *attn, const float *qkv, int N, int HW, int heads,
@@ -28,32 +30,38 @@ void attention_forward(float *y, float *qkvn, float *norm, float *attn, const fl
                     for (int c = 0; c < cph; c++) dst[(size_t)p * cph + c] = src[3 * c] / nr;
                 }
             }
+            /* Scores row by row, vectorised over keys: k transposed to kT[c][j] (scaled), so
+             * S[i, j] = sum over c of q[i, c] kT[c, j] runs along j. */
             float *A = attn + nh * HW * HW;
+            float *kT = malloc((size_t)cph * HW * sizeof(float));
+            if (!kT) continue; /* cannot happen in practice; the output row stays unset */
+            for (int j = 0; j < HW; j++)
+                for (int c = 0; c < cph; c++) kT[(size_t)c * HW + j] = kn[(size_t)j * cph + c] * scale;
             for (int i = 0; i < HW; i++) {
                 float *Ai = A + (size_t)i * HW;
                 const float *qi = qn + (size_t)i * cph;
+                for (int j = 0; j < HW; j++) Ai[j] = 0.0f;
+                for (int c = 0; c < cph; c++) {
+                    const float qc = qi[c], *kc = kT + (size_t)c * HW;
+#pragma omp simd
+                    for (int j = 0; j < HW; j++) Ai[j] += qc * kc[j];
+                }
                 float mx = -INFINITY;
-                for (int j = 0; j < HW; j++) {
-                    const float *kj = kn + (size_t)j * cph;
-                    float d = 0;
-                    for (int c = 0; c < cph; c++) d += qi[c] * (kj[c] * scale);
-                    Ai[j] = d;
-                    if (d > mx) mx = d;
-                }
+                for (int j = 0; j < HW; j++) mx = Ai[j] > mx ? Ai[j] : mx;
                 float sum = 0;
-                for (int j = 0; j < HW; j++) sum += (Ai[j] = expf(Ai[j] - mx));
+#pragma omp simd reduction(+ : sum)
+                for (int j = 0; j < HW; j++) sum += (Ai[j] = fast_exp(Ai[j] - mx));
                 float inv = 1.0f / sum;
-                float o[512];
-                float *out = cph <= 512 ? o : NULL;
-                if (!out) continue; /* cph > 512 is rejected at network creation */
-                memset(out, 0, (size_t)cph * sizeof(float));
+                float *out = y + ((size_t)n * HW + i) * C + (size_t)h * cph;
+                for (int c = 0; c < cph; c++) out[c] = 0.0f;
                 for (int j = 0; j < HW; j++) {
-                    float a = (Ai[j] *= inv);
+                    float w = (Ai[j] *= inv);
                     const float *vj = vn + (size_t)j * cph;
-                    for (int c = 0; c < cph; c++) out[c] += a * vj[c];
+#pragma omp simd
+                    for (int c = 0; c < cph; c++) out[c] += w * vj[c];
                 }
-                memcpy(y + ((size_t)n * HW + i) * C + (size_t)h * cph, out, (size_t)cph * sizeof(float));
             }
+            free(kT);
         }
 }
 

@@ -1,0 +1,29 @@
+/* mp_math.h: small vectorisable math helpers shared by the CPU layers. */
+#ifndef EDM2_MP_MATH_H
+#define EDM2_MP_MATH_H
+
+#include <math.h>
+#include <stdint.h>
+
+/* exp(x) in float to about 2 ulp (Cody-Waite reduction and Cephes' polynomial), written so that the
+ * compiler vectorises the loops that call it (libm's expf is a scalar call). */
+static inline float fast_exp(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = rintf(x * 1.44269504088896341f);
+    float r = fmaf(n, -0.693359375f, x);
+    r = fmaf(n, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r) + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } scale = {((int32_t)n + 127) << 23};
+    return p * scale.f;
+}
+
+#endif
