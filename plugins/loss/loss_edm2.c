@@ -106,9 +106,11 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
             float rnd = philox_normal(b->rng.seed, b->rng.stream, b->rng.offset + (uint64_t)n);
             l->sigma[n] = expf(rnd * (float)l->P_std + (float)l->P_mean);
         }
+#pragma omp parallel for schedule(static) if (elems > 16384)
         for (size_t i = 0; i < elems; i++) l->noise[i] = philox_normal(b->rng.seed, b->rng.stream, b->rng.offset + N + i);
         sigma = l->sigma, noise = l->noise;
     }
+#pragma omp parallel for schedule(static) if (elems > 16384)
     for (int n = 0; n < N; n++)
         for (size_t i = 0; i < per; i++) l->xn[n * per + i] = b->y[n * per + i] + noise[n * per + i] * sigma[n];
     edm2_forward_args fa;
@@ -121,6 +123,10 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
     const float sd = (float)l->sigma_data;
     const double scale = l->loss_scaling / b->batch_total;
     double total = 0;
+    /* Per image in parallel; each image's sums run in a fixed order, then the images in order. */
+    double *sums = malloc((size_t)N * sizeof(double));
+    if (!sums) return edm2_logf(l->host, EDM2_LOG_ERROR, l->id, EDM2_ERR_NOMEM, "out of memory");
+#pragma omp parallel for schedule(static) if (elems > 16384)
     for (int n = 0; n < N; n++) {
         float sg = sigma[n];
         float weight = (sg * sg + sd * sd) / ((sg * sd) * (sg * sd));
@@ -137,9 +143,11 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
             sum_werr += werr;
             l->dD[k] = (float)(scale * 2.0 * w * diff);
         }
-        total += sum_n;
+        sums[n] = sum_n;
         l->dlogvar[n] = (float)(scale * ((double)per - sum_werr));
     }
+    for (int n = 0; n < N; n++) total += sums[n];
+    free(sums);
     *objective = total * scale;
     return net.vt->backward(net.net, params, l->dD, l->uncertainty ? l->dlogvar : NULL, grads);
 }

@@ -86,11 +86,12 @@ static edm2_status adam_step(edm2_optimizer *o, float *params, float *grads, int
     const double bc1 = 1.0 - pow(o->beta1, (double)o->step), bc2 = 1.0 - pow(o->beta2, (double)o->step);
     const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
     const float b1 = (float)(1.0 - o->beta1), b2 = (float)o->beta2, nb2 = (float)(1.0 - o->beta2), eps = (float)o->eps;
+    /* One pass over the trained tensors, spread over the threads (each element independent). */
+#pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < o->nparams; i++) {
         const edm2_param_desc *d = &o->params[i];
         if (!(d->flags & EDM2_PARAM_TRAINED)) continue;
         float *p = params + d->offset, *g = grads + d->offset, *m = o->m + d->offset, *v = o->v + d->offset;
-#pragma omp parallel for schedule(static) if (d->numel > 65536)
         for (size_t j = 0; j < d->numel; j++) {
             m[j] += b1 * (g[j] - m[j]);
             v[j] = v[j] * b2 + nb2 * g[j] * g[j];

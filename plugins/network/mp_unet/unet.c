@@ -273,6 +273,7 @@ void unet_init_params(const unet *u, float *params, uint64_t seed) {
 }
 
 void unet_normalize_weights(const unet *u, float *params) {
+#pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < u->nweights; i++) {
         const weight_ref *w = &u->weights[i].ref;
         mpconv_force_normalize(params + w->offset, w->O, w->C * w->k * w->k);
@@ -310,6 +311,7 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
         u->sc.col = u->col;
         if (!u->col) return -1;
     }
+#pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < u->nweights; i++) {
         const weight_ref *w = &u->weights[i].ref;
         mpconv_weight_forward(u->w_hat + w->offset, u->w_norm + w->norm_offset, params + w->offset,
@@ -320,6 +322,7 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
     float *x_in0 = ws_alloc(ws, P * (C + 1));
     if (!c_skip || !c_out || !c_noise || !x_in0) return -1;
     const float sd = hp->sigma_data;
+#pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
         float s = a->sigma[n];
         c_skip[n] = sd * sd / (s * s + sd * sd);
@@ -383,6 +386,7 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
     if (!F) return -1;
     const unet_module *last = &u->mods[u->nmods - 1];
     conv2d_forward(F, x, u->w_hat + u->out_conv.offset, &u->sc, N, R, R, last->cout, C, 3);
+#pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++)
             for (size_t p = 0; p < HW; p++) {
@@ -421,6 +425,7 @@ int unet_backward(unet *u, const float *params, const float *dD, const float *dl
     int rc = -1;
     if (!demb || !dF || !dskip) goto done;
     /* D = c_skip x + c_out F. */
+#pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++)
             for (size_t p = 0; p < HW; p++)
@@ -472,7 +477,9 @@ int unet_backward(unet *u, const float *params, const float *dD, const float *dl
     if (dlogvar)
         linear_backward(NULL, u->dw_hat + u->logvar_linear.offset, dlogvar, u->lv_fourier,
                         u->w_hat + u->logvar_linear.offset, N, hp->logvar_channels, 1, &u->sc);
-    /* From prepared-weight gradients to parameter gradients (through the weight normalisation). */
+    /* From prepared-weight gradients to parameter gradients (through the weight normalisation). Weights
+     * that share a gain (none do in EDM2: each gain belongs to one weight) would race on it. */
+#pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < u->nweights; i++) {
         const unet_weight *w = &u->weights[i];
         mpconv_weight_backward(grads + w->ref.offset, w->gain >= 0 ? grads + w->gain : NULL, u->dw_hat + w->ref.offset,
