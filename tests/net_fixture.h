@@ -61,4 +61,13 @@ static inline int fixture_net(fixture *f, net_instance *ni, const char *const *k
     return rc;
 }
 
+/* Initialises the parameters from `seed` and sets every scalar gain (0 after init) to `gain`, so that
+ * every path of the network carries signal. */
+static inline void fixture_init_with_gains(net_instance *ni, uint64_t seed, float gain) {
+    ni->vt->init_params(ni->net, ni->params, seed);
+    for (size_t i = 0; i < ni->info.param_count; i++)
+        if (ni->info.params[i].numel == 1 && (ni->info.params[i].flags & EDM2_PARAM_TRAINED))
+            ni->params[ni->info.params[i].offset] = gain;
+}
+
 #endif

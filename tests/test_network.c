@@ -66,10 +66,7 @@ static void write_uncond_ref(const char *path, float perturb) {
     float *D = malloc(E * sizeof(float)), sigma[3] = {0.05f, 1.3f, 20.0f}, lv[3];
     for (int i = 0; i < E; i++) x[i] = philox_normal(5, 1, i) * 0.5f, noise[i] = philox_normal(5, 2, i);
     for (int i = 0; i < E; i++) xn[i] = x[i] + noise[i] * sigma[i / (E / N)];
-    ni.vt->init_params(ni.net, ni.params, 11);
-    /* Non-zero gains so every path carries signal (as the reference file does). */
-    for (size_t i = 0; i < info->param_count; i++)
-        if (info->params[i].numel == 1) ni.params[info->params[i].offset] = 0.5f + 0.1f * (float)(i % 5);
+    fixture_init_with_gains(&ni, 11, 0.6f); /* non-zero gains, as the reference file has */
     edm2_forward_args fa = {sizeof fa, ni.params, xn, sigma, NULL, N, 0, {0, 0, 0}, D, lv};
     assert_int_equal(ni.vt->forward(ni.net, &fa), EDM2_OK);
     D[7] += perturb;
@@ -171,9 +168,7 @@ static void test_whole_network_gradients(void **state) {
     const char *kv[] = {"img_resolution=8", "img_channels=2", "label_dim=3", "model_channels=8", "channel_mult=1,2",
                         "num_blocks=1", "attn_resolutions=4", "channels_per_head=8", "logvar_channels=8", NULL};
     assert_int_equal(fixture_net(&g_fx, &ni, kv), 0);
-    ni.vt->init_params(ni.net, ni.params, 3);
-    for (size_t i = 0; i < ni.info.param_count; i++)
-        if (ni.info.params[i].numel == 1) ni.params[ni.info.params[i].offset] = 0.7f;
+    fixture_init_with_gains(&ni, 3, 0.7f);
     whole_ctx c = {&ni, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2, 2 * 2 * 8 * 8};
     c.x = malloc(c.E * sizeof(float)), c.D = malloc(c.E * sizeof(float)), c.r = malloc(c.E * sizeof(float));
     float sigma[2] = {0.3f, 2.0f}, labels[6] = {1, 0, 0, 0, 0, 1}, lv[2], q[2] = {0.7f, -1.1f};
@@ -216,9 +211,7 @@ static void test_dropout_is_seeded(void **state) {
     const char *kv[] = {"img_resolution=8", "img_channels=1", "label_dim=0", "model_channels=8", "channel_mult=1,2",
                         "num_blocks=1", "attn_resolutions=", "logvar_channels=8", "dropout=0.3", NULL};
     assert_int_equal(fixture_net(&g_fx, &ni, kv), 0);
-    ni.vt->init_params(ni.net, ni.params, 1);
-    for (size_t i = 0; i < ni.info.param_count; i++)
-        if (ni.info.params[i].numel == 1) ni.params[ni.info.params[i].offset] = 1.0f;
+    fixture_init_with_gains(&ni, 1, 1.0f);
     float x[128], D1[128], D2[128], D3[128], D4[128], sigma[2] = {1, 1};
     for (int i = 0; i < 128; i++) x[i] = philox_normal(4, 4, i);
     edm2_forward_args fa = {sizeof fa, ni.params, x, sigma, NULL, 2, 1, {9, 1, 0}, D1, NULL};
