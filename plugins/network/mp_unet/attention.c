@@ -80,25 +80,34 @@ void attention_backward(float *dqkv, const float *dy, const float *qkv, const fl
             float *dS = scratch + nh * ((size_t)HW * HW + 3 * (size_t)HW * cph);
             float *dq = dS + (size_t)HW * HW, *dk = dq + (size_t)HW * cph, *dv = dk + (size_t)HW * cph;
             memset(dq, 0, 3 * (size_t)HW * cph * sizeof(float));
-            /* dA = dO v^T, dv = A^T dO, dS = A (dA - rowsum(dA A)). */
+            /* dA = dO v^T (vectorised over keys with v transposed), dv = A^T dO,
+             * dS = A (dA - rowsum(dA A)). */
+            float *vT = malloc((size_t)cph * HW * sizeof(float));
+            if (!vT) continue; /* cannot happen in practice */
+            for (int j = 0; j < HW; j++)
+                for (int c = 0; c < cph; c++) vT[(size_t)c * HW + j] = vn[(size_t)j * cph + c];
             for (int i = 0; i < HW; i++) {
                 const float *dOi = dy + ((size_t)n * HW + i) * C + (size_t)h * cph;
                 const float *Ai = A + (size_t)i * HW;
                 float *dSi = dS + (size_t)i * HW;
-                float rs = 0;
-                for (int j = 0; j < HW; j++) {
-                    const float *vj = vn + (size_t)j * cph;
-                    float *dvj = dv + (size_t)j * cph;
-                    float d = 0;
-                    for (int c = 0; c < cph; c++) {
-                        d += dOi[c] * vj[c];
-                        dvj[c] += Ai[j] * dOi[c];
-                    }
-                    dSi[j] = d;
-                    rs += d * Ai[j];
+                for (int j = 0; j < HW; j++) dSi[j] = 0.0f;
+                for (int c = 0; c < cph; c++) {
+                    const float g = dOi[c], *vc = vT + (size_t)c * HW;
+#pragma omp simd
+                    for (int j = 0; j < HW; j++) dSi[j] += g * vc[j];
                 }
+                for (int j = 0; j < HW; j++) {
+                    float *dvj = dv + (size_t)j * cph;
+                    const float a = Ai[j];
+#pragma omp simd
+                    for (int c = 0; c < cph; c++) dvj[c] += a * dOi[c];
+                }
+                float rs = 0;
+                for (int j = 0; j < HW; j++) rs += dSi[j] * Ai[j];
+#pragma omp simd
                 for (int j = 0; j < HW; j++) dSi[j] = Ai[j] * (dSi[j] - rs) * scale;
             }
+            free(vT);
             /* S = q k^T * scale: dq = dS k, dk = dS^T q. */
             for (int i = 0; i < HW; i++) {
                 const float *dSi = dS + (size_t)i * HW;
