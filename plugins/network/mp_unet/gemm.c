@@ -165,7 +165,6 @@ __attribute__((target("avx512f"))) static void tile_tn_avx512(int mr, int nr, si
     __m512 c[MRTN] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15};
     for (int r = 0; r < mr; r++) _mm512_mask_storeu_ps(out + (size_t)r * ldo, mask, c[r]);
 }
-#endif
 
 /* Full 8-row blocks over 32 columns: two B vectors and eight broadcasts per q feed 16 FMAs, so the
  * loads no longer limit it. Same per-element arithmetic as the tile above. */
@@ -193,6 +192,8 @@ __attribute__((target("avx512f"))) static void tile_tn8x32_avx512(int nr, size_t
         _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16, m1, c[r][1]);
     }
 }
+
+#endif
 
 int gemm_tn_available(void) {
 #ifdef HAVE_X86
