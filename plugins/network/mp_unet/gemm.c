@@ -4,12 +4,29 @@
 #include "gemm.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define HAVE_X86 1
 #endif
+
+/* The instruction set of the kernels: the best this CPU has, or a lower one named by EDM2_GEMM_ISA
+ * (scalar, avx2) to exercise the other paths; every path computes the same per-element FMA sequence. */
+typedef enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 } gemm_isa;
+
+static gemm_isa isa(void) {
+    gemm_isa best = ISA_SCALAR;
+#if defined(__x86_64__) || defined(__i386__)
+    if (__builtin_cpu_supports("avx512f")) best = ISA_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = ISA_AVX2;
+#endif
+    const char *want = getenv("EDM2_GEMM_ISA");
+    if (want && !strcmp(want, "scalar")) return ISA_SCALAR;
+    if (want && !strcmp(want, "avx2") && best >= ISA_AVX2) return ISA_AVX2;
+    return best;
+}
 
 #define MR 6    /* rows of an AVX2 (and scalar) tile */
 #define MR512 12 /* rows of an AVX-512 tile */
@@ -195,13 +212,7 @@ __attribute__((target("avx512f"))) static void tile_tn8x32_avx512(int nr, size_t
 
 #endif
 
-int gemm_tn_available(void) {
-#ifdef HAVE_X86
-    return __builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
-}
+int gemm_tn_available(void) { return isa() == ISA_AVX512; }
 
 void gemm_tn_taps(int M, int N, size_t Q, const float *A, int lda, const float *B, long ldb, int ntaps,
                   const long *shift, float *C, int ldc, int tap_stride, float *part) {
@@ -255,8 +266,9 @@ static void gemm_packed(size_t M, int N, int K, const a_rows *ar, const int *kof
     tile_fn tile = tile_scalar;
     int mr_max = MR, pairs = 0; /* pairs: 32-column tiles where two panels are left */
 #ifdef HAVE_X86
-    if (__builtin_cpu_supports("avx512f")) tile = tile_avx512, mr_max = MR512, pairs = 1;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tile = tile_avx2;
+    const gemm_isa which = isa();
+    if (which == ISA_AVX512) tile = tile_avx512, mr_max = MR512, pairs = 1;
+    else if (which == ISA_AVX2) tile = tile_avx2;
 #endif
     const int panels = (N + NR - 1) / NR;
     const size_t tiles = (M + mr_max - 1) / mr_max;
