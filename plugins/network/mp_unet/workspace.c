@@ -31,7 +31,15 @@ float *ws_alloc(workspace *ws, size_t n) {
 
 float *ws_zeros(workspace *ws, size_t n) {
     float *p = ws_alloc(ws, n);
-    if (p) memset(p, 0, n * sizeof(float));
+    if (!p) return NULL;
+    /* Large buffers are cleared by all threads (a serial memset would leave the others waiting). */
+    const size_t chunk = 1 << 16;
+    const long nchunks = (long)((n + chunk - 1) / chunk);
+#pragma omp parallel for schedule(static) if (nchunks > 1)
+    for (long c = 0; c < nchunks; c++) {
+        size_t lo = (size_t)c * chunk, len = n - lo < chunk ? n - lo : chunk;
+        memset(p + lo, 0, len * sizeof(float));
+    }
     return p;
 }
 
