@@ -9,6 +9,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
+#include "image_io.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -178,11 +180,66 @@ static void test_bad_setups(void **state) {
     free(d);
 }
 
+/* An image folder in the EDM dataset tool's layout, and a tensors file, both train. */
+static void test_other_data_sources(void **state) {
+    (void)state;
+    char *d = make_temp_dir();
+    char sub[600], p[700], text[8192];
+    snprintf(sub, sizeof sub, "%s/imgs/00000", d);
+    edm2_err err;
+    assert_int_equal(make_dirs(sub, &err), 0);
+    size_t n = 0;
+    n += (size_t)snprintf(text + n, sizeof text - n, "{\"labels\": [");
+    uint8_t px[8 * 8 * 3];
+    for (int i = 0; i < 24; i++) {
+        for (int k = 0; k < 8 * 8 * 3; k++) px[k] = (uint8_t)((k * 7 + i * 13) % 256);
+        snprintf(p, sizeof p, "%s/img%08d.png", sub, i);
+        assert_int_equal(png_write(p, px, 8, 8, 3, &err), 0);
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s[\"00000/img%08d.png\", %d]", i ? ", " : "", i, i % 10);
+    }
+    snprintf(text + n, sizeof text - n, "]}");
+    snprintf(p, sizeof p, "%s/imgs", d);
+    char *json = write_text(p, "dataset.json", text);
+    char rd[800], dp[800];
+    snprintf(rd, sizeof rd, "job.run_dir=%s/run1", d);
+    snprintf(dp, sizeof dp, "data.path=%s/imgs", d);
+    run_result r;
+    int st = run_host(&r, "run", CFG, "--set", rd, "--set", "data.source=folder", "--set", dp, "--set", "data.channels=3",
+                      "--set", "network.img_channels=3", "--set", "training.duration_kimg=1", NULL);
+    if (st) fprintf(stderr, "%s", r.err);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(r.err, "image folder"));
+    /* A broken dataset.json names the file and what was expected. */
+    free(write_text(p, "dataset.json", "{\"labels\": [[\"00000/img00000000.png\", \"cat\"]]}"));
+    snprintf(rd, sizeof rd, "job.run_dir=%s/run2", d);
+    run_host(&r, "run", CFG, "--set", rd, "--set", "data.source=folder", "--set", dp, "--set", "data.channels=3",
+             "--set", "network.img_channels=3", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "dataset.json: labels[0]: expected [\"file.png\", non-negative integer]"));
+    /* A tensors file: images [N, 1, 8, 8] in data scale and labels [N]. */
+    float imgs[16 * 64], labels[16];
+    for (int i = 0; i < 16 * 64; i++) imgs[i] = (float)((i % 17) - 8) / 8.0f;
+    for (int i = 0; i < 16; i++) labels[i] = (float)(i % 10);
+    st_out outs[2] = {{"images", ST_F16, 4, {16, 1, 8, 8}, imgs}, {"labels", ST_F32, 1, {16}, labels}};
+    snprintf(p, sizeof p, "%s/data.safetensors", d);
+    assert_int_equal(st_write(p, outs, 2, NULL, NULL, 0, &err), 0);
+    snprintf(rd, sizeof rd, "job.run_dir=%s/run3", d);
+    snprintf(dp, sizeof dp, "data.path=%s", p);
+    st = run_host(&r, "run", CFG, "--set", rd, "--set", "data.source=tensors", "--set", dp, "--set",
+                  "training.duration_kimg=1", NULL);
+    if (st) fprintf(stderr, "%s", r.err);
+    assert_int_equal(st, 0);
+    free(json);
+    rm_rf(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test(test_kill_leaves_complete_files),
         cmocka_unit_test(test_bad_setups),
+        cmocka_unit_test(test_other_data_sources),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
