@@ -385,10 +385,7 @@ int cmd_check_ref(int argc, char **argv) {
     if (st_open(&c.ref, file, &err)) goto fail;
     registry_default_dirs(&c.reg, NULL);
     registry_scan(&c.reg);
-    const plugin_rec *brec = registry_find(&c.reg, EDM2_KIND_BACKEND, backend, EDM2_BACKEND_ANY);
-    for (size_t i = 0; !brec && i < c.reg.nplugins; i++)
-        if (c.reg.plugins[i].desc->kind == EDM2_KIND_BACKEND && !strcmp(c.reg.plugins[i].desc->id, backend))
-            brec = &c.reg.plugins[i];
+    const plugin_rec *brec = registry_find_id(&c.reg, backend, EDM2_KIND_BACKEND);
     if (!brec) {
         err_set(&err, "--backend %s: no such backend plugin on the plugin path", backend);
         goto fail;

@@ -159,7 +159,7 @@ static int write_snapshots(trainer *t, edm2_err *err) {
                  label);
         if (rt_download(&t->rt, t->host, t->avg[i], t->net.info.arena_floats, err)) return -1;
         snapshot_meta meta = {t->nimg, t->rc->plugin[EDM2_KIND_EMA]->desc->id, t->evt->profile_param(t->ema, i), label,
-                              NULL};
+                              NULL, 0};
         if (snapshot_write(path, &t->net, t->host, t->rc->cfg, "network", &meta, err)) return -1;
     }
     LOG_INFO("snapshots of %zu EMA%s at kimg %.1f", t->nema, t->nema == 1 ? "" : "s", t->nimg / 1000.0);

@@ -40,7 +40,7 @@ int snapshot_write(const char *path, const net_instance *ni, const float *arena,
         keys[n] = "edm2.ema_label", vals[n++] = meta->ema_label;
     }
     if (meta->note) keys[n] = "edm2.note", vals[n++] = meta->note;
-    if (meta->note) keys[n] = "edm2.posthoc", vals[n++] = "1";
+    if (meta->posthoc) keys[n] = "edm2.posthoc", vals[n++] = "1";
     if (arena_outputs(&ni->info, arena, "", 0, ST_F32, &outs, &names, &nout)) {
         err_set(err, "out of memory");
         goto done;

@@ -18,6 +18,7 @@ typedef struct snapshot_meta {
     double ema_param;
     const char *ema_label;
     const char *note;       /* e.g. "post-hoc reconstruction from 12 snapshots"; may be NULL */
+    int posthoc;            /* 1: a reconstruction (phema skips these as inputs) */
 } snapshot_meta;
 
 /* Writes `arena` (host memory) atomically. `net_keys`: the network plugin's schema, with values from

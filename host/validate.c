@@ -90,13 +90,9 @@ static int resolve_plugin(const cfg *c, const plugin_registry *r, edm2_kind kind
     const char *section = kind_name(kind);
     const cfg_entry *e = cfg_get(c, section, "plugin");
     if (!e) return err_set(err, "%s: [%s] needs 'plugin = ID' (see `edm2host plugins`)", c->path, section);
-    const plugin_rec *p = kind == EDM2_KIND_BACKEND ? registry_find(r, kind, e->value, EDM2_BACKEND_ANY)
+    /* A backend is named by id alone (its build is what it is); the others must fit that backend. */
+    const plugin_rec *p = kind == EDM2_KIND_BACKEND ? registry_find_id(r, e->value, (int)kind)
                                                     : registry_find(r, kind, e->value, backend);
-    if (!p && kind == EDM2_KIND_BACKEND) {
-        for (size_t i = 0; i < r->nplugins && !p; i++)
-            if (r->plugins[i].desc->kind == EDM2_KIND_BACKEND && strcmp(r->plugins[i].desc->id, e->value) == 0)
-                p = &r->plugins[i];
-    }
     if (p) {
         *out = p;
         return 0;

@@ -257,7 +257,7 @@ static double block_loss(void *vc) {
     block_fix *f = vc;
     prepare(f);
     ws_reset(&f->ws);
-    block_ctx ctx = {f->params, f->w_hat, f->w_norm, f->emb, f->N, 1, 0, 0, 0, &f->sc, &f->ws};
+    block_ctx ctx = {f->params, f->w_hat, f->emb, f->N, 1, 0, 0, 0, &f->sc, &f->ws};
     float *out = block_forward(&f->b, &ctx, f->x, NULL);
     return dot(out, f->r, (size_t)f->N * f->b.H * f->b.W * f->b.cout);
 }
@@ -298,7 +298,7 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     /* Analytic: forward with saved activations, backward. */
     prepare(&f);
     block_saved saved;
-    block_ctx ctx = {f.params, f.w_hat, f.w_norm, f.emb, f.N, 1, 0, 0, 0, &f.sc, &f.ws};
+    block_ctx ctx = {f.params, f.w_hat, f.emb, f.N, 1, 0, 0, 0, &f.sc, &f.ws};
     float *out = block_forward(b, &ctx, f.x, &saved);
     assert_non_null(out);
     float *dout = malloc(nout * sizeof(float));

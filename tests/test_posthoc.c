@@ -180,6 +180,13 @@ static void run_phema_roundtrip(const char *ema_section, const char *tracked, co
     st = run_host(&r, "run", cfgp, NULL);
     if (st) fprintf(stderr, "%s\n", r.err);
     assert_int_equal(st, 0);
+    /* Its outputs now lie beside the snapshots; a second run must not take them as inputs. */
+    char inputs[128];
+    const char *found = strstr(r.err, "post-hoc EMA: ");
+    assert_non_null(found);
+    snprintf(inputs, sizeof inputs, "%.*s", (int)strcspn(found, "("), found);
+    assert_int_equal(run_host(&r, "run", cfgp, NULL), 0);
+    assert_non_null(strstr(r.err, inputs));
     char a[700], b[700];
     snprintf(a, sizeof a, "%s/phema-0000004-%s.safetensors", dir, label);
     snprintf(b, sizeof b, "%s/network-snapshot-0000004-%s.safetensors", dir, label);

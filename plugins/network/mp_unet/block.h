@@ -53,7 +53,7 @@ typedef struct block_saved {
 
 /* Shared inputs of a pass over the network. */
 typedef struct block_ctx {
-    const float *params, *w_hat, *w_norm; /* arenas */
+    const float *params, *w_hat;          /* arenas: parameters, prepared weights */
     const float *emb;                     /* [N, cemb] */
     int N;
     int training;

@@ -95,10 +95,7 @@ void conv_scratch_need(int N, int H, int W, int C, int O, int k, size_t *col, si
     size_t p = gemm_pack_floats(O, k * k * C), q = gemm_pack_floats(C, k * k * O);
     if (p > *pack) *pack = p;
     if (q > *pack) *pack = q;
-    if (k == 1) {
-        if ((size_t)C * O > *wt) *wt = (size_t)C * O; /* unused for k = 1; keeps the partials sized */
-        return;
-    }
+    if (k == 1) return;
     size_t padded = (size_t)N * (H + 2) * (W + 2);
     size_t need = padded * (size_t)(C + O) + 2 * guard_floats(W, C) + 2 * guard_floats(W, O) + 64;
     if (need > *col) *col = need;

@@ -354,7 +354,7 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
     }
     mp_silu_forward(emb, e3, (size_t)N * u->cemb);
     /* U-Net. */
-    block_ctx ctx = {params, u->w_hat, u->w_norm, emb, N, a->training, a->dropout_rng.seed, a->dropout_rng.stream,
+    block_ctx ctx = {params, u->w_hat, emb, N, a->training, a->dropout_rng.seed, a->dropout_rng.stream,
                      a->dropout_rng.offset, &u->sc, ws};
     const float *x = x_in0;
     for (int m = 0; m < u->nmods; m++) {
@@ -417,7 +417,7 @@ int unet_backward(unet *u, const float *params, const float *dD, const float *dl
     workspace *ws = &u->bws;
     if (ws_reset(ws)) return -1;
     memset(u->dw_hat, 0, u->arena_floats * sizeof(float));
-    block_ctx ctx = {params, u->w_hat, u->w_norm, u->emb, N, 1, u->drop_seed, u->drop_stream, u->drop_offset,
+    block_ctx ctx = {params, u->w_hat, u->emb, N, 1, u->drop_seed, u->drop_stream, u->drop_offset,
                      &u->sc, &u->fws};
     float *demb = ws_zeros(ws, (size_t)N * u->cemb);
     float *dF = ws_alloc(ws, P * C);
