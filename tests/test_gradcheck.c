@@ -29,6 +29,25 @@ static double dot(const float *a, const float *b, size_t n) {
     return s;
 }
 
+/* A gradient buffer whose stale contents an overwriting backward (acc = 0) must not read. */
+static float *nan_filled(size_t n) {
+    float *x = malloc(n * sizeof(float) + 4);
+    for (size_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
+
+/* After a backward with acc = 0 left g0, running it again with acc = 1 must double it: exactly, or up to
+ * rounding where the gradient is itself a sum added term by term (rel). */
+static void assert_doubled(const float *g, const float *g0, size_t n, float rel) {
+    for (size_t i = 0; i < n; i++) assert_true(fabsf(g[i] - 2.0f * g0[i]) <= rel * fabsf(g0[i]));
+}
+
+static float *copy_of(const float *x, size_t n) {
+    float *y = malloc(n * sizeof(float) + 4);
+    memcpy(y, x, n * sizeof(float));
+    return y;
+}
+
 typedef double (*loss_fn)(void *ctx);
 
 /* Compares analytic g with central differences of f along up to 40 coordinates of x. */
@@ -88,6 +107,21 @@ static double ew_loss(void *vc) {
     return dot(c->y, c->r, ew_out_n(c));
 }
 
+/* Backward of the element-wise layer c->op: overwrites da/db (acc = 0) or accumulates into them. */
+static void ew_backward(ew_ctx *pc, float *da, float *db, int acc) {
+    ew_ctx c = *pc;
+    switch (c.op) {
+    case OP_NORM: normalize_rows_backward(da, c.r, c.a, c.aux, c.P, c.C, c.C, c.C, acc); break;
+    case OP_SILU: mp_silu_backward(da, c.r, c.a, c.n, acc); break;
+    case OP_SUM: mp_sum_backward(da, db, c.r, 0.3f, c.n, acc); break;
+    case OP_CAT: mp_cat_backward(da, db, c.r, c.C, c.Cb, c.P, 0.4f, acc); break;
+    case OP_SCALE: scale_channels_backward(da, db, c.r, c.a, c.b, c.N, (size_t)c.H * c.W, c.C, acc); break;
+    case OP_DOWN: resample_down_backward(da, c.r, c.N, c.H, c.W, c.C, acc); break;
+    case OP_UP: resample_up_backward(da, c.r, c.N, c.H, c.W, c.C, acc); break;
+    case OP_CLIP: clip_backward(da, c.r, c.a, 1.0f, c.n, acc); break;
+    }
+}
+
 static void run_elementwise(int op, const char *what) {
     ew_ctx c = {op, NULL, NULL, NULL, NULL, NULL, 0, 0, 4, 3, 2, 4, 6};
     c.P = (size_t)c.N * c.H * c.W;
@@ -103,19 +137,16 @@ static void run_elementwise(int op, const char *what) {
             if (fabsf(fabsf(c.a[i]) - 1.0f) < 0.05f) c.a[i] = 0.5f; /* keep away from the kink */
     ew_loss(&c);
     size_t nb = op == OP_SCALE ? (size_t)c.N * c.C : op == OP_CAT ? c.P * c.Cb : c.n;
-    float *da = calloc(c.n, sizeof(float)), *db = calloc(nb, sizeof(float));
-    switch (op) {
-    case OP_NORM: normalize_rows_backward(da, c.r, c.a, c.aux, c.P, c.C, c.C, c.C); break;
-    case OP_SILU: mp_silu_backward(da, c.r, c.a, c.n); break;
-    case OP_SUM: mp_sum_backward(da, db, c.r, 0.3f, c.n); break;
-    case OP_CAT: mp_cat_backward(da, db, c.r, c.C, c.Cb, c.P, 0.4f); break;
-    case OP_SCALE: scale_channels_backward(da, db, c.r, c.a, c.b, c.N, (size_t)c.H * c.W, c.C); break;
-    case OP_DOWN: resample_down_backward(da, c.r, c.N, c.H, c.W, c.C); break;
-    case OP_UP: resample_up_backward(da, c.r, c.N, c.H, c.W, c.C); break;
-    case OP_CLIP: clip_backward(da, c.r, c.a, 1.0f, c.n); break;
-    }
+    float *da = nan_filled(c.n), *db = nan_filled(nb);
+    ew_backward(&c, da, db, 0);
     check_grad(what, c.a, da, c.n, ew_loss, &c, 1e-2f);
     if (op == OP_SUM || op == OP_CAT || op == OP_SCALE) check_grad(what, c.b, db, nb, ew_loss, &c, 1e-2f);
+    float *da0 = copy_of(da, c.n), *db0 = copy_of(db, nb);
+    ew_loss(&c); /* saved state as for the first backward (check_grad left it perturbed) */
+    ew_backward(&c, da, db, 1);
+    assert_doubled(da, da0, c.n, 0.0f);
+    if (op == OP_SUM || op == OP_CAT || op == OP_SCALE) assert_doubled(db, db0, nb, op == OP_SCALE ? 1e-5f : 0.0f);
+    free(da0), free(db0);
     free(c.a), free(c.b), free(c.y), free(c.r), free(c.aux), free(da), free(db);
 }
 
@@ -161,22 +192,30 @@ static void run_conv(int k, int linear, const char *what) {
     c.norm = malloc(c.O * sizeof(float));
     c.y = malloc(conv_out_n(&c) * sizeof(float));
     c.r = randn(conv_out_n(&c), 1.0f);
-    size_t ncol = 0, npack = 0, nwt = 0;
-    conv_scratch_need(c.N, c.H, c.W, c.C, c.O, k, &ncol, &npack, &nwt);
-    c.sc.col = malloc((ncol + 1) * sizeof(float));
+    size_t npack = 0, nwt = 0, npart = 0;
+    conv_scratch_need(c.C, c.O, k, &npack, &nwt, &npart);
     c.sc.pack = aligned_alloc(64, (npack * 4 + 63) / 64 * 64);
     c.sc.wt = malloc((nwt + 1) * sizeof(float));
-    c.sc.part = malloc(conv_part_floats(c.C, c.O, k) * sizeof(float));
+    c.sc.part = malloc(npart * sizeof(float));
     conv_loss(&c);
-    float *dx = calloc(nx, sizeof(float)), *dwh = calloc(nw, sizeof(float)), *dw = calloc(nw, sizeof(float));
+    float *dx = nan_filled(nx), *dwh = calloc(nw, sizeof(float)), *dw = calloc(nw, sizeof(float));
     float dgain = 0;
-    if (linear) linear_backward(dx, dwh, c.r, c.x, c.w_hat, (size_t)c.N * c.H * c.W, c.C, c.O, &c.sc);
-    else conv2d_backward(dx, dwh, c.r, c.x, c.w_hat, &c.sc, c.N, c.H, c.W, c.C, c.O, k);
+    const size_t P = (size_t)c.N * c.H * c.W;
+    if (linear) linear_backward(dx, dwh, c.r, c.x, c.w_hat, P, c.C, c.O, &c.sc, 0);
+    else conv2d_backward(dx, dwh, c.r, c.x, c.w_hat, &c.sc, c.N, c.H, c.W, c.C, c.O, k, 0);
     mpconv_weight_backward(dw, &dgain, dwh, c.w, c.norm, gain, c.O, c.C, k);
     check_grad(what, c.x, dx, nx, conv_loss, &c, 1e-2f);
     check_grad(what, c.w, dw, nw, conv_loss, &c, 1e-2f);
     check_grad(what, &gain, &dgain, 1, conv_loss, &c, 1e-2f);
-    free(c.x), free(c.w), free(c.w_hat), free(c.norm), free(c.y), free(c.r), free(c.sc.col), free(c.sc.pack), free(c.sc.wt), free(c.sc.part), free(dx), free(dwh), free(dw);
+    /* Again with acc = 1: dx and the prepared-weight gradient (which always accumulates) double. */
+    float *dx0 = copy_of(dx, nx), *dwh0 = copy_of(dwh, nw);
+    conv_loss(&c);
+    if (linear) linear_backward(dx, dwh, c.r, c.x, c.w_hat, P, c.C, c.O, &c.sc, 1);
+    else conv2d_backward(dx, dwh, c.r, c.x, c.w_hat, &c.sc, c.N, c.H, c.W, c.C, c.O, k, 1);
+    assert_doubled(dx, dx0, nx, 0.0f);
+    assert_doubled(dwh, dwh0, nw, 1e-5f);
+    free(dx0), free(dwh0);
+    free(c.x), free(c.w), free(c.w_hat), free(c.norm), free(c.y), free(c.r), free(c.sc.pack), free(c.sc.wt), free(c.sc.part), free(dx), free(dwh), free(dw);
 }
 
 static void test_conv3x3(void **s) { (void)s; run_conv(3, 0, "conv3x3"); }
@@ -220,10 +259,15 @@ static void test_attention(void **s) {
     c.attn = malloc((size_t)c.N * c.heads * c.HW * c.HW * sizeof(float));
     c.r = randn(ny, 1.0f);
     attn_loss(&c);
-    float *dq = calloc(nq, sizeof(float));
+    float *dq = nan_filled(nq);
     float *scratch = malloc((size_t)c.N * c.heads * (c.HW * c.HW + 3 * c.HW * c.cph) * sizeof(float));
-    attention_backward(dq, c.r, c.qkv, c.qkvn, c.norm, c.attn, scratch, c.N, c.HW, c.heads, c.cph);
+    attention_backward(dq, c.r, c.qkv, c.qkvn, c.norm, c.attn, scratch, c.N, c.HW, c.heads, c.cph, 0);
     check_grad("attention", c.qkv, dq, nq, attn_loss, &c, 1e-2f);
+    float *dq0 = copy_of(dq, nq);
+    attn_loss(&c);
+    attention_backward(dq, c.r, c.qkv, c.qkvn, c.norm, c.attn, scratch, c.N, c.HW, c.heads, c.cph, 1);
+    assert_doubled(dq, dq0, nq, 0.0f);
+    free(dq0);
     free(c.qkv), free(c.y), free(c.qkvn), free(c.norm), free(c.attn), free(c.r), free(dq), free(scratch);
 }
 
@@ -289,12 +333,12 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     f.x = randn(nin, 1.0f);
     f.r = randn(nout, 1.0f);
     int cmax = cin > cout ? cin : cout;
-    size_t ncol = 0, npack = 0, nwt = 0;
-    conv_scratch_need(f.N, b->H, b->W, cmax, 3 * cmax, 3, &ncol, &npack, &nwt);
-    f.sc.col = malloc((ncol + 1) * sizeof(float));
+    size_t npack = 0, nwt = 0, npart = 0;
+    conv_scratch_need(cmax, 3 * cmax, 3, &npack, &nwt, &npart);
+    conv_scratch_need(3 * cmax, cmax, 3, &npack, &nwt, &npart);
     f.sc.pack = aligned_alloc(64, (npack * 4 + 63) / 64 * 64);
     f.sc.wt = malloc((nwt + 1) * sizeof(float));
-    f.sc.part = malloc(conv_part_floats(3 * cmax, 3 * cmax, 3) * sizeof(float));
+    f.sc.part = malloc(npart * sizeof(float));
     /* Analytic: forward with saved activations, backward. */
     prepare(&f);
     block_saved saved;
@@ -303,7 +347,7 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     assert_non_null(out);
     float *dout = malloc(nout * sizeof(float));
     memcpy(dout, f.r, nout * sizeof(float));
-    float *dx = calloc(nin, sizeof(float)), *demb = calloc((size_t)f.N * 5, sizeof(float));
+    float *dx = nan_filled(nin), *demb = calloc((size_t)f.N * 5, sizeof(float)); /* dx is overwritten */
     float *dwh = calloc(off, sizeof(float)), *dp = calloc(off, sizeof(float));
     assert_int_equal(block_backward(b, &ctx, &saved, dout, dx, demb, dwh, &f.bws), 0);
     const weight_ref *wl[] = {&b->res0, &b->res1, &b->skip, &b->qkv, &b->proj, &b->emb_linear};
@@ -316,7 +360,7 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     check_grad(what, f.emb, demb, (size_t)f.N * 5, block_loss, &f, 1e-2f);
     check_grad(what, f.params, dp, off, block_loss, &f, 1e-2f);
     ws_free(&f.ws), ws_free(&f.bws);
-    free(f.params), free(f.w_hat), free(f.w_norm), free(f.emb), free(f.x), free(f.r), free(f.sc.col), free(f.sc.pack), free(f.sc.wt), free(f.sc.part);
+    free(f.params), free(f.w_hat), free(f.w_norm), free(f.emb), free(f.x), free(f.r), free(f.sc.pack), free(f.sc.wt), free(f.sc.part);
     free(dout), free(dx), free(demb), free(dwh), free(dp);
 }
 

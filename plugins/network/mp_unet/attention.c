@@ -66,7 +66,7 @@ void attention_forward(float *y, float *qkvn, float *norm, float *attn, const fl
 }
 
 void attention_backward(float *dqkv, const float *dy, const float *qkv, const float *qkvn, const float *norm,
-                        const float *attn, float *scratch, int N, int HW, int heads, int cph) {
+                        const float *attn, float *scratch, int N, int HW, int heads, int cph, int acc) {
     const int C = heads * cph;
     const float scale = 1.0f / sqrtf((float)cph);
     const float inv_sqrt_c = 1.0f / sqrtf((float)cph);
@@ -134,7 +134,7 @@ void attention_backward(float *dqkv, const float *dy, const float *qkv, const fl
                     float dot = 0;
                     for (int c = 0; c < cph; c++) dot += gp[c] * src[3 * c];
                     float a = 1.0f / nr, b = len > 0 ? dot * inv_sqrt_c / (nr * nr * len) : 0.0f;
-                    for (int c = 0; c < cph; c++) dst[3 * c] += gp[c] * a - src[3 * c] * b;
+                    for (int c = 0; c < cph; c++) GRAD_ACC(acc, dst[3 * c], gp[c] * a - src[3 * c] * b);
                 }
             }
         }

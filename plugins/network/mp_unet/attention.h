@@ -12,8 +12,8 @@
  *   attn [N, heads, HW, HW]      softmax weights                                            */
 void attention_forward(float *y, float *qkvn, float *norm, float *attn, const float *qkv, int N, int HW, int heads,
                        int cph);
-/* dqkv[N, HW, 3*C] += d/dqkv; scratch: N*heads*(HW*HW + 3*HW*cph) floats. */
+/* dqkv[N, HW, 3*C] += d/dqkv (acc) or = (not acc); scratch: N*heads*(HW*HW + 3*HW*cph) floats. */
 void attention_backward(float *dqkv, const float *dy, const float *qkv, const float *qkvn, const float *norm,
-                        const float *attn, float *scratch, int N, int HW, int heads, int cph);
+                        const float *attn, float *scratch, int N, int HW, int heads, int cph, int acc);
 
 #endif

@@ -127,41 +127,43 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
     const int C = b->cout;
     const conv_scratch *col = ctx->sc;
 #define DW(w) (dw_hat + (w).offset)
+    /* Each gradient buffer below is fresh: its first contribution overwrites (acc = 0), so none is zeroed. */
     /* clip */
     float *d6 = dout;
     if (s->x6) {
-        d6 = ws_zeros(bws, P * C);
+        d6 = ws_alloc(bws, P * C);
         if (!d6) return -1;
-        clip_backward(d6, dout, s->x6, b->clip_act, P * C);
+        clip_backward(d6, dout, s->x6, b->clip_act, P * C, 0);
     }
     /* attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance) */
     float *d5 = d6;
     if (b->heads) {
-        d5 = ws_zeros(bws, P * C);
-        float *dproj = ws_zeros(bws, P * C);
-        float *dya = ws_zeros(bws, P * C);
-        float *dqkv = ws_zeros(bws, P * 3 * C);
+        d5 = ws_alloc(bws, P * C);
+        float *dproj = ws_alloc(bws, P * C);
+        float *dya = ws_alloc(bws, P * C);
+        float *dqkv = ws_alloc(bws, P * 3 * C);
         float *scratch = ws_alloc(bws, (size_t)N * b->heads * (HW * HW + 3 * HW * b->cph));
         if (!d5 || !dproj || !dya || !dqkv || !scratch) return -1;
-        mp_sum_backward(d5, dproj, d6, b->attn_balance, P * C);
-        conv2d_backward(dya, DW(b->proj), dproj, s->ya, W_HAT(ctx, b->proj), col, N, b->H, b->W, C, C, 1);
-        attention_backward(dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, scratch, N, (int)HW, b->heads, b->cph);
-        conv2d_backward(d5, DW(b->qkv), dqkv, s->x5, W_HAT(ctx, b->qkv), col, N, b->H, b->W, C, 3 * C, 1);
+        mp_sum_backward(d5, dproj, d6, b->attn_balance, P * C, 0);
+        conv2d_backward(dya, DW(b->proj), dproj, s->ya, W_HAT(ctx, b->proj), col, N, b->H, b->W, C, C, 1, 0);
+        attention_backward(dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, scratch, N, (int)HW, b->heads, b->cph, 0);
+        conv2d_backward(d5, DW(b->qkv), dqkv, s->x5, W_HAT(ctx, b->qkv), col, N, b->H, b->W, C, 3 * C, 1, 1);
     }
     /* x5 = mp_sum(xs, y4, res_balance) */
     const int c2 = b->enc ? C : b->cin;
-    float *dxs = ws_zeros(bws, P * C), *dy4 = ws_zeros(bws, P * C);
-    float *dx2 = ws_zeros(bws, P * c2);
-    if (!dxs || !dy4 || !dx2) return -1;
-    mp_sum_backward(dxs, dy4, d5, b->res_balance, P * C);
-    if (!b->enc && b->skip.present)
-        conv2d_backward(dx2, DW(b->skip), dxs, s->x2, W_HAT(ctx, b->skip), col, N, b->H, b->W, b->cin, C, 1);
-    else
-        accumulate(dx2, dxs, P * C);
+    float *dxs = ws_alloc(bws, P * C), *dy4 = ws_alloc(bws, P * C);
+    if (!dxs || !dy4) return -1;
+    mp_sum_backward(dxs, dy4, d5, b->res_balance, P * C, 0);
+    float *dx2 = dxs; /* the skip path's gradient; the residual branch's is added below */
+    if (!b->enc && b->skip.present) {
+        dx2 = ws_alloc(bws, P * c2);
+        if (!dx2) return -1;
+        conv2d_backward(dx2, DW(b->skip), dxs, s->x2, W_HAT(ctx, b->skip), col, N, b->H, b->W, b->cin, C, 1, 0);
+    }
     /* y4 = conv_res1(y3) */
-    float *dy3 = ws_zeros(bws, P * C);
+    float *dy3 = ws_alloc(bws, P * C);
     if (!dy3) return -1;
-    conv2d_backward(dy3, DW(b->res1), dy4, s->y3, W_HAT(ctx, b->res1), col, N, b->H, b->W, C, C, 3);
+    conv2d_backward(dy3, DW(b->res1), dy4, s->y3, W_HAT(ctx, b->res1), col, N, b->H, b->W, C, C, 3, 0);
     /* y3 = dropout(mp_silu(y1)) */
     if (ctx->training && b->dropout > 0) {
         const float p = b->dropout, keep = 1.0f / (1.0f - p);
@@ -169,39 +171,38 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
         for (size_t i = 0; i < P * C; i++)
             dy3[i] = philox_uniform(ctx->drop_seed, ctx->drop_stream, base + i) < p ? 0.0f : dy3[i] * keep;
     }
-    float *dy1 = ws_zeros(bws, P * C);
+    float *dy1 = ws_alloc(bws, P * C);
     if (!dy1) return -1;
-    mp_silu_backward(dy1, dy3, s->y1, P * C);
+    mp_silu_backward(dy1, dy3, s->y1, P * C, 0);
     /* y1 = y0 * c, c = emb_linear(emb) + 1 */
-    float *dy0 = ws_zeros(bws, P * C), *dc = ws_zeros(bws, (size_t)N * C);
+    float *dy0 = ws_alloc(bws, P * C), *dc = ws_alloc(bws, (size_t)N * C);
     if (!dy0 || !dc) return -1;
-    scale_channels_backward(dy0, dc, dy1, s->y0, s->c, N, HW, C);
-    linear_backward(demb, DW(b->emb_linear), dc, ctx->emb, W_HAT(ctx, b->emb_linear), N, b->cemb, C, col);
+    scale_channels_backward(dy0, dc, dy1, s->y0, s->c, N, HW, C, 0);
+    linear_backward(demb, DW(b->emb_linear), dc, ctx->emb, W_HAT(ctx, b->emb_linear), N, b->cemb, C, col, 1);
     /* y0 = conv_res0(mp_silu(x2)) */
-    float *a = ws_alloc(bws, P * c2), *da = ws_zeros(bws, P * c2);
+    float *a = ws_alloc(bws, P * c2), *da = ws_alloc(bws, P * c2);
     if (!a || !da) return -1;
     mp_silu_forward(a, s->x2, P * c2);
-    conv2d_backward(da, DW(b->res0), dy0, a, W_HAT(ctx, b->res0), col, N, b->H, b->W, c2, C, 3);
-    mp_silu_backward(dx2, da, s->x2, P * c2);
+    conv2d_backward(da, DW(b->res0), dy0, a, W_HAT(ctx, b->res0), col, N, b->H, b->W, c2, C, 3, 0);
+    mp_silu_backward(dx2, da, s->x2, P * c2, 1);
     /* enc: x2 = pixel_norm(conv_skip(x0)) */
     float *dx0 = dx2;
     if (b->enc) {
-        float *dx1 = ws_zeros(bws, P * C);
+        float *dx1 = ws_alloc(bws, P * C);
         if (!dx1) return -1;
-        normalize_rows_backward(dx1, dx2, s->x1, s->pn_norm, P, C, C, C);
+        normalize_rows_backward(dx1, dx2, s->x1, s->pn_norm, P, C, C, C, 0);
+        dx0 = dx1;
         if (b->skip.present) {
-            dx0 = ws_zeros(bws, P * b->cin);
+            dx0 = ws_alloc(bws, P * b->cin);
             if (!dx0) return -1;
-            conv2d_backward(dx0, DW(b->skip), dx1, s->x0, W_HAT(ctx, b->skip), col, N, b->H, b->W, b->cin, C, 1);
-        } else {
-            dx0 = dx1;
+            conv2d_backward(dx0, DW(b->skip), dx1, s->x0, W_HAT(ctx, b->skip), col, N, b->H, b->W, b->cin, C, 1, 0);
         }
     }
     /* resample */
     if (dx_in) {
-        if (b->resample == RESAMPLE_DOWN) resample_down_backward(dx_in, dx0, N, b->Hin, b->Win, b->cin);
-        else if (b->resample == RESAMPLE_UP) resample_up_backward(dx_in, dx0, N, b->Hin, b->Win, b->cin);
-        else accumulate(dx_in, dx0, P * b->cin);
+        if (b->resample == RESAMPLE_DOWN) resample_down_backward(dx_in, dx0, N, b->Hin, b->Win, b->cin, 0);
+        else if (b->resample == RESAMPLE_UP) resample_up_backward(dx_in, dx0, N, b->Hin, b->Win, b->cin, 0);
+        else memcpy(dx_in, dx0, P * b->cin * sizeof(float));
     }
 #undef DW
     return 0;

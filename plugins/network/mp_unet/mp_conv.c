@@ -1,9 +1,7 @@
-/* mp_conv.c: MPConv weight preparation and channels-last convolutions as OpenBLAS GEMMs. */
+/* mp_conv.c: MPConv weight preparation and channels-last convolutions as our GEMMs (gemm.h). */
 #include "mp_conv.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #include "gemm.h"
@@ -64,107 +62,39 @@ void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int 
     gemm_nt(P, O, C, x, C, w_hat, C, y, O, accumulate, sc->pack);
 }
 
-/* dw[O, K] += dy[P, O]^T x[P, K]: our AVX-512 kernel, or column blocks of dw in parallel, each a
- * single-threaded OpenBLAS call (OpenBLAS runs with one thread so that OpenMP is the only thread pool). */
-static void weight_grad(float *dw, const float *dy, const float *x, size_t P, int K, int O, float *part) {
-    if (gemm_tn_available()) {
-        const long zero = 0;
-        gemm_tn_taps(O, K, P, dy, O, x, K, 1, &zero, dw, K, 0, part);
-        return;
-    }
-    int T = omp_get_max_threads(), blocks = (K + 15) / 16 < T ? (K + 15) / 16 : T;
-    int width = ((K + blocks - 1) / blocks + 15) / 16 * 16;
-#pragma omp parallel for schedule(static) if (blocks > 1 && P * (size_t)K * O > 100000)
-    for (int b = 0; b < blocks; b++) {
-        int k0 = b * width, kn = K - k0 < width ? K - k0 : width;
-        if (kn > 0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, kn, (int)P, 1.0f, dy, O, x + k0, K, 1.0f, dw + k0, K);
-    }
-}
-
 void linear_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, size_t P, int C,
-                     int O, const conv_scratch *sc) {
-    if (dx) gemm_nn(P, C, O, dy, O, w_hat, C, dx, C, 1, sc->pack);
-    weight_grad(dw_hat, dy, x, P, C, O, sc->part);
+                     int O, const conv_scratch *sc, int acc) {
+    if (dx) gemm_nn(P, C, O, dy, O, w_hat, C, dx, C, acc, sc->pack);
+    gemm_tn(O, C, P, dy, x, dw_hat, sc->part);
 }
 
-/* Guard zeros before and after a padded image block, so that every tap shift stays inside the buffer. */
-static size_t guard_floats(int W, int C) { return (size_t)(W + 3) * C + 16; }
-
-void conv_scratch_need(int N, int H, int W, int C, int O, int k, size_t *col, size_t *pack, size_t *wt) {
-    size_t p = gemm_pack_floats(O, k * k * C), q = gemm_pack_floats(C, k * k * O);
+void conv_scratch_need(int C, int O, int k, size_t *pack, size_t *wt, size_t *part) {
+    size_t p = gemm_pack_floats(O, k * k * C), q = gemm_pack_floats(C, k * k * O), r = gemm_tn_part_floats(O, C, k * k);
     if (p > *pack) *pack = p;
     if (q > *pack) *pack = q;
-    if (k == 1) return;
-    size_t padded = (size_t)N * (H + 2) * (W + 2);
-    size_t need = padded * (size_t)(C + O) + 2 * guard_floats(W, C) + 2 * guard_floats(W, O) + 64;
-    if (need > *col) *col = need;
-    if ((size_t)9 * C * O > *wt) *wt = (size_t)9 * C * O;
-}
-
-size_t conv_part_floats(int C, int O, int k) { return (size_t)GEMM_TN_SPLITS * k * k * C * O + 16; }
-
-/* xpad[n, y + 1, x + 1, c] = x[n, y, x, c], zero border; `dst` starts `guard` floats into the block and
- * the guards are zeroed too. */
-static void pad_image(float *dst, const float *x, int N, int H, int W, int C, size_t guard) {
-    const size_t row = (size_t)(W + 2) * C, img = (size_t)(H + 2) * row;
-    memset(dst - guard, 0, guard * sizeof(float));
-    memset(dst + (size_t)N * img, 0, guard * sizeof(float));
-#pragma omp parallel for schedule(static) if ((size_t)N * H * W * C > 32768)
-    for (int n = 0; n < N; n++) {
-        float *d = dst + (size_t)n * img;
-        memset(d, 0, row * sizeof(float));
-        memset(d + (size_t)(H + 1) * row, 0, row * sizeof(float));
-        for (int y = 0; y < H; y++) {
-            float *r = d + (size_t)(y + 1) * row;
-            memset(r, 0, (size_t)C * sizeof(float));
-            memcpy(r + C, x + (((size_t)n * H + y) * W) * C, (size_t)W * C * sizeof(float));
-            memset(r + (size_t)(W + 1) * C, 0, (size_t)C * sizeof(float));
-        }
-    }
+    if (r > *part) *part = r;
+    if (k == 3 && (size_t)9 * C * O > *wt) *wt = (size_t)9 * C * O;
 }
 
 void conv2d_forward(float *y, const float *x, const float *w_hat, const conv_scratch *sc, int N, int H, int W, int C,
                     int O, int k) {
-    const size_t P = (size_t)N * H * W;
-    if (k == 1) {
-        linear_forward(y, x, w_hat, P, C, O, 0, sc);
-        return;
-    }
-    size_t g = guard_floats(W, C);
-    pad_image(sc->col + g, x, N, H, W, C, g);
-    gemm_conv3x3(N, H, W, C, sc->col + g, O, w_hat, y, 0, sc->pack);
+    if (k == 1) linear_forward(y, x, w_hat, (size_t)N * H * W, C, O, 0, sc);
+    else gemm_conv3x3(N, H, W, C, x, O, w_hat, y, 0, sc->pack);
 }
 
 void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
-                     const conv_scratch *sc, int N, int H, int W, int C, int O, int k) {
-    const size_t P = (size_t)N * H * W;
+                     const conv_scratch *sc, int N, int H, int W, int C, int O, int k, int acc) {
     if (k == 1) {
-        linear_backward(dx, dw_hat, dy, x, w_hat, P, C, O, sc);
+        linear_backward(dx, dw_hat, dy, x, w_hat, (size_t)N * H * W, C, O, sc, acc);
         return;
     }
-    const size_t padded = (size_t)N * (H + 2) * (W + 2), gx = guard_floats(W, C), gy = guard_floats(W, O);
-    float *xpad = sc->col + gx, *dypad = xpad + padded * C + gx + gy;
-    pad_image(xpad, x, N, H, W, C, gx);
-    pad_image(dypad, dy, N, H, W, O, gy);
-    /* dw[o, t, c] += sum over padded pixels q of dypad[q, o] xpad[q + shift(t), c]; the zero border of dypad
-     * removes the terms that would wrap across rows or images. */
-    long shift[9];
-    for (int t = 0; t < 9; t++) shift[t] = ((long)(t / 3 - 1) * (W + 2) + (t % 3 - 1)) * C;
-    if (gemm_tn_available()) {
-        gemm_tn_taps(O, C, padded, dypad, O, xpad, C, 9, shift, dw_hat, 9 * C, C, sc->part);
-    } else {
-#pragma omp parallel for schedule(dynamic, 1) if (P * (size_t)C * O > 100000)
-        for (int t = 0; t < 9; t++)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, C, (int)padded, 1.0f, dypad, O, xpad + shift[t], C,
-                        1.0f, dw_hat + (size_t)t * C, 9 * C);
-    }
+    gemm_tn_conv3x3(O, C, N, H, W, dy, x, dw_hat, sc->part);
     if (dx) {
         /* dx = 3x3 convolution of dy with w flipped in space and transposed: wt[c, t, o] = w[o, 8 - t, c]. */
         for (int c = 0; c < C; c++)
             for (int t = 0; t < 9; t++)
                 for (int o = 0; o < O; o++)
                     sc->wt[((size_t)c * 9 + t) * O + o] = w_hat[((size_t)o * 9 + (8 - t)) * C + c];
-        gemm_conv3x3(N, H, W, O, dypad, C, sc->wt, dx, 1, sc->pack);
+        gemm_conv3x3(N, H, W, O, dy, C, sc->wt, dx, acc, sc->pack);
     }
 }

@@ -1,26 +1,26 @@
 /* mp_conv.h: MPConv (SPEC §1): the weight preparation w_hat = normalize(w) * gain / sqrt(fan_in), and
- * the convolutions that use it, channels-last, as GEMMs (OpenBLAS): k x k convolution with padding
- * k/2 via im2col, and fully connected / 1x1 layers. Backward functions ACCUMULATE. */
+ * the convolutions that use it, channels-last, on our GEMMs (gemm.h): 3x3 convolutions with padding 1 as
+ * implicit GEMMs (no im2col, no padded copies), and fully connected / 1x1 layers. Backward functions
+ * overwrite (acc = 0) or accumulate into (acc = 1) the input gradient, and always accumulate the
+ * prepared-weight gradient. */
 #ifndef EDM2_MP_CONV_H
 #define EDM2_MP_CONV_H
 
 #include <stddef.h>
 
-/* Scratch shared by the products of one pass (sizes from conv_scratch_need): padded activations for
- * 3x3 convolutions, GEMM packing, and rearranged weights for the input gradient of 3x3 convolutions. */
+/* Scratch shared by the products of one pass (sizes from conv_scratch_need, 64-byte aligned): GEMM
+ * packing, rearranged weights for the input gradient of 3x3 convolutions, weight-gradient partial sums. */
 typedef struct conv_scratch {
-    float *col;
     float *pack;
     float *wt;
-    float *part; /* weight-gradient partial sums: conv_part_floats() of the largest weight */
+    float *part;
 } conv_scratch;
 
-/* Grows *col, *pack and *wt (floats) to what a k x k convolution x[N, H, W, C] -> [N, H, W, O] needs. */
-void conv_scratch_need(int N, int H, int W, int C, int O, int k, size_t *col, size_t *pack, size_t *wt);
-size_t conv_part_floats(int C, int O, int k);
+/* Grows *pack, *wt and *part (floats) to what a k x k convolution (k = 1 or 3) from C to O channels needs. */
+void conv_scratch_need(int C, int O, int k, size_t *pack, size_t *wt, size_t *part);
 
 /* Weight preparation. w is the reference layout [O, C, k, k] (k = 1 for 1x1 and fully connected);
- * w_hat is written channels-last [O, k, k, C] so that it matches the im2col column order.
+ * w_hat is written channels-last [O, k, k, C] (tap-major, as the implicit GEMM reads it).
  * norm[O] is saved for backward. */
 void mpconv_weight_forward(float *w_hat, float *norm, const float *w, float gain, int O, int C, int k);
 /* dw += d(w_hat)/dw^T dw_hat; *dgain += d(w_hat)/dgain . dw_hat when dgain is non-NULL. */
@@ -32,16 +32,15 @@ void mpconv_force_normalize(float *w, int O, int fan_in);
 /* Fully connected over rows: y[P, O] = x[P, C] w_hat[O, C]^T (+ y when accumulate). */
 void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate,
                     const conv_scratch *sc);
-/* dx[P, C] += dy w_hat (skipped when dx is NULL); dw_hat[O, C] += dy^T x. */
+/* dx[P, C] += dy w_hat (acc) or = (not acc; skipped when dx is NULL); dw_hat[O, C] += dy^T x (always). */
 void linear_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, size_t P, int C,
-                     int O, const conv_scratch *sc);
+                     int O, const conv_scratch *sc, int acc);
 
-/* k x k convolution (k = 1 or 3), padding k/2, channels-last: x[N, H, W, C] -> y[N, H, W, O]. 3x3
- * convolutions are implicit GEMMs over a zero-padded copy (no im2col); their weight gradient is one GEMM
- * per tap, their input gradient a 3x3 convolution of the padded output gradient with flipped weights. */
+/* k x k convolution (k = 1 or 3), padding k/2, channels-last: x[N, H, W, C] -> y[N, H, W, O]. The input
+ * gradient of a 3x3 convolution is a 3x3 convolution of dy with the weights flipped in space. */
 void conv2d_forward(float *y, const float *x, const float *w_hat, const conv_scratch *sc, int N, int H, int W, int C,
                     int O, int k);
 void conv2d_backward(float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
-                     const conv_scratch *sc, int N, int H, int W, int C, int O, int k);
+                     const conv_scratch *sc, int N, int H, int W, int C, int O, int k, int acc);
 
 #endif

@@ -26,4 +26,8 @@ static inline float fast_exp(float x) {
     return p * scale.f;
 }
 
+/* Gradient outputs: dst += v when acc, dst = v otherwise (the first contribution to a fresh buffer, which
+ * then needs no zeroing). */
+#define GRAD_ACC(acc, dst, v) ((dst) = (acc) ? (dst) + (v) : (v))
+
 #endif

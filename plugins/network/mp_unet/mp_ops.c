@@ -26,7 +26,7 @@ void normalize_rows_forward(float *y, float *norm, const float *x, size_t rows, 
 
 /* y = x / n, n = eps + |x| / sqrt(C):  dx = dy / n - x (dy.x) / (n^2 sqrt(C) |x|). */
 void normalize_rows_backward(float *dx, const float *dy, const float *x, const float *norm, size_t rows, int cols,
-                             size_t x_stride, size_t y_stride) {
+                             size_t x_stride, size_t y_stride, int acc) {
     const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
 #pragma omp parallel for schedule(static) if (rows * (size_t)cols > 32768)
     for (size_t r = 0; r < rows; r++) {
@@ -39,7 +39,7 @@ void normalize_rows_backward(float *dx, const float *dy, const float *x, const f
         for (int c = 0; c < cols; c++) dot += dyr[c] * xr[c];
         float a = 1.0f / n;
         float b = len > 0 ? dot * inv_sqrt_n / (n * n * len) : 0.0f;
-        for (int c = 0; c < cols; c++) dxr[c] += dyr[c] * a - xr[c] * b;
+        for (int c = 0; c < cols; c++) GRAD_ACC(acc, dxr[c], dyr[c] * a - xr[c] * b);
     }
 }
 
@@ -48,11 +48,11 @@ void mp_silu_forward(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + fast_exp(-x[i])) / MP_SILU_SCALE;
 }
 
-void mp_silu_backward(float *dx, const float *dy, const float *x, size_t n) {
+void mp_silu_backward(float *dx, const float *dy, const float *x, size_t n, int acc) {
 #pragma omp parallel for simd schedule(static) if (n > 32768)
     for (size_t i = 0; i < n; i++) {
         float s = 1.0f / (1.0f + fast_exp(-x[i]));
-        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s)) / MP_SILU_SCALE;
+        GRAD_ACC(acc, dx[i], dy[i] * s * (1.0f + x[i] * (1.0f - s)) / MP_SILU_SCALE);
     }
 }
 
@@ -62,13 +62,13 @@ void mp_sum_forward(float *y, const float *a, const float *b, float t, size_t n)
     for (size_t i = 0; i < n; i++) y[i] = (a[i] + t * (b[i] - a[i])) * inv; /* lerp, as the reference */
 }
 
-void mp_sum_backward(float *da, float *db, const float *dy, float t, size_t n) {
+void mp_sum_backward(float *da, float *db, const float *dy, float t, size_t n, int acc) {
     const float inv = 1.0f / sqrtf((1 - t) * (1 - t) + t * t);
     const float wa = (1 - t) * inv, wb = t * inv;
 #pragma omp parallel for schedule(static) if (n > 32768)
     for (size_t i = 0; i < n; i++) {
-        if (da) da[i] += wa * dy[i];
-        if (db) db[i] += wb * dy[i];
+        if (da) GRAD_ACC(acc, da[i], wa * dy[i]);
+        if (db) GRAD_ACC(acc, db[i], wb * dy[i]);
     }
 }
 
@@ -89,16 +89,16 @@ void mp_cat_forward(float *y, const float *a, int Ca, const float *b, int Cb, si
     }
 }
 
-void mp_cat_backward(float *da, float *db, const float *dy, int Ca, int Cb, size_t P, float t) {
+void mp_cat_backward(float *da, float *db, const float *dy, int Ca, int Cb, size_t P, float t, int acc) {
     float wa, wb;
     mp_cat_weights(Ca, Cb, t, &wa, &wb);
     const int C = Ca + Cb;
 #pragma omp parallel for schedule(static) if (P * (size_t)C > 32768)
     for (size_t p = 0; p < P; p++) {
         if (da)
-            for (int c = 0; c < Ca; c++) da[p * Ca + c] += wa * dy[p * C + c];
+            for (int c = 0; c < Ca; c++) GRAD_ACC(acc, da[p * Ca + c], wa * dy[p * C + c]);
         if (db)
-            for (int c = 0; c < Cb; c++) db[p * Cb + c] += wb * dy[p * C + Ca + c];
+            for (int c = 0; c < Cb; c++) GRAD_ACC(acc, db[p * Cb + c], wb * dy[p * C + Ca + c]);
     }
 }
 
@@ -113,15 +113,17 @@ void scale_channels_forward(float *y, const float *x, const float *c, int N, siz
 }
 
 void scale_channels_backward(float *dx, float *dc, const float *dy, const float *x, const float *c, int N, size_t HW,
-                             int C) {
+                             int C, int acc) {
 #pragma omp parallel for schedule(static) if ((size_t)N * HW * C > 32768)
     for (int n = 0; n < N; n++) {
         const float *cn = c + (size_t)n * C;
         float *dcn = dc ? dc + (size_t)n * C : NULL;
+        if (dcn && !acc)
+            for (int k = 0; k < C; k++) dcn[k] = 0.0f;
         for (size_t p = 0; p < HW; p++) {
             size_t o = ((size_t)n * HW + p) * C;
             for (int k = 0; k < C; k++) {
-                if (dx) dx[o + k] += dy[o + k] * cn[k];
+                if (dx) GRAD_ACC(acc, dx[o + k], dy[o + k] * cn[k]);
                 if (dcn) dcn[k] += dy[o + k] * x[o + k];
             }
         }
@@ -141,7 +143,7 @@ void resample_down_forward(float *y, const float *x, int N, int H, int W, int C)
             }
 }
 
-void resample_down_backward(float *dx, const float *dy, int N, int H, int W, int C) {
+void resample_down_backward(float *dx, const float *dy, int N, int H, int W, int C, int acc) {
     const int Ho = H / 2, Wo = W / 2;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * H * W * C > 32768)
     for (int n = 0; n < N; n++)
@@ -152,7 +154,7 @@ void resample_down_backward(float *dx, const float *dy, int N, int H, int W, int
                 const float *g = dy + (((size_t)n * Ho + i) * Wo + j) * C;
                 for (int c = 0; c < C; c++) {
                     float v = 0.25f * g[c];
-                    d00[c] += v, d01[c] += v, d10[c] += v, d11[c] += v;
+                    GRAD_ACC(acc, d00[c], v), GRAD_ACC(acc, d01[c], v), GRAD_ACC(acc, d10[c], v), GRAD_ACC(acc, d11[c], v);
                 }
             }
 }
@@ -167,7 +169,7 @@ void resample_up_forward(float *y, const float *x, int N, int H, int W, int C) {
                        (size_t)C * sizeof(float));
 }
 
-void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C) {
+void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C, int acc) {
     const int Wo = W * 2;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * H * W * C > 8192)
     for (int n = 0; n < N; n++)
@@ -176,7 +178,7 @@ void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C
                 float *d = dx + (((size_t)n * H + i) * W + j) * C;
                 const float *g00 = dy + (((size_t)n * 2 * H + 2 * i) * Wo + 2 * j) * C;
                 const float *g01 = g00 + C, *g10 = g00 + (size_t)Wo * C, *g11 = g10 + C;
-                for (int c = 0; c < C; c++) d[c] += g00[c] + g01[c] + g10[c] + g11[c];
+                for (int c = 0; c < C; c++) GRAD_ACC(acc, d[c], g00[c] + g01[c] + g10[c] + g11[c]);
             }
 }
 
@@ -192,10 +194,10 @@ size_t clip_forward(float *y, const float *x, float c, size_t n) {
     return clipped;
 }
 
-void clip_backward(float *dx, const float *dy, const float *x, float c, size_t n) {
+void clip_backward(float *dx, const float *dy, const float *x, float c, size_t n, int acc) {
 #pragma omp parallel for schedule(static) if (n > 32768)
     for (size_t i = 0; i < n; i++)
-        if (x[i] >= -c && x[i] <= c) dx[i] += dy[i];
+        GRAD_ACC(acc, dx[i], x[i] >= -c && x[i] <= c ? dy[i] : 0.0f);
 }
 
 void mp_fourier_forward(float *y, const float *x, const float *freqs, const float *phases, int N, int C) {

@@ -1,6 +1,7 @@
 /* mp_ops.h: the magnitude-preserving element-wise layers of EDM2 (SPEC §1) as plain forward/backward
  * functions over raw pointers. Activations are channels-last: x[P, C] with P = N*H*W pixels.
- * Every *_backward ACCUMULATES into its gradient outputs (dx += ...), llm.c style. */
+ * Every *_backward takes `acc`: 1 accumulates into its gradient outputs (dx += ..., llm.c style), 0
+ * overwrites them (dx = ...), so the first contribution to a fresh buffer needs no zeroing. */
 #ifndef EDM2_MP_OPS_H
 #define EDM2_MP_OPS_H
 
@@ -14,36 +15,36 @@
 void normalize_rows_forward(float *y, float *norm, const float *x, size_t rows, int cols, size_t x_stride,
                             size_t y_stride);
 void normalize_rows_backward(float *dx, const float *dy, const float *x, const float *norm, size_t rows, int cols,
-                             size_t x_stride, size_t y_stride);
+                             size_t x_stride, size_t y_stride, int acc);
 
 /* mp_silu(x) = x * sigmoid(x) / 0.596, over n elements. */
 void mp_silu_forward(float *y, const float *x, size_t n);
-void mp_silu_backward(float *dx, const float *dy, const float *x, size_t n);
+void mp_silu_backward(float *dx, const float *dy, const float *x, size_t n, int acc);
 
 /* mp_sum(a, b, t) = ((1-t) a + t b) / sqrt((1-t)^2 + t^2). da or db may be NULL. */
 void mp_sum_forward(float *y, const float *a, const float *b, float t, size_t n);
-void mp_sum_backward(float *da, float *db, const float *dy, float t, size_t n);
+void mp_sum_backward(float *da, float *db, const float *dy, float t, size_t n, int acc);
 
 /* mp_cat along channels: y[P, Ca+Cb] = [a[P, Ca] * wa, b[P, Cb] * wb] (SPEC §1). */
 void mp_cat_forward(float *y, const float *a, int Ca, const float *b, int Cb, size_t P, float t);
-void mp_cat_backward(float *da, float *db, const float *dy, int Ca, int Cb, size_t P, float t);
+void mp_cat_backward(float *da, float *db, const float *dy, int Ca, int Cb, size_t P, float t, int acc);
 
 /* y[N, C, H, W] * c[N, C] broadcast over pixels, channels-last: x[N, HW, C], c[N, C]. */
 void scale_channels_forward(float *y, const float *x, const float *c, int N, size_t HW, int C);
-/* dx += dy * c; dc += sum over pixels of dy * x. */
+/* dx (+)= dy * c; dc (+)= sum over pixels of dy * x. */
 void scale_channels_backward(float *dx, float *dc, const float *dy, const float *x, const float *c, int N, size_t HW,
-                             int C);
+                             int C, int acc);
 
 /* Resampling with the [1,1] filter: down = 2x2 average pooling, up = nearest-neighbour 2x.
  * x[N, H, W, C] (input resolution H x W). */
 void resample_down_forward(float *y, const float *x, int N, int H, int W, int C);
-void resample_down_backward(float *dx, const float *dy, int N, int H, int W, int C);
+void resample_down_backward(float *dx, const float *dy, int N, int H, int W, int C, int acc);
 void resample_up_forward(float *y, const float *x, int N, int H, int W, int C);
-void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C);
+void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C, int acc);
 
 /* clamp to [-c, c]; returns how many elements were clipped. backward passes dy where -c <= x <= c. */
 size_t clip_forward(float *y, const float *x, float c, size_t n);
-void clip_backward(float *dx, const float *dy, const float *x, float c, size_t n);
+void clip_backward(float *dx, const float *dy, const float *x, float c, size_t n, int acc);
 
 /* MPFourier: y[N, C] = sqrt(2) cos(x[n] * freqs[c] + phases[c]) (no gradient: inputs are sigma only). */
 void mp_fourier_forward(float *y, const float *x, const float *freqs, const float *phases, int N, int C);

@@ -212,13 +212,10 @@ int unet_build(unet *u, const unet_hparams *hp, char *err, size_t errlen) {
     u->w_hat = malloc(u->arena_floats * sizeof(float));
     u->dw_hat = malloc(u->arena_floats * sizeof(float));
     u->w_norm = malloc((u->norm_floats + 1) * sizeof(float));
-    /* GEMM packing and rearranged-weight scratch: the largest weight either way round. */
-    size_t unused_col = 0;
+    /* GEMM packing, rearranged-weight and partial-sum scratch: what the largest weight needs. */
     for (size_t i = 0; i < u->nweights; i++) {
         const weight_ref *w = &u->weights[i].ref;
-        conv_scratch_need(1, 1, 1, w->C, w->O, w->k, &unused_col, &u->pack_floats, &u->wt_floats);
-        size_t part = conv_part_floats(w->C, w->O, w->k);
-        if (part > u->part_floats) u->part_floats = part;
+        conv_scratch_need(w->C, w->O, w->k, &u->pack_floats, &u->wt_floats, &u->part_floats);
     }
     u->part = malloc(u->part_floats * sizeof(float));
     u->pack = aligned_alloc(64, (u->pack_floats * sizeof(float) + 63) / 64 * 64);
@@ -245,7 +242,6 @@ void unet_free(unet *u) {
     free(u->w_hat);
     free(u->dw_hat);
     free(u->w_norm);
-    free(u->col);
     free(u->pack);
     free(u->wt);
     free(u->part);
@@ -282,17 +278,6 @@ void unet_normalize_weights(const unet *u, float *params) {
 
 /* ---- Forward ------------------------------------------------------------------------------------ */
 
-/* Padded-activation scratch of the largest 3x3 convolution at batch N (every conv of every module). */
-static size_t col_need(const unet *u, int N) {
-    size_t need = 0, pack = 0, wt = 0;
-    for (int m = 0; m < u->nmods; m++) {
-        const unet_module *md = &u->mods[m];
-        int cmax = md->cin > md->cout ? md->cin : md->cout;
-        conv_scratch_need(N, md->H, md->W, cmax, cmax, 3, &need, &pack, &wt);
-    }
-    return need;
-}
-
 static float gain_of(const float *params, long off) { return off < 0 ? 1.0f : params[off]; }
 
 int unet_forward(unet *u, const edm2_forward_args *a) {
@@ -303,14 +288,6 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
     workspace *ws = &u->fws;
     u->have_saved = 0;
     if (ws_reset(ws)) return -1;
-    size_t need = col_need(u, N);
-    if (need > u->col_floats) {
-        free(u->col);
-        u->col = malloc(need * sizeof(float));
-        u->col_floats = u->col ? need : 0;
-        u->sc.col = u->col;
-        if (!u->col) return -1;
-    }
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < u->nweights; i++) {
         const weight_ref *w = &u->weights[i].ref;
@@ -417,6 +394,8 @@ int unet_backward(unet *u, const float *params, const float *dD, const float *dl
     workspace *ws = &u->bws;
     if (ws_reset(ws)) return -1;
     memset(u->dw_hat, 0, u->arena_floats * sizeof(float));
+    /* Activation gradients are fresh buffers whose first contribution overwrites; only demb (a sum over
+     * blocks) starts from zero. */
     block_ctx ctx = {params, u->w_hat, u->emb, N, 1, u->drop_seed, u->drop_stream, u->drop_offset,
                      &u->sc, &u->fws};
     float *demb = ws_zeros(ws, (size_t)N * u->cemb);
@@ -431,52 +410,52 @@ int unet_backward(unet *u, const float *params, const float *dD, const float *dl
             for (size_t p = 0; p < HW; p++)
                 dF[((size_t)n * HW + p) * C + c] = u->c_out[n] * dD[((size_t)n * C + c) * HW + p];
     const unet_module *last = &u->mods[u->nmods - 1];
-    float *dcur = ws_zeros(ws, P * last->cout);
+    float *dcur = ws_alloc(ws, P * last->cout);
     if (!dcur) goto done;
     conv2d_backward(dcur, u->dw_hat + u->out_conv.offset, dF, u->mod_out[u->nmods - 1], u->w_hat + u->out_conv.offset,
-                    &u->sc, N, R, R, last->cout, C, 3);
+                    &u->sc, N, R, R, last->cout, C, 3, 0);
     for (int m = u->nmods - 1; m >= 0; m--) {
         const unet_module *md = &u->mods[m];
         const size_t Pm = (size_t)N * md->H * md->W;
         if (m < u->nenc && dskip[m]) accumulate(dcur, dskip[m], Pm * md->cout);
         if (md->kind == MOD_CONV) {
             conv2d_backward(NULL, u->dw_hat + md->conv.offset, dcur, u->mod_in[m], u->w_hat + md->conv.offset, &u->sc,
-                            N, md->H, md->W, md->cin, md->cout, 3);
+                            N, md->H, md->W, md->cin, md->cout, 3, 0);
             continue;
         }
         const size_t Pin = (size_t)N * md->blk.Hin * md->blk.Win;
-        float *din = ws_zeros(ws, Pin * md->cin);
+        float *din = ws_alloc(ws, Pin * md->cin);
         if (!din) goto done;
         if (block_backward(&md->blk, &ctx, &u->saved[m], dcur, din, demb, u->dw_hat, ws)) goto done;
         if (md->skip_src >= 0) {
             const unet_module *src = &u->mods[md->skip_src];
             int cprev = md->cin - src->cout;
-            float *dprev = ws_zeros(ws, Pin * cprev);
-            if (!dskip[md->skip_src]) dskip[md->skip_src] = ws_zeros(ws, Pin * src->cout);
+            /* Each encoder output feeds exactly one decoder block (unet_build pops the skip stack). */
+            float *dprev = ws_alloc(ws, Pin * cprev);
+            dskip[md->skip_src] = ws_alloc(ws, Pin * src->cout);
             if (!dprev || !dskip[md->skip_src]) goto done;
-            mp_cat_backward(dprev, dskip[md->skip_src], din, cprev, src->cout, Pin, hp->concat_balance);
+            mp_cat_backward(dprev, dskip[md->skip_src], din, cprev, src->cout, Pin, hp->concat_balance, 0);
             din = dprev;
         }
         dcur = din;
     }
     /* Embedding: emb = mp_silu(mp_sum(emb_noise(fourier), emb_label(lab), label_balance)). */
-    float *de3 = ws_zeros(ws, (size_t)N * u->cemb), *de1 = ws_zeros(ws, (size_t)N * u->cemb);
-    if (!de3 || !de1) goto done;
-    mp_silu_backward(de3, demb, u->e3, (size_t)N * u->cemb);
+    float *de3 = ws_alloc(ws, (size_t)N * u->cemb), *de1 = de3;
+    if (!de3) goto done;
+    mp_silu_backward(de3, demb, u->e3, (size_t)N * u->cemb, 0);
     if (hp->label_dim) {
-        float *de2 = ws_zeros(ws, (size_t)N * u->cemb);
-        if (!de2) goto done;
-        mp_sum_backward(de1, de2, de3, hp->label_balance, (size_t)N * u->cemb);
+        float *de2 = ws_alloc(ws, (size_t)N * u->cemb);
+        de1 = ws_alloc(ws, (size_t)N * u->cemb);
+        if (!de2 || !de1) goto done;
+        mp_sum_backward(de1, de2, de3, hp->label_balance, (size_t)N * u->cemb, 0);
         linear_backward(NULL, u->dw_hat + u->emb_label.offset, de2, u->lab, u->w_hat + u->emb_label.offset, N,
-                        hp->label_dim, u->cemb, &u->sc);
-    } else {
-        accumulate(de1, de3, (size_t)N * u->cemb);
+                        hp->label_dim, u->cemb, &u->sc, 0);
     }
     linear_backward(NULL, u->dw_hat + u->emb_noise.offset, de1, u->fourier, u->w_hat + u->emb_noise.offset, N, u->cnoise,
-                    u->cemb, &u->sc);
+                    u->cemb, &u->sc, 0);
     if (dlogvar)
         linear_backward(NULL, u->dw_hat + u->logvar_linear.offset, dlogvar, u->lv_fourier,
-                        u->w_hat + u->logvar_linear.offset, N, hp->logvar_channels, 1, &u->sc);
+                        u->w_hat + u->logvar_linear.offset, N, hp->logvar_channels, 1, &u->sc, 0);
     /* From prepared-weight gradients to parameter gradients (through the weight normalisation). Weights
      * that share a gain (none do in EDM2: each gain belongs to one weight) would race on it. */
 #pragma omp parallel for schedule(dynamic, 1)

@@ -54,8 +54,8 @@ typedef struct unet {
 
     /* Runtime state. */
     float *w_hat, *w_norm, *dw_hat; /* prepared weights, their row norms, their gradient */
-    float *col, *pack, *wt, *part;
-    size_t col_floats, pack_floats, wt_floats, part_floats;
+    float *pack, *wt, *part;
+    size_t pack_floats, wt_floats, part_floats;
     conv_scratch sc;
     workspace fws, bws;
     /* Saved by the last training forward. */
