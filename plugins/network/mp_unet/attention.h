@@ -9,11 +9,12 @@
 /* Saved for backward (caller-allocated):
  *   qkvn [N, heads, 3, HW, cph]  normalised q, k, v
  *   norm [N, heads, 3, HW]       their norms
- *   attn [N, heads, HW, HW]      softmax weights                                            */
-void attention_forward(float *y, float *qkvn, float *norm, float *attn, const float *qkv, int N, int HW, int heads,
-                       int cph);
-/* dqkv[N, HW, 3*C] += d/dqkv (acc) or = (not acc); scratch: N*heads*(HW*HW + 3*HW*cph) floats. */
-void attention_backward(float *dqkv, const float *dy, const float *qkv, const float *qkvn, const float *norm,
-                        const float *attn, float *scratch, int N, int HW, int heads, int cph, int acc);
+ *   attn [N, heads, HW, HW]      softmax weights
+ * Both return 0, or -1 when per-thread scratch cannot be allocated. */
+int attention_forward(float *y, float *qkvn, float *norm, float *attn, const float *qkv, int N, int HW, int heads,
+                      int cph);
+/* dqkv[N, HW, 3*C] += d/dqkv (acc) or = (not acc). */
+int attention_backward(float *dqkv, const float *dy, const float *qkv, const float *qkvn, const float *norm,
+                       const float *attn, int N, int HW, int heads, int cph, int acc);
 
 #endif

@@ -108,7 +108,7 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
         x6 = ws_alloc(ws, P * C);
         if (!s->qkv || !s->qkvn || !s->qnorm || !s->attn || !s->ya || !proj || !x6) return NULL;
         conv2d_forward(s->qkv, x5, W_HAT(ctx, b->qkv), ctx->sc, N, b->H, b->W, C, 3 * C, 1);
-        attention_forward(s->ya, s->qkvn, s->qnorm, s->attn, s->qkv, N, (int)HW, b->heads, b->cph);
+        if (attention_forward(s->ya, s->qkvn, s->qnorm, s->attn, s->qkv, N, (int)HW, b->heads, b->cph)) return NULL;
         conv2d_forward(proj, s->ya, W_HAT(ctx, b->proj), ctx->sc, N, b->H, b->W, C, C, 1);
         mp_sum_forward(x6, x5, proj, b->attn_balance, P * C);
     }
@@ -142,11 +142,10 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
         float *dproj = ws_alloc(bws, P * C);
         float *dya = ws_alloc(bws, P * C);
         float *dqkv = ws_alloc(bws, P * 3 * C);
-        float *scratch = ws_alloc(bws, (size_t)N * b->heads * (HW * HW + 3 * HW * b->cph));
-        if (!d5 || !dproj || !dya || !dqkv || !scratch) return -1;
+        if (!d5 || !dproj || !dya || !dqkv) return -1;
         mp_sum_backward(d5, dproj, d6, b->attn_balance, P * C, 0);
         conv2d_backward(dya, DW(b->proj), dproj, s->ya, W_HAT(ctx, b->proj), col, N, b->H, b->W, C, C, 1, 0);
-        attention_backward(dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, scratch, N, (int)HW, b->heads, b->cph, 0);
+        if (attention_backward(dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, N, (int)HW, b->heads, b->cph, 0)) return -1;
         conv2d_backward(d5, DW(b->qkv), dqkv, s->x5, W_HAT(ctx, b->qkv), col, N, b->H, b->W, C, 3 * C, 1, 1);
     }
     /* x5 = mp_sum(xs, y4, res_balance) */
