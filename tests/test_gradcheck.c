@@ -81,7 +81,7 @@ typedef struct ew_ctx {
     int C, Cb, N, H, W;
 } ew_ctx;
 
-enum { OP_NORM, OP_SILU, OP_SUM, OP_CAT, OP_SCALE, OP_DOWN, OP_UP, OP_CLIP };
+enum { OP_NORM, OP_SILU, OP_SUM, OP_CAT, OP_MODSILU, OP_DOWN, OP_UP, OP_CLIP };
 
 static size_t ew_out_n(const ew_ctx *c) {
     switch (c->op) {
@@ -99,10 +99,10 @@ static double ew_loss(void *vc) {
     case OP_SILU: mp_silu_forward(c->y, c->a, c->n); break;
     case OP_SUM: mp_sum_forward(c->y, c->a, c->b, 0.3f, c->n); break;
     case OP_CAT: mp_cat_forward(c->y, c->a, c->C, c->b, c->Cb, c->P, 0.4f); break;
-    case OP_SCALE: scale_channels_forward(c->y, c->a, c->b, c->N, (size_t)c->H * c->W, c->C); break;
+    case OP_MODSILU: modulate_silu_forward(c->y, c->a, c->b, c->N, (size_t)c->H * c->W, c->C); break;
     case OP_DOWN: resample_down_forward(c->y, c->a, c->N, c->H, c->W, c->C); break;
     case OP_UP: resample_up_forward(c->y, c->a, c->N, c->H, c->W, c->C); break;
-    case OP_CLIP: clip_forward(c->y, c->a, 1.0f, c->n); break;
+    case OP_CLIP: mp_sum_clip_forward(c->y, NULL, c->a, c->a, 0.0f, 1.0f, c->n); break; /* t = 0: clip(a) */
     }
     return dot(c->y, c->r, ew_out_n(c));
 }
@@ -115,7 +115,7 @@ static void ew_backward(ew_ctx *pc, float *da, float *db, int acc) {
     case OP_SILU: mp_silu_backward(da, c.r, c.a, c.n, acc); break;
     case OP_SUM: mp_sum_backward(da, db, c.r, 0.3f, c.n, acc); break;
     case OP_CAT: mp_cat_backward(da, db, c.r, c.C, c.Cb, c.P, 0.4f, acc); break;
-    case OP_SCALE: scale_channels_backward(da, db, c.r, c.a, c.b, c.N, (size_t)c.H * c.W, c.C, acc); break;
+    case OP_MODSILU: modulate_silu_backward(da, db, c.r, c.a, c.b, c.N, (size_t)c.H * c.W, c.C, acc); break;
     case OP_DOWN: resample_down_backward(da, c.r, c.N, c.H, c.W, c.C, acc); break;
     case OP_UP: resample_up_backward(da, c.r, c.N, c.H, c.W, c.C, acc); break;
     case OP_CLIP: clip_backward(da, c.r, c.a, 1.0f, c.n, acc); break;
@@ -127,7 +127,7 @@ static void run_elementwise(int op, const char *what) {
     c.P = (size_t)c.N * c.H * c.W;
     c.n = c.P * c.C;
     c.a = randn(c.n, 1.0f);
-    c.b = randn(op == OP_SCALE ? (size_t)c.N * c.C : op == OP_CAT ? c.P * c.Cb : c.n, 1.0f);
+    c.b = randn(op == OP_MODSILU ? (size_t)c.N * c.C : op == OP_CAT ? c.P * c.Cb : c.n, 1.0f);
     size_t on = ew_out_n(&c);
     c.y = malloc(on * sizeof(float));
     c.r = randn(on, 1.0f);
@@ -136,16 +136,16 @@ static void run_elementwise(int op, const char *what) {
         for (size_t i = 0; i < c.n; i++)
             if (fabsf(fabsf(c.a[i]) - 1.0f) < 0.05f) c.a[i] = 0.5f; /* keep away from the kink */
     ew_loss(&c);
-    size_t nb = op == OP_SCALE ? (size_t)c.N * c.C : op == OP_CAT ? c.P * c.Cb : c.n;
+    size_t nb = op == OP_MODSILU ? (size_t)c.N * c.C : op == OP_CAT ? c.P * c.Cb : c.n;
     float *da = nan_filled(c.n), *db = nan_filled(nb);
     ew_backward(&c, da, db, 0);
     check_grad(what, c.a, da, c.n, ew_loss, &c, 1e-2f);
-    if (op == OP_SUM || op == OP_CAT || op == OP_SCALE) check_grad(what, c.b, db, nb, ew_loss, &c, 1e-2f);
+    if (op == OP_SUM || op == OP_CAT || op == OP_MODSILU) check_grad(what, c.b, db, nb, ew_loss, &c, 1e-2f);
     float *da0 = copy_of(da, c.n), *db0 = copy_of(db, nb);
     ew_loss(&c); /* saved state as for the first backward (check_grad left it perturbed) */
     ew_backward(&c, da, db, 1);
     assert_doubled(da, da0, c.n, 0.0f);
-    if (op == OP_SUM || op == OP_CAT || op == OP_SCALE) assert_doubled(db, db0, nb, op == OP_SCALE ? 1e-5f : 0.0f);
+    if (op == OP_SUM || op == OP_CAT || op == OP_MODSILU) assert_doubled(db, db0, nb, op == OP_MODSILU ? 1e-5f : 0.0f);
     free(da0), free(db0);
     free(c.a), free(c.b), free(c.y), free(c.r), free(c.aux), free(da), free(db);
 }
@@ -154,13 +154,38 @@ static void test_pixel_norm(void **s) { (void)s; run_elementwise(OP_NORM, "pixel
 static void test_mp_silu(void **s) { (void)s; run_elementwise(OP_SILU, "mp_silu"); }
 static void test_mp_sum(void **s) { (void)s; run_elementwise(OP_SUM, "mp_sum"); }
 static void test_mp_cat(void **s) { (void)s; run_elementwise(OP_CAT, "mp_cat"); }
-static void test_scale_channels(void **s) { (void)s; run_elementwise(OP_SCALE, "scale_channels"); }
+static void test_modulate_silu(void **s) { (void)s; run_elementwise(OP_MODSILU, "modulate_silu"); }
 static void test_resample(void **s) {
     (void)s;
     run_elementwise(OP_DOWN, "resample_down");
     run_elementwise(OP_UP, "resample_up");
 }
 static void test_clip(void **s) { (void)s; run_elementwise(OP_CLIP, "clip"); }
+
+/* The fused forwards are bitwise the compositions they replace. */
+static void test_fused_forwards(void **s) {
+    (void)s;
+    const int N = 3, C = 5;
+    const size_t HW = 7, n = (size_t)N * HW * C;
+    const uint64_t stream = g_stream; /* leave the other tests' random numbers as they were */
+    float *x = randn(n, 2.0f), *b = randn(n, 2.0f), *c = randn((size_t)N * C, 1.0f);
+    g_stream = stream;
+    float *y = malloc(n * sizeof(float)), *ref = malloc(n * sizeof(float)), *t = malloc(n * sizeof(float));
+    modulate_silu_forward(y, x, c, N, HW, C);
+    for (size_t i = 0; i < n; i++) t[i] = x[i] * c[(i / (HW * C)) * C + i % C];
+    mp_silu_forward(ref, t, n);
+    assert_memory_equal(y, ref, n * sizeof(float));
+    size_t clipped = mp_sum_clip_forward(y, t, x, b, 0.3f, 1.5f, n), expect = 0;
+    mp_sum_forward(ref, x, b, 0.3f, n);
+    assert_memory_equal(t, ref, n * sizeof(float)); /* the unclipped sum */
+    for (size_t i = 0; i < n; i++) {
+        float v = ref[i] > 1.5f ? 1.5f : ref[i] < -1.5f ? -1.5f : ref[i];
+        expect += v != ref[i];
+        assert_true(y[i] == v);
+    }
+    assert_true(expect > 0 && clipped == expect);
+    free(x), free(b), free(c), free(y), free(ref), free(t);
+}
 
 /* ---- Convolutions and MPConv weights ---------------------------------------------------------- */
 
@@ -372,8 +397,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pixel_norm),      cmocka_unit_test(test_mp_silu),
         cmocka_unit_test(test_mp_sum),          cmocka_unit_test(test_mp_cat),
-        cmocka_unit_test(test_scale_channels),  cmocka_unit_test(test_resample),
-        cmocka_unit_test(test_clip),            cmocka_unit_test(test_conv3x3),
+        cmocka_unit_test(test_modulate_silu),  cmocka_unit_test(test_resample),
+        cmocka_unit_test(test_clip), cmocka_unit_test(test_fused_forwards),            cmocka_unit_test(test_conv3x3),
         cmocka_unit_test(test_conv1x1),         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_force_normalize), cmocka_unit_test(test_attention),
         cmocka_unit_test(test_block_enc_down),  cmocka_unit_test(test_block_enc_skip_attn),

@@ -24,6 +24,7 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
     workspace *ws = ctx->ws;
     const int N = ctx->N;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
+    const int keep = s != NULL; /* activations for backward wanted */
     block_saved local;
     if (!s) s = &local;
     memset(s, 0, sizeof *s);
@@ -65,19 +66,16 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
     if (!a || !y0) return NULL;
     mp_silu_forward(a, x2, P * c2);
     conv2d_forward(y0, a, W_HAT(ctx, b->res0), ctx->sc, N, b->H, b->W, c2, b->cout, 3);
+    s->a = a;
     s->y0 = y0;
     /* c = emb_linear(emb, gain=emb_gain) + 1;  y = mp_silu(y * c) */
     float *c = ws_alloc(ws, (size_t)N * b->cout);
-    float *y1 = ws_alloc(ws, P * b->cout);
-    if (!c || !y1) return NULL;
+    float *y3 = ws_alloc(ws, P * b->cout);
+    if (!c || !y3) return NULL;
     linear_forward(c, ctx->emb, W_HAT(ctx, b->emb_linear), N, b->cemb, b->cout, 0, ctx->sc);
     add_scalar(c, c, 1.0f, (size_t)N * b->cout);
-    scale_channels_forward(y1, y0, c, N, HW, b->cout);
+    modulate_silu_forward(y3, y0, c, N, HW, b->cout);
     s->c = c;
-    s->y1 = y1;
-    float *y3 = ws_alloc(ws, P * b->cout);
-    if (!y3) return NULL;
-    mp_silu_forward(y3, y1, P * b->cout);
     if (ctx->training && b->dropout > 0) dropout_apply(y3, P * b->cout, b, ctx);
     s->y3 = y3;
     /* y = conv_res1(y) */
@@ -92,31 +90,36 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
         conv2d_forward(t, x2, W_HAT(ctx, b->skip), ctx->sc, N, b->H, b->W, b->cin, b->cout, 1);
         xs = t;
     }
-    float *x5 = ws_alloc(ws, P * b->cout);
-    if (!x5) return NULL;
-    mp_sum_forward(x5, xs, y4, b->res_balance, P * b->cout);
-    s->x5 = x5;
-    float *x6 = x5;
-    if (b->heads) {
-        const int C = b->cout;
-        s->qkv = ws_alloc(ws, P * 3 * C);
-        s->qkvn = ws_alloc(ws, P * 3 * C);
-        s->qnorm = ws_alloc(ws, P * 3 * b->heads);
-        s->attn = ws_alloc(ws, (size_t)N * b->heads * HW * HW);
-        s->ya = ws_alloc(ws, P * C);
-        float *proj = ws_alloc(ws, P * C);
-        x6 = ws_alloc(ws, P * C);
-        if (!s->qkv || !s->qkvn || !s->qnorm || !s->attn || !s->ya || !proj || !x6) return NULL;
-        conv2d_forward(s->qkv, x5, W_HAT(ctx, b->qkv), ctx->sc, N, b->H, b->W, C, 3 * C, 1);
-        if (attention_forward(s->ya, s->qkvn, s->qnorm, s->attn, s->qkv, N, (int)HW, b->heads, b->cph)) return NULL;
-        conv2d_forward(proj, s->ya, W_HAT(ctx, b->proj), ctx->sc, N, b->H, b->W, C, C, 1);
-        mp_sum_forward(x6, x5, proj, b->attn_balance, P * C);
-    }
+    /* Without attention the residual sum is clipped at once: x6 = x5. */
     float *out = ws_alloc(ws, P * b->cout);
     if (!out) return NULL;
-    size_t clipped = clip_forward(out, x6, b->clip_act, P * b->cout);
-    s->x6 = clipped ? x6 : NULL;
     s->out = out;
+    if (!b->heads) {
+        float *x5 = keep ? ws_alloc(ws, P * b->cout) : NULL; /* unclipped, for clip_backward */
+        if (keep && !x5) return NULL;
+        size_t clipped = mp_sum_clip_forward(out, x5, xs, y4, b->res_balance, b->clip_act, P * b->cout);
+        s->x5 = x5;
+        s->x6 = clipped ? x5 : NULL;
+        return out;
+    }
+    /* With attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance), then clipped. */
+    const int C = b->cout;
+    float *x5 = ws_alloc(ws, P * C);
+    if (!x5) return NULL;
+    mp_sum_forward(x5, xs, y4, b->res_balance, P * C);
+    s->x5 = x5;
+    s->qkv = ws_alloc(ws, P * 3 * C);
+    s->qkvn = ws_alloc(ws, P * 3 * C);
+    s->qnorm = ws_alloc(ws, P * 3 * b->heads);
+    s->attn = ws_alloc(ws, (size_t)N * b->heads * HW * HW);
+    s->ya = ws_alloc(ws, P * C);
+    float *proj = ws_alloc(ws, P * C), *x6 = keep ? ws_alloc(ws, P * C) : NULL;
+    if (!s->qkv || !s->qkvn || !s->qnorm || !s->attn || !s->ya || !proj || (keep && !x6)) return NULL;
+    conv2d_forward(s->qkv, x5, W_HAT(ctx, b->qkv), ctx->sc, N, b->H, b->W, C, 3 * C, 1);
+    if (attention_forward(s->ya, s->qkvn, s->qnorm, s->attn, s->qkv, N, (int)HW, b->heads, b->cph)) return NULL;
+    conv2d_forward(proj, s->ya, W_HAT(ctx, b->proj), ctx->sc, N, b->H, b->W, C, C, 1);
+    size_t clipped = mp_sum_clip_forward(out, x6, x5, proj, b->attn_balance, b->clip_act, P * C);
+    s->x6 = clipped ? x6 : NULL;
     return out;
 }
 
@@ -163,26 +166,21 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
     float *dy3 = ws_alloc(bws, P * C);
     if (!dy3) return -1;
     conv2d_backward(dy3, DW(b->res1), dy4, s->y3, W_HAT(ctx, b->res1), col, N, b->H, b->W, C, C, 3, 0);
-    /* y3 = dropout(mp_silu(y1)) */
+    /* y3 = dropout(mp_silu(y0 * c)), c = emb_linear(emb) + 1 */
     if (ctx->training && b->dropout > 0) {
         const float p = b->dropout, keep = 1.0f / (1.0f - p);
         const uint64_t base = ctx->drop_offset + (b->id << 40);
         for (size_t i = 0; i < P * C; i++)
             dy3[i] = philox_uniform(ctx->drop_seed, ctx->drop_stream, base + i) < p ? 0.0f : dy3[i] * keep;
     }
-    float *dy1 = ws_alloc(bws, P * C);
-    if (!dy1) return -1;
-    mp_silu_backward(dy1, dy3, s->y1, P * C, 0);
-    /* y1 = y0 * c, c = emb_linear(emb) + 1 */
     float *dy0 = ws_alloc(bws, P * C), *dc = ws_alloc(bws, (size_t)N * C);
     if (!dy0 || !dc) return -1;
-    scale_channels_backward(dy0, dc, dy1, s->y0, s->c, N, HW, C, 0);
+    modulate_silu_backward(dy0, dc, dy3, s->y0, s->c, N, HW, C, 0);
     linear_backward(demb, DW(b->emb_linear), dc, ctx->emb, W_HAT(ctx, b->emb_linear), N, b->cemb, C, col, 1);
     /* y0 = conv_res0(mp_silu(x2)) */
-    float *a = ws_alloc(bws, P * c2), *da = ws_alloc(bws, P * c2);
-    if (!a || !da) return -1;
-    mp_silu_forward(a, s->x2, P * c2);
-    conv2d_backward(da, DW(b->res0), dy0, a, W_HAT(ctx, b->res0), col, N, b->H, b->W, c2, C, 3, 0);
+    float *da = ws_alloc(bws, P * c2);
+    if (!da) return -1;
+    conv2d_backward(da, DW(b->res0), dy0, s->a, W_HAT(ctx, b->res0), col, N, b->H, b->W, c2, C, 3, 0);
     mp_silu_backward(dx2, da, s->x2, P * c2, 1);
     /* enc: x2 = pixel_norm(conv_skip(x0)) */
     float *dx0 = dx2;

@@ -41,13 +41,13 @@ typedef struct block_saved {
     float *x1;         /* enc: after conv_skip [.., cout] (== x0 when no skip) */
     float *pn_norm;    /* enc: pixel-norm norms [N*H*W] */
     float *x2;         /* residual-branch input [.., enc ? cout : cin] */
+    float *a;          /* mp_silu(x2): conv_res0 input */
     float *y0;         /* conv_res0 output [.., cout] */
     float *c;          /* emb_linear(emb) + 1 [N, cout] */
-    float *y1;         /* y0 * c */
-    float *y3;         /* mp_silu(y1) after dropout: conv_res1 input */
+    float *y3;         /* mp_silu(y0 * c) after dropout: conv_res1 input */
     float *x5;         /* after the residual mp_sum [.., cout] */
     float *qkv, *qkvn, *qnorm, *attn, *ya; /* attention */
-    float *x6;         /* before clipping (NULL when nothing was clipped) */
+    float *x6;         /* before clipping (NULL when nothing was clipped; == x5 without attention) */
     float *out;        /* block output [.., cout] */
 } block_saved;
 

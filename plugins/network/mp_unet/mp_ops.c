@@ -102,29 +102,36 @@ void mp_cat_backward(float *da, float *db, const float *dy, int Ca, int Cb, size
     }
 }
 
-void scale_channels_forward(float *y, const float *x, const float *c, int N, size_t HW, int C) {
+void modulate_silu_forward(float *y, const float *x, const float *c, int N, size_t HW, int C) {
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * HW * C > 32768)
     for (int n = 0; n < N; n++)
         for (size_t p = 0; p < HW; p++) {
             const float *cn = c + (size_t)n * C;
             size_t o = ((size_t)n * HW + p) * C;
-            for (int k = 0; k < C; k++) y[o + k] = x[o + k] * cn[k];
+#pragma omp simd
+            for (int k = 0; k < C; k++) {
+                const float v = x[o + k] * cn[k];
+                y[o + k] = v / (1.0f + fast_exp(-v)) / MP_SILU_SCALE;
+            }
         }
 }
 
-void scale_channels_backward(float *dx, float *dc, const float *dy, const float *x, const float *c, int N, size_t HW,
-                             int C, int acc) {
+void modulate_silu_backward(float *dx, float *dc, const float *dy, const float *x, const float *c, int N, size_t HW,
+                            int C, int acc) {
 #pragma omp parallel for schedule(static) if ((size_t)N * HW * C > 32768)
     for (int n = 0; n < N; n++) {
         const float *cn = c + (size_t)n * C;
-        float *dcn = dc ? dc + (size_t)n * C : NULL;
-        if (dcn && !acc)
+        float *dcn = dc + (size_t)n * C;
+        if (!acc)
             for (int k = 0; k < C; k++) dcn[k] = 0.0f;
         for (size_t p = 0; p < HW; p++) {
             size_t o = ((size_t)n * HW + p) * C;
+#pragma omp simd
             for (int k = 0; k < C; k++) {
-                if (dx) GRAD_ACC(acc, dx[o + k], dy[o + k] * cn[k]);
-                if (dcn) dcn[k] += dy[o + k] * x[o + k];
+                const float v = x[o + k] * cn[k], s = 1.0f / (1.0f + fast_exp(-v));
+                const float dv = dy[o + k] * s * (1.0f + v * (1.0f - s)) / MP_SILU_SCALE;
+                GRAD_ACC(acc, dx[o + k], dv * cn[k]);
+                dcn[k] += dv * x[o + k];
             }
         }
     }
@@ -182,11 +189,13 @@ void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C
             }
 }
 
-size_t clip_forward(float *y, const float *x, float c, size_t n) {
+size_t mp_sum_clip_forward(float *y, float *unclipped, const float *a, const float *b, float t, float c, size_t n) {
+    const float inv = 1.0f / sqrtf((1 - t) * (1 - t) + t * t);
     size_t clipped = 0;
 #pragma omp parallel for schedule(static) reduction(+ : clipped) if (n > 32768)
     for (size_t i = 0; i < n; i++) {
-        float v = x[i];
+        float v = (a[i] + t * (b[i] - a[i])) * inv;
+        if (unclipped) unclipped[i] = v;
         if (v > c) v = c, clipped++;
         else if (v < -c) v = -c, clipped++;
         y[i] = v;

@@ -29,11 +29,13 @@ void mp_sum_backward(float *da, float *db, const float *dy, float t, size_t n, i
 void mp_cat_forward(float *y, const float *a, int Ca, const float *b, int Cb, size_t P, float t);
 void mp_cat_backward(float *da, float *db, const float *dy, int Ca, int Cb, size_t P, float t, int acc);
 
-/* y[N, C, H, W] * c[N, C] broadcast over pixels, channels-last: x[N, HW, C], c[N, C]. */
-void scale_channels_forward(float *y, const float *x, const float *c, int N, size_t HW, int C);
-/* dx (+)= dy * c; dc (+)= sum over pixels of dy * x. */
-void scale_channels_backward(float *dx, float *dc, const float *dy, const float *x, const float *c, int N, size_t HW,
-                             int C, int acc);
+/* The embedding modulation and the activation after it in one pass (bitwise the same as
+ * y = x * c then mp_silu_forward): y = mp_silu(x * c), x[N, HW, C], c[N, C] broadcast over pixels. */
+void modulate_silu_forward(float *y, const float *x, const float *c, int N, size_t HW, int C);
+/* Its backward from the forward's inputs: dx (+)= dv * c, dc (+)= sum over pixels of dv * x, where
+ * dv = mp_silu'(x * c) dy. */
+void modulate_silu_backward(float *dx, float *dc, const float *dy, const float *x, const float *c, int N, size_t HW,
+                            int C, int acc);
 
 /* Resampling with the [1,1] filter: down = 2x2 average pooling, up = nearest-neighbour 2x.
  * x[N, H, W, C] (input resolution H x W). */
@@ -42,8 +44,10 @@ void resample_down_backward(float *dx, const float *dy, int N, int H, int W, int
 void resample_up_forward(float *y, const float *x, int N, int H, int W, int C);
 void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C, int acc);
 
-/* clamp to [-c, c]; returns how many elements were clipped. backward passes dy where -c <= x <= c. */
-size_t clip_forward(float *y, const float *x, float c, size_t n);
+/* Clipping to [-c, c] after a residual sum: y = clamp(mp_sum(a, b, t), -c, c) in one pass (bitwise the
+ * same as mp_sum_forward then clamping); the unclipped sum also goes to `unclipped` when non-NULL.
+ * Returns how many elements were clipped. clip_backward passes dy where -c <= x <= c (x unclipped). */
+size_t mp_sum_clip_forward(float *y, float *unclipped, const float *a, const float *b, float t, float c, size_t n);
 void clip_backward(float *dx, const float *dy, const float *x, float c, size_t n, int acc);
 
 /* MPFourier: y[N, C] = sqrt(2) cos(x[n] * freqs[c] + phases[c]) (no gradient: inputs are sigma only). */
