@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <stdint.h>
-#include <string.h>
 
 #define SQRT2 1.41421356237309504880f
 
@@ -171,9 +170,11 @@ void resample_up_forward(float *y, const float *x, int N, int H, int W, int C) {
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * Ho * Wo * C > 32768)
     for (int n = 0; n < N; n++)
         for (int i = 0; i < Ho; i++)
-            for (int j = 0; j < Wo; j++)
-                memcpy(y + (((size_t)n * Ho + i) * Wo + j) * C, x + (((size_t)n * H + i / 2) * W + j / 2) * C,
-                       (size_t)C * sizeof(float));
+            for (int j = 0; j < Wo; j++) {
+                float *d = y + (((size_t)n * Ho + i) * Wo + j) * C;
+                const float *src = x + (((size_t)n * H + i / 2) * W + j / 2) * C;
+                for (int c = 0; c < C; c++) d[c] = src[c];
+            }
 }
 
 void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C, int acc) {
@@ -192,13 +193,14 @@ void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C
 size_t mp_sum_clip_forward(float *y, float *unclipped, const float *a, const float *b, float t, float c, size_t n) {
     const float inv = 1.0f / sqrtf((1 - t) * (1 - t) + t * t);
     size_t clipped = 0;
-#pragma omp parallel for schedule(static) reduction(+ : clipped) if (n > 32768)
+    /* Branch-free so that it vectorises; NaN passes through unclipped. */
+#pragma omp parallel for simd schedule(static) reduction(+ : clipped) if (n > 32768)
     for (size_t i = 0; i < n; i++) {
-        float v = (a[i] + t * (b[i] - a[i])) * inv;
+        const float v = (a[i] + t * (b[i] - a[i])) * inv;
+        const int hi = v > c, lo = v < -c;
         if (unclipped) unclipped[i] = v;
-        if (v > c) v = c, clipped++;
-        else if (v < -c) v = -c, clipped++;
-        y[i] = v;
+        y[i] = hi ? c : lo ? -c : v;
+        clipped += (size_t)(hi | lo);
     }
     return clipped;
 }
