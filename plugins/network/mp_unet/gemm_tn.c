@@ -67,6 +67,36 @@ static void tile_tn_generic(int mr, int nr, const tn_geom *g, int tap, long r0, 
 }
 
 #ifdef HAVE_X86
+/* AVX2 4 x 16 tile: eight accumulators (the same shape as the portable tile). */
+__attribute__((target("avx2,fma"))) static void tile_tn_avx2(int mr, int nr, const tn_geom *g, int tap, long r0,
+                                                             long r1, const float *A, int lda, const float *B, int ldb,
+                                                             float *out, int ldo) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    int o[TG_ROWS];
+    for (int i = 0; i < TG_ROWS; i++) o[i] = i < mr ? i : 0;
+    int lanes[16];
+    for (int j = 0; j < 16; j++) lanes[j] = j < nr ? -1 : 0;
+    const __m256i m0 = _mm256_loadu_si256((const __m256i *)lanes), m1 = _mm256_loadu_si256((const __m256i *)(lanes + 8));
+    for (long r = r0; r < r1; r++) {
+        size_t qa, qb;
+        const int len = tn_run(g, tap, r, &qa, &qb);
+        const float *a = A + qa * (size_t)lda, *b = B + qb * (size_t)ldb;
+        for (int q = 0; q < len; q++, a += lda, b += ldb) {
+            const __m256 b0 = _mm256_maskload_ps(b, m0), b1 = _mm256_maskload_ps(b + 8, m1);
+            __m256 x;
+            x = _mm256_broadcast_ss(a + o[0]), c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
+            x = _mm256_broadcast_ss(a + o[1]), c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
+            x = _mm256_broadcast_ss(a + o[2]), c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
+            x = _mm256_broadcast_ss(a + o[3]), c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
+        }
+    }
+    const __m256 c[TG_ROWS][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+    for (int i = 0; i < mr; i++) {
+        _mm256_maskstore_ps(out + (size_t)i * ldo, m0, c[i][0]);
+        _mm256_maskstore_ps(out + (size_t)i * ldo + 8, m1, c[i][1]);
+    }
+}
+
 /* 16 x 16 tile (rows past mr repeat row 0, not stored; columns past nr masked). */
 __attribute__((target("avx512f"))) static void tile_tn_avx512(int mr, int nr, const tn_geom *g, int tap, long r0,
                                                               long r1, const float *A, int lda, const float *B, int ldb,
@@ -142,11 +172,10 @@ size_t gemm_tn_part_floats(int M, int N, int ntaps) { return (size_t)GEMM_TN_SPL
 /* C[m, t * tap_stride + n] += sum over tap t's runs of A[q, m] B[q', n]; A has row stride M, B row stride N. */
 static void gemm_tn_runs(int M, int N, const tn_geom *g, int ntaps, const float *A, const float *B, float *C, int ldc,
                          int tap_stride, float *part) {
-    int avx512 = 0;
-#ifdef HAVE_X86
-    avx512 = gemm_isa() == GEMM_ISA_AVX512;
-#endif
-    /* AVX-512: 8 x 32 blocks when M is a multiple of 8 and N >= 32, 16 x 16 otherwise; portable: 4 x 16. */
+    const gemm_isa_t isa = gemm_isa();
+    const int avx512 = isa == GEMM_ISA_AVX512;
+    /* AVX-512: 8 x 32 blocks when M is a multiple of 8 and N >= 32, 16 x 16 otherwise; AVX2 and portable:
+     * 4 x 16. */
     const int wide = avx512 && M % 8 == 0 && N >= 32;
     const int tr = wide ? 8 : avx512 ? 16 : TG_ROWS, tc = wide ? 32 : TG_COLS;
     const int ob = (M + tr - 1) / tr, cb = (N + tc - 1) / tc;
@@ -168,6 +197,10 @@ static void gemm_tn_runs(int M, int N, const tn_geom *g, int ntaps, const float 
         }
         if (avx512) {
             tile_tn_avx512(mr, nr, g, t, r0, r1, a, M, b, N, out, N);
+            continue;
+        }
+        if (isa == GEMM_ISA_AVX2) {
+            tile_tn_avx2(mr, nr, g, t, r0, r1, a, M, b, N, out, N);
             continue;
         }
 #endif

@@ -1,6 +1,5 @@
 /* plugin.c: the network plugin "mp_unet" (CPU build): config schema, hyperparameter checks, and the
  * edm2_network_vtable over unet.c. */
-#include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,12 +126,8 @@ static edm2_status net_get_info(edm2_network *net, edm2_network_info *info) {
     return EDM2_OK;
 }
 
-/* Threads are set per call (OpenMP keeps them process-wide). OpenMP is the only thread pool: OpenBLAS
- * runs single-threaded inside our parallel loops, so the two never spin against each other. */
-static void use_threads(edm2_network *net) {
-    omp_set_num_threads(net->threads);
-    openblas_set_num_threads(1);
-}
+/* Threads are set per call (OpenMP keeps them process-wide); OpenMP is the plugin's only thread pool. */
+static void use_threads(edm2_network *net) { omp_set_num_threads(net->threads); }
 
 static edm2_status net_init_params(edm2_network *net, float *params, uint64_t seed) {
     unet_init_params(&net->u, params, seed);
