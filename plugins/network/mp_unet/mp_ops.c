@@ -192,16 +192,26 @@ void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C
 
 size_t mp_sum_clip_forward(float *y, float *unclipped, const float *a, const float *b, float t, float c, size_t n) {
     const float inv = 1.0f / sqrtf((1 - t) * (1 - t) + t * t);
-    size_t clipped = 0;
-    /* Branch-free so that it vectorises; NaN passes through unclipped. */
+    unsigned clipped = 0; /* 32-bit lanes, so that the loops vectorise */
+    /* Branch-free clamping (NaN passes through unclipped); one loop per case, each vectorised. */
+#define SUM_CLIP(i, v, hi, lo)                                                                                        \
+    const float v = (a[i] + t * (b[i] - a[i])) * inv;                                                                 \
+    const int hi = v > c, lo = v < -c;                                                                                \
+    y[i] = hi ? c : lo ? -c : v;                                                                                      \
+    clipped += (unsigned)(hi | lo);
+    if (unclipped) {
 #pragma omp parallel for simd schedule(static) reduction(+ : clipped) if (n > 32768)
-    for (size_t i = 0; i < n; i++) {
-        const float v = (a[i] + t * (b[i] - a[i])) * inv;
-        const int hi = v > c, lo = v < -c;
-        if (unclipped) unclipped[i] = v;
-        y[i] = hi ? c : lo ? -c : v;
-        clipped += (size_t)(hi | lo);
+        for (size_t i = 0; i < n; i++) {
+            SUM_CLIP(i, v, hi, lo)
+            unclipped[i] = v;
+        }
+    } else {
+#pragma omp parallel for simd schedule(static) reduction(+ : clipped) if (n > 32768)
+        for (size_t i = 0; i < n; i++) {
+            SUM_CLIP(i, v, hi, lo)
+        }
     }
+#undef SUM_CLIP
     return clipped;
 }
 
