@@ -1,7 +1,9 @@
 /* test_gradcheck.c: finite-difference checks of every layer's backward (channels-last CPU layers of the
  * mp_unet plugin): pixel/qkv normalisation, mp_silu, mp_sum, mp_cat, embedding modulation, resampling,
  * clipping, k x k and 1x1 convolutions, fully connected, MPConv weight normalisation with gain, cosine
- * attention, and a whole Block in each flavour. The loss is L = sum(r * y) for a fixed random r. */
+ * attention, and a whole Block in each flavour. The loss is L = sum(r * y) for a fixed random r. Each
+ * backward runs with acc = 0 into NaN-filled buffers and again with acc = 1 (the result must double). Also:
+ * the fused forwards equal their compositions bitwise, and the activation workspace's sizing and reuse. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +297,37 @@ static void test_attention(void **s) {
     free(c.qkv), free(c.y), free(c.qkvn), free(c.norm), free(c.attn), free(c.r), free(dq);
 }
 
+/* ---- Workspace ---------------------------------------------------------------------------------- */
+
+/* The first pass sizes the workspace (overflow blocks); released temporaries are reused; the next pass
+ * runs in one block of the first pass's peak. */
+static void test_workspace(void **s) {
+    (void)s;
+    workspace ws;
+    memset(&ws, 0, sizeof ws);
+    for (int pass = 0; pass < 2; pass++) {
+        float *a = ws_alloc(&ws, 100);
+        ws_point m = ws_mark(&ws);
+        float *b = ws_alloc(&ws, 1000);
+        assert_non_null(a), assert_non_null(b);
+        for (int i = 0; i < 1000; i++) b[i] = (float)i;
+        ws_release(&ws, m);
+        float *c = ws_zeros(&ws, 1000);
+        assert_non_null(c);
+        for (int i = 0; i < 1000; i++) assert_true(c[i] == 0.0f);
+        for (int i = 0; i < 100; i++) a[i] = 1.0f;
+        assert_int_equal(ws.peak, 128 + 1024); /* 64-float granules */
+        if (pass == 1) {
+            assert_ptr_equal(a, ws.base);
+            assert_ptr_equal(c, b); /* the released block is reused */
+            assert_int_equal(ws.nextra, 0);
+        }
+        assert_int_equal(ws_reset(&ws), 0);
+        assert_int_equal(ws.cap, 128 + 1024);
+    }
+    ws_free(&ws);
+}
+
 /* ---- A whole Block ------------------------------------------------------------------------------ */
 
 typedef struct block_fix {
@@ -398,7 +431,7 @@ int main(void) {
         cmocka_unit_test(test_pixel_norm),      cmocka_unit_test(test_mp_silu),
         cmocka_unit_test(test_mp_sum),          cmocka_unit_test(test_mp_cat),
         cmocka_unit_test(test_modulate_silu),  cmocka_unit_test(test_resample),
-        cmocka_unit_test(test_clip), cmocka_unit_test(test_fused_forwards),            cmocka_unit_test(test_conv3x3),
+        cmocka_unit_test(test_clip), cmocka_unit_test(test_fused_forwards), cmocka_unit_test(test_workspace),            cmocka_unit_test(test_conv3x3),
         cmocka_unit_test(test_conv1x1),         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_force_normalize), cmocka_unit_test(test_attention),
         cmocka_unit_test(test_block_enc_down),  cmocka_unit_test(test_block_enc_skip_attn),

@@ -1,71 +1,93 @@
-/* workspace.c: bump allocation of activations with self-sizing. */
+/* workspace.c: bump allocation of activations with self-sizing and stack-order release. Blocks come
+ * straight from mmap, so what a reset frees goes back to the system (the first, self-sizing pass would
+ * otherwise leave hundreds of MB of freed heap resident). */
 #include "workspace.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#define WS_ALIGN 64
+#define WS_ALIGN 64 /* floats; mmap returns page-aligned memory */
+
+static float *map_floats(size_t n) {
+    void *p = mmap(NULL, n * sizeof(float), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void unmap_floats(float *p, size_t n) {
+    if (p) munmap(p, n * sizeof(float));
+}
 
 float *ws_alloc(workspace *ws, size_t n) {
     size_t rounded = (n + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN;
-    ws->need += rounded;
+    if (rounded == 0) rounded = WS_ALIGN;
+    ws->live += rounded;
+    if (ws->live > ws->peak) ws->peak = ws->live;
     if (ws->used + rounded <= ws->cap) {
         float *p = ws->base + ws->used;
         ws->used += rounded;
         return p;
     }
-    float **extra = realloc(ws->extra, (ws->nextra + 1) * sizeof *extra);
+    ws_block *extra = realloc(ws->extra, (ws->nextra + 1) * sizeof *extra);
     if (!extra) {
         ws->failed = 1;
         return NULL;
     }
     ws->extra = extra;
-    float *p = aligned_alloc(WS_ALIGN * sizeof(float), rounded * sizeof(float));
+    float *p = map_floats(rounded);
     if (!p) {
         ws->failed = 1;
         return NULL;
     }
-    ws->extra[ws->nextra++] = p;
+    ws->extra[ws->nextra].p = p;
+    ws->extra[ws->nextra++].n = rounded;
     return p;
 }
 
 float *ws_zeros(workspace *ws, size_t n) {
     float *p = ws_alloc(ws, n);
-    if (!p) return NULL;
-    /* Large buffers are cleared by all threads (a serial memset would leave the others waiting). */
-    const size_t chunk = 1 << 16;
-    const long nchunks = (long)((n + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static) if (nchunks > 1)
-    for (long c = 0; c < nchunks; c++) {
-        size_t lo = (size_t)c * chunk, len = n - lo < chunk ? n - lo : chunk;
-        memset(p + lo, 0, len * sizeof(float));
-    }
+    if (p) memset(p, 0, n * sizeof(float));
     return p;
 }
 
+ws_point ws_mark(const workspace *ws) {
+    ws_point p = {ws->used, ws->live, ws->nextra};
+    return p;
+}
+
+void ws_release(workspace *ws, ws_point p) {
+    while (ws->nextra > p.nextra) {
+        ws->nextra--;
+        unmap_floats(ws->extra[ws->nextra].p, ws->extra[ws->nextra].n);
+    }
+    ws->used = p.used;
+    ws->live = p.live;
+}
+
 int ws_reset(workspace *ws) {
-    for (size_t i = 0; i < ws->nextra; i++) free(ws->extra[i]);
-    int grow = ws->nextra > 0;
+    int grow = ws->peak > ws->cap;
+    for (size_t i = 0; i < ws->nextra; i++) unmap_floats(ws->extra[i].p, ws->extra[i].n);
     ws->nextra = 0;
     ws->used = 0;
     ws->failed = 0;
     if (grow) {
-        free(ws->base);
-        ws->cap = ws->need;
-        ws->base = aligned_alloc(WS_ALIGN * sizeof(float), ws->cap * sizeof(float));
+        unmap_floats(ws->base, ws->cap);
+        ws->cap = ws->peak;
+        ws->base = map_floats(ws->cap);
         if (!ws->base) {
             ws->cap = 0;
-            ws->need = 0;
+            ws->peak = 0;
             return -1;
         }
     }
-    ws->need = 0;
+    ws->live = 0;
+    ws->peak = 0;
     return 0;
 }
 
 void ws_free(workspace *ws) {
     ws_reset(ws);
-    free(ws->base);
+    unmap_floats(ws->base, ws->cap);
     free(ws->extra);
     memset(ws, 0, sizeof *ws);
 }
