@@ -207,9 +207,9 @@ static double conv_loss(void *vc) {
     return dot(c->y, c->r, conv_out_n(c));
 }
 
-static void run_conv(int k, int linear, const char *what) {
+static void run_conv_shape(int k, int linear, const char *what, int H, int W) {
     conv_ctx c = {0};
-    c.N = 2, c.H = 5, c.W = 4, c.C = 3, c.O = 4, c.k = k, c.linear = linear;
+    c.N = 2, c.H = H, c.W = W, c.C = 3, c.O = 4, c.k = k, c.linear = linear;
     size_t nx = (size_t)c.N * c.H * c.W * c.C, nw = (size_t)c.O * c.C * k * k;
     float gain = 0.7f;
     c.gain = &gain;
@@ -245,7 +245,16 @@ static void run_conv(int k, int linear, const char *what) {
     free(c.x), free(c.w), free(c.w_hat), free(c.norm), free(c.y), free(c.r), free(c.sc.pack), free(c.sc.wt), free(c.sc.part), free(dx), free(dwh), free(dw);
 }
 
-static void test_conv3x3(void **s) { (void)s; run_conv(3, 0, "conv3x3"); }
+static void run_conv(int k, int linear, const char *what) { run_conv_shape(k, linear, what, 5, 4); }
+
+static void test_conv3x3(void **s) {
+    (void)s;
+    run_conv(3, 0, "conv3x3");
+    /* Images with no interior pixels, or a single row or column: every tap is a border case. */
+    run_conv_shape(3, 0, "conv3x3 1x1", 1, 1);
+    run_conv_shape(3, 0, "conv3x3 2x3", 2, 3);
+    run_conv_shape(3, 0, "conv3x3 1x5", 1, 5);
+}
 static void test_conv1x1(void **s) { (void)s; run_conv(1, 0, "conv1x1"); }
 static void test_linear(void **s) { (void)s; run_conv(1, 1, "linear"); }
 
