@@ -25,11 +25,6 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
     const int N = ctx->N;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
     const int keep = s != NULL; /* activations for backward wanted */
-    /* The output first: without `s` the temporaries above it are released at the end, so an evaluation
-     * pass reuses the same memory block after block. */
-    float *out = ws_alloc(ws, P * b->cout);
-    if (!out) return NULL;
-    const ws_point start = ws_mark(ws);
     block_saved local;
     if (!s) s = &local;
     memset(s, 0, sizeof *s);
@@ -96,6 +91,8 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
         xs = t;
     }
     /* Without attention the residual sum is clipped at once: x6 = x5. */
+    float *out = ws_alloc(ws, P * b->cout);
+    if (!out) return NULL;
     s->out = out;
     if (!b->heads) {
         float *x5 = keep ? ws_alloc(ws, P * b->cout) : NULL; /* unclipped, for clip_backward */
@@ -103,7 +100,6 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
         size_t clipped = mp_sum_clip_forward(out, x5, xs, y4, b->res_balance, b->clip_act, P * b->cout);
         s->x5 = x5;
         s->x6 = clipped ? x5 : NULL;
-        if (!keep) ws_release(ws, start);
         return out;
     }
     /* With attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance), then clipped. */
@@ -124,7 +120,6 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
     conv2d_forward(proj, s->ya, W_HAT(ctx, b->proj), ctx->sc, N, b->H, b->W, C, C, 1);
     size_t clipped = mp_sum_clip_forward(out, x6, x5, proj, b->attn_balance, b->clip_act, P * C);
     s->x6 = clipped ? x6 : NULL;
-    if (!keep) ws_release(ws, start);
     return out;
 }
 
@@ -135,7 +130,6 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
     const int C = b->cout;
     const conv_scratch *col = ctx->sc;
 #define DW(w) (dw_hat + (w).offset)
-    const ws_point start = ws_mark(bws); /* every temporary below is released at the end */
     /* Each gradient buffer below is fresh: its first contribution overwrites (acc = 0), so none is zeroed. */
     /* clip */
     float *d6 = dout;
@@ -208,6 +202,5 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
         else memcpy(dx_in, dx0, P * b->cin * sizeof(float));
     }
 #undef DW
-    ws_release(bws, start);
     return 0;
 }

@@ -185,6 +185,102 @@ static void fill_rows(const a_source *s, size_t i, int mr, const float **a) {
     }
 }
 
+/* Products with at most NARROW_MAX columns (an output convolution to 1-4 channels) would leave most of a
+ * 16-column tile idle. They go row by row instead: per element, 16 interleaved chains of fused multiply-adds
+ * over k = l, l + 16, ... in order, added in lane order at the end. That is again one fixed sequence per
+ * element, whatever the instruction set (the lane loops vectorise), the rows or the threads. */
+#define NARROW_MAX 4
+#define LANES 16
+
+/* B^T as rows Bt[j, k] (B given as [N, K] with row stride ldb, or as [K, N] when b_is_kn). */
+static void pack_bt(float *dst, const float *B, int ldb, int N, int K, int b_is_kn) {
+    for (int j = 0; j < N; j++)
+        for (int k = 0; k < K; k++) dst[(size_t)j * K + k] = b_is_kn ? B[(size_t)k * ldb + j] : B[(size_t)j * ldb + k];
+}
+
+/* The lane sums of one element, in lane order. */
+static float lane_sum(const float *s) {
+    float v = s[0];
+    for (int l = 1; l < LANES; l++) v += s[l];
+    return v;
+}
+
+/* y[0..N) (+)= one row (its tap pointers a[t * MR512]) times Bt^T. */
+static void narrow_row(int N, int ntaps, int C, const float *const *a, const float *Bt, float *y, int acc) {
+    const size_t K = (size_t)ntaps * C;
+    for (int j = 0; j < N; j++) {
+        float s[LANES];
+        for (int l = 0; l < LANES; l++) s[l] = 0.0f;
+        for (int t = 0; t < ntaps; t++) {
+            const float *ar = a[t * MR512], *b = Bt + j * K + (size_t)t * C;
+            const size_t k0 = (size_t)t * C;
+            if (C % LANES == 0) { /* the lanes line up with the channels */
+                for (int c = 0; c < C; c += LANES)
+                    for (int l = 0; l < LANES; l++) s[l] = fmaf(ar[c + l], b[c + l], s[l]);
+            } else {
+                for (int c = 0; c < C; c++) s[(k0 + c) % LANES] = fmaf(ar[c], b[c], s[(k0 + c) % LANES]);
+            }
+        }
+        const float v = lane_sum(s);
+        y[j] = acc ? y[j] + v : v;
+    }
+}
+
+#ifdef HAVE_X86
+/* The same chains for a whole tile of rows when C is a multiple of 16: 12 rows' lanes in registers. */
+__attribute__((target("avx512f"))) static void narrow_tile_avx512(int mr, int N, int ntaps, int C, tile_rows a,
+                                                                  const float *Bt, float *Cm, int ldc, int acc) {
+    const size_t K = (size_t)ntaps * C;
+    for (int j = 0; j < N; j++) {
+        __m512 s[MR512];
+        for (int r = 0; r < MR512; r++) s[r] = _mm512_setzero_ps();
+        for (int t = 0; t < ntaps; t++) {
+            const float *const *at = a + t * MR512, *b = Bt + j * K + (size_t)t * C;
+            const float *a0 = at[0], *a1 = at[1], *a2 = at[2], *a3 = at[3], *a4 = at[4], *a5 = at[5];
+            const float *a6 = at[6], *a7 = at[7], *a8 = at[8], *a9 = at[9], *a10 = at[10], *a11 = at[11];
+            for (int c = 0; c < C; c += LANES) {
+                const __m512 bv = _mm512_loadu_ps(b + c);
+#define LANE_ROW(r, ar) s[r] = _mm512_fmadd_ps(_mm512_loadu_ps(ar + c), bv, s[r]);
+                LANE_ROW(0, a0) LANE_ROW(1, a1) LANE_ROW(2, a2) LANE_ROW(3, a3) LANE_ROW(4, a4) LANE_ROW(5, a5)
+                LANE_ROW(6, a6) LANE_ROW(7, a7) LANE_ROW(8, a8) LANE_ROW(9, a9) LANE_ROW(10, a10) LANE_ROW(11, a11)
+#undef LANE_ROW
+            }
+        }
+        for (int r = 0; r < mr; r++) {
+            const union {
+                __m512 v;
+                float f[LANES];
+            } lanes = {s[r]};
+            float v = lane_sum(lanes.f), *y = Cm + (size_t)r * ldc + j;
+            *y = acc ? *y + v : v;
+        }
+    }
+}
+#endif
+
+static void gemm_narrow(size_t M, int N, int ntaps, int C, const a_source *src, const float *Bt, float *Cm, int ldc,
+                        int acc) {
+    int avx512 = 0;
+#ifdef HAVE_X86
+    avx512 = gemm_isa() == GEMM_ISA_AVX512 && C % LANES == 0;
+#endif
+    const size_t tiles = (M + MR512 - 1) / MR512;
+#pragma omp parallel for schedule(static) if (M * (size_t)N * ntaps * C > 200000)
+    for (size_t t = 0; t < tiles; t++) {
+        size_t i = t * MR512;
+        int mr = M - i < (size_t)MR512 ? (int)(M - i) : MR512;
+        const float *a[9 * MR512];
+        fill_rows(src, i, mr, a);
+#ifdef HAVE_X86
+        if (avx512) {
+            narrow_tile_avx512(mr, N, ntaps, C, a, Bt, Cm + i * ldc, ldc, acc);
+            continue;
+        }
+#endif
+        for (int r = 0; r < mr; r++) narrow_row(N, ntaps, C, a + r, Bt, Cm + (i + r) * ldc, acc);
+    }
+}
+
 /* C[M, N] (+)= rows of A times packed B (ntaps * C columns of A per row). */
 static void gemm_packed(size_t M, int N, int ntaps, int C, const a_source *src, const float *Bp, float *Cm, int ldc,
                         int acc) {
@@ -225,8 +321,13 @@ size_t gemm_pack_floats(int N, int K) { return panels_floats(N, K) + (size_t)K +
 
 static void plain_gemm(size_t M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc,
                        int acc, float *pack, int b_is_kn) {
-    pack_b(pack, B, ldb, N, K, b_is_kn);
     a_source src = {A, (size_t)lda, 0, 0, 0, 0, NULL};
+    if (N <= NARROW_MAX) {
+        pack_bt(pack, B, ldb, N, K, b_is_kn);
+        gemm_narrow(M, N, 1, K, &src, pack, C, ldc, acc);
+        return;
+    }
+    pack_b(pack, B, ldb, N, K, b_is_kn);
     gemm_packed(M, N, 1, K, &src, pack, C, ldc, acc);
 }
 
@@ -243,9 +344,14 @@ void gemm_nn(size_t M, int N, int K, const float *A, int lda, const float *B, in
 void gemm_conv3x3(int Nimg, int H, int W, int C, const float *x, int O, const float *w, float *y, int accumulate,
                   float *pack) {
     const int K = 9 * C;
-    pack_b(pack, w, K, O, K, 0);
     float *zeros = pack + panels_floats(O, K) + 16;
     memset(zeros, 0, (size_t)C * sizeof(float));
     a_source src = {x, 0, 1, H, W, C, zeros};
+    if (O <= NARROW_MAX) {
+        pack_bt(pack, w, K, O, K, 0);
+        gemm_narrow((size_t)Nimg * H * W, O, 9, C, &src, pack, y, O, accumulate);
+        return;
+    }
+    pack_b(pack, w, K, O, K, 0);
     gemm_packed((size_t)Nimg * H * W, O, 9, C, &src, pack, y, O, accumulate);
 }

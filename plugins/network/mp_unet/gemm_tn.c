@@ -173,9 +173,9 @@ size_t gemm_tn_part_floats(int M, int N, int ntaps) { return (size_t)GEMM_TN_SPL
 static void gemm_tn_runs(int M, int N, const tn_geom *g, int ntaps, const float *A, const float *B, float *C, int ldc,
                          int tap_stride, float *part) {
     const gemm_isa_t isa = gemm_isa();
-    const int avx512 = isa == GEMM_ISA_AVX512;
-    /* AVX-512: 8 x 32 blocks when M is a multiple of 8 and N >= 32, 16 x 16 otherwise; AVX2 and portable:
-     * 4 x 16. */
+    /* AVX-512: 8 x 32 blocks when M is a multiple of 8 and N >= 32, 16 x 16 otherwise, but the AVX2 4 x 16
+     * tile when M < 8 (a 16-row tile would compute mostly repeated rows); portable: 4 x 16. */
+    const int avx512 = isa == GEMM_ISA_AVX512 && M >= 8, avx2 = isa >= GEMM_ISA_AVX2 && !avx512;
     const int wide = avx512 && M % 8 == 0 && N >= 32;
     const int tr = wide ? 8 : avx512 ? 16 : TG_ROWS, tc = wide ? 32 : TG_COLS;
     const int ob = (M + tr - 1) / tr, cb = (N + tc - 1) / tc;
@@ -199,7 +199,7 @@ static void gemm_tn_runs(int M, int N, const tn_geom *g, int ntaps, const float 
             tile_tn_avx512(mr, nr, g, t, r0, r1, a, M, b, N, out, N);
             continue;
         }
-        if (isa == GEMM_ISA_AVX2) {
+        if (avx2) {
             tile_tn_avx2(mr, nr, g, t, r0, r1, a, M, b, N, out, N);
             continue;
         }

@@ -1,6 +1,6 @@
-/* workspace.c: bump allocation of activations with self-sizing and stack-order release. Blocks come
- * straight from mmap, so what a reset frees goes back to the system (the first, self-sizing pass would
- * otherwise leave hundreds of MB of freed heap resident). */
+/* workspace.c: bump allocation of activations with self-sizing. Blocks come straight from mmap, so what
+ * a reset frees goes back to the system (the first, self-sizing pass would otherwise leave hundreds of MB
+ * of freed heap resident). */
 #include "workspace.h"
 
 #include <stdlib.h>
@@ -21,8 +21,7 @@ static void unmap_floats(float *p, size_t n) {
 float *ws_alloc(workspace *ws, size_t n) {
     size_t rounded = (n + WS_ALIGN - 1) / WS_ALIGN * WS_ALIGN;
     if (rounded == 0) rounded = WS_ALIGN;
-    ws->live += rounded;
-    if (ws->live > ws->peak) ws->peak = ws->live;
+    ws->need += rounded;
     if (ws->used + rounded <= ws->cap) {
         float *p = ws->base + ws->used;
         ws->used += rounded;
@@ -50,38 +49,23 @@ float *ws_zeros(workspace *ws, size_t n) {
     return p;
 }
 
-ws_point ws_mark(const workspace *ws) {
-    ws_point p = {ws->used, ws->live, ws->nextra};
-    return p;
-}
-
-void ws_release(workspace *ws, ws_point p) {
-    while (ws->nextra > p.nextra) {
-        ws->nextra--;
-        unmap_floats(ws->extra[ws->nextra].p, ws->extra[ws->nextra].n);
-    }
-    ws->used = p.used;
-    ws->live = p.live;
-}
-
 int ws_reset(workspace *ws) {
-    int grow = ws->peak > ws->cap;
+    const int grow = ws->nextra > 0;
     for (size_t i = 0; i < ws->nextra; i++) unmap_floats(ws->extra[i].p, ws->extra[i].n);
     ws->nextra = 0;
     ws->used = 0;
     ws->failed = 0;
     if (grow) {
         unmap_floats(ws->base, ws->cap);
-        ws->cap = ws->peak;
+        ws->cap = ws->need;
         ws->base = map_floats(ws->cap);
         if (!ws->base) {
             ws->cap = 0;
-            ws->peak = 0;
+            ws->need = 0;
             return -1;
         }
     }
-    ws->live = 0;
-    ws->peak = 0;
+    ws->need = 0;
     return 0;
 }
 
