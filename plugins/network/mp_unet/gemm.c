@@ -1,7 +1,8 @@
 /* gemm.c: the forward-type products C = A B^T of gemm.h: packing of B into panels of 16 columns ([K][16],
  * zero-padded), register tiles whose rows of A are given as pointers (one per row and tap, so a 3x3
- * convolution reads its input in place), and the threaded driver. Each C element is fma-accumulated over
- * k = tap * C + c in order from 0, so tiles at the edges (same per-element arithmetic) agree. */
+ * convolution reads its input in place), the row-by-row path for products with at most 4 columns, and
+ * the threaded drivers. Each C element is fma-accumulated over k = tap * C + c in order from 0, so tiles
+ * at the edges (same per-element arithmetic) agree. */
 #include "gemm.h"
 
 #include <math.h>

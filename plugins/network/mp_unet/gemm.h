@@ -3,7 +3,9 @@
  * Forward-type products (gemm.c), C[M, N] = A[M, K] B[N, K]^T (+ C): every element is the same sequence of
  * fused multiply-adds over k = 0..K-1 whatever M, N, the tile it falls in, or the thread count, so an
  * image's result does not depend on its batch. AVX-512 12x16 / 12x32 or AVX2 6x16 register tiles over
- * packed B panels (BLIS-style), with an exact scalar-FMA fallback. 3x3 convolutions are implicit GEMMs:
+ * packed B panels (BLIS-style), with an exact scalar-FMA fallback; products with at most 4 columns (an
+ * output convolution) instead run 16 interleaved FMA chains per element (k = l, l + 16, ...) summed in
+ * lane order, again one fixed sequence per element. 3x3 convolutions are implicit GEMMs:
  * the rows of A are the nine taps of each output pixel, read in place; taps that fall outside the image
  * read a zero row, which gives exactly the products of a zero-padded input.
  *
