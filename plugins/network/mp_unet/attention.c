@@ -14,7 +14,8 @@
 static inline void mm_block(int mr, int nc, int K, const float *A, int ars, int aks, const float *B, int ldb, float *C,
                             int ldc) {
     float s[4][16] = {{0}};
-    const float *a0 = A, *a1 = A + (mr > 1 ? ars : 0), *a2 = A + (mr > 2 ? 2 * ars : 0), *a3 = A + (mr > 3 ? 3 * ars : 0);
+    const float *a0 = A, *a1 = A + (mr > 1 ? ars : 0);
+    const float *a2 = A + (mr > 2 ? 2 * ars : 0), *a3 = A + (mr > 3 ? 3 * ars : 0);
     for (int k = 0; k < K; k++) {
         const float *b = B + (size_t)k * ldb;
         const size_t ka = (size_t)k * aks;

@@ -148,7 +148,8 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
         if (!d5 || !dproj || !dya || !dqkv) return -1;
         mp_sum_backward(d5, dproj, d6, b->attn_balance, P * C, 0);
         conv2d_backward(dya, DW(b->proj), dproj, s->ya, W_HAT(ctx, b->proj), col, N, b->H, b->W, C, C, 1, 0);
-        if (attention_backward(dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, N, (int)HW, b->heads, b->cph, 0)) return -1;
+        if (attention_backward(dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, N, (int)HW, b->heads, b->cph, 0))
+            return -1;
         conv2d_backward(d5, DW(b->qkv), dqkv, s->x5, W_HAT(ctx, b->qkv), col, N, b->H, b->W, C, 3 * C, 1, 1);
     }
     /* x5 = mp_sum(xs, y4, res_balance) */

@@ -27,10 +27,10 @@ gemm_isa_t gemm_isa(void) {
 }
 
 #define MR 6     /* rows of an AVX2 (and scalar) tile */
-#define MR512 12 /* rows of an AVX-512 tile; also the stride of the row-pointer table */
+#define MR512 12 /* rows of an AVX-512 tile */
 #define NR 16
 
-/* Row pointers of a tile: a[t * MR512 + r] is where row r's elements for tap t start (ntaps = 1 for a plain
+/* Row pointers of a tile: a[r * 9 + t] is where row r's elements for tap t start (ntaps = 1 for a plain
  * product). Element c of it multiplies packed row k = t * C + c of B. Slots past mr hold row 0's pointers. */
 typedef const float *const *tile_rows;
 
@@ -53,7 +53,7 @@ static void tile_scalar(int mr, int nr, int ntaps, int C, tile_rows a, const flo
         for (int j = 0; j < nr; j++) {
             float s = 0.0f;
             for (int t = 0; t < ntaps; t++) {
-                const float *ar = a[t * MR512 + r], *b = Bp + (size_t)t * C * NR + j;
+                const float *ar = a[r * 9 + t], *b = Bp + (size_t)t * C * NR + j;
                 for (int c = 0; c < C; c++) s = fmaf(ar[c], b[(size_t)c * NR], s);
             }
             Cm[(size_t)r * ldc + j] = acc ? Cm[(size_t)r * ldc + j] + s : s;
@@ -66,8 +66,8 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(int mr, int nr, int nt
     __m256 c[MR][2];
     for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
     for (int t = 0; t < ntaps; t++) {
-        const float *const *at = a + t * MR512;
-        const float *a0 = at[0], *a1 = at[1], *a2 = at[2], *a3 = at[3], *a4 = at[4], *a5 = at[5];
+        const float *const *at = a + t; /* row r at at[r * 9] */
+        const float *a0 = at[0], *a1 = at[1 * 9], *a2 = at[2 * 9], *a3 = at[3 * 9], *a4 = at[4 * 9], *a5 = at[5 * 9];
         const float *b = Bp + (size_t)t * C * NR;
         for (int k = 0; k < C; k++) {
             __m256 b0 = _mm256_load_ps(b + (size_t)k * NR), b1 = _mm256_load_ps(b + (size_t)k * NR + 8), x;
@@ -89,9 +89,10 @@ __attribute__((target("avx512f"))) static void tile_avx512(int mr, int nr, int n
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
            c10 = c0, c11 = c0;
     for (int t = 0; t < ntaps; t++) {
-        const float *const *at = a + t * MR512;
-        const float *a0 = at[0], *a1 = at[1], *a2 = at[2], *a3 = at[3], *a4 = at[4], *a5 = at[5];
-        const float *a6 = at[6], *a7 = at[7], *a8 = at[8], *a9 = at[9], *a10 = at[10], *a11 = at[11];
+        const float *const *at = a + t; /* row r at at[r * 9] */
+        const float *a0 = at[0], *a1 = at[1 * 9], *a2 = at[2 * 9], *a3 = at[3 * 9];
+        const float *a4 = at[4 * 9], *a5 = at[5 * 9], *a6 = at[6 * 9], *a7 = at[7 * 9];
+        const float *a8 = at[8 * 9], *a9 = at[9 * 9], *a10 = at[10 * 9], *a11 = at[11 * 9];
         const float *b = Bp + (size_t)t * C * NR;
         for (int k = 0; k < C; k++) {
             __m512 bv = _mm512_load_ps(b + (size_t)k * NR);
@@ -126,9 +127,10 @@ __attribute__((target("avx512f"))) static void tile2_avx512(int mr, int nr, int 
     __m512 c[MR512][2];
     for (int r = 0; r < MR512; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     for (int t = 0; t < ntaps; t++) {
-        const float *const *at = a + t * MR512;
-        const float *a0 = at[0], *a1 = at[1], *a2 = at[2], *a3 = at[3], *a4 = at[4], *a5 = at[5];
-        const float *a6 = at[6], *a7 = at[7], *a8 = at[8], *a9 = at[9], *a10 = at[10], *a11 = at[11];
+        const float *const *at = a + t; /* row r at at[r * 9] */
+        const float *a0 = at[0], *a1 = at[1 * 9], *a2 = at[2 * 9], *a3 = at[3 * 9];
+        const float *a4 = at[4 * 9], *a5 = at[5 * 9], *a6 = at[6 * 9], *a7 = at[7 * 9];
+        const float *a8 = at[8 * 9], *a9 = at[9 * 9], *a10 = at[10 * 9], *a11 = at[11 * 9];
         const float *p0 = Bp0 + (size_t)t * C * NR, *p1 = Bp1 + (size_t)t * C * NR;
         for (int k = 0; k < C; k++) {
             __m512 b0 = _mm512_load_ps(p0 + (size_t)k * NR), b1 = _mm512_load_ps(p1 + (size_t)k * NR), x;
@@ -159,7 +161,7 @@ typedef struct a_source {
 
 static void fill_rows(const a_source *s, size_t i, int mr, const float **a) {
     if (!s->conv) {
-        for (int r = 0; r < MR512; r++) a[r] = s->A + (i + (size_t)(r < mr ? r : 0)) * s->lda;
+        for (int r = 0; r < MR512; r++) a[r * 9] = s->A + (i + (size_t)(r < mr ? r : 0)) * s->lda;
         return;
     }
     const int H = s->H, W = s->W, C = s->C;
@@ -169,17 +171,18 @@ static void fill_rows(const a_source *s, size_t i, int mr, const float **a) {
     size_t n = i / hw;
     int y = (int)(i % hw / W), x = (int)(i % W);
     for (int r = 0; r < MR512; r++) {
+        const float **ar = a + r * 9;
         if (r >= mr) {
-            for (int t = 0; t < 9; t++) a[t * MR512 + r] = a[t * MR512];
+            for (int t = 0; t < 9; t++) ar[t] = a[t];
             continue;
         }
         const float *center = s->A + ((n * H + y) * W + x) * C;
         if (y > 0 && y < H - 1 && x > 0 && x < W - 1) {
-            for (int t = 0; t < 9; t++) a[t * MR512 + r] = center + off[t];
+            for (int t = 0; t < 9; t++) ar[t] = center + off[t];
         } else {
             for (int t = 0; t < 9; t++) {
                 int yy = y + t / 3 - 1, xx = x + t % 3 - 1;
-                a[t * MR512 + r] = yy >= 0 && yy < H && xx >= 0 && xx < W ? center + off[t] : s->zeros;
+                ar[t] = yy >= 0 && yy < H && xx >= 0 && xx < W ? center + off[t] : s->zeros;
             }
         }
         if (++x == W && (x = 0, ++y == H)) y = 0, n++;
@@ -206,14 +209,14 @@ static float lane_sum(const float *s) {
     return v;
 }
 
-/* y[0..N) (+)= one row (its tap pointers a[t * MR512]) times Bt^T. */
+/* y[0..N) (+)= one row (its tap pointers a[t]) times Bt^T. */
 static void narrow_row(int N, int ntaps, int C, const float *const *a, const float *Bt, float *y, int acc) {
     const size_t K = (size_t)ntaps * C;
     for (int j = 0; j < N; j++) {
         float s[LANES];
         for (int l = 0; l < LANES; l++) s[l] = 0.0f;
         for (int t = 0; t < ntaps; t++) {
-            const float *ar = a[t * MR512], *b = Bt + j * K + (size_t)t * C;
+            const float *ar = a[t], *b = Bt + j * K + (size_t)t * C;
             const size_t k0 = (size_t)t * C;
             if (C % LANES == 0) { /* the lanes line up with the channels */
                 for (int c = 0; c < C; c += LANES)
@@ -236,9 +239,10 @@ __attribute__((target("avx512f"))) static void narrow_tile_avx512(int mr, int N,
         __m512 s[MR512];
         for (int r = 0; r < MR512; r++) s[r] = _mm512_setzero_ps();
         for (int t = 0; t < ntaps; t++) {
-            const float *const *at = a + t * MR512, *b = Bt + j * K + (size_t)t * C;
-            const float *a0 = at[0], *a1 = at[1], *a2 = at[2], *a3 = at[3], *a4 = at[4], *a5 = at[5];
-            const float *a6 = at[6], *a7 = at[7], *a8 = at[8], *a9 = at[9], *a10 = at[10], *a11 = at[11];
+            const float *const *at = a + t, *b = Bt + j * K + (size_t)t * C;
+            const float *a0 = at[0], *a1 = at[1 * 9], *a2 = at[2 * 9], *a3 = at[3 * 9];
+            const float *a4 = at[4 * 9], *a5 = at[5 * 9], *a6 = at[6 * 9], *a7 = at[7 * 9];
+            const float *a8 = at[8 * 9], *a9 = at[9 * 9], *a10 = at[10 * 9], *a11 = at[11 * 9];
             for (int c = 0; c < C; c += LANES) {
                 const __m512 bv = _mm512_loadu_ps(b + c);
 #define LANE_ROW(r, ar) s[r] = _mm512_fmadd_ps(_mm512_loadu_ps(ar + c), bv, s[r]);
@@ -278,7 +282,7 @@ static void gemm_narrow(size_t M, int N, int ntaps, int C, const a_source *src, 
             continue;
         }
 #endif
-        for (int r = 0; r < mr; r++) narrow_row(N, ntaps, C, a + r, Bt, Cm + (i + r) * ldc, acc);
+        for (int r = 0; r < mr; r++) narrow_row(N, ntaps, C, a + r * 9, Bt, Cm + (i + r) * ldc, acc);
     }
 }
 

@@ -76,7 +76,8 @@ __attribute__((target("avx2,fma"))) static void tile_tn_avx2(int mr, int nr, con
     for (int i = 0; i < TG_ROWS; i++) o[i] = i < mr ? i : 0;
     int lanes[16];
     for (int j = 0; j < 16; j++) lanes[j] = j < nr ? -1 : 0;
-    const __m256i m0 = _mm256_loadu_si256((const __m256i *)lanes), m1 = _mm256_loadu_si256((const __m256i *)(lanes + 8));
+    const __m256i m0 = _mm256_loadu_si256((const __m256i *)lanes);
+    const __m256i m1 = _mm256_loadu_si256((const __m256i *)(lanes + 8));
     for (long r = r0; r < r1; r++) {
         size_t qa, qb;
         const int len = tn_run(g, tap, r, &qa, &qb);
