@@ -160,7 +160,8 @@ void resample_down_backward(float *dx, const float *dy, int N, int H, int W, int
                 const float *g = dy + (((size_t)n * Ho + i) * Wo + j) * C;
                 for (int c = 0; c < C; c++) {
                     float v = 0.25f * g[c];
-                    GRAD_ACC(acc, d00[c], v), GRAD_ACC(acc, d01[c], v), GRAD_ACC(acc, d10[c], v), GRAD_ACC(acc, d11[c], v);
+                    GRAD_ACC(acc, d00[c], v), GRAD_ACC(acc, d01[c], v);
+                    GRAD_ACC(acc, d10[c], v), GRAD_ACC(acc, d11[c], v);
                 }
             }
 }
