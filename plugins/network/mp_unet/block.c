@@ -123,8 +123,8 @@ float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in
     return out;
 }
 
-int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *s, float *dout, float *dx_in,
-                   float *demb, float *dw_hat, workspace *bws) {
+float *block_backward(const block_def *b, const block_ctx *ctx, const block_saved *s, float *dout, float *demb,
+                      float *dw_hat, workspace *bws) {
     const int N = ctx->N;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
     const int C = b->cout;
@@ -135,7 +135,7 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
     float *d6 = dout;
     if (s->x6) {
         d6 = ws_alloc(bws, P * C);
-        if (!d6) return -1;
+        if (!d6) return NULL;
         clip_backward(d6, dout, s->x6, b->clip_act, P * C, 0);
     }
     /* attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance) */
@@ -145,27 +145,27 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
         float *dproj = ws_alloc(bws, P * C);
         float *dya = ws_alloc(bws, P * C);
         float *dqkv = ws_alloc(bws, P * 3 * C);
-        if (!d5 || !dproj || !dya || !dqkv) return -1;
+        if (!d5 || !dproj || !dya || !dqkv) return NULL;
         mp_sum_backward(d5, dproj, d6, b->attn_balance, P * C, 0);
         conv2d_backward(dya, DW(b->proj), dproj, s->ya, W_HAT(ctx, b->proj), col, N, b->H, b->W, C, C, 1, 0);
         if (attention_backward(dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, N, (int)HW, b->heads, b->cph, 0))
-            return -1;
+            return NULL;
         conv2d_backward(d5, DW(b->qkv), dqkv, s->x5, W_HAT(ctx, b->qkv), col, N, b->H, b->W, C, 3 * C, 1, 1);
     }
     /* x5 = mp_sum(xs, y4, res_balance) */
     const int c2 = b->enc ? C : b->cin;
     float *dxs = ws_alloc(bws, P * C), *dy4 = ws_alloc(bws, P * C);
-    if (!dxs || !dy4) return -1;
+    if (!dxs || !dy4) return NULL;
     mp_sum_backward(dxs, dy4, d5, b->res_balance, P * C, 0);
     float *dx2 = dxs; /* the skip path's gradient; the residual branch's is added below */
     if (!b->enc && b->skip.present) {
         dx2 = ws_alloc(bws, P * c2);
-        if (!dx2) return -1;
+        if (!dx2) return NULL;
         conv2d_backward(dx2, DW(b->skip), dxs, s->x2, W_HAT(ctx, b->skip), col, N, b->H, b->W, b->cin, C, 1, 0);
     }
     /* y4 = conv_res1(y3) */
     float *dy3 = ws_alloc(bws, P * C);
-    if (!dy3) return -1;
+    if (!dy3) return NULL;
     conv2d_backward(dy3, DW(b->res1), dy4, s->y3, W_HAT(ctx, b->res1), col, N, b->H, b->W, C, C, 3, 0);
     /* y3 = dropout(mp_silu(y0 * c)), c = emb_linear(emb) + 1 */
     if (ctx->training && b->dropout > 0) {
@@ -175,33 +175,33 @@ int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *
             dy3[i] = philox_uniform(ctx->drop_seed, ctx->drop_stream, base + i) < p ? 0.0f : dy3[i] * keep;
     }
     float *dy0 = ws_alloc(bws, P * C), *dc = ws_alloc(bws, (size_t)N * C);
-    if (!dy0 || !dc) return -1;
+    if (!dy0 || !dc) return NULL;
     modulate_silu_backward(dy0, dc, dy3, s->y0, s->c, N, HW, C, 0);
     linear_backward(demb, DW(b->emb_linear), dc, ctx->emb, W_HAT(ctx, b->emb_linear), N, b->cemb, C, col, 1);
     /* y0 = conv_res0(mp_silu(x2)) */
     float *da = ws_alloc(bws, P * c2);
-    if (!da) return -1;
+    if (!da) return NULL;
     conv2d_backward(da, DW(b->res0), dy0, s->a, W_HAT(ctx, b->res0), col, N, b->H, b->W, c2, C, 3, 0);
     mp_silu_backward(dx2, da, s->x2, P * c2, 1);
     /* enc: x2 = pixel_norm(conv_skip(x0)) */
     float *dx0 = dx2;
     if (b->enc) {
         float *dx1 = ws_alloc(bws, P * C);
-        if (!dx1) return -1;
+        if (!dx1) return NULL;
         normalize_rows_backward(dx1, dx2, s->x1, s->pn_norm, P, C, C, C, 0);
         dx0 = dx1;
         if (b->skip.present) {
             dx0 = ws_alloc(bws, P * b->cin);
-            if (!dx0) return -1;
+            if (!dx0) return NULL;
             conv2d_backward(dx0, DW(b->skip), dx1, s->x0, W_HAT(ctx, b->skip), col, N, b->H, b->W, b->cin, C, 1, 0);
         }
     }
     /* resample */
-    if (dx_in) {
-        if (b->resample == RESAMPLE_DOWN) resample_down_backward(dx_in, dx0, N, b->Hin, b->Win, b->cin, 0);
-        else if (b->resample == RESAMPLE_UP) resample_up_backward(dx_in, dx0, N, b->Hin, b->Win, b->cin, 0);
-        else memcpy(dx_in, dx0, P * b->cin * sizeof(float));
-    }
+    if (b->resample == RESAMPLE_KEEP) return dx0;
+    float *dx_in = ws_alloc(bws, (size_t)N * b->Hin * b->Win * b->cin);
+    if (!dx_in) return NULL;
+    if (b->resample == RESAMPLE_DOWN) resample_down_backward(dx_in, dx0, N, b->Hin, b->Win, b->cin, 0);
+    else resample_up_backward(dx_in, dx0, N, b->Hin, b->Win, b->cin, 0);
 #undef DW
-    return 0;
+    return dx_in;
 }

@@ -65,9 +65,9 @@ typedef struct block_ctx {
 /* Forward. Returns the output [N, H, W, cout] (in ctx->ws), or NULL when out of memory.
  * *saved is filled when ctx->training. */
 float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in, block_saved *saved);
-/* Backward of a training forward: dx_in[N, Hin, Win, cin] = d/dx_in (overwritten; NULL to skip), demb[N, cemb] +=,
- * dw_hat (w_hat layout) +=. Temporaries come from bws. Returns 0 or -1 (no memory). */
-int block_backward(const block_def *b, const block_ctx *ctx, const block_saved *s, float *dout, float *dx_in,
-                   float *demb, float *dw_hat, workspace *bws);
+/* Backward of a training forward: returns d/dx_in [N, Hin, Win, cin] (a buffer in bws, as are the
+ * temporaries), or NULL when out of memory; demb[N, cemb] +=, dw_hat (w_hat layout) +=. */
+float *block_backward(const block_def *b, const block_ctx *ctx, const block_saved *s, float *dout, float *demb,
+                      float *dw_hat, workspace *bws);
 
 #endif

@@ -424,9 +424,8 @@ int unet_backward(unet *u, const float *params, const float *dD, const float *dl
             continue;
         }
         const size_t Pin = (size_t)N * md->blk.Hin * md->blk.Win;
-        float *din = ws_alloc(ws, Pin * md->cin);
+        float *din = block_backward(&md->blk, &ctx, &u->saved[m], dcur, demb, u->dw_hat, ws);
         if (!din) goto done;
-        if (block_backward(&md->blk, &ctx, &u->saved[m], dcur, din, demb, u->dw_hat, ws)) goto done;
         if (md->skip_src >= 0) {
             const unet_module *src = &u->mods[md->skip_src];
             int cprev = md->cin - src->cout;
