@@ -2,7 +2,6 @@
 #include "mp_conv.h"
 
 #include <math.h>
-#include <string.h>
 
 #include "gemm.h"
 #include "mp_ops.h"
