@@ -362,7 +362,8 @@ static double block_loss(void *vc) {
     return dot(out, f->r, (size_t)f->N * f->b.H * f->b.W * f->b.cout);
 }
 
-static void run_block(int enc, int resample, int cin, int cout, int heads, const char *what) {
+static void run_block_dropout(int enc, int resample, int cin, int cout, int heads, float dropout,
+                              const char *what) {
     block_fix f;
     memset(&f, 0, sizeof f);
     f.N = 2;
@@ -371,7 +372,7 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     b->Hin = b->Win = 4;
     b->H = b->W = resample == RESAMPLE_DOWN ? 2 : resample == RESAMPLE_UP ? 8 : 4;
     b->heads = heads, b->cph = heads ? cout / heads : 0;
-    b->res_balance = 0.3f, b->attn_balance = 0.3f, b->clip_act = 256, b->dropout = 0;
+    b->res_balance = 0.3f, b->attn_balance = 0.3f, b->clip_act = 256, b->dropout = dropout;
     size_t off = 1, noff = 0;
     b->emb_gain = 0;
     b->res0 = make_w(&off, &noff, cout, enc ? cout : cin, 3);
@@ -421,10 +422,19 @@ static void run_block(int enc, int resample, int cin, int cout, int heads, const
     free(dout), free(demb), free(dwh), free(dp);
 }
 
+static void run_block(int enc, int resample, int cin, int cout, int heads, const char *what) {
+    run_block_dropout(enc, resample, cin, cout, heads, 0.0f, what);
+}
+
 static void test_block_enc_down(void **s) { (void)s; run_block(1, RESAMPLE_DOWN, 3, 3, 0, "block enc down"); }
 static void test_block_enc_skip_attn(void **s) { (void)s; run_block(1, RESAMPLE_KEEP, 3, 4, 2, "block enc skip+attn"); }
 static void test_block_dec_up(void **s) { (void)s; run_block(0, RESAMPLE_UP, 4, 4, 0, "block dec up"); }
 static void test_block_dec_skip_attn(void **s) { (void)s; run_block(0, RESAMPLE_KEEP, 6, 4, 1, "block dec skip+attn"); }
+/* Training with dropout: a fixed mask (same seed in every pass), so finite differences see it too. */
+static void test_block_dropout(void **s) {
+    (void)s;
+    run_block_dropout(0, RESAMPLE_KEEP, 4, 4, 0, 0.3f, "block dropout");
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -436,6 +446,7 @@ int main(void) {
         cmocka_unit_test(test_force_normalize), cmocka_unit_test(test_attention),
         cmocka_unit_test(test_block_enc_down),  cmocka_unit_test(test_block_enc_skip_attn),
         cmocka_unit_test(test_block_dec_up),    cmocka_unit_test(test_block_dec_skip_attn),
+        cmocka_unit_test(test_block_dropout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,7 +11,8 @@
 
 #define W_HAT(ctx, w) ((ctx)->w_hat + (w).offset)
 
-/* Dropout keeps element i when its uniform draw is >= p; kept elements are scaled by 1/(1-p). */
+/* Dropout keeps element i when its uniform draw is >= p; kept elements are scaled by 1/(1-p). Linear in y
+ * with a fixed mask, so the same call is its backward. */
 static void dropout_apply(float *y, size_t n, const block_def *b, const block_ctx *ctx) {
     const float p = b->dropout, keep = 1.0f / (1.0f - p);
     const uint64_t base = ctx->drop_offset + (b->id << 40);
@@ -168,12 +169,7 @@ float *block_backward(const block_def *b, const block_ctx *ctx, const block_save
     if (!dy3) return NULL;
     conv2d_backward(dy3, DW(b->res1), dy4, s->y3, W_HAT(ctx, b->res1), col, N, b->H, b->W, C, C, 3, 0);
     /* y3 = dropout(mp_silu(y0 * c)), c = emb_linear(emb) + 1 */
-    if (ctx->training && b->dropout > 0) {
-        const float p = b->dropout, keep = 1.0f / (1.0f - p);
-        const uint64_t base = ctx->drop_offset + (b->id << 40);
-        for (size_t i = 0; i < P * C; i++)
-            dy3[i] = philox_uniform(ctx->drop_seed, ctx->drop_stream, base + i) < p ? 0.0f : dy3[i] * keep;
-    }
+    if (ctx->training && b->dropout > 0) dropout_apply(dy3, P * C, b, ctx); /* the same mask and scale */
     float *dy0 = ws_alloc(bws, P * C), *dc = ws_alloc(bws, (size_t)N * C);
     if (!dy0 || !dc) return NULL;
     modulate_silu_backward(dy0, dc, dy3, s->y0, s->c, N, HW, C, 0);
