@@ -29,8 +29,9 @@ gemm_isa_t gemm_isa(void) {
 #define MR 6     /* rows of an AVX2 (and scalar) tile */
 #define MR512 12 /* rows of an AVX-512 tile */
 #define NR 16
+#define TAPS 9   /* taps of a 3x3 convolution: the row stride of the row-pointer table */
 
-/* Row pointers of a tile: a[r * 9 + t] is where row r's elements for tap t start (ntaps = 1 for a plain
+/* Row pointers of a tile: a[r * TAPS + t] is where row r's elements for tap t start (ntaps = 1 for a plain
  * product). Element c of it multiplies packed row k = t * C + c of B. Slots past mr hold row 0's pointers. */
 typedef const float *const *tile_rows;
 
@@ -53,7 +54,7 @@ static void tile_scalar(int mr, int nr, int ntaps, int C, tile_rows a, const flo
         for (int j = 0; j < nr; j++) {
             float s = 0.0f;
             for (int t = 0; t < ntaps; t++) {
-                const float *ar = a[r * 9 + t], *b = Bp + (size_t)t * C * NR + j;
+                const float *ar = a[r * TAPS + t], *b = Bp + (size_t)t * C * NR + j;
                 for (int c = 0; c < C; c++) s = fmaf(ar[c], b[(size_t)c * NR], s);
             }
             Cm[(size_t)r * ldc + j] = acc ? Cm[(size_t)r * ldc + j] + s : s;
@@ -66,8 +67,9 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(int mr, int nr, int nt
     __m256 c[MR][2];
     for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_ps();
     for (int t = 0; t < ntaps; t++) {
-        const float *const *at = a + t; /* row r at at[r * 9] */
-        const float *a0 = at[0], *a1 = at[1 * 9], *a2 = at[2 * 9], *a3 = at[3 * 9], *a4 = at[4 * 9], *a5 = at[5 * 9];
+        const float *const *at = a + t; /* row r at at[r * TAPS] */
+        const float *a0 = at[0], *a1 = at[1 * TAPS], *a2 = at[2 * TAPS];
+        const float *a3 = at[3 * TAPS], *a4 = at[4 * TAPS], *a5 = at[5 * TAPS];
         const float *b = Bp + (size_t)t * C * NR;
         for (int k = 0; k < C; k++) {
             __m256 b0 = _mm256_load_ps(b + (size_t)k * NR), b1 = _mm256_load_ps(b + (size_t)k * NR + 8), x;
@@ -89,10 +91,10 @@ __attribute__((target("avx512f"))) static void tile_avx512(int mr, int nr, int n
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0,
            c10 = c0, c11 = c0;
     for (int t = 0; t < ntaps; t++) {
-        const float *const *at = a + t; /* row r at at[r * 9] */
-        const float *a0 = at[0], *a1 = at[1 * 9], *a2 = at[2 * 9], *a3 = at[3 * 9];
-        const float *a4 = at[4 * 9], *a5 = at[5 * 9], *a6 = at[6 * 9], *a7 = at[7 * 9];
-        const float *a8 = at[8 * 9], *a9 = at[9 * 9], *a10 = at[10 * 9], *a11 = at[11 * 9];
+        const float *const *at = a + t; /* row r at at[r * TAPS] */
+        const float *a0 = at[0], *a1 = at[1 * TAPS], *a2 = at[2 * TAPS], *a3 = at[3 * TAPS];
+        const float *a4 = at[4 * TAPS], *a5 = at[5 * TAPS], *a6 = at[6 * TAPS], *a7 = at[7 * TAPS];
+        const float *a8 = at[8 * TAPS], *a9 = at[9 * TAPS], *a10 = at[10 * TAPS], *a11 = at[11 * TAPS];
         const float *b = Bp + (size_t)t * C * NR;
         for (int k = 0; k < C; k++) {
             __m512 bv = _mm512_load_ps(b + (size_t)k * NR);
@@ -127,10 +129,10 @@ __attribute__((target("avx512f"))) static void tile2_avx512(int mr, int nr, int 
     __m512 c[MR512][2];
     for (int r = 0; r < MR512; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     for (int t = 0; t < ntaps; t++) {
-        const float *const *at = a + t; /* row r at at[r * 9] */
-        const float *a0 = at[0], *a1 = at[1 * 9], *a2 = at[2 * 9], *a3 = at[3 * 9];
-        const float *a4 = at[4 * 9], *a5 = at[5 * 9], *a6 = at[6 * 9], *a7 = at[7 * 9];
-        const float *a8 = at[8 * 9], *a9 = at[9 * 9], *a10 = at[10 * 9], *a11 = at[11 * 9];
+        const float *const *at = a + t; /* row r at at[r * TAPS] */
+        const float *a0 = at[0], *a1 = at[1 * TAPS], *a2 = at[2 * TAPS], *a3 = at[3 * TAPS];
+        const float *a4 = at[4 * TAPS], *a5 = at[5 * TAPS], *a6 = at[6 * TAPS], *a7 = at[7 * TAPS];
+        const float *a8 = at[8 * TAPS], *a9 = at[9 * TAPS], *a10 = at[10 * TAPS], *a11 = at[11 * TAPS];
         const float *p0 = Bp0 + (size_t)t * C * NR, *p1 = Bp1 + (size_t)t * C * NR;
         for (int k = 0; k < C; k++) {
             __m512 b0 = _mm512_load_ps(p0 + (size_t)k * NR), b1 = _mm512_load_ps(p1 + (size_t)k * NR), x;
@@ -161,26 +163,26 @@ typedef struct a_source {
 
 static void fill_rows(const a_source *s, size_t i, int mr, const float **a) {
     if (!s->conv) {
-        for (int r = 0; r < MR512; r++) a[r * 9] = s->A + (i + (size_t)(r < mr ? r : 0)) * s->lda;
+        for (int r = 0; r < MR512; r++) a[r * TAPS] = s->A + (i + (size_t)(r < mr ? r : 0)) * s->lda;
         return;
     }
     const int H = s->H, W = s->W, C = s->C;
     const size_t hw = (size_t)H * W;
-    long off[9]; /* tap t of pixel p reads p's input + off[t] (inside the image) */
-    for (int t = 0; t < 9; t++) off[t] = ((long)(t / 3 - 1) * W + (t % 3 - 1)) * C;
+    long off[TAPS]; /* tap t of pixel p reads p's input + off[t] (inside the image) */
+    for (int t = 0; t < TAPS; t++) off[t] = ((long)(t / 3 - 1) * W + (t % 3 - 1)) * C;
     size_t n = i / hw;
     int y = (int)(i % hw / W), x = (int)(i % W);
     for (int r = 0; r < MR512; r++) {
-        const float **ar = a + r * 9;
+        const float **ar = a + r * TAPS;
         if (r >= mr) {
-            for (int t = 0; t < 9; t++) ar[t] = a[t];
+            for (int t = 0; t < TAPS; t++) ar[t] = a[t];
             continue;
         }
         const float *center = s->A + ((n * H + y) * W + x) * C;
         if (y > 0 && y < H - 1 && x > 0 && x < W - 1) {
-            for (int t = 0; t < 9; t++) ar[t] = center + off[t];
+            for (int t = 0; t < TAPS; t++) ar[t] = center + off[t];
         } else {
-            for (int t = 0; t < 9; t++) {
+            for (int t = 0; t < TAPS; t++) {
                 int yy = y + t / 3 - 1, xx = x + t % 3 - 1;
                 ar[t] = yy >= 0 && yy < H && xx >= 0 && xx < W ? center + off[t] : s->zeros;
             }
@@ -240,9 +242,9 @@ __attribute__((target("avx512f"))) static void narrow_tile_avx512(int mr, int N,
         for (int r = 0; r < MR512; r++) s[r] = _mm512_setzero_ps();
         for (int t = 0; t < ntaps; t++) {
             const float *const *at = a + t, *b = Bt + j * K + (size_t)t * C;
-            const float *a0 = at[0], *a1 = at[1 * 9], *a2 = at[2 * 9], *a3 = at[3 * 9];
-            const float *a4 = at[4 * 9], *a5 = at[5 * 9], *a6 = at[6 * 9], *a7 = at[7 * 9];
-            const float *a8 = at[8 * 9], *a9 = at[9 * 9], *a10 = at[10 * 9], *a11 = at[11 * 9];
+            const float *a0 = at[0], *a1 = at[1 * TAPS], *a2 = at[2 * TAPS], *a3 = at[3 * TAPS];
+            const float *a4 = at[4 * TAPS], *a5 = at[5 * TAPS], *a6 = at[6 * TAPS], *a7 = at[7 * TAPS];
+            const float *a8 = at[8 * TAPS], *a9 = at[9 * TAPS], *a10 = at[10 * TAPS], *a11 = at[11 * TAPS];
             for (int c = 0; c < C; c += LANES) {
                 const __m512 bv = _mm512_loadu_ps(b + c);
 #define LANE_ROW(r, ar) s[r] = _mm512_fmadd_ps(_mm512_loadu_ps(ar + c), bv, s[r]);
@@ -274,7 +276,7 @@ static void gemm_narrow(size_t M, int N, int ntaps, int C, const a_source *src, 
     for (size_t t = 0; t < tiles; t++) {
         size_t i = t * MR512;
         int mr = M - i < (size_t)MR512 ? (int)(M - i) : MR512;
-        const float *a[9 * MR512];
+        const float *a[TAPS * MR512];
         fill_rows(src, i, mr, a);
 #ifdef HAVE_X86
         if (avx512) {
@@ -282,7 +284,7 @@ static void gemm_narrow(size_t M, int N, int ntaps, int C, const a_source *src, 
             continue;
         }
 #endif
-        for (int r = 0; r < mr; r++) narrow_row(N, ntaps, C, a + r * 9, Bt, Cm + (i + r) * ldc, acc);
+        for (int r = 0; r < mr; r++) narrow_row(N, ntaps, C, a + r * TAPS, Bt, Cm + (i + r) * ldc, acc);
     }
 }
 
@@ -302,7 +304,7 @@ static void gemm_packed(size_t M, int N, int ntaps, int C, const a_source *src, 
     for (size_t t = 0; t < tiles; t++) {
         size_t i = t * mr_max;
         int mr = M - i < (size_t)mr_max ? (int)(M - i) : mr_max;
-        const float *a[9 * MR512];
+        const float *a[TAPS * MR512];
         fill_rows(src, i, mr, a);
         for (int p = 0; p < panels; p++) {
 #ifdef HAVE_X86
@@ -348,15 +350,15 @@ void gemm_nn(size_t M, int N, int K, const float *A, int lda, const float *B, in
 
 void gemm_conv3x3(int Nimg, int H, int W, int C, const float *x, int O, const float *w, float *y, int accumulate,
                   float *pack) {
-    const int K = 9 * C;
+    const int K = TAPS * C;
     float *zeros = pack + panels_floats(O, K) + 16;
     memset(zeros, 0, (size_t)C * sizeof(float));
     a_source src = {x, 0, 1, H, W, C, zeros};
     if (O <= NARROW_MAX) {
         pack_bt(pack, w, K, O, K, 0);
-        gemm_narrow((size_t)Nimg * H * W, O, 9, C, &src, pack, y, O, accumulate);
+        gemm_narrow((size_t)Nimg * H * W, O, TAPS, C, &src, pack, y, O, accumulate);
         return;
     }
     pack_b(pack, w, K, O, K, 0);
-    gemm_packed((size_t)Nimg * H * W, O, 9, C, &src, pack, y, O, accumulate);
+    gemm_packed((size_t)Nimg * H * W, O, TAPS, C, &src, pack, y, O, accumulate);
 }
