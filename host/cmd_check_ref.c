@@ -14,11 +14,21 @@
 #include "schema.h"
 #include "validate.h"
 
-/* Keeps a copy of a computed tensor for --dump. */
+/* Keeps a copy of a computed tensor for --dump. A name computed twice (stepK/params: fed the reference's
+ * inputs, then end to end) keeps the later, end-to-end value. */
 void dump_add(check_ctx *c, const char *name, const float *data, int ndim, const int64_t *shape) {
     if (!c->dumping) return;
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
+    for (size_t i = 0; i < c->dump.n; i++)
+        if (strcmp(c->dump.t[i].name, name) == 0 && c->dump.t[i].ndim == ndim) {
+            size_t have = 1;
+            for (int k = 0; k < ndim; k++) have *= (size_t)c->dump.t[i].shape[k];
+            if (have == numel) {
+                memcpy(c->dump.owned[i], data, numel * sizeof(float));
+                return;
+            }
+        }
     if (c->dump.n == c->dump.cap) {
         size_t cap = c->dump.cap ? 2 * c->dump.cap : 64;
         st_out *t = realloc(c->dump.t, cap * sizeof *t);

@@ -1,8 +1,13 @@
-/* dataset.h: training data sources: Fashion-MNIST read directly from its IDX .gz files (28x28 gray,
- * padded to 32x32, 10 classes) and an image folder with the EDM/EDM2 dataset tool's dataset.json
- * ({"labels": [["00000/img00000000.png", 6], ...]}), and a safetensors file holding `images` [N, C, R, R]
- * already in data scale (e.g. normalised VAE latents) with optional `labels` [N] (class indices).
- * Pixel images come out encoded as x / 127.5 - 1, CHW. */
+/* dataset.h: the training images, from one of three sources (one file each):
+ *   data_fashion_mnist.c  Fashion-MNIST read directly from its IDX .gz files (28x28 gray, padded to 32x32
+ *                         or downsampled to 32/k, 10 classes);
+ *   data_folder.c         an image folder with the EDM dataset tool's dataset.json
+ *                         ({"labels": [["00000/img00000000.png", 6], ...]}), or every PNG below it;
+ *   data_tensors.c        a safetensors file holding `images` [N, C, R, R] already in data scale (e.g.
+ *                         normalised VAE latents) with optional `labels` [N] (class indices);
+ * and the seeded epoch-wise shuffle (data_order.c). Pixel images come out encoded as x / 127.5 - 1, CHW.
+ * Every source is validated when it is opened: counts, shapes, labels (integers in 0..DATA_MAX_CLASSES-1,
+ * all images labelled or none) and image paths (inside the folder). */
 #ifndef EDM2_HOST_DATASET_H
 #define EDM2_HOST_DATASET_H
 
@@ -11,25 +16,30 @@
 #include "config.h"
 #include "errors.h"
 
+#define DATA_MAX_CLASSES 65536       /* class indices 0..65535 (ImageNet-21k has 21841) */
+#define DATA_MAX_IMAGES (1 << 30)    /* images per dataset */
+#define DATA_MAX_CHANNELS 64
+#define DATA_MAX_RESOLUTION 4096
+
 typedef struct dataset {
     int count, channels, resolution, label_dim;
     char desc[512];
-    /* Fashion-MNIST: all pixels in memory (count x resolution x resolution, padded) and labels. */
+    int32_t *labels; /* [count] class indices, or NULL when the data have no labels */
+    /* Fashion-MNIST: all pixels in memory (count x resolution x resolution). */
     uint8_t *pixels;
-    uint8_t *labels;
-    /* Tensors file: images [N, C, R, R] in data scale, optional labels [N] (class indices). */
-    void *tensors; /* st_file* */
-    const void *t_images, *t_labels; /* st_tensor* */
-    /* Image folder: files (relative to root) and their labels (-1 = none). */
+    /* Tensors file: images [N, C, R, R] in data scale. */
+    void *tensors;         /* st_file* */
+    const void *t_images;  /* st_tensor* */
+    /* Image folder: the folder (resolved) and each image's path relative to it. */
     char *root;
     char **files;
-    int *file_labels;
 } dataset;
 
 /* Opens the [data] section of a config. Returns 0, or -1 with a one-line error. */
 int dataset_open(dataset *d, const cfg *c, edm2_err *err);
 /* Image `index` into img[C * R * R] (encoded) and its one-hot label into onehot[onehot_dim] (if non-NULL;
- * zeros when the image has no label or onehot_dim is smaller than its label). */
+ * all zeros when the data have no labels). onehot_dim must exceed every label (checked by the caller
+ * against label_dim). */
 int dataset_get(const dataset *d, int index, float *img, float *onehot, int onehot_dim, edm2_err *err);
 void dataset_close(dataset *d);
 
@@ -37,5 +47,7 @@ void dataset_close(dataset *d);
  * permutation seeded by (seed, epoch), so the data order is a pure function of the position. `perm` is a
  * caller-owned cache of one epoch's permutation (count ints) with its epoch in *perm_epoch (-1 = none). */
 int dataset_order(const dataset *d, uint64_t seed, uint64_t pos, int *perm, int64_t *perm_epoch);
+/* Fills perm[0..n) with the permutation of epoch `epoch` (Fisher-Yates with exact integer draws). */
+void shuffle_permutation(int *perm, int n, uint64_t seed, uint64_t epoch);
 
 #endif

@@ -8,10 +8,7 @@
 
 #define STREAM_LABEL 0x4C4142454Cull /* "LABEL" */
 
-int random_class(uint64_t seed, int L) {
-    int c = (int)(philox_uniform(seed, STREAM_LABEL, 0) * (float)L);
-    return c < L ? c : L - 1;
-}
+int random_class(uint64_t seed, int L) { return (int)philox_below(seed, STREAM_LABEL, 0, (uint32_t)L); }
 
 /* D(x; sigma) of one network for the current batch (gen->sigma already holds sigma for every image). */
 static edm2_status forward(generator *gen, net_instance *ni, const float *x, const float *labels, float *out) {
@@ -29,7 +26,8 @@ static edm2_status denoise(void *ctx, const float *x, double sigma, float *out) 
     edm2_status s = vt->fill(b, gen->sigma, (float)sigma, (size_t)gen->n);
     if (s == EDM2_OK) s = forward(gen, gen->net, x, gen->L ? gen->labels : NULL, out);
     if (s == EDM2_OK && gen->guidance != 1.0) {
-        s = forward(gen, gen->gnet, x, NULL, gen->g);
+        /* The guiding network sees the same labels as the main network; an unconditional one has none. */
+        s = forward(gen, gen->gnet, x, gen->gnet->info.label_dim ? gen->labels : NULL, gen->g);
         /* out = g + w (out - g) = w out + (1 - w) g */
         if (s == EDM2_OK) s = vt->axpby(b, out, (float)(1.0 - gen->guidance), gen->g, (float)gen->guidance, gen->per * gen->n);
     }
@@ -59,6 +57,10 @@ int generator_open(generator *gen, runtime *rt, net_instance *net, net_instance 
             return err_set(err, "the guiding network makes %dx%dx%d images, the network %dx%dx%d",
                            gnet->info.img_channels, gnet->info.img_resolution, gnet->info.img_resolution, gen->C, gen->R,
                            gen->R);
+        if (gnet->info.label_dim && gnet->info.label_dim != gen->L)
+            return err_set(err, "the guiding network is conditional on %d classes, the network on %d: a guiding network "
+                                "must take the same labels or none (label_dim 0)",
+                           gnet->info.label_dim, gen->L);
     }
     gen->svt = sampler->desc->vtable;
     if (gen->svt->create(&rt->services, scfg, &rt->ops, &gen->s) != EDM2_OK)

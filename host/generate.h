@@ -1,6 +1,7 @@
 /* generate.h: image generation for the host: a denoiser over a network (and optionally a guiding network,
- * D = g + w (net - g), w = 1 never evaluating g) handed to a sampler plugin; per-image noise from each
- * image's seed, so an image does not depend on the batch it is generated in. */
+ * D = g + w (net - g), w = 1 never evaluating g; a class-conditional g sees the same labels as net) handed
+ * to a sampler plugin; per-image noise from each image's seed, so an image does not depend on the batch it
+ * is generated in. */
 #ifndef EDM2_HOST_GENERATE_H
 #define EDM2_HOST_GENERATE_H
 

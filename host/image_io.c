@@ -4,31 +4,54 @@
 #include <math.h>
 #include <png.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "fileio.h"
 
-int png_read(const char *path, int channels, uint8_t **pixels, int *width, int *height, edm2_err *err) {
+int png_decode(const void *buf, size_t size, const char *name, int channels, int want_w, int want_h, uint8_t **pixels,
+               int *width, int *height, edm2_err *err) {
     png_image img;
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     *pixels = NULL;
-    if (!png_image_begin_read_from_file(&img, path)) return err_set(err, "%s: not a readable PNG: %s", path, img.message);
-    img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-    size_t size = PNG_IMAGE_SIZE(img);
-    uint8_t *buf = malloc(size);
-    if (!buf) {
+    if (!png_image_begin_read_from_memory(&img, buf, size))
+        return err_set(err, "%s: not a readable PNG: %s", name, img.message);
+    /* The header's size is checked before anything is allocated for the pixels. */
+    if ((want_w > 0 && (int64_t)img.width != want_w) || (want_h > 0 && (int64_t)img.height != want_h)) {
         png_image_free(&img);
-        return err_set(err, "%s: out of memory", path);
+        return err_set(err, "%s: %ux%u pixels, expected %dx%d", name, img.width, img.height, want_w, want_h);
     }
-    if (!png_image_finish_read(&img, NULL, buf, 0, NULL)) {
-        free(buf);
-        return err_set(err, "%s: PNG decode failed: %s", path, img.message);
+    if (img.width > PNG_MAX_SIDE || img.height > PNG_MAX_SIDE) {
+        png_image_free(&img);
+        return err_set(err, "%s: %ux%u pixels (at most %d a side)", name, img.width, img.height, PNG_MAX_SIDE);
     }
-    *pixels = buf;
+    img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+    size_t bytes = PNG_IMAGE_SIZE(img);
+    uint8_t *px = malloc(bytes ? bytes : 1);
+    if (!px) {
+        png_image_free(&img);
+        return err_set(err, "%s: out of memory", name);
+    }
+    if (!png_image_finish_read(&img, NULL, px, 0, NULL)) {
+        free(px);
+        return err_set(err, "%s: PNG decode failed: %s", name, img.message);
+    }
+    *pixels = px;
     *width = (int)img.width;
     *height = (int)img.height;
     return 0;
+}
+
+int png_read(const char *path, int channels, int want_w, int want_h, uint8_t **pixels, int *width, int *height,
+             edm2_err *err) {
+    unsigned char *buf;
+    size_t size;
+    *pixels = NULL;
+    if (map_file(path, &buf, &size, err)) return -1;
+    int rc = png_decode(buf, size, path, channels, want_w, want_h, pixels, width, height, err);
+    unmap_file(buf, size);
+    return rc;
 }
 
 int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels, edm2_err *err) {

@@ -6,8 +6,18 @@
 
 #include "errors.h"
 
-/* Reads a PNG as `channels` (1 = gray, 3 = RGB) 8-bit pixels, HWC; *pixels is malloc'ed. */
-int png_read(const char *path, int channels, uint8_t **pixels, int *width, int *height, edm2_err *err);
+#include <stddef.h>
+
+#define PNG_MAX_SIDE 16384
+
+/* Decodes a PNG held in memory as `channels` (1 = gray, 3 = RGB) 8-bit pixels, HWC; *pixels is malloc'ed.
+ * The size from the header must be want_w x want_h where those are > 0, and at most PNG_MAX_SIDE a side:
+ * checked before the pixels are allocated. `name` is used in messages. */
+int png_decode(const void *buf, size_t size, const char *name, int channels, int want_w, int want_h, uint8_t **pixels,
+               int *width, int *height, edm2_err *err);
+/* The same for a file. */
+int png_read(const char *path, int channels, int want_w, int want_h, uint8_t **pixels, int *width, int *height,
+             edm2_err *err);
 /* Writes 8-bit HWC pixels atomically (temporary file + rename). */
 int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels, edm2_err *err);
 /* Encodes 8-bit HWC pixels into float CHW: x / 127.5 - 1. */

@@ -9,7 +9,6 @@
 #include "fileio.h"
 #include "json.h"
 
-#define MAX_HEADER (100u << 20)
 
 static const char *const k_dtype_names[] = {"F32", "F16", "BF16"};
 static const size_t k_dtype_size[] = {4, 2, 2};
@@ -79,91 +78,139 @@ void st_to_f32(const st_tensor *t, float *out) {
     }
 }
 
-static int parse_tensor(st_file *f, const char *name, const json_value *v, size_t data_len, edm2_err *err) {
-    const json_value *dt = json_get(v, "dtype"), *shape = json_get(v, "shape"), *offs = json_get(v, "data_offsets");
-    if (!dt || dt->type != JSON_STRING || !shape || shape->type != JSON_ARRAY || !offs || offs->type != JSON_ARRAY ||
-        offs->n != 2)
+/* Header entry `name` -> f->t[f->n]. data_len: bytes after the header. */
+static int parse_tensor(st_file *f, const char *name, json_t *v, size_t data_len, edm2_err *err) {
+    json_t *dt = json_object_get(v, "dtype"), *shape = json_object_get(v, "shape"), *offs = json_object_get(v, "data_offsets");
+    if (!json_is_string(dt) || !json_is_array(shape) || !json_is_array(offs) || json_array_size(offs) != 2)
         return err_set(err, "%s: tensor '%s': header entry needs dtype, shape and data_offsets [begin, end]", f->path, name);
+    if (!*name) return err_set(err, "%s: a tensor with an empty name", f->path);
     st_tensor *t = &f->t[f->n];
     memset(t, 0, sizeof *t);
     int dtype = -1;
     for (int i = 0; i < 3; i++)
-        if (strcmp(dt->string, k_dtype_names[i]) == 0) dtype = i;
-    if (dtype < 0) return err_set(err, "%s: tensor '%s': dtype %s not supported (F32, F16, BF16)", f->path, name, dt->string);
-    if (shape->n > ST_MAX_DIMS) return err_set(err, "%s: tensor '%s': more than %d dimensions", f->path, name, ST_MAX_DIMS);
+        if (strcmp(json_string_value(dt), k_dtype_names[i]) == 0) dtype = i;
+    if (dtype < 0)
+        return err_set(err, "%s: tensor '%s': dtype %.32s not supported (F32, F16, BF16)", f->path, name,
+                       json_string_value(dt));
+    if (json_array_size(shape) > ST_MAX_DIMS)
+        return err_set(err, "%s: tensor '%s': more than %d dimensions", f->path, name, ST_MAX_DIMS);
     t->dtype = (st_dtype)dtype;
-    t->ndim = (int)shape->n;
-    t->numel = 1;
-    for (size_t i = 0; i < shape->n; i++) {
-        const json_value *d = &shape->items[i];
-        if (d->type != JSON_NUMBER || d->number < 0 || d->number > 1e15 || d->number != floor(d->number))
-            return err_set(err, "%s: tensor '%s': bad shape", f->path, name);
-        t->shape[i] = (int64_t)d->number;
-        if (t->shape[i] && t->numel > (SIZE_MAX / 8) / (size_t)t->shape[i])
-            return err_set(err, "%s: tensor '%s': shape too large", f->path, name);
-        t->numel *= (size_t)t->shape[i];
+    t->ndim = (int)json_array_size(shape);
+    size_t numel = 1;
+    int zero = 0, too_big = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        int64_t d;
+        if (json_int_in(json_array_get(shape, (size_t)i), 0, (int64_t)1 << 48, &d))
+            return err_set(err, "%s: tensor '%s': shape[%d] is not a non-negative integer", f->path, name, i);
+        t->shape[i] = d;
+        if (d == 0) zero = 1;
+        else if (too_big || numel > data_len / (size_t)d) too_big = 1; /* more elements than the file has bytes */
+        else numel *= (size_t)d;
     }
-    double b = offs->items[0].number, e = offs->items[1].number;
-    if (offs->items[0].type != JSON_NUMBER || offs->items[1].type != JSON_NUMBER || b < 0 || e < b ||
-        e > (double)data_len || b != floor(b) || e != floor(e))
-        return err_set(err, "%s: tensor '%s': data_offsets [%.0f, %.0f] outside the %zu data bytes (truncated file?)",
-                       f->path, name, b, e, data_len);
+    if (too_big && !zero)
+        return err_set(err, "%s: tensor '%s': its shape has more elements than the file has bytes", f->path, name);
+    t->numel = zero ? 0 : numel;
+    int64_t b, e;
+    if (json_int_in(json_array_get(offs, 0), 0, INT64_MAX, &b) || json_int_in(json_array_get(offs, 1), 0, INT64_MAX, &e) ||
+        e < b || (uint64_t)e > data_len)
+        return err_set(err, "%s: tensor '%s': data_offsets outside the %zu data bytes (truncated file?)", f->path, name,
+                       data_len);
     if ((size_t)(e - b) != t->numel * k_dtype_size[dtype])
-        return err_set(err, "%s: tensor '%s': %zu data bytes for %zu elements of %s", f->path, name, (size_t)(e - b),
-                       t->numel, dt->string);
+        return err_set(err, "%s: tensor '%s': %lld data bytes for %zu elements of %s", f->path, name, (long long)(e - b),
+                       t->numel, k_dtype_names[dtype]);
     t->name = strdup(name);
     if (!t->name) return err_set(err, "out of memory");
-    t->data = f->buf + 8 + (f->size - 8 - data_len) + (size_t)b;
+    t->begin = (size_t)b;
+    t->data = f->buf + (f->size - data_len) + (size_t)b;
     f->n++;
     return 0;
 }
 
-int st_open(st_file *f, const char *path, edm2_err *err) {
-    memset(f, 0, sizeof *f);
-    f->path = strdup(path);
-    if (!f->path) return err_set(err, "out of memory");
-    if (map_file(path, &f->buf, &f->size, err)) return -1;
-    if (f->size < 8) return err_set(err, "%s: not a safetensors file (%zu bytes)", path, f->size);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->buf[i];
-    if (hlen > MAX_HEADER || hlen > f->size - 8)
-        return err_set(err, "%s: header length %llu exceeds the file (%zu bytes): truncated or not safetensors", path,
-                       (unsigned long long)hlen, f->size);
-    json_value root;
-    char why[256];
-    if (json_parse((const char *)f->buf + 8, (size_t)hlen, &root, why, sizeof why))
-        return err_set(err, "%s: bad header JSON: %s", path, why);
+static int cmp_begin(const void *a, const void *b) {
+    const st_tensor *x = *(st_tensor *const *)a, *y = *(st_tensor *const *)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* The data regions must tile the data section: no overlaps, no holes (the safetensors format's rule). */
+static int check_layout(st_file *f, size_t data_len, edm2_err *err) {
+    st_tensor **order = malloc((f->n + 1) * sizeof *order);
+    if (!order) return err_set(err, "out of memory");
+    for (size_t i = 0; i < f->n; i++) order[i] = &f->t[i];
+    qsort(order, f->n, sizeof *order, cmp_begin);
+    size_t at = 0;
     int rc = 0;
-    if (root.type != JSON_OBJECT) rc = err_set(err, "%s: header is not a JSON object", path);
-    size_t data_len = f->size - 8 - (size_t)hlen;
-    if (!rc) f->t = calloc(root.n + 1, sizeof *f->t);
-    if (!rc && !f->t) rc = err_set(err, "out of memory");
-    for (size_t i = 0; !rc && i < root.n; i++) {
-        const char *key = root.keys[i];
-        const json_value *v = &root.items[i];
-        if (strcmp(key, "__metadata__") == 0) {
-            if (v->type != JSON_OBJECT) {
-                rc = err_set(err, "%s: __metadata__ is not an object", path);
-                break;
-            }
-            f->meta_keys = calloc(v->n + 1, sizeof(char *));
-            f->meta_vals = calloc(v->n + 1, sizeof(char *));
-            if (!f->meta_keys || !f->meta_vals) rc = err_set(err, "out of memory");
-            for (size_t j = 0; !rc && j < v->n; j++) {
-                if (v->items[j].type != JSON_STRING) {
-                    rc = err_set(err, "%s: __metadata__ value of '%s' is not a string", path, v->keys[j]);
-                    break;
-                }
-                f->meta_keys[f->nmeta] = strdup(v->keys[j]);
-                f->meta_vals[f->nmeta] = strdup(v->items[j].string);
-                f->nmeta++;
-            }
-            continue;
-        }
-        if (v->type != JSON_OBJECT) rc = err_set(err, "%s: entry '%s' is not an object", path, key);
+    for (size_t i = 0; i < f->n && !rc; i++) {
+        const st_tensor *t = order[i];
+        if (t->begin != at)
+            rc = err_set(err, "%s: tensor '%s' starts at data byte %zu, expected %zu (%s)", f->path, t->name, t->begin, at,
+                         t->begin < at ? "overlaps another tensor" : "a hole in the data");
+        at = t->begin + t->numel * k_dtype_size[t->dtype];
+    }
+    if (!rc && at != data_len)
+        rc = err_set(err, "%s: %zu data bytes after the last tensor (not a safetensors file?)", f->path, data_len - at);
+    free(order);
+    return rc;
+}
+
+static int parse_metadata(st_file *f, json_t *v, edm2_err *err) {
+    if (!json_is_object(v)) return err_set(err, "%s: __metadata__ is not an object", f->path);
+    size_t n = json_object_size(v);
+    f->meta_keys = calloc(n + 1, sizeof(char *));
+    f->meta_vals = calloc(n + 1, sizeof(char *));
+    if (!f->meta_keys || !f->meta_vals) return err_set(err, "out of memory");
+    const char *key;
+    json_t *val;
+    json_object_foreach(v, key, val) {
+        if (!json_is_string(val))
+            return err_set(err, "%s: __metadata__ value of '%.64s' is not a string", f->path, key);
+        f->meta_keys[f->nmeta] = strdup(key);
+        f->meta_vals[f->nmeta] = strdup(json_string_value(val));
+        if (!f->meta_keys[f->nmeta] || !f->meta_vals[f->nmeta]) return err_set(err, "out of memory");
+        f->nmeta++;
+    }
+    return 0;
+}
+
+int st_parse(st_file *f, const char *name, const unsigned char *buf, size_t size, edm2_err *err) {
+    memset(f, 0, sizeof *f);
+    f->path = strdup(name);
+    if (!f->path) return err_set(err, "out of memory");
+    f->buf = (unsigned char *)buf;
+    f->size = size;
+    if (size < 8) return err_set(err, "%s: not a safetensors file (%zu bytes)", name, size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
+    if (hlen < 2 || hlen > ST_MAX_HEADER || hlen > size - 8)
+        return err_set(err, "%s: header length %llu does not fit the file (%zu bytes): truncated or not safetensors", name,
+                       (unsigned long long)hlen, size);
+    char why[256];
+    json_t *root = json_parse_strict((const char *)buf + 8, (size_t)hlen, why, sizeof why);
+    if (!root) return err_set(err, "%s: bad header JSON: %s", name, why);
+    int rc = 0;
+    if (!json_is_object(root)) rc = err_set(err, "%s: header is not a JSON object", name);
+    size_t data_len = size - 8 - (size_t)hlen, ne = rc ? 0 : json_object_size(root);
+    if (!rc && ne > ST_MAX_TENSORS) rc = err_set(err, "%s: %zu header entries (at most %d)", name, ne, ST_MAX_TENSORS);
+    if (!rc && !(f->t = calloc(ne + 1, sizeof *f->t))) rc = err_set(err, "out of memory");
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (rc) break;
+        if (strcmp(key, "__metadata__") == 0) rc = parse_metadata(f, v, err);
+        else if (!json_is_object(v)) rc = err_set(err, "%s: entry '%.200s' is not an object", name, key);
         else rc = parse_tensor(f, key, v, data_len, err);
     }
-    json_free(&root);
+    json_decref(root);
+    if (!rc) rc = check_layout(f, data_len, err);
+    return rc;
+}
+
+int st_open(st_file *f, const char *path, edm2_err *err) {
+    unsigned char *buf;
+    size_t size;
+    memset(f, 0, sizeof *f);
+    if (map_file(path, &buf, &size, err)) return -1;
+    int rc = st_parse(f, path, buf, size, err);
+    f->mapped = 1;
     return rc;
 }
 
@@ -173,7 +220,7 @@ void st_close(st_file *f) {
     free(f->t);
     free(f->meta_keys);
     free(f->meta_vals);
-    unmap_file(f->buf, f->size);
+    if (f->mapped) unmap_file(f->buf, f->size);
     free(f->path);
     memset(f, 0, sizeof *f);
 }
@@ -196,8 +243,28 @@ static size_t out_numel(const st_out *t) {
     return n;
 }
 
+static int cmp_name(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+/* The first name that occurs twice, or NULL. */
+static const char *duplicate_name(const st_out *ts, size_t n, int *nomem) {
+    const char **names = malloc((n + 1) * sizeof *names);
+    *nomem = !names;
+    if (!names) return NULL;
+    for (size_t i = 0; i < n; i++) names[i] = ts[i].name;
+    qsort(names, n, sizeof *names, cmp_name);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && !dup; i++)
+        if (strcmp(names[i - 1], names[i]) == 0) dup = names[i];
+    free(names);
+    return dup;
+}
+
 int st_write(const char *path, const st_out *ts, size_t n, const char *const *meta_keys, const char *const *meta_vals,
              size_t nmeta, edm2_err *err) {
+    int nomem;
+    const char *dup = duplicate_name(ts, n, &nomem);
+    if (nomem) return err_set(err, "out of memory");
+    if (dup) return err_set(err, "%s: tensor name '%s' given twice (a bug in the writer)", path, dup);
     /* Header into a memory stream, padded with spaces to a multiple of 8 bytes. */
     char *hdr = NULL;
     size_t hlen = 0;

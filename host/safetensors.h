@@ -10,6 +10,8 @@
 #include "errors.h"
 
 #define ST_MAX_DIMS 8
+#define ST_MAX_HEADER (100u << 20) /* header bytes, as the format's reference implementation allows */
+#define ST_MAX_TENSORS (1 << 20)   /* header entries */
 
 typedef enum { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2 } st_dtype;
 
@@ -20,19 +22,25 @@ typedef struct st_tensor {
     int64_t shape[ST_MAX_DIMS];
     size_t numel;
     const unsigned char *data; /* into the file buffer */
+    size_t begin;              /* data offset (bytes after the header) */
 } st_tensor;
 
 typedef struct st_file {
     char *path;
-    unsigned char *buf; /* the file, memory-mapped read-only */
+    unsigned char *buf; /* the file, memory-mapped read-only (or the caller's buffer, st_parse) */
     size_t size;
+    int mapped;         /* buf is a mapping st_close unmaps */
     st_tensor *t;
     size_t n;
     char **meta_keys, **meta_vals;
     size_t nmeta;
 } st_file;
 
+/* Opens and validates a file: header JSON (no duplicate names), dtypes, shapes, and data regions that
+ * tile the data exactly. On failure *f still needs st_close. */
 int st_open(st_file *f, const char *path, edm2_err *err);
+/* The same over a buffer the caller keeps alive until st_close; `name` is used in messages. */
+int st_parse(st_file *f, const char *name, const unsigned char *buf, size_t size, edm2_err *err);
 void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key);

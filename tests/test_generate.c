@@ -1,6 +1,7 @@
 /* test_generate.c: the generate job on a tiny trained model: the same seed gives the same image whatever
  * the batch size (deterministic Heun and stochastic churn), guidance 1 never touches the guiding network,
  * guidance by a second snapshot, per-image PNGs named by seed and class, the grid, and clear errors. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -136,11 +137,35 @@ static void test_guidance(void **state) {
     free(a), free(b);
 }
 
+/* A class-conditional guiding network sees the same labels as the main network: guided by itself,
+ * D = g + w (net - g) = net, so the images equal the unguided ones (up to rounding). Evaluated without
+ * labels, the guide would pull every image towards the unconditional prediction. */
+static void test_guidance_conditional_guide(void **state) {
+    (void)state;
+    char *a = make_temp_dir(), *b = make_temp_dir();
+    run_result r;
+    assert_int_equal(generate(a, &r, NULL), 0);
+    char gnet[700];
+    snprintf(gnet, sizeof gnet, "generate.gnet=%s/network-snapshot-0000002-0.100.safetensors", g_run);
+    const char *self[] = {gnet, "generate.guidance=3", NULL};
+    assert_int_equal(generate(b, &r, self), 0);
+    size_t na, nb;
+    float *x = read_raw(a, &na), *y = read_raw(b, &nb);
+    assert_int_equal(na, nb);
+    float worst = 0;
+    for (size_t i = 0; i < na; i++) worst = fmaxf(worst, fabsf(x[i] - y[i]));
+    assert_true(worst < 1e-4f);
+    free(x), free(y);
+    rm_rf(a), rm_rf(b);
+    free(a), free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_independent_of_batch),
         cmocka_unit_test(test_outputs_and_labels),
         cmocka_unit_test(test_guidance),
+        cmocka_unit_test(test_guidance_conditional_guide),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -215,7 +215,7 @@ static void test_other_data_sources(void **state) {
     run_host(&r, "run", CFG, "--set", rd, "--set", "data.source=folder", "--set", dp, "--set", "data.channels=3",
              "--set", "network.img_channels=3", NULL);
     assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "dataset.json: labels[0]: expected [\"file.png\", non-negative integer]"));
+    assert_non_null(strstr(r.err, "dataset.json: labels[0]: expected [\"file.png\", class index 0..65535 or null]"));
     /* A tensors file: images [N, 1, 8, 8] in data scale and labels [N]. */
     float imgs[16 * 64], labels[16];
     for (int i = 0; i < 16 * 64; i++) imgs[i] = (float)((i % 17) - 8) / 8.0f;

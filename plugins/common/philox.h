@@ -5,7 +5,8 @@
  *   key = (seed lo, seed hi), counter = (index/4 lo, index/4 hi, stream lo, stream hi);
  *   uniform(index) = ((word[index%4] >> 8) + 0.5) * 2^-24, in (0, 1);
  *   normal(index): Box-Muller on the block's words (0,1) -> lanes 0,1 and (2,3) -> lanes 2,3,
- *   computed in double and rounded to float.
+ *   computed in double and rounded to float;
+ *   below(index, n): an exact uniform integer in [0, n) from the words of block `index` (see philox_below).
  */
 #ifndef EDM2_PHILOX_H
 #define EDM2_PHILOX_H
@@ -71,6 +72,22 @@ EDM2_HD float philox_normal(uint64_t seed, uint64_t stream, uint64_t index) {
     double r = sqrt(-2.0 * log(u1));
     double a = 6.283185307179586476925 * u2;
     return (float)((lane & 1u) ? r * sin(a) : r * cos(a));
+}
+
+/* A uniform integer in [0, n), n >= 1, with no bias (Lemire 2019: multiply-shift, rejecting the low
+ * products that would over-represent some results). Draws the 4 words of block `index` of `stream`, then
+ * of streams stream + 2^48, stream + 2 * 2^48, ... until one is accepted; each word is rejected with
+ * probability (2^32 mod n) / 2^32 < n / 2^32. */
+EDM2_HD uint32_t philox_below(uint64_t seed, uint64_t stream, uint64_t index, uint32_t n) {
+    if (n <= 1) return 0;
+    const uint32_t threshold = (uint32_t)(0u - n) % n; /* 2^32 mod n */
+    for (uint64_t attempt = 0;; attempt++) {
+        philox_block b = philox_block_at(seed, stream + (attempt << 48), index);
+        for (int k = 0; k < 4; k++) {
+            uint64_t m = (uint64_t)b.w[k] * n;
+            if ((uint32_t)m >= threshold) return (uint32_t)(m >> 32);
+        }
+    }
 }
 
 #endif /* EDM2_PHILOX_H */

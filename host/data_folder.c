@@ -1,0 +1,180 @@
+/* data_folder.c: an image folder in the EDM dataset tool's layout: dataset.json lists the images with
+ * their class ({"labels": [["00000/img00000000.png", 6], ...]}, or {"labels": null}), else every *.png
+ * below the folder is used, unlabelled, in sorted order. Paths from dataset.json must stay inside the
+ * folder (checked by name here, and by resolved path when each image is read). */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data_sources.h"
+#include "fileio.h"
+#include "image_io.h"
+#include "json.h"
+
+#define SCAN_MAX_DEPTH 8
+#define JSON_MAX_BYTES (1u << 30)
+
+typedef struct file_list {
+    char **files;
+    int32_t *labels;
+    size_t n, cap;
+} file_list;
+
+static int push_file(file_list *l, const char *rel, int32_t label, edm2_err *err) {
+    if (l->n >= DATA_MAX_IMAGES) return err_set(err, "more than %d images", DATA_MAX_IMAGES);
+    if (l->n == l->cap) { /* doubling: a listing of millions of images costs linear time */
+        size_t cap = l->cap ? 2 * l->cap : 1024;
+        char **f = realloc(l->files, cap * sizeof *f);
+        if (f) l->files = f;
+        int32_t *lb = f ? realloc(l->labels, cap * sizeof *lb) : NULL;
+        if (lb) l->labels = lb;
+        if (!f || !lb) return err_set(err, "out of memory");
+        l->cap = cap;
+    }
+    if (!(l->files[l->n] = strdup(rel))) return err_set(err, "out of memory");
+    l->labels[l->n++] = label;
+    return 0;
+}
+
+static void list_into(dataset *d, file_list *l, int labelled) {
+    d->files = l->files;
+    d->count = (int)l->n;
+    if (labelled) d->labels = l->labels;
+    else free(l->labels);
+    memset(l, 0, sizeof *l);
+}
+
+static void list_free(file_list *l) {
+    for (size_t i = 0; i < l->n; i++) free(l->files[i]);
+    free(l->files), free(l->labels);
+    memset(l, 0, sizeof *l);
+}
+
+int path_stays_inside(const char *rel) {
+    size_t len = strlen(rel);
+    if (!len || len >= 4096 || rel[0] == '/') return -1;
+    for (const char *p = rel; *p;) {
+        const char *slash = strchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : strlen(p);
+        if (n == 0 || (n == 2 && p[0] == '.' && p[1] == '.')) return -1;
+        if (!slash) break;
+        p = slash + 1;
+        if (!*p) return -1; /* trailing '/' */
+    }
+    return 0;
+}
+
+int folder_parse_json(dataset *d, const char *text, size_t len, const char *name, int *listed, edm2_err *err) {
+    char why[256];
+    *listed = 0;
+    json_t *root = json_parse_strict(text, len, why, sizeof why);
+    if (!root) return err_set(err, "%s: bad JSON: %s", name, why);
+    json_t *labels = json_object_get(root, "labels");
+    int rc = 0;
+    if (!labels || (!json_is_array(labels) && !json_is_null(labels)))
+        rc = err_set(err, "%s: expected {\"labels\": [[\"file.png\", label], ...]} or {\"labels\": null}", name);
+    file_list l = {0};
+    int with_label = 0, without_label = 0;
+    for (size_t i = 0; !rc && json_is_array(labels) && i < json_array_size(labels); i++) {
+        json_t *e = json_array_get(labels, i), *p = json_array_get(e, 0), *c = json_array_get(e, 1);
+        int64_t label = -1;
+        if (!json_is_array(e) || json_array_size(e) != 2 || !json_is_string(p) ||
+            (!json_is_null(c) && json_int_in(c, 0, DATA_MAX_CLASSES - 1, &label))) {
+            rc = err_set(err, "%s: labels[%zu]: expected [\"file.png\", class index 0..%d or null]", name, i,
+                         DATA_MAX_CLASSES - 1);
+            break;
+        }
+        if (path_stays_inside(json_string_value(p))) {
+            rc = err_set(err, "%s: labels[%zu]: '%.200s' is not a path inside the dataset folder", name, i,
+                         json_string_value(p));
+            break;
+        }
+        with_label += label >= 0, without_label += label < 0;
+        if (with_label && without_label) {
+            rc = err_set(err, "%s: labels[%zu]: some images have a class and some have none (null)", name, i);
+            break;
+        }
+        rc = push_file(&l, json_string_value(p), (int32_t)label, err);
+    }
+    if (!rc && json_is_array(labels) && l.n == 0) rc = err_set(err, "%s: the labels list is empty", name);
+    if (!rc && json_is_array(labels)) {
+        list_into(d, &l, with_label > 0);
+        *listed = 1;
+    }
+    list_free(&l);
+    json_decref(root);
+    return rc;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Every *.png below root/rel (sorted; folders not followed past SCAN_MAX_DEPTH, hidden entries skipped). */
+static int scan_pngs(file_list *l, const char *root, const char *rel, int depth, edm2_err *err) {
+    char path[8200];
+    snprintf(path, sizeof path, "%.4000s%s%.4000s", root, *rel ? "/" : "", rel);
+    DIR *dir = opendir(path);
+    if (!dir) return err_set(err, "%s: cannot open folder", path);
+    file_list names = {0};
+    int rc = 0;
+    for (struct dirent *e; !rc && (e = readdir(dir));)
+        if (e->d_name[0] != '.') rc = push_file(&names, e->d_name, -1, err);
+    closedir(dir);
+    if (names.n > 1) qsort(names.files, names.n, sizeof *names.files, cmp_str);
+    for (size_t i = 0; !rc && i < names.n; i++) {
+        char sub[4096], full[8200];
+        if ((size_t)snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", names.files[i]) >= sizeof sub) continue;
+        snprintf(full, sizeof full, "%.4000s/%s", root, sub);
+        struct stat st;
+        size_t len = strlen(names.files[i]);
+        if (lstat(full, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (depth < SCAN_MAX_DEPTH) rc = scan_pngs(l, root, sub, depth + 1, err);
+        } else if (len > 4 && !strcmp(names.files[i] + len - 4, ".png")) {
+            rc = push_file(l, sub, -1, err);
+        }
+    }
+    list_free(&names);
+    return rc;
+}
+
+int folder_open(dataset *d, const char *path, int max_images, edm2_err *err) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "[data] path = '%s': not a folder", path);
+    if (!(d->root = realpath(path, NULL))) return err_set(err, "[data] path = '%s': cannot resolve", path);
+    char jp[4200];
+    snprintf(jp, sizeof jp, "%.4000s/dataset.json", d->root);
+    int listed = 0;
+    if (stat(jp, &st) == 0) {
+        if (st.st_size > JSON_MAX_BYTES) return err_set(err, "%s: larger than %u bytes", jp, JSON_MAX_BYTES);
+        unsigned char *text;
+        size_t len;
+        if (read_file(jp, &text, &len, err)) return -1;
+        int rc = folder_parse_json(d, (const char *)text, len, jp, &listed, err);
+        free(text);
+        if (rc) return -1;
+    }
+    if (!listed) {
+        file_list l = {0};
+        if (scan_pngs(&l, d->root, "", 0, err)) {
+            list_free(&l);
+            return -1;
+        }
+        list_into(d, &l, 0);
+    }
+    if (d->count == 0) return err_set(err, "[data] path = '%s': no images found", path);
+    if (max_images > 0 && max_images < d->count) {
+        for (int i = max_images; i < d->count; i++) free(d->files[i]);
+        d->count = max_images;
+    }
+    if (d->labels && labels_finish(d, jp, err)) return -1;
+    /* Read the first image now, so a wrong resolution or channel count fails before training starts. */
+    float *img = malloc((size_t)d->channels * d->resolution * d->resolution * sizeof(float));
+    if (!img) return err_set(err, "out of memory");
+    int rc = dataset_get(d, 0, img, NULL, 0, err);
+    free(img);
+    if (rc) return -1;
+    snprintf(d->desc, sizeof d->desc, "image folder %.300s: %d images, %dx%dx%d, %d classes", d->root, d->count,
+             d->channels, d->resolution, d->resolution, d->label_dim);
+    return 0;
+}

@@ -1,0 +1,27 @@
+/* data_sources.h: the dataset sources' open functions (internal to dataset.c and the fuzz harnesses).
+ * Each fills count, channels, label_dim, labels, desc and its own fields of *d (resolution is set by the
+ * caller), and returns 0 or -1 with a one-line error naming the file and what was expected. */
+#ifndef EDM2_HOST_DATA_SOURCES_H
+#define EDM2_HOST_DATA_SOURCES_H
+
+#include <stddef.h>
+
+#include "dataset.h"
+
+#define FMNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
+
+int fashion_mnist_open(dataset *d, const char *dir, const char *split, int max_images, edm2_err *err);
+int folder_open(dataset *d, const char *root, int max_images, edm2_err *err);
+int tensors_open(dataset *d, const char *path, int max_images, edm2_err *err);
+
+/* dataset.json text -> d->files / d->labels (paths checked to stay inside the folder). `label_json` names
+ * the file in messages. Sets *listed to 0 when the file says {"labels": null} (then the folder is scanned). */
+int folder_parse_json(dataset *d, const char *text, size_t len, const char *label_json, int *listed, edm2_err *err);
+/* 0 when `rel` is a relative path that stays inside its folder (no "..", no leading '/', no empty or NUL
+ * parts, at most 4095 bytes). */
+int path_stays_inside(const char *rel);
+
+/* Labels: checks that every label is in 0..DATA_MAX_CLASSES-1 and sets d->label_dim = max + 1. */
+int labels_finish(dataset *d, const char *what, edm2_err *err);
+
+#endif

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# fresh-debian-check.sh: proves the README's promise on a machine that has nothing installed. Builds a
+# minimal Debian 12 root (debootstrap --variant=minbase), copies this working tree into two copies of it
+# (what `git clone` would give: tracked and not-ignored files) and runs, as the very first command in
+# each, `./demo` (shortened: DEMO_ARGS, default 2 kimg; it must end with samples.png) and `./test`.
+# Needs root and network access to the Debian mirror. Run it before every change that touches set-up
+# (scripts/, demo, test, CMakeLists.txt, the packages a part needs).
+#
+#   sudo scripts/fresh-debian-check.sh [WORK_DIR]      (WORK_DIR default /var/tmp/edm2-fresh, removed after)
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:-/var/tmp/edm2-fresh}
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+demo_args=${DEMO_ARGS:---set training.duration_kimg=2 --set training.status_kimg=1}
+[ "$(id -u)" -eq 0 ] || { echo "fresh-debian-check: needs root (debootstrap, chroot)"; exit 1; }
+if ! command -v debootstrap >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
+mounted=()
+cleanup() {
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
+  # Never remove a tree that still has the host's /dev or /proc mounted inside it.
+  if grep -q " $work/" /proc/mounts; then
+    echo "fresh-debian-check: mounts remain under $work; not removing it"
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+rm -rf "$work"
+mkdir -p "$work"
+start=$(date +%s)
+echo "== debootstrap --variant=minbase bookworm ($mirror)"
+debootstrap --variant=minbase bookworm "$work/base" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+  { tail -20 "$work/debootstrap.log"; exit 1; }
+echo "   $(( $(date +%s) - start )) s"
+
+# run_first NAME COMMAND: a fresh copy of the root with the tree in /root/edm2, COMMAND as the first command.
+run_first() {
+  local name=$1 cmd=$2 root="$work/$1" t0
+  t0=$(date +%s)
+  cp -a "$work/base" "$root"
+  mkdir -p "$root/root/edm2"
+  (cd "$repo" && git ls-files -z --cached --others --exclude-standard |
+    tar --null -T - -cf - 2>/dev/null) | tar -C "$root/root/edm2" -xf -
+  cp /etc/resolv.conf "$root/etc/resolv.conf"
+  for m in proc sys dev; do
+    mount --bind "/$m" "$root/$m" && mounted+=("$root/$m")
+  done
+  echo "== $name: $cmd (first command on a fresh Debian 12)"
+  if ! chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb \
+      bash -c "cd /root/edm2 && $cmd" >"$work/$name.log" 2>&1; then
+    tail -30 "$work/$name.log"
+    echo "fresh-debian-check: '$cmd' FAILED on a fresh root (log above)"
+    exit 1
+  fi
+  tail -4 "$work/$name.log"
+  echo "   $name passed in $(( $(date +%s) - t0 )) s"
+}
+
+run_first demo "./demo $demo_args && test -s runs/fashion-mnist-demo/samples.png"
+run_first test "./test"
+echo "== fresh-debian-check passed in $(( $(date +%s) - start )) s"
