@@ -1,6 +1,7 @@
 /* arena.c: arena <-> safetensors by name, with shape checks. */
 #include "arena.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,30 +22,44 @@ static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape) {
     if (n < len) snprintf(buf + n, len - n, "]");
 }
 
-int arena_load(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, int strict,
-               edm2_err *err) {
+int arena_check(const edm2_network_info *info, const st_file *f, const char *prefix, edm2_err *err) {
     char name[512];
     for (size_t i = 0; i < info->param_count; i++) {
         const edm2_param_desc *d = &info->params[i];
         snprintf(name, sizeof name, "%s%s", prefix, d->name);
         const st_tensor *t = st_find(f, name);
-        if (!t) return err_set(err, "%s: missing tensor '%s'", f->path, name);
+        if (!t)
+            return err_set(err, "%s: missing tensor '%s' (the network its metadata describe has it)", f->path, name);
         if (!arena_shape_matches(d, t)) {
             char want[128], got[128];
             shape_str(want, sizeof want, (int)d->ndim, d->shape);
             shape_str(got, sizeof got, t->ndim, t->shape);
             return err_set(err, "%s: tensor '%s' has shape %s, the network expects %s", f->path, name, got, want);
         }
-        st_to_f32(t, arena + d->offset);
     }
-    if (strict) {
-        size_t plen = strlen(prefix);
-        for (size_t j = 0; j < f->n; j++) {
-            if (strncmp(f->t[j].name, prefix, plen) != 0) continue;
-            int known = 0;
-            for (size_t i = 0; i < info->param_count && !known; i++) known = strcmp(f->t[j].name + plen, info->params[i].name) == 0;
-            if (!known) return err_set(err, "%s: unexpected tensor '%s' (not a parameter of this network)", f->path, f->t[j].name);
-        }
+    /* Every tensor under the prefix must be used. */
+    size_t plen = strlen(prefix);
+    for (size_t j = 0; j < f->n; j++) {
+        if (strncmp(f->t[j].name, prefix, plen) != 0) continue;
+        int known = 0;
+        for (size_t i = 0; i < info->param_count && !known; i++) known = strcmp(f->t[j].name + plen, info->params[i].name) == 0;
+        if (!known)
+            return err_set(err, "%s: unexpected tensor '%s': not a parameter of the network its metadata describe",
+                           f->path, f->t[j].name);
+    }
+    return 0;
+}
+
+int arena_load(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, edm2_err *err) {
+    if (arena_check(info, f, prefix, err)) return -1;
+    char name[512];
+    for (size_t i = 0; i < info->param_count; i++) {
+        const edm2_param_desc *d = &info->params[i];
+        snprintf(name, sizeof name, "%s%s", prefix, d->name);
+        float *dst = arena + d->offset;
+        st_to_f32(st_find(f, name), dst);
+        for (size_t k = 0; k < d->numel; k++)
+            if (!isfinite(dst[k])) return err_set(err, "%s: tensor '%s' holds %g at index %zu", f->path, name, dst[k], k);
     }
     return 0;
 }

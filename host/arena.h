@@ -7,10 +7,12 @@
 #include "errors.h"
 #include "safetensors.h"
 
-/* Fills arena[] from tensors `prefix + name`. Every table entry must be present with its shape (a scalar
- * may be stored as [] or [1]); with `strict`, a tensor under the prefix that names no entry is an error. */
-int arena_load(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, int strict,
-               edm2_err *err);
+/* Checks that every table entry is present as tensor `prefix + name` with its shape (a scalar may be
+ * stored as [] or [1]), and that every tensor under the prefix names an entry, so a file whose metadata
+ * describe another network than its tensors is refused. Allocates nothing. */
+int arena_check(const edm2_network_info *info, const st_file *f, const char *prefix, edm2_err *err);
+/* arena_check, then fills arena[] from the tensors; every value must be finite. */
+int arena_load(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, edm2_err *err);
 /* Checks one tensor against one table entry (same count of elements and the same shape). */
 int arena_shape_matches(const edm2_param_desc *d, const st_tensor *t);
 /* Describes the entries of an arena as st_out records named prefix+name (names in `names`, caller frees

@@ -57,7 +57,6 @@ int section_from_meta(check_ctx *c, cfg *out, const char *section, const edm2_pl
                       edm2_err *err);
 /* Reads reference tensors `prefix + name` into a host arena (calloc'ed, arena_floats). */
 float *ref_arena(check_ctx *c, const char *prefix, edm2_err *err);
-int meta_int(check_ctx *c, const char *key, long long *out, edm2_err *err);
 
 /* Uploads params (host arena), runs the loss on in/x with in/sigma and in/noise, downloads the gradients
  * (and the per-element loss when `loss` is non-NULL). */

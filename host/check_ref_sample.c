@@ -22,7 +22,7 @@ static int open_net(check_ctx *c, net_instance *ni, const char *prefix, const ch
     if (rc) return -1;
     float *host = calloc(ni->info.arena_floats + 1, sizeof(float));
     if (!host) return err_set(err, "out of memory");
-    rc = arena_load(&ni->info, &c->ref, prefix, host, 1, err);
+    rc = arena_load(&ni->info, &c->ref, prefix, host, err);
     if (!rc) rc = rt_upload(&c->rt, ni->params, host, ni->info.arena_floats, err);
     free(host);
     return rc;

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "check_ref.h"
+#include "metadata.h"
 #include "validate.h"
+#include "log.h"
 
 /* The reference gradients of step k as an arena (0 where absent). */
 static float *ref_grads(check_ctx *c, int k, edm2_err *err) {
@@ -57,11 +59,11 @@ static int plugins_open(check_ctx *c, step_plugins *sp, const plugin_rec *orec, 
     sp->ovt = orec->desc->vtable;
     sp->evt = erec->desc->vtable;
     if (sp->ovt->create(&c->rt.services, &ov.api, &c->rt.ops, &c->net.info, &sp->opt) != EDM2_OK) {
-        err_set(err, "optimizer %s: create failed", orec->desc->id);
+        err_plugin(err, "optimizer %s: create failed", orec->desc->id);
         goto done;
     }
     if (sp->evt->create(&c->rt.services, &ev.api, &c->rt.ops, &sp->ema) != EDM2_OK) {
-        err_set(err, "ema %s: create failed", erec->desc->id);
+        err_plugin(err, "ema %s: create failed", erec->desc->id);
         goto done;
     }
     sp->nema = sp->evt->count(sp->ema);
@@ -87,7 +89,7 @@ static void plugins_close(check_ctx *c, step_plugins *sp) {
 static int ema_step(check_ctx *c, step_plugins *sp, const float *params, long long t, long long dt, int k,
                     const char *tag, cmp_mode mode, float *host, edm2_err *err) {
     size_t A = c->net.info.arena_floats;
-    if (sp->evt->update(sp->ema, sp->avg, params, A, t, dt) != EDM2_OK) return err_set(err, "ema update failed");
+    if (sp->evt->update(sp->ema, sp->avg, params, A, t, dt) != EDM2_OK) return err_plugin(err, "ema update failed");
     for (size_t i = 0; i < sp->nema; i++) {
         char prefix[96], label[96];
         snprintf(prefix, sizeof prefix, "step%d/ema%s/", k, sp->evt->label(sp->ema, i));
@@ -103,8 +105,10 @@ int group_steps(check_ctx *c, batch_bufs *b, edm2_err *err) {
         skip(c, "stepK/params, EMAs", "no optimizer/EMA groups");
         return 0;
     }
-    long long start, batch;
-    if (meta_int(c, "start_nimg", &start, err) || meta_int(c, "batch", &batch, err)) return -1;
+    int64_t start, batch;
+    if (meta_int(&c->ref, "start_nimg", 0, (int64_t)1 << 50, &start, err) ||
+        meta_int(&c->ref, "batch", 1, 1 << 24, &batch, err))
+        return -1;
     edm2_backend_id bid = c->rt.backend_rec->desc->backend;
     const plugin_rec *orec = registry_find(&c->reg, EDM2_KIND_OPTIMIZER, "adam", bid);
     const plugin_rec *erec = registry_find(&c->reg, EDM2_KIND_EMA, "power", bid);
@@ -137,7 +141,7 @@ int group_steps(check_ctx *c, batch_bufs *b, edm2_err *err) {
         free(p), free(g);
         if (bad) goto done;
         if (fed.ovt->step(fed.opt, c->net.params, b->grads, start + (k - 1) * batch, batch, &lr) != EDM2_OK) {
-            err_set(err, "optimizer step failed");
+            err_plugin(err, "optimizer step failed");
             goto done;
         }
         snprintf(name, sizeof name, "step%d/lr", k);
@@ -165,7 +169,7 @@ int group_steps(check_ctx *c, batch_bufs *b, edm2_err *err) {
         char name[96], label[96];
         if (rt_upload(&c->rt, c->net.params, host, A, err)) goto done;
         if (c->net.vt->normalize_weights(c->net.net, c->net.params) != EDM2_OK) {
-            err_set(err, "normalize_weights failed");
+            err_plugin(err, "normalize_weights failed");
             goto done;
         }
         if (rt_download(&c->rt, host, c->net.params, A, err)) goto done;
@@ -181,7 +185,7 @@ int group_steps(check_ctx *c, batch_bufs *b, edm2_err *err) {
         if (run_loss(c, b, host, grads, NULL, &objective, err)) goto done; /* uploads host as params */
         if (rt_upload(&c->rt, b->grads, grads, A, err)) goto done;
         if (e2e.ovt->step(e2e.opt, c->net.params, b->grads, start + (k - 1) * batch, batch, NULL) != EDM2_OK) {
-            err_set(err, "optimizer step failed");
+            err_plugin(err, "optimizer step failed");
             goto done;
         }
         if (rt_download(&c->rt, host, c->net.params, A, err)) goto done;

@@ -2,10 +2,13 @@
 #include "checkpoint.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "metadata.h"
 
 #define PREFIX "training-state-"
 #define SUFFIX ".safetensors"
@@ -69,13 +72,8 @@ int ckpt_find_latest(const char *run_dir, char *path_out, size_t len, edm2_err *
     return 0;
 }
 
-static int meta_ll(const st_file *f, const char *key, int64_t *out, edm2_err *err) {
-    const char *v = st_meta(f, key);
-    if (!v) return err_set(err, "%s: not a training checkpoint (no %s)", f->path, key);
-    *out = strtoll(v, NULL, 10);
-    return 0;
-}
-
+/* Validates a checkpoint before any of it is used: metadata counts in range and consistent, exactly the
+ * expected tensors (1-D, float32, the right sizes), every value finite. */
 int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err) {
     st_file f;
     if (st_open(&f, path, err)) {
@@ -84,26 +82,43 @@ int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *in
     }
     int rc = 0;
     ckpt_info got = {0};
-    if (meta_ll(&f, "edm2.nimg", &got.nimg, err) || meta_ll(&f, "edm2.optimizer_step", &got.optimizer_step, err) ||
-        meta_ll(&f, "edm2.batch", &got.batch, err) || meta_ll(&f, "edm2.seed", &got.seed, err))
+    if (!st_meta(&f, "edm2.checkpoint"))
+        rc = err_set(err, "%s: not a training checkpoint (no metadata edm2.checkpoint)", path);
+    if (!rc && (meta_int(&f, "edm2.batch", 1, CKPT_MAX_BATCH, &got.batch, err) ||
+                meta_int(&f, "edm2.nimg", 0, CKPT_MAX_NIMG, &got.nimg, err) ||
+                meta_int(&f, "edm2.optimizer_step", 0, CKPT_MAX_NIMG, &got.optimizer_step, err) ||
+                meta_int(&f, "edm2.seed", INT64_MIN, INT64_MAX, &got.seed, err)))
         rc = -1;
+    if (!rc && got.nimg % got.batch)
+        rc = err_set(err, "%s: metadata edm2.nimg = %lld is not a multiple of edm2.batch = %lld", path,
+                     (long long)got.nimg, (long long)got.batch);
+    if (!rc && got.optimizer_step > got.nimg / got.batch)
+        rc = err_set(err, "%s: metadata edm2.optimizer_step = %lld exceeds the %lld steps of %lld images in batches of %lld",
+                     path, (long long)got.optimizer_step, (long long)(got.nimg / got.batch), (long long)got.nimg,
+                     (long long)got.batch);
     const char *fp = st_meta(&f, "edm2.fingerprint");
     if (!rc && (!fp || strcmp(fp, info->fingerprint)))
-        rc = err_set(err, "%s: was written for another network (%s); this config builds %s. Use a new run_dir.", path,
-                     fp ? fp : "?", info->fingerprint);
+        rc = err_set(err, "%s: was written for another network (%.300s); this config builds %.300s. Use a new run_dir.",
+                     path, fp ? fp : "?", info->fingerprint);
     if (!rc && got.batch != info->batch)
         rc = err_set(err, "%s: was trained with batch %lld; this config says %lld (resume needs the same batch)", path,
                      (long long)got.batch, (long long)info->batch);
     if (!rc && got.seed != info->seed)
         rc = err_set(err, "%s: was trained with seed %lld; this config says %lld", path, (long long)got.seed,
                      (long long)info->seed);
+    if (!rc && f.n != n)
+        rc = err_set(err, "%s: holds %zu tensors, this run keeps %zu (params, optimizer state, EMAs)", path, f.n, n);
     for (size_t i = 0; !rc && i < n; i++) {
         const st_tensor *t = st_find(&f, bufs[i].name);
-        if (!t || t->numel != bufs[i].n) {
-            rc = err_set(err, "%s: missing or misshaped '%s' (expected %zu floats)", path, bufs[i].name, bufs[i].n);
+        if (!t || t->ndim != 1 || t->numel != bufs[i].n || t->dtype != ST_F32) {
+            rc = err_set(err, "%s: missing or misshaped '%s' (expected %zu float32 values)", path, bufs[i].name, bufs[i].n);
             break;
         }
         st_to_f32(t, bufs[i].host);
+        for (size_t k = 0; k < bufs[i].n && !rc; k++)
+            if (!isfinite(bufs[i].host[k]))
+                rc = err_set(err, "%s: '%s' holds %g at index %zu (a damaged checkpoint)", path, bufs[i].name,
+                             bufs[i].host[k], k);
     }
     if (!rc) {
         info->nimg = got.nimg;

@@ -25,7 +25,13 @@ typedef struct ckpt_info {
 int ckpt_write(const char *path, const ckpt_buffer *bufs, size_t n, const ckpt_info *info, edm2_err *err);
 /* The newest checkpoint in run_dir (by images seen), or 0 with *path_out empty when there is none. */
 int ckpt_find_latest(const char *run_dir, char *path_out, size_t len, edm2_err *err);
-/* Reads every buffer (sizes must match) and the info; checks the fingerprint, batch and seed. */
+#define CKPT_MAX_NIMG ((int64_t)1 << 50)
+#define CKPT_MAX_BATCH ((int64_t)1 << 24)
+
+/* Reads every buffer and the info, after validating the whole file: metadata present, integral, in range
+ * and consistent (nimg a multiple of batch, step <= nimg / batch), the fingerprint, batch and seed of this
+ * run, exactly the expected float32 tensors with the expected sizes, every value finite. Errors are one
+ * line naming the file and the field. */
 int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err);
 /* Removes all but the newest `keep` checkpoints (keep 0 = keep all). */
 void ckpt_prune(const char *run_dir, int keep);

@@ -11,6 +11,7 @@
 #include "config.h"
 #include "log.h"
 #include "runtime.h"
+#include "metadata.h"
 #include "schema.h"
 #include "validate.h"
 
@@ -123,20 +124,7 @@ void compare_fwd(check_ctx *c, const char *name, const float *got, size_t n, int
 /* A cfg section holding every metadata key the plugin's schema knows; values checked against it. */
 int section_from_meta(check_ctx *c, cfg *out, const char *section, const edm2_plugin_desc *d, const char *alias_prefix,
                       edm2_err *err) {
-    for (uint32_t k = 0; k < d->key_count; k++) {
-        const char *v = st_meta(&c->ref, d->keys[k].name);
-        if (!v && alias_prefix) {
-            char alias[160];
-            snprintf(alias, sizeof alias, "%s%s", alias_prefix, d->keys[k].name);
-            v = st_meta(&c->ref, alias);
-        }
-        if (!v) continue;
-        if (value_check(d->keys[k].type, v))
-            return err_set(err, "%s: __metadata__ %s = '%s': expected %s", c->ref.path, d->keys[k].name, v,
-                           type_name(d->keys[k].type));
-        if (cfg_put(out, section, d->keys[k].name, v)) return err_set(err, "out of memory");
-    }
-    return 0;
+    return meta_section(&c->ref, d, alias_prefix, out, section, err);
 }
 
 static int load_inputs(check_ctx *c, edm2_err *err) {
@@ -168,18 +156,11 @@ float *ref_arena(check_ctx *c, const char *prefix, edm2_err *err) {
         err_set(err, "out of memory");
         return NULL;
     }
-    if (arena_load(&c->net.info, &c->ref, prefix, host, 1, err)) {
+    if (arena_load(&c->net.info, &c->ref, prefix, host, err)) {
         free(host);
         return NULL;
     }
     return host;
-}
-
-int meta_int(check_ctx *c, const char *key, long long *out, edm2_err *err) {
-    const char *v = st_meta(&c->ref, key);
-    if (!v || value_check(EDM2_CFG_INT, v)) return err_set(err, "%s: __metadata__ needs an integer '%s'", c->ref.path, key);
-    *out = strtoll(v, NULL, 10);
-    return 0;
 }
 
 /* Uploads reference tensors `prefix*` into the network's parameter arena. */
@@ -234,7 +215,7 @@ static int group_eval(check_ctx *c, batch_bufs *b, edm2_err *err) {
     fa.params = c->net.params, fa.x = b->x, fa.sigma = b->sigma, fa.labels = b->labels, fa.N = c->N;
     fa.D = b->D, fa.logvar = b->logvar;
     if (c->net.vt->forward(c->net.net, &fa) != EDM2_OK) {
-        err_set(err, "network forward failed");
+        err_plugin(err, "network forward failed");
         goto done;
     }
     if (rt_download(&c->rt, D, b->D, E, err) || rt_download(&c->rt, lv, b->logvar, N, err)) goto done;
@@ -253,7 +234,7 @@ int run_loss(check_ctx *c, batch_bufs *b, const float *params, float *grads, flo
     const edm2_network_info *info = &c->net.info;
     size_t E = c->img_elems, A = info->arena_floats;
     if (rt_upload(&c->rt, c->net.params, params, A, err) || rt_upload(&c->rt, b->x, c->x, E, err)) return -1;
-    if (c->rt.bvt->fill(c->rt.b, b->grads, 0.0f, A) != EDM2_OK) return err_set(err, "backend fill failed");
+    if (c->rt.bvt->fill(c->rt.b, b->grads, 0.0f, A) != EDM2_OK) return err_plugin(err, "backend fill failed");
     const edm2_loss_vtable *lvt = c->loss_rec->desc->vtable;
     cfg lcfg = {0};
     config_view view;
@@ -265,7 +246,7 @@ int run_loss(check_ctx *c, batch_bufs *b, const float *params, float *grads, flo
     edm2_loss *L = NULL;
     edm2_status s = lvt->create(&c->rt.services, &view.api, &c->rt.ops, &L);
     cfg_free(&lcfg);
-    if (s != EDM2_OK) return err_set(err, "loss %s: create failed", c->loss_rec->desc->id);
+    if (s != EDM2_OK) return err_plugin(err, "loss %s: create failed", c->loss_rec->desc->id);
     edm2_loss_batch lb;
     memset(&lb, 0, sizeof lb);
     lb.struct_size = sizeof lb;
@@ -273,7 +254,7 @@ int run_loss(check_ctx *c, batch_bufs *b, const float *params, float *grads, flo
     lb.sigma = b->sigma, lb.noise = b->noise, lb.loss_out = b->loss;
     s = lvt->compute(L, net_ref(&c->net), c->net.params, b->grads, &lb, objective);
     lvt->destroy(L);
-    if (s != EDM2_OK) return err_set(err, "loss %s: compute failed", c->loss_rec->desc->id);
+    if (s != EDM2_OK) return err_plugin(err, "loss %s: compute failed", c->loss_rec->desc->id);
     if (rt_download(&c->rt, grads, b->grads, A, err)) return -1;
     return loss ? rt_download(&c->rt, loss, b->loss, E, err) : 0;
 }

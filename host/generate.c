@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../plugins/common/philox.h"
+#include "log.h"
 
 #define STREAM_LABEL 0x4C4142454Cull /* "LABEL" */
 
@@ -64,7 +65,7 @@ int generator_open(generator *gen, runtime *rt, net_instance *net, net_instance 
     }
     gen->svt = sampler->desc->vtable;
     if (gen->svt->create(&rt->services, scfg, &rt->ops, &gen->s) != EDM2_OK)
-        return err_set(err, "sampler %s: create failed (see the message above)", sampler->desc->id);
+        return err_plugin(err, "sampler %s: create failed", sampler->desc->id);
     return 0;
 }
 
@@ -92,19 +93,19 @@ int generator_run(generator *gen, const uint64_t *seeds, const float *noise_host
         for (int i = 0; i < n; i++) {
             edm2_rng r = {seeds[i], 0, 0};
             if (rt->bvt->randn(rt->b, gen->x + (size_t)i * gen->per, gen->per, r) != EDM2_OK)
-                return err_set(err, "backend randn failed");
+                return err_plugin(err, "backend randn failed");
         }
     }
     if (gen->L) {
         if (labels_host) {
             if (rt_upload(rt, gen->labels, labels_host, (size_t)n * gen->L, err)) return -1;
         } else if (rt->bvt->fill(rt->b, gen->labels, 0.0f, (size_t)n * gen->L) != EDM2_OK) {
-            return err_set(err, "backend fill failed");
+            return err_plugin(err, "backend fill failed");
         }
     }
     edm2_denoiser den = {gen, denoise, randn_per_seed, gen->per * n};
     if (gen->svt->sample(gen->s, &den, gen->x) != EDM2_OK)
-        return err_set(err, "sampling failed%s", gen->last != EDM2_OK ? " in the network (see above)" : "");
+        return err_plugin(err, "sampling failed%s", gen->last != EDM2_OK ? " in the network" : "");
     return rt_download(rt, out_host, gen->x, gen->per * n, err);
 }
 

@@ -11,6 +11,7 @@
 #include "fileio.h"
 #include "jobs.h"
 #include "log.h"
+#include "metadata.h"
 #include "phema.h"
 #include "snapshot.h"
 
@@ -39,19 +40,22 @@ static int list_inputs(const char *dir, const char *ema_id, input **out, int *n,
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         st_file f;
-        edm2_err ignored;
-        if (st_open(&f, path, &ignored)) {
+        edm2_err why;
+        if (st_open(&f, path, &why)) {
+            LOG_WARN("skipping %s", why.msg);
             st_close(&f);
             continue;
         }
-        const char *id = st_meta(&f, "edm2.ema"), *param = st_meta(&f, "edm2.ema_param");
-        int64_t nimg;
-        if (id && param && !strcmp(id, ema_id) && !st_meta(&f, "edm2.posthoc") && !snapshot_nimg(&f, &nimg)) {
-            input *o = realloc(*out, (size_t)(*n + 1) * sizeof *o);
-            if (!o) rc = err_set(err, "out of memory");
-            else {
+        const char *id = st_meta(&f, "edm2.ema");
+        if (id && !strcmp(id, ema_id) && st_meta(&f, "edm2.ema_param") && !st_meta(&f, "edm2.posthoc")) {
+            int64_t nimg;
+            double param;
+            if (snapshot_nimg(&f, &nimg, err) || meta_number(&f, "edm2.ema_param", 0, 1e300, &param, err)) rc = -1;
+            input *o = rc ? NULL : realloc(*out, (size_t)(*n + 1) * sizeof *o);
+            if (!rc && !o) rc = err_set(err, "out of memory");
+            if (o) {
                 *out = o;
-                o[*n] = (input){strdup(path), (double)nimg, strtod(param, NULL)};
+                o[*n] = (input){strdup(path), (double)nimg, param};
                 (*n)++;
             }
         }
@@ -60,6 +64,21 @@ static int list_inputs(const char *dir, const char *ema_id, input **out, int *n,
     closedir(d);
     if (!rc && *n > 1) qsort(*out, (size_t)*n, sizeof **out, cmp_input);
     return rc;
+}
+
+/* Snapshots averaged together must describe the same network (every hyperparameter of its plugin). */
+static int same_network(const st_file *a, const st_file *b, const edm2_plugin_desc *d, edm2_err *err) {
+    const char *na = st_meta(a, "edm2.network"), *nb = st_meta(b, "edm2.network");
+    if ((na || nb) && (!na || !nb || strcmp(na, nb)))
+        return err_set(err, "%s: network '%s', but %s holds '%s'", b->path, nb ? nb : "?", a->path, na ? na : "?");
+    for (uint32_t k = 0; k < d->key_count; k++) {
+        const char *va = st_meta(a, d->keys[k].name), *vb = st_meta(b, d->keys[k].name);
+        int ua = !va || meta_is_unset(va), ub = !vb || meta_is_unset(vb);
+        if (ua != ub || (!ua && strcmp(va, vb)))
+            return err_set(err, "%s: metadata %s = '%.100s', but %s says '%.100s': snapshots of different networks",
+                           b->path, d->keys[k].name, ub ? "(unset)" : vb, a->path, ua ? "(unset)" : va);
+    }
+    return 0;
 }
 
 int job_phema(const run_config *rc, edm2_err *err) {
@@ -92,7 +111,7 @@ int job_phema(const run_config *rc, edm2_err *err) {
     }
     if (runtime_open(&rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, (int)edm2_cfg_int(&jv.api, "threads", 0), err)) goto done;
     if (evt->create(&rt.services, &ev.api, &rt.ops, &ema) != EDM2_OK) {
-        err_set(err, "ema %s: create failed", erec->desc->id);
+        err_plugin(err, "ema %s: create failed", erec->desc->id);
         goto done;
     }
     double lo, hi;
@@ -159,12 +178,12 @@ int job_phema(const run_config *rc, edm2_err *err) {
             st_close(&f);
             goto done;
         }
-        int bad = arena_load(&net.info, &f, "", host, 0, err);
+        int bad = same_network(&first, &f, net.rec->desc, err) || arena_load(&net.info, &f, "", host, err);
         st_close(&f);
         if (bad || rt_upload(&rt, theta, host, A, err)) goto done;
         for (int j = 0; j < nout; j++)
             if (rt.bvt->axpby(rt.b, acc[j], (float)X[i * nout + j], theta, 1.0f, A) != EDM2_OK) {
-                err_set(err, "backend axpby failed");
+                err_plugin(err, "backend axpby failed");
                 goto done;
             }
     }

@@ -65,7 +65,7 @@ typedef struct trainer {
 } trainer;
 
 static int fail_plugin(edm2_err *err, const char *kind, const char *id) {
-    return err_set(err, "%s %s: create failed (see the message above)", kind, id);
+    return err_plugin(err, "%s %s: create failed", kind, id);
 }
 
 /* "mp_unet:img_resolution=32;..." over every schema key of the network plugin. */
@@ -201,7 +201,7 @@ static int write_grid(trainer *t, edm2_err *err) {
     }
     if (rt_download(&t->rt, params_copy, t->net.params, t->net.info.arena_floats, err)) goto done;
     if (t->rt.bvt->copy(t->rt.b, t->net.params, t->avg[which], t->net.info.arena_floats * sizeof(float)) != EDM2_OK) {
-        err_set(err, "backend copy failed");
+        err_plugin(err, "backend copy failed");
         goto done;
     }
     if (generator_open(&gen, &t->rt, &t->net, NULL, 1.0, srec, &sv.api, err)) goto done;
@@ -333,10 +333,10 @@ static int start_or_resume(trainer *t, edm2_err *err) {
         return 0;
     }
     if (t->net.vt->init_params(t->net.net, t->net.params, (uint64_t)t->seed) != EDM2_OK)
-        return err_set(err, "network init failed");
+        return err_plugin(err, "network init failed");
     for (size_t i = 0; i < t->nema; i++)
         if (t->rt.bvt->copy(t->rt.b, t->avg[i], t->net.params, t->net.info.arena_floats * sizeof(float)) != EDM2_OK)
-            return err_set(err, "backend copy failed");
+            return err_plugin(err, "backend copy failed");
     t->nimg = 0;
     return 0;
 }
@@ -349,8 +349,8 @@ static int train_step(trainer *t, double *loss, double *lr, edm2_err *err) {
     if (loader_next(&t->ld, &img, &lab, err)) return -1;
     if (rt_upload(&t->rt, t->y, img, per * t->batch, err)) return -1;
     if (info->label_dim && rt_upload(&t->rt, t->labels, lab, (size_t)t->batch * info->label_dim, err)) return -1;
-    if (t->net.vt->normalize_weights(t->net.net, t->net.params) != EDM2_OK) return err_set(err, "normalize_weights failed");
-    if (t->rt.bvt->fill(t->rt.b, t->grads, 0.0f, info->arena_floats) != EDM2_OK) return err_set(err, "backend fill failed");
+    if (t->net.vt->normalize_weights(t->net.net, t->net.params) != EDM2_OK) return err_plugin(err, "normalize_weights failed");
+    if (t->rt.bvt->fill(t->rt.b, t->grads, 0.0f, info->arena_floats) != EDM2_OK) return err_plugin(err, "backend fill failed");
     double objective = 0;
     for (int64_t j = 0; j < t->batch; j += t->batch_gpu) {
         edm2_loss_batch lb;
@@ -364,14 +364,14 @@ static int train_step(trainer *t, double *loss, double *lr, edm2_err *err) {
         lb.dropout_rng = (edm2_rng){(uint64_t)t->seed, STREAM_DROPOUT + (uint64_t)(t->nimg + j), 0};
         double part = 0;
         if (t->lvt->compute(t->loss, net_ref(&t->net), t->net.params, t->grads, &lb, &part) != EDM2_OK)
-            return err_set(err, "loss computation failed at kimg %.3f (see the message above)", t->nimg / 1000.0);
+            return err_plugin(err, "loss computation failed at kimg %.3f", t->nimg / 1000.0);
         objective += part;
     }
     if (t->ovt->step(t->opt, t->net.params, t->grads, t->nimg, t->batch, lr) != EDM2_OK)
-        return err_set(err, "optimizer step failed at kimg %.3f", t->nimg / 1000.0);
+        return err_plugin(err, "optimizer step failed at kimg %.3f", t->nimg / 1000.0);
     t->nimg += t->batch;
     if (t->evt->update(t->ema, t->avg, t->net.params, info->arena_floats, t->nimg, t->batch) != EDM2_OK)
-        return err_set(err, "EMA update failed");
+        return err_plugin(err, "EMA update failed");
     *loss = objective / (double)per;
     return 0;
 }

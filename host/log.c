@@ -1,12 +1,31 @@
-/* log.c: one-line messages to stderr and an optional log file; the plugin-facing log callback. */
+/* log.c: one-line messages to stderr and an optional log file; the plugin-facing log callback. A
+ * plugin's error message is held back until the host either folds it into its own one-line error
+ * (log_take_plugin_error) or logs anything else, so a failure reads as one line, never as the plugin's
+ * reason followed by "see the message above". */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 static edm2_log_level g_min_level = EDM2_LOG_INFO;
 static FILE *g_file;
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static char g_held[1200]; /* "who: message" of the latest plugin error not yet reported */
+static char g_held_who[64];
+
+static void emit(edm2_log_level level, const char *who, const char *msg);
+
+/* Prints a held plugin error (caller holds g_mu). */
+static void flush_held(void) {
+    if (!g_held[0]) return;
+    char msg[sizeof g_held], who[sizeof g_held_who];
+    memcpy(msg, g_held, sizeof msg), memcpy(who, g_held_who, sizeof who);
+    g_held[0] = 0;
+    emit(EDM2_LOG_ERROR, who[0] ? who : NULL, msg);
+}
 
 static const char *level_name(edm2_log_level level) {
     switch (level) {
@@ -54,12 +73,39 @@ void log_msg(edm2_log_level level, const char *who, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    pthread_mutex_lock(&g_mu);
+    flush_held();
     emit(level, who, msg);
+    pthread_mutex_unlock(&g_mu);
 }
 
 static void plugin_log(void *ctx, edm2_log_level level, const char *who, const char *msg) {
     (void)ctx;
-    emit(level, who, msg ? msg : "(null)");
+    pthread_mutex_lock(&g_mu);
+    flush_held();
+    if (level == EDM2_LOG_ERROR) {
+        snprintf(g_held, sizeof g_held, "%s", msg ? msg : "(null)");
+        snprintf(g_held_who, sizeof g_held_who, "%s", who ? who : "");
+    } else {
+        emit(level, who, msg ? msg : "(null)");
+    }
+    pthread_mutex_unlock(&g_mu);
+}
+
+const char *log_take_plugin_error(char *buf, size_t len, const char *fallback) {
+    pthread_mutex_lock(&g_mu);
+    if (g_held[0] && g_held_who[0]) snprintf(buf, len, "%s: %s", g_held_who, g_held);
+    else if (g_held[0]) snprintf(buf, len, "%s", g_held);
+    else snprintf(buf, len, "%s", fallback);
+    g_held[0] = 0;
+    pthread_mutex_unlock(&g_mu);
+    return buf;
+}
+
+void log_flush(void) {
+    pthread_mutex_lock(&g_mu);
+    flush_held();
+    pthread_mutex_unlock(&g_mu);
 }
 
 edm2_host log_host_services(int threads) {
@@ -71,4 +117,14 @@ edm2_host log_host_services(int threads) {
     h.log = plugin_log;
     h.threads = threads > 0 ? threads : 1;
     return h;
+}
+
+int err_plugin(edm2_err *e, const char *fmt, ...) {
+    char what[1024], why[sizeof g_held + sizeof g_held_who + 4];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    log_take_plugin_error(why, sizeof why, "");
+    return err_set(e, "%s%s%s", what, why[0] ? ": " : "", why);
 }

@@ -3,14 +3,24 @@
 #ifndef EDM2_HOST_LOG_H
 #define EDM2_HOST_LOG_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "edm2/edm2_plugin.h"
+#include "errors.h"
 
 void log_set_level(edm2_log_level min_level);
 /* Also append every message to `path` (e.g. RUN_DIR/log.txt); NULL closes it. Returns 0 or -1. */
 int log_open_file(const char *path);
 void log_msg(edm2_log_level level, const char *who, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The latest error message a plugin logged and the host has not reported yet ("who: message"), or
+ * `fallback`; into buf, which is returned. Used to fold a plugin's reason into the host's one-line error. */
+const char *log_take_plugin_error(char *buf, size_t len, const char *fallback);
+/* Sets a one-line error: the host's context (printf-style), then ": " and the plugin's held reason if a
+ * plugin logged one. Returns -1 like err_set. */
+int err_plugin(edm2_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints a held plugin error, if any (at exit, so that nothing a plugin said is lost). */
+void log_flush(void);
 /* The services table for plugins; `threads` is what plugins may use. */
 edm2_host log_host_services(int threads);
 

@@ -62,7 +62,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     for (size_t c = 0; c < sizeof k_commands / sizeof *k_commands; c++)
-        if (!strcmp(argv[i], k_commands[c].name)) return k_commands[c].fn(argc - i - 1, argv + i + 1);
+        if (!strcmp(argv[i], k_commands[c].name)) {
+            int rc = k_commands[c].fn(argc - i - 1, argv + i + 1);
+            log_flush(); /* a plugin's error that no host message reported */
+            return rc;
+        }
     fprintf(stderr, "error: unknown command '%s' (see edm2host --help)\n", argv[i]);
     return 2;
 }

@@ -17,7 +17,7 @@ int runtime_open(runtime *rt, const plugin_rec *backend, const edm2_config *cfg,
     if (backend->desc->probe && backend->desc->probe(why, sizeof why) != EDM2_OK)
         return err_set(err, "backend %s cannot run here: %s", backend->desc->id, why);
     if (rt->bvt->create(&rt->services, cfg, &rt->b) != EDM2_OK)
-        return err_set(err, "backend %s: create failed (see the message above)", backend->desc->id);
+        return err_plugin(err, "backend %s: create failed", backend->desc->id);
     rt->ops.vt = rt->bvt;
     rt->ops.b = rt->b;
     return 0;
@@ -49,16 +49,24 @@ int rt_download(runtime *rt, float *dst, const float *src, size_t floats, edm2_e
     return rt->bvt->download(rt->b, dst, src, floats * sizeof(float)) == EDM2_OK ? 0 : err_set(err, "download failed");
 }
 
-int net_open(net_instance *ni, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err) {
+int net_create(net_instance *ni, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err) {
     memset(ni, 0, sizeof *ni);
     ni->rec = rec;
     ni->vt = rec->desc->vtable;
     if (ni->vt->create(&rt->services, cfg, &rt->ops, &ni->net) != EDM2_OK)
-        return err_set(err, "network %s: create failed (see the message above)", rec->desc->id);
+        return err_plugin(err, "network %s: create failed", rec->desc->id);
     ni->info.struct_size = sizeof ni->info;
-    if (ni->vt->get_info(ni->net, &ni->info) != EDM2_OK) return err_set(err, "network %s: get_info failed", rec->desc->id);
+    if (ni->vt->get_info(ni->net, &ni->info) != EDM2_OK) return err_plugin(err, "network %s: get_info failed", rec->desc->id);
+    return 0;
+}
+
+int net_alloc_params(net_instance *ni, runtime *rt, edm2_err *err) {
     ni->params = rt_alloc(rt, ni->info.arena_floats, err);
     return ni->params ? 0 : -1;
+}
+
+int net_open(net_instance *ni, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err) {
+    return net_create(ni, rt, rec, cfg, err) || net_alloc_params(ni, rt, err) ? -1 : 0;
 }
 
 void net_close(net_instance *ni, runtime *rt) {

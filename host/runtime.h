@@ -32,6 +32,11 @@ typedef struct net_instance {
     float *params; /* arena, backend memory */
 } net_instance;
 
+/* Creates the network instance and reads its info (the parameter table); no parameter arena yet. */
+int net_create(net_instance *ni, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err);
+/* Allocates the parameter arena (backend memory). */
+int net_alloc_params(net_instance *ni, runtime *rt, edm2_err *err);
+/* net_create + net_alloc_params. */
 int net_open(net_instance *ni, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err);
 void net_close(net_instance *ni, runtime *rt);
 edm2_network_ref net_ref(const net_instance *ni);

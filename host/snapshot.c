@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "metadata.h"
 #include "schema.h"
 #include "validate.h"
 
@@ -53,37 +54,25 @@ done:
     return rc;
 }
 
-int snapshot_nimg(const st_file *f, int64_t *nimg) {
-    const char *v = st_meta(f, "edm2.nimg");
-    if (v && !value_check(EDM2_CFG_INT, v)) {
-        *nimg = strtoll(v, NULL, 10);
-        return 0;
-    }
+int snapshot_nimg(const st_file *f, int64_t *nimg, edm2_err *err) {
+    if (st_meta(f, "edm2.nimg")) return meta_int(f, "edm2.nimg", 0, SNAPSHOT_MAX_NIMG, nimg, err);
     /* Reference naming: ...-KKKKKKK-S.SSS.*; nimg = ((kimg * 1000 + 999) // 1024) * 1024. */
     const char *base = strrchr(f->path, '/');
     base = base ? base + 1 : f->path;
-    const char *dash = strchr(base, '-');
-    while (dash) {
-        char *end;
-        long long k = strtoll(dash + 1, &end, 10);
-        if (end - dash == 8 && *end == '-') {
+    for (const char *dash = strchr(base, '-'); dash; dash = strchr(dash + 1, '-')) {
+        int digits = 0;
+        while (digits < 8 && dash[1 + digits] >= '0' && dash[1 + digits] <= '9') digits++;
+        if (digits == 7 && dash[8] == '-') {
+            long long k = strtoll(dash + 1, NULL, 10);
             *nimg = ((k * 1000 + 999) / 1024) * 1024;
             return 0;
         }
-        dash = strchr(dash + 1, '-');
     }
-    return -1;
+    return err_set(err, "%s: no metadata edm2.nimg and no kimg in the file name (...-KKKKKKK-S.SSS.safetensors)", f->path);
 }
 
 int snapshot_network_cfg(const st_file *f, const edm2_plugin_desc *d, cfg *out, edm2_err *err) {
-    for (uint32_t k = 0; k < d->key_count; k++) {
-        const char *v = st_meta(f, d->keys[k].name);
-        if (!v) continue;
-        if (value_check(d->keys[k].type, v))
-            return err_set(err, "%s: metadata %s = '%s': expected %s", f->path, d->keys[k].name, v, type_name(d->keys[k].type));
-        if (cfg_put(out, "network", d->keys[k].name, v)) return err_set(err, "out of memory");
-    }
-    return 0;
+    return meta_section(f, d, NULL, out, "network", err);
 }
 
 int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f, edm2_err *err) {
@@ -92,7 +81,7 @@ int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net
     const char *id = st_meta(f, "edm2.network");
     if (!id) id = "mp_unet"; /* reference-format files carry only the hyperparameters */
     const plugin_rec *p = registry_find(reg, EDM2_KIND_NETWORK, id, rt->backend_rec->desc->backend);
-    if (!p) return err_set(err, "%s: network plugin '%s' (for backend %s) not found", path, id, rt->backend_rec->desc->id);
+    if (!p) return err_set(err, "%s: network plugin '%.100s' (for backend %s) not found", path, id, rt->backend_rec->desc->id);
     cfg c = {0};
     if (snapshot_network_cfg(f, p->desc, &c, err)) {
         cfg_free(&c);
@@ -100,13 +89,19 @@ int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net
     }
     config_view v;
     config_view_init(&v, &c, "network", p->desc->keys, p->desc->key_count);
-    int rc = net_open(ni, rt, p, &v.api, err);
+    int rc = net_create(ni, rt, p, &v.api, err);
     cfg_free(&c);
-    if (rc) return -1;
+    if (rc) {
+        char why[sizeof err->msg];
+        memcpy(why, err->msg, sizeof why);
+        return err_set(err, "%s: its metadata describe no valid %s network (%s)", path, id, why);
+    }
+    /* Every tensor of the file is a parameter and every parameter is there, before any arena is allocated. */
+    if (arena_check(&ni->info, f, "", err) || net_alloc_params(ni, rt, err)) return -1;
     float *host = malloc((ni->info.arena_floats + 1) * sizeof(float));
     if (!host) return err_set(err, "out of memory");
     memset(host, 0, ni->info.arena_floats * sizeof(float));
-    rc = arena_load(&ni->info, f, "", host, 0, err);
+    rc = arena_load(&ni->info, f, "", host, err);
     if (!rc) rc = rt_upload(rt, ni->params, host, ni->info.arena_floats, err);
     free(host);
     return rc;

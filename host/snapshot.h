@@ -26,11 +26,15 @@ typedef struct snapshot_meta {
 int snapshot_write(const char *path, const net_instance *ni, const float *arena, const cfg *c, const char *section,
                    const snapshot_meta *meta, edm2_err *err);
 /* Opens a snapshot file and the network it describes on `rt` (the network plugin named in its metadata,
- * built for rt's backend), and loads its weights. Fills *f (caller closes). */
+ * built for rt's backend), and loads its weights. Strict: every tensor of the file must be a parameter of
+ * that network and every parameter must be there with its shape, all finite. Fills *f (caller closes). */
 int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f, edm2_err *err);
 /* The [network] section a snapshot's metadata describes (for writing derived snapshots). */
 int snapshot_network_cfg(const st_file *f, const edm2_plugin_desc *net_plugin, cfg *out, edm2_err *err);
-/* nimg recorded in a snapshot's metadata (edm2.nimg), else derived from its kimg the reference's way. */
-int snapshot_nimg(const st_file *f, int64_t *nimg);
+#define SNAPSHOT_MAX_NIMG ((int64_t)1 << 50) /* images seen: far beyond any training run */
+
+/* nimg recorded in a snapshot's metadata (edm2.nimg, checked), else derived from its kimg the reference's
+ * way (file name ...-KKKKKKK-S.SSS.safetensors). */
+int snapshot_nimg(const st_file *f, int64_t *nimg, edm2_err *err);
 
 #endif

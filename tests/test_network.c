@@ -125,7 +125,7 @@ static void test_param_table(void **state) {
     edm2_err err;
     assert_int_equal(st_open(&f, EDM2_TEST_DATA "/edm2_small.safetensors", &err), 0);
     float *host = malloc(ni.info.arena_floats * sizeof(float));
-    assert_int_equal(arena_load(&ni.info, &f, "init/", host, 1, &err), 0);
+    assert_int_equal(arena_load(&ni.info, &f, "init/", host, &err), 0);
     size_t trained = 0;
     for (size_t i = 0; i < ni.info.param_count; i++) trained += (ni.info.params[i].flags & EDM2_PARAM_TRAINED) != 0;
     assert_int_equal(ni.info.param_count, 63);
@@ -136,7 +136,7 @@ static void test_param_table(void **state) {
                          "num_blocks=1", "attn_resolutions=8", "channels_per_head=16", "logvar_channels=16", NULL};
     assert_int_equal(fixture_net(&g_fx, &other, kv2), 0);
     float *h2 = malloc(other.info.arena_floats * sizeof(float));
-    assert_int_equal(arena_load(&other.info, &f, "init/", h2, 1, &err), -1);
+    assert_int_equal(arena_load(&other.info, &f, "init/", h2, &err), -1);
     assert_non_null(strstr(err.msg, "init/unet.emb_fourier.freqs' has shape [16], the network expects [8]"));
     free(h2);
     free(host);
@@ -209,7 +209,8 @@ static void test_dropout_is_seeded(void **state) {
     (void)state;
     net_instance ni;
     const char *kv[] = {"img_resolution=8", "img_channels=1", "label_dim=0", "model_channels=8", "channel_mult=1,2",
-                        "num_blocks=1", "attn_resolutions=", "logvar_channels=8", "dropout=0.3", NULL};
+                        "num_blocks=1", "attn_resolutions=", "channels_per_head=8", "logvar_channels=8", "dropout=0.3",
+                        NULL};
     assert_int_equal(fixture_net(&g_fx, &ni, kv), 0);
     fixture_init_with_gains(&ni, 1, 1.0f);
     float x[128], D1[128], D2[128], D3[128], D4[128], sigma[2] = {1, 1};

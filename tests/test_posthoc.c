@@ -147,7 +147,8 @@ static void test_learning_rate(void **state) {
     const char *kv[] = {"ref_lr=0.012", "ref_batches=70000", "rampup_Mimg=10", NULL};
     fixture_config(&c, &view, "optimizer", p, kv);
     net_instance ni;
-    const char *nk[] = {"img_resolution=8", "channel_mult=1", "num_blocks=0", "model_channels=4", "logvar_channels=4", NULL};
+    const char *nk[] = {"img_resolution=8", "channel_mult=1", "num_blocks=0", "model_channels=4", "logvar_channels=4",
+                        "channels_per_head=4", NULL};
     assert_int_equal(fixture_net(&g_fx, &ni, nk), 0);
     const edm2_optimizer_vtable *vt = p->desc->vtable;
     edm2_optimizer *o;

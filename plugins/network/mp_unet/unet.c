@@ -206,29 +206,47 @@ int unet_build(unet *u, const unet_hparams *hp, char *err, size_t errlen) {
     u->logvar_linear = add_weight(u, "logvar_linear.weight", 1, hp->logvar_channels, 0, -1);
     for (size_t i = 0; i < u->nparams; i++)
         if (!u->params[i].name) goto nomem;
+    if (u->arena_floats > UNET_MAX_PARAMS) {
+        snprintf(err, errlen, "the network would have %zu parameters (at most %llu)", u->arena_floats,
+                 (unsigned long long)UNET_MAX_PARAMS);
+        unet_free(u);
+        return -1;
+    }
     u->saved = calloc((size_t)u->nmods, sizeof *u->saved);
     u->mod_in = calloc((size_t)u->nmods, sizeof *u->mod_in);
     u->mod_out = calloc((size_t)u->nmods, sizeof *u->mod_out);
-    u->w_hat = malloc(u->arena_floats * sizeof(float));
-    u->dw_hat = malloc(u->arena_floats * sizeof(float));
-    u->w_norm = malloc((u->norm_floats + 1) * sizeof(float));
+    if (!u->saved || !u->mod_in || !u->mod_out) goto nomem;
     /* GEMM packing, rearranged-weight and partial-sum scratch: what the largest weight needs. */
     for (size_t i = 0; i < u->nweights; i++) {
         const weight_ref *w = &u->weights[i].ref;
         conv_scratch_need(w->C, w->O, w->k, &u->pack_floats, &u->wt_floats, &u->part_floats);
     }
-    u->part = malloc(u->part_floats * sizeof(float));
-    u->pack = aligned_alloc(64, (u->pack_floats * sizeof(float) + 63) / 64 * 64);
-    u->wt = malloc((u->wt_floats + 1) * sizeof(float));
-    if (!u->saved || !u->mod_in || !u->mod_out || !u->w_hat || !u->dw_hat || !u->w_norm || !u->pack || !u->wt || !u->part) goto nomem;
-    u->sc.part = u->part;
-    u->sc.pack = u->pack;
-    u->sc.wt = u->wt;
     return 0;
 nomem:
     snprintf(err, errlen, "out of memory building the network");
     unet_free(u);
     return -1;
+}
+
+/* The arena-sized scratch (prepared weights and their gradient) and the GEMM scratch, allocated at the
+ * first forward, so that building a network only to check a file against its table costs nothing. */
+static int ensure_scratch(unet *u) {
+    if (u->w_hat) return 0;
+    u->w_hat = malloc(u->arena_floats * sizeof(float));
+    u->dw_hat = malloc(u->arena_floats * sizeof(float));
+    u->w_norm = malloc((u->norm_floats + 1) * sizeof(float));
+    u->part = malloc(u->part_floats * sizeof(float));
+    u->pack = aligned_alloc(64, (u->pack_floats * sizeof(float) + 63) / 64 * 64);
+    u->wt = malloc((u->wt_floats + 1) * sizeof(float));
+    if (!u->w_hat || !u->dw_hat || !u->w_norm || !u->pack || !u->wt || !u->part) {
+        free(u->w_hat), free(u->dw_hat), free(u->w_norm), free(u->part), free(u->pack), free(u->wt);
+        u->w_hat = u->dw_hat = u->w_norm = u->part = u->pack = u->wt = NULL;
+        return -1;
+    }
+    u->sc.part = u->part;
+    u->sc.pack = u->pack;
+    u->sc.wt = u->wt;
+    return 0;
 }
 
 void unet_free(unet *u) {
@@ -287,7 +305,7 @@ int unet_forward(unet *u, const edm2_forward_args *a) {
     const float *params = a->params;
     workspace *ws = &u->fws;
     u->have_saved = 0;
-    if (ws_reset(ws)) return -1;
+    if (ensure_scratch(u) || ws_reset(ws)) return -1;
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < u->nweights; i++) {
         const weight_ref *w = &u->weights[i].ref;
@@ -392,7 +410,7 @@ int unet_backward(unet *u, const float *params, const float *dD, const float *dl
     const int N = u->saved_N, C = hp->img_channels, R = hp->img_resolution;
     const size_t HW = (size_t)R * R, P = (size_t)N * HW;
     workspace *ws = &u->bws;
-    if (ws_reset(ws)) return -1;
+    if (ensure_scratch(u) || ws_reset(ws)) return -1;
     memset(u->dw_hat, 0, u->arena_floats * sizeof(float));
     /* Activation gradients are fresh buffers whose first contribution overwrites; only demb (a sum over
      * blocks) starts from zero. */

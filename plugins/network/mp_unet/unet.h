@@ -9,6 +9,7 @@
 
 #define UNET_MAX_LEVELS 8
 #define UNET_MAX_ATTN 8
+#define UNET_MAX_PARAMS ((size_t)1 << 32) /* arena floats (16 GiB); the paper's XXL has 1.5e9 */
 
 typedef struct unet_hparams {
     int img_resolution, img_channels, label_dim, model_channels;
