@@ -13,10 +13,40 @@ int af_open(atomic_file *af, const char *path, edm2_err *err) {
     memset(af, 0, sizeof *af);
     if (strlen(path) >= sizeof af->path) return err_set(err, "%s: path too long", path);
     strcpy(af->path, path);
-    snprintf(af->tmp, sizeof af->tmp, "%s.tmp.%ld", path, (long)getpid());
-    af->f = fopen(af->tmp, "wb");
-    if (!af->f) return err_set(err, "%s: cannot write: %s", af->tmp, strerror(errno));
+    /* Created exclusively under an unpredictable name (never follows a symlink planted in the folder),
+     * then given the permissions a plain fopen would have. */
+    snprintf(af->tmp, sizeof af->tmp, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(af->tmp);
+    if (fd < 0) {
+        int e = errno;
+        af->tmp[0] = 0;
+        return err_set(err, "%s: cannot create a temporary file beside it: %s", path, strerror(e));
+    }
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0 || !(af->f = fdopen(fd, "wb"))) {
+        int e = errno;
+        close(fd);
+        unlink(af->tmp);
+        af->tmp[0] = 0;
+        return err_set(err, "%s: cannot write: %s", path, strerror(e));
+    }
     return 0;
+}
+
+/* fsync of the folder holding `path`, so that a rename into it survives a crash. */
+static int sync_parent(const char *path) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) dir[1] = 0;
+    else if (slash) *slash = 0;
+    else strcpy(dir, ".");
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
 }
 
 int af_commit(atomic_file *af, edm2_err *err) {
@@ -34,6 +64,8 @@ int af_commit(atomic_file *af, edm2_err *err) {
         unlink(af->tmp);
         return err_set(err, "%s: cannot rename into place: %s", af->path, strerror(e));
     }
+    if (sync_parent(af->path) != 0)
+        return err_set(err, "%s: written, but its folder could not be synced: %s", af->path, strerror(errno));
     return 0;
 }
 

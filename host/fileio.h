@@ -1,5 +1,6 @@
-/* fileio.h: files written atomically (to a temporary name, fsync'ed, then renamed), so a crash or a
- * kill never leaves a truncated snapshot, checkpoint or image behind; and whole-file reads. */
+/* fileio.h: files written atomically (to an exclusively created temporary file, fsync'ed, renamed, the
+ * folder fsync'ed), so a crash or a kill never leaves a truncated snapshot, checkpoint or image behind;
+ * and whole-file reads. */
 #ifndef EDM2_HOST_FILEIO_H
 #define EDM2_HOST_FILEIO_H
 
@@ -14,9 +15,10 @@ typedef struct atomic_file {
     char tmp[4200];
 } atomic_file;
 
-/* Opens PATH.tmp.PID for writing. */
+/* Creates PATH.tmp.XXXXXX (exclusively, random suffix) for writing. */
 int af_open(atomic_file *af, const char *path, edm2_err *err);
-/* Flushes, fsyncs, closes and renames into place. On failure removes the temporary file. */
+/* Flushes, fsyncs, closes, renames into place and fsyncs the folder. On failure removes the temporary
+ * file. */
 int af_commit(atomic_file *af, edm2_err *err);
 /* Closes and removes the temporary file (after a failed write). */
 void af_abort(atomic_file *af);

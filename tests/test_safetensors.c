@@ -1,9 +1,13 @@
 /* test_safetensors.c: round trips in F32, F16 and BF16 with metadata; and clear errors (never crashes)
- * for truncated files, offsets beyond the file, bad JSON, unsupported dtypes, wrong byte counts. */
+ * for truncated files, offsets beyond the file, bad JSON, duplicate names, overlapping or missing data,
+ * unsupported dtypes, wrong byte counts; writes that never follow a planted symlink. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "fileio.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -124,8 +128,38 @@ static void test_bad_files(void **state) {
     free(dir);
 }
 
+/* Writing never follows a symlink planted at a predictable temporary name (the old PATH.tmp.PID), and
+ * gives the file ordinary permissions. */
+static void test_write_exclusive(void **state) {
+    (void)state;
+    char *dir = make_temp_dir();
+    char path[512], trap[600], victim[512];
+    snprintf(path, sizeof path, "%s/out.safetensors", dir);
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    free(write_text(dir, "victim.txt", "precious"));
+    snprintf(trap, sizeof trap, "%s.tmp.%ld", path, (long)getpid());
+    assert_int_equal(symlink(victim, trap), 0);
+    float v[3] = {1, 2, 3};
+    st_out o = {"v", ST_F32, 1, {3}, v};
+    edm2_err err;
+    assert_int_equal(st_write(path, &o, 1, NULL, NULL, 0, &err), 0);
+    unsigned char *text;
+    size_t n;
+    assert_int_equal(read_file(victim, &text, &n, &err), 0);
+    assert_string_equal((char *)text, "precious");
+    free(text);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    mode_t mask = umask(0);
+    umask(mask);
+    assert_int_equal(st.st_mode & 0777, 0666 & ~mask);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_round_trip), cmocka_unit_test(test_half_conversions),
-                                       cmocka_unit_test(test_bad_files)};
+                                       cmocka_unit_test(test_bad_files), cmocka_unit_test(test_write_exclusive)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

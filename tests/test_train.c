@@ -2,6 +2,7 @@
  * resume: bitwise-identical parameters, Adam moments and EMAs), SIGINT writing a checkpoint and
  * resuming exactly, SIGKILL at random moments never leaving an incomplete snapshot or checkpoint, and
  * clear errors for mismatched data or a changed network on resume. */
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "fileio.h"
 #include "image_io.h"
 #include "safetensors.h"
+#include "st_rewrite.h"
 #include "test_util.h"
 
 #define CFG EDM2_SOURCE_DIR "/tests/configs/tiny_train.ini"
@@ -234,12 +236,59 @@ static void test_other_data_sources(void **state) {
     free(d);
 }
 
+/* A damaged or foreign checkpoint is refused before use, in one line naming the file and the field; the
+ * checkpoint itself is left as it was. */
+static void test_damaged_checkpoint(void **state) {
+    (void)state;
+    char *d = make_temp_dir();
+    run_result r;
+    assert_int_equal(train(d, 1, &r), 0);
+    char *ck = path_in(d, "training-state-0000001.safetensors"), *good = path_in(d, "good.safetensors.keep");
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", ck, good);
+    assert_int_equal(system(cmd), 0);
+    struct {
+        st_change ch;
+        const char *expect;
+    } cases[] = {
+        {{"edm2.nimg", "-1008", NULL, NULL, 0}, "metadata edm2.nimg = '-1008': expected an integer in 0.."},
+        {{"edm2.nimg", "1001", NULL, NULL, 0}, "edm2.nimg = 1001 is not a multiple of edm2.batch = 8"},
+        {{"edm2.nimg", "1e3", NULL, NULL, 0}, "metadata edm2.nimg = '1e3': expected an integer"},
+        {{"edm2.optimizer_step", "100000", NULL, NULL, 0}, "edm2.optimizer_step = 100000 exceeds the 125 steps"},
+        {{"edm2.batch", "0", NULL, NULL, 0}, "metadata edm2.batch = '0': expected an integer in 1.."},
+        {{"edm2.checkpoint", NULL, NULL, NULL, 0}, "not a training checkpoint"},
+        {{NULL, NULL, NULL, "params", NAN}, "'params' holds nan at index 0 (a damaged checkpoint)"},
+        {{NULL, NULL, NULL, "optimizer/exp_avg", INFINITY}, "'optimizer/exp_avg' holds inf"},
+        {{NULL, NULL, "ema/0.100", NULL, 0}, "holds 4 tensors, this run keeps 5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        assert_int_equal(st_rewrite(good, ck, &cases[i].ch, 1), 0);
+        unsigned char *before, *after;
+        size_t nb, na;
+        edm2_err err;
+        assert_int_equal(read_file(ck, &before, &nb, &err), 0);
+        assert_int_equal(train(d, 2, &r), 1);
+        if (!strstr(r.err, cases[i].expect)) fprintf(stderr, "case %zu: %s", i, r.err);
+        assert_non_null(strstr(r.err, cases[i].expect));
+        assert_non_null(strstr(r.err, ck));
+        assert_int_equal(r.err_lines, 1);
+        assert_int_equal(read_file(ck, &after, &na, &err), 0);
+        assert_int_equal(na, nb);
+        assert_memory_equal(before, after, nb);
+        free(before), free(after);
+    }
+    free(ck), free(good);
+    rm_rf(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test(test_kill_leaves_complete_files),
         cmocka_unit_test(test_bad_setups),
         cmocka_unit_test(test_other_data_sources),
+        cmocka_unit_test(test_damaged_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
