@@ -59,11 +59,11 @@ static int plugins_open(check_ctx *c, step_plugins *sp, const plugin_rec *orec, 
     sp->ovt = orec->desc->vtable;
     sp->evt = erec->desc->vtable;
     if (sp->ovt->create(&c->rt.services, &ov.api, &c->rt.ops, &c->net.info, &sp->opt) != EDM2_OK) {
-        err_plugin(err, "optimizer %s: create failed", orec->desc->id);
+        err_plugin(err, "optimizer %s", orec->desc->id);
         goto done;
     }
     if (sp->evt->create(&c->rt.services, &ev.api, &c->rt.ops, &sp->ema) != EDM2_OK) {
-        err_plugin(err, "ema %s: create failed", erec->desc->id);
+        err_plugin(err, "ema %s", erec->desc->id);
         goto done;
     }
     sp->nema = sp->evt->count(sp->ema);

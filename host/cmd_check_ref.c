@@ -246,7 +246,7 @@ int run_loss(check_ctx *c, batch_bufs *b, const float *params, float *grads, flo
     edm2_loss *L = NULL;
     edm2_status s = lvt->create(&c->rt.services, &view.api, &c->rt.ops, &L);
     cfg_free(&lcfg);
-    if (s != EDM2_OK) return err_plugin(err, "loss %s: create failed", c->loss_rec->desc->id);
+    if (s != EDM2_OK) return err_plugin(err, "loss %s", c->loss_rec->desc->id);
     edm2_loss_batch lb;
     memset(&lb, 0, sizeof lb);
     lb.struct_size = sizeof lb;

@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "log.h"
+#include "plugin_check.h"
 #include "setup.h"
 
 int wants_help(int argc, char **argv) {
@@ -68,18 +69,24 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
         return 1;
     }
     for (size_t i = 0; i < s.reg.nproblems; i++) LOG_WARN("%s", s.reg.problems[i]);
-    if (!run) {
-        for (int k = 0; k < EDM2_KIND_COUNT_; k++) {
-            const plugin_rec *p = s.rc.plugin[k];
-            if (!p) continue;
-            char why[256] = "";
-            if (p->desc->probe && p->desc->probe(why, sizeof why) != EDM2_OK)
-                LOG_WARN("[%s] %s: cannot run on this machine: %s", kind_name((edm2_kind)k), p->desc->id, why);
+    int runnable = 1;
+    for (int k = 0; k < EDM2_KIND_COUNT_ && !run; k++) {
+        const plugin_rec *p = s.rc.plugin[k];
+        char why[256] = "";
+        if (p && p->desc->probe && p->desc->probe(why, sizeof why) != EDM2_OK) {
+            LOG_WARN("[%s] %s: cannot run on this machine (%s); its values and the other plugins' were not tried",
+                     kind_name((edm2_kind)k), p->desc->id, why);
+            runnable = 0;
         }
+    }
+    /* Every plugin instantiated once, so values that cannot work fail now, not hours into the job. */
+    err.msg[0] = 0;
+    rc = runnable && config_instantiate(&s.rc, &err) ? 1 : 0;
+    if (rc) {
+        LOG_ERROR("%s: %s", path, err.msg);
+    } else if (!run) {
         printf("%s: ok (job %s, backend %s)\n", path, s.rc.job->type, backend_name(s.rc.backend));
-        rc = 0;
     } else {
-        err.msg[0] = 0;
         rc = s.rc.job->run(&s.rc, &err);
         if (rc && err.msg[0]) LOG_ERROR("%s", err.msg);
     }
@@ -90,8 +97,9 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
 
 int cmd_check(int argc, char **argv) {
     if (wants_help(argc, argv)) {
-        config_usage("check", "Validates a config: every section and key known and well typed, every plugin\n"
-                              "found; runs nothing. Exit status 0 when valid, 1 with a one-line error otherwise.");
+        config_usage("check", "Validates a config: every section and key known, well typed and in range, every\n"
+                              "plugin found and willing to take its values (each is created once); runs nothing.\n"
+                              "Exit status 0 when valid, 1 with a one-line error otherwise.");
         return 0;
     }
     return with_config("check", argc, argv, 0);

@@ -65,7 +65,7 @@ int generator_open(generator *gen, runtime *rt, net_instance *net, net_instance 
     }
     gen->svt = sampler->desc->vtable;
     if (gen->svt->create(&rt->services, scfg, &rt->ops, &gen->s) != EDM2_OK)
-        return err_plugin(err, "sampler %s: create failed", sampler->desc->id);
+        return err_plugin(err, "sampler %s", sampler->desc->id);
     return 0;
 }
 

@@ -111,7 +111,7 @@ int job_phema(const run_config *rc, edm2_err *err) {
     }
     if (runtime_open(&rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, (int)edm2_cfg_int(&jv.api, "threads", 0), err)) goto done;
     if (evt->create(&rt.services, &ev.api, &rt.ops, &ema) != EDM2_OK) {
-        err_plugin(err, "ema %s: create failed", erec->desc->id);
+        err_plugin(err, "ema %s", erec->desc->id);
         goto done;
     }
     double lo, hi;

@@ -65,7 +65,7 @@ typedef struct trainer {
 } trainer;
 
 static int fail_plugin(edm2_err *err, const char *kind, const char *id) {
-    return err_plugin(err, "%s %s: create failed", kind, id);
+    return err_plugin(err, "%s %s", kind, id);
 }
 
 /* "mp_unet:img_resolution=32;..." over every schema key of the network plugin. */

@@ -92,13 +92,20 @@ static void plugin_log(void *ctx, edm2_log_level level, const char *who, const c
     pthread_mutex_unlock(&g_mu);
 }
 
-const char *log_take_plugin_error(char *buf, size_t len, const char *fallback) {
+/* Moves the held plugin error into who/msg (empty when none). */
+static void take_held(char *who, size_t wlen, char *msg, size_t mlen) {
     pthread_mutex_lock(&g_mu);
-    if (g_held[0] && g_held_who[0]) snprintf(buf, len, "%s: %s", g_held_who, g_held);
-    else if (g_held[0]) snprintf(buf, len, "%s", g_held);
-    else snprintf(buf, len, "%s", fallback);
+    snprintf(who, wlen, "%s", g_held[0] ? g_held_who : "");
+    snprintf(msg, mlen, "%s", g_held);
     g_held[0] = 0;
     pthread_mutex_unlock(&g_mu);
+}
+
+const char *log_take_plugin_error(char *buf, size_t len, const char *fallback) {
+    char who[sizeof g_held_who], msg[sizeof g_held];
+    take_held(who, sizeof who, msg, sizeof msg);
+    if (!msg[0]) snprintf(buf, len, "%s", fallback);
+    else snprintf(buf, len, "%s%s%s", who, who[0] ? ": " : "", msg);
     return buf;
 }
 
@@ -120,11 +127,14 @@ edm2_host log_host_services(int threads) {
 }
 
 int err_plugin(edm2_err *e, const char *fmt, ...) {
-    char what[1024], why[sizeof g_held + sizeof g_held_who + 4];
+    char what[1024], who[sizeof g_held_who], msg[sizeof g_held];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    log_take_plugin_error(why, sizeof why, "");
-    return err_set(e, "%s%s%s", what, why[0] ? ": " : "", why);
+    take_held(who, sizeof who, msg, sizeof msg);
+    if (!msg[0]) return err_set(e, "%s", what);
+    /* "[sampler] heun: need ..." rather than "[sampler] heun: heun: need ...". */
+    int named = who[0] && strstr(what, who);
+    return err_set(e, "%s: %s%s%s", what, named ? "" : who, named || !who[0] ? "" : ": ", msg);
 }

@@ -17,7 +17,7 @@ int runtime_open(runtime *rt, const plugin_rec *backend, const edm2_config *cfg,
     if (backend->desc->probe && backend->desc->probe(why, sizeof why) != EDM2_OK)
         return err_set(err, "backend %s cannot run here: %s", backend->desc->id, why);
     if (rt->bvt->create(&rt->services, cfg, &rt->b) != EDM2_OK)
-        return err_plugin(err, "backend %s: create failed", backend->desc->id);
+        return err_plugin(err, "backend %s", backend->desc->id);
     rt->ops.vt = rt->bvt;
     rt->ops.b = rt->b;
     return 0;
@@ -54,7 +54,7 @@ int net_create(net_instance *ni, runtime *rt, const plugin_rec *rec, const edm2_
     ni->rec = rec;
     ni->vt = rec->desc->vtable;
     if (ni->vt->create(&rt->services, cfg, &rt->ops, &ni->net) != EDM2_OK)
-        return err_plugin(err, "network %s: create failed", rec->desc->id);
+        return err_plugin(err, "network %s", rec->desc->id);
     ni->info.struct_size = sizeof ni->info;
     if (ni->vt->get_info(ni->net, &ni->info) != EDM2_OK) return err_plugin(err, "network %s: get_info failed", rec->desc->id);
     return 0;

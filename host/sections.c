@@ -71,6 +71,31 @@ static const host_section k_sections[] = {
     {"phema", "post-hoc EMA reconstruction", k_phema, COUNT(k_phema)},
 };
 
+/* Values that pass the type check but cannot work. */
+static const host_range k_ranges[] = {
+    {"job", "threads", 0, 4096},
+    {"data", "resolution", 1, 4096},
+    {"data", "channels", 1, 3},
+    {"data", "max_images", 0, 1 << 30},
+    {"training", "batch", 1, 1 << 24},
+    {"training", "batch_gpu", 0, 1 << 24},
+    {"training", "duration_kimg", 0, 1e12},
+    {"training", "status_kimg", 0, 1e12},
+    {"training", "snapshot_kimg", 0, 1e12},
+    {"training", "checkpoint_kimg", 0, 1e12},
+    {"training", "keep_checkpoints", 0, 1e6},
+    {"training", "grid_columns", 1, 1024},
+    {"generate", "batch", 1, 65536},
+    {"generate", "grid_columns", 1, 1024},
+    {"phema", "at_kimg", 0, 1e12},
+};
+
+const host_range *host_range_find(const char *section, const char *key) {
+    for (size_t i = 0; i < COUNT(k_ranges); i++)
+        if (!strcmp(k_ranges[i].section, section) && !strcmp(k_ranges[i].key, key)) return &k_ranges[i];
+    return NULL;
+}
+
 const host_section *host_section_list(size_t *n) {
     *n = COUNT(k_sections);
     return k_sections;

@@ -70,6 +70,11 @@ static int check_section_keys(const cfg *c, const char *section, const edm2_conf
         if (value_check(k->type, e->value))
             return err_set(err, "%s:%d: [%s] %s = '%s': expected %s", e->file, e->line, section, e->key, e->value,
                            type_name(k->type));
+        const host_range *r = owner ? NULL : host_range_find(section, e->key);
+        double v = r ? strtod(e->value, NULL) : 0;
+        if (r && !(v >= r->lo && v <= r->hi))
+            return err_set(err, "%s:%d: [%s] %s = %s: expected %s from %.15g to %.15g", e->file, e->line, section, e->key,
+                           e->value, k->type == EDM2_CFG_INT ? "an integer" : "a number", r->lo, r->hi);
     }
     for (size_t i = 0; i < nkeys; i++)
         if (!keys[i].default_value && !cfg_get(c, section, keys[i].name))

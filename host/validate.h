@@ -33,6 +33,13 @@ typedef struct run_config {
     const plugin_registry *registry;
 } run_config;
 
+/* The valid range of a numeric host key (inclusive), or NULL when any value of its type works. */
+typedef struct host_range {
+    const char *section, *key;
+    double lo, hi;
+} host_range;
+const host_range *host_range_find(const char *section, const char *key);
+
 const host_section *host_section_find(const char *name);
 const host_section *host_section_list(size_t *n);
 const job_def *job_find(const char *type);

@@ -1,6 +1,7 @@
 /* test_cli.c: the edm2host program as a user meets it: plugins listing and describing, check of good
  * configs, and the one-line errors (non-zero exit) for a misspelled key, a bad value, a missing plugin,
- * an unknown section, a plugin of another ABI major, and a .so that is not a plugin. */
+ * an unknown section, a plugin of another ABI major, a .so that is not a plugin, and values of the right
+ * type that cannot work. */
 #include <stdio.h>
 #include <string.h>
 
@@ -141,6 +142,38 @@ static void test_bad_plugins_on_path_do_not_crash(void **state) {
     assert_int_equal(run_capture(&r, argv, env), 0);
 }
 
+/* Values of the right type that cannot work are refused by `check`, in one line, before anything runs. */
+static void test_values_that_cannot_work(void **state) {
+    (void)state;
+    struct {
+        const char *set, *expect;
+    } cases[] = {
+        {"job.threads=-1", "[job] threads = -1: expected an integer from 0 to 4096"},
+        {"training.batch=0", "[training] batch = 0: expected an integer from 1 to"},
+        {"training.batch_gpu=-4", "[training] batch_gpu = -4"},
+        {"training.status_kimg=-1", "[training] status_kimg = -1: expected a number from 0"},
+        {"training.keep_checkpoints=-2", "[training] keep_checkpoints = -2"},
+        {"training.grid_columns=0", "[training] grid_columns = 0"},
+        {"data.resolution=0", "[data] resolution = 0"},
+        {"data.max_images=-5", "[data] max_images = -5"},
+        {"network.model_channels=0", "network mp_unet: model_channels = 0: must be in 1..4096"},
+        {"network.channels_per_head=3", "channels_per_head = 3 does not divide the 16 channels of the attention blocks at 4x4"},
+        {"network.img_resolution=4294967304", "img_resolution = 2147483647: must be in 1..4096"},
+        {"network.dropout=1", "dropout = 1: must be in [0, 1)"},
+        {"network.label_balance=2", "label_balance = 2: must be in [0, 1]"},
+        {"sampler.num_steps=0", "[sampler] heun: need 2 <= num_steps <= 100000"},
+        {"sampler.sigma_min=0", "[sampler] heun: need"},
+        {"optimizer.beta2=1", "[optimizer] adam: need"},
+        {"loss.sigma_data=0", "[loss] edm2:"},
+        {"ema.stds=0.5", "[ema] power: stds: 0.5 is outside"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        run_result r;
+        run_host(&r, "check", CFG("base.ini"), "--set", "sampler.plugin=heun", "--set", cases[i].set, NULL);
+        assert_one_line_error(&r, cases[i].expect);
+    }
+}
+
 static void test_shipped_configs_check(void **state) {
     (void)state;
     const char *configs[] = {SHIPPED_CONFIGS NULL};
@@ -166,6 +199,7 @@ int main(void) {
         cmocka_unit_test(test_wrong_major_plugin),
         cmocka_unit_test(test_not_a_plugin),
         cmocka_unit_test(test_bad_plugins_on_path_do_not_crash),
+        cmocka_unit_test(test_values_that_cannot_work),
         cmocka_unit_test(test_shipped_configs_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

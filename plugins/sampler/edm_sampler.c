@@ -37,7 +37,8 @@ static edm2_status create_common(const edm2_host *host, const edm2_config *cfg, 
     s->ops = *backend;
     s->heun = heun;
     s->id = heun ? "heun" : "euler";
-    s->num_steps = (int)edm2_cfg_int(cfg, "num_steps", 32);
+    long long steps = edm2_cfg_int(cfg, "num_steps", 32);
+    s->num_steps = steps < 2 || steps > 100000 ? 0 : (int)steps;
     s->sigma_min = edm2_cfg_float(cfg, "sigma_min", 0.002);
     s->sigma_max = edm2_cfg_float(cfg, "sigma_max", 80);
     s->rho = edm2_cfg_float(cfg, "rho", 7);
@@ -45,10 +46,12 @@ static edm2_status create_common(const edm2_host *host, const edm2_config *cfg, 
     s->S_min = edm2_cfg_float(cfg, "S_min", 0);
     s->S_max = edm2_cfg_float(cfg, "S_max", 1e30);
     s->S_noise = edm2_cfg_float(cfg, "S_noise", 1);
-    if (s->num_steps < 2 || !(s->sigma_min > 0) || !(s->sigma_max > s->sigma_min) || !(s->rho > 0) || s->S_churn < 0) {
+    if (!s->num_steps || !(s->sigma_min > 0) || !(s->sigma_max > s->sigma_min) || !(s->rho > 0) || !(s->S_churn >= 0) ||
+        !(s->S_noise >= 0) || !(s->S_min <= s->S_max)) {
         free(s);
         return edm2_logf(host, EDM2_LOG_ERROR, heun ? "heun" : "euler", EDM2_ERR_INVALID,
-                         "need num_steps >= 2, 0 < sigma_min < sigma_max, rho > 0, S_churn >= 0");
+                         "need 2 <= num_steps <= 100000, 0 < sigma_min < sigma_max, rho > 0, S_churn >= 0, "
+                         "S_noise >= 0, S_min <= S_max (num_steps = %lld)", steps);
     }
     *out = s;
     return EDM2_OK;

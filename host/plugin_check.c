@@ -1,0 +1,69 @@
+/* plugin_check.c: creating (and at once destroying) an instance of every plugin a config names, so that a
+ * value that passes its type check but cannot work (num_steps = 0, a beta of 1, heads that do not divide
+ * the channels) is reported by `edm2host check` and at the start of a job, not hours into it. Nothing
+ * arena-sized is allocated: the network builds its table only, and the optimizer is shown a one-parameter
+ * network. */
+#include <string.h>
+
+#include "log.h"
+#include "plugin_check.h"
+#include "runtime.h"
+
+int config_instantiate(const run_config *rc, edm2_err *err) {
+    const plugin_rec *brec = rc->plugin[EDM2_KIND_BACKEND];
+    if (!brec) return 0;
+    runtime rt;
+    config_view v;
+    config_view_plugin(&v, rc, EDM2_KIND_BACKEND);
+    if (runtime_open(&rt, brec, &v.api, 1, err)) {
+        if (rt.b) runtime_close(&rt);
+        return -1;
+    }
+    int rc_ = 0;
+    const plugin_rec *p;
+    if ((p = rc->plugin[EDM2_KIND_NETWORK])) {
+        net_instance ni;
+        config_view_plugin(&v, rc, EDM2_KIND_NETWORK);
+        rc_ = net_create(&ni, &rt, p, &v.api, err);
+        if (ni.net) net_close(&ni, &rt);
+    }
+    if (!rc_ && (p = rc->plugin[EDM2_KIND_LOSS])) {
+        const edm2_loss_vtable *vt = p->desc->vtable;
+        edm2_loss *x = NULL;
+        config_view_plugin(&v, rc, EDM2_KIND_LOSS);
+        if (vt->create(&rt.services, &v.api, &rt.ops, &x) != EDM2_OK) rc_ = err_plugin(err, "[loss] %s", p->desc->id);
+        if (x) vt->destroy(x);
+    }
+    if (!rc_ && (p = rc->plugin[EDM2_KIND_OPTIMIZER])) {
+        const edm2_optimizer_vtable *vt = p->desc->vtable;
+        edm2_param_desc one = {"x", 1, {1}, 0, 1, EDM2_PARAM_TRAINED};
+        edm2_network_info info;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        info.img_resolution = info.img_channels = 1;
+        info.sigma_data = 0.5;
+        info.arena_floats = info.param_count = 1;
+        info.params = &one;
+        edm2_optimizer *x = NULL;
+        config_view_plugin(&v, rc, EDM2_KIND_OPTIMIZER);
+        if (vt->create(&rt.services, &v.api, &rt.ops, &info, &x) != EDM2_OK)
+            rc_ = err_plugin(err, "[optimizer] %s", p->desc->id);
+        if (x) vt->destroy(x);
+    }
+    if (!rc_ && (p = rc->plugin[EDM2_KIND_EMA])) {
+        const edm2_ema_vtable *vt = p->desc->vtable;
+        edm2_ema *x = NULL;
+        config_view_plugin(&v, rc, EDM2_KIND_EMA);
+        if (vt->create(&rt.services, &v.api, &rt.ops, &x) != EDM2_OK) rc_ = err_plugin(err, "[ema] %s", p->desc->id);
+        if (x) vt->destroy(x);
+    }
+    if (!rc_ && (p = rc->plugin[EDM2_KIND_SAMPLER])) {
+        const edm2_sampler_vtable *vt = p->desc->vtable;
+        edm2_sampler *x = NULL;
+        config_view_plugin(&v, rc, EDM2_KIND_SAMPLER);
+        if (vt->create(&rt.services, &v.api, &rt.ops, &x) != EDM2_OK) rc_ = err_plugin(err, "[sampler] %s", p->desc->id);
+        if (x) vt->destroy(x);
+    }
+    runtime_close(&rt);
+    return rc_;
+}
