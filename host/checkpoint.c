@@ -74,20 +74,16 @@ int ckpt_find_latest(const char *run_dir, char *path_out, size_t len, edm2_err *
 
 /* Validates a checkpoint before any of it is used: metadata counts in range and consistent, exactly the
  * expected tensors (1-D, float32, the right sizes), every value finite. */
-int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err) {
-    st_file f;
-    if (st_open(&f, path, err)) {
-        st_close(&f);
-        return -1;
-    }
+int ckpt_read_file(const st_file *f, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err) {
+    const char *path = f->path;
     int rc = 0;
     ckpt_info got = {0};
-    if (!st_meta(&f, "edm2.checkpoint"))
+    if (!st_meta(f, "edm2.checkpoint"))
         rc = err_set(err, "%s: not a training checkpoint (no metadata edm2.checkpoint)", path);
-    if (!rc && (meta_int(&f, "edm2.batch", 1, CKPT_MAX_BATCH, &got.batch, err) ||
-                meta_int(&f, "edm2.nimg", 0, CKPT_MAX_NIMG, &got.nimg, err) ||
-                meta_int(&f, "edm2.optimizer_step", 0, CKPT_MAX_NIMG, &got.optimizer_step, err) ||
-                meta_int(&f, "edm2.seed", INT64_MIN, INT64_MAX, &got.seed, err)))
+    if (!rc && (meta_int(f, "edm2.batch", 1, CKPT_MAX_BATCH, &got.batch, err) ||
+                meta_int(f, "edm2.nimg", 0, CKPT_MAX_NIMG, &got.nimg, err) ||
+                meta_int(f, "edm2.optimizer_step", 0, CKPT_MAX_NIMG, &got.optimizer_step, err) ||
+                meta_int(f, "edm2.seed", INT64_MIN, INT64_MAX, &got.seed, err)))
         rc = -1;
     if (!rc && got.nimg % got.batch)
         rc = err_set(err, "%s: metadata edm2.nimg = %lld is not a multiple of edm2.batch = %lld", path,
@@ -96,7 +92,7 @@ int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *in
         rc = err_set(err, "%s: metadata edm2.optimizer_step = %lld exceeds the %lld steps of %lld images in batches of %lld",
                      path, (long long)got.optimizer_step, (long long)(got.nimg / got.batch), (long long)got.nimg,
                      (long long)got.batch);
-    const char *fp = st_meta(&f, "edm2.fingerprint");
+    const char *fp = st_meta(f, "edm2.fingerprint");
     if (!rc && (!fp || strcmp(fp, info->fingerprint)))
         rc = err_set(err, "%s: was written for another network (%.300s); this config builds %.300s. Use a new run_dir.",
                      path, fp ? fp : "?", info->fingerprint);
@@ -106,10 +102,10 @@ int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *in
     if (!rc && got.seed != info->seed)
         rc = err_set(err, "%s: was trained with seed %lld; this config says %lld", path, (long long)got.seed,
                      (long long)info->seed);
-    if (!rc && f.n != n)
-        rc = err_set(err, "%s: holds %zu tensors, this run keeps %zu (params, optimizer state, EMAs)", path, f.n, n);
+    if (!rc && f->n != n)
+        rc = err_set(err, "%s: holds %zu tensors, this run keeps %zu (params, optimizer state, EMAs)", path, f->n, n);
     for (size_t i = 0; !rc && i < n; i++) {
-        const st_tensor *t = st_find(&f, bufs[i].name);
+        const st_tensor *t = st_find(f, bufs[i].name);
         if (!t || t->ndim != 1 || t->numel != bufs[i].n || t->dtype != ST_F32) {
             rc = err_set(err, "%s: missing or misshaped '%s' (expected %zu float32 values)", path, bufs[i].name, bufs[i].n);
             break;
@@ -124,6 +120,12 @@ int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *in
         info->nimg = got.nimg;
         info->optimizer_step = got.optimizer_step;
     }
+    return rc;
+}
+
+int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err) {
+    st_file f;
+    int rc = st_open(&f, path, err) || ckpt_read_file(&f, bufs, n, info, err) ? -1 : 0;
     st_close(&f);
     return rc;
 }

@@ -33,6 +33,8 @@ int ckpt_find_latest(const char *run_dir, char *path_out, size_t len, edm2_err *
  * run, exactly the expected float32 tensors with the expected sizes, every value finite. Errors are one
  * line naming the file and the field. */
 int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err);
+/* The same for an open file. */
+int ckpt_read_file(const st_file *f, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err);
 /* Removes all but the newest `keep` checkpoints (keep 0 = keep all). */
 void ckpt_prune(const char *run_dir, int keep);
 /* Removes temporary files (*.tmp.*) a killed run left behind. Returns how many. */

@@ -28,6 +28,13 @@ int png_decode(const void *buf, size_t size, const char *name, int channels, int
     }
     img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
     size_t bytes = PNG_IMAGE_SIZE(img);
+    /* Deflate expands at most 1032-fold and a 1-bit palette image becomes 24-bit RGB: a header that
+     * announces more pixels than the file could hold is refused before they are allocated. */
+    if (bytes > size * 25000 + 65536) {
+        png_image_free(&img);
+        return err_set(err, "%s: %ux%u pixels announced in %zu bytes: truncated or not a PNG", name, img.width,
+                       img.height, size);
+    }
     uint8_t *px = malloc(bytes ? bytes : 1);
     if (!px) {
         png_image_free(&img);

@@ -1,68 +1,30 @@
-/* job_train.c: the `train` job: trains the configured network with the configured loss, optimizer and EMA
- * on the configured data; status lines, stats.jsonl, log.txt and a progress bar; EMA snapshots and
- * resumable checkpoints (atomic), resume from the newest checkpoint, clean stop on SIGINT/SIGTERM; at the
- * end a sample grid from an EMA snapshot. */
+/* job_train.c: the `train` job: setup (plugins, data checked against the network, memory), start or resume
+ * from the newest checkpoint, and the training loop: one optimizer step per batch, status, snapshots and
+ * checkpoints at their intervals, a clean stop with a checkpoint on SIGINT/SIGTERM, the sample grid at the
+ * end. The parts it calls live in trainer.h's files. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
-#include "dataset.h"
 #include "fileio.h"
-#include "generate.h"
-#include "image_io.h"
 #include "jobs.h"
-#include "loader.h"
 #include "log.h"
-#include "runtime.h"
-#include "snapshot.h"
-#include "validate.h"
+#include "trainer.h"
 
 #define STREAM_NOISE 0x4E4F495345ull   /* "NOISE": sigma and noise of the loss */
 #define STREAM_DROPOUT 0x44524F50ull   /* "DROP" + images seen: dropout masks */
-#define MAX_EMA 64
 
 static volatile sig_atomic_t g_signal;
 static void on_signal(int sig) { g_signal = sig; }
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int64_t kimg_to_nimg(double kimg) { return (int64_t)llround(kimg * 1000.0); }
 
 /* True when an interval boundary lies in (prev, cur]. */
 static int crossed(int64_t prev, int64_t cur, int64_t every) { return every > 0 && cur / every > prev / every; }
-
-typedef struct trainer {
-    const run_config *rc;
-    char run_dir[2048];
-    runtime rt;
-    net_instance net;
-    const edm2_loss_vtable *lvt;
-    edm2_loss *loss;
-    const edm2_optimizer_vtable *ovt;
-    edm2_optimizer *opt;
-    const edm2_ema_vtable *evt;
-    edm2_ema *ema;
-    size_t nema;
-    float *avg[MAX_EMA];
-    float *grads, *y, *labels; /* backend */
-    float *host;               /* host arena scratch */
-    dataset data;
-    loader ld;
-    int64_t nimg, total, batch, batch_gpu, seed;
-    char fingerprint[4096];
-    FILE *stats;
-    double last_progress; /* when the progress bar was last drawn */
-} trainer;
 
 static int fail_plugin(edm2_err *err, const char *kind, const char *id) {
     return err_plugin(err, "%s %s", kind, id);
@@ -78,165 +40,6 @@ static void make_fingerprint(trainer *t) {
         n += (size_t)snprintf(t->fingerprint + n, sizeof t->fingerprint - n, "%s%s=%s", k ? ";" : "", d->keys[k].name,
                               v ? v : "");
     }
-}
-
-/* The checkpoint's buffers, pointing into host memory (t->host for params; allocated for the rest). */
-static size_t ckpt_layout(trainer *t, ckpt_buffer *bufs, float **hosts, char names[][64]) {
-    size_t n = 0, A = t->net.info.arena_floats;
-    bufs[n++] = (ckpt_buffer){"params", hosts[0], A};
-    size_t ns = t->ovt->state_count(t->opt);
-    for (size_t i = 0; i < ns; i++) {
-        edm2_state_buffer sb;
-        t->ovt->state_buffer(t->opt, i, &sb);
-        snprintf(names[n], 64, "optimizer/%s", sb.name);
-        bufs[n] = (ckpt_buffer){names[n], hosts[n], sb.numel};
-        n++;
-    }
-    for (size_t i = 0; i < t->nema; i++) {
-        snprintf(names[n], 64, "ema/%s", t->evt->label(t->ema, i));
-        bufs[n] = (ckpt_buffer){names[n], hosts[n], A};
-        n++;
-    }
-    return n;
-}
-
-/* Backend memory of checkpoint buffer i. */
-static float *ckpt_device(trainer *t, size_t i) {
-    size_t ns = t->ovt->state_count(t->opt);
-    if (i == 0) return t->net.params;
-    if (i <= ns) {
-        edm2_state_buffer sb;
-        t->ovt->state_buffer(t->opt, i - 1, &sb);
-        return sb.data;
-    }
-    return t->avg[i - 1 - ns];
-}
-
-static int ckpt_io(trainer *t, const char *path, int write, edm2_err *err) {
-    ckpt_buffer bufs[MAX_EMA + 16];
-    float *hosts[MAX_EMA + 16] = {0};
-    char names[MAX_EMA + 16][64];
-    size_t nb = 1 + t->ovt->state_count(t->opt) + t->nema;
-    int rc = -1;
-    for (size_t i = 0; i < nb; i++)
-        if (!(hosts[i] = malloc((t->net.info.arena_floats + 1) * sizeof(float)))) {
-            err_set(err, "out of memory");
-            goto done;
-        }
-    nb = ckpt_layout(t, bufs, hosts, names);
-    ckpt_info info = {t->nimg, t->ovt->get_step(t->opt), t->batch, t->seed, t->fingerprint};
-    if (write) {
-        for (size_t i = 0; i < nb; i++)
-            if (rt_download(&t->rt, bufs[i].host, ckpt_device(t, i), bufs[i].n, err)) goto done;
-        if (ckpt_write(path, bufs, nb, &info, err)) goto done;
-    } else {
-        if (ckpt_read(path, bufs, nb, &info, err)) goto done;
-        for (size_t i = 0; i < nb; i++)
-            if (rt_upload(&t->rt, ckpt_device(t, i), bufs[i].host, bufs[i].n, err)) goto done;
-        t->nimg = info.nimg;
-        t->ovt->set_step(t->opt, info.optimizer_step);
-    }
-    rc = 0;
-done:
-    for (size_t i = 0; i < nb; i++) free(hosts[i]);
-    return rc;
-}
-
-static int write_checkpoint(trainer *t, int keep, edm2_err *err) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/training-state-%07lld.safetensors", t->run_dir, (long long)(t->nimg / 1000));
-    if (ckpt_io(t, path, 1, err)) return -1;
-    ckpt_prune(t->run_dir, keep);
-    LOG_INFO("checkpoint %s", path);
-    return 0;
-}
-
-static int write_snapshots(trainer *t, edm2_err *err) {
-    for (size_t i = 0; i < t->nema; i++) {
-        char path[4200];
-        const char *label = t->evt->label(t->ema, i);
-        snprintf(path, sizeof path, "%s/network-snapshot-%07lld-%s.safetensors", t->run_dir, (long long)(t->nimg / 1000),
-                 label);
-        if (rt_download(&t->rt, t->host, t->avg[i], t->net.info.arena_floats, err)) return -1;
-        snapshot_meta meta = {t->nimg, t->rc->plugin[EDM2_KIND_EMA]->desc->id, t->evt->profile_param(t->ema, i), label,
-                              NULL, 0};
-        if (snapshot_write(path, &t->net, t->host, t->rc->cfg, "network", &meta, err)) return -1;
-    }
-    LOG_INFO("snapshots of %zu EMA%s at kimg %.1f", t->nema, t->nema == 1 ? "" : "s", t->nimg / 1000.0);
-    return 0;
-}
-
-/* Samples a grid from EMA `label` with the [sampler] plugin (heun defaults without one). */
-static int write_grid(trainer *t, edm2_err *err) {
-    config_view tv;
-    config_view_host(&tv, t->rc->cfg, "training");
-    const char *want = tv.api.get(tv.api.ctx, "grid_ema");
-    int cols = (int)edm2_cfg_int(&tv.api, "grid_columns", 10);
-    size_t which = t->nema - 1;
-    for (size_t i = 0; i < t->nema && *want; i++)
-        if (!strcmp(t->evt->label(t->ema, i), want)) which = i;
-    if (*want && strcmp(t->evt->label(t->ema, which), want))
-        return err_set(err, "[training] grid_ema = '%s': not one of the tracked EMAs", want);
-    const plugin_rec *srec = t->rc->plugin[EDM2_KIND_SAMPLER];
-    if (!srec) srec = registry_find(t->rc->registry, EDM2_KIND_SAMPLER, "heun", t->rt.backend_rec->desc->backend);
-    if (!srec) return err_set(err, "no [sampler] section and no 'heun' sampler plugin for the sample grid");
-    config_view sv;
-    config_view_init(&sv, t->rc->cfg, "sampler", srec->desc->keys, srec->desc->key_count);
-    const int L = t->net.info.label_dim, rows = L ? L : cols, n = rows * cols;
-    const size_t per = (size_t)t->net.info.img_channels * t->net.info.img_resolution * t->net.info.img_resolution;
-    /* Sample the EMA: copy it into the parameters for the duration (restored from the host copy after). */
-    float *params_copy = malloc((t->net.info.arena_floats + 1) * sizeof(float));
-    float *out = malloc(per * n * sizeof(float)), *labels = calloc((size_t)n * (L ? L : 1), sizeof(float));
-    uint64_t *seeds = malloc(n * sizeof *seeds);
-    generator gen;
-    memset(&gen, 0, sizeof gen);
-    int rc = -1;
-    if (!params_copy || !out || !labels || !seeds) {
-        err_set(err, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < n; i++) {
-        seeds[i] = (uint64_t)i;
-        if (L) labels[(size_t)i * L + (i / cols) % L] = 1.0f; /* one row per class */
-    }
-    if (rt_download(&t->rt, params_copy, t->net.params, t->net.info.arena_floats, err)) goto done;
-    if (t->rt.bvt->copy(t->rt.b, t->net.params, t->avg[which], t->net.info.arena_floats * sizeof(float)) != EDM2_OK) {
-        err_plugin(err, "backend copy failed");
-        goto done;
-    }
-    if (generator_open(&gen, &t->rt, &t->net, NULL, 1.0, srec, &sv.api, err)) goto done;
-    double t0 = now_s();
-    int bs = 32;
-    for (int i = 0; i < n; i += bs) {
-        int m = n - i < bs ? n - i : bs;
-        if (generator_run(&gen, seeds + i, NULL, L ? labels + (size_t)i * L : NULL, m, out + per * i, err)) goto done;
-    }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/samples.png", t->run_dir);
-    if (grid_write(path, out, n, t->net.info.img_channels, t->net.info.img_resolution, cols, err)) goto done;
-    LOG_INFO("sample grid %s: %d images from EMA %s with %s (%d evaluations each), %.1f s", path, n,
-             t->evt->label(t->ema, which), srec->desc->id, gen.svt->num_evals(gen.s), now_s() - t0);
-    rc = 0;
-done:
-    if (gen.s) generator_close(&gen);
-    if (params_copy && rt_upload(&t->rt, t->net.params, params_copy, t->net.info.arena_floats, err)) rc = -1;
-    free(params_copy), free(out), free(labels), free(seeds);
-    return rc;
-}
-
-static void progress(trainer *t, double t_start, int64_t start_nimg) {
-    double now = now_s();
-    if (now - t->last_progress < 0.25 && t->nimg < t->total) return;
-    t->last_progress = now;
-    double frac = (double)t->nimg / (double)t->total, rate = (t->nimg - start_nimg) / fmax(now - t_start, 1e-9);
-    double eta = rate > 0 ? (t->total - t->nimg) / rate : 0;
-    int width = 30, fill = (int)(frac * width);
-    char bar[64];
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
-    bar[width] = 0;
-    fprintf(stderr, "\r[%s] %5.1f%%  kimg %.1f/%.1f  %.0f img/s  ETA %dm%02ds\033[K", bar, 100 * frac, t->nimg / 1000.0,
-            t->total / 1000.0, rate, (int)(eta / 60), (int)fmod(eta, 60));
-    fflush(stderr);
 }
 
 static void trainer_close(trainer *t) {
@@ -303,6 +106,7 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
         return fail_plugin(err, "ema", rc->plugin[EDM2_KIND_EMA]->desc->id);
     t->nema = t->evt->count(t->ema);
     if (t->nema > MAX_EMA) return err_set(err, "[ema] at most %d averages", MAX_EMA);
+    if (edm2_cfg_bool(&tv.api, "sample_grid", 1) && trainer_grid_check(t, err)) return -1;
     /* Data, checked against the network. */
     if (dataset_open(&t->data, rc->cfg, err)) return -1;
     if (t->data.channels != info->img_channels || t->data.resolution != info->img_resolution)
@@ -328,7 +132,7 @@ static int start_or_resume(trainer *t, edm2_err *err) {
     char path[4200];
     if (ckpt_find_latest(t->run_dir, path, sizeof path, err)) return -1;
     if (path[0]) {
-        if (ckpt_io(t, path, 0, err)) return -1;
+        if (trainer_read_checkpoint(t, path, err)) return -1;
         LOG_INFO("resuming from %s at kimg %.3f", path, t->nimg / 1000.0);
         return 0;
     }
@@ -424,47 +228,34 @@ int job_train(const run_config *rc, edm2_err *err) {
             goto restore;
         }
         loss_sum += loss, steps++;
-        if (tty) progress(&t, t_start, start_nimg);
+        if (tty) trainer_progress(&t, t_start, start_nimg);
         if (crossed(prev, t.nimg, status_every) || t.nimg >= t.total) {
-            double now = now_s(), dt = now - t_int, imgs = (double)(t.nimg - int_start);
-            size_t cur = 0, peak = 0;
-            t.rt.bvt->memory_stats(t.rt.b, &cur, &peak);
-            struct rusage ru;
-            getrusage(RUSAGE_SELF, &ru);
-            if (tty) fprintf(stderr, "\r\033[K");
-            LOG_INFO("kimg %9.3f  loss %.4f  lr %.3e  sec/kimg %7.2f  img/s %7.1f  mem %.0f MiB (peak %.0f, RSS %.0f)",
-                     t.nimg / 1000.0, loss_sum / steps, lr, dt / (imgs / 1000.0), imgs / dt, cur / 1048576.0,
-                     peak / 1048576.0, ru.ru_maxrss / 1024.0);
-            fprintf(t.stats,
-                    "{\"kimg\": %.3f, \"nimg\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"sec_per_kimg\": %.4g, "
-                    "\"img_per_s\": %.4g, \"mem_mib\": %.1f, \"mem_peak_mib\": %.1f, \"maxrss_mib\": %.1f, \"time\": %lld}\n",
-                    t.nimg / 1000.0, (long long)t.nimg, loss_sum / steps, lr, dt / (imgs / 1000.0), imgs / dt,
-                    cur / 1048576.0, peak / 1048576.0, ru.ru_maxrss / 1024.0, (long long)time(NULL));
-            fflush(t.stats);
+            double now = now_s();
+            trainer_status(&t, loss_sum / steps, lr, int_start, t_int, now);
             loss_sum = 0, steps = 0, t_int = now, int_start = t.nimg;
         }
         if (crossed(prev, t.nimg, snapshot_every)) {
-            if (write_snapshots(&t, err)) goto restore;
+            if (trainer_write_snapshots(&t, err)) goto restore;
             last_snap = t.nimg;
         }
         if (crossed(prev, t.nimg, ckpt_every)) {
-            if (write_checkpoint(&t, keep, err)) goto restore;
+            if (trainer_write_checkpoint(&t, keep, err)) goto restore;
             last_ckpt = t.nimg;
         }
     }
     if (tty) fprintf(stderr, "\r\033[K");
     if (g_signal) {
         int sig = g_signal;
-        if (last_ckpt != t.nimg && write_checkpoint(&t, keep, err)) goto restore;
+        if (last_ckpt != t.nimg && trainer_write_checkpoint(&t, keep, err)) goto restore;
         LOG_INFO("stopped by signal %d at kimg %.3f; run the same command again to resume", sig, t.nimg / 1000.0);
         status = 128 + sig;
         goto restore;
     }
-    if (last_snap != t.nimg && write_snapshots(&t, err)) goto restore;
-    if (last_ckpt != t.nimg && write_checkpoint(&t, keep, err)) goto restore;
+    if (last_snap != t.nimg && trainer_write_snapshots(&t, err)) goto restore;
+    if (last_ckpt != t.nimg && trainer_write_checkpoint(&t, keep, err)) goto restore;
     LOG_INFO("training done: kimg %.3f in %.1f s (%.1f img/s this session)", t.nimg / 1000.0, now_s() - t_start,
              (t.nimg - start_nimg) / fmax(now_s() - t_start, 1e-9));
-    if (edm2_cfg_bool(&tv.api, "sample_grid", 1) && write_grid(&t, err)) goto restore;
+    if (edm2_cfg_bool(&tv.api, "sample_grid", 1) && trainer_write_grid(&t, err)) goto restore;
     status = 0;
 restore:
     sigaction(SIGINT, &old_int, NULL);

@@ -46,7 +46,11 @@ int log_open_file(const char *path) {
     return g_file ? 0 : -1;
 }
 
-static void emit(edm2_log_level level, const char *who, const char *msg) {
+static void emit(edm2_log_level level, const char *who, const char *text) {
+    char msg[2048]; /* one line, whatever a plugin or a quoted input holds */
+    size_t n = 0;
+    for (; text[n] && n < sizeof msg - 1; n++) msg[n] = (unsigned char)text[n] < 0x20 ? '?' : text[n];
+    msg[n] = 0;
     const char *name = level_name(level);
     char prefix[128] = "";
     if (*name && who) snprintf(prefix, sizeof prefix, "%s: %s: ", name, who);

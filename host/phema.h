@@ -1,4 +1,4 @@
-/* phema.h: post-hoc EMA reconstruction (SPEC §5): from snapshots of averages with known profiles
+/* phema.h: post-hoc EMA reconstruction (docs/formulas.md §5): from snapshots of averages with known profiles
  * (times t_i, parameters p_i), the least-squares combination X = A^-1 B whose profile best matches each
  * requested output profile, columns normalised to sum to 1. Profile inner products come from the EMA
  * plugin in closed form when it has one, by numerical integration of its weight function otherwise. */

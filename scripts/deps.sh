@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deps.sh [demo|test]: makes sure the Debian packages edm2 needs are installed. As root it installs what is
+# deps.sh [demo|test|fuzz]: makes sure the Debian packages edm2 needs are installed. As root it installs what is
 # missing with apt-get; otherwise it prints the exact apt-get line and exits 1.
 set -euo pipefail
 what=${1:-build}
@@ -7,6 +7,7 @@ pkgs="cmake make gcc g++ pkg-config libinih-dev libjansson-dev zlib1g-dev libpng
 case "$what" in
   demo) pkgs="$pkgs dataset-fashion-mnist" ;;
   test) pkgs="$pkgs libcmocka-dev dataset-fashion-mnist" ;;
+  fuzz) pkgs="$pkgs clang libclang-rt-14-dev libomp-dev" ;;
 esac
 missing=""
 for p in $pkgs; do

@@ -232,6 +232,11 @@ static void test_png_gigapixel_header(void **state) {
     int w, h;
     assert_int_equal(png_decode(buf, n, "x.png", 3, 0, 0, &out, &w, &h, &err), -1);
     assert_non_null(strstr(err.msg, "100000x100000 pixels (at most 16384 a side)"));
+    /* Within the side limit, but far more pixels than a file this small can hold. */
+    be32(buf + 16, 16000), be32(buf + 20, 16000);
+    be32(buf + 29, (uint32_t)crc32(0, buf + 12, 17));
+    assert_int_equal(png_decode(buf, n, "x.png", 3, 0, 0, &out, &w, &h, &err), -1);
+    assert_non_null(strstr(err.msg, "16000x16000 pixels announced in"));
     assert_int_equal(png_decode(buf, n / 2, "x.png", 3, 0, 0, &out, &w, &h, &err), -1);
     free(buf);
     rm_rf(dir);

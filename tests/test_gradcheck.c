@@ -12,6 +12,7 @@
 #include "attention.h"
 #include "block.h"
 #include "gemm.h"
+#include "forced_weight_norm.h"
 #include "mp_conv.h"
 #include "mp_ops.h"
 #include "test_util.h"
@@ -261,7 +262,7 @@ static void test_linear(void **s) { (void)s; run_conv(1, 1, "linear"); }
 static void test_force_normalize(void **s) {
     (void)s;
     float *w = randn(3 * 8, 3.0f);
-    mpconv_force_normalize(w, 3, 8);
+    forced_weight_norm(w, 3, 8);
     for (int o = 0; o < 3; o++) {
         double ss = 0;
         for (int i = 0; i < 8; i++) ss += (double)w[o * 8 + i] * w[o * 8 + i];

@@ -1,6 +1,6 @@
 /* edm2_ema.h: the EMA-profile plugin kind (backend-agnostic): tracks one or more exponential moving
  * averages of the parameters during training, and describes its averaging profiles so that post-hoc
- * reconstruction can combine snapshots into any other profile (SPEC §5).
+ * reconstruction can combine snapshots into any other profile (docs/formulas.md §5).
  *
  * An EMA profile plugin never touches memory directly: it works through the edm2_backend_ops the host
  * gives it, so one build runs on every backend.

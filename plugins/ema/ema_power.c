@@ -1,5 +1,5 @@
 /* ema_power.c: the EMA-profile plugins (backend-agnostic; all arithmetic through the backend's lerp):
- *   "power"       power-function EMA, one average per sigma_rel (SPEC §5)
+ *   "power"       power-function EMA, one average per sigma_rel (docs/formulas.md §5)
  *   "traditional" exponential EMA with half-life in Mimg and ramp-up ratio (the paper's baseline). */
 #include <math.h>
 #include <stdio.h>

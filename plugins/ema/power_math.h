@@ -1,4 +1,4 @@
-/* power_math.h: the power-function EMA profile of EDM2 (SPEC §5) in double precision: sigma_rel <->
+/* power_math.h: the power-function EMA profile of EDM2 (docs/formulas.md §5) in double precision: sigma_rel <->
  * exponent gamma, the per-step beta, the profile's weight over training time and the closed-form inner
  * product of two profiles. Header-only so post-hoc code and tests share one definition. */
 #ifndef EDM2_POWER_MATH_H

@@ -1,5 +1,5 @@
 /* adam.c: the optimizer plugin "adam" (CPU build): Adam with bias correction and no weight decay, after
- * replacing non-finite gradients by 0, with the EDM2 learning-rate schedule (SPEC §4):
+ * replacing non-finite gradients by 0, with the EDM2 learning-rate schedule (docs/formulas.md §4):
  *   lr(t) = ref_lr / sqrt(max(t / (ref_batches * batch), 1)) * min(t / (rampup_Mimg * 1e6), 1). */
 #include <math.h>
 #include <stdlib.h>

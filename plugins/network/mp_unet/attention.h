@@ -1,4 +1,4 @@
-/* attention.h: EDM2 cosine self-attention (SPEC §2) over one block's qkv activations, channels-last.
+/* attention.h: EDM2 cosine self-attention (docs/formulas.md §2) over one block's qkv activations, channels-last.
  * qkv[N, HW, 3*C] holds channel (head*cph + c)*3 + s for s in {q, k, v}; the output y[N, HW, C] holds
  * channel head*cph + c. q, k, v are normalised over their cph channels per head and pixel. */
 #ifndef EDM2_ATTENTION_H

@@ -1,4 +1,4 @@
-/* block.h: the EDM2 encoder/decoder Block (SPEC §2): resample, skip conv, pixel norm, two 3x3 MP
+/* block.h: the EDM2 encoder/decoder Block (docs/formulas.md §2): resample, skip conv, pixel norm, two 3x3 MP
  * convolutions modulated by the embedding, residual mp_sum, optional cosine attention, clipping.
  * Channels-last activations x[N, H, W, C]. */
 #ifndef EDM2_BLOCK_H

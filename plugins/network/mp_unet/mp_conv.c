@@ -45,17 +45,6 @@ void mpconv_weight_backward(float *dw, float *dgain, const float *dw_hat, const 
     if (dgain) *dgain += (float)dg;
 }
 
-void mpconv_force_normalize(float *w, int O, int fan_in) {
-    const float inv_sqrt_f = 1.0f / sqrtf((float)fan_in);
-    for (int o = 0; o < O; o++) {
-        float *wo = w + (size_t)o * fan_in;
-        float ss = 0;
-        for (int i = 0; i < fan_in; i++) ss += wo[i] * wo[i];
-        float n = MP_EPS + sqrtf(ss) * inv_sqrt_f;
-        for (int i = 0; i < fan_in; i++) wo[i] /= n;
-    }
-}
-
 void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate,
                     const conv_scratch *sc) {
     gemm_nt(P, O, C, x, C, w_hat, C, y, O, accumulate, sc->pack);

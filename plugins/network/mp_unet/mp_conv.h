@@ -1,4 +1,4 @@
-/* mp_conv.h: MPConv (SPEC §1): the weight preparation w_hat = normalize(w) * gain / sqrt(fan_in), and
+/* mp_conv.h: MPConv (docs/formulas.md §1): the weight preparation w_hat = normalize(w) * gain / sqrt(fan_in), and
  * the convolutions that use it, channels-last, on our GEMMs (gemm.h): 3x3 convolutions with padding 1 as
  * implicit GEMMs (no im2col, no padded copies), and fully connected / 1x1 layers. Backward functions
  * overwrite (acc = 0) or accumulate into (acc = 1) the input gradient, and always accumulate the
@@ -26,9 +26,6 @@ void mpconv_weight_forward(float *w_hat, float *norm, const float *w, float gain
 /* dw += d(w_hat)/dw^T dw_hat; *dgain += d(w_hat)/dgain . dw_hat when dgain is non-NULL. */
 void mpconv_weight_backward(float *dw, float *dgain, const float *dw_hat, const float *w, const float *norm,
                             float gain, int O, int C, int k);
-/* The forced weight normalisation (training): w <- normalize(w) per output unit, in place. */
-void mpconv_force_normalize(float *w, int O, int fan_in);
-
 /* Fully connected over rows: y[P, O] = x[P, C] w_hat[O, C]^T (+ y when accumulate). */
 void linear_forward(float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate,
                     const conv_scratch *sc);

@@ -1,4 +1,4 @@
-/* mp_ops.h: the magnitude-preserving element-wise layers of EDM2 (SPEC §1) as plain forward/backward
+/* mp_ops.h: the magnitude-preserving element-wise layers of EDM2 (docs/formulas.md §1) as plain forward/backward
  * functions over raw pointers. Activations are channels-last: x[P, C] with P = N*H*W pixels.
  * Every *_backward takes `acc`: 1 accumulates into its gradient outputs (dx += ..., llm.c style), 0
  * overwrites them (dx = ...), so the first contribution to a fresh buffer needs no zeroing. */
@@ -25,7 +25,7 @@ void mp_silu_backward(float *dx, const float *dy, const float *x, size_t n, int 
 void mp_sum_forward(float *y, const float *a, const float *b, float t, size_t n);
 void mp_sum_backward(float *da, float *db, const float *dy, float t, size_t n, int acc);
 
-/* mp_cat along channels: y[P, Ca+Cb] = [a[P, Ca] * wa, b[P, Cb] * wb] (SPEC §1). */
+/* mp_cat along channels: y[P, Ca+Cb] = [a[P, Ca] * wa, b[P, Cb] * wb] (docs/formulas.md §1). */
 void mp_cat_forward(float *y, const float *a, int Ca, const float *b, int Cb, size_t P, float t);
 void mp_cat_backward(float *da, float *db, const float *dy, int Ca, int Cb, size_t P, float t, int acc);
 

@@ -286,14 +286,6 @@ void unet_init_params(const unet *u, float *params, uint64_t seed) {
     }
 }
 
-void unet_normalize_weights(const unet *u, float *params) {
-#pragma omp parallel for schedule(dynamic, 1)
-    for (size_t i = 0; i < u->nweights; i++) {
-        const weight_ref *w = &u->weights[i].ref;
-        mpconv_force_normalize(params + w->offset, w->O, w->C * w->k * w->k);
-    }
-}
-
 /* ---- Forward ------------------------------------------------------------------------------------ */
 
 static float gain_of(const float *params, long off) { return off < 0 ? 1.0f : params[off]; }

@@ -1,4 +1,4 @@
-/* unet.h: the EDM2 U-Net with preconditioning and uncertainty head (SPEC §3): its module graph, the
+/* unet.h: the EDM2 U-Net with preconditioning and uncertainty head (docs/formulas.md §3): its module graph, the
  * parameter arena table (reference state_dict names), initialisation, forward and backward. */
 #ifndef EDM2_UNET_H
 #define EDM2_UNET_H
@@ -71,6 +71,7 @@ typedef struct unet {
 int unet_build(unet *u, const unet_hparams *hp, char *err, size_t errlen);
 void unet_free(unet *u);
 void unet_init_params(const unet *u, float *params, uint64_t seed);
+/* Forced weight normalisation of every weight in params (forced_weight_norm.c). */
 void unet_normalize_weights(const unet *u, float *params);
 /* Returns 0, or -1 when out of memory. */
 int unet_forward(unet *u, const edm2_forward_args *a);

@@ -1,4 +1,4 @@
-/* edm_sampler.c: the EDM samplers (backend-agnostic; SPEC §6), arithmetic through the backend's ops:
+/* heun_sampler.c: the EDM samplers (backend-agnostic; docs/formulas.md §6), arithmetic through the backend's ops:
  *   "heun"  deterministic 2nd-order Heun (2N - 1 denoiser calls), optional stochastic churn
  *   "euler" 1st-order Euler (N calls), same noise schedule and churn.
  * t_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho, t_N = 0, in float32 as

@@ -1,4 +1,4 @@
-/* loss_edm2.c: the loss plugins (CPU build), SPEC §4:
+/* uncertainty_weighted_loss.c: the loss plugins (CPU build), docs/formulas.md §4 (paper §2.1):
  *   "edm2": uncertainty-weighted  L = lambda(sigma) / exp(u) * (D - y)^2 + u, u = logvar(sigma)
  *   "edm" : plain EDM weighting    L = lambda(sigma) * (D - y)^2
  * with lambda = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2 and sigma = exp(P_mean + P_std n). */

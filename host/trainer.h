@@ -1,0 +1,57 @@
+/* trainer.h: the state of a `train` job and its parts, one file each: the loop, setup and resume
+ * (job_train.c), checkpoints (train_checkpoint.c), EMA snapshots (train_snapshots.c), the final sample
+ * grid (train_grid.c), and the progress bar with status lines and stats.jsonl (train_progress.c). */
+#ifndef EDM2_HOST_TRAINER_H
+#define EDM2_HOST_TRAINER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dataset.h"
+#include "loader.h"
+#include "runtime.h"
+#include "validate.h"
+
+#define MAX_EMA 64
+
+typedef struct trainer {
+    const run_config *rc;
+    char run_dir[2048];
+    runtime rt;
+    net_instance net;
+    const edm2_loss_vtable *lvt;
+    edm2_loss *loss;
+    const edm2_optimizer_vtable *ovt;
+    edm2_optimizer *opt;
+    const edm2_ema_vtable *evt;
+    edm2_ema *ema;
+    size_t nema;
+    float *avg[MAX_EMA];
+    float *grads, *y, *labels; /* backend */
+    float *host;               /* host arena scratch */
+    dataset data;
+    loader ld;
+    int64_t nimg, total, batch, batch_gpu, seed;
+    char fingerprint[4096];
+    FILE *stats;
+    double last_progress; /* when the progress bar was last drawn */
+} trainer;
+
+/* Checkpoints: training-state-KKKKKKK.safetensors with every arena, written atomically (keeping the newest
+ * `keep`), and read back (validated) to resume. */
+int trainer_write_checkpoint(trainer *t, int keep, edm2_err *err);
+int trainer_read_checkpoint(trainer *t, const char *path, edm2_err *err);
+/* One snapshot per tracked EMA at the current images seen. */
+int trainer_write_snapshots(trainer *t, edm2_err *err);
+/* Checks [training] grid_ema and the sampler before training (so a bad value fails at once). */
+int trainer_grid_check(const trainer *t, edm2_err *err);
+/* samples.png: a grid from one EMA with the [sampler] plugin (Heun defaults without one). */
+int trainer_write_grid(trainer *t, edm2_err *err);
+/* The progress bar (terminal only), redrawn at most 4 times a second. */
+void trainer_progress(trainer *t, double t_start, int64_t start_nimg);
+/* A status line and a stats.jsonl record for the interval that started at `int_start` images, time t_int. */
+void trainer_status(trainer *t, double loss_mean, double lr, int64_t int_start, double t_int, double now);
+
+double now_s(void);
+
+#endif

@@ -1,0 +1,27 @@
+/* forced_weight_norm.c: forced weight normalisation of one weight and of a whole network's arena. */
+#include "forced_weight_norm.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#include "mp_ops.h"
+#include "unet.h"
+
+void forced_weight_norm(float *w, int O, int fan_in) {
+    const float inv_sqrt_f = 1.0f / sqrtf((float)fan_in);
+    for (int o = 0; o < O; o++) {
+        float *wo = w + (size_t)o * fan_in;
+        float ss = 0;
+        for (int i = 0; i < fan_in; i++) ss += wo[i] * wo[i];
+        float n = MP_EPS + sqrtf(ss) * inv_sqrt_f;
+        for (int i = 0; i < fan_in; i++) wo[i] /= n;
+    }
+}
+
+void unet_normalize_weights(const unet *u, float *params) {
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i = 0; i < u->nweights; i++) {
+        const weight_ref *w = &u->weights[i].ref;
+        forced_weight_norm(params + w->offset, w->O, w->C * w->k * w->k);
+    }
+}
