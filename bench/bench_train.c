@@ -3,7 +3,8 @@
  * normalisation, loss forward+backward, Adam, EMA) and the evaluation forward time, and relates the
  * achieved GFLOP/s to this machine's single-precision GEMM rate (OpenBLAS sgemm 2048^3, same threads).
  *
- *   edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--set s.k=v ...]
+ *   edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-sgemm]
+ *              [--set s.k=v ...]
  */
 #include <cblas.h>
 #include <math.h>
@@ -40,28 +41,33 @@ static double sgemm_rate(int threads) {
     return 2.0 * n * n * (double)n / best / 1e9;
 }
 
+static int usage(void) {
+    fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-sgemm] "
+                    "[--set s.k=v ...]\n");
+    return 2;
+}
+
 int main(int argc, char **argv) {
     const char *path = NULL;
     char *sets[64];
-    int nsets = 0, threads = 0, steps = 10, warmup = 2, do_train = 1, do_eval = 1;
+    int nsets = 0, threads = 0, steps = 10, warmup = 2, do_train = 1, do_eval = 1, do_sgemm = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 64) sets[nsets++] = argv[++i];
+        else if (!strcmp(argv[i], "--no-sgemm")) do_sgemm = 0;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             const char *w = argv[++i];
             do_train = !strcmp(w, "train"), do_eval = !strcmp(w, "eval");
         }
         else if (argv[i][0] != '-' && !path) path = argv[i];
         else {
-            fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--set s.k=v ...]\n");
-            return 2;
+            return usage();
         }
     }
     if (!path) {
-        fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--set s.k=v ...]\n");
-        return 2;
+        return usage();
     }
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     setup s;
@@ -143,14 +149,14 @@ int main(int argc, char **argv) {
     rt.bvt->memory_stats(rt.b, &cur, &peak);
     double ips = steps * batch / t_train, eval = t_eval / steps;
     double g_train = 3 * info->gflops_per_image * ips, g_eval = info->gflops_per_image * batch / eval;
-    double peak_rate = sgemm_rate(threads);
+    double peak_rate = do_sgemm ? sgemm_rate(threads) : 0;
     if (do_train)
         printf("training:  %8.1f images/s  %7.1f ms/step  %6.1f GFLOP/s (3x forward)  = %4.0f%% of sgemm\n", ips,
-           1e3 * t_train / steps, g_train, 100 * g_train / peak_rate);
+               1e3 * t_train / steps, g_train, do_sgemm ? 100 * g_train / peak_rate : NAN);
     if (do_eval)
         printf("eval:      %8.3f s per forward of %d  %6.1f GFLOP/s  = %4.0f%% of sgemm\n", eval, batch, g_eval,
-           100 * g_eval / peak_rate);
-    printf("sgemm:     %8.1f GFLOP/s (OpenBLAS 2048^3, %d threads)\n", peak_rate, threads);
+               do_sgemm ? 100 * g_eval / peak_rate : NAN);
+    if (do_sgemm) printf("sgemm:     %8.1f GFLOP/s (OpenBLAS 2048^3, %d threads)\n", peak_rate, threads);
     return 0;
 fail:
     LOG_ERROR("%s", err.msg[0] ? err.msg : "benchmark failed (see above)");

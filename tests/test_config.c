@@ -1,6 +1,7 @@
 /* test_config.c: INI loading: extends chains (relative paths, overrides), --set, duplicates, malformed
  * lines, keys outside sections, over-long lines; [plugins] path resolved against the config's folder;
- * typed views with schema defaults; value checks and suggestions. */
+ * typed views with schema defaults; value checks and suggestions; the passive thread wait policy by
+ * default. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,12 +128,29 @@ static void test_typed_view_defaults(void **state) {
     cfg_free(&c);
 }
 
+/* Loading a plugin makes idle OpenMP threads sleep (OMP_WAIT_POLICY=passive) unless the user chose. */
+static void test_passive_wait_policy_default(void **state) {
+    (void)state;
+    unsetenv("OMP_WAIT_POLICY");
+    unsetenv("GOMP_SPINCOUNT");
+    plugin_registry r;
+    memset(&r, 0, sizeof r);
+    edm2_err err;
+    assert_int_equal(registry_load_file(&r, EDM2_BUILD_DIR "/plugins/edm2_network_mp_unet_cpu.so", &err), 0);
+    assert_non_null(getenv("OMP_WAIT_POLICY"));
+    assert_string_equal(getenv("OMP_WAIT_POLICY"), "passive");
+    setenv("OMP_WAIT_POLICY", "active", 1);
+    assert_int_equal(registry_load_file(&r, EDM2_BUILD_DIR "/plugins/edm2_loss_cpu.so", &err), 0);
+    assert_string_equal(getenv("OMP_WAIT_POLICY"), "active");
+    registry_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_extends_and_overrides),        cmocka_unit_test(test_plugin_switch_drops_inherited_keys),
         cmocka_unit_test(test_malformed_files),
         cmocka_unit_test(test_plugin_path_relative_to_config), cmocka_unit_test(test_values_and_suggestions),
-        cmocka_unit_test(test_typed_view_defaults),
+        cmocka_unit_test(test_typed_view_defaults),     cmocka_unit_test(test_passive_wait_policy_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
