@@ -7,6 +7,7 @@
 #include <string.h>
 
 #define MAX_EXTENDS_DEPTH 16
+#define MAX_ENTRIES 4096 /* keys in one file (and in all files together); lookups are linear */
 
 static char *xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
@@ -134,6 +135,11 @@ static int on_value(void *user, const char *section, const char *key, const char
     parse_state *st = user;
     if (st->failed) return 0;
     int line = st->reader->line;
+    if (st->own->n >= MAX_ENTRIES) {
+        st->failed = 1;
+        err_set(st->err, "%s:%d: more than %d keys in one config file", st->file, line, MAX_ENTRIES);
+        return 0;
+    }
     const cfg_entry *prev = cfg_get(st->own, section, key);
     if (prev) {
         st->failed = 1;
@@ -199,6 +205,10 @@ static int load_rec(cfg *c, const char *path, int depth, const char *from, int f
     for (size_t i = 0; i < own.n; i++) {
         cfg_entry *e = &own.v[i];
         if (e->section[0] && strcmp(e->key, "plugin") == 0) drop_if_other_plugin(c, e->section, e->value);
+    }
+    if (c->n + own.n > MAX_ENTRIES) {
+        err_set(err, "%s: more than %d keys in this config and the files it extends", path, MAX_ENTRIES);
+        goto fail;
     }
     for (size_t i = 0; i < own.n; i++) {
         cfg_entry *e = &own.v[i];

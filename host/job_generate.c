@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cpu_share.h"
 #include "fileio.h"
 #include "generate.h"
 #include "image_io.h"
@@ -86,6 +87,8 @@ int job_generate(const run_config *rc, edm2_err *err) {
     }
     if (parse_seeds(g->get(g->ctx, "seeds"), &seeds, &n, err)) goto done;
     if (runtime_open(&rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, (int)edm2_cfg_int(&jv.api, "threads", 0), err)) goto done;
+    cpu_share share;
+    cpu_share_init(&share, rt.services.threads);
     if (snapshot_open(net_path, rc->registry, &rt, &net, &nf, err)) goto done;
     if (guidance != 1.0) {
         if (!*gnet_path) {
@@ -151,6 +154,9 @@ int job_generate(const run_config *rc, edm2_err *err) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double el = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
         LOG_INFO("%d/%d images  %.2f images/s", i + m, n, (i + m) / el);
+        int changed;
+        rt.services.threads = cpu_share_update(&share, &changed);
+        if (changed) cpu_share_log_change(&share);
     }
     free(px);
     if (write_grid) {

@@ -88,6 +88,7 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     config_view_plugin(&v, rc, EDM2_KIND_BACKEND);
     if (runtime_open(&t->rt, rc->plugin[EDM2_KIND_BACKEND], &v.api, (int)edm2_cfg_int(&jv.api, "threads", 0), err))
         return -1;
+    cpu_share_init(&t->share, t->rt.services.threads);
     config_view_plugin(&v, rc, EDM2_KIND_NETWORK);
     if (net_open(&t->net, &t->rt, rc->plugin[EDM2_KIND_NETWORK], &v.api, err)) return -1;
     make_fingerprint(t);
@@ -219,6 +220,7 @@ int job_train(const run_config *rc, edm2_err *err) {
     const int64_t start_nimg = t.nimg;
     double t_start = now_s(), t_int = t_start, loss_sum = 0, lr = 0;
     int64_t steps = 0, int_start = t.nimg, last_snap = -1, last_ckpt = -1;
+    trainer_share_cpu(&t); /* the load during setup decides the first steps' thread count */
     while (t.nimg < t.total && !g_signal) {
         int64_t prev = t.nimg;
         double loss = 0;
@@ -228,6 +230,7 @@ int job_train(const run_config *rc, edm2_err *err) {
             goto restore;
         }
         loss_sum += loss, steps++;
+        trainer_share_cpu(&t);
         if (tty) trainer_progress(&t, t_start, start_nimg);
         if (crossed(prev, t.nimg, status_every) || t.nimg >= t.total) {
             double now = now_s();

@@ -55,6 +55,7 @@ int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, int oneho
     l->pos[0] = start_pos;
     l->state[0] = 1;
     if (pthread_create(&l->thread, NULL, worker, l)) return err_set(err, "cannot start the data loader thread");
+    l->started = 1;
     return 0;
 }
 
@@ -81,7 +82,7 @@ int loader_next(loader *l, const float **img, const float **lab, edm2_err *err) 
 }
 
 void loader_close(loader *l) {
-    if (l->perm) {
+    if (l->started) {
         pthread_mutex_lock(&l->mu);
         l->stop = 1;
         pthread_cond_broadcast(&l->cv);

@@ -19,7 +19,7 @@ typedef struct loader {
     int state[2]; /* 0 empty, 1 requested, 2 ready */
     int *perm;
     int64_t perm_epoch;
-    int slot, stop, failed;
+    int slot, stop, failed, started;
     edm2_err err;
     pthread_t thread;
     pthread_mutex_t mu;

@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cpu_sharing.h"
 #include "log.h"
 
 static const char *const k_kind_names[EDM2_KIND_COUNT_] = {"backend", "network", "loss",
@@ -123,7 +122,6 @@ int registry_load_file(plugin_registry *r, const char *path, edm2_err *err) {
     const char *file = realpath(path, real) ? real : path;
     for (size_t i = 0; i < r->nlibs; i++)
         if (strcmp(r->files[i], file) == 0) return 0; /* already loaded */
-    cpu_sharing_defaults(); /* before the plugin's OpenMP runtime is loaded and reads it */
     dlerror();
     void *h = dlopen(file, RTLD_NOW | RTLD_LOCAL);
     if (!h) {

@@ -1,6 +1,7 @@
 /* train_progress.c: what a training run shows while it runs: a progress bar with the rate and ETA on a
  * terminal, a status line per status interval (loss, learning rate, speed, memory) in the log, and the
- * same as one JSON record per line in RUN_DIR/stats.jsonl. */
+ * same as one JSON record per line in RUN_DIR/stats.jsonl; and a line when the thread count changes because
+ * other programs use the cores. */
 #include <math.h>
 #include <stdio.h>
 #include <sys/resource.h>
@@ -41,6 +42,14 @@ void trainer_status(trainer *t, double loss_mean, double lr, int64_t int_start, 
             t->nimg / 1000.0, (long long)t->nimg, loss_mean, lr, dt / (imgs / 1000.0), imgs / dt, cur / 1048576.0,
             peak / 1048576.0, ru.ru_maxrss / 1024.0, (long long)time(NULL));
     fflush(t->stats);
+}
+
+void trainer_share_cpu(trainer *t) {
+    int changed;
+    t->rt.services.threads = cpu_share_update(&t->share, &changed);
+    if (!changed) return;
+    if (isatty(2)) fprintf(stderr, "\r\033[K");
+    cpu_share_log_change(&t->share);
 }
 
 double now_s(void) {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cpu_share.h"
 #include "dataset.h"
 #include "loader.h"
 #include "runtime.h"
@@ -35,6 +36,7 @@ typedef struct trainer {
     char fingerprint[4096];
     FILE *stats;
     double last_progress; /* when the progress bar was last drawn */
+    cpu_share share;      /* threads lent to the plugins, lowered while other programs use the cores */
 } trainer;
 
 /* Checkpoints: training-state-KKKKKKK.safetensors with every arena, written atomically (keeping the newest
@@ -51,6 +53,9 @@ int trainer_write_grid(trainer *t, edm2_err *err);
 void trainer_progress(trainer *t, double t_start, int64_t start_nimg);
 /* A status line and a stats.jsonl record for the interval that started at `int_start` images, time t_int. */
 void trainer_status(trainer *t, double loss_mean, double lr, int64_t int_start, double t_int, double now);
+
+/* Adjusts the plugins' thread count to what other programs leave free (cpu_share.h), with a log line. */
+void trainer_share_cpu(trainer *t);
 
 double now_s(void);
 

@@ -1,11 +1,12 @@
 /* test_config.c: INI loading: extends chains (relative paths, overrides), --set, duplicates, malformed
  * lines, keys outside sections, over-long lines; [plugins] path resolved against the config's folder;
- * typed views with schema defaults; value checks and suggestions; the passive thread wait policy by
- * default. */
+ * typed views with schema defaults; value checks and suggestions; the thread count when sharing the
+ * machine. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "cpu_share.h"
 #include "schema.h"
 #include "setup.h"
 #include "test_util.h"
@@ -73,6 +74,16 @@ static void test_malformed_files(void **state) {
         cfg_free(&c);
         free(p);
     }
+    /* A config of 5000 keys is refused at once (lookups are linear; no quadratic load). */
+    char *big = malloc(5000 * 16 + 16);
+    size_t n = (size_t)sprintf(big, "[job]\n");
+    for (int i = 0; i < 5000; i++) n += (size_t)sprintf(big + n, "k%d = 1\n", i);
+    char *p = write_text(dir, "x.ini", big);
+    cfg c = {0};
+    assert_int_equal(cfg_load(&c, p, &err), -1);
+    assert_non_null(strstr(err.msg, "x.ini:4098: more than 4096 keys in one config file"));
+    cfg_free(&c);
+    free(p), free(big);
     rm_rf(dir);
     free(dir);
 }
@@ -128,21 +139,31 @@ static void test_typed_view_defaults(void **state) {
     cfg_free(&c);
 }
 
-/* Loading a plugin makes idle OpenMP threads sleep (OMP_WAIT_POLICY=passive) unless the user chose. */
-static void test_passive_wait_policy_default(void **state) {
+/* The thread count that leaves other programs their cores: lowered to what is left (at least 1), raised
+ * again when they stop, with hysteresis so that a tenth of a core of noise changes nothing. */
+static void test_cpu_share_decisions(void **state) {
     (void)state;
-    unsetenv("OMP_WAIT_POLICY");
-    unsetenv("GOMP_SPINCOUNT");
-    plugin_registry r;
-    memset(&r, 0, sizeof r);
-    edm2_err err;
-    assert_int_equal(registry_load_file(&r, EDM2_BUILD_DIR "/plugins/edm2_network_mp_unet_cpu.so", &err), 0);
-    assert_non_null(getenv("OMP_WAIT_POLICY"));
-    assert_string_equal(getenv("OMP_WAIT_POLICY"), "passive");
-    setenv("OMP_WAIT_POLICY", "active", 1);
-    assert_int_equal(registry_load_file(&r, EDM2_BUILD_DIR "/plugins/edm2_loss_cpu.so", &err), 0);
-    assert_string_equal(getenv("OMP_WAIT_POLICY"), "active");
-    registry_free(&r);
+    struct {
+        int current, max, ncpu;
+        double others;
+        int expect;
+    } cases[] = {
+        {2, 2, 2, 0.05, 2}, /* alone */
+        {2, 2, 2, 1.0, 1},  /* another run: one core left */
+        {1, 2, 2, 1.0, 1},  /* stays */
+        {1, 2, 2, 0.6, 1},  /* not yet: 1.4 left */
+        {1, 2, 2, 0.1, 2},  /* the other stopped */
+        {2, 2, 2, 3.0, 1},  /* never below one */
+        {8, 8, 8, 4.0, 4},  /* 8 cores, another run of 4 threads */
+        {4, 8, 8, 4.1, 4},  /* steady */
+        {4, 8, 8, 0.2, 8},  /* alone again */
+        {6, 6, 8, 0.0, 6},  /* never above the job's threads */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        assert_int_equal(cpu_share_decide(cases[i].current, cases[i].max, cases[i].ncpu, cases[i].others), cases[i].expect);
+    cpu_share s;
+    cpu_share_init(&s, 3);
+    assert_int_equal(cpu_share_update(&s, NULL), 3); /* within the first window: unchanged */
 }
 
 int main(void) {
@@ -150,7 +171,7 @@ int main(void) {
         cmocka_unit_test(test_extends_and_overrides),        cmocka_unit_test(test_plugin_switch_drops_inherited_keys),
         cmocka_unit_test(test_malformed_files),
         cmocka_unit_test(test_plugin_path_relative_to_config), cmocka_unit_test(test_values_and_suggestions),
-        cmocka_unit_test(test_typed_view_defaults),     cmocka_unit_test(test_passive_wait_policy_default),
+        cmocka_unit_test(test_typed_view_defaults),     cmocka_unit_test(test_cpu_share_decisions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

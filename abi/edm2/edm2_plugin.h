@@ -121,7 +121,10 @@ typedef struct edm2_host {
     /* Called by plugins at any time, from any thread. `who` is the plugin id; `msg` one line without
      * a trailing newline. Errors logged here are what the user sees, so name the key/shape at fault. */
     void (*log)(void *ctx, edm2_log_level level, const char *who, const char *msg);
-    int threads; /* CPU threads the plugin may use (>= 1) */
+    /* CPU threads the plugin may use (>= 1). The host may lower it (never above its value at create)
+     * between calls while other programs compete for the cores, so read it at each call instead of
+     * keeping a copy; a plugin's results must not depend on it. */
+    int threads;
 } edm2_host;
 
 /* ---- Plugin descriptors and the entry symbol --------------------------------------------------- */

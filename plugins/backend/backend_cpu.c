@@ -17,6 +17,12 @@ struct edm2_backend {
     size_t current, peak;
 };
 
+/* The threads to use now: the host may lower its count while other work competes for the cores. */
+static int nthreads(const edm2_backend *b) {
+    int t = b->host ? b->host->threads : b->threads;
+    return t < 1 ? 1 : t > b->threads ? b->threads : t;
+}
+
 static edm2_status cpu_create(const edm2_host *host, const edm2_config *cfg, edm2_backend **out) {
     (void)cfg;
     edm2_backend *b = calloc(1, sizeof *b);
@@ -70,25 +76,25 @@ static void cpu_memory_stats(edm2_backend *b, size_t *current, size_t *peak) {
 }
 
 static edm2_status cpu_fill(edm2_backend *b, float *x, float v, size_t n) {
-#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 65536)
+#pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) x[i] = v;
     return EDM2_OK;
 }
 
 static edm2_status cpu_scale(edm2_backend *b, float *x, float a, size_t n) {
-#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 65536)
+#pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) x[i] *= a;
     return EDM2_OK;
 }
 
 static edm2_status cpu_axpby(edm2_backend *b, float *y, float a, const float *x, float beta, size_t n) {
-#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 65536)
+#pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] = a * x[i] + beta * y[i];
     return EDM2_OK;
 }
 
 static edm2_status cpu_lerp(edm2_backend *b, float *y, const float *x, float t, size_t n) {
-#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 65536)
+#pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) y[i] += t * (x[i] - y[i]);
     return EDM2_OK;
 }
@@ -102,7 +108,7 @@ static double reduce(edm2_backend *b, const float *x, const float *y, size_t n) 
         for (size_t i = 0; i < n; i++) s += (double)x[i] * (y ? (double)y[i] : 1.0);
         return s;
     }
-#pragma omp parallel for num_threads(b->threads) schedule(static) if (nchunks > 4)
+#pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (nchunks > 4)
     for (size_t c = 0; c < nchunks; c++) {
         size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
         double s = 0;
@@ -132,7 +138,7 @@ static edm2_status cpu_norm2(edm2_backend *b, const float *x, size_t n, double *
 
 static edm2_status cpu_nan_to_zero(edm2_backend *b, float *x, size_t n, size_t *replaced) {
     size_t count = 0;
-#pragma omp parallel for num_threads(b->threads) schedule(static) reduction(+ : count) if (n > 65536)
+#pragma omp parallel for num_threads(nthreads(b)) schedule(static) reduction(+ : count) if (n > 65536)
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i])) {
             x[i] = 0.0f;
@@ -143,13 +149,13 @@ static edm2_status cpu_nan_to_zero(edm2_backend *b, float *x, size_t n, size_t *
 }
 
 static edm2_status cpu_randn(edm2_backend *b, float *x, size_t n, edm2_rng rng) {
-#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 16384)
+#pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) x[i] = philox_normal(rng.seed, rng.stream, rng.offset + i);
     return EDM2_OK;
 }
 
 static edm2_status cpu_rand(edm2_backend *b, float *x, size_t n, edm2_rng rng) {
-#pragma omp parallel for num_threads(b->threads) schedule(static) if (n > 16384)
+#pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++) x[i] = philox_uniform(rng.seed, rng.stream, rng.offset + i);
     return EDM2_OK;
 }

@@ -159,8 +159,13 @@ static edm2_status net_get_info(edm2_network *net, edm2_network_info *info) {
     return EDM2_OK;
 }
 
-/* Threads are set per call (OpenMP keeps them process-wide); OpenMP is the plugin's only thread pool. */
-static void use_threads(edm2_network *net) { omp_set_num_threads(net->threads); }
+/* Threads are set per call (OpenMP keeps them process-wide); OpenMP is the plugin's only thread pool. The
+ * host may lower its count between calls while other work competes for the cores; results do not depend
+ * on it. */
+static void use_threads(edm2_network *net) {
+    int t = net->host ? net->host->threads : net->threads;
+    omp_set_num_threads(t < 1 ? 1 : t > net->threads ? net->threads : t);
+}
 
 static edm2_status net_init_params(edm2_network *net, float *params, uint64_t seed) {
     unet_init_params(&net->u, params, seed);
