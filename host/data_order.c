@@ -4,7 +4,7 @@
  * equally likely, and datasets of any size (beyond 2^24 images) are shuffled completely. */
 #include <stdint.h>
 
-#include "../plugins/common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "dataset.h"
 
 #define STREAM_SHUFFLE 0x5348554646ull /* "SHUFF" */
@@ -12,7 +12,7 @@
 void shuffle_permutation(int *perm, int n, uint64_t seed, uint64_t epoch) {
     for (int i = 0; i < n; i++) perm[i] = i;
     for (int i = n - 1; i > 0; i--) {
-        int j = (int)philox_below(seed, STREAM_SHUFFLE + epoch, (uint64_t)i, (uint32_t)i + 1u);
+        int j = (int)edm2_philox_below(seed, STREAM_SHUFFLE + epoch, (uint64_t)i, (uint32_t)i + 1u);
         int t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;

@@ -4,12 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../plugins/common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "log.h"
 
 #define STREAM_LABEL 0x4C4142454Cull /* "LABEL" */
 
-int random_class(uint64_t seed, int L) { return (int)philox_below(seed, STREAM_LABEL, 0, (uint32_t)L); }
+int random_class(uint64_t seed, int L) { return (int)edm2_philox_below(seed, STREAM_LABEL, 0, (uint32_t)L); }
 
 /* D(x; sigma) of one network for the current batch (gen->sigma already holds sigma for every image). */
 static edm2_status forward(generator *gen, net_instance *ni, const float *x, const float *labels, float *out) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "vtable_check.h"
 
 static const char *const k_kind_names[EDM2_KIND_COUNT_] = {"backend", "network", "loss",
                                                           "optimizer", "ema", "sampler"};
@@ -149,10 +150,16 @@ int registry_load_file(plugin_registry *r, const char *path, edm2_err *err) {
         return -1;
     }
     for (uint32_t i = 0; i < entry->plugin_count; i++) {
+        char why[256];
         const char *bad = desc_problem(entry->plugins[i]);
         if (bad) {
             dlclose(h);
             problem(r, err, "%s: malformed plugin: %s", file, bad);
+            return -1;
+        }
+        if ((bad = vtable_problem(entry->plugins[i], why, sizeof why))) {
+            problem(r, err, "%s: plugin '%.64s': %s", file, entry->plugins[i]->id, bad); /* before dlclose */
+            dlclose(h);
             return -1;
         }
     }

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../plugins/common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "backend_fixture.h"
 #include "test_util.h"
 
@@ -18,9 +18,9 @@ static void test_philox_known_answers(void **state) {
         {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, {0xa4093822, 0x299f31d0}, {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}},
     };
     for (size_t i = 0; i < 3; i++) {
-        philox_block c;
+        edm2_philox_block c;
         memcpy(c.w, kat[i].ctr, sizeof c.w);
-        philox_block o = philox4x32_10(c, kat[i].key[0], kat[i].key[1]);
+        edm2_philox_block o = edm2_philox4x32_10(c, kat[i].key[0], kat[i].key[1]);
         for (int j = 0; j < 4; j++) assert_int_equal(o.w[j], kat[i].out[j]);
     }
 }

@@ -122,6 +122,14 @@ static void test_not_a_plugin(void **state) {
     assert_one_line_error(&r, "base.ini: cannot load:");
 }
 
+/* Function tables are checked at load time (ABI 1.1): a NULL required function is a one-line refusal. */
+static void test_bad_vtable(void **state) {
+    (void)state;
+    run_result r;
+    run_host(&r, "plugins", "--file", FIX("bad_vtable.so"), NULL);
+    assert_one_line_error(&r, "bad_vtable.so: plugin 'no_sample': its sampler function table lacks the required 'create'");
+}
+
 static void test_bad_plugins_on_path_do_not_crash(void **state) {
     (void)state;
     run_result r;
@@ -198,6 +206,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_section_and_cycle),
         cmocka_unit_test(test_wrong_major_plugin),
         cmocka_unit_test(test_not_a_plugin),
+        cmocka_unit_test(test_bad_vtable),
         cmocka_unit_test(test_bad_plugins_on_path_do_not_crash),
         cmocka_unit_test(test_values_that_cannot_work),
         cmocka_unit_test(test_shipped_configs_check),

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "../plugins/common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "data_sources.h"
 #include "fileio.h"
 #include "image_io.h"
@@ -248,7 +248,7 @@ static void test_shuffle_integer_draws(void **state) {
     /* Indices above 2^24 are reachable and not confined to multiples of n / 2^24 (a float draw is). */
     int off_grid = 0;
     for (uint64_t i = 0; i < 1000; i++) {
-        uint32_t j = philox_below(7, 1, i, 1u << 30);
+        uint32_t j = edm2_philox_below(7, 1, i, 1u << 30);
         assert_true(j < (1u << 30));
         off_grid += j % 64 != 0;
     }
@@ -256,7 +256,7 @@ static void test_shuffle_integer_draws(void **state) {
     /* Uniform over a small range (chi-square with 4 degrees of freedom, far below its 0.1% point 18.5). */
     int count[5] = {0};
     const int draws = 50000;
-    for (uint64_t i = 0; i < (uint64_t)draws; i++) count[philox_below(3, 2, i, 5)]++;
+    for (uint64_t i = 0; i < (uint64_t)draws; i++) count[edm2_philox_below(3, 2, i, 5)]++;
     double chi2 = 0;
     for (int k = 0; k < 5; k++) chi2 += (count[k] - draws / 5.0) * (count[k] - draws / 5.0) / (draws / 5.0);
     assert_true(chi2 < 18.5);

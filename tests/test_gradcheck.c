@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../plugins/common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "attention.h"
 #include "block.h"
 #include "gemm.h"
@@ -22,7 +22,7 @@ static uint64_t g_stream;
 static float *randn(size_t n, float scale) {
     float *x = malloc(n * sizeof(float) + 4);
     g_stream++;
-    for (size_t i = 0; i < n; i++) x[i] = scale * philox_normal(99, g_stream, i);
+    for (size_t i = 0; i < n; i++) x[i] = scale * edm2_philox_normal(99, g_stream, i);
     return x;
 }
 

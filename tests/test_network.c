@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../plugins/common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "arena.h"
 #include "commands.h"
 #include "fileio.h"
@@ -64,7 +64,7 @@ static void write_uncond_ref(const char *path, float perturb) {
     const int N = 3, E = N * 3 * 16 * 16;
     float *x = malloc(E * sizeof(float)), *noise = malloc(E * sizeof(float)), *xn = malloc(E * sizeof(float));
     float *D = malloc(E * sizeof(float)), sigma[3] = {0.05f, 1.3f, 20.0f}, lv[3];
-    for (int i = 0; i < E; i++) x[i] = philox_normal(5, 1, i) * 0.5f, noise[i] = philox_normal(5, 2, i);
+    for (int i = 0; i < E; i++) x[i] = edm2_philox_normal(5, 1, i) * 0.5f, noise[i] = edm2_philox_normal(5, 2, i);
     for (int i = 0; i < E; i++) xn[i] = x[i] + noise[i] * sigma[i / (E / N)];
     fixture_init_with_gains(&ni, 11, 0.6f); /* non-zero gains, as the reference file has */
     edm2_forward_args fa = {sizeof fa, ni.params, xn, sigma, NULL, N, 0, {0, 0, 0}, D, lv};
@@ -173,7 +173,7 @@ static void test_whole_network_gradients(void **state) {
     c.x = malloc(c.E * sizeof(float)), c.D = malloc(c.E * sizeof(float)), c.r = malloc(c.E * sizeof(float));
     float sigma[2] = {0.3f, 2.0f}, labels[6] = {1, 0, 0, 0, 0, 1}, lv[2], q[2] = {0.7f, -1.1f};
     c.sigma = sigma, c.labels = labels, c.lv = lv, c.q = q;
-    for (size_t i = 0; i < c.E; i++) c.x[i] = philox_normal(8, 1, i), c.r[i] = philox_normal(8, 2, i);
+    for (size_t i = 0; i < c.E; i++) c.x[i] = edm2_philox_normal(8, 1, i), c.r[i] = edm2_philox_normal(8, 2, i);
     whole_loss(&c);
     float *grads = calloc(ni.info.arena_floats, sizeof(float)), *dD = malloc(c.E * sizeof(float));
     memcpy(dD, c.r, c.E * sizeof(float));
@@ -214,7 +214,7 @@ static void test_dropout_is_seeded(void **state) {
     assert_int_equal(fixture_net(&g_fx, &ni, kv), 0);
     fixture_init_with_gains(&ni, 1, 1.0f);
     float x[128], D1[128], D2[128], D3[128], D4[128], sigma[2] = {1, 1};
-    for (int i = 0; i < 128; i++) x[i] = philox_normal(4, 4, i);
+    for (int i = 0; i < 128; i++) x[i] = edm2_philox_normal(4, 4, i);
     edm2_forward_args fa = {sizeof fa, ni.params, x, sigma, NULL, 2, 1, {9, 1, 0}, D1, NULL};
     ni.vt->forward(ni.net, &fa);
     fa.D = D2;

@@ -19,12 +19,25 @@ extern "C" {
 typedef struct edm2_backend edm2_backend; /* opaque instance */
 
 /* The random stream: element i of a draw is a pure function of (seed, stream, offset + i), the same
- * on every backend (Philox4x32-10; see plugins/common/philox.h for the exact mapping). */
+ * on every backend (Philox4x32-10; see edm2/edm2_philox.h for the exact mapping). */
 typedef struct edm2_rng {
     uint64_t seed;
     uint64_t stream;
     uint64_t offset;
 } edm2_rng;
+
+/* A backend's native handles (ABI 1.1). CPU backends leave the CUDA fields NULL/-1. Opaque pointers
+ * keep the ABI free of CUDA headers: a CUDA plugin casts them to the types named here. */
+typedef struct edm2_backend_native {
+    uint32_t struct_size;    /* set by the caller to sizeof(edm2_backend_native) */
+    int device;              /* CUDA device ordinal; -1 on a CPU backend */
+    void *stream;            /* cudaStream_t: every operation of the backend is ordered on it */
+    void *cublas;            /* cublasHandle_t bound to `stream` (math mode: pedantic float32, no TF32) */
+    void *cublaslt;          /* cublasLtHandle_t */
+    void *cudnn;             /* cudnnHandle_t bound to `stream`; NULL when built without cuDNN */
+    void *workspace;         /* device scratch for cuBLASLt/cuDNN, stream-ordered: use only on `stream` */
+    size_t workspace_bytes;
+} edm2_backend_native;
 
 /* Who calls what: create/destroy only the host; every other function the host and the plugins it
  * lends an edm2_backend_ops to, from one thread at a time per instance, between create and destroy.
@@ -68,6 +81,16 @@ typedef struct edm2_backend_vtable {
     /* Random numbers, element i from counter (rng.offset + i): randn draws N(0,1), rand U(0,1). */
     edm2_status (*randn)(edm2_backend *b, float *x, size_t n, edm2_rng rng);
     edm2_status (*rand)(edm2_backend *b, float *x, size_t n, edm2_rng rng);
+
+    /* ---- ABI 1.1 (read only when struct_size covers it) ---- */
+    /* The backend's native handles, for compute plugins built for the same backend (a CUDA network,
+     * loss or optimizer orders all its work on `stream` and uses these handles). Fills *out up to
+     * out->struct_size (set by the caller). Handles stay owned by the backend and valid until destroy. */
+    edm2_status (*native)(edm2_backend *b, edm2_backend_native *out);
+    /* Planned (not yet in the ABI; they will be appended here, with a minor version each):
+     *   distributed training: rank and world size in edm2_backend_native, and
+     *   allreduce(b, float *x, size_t n) summing a gradient arena over all processes in place (NCCL);
+     * compute precision of the network: see edm2_network.h. */
 } edm2_backend_vtable;
 
 /* What the host hands backend-agnostic plugins: a backend's table plus its instance. */

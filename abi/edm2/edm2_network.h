@@ -80,6 +80,9 @@ typedef struct edm2_network_vtable {
      * (arena layout). dD: [N, C, H, W] gradient w.r.t. D; dlogvar: [N] or NULL. */
     edm2_status (*backward)(edm2_network *net, const float *params, const float *dD, const float *dlogvar,
                             float *grads);
+    /* Planned (not yet in the ABI): the compute precision of a network (float32, TF32, bfloat16 with
+     * float32 master weights) will be a field appended to edm2_forward_args, read only when its
+     * struct_size covers it, so that float32-only plugins keep working. */
 } edm2_network_vtable;
 
 /* A network instance plus its table, as handed to loss plugins. */

@@ -15,6 +15,14 @@
  *
  * Version history (minor versions only ever add):
  *   1.0  first version: kinds backend, network, loss, optimizer, ema, sampler.
+ *   1.1  edm2_backend_vtable.native (device, stream, cuBLAS/cuBLASLt/cuDNN handles, workspace);
+ *        edm2_philox.h (the random mapping) is part of the ABI; the host checks every function table's
+ *        struct_size and refuses NULL required functions when it loads a plugin; edm2_host.threads
+ *        may be lowered between calls.
+ *
+ * Function tables: each starts with struct_size; the host reads a field only when struct_size covers
+ * it, so a 1.0 plugin loads in a 1.1 host. Every function of a kind's 1.0 table is required (non-NULL)
+ * except where the header says "optional"; functions added in later minors are optional.
  */
 #ifndef EDM2_PLUGIN_H
 #define EDM2_PLUGIN_H
@@ -27,7 +35,7 @@ extern "C" {
 #endif
 
 #define EDM2_ABI_MAJOR 1
-#define EDM2_ABI_MINOR 0
+#define EDM2_ABI_MINOR 1
 #define EDM2_ENTRY_SYMBOL "edm2_plugin_entry"
 
 /* Marks the entry symbol as exported even when plugins build with -fvisibility=hidden. */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "edm2/edm2.h"
 
 #define ALIGN 256
@@ -150,13 +150,23 @@ static edm2_status cpu_nan_to_zero(edm2_backend *b, float *x, size_t n, size_t *
 
 static edm2_status cpu_randn(edm2_backend *b, float *x, size_t n, edm2_rng rng) {
 #pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (n > 16384)
-    for (size_t i = 0; i < n; i++) x[i] = philox_normal(rng.seed, rng.stream, rng.offset + i);
+    for (size_t i = 0; i < n; i++) x[i] = edm2_philox_normal(rng.seed, rng.stream, rng.offset + i);
     return EDM2_OK;
 }
 
 static edm2_status cpu_rand(edm2_backend *b, float *x, size_t n, edm2_rng rng) {
 #pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (n > 16384)
-    for (size_t i = 0; i < n; i++) x[i] = philox_uniform(rng.seed, rng.stream, rng.offset + i);
+    for (size_t i = 0; i < n; i++) x[i] = edm2_philox_uniform(rng.seed, rng.stream, rng.offset + i);
+    return EDM2_OK;
+}
+
+/* No native handles on the CPU (ABI 1.1). */
+static edm2_status cpu_native(edm2_backend *b, edm2_backend_native *out) {
+    (void)b;
+    uint32_t size = out->struct_size < sizeof *out ? out->struct_size : (uint32_t)sizeof *out;
+    memset(out, 0, size);
+    out->struct_size = size;
+    if (size >= offsetof(edm2_backend_native, device) + sizeof out->device) out->device = -1;
     return EDM2_OK;
 }
 
@@ -182,10 +192,11 @@ static const edm2_backend_vtable k_vtable = {
     cpu_nan_to_zero,
     cpu_randn,
     cpu_rand,
+    cpu_native,
 };
 
 static const edm2_plugin_desc k_desc = {
-    sizeof(edm2_plugin_desc), "cpu", EDM2_KIND_BACKEND, EDM2_BACKEND_CPU, "1.0.0",
+    sizeof(edm2_plugin_desc), "cpu", EDM2_KIND_BACKEND, EDM2_BACKEND_CPU, "1.1.0",
     "host memory, OpenMP vector ops, Philox4x32-10 random numbers",
     NULL, 0, NULL, &k_vtable,
 };

@@ -1,5 +1,5 @@
 /* backend_cuda.cu: the CUDA backend plugin "cuda": device memory, vector-operation kernels, reductions
- * in double, and the same Philox4x32-10 mapping as the CPU backend (plugins/common/philox.h). Without a
+ * in double, and the same Philox4x32-10 mapping as the CPU backend (edm2/edm2_philox.h). Without a
  * CUDA device its probe says "no CUDA device" and create() fails with EDM2_ERR_NODEVICE. */
 #include <cuda_runtime.h>
 #include <math.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "edm2/edm2.h"
 
 #define THREADS 256
@@ -178,10 +178,10 @@ __global__ void k_nan_to_zero(float *x, size_t n, unsigned long long *count) {
     if (local) atomicAdd(count, local);
 }
 __global__ void k_randn(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset) {
-    GRID_STRIDE(i, n) x[i] = philox_normal(seed, stream, offset + i);
+    GRID_STRIDE(i, n) x[i] = edm2_philox_normal(seed, stream, offset + i);
 }
 __global__ void k_rand(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset) {
-    GRID_STRIDE(i, n) x[i] = philox_uniform(seed, stream, offset + i);
+    GRID_STRIDE(i, n) x[i] = edm2_philox_uniform(seed, stream, offset + i);
 }
 
 /* Block-level partial sums of x[i] * (y ? y[i] : 1) in double, then one block adds the partials. */

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "edm2/edm2.h"
 
 struct edm2_loss {
@@ -103,11 +103,11 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
     const float *sigma = b->sigma, *noise = b->noise;
     if (!sigma || !noise) {
         for (int n = 0; n < N; n++) {
-            float rnd = philox_normal(b->rng.seed, b->rng.stream, b->rng.offset + (uint64_t)n);
+            float rnd = edm2_philox_normal(b->rng.seed, b->rng.stream, b->rng.offset + (uint64_t)n);
             l->sigma[n] = expf(rnd * (float)l->P_std + (float)l->P_mean);
         }
 #pragma omp parallel for schedule(static) if (elems > 16384)
-        for (size_t i = 0; i < elems; i++) l->noise[i] = philox_normal(b->rng.seed, b->rng.stream, b->rng.offset + N + i);
+        for (size_t i = 0; i < elems; i++) l->noise[i] = edm2_philox_normal(b->rng.seed, b->rng.stream, b->rng.offset + N + i);
         sigma = l->sigma, noise = l->noise;
     }
 #pragma omp parallel for schedule(static) if (elems > 16384)

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "../../common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "attention.h"
 #include "mp_conv.h"
 #include "mp_ops.h"
@@ -18,7 +18,7 @@ static void dropout_apply(float *y, size_t n, const block_def *b, const block_ct
     const uint64_t base = ctx->drop_offset + (b->id << 40);
 #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++)
-        y[i] = philox_uniform(ctx->drop_seed, ctx->drop_stream, base + i) < p ? 0.0f : y[i] * keep;
+        y[i] = edm2_philox_uniform(ctx->drop_seed, ctx->drop_stream, base + i) < p ? 0.0f : y[i] * keep;
 }
 
 float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in, block_saved *s) {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../common/philox.h"
+#include "edm2/edm2_philox.h"
 #include "gemm.h"
 #include "mp_conv.h"
 #include "mp_ops.h"
@@ -277,11 +277,11 @@ void unet_init_params(const unet *u, float *params, uint64_t seed) {
         float *p = params + d->offset;
         const char *dot = strrchr(d->name, '.');
         if (d->flags & EDM2_PARAM_WEIGHT_NORMED) {
-            for (size_t j = 0; j < d->numel; j++) p[j] = philox_normal(seed, i, j);
+            for (size_t j = 0; j < d->numel; j++) p[j] = edm2_philox_normal(seed, i, j);
         } else if (dot && strcmp(dot, ".freqs") == 0) {
-            for (size_t j = 0; j < d->numel; j++) p[j] = (float)TWO_PI * philox_normal(seed, i, j);
+            for (size_t j = 0; j < d->numel; j++) p[j] = (float)TWO_PI * edm2_philox_normal(seed, i, j);
         } else if (dot && strcmp(dot, ".phases") == 0) {
-            for (size_t j = 0; j < d->numel; j++) p[j] = (float)TWO_PI * philox_uniform(seed, i, j);
+            for (size_t j = 0; j < d->numel; j++) p[j] = (float)TWO_PI * edm2_philox_uniform(seed, i, j);
         } /* gains start at 0 */
     }
 }
