@@ -1,17 +1,37 @@
-/* backend_cuda.cu: the CUDA backend plugin "cuda": device memory, vector-operation kernels, reductions
- * in double, and the same Philox4x32-10 mapping as the CPU backend (edm2/edm2_philox.h). Without a
- * CUDA device its probe says "no CUDA device" and create() fails with EDM2_ERR_NODEVICE. */
+/* backend_cuda.cu: the CUDA backend plugin "cuda": device memory from the stream-ordered pool, vector
+ * kernels that agree bitwise with the CPU backend, reductions in the CPU backend's order, the Philox
+ * mapping of edm2/edm2_philox.h, and (ABI 1.1) the native handles that CUDA compute plugins order their
+ * work with: one stream, cuBLAS and cuBLASLt handles on it, a cuDNN handle when built with cuDNN, and a
+ * workspace. Every entry point selects the instance's device first; every CUDA call is checked and a
+ * failure is one logged line naming the operation. With [backend] debug_sync = true each operation is
+ * followed by a synchronisation, so an asynchronous fault is reported by the operation that caused it.
+ * Without a CUDA device the probe says "no CUDA device" and create() fails with EDM2_ERR_NODEVICE.
+ *
+ * Agreement with the CPU backend: fill, scale, axpby, lerp, nan_to_zero and rand are bitwise identical
+ * (each product and sum rounded separately, as the CPU's ISO C build does; no fused multiply-adds);
+ * sum, dot and norm2 add the same double-precision terms in the same order (chunks of 4096 elements,
+ * then the chunks in order), so they are bitwise identical too; randn computes the same Box-Muller in
+ * double, whose CUDA log/sin/cos may differ from the C library's by an ulp of a double, which after
+ * rounding to float almost never shows (the parity test allows 1e-6). */
+#include <cublasLt.h>
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef EDM2_HAVE_CUDNN
+#include <cudnn.h>
+#endif
 
-#include "edm2/edm2_philox.h"
 #include "edm2/edm2.h"
+#include "edm2/edm2_philox.h"
 
 #define THREADS 256
-#define MAX_BLOCKS 1024
+#define CHUNK 4096                          /* elements per partial sum, as in the CPU backend */
+#define ALIGN 256                           /* bytes: alignment of every allocation */
+#define WORKSPACE_BYTES ((size_t)32 << 20)  /* cuBLASLt / cuDNN scratch */
 
 struct alloc_rec {
     void *p;
@@ -20,25 +40,42 @@ struct alloc_rec {
 
 struct edm2_backend {
     const edm2_host *host;
-    int device;
+    int device, debug_sync;
     cudaStream_t stream;
+    cublasHandle_t cublas;
+    cublasLtHandle_t cublaslt;
+#ifdef EDM2_HAVE_CUDNN
+    cudnnHandle_t cudnn;
+#endif
+    void *workspace;
     char name[160];
     size_t current, peak;
     alloc_rec *allocs;
     size_t nallocs, cap;
-    double *partials;              /* [MAX_BLOCKS + 1] device scratch for reductions */
-    unsigned long long *counter;   /* device scratch for nan_to_zero */
+    double *partials;            /* device scratch for reductions: one double per chunk, then the total */
+    size_t partials_cap;         /* in doubles */
+    unsigned long long *counter; /* device scratch for nan_to_zero */
 };
 
-static edm2_status fail(edm2_backend *b, cudaError_t e, const char *what) {
-    return edm2_logf(b ? b->host : NULL, EDM2_LOG_ERROR, "cuda", e == cudaErrorMemoryAllocation ? EDM2_ERR_NOMEM
-                     : EDM2_ERR_INTERNAL, "%s: %s", what, cudaGetErrorString(e));
+static edm2_status fail(const edm2_backend *b, cudaError_t e, const char *what) {
+    return edm2_logf(b ? b->host : NULL, EDM2_LOG_ERROR, "cuda",
+                     e == cudaErrorMemoryAllocation ? EDM2_ERR_NOMEM : EDM2_ERR_INTERNAL, "%s: %s", what,
+                     cudaGetErrorString(e));
 }
-#define CK(b, call, what)                            \
-    do {                                             \
-        cudaError_t e_ = (call);                     \
+#define CK(b, call, what)                                \
+    do {                                                 \
+        cudaError_t e_ = (call);                         \
         if (e_ != cudaSuccess) return fail(b, e_, what); \
     } while (0)
+/* Every entry point: the instance's device is the current one for this thread. */
+#define ENTER(b, what) CK(b, cudaSetDevice((b)->device), what)
+
+/* After an operation: its launch error, and with debug_sync its execution error. */
+static edm2_status done(edm2_backend *b, const char *what) {
+    CK(b, cudaGetLastError(), what);
+    if (b->debug_sync) CK(b, cudaStreamSynchronize(b->stream), what);
+    return EDM2_OK;
+}
 
 static edm2_status cuda_probe(char *why, size_t len) {
     int n = 0;
@@ -55,6 +92,24 @@ static unsigned grid_for(size_t n) {
     return (unsigned)(g < 1 ? 1 : (g > 65535 ? 65535 : g));
 }
 
+static void release(edm2_backend *b) {
+    cudaSetDevice(b->device);
+    if (b->stream) cudaStreamSynchronize(b->stream);
+    for (size_t i = 0; i < b->nallocs; i++) cudaFreeAsync(b->allocs[i].p, b->stream);
+    if (b->partials) cudaFreeAsync(b->partials, b->stream);
+    if (b->counter) cudaFreeAsync(b->counter, b->stream);
+    if (b->workspace) cudaFreeAsync(b->workspace, b->stream);
+    if (b->stream) cudaStreamSynchronize(b->stream);
+#ifdef EDM2_HAVE_CUDNN
+    if (b->cudnn) cudnnDestroy(b->cudnn);
+#endif
+    if (b->cublaslt) cublasLtDestroy(b->cublaslt);
+    if (b->cublas) cublasDestroy(b->cublas);
+    if (b->stream) cudaStreamDestroy(b->stream);
+    free(b->allocs);
+    free(b);
+}
+
 static edm2_status cuda_create(const edm2_host *host, const edm2_config *cfg, edm2_backend **out) {
     char why[256];
     if (cuda_probe(why, sizeof why) != EDM2_OK) return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_NODEVICE, "%s", why);
@@ -62,46 +117,67 @@ static edm2_status cuda_create(const edm2_host *host, const edm2_config *cfg, ed
     if (!b) return EDM2_ERR_NOMEM;
     b->host = host;
     b->device = (int)edm2_cfg_int(cfg, "device", 0);
+    b->debug_sync = edm2_cfg_bool(cfg, "debug_sync", 0);
     int count = 0;
     cudaGetDeviceCount(&count);
     if (b->device < 0 || b->device >= count) {
         int dev = b->device;
         free(b);
-        return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INVALID, "[backend] device = %d: this machine has %d CUDA device%s",
-                         dev, count, count == 1 ? "" : "s");
+        return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INVALID,
+                         "[backend] device = %d: this machine has %d CUDA device%s", dev, count, count == 1 ? "" : "s");
     }
+    const char *step = "cudaSetDevice";
     cudaError_t e = cudaSetDevice(b->device);
-    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking);
-    if (e == cudaSuccess) e = cudaMalloc((void **)&b->partials, (MAX_BLOCKS + 1) * sizeof(double));
-    if (e == cudaSuccess) e = cudaMalloc((void **)&b->counter, sizeof(unsigned long long));
+    int pools = 0;
+    if (e == cudaSuccess) step = "memory pools", e = cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, b->device);
+    if (e == cudaSuccess && !pools) e = cudaErrorNotSupported;
+    if (e == cudaSuccess) { /* keep freed memory in the pool: no return to the driver between steps */
+        cudaMemPool_t pool;
+        uint64_t keep = UINT64_MAX;
+        step = "cudaDeviceGetDefaultMemPool", e = cudaDeviceGetDefaultMemPool(&pool, b->device);
+        if (e == cudaSuccess) e = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    }
+    if (e == cudaSuccess) step = "cudaStreamCreate", e = cudaStreamCreateWithFlags(&b->stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess) step = "scratch", e = cudaMallocAsync((void **)&b->counter, sizeof(unsigned long long), b->stream);
+    if (e == cudaSuccess) step = "workspace", e = cudaMallocAsync(&b->workspace, WORKSPACE_BYTES, b->stream);
+    if (e == cudaSuccess) step = "synchronize", e = cudaStreamSynchronize(b->stream);
     if (e != cudaSuccess) {
-        edm2_status s = fail(b, e, "initialising the CUDA device");
-        if (b->partials) cudaFree(b->partials);
-        free(b);
+        edm2_status s = edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "initialising CUDA device %d (%s): %s",
+                                  b->device, step, cudaGetErrorString(e));
+        release(b);
         return s;
+    }
+    const char *lib = NULL;
+    if (cublasCreate(&b->cublas) != CUBLAS_STATUS_SUCCESS || cublasSetStream(b->cublas, b->stream) != CUBLAS_STATUS_SUCCESS ||
+        cublasSetMathMode(b->cublas, CUBLAS_PEDANTIC_MATH) != CUBLAS_STATUS_SUCCESS)
+        lib = "cuBLAS";
+    else if (cublasLtCreate(&b->cublaslt) != CUBLAS_STATUS_SUCCESS)
+        lib = "cuBLASLt";
+#ifdef EDM2_HAVE_CUDNN
+    else if (cudnnCreate(&b->cudnn) != CUDNN_STATUS_SUCCESS || cudnnSetStream(b->cudnn, b->stream) != CUDNN_STATUS_SUCCESS)
+        lib = "cuDNN";
+#endif
+    if (lib) {
+        release(b);
+        return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "cannot create a %s handle on CUDA device %d",
+                         lib, b->device);
     }
     cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, b->device);
-    snprintf(b->name, sizeof b->name, "%s (CUDA device %d, %.0f GiB)", prop.name, b->device,
-             prop.totalGlobalMem / 1073741824.0);
+    snprintf(b->name, sizeof b->name, "%s (CUDA device %d, %.0f GiB%s)", prop.name, b->device,
+             prop.totalGlobalMem / 1073741824.0, b->debug_sync ? ", debug_sync" : "");
     *out = b;
     return EDM2_OK;
 }
 
 static void cuda_destroy(edm2_backend *b) {
-    if (!b) return;
-    cudaStreamSynchronize(b->stream);
-    for (size_t i = 0; i < b->nallocs; i++) cudaFree(b->allocs[i].p);
-    cudaFree(b->partials);
-    cudaFree(b->counter);
-    cudaStreamDestroy(b->stream);
-    free(b->allocs);
-    free(b);
+    if (b) release(b);
 }
 
 static const char *cuda_device_name(edm2_backend *b) { return b->name; }
 
 static edm2_status cuda_alloc(edm2_backend *b, size_t bytes, void **out) {
+    ENTER(b, "alloc");
     if (b->nallocs == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
         alloc_rec *a = (alloc_rec *)realloc(b->allocs, cap * sizeof *a);
@@ -110,18 +186,25 @@ static edm2_status cuda_alloc(edm2_backend *b, size_t bytes, void **out) {
         b->cap = cap;
     }
     void *p = NULL;
-    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    size_t padded = (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    cudaError_t e = cudaMallocAsync(&p, padded ? padded : ALIGN, b->stream);
     if (e != cudaSuccess)
         return edm2_logf(b->host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_NOMEM, "cannot allocate %zu bytes of device memory: %s",
                          bytes, cudaGetErrorString(e));
-    CK(b, cudaMemsetAsync(p, 0, bytes, b->stream), "cudaMemsetAsync");
+    if ((uintptr_t)p % ALIGN) {
+        cudaFreeAsync(p, b->stream);
+        return edm2_logf(b->host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "the memory pool returned a pointer not "
+                         "aligned to %d bytes", ALIGN);
+    }
+    CK(b, cudaMemsetAsync(p, 0, padded, b->stream), "alloc (zeroing)");
     b->allocs[b->nallocs++] = alloc_rec{p, bytes};
     b->current += bytes;
     if (b->current > b->peak) b->peak = b->current;
     *out = p;
-    return EDM2_OK;
+    return done(b, "alloc");
 }
 
+/* Stream-ordered: the memory returns to the pool when the work queued before it is done. */
 static void cuda_free(edm2_backend *b, void *p) {
     if (!p) return;
     for (size_t i = 0; i < b->nallocs; i++)
@@ -130,28 +213,33 @@ static void cuda_free(edm2_backend *b, void *p) {
             b->allocs[i] = b->allocs[--b->nallocs];
             break;
         }
-    cudaStreamSynchronize(b->stream);
-    cudaFree(p);
+    cudaError_t e = cudaSetDevice(b->device);
+    if (e == cudaSuccess) e = cudaFreeAsync(p, b->stream);
+    if (e != cudaSuccess) fail(b, e, "free");
 }
 
 static edm2_status cuda_upload(edm2_backend *b, void *dst, const void *src, size_t bytes) {
+    ENTER(b, "upload");
     CK(b, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, b->stream), "upload");
-    CK(b, cudaStreamSynchronize(b->stream), "upload");
+    CK(b, cudaStreamSynchronize(b->stream), "upload"); /* the host buffer may change after the call */
     return EDM2_OK;
 }
 
 static edm2_status cuda_download(edm2_backend *b, void *dst, const void *src, size_t bytes) {
+    ENTER(b, "download");
     CK(b, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, b->stream), "download");
     CK(b, cudaStreamSynchronize(b->stream), "download");
     return EDM2_OK;
 }
 
 static edm2_status cuda_copy(edm2_backend *b, void *dst, const void *src, size_t bytes) {
+    ENTER(b, "copy");
     CK(b, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, b->stream), "copy");
-    return EDM2_OK;
+    return done(b, "copy");
 }
 
 static edm2_status cuda_synchronize(edm2_backend *b) {
+    ENTER(b, "synchronize");
     CK(b, cudaStreamSynchronize(b->stream), "synchronize");
     return EDM2_OK;
 }
@@ -163,12 +251,15 @@ static void cuda_memory_stats(edm2_backend *b, size_t *current, size_t *peak) {
 
 #define GRID_STRIDE(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
+/* Explicitly rounded operations (__fmul_rn, __fadd_rn, __fsub_rn are never fused): the CPU's arithmetic. */
 __global__ void k_fill(float *x, float v, size_t n) { GRID_STRIDE(i, n) x[i] = v; }
-__global__ void k_scale(float *x, float a, size_t n) { GRID_STRIDE(i, n) x[i] *= a; }
+__global__ void k_scale(float *x, float a, size_t n) { GRID_STRIDE(i, n) x[i] = __fmul_rn(x[i], a); }
 __global__ void k_axpby(float *y, float a, const float *x, float beta, size_t n) {
-    GRID_STRIDE(i, n) y[i] = a * x[i] + beta * y[i];
+    GRID_STRIDE(i, n) y[i] = __fadd_rn(__fmul_rn(a, x[i]), __fmul_rn(beta, y[i]));
 }
-__global__ void k_lerp(float *y, const float *x, float t, size_t n) { GRID_STRIDE(i, n) y[i] += t * (x[i] - y[i]); }
+__global__ void k_lerp(float *y, const float *x, float t, size_t n) {
+    GRID_STRIDE(i, n) y[i] = __fadd_rn(y[i], __fmul_rn(t, __fsub_rn(x[i], y[i])));
+}
 __global__ void k_nan_to_zero(float *x, size_t n, unsigned long long *count) {
     unsigned long long local = 0;
     GRID_STRIDE(i, n) if (!isfinite(x[i])) {
@@ -184,38 +275,29 @@ __global__ void k_rand(float *x, size_t n, uint64_t seed, uint64_t stream, uint6
     GRID_STRIDE(i, n) x[i] = edm2_philox_uniform(seed, stream, offset + i);
 }
 
-/* Block-level partial sums of x[i] * (y ? y[i] : 1) in double, then one block adds the partials. */
-__global__ void k_reduce(const float *x, const float *y, size_t n, double *partials) {
-    __shared__ double s[THREADS];
-    double acc = 0;
-    GRID_STRIDE(i, n) acc += (double)x[i] * (y ? (double)y[i] : 1.0);
-    s[threadIdx.x] = acc;
-    __syncthreads();
-    for (unsigned w = THREADS / 2; w > 0; w >>= 1) {
-        if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
-        __syncthreads();
+/* Partial sum of chunk c: x[i] * (y ? y[i] : 1) for i in the chunk, in order, in double (the product of
+ * two floats is exact in double, so a fused multiply-add rounds exactly as the CPU's add does). */
+__global__ void k_chunk_sums(const float *x, const float *y, size_t n, size_t nchunks, double *partials) {
+    GRID_STRIDE(c, nchunks) {
+        size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
+        double s = 0;
+        for (size_t i = lo; i < hi; i++) s += (double)x[i] * (y ? (double)y[i] : 1.0);
+        partials[c] = s;
     }
-    if (threadIdx.x == 0) partials[blockIdx.x] = s[0];
 }
-__global__ void k_reduce_final(double *partials, unsigned count) {
-    __shared__ double s[THREADS];
-    double acc = 0;
-    for (unsigned i = threadIdx.x; i < count; i += THREADS) acc += partials[i];
-    s[threadIdx.x] = acc;
-    __syncthreads();
-    for (unsigned w = THREADS / 2; w > 0; w >>= 1) {
-        if (threadIdx.x < w) s[threadIdx.x] += s[threadIdx.x + w];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0) partials[MAX_BLOCKS] = s[0];
+/* The chunks in order, into partials[nchunks]. */
+__global__ void k_chunks_total(double *partials, size_t nchunks) {
+    double s = 0;
+    for (size_t c = 0; c < nchunks; c++) s += partials[c];
+    partials[nchunks] = s;
 }
 
-#define LAUNCH(b, kernel, n, ...)                                                   \
-    do {                                                                            \
-        if ((n) == 0) return EDM2_OK;                                               \
-        kernel<<<grid_for(n), THREADS, 0, (b)->stream>>>(__VA_ARGS__);              \
-        CK(b, cudaGetLastError(), #kernel);                                         \
-        return EDM2_OK;                                                             \
+#define LAUNCH(b, kernel, n, ...)                                          \
+    do {                                                                   \
+        ENTER(b, #kernel);                                                 \
+        if ((n) == 0) return EDM2_OK;                                      \
+        kernel<<<grid_for(n), THREADS, 0, (b)->stream>>>(__VA_ARGS__);     \
+        return done(b, #kernel);                                           \
     } while (0)
 
 static edm2_status cuda_fill(edm2_backend *b, float *x, float v, size_t n) { LAUNCH(b, k_fill, n, x, v, n); }
@@ -235,13 +317,19 @@ static edm2_status cuda_rand(edm2_backend *b, float *x, size_t n, edm2_rng r) {
 
 static edm2_status reduce(edm2_backend *b, const float *x, const float *y, size_t n, double *out) {
     *out = 0;
+    ENTER(b, "reduce");
     if (n == 0) return EDM2_OK;
-    unsigned blocks = grid_for(n);
-    if (blocks > MAX_BLOCKS) blocks = MAX_BLOCKS;
-    k_reduce<<<blocks, THREADS, 0, b->stream>>>(x, y, n, b->partials);
-    k_reduce_final<<<1, THREADS, 0, b->stream>>>(b->partials, blocks);
+    size_t nchunks = (n + CHUNK - 1) / CHUNK;
+    if (nchunks + 1 > b->partials_cap) {
+        if (b->partials) CK(b, cudaFreeAsync(b->partials, b->stream), "reduce");
+        b->partials = NULL;
+        CK(b, cudaMallocAsync((void **)&b->partials, (nchunks + 1) * sizeof(double), b->stream), "reduce");
+        b->partials_cap = nchunks + 1;
+    }
+    k_chunk_sums<<<grid_for(nchunks), THREADS, 0, b->stream>>>(x, y, n, nchunks, b->partials);
+    k_chunks_total<<<1, 1, 0, b->stream>>>(b->partials, nchunks);
     CK(b, cudaGetLastError(), "reduce");
-    CK(b, cudaMemcpyAsync(out, b->partials + MAX_BLOCKS, sizeof(double), cudaMemcpyDeviceToHost, b->stream), "reduce");
+    CK(b, cudaMemcpyAsync(out, b->partials + nchunks, sizeof(double), cudaMemcpyDeviceToHost, b->stream), "reduce");
     CK(b, cudaStreamSynchronize(b->stream), "reduce");
     return EDM2_OK;
 }
@@ -257,6 +345,7 @@ static edm2_status cuda_norm2(edm2_backend *b, const float *x, size_t n, double 
 }
 
 static edm2_status cuda_nan_to_zero(edm2_backend *b, float *x, size_t n, size_t *replaced) {
+    ENTER(b, "nan_to_zero");
     unsigned long long count = 0;
     CK(b, cudaMemsetAsync(b->counter, 0, sizeof count, b->stream), "nan_to_zero");
     if (n) {
@@ -269,21 +358,42 @@ static edm2_status cuda_nan_to_zero(edm2_backend *b, float *x, size_t n, size_t 
     return EDM2_OK;
 }
 
+/* ABI 1.1: the handles CUDA compute plugins order their work with. */
+static edm2_status cuda_native(edm2_backend *b, edm2_backend_native *out) {
+    edm2_backend_native n;
+    memset(&n, 0, sizeof n);
+    n.struct_size = (uint32_t)sizeof n;
+    n.device = b->device;
+    n.stream = (void *)b->stream;
+    n.cublas = (void *)b->cublas;
+    n.cublaslt = (void *)b->cublaslt;
+#ifdef EDM2_HAVE_CUDNN
+    n.cudnn = (void *)b->cudnn;
+#endif
+    n.workspace = b->workspace;
+    n.workspace_bytes = WORKSPACE_BYTES;
+    uint32_t size = out->struct_size < n.struct_size ? out->struct_size : n.struct_size;
+    memcpy(out, &n, size);
+    out->struct_size = size;
+    return EDM2_OK;
+}
+
 static const edm2_backend_vtable k_vtable = {
     sizeof(edm2_backend_vtable), cuda_create, cuda_destroy,  cuda_device_name, cuda_alloc, cuda_free,
     cuda_upload,                 cuda_download, cuda_copy,   cuda_synchronize, cuda_memory_stats,
     cuda_fill,                   cuda_scale,  cuda_axpby,    cuda_lerp,        cuda_sum,   cuda_dot,
-    cuda_norm2,                  cuda_nan_to_zero, cuda_randn, cuda_rand,
+    cuda_norm2,                  cuda_nan_to_zero, cuda_randn, cuda_rand,     cuda_native,
 };
 
 static const edm2_config_key k_keys[] = {
     {"device", EDM2_CFG_INT, "0", "CUDA device index"},
+    {"debug_sync", EDM2_CFG_BOOL, "false", "synchronise after every operation, so an error names the operation (slow)"},
 };
 
 static const edm2_plugin_desc k_desc = {
-    sizeof(edm2_plugin_desc), "cuda", EDM2_KIND_BACKEND, EDM2_BACKEND_CUDA, "1.0.0",
-    "CUDA device memory, vector-op kernels, Philox4x32-10 random numbers",
-    k_keys, 1, cuda_probe, &k_vtable,
+    sizeof(edm2_plugin_desc), "cuda", EDM2_KIND_BACKEND, EDM2_BACKEND_CUDA, "1.1.0",
+    "CUDA device memory (stream-ordered pool), vector kernels bitwise equal to the CPU backend's, Philox4x32-10",
+    k_keys, sizeof k_keys / sizeof *k_keys, cuda_probe, &k_vtable,
 };
 
 static const edm2_plugin_desc *const k_plugins[] = {&k_desc};
