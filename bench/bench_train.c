@@ -150,12 +150,15 @@ int main(int argc, char **argv) {
     double ips = steps * batch / t_train, eval = t_eval / steps;
     double g_train = 3 * info->gflops_per_image * ips, g_eval = info->gflops_per_image * batch / eval;
     double peak_rate = do_sgemm ? sgemm_rate(threads) : 0;
+    char frac[2][32] = {"", ""};
+    if (do_sgemm) {
+        snprintf(frac[0], sizeof frac[0], "  = %4.0f%% of sgemm", 100 * g_train / peak_rate);
+        snprintf(frac[1], sizeof frac[1], "  = %4.0f%% of sgemm", 100 * g_eval / peak_rate);
+    }
     if (do_train)
-        printf("training:  %8.1f images/s  %7.1f ms/step  %6.1f GFLOP/s (3x forward)  = %4.0f%% of sgemm\n", ips,
-               1e3 * t_train / steps, g_train, do_sgemm ? 100 * g_train / peak_rate : NAN);
-    if (do_eval)
-        printf("eval:      %8.3f s per forward of %d  %6.1f GFLOP/s  = %4.0f%% of sgemm\n", eval, batch, g_eval,
-               do_sgemm ? 100 * g_eval / peak_rate : NAN);
+        printf("training:  %8.1f images/s  %7.1f ms/step  %6.1f GFLOP/s (3x forward)%s\n", ips, 1e3 * t_train / steps,
+               g_train, frac[0]);
+    if (do_eval) printf("eval:      %8.3f s per forward of %d  %6.1f GFLOP/s%s\n", eval, batch, g_eval, frac[1]);
     if (do_sgemm) printf("sgemm:     %8.1f GFLOP/s (OpenBLAS 2048^3, %d threads)\n", peak_rate, threads);
     return 0;
 fail:

@@ -37,7 +37,8 @@ build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1
 step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda' --output-on-failure"
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 if [ -n "$sanitizer" ]; then
-  step memcheck bash -c "cd build-gpu && $sanitizer --tool memcheck --error-exitcode 1 tests/test_backend_parity"
+  step memcheck bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
+    $sanitizer --tool memcheck --error-exitcode 1 \$t || exit 1; done"
 fi
 step suite bash -c "cd build-gpu && ctest --output-on-failure"
 step check-ref build-gpu/edm2host check-ref tests/data/edm2_small.safetensors --backend cuda

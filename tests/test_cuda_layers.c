@@ -1,0 +1,180 @@
+/* test_cuda_layers.c: every CUDA layer kernel (mp_ops_cuda.h) against its CPU layer, forward and backward,
+ * overwriting and accumulating, on odd shapes (1x1 and 2x3 images, one channel, batch 1 and 7): bitwise
+ * equal, except the Fourier embedding (cosf, within 2e-6). Exits 77 (skipped, with the reason) without a
+ * CUDA device. */
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edm2/edm2_philox.h"
+#include "forced_weight_norm.h"
+#include "mp_conv.h"
+#include "mp_ops.h"
+#include "mp_ops_cuda.h"
+#include "test_util.h"
+
+static cudaStream_t g_stream;
+
+/* Host and device copies of n random floats (stream `tag`). */
+typedef struct buf {
+    float *h, *d;
+    size_t n;
+} buf;
+
+static buf make(size_t n, uint64_t tag, float scale) {
+    buf b = {malloc((n + 1) * sizeof(float)), NULL, n};
+    for (size_t i = 0; i < n; i++) b.h[i] = scale * edm2_philox_normal(11, tag, i);
+    assert_int_equal(cudaMalloc((void **)&b.d, (n + 1) * sizeof(float)), cudaSuccess);
+    assert_int_equal(cudaMemcpy(b.d, b.h, n * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
+    return b;
+}
+
+static void drop(buf *b) {
+    free(b->h);
+    cudaFree(b->d);
+}
+
+/* The device copy equals the host copy bitwise (tol 0) or within tol. */
+static void same(const char *what, const buf *b, float tol) {
+    float *g = malloc((b->n + 1) * sizeof(float));
+    assert_int_equal(cudaStreamSynchronize(g_stream), cudaSuccess);
+    assert_int_equal(cudaMemcpy(g, b->d, b->n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    size_t bad = 0;
+    float worst = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        float d = fabsf(g[i] - b->h[i]);
+        if (tol == 0 ? memcmp(&g[i], &b->h[i], sizeof(float)) != 0 : !(d <= tol)) bad++;
+        if (d > worst) worst = d;
+    }
+    if (bad) fprintf(stderr, "%s: %zu of %zu differ (worst %g)\n", what, bad, b->n, worst);
+    assert_int_equal(bad, 0);
+    free(g);
+}
+
+static void test_normalize_silu_sum_cat(void **state) {
+    (void)state;
+    const size_t rows[] = {1, 6, 7 * 2 * 3};
+    const int cols[] = {1, 3, 37};
+    for (int s = 0; s < 3; s++)
+        for (int acc = 0; acc < 2; acc++) {
+            size_t R = rows[s], n = R * (size_t)cols[s];
+            buf x = make(n, 1, 1.5f), y = make(n, 2, 0), nr = make(R, 3, 0), dy = make(n, 4, 1), dx = make(n, 5, 1);
+            normalize_rows_forward(y.h, nr.h, x.h, R, cols[s], cols[s], cols[s]);
+            assert_int_equal(mpc_normalize_rows_forward(g_stream, y.d, nr.d, x.d, R, cols[s], cols[s], cols[s]), 0);
+            same("normalize forward", &y, 0), same("normalize norms", &nr, 0);
+            normalize_rows_backward(dx.h, dy.h, x.h, nr.h, R, cols[s], cols[s], cols[s], acc);
+            assert_int_equal(mpc_normalize_rows_backward(g_stream, dx.d, dy.d, x.d, nr.d, R, cols[s], cols[s], cols[s], acc), 0);
+            same("normalize backward", &dx, 0);
+            mp_silu_forward(y.h, x.h, n);
+            assert_int_equal(mpc_silu_forward(g_stream, y.d, x.d, n), 0);
+            same("mp_silu forward", &y, 0);
+            mp_silu_backward(dx.h, dy.h, x.h, n, acc);
+            assert_int_equal(mpc_silu_backward(g_stream, dx.d, dy.d, x.d, n, acc), 0);
+            same("mp_silu backward", &dx, 0);
+            mp_sum_forward(y.h, x.h, dy.h, 0.3f, n);
+            assert_int_equal(mpc_sum_forward(g_stream, y.d, x.d, dy.d, 0.3f, n), 0);
+            same("mp_sum forward", &y, 0);
+            buf db = make(n, 6, 1);
+            mp_sum_backward(dx.h, db.h, dy.h, 0.3f, n, acc);
+            assert_int_equal(mpc_sum_backward(g_stream, dx.d, db.d, dy.d, 0.3f, n, acc), 0);
+            same("mp_sum backward a", &dx, 0), same("mp_sum backward b", &db, 0);
+            /* mp_cat of [R, cols] and [R, 5] */
+            buf b = make(R * 5, 7, 1), cat = make(R * (cols[s] + 5), 8, 0), dcat = make(R * (cols[s] + 5), 9, 1);
+            mp_cat_forward(cat.h, x.h, cols[s], b.h, 5, R, 0.5f);
+            assert_int_equal(mpc_cat_forward(g_stream, cat.d, x.d, cols[s], b.d, 5, R, 0.5f), 0);
+            same("mp_cat forward", &cat, 0);
+            mp_cat_backward(dx.h, b.h, dcat.h, cols[s], 5, R, 0.5f, acc);
+            assert_int_equal(mpc_cat_backward(g_stream, dx.d, b.d, dcat.d, cols[s], 5, R, 0.5f, acc), 0);
+            same("mp_cat backward a", &dx, 0), same("mp_cat backward b", &b, 0);
+            drop(&x), drop(&y), drop(&nr), drop(&dy), drop(&dx), drop(&db), drop(&b), drop(&cat), drop(&dcat);
+        }
+}
+
+static void test_modulate_resample_clip_fourier(void **state) {
+    (void)state;
+    const int Ns[] = {1, 7}, Hs[] = {2, 4}, Ws[] = {2, 6}, Cs[] = {1, 5};
+    for (int s = 0; s < 2; s++)
+        for (int acc = 0; acc < 2; acc++) {
+            const int N = Ns[s], H = Hs[s], W = Ws[s], C = Cs[s];
+            const size_t n = (size_t)N * H * W * C, q = n / 4;
+            buf x = make(n, 1, 2), c = make((size_t)N * C, 2, 1), y = make(n, 3, 0), dy = make(n, 4, 1), dx = make(n, 5, 1),
+                dc = make((size_t)N * C, 6, 1);
+            modulate_silu_forward(y.h, x.h, c.h, N, (size_t)H * W, C);
+            assert_int_equal(mpc_modulate_silu_forward(g_stream, y.d, x.d, c.d, N, (size_t)H * W, C), 0);
+            same("modulate_silu forward", &y, 0);
+            modulate_silu_backward(dx.h, dc.h, dy.h, x.h, c.h, N, (size_t)H * W, C, acc);
+            assert_int_equal(mpc_modulate_silu_backward(g_stream, dx.d, dc.d, dy.d, x.d, c.d, N, (size_t)H * W, C, acc), 0);
+            same("modulate_silu backward dx", &dx, 0), same("modulate_silu backward dc", &dc, 0);
+            buf yd = make(q, 7, 0), gq = make(q, 8, 1), yu = make(n * 4, 9, 0), gu = make(n * 4, 10, 1);
+            resample_down_forward(yd.h, x.h, N, H, W, C);
+            assert_int_equal(mpc_resample_down_forward(g_stream, yd.d, x.d, N, H, W, C), 0);
+            same("down forward", &yd, 0);
+            resample_down_backward(dx.h, gq.h, N, H, W, C, acc);
+            assert_int_equal(mpc_resample_down_backward(g_stream, dx.d, gq.d, N, H, W, C, acc), 0);
+            same("down backward", &dx, 0);
+            resample_up_forward(yu.h, x.h, N, H, W, C);
+            assert_int_equal(mpc_resample_up_forward(g_stream, yu.d, x.d, N, H, W, C), 0);
+            same("up forward", &yu, 0);
+            resample_up_backward(dx.h, gu.h, N, H, W, C, acc);
+            assert_int_equal(mpc_resample_up_backward(g_stream, dx.d, gu.d, N, H, W, C, acc), 0);
+            same("up backward", &dx, 0);
+            buf un = make(n, 11, 0);
+            unsigned long long *count_d, count = 0;
+            assert_int_equal(cudaMalloc((void **)&count_d, sizeof count), cudaSuccess);
+            cudaMemset(count_d, 0, sizeof count);
+            size_t clipped = mp_sum_clip_forward(y.h, un.h, x.h, dy.h, 0.3f, 1.0f, n);
+            assert_int_equal(mpc_sum_clip_forward(g_stream, y.d, un.d, x.d, dy.d, 0.3f, 1.0f, n, count_d), 0);
+            same("sum_clip forward", &y, 0), same("sum_clip unclipped", &un, 0);
+            cudaMemcpy(&count, count_d, sizeof count, cudaMemcpyDeviceToHost);
+            assert_int_equal(count, clipped);
+            clip_backward(dx.h, dy.h, un.h, 1.0f, n, acc);
+            assert_int_equal(mpc_clip_backward(g_stream, dx.d, dy.d, un.d, 1.0f, n, acc), 0);
+            same("clip backward", &dx, 0);
+            buf sig = make((size_t)N, 12, 1), fr = make((size_t)C, 13, 6.28f), ph = make((size_t)C, 14, 6.28f),
+                fo = make((size_t)N * C, 15, 0);
+            mp_fourier_forward(fo.h, sig.h, fr.h, ph.h, N, C);
+            assert_int_equal(mpc_fourier_forward(g_stream, fo.d, sig.d, fr.d, ph.d, N, C), 0);
+            same("fourier", &fo, 2e-6f);
+            cudaFree(count_d);
+            drop(&x), drop(&c), drop(&y), drop(&dy), drop(&dx), drop(&dc), drop(&yd), drop(&gq), drop(&yu), drop(&gu);
+            drop(&un), drop(&sig), drop(&fr), drop(&ph), drop(&fo);
+        }
+}
+
+static void test_weights(void **state) {
+    (void)state;
+    const int Os[] = {1, 3, 16}, Cs[] = {1, 4, 9}, ks[] = {1, 3, 3};
+    for (int s = 0; s < 3; s++) {
+        const int O = Os[s], C = Cs[s], k = ks[s];
+        const size_t F = (size_t)C * k * k, n = (size_t)O * F;
+        buf w = make(n, 1, 1), wh = make(n, 2, 0), nr = make((size_t)O, 3, 0), g = make(1, 4, 1), dwh = make(n, 5, 1),
+            dw = make(n, 6, 1), dg = make(1, 7, 1), scratch = make((size_t)O, 8, 0);
+        forced_weight_norm(w.h, O, (int)F);
+        assert_int_equal(mpc_forced_weight_norm(g_stream, w.d, O, (int)F), 0);
+        same("forced weight norm", &w, 0);
+        mpconv_weight_forward(wh.h, nr.h, w.h, g.h[0], O, C, k);
+        assert_int_equal(mpc_weight_forward(g_stream, wh.d, nr.d, w.d, g.d, O, C, k), 0);
+        same("weight forward", &wh, 0), same("weight norms", &nr, 0);
+        mpconv_weight_backward(dw.h, dg.h, dwh.h, w.h, nr.h, g.h[0], O, C, k);
+        assert_int_equal(mpc_weight_backward(g_stream, dw.d, dg.d, dwh.d, w.d, nr.d, g.d, O, C, k, scratch.d), 0);
+        same("weight backward", &dw, 0), same("gain gradient", &dg, 0);
+        drop(&w), drop(&wh), drop(&nr), drop(&g), drop(&dwh), drop(&dw), drop(&dg), drop(&scratch);
+    }
+}
+
+int main(void) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        printf("SKIP: CUDA layer parity: no CUDA device (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+        return 77;
+    }
+    if (cudaStreamCreate(&g_stream) != cudaSuccess) return 1;
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_normalize_silu_sum_cat),
+                                       cmocka_unit_test(test_modulate_resample_clip_fourier),
+                                       cmocka_unit_test(test_weights)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    cudaStreamDestroy(g_stream);
+    return rc;
+}
