@@ -9,13 +9,7 @@
 
 void forced_weight_norm(float *w, int O, int fan_in) {
     const float inv_sqrt_f = 1.0f / sqrtf((float)fan_in);
-    for (int o = 0; o < O; o++) {
-        float *wo = w + (size_t)o * fan_in;
-        float ss = 0;
-        for (int i = 0; i < fan_in; i++) ss += wo[i] * wo[i];
-        float n = MP_EPS + sqrtf(ss) * inv_sqrt_f;
-        for (int i = 0; i < fan_in; i++) wo[i] /= n;
-    }
+    for (int o = 0; o < O; o++) mp_force_normalize_unit(w + (size_t)o * fan_in, fan_in, inv_sqrt_f);
 }
 
 void unet_normalize_weights(const unet *u, float *params) {

@@ -9,39 +9,18 @@
 void mpconv_weight_forward(float *w_hat, float *norm, const float *w, float gain, int O, int C, int k) {
     const int kk = k * k, F = C * kk;
     const float inv_sqrt_f = 1.0f / sqrtf((float)F);
-    for (int o = 0; o < O; o++) {
-        const float *wo = w + (size_t)o * F;
-        float ss = 0;
-        for (int i = 0; i < F; i++) ss += wo[i] * wo[i];
-        float n = MP_EPS + sqrtf(ss) * inv_sqrt_f;
-        norm[o] = n;
-        const float scale = gain * inv_sqrt_f;
-        float *ho = w_hat + (size_t)o * F;
-        for (int c = 0; c < C; c++)
-            for (int t = 0; t < kk; t++) ho[(size_t)t * C + c] = (wo[(size_t)c * kk + t] / n) * scale;
-    }
+    for (int o = 0; o < O; o++)
+        norm[o] = mp_weight_unit_forward(w_hat + (size_t)o * F, w + (size_t)o * F, gain, C, kk, inv_sqrt_f);
 }
 
 void mpconv_weight_backward(float *dw, float *dgain, const float *dw_hat, const float *w, const float *norm,
                             float gain, int O, int C, int k) {
     const int kk = k * k, F = C * kk;
     const float inv_sqrt_f = 1.0f / sqrtf((float)F);
-    const float s = gain * inv_sqrt_f;
     double dg = 0;
-    for (int o = 0; o < O; o++) {
-        const float *wo = w + (size_t)o * F;
-        const float *go = dw_hat + (size_t)o * F;
-        float n = norm[o], len = (n - MP_EPS) / inv_sqrt_f;
-        float dot = 0; /* (dw_hat . w) in reference layout */
-        for (int c = 0; c < C; c++)
-            for (int t = 0; t < kk; t++) dot += go[(size_t)t * C + c] * wo[(size_t)c * kk + t];
-        dg += dot / n * inv_sqrt_f;
-        float a = s / n;
-        float b = len > 0 ? s * dot * inv_sqrt_f / (n * n * len) : 0.0f;
-        float *dwo = dw + (size_t)o * F;
-        for (int c = 0; c < C; c++)
-            for (int t = 0; t < kk; t++) dwo[(size_t)c * kk + t] += go[(size_t)t * C + c] * a - wo[(size_t)c * kk + t] * b;
-    }
+    for (int o = 0; o < O; o++)
+        dg += mp_weight_unit_backward(dw + (size_t)o * F, dw_hat + (size_t)o * F, w + (size_t)o * F, norm[o], gain, C,
+                                      kk, inv_sqrt_f);
     if (dgain) *dgain += (float)dg;
 }
 

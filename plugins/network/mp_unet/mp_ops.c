@@ -5,76 +5,45 @@
 #include <math.h>
 #include <stdint.h>
 
-#define SQRT2 1.41421356237309504880f
-
 void normalize_rows_forward(float *y, float *norm, const float *x, size_t rows, int cols, size_t x_stride,
                             size_t y_stride) {
     const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
 #pragma omp parallel for schedule(static) if (rows * (size_t)cols > 32768)
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * x_stride;
-        float *yr = y + r * y_stride;
-        float ss = 0;
-        for (int c = 0; c < cols; c++) ss += xr[c] * xr[c];
-        float n = MP_EPS + sqrtf(ss) * inv_sqrt_n;
-        norm[r] = n;
-        float inv = 1.0f / n;
-        for (int c = 0; c < cols; c++) yr[c] = xr[c] * inv;
-    }
+    for (size_t r = 0; r < rows; r++) norm[r] = mp_normalize_row(y + r * y_stride, x + r * x_stride, cols, inv_sqrt_n);
 }
 
-/* y = x / n, n = eps + |x| / sqrt(C):  dx = dy / n - x (dy.x) / (n^2 sqrt(C) |x|). */
 void normalize_rows_backward(float *dx, const float *dy, const float *x, const float *norm, size_t rows, int cols,
                              size_t x_stride, size_t y_stride, int acc) {
     const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
 #pragma omp parallel for schedule(static) if (rows * (size_t)cols > 32768)
-    for (size_t r = 0; r < rows; r++) {
-        const float *xr = x + r * x_stride;
-        const float *dyr = dy + r * y_stride;
-        float *dxr = dx + r * x_stride;
-        float n = norm[r];
-        float len = (n - MP_EPS) / inv_sqrt_n; /* |x| */
-        float dot = 0;
-        for (int c = 0; c < cols; c++) dot += dyr[c] * xr[c];
-        float a = 1.0f / n;
-        float b = len > 0 ? dot * inv_sqrt_n / (n * n * len) : 0.0f;
-        for (int c = 0; c < cols; c++) GRAD_ACC(acc, dxr[c], dyr[c] * a - xr[c] * b);
-    }
+    for (size_t r = 0; r < rows; r++)
+        mp_normalize_row_grad(dx + r * x_stride, dy + r * y_stride, x + r * x_stride, norm[r], cols, inv_sqrt_n, acc);
 }
 
 void mp_silu_forward(float *y, const float *x, size_t n) {
 #pragma omp parallel for simd schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + fast_exp(-x[i])) / MP_SILU_SCALE;
+    for (size_t i = 0; i < n; i++) y[i] = mp_silu1(x[i]);
 }
 
 void mp_silu_backward(float *dx, const float *dy, const float *x, size_t n, int acc) {
 #pragma omp parallel for simd schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) {
-        float s = 1.0f / (1.0f + fast_exp(-x[i]));
-        GRAD_ACC(acc, dx[i], dy[i] * s * (1.0f + x[i] * (1.0f - s)) / MP_SILU_SCALE);
-    }
+    for (size_t i = 0; i < n; i++) GRAD_ACC(acc, dx[i], mp_silu1_grad(dy[i], x[i]));
 }
 
 void mp_sum_forward(float *y, const float *a, const float *b, float t, size_t n) {
-    const float inv = 1.0f / sqrtf((1 - t) * (1 - t) + t * t);
+    const float inv = mp_sum_scale(t);
 #pragma omp parallel for schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) y[i] = (a[i] + t * (b[i] - a[i])) * inv; /* lerp, as the reference */
+    for (size_t i = 0; i < n; i++) y[i] = mp_sum1(a[i], b[i], t, inv); /* lerp, as the reference */
 }
 
 void mp_sum_backward(float *da, float *db, const float *dy, float t, size_t n, int acc) {
-    const float inv = 1.0f / sqrtf((1 - t) * (1 - t) + t * t);
+    const float inv = mp_sum_scale(t);
     const float wa = (1 - t) * inv, wb = t * inv;
 #pragma omp parallel for schedule(static) if (n > 32768)
     for (size_t i = 0; i < n; i++) {
         if (da) GRAD_ACC(acc, da[i], wa * dy[i]);
         if (db) GRAD_ACC(acc, db[i], wb * dy[i]);
     }
-}
-
-static void mp_cat_weights(int Ca, int Cb, float t, float *wa, float *wb) {
-    double C = sqrt((double)(Ca + Cb) / ((1 - t) * (double)(1 - t) + (double)t * t));
-    *wa = (float)(C / sqrt((double)Ca) * (1 - t));
-    *wb = (float)(C / sqrt((double)Cb) * t);
 }
 
 void mp_cat_forward(float *y, const float *a, int Ca, const float *b, int Cb, size_t P, float t) {
@@ -108,10 +77,7 @@ void modulate_silu_forward(float *y, const float *x, const float *c, int N, size
             const float *cn = c + (size_t)n * C;
             size_t o = ((size_t)n * HW + p) * C;
 #pragma omp simd
-            for (int k = 0; k < C; k++) {
-                const float v = x[o + k] * cn[k];
-                y[o + k] = v / (1.0f + fast_exp(-v)) / MP_SILU_SCALE;
-            }
+            for (int k = 0; k < C; k++) y[o + k] = mp_silu1(x[o + k] * cn[k]);
         }
 }
 
@@ -127,8 +93,7 @@ void modulate_silu_backward(float *dx, float *dc, const float *dy, const float *
             size_t o = ((size_t)n * HW + p) * C;
 #pragma omp simd
             for (int k = 0; k < C; k++) {
-                const float v = x[o + k] * cn[k], s = 1.0f / (1.0f + fast_exp(-v));
-                const float dv = dy[o + k] * s * (1.0f + v * (1.0f - s)) / MP_SILU_SCALE;
+                const float dv = mp_silu1_grad(dy[o + k], x[o + k] * cn[k]);
                 GRAD_ACC(acc, dx[o + k], dv * cn[k]);
                 dcn[k] += dv * x[o + k];
             }
@@ -145,7 +110,7 @@ void resample_down_forward(float *y, const float *x, int N, int H, int W, int C)
                 const float *x00 = x + (((size_t)n * H + 2 * i) * W + 2 * j) * C;
                 const float *x01 = x00 + C, *x10 = x00 + (size_t)W * C, *x11 = x10 + C;
                 float *yo = y + (((size_t)n * Ho + i) * Wo + j) * C;
-                for (int c = 0; c < C; c++) yo[c] = 0.25f * x00[c] + 0.25f * x01[c] + 0.25f * x10[c] + 0.25f * x11[c];
+                for (int c = 0; c < C; c++) yo[c] = mp_avg4(x00[c], x01[c], x10[c], x11[c]);
             }
 }
 
@@ -192,11 +157,11 @@ void resample_up_backward(float *dx, const float *dy, int N, int H, int W, int C
 }
 
 size_t mp_sum_clip_forward(float *y, float *unclipped, const float *a, const float *b, float t, float c, size_t n) {
-    const float inv = 1.0f / sqrtf((1 - t) * (1 - t) + t * t);
+    const float inv = mp_sum_scale(t);
     unsigned clipped = 0; /* 32-bit lanes, so that the loops vectorise */
     /* Branch-free clamping (NaN passes through unclipped); one loop per case, each vectorised. */
 #define SUM_CLIP(i, v, hi, lo)                                                                                        \
-    const float v = (a[i] + t * (b[i] - a[i])) * inv;                                                                 \
+    const float v = mp_sum1(a[i], b[i], t, inv);                                                                      \
     const int hi = v > c, lo = v < -c;                                                                                \
     y[i] = hi ? c : lo ? -c : v;                                                                                      \
     clipped += (unsigned)(hi | lo);
@@ -224,11 +189,7 @@ void clip_backward(float *dx, const float *dy, const float *x, float c, size_t n
 
 void mp_fourier_forward(float *y, const float *x, const float *freqs, const float *phases, int N, int C) {
     for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) {
-            float arg = x[n] * freqs[c];
-            arg = arg + phases[c];
-            y[(size_t)n * C + c] = cosf(arg) * SQRT2;
-        }
+        for (int c = 0; c < C; c++) y[(size_t)n * C + c] = mp_fourier1(x[n], freqs[c], phases[c]);
 }
 
 void add_scalar(float *y, const float *x, float a, size_t n) {

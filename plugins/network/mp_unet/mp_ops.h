@@ -7,8 +7,7 @@
 
 #include <stddef.h>
 
-#define MP_EPS 1e-4f
-#define MP_SILU_SCALE 0.596f
+#include "mp_math.h" /* MP_EPS, MP_SILU_SCALE and the per-element arithmetic */
 
 /* normalize over each row of x[rows, cols]: y = x / (eps + ||x_row|| / sqrt(cols)); norm[rows] saved.
  * Used for pixel norm (rows = pixels, cols = channels) and q/k/v normalisation. */

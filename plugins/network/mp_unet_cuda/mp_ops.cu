@@ -1,15 +1,13 @@
-/* mp_ops.cu: the magnitude-preserving layers as CUDA kernels (mp_ops_cuda.h). Compiled with --fmad=false,
- * so every product and sum is rounded separately, as in the CPU layers' ISO C; loops that reduce run in
- * the CPU's order (one thread per row), so the results are bitwise the CPU's. Speed is issue 11's. */
+/* mp_ops.cu: the magnitude-preserving layers as CUDA kernels (mp_ops_cuda.h). The arithmetic is the CPU
+ * layers' own (../mp_unet/mp_math.h), compiled with --fmad=false so that every product and sum is rounded
+ * separately as in the CPU's ISO C; what reduces runs in the CPU's order (one thread per row or unit), so
+ * the results are bitwise the CPU's. Speed is issue 11's. */
 #include <cuda_runtime.h>
 #include <math.h>
 
 #include "../mp_unet/mp_math.h"
 #include "mp_ops_cuda.h"
 
-#define MP_EPS 1e-4f
-#define MP_SILU_SCALE 0.596f
-#define SQRT2 1.41421356237309504880f
 #define THREADS 256
 
 #define STRIDE_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
@@ -30,30 +28,13 @@ static unsigned blocks_for(size_t n) {
 __global__ void k_normalize_rows_forward(float *y, float *norm, const float *x, size_t rows, int cols, size_t xs,
                                          size_t ys) {
     const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
-    STRIDE_LOOP(r, rows) {
-        const float *xr = x + r * xs;
-        float *yr = y + r * ys;
-        float ss = 0;
-        for (int c = 0; c < cols; c++) ss += xr[c] * xr[c];
-        float n = MP_EPS + sqrtf(ss) * inv_sqrt_n;
-        norm[r] = n;
-        float inv = 1.0f / n;
-        for (int c = 0; c < cols; c++) yr[c] = xr[c] * inv;
-    }
+    STRIDE_LOOP(r, rows) norm[r] = mp_normalize_row(y + r * ys, x + r * xs, cols, inv_sqrt_n);
 }
 
 __global__ void k_normalize_rows_backward(float *dx, const float *dy, const float *x, const float *norm, size_t rows,
                                           int cols, size_t xs, size_t ys, int acc) {
     const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
-    STRIDE_LOOP(r, rows) {
-        const float *xr = x + r * xs, *dyr = dy + r * ys;
-        float *dxr = dx + r * xs;
-        float n = norm[r], len = (n - MP_EPS) / inv_sqrt_n, dot = 0;
-        for (int c = 0; c < cols; c++) dot += dyr[c] * xr[c];
-        float a = 1.0f / n;
-        float b = len > 0 ? dot * inv_sqrt_n / (n * n * len) : 0.0f;
-        for (int c = 0; c < cols; c++) GRAD_ACC(acc, dxr[c], dyr[c] * a - xr[c] * b);
-    }
+    STRIDE_LOOP(r, rows) mp_normalize_row_grad(dx + r * xs, dy + r * ys, x + r * xs, norm[r], cols, inv_sqrt_n, acc);
 }
 
 int mpc_normalize_rows_forward(void *stream, float *y, float *norm, const float *x, size_t rows, int cols,
@@ -67,29 +48,21 @@ int mpc_normalize_rows_backward(void *stream, float *dx, const float *dy, const 
 
 /* ---- MP-SiLU, MP-Add, MP-Cat ---- */
 
-__device__ static inline float mp_silu(float x) { return x / (1.0f + fast_exp(-x)) / MP_SILU_SCALE; }
-__device__ static inline float mp_silu_grad(float dy, float x) {
-    float s = 1.0f / (1.0f + fast_exp(-x));
-    return dy * s * (1.0f + x * (1.0f - s)) / MP_SILU_SCALE;
-}
-
-__global__ void k_silu_forward(float *y, const float *x, size_t n) { STRIDE_LOOP(i, n) y[i] = mp_silu(x[i]); }
+__global__ void k_silu_forward(float *y, const float *x, size_t n) { STRIDE_LOOP(i, n) y[i] = mp_silu1(x[i]); }
 __global__ void k_silu_backward(float *dx, const float *dy, const float *x, size_t n, int acc) {
-    STRIDE_LOOP(i, n) GRAD_ACC(acc, dx[i], mp_silu_grad(dy[i], x[i]));
+    STRIDE_LOOP(i, n) GRAD_ACC(acc, dx[i], mp_silu1_grad(dy[i], x[i]));
 }
 int mpc_silu_forward(void *stream, float *y, const float *x, size_t n) { LAUNCH(n, k_silu_forward, y, x, n); }
 int mpc_silu_backward(void *stream, float *dx, const float *dy, const float *x, size_t n, int acc) {
     LAUNCH(n, k_silu_backward, dx, dy, x, n, acc);
 }
 
-__device__ static inline float mp_sum_inv(float t) { return 1.0f / sqrtf((1 - t) * (1 - t) + t * t); }
-
 __global__ void k_sum_forward(float *y, const float *a, const float *b, float t, size_t n) {
-    const float inv = mp_sum_inv(t);
-    STRIDE_LOOP(i, n) y[i] = (a[i] + t * (b[i] - a[i])) * inv;
+    const float inv = mp_sum_scale(t);
+    STRIDE_LOOP(i, n) y[i] = mp_sum1(a[i], b[i], t, inv);
 }
 __global__ void k_sum_backward(float *da, float *db, const float *dy, float t, size_t n, int acc) {
-    const float inv = mp_sum_inv(t), wa = (1 - t) * inv, wb = t * inv;
+    const float inv = mp_sum_scale(t), wa = (1 - t) * inv, wb = t * inv;
     STRIDE_LOOP(i, n) {
         if (da) GRAD_ACC(acc, da[i], wa * dy[i]);
         if (db) GRAD_ACC(acc, db[i], wb * dy[i]);
@@ -100,13 +73,6 @@ int mpc_sum_forward(void *stream, float *y, const float *a, const float *b, floa
 }
 int mpc_sum_backward(void *stream, float *da, float *db, const float *dy, float t, size_t n, int acc) {
     LAUNCH(n, k_sum_backward, da, db, dy, t, n, acc);
-}
-
-/* The weights of MP-Cat, in double, by the CPU's expression. */
-__device__ static inline void mp_cat_weights(int Ca, int Cb, float t, float *wa, float *wb) {
-    double C = sqrt((double)(Ca + Cb) / ((1 - t) * (double)(1 - t) + (double)t * t));
-    *wa = (float)(C / sqrt((double)Ca) * (1 - t));
-    *wb = (float)(C / sqrt((double)Cb) * t);
 }
 
 __global__ void k_cat_forward(float *y, const float *a, int Ca, const float *b, int Cb, size_t P, float t) {
@@ -142,14 +108,14 @@ int mpc_cat_backward(void *stream, float *da, float *db, const float *dy, int Ca
 __global__ void k_modulate_silu_forward(float *y, const float *x, const float *c, int N, size_t HW, int C) {
     STRIDE_LOOP(i, (size_t)N * HW * C) {
         size_t n = i / (HW * C);
-        y[i] = mp_silu(x[i] * c[n * C + i % C]);
+        y[i] = mp_silu1(x[i] * c[n * C + i % C]);
     }
 }
 __global__ void k_modulate_silu_backward_dx(float *dx, const float *dy, const float *x, const float *c, int N, size_t HW,
                                             int C, int acc) {
     STRIDE_LOOP(i, (size_t)N * HW * C) {
         const float cn = c[(i / (HW * C)) * C + i % C];
-        GRAD_ACC(acc, dx[i], mp_silu_grad(dy[i], x[i] * cn) * cn);
+        GRAD_ACC(acc, dx[i], mp_silu1_grad(dy[i], x[i] * cn) * cn);
     }
 }
 /* dc[n, k]: over the pixels in order, one thread per (n, k), as the CPU adds them. */
@@ -161,7 +127,7 @@ __global__ void k_modulate_silu_backward_dc(float *dc, const float *dy, const fl
         float s = acc ? dc[j] : 0.0f;
         for (size_t p = 0; p < HW; p++) {
             size_t o = (n * HW + p) * C + k;
-            s += mp_silu_grad(dy[o], x[o] * cn) * x[o];
+            s += mp_silu1_grad(dy[o], x[o] * cn) * x[o];
         }
         dc[j] = s;
     }
@@ -187,7 +153,7 @@ __global__ void k_resample_down_forward(float *y, const float *x, int N, int H, 
         size_t c = i % C, pix = i / C, j = pix % Wo, r = (pix / Wo) % Ho, n = pix / ((size_t)Wo * Ho);
         const float *x00 = x + ((n * H + 2 * r) * W + 2 * j) * C;
         const float *x01 = x00 + C, *x10 = x00 + (size_t)W * C, *x11 = x10 + C;
-        y[i] = 0.25f * x00[c] + 0.25f * x01[c] + 0.25f * x10[c] + 0.25f * x11[c];
+        y[i] = mp_avg4(x00[c], x01[c], x10[c], x11[c]);
     }
 }
 __global__ void k_resample_down_backward(float *dx, const float *dy, int N, int H, int W, int C, int acc) {
@@ -234,10 +200,10 @@ int mpc_resample_up_backward(void *stream, float *dx, const float *dy, int N, in
 
 __global__ void k_sum_clip_forward(float *y, float *unclipped, const float *a, const float *b, float t, float c, size_t n,
                                    unsigned long long *clipped) {
-    const float inv = mp_sum_inv(t);
+    const float inv = mp_sum_scale(t);
     unsigned long long count = 0;
     STRIDE_LOOP(i, n) {
-        const float v = (a[i] + t * (b[i] - a[i])) * inv;
+        const float v = mp_sum1(a[i], b[i], t, inv);
         const int hi = v > c, lo = v < -c;
         y[i] = hi ? c : lo ? -c : v;
         if (unclipped) unclipped[i] = v;
@@ -249,11 +215,7 @@ __global__ void k_clip_backward(float *dx, const float *dy, const float *x, floa
     STRIDE_LOOP(i, n) GRAD_ACC(acc, dx[i], x[i] >= -c && x[i] <= c ? dy[i] : 0.0f);
 }
 __global__ void k_fourier_forward(float *y, const float *x, const float *freqs, const float *phases, int N, int C) {
-    STRIDE_LOOP(i, (size_t)N * C) {
-        float arg = x[i / C] * freqs[i % C];
-        arg = arg + phases[i % C];
-        y[i] = cosf(arg) * SQRT2;
-    }
+    STRIDE_LOOP(i, (size_t)N * C) y[i] = mp_fourier1(x[i / C], freqs[i % C], phases[i % C]);
 }
 int mpc_sum_clip_forward(void *stream, float *y, float *unclipped, const float *a, const float *b, float t, float c,
                          size_t n, unsigned long long *clipped) {
@@ -270,13 +232,7 @@ int mpc_fourier_forward(void *stream, float *y, const float *x, const float *fre
 
 __global__ void k_forced_weight_norm(float *w, int O, int fan_in) {
     const float inv_sqrt_f = 1.0f / sqrtf((float)fan_in);
-    STRIDE_LOOP(o, (size_t)O) {
-        float *wo = w + o * fan_in;
-        float ss = 0;
-        for (int i = 0; i < fan_in; i++) ss += wo[i] * wo[i];
-        float n = MP_EPS + sqrtf(ss) * inv_sqrt_f;
-        for (int i = 0; i < fan_in; i++) wo[i] /= n;
-    }
+    STRIDE_LOOP(o, (size_t)O) mp_force_normalize_unit(w + o * fan_in, fan_in, inv_sqrt_f);
 }
 int mpc_forced_weight_norm(void *stream, float *w, int O, int fan_in) {
     LAUNCH((size_t)O, k_forced_weight_norm, w, O, fan_in);
@@ -285,17 +241,7 @@ int mpc_forced_weight_norm(void *stream, float *w, int O, int fan_in) {
 __global__ void k_weight_forward(float *w_hat, float *norm, const float *w, const float *gain_p, int O, int C, int k) {
     const int kk = k * k, F = C * kk;
     const float inv_sqrt_f = 1.0f / sqrtf((float)F), gain = gain_p ? *gain_p : 1.0f;
-    STRIDE_LOOP(o, (size_t)O) {
-        const float *wo = w + o * F;
-        float ss = 0;
-        for (int i = 0; i < F; i++) ss += wo[i] * wo[i];
-        float n = MP_EPS + sqrtf(ss) * inv_sqrt_f;
-        norm[o] = n;
-        const float scale = gain * inv_sqrt_f;
-        float *ho = w_hat + o * F;
-        for (int c = 0; c < C; c++)
-            for (int t = 0; t < kk; t++) ho[(size_t)t * C + c] = (wo[(size_t)c * kk + t] / n) * scale;
-    }
+    STRIDE_LOOP(o, (size_t)O) norm[o] = mp_weight_unit_forward(w_hat + o * F, w + o * F, gain, C, kk, inv_sqrt_f);
 }
 int mpc_weight_forward(void *stream, float *w_hat, float *norm, const float *w, const float *gain, int O, int C, int k) {
     LAUNCH((size_t)O, k_weight_forward, w_hat, norm, w, gain, O, C, k);
@@ -305,19 +251,8 @@ __global__ void k_weight_backward(float *dw, float *terms, const float *dw_hat, 
                                   const float *gain_p, int O, int C, int k) {
     const int kk = k * k, F = C * kk;
     const float inv_sqrt_f = 1.0f / sqrtf((float)F), gain = gain_p ? *gain_p : 1.0f;
-    const float s = gain * inv_sqrt_f;
-    STRIDE_LOOP(o, (size_t)O) {
-        const float *wo = w + o * F, *go = dw_hat + o * F;
-        float n = norm[o], len = (n - MP_EPS) / inv_sqrt_f, dot = 0;
-        for (int c = 0; c < C; c++)
-            for (int t = 0; t < kk; t++) dot += go[(size_t)t * C + c] * wo[(size_t)c * kk + t];
-        terms[o] = dot / n * inv_sqrt_f;
-        float a = s / n;
-        float b = len > 0 ? s * dot * inv_sqrt_f / (n * n * len) : 0.0f;
-        float *dwo = dw + o * F;
-        for (int c = 0; c < C; c++)
-            for (int t = 0; t < kk; t++) dwo[(size_t)c * kk + t] += go[(size_t)t * C + c] * a - wo[(size_t)c * kk + t] * b;
-    }
+    STRIDE_LOOP(o, (size_t)O)
+        terms[o] = mp_weight_unit_backward(dw + o * F, dw_hat + o * F, w + o * F, norm[o], gain, C, kk, inv_sqrt_f);
 }
 /* The gain's gradient: the units' terms in order, in double, as the CPU adds them. */
 __global__ void k_weight_backward_gain(float *dgain, const float *terms, int O) {
