@@ -50,8 +50,7 @@ int arena_check(const edm2_network_info *info, const st_file *f, const char *pre
     return 0;
 }
 
-int arena_load(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, edm2_err *err) {
-    if (arena_check(info, f, prefix, err)) return -1;
+int arena_fill(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, edm2_err *err) {
     char name[512];
     for (size_t i = 0; i < info->param_count; i++) {
         const edm2_param_desc *d = &info->params[i];
@@ -93,4 +92,8 @@ void arena_outputs_free(st_out *outs, char **names, size_t n) {
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
     free(outs);
+}
+
+int arena_load(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, edm2_err *err) {
+    return arena_check(info, f, prefix, err) || arena_fill(info, f, prefix, arena, err) ? -1 : 0;
 }

@@ -11,7 +11,9 @@
  * stored as [] or [1]), and that every tensor under the prefix names an entry, so a file whose metadata
  * describe another network than its tensors is refused. Allocates nothing. */
 int arena_check(const edm2_network_info *info, const st_file *f, const char *prefix, edm2_err *err);
-/* arena_check, then fills arena[] from the tensors; every value must be finite. */
+/* Fills arena[] from the tensors of a file arena_check accepted; every value must be finite. */
+int arena_fill(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, edm2_err *err);
+/* arena_check, then arena_fill. */
 int arena_load(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, edm2_err *err);
 /* Checks one tensor against one table entry (same count of elements and the same shape). */
 int arena_shape_matches(const edm2_param_desc *d, const st_tensor *t);

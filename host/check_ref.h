@@ -52,9 +52,6 @@ float *ref_tensor(check_ctx *c, const char *name, size_t numel);
 double max_abs(const float *b, size_t n);
 double max_diff(const float *a, const float *b, size_t n);
 void compare_fwd(check_ctx *c, const char *name, const float *got, size_t n, int ndim, const int64_t *shape);
-/* A cfg section with the metadata values of the plugin's keys (also found as alias_prefix + key). */
-int section_from_meta(check_ctx *c, cfg *out, const char *section, const edm2_plugin_desc *d, const char *alias_prefix,
-                      edm2_err *err);
 /* Reads reference tensors `prefix + name` into a host arena (calloc'ed, arena_floats). */
 float *ref_arena(check_ctx *c, const char *prefix, edm2_err *err);
 

@@ -7,13 +7,14 @@
 
 #include "check_ref.h"
 #include "generate.h"
+#include "metadata.h"
 #include "validate.h"
 
 /* Opens a network from the metadata, with some keys overridden, and loads `prefix` weights. */
 static int open_net(check_ctx *c, net_instance *ni, const char *prefix, const char *const *overrides, edm2_err *err) {
     const plugin_rec *p = c->net.rec;
     cfg nc = {0};
-    int rc = section_from_meta(c, &nc, "network", p->desc, NULL, err);
+    int rc = meta_section(&c->ref, p->desc, NULL, &nc, "network", err);
     for (const char *const *o = overrides; !rc && o && *o; o += 2) cfg_put(&nc, "network", o[0], o[1]);
     config_view v;
     config_view_init(&v, &nc, "network", p->desc->keys, p->desc->key_count);
@@ -62,7 +63,7 @@ int group_sample(check_ctx *c, edm2_err *err) {
         goto done;
     }
     st_to_f32(noise_t, noise);
-    if (section_from_meta(c, &sc, "sampler", srec->desc, NULL, err)) goto done;
+    if (meta_section(&c->ref, srec->desc, NULL, &sc, "sampler", err)) goto done;
     config_view sv;
     config_view_init(&sv, &sc, "sampler", srec->desc->keys, srec->desc->key_count);
     printf("sample: Heun sampling of sample/net from sample/noise\n");

@@ -51,8 +51,8 @@ static int plugins_open(check_ctx *c, step_plugins *sp, const plugin_rec *orec, 
     cfg oc = {0}, ec = {0};
     config_view ov, ev;
     int rc = -1;
-    if (section_from_meta(c, &oc, "optimizer", orec->desc, "adam_", err) ||
-        section_from_meta(c, &ec, "ema", erec->desc, "ema_", err))
+    if (meta_section(&c->ref, orec->desc, "adam_", &oc, "optimizer", err) ||
+        meta_section(&c->ref, erec->desc, "ema_", &ec, "ema", err))
         goto done;
     config_view_init(&ov, &oc, "optimizer", orec->desc->keys, orec->desc->key_count);
     config_view_init(&ev, &ec, "ema", erec->desc->keys, erec->desc->key_count);

@@ -121,12 +121,6 @@ void compare_fwd(check_ctx *c, const char *name, const float *got, size_t n, int
 
 /* ---- Setup from metadata ---- */
 
-/* A cfg section holding every metadata key the plugin's schema knows; values checked against it. */
-int section_from_meta(check_ctx *c, cfg *out, const char *section, const edm2_plugin_desc *d, const char *alias_prefix,
-                      edm2_err *err) {
-    return meta_section(&c->ref, d, alias_prefix, out, section, err);
-}
-
 static int load_inputs(check_ctx *c, edm2_err *err) {
     const st_tensor *x = st_find(&c->ref, "in/x");
     if (!x || x->ndim != 4) return err_set(err, "%s: needs in/x [N, C, H, W]", c->ref.path);
@@ -238,7 +232,7 @@ int run_loss(check_ctx *c, batch_bufs *b, const float *params, float *grads, flo
     const edm2_loss_vtable *lvt = c->loss_rec->desc->vtable;
     cfg lcfg = {0};
     config_view view;
-    if (section_from_meta(c, &lcfg, "loss", c->loss_rec->desc, NULL, err)) {
+    if (meta_section(&c->ref, c->loss_rec->desc, NULL, &lcfg, "loss", err)) {
         cfg_free(&lcfg);
         return -1;
     }
@@ -389,7 +383,7 @@ int cmd_check_ref(int argc, char **argv) {
         goto fail;
     }
     if (runtime_open(&c.rt, brec, NULL, threads, &err)) goto fail;
-    if (section_from_meta(&c, &ncfg, "network", nrec->desc, NULL, &err)) goto fail;
+    if (meta_section(&c.ref, nrec->desc, NULL, &ncfg, "network", &err)) goto fail;
     config_view nview;
     config_view_init(&nview, &ncfg, "network", nrec->desc->keys, nrec->desc->key_count);
     if (net_open(&c.net, &c.rt, nrec, &nview.api, &err)) goto fail;

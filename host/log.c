@@ -1,6 +1,6 @@
 /* log.c: one-line messages to stderr and an optional log file; the plugin-facing log callback. A
  * plugin's error message is held back until the host either folds it into its own one-line error
- * (log_take_plugin_error) or logs anything else, so a failure reads as one line, never as the plugin's
+ * (err_plugin) or logs anything else, so a failure reads as one line, never as the plugin's
  * reason followed by "see the message above". */
 #include "log.h"
 
@@ -103,14 +103,6 @@ static void take_held(char *who, size_t wlen, char *msg, size_t mlen) {
     snprintf(msg, mlen, "%s", g_held);
     g_held[0] = 0;
     pthread_mutex_unlock(&g_mu);
-}
-
-const char *log_take_plugin_error(char *buf, size_t len, const char *fallback) {
-    char who[sizeof g_held_who], msg[sizeof g_held];
-    take_held(who, sizeof who, msg, sizeof msg);
-    if (!msg[0]) snprintf(buf, len, "%s", fallback);
-    else snprintf(buf, len, "%s%s%s", who, who[0] ? ": " : "", msg);
-    return buf;
 }
 
 void log_flush(void) {

@@ -13,9 +13,6 @@ void log_set_level(edm2_log_level min_level);
 /* Also append every message to `path` (e.g. RUN_DIR/log.txt); NULL closes it. Returns 0 or -1. */
 int log_open_file(const char *path);
 void log_msg(edm2_log_level level, const char *who, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* The latest error message a plugin logged and the host has not reported yet ("who: message"), or
- * `fallback`; into buf, which is returned. Used to fold a plugin's reason into the host's one-line error. */
-const char *log_take_plugin_error(char *buf, size_t len, const char *fallback);
 /* Sets a one-line error: the host's context (printf-style), then ": " and the plugin's held reason if a
  * plugin logged one. Returns -1 like err_set. */
 int err_plugin(edm2_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -27,13 +27,20 @@ int config_instantiate(const run_config *rc, edm2_err *err) {
         rc_ = net_create(&ni, &rt, p, &v.api, err);
         if (ni.net) net_close(&ni, &rt);
     }
-    if (!rc_ && (p = rc->plugin[EDM2_KIND_LOSS])) {
-        const edm2_loss_vtable *vt = p->desc->vtable;
-        edm2_loss *x = NULL;
-        config_view_plugin(&v, rc, EDM2_KIND_LOSS);
-        if (vt->create(&rt.services, &v.api, &rt.ops, &x) != EDM2_OK) rc_ = err_plugin(err, "[loss] %s", p->desc->id);
-        if (x) vt->destroy(x);
+    /* Kinds whose create takes (host, config, backend ops). */
+#define TRY_CREATE(kind, vtable_t, instance_t)                                                                      \
+    if (!rc_ && (p = rc->plugin[kind])) {                                                                           \
+        const vtable_t *vt = p->desc->vtable;                                                                       \
+        instance_t *x = NULL;                                                                                       \
+        config_view_plugin(&v, rc, kind);                                                                           \
+        if (vt->create(&rt.services, &v.api, &rt.ops, &x) != EDM2_OK)                                               \
+            rc_ = err_plugin(err, "[%s] %s", kind_name(kind), p->desc->id);                                         \
+        if (x) vt->destroy(x);                                                                                      \
     }
+    TRY_CREATE(EDM2_KIND_LOSS, edm2_loss_vtable, edm2_loss)
+    TRY_CREATE(EDM2_KIND_EMA, edm2_ema_vtable, edm2_ema)
+    TRY_CREATE(EDM2_KIND_SAMPLER, edm2_sampler_vtable, edm2_sampler)
+#undef TRY_CREATE
     if (!rc_ && (p = rc->plugin[EDM2_KIND_OPTIMIZER])) {
         const edm2_optimizer_vtable *vt = p->desc->vtable;
         edm2_param_desc one = {"x", 1, {1}, 0, 1, EDM2_PARAM_TRAINED};
@@ -47,21 +54,7 @@ int config_instantiate(const run_config *rc, edm2_err *err) {
         edm2_optimizer *x = NULL;
         config_view_plugin(&v, rc, EDM2_KIND_OPTIMIZER);
         if (vt->create(&rt.services, &v.api, &rt.ops, &info, &x) != EDM2_OK)
-            rc_ = err_plugin(err, "[optimizer] %s", p->desc->id);
-        if (x) vt->destroy(x);
-    }
-    if (!rc_ && (p = rc->plugin[EDM2_KIND_EMA])) {
-        const edm2_ema_vtable *vt = p->desc->vtable;
-        edm2_ema *x = NULL;
-        config_view_plugin(&v, rc, EDM2_KIND_EMA);
-        if (vt->create(&rt.services, &v.api, &rt.ops, &x) != EDM2_OK) rc_ = err_plugin(err, "[ema] %s", p->desc->id);
-        if (x) vt->destroy(x);
-    }
-    if (!rc_ && (p = rc->plugin[EDM2_KIND_SAMPLER])) {
-        const edm2_sampler_vtable *vt = p->desc->vtable;
-        edm2_sampler *x = NULL;
-        config_view_plugin(&v, rc, EDM2_KIND_SAMPLER);
-        if (vt->create(&rt.services, &v.api, &rt.ops, &x) != EDM2_OK) rc_ = err_plugin(err, "[sampler] %s", p->desc->id);
+            rc_ = err_plugin(err, "[%s] %s", kind_name(EDM2_KIND_OPTIMIZER), p->desc->id);
         if (x) vt->destroy(x);
     }
     runtime_close(&rt);

@@ -71,10 +71,6 @@ int snapshot_nimg(const st_file *f, int64_t *nimg, edm2_err *err) {
     return err_set(err, "%s: no metadata edm2.nimg and no kimg in the file name (...-KKKKKKK-S.SSS.safetensors)", f->path);
 }
 
-int snapshot_network_cfg(const st_file *f, const edm2_plugin_desc *d, cfg *out, edm2_err *err) {
-    return meta_section(f, d, NULL, out, "network", err);
-}
-
 int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f, edm2_err *err) {
     memset(ni, 0, sizeof *ni);
     if (st_open(f, path, err)) return -1;
@@ -83,7 +79,7 @@ int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net
     const plugin_rec *p = registry_find(reg, EDM2_KIND_NETWORK, id, rt->backend_rec->desc->backend);
     if (!p) return err_set(err, "%s: network plugin '%.100s' (for backend %s) not found", path, id, rt->backend_rec->desc->id);
     cfg c = {0};
-    if (snapshot_network_cfg(f, p->desc, &c, err)) {
+    if (meta_section(f, p->desc, NULL, &c, "network", err)) {
         cfg_free(&c);
         return -1;
     }
@@ -91,17 +87,13 @@ int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net
     config_view_init(&v, &c, "network", p->desc->keys, p->desc->key_count);
     int rc = net_create(ni, rt, p, &v.api, err);
     cfg_free(&c);
-    if (rc) {
-        char why[sizeof err->msg];
-        memcpy(why, err->msg, sizeof why);
-        return err_set(err, "%s: its metadata describe no valid %s network (%s)", path, id, why);
-    }
+    if (rc) return err_set(err, "%s: its metadata describe no valid %s network (%s)", path, id, err->msg);
     /* Every tensor of the file is a parameter and every parameter is there, before any arena is allocated. */
     if (arena_check(&ni->info, f, "", err) || net_alloc_params(ni, rt, err)) return -1;
     float *host = malloc((ni->info.arena_floats + 1) * sizeof(float));
     if (!host) return err_set(err, "out of memory");
     memset(host, 0, ni->info.arena_floats * sizeof(float));
-    rc = arena_load(&ni->info, f, "", host, err);
+    rc = arena_fill(&ni->info, f, "", host, err);
     if (!rc) rc = rt_upload(rt, ni->params, host, ni->info.arena_floats, err);
     free(host);
     return rc;

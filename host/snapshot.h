@@ -29,8 +29,6 @@ int snapshot_write(const char *path, const net_instance *ni, const float *arena,
  * built for rt's backend), and loads its weights. Strict: every tensor of the file must be a parameter of
  * that network and every parameter must be there with its shape, all finite. Fills *f (caller closes). */
 int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f, edm2_err *err);
-/* The [network] section a snapshot's metadata describes (for writing derived snapshots). */
-int snapshot_network_cfg(const st_file *f, const edm2_plugin_desc *net_plugin, cfg *out, edm2_err *err);
 #define SNAPSHOT_MAX_NIMG ((int64_t)1 << 50) /* images seen: far beyond any training run */
 
 /* nimg recorded in a snapshot's metadata (edm2.nimg, checked), else derived from its kimg the reference's

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "plugin_loader.h"
+
 typedef struct fn_slot {
     size_t offset;
     const char *name;
@@ -51,8 +53,6 @@ static const struct {
     [EDM2_KIND_SAMPLER] = KIND(k_sampler, sizeof(edm2_sampler_vtable)),
 };
 
-static const char *const k_kind_names[EDM2_KIND_COUNT_] = {"backend", "network", "loss", "optimizer", "ema", "sampler"};
-
 int vtable_has(const void *vtable, size_t end) {
     uint32_t size;
     memcpy(&size, vtable, sizeof size);
@@ -64,7 +64,7 @@ const char *vtable_problem(const edm2_plugin_desc *d, char *buf, size_t len) {
     uint32_t size;
     memcpy(&size, d->vtable, sizeof size);
     if (size < k_kinds[k].size_1_0) {
-        snprintf(buf, len, "its %s function table has %u bytes, ABI 1.0's has %zu", k_kind_names[k], size,
+        snprintf(buf, len, "its %s function table has %u bytes, ABI 1.0's has %zu", kind_name(d->kind), size,
                  k_kinds[k].size_1_0);
         return buf;
     }
@@ -72,7 +72,7 @@ const char *vtable_problem(const edm2_plugin_desc *d, char *buf, size_t len) {
         void (*fn)(void);
         memcpy(&fn, (const char *)d->vtable + k_kinds[k].fns[i].offset, sizeof fn);
         if (!fn) {
-            snprintf(buf, len, "its %s function table lacks the required '%s'", k_kind_names[k], k_kinds[k].fns[i].name);
+            snprintf(buf, len, "its %s function table lacks the required '%s'", kind_name(d->kind), k_kinds[k].fns[i].name);
             return buf;
         }
     }

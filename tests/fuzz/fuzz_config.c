@@ -7,17 +7,10 @@
 #include "plugin_check.h"
 #include "validate.h"
 
-static plugin_registry g_reg;
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     fuzz_dir();
-    registry_default_dirs(&g_reg, EDM2_FUZZ_PLUGIN_DIR);
-    registry_scan(&g_reg);
-    if (!registry_find(&g_reg, EDM2_KIND_NETWORK, "mp_unet", EDM2_BACKEND_CPU)) {
-        fprintf(stderr, "fuzz_config: no plugins found in %s\n", EDM2_FUZZ_PLUGIN_DIR);
-        abort();
-    }
+    fuzz_registry();
     return 0;
 }
 
@@ -40,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(sets);
     }
     run_config r;
-    if (!rc) rc = config_validate(&c, &g_reg, &r, &err);
+    if (!rc) rc = config_validate(&c, fuzz_registry(), &r, &err);
     if (!rc) rc = config_instantiate(&r, &err);
     if (rc) fuzz_one_line(&err);
     cfg_free(&c);

@@ -11,15 +11,12 @@
 #include "snapshot.h"
 #include "validate.h"
 
-static plugin_registry g_reg;
 static runtime g_rt;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     fuzz_dir();
-    registry_default_dirs(&g_reg, EDM2_FUZZ_PLUGIN_DIR);
-    registry_scan(&g_reg);
-    const plugin_rec *b = registry_find(&g_reg, EDM2_KIND_BACKEND, "cpu", EDM2_BACKEND_CPU);
+    const plugin_rec *b = registry_find(fuzz_registry(), EDM2_KIND_BACKEND, "cpu", EDM2_BACKEND_CPU);
     edm2_err err;
     if (!b || runtime_open(&g_rt, b, NULL, 1, &err)) {
         fprintf(stderr, "fuzz_snapshot: no CPU backend in %s\n", EDM2_FUZZ_PLUGIN_DIR);
@@ -35,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memset(&ni, 0, sizeof ni);
     cfg c = {0};
     int rc = st_parse(&f, "fuzz.safetensors", data, size, &err), parsed = !rc;
-    const plugin_rec *p = rc ? NULL : registry_find(&g_reg, EDM2_KIND_NETWORK, "mp_unet", EDM2_BACKEND_CPU);
+    const plugin_rec *p = rc ? NULL : registry_find(fuzz_registry(), EDM2_KIND_NETWORK, "mp_unet", EDM2_BACKEND_CPU);
     if (!rc) rc = meta_section(&f, p->desc, NULL, &c, "network", &err);
     if (!rc) {
         config_view v;

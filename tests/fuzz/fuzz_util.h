@@ -14,6 +14,7 @@
 
 #include "errors.h"
 #include "log.h"
+#include "plugin_loader.h"
 
 static char g_fuzz_dir[64];
 
@@ -57,6 +58,22 @@ static inline int fuzz_split(const uint8_t *data, size_t n, const uint8_t **part
         }
     part[k] = data + start, len[k] = n - start;
     return k + 1;
+}
+
+/* The plugins of this build (EDM2_FUZZ_PLUGIN_DIR), scanned once; aborts when the network is missing. */
+static inline const plugin_registry *fuzz_registry(void) {
+    static plugin_registry reg;
+    static int scanned;
+    if (!scanned) {
+        registry_default_dirs(&reg, EDM2_FUZZ_PLUGIN_DIR);
+        registry_scan(&reg);
+        scanned = 1;
+        if (!registry_find(&reg, EDM2_KIND_NETWORK, "mp_unet", EDM2_BACKEND_CPU)) {
+            fprintf(stderr, "fuzz: no plugins found in %s\n", EDM2_FUZZ_PLUGIN_DIR);
+            abort();
+        }
+    }
+    return &reg;
 }
 
 /* An error message must be one line. */
