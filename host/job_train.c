@@ -146,14 +146,21 @@ static int start_or_resume(trainer *t, edm2_err *err) {
     return 0;
 }
 
+static void *loader_host_alloc(void *rt, size_t bytes) { return rt_host_alloc(rt, bytes); }
+static void loader_host_free(void *rt, void *p) { rt_host_free(rt, p); }
+
 /* One optimizer step on the next batch; returns the batch's mean per-element loss in *loss. */
 static int train_step(trainer *t, double *loss, double *lr, edm2_err *err) {
     const edm2_network_info *info = &t->net.info;
     const size_t per = (size_t)info->img_channels * info->img_resolution * info->img_resolution;
     const float *img, *lab;
+    /* The previous step's uploads read the batch buffer the loader is about to refill: complete the queue
+     * (free after any optimizer that reads its non-finite count, as adam does). */
+    if (t->rt.bvt->synchronize(t->rt.b) != EDM2_OK) return err_plugin(err, "backend synchronize failed");
     if (loader_next(&t->ld, &img, &lab, err)) return -1;
-    if (rt_upload(&t->rt, t->y, img, per * t->batch, err)) return -1;
-    if (info->label_dim && rt_upload(&t->rt, t->labels, lab, (size_t)t->batch * info->label_dim, err)) return -1;
+    /* Queued, not waited for: the loader keeps img and lab unchanged until the next loader_next. */
+    if (rt_upload_async(&t->rt, t->y, img, per * t->batch, err)) return -1;
+    if (info->label_dim && rt_upload_async(&t->rt, t->labels, lab, (size_t)t->batch * info->label_dim, err)) return -1;
     if (t->net.vt->normalize_weights(t->net.net, t->net.params) != EDM2_OK) return err_plugin(err, "normalize_weights failed");
     if (t->rt.bvt->fill(t->rt.b, t->grads, 0.0f, info->arena_floats) != EDM2_OK) return err_plugin(err, "backend fill failed");
     double objective = 0;
@@ -202,7 +209,10 @@ int job_train(const run_config *rc, edm2_err *err) {
              rc->plugin[EDM2_KIND_LOSS]->desc->id, rc->plugin[EDM2_KIND_OPTIMIZER]->desc->id,
              rc->plugin[EDM2_KIND_EMA]->desc->id, t.nema, (long long)t.batch, (long long)t.batch_gpu,
              (t.total - t.nimg) / 1000.0);
-    if (loader_open(&t.ld, &t.data, (uint64_t)t.seed, (int)t.batch, info->label_dim, (uint64_t)t.nimg, err)) goto done;
+    /* Batches are prepared in page-locked memory (on CUDA) and uploaded without waiting for the GPU. */
+    const loader_mem pinned = {loader_host_alloc, loader_host_free, &t.rt};
+    if (loader_open(&t.ld, &t.data, (uint64_t)t.seed, (int)t.batch, info->label_dim, (uint64_t)t.nimg, &pinned, err))
+        goto done;
     char p[4200];
     snprintf(p, sizeof p, "%s/stats.jsonl", t.run_dir);
     t.stats = fopen(p, "a");

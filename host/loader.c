@@ -36,18 +36,27 @@ static void *worker(void *arg) {
     return NULL;
 }
 
-int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, int onehot_dim, uint64_t start_pos, edm2_err *err) {
+static void *mem_alloc(const loader *l, size_t bytes) { return l->mem.alloc ? l->mem.alloc(l->mem.ctx, bytes) : malloc(bytes); }
+static void mem_free(const loader *l, void *p) {
+    if (!p) return;
+    if (l->mem.free) l->mem.free(l->mem.ctx, p);
+    else free(p);
+}
+
+int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, int onehot_dim, uint64_t start_pos,
+                const loader_mem *mem, edm2_err *err) {
     memset(l, 0, sizeof *l);
     l->d = d;
     l->seed = seed;
     l->batch = batch;
     l->onehot_dim = onehot_dim;
+    if (mem) l->mem = *mem;
     l->img_floats = (size_t)d->channels * d->resolution * d->resolution;
     l->perm = malloc((size_t)d->count * sizeof(int));
     l->perm_epoch = -1;
     for (int s = 0; s < 2; s++) {
-        l->img[s] = malloc((size_t)batch * l->img_floats * sizeof(float));
-        l->lab[s] = malloc(((size_t)batch * (onehot_dim ? onehot_dim : 1)) * sizeof(float));
+        l->img[s] = mem_alloc(l, (size_t)batch * l->img_floats * sizeof(float));
+        l->lab[s] = mem_alloc(l, ((size_t)batch * (onehot_dim ? onehot_dim : 1)) * sizeof(float));
     }
     if (!l->perm || !l->img[0] || !l->img[1] || !l->lab[0] || !l->lab[1]) return err_set(err, "out of memory for the data loader");
     pthread_mutex_init(&l->mu, NULL);
@@ -91,7 +100,7 @@ void loader_close(loader *l) {
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->cv);
     }
-    for (int s = 0; s < 2; s++) free(l->img[s]), free(l->lab[s]);
+    for (int s = 0; s < 2; s++) mem_free(l, l->img[s]), mem_free(l, l->lab[s]);
     free(l->perm);
     memset(l, 0, sizeof *l);
 }

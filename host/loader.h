@@ -9,6 +9,13 @@
 
 #include "dataset.h"
 
+/* Where the batch buffers live (e.g. page-locked memory for uploads that do not stall); NULL: malloc. */
+typedef struct loader_mem {
+    void *(*alloc)(void *ctx, size_t bytes);
+    void (*free)(void *ctx, void *p);
+    void *ctx;
+} loader_mem;
+
 typedef struct loader {
     const dataset *d;
     uint64_t seed;
@@ -19,6 +26,7 @@ typedef struct loader {
     int state[2]; /* 0 empty, 1 requested, 2 ready */
     int *perm;
     int64_t perm_epoch;
+    loader_mem mem;
     int slot, stop, failed, started;
     edm2_err err;
     pthread_t thread;
@@ -26,9 +34,10 @@ typedef struct loader {
     pthread_cond_t cv;
 } loader;
 
-int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, int onehot_dim, uint64_t start_pos, edm2_err *err);
+int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, int onehot_dim, uint64_t start_pos,
+                const loader_mem *mem, edm2_err *err);
 /* The next batch: images [batch, C, R, R] and one-hot labels [batch, onehot_dim] (NULL when
- * onehot_dim is 0), valid until the next call. Starts preparing the batch after it. */
+ * onehot_dim is 0), valid and unchanged until the next call. Starts preparing the batch after it. */
 int loader_next(loader *l, const float **img, const float **lab, edm2_err *err);
 void loader_close(loader *l);
 

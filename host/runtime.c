@@ -49,6 +49,29 @@ int rt_download(runtime *rt, float *dst, const float *src, size_t floats, edm2_e
     return rt->bvt->download(rt->b, dst, src, floats * sizeof(float)) == EDM2_OK ? 0 : err_set(err, "download failed");
 }
 
+/* The ABI 1.1 functions for uploads that do not stall, when the backend has them. */
+static int has_async(const runtime *rt) {
+    const edm2_backend_vtable *vt = rt->bvt;
+    return vt->struct_size >= offsetof(edm2_backend_vtable, upload_async) + sizeof vt->upload_async && vt->host_alloc &&
+           vt->host_free && vt->upload_async;
+}
+
+void *rt_host_alloc(runtime *rt, size_t bytes) {
+    if (!has_async(rt)) return malloc(bytes ? bytes : 1);
+    void *p = NULL;
+    return rt->bvt->host_alloc(rt->b, bytes, &p) == EDM2_OK ? p : NULL;
+}
+
+void rt_host_free(runtime *rt, void *p) {
+    if (!has_async(rt)) free(p);
+    else rt->bvt->host_free(rt->b, p);
+}
+
+int rt_upload_async(runtime *rt, float *dst, const float *src, size_t floats, edm2_err *err) {
+    if (!has_async(rt)) return rt_upload(rt, dst, src, floats, err);
+    return rt->bvt->upload_async(rt->b, dst, src, floats * sizeof(float)) == EDM2_OK ? 0 : err_set(err, "upload failed");
+}
+
 int net_create(net_instance *ni, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err) {
     memset(ni, 0, sizeof *ni);
     ni->rec = rec;

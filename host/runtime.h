@@ -23,6 +23,13 @@ float *rt_alloc(runtime *rt, size_t floats, edm2_err *err);
 void rt_free(runtime *rt, void *p);
 int rt_upload(runtime *rt, float *dst, const float *src, size_t floats, edm2_err *err);
 int rt_download(runtime *rt, float *dst, const float *src, size_t floats, edm2_err *err);
+/* Host memory for rt_upload_async (page-locked on CUDA; malloc where the backend offers none). */
+void *rt_host_alloc(runtime *rt, size_t bytes);
+void rt_host_free(runtime *rt, void *p);
+/* Queues an upload from rt_host_alloc memory without waiting (a plain upload where the backend has no
+ * upload_async); src must stay unchanged until the backend's queue completes (synchronize, download, a
+ * reduction, nan_to_zero). */
+int rt_upload_async(runtime *rt, float *dst, const float *src, size_t floats, edm2_err *err);
 
 typedef struct net_instance {
     const plugin_rec *rec;

@@ -2,10 +2,13 @@
 # gpu-check.sh OUT_DIR: the one script to run on a GPU machine (see the project brief), in at most ~8
 # minutes: finds cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the
 # GPU's architecture with CUDA forced on, runs the CUDA tests, the same tests once under compute-sanitizer
-# (memcheck), the whole suite, `check-ref --backend cuda`, and a few kimg of the demo on the GPU; leaves
-# every log (and the demo's grid) in OUT_DIR and prints a summary. Usage on the device machine, from the
-# repository root:
-#   source .devdeps/install.sh && scripts/gpu-check.sh $OUT
+# (memcheck), the whole suite (training on the GPU: determinism and exact resume included),
+# `check-ref --backend cuda`, 4 kimg of the demo on the GPU (and on the CPU, for the losses side by side),
+# the same 1-kimg GPU run twice (snapshots compared bytewise), generation from the GPU snapshot on both
+# backends and with guidance, and post-hoc EMA on the GPU; leaves every log (and the grids) in OUT_DIR and
+# prints a summary. Usage on the device machine, from the repository root (the device tool returns at most
+# a few files, hence the archive):
+#   source .devdeps/install.sh && scripts/gpu-check.sh /tmp/gc; tar czf $OUT/gpu-check.tgz -C /tmp gc
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
@@ -30,6 +33,8 @@ for py in python3 python; do
 done
 echo "cuDNN root: ${cudnn_root:-under the CUDA toolkit}; CUDA architecture: sm_$arch" | tee -a "$out/gpu.txt"
 [ -n "$cudnn_root" ] && export LD_LIBRARY_PATH=$cudnn_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+data=/usr/share/datasets/fashion-mnist # carried in .devdeps where no Debian package can be installed
+[ -d $data ] || { mkdir -p /usr/share/datasets && ln -s /opt/devdeps$data $data; } 2>/dev/null || data=/opt/devdeps$data # the tests read the default path
 step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEDM2_CUDA=ON -DEDM2_BUILD_TESTS=ON \
   -DCMAKE_CUDA_ARCHITECTURES="$arch" ${cudnn_root:+-DEDM2_CUDNN_ROOT="$cudnn_root"}
 step build cmake --build build-gpu -j"$(nproc)"
@@ -39,11 +44,34 @@ sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanit
 if [ -n "$sanitizer" ]; then
   step memcheck bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
     $sanitizer --tool memcheck --error-exitcode 1 \$t || exit 1; done"
+  step memcheck-network bash -c "cd build-gpu && EDM2_PLUGIN_PATH=\$PWD/plugins $sanitizer --tool memcheck \
+    --error-exitcode 1 tests/test_cuda_network"
 fi
 step suite bash -c "cd build-gpu && ctest --output-on-failure"
 step check-ref build-gpu/edm2host check-ref tests/data/edm2_small.safetensors --backend cuda
 step demo-gpu build-gpu/edm2host run configs/fashion-mnist-demo.ini --set backend.plugin=cuda \
-  --set job.run_dir="$out/demo" --set training.duration_kimg=4 --set training.status_kimg=1
+  --set data.path=$data --set job.run_dir="$out/demo" --set training.duration_kimg=4 --set training.status_kimg=1
+# The same seed on the same GPU: bitwise the same snapshots (a second, shorter run twice).
+for r in a b; do
+  build-gpu/edm2host -q run configs/fashion-mnist-demo.ini --set backend.plugin=cuda --set data.path=$data \
+    --set job.run_dir="$out/det-$r" --set training.duration_kimg=1 --set training.status_kimg=1 >"$out/det-$r.log" 2>&1
+done
+step deterministic bash -c "n=0; for f in $out/det-a/*.safetensors; do cmp \$f $out/det-b/\$(basename \$f) || exit 1; n=\$((n+1)); done; echo \$n identical files; [ \$n -gt 0 ]"
+snap=$(ls "$out"/demo/network-snapshot-*-0.100.safetensors 2>/dev/null | tail -1)
+for b in cuda cpu; do # a snapshot trained on the GPU samples on either backend
+  step generate-$b build-gpu/edm2host run configs/fashion-mnist-generate.ini --set backend.plugin=$b \
+    --set generate.net="$snap" --set generate.outdir="$out/generated-$b" --set generate.seeds=0-19
+done
+step generate-guided build-gpu/edm2host run configs/fashion-mnist-generate.ini --set backend.plugin=cuda \
+  --set generate.net="$snap" --set generate.gnet="${snap%-0.100.safetensors}-0.050.safetensors" \
+  --set generate.guidance=1.5 --set generate.outdir="$out/generated-guided" --set generate.seeds=0-19
+# The same 2 kimg on the CPU, for the loss side by side with the GPU's (not bitwise: another product order).
+step demo-cpu build-gpu/edm2host run configs/fashion-mnist-demo.ini --set data.path=$data \
+  --set job.run_dir="$out/demo-cpu" --set training.duration_kimg=4 --set training.status_kimg=1 \
+  --set training.sample_grid=false
+step phema-gpu build-gpu/edm2host run configs/fashion-mnist-phema.ini --set backend.plugin=cuda \
+  --set phema.snapshots="$out/demo" --set phema.outdir="$out/phema" --set phema.stds=0.05,0.10
+rm -rf "$out"/det-a "$out"/det-b "$out"/phema "$out"/demo/training-state-* "$out"/demo-cpu/*.safetensors
 echo "== CPU benchmark on this machine" | tee "$out/bench.log"
 build-gpu/edm2-bench bench/fmnist-mc16.ini --steps 5 >>"$out/bench.log" 2>&1
 tail -3 "$out/bench.log"

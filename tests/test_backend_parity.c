@@ -42,7 +42,6 @@ static void test_parity(void **state) {
     rt_download(&g_cpu, a, y[0], n, &err);
     rt_download(&g_gpu, b, y[1], n, &err);
     compare("rand", a, b, n, 0);
-    memcpy(hx, a, n * sizeof(float));
     for (int k = 0; k < 2; k++) {
         const edm2_backend_vtable *vt = rts[k]->bvt;
         vt->axpby(rts[k]->b, y[k], 1.5f, x[k], -0.5f, n);
@@ -65,6 +64,7 @@ static void test_parity(void **state) {
     hy[0] = NAN, hy[1] = INFINITY;
     for (size_t i = 2; i < n; i++) hy[i] = (float)i;
     size_t rep[2];
+    rt_download(&g_gpu, hx, x[1], n, &err); /* x before the fill of its first half */
     for (int k = 0; k < 2; k++) {
         rt_upload(rts[k], y[k], hy, n, &err);
         rts[k]->bvt->nan_to_zero(rts[k]->b, y[k], n, &rep[k]);
@@ -134,6 +134,27 @@ static void test_native_and_pool(void **state) {
     assert_int_equal(before, after);
 }
 
+/* ABI 1.1 uploads that do not stall: page-locked host memory, a queued copy, completed by a download; on
+ * both backends the device copy equals the source. */
+static void test_upload_async(void **state) {
+    (void)state;
+    const size_t n = 100003;
+    runtime *rts[2] = {&g_cpu, &g_gpu};
+    edm2_err err;
+    for (int k = 0; k < 2; k++) {
+        float *h = rt_host_alloc(rts[k], n * sizeof(float)), *back = malloc(n * sizeof(float)), *d = rt_alloc(rts[k], n, &err);
+        assert_non_null(h);
+        assert_non_null(rts[k]->bvt->upload_async);
+        for (size_t i = 0; i < n; i++) h[i] = (float)i * 0.5f - 7.0f;
+        assert_int_equal(rt_upload_async(rts[k], d, h, n, &err), 0);
+        assert_int_equal(rt_download(rts[k], back, d, n, &err), 0); /* completes the queue */
+        assert_memory_equal(back, h, n * sizeof(float));
+        rt_host_free(rts[k], h);
+        rt_free(rts[k], d);
+        free(back);
+    }
+}
+
 int main(void) {
     char why[512];
     if (open_backend(&g_reg, &g_cpu, "edm2_backend_cpu.so", "cpu", why, sizeof why)) {
@@ -145,7 +166,7 @@ int main(void) {
         return 77;
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_parity), cmocka_unit_test(test_long_lerp_chain),
-                                       cmocka_unit_test(test_native_and_pool)};
+                                       cmocka_unit_test(test_native_and_pool), cmocka_unit_test(test_upload_async)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     runtime_close(&g_gpu);
     runtime_close(&g_cpu);

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend_fixture.h"
 #include "fileio.h"
 #include "image_io.h"
 #include "safetensors.h"
@@ -18,11 +19,14 @@
 
 #define CFG EDM2_SOURCE_DIR "/tests/configs/tiny_train.ini"
 
+static const char *g_backend = "backend.plugin=cpu"; /* the backend train() runs on */
+static const char *g_dropout = "network.dropout=0";
+
 static int train(const char *dir, double kimg, run_result *r) {
     char rd[600], dur[64];
     snprintf(rd, sizeof rd, "job.run_dir=%s", dir);
     snprintf(dur, sizeof dur, "training.duration_kimg=%g", kimg);
-    return run_host(r, "run", CFG, "--set", rd, "--set", dur, NULL);
+    return run_host(r, "run", CFG, "--set", rd, "--set", dur, "--set", g_backend, "--set", g_dropout, NULL);
 }
 
 /* Starts a training run in the background; returns its pid. */
@@ -32,8 +36,7 @@ static pid_t train_async(const char *dir, double kimg) {
     snprintf(dur, sizeof dur, "training.duration_kimg=%g", kimg);
     pid_t pid = fork();
     if (pid == 0) {
-        freopen("/dev/null", "w", stdout);
-        freopen("/dev/null", "w", stderr);
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(127);
         execl(EDM2_BUILD_DIR "/edm2host", "edm2host", "run", CFG, "--set", rd, "--set", dur, (char *)NULL);
         _exit(127);
     }
@@ -115,6 +118,49 @@ static void test_resume_is_exact(void **state) {
     free(ca2), free(cc), free(first);
     rm_rf(a), rm_rf(c);
     free(a), free(c);
+}
+
+static int back_to_cpu(void **state) {
+    (void)state;
+    g_backend = "backend.plugin=cpu", g_dropout = "network.dropout=0";
+    return 0;
+}
+
+/* On the GPU (skipped without one): the same seed gives bitwise the same run, and 2 kimg, stop, resume to 4
+ * gives bitwise the run of 4 kimg straight (parameters, Adam moments, EMAs, snapshots), with dropout on. */
+static void test_cuda_deterministic_and_resume(void **state) {
+    (void)state;
+    run_result r;
+    char why[512];
+    plugin_registry reg;
+    memset(&reg, 0, sizeof reg);
+    runtime rt;
+    int usable = open_backend(&reg, &rt, "edm2_backend_cuda.so", "cuda", why, sizeof why) == 0;
+    if (usable) runtime_close(&rt);
+    registry_free(&reg);
+    if (!usable) {
+        printf("SKIP: training on the GPU: %s\n", why);
+        skip();
+    }
+    g_backend = "backend.plugin=cuda";
+    char *a = make_temp_dir(), *b = make_temp_dir(), *c = make_temp_dir();
+    g_dropout = "network.dropout=0.1";
+    assert_int_equal(train(a, 4, &r), 0);
+    assert_non_null(strstr(r.err, "CUDA"));
+    assert_int_equal(train(b, 4, &r), 0);
+    assert_int_equal(train(c, 2, &r), 0);
+    assert_int_equal(train(c, 4, &r), 0);
+    assert_non_null(strstr(r.err, "resuming from"));
+    const char *files[] = {"training-state-0000004.safetensors", "network-snapshot-0000004-0.050.safetensors",
+                           "network-snapshot-0000004-0.100.safetensors", "network-snapshot-0000002-0.100.safetensors"};
+    for (int i = 0; i < 4; i++) {
+        char *fa = path_in(a, files[i]), *fb = path_in(b, files[i]), *fc = path_in(c, files[i]);
+        assert_same_tensors(fa, fb);
+        assert_same_tensors(fa, fc);
+        free(fa), free(fb), free(fc);
+    }
+    rm_rf(a), rm_rf(b), rm_rf(c);
+    free(a), free(b), free(c);
 }
 
 static void test_kill_leaves_complete_files(void **state) {
@@ -305,6 +351,7 @@ static void test_damaged_checkpoint(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test_teardown(test_cuda_deterministic_and_resume, back_to_cpu),
         cmocka_unit_test(test_kill_leaves_complete_files),
         cmocka_unit_test(test_bad_setups),
         cmocka_unit_test(test_other_data_sources),

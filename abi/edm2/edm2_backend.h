@@ -87,6 +87,14 @@ typedef struct edm2_backend_vtable {
      * loss or optimizer orders all its work on `stream` and uses these handles). Fills *out up to
      * out->struct_size (set by the caller). Handles stay owned by the backend and valid until destroy. */
     edm2_status (*native)(edm2_backend *b, edm2_backend_native *out);
+    /* Uploads that do not stall the caller (ABI 1.1; each may be NULL: the host then uses malloc and upload).
+     * host_alloc: `bytes` of host memory the device can copy from directly (CUDA: page-locked), owned by the
+     * caller until host_free. upload_async: queues the copy on the backend's stream and returns at once; the
+     * host memory (from host_alloc) must stay unchanged until a later call completes the queue: synchronize,
+     * download, a reduction or nan_to_zero (the CPU backend copies at once). */
+    edm2_status (*host_alloc)(edm2_backend *b, size_t bytes, void **out);
+    void (*host_free)(edm2_backend *b, void *p);
+    edm2_status (*upload_async)(edm2_backend *b, void *dst, const void *host_src, size_t bytes);
     /* Planned (not yet in the ABI; they will be appended here, with a minor version each):
      *   distributed training: rank and world size in edm2_backend_native, and
      *   allreduce(b, float *x, size_t n) summing a gradient arena over all processes in place (NCCL);

@@ -170,6 +170,18 @@ static edm2_status cpu_native(edm2_backend *b, edm2_backend_native *out) {
     return EDM2_OK;
 }
 
+/* Host memory is backend memory here: ordinary allocations, and uploads that copy at once. */
+static edm2_status cpu_host_alloc(edm2_backend *b, size_t bytes, void **out) {
+    (void)b;
+    *out = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+    return *out ? EDM2_OK : EDM2_ERR_NOMEM;
+}
+
+static void cpu_host_free(edm2_backend *b, void *p) {
+    (void)b;
+    free(p);
+}
+
 static const edm2_backend_vtable k_vtable = {
     sizeof(edm2_backend_vtable),
     cpu_create,
@@ -193,6 +205,9 @@ static const edm2_backend_vtable k_vtable = {
     cpu_randn,
     cpu_rand,
     cpu_native,
+    cpu_host_alloc,
+    cpu_host_free,
+    cpu_memcpy, /* upload_async */
 };
 
 static const edm2_plugin_desc k_desc = {

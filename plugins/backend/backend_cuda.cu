@@ -164,7 +164,7 @@ static edm2_status cuda_create(const edm2_host *host, const edm2_config *cfg, ed
     }
     cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, b->device);
-    snprintf(b->name, sizeof b->name, "%s (CUDA device %d, %.0f GiB%s)", prop.name, b->device,
+    snprintf(b->name, sizeof b->name, "%.100s (CUDA device %d, %.0f GiB%s)", prop.name, b->device,
              prop.totalGlobalMem / 1073741824.0, b->debug_sync ? ", debug_sync" : "");
     *out = b;
     return EDM2_OK;
@@ -378,11 +378,31 @@ static edm2_status cuda_native(edm2_backend *b, edm2_backend_native *out) {
     return EDM2_OK;
 }
 
+/* Page-locked host memory, and uploads from it queued on the stream without waiting. */
+static edm2_status cuda_host_alloc(edm2_backend *b, size_t bytes, void **out) {
+    ENTER(b, "host_alloc");
+    CK(b, cudaMallocHost(out, bytes ? bytes : 1), "page-locked host memory");
+    return EDM2_OK;
+}
+
+static void cuda_host_free(edm2_backend *b, void *p) {
+    if (!p) return;
+    cudaSetDevice(b->device);
+    cudaFreeHost(p);
+}
+
+static edm2_status cuda_upload_async(edm2_backend *b, void *dst, const void *src, size_t bytes) {
+    ENTER(b, "upload_async");
+    CK(b, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, b->stream), "upload_async");
+    return done(b, "upload_async");
+}
+
 static const edm2_backend_vtable k_vtable = {
     sizeof(edm2_backend_vtable), cuda_create, cuda_destroy,  cuda_device_name, cuda_alloc, cuda_free,
     cuda_upload,                 cuda_download, cuda_copy,   cuda_synchronize, cuda_memory_stats,
     cuda_fill,                   cuda_scale,  cuda_axpby,    cuda_lerp,        cuda_sum,   cuda_dot,
     cuda_norm2,                  cuda_nan_to_zero, cuda_randn, cuda_rand,     cuda_native,
+    cuda_host_alloc,             cuda_host_free, cuda_upload_async,
 };
 
 static const edm2_config_key k_keys[] = {

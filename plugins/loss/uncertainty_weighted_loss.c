@@ -8,40 +8,30 @@
 
 #include "edm2/edm2_philox.h"
 #include "edm2/edm2.h"
+#include "loss_math.h"
 
 struct edm2_loss {
     const edm2_host *host;
     const char *id;
     int uncertainty; /* 1 for edm2 */
-    double P_mean, P_std, sigma_data, loss_scaling;
+    loss_params p;
     /* Per-batch buffers, grown as needed. */
     size_t cap_elems, cap_n;
     float *xn, *noise, *D, *dD;    /* [N, C, H, W] */
     float *sigma, *logvar, *dlogvar; /* [N] */
 };
 
-static const edm2_config_key k_keys[] = {
-    {"P_mean", EDM2_CFG_FLOAT, "-0.4", "mean of ln(sigma) of the training noise levels"},
-    {"P_std", EDM2_CFG_FLOAT, "1.0", "standard deviation of ln(sigma)"},
-    {"sigma_data", EDM2_CFG_FLOAT, "0.5", "expected standard deviation of the training data"},
-    {"loss_scaling", EDM2_CFG_FLOAT, "1", "multiplier of the objective (and its gradients)"},
-};
-
 static edm2_status create_common(const edm2_host *host, const edm2_config *cfg, const char *id, int uncertainty,
                                  edm2_loss **out) {
+    loss_params lp;
+    edm2_status s = loss_params_read(host, cfg, id, &lp);
+    if (s != EDM2_OK) return s;
     edm2_loss *l = calloc(1, sizeof *l);
     if (!l) return EDM2_ERR_NOMEM;
     l->host = host;
     l->id = id;
     l->uncertainty = uncertainty;
-    l->P_mean = edm2_cfg_float(cfg, "P_mean", -0.4);
-    l->P_std = edm2_cfg_float(cfg, "P_std", 1.0);
-    l->sigma_data = edm2_cfg_float(cfg, "sigma_data", 0.5);
-    l->loss_scaling = edm2_cfg_float(cfg, "loss_scaling", 1.0);
-    if (!(l->P_std >= 0) || !(l->sigma_data > 0)) {
-        free(l);
-        return edm2_logf(host, EDM2_LOG_ERROR, id, EDM2_ERR_INVALID, "P_std must be >= 0 and sigma_data > 0");
-    }
+    l->p = lp;
     *out = l;
     return EDM2_OK;
 }
@@ -87,16 +77,11 @@ static int reserve(edm2_loss *l, size_t elems, size_t n) {
 
 static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float *params, float *grads,
                                 const edm2_loss_batch *b, double *objective) {
-    edm2_network_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    edm2_status s = net.vt->get_info(net.net, &info);
+    size_t per;
+    edm2_status s = loss_check_batch(l->host, l->id, net, b, &per);
     if (s != EDM2_OK) return s;
     const int N = b->N;
-    const size_t per = (size_t)info.img_channels * info.img_resolution * info.img_resolution, elems = per * (size_t)N;
-    if (N < 1 || b->batch_total < N)
-        return edm2_logf(l->host, EDM2_LOG_ERROR, l->id, EDM2_ERR_INVALID, "batch N = %d, batch_total = %d", N,
-                         b->batch_total);
+    const size_t elems = per * (size_t)N;
     if (reserve(l, elems, (size_t)N))
         return edm2_logf(l->host, EDM2_LOG_ERROR, l->id, EDM2_ERR_NOMEM, "out of memory for a batch of %d", N);
     /* Noise levels and noise. */
@@ -104,7 +89,7 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
     if (!sigma || !noise) {
         for (int n = 0; n < N; n++) {
             float rnd = edm2_philox_normal(b->rng.seed, b->rng.stream, b->rng.offset + (uint64_t)n);
-            l->sigma[n] = expf(rnd * (float)l->P_std + (float)l->P_mean);
+            l->sigma[n] = loss_sigma(rnd, (float)l->p.P_mean, (float)l->p.P_std);
         }
 #pragma omp parallel for schedule(static) if (elems > 16384)
         for (size_t i = 0; i < elems; i++) l->noise[i] = edm2_philox_normal(b->rng.seed, b->rng.stream, b->rng.offset + N + i);
@@ -120,8 +105,8 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
     fa.dropout_rng = b->dropout_rng, fa.D = l->D, fa.logvar = l->uncertainty ? l->logvar : NULL;
     if ((s = net.vt->forward(net.net, &fa)) != EDM2_OK) return s;
     /* Loss, objective and gradients. */
-    const float sd = (float)l->sigma_data;
-    const double scale = l->loss_scaling / b->batch_total;
+    const float sd = (float)l->p.sigma_data;
+    const double scale = l->p.loss_scaling / b->batch_total;
     double total = 0;
     /* Per image in parallel; each image's sums run in a fixed order, then the images in order. */
     double *sums = malloc((size_t)N * sizeof(double));
@@ -129,7 +114,7 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
 #pragma omp parallel for schedule(static) if (elems > 16384)
     for (int n = 0; n < N; n++) {
         float sg = sigma[n];
-        float weight = (sg * sg + sd * sd) / ((sg * sd) * (sg * sd));
+        float weight = loss_lambda(sg, sd);
         float u = l->uncertainty ? l->logvar[n] : 0.0f;
         float w = l->uncertainty ? weight / expf(u) : weight;
         double sum_n = 0, sum_werr = 0;
@@ -152,19 +137,4 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
     return net.vt->backward(net.net, params, l->dD, l->uncertainty ? l->dlogvar : NULL, grads);
 }
 
-static const edm2_loss_vtable k_edm2_vt = {sizeof(edm2_loss_vtable), edm2_create, loss_destroy, loss_compute};
-static const edm2_loss_vtable k_edm_vt = {sizeof(edm2_loss_vtable), edm_create, loss_destroy, loss_compute};
-
-static const edm2_plugin_desc k_edm2 = {
-    sizeof(edm2_plugin_desc), "edm2", EDM2_KIND_LOSS, EDM2_BACKEND_CPU, "1.0.0",
-    "EDM2 loss: EDM weighting divided by the learned uncertainty exp(logvar), plus logvar",
-    k_keys, sizeof k_keys / sizeof *k_keys, NULL, &k_edm2_vt,
-};
-static const edm2_plugin_desc k_edm = {
-    sizeof(edm2_plugin_desc), "edm", EDM2_KIND_LOSS, EDM2_BACKEND_CPU, "1.0.0",
-    "plain EDM loss: lambda(sigma) (D - y)^2, no learned uncertainty",
-    k_keys, sizeof k_keys / sizeof *k_keys, NULL, &k_edm_vt,
-};
-
-static const edm2_plugin_desc *const k_plugins[] = {&k_edm2, &k_edm};
-EDM2_DEFINE_ENTRY(k_plugins)
+LOSS_PLUGINS(EDM2_BACKEND_CPU, "")

@@ -7,21 +7,10 @@
 
 #include "../mp_unet/mp_math.h"
 #include "mp_ops_cuda.h"
+#include "launch_cuda.h"
 
-#define THREADS 256
 
-#define STRIDE_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
-static unsigned blocks_for(size_t n) {
-    size_t g = (n + THREADS - 1) / THREADS;
-    return (unsigned)(g < 1 ? 1 : g > 65535 ? 65535 : g);
-}
-#define LAUNCH(n, kernel, ...)                                                                      \
-    do {                                                                                            \
-        if ((n) == 0) return 0;                                                                     \
-        kernel<<<blocks_for(n), THREADS, 0, (cudaStream_t)stream>>>(__VA_ARGS__);                   \
-        return (int)cudaGetLastError();                                                             \
-    } while (0)
 
 /* ---- normalize over rows (pixel norm, q/k/v normalisation) ---- */
 

@@ -1,0 +1,168 @@
+/* conv_cuda.c: MPConv products on the GPU: cuBLAS for fully connected and 1x1 layers, cuDNN for 3x3
+ * convolutions. A cuDNN plan (descriptors and algorithms) is made once per convolution shape and kept. */
+#include "conv_cuda.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct conv_plan {
+    int N, H, W, C, O;
+    cudnnTensorDescriptor_t xd, yd;
+    cudnnFilterDescriptor_t wd;
+    cudnnConvolutionDescriptor_t cd;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+};
+
+static int too_big(gpu_ctx *g, size_t v, const char *what) {
+    return v > INT_MAX ? gpu_fail(g, what, "a dimension exceeds the 2^31 - 1 that cuBLAS takes (smaller batch)") : 0;
+}
+
+int gpu_gemm(gpu_ctx *g, int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+             long long sa, const float *B, size_t ldb, long long sb, float beta, float *C, size_t ldc, long long sc,
+             int batch) {
+    if (too_big(g, M, "gemm") || too_big(g, N, "gemm") || too_big(g, K, "gemm") || too_big(g, lda, "gemm") ||
+        too_big(g, ldb, "gemm") || too_big(g, ldc, "gemm"))
+        return -1;
+    if (M == 0 || N == 0) return 0;
+    /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: the operands swap. */
+    const cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (batch == 1)
+        GPU_BLAS(g, cublasSgemm(g->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B, (int)ldb, A, (int)lda, &beta, C,
+                                (int)ldc));
+    else
+        GPU_BLAS(g, cublasSgemmStridedBatched(g->blas, ob, oa, (int)N, (int)M, (int)K, &alpha, B, (int)ldb, sb, A,
+                                              (int)lda, sa, &beta, C, (int)ldc, sc, batch));
+    return 0;
+}
+
+int gpu_linear_forward(gpu_ctx *g, float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate) {
+    return gpu_gemm(g, 0, 1, P, (size_t)O, (size_t)C, 1.0f, x, (size_t)C, 0, w_hat, (size_t)C, 0, accumulate ? 1.0f : 0.0f,
+                    y, (size_t)O, 0, 1);
+}
+
+int gpu_linear_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
+                        size_t P, int C, int O, int acc) {
+    if (dx && gpu_gemm(g, 0, 0, P, (size_t)C, (size_t)O, 1.0f, dy, (size_t)O, 0, w_hat, (size_t)C, 0, acc ? 1.0f : 0.0f,
+                       dx, (size_t)C, 0, 1))
+        return -1;
+    return gpu_gemm(g, 1, 0, (size_t)O, (size_t)C, P, 1.0f, dy, (size_t)O, 0, x, (size_t)C, 0, 1.0f, dw_hat, (size_t)C, 0,
+                    1);
+}
+
+/* ---- cuDNN plans ---- */
+
+static void plan_destroy(conv_plan *p) {
+    if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
+    if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
+    if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
+    if (p->cd) cudnnDestroyConvolutionDescriptor(p->cd);
+}
+
+void conv_plans_free(gpu_ctx *g) {
+    for (size_t i = 0; i < g->nplans; i++) plan_destroy(&g->plans[i]);
+    free(g->plans);
+    g->plans = NULL;
+    g->nplans = g->cap_plans = 0;
+}
+
+/* The first algorithm cuDNN's heuristics rank that is deterministic, float32 FMA math (no TF32) and fits the
+ * backend's workspace; -1 when none is. The three algorithm kinds share this shape of result. */
+#define PICK_ALGO(perf, n, scratch_bytes, out)                                                                   \
+    do {                                                                                                         \
+        out = -1;                                                                                                \
+        for (int i_ = 0; i_ < (n) && out < 0; i_++)                                                              \
+            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && (perf)[i_].determinism == CUDNN_DETERMINISTIC &&    \
+                (perf)[i_].mathType == CUDNN_FMA_MATH && (perf)[i_].memory <= (scratch_bytes))                  \
+                out = (int)(perf)[i_].algo;                                                                      \
+    } while (0)
+
+static int plan_make(gpu_ctx *g, conv_plan *p) {
+    GPU_DNN(g, cudnnCreateTensorDescriptor(&p->xd));
+    GPU_DNN(g, cudnnCreateTensorDescriptor(&p->yd));
+    GPU_DNN(g, cudnnCreateFilterDescriptor(&p->wd));
+    GPU_DNN(g, cudnnCreateConvolutionDescriptor(&p->cd));
+    GPU_DNN(g, cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, p->N, p->C, p->H, p->W));
+    GPU_DNN(g, cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, p->N, p->O, p->H, p->W));
+    GPU_DNN(g, cudnnSetFilter4dDescriptor(p->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, p->O, p->C, 3, 3));
+    GPU_DNN(g, cudnnSetConvolution2dDescriptor(p->cd, 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    GPU_DNN(g, cudnnSetConvolutionMathType(p->cd, CUDNN_FMA_MATH));
+    int n = 0, a;
+    cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    GPU_DNN(g, cudnnGetConvolutionForwardAlgorithm_v7(g->dnn, p->xd, p->wd, p->cd, p->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                      &n, fp));
+    PICK_ALGO(fp, n, g->scratch_bytes, a);
+    if (a < 0) goto none;
+    p->fwd = (cudnnConvolutionFwdAlgo_t)a;
+    cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    GPU_DNN(g, cudnnGetConvolutionBackwardDataAlgorithm_v7(g->dnn, p->wd, p->yd, p->cd, p->xd,
+                                                           CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp));
+    PICK_ALGO(dp, n, g->scratch_bytes, a);
+    if (a < 0) goto none;
+    p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
+    cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    GPU_DNN(g, cudnnGetConvolutionBackwardFilterAlgorithm_v7(g->dnn, p->xd, p->yd, p->cd, p->wd,
+                                                             CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp));
+    PICK_ALGO(wp, n, g->scratch_bytes, a);
+    if (a < 0) goto none;
+    p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
+    return 0;
+none:;
+    char why[160];
+    snprintf(why, sizeof why, "no deterministic float32 algorithm within %zu MiB of workspace for %dx%d, %d -> %d channels",
+             g->scratch_bytes >> 20, p->H, p->W, p->C, p->O);
+    return gpu_fail(g, "cuDNN 3x3 convolution", why);
+}
+
+static conv_plan *plan_for(gpu_ctx *g, int N, int H, int W, int C, int O) {
+    for (size_t i = 0; i < g->nplans; i++) {
+        conv_plan *p = &g->plans[i];
+        if (p->N == N && p->H == H && p->W == W && p->C == C && p->O == O) return p;
+    }
+    if (g->nplans == g->cap_plans) {
+        size_t cap = g->cap_plans ? 2 * g->cap_plans : 32;
+        conv_plan *p = realloc(g->plans, cap * sizeof *p);
+        if (!p) {
+            gpu_fail(g, "cuDNN plan", "out of host memory");
+            return NULL;
+        }
+        g->plans = p;
+        g->cap_plans = cap;
+    }
+    conv_plan *p = &g->plans[g->nplans];
+    memset(p, 0, sizeof *p);
+    p->N = N, p->H = H, p->W = W, p->C = C, p->O = O;
+    if (plan_make(g, p)) {
+        plan_destroy(p);
+        return NULL;
+    }
+    g->nplans++;
+    return p;
+}
+
+int gpu_conv2d_forward(gpu_ctx *g, float *y, const float *x, const float *w_hat, int N, int H, int W, int C, int O, int k) {
+    if (k == 1) return gpu_linear_forward(g, y, x, w_hat, (size_t)N * H * W, C, O, 0);
+    conv_plan *p = plan_for(g, N, H, W, C, O);
+    if (!p) return -1;
+    const float one = 1.0f, zero = 0.0f;
+    GPU_DNN(g, cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w_hat, p->cd, p->fwd, g->scratch, g->scratch_bytes,
+                                       &zero, p->yd, y));
+    return 0;
+}
+
+int gpu_conv2d_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, int N,
+                        int H, int W, int C, int O, int k, int acc) {
+    if (k == 1) return gpu_linear_backward(g, dx, dw_hat, dy, x, w_hat, (size_t)N * H * W, C, O, acc);
+    conv_plan *p = plan_for(g, N, H, W, C, O);
+    if (!p) return -1;
+    const float one = 1.0f, beta = acc ? 1.0f : 0.0f;
+    if (dx)
+        GPU_DNN(g, cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy, p->cd, p->bwd_data, g->scratch,
+                                                g->scratch_bytes, &beta, p->xd, dx));
+    GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd, p->bwd_filter, g->scratch,
+                                              g->scratch_bytes, &one, p->wd, dw_hat));
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* conv_cuda.h: the MPConv products of the CUDA mp_unet (docs/formulas.md §1), with the shapes and the `acc`
+ * convention of ../mp_unet/mp_conv.h: activations channels-last x[N, H, W, C] (P = N*H*W rows), prepared
+ * weights w_hat[O, k, k, C]. Fully connected and 1x1 layers are cuBLAS products; 3x3 convolutions (padding
+ * 1) are cuDNN convolutions (forward, backward data, backward filter) on NHWC tensors with KRSC filters.
+ * float32 throughout: cuBLAS in pedantic mode, cuDNN in FMA math (no TF32), deterministic algorithms. */
+#ifndef EDM2_CONV_CUDA_H
+#define EDM2_CONV_CUDA_H
+
+#include "gpu_ctx.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Row-major C[M, N] = alpha op(A)[M, K] op(B)[K, N] + beta C (op = transpose when ta / tb), `batch` times
+ * with element strides sa, sb, sc between the problems. */
+int gpu_gemm(gpu_ctx *g, int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+             long long sa, const float *B, size_t ldb, long long sb, float beta, float *C, size_t ldc, long long sc,
+             int batch);
+
+/* y[P, O] = x[P, C] w_hat[O, C]^T (+ y when accumulate). */
+int gpu_linear_forward(gpu_ctx *g, float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate);
+/* dx[P, C] (+)= dy w_hat (skipped when dx is NULL); dw_hat[O, C] += dy^T x. */
+int gpu_linear_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
+                        size_t P, int C, int O, int acc);
+/* k x k convolution (k = 1 or 3), padding k/2: x[N, H, W, C] -> y[N, H, W, O]. */
+int gpu_conv2d_forward(gpu_ctx *g, float *y, const float *x, const float *w_hat, int N, int H, int W, int C, int O, int k);
+/* dx (+)= (skipped when NULL), dw_hat +=. */
+int gpu_conv2d_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, int N,
+                        int H, int W, int C, int O, int k, int acc);
+void conv_plans_free(gpu_ctx *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

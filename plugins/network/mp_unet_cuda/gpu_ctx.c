@@ -1,0 +1,38 @@
+/* gpu_ctx.c: the CUDA network's handles, taken from the backend, and its one-line failures. */
+#include "gpu_ctx.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_cuda.h"
+
+int gpu_fail(gpu_ctx *g, const char *what, const char *why) {
+    if (!g->err[0]) snprintf(g->err, sizeof g->err, "%.160s: %.150s", what, why);
+    return -1;
+}
+
+int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend) {
+    memset(g, 0, sizeof *g);
+    if (!backend || backend->vt->struct_size < offsetof(edm2_backend_vtable, native) + sizeof backend->vt->native ||
+        !backend->vt->native)
+        return gpu_fail(g, "backend", "it hands out no native handles (needs the cuda backend of ABI 1.1)");
+    edm2_backend_native n;
+    memset(&n, 0, sizeof n);
+    n.struct_size = sizeof n;
+    if (backend->vt->native(backend->b, &n) != EDM2_OK || n.device < 0 || !n.stream || !n.cublas)
+        return gpu_fail(g, "backend", "not a CUDA backend");
+    if (!n.cudnn) return gpu_fail(g, "backend", "built without cuDNN, which the CUDA mp_unet needs for its convolutions");
+    g->device = n.device;
+    g->stream = (cudaStream_t)n.stream;
+    g->blas = (cublasHandle_t)n.cublas;
+    g->dnn = (cudnnHandle_t)n.cudnn;
+    g->scratch = n.workspace;
+    g->scratch_bytes = n.workspace_bytes;
+    return 0;
+}
+
+void gpu_ctx_free(gpu_ctx *g) {
+    conv_plans_free(g);
+    memset(g, 0, sizeof *g);
+}

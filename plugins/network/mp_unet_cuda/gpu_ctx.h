@@ -1,0 +1,76 @@
+/* gpu_ctx.h: what every part of the CUDA mp_unet works with: the backend's stream and library handles
+ * (edm2_backend_native), the cuDNN convolution plans, and the first failure as a one-line message. All
+ * work is queued on `stream`; nothing runs on the legacy default stream. */
+#ifndef EDM2_GPU_CTX_H
+#define EDM2_GPU_CTX_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <stddef.h>
+
+#include "edm2/edm2_backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct conv_plan conv_plan; /* conv_cuda.c */
+
+typedef struct gpu_ctx {
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t blas;   /* pedantic float32 (no TF32), bound to stream */
+    cudnnHandle_t dnn;     /* bound to stream */
+    void *scratch;         /* the backend's stream-ordered workspace for cuDNN */
+    size_t scratch_bytes;
+    conv_plan *plans;      /* cuDNN descriptors and algorithms, one per convolution shape */
+    size_t nplans, cap_plans;
+    char err[320];         /* the first failure of the current call */
+} gpu_ctx;
+
+/* Fills the handles from the backend's native table; 0, or -1 with a reason in g->err. */
+int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend);
+void gpu_ctx_free(gpu_ctx *g);
+/* Records "what: why" as the failure (the first one is kept) and returns -1. */
+int gpu_fail(gpu_ctx *g, const char *what, const char *why);
+
+/* Checks of library calls: each returns -1 from the enclosing function (after gpu_fail) on failure. */
+#define GPU_CUDA(g, call)                                                                                  \
+    do {                                                                                                   \
+        cudaError_t e_ = (cudaError_t)(call);                                                             \
+        if (e_ != cudaSuccess) return gpu_fail((g), #call, cudaGetErrorString(e_));                        \
+    } while (0)
+#define GPU_BLAS(g, call)                                                                                  \
+    do {                                                                                                   \
+        cublasStatus_t s_ = (call);                                                                        \
+        if (s_ != CUBLAS_STATUS_SUCCESS) return gpu_fail((g), #call, cublasGetStatusString(s_));           \
+    } while (0)
+#define GPU_DNN(g, call)                                                                                   \
+    do {                                                                                                   \
+        cudnnStatus_t s_ = (call);                                                                         \
+        if (s_ != CUDNN_STATUS_SUCCESS) return gpu_fail((g), #call, cudnnGetErrorString(s_));              \
+    } while (0)
+
+/* A kernel launcher's status (0 or a cudaError_t), or an allocation: on failure the reason is recorded and
+ * `on_fail` runs (return NULL, return -1, goto done). */
+#define GPU_TRY(g, call, on_fail)                                                                          \
+    do {                                                                                                   \
+        int e_ = (call);                                                                                   \
+        if (e_) {                                                                                          \
+            gpu_fail((g), #call, cudaGetErrorString((cudaError_t)e_));                                     \
+            on_fail;                                                                                       \
+        }                                                                                                  \
+    } while (0)
+#define GPU_NEED(g, ptr_expr, what, on_fail)                                                               \
+    do {                                                                                                   \
+        if (!(ptr_expr)) {                                                                                 \
+            gpu_fail((g), (what), "out of device memory");                                                 \
+            on_fail;                                                                                       \
+        }                                                                                                  \
+    } while (0)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,114 @@
+/* plugin.c: the network plugin "mp_unet" (CUDA build): the CPU build's config keys and checks
+ * (../mp_unet/unet_config.c), and the edm2_network_vtable over unet_cuda.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "edm2/edm2.h"
+#include "unet_config.h"
+#include "unet_cuda.h"
+
+#define ID "mp_unet"
+
+struct edm2_network {
+    const edm2_host *host;
+    unet_cuda u;
+    float *sigma_host; /* forward's noise levels, read back to check them */
+    int sigma_cap;
+};
+
+/* Every call starts on the backend's device and with no recorded failure. */
+static void enter(edm2_network *net) {
+    cudaSetDevice(net->u.gc.device);
+    net->u.gc.err[0] = 0;
+}
+
+static edm2_status failed(edm2_network *net, const char *what) {
+    return edm2_logf(net->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INTERNAL, "%s on the GPU: %s", what, net->u.gc.err);
+}
+
+static edm2_status net_create(const edm2_host *host, const edm2_config *cfg, const edm2_backend_ops *backend,
+                              edm2_network **out) {
+    unet_hparams hp;
+    edm2_status s = unet_parse_hparams(host, cfg, &hp);
+    if (s != EDM2_OK) return s;
+    edm2_network *net = calloc(1, sizeof *net);
+    if (!net) return EDM2_ERR_NOMEM;
+    net->host = host;
+    char err[384];
+    if (unet_cuda_build(&net->u, &hp, backend, err, sizeof err)) {
+        free(net);
+        return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "%s", err);
+    }
+    *out = net;
+    return EDM2_OK;
+}
+
+static void net_destroy(edm2_network *net) {
+    if (!net) return;
+    if (net->u.ops.vt) cudaSetDevice(net->u.gc.device);
+    unet_cuda_free(&net->u);
+    free(net->sigma_host);
+    free(net);
+}
+
+static edm2_status net_get_info(edm2_network *net, edm2_network_info *info) {
+    unet_graph_info(&net->u.g, info);
+    return EDM2_OK;
+}
+
+static edm2_status net_init_params(edm2_network *net, float *params, uint64_t seed) {
+    enter(net);
+    return unet_cuda_init_params(&net->u, params, seed) ? failed(net, "init_params") : EDM2_OK;
+}
+
+static edm2_status net_normalize_weights(edm2_network *net, float *params) {
+    enter(net);
+    return unet_cuda_normalize_weights(&net->u, params) ? failed(net, "forced weight normalisation") : EDM2_OK;
+}
+
+/* The noise levels live in device memory: they are read back (N floats) and checked like the CPU build's. */
+static edm2_status check_sigma(edm2_network *net, const edm2_forward_args *a) {
+    if (a->N > net->sigma_cap) {
+        float *p = realloc(net->sigma_host, (size_t)a->N * sizeof *p);
+        if (!p) return EDM2_ERR_NOMEM;
+        net->sigma_host = p;
+        net->sigma_cap = a->N;
+    }
+    edm2_status s = net->u.ops.vt->download(net->u.ops.b, net->sigma_host, a->sigma, (size_t)a->N * sizeof(float));
+    if (s != EDM2_OK) return s;
+    for (int n = 0; n < a->N; n++)
+        if (!(net->sigma_host[n] > 0))
+            return edm2_logf(net->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "forward: sigma[%d] = %g must be > 0", n,
+                             net->sigma_host[n]);
+    return EDM2_OK;
+}
+
+static edm2_status net_forward(edm2_network *net, const edm2_forward_args *a) {
+    if (a->N < 1) return edm2_logf(net->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "forward: batch N = %d", a->N);
+    enter(net);
+    edm2_status s = check_sigma(net, a);
+    if (s != EDM2_OK) return s;
+    return unet_cuda_forward(&net->u, a) ? failed(net, "forward") : EDM2_OK;
+}
+
+static edm2_status net_backward(edm2_network *net, const float *params, const float *dD, const float *dlogvar,
+                                float *grads) {
+    if (!net->u.have_saved)
+        return edm2_logf(net->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "backward without a training forward");
+    enter(net);
+    return unet_cuda_backward(&net->u, params, dD, dlogvar, grads) ? failed(net, "backward") : EDM2_OK;
+}
+
+static const edm2_network_vtable k_vtable = {
+    sizeof(edm2_network_vtable), net_create,  net_destroy,  net_get_info, net_init_params, net_normalize_weights,
+    net_forward,                 net_backward,
+};
+
+static const edm2_plugin_desc k_desc = {
+    sizeof(edm2_plugin_desc), ID, EDM2_KIND_NETWORK, EDM2_BACKEND_CUDA, "1.0.0",
+    "EDM2 magnitude-preserving U-Net with preconditioning and uncertainty head (CUDA: cuDNN, cuBLAS)",
+    unet_config_keys, UNET_CONFIG_KEY_COUNT, NULL, &k_vtable,
+};
+
+static const edm2_plugin_desc *const k_plugins[] = {&k_desc};
+EDM2_DEFINE_ENTRY(k_plugins)

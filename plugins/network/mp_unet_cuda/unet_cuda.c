@@ -1,0 +1,273 @@
+/* unet_cuda.c: the CUDA EDM2 U-Net: weight preparation, the preconditioned forward pass D(x; sigma) with the
+ * uncertainty head, and the backward pass (the CPU's ../mp_unet/unet.c, step for step, on the GPU). */
+#include "unet_cuda.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv_cuda.h"
+#include "mp_ops_cuda.h"
+#include "unet_kernels.h"
+
+/* A kernel launch or an allocation that failed: the function returns -1 (forward) or ends at `done`
+ * (backward) with the reason recorded. */
+#define K(call) GPU_TRY(&u->gc, call, return -1)
+#define ALLOC(ptr, ws, n) GPU_NEED(&u->gc, (ptr) = gws_alloc((ws), (n)), "network workspace", return -1)
+#define W_HAT(w) (u->w_hat + (w).offset)
+
+int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops *backend, char *err, size_t errlen) {
+    memset(u, 0, sizeof *u);
+    if (unet_graph_build(&u->g, hp, err, errlen)) return -1;
+    u->ops = *backend;
+    u->fws.ops = u->bws.ops = *backend;
+    if (gpu_ctx_init(&u->gc, backend)) {
+        snprintf(err, errlen, "%s", u->gc.err);
+        unet_cuda_free(u);
+        return -1;
+    }
+    u->saved = calloc((size_t)u->g.nmods, sizeof *u->saved);
+    u->mod_in = calloc((size_t)u->g.nmods, sizeof *u->mod_in);
+    u->mod_out = calloc((size_t)u->g.nmods, sizeof *u->mod_out);
+    if (!u->saved || !u->mod_in || !u->mod_out) {
+        snprintf(err, errlen, "out of memory building the network");
+        unet_cuda_free(u);
+        return -1;
+    }
+    for (size_t i = 0; i < u->g.nweights; i++)
+        if ((size_t)u->g.weights[i].ref.O > u->max_O) u->max_O = (size_t)u->g.weights[i].ref.O;
+    return 0;
+}
+
+static void dev_free(unet_cuda *u, float **p) {
+    if (u->ops.vt && *p) u->ops.vt->free(u->ops.b, *p);
+    *p = NULL;
+}
+
+void unet_cuda_free(unet_cuda *u) {
+    gws_free(&u->fws);
+    gws_free(&u->bws);
+    dev_free(u, &u->w_hat), dev_free(u, &u->dw_hat), dev_free(u, &u->w_norm), dev_free(u, &u->unit_terms);
+    gpu_ctx_free(&u->gc);
+    unet_graph_free(&u->g);
+    free(u->saved), free(u->mod_in), free(u->mod_out);
+    memset(u, 0, sizeof *u);
+}
+
+static float *dev_alloc(unet_cuda *u, size_t n) {
+    void *p = NULL;
+    return u->ops.vt->alloc(u->ops.b, n * sizeof(float), &p) == EDM2_OK ? p : NULL;
+}
+
+/* Prepared weights and their gradient (arena-sized), row norms and gain terms, at the first pass. */
+static int ensure_scratch(unet_cuda *u) {
+    if (u->w_hat) return 0;
+    u->w_hat = dev_alloc(u, u->g.arena_floats);
+    u->dw_hat = dev_alloc(u, u->g.arena_floats);
+    u->w_norm = dev_alloc(u, u->g.norm_floats + 1);
+    u->unit_terms = dev_alloc(u, u->max_O + 1);
+    if (u->w_hat && u->dw_hat && u->w_norm && u->unit_terms) return 0;
+    dev_free(u, &u->w_hat), dev_free(u, &u->dw_hat), dev_free(u, &u->w_norm), dev_free(u, &u->unit_terms);
+    return gpu_fail(&u->gc, "network", "out of device memory for the prepared weights");
+}
+
+int unet_cuda_init_params(unet_cuda *u, float *params, uint64_t seed) {
+    size_t most = 1;
+    for (size_t i = 0; i < u->g.nparams; i++)
+        if (u->g.params[i].numel > most) most = u->g.params[i].numel;
+    float *host = malloc(most * sizeof *host);
+    if (!host) return gpu_fail(&u->gc, "init_params", "out of host memory");
+    int rc = u->ops.vt->fill(u->ops.b, params, 0.0f, u->g.arena_floats) == EDM2_OK ? 0 : -1;
+    for (size_t i = 0; i < u->g.nparams && !rc; i++) {
+        const edm2_param_desc *d = &u->g.params[i];
+        unet_init_tensor(&u->g, i, host, seed);
+        rc = u->ops.vt->upload(u->ops.b, params + d->offset, host, d->numel * sizeof(float)) == EDM2_OK ? 0 : -1;
+    }
+    free(host);
+    return rc ? gpu_fail(&u->gc, "init_params", "the backend failed to fill or upload the arena") : 0;
+}
+
+int unet_cuda_normalize_weights(unet_cuda *u, float *params) {
+    for (size_t i = 0; i < u->g.nweights; i++) {
+        const weight_ref *w = &u->g.weights[i].ref;
+        K(mpc_forced_weight_norm(u->gc.stream, params + w->offset, w->O, w->C * w->k * w->k));
+    }
+    return 0;
+}
+
+static const float *gain_of(const float *arena, long off) { return off < 0 ? NULL : arena + off; }
+
+int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
+    const unet_graph *G = &u->g;
+    const unet_hparams *hp = &G->hp;
+    gpu_ctx *g = &u->gc;
+    void *st = g->stream;
+    const int N = a->N, C = hp->img_channels, R = hp->img_resolution;
+    const size_t HW = (size_t)R * R, P = (size_t)N * HW;
+    const float *params = a->params;
+    gws *ws = &u->fws;
+    u->have_saved = 0;
+    if (ensure_scratch(u)) return -1;
+    if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
+    for (size_t i = 0; i < G->nweights; i++) {
+        const weight_ref *w = &G->weights[i].ref;
+        K(mpc_weight_forward(st, u->w_hat + w->offset, u->w_norm + w->norm_offset, params + w->offset,
+                             gain_of(params, G->weights[i].gain), w->O, w->C, w->k));
+    }
+    /* Preconditioning. */
+    float *c_skip, *c_out, *c_noise, *x_in0;
+    ALLOC(c_skip, ws, (size_t)N);
+    ALLOC(c_out, ws, (size_t)N);
+    ALLOC(c_noise, ws, (size_t)N);
+    ALLOC(x_in0, ws, P * (C + 1));
+    K(uk_precondition(st, c_skip, c_out, c_noise, x_in0, a->x, a->sigma, N, C, HW, hp->sigma_data));
+    /* Embedding. */
+    float *fourier, *e3, *emb, *lab = NULL;
+    ALLOC(fourier, ws, (size_t)N * G->cnoise);
+    ALLOC(e3, ws, (size_t)N * G->cemb);
+    ALLOC(emb, ws, (size_t)N * G->cemb);
+    K(mpc_fourier_forward(st, fourier, c_noise, params + G->off_emb_freqs, params + G->off_emb_phases, N, G->cnoise));
+    if (gpu_linear_forward(g, e3, fourier, W_HAT(G->emb_noise), (size_t)N, G->cnoise, G->cemb, 0)) return -1;
+    if (hp->label_dim) {
+        float *e2;
+        const size_t nl = (size_t)N * hp->label_dim;
+        if (!(lab = gws_zeros(ws, nl))) return gpu_fail(g, "network workspace", "out of device memory");
+        ALLOC(e2, ws, (size_t)N * G->cemb);
+        if (a->labels) K(uk_scale(st, lab, a->labels, sqrtf((float)hp->label_dim), nl));
+        if (gpu_linear_forward(g, e2, lab, W_HAT(G->emb_label), (size_t)N, hp->label_dim, G->cemb, 0)) return -1;
+        K(mpc_sum_forward(st, e3, e3, e2, hp->label_balance, (size_t)N * G->cemb));
+    }
+    K(mpc_silu_forward(st, emb, e3, (size_t)N * G->cemb));
+    /* U-Net. */
+    gblock_ctx ctx = {g, params, u->w_hat, emb, N, a->training, a->dropout_rng.seed, a->dropout_rng.stream,
+                      a->dropout_rng.offset, ws};
+    const float *x = x_in0;
+    for (int m = 0; m < G->nmods; m++) {
+        const unet_module *md = &G->mods[m];
+        float *out;
+        if (md->kind == MOD_CONV) {
+            ALLOC(out, ws, P * md->cout);
+            if (gpu_conv2d_forward(g, out, x, W_HAT(md->conv), N, md->H, md->W, md->cin, md->cout, 3)) return -1;
+        } else {
+            if (md->skip_src >= 0) {
+                const unet_module *src = &G->mods[md->skip_src];
+                float *cat;
+                ALLOC(cat, ws, (size_t)N * md->H * md->W * md->cin);
+                K(mpc_cat_forward(st, cat, x, md->cin - src->cout, u->mod_out[md->skip_src], src->cout,
+                                  (size_t)N * md->H * md->W, hp->concat_balance));
+                x = cat;
+            }
+            if (!(out = gblock_forward(&md->blk, &ctx, x, a->training ? &u->saved[m] : NULL))) return -1;
+        }
+        u->mod_in[m] = (float *)x;
+        u->mod_out[m] = out;
+        x = out;
+    }
+    /* out_conv, then D = c_skip x + c_out F (back to NCHW). */
+    float *F, *lvf;
+    ALLOC(F, ws, P * C);
+    const unet_module *last = &G->mods[G->nmods - 1];
+    if (gpu_conv2d_forward(g, F, x, W_HAT(G->out_conv), N, R, R, last->cout, C, 3)) return -1;
+    K(uk_output(st, a->D, a->x, F, c_skip, c_out, N, C, HW));
+    /* Uncertainty head. */
+    ALLOC(lvf, ws, (size_t)N * hp->logvar_channels);
+    K(mpc_fourier_forward(st, lvf, c_noise, params + G->off_lv_freqs, params + G->off_lv_phases, N, hp->logvar_channels));
+    if (a->logvar &&
+        gpu_linear_forward(g, a->logvar, lvf, W_HAT(G->logvar_linear), (size_t)N, hp->logvar_channels, 1, 0))
+        return -1;
+    if (a->training) {
+        u->saved_N = N;
+        u->have_saved = 1;
+        u->drop_seed = a->dropout_rng.seed, u->drop_stream = a->dropout_rng.stream, u->drop_offset = a->dropout_rng.offset;
+        u->x_in0 = x_in0, u->c_out = c_out, u->fourier = fourier, u->lab = lab, u->e3 = e3, u->emb = emb;
+        u->lv_fourier = lvf;
+    }
+    return ws->failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
+}
+
+int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const float *dlogvar, float *grads) {
+    const unet_graph *G = &u->g;
+    const unet_hparams *hp = &G->hp;
+    gpu_ctx *g = &u->gc;
+    void *st = g->stream;
+    const int N = u->saved_N, C = hp->img_channels, R = hp->img_resolution;
+    const size_t HW = (size_t)R * R, P = (size_t)N * HW, NE = (size_t)N * G->cemb;
+    gws *ws = &u->bws;
+    if (ensure_scratch(u)) return -1;
+    if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
+    if (u->ops.vt->fill(u->ops.b, u->dw_hat, 0.0f, G->arena_floats) != EDM2_OK)
+        return gpu_fail(g, "backward", "the backend failed to clear the weight gradients");
+    gblock_ctx ctx = {g, params, u->w_hat, u->emb, N, 1, u->drop_seed, u->drop_stream, u->drop_offset, &u->fws};
+    float *demb = gws_zeros(ws, NE), *dF, *dcur;
+    if (!demb) return gpu_fail(g, "network workspace", "out of device memory");
+    ALLOC(dF, ws, P * C);
+    float **dskip = calloc((size_t)G->nenc + 1, sizeof *dskip);
+    if (!dskip) return gpu_fail(g, "backward", "out of host memory");
+    int rc = -1;
+#undef ALLOC
+#define ALLOC(ptr, ws, n) GPU_NEED(g, (ptr) = gws_alloc((ws), (n)), "network workspace", goto done)
+#define KD(call) GPU_TRY(g, call, goto done)
+#define PD(call)                                                                                           \
+    do {                                                                                                   \
+        if (call) goto done;                                                                               \
+    } while (0)
+    /* D = c_skip x + c_out F. */
+    KD(uk_output_backward(st, dF, dD, u->c_out, N, C, HW));
+    const unet_module *last = &G->mods[G->nmods - 1];
+    ALLOC(dcur, ws, P * last->cout);
+    PD(gpu_conv2d_backward(g, dcur, u->dw_hat + G->out_conv.offset, dF, u->mod_out[G->nmods - 1], W_HAT(G->out_conv), N,
+                           R, R, last->cout, C, 3, 0));
+    for (int m = G->nmods - 1; m >= 0; m--) {
+        const unet_module *md = &G->mods[m];
+        const size_t Pm = (size_t)N * md->H * md->W;
+        if (m < G->nenc && dskip[m]) KD(uk_accumulate(st, dcur, dskip[m], Pm * md->cout));
+        if (md->kind == MOD_CONV) {
+            PD(gpu_conv2d_backward(g, NULL, u->dw_hat + md->conv.offset, dcur, u->mod_in[m], W_HAT(md->conv), N, md->H,
+                                   md->W, md->cin, md->cout, 3, 0));
+            continue;
+        }
+        const size_t Pin = (size_t)N * md->blk.Hin * md->blk.Win;
+        float *din = gblock_backward(&md->blk, &ctx, &u->saved[m], dcur, demb, u->dw_hat, ws);
+        if (!din) goto done;
+        if (md->skip_src >= 0) {
+            const unet_module *src = &G->mods[md->skip_src];
+            const int cprev = md->cin - src->cout;
+            float *dprev;
+            ALLOC(dprev, ws, Pin * cprev);
+            ALLOC(dskip[md->skip_src], ws, Pin * src->cout);
+            KD(mpc_cat_backward(st, dprev, dskip[md->skip_src], din, cprev, src->cout, Pin, hp->concat_balance, 0));
+            din = dprev;
+        }
+        dcur = din;
+    }
+    /* Embedding: emb = mp_silu(mp_sum(emb_noise(fourier), emb_label(lab), label_balance)). */
+    float *de3, *de1;
+    ALLOC(de3, ws, NE);
+    de1 = de3;
+    KD(mpc_silu_backward(st, de3, demb, u->e3, NE, 0));
+    if (hp->label_dim) {
+        float *de2;
+        ALLOC(de2, ws, NE);
+        ALLOC(de1, ws, NE);
+        KD(mpc_sum_backward(st, de1, de2, de3, hp->label_balance, NE, 0));
+        PD(gpu_linear_backward(g, NULL, u->dw_hat + G->emb_label.offset, de2, u->lab, W_HAT(G->emb_label), (size_t)N,
+                               hp->label_dim, G->cemb, 0));
+    }
+    PD(gpu_linear_backward(g, NULL, u->dw_hat + G->emb_noise.offset, de1, u->fourier, W_HAT(G->emb_noise), (size_t)N,
+                           G->cnoise, G->cemb, 0));
+    if (dlogvar)
+        PD(gpu_linear_backward(g, NULL, u->dw_hat + G->logvar_linear.offset, dlogvar, u->lv_fourier,
+                               W_HAT(G->logvar_linear), (size_t)N, hp->logvar_channels, 1, 0));
+    /* From prepared-weight gradients to parameter gradients (through the weight normalisation). */
+    for (size_t i = 0; i < G->nweights; i++) {
+        const unet_weight *w = &G->weights[i];
+        KD(mpc_weight_backward(st, grads + w->ref.offset, w->gain >= 0 ? grads + w->gain : NULL,
+                               u->dw_hat + w->ref.offset, params + w->ref.offset, u->w_norm + w->ref.norm_offset,
+                               gain_of(params, w->gain), w->ref.O, w->ref.C, w->ref.k, u->unit_terms));
+    }
+    rc = ws->failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
+done:
+    free(dskip);
+    return rc;
+}

@@ -1,0 +1,37 @@
+/* unet_cuda.h: the EDM2 U-Net with preconditioning and uncertainty head on the GPU (docs/formulas.md §3):
+ * forward and backward over the module graph and arena table of ../mp_unet/unet_graph.h (the CPU build's),
+ * so the two builds share config keys, table and arena layout. All work is queued on the backend's stream. */
+#ifndef EDM2_UNET_CUDA_H
+#define EDM2_UNET_CUDA_H
+
+#include "block_cuda.h"
+#include "edm2/edm2_network.h"
+
+typedef struct unet_cuda {
+    unet_graph g;
+    edm2_backend_ops ops;
+    gpu_ctx gc;
+    /* Device scratch (allocated at the first pass). */
+    float *w_hat, *dw_hat, *w_norm, *unit_terms; /* prepared weights, their gradient, row norms, gain terms */
+    size_t max_O;
+    gws fws, bws;
+    /* Saved by the last training forward. */
+    int saved_N, have_saved;
+    uint64_t drop_seed, drop_stream, drop_offset;
+    block_saved *saved;
+    float **mod_in, **mod_out;
+    float *x_in0, *c_out, *fourier, *lab, *e3, *emb, *lv_fourier;
+} unet_cuda;
+
+/* Builds the graph and takes the backend's handles; 0, or -1 with a reason in err. */
+int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops *backend, char *err, size_t errlen);
+void unet_cuda_free(unet_cuda *u);
+/* The initial arena (device memory) from `seed`: the CPU build's values, uploaded tensor by tensor. */
+int unet_cuda_init_params(unet_cuda *u, float *params, uint64_t seed);
+/* Forced weight normalisation of every weight, in place (device memory). */
+int unet_cuda_normalize_weights(unet_cuda *u, float *params);
+/* Each returns 0, or -1 with a reason in u->gc.err. */
+int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a);
+int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const float *dlogvar, float *grads);
+
+#endif

@@ -1,0 +1,29 @@
+/* workspace_cuda.h: a bump allocator for activations in device memory (the CPU build's workspace.h, on the
+ * backend's allocator): it keeps its block across passes; what a pass needs beyond it comes from extra
+ * blocks, and the next reset grows the block to that pass's total. Frees are stream-ordered (the backend's
+ * pool), so a reset never waits for the GPU. */
+#ifndef EDM2_WORKSPACE_CUDA_H
+#define EDM2_WORKSPACE_CUDA_H
+
+#include <stddef.h>
+
+#include "edm2/edm2_backend.h"
+
+typedef struct gws {
+    edm2_backend_ops ops;
+    float *base;
+    size_t cap, used; /* floats */
+    void **extra;     /* overflow blocks of this pass */
+    size_t nextra, cap_extra;
+    size_t need;      /* floats this pass has asked for */
+    int failed;
+} gws;
+
+/* n floats, 64-float (256-byte) aligned, uninitialised; NULL (and ws->failed) when out of memory. */
+float *gws_alloc(gws *ws, size_t n);
+float *gws_zeros(gws *ws, size_t n);
+/* Frees the previous pass's blocks; grows the main block to the previous pass's total. 0 or -1. */
+int gws_reset(gws *ws);
+void gws_free(gws *ws);
+
+#endif

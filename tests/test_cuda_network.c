@@ -1,0 +1,271 @@
+/* test_cuda_network.c: the CUDA plugins mp_unet, edm2 and adam against their CPU builds on one small network
+ * with every kind of module (labels, three levels, skip convolutions, attention at two resolutions,
+ * dropout): the initial arena and forced weight normalisation (bitwise), the evaluation and training
+ * forward and the backward (within float32 rounding of another product order: 2e-4 of each tensor's
+ * largest value), the same training step twice on the GPU (bitwise), the loss with its own noise draw,
+ * Adam on the same gradients with a NaN among them (bitwise), and `check-ref --backend cuda` against the
+ * PyTorch reference. Exits 77 (skipped, with the reason) without a CUDA device. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "config.h"
+#include "edm2/edm2_philox.h"
+#include "net_fixture.h"
+#include "test_util.h"
+
+static plugin_registry g_reg;
+static runtime g_rt[2]; /* 0: CPU, 1: CUDA */
+static const edm2_backend_id k_backend[2] = {EDM2_BACKEND_CPU, EDM2_BACKEND_CUDA};
+static net_instance g_net[2];
+
+static const char *const k_net[] = {"img_resolution=16", "img_channels=3",   "label_dim=5",          "model_channels=16",
+                                    "channel_mult=1,2,3", "num_blocks=2",    "attn_resolutions=8",   "channels_per_head=16",
+                                    "dropout=0.1",       "logvar_channels=8", NULL};
+#define NB 5 /* batch */
+#define R 16
+#define CH 3
+#define L 5
+#define E ((size_t)NB * CH * R * R)
+
+static const plugin_rec *find(edm2_kind kind, const char *id, int k) { return registry_find(&g_reg, kind, id, k_backend[k]); }
+
+static float *host_copy(int k, const float *p, size_t n) {
+    float *h = malloc((n + 1) * sizeof(float));
+    edm2_err err;
+    assert_int_equal(rt_download(&g_rt[k], h, p, n, &err), 0);
+    return h;
+}
+
+static float *dev_copy(int k, const float *h, size_t n) {
+    edm2_err err;
+    float *d = rt_alloc(&g_rt[k], n, &err);
+    assert_non_null(d);
+    assert_int_equal(rt_upload(&g_rt[k], d, h, n, &err), 0);
+    return d;
+}
+
+/* max |a - b| over n values, relative to 1 + max |a|; reports what and where. */
+static double rel_diff(const char *what, const float *a, const float *b, size_t n) {
+    double m = 0, s = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = isnan(d) ? INFINITY : d, at = i;
+        s = fmax(s, fabs((double)a[i]));
+    }
+    double r = m / (s > 0 ? s : 1);
+    if (r > 2e-4) fprintf(stderr, "%s: max diff %g at %zu (largest value %g)\n", what, m, at, s);
+    return r;
+}
+
+static void bitwise(const char *what, const float *a, const float *b, size_t n) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += memcmp(&a[i], &b[i], sizeof(float)) != 0;
+    if (bad) fprintf(stderr, "%s: %zu of %zu values differ\n", what, bad, n);
+    assert_int_equal(bad, 0);
+}
+
+/* Both networks' arenas set to the CPU's initial values with every gain 0.7 (so every path carries signal). */
+static float *set_params(void) {
+    net_instance *c = &g_net[0];
+    fixture_init_with_gains(c, 7, 0.7f);
+    edm2_err err;
+    assert_int_equal(rt_upload(&g_rt[1], g_net[1].params, c->params, c->info.arena_floats, &err), 0);
+    return c->params;
+}
+
+static void inputs(float *x, float *sigma, float *labels) {
+    for (size_t i = 0; i < E; i++) x[i] = 0.8f * edm2_philox_normal(5, 1, i);
+    for (int n = 0; n < NB; n++) sigma[n] = expf(-0.4f + 1.2f * edm2_philox_normal(5, 2, (uint64_t)n));
+    memset(labels, 0, sizeof(float) * NB * L);
+    for (int n = 0; n < NB; n++) labels[n * L + (n * 3) % L] = 1.0f;
+}
+
+static void test_init_and_weight_norm(void **state) {
+    (void)state;
+    const size_t A = g_net[0].info.arena_floats;
+    for (int k = 0; k < 2; k++) assert_int_equal(g_net[k].vt->init_params(g_net[k].net, g_net[k].params, 99), EDM2_OK);
+    float *gpu = host_copy(1, g_net[1].params, A);
+    bitwise("init_params", g_net[0].params, gpu, A);
+    free(gpu);
+    for (int k = 0; k < 2; k++) assert_int_equal(g_net[k].vt->normalize_weights(g_net[k].net, g_net[k].params), EDM2_OK);
+    gpu = host_copy(1, g_net[1].params, A);
+    bitwise("normalize_weights", g_net[0].params, gpu, A);
+    free(gpu);
+}
+
+/* Forward (eval, then training with dropout) and backward on both; returns the GPU's gradient arena. */
+static void forward_backward(int k, const float *hx, const float *hs, const float *hl, const float *hdD,
+                             const float *hdlv, float *D, float *lv, float *grads_out) {
+    net_instance *ni = &g_net[k];
+    const size_t A = ni->info.arena_floats;
+    edm2_err err;
+    float *x = dev_copy(k, hx, E), *s = dev_copy(k, hs, NB), *lab = dev_copy(k, hl, (size_t)NB * L);
+    float *dD = dev_copy(k, hdD, E), *dlv = dev_copy(k, hdlv, NB);
+    float *Dd = rt_alloc(&g_rt[k], E, &err), *lvd = rt_alloc(&g_rt[k], NB, &err), *g = rt_alloc(&g_rt[k], A, &err);
+    edm2_forward_args fa;
+    memset(&fa, 0, sizeof fa);
+    fa.struct_size = sizeof fa;
+    fa.params = ni->params, fa.x = x, fa.sigma = s, fa.labels = lab, fa.N = NB, fa.D = Dd, fa.logvar = lvd;
+    assert_int_equal(ni->vt->forward(ni->net, &fa), EDM2_OK);
+    assert_int_equal(rt_download(&g_rt[k], D, Dd, E, &err), 0);
+    assert_int_equal(rt_download(&g_rt[k], lv, lvd, NB, &err), 0);
+    fa.training = 1, fa.dropout_rng = (edm2_rng){31, 4, 1000};
+    assert_int_equal(ni->vt->forward(ni->net, &fa), EDM2_OK);
+    assert_int_equal(ni->vt->backward(ni->net, ni->params, dD, dlv, g), EDM2_OK);
+    assert_int_equal(rt_download(&g_rt[k], D + E, Dd, E, &err), 0); /* the training forward's D after the eval one */
+    assert_int_equal(rt_download(&g_rt[k], grads_out, g, A, &err), 0);
+    float *all[] = {x, s, lab, dD, dlv, Dd, lvd, g};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) rt_free(&g_rt[k], all[i]);
+}
+
+static void test_forward_backward(void **state) {
+    (void)state;
+    set_params();
+    const size_t A = g_net[0].info.arena_floats;
+    float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
+    inputs(x, sigma, labels);
+    for (size_t i = 0; i < E; i++) dD[i] = 1e-3f * edm2_philox_normal(6, 1, i);
+    for (int n = 0; n < NB; n++) dlv[n] = 0.1f * edm2_philox_normal(6, 2, (uint64_t)n);
+    float *D[2], lv[2][NB], *g[2];
+    for (int k = 0; k < 2; k++) {
+        D[k] = malloc(2 * E * sizeof(float)), g[k] = calloc(A + 1, sizeof(float));
+        forward_backward(k, x, sigma, labels, dD, dlv, D[k], lv[k], g[k]);
+    }
+    assert_true(rel_diff("eval D", D[0], D[1], E) <= 2e-4);
+    assert_true(rel_diff("eval logvar", lv[0], lv[1], NB) <= 2e-4);
+    assert_true(rel_diff("training D (dropout)", D[0] + E, D[1] + E, E) <= 2e-4);
+    /* Dropout is on: the training forward differs from the evaluation one. */
+    assert_true(rel_diff("eval vs training (must differ)", D[0], D[0] + E, E) > 1e-3);
+    int worst = 0;
+    for (size_t i = 0; i < g_net[0].info.param_count; i++) {
+        const edm2_param_desc *d = &g_net[0].info.params[i];
+        double r = rel_diff(d->name, g[0] + d->offset, g[1] + d->offset, d->numel);
+        worst |= !(r <= 2e-4);
+        size_t nonzero = 0; /* every trained tensor receives a gradient: every path of the network is exercised */
+        for (size_t j = 0; j < d->numel; j++) nonzero += g[0][d->offset + j] != 0;
+        if (d->flags & EDM2_PARAM_TRAINED) assert_true(nonzero > 0);
+    }
+    assert_false(worst);
+    /* The same step again on the GPU: bitwise the same gradients. */
+    float *again = calloc(A + 1, sizeof(float));
+    forward_backward(1, x, sigma, labels, dD, dlv, D[0], lv[0], again);
+    bitwise("GPU gradients, second run", g[1], again, A);
+    free(again);
+    for (int k = 0; k < 2; k++) free(D[k]), free(g[k]);
+    free(x), free(dD);
+}
+
+/* The loss with its own draw of sigma and noise, then Adam on the CPU's gradients (with a NaN) on both. */
+static void test_loss_and_adam(void **state) {
+    (void)state;
+    float *p0 = set_params();
+    const size_t A = g_net[0].info.arena_floats;
+    float *y = malloc(E * sizeof(float)), sigma[NB], labels[NB * L];
+    inputs(y, sigma, labels);
+    float *hg[2], *hloss[2];
+    double obj[2];
+    edm2_err err;
+    edm2_optimizer *opt[2];
+    const edm2_optimizer_vtable *ovt[2];
+    float *g[2];
+    for (int k = 0; k < 2; k++) {
+        const plugin_rec *lr = find(EDM2_KIND_LOSS, "edm2", k), *orc = find(EDM2_KIND_OPTIMIZER, "adam", k);
+        assert_non_null(lr);
+        assert_non_null(orc);
+        cfg c = {0};
+        config_view v;
+        fixture_config(&c, &v, "loss", lr, NULL);
+        const edm2_loss_vtable *lvt = lr->desc->vtable;
+        edm2_loss *loss = NULL;
+        assert_int_equal(lvt->create(&g_rt[k].services, &v.api, &g_rt[k].ops, &loss), EDM2_OK);
+        float *yd = dev_copy(k, y, E), *ld = dev_copy(k, labels, (size_t)NB * L), *lo = rt_alloc(&g_rt[k], E, &err);
+        g[k] = rt_alloc(&g_rt[k], A, &err);
+        edm2_loss_batch b;
+        memset(&b, 0, sizeof b);
+        b.struct_size = sizeof b;
+        b.y = yd, b.labels = ld, b.N = NB, b.batch_total = 2 * NB, b.rng = (edm2_rng){3, 9, 500};
+        b.dropout_rng = (edm2_rng){3, 10, 0}, b.loss_out = lo;
+        assert_int_equal(lvt->compute(loss, net_ref(&g_net[k]), g_net[k].params, g[k], &b, &obj[k]), EDM2_OK);
+        hg[k] = host_copy(k, g[k], A), hloss[k] = host_copy(k, lo, E);
+        lvt->destroy(loss);
+        rt_free(&g_rt[k], yd), rt_free(&g_rt[k], ld), rt_free(&g_rt[k], lo);
+        cfg_free(&c);
+        fixture_config(&c, &v, "optimizer", orc, (const char *const[]){"rampup_Mimg=0", "ref_lr=0.05", NULL});
+        ovt[k] = orc->desc->vtable;
+        assert_int_equal(ovt[k]->create(&g_rt[k].services, &v.api, &g_rt[k].ops, &g_net[k].info, &opt[k]), EDM2_OK);
+        cfg_free(&c);
+    }
+    assert_true(fabs(obj[0] - obj[1]) <= 1e-5 * fabs(obj[0]));
+    assert_true(rel_diff("per-element loss", hloss[0], hloss[1], E) <= 2e-4);
+    assert_true(rel_diff("loss gradients", hg[0], hg[1], A) <= 2e-4);
+    /* Adam: the same (CPU) gradients on both, with a NaN and an Inf that both must zero; two steps. */
+    const edm2_param_desc *w = &g_net[0].info.params[3];
+    hg[0][w->offset] = NAN, hg[0][w->offset + 1] = -INFINITY;
+    for (int step = 0; step < 2; step++)
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(rt_upload(&g_rt[k], g[k], hg[0], A, &err), 0);
+            double lr;
+            assert_int_equal(ovt[k]->step(opt[k], g_net[k].params, g[k], 1000 * (step + 1), 2 * NB, &lr), EDM2_OK);
+        }
+    float *p1 = host_copy(1, g_net[1].params, A);
+    bitwise("parameters after two Adam steps", p0, p1, A);
+    for (size_t i = 0; i < 2; i++) {
+        edm2_state_buffer sb[2];
+        for (int k = 0; k < 2; k++) assert_int_equal(ovt[k]->state_buffer(opt[k], i, &sb[k]), EDM2_OK);
+        float *m1 = host_copy(1, sb[1].data, A);
+        bitwise(sb[0].name, sb[0].data, m1, A);
+        free(m1);
+    }
+    free(p1);
+    for (int k = 0; k < 2; k++) {
+        ovt[k]->destroy(opt[k]);
+        rt_free(&g_rt[k], g[k]);
+        free(hg[k]), free(hloss[k]);
+    }
+    free(y);
+}
+
+static void test_check_ref_cuda(void **state) {
+    (void)state;
+    char *argv[] = {EDM2_TEST_DATA "/edm2_small.safetensors", "--backend", "cuda", NULL};
+    assert_int_equal(cmd_check_ref(3, argv), 0);
+}
+
+int main(void) {
+    char why[512];
+    registry_default_dirs(&g_reg, EDM2_BUILD_DIR "/plugins");
+    registry_scan(&g_reg);
+    if (open_backend(&g_reg, &g_rt[0], "edm2_backend_cpu.so", "cpu", why, sizeof why)) {
+        fprintf(stderr, "error: %s\n", why);
+        return 1;
+    }
+    if (open_backend(&g_reg, &g_rt[1], "edm2_backend_cuda.so", "cuda", why, sizeof why)) {
+        printf("SKIP: CUDA network: %s\n", why);
+        return 77;
+    }
+    for (int k = 0; k < 2; k++) {
+        const plugin_rec *p = find(EDM2_KIND_NETWORK, "mp_unet", k);
+        if (!p) {
+            printf("SKIP: CUDA network: no mp_unet plugin for backend %d (built without cuDNN?)\n", k);
+            return 77;
+        }
+        cfg c = {0};
+        config_view v;
+        fixture_config(&c, &v, "network", p, k_net);
+        edm2_err err;
+        if (net_open(&g_net[k], &g_rt[k], p, &v.api, &err)) {
+            fprintf(stderr, "error: %s\n", err.msg);
+            return 1;
+        }
+        cfg_free(&c);
+    }
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_init_and_weight_norm), cmocka_unit_test(test_forward_backward),
+                                       cmocka_unit_test(test_loss_and_adam), cmocka_unit_test(test_check_ref_cuda)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    for (int k = 1; k >= 0; k--) net_close(&g_net[k], &g_rt[k]), runtime_close(&g_rt[k]);
+    registry_free(&g_reg);
+    return rc;
+}
