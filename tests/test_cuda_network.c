@@ -2,7 +2,8 @@
  * with every kind of module (labels, three levels, skip convolutions, attention at two resolutions,
  * dropout): the initial arena and forced weight normalisation (bitwise), the evaluation and training
  * forward and the backward (within float32 rounding of another product order: 2e-4 of each tensor's
- * largest value), the same training step twice on the GPU (bitwise), the loss with its own noise draw,
+ * largest value), the same training step twice on the GPU (bitwise), the losses edm2 and edm with their
+ * own noise draw,
  * Adam on the same gradients with a NaN among them (bitwise), and `check-ref --backend cuda` against the
  * PyTorch reference. Exits 77 (skipped, with the reason) without a CUDA device. */
 #include <math.h>
@@ -158,7 +159,35 @@ static void test_forward_backward(void **state) {
     free(x), free(dD);
 }
 
-/* The loss with its own draw of sigma and noise, then Adam on the CPU's gradients (with a NaN) on both. */
+/* Loss `id` on backend k with its own draw of sigma and noise: the objective, the per-element loss
+ * (host copy in *loss_out) and the gradient arena (device memory). */
+static float *loss_on(int k, const char *id, const float *y, const float *labels, double *obj, float **loss_out) {
+    const size_t A = g_net[k].info.arena_floats;
+    const plugin_rec *lr = find(EDM2_KIND_LOSS, id, k);
+    assert_non_null(lr);
+    cfg c = {0};
+    config_view v;
+    fixture_config(&c, &v, "loss", lr, NULL);
+    const edm2_loss_vtable *lvt = lr->desc->vtable;
+    edm2_loss *loss = NULL;
+    assert_int_equal(lvt->create(&g_rt[k].services, &v.api, &g_rt[k].ops, &loss), EDM2_OK);
+    cfg_free(&c);
+    edm2_err err;
+    float *yd = dev_copy(k, y, E), *ld = dev_copy(k, labels, (size_t)NB * L), *lo = rt_alloc(&g_rt[k], E, &err);
+    float *g = rt_alloc(&g_rt[k], A, &err);
+    edm2_loss_batch b;
+    memset(&b, 0, sizeof b);
+    b.struct_size = sizeof b;
+    b.y = yd, b.labels = ld, b.N = NB, b.batch_total = 2 * NB, b.rng = (edm2_rng){3, 9, 500};
+    b.dropout_rng = (edm2_rng){3, 10, 0}, b.loss_out = lo;
+    assert_int_equal(lvt->compute(loss, net_ref(&g_net[k]), g_net[k].params, g, &b, obj), EDM2_OK);
+    *loss_out = host_copy(k, lo, E);
+    lvt->destroy(loss);
+    rt_free(&g_rt[k], yd), rt_free(&g_rt[k], ld), rt_free(&g_rt[k], lo);
+    return g;
+}
+
+/* Both losses on both backends, then Adam on the CPU's edm2 gradients (with a NaN) on both. */
 static void test_loss_and_adam(void **state) {
     (void)state;
     float *p0 = set_params();
@@ -171,28 +200,22 @@ static void test_loss_and_adam(void **state) {
     edm2_optimizer *opt[2];
     const edm2_optimizer_vtable *ovt[2];
     float *g[2];
+    for (int k = 0; k < 2; k++) { /* plain EDM first: its gradients are compared, then dropped */
+        g[k] = loss_on(k, "edm", y, labels, &obj[k], &hloss[k]);
+        hg[k] = host_copy(k, g[k], A);
+        rt_free(&g_rt[k], g[k]);
+    }
+    assert_true(fabs(obj[0] - obj[1]) <= 1e-5 * fabs(obj[0]));
+    assert_true(rel_diff("edm: per-element loss", hloss[0], hloss[1], E) <= 2e-4);
+    assert_true(rel_diff("edm: gradients", hg[0], hg[1], A) <= 2e-4);
+    for (int k = 0; k < 2; k++) free(hg[k]), free(hloss[k]);
     for (int k = 0; k < 2; k++) {
-        const plugin_rec *lr = find(EDM2_KIND_LOSS, "edm2", k), *orc = find(EDM2_KIND_OPTIMIZER, "adam", k);
-        assert_non_null(lr);
+        g[k] = loss_on(k, "edm2", y, labels, &obj[k], &hloss[k]);
+        hg[k] = host_copy(k, g[k], A);
+        const plugin_rec *orc = find(EDM2_KIND_OPTIMIZER, "adam", k);
         assert_non_null(orc);
         cfg c = {0};
         config_view v;
-        fixture_config(&c, &v, "loss", lr, NULL);
-        const edm2_loss_vtable *lvt = lr->desc->vtable;
-        edm2_loss *loss = NULL;
-        assert_int_equal(lvt->create(&g_rt[k].services, &v.api, &g_rt[k].ops, &loss), EDM2_OK);
-        float *yd = dev_copy(k, y, E), *ld = dev_copy(k, labels, (size_t)NB * L), *lo = rt_alloc(&g_rt[k], E, &err);
-        g[k] = rt_alloc(&g_rt[k], A, &err);
-        edm2_loss_batch b;
-        memset(&b, 0, sizeof b);
-        b.struct_size = sizeof b;
-        b.y = yd, b.labels = ld, b.N = NB, b.batch_total = 2 * NB, b.rng = (edm2_rng){3, 9, 500};
-        b.dropout_rng = (edm2_rng){3, 10, 0}, b.loss_out = lo;
-        assert_int_equal(lvt->compute(loss, net_ref(&g_net[k]), g_net[k].params, g[k], &b, &obj[k]), EDM2_OK);
-        hg[k] = host_copy(k, g[k], A), hloss[k] = host_copy(k, lo, E);
-        lvt->destroy(loss);
-        rt_free(&g_rt[k], yd), rt_free(&g_rt[k], ld), rt_free(&g_rt[k], lo);
-        cfg_free(&c);
         fixture_config(&c, &v, "optimizer", orc, (const char *const[]){"rampup_Mimg=0", "ref_lr=0.05", NULL});
         ovt[k] = orc->desc->vtable;
         assert_int_equal(ovt[k]->create(&g_rt[k].services, &v.api, &g_rt[k].ops, &g_net[k].info, &opt[k]), EDM2_OK);

@@ -15,6 +15,7 @@ struct conv_plan {
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    size_t ws_fwd, ws_data, ws_filter; /* their workspace bytes */
 };
 
 static int too_big(gpu_ctx *g, size_t v, const char *what) {
@@ -69,16 +70,37 @@ void conv_plans_free(gpu_ctx *g) {
     g->nplans = g->cap_plans = 0;
 }
 
-/* The first algorithm cuDNN's heuristics rank that is deterministic, float32 FMA math (no TF32) and fits the
- * backend's workspace; -1 when none is. The three algorithm kinds share this shape of result. */
-#define PICK_ALGO(perf, n, scratch_bytes, out)                                                                   \
-    do {                                                                                                         \
-        out = -1;                                                                                                \
-        for (int i_ = 0; i_ < (n) && out < 0; i_++)                                                              \
-            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && (perf)[i_].determinism == CUDNN_DETERMINISTIC &&    \
-                (perf)[i_].mathType == CUDNN_FMA_MATH && (perf)[i_].memory <= (scratch_bytes))                  \
-                out = (int)(perf)[i_].algo;                                                                      \
+/* Algorithm choice, the same for the three kinds (forward, backward data, backward filter): the first that
+ * cuDNN's heuristics rank and that is deterministic with float32 FMA math (no TF32); else the first of the
+ * kind's deterministic algorithms, in a fixed order, that cuDNN supports for the shape (its workspace size
+ * query succeeds). The workspace may exceed the backend's: the network then keeps a larger one. When
+ * nothing qualifies, `why` lists what the heuristics offered. */
+#define PICK_ALGO(perf, n, order, norder, size_query, out, need, why)                                          \
+    do {                                                                                                       \
+        out = -1;                                                                                              \
+        for (int i_ = 0; i_ < (n) && out < 0; i_++)                                                            \
+            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && (perf)[i_].determinism == CUDNN_DETERMINISTIC &&  \
+                (perf)[i_].mathType == CUDNN_FMA_MATH)                                                         \
+                out = (int)(perf)[i_].algo, need = (perf)[i_].memory;                                          \
+        for (int i_ = 0; i_ < (norder) && out < 0; i_++) {                                                     \
+            size_t bytes_ = 0;                                                                                 \
+            if (size_query((order)[i_], &bytes_) == CUDNN_STATUS_SUCCESS) out = (int)(order)[i_], need = bytes_; \
+        }                                                                                                      \
+        if (out < 0)                                                                                           \
+            for (int i_ = 0, len_ = 0; i_ < (n) && len_ < (int)sizeof(why) - 40; i_++)                         \
+                len_ += snprintf(why + len_, sizeof(why) - len_, " [algo %d: status %d, %s, math %d, %zu MiB]",     \
+                                 (int)(perf)[i_].algo, (int)(perf)[i_].status,                                 \
+                                 (perf)[i_].determinism == CUDNN_DETERMINISTIC ? "det" : "nondet",             \
+                                 (int)(perf)[i_].mathType, (perf)[i_].memory >> 20);                           \
     } while (0)
+
+static const cudnnConvolutionFwdAlgo_t k_fwd_order[] = {
+    CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+    CUDNN_CONVOLUTION_FWD_ALGO_GEMM, CUDNN_CONVOLUTION_FWD_ALGO_DIRECT, CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING};
+static const cudnnConvolutionBwdDataAlgo_t k_data_order[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+                                                             CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING};
+static const cudnnConvolutionBwdFilterAlgo_t k_filter_order[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
+                                                                 CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING};
 
 static int plan_make(gpu_ctx *g, conv_plan *p) {
     GPU_DNN(g, cudnnCreateTensorDescriptor(&p->xd));
@@ -91,30 +113,53 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     GPU_DNN(g, cudnnSetConvolution2dDescriptor(p->cd, 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     GPU_DNN(g, cudnnSetConvolutionMathType(p->cd, CUDNN_FMA_MATH));
     int n = 0, a;
+    char why[400] = "";
+    const char *kind = "forward";
     cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionForwardAlgorithm_v7(g->dnn, p->xd, p->wd, p->cd, p->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                       &n, fp));
-    PICK_ALGO(fp, n, g->scratch_bytes, a);
+#define FWD_SIZE(algo, bytes) cudnnGetConvolutionForwardWorkspaceSize(g->dnn, p->xd, p->wd, p->cd, p->yd, algo, bytes)
+    PICK_ALGO(fp, n, k_fwd_order, 5, FWD_SIZE, a, p->ws_fwd, why);
     if (a < 0) goto none;
     p->fwd = (cudnnConvolutionFwdAlgo_t)a;
+    kind = "backward data";
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionBackwardDataAlgorithm_v7(g->dnn, p->wd, p->yd, p->cd, p->xd,
                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp));
-    PICK_ALGO(dp, n, g->scratch_bytes, a);
+#define DATA_SIZE(algo, bytes) cudnnGetConvolutionBackwardDataWorkspaceSize(g->dnn, p->wd, p->yd, p->cd, p->xd, algo, bytes)
+    PICK_ALGO(dp, n, k_data_order, 2, DATA_SIZE, a, p->ws_data, why);
     if (a < 0) goto none;
     p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
+    kind = "backward filter";
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionBackwardFilterAlgorithm_v7(g->dnn, p->xd, p->yd, p->cd, p->wd,
                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp));
-    PICK_ALGO(wp, n, g->scratch_bytes, a);
+#define FILTER_SIZE(algo, bytes)                                                                                     \
+    cudnnGetConvolutionBackwardFilterWorkspaceSize(g->dnn, p->xd, p->yd, p->cd, p->wd, algo, bytes)
+    PICK_ALGO(wp, n, k_filter_order, 2, FILTER_SIZE, a, p->ws_filter, why);
     if (a < 0) goto none;
     p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
     return 0;
 none:;
-    char why[160];
-    snprintf(why, sizeof why, "no deterministic float32 algorithm within %zu MiB of workspace for %dx%d, %d -> %d channels",
-             g->scratch_bytes >> 20, p->H, p->W, p->C, p->O);
-    return gpu_fail(g, "cuDNN 3x3 convolution", why);
+    char msg[560];
+    snprintf(msg, sizeof msg, "no deterministic float32 %s algorithm for %dx%d, %d -> %d channels; offered:%s", kind,
+             p->H, p->W, p->C, p->O, why);
+    return gpu_fail(g, "cuDNN 3x3 convolution", msg);
+}
+
+/* Workspace for an algorithm: the backend's, or the network's own when it needs more (grown, kept). */
+static void *scratch_for(gpu_ctx *g, size_t need) {
+    if (need <= g->scratch_bytes) return g->scratch;
+    if (need > g->own_bytes) {
+        if (g->own) g->ops.vt->free(g->ops.b, g->own);
+        g->own = NULL, g->own_bytes = 0;
+        if (g->ops.vt->alloc(g->ops.b, need, &g->own) != EDM2_OK) {
+            gpu_fail(g, "cuDNN workspace", "out of device memory");
+            return NULL;
+        }
+        g->own_bytes = need;
+    }
+    return g->own;
 }
 
 static conv_plan *plan_for(gpu_ctx *g, int N, int H, int W, int C, int O) {
@@ -148,8 +193,9 @@ int gpu_conv2d_forward(gpu_ctx *g, float *y, const float *x, const float *w_hat,
     conv_plan *p = plan_for(g, N, H, W, C, O);
     if (!p) return -1;
     const float one = 1.0f, zero = 0.0f;
-    GPU_DNN(g, cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w_hat, p->cd, p->fwd, g->scratch, g->scratch_bytes,
-                                       &zero, p->yd, y));
+    void *ws = scratch_for(g, p->ws_fwd);
+    if (!ws) return -1;
+    GPU_DNN(g, cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w_hat, p->cd, p->fwd, ws, p->ws_fwd, &zero, p->yd, y));
     return 0;
 }
 
@@ -159,10 +205,14 @@ int gpu_conv2d_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, c
     conv_plan *p = plan_for(g, N, H, W, C, O);
     if (!p) return -1;
     const float one = 1.0f, beta = acc ? 1.0f : 0.0f;
-    if (dx)
-        GPU_DNN(g, cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy, p->cd, p->bwd_data, g->scratch,
-                                                g->scratch_bytes, &beta, p->xd, dx));
-    GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd, p->bwd_filter, g->scratch,
-                                              g->scratch_bytes, &one, p->wd, dw_hat));
+    void *ws;
+    if (dx) {
+        if (!(ws = scratch_for(g, p->ws_data))) return -1;
+        GPU_DNN(g, cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy, p->cd, p->bwd_data, ws, p->ws_data,
+                                                &beta, p->xd, dx));
+    }
+    if (!(ws = scratch_for(g, p->ws_filter))) return -1;
+    GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd, p->bwd_filter, ws, p->ws_filter,
+                                              &one, p->wd, dw_hat));
     return 0;
 }

@@ -29,10 +29,12 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend) {
     g->dnn = (cudnnHandle_t)n.cudnn;
     g->scratch = n.workspace;
     g->scratch_bytes = n.workspace_bytes;
+    g->ops = *backend;
     return 0;
 }
 
 void gpu_ctx_free(gpu_ctx *g) {
     conv_plans_free(g);
+    if (g->own) g->ops.vt->free(g->ops.b, g->own);
     memset(g, 0, sizeof *g);
 }

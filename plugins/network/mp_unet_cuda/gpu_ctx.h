@@ -24,6 +24,9 @@ typedef struct gpu_ctx {
     cudnnHandle_t dnn;     /* bound to stream */
     void *scratch;         /* the backend's stream-ordered workspace for cuDNN */
     size_t scratch_bytes;
+    edm2_backend_ops ops;  /* the backend, for a larger workspace of our own (own, own_bytes) when needed */
+    void *own;
+    size_t own_bytes;
     conv_plan *plans;      /* cuDNN descriptors and algorithms, one per convolution shape */
     size_t nplans, cap_plans;
     char err[320];         /* the first failure of the current call */
