@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "comm.h"
 #include "fileio.h"
 #include "jobs.h"
 #include "log.h"
@@ -46,7 +47,9 @@ static void trainer_close(trainer *t) {
     loader_close(&t->ld);
     dataset_close(&t->data);
     for (size_t i = 0; i < t->nema; i++) rt_free(&t->rt, t->avg[i]);
+    for (int j = 1; j < t->passes && j < MAX_PASSES; j++) rt_free(&t->rt, t->part[j]);
     rt_free(&t->rt, t->grads), rt_free(&t->rt, t->y), rt_free(&t->rt, t->labels);
+    free(t->objectives);
     if (t->ema) t->evt->destroy(t->ema);
     if (t->opt) t->ovt->destroy(t->opt);
     if (t->loss) t->lvt->destroy(t->loss);
@@ -65,11 +68,23 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     t->seed = edm2_cfg_int(&jv.api, "seed", 0);
     t->batch = edm2_cfg_int(&tv.api, "batch", 2048);
     t->batch_gpu = edm2_cfg_int(&tv.api, "batch_gpu", 0);
-    if (t->batch_gpu <= 0) t->batch_gpu = t->batch;
+    t->rank = comm_rank(), t->world = comm_world();
+    if (t->batch_gpu <= 0) /* one pass per process when the batch splits evenly */
+        t->batch_gpu = t->batch % t->world == 0 ? t->batch / t->world : t->batch;
     t->total = kimg_to_nimg(edm2_cfg_float(&tv.api, "duration_kimg", 0));
     if (t->batch < 1 || t->batch % t->batch_gpu)
         return err_set(err, "[training] batch = %lld must be a positive multiple of batch_gpu = %lld", (long long)t->batch,
                        (long long)t->batch_gpu);
+    const int64_t passes = t->batch / t->batch_gpu;
+    if (passes % t->world)
+        return err_set(err, "[training] batch = %lld in passes of batch_gpu = %lld makes %lld passes, which %d processes "
+                            "cannot share equally (make batch / batch_gpu a multiple of %d)",
+                       (long long)t->batch, (long long)t->batch_gpu, (long long)passes, t->world, t->world);
+    if (passes / t->world > MAX_PASSES)
+        return err_set(err, "[training] %lld passes per process and step (at most %d): raise batch_gpu",
+                       (long long)(passes / t->world), MAX_PASSES);
+    t->passes = (int)(passes / t->world);
+    comm_set_timeout(edm2_cfg_float(&jv.api, "comm_timeout_s", 600));
     if (t->total <= 0) return err_set(err, "[training] duration_kimg must be > 0");
     const char *intervals[] = {"snapshot_kimg", "checkpoint_kimg"};
     for (int i = 0; i < 2; i++) {
@@ -79,15 +94,25 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
                            intervals[i], k);
     }
     if (make_dirs(t->run_dir, err)) return -1;
-    char p[4200];
-    snprintf(p, sizeof p, "%s/log.txt", t->run_dir);
-    if (log_open_file(p)) return err_set(err, "%s: cannot write", p);
-    int stale = remove_stale_temporaries(t->run_dir);
-    if (stale) LOG_INFO("removed %d unfinished temporary file%s of an interrupted run", stale, stale == 1 ? "" : "s");
-    /* Plugins. */
+    if (t->rank == 0) { /* the log, like every file of the run, is written by the first process alone */
+        char p[4200];
+        snprintf(p, sizeof p, "%s/log.txt", t->run_dir);
+        if (log_open_file(p)) return err_set(err, "%s: cannot write", p);
+        int stale = remove_stale_temporaries(t->run_dir);
+        if (stale) LOG_INFO("removed %d unfinished temporary file%s of an interrupted run", stale, stale == 1 ? "" : "s");
+    }
+    /* Plugins. The processes of a node share its cores. */
+    int threads = (int)edm2_cfg_int(&jv.api, "threads", 0);
+    if (threads == 0 && comm_local_size() > 1) {
+        threads = (int)sysconf(_SC_NPROCESSORS_ONLN) / comm_local_size();
+        threads = threads < 1 ? 1 : threads;
+    }
     config_view_plugin(&v, rc, EDM2_KIND_BACKEND);
-    if (runtime_open(&t->rt, rc->plugin[EDM2_KIND_BACKEND], &v.api, (int)edm2_cfg_int(&jv.api, "threads", 0), err))
-        return -1;
+    if (runtime_open(&t->rt, rc->plugin[EDM2_KIND_BACKEND], &v.api, threads, err)) return -1;
+    if (t->world > 1 && (t->rt.bvt->struct_size < offsetof(edm2_backend_vtable, broadcast) + sizeof t->rt.bvt->broadcast ||
+                         !t->rt.bvt->reduce_sum || !t->rt.bvt->broadcast))
+        return err_set(err, "[backend] %s cannot train on several processes (no reduce_sum/broadcast, ABI 1.2)",
+                       rc->plugin[EDM2_KIND_BACKEND]->desc->id);
     cpu_share_init(&t->share, t->rt.services.threads);
     config_view_plugin(&v, rc, EDM2_KIND_NETWORK);
     if (net_open(&t->net, &t->rt, rc->plugin[EDM2_KIND_NETWORK], &v.api, err)) return -1;
@@ -121,8 +146,13 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
         return err_set(err, "[network] label_dim = %d, but the data have %d classes", info->label_dim, t->data.label_dim);
     /* Memory. */
     size_t A = info->arena_floats, per = (size_t)info->img_channels * info->img_resolution * info->img_resolution;
-    if (!(t->grads = rt_alloc(&t->rt, A, err)) || !(t->y = rt_alloc(&t->rt, per * t->batch, err))) return -1;
-    if (info->label_dim && !(t->labels = rt_alloc(&t->rt, (size_t)t->batch * info->label_dim, err))) return -1;
+    const size_t local = (size_t)t->passes * (size_t)t->batch_gpu; /* images this process trains on per step */
+    if (!(t->grads = rt_alloc(&t->rt, A, err)) || !(t->y = rt_alloc(&t->rt, per * local, err))) return -1;
+    if (info->label_dim && !(t->labels = rt_alloc(&t->rt, local * info->label_dim, err))) return -1;
+    t->part[0] = t->grads;
+    for (int j = 1; t->world > 1 && j < t->passes; j++)
+        if (!(t->part[j] = rt_alloc(&t->rt, A, err))) return -1;
+    if (!(t->objectives = calloc((size_t)t->world * (t->passes + 1), sizeof *t->objectives))) return err_set(err, "out of memory");
     for (size_t i = 0; i < t->nema; i++)
         if (!(t->avg[i] = rt_alloc(&t->rt, A, err))) return -1;
     if (!(t->host = malloc((A + 1) * sizeof(float)))) return err_set(err, "out of memory");
@@ -146,38 +176,78 @@ static int start_or_resume(trainer *t, edm2_err *err) {
     return 0;
 }
 
+/* The loss of pass j (0-based among this process's passes) of the current batch into `grads`. */
+static int train_pass(trainer *t, int j, float *grads, double *part, edm2_err *err) {
+    const edm2_network_info *info = &t->net.info;
+    const size_t per = (size_t)info->img_channels * info->img_resolution * info->img_resolution;
+    const int64_t local = (int64_t)j * t->batch_gpu;                          /* in this process's buffer */
+    const int64_t global = ((int64_t)t->rank * t->passes + j) * t->batch_gpu; /* in the global batch */
+    edm2_loss_batch lb;
+    memset(&lb, 0, sizeof lb);
+    lb.struct_size = sizeof lb;
+    lb.y = t->y + per * (size_t)local;
+    lb.labels = info->label_dim ? t->labels + (size_t)local * info->label_dim : NULL;
+    lb.N = (int)t->batch_gpu;
+    lb.batch_total = (int)t->batch;
+    /* Noise and dropout are functions of the global image index: the same for any number of processes. */
+    lb.rng = (edm2_rng){(uint64_t)t->seed, STREAM_NOISE, (uint64_t)(t->nimg + global) * (per + 1)};
+    lb.dropout_rng = (edm2_rng){(uint64_t)t->seed, STREAM_DROPOUT + (uint64_t)(t->nimg + global), 0};
+    if (t->lvt->compute(t->loss, net_ref(&t->net), t->net.params, grads, &lb, part) != EDM2_OK)
+        return err_plugin(err, "loss computation failed at kimg %.3f", t->nimg / 1000.0);
+    return 0;
+}
+
+/* Several processes: each pass into its own arena, the arenas of all processes added in one order by the
+ * backend, the objectives gathered and added in the same order, and every process's stop request (a signal)
+ * shared, so that all stop after the same step. Returns the objective in *objective. */
+static int group_passes(trainer *t, double *objective, int *stop, edm2_err *err) {
+    const size_t A = t->net.info.arena_floats, stride = (size_t)t->passes + 1;
+    double local[MAX_PASSES + 1]; /* this process's pass objectives and stop request */
+    for (int j = 0; j < t->passes; j++) {
+        if (t->rt.bvt->fill(t->rt.b, t->part[j], 0.0f, A) != EDM2_OK) return err_plugin(err, "backend fill failed");
+        if (train_pass(t, j, t->part[j], &local[j], err)) return -1;
+    }
+    local[t->passes] = *stop;
+    if (t->rt.bvt->reduce_sum(t->rt.b, (const float *const *)t->part, t->passes, t->grads, A) != EDM2_OK)
+        return err_plugin(err, "gradient reduction over %d processes failed", t->world);
+    if (comm_allgather(local, t->objectives, stride * sizeof(double), err)) return -1;
+    *objective = 0;
+    for (int q = 0; q < t->world; q++)
+        for (int j = 0; j < t->passes; j++) *objective += t->objectives[(size_t)q * stride + j];
+    for (int q = 0; q < t->world; q++)
+        if (t->objectives[(size_t)q * stride + t->passes] > *stop) *stop = (int)t->objectives[(size_t)q * stride + t->passes];
+    return 0;
+}
+
 static void *loader_host_alloc(void *rt, size_t bytes) { return rt_host_alloc(rt, bytes); }
 static void loader_host_free(void *rt, void *p) { rt_host_free(rt, p); }
 
-/* One optimizer step on the next batch; returns the batch's mean per-element loss in *loss. */
-static int train_step(trainer *t, double *loss, double *lr, edm2_err *err) {
+/* One optimizer step on the next batch; returns the batch's mean per-element loss in *loss. *stop: in, this
+ * process's stop request (a signal number or 0); out, the group's (the largest). */
+static int train_step(trainer *t, double *loss, double *lr, int *stop, edm2_err *err) {
     const edm2_network_info *info = &t->net.info;
     const size_t per = (size_t)info->img_channels * info->img_resolution * info->img_resolution;
+    const size_t local = (size_t)t->passes * (size_t)t->batch_gpu;
     const float *img, *lab;
     /* The previous step's uploads read the batch buffer the loader is about to refill: complete the queue
      * (free after any optimizer that reads its non-finite count, as adam does). */
     if (t->rt.bvt->synchronize(t->rt.b) != EDM2_OK) return err_plugin(err, "backend synchronize failed");
     if (loader_next(&t->ld, &img, &lab, err)) return -1;
     /* Queued, not waited for: the loader keeps img and lab unchanged until the next loader_next. */
-    if (rt_upload_async(&t->rt, t->y, img, per * t->batch, err)) return -1;
-    if (info->label_dim && rt_upload_async(&t->rt, t->labels, lab, (size_t)t->batch * info->label_dim, err)) return -1;
+    if (rt_upload_async(&t->rt, t->y, img, per * local, err)) return -1;
+    if (info->label_dim && rt_upload_async(&t->rt, t->labels, lab, local * info->label_dim, err)) return -1;
     if (t->net.vt->normalize_weights(t->net.net, t->net.params) != EDM2_OK) return err_plugin(err, "normalize_weights failed");
-    if (t->rt.bvt->fill(t->rt.b, t->grads, 0.0f, info->arena_floats) != EDM2_OK) return err_plugin(err, "backend fill failed");
     double objective = 0;
-    for (int64_t j = 0; j < t->batch; j += t->batch_gpu) {
-        edm2_loss_batch lb;
-        memset(&lb, 0, sizeof lb);
-        lb.struct_size = sizeof lb;
-        lb.y = t->y + per * j;
-        lb.labels = info->label_dim ? t->labels + (size_t)j * info->label_dim : NULL;
-        lb.N = (int)t->batch_gpu;
-        lb.batch_total = (int)t->batch;
-        lb.rng = (edm2_rng){(uint64_t)t->seed, STREAM_NOISE, (uint64_t)(t->nimg + j) * (per + 1)};
-        lb.dropout_rng = (edm2_rng){(uint64_t)t->seed, STREAM_DROPOUT + (uint64_t)(t->nimg + j), 0};
-        double part = 0;
-        if (t->lvt->compute(t->loss, net_ref(&t->net), t->net.params, t->grads, &lb, &part) != EDM2_OK)
-            return err_plugin(err, "loss computation failed at kimg %.3f", t->nimg / 1000.0);
-        objective += part;
+    if (t->world > 1) {
+        if (group_passes(t, &objective, stop, err)) return -1;
+    } else {
+        if (t->rt.bvt->fill(t->rt.b, t->grads, 0.0f, info->arena_floats) != EDM2_OK)
+            return err_plugin(err, "backend fill failed");
+        for (int j = 0; j < t->passes; j++) {
+            double part = 0;
+            if (train_pass(t, j, t->grads, &part, err)) return -1;
+            objective += part;
+        }
     }
     if (t->ovt->step(t->opt, t->net.params, t->grads, t->nimg, t->batch, lr) != EDM2_OK)
         return err_plugin(err, "optimizer step failed at kimg %.3f", t->nimg / 1000.0);
@@ -188,12 +258,41 @@ static int train_step(trainer *t, double *loss, double *lr, edm2_err *err) {
     return 0;
 }
 
+/* Several processes: every one runs the same config and resumed from the same point; the parameters are
+ * rank 0's. */
+static int group_check(trainer *t, edm2_err *err) {
+    if (t->world == 1) return 0;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over every config entry and the resume point */
+    for (size_t i = 0; i < t->rc->cfg->n; i++) {
+        const cfg_entry *e = &t->rc->cfg->v[i];
+        const char *parts[3] = {e->section, e->key, e->value};
+        for (int k = 0; k < 3; k++)
+            for (const char *c = parts[k]; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    }
+    uint64_t mine[2] = {h, (uint64_t)t->nimg}, *all = calloc((size_t)t->world * 2, sizeof *all);
+    if (!all) return err_set(err, "out of memory");
+    int rc = comm_allgather(mine, all, sizeof mine, err);
+    for (int q = 1; !rc && q < t->world; q++) {
+        if (all[2 * q] != all[0])
+            rc = err_set(err, "process %d runs another config than process 0 (the same config and --set on every "
+                              "process)", q);
+        else if (all[2 * q + 1] != all[1])
+            rc = err_set(err, "process %d resumes at kimg %.3f, process 0 at kimg %.3f (every process must see the same "
+                              "run_dir)", q, all[2 * q + 1] / 1000.0, all[1] / 1000.0);
+    }
+    free(all);
+    if (!rc && t->rt.bvt->broadcast(t->rt.b, t->net.params, t->net.info.arena_floats * sizeof(float), 0) != EDM2_OK)
+        rc = err_plugin(err, "broadcast of the parameters failed");
+    return rc;
+}
+
 int job_train(const run_config *rc, edm2_err *err) {
     trainer t;
     memset(&t, 0, sizeof t);
     t.rc = rc;
     int status = 1;
-    if (setup(&t, rc, err) || start_or_resume(&t, err)) goto done;
+    if (setup(&t, rc, err) || start_or_resume(&t, err) || group_check(&t, err)) goto done;
+    const int lead = t.rank == 0; /* the process that logs and writes files */
     config_view tv;
     config_view_host(&tv, rc->cfg, "training");
     const int64_t status_every = kimg_to_nimg(edm2_cfg_float(&tv.api, "status_kimg", 0));
@@ -209,16 +308,24 @@ int job_train(const run_config *rc, edm2_err *err) {
              rc->plugin[EDM2_KIND_LOSS]->desc->id, rc->plugin[EDM2_KIND_OPTIMIZER]->desc->id,
              rc->plugin[EDM2_KIND_EMA]->desc->id, t.nema, (long long)t.batch, (long long)t.batch_gpu,
              (t.total - t.nimg) / 1000.0);
-    /* Batches are prepared in page-locked memory (on CUDA) and uploaded without waiting for the GPU. */
+    if (t.world > 1)
+        LOG_INFO("data-parallel over %d processes: %d pass%s of %lld images each per step; status lines count the "
+                 "whole group", t.world, t.passes, t.passes == 1 ? "" : "es", (long long)t.batch_gpu);
+    /* Batches (this process's slice) are prepared in page-locked memory (on CUDA) and uploaded without waiting
+     * for the GPU. */
     const loader_mem pinned = {loader_host_alloc, loader_host_free, &t.rt};
-    if (loader_open(&t.ld, &t.data, (uint64_t)t.seed, (int)t.batch, info->label_dim, (uint64_t)t.nimg, &pinned, err))
+    const int64_t local = (int64_t)t.passes * t.batch_gpu;
+    if (loader_open(&t.ld, &t.data, (uint64_t)t.seed, (int)local, (uint64_t)(t.rank * local), (uint64_t)t.batch,
+                    info->label_dim, (uint64_t)t.nimg, &pinned, err))
         goto done;
-    char p[4200];
-    snprintf(p, sizeof p, "%s/stats.jsonl", t.run_dir);
-    t.stats = fopen(p, "a");
-    if (!t.stats) {
-        err_set(err, "%s: cannot write", p);
-        goto done;
+    if (lead) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/stats.jsonl", t.run_dir);
+        t.stats = fopen(p, "a");
+        if (!t.stats) {
+            err_set(err, "%s: cannot write", p);
+            goto done;
+        }
     }
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
@@ -226,15 +333,17 @@ int job_train(const run_config *rc, edm2_err *err) {
     g_signal = 0;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
-    const int tty = isatty(2);
+    const int tty = lead && isatty(2);
     const int64_t start_nimg = t.nimg;
     double t_start = now_s(), t_int = t_start, loss_sum = 0, lr = 0;
     int64_t steps = 0, int_start = t.nimg, last_snap = -1, last_ckpt = -1;
     trainer_share_cpu(&t); /* the load during setup decides the first steps' thread count */
-    while (t.nimg < t.total && !g_signal) {
+    int stop = 0; /* a signal to this process or, in a group, to any of them */
+    while (t.nimg < t.total && !stop) {
         int64_t prev = t.nimg;
         double loss = 0;
-        if (train_step(&t, &loss, &lr, err)) goto restore;
+        stop = g_signal;
+        if (train_step(&t, &loss, &lr, &stop, err)) goto restore;
         if (!isfinite(loss)) {
             err_set(err, "the loss became %g at kimg %.3f; lower ref_lr or check the data", loss, t.nimg / 1000.0);
             goto restore;
@@ -242,33 +351,32 @@ int job_train(const run_config *rc, edm2_err *err) {
         loss_sum += loss, steps++;
         trainer_share_cpu(&t);
         if (tty) trainer_progress(&t, t_start, start_nimg);
-        if (crossed(prev, t.nimg, status_every) || t.nimg >= t.total) {
+        if (lead && (crossed(prev, t.nimg, status_every) || t.nimg >= t.total)) {
             double now = now_s();
             trainer_status(&t, loss_sum / steps, lr, int_start, t_int, now);
             loss_sum = 0, steps = 0, t_int = now, int_start = t.nimg;
         }
         if (crossed(prev, t.nimg, snapshot_every)) {
-            if (trainer_write_snapshots(&t, err)) goto restore;
+            if (lead && trainer_write_snapshots(&t, err)) goto restore;
             last_snap = t.nimg;
         }
         if (crossed(prev, t.nimg, ckpt_every)) {
-            if (trainer_write_checkpoint(&t, keep, err)) goto restore;
+            if (lead && trainer_write_checkpoint(&t, keep, err)) goto restore;
             last_ckpt = t.nimg;
         }
     }
     if (tty) fprintf(stderr, "\r\033[K");
-    if (g_signal) {
-        int sig = g_signal;
-        if (last_ckpt != t.nimg && trainer_write_checkpoint(&t, keep, err)) goto restore;
-        LOG_INFO("stopped by signal %d at kimg %.3f; run the same command again to resume", sig, t.nimg / 1000.0);
-        status = 128 + sig;
+    if (stop) {
+        if (lead && last_ckpt != t.nimg && trainer_write_checkpoint(&t, keep, err)) goto restore;
+        LOG_INFO("stopped by signal %d at kimg %.3f; run the same command again to resume", stop, t.nimg / 1000.0);
+        status = 128 + stop;
         goto restore;
     }
-    if (last_snap != t.nimg && trainer_write_snapshots(&t, err)) goto restore;
-    if (last_ckpt != t.nimg && trainer_write_checkpoint(&t, keep, err)) goto restore;
+    if (lead && last_snap != t.nimg && trainer_write_snapshots(&t, err)) goto restore;
+    if (lead && last_ckpt != t.nimg && trainer_write_checkpoint(&t, keep, err)) goto restore;
     LOG_INFO("training done: kimg %.3f in %.1f s (%.1f img/s this session)", t.nimg / 1000.0, now_s() - t_start,
              (t.nimg - start_nimg) / fmax(now_s() - t_start, 1e-9));
-    if (edm2_cfg_bool(&tv.api, "sample_grid", 1) && trainer_write_grid(&t, err)) goto restore;
+    if (lead && edm2_cfg_bool(&tv.api, "sample_grid", 1) && trainer_write_grid(&t, err)) goto restore;
     status = 0;
 restore:
     sigaction(SIGINT, &old_int, NULL);

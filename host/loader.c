@@ -6,7 +6,7 @@
 
 static int fill(loader *l, int s, edm2_err *err) {
     for (int i = 0; i < l->batch; i++) {
-        int idx = dataset_order(l->d, l->seed, l->pos[s] + (uint64_t)i, l->perm, &l->perm_epoch);
+        int idx = dataset_order(l->d, l->seed, l->pos[s] + l->first + (uint64_t)i, l->perm, &l->perm_epoch);
         if (dataset_get(l->d, idx, l->img[s] + (size_t)i * l->img_floats,
                         l->onehot_dim ? l->lab[s] + (size_t)i * l->onehot_dim : NULL, l->onehot_dim, err))
             return -1;
@@ -43,13 +43,14 @@ static void mem_free(const loader *l, void *p) {
     else free(p);
 }
 
-int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, int onehot_dim, uint64_t start_pos,
-                const loader_mem *mem, edm2_err *err) {
+int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, uint64_t first, uint64_t stride, int onehot_dim,
+                uint64_t start_pos, const loader_mem *mem, edm2_err *err) {
     memset(l, 0, sizeof *l);
     l->d = d;
     l->seed = seed;
     l->batch = batch;
     l->onehot_dim = onehot_dim;
+    l->first = first, l->stride = stride;
     if (mem) l->mem = *mem;
     l->img_floats = (size_t)d->channels * d->resolution * d->resolution;
     l->perm = malloc((size_t)d->count * sizeof(int));
@@ -79,7 +80,7 @@ int loader_next(loader *l, const float **img, const float **lab, edm2_err *err) 
     }
     /* Hand out slot s; the other slot (free since our previous call) prepares the next batch. */
     int o = s ^ 1;
-    l->pos[o] = l->pos[s] + (uint64_t)l->batch;
+    l->pos[o] = l->pos[s] + l->stride;
     l->state[o] = 1;
     l->state[s] = 0;
     l->slot = o;

@@ -1,6 +1,7 @@
 /* loader.h: batches of training data prepared on a background thread while the previous batch trains.
  * The batch at stream position pos holds the images dataset_order(seed, pos + i), so the data order
- * depends only on the seed and the number of images seen (exact resume). */
+ * depends only on the seed and the number of images seen (exact resume). A process of a data-parallel run
+ * loads its slice of each global batch: images first .. first + batch - 1 of it. */
 #ifndef EDM2_HOST_LOADER_H
 #define EDM2_HOST_LOADER_H
 
@@ -19,7 +20,8 @@ typedef struct loader_mem {
 typedef struct loader {
     const dataset *d;
     uint64_t seed;
-    int batch, onehot_dim;
+    int batch, onehot_dim; /* images this process loads per global batch */
+    uint64_t first, stride; /* its slice's offset in the global batch; the global batch size */
     size_t img_floats; /* per image */
     float *img[2], *lab[2];
     uint64_t pos[2];
@@ -34,8 +36,8 @@ typedef struct loader {
     pthread_cond_t cv;
 } loader;
 
-int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, int onehot_dim, uint64_t start_pos,
-                const loader_mem *mem, edm2_err *err);
+int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, uint64_t first, uint64_t stride, int onehot_dim,
+                uint64_t start_pos, const loader_mem *mem, edm2_err *err);
 /* The next batch: images [batch, C, R, R] and one-hot labels [batch, onehot_dim] (NULL when
  * onehot_dim is 0), valid and unchanged until the next call. Starts preparing the batch after it. */
 int loader_next(loader *l, const float **img, const float **lab, edm2_err *err);

@@ -96,6 +96,8 @@ static void plugin_log(void *ctx, edm2_log_level level, const char *who, const c
     pthread_mutex_unlock(&g_mu);
 }
 
+void log_hold_error(const char *msg) { plugin_log(NULL, EDM2_LOG_ERROR, "", msg); }
+
 /* Moves the held plugin error into who/msg (empty when none). */
 static void take_held(char *who, size_t wlen, char *msg, size_t mlen) {
     pthread_mutex_lock(&g_mu);

@@ -16,6 +16,9 @@ void log_msg(edm2_log_level level, const char *who, const char *fmt, ...) __attr
 /* Sets a one-line error: the host's context (printf-style), then ": " and the plugin's held reason if a
  * plugin logged one. Returns -1 like err_set. */
 int err_plugin(edm2_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Holds an error met inside a host service a plugin called (as if the plugin had logged it), so that the
+ * host's err_plugin folds it into its one line. */
+void log_hold_error(const char *msg);
 /* Prints a held plugin error, if any (at exit, so that nothing a plugin said is lost). */
 void log_flush(void);
 /* The services table for plugins; `threads` is what plugins may use. */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "comm.h"
 #include "log.h"
 #include "validate.h"
 
@@ -46,7 +47,12 @@ int main(int argc, char **argv) {
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--version")) {
-            printf("edm2host %s (plugin ABI %d.%d)\n", EDM2_VERSION, EDM2_ABI_MAJOR, EDM2_ABI_MINOR);
+#ifdef EDM2_HAVE_MPI
+            const char *mpi = "with MPI";
+#else
+            const char *mpi = "without MPI";
+#endif
+            printf("edm2host %s (plugin ABI %d.%d, %s)\n", EDM2_VERSION, EDM2_ABI_MAJOR, EDM2_ABI_MINOR, mpi);
             return 0;
         } else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
             log_set_level(EDM2_LOG_DEBUG);
@@ -63,8 +69,19 @@ int main(int argc, char **argv) {
     }
     for (size_t c = 0; c < sizeof k_commands / sizeof *k_commands; c++)
         if (!strcmp(argv[i], k_commands[c].name)) {
+            edm2_err err;
+            if (comm_init(&argc, &argv, &err)) { /* joins the process group when started by mpirun/srun */
+                fprintf(stderr, "error: %s\n", err.msg);
+                return 1;
+            }
+            if (comm_rank() > 0) log_set_level(EDM2_LOG_WARN); /* the group's first process reports progress */
             int rc = k_commands[c].fn(argc - i - 1, argv + i + 1);
             log_flush(); /* a plugin's error that no host message reported */
+            if (rc && rc < 128 && comm_world() > 1) {
+                log_flush();
+                comm_abort(rc); /* a process that failed alone must not leave the others waiting */
+            }
+            comm_finalize();
             return rc;
         }
     fprintf(stderr, "error: unknown command '%s' (see edm2host --help)\n", argv[i]);

@@ -5,12 +5,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "comm.h"
 #include "log.h"
 
 int runtime_open(runtime *rt, const plugin_rec *backend, const edm2_config *cfg, int threads, edm2_err *err) {
     memset(rt, 0, sizeof *rt);
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     rt->services = log_host_services(threads);
+    comm_fill_host(&rt->services);
     rt->backend_rec = backend;
     rt->bvt = backend->desc->vtable;
     char why[256] = "";

@@ -10,7 +10,8 @@ static const edm2_config_key k_job[] = {
     {"type", EDM2_CFG_STRING, NULL, "what to run: see `edm2host --help` for the job types"},
     {"run_dir", EDM2_CFG_STRING, "runs/default", "output folder (log, stats, snapshots, checkpoints)"},
     {"seed", EDM2_CFG_INT, "0", "seed of every random stream of the run"},
-    {"threads", EDM2_CFG_INT, "0", "CPU threads for plugins (0 = all cores)"},
+    {"threads", EDM2_CFG_INT, "0", "CPU threads for plugins (0 = all cores, shared by the processes of a node)"},
+    {"comm_timeout_s", EDM2_CFG_FLOAT, "600", "data-parallel runs: seconds to wait for the other processes before failing"},
 };
 
 static const edm2_config_key k_plugins[] = {
@@ -74,6 +75,7 @@ static const host_section k_sections[] = {
 /* Values that pass the type check but cannot work. */
 static const host_range k_ranges[] = {
     {"job", "threads", 0, 4096},
+    {"job", "comm_timeout_s", 1, 86400},
     {"data", "resolution", 1, 4096},
     {"data", "channels", 1, 3},
     {"data", "max_images", 0, 1 << 30},

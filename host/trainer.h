@@ -14,6 +14,7 @@
 #include "validate.h"
 
 #define MAX_EMA 64
+#define MAX_PASSES 4096 /* gradient-accumulation passes per process and step */
 
 typedef struct trainer {
     const run_config *rc;
@@ -33,6 +34,13 @@ typedef struct trainer {
     dataset data;
     loader ld;
     int64_t nimg, total, batch, batch_gpu, seed;
+    /* Data-parallel runs (comm.h): this process is `rank` of `world`; each step it computes `passes` of the
+     * batch / batch_gpu passes (the contiguous range from rank * passes), each into its own gradient arena
+     * (part[0] is grads), which the backend's reduce_sum adds in one fixed order. One process: passes = all,
+     * accumulated straight into grads. */
+    int rank, world, passes;
+    float *part[MAX_PASSES];
+    double *objectives; /* [world * (passes + 1)]: every process's pass objectives and stop request */
     char fingerprint[4096];
     FILE *stats;
     double last_progress; /* when the progress bar was last drawn */

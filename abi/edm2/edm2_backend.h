@@ -95,10 +95,16 @@ typedef struct edm2_backend_vtable {
     edm2_status (*host_alloc)(edm2_backend *b, size_t bytes, void **out);
     void (*host_free)(edm2_backend *b, void *p);
     edm2_status (*upload_async)(edm2_backend *b, void *dst, const void *host_src, size_t bytes);
-    /* Planned (not yet in the ABI; they will be appended here, with a minor version each):
-     *   distributed training: rank and world size in edm2_backend_native, and
-     *   allreduce(b, float *x, size_t n) summing a gradient arena over all processes in place (NCCL);
-     * compute precision of the network: see edm2_network.h. */
+    /* ---- ABI 1.2: data-parallel training (each may be NULL in a one-process-only backend) ---- */
+    /* out[n] = the sum of `nparts` arrays parts[0..nparts-1][n] of every process (backend memory; the same
+     * nparts on each), the same on every process. The CPU backend adds in one fixed order (process 0's parts
+     * in order, then process 1's, ...), so K processes give bitwise the sum one process computes by adding
+     * the same parts in that order; the CUDA backend adds its own parts, then all-reduces with NCCL (equal
+     * within float rounding). With one process: out = parts[0] + parts[1] + ... in order. */
+    edm2_status (*reduce_sum)(edm2_backend *b, const float *const *parts, int nparts, float *out, size_t n);
+    /* `bytes` of backend memory at x from process `root` to every process. */
+    edm2_status (*broadcast)(edm2_backend *b, void *x, size_t bytes, int root);
+    /* Planned: the compute precision of a network (see edm2_network.h). */
 } edm2_backend_vtable;
 
 /* What the host hands backend-agnostic plugins: a backend's table plus its instance. */

@@ -18,7 +18,9 @@
  *   1.1  edm2_backend_vtable.native (device, stream, cuBLAS/cuBLASLt/cuDNN handles, workspace);
  *        edm2_philox.h (the random mapping) is part of the ABI; the host checks every function table's
  *        struct_size and refuses NULL required functions when it loads a plugin; edm2_host.threads
- *        may be lowered between calls.
+ *        may be lowered between calls; backend host_alloc/host_free/upload_async.
+ *   1.2  data-parallel training: edm2_host.rank/world_size/local_rank and its host-memory collectives
+ *        (comm_broadcast, comm_allgather, comm_barrier); backend reduce_sum and broadcast.
  *
  * Function tables: each starts with struct_size; the host reads a field only when struct_size covers
  * it, so a 1.0 plugin loads in a 1.1 host. Every function of a kind's 1.0 table is required (non-NULL)
@@ -35,7 +37,7 @@ extern "C" {
 #endif
 
 #define EDM2_ABI_MAJOR 1
-#define EDM2_ABI_MINOR 1
+#define EDM2_ABI_MINOR 2
 #define EDM2_ENTRY_SYMBOL "edm2_plugin_entry"
 
 /* Marks the entry symbol as exported even when plugins build with -fvisibility=hidden. */
@@ -133,6 +135,16 @@ typedef struct edm2_host {
      * between calls while other programs compete for the cores, so read it at each call instead of
      * keeping a copy; a plugin's results must not depend on it. */
     int threads;
+    /* ---- ABI 1.2: the process group of a data-parallel run (rank 0 of 1 otherwise). Read only when
+     * struct_size covers them. Processes of one node share it (local_rank: 0..; one GPU each). ---- */
+    int rank, world_size, local_rank;
+    /* Collectives over host memory among all processes (MPI underneath), called by every process in the
+     * same order; each returns EDM2_OK or an error (logged) when the others do not answer within the
+     * host's deadline. NULL when world_size is 1. */
+    edm2_status (*comm_broadcast)(void *ctx, void *buf, size_t bytes, int root);
+    /* recv[world_size * bytes_each] = every process's send[bytes_each], in rank order. */
+    edm2_status (*comm_allgather)(void *ctx, const void *send, void *recv, size_t bytes_each);
+    edm2_status (*comm_barrier)(void *ctx);
 } edm2_host;
 
 /* ---- Plugin descriptors and the entry symbol --------------------------------------------------- */

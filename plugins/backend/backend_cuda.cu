@@ -24,6 +24,9 @@
 #ifdef EDM2_HAVE_CUDNN
 #include <cudnn.h>
 #endif
+#ifdef EDM2_HAVE_NCCL
+#include <nccl.h>
+#endif
 
 #include "edm2/edm2.h"
 #include "edm2/edm2_philox.h"
@@ -55,6 +58,10 @@ struct edm2_backend {
     double *partials;            /* device scratch for reductions: one double per chunk, then the total */
     size_t partials_cap;         /* in doubles */
     unsigned long long *counter; /* device scratch for nan_to_zero */
+    int world;                   /* processes of a data-parallel run (ABI 1.2); 1 alone */
+#ifdef EDM2_HAVE_NCCL
+    ncclComm_t nccl;             /* world > 1: the gradient all-reduce between the processes' GPUs */
+#endif
 };
 
 static edm2_status fail(const edm2_backend *b, cudaError_t e, const char *what) {
@@ -100,6 +107,9 @@ static void release(edm2_backend *b) {
     if (b->counter) cudaFreeAsync(b->counter, b->stream);
     if (b->workspace) cudaFreeAsync(b->workspace, b->stream);
     if (b->stream) cudaStreamSynchronize(b->stream);
+#ifdef EDM2_HAVE_NCCL
+    if (b->nccl) ncclCommDestroy(b->nccl);
+#endif
 #ifdef EDM2_HAVE_CUDNN
     if (b->cudnn) cudnnDestroy(b->cudnn);
 #endif
@@ -116,10 +126,13 @@ static edm2_status cuda_create(const edm2_host *host, const edm2_config *cfg, ed
     edm2_backend *b = (edm2_backend *)calloc(1, sizeof *b);
     if (!b) return EDM2_ERR_NOMEM;
     b->host = host;
-    b->device = (int)edm2_cfg_int(cfg, "device", 0);
+    b->device = (int)edm2_cfg_int(cfg, "device", -1);
     b->debug_sync = edm2_cfg_bool(cfg, "debug_sync", 0);
     int count = 0;
     cudaGetDeviceCount(&count);
+    const int grouped = host && host->struct_size >= offsetof(edm2_host, comm_barrier) + sizeof host->comm_barrier;
+    b->world = grouped && host->world_size > 1 ? host->world_size : 1;
+    if (b->device == -1) b->device = grouped && count > 0 ? host->local_rank % count : 0; /* one GPU per process */
     if (b->device < 0 || b->device >= count) {
         int dev = b->device;
         free(b);
@@ -161,6 +174,28 @@ static edm2_status cuda_create(const edm2_host *host, const edm2_config *cfg, ed
         release(b);
         return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "cannot create a %s handle on CUDA device %d",
                          lib, b->device);
+    }
+    if (b->world > 1) {
+#ifdef EDM2_HAVE_NCCL
+        ncclUniqueId id;
+        ncclResult_t r = ncclSuccess;
+        if (host->rank == 0) r = ncclGetUniqueId(&id);
+        if (host->comm_broadcast(host->ctx, &id, sizeof id, 0) != EDM2_OK) {
+            release(b);
+            return EDM2_ERR_INTERNAL; /* the host logged why */
+        }
+        if (r == ncclSuccess) r = ncclCommInitRank(&b->nccl, b->world, id, host->rank);
+        if (r != ncclSuccess) {
+            release(b);
+            return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "NCCL set-up of %d processes: %s",
+                             host->world_size, ncclGetErrorString(r));
+        }
+#else
+        release(b);
+        return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INVALID,
+                         "%d processes need NCCL, and this cuda backend was built without it (set EDM2_NCCL_ROOT)",
+                         host->world_size);
+#endif
     }
     cudaDeviceProp prop;
     cudaGetDeviceProperties(&prop, b->device);
@@ -257,6 +292,7 @@ __global__ void k_scale(float *x, float a, size_t n) { GRID_STRIDE(i, n) x[i] = 
 __global__ void k_axpby(float *y, float a, const float *x, float beta, size_t n) {
     GRID_STRIDE(i, n) y[i] = __fadd_rn(__fmul_rn(a, x[i]), __fmul_rn(beta, y[i]));
 }
+__global__ void k_add(float *y, const float *x, size_t n) { GRID_STRIDE(i, n) y[i] = __fadd_rn(y[i], x[i]); }
 __global__ void k_lerp(float *y, const float *x, float t, size_t n) {
     GRID_STRIDE(i, n) y[i] = __fadd_rn(y[i], __fmul_rn(t, __fsub_rn(x[i], y[i])));
 }
@@ -397,16 +433,47 @@ static edm2_status cuda_upload_async(edm2_backend *b, void *dst, const void *src
     return done(b, "upload_async");
 }
 
+/* ---- Data-parallel training (ABI 1.2): this process's parts added in order, then NCCL's all-reduce ---- */
+
+static edm2_status cuda_reduce_sum(edm2_backend *b, const float *const *parts, int nparts, float *out, size_t n) {
+    ENTER(b, "reduce_sum");
+    if (nparts < 1) return edm2_logf(b->host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INVALID, "reduce_sum of %d parts", nparts);
+    if (out != parts[0]) CK(b, cudaMemcpyAsync(out, parts[0], n * sizeof *out, cudaMemcpyDeviceToDevice, b->stream), "reduce_sum");
+    for (int k = 1; k < nparts && n; k++) k_add<<<grid_for(n), THREADS, 0, b->stream>>>(out, parts[k], n);
+#ifdef EDM2_HAVE_NCCL
+    if (b->world > 1) {
+        ncclResult_t r = ncclAllReduce(out, out, n, ncclFloat, ncclSum, b->nccl, b->stream);
+        if (r != ncclSuccess)
+            return edm2_logf(b->host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "NCCL all-reduce: %s", ncclGetErrorString(r));
+    }
+#endif
+    return done(b, "reduce_sum");
+}
+
+static edm2_status cuda_broadcast(edm2_backend *b, void *x, size_t bytes, int root) {
+    ENTER(b, "broadcast");
+#ifdef EDM2_HAVE_NCCL
+    if (b->world > 1) {
+        ncclResult_t r = ncclBroadcast(x, x, bytes, ncclChar, root, b->nccl, b->stream);
+        if (r != ncclSuccess)
+            return edm2_logf(b->host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "NCCL broadcast: %s", ncclGetErrorString(r));
+    }
+#else
+    (void)x, (void)bytes, (void)root;
+#endif
+    return done(b, "broadcast");
+}
+
 static const edm2_backend_vtable k_vtable = {
     sizeof(edm2_backend_vtable), cuda_create, cuda_destroy,  cuda_device_name, cuda_alloc, cuda_free,
     cuda_upload,                 cuda_download, cuda_copy,   cuda_synchronize, cuda_memory_stats,
     cuda_fill,                   cuda_scale,  cuda_axpby,    cuda_lerp,        cuda_sum,   cuda_dot,
     cuda_norm2,                  cuda_nan_to_zero, cuda_randn, cuda_rand,     cuda_native,
-    cuda_host_alloc,             cuda_host_free, cuda_upload_async,
+    cuda_host_alloc,             cuda_host_free, cuda_upload_async, cuda_reduce_sum, cuda_broadcast,
 };
 
 static const edm2_config_key k_keys[] = {
-    {"device", EDM2_CFG_INT, "0", "CUDA device index"},
+    {"device", EDM2_CFG_INT, "-1", "CUDA device index; -1 = the process's local rank (one GPU per process; 0 alone)"},
     {"debug_sync", EDM2_CFG_BOOL, "false", "synchronise after every operation, so an error names the operation (slow)"},
 };
 
