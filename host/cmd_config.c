@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "commands.h"
+#include "comm.h"
+#include "jobs.h"
 #include "log.h"
 #include "plugin_check.h"
 #include "setup.h"
@@ -87,7 +89,12 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
     } else if (!run) {
         printf("%s: ok (job %s, backend %s)\n", path, s.rc.job->type, backend_name(s.rc.backend));
     } else {
-        rc = s.rc.job->run(&s.rc, &err);
+        /* Only training splits its work over the processes of an MPI launch; the other jobs would write the
+         * same files from every process. */
+        if (comm_world() > 1 && s.rc.job->run != job_train)
+            rc = 1, err_set(&err, "the %s job runs in one process: start it without mpirun/srun", s.rc.job->type);
+        else
+            rc = s.rc.job->run(&s.rc, &err);
         if (rc && err.msg[0]) LOG_ERROR("%s", err.msg);
     }
     setup_free(&s);
