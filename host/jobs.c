@@ -8,6 +8,7 @@
 static const char *const k_train_sections[] = {"data", "training", NULL};
 static const char *const k_generate_sections[] = {"generate", NULL};
 static const char *const k_phema_sections[] = {"phema", NULL};
+static const char *const k_evaluate_sections[] = {"evaluate", "data", NULL};
 
 static const job_def k_jobs[] = {
     {"train", "train a network; resumable, with EMA snapshots and a final sample grid",
@@ -18,6 +19,8 @@ static const job_def k_jobs[] = {
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_SAMPLER), k_generate_sections, job_generate},
     {"phema", "post-hoc EMA: reconstruct any sigma_rel from a run's snapshots",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_EMA), k_phema_sections, job_phema},
+    {"evaluate", "measure a snapshot's samples against reference images (SWD); appends to metrics.jsonl",
+     KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_SAMPLER), k_evaluate_sections, job_evaluate},
 };
 static const size_t k_njobs = sizeof k_jobs / sizeof *k_jobs;
 

@@ -56,6 +56,22 @@ static const edm2_config_key k_generate[] = {
     {"raw", EDM2_CFG_BOOL, "false", "also write samples.safetensors with the float images"},
 };
 
+static const edm2_config_key k_evaluate[] = {
+    {"net", EDM2_CFG_STRING, NULL, "snapshot to evaluate (.safetensors written by train or phema)"},
+    {"gnet", EDM2_CFG_STRING, "", "guiding network snapshot (needed when guidance != 1)"},
+    {"guidance", EDM2_CFG_FLOAT, "1", "guidance weight w: D = g + w (net - g); 1 = no guidance"},
+    {"seeds", EDM2_CFG_STRING, "0-1023", "seeds of the generated images, as a list and/or ranges"},
+    {"labels", EDM2_CFG_STRING, "random", "class labels: random (per seed), rows, or a class index"},
+    {"batch", EDM2_CFG_INT, "64", "images per sampler call"},
+    {"metrics", EDM2_CFG_STRING, "swd", "what to measure: swd (sliced Wasserstein distance, no weights needed)"},
+    {"reference", EDM2_CFG_STRING, "", "reference statistics file: loaded when it exists, else computed from [data] and "
+                                      "saved there; empty = computed from [data] each time"},
+    {"ref_images", EDM2_CFG_INT, "0", "reference images from [data] (0 = as many as generated)"},
+    {"swd_patches", EDM2_CFG_INT, "128", "SWD: patches per image and pyramid level"},
+    {"swd_min_res", EDM2_CFG_INT, "16", "SWD: coarsest pyramid level"},
+    {"images_dir", EDM2_CFG_STRING, "", "also write a grid of the (first 1024) generated images here; empty = none"},
+};
+
 static const edm2_config_key k_phema[] = {
     {"snapshots", EDM2_CFG_STRING, NULL, "folder with the training run's EMA snapshots"},
     {"stds", EDM2_CFG_FLOAT_LIST, "0.050,0.100", "sigma_rel (or other profile parameters) to reconstruct"},
@@ -70,12 +86,17 @@ static const host_section k_sections[] = {
     {"training", "batch, duration and the intervals of status, snapshots and checkpoints", k_training, COUNT(k_training)},
     {"generate", "what to generate from which snapshot", k_generate, COUNT(k_generate)},
     {"phema", "post-hoc EMA reconstruction", k_phema, COUNT(k_phema)},
+    {"evaluate", "what to measure of which snapshot, against which reference", k_evaluate, COUNT(k_evaluate)},
 };
 
 /* Values that pass the type check but cannot work. */
 static const host_range k_ranges[] = {
     {"job", "threads", 0, 4096},
     {"job", "comm_timeout_s", 1, 86400},
+    {"evaluate", "batch", 1, 1 << 16},
+    {"evaluate", "ref_images", 0, 1 << 30},
+    {"evaluate", "swd_patches", 1, 1 << 16},
+    {"evaluate", "swd_min_res", 8, 4096},
     {"data", "resolution", 1, 4096},
     {"data", "channels", 1, 3},
     {"data", "max_images", 0, 1 << 30},

@@ -1,6 +1,8 @@
 /* test_generate.c: the generate job on a tiny trained model: the same seed gives the same image whatever
  * the batch size (deterministic Heun and stochastic churn), guidance 1 never touches the guiding network,
- * guidance by a second snapshot, per-image PNGs named by seed and class, the grid, and clear errors. */
+ * guidance by a second snapshot, per-image PNGs named by seed and class, the grid, and clear errors; and the
+ * evaluate job: SWD against reference statistics computed once, saved and reused, the same value whatever
+ * the batch size, a record in metrics.jsonl, and refusals of mismatched statistics and unknown metrics. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,12 +162,77 @@ static void test_guidance_conditional_guide(void **state) {
     free(a), free(b);
 }
 
+/* Runs evaluate on the 2-kimg EMA 0.100 snapshot with extra settings; returns the exit status. */
+static int evaluate(const char *dir, run_result *r, const char *const *sets) {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "[job]\ntype = evaluate\n[sampler]\nplugin = heun\nnum_steps = 4\n[data]\nsource = fashion-mnist\n"
+             "resolution = 8\nmax_images = 1000\n[evaluate]\nnet = %s/network-snapshot-0000002-0.100.safetensors\n"
+             "seeds = 0-39\nbatch = 16\nswd_min_res = 8\nswd_patches = 16\nreference = %s/ref.safetensors\n",
+             g_run, dir);
+    char *cfg = write_text(dir, "eval.ini", text);
+    const char *argv[40] = {EDM2_BUILD_DIR "/edm2host", "run", cfg};
+    int n = 3;
+    for (const char *const *s = sets; s && *s && n < 36; s++) argv[n++] = "--set", argv[n++] = *s;
+    argv[n] = NULL;
+    int st = run_capture(r, argv, NULL);
+    free(cfg);
+    return st;
+}
+
+/* The "swd" value of the last line of the run's metrics.jsonl, and how many lines it has. */
+static double last_swd(int *lines) {
+    char p[700], line[4096];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", g_run);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    double v = -1;
+    *lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *at = strstr(line, "\"swd\": ");
+        assert_non_null(at);
+        v = atof(at + 7);
+        (*lines)++;
+    }
+    fclose(f);
+    return v;
+}
+
+static void test_evaluate(void **state) {
+    (void)state;
+    char *dir = make_temp_dir();
+    run_result r;
+    assert_int_equal(evaluate(dir, &r, NULL), 0);
+    assert_non_null(strstr(r.err, "saved reference statistics"));
+    int lines;
+    const double first = last_swd(&lines);
+    assert_int_equal(lines, 1);
+    assert_true(first > 0 && isfinite(first));
+    /* Again in other batches: the saved reference is reused and the value is the same. */
+    const char *batch[] = {"evaluate.batch=7", NULL};
+    assert_int_equal(evaluate(dir, &r, batch), 0);
+    assert_non_null(strstr(r.err, "reference statistics"));
+    assert_null(strstr(r.err, "saved reference statistics"));
+    assert_float_equal(last_swd(&lines), first, 0);
+    assert_int_equal(lines, 2);
+    /* Statistics made with other settings, and a metric this build does not compute. */
+    const char *other[] = {"evaluate.swd_patches=8", NULL};
+    assert_int_not_equal(evaluate(dir, &r, other), 0);
+    assert_non_null(strstr(r.err, "made with swd.patches = 16, this evaluation uses 8"));
+    const char *fid[] = {"evaluate.metrics=fid", NULL};
+    assert_int_not_equal(evaluate(dir, &r, fid), 0);
+    assert_non_null(strstr(r.err, "metrics = 'fid'"));
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_independent_of_batch),
         cmocka_unit_test(test_outputs_and_labels),
         cmocka_unit_test(test_guidance),
         cmocka_unit_test(test_guidance_conditional_guide),
+        cmocka_unit_test(test_evaluate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
