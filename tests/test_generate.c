@@ -34,14 +34,9 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* Runs generate into outdir with extra "section.key=value" settings; returns the exit status. */
-static int generate(const char *outdir, run_result *r, const char *const *sets) {
-    char text[2048];
-    snprintf(text, sizeof text,
-             "[job]\ntype = generate\n[sampler]\nplugin = heun\nnum_steps = 6\n[generate]\n"
-             "net = %s/network-snapshot-0000002-0.100.safetensors\nseeds = 0-5\noutdir = %s\nraw = true\n",
-             g_run, outdir);
-    char *cfg = write_text(outdir, "gen.ini", text);
+/* Writes `text` as dir/name and runs it with extra "section.key=value" settings; returns the exit status. */
+static int run_job(const char *dir, const char *name, const char *text, run_result *r, const char *const *sets) {
+    char *cfg = write_text(dir, name, text);
     const char *argv[40] = {EDM2_BUILD_DIR "/edm2host", "run", cfg};
     int n = 3;
     for (const char *const *s = sets; s && *s && n < 36; s++) argv[n++] = "--set", argv[n++] = *s;
@@ -49,6 +44,16 @@ static int generate(const char *outdir, run_result *r, const char *const *sets) 
     int st = run_capture(r, argv, NULL);
     free(cfg);
     return st;
+}
+
+/* Runs generate into outdir with extra "section.key=value" settings; returns the exit status. */
+static int generate(const char *outdir, run_result *r, const char *const *sets) {
+    char text[2048];
+    snprintf(text, sizeof text,
+             "[job]\ntype = generate\n[sampler]\nplugin = heun\nnum_steps = 6\n[generate]\n"
+             "net = %s/network-snapshot-0000002-0.100.safetensors\nseeds = 0-5\noutdir = %s\nraw = true\n",
+             g_run, outdir);
+    return run_job(outdir, "gen.ini", text, r, sets);
 }
 
 static float *read_raw(const char *outdir, size_t *n) {
@@ -170,14 +175,7 @@ static int evaluate(const char *dir, run_result *r, const char *const *sets) {
              "resolution = 8\nmax_images = 1000\n[evaluate]\nnet = %s/network-snapshot-0000002-0.100.safetensors\n"
              "seeds = 0-39\nbatch = 16\nswd_min_res = 8\nswd_patches = 16\nreference = %s/ref.safetensors\n",
              g_run, dir);
-    char *cfg = write_text(dir, "eval.ini", text);
-    const char *argv[40] = {EDM2_BUILD_DIR "/edm2host", "run", cfg};
-    int n = 3;
-    for (const char *const *s = sets; s && *s && n < 36; s++) argv[n++] = "--set", argv[n++] = *s;
-    argv[n] = NULL;
-    int st = run_capture(r, argv, NULL);
-    free(cfg);
-    return st;
+    return run_job(dir, "eval.ini", text, r, sets);
 }
 
 /* The "swd" value of the last line of the run's metrics.jsonl, and how many lines it has. */

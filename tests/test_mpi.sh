@@ -27,6 +27,15 @@ train() { # DIR KIMG NPROC [--set ...]: one process without mpirun, else mpirun 
   local cmd=("$host" -q run "$cfg" --set job.run_dir="$tmp/$dir" --set training.duration_kimg=$kimg "$@")
   if [ "$n" = 0 ]; then "${cmd[@]}"; else mpirun_ -n "$n" "${cmd[@]}"; fi
 }
+pids_of() { # RUN: waits until the two processes of run RUN exist; prints their pids
+  local pids
+  for i in $(seq 200); do
+    pids=$(pgrep -f "edm2host -q run .*run_dir=$tmp/$1 " | tr '\n' ' ')
+    [ $(echo $pids | wc -w) -ge 2 ] && break
+    sleep 0.05
+  done
+  echo $pids
+}
 same_files() { # A B: every file of run A equals B's byte for byte
   local n=0
   for f in "$tmp/$1"/*.safetensors; do
@@ -54,11 +63,7 @@ same_files one2 resumed
 train one40 6 0 --set training.batch_gpu=4 --set training.checkpoint_kimg=0 --set training.snapshot_kimg=0 || fail "6 kimg"
 train sig 6 2 --set training.batch_gpu=4 --set training.checkpoint_kimg=0 --set training.snapshot_kimg=0 \
   >"$tmp/sig.log" 2>&1 &
-for i in $(seq 200); do
-  pids=$(pgrep -f "edm2host -q run .*run_dir=$tmp/sig " | tr '\n' ' ')
-  [ $(echo $pids | wc -w) -ge 2 ] && break
-  sleep 0.05
-done
+pids=$(pids_of sig)
 sleep 0.5
 kill -INT $(echo $pids | awk '{print $NF}') 2>/dev/null
 wait $! && echo "note: the run ended before the signal arrived"
@@ -86,11 +91,7 @@ for sig in KILL STOP; do
   t0=$(date +%s)
   train dead$sig 1000 2 --set training.batch_gpu=4 --set job.comm_timeout_s=5 >"$tmp/dead$sig.log" 2>&1 &
   run=$!
-  for i in $(seq 200); do
-    pids=$(pgrep -f "edm2host -q run .*run_dir=$tmp/dead$sig " | tr '\n' ' ')
-    [ $(echo $pids | wc -w) -ge 2 ] && break
-    sleep 0.05
-  done
+  pids=$(pids_of dead$sig)
   sleep 1
   victim=$(echo $pids | awk '{print $NF}')
   kill -$sig $victim
