@@ -72,6 +72,22 @@ static const edm2_config_key k_evaluate[] = {
     {"images_dir", EDM2_CFG_STRING, "", "also write a grid of the (first 1024) generated images here; empty = none"},
 };
 
+static const edm2_config_key k_sweep[] = {
+    {"runs", EDM2_CFG_STRING, NULL, "training run folders (their EMA snapshots), comma-separated: one curve each"},
+    {"stds", EDM2_CFG_FLOAT_LIST, "0.025,0.05,0.075,0.1,0.15,0.2", "sigma_rel to reconstruct and evaluate"},
+    {"at_kimg", EDM2_CFG_FLOAT, "0", "reconstruct at the snapshots of this kimg; 0 = the newest"},
+    {"guidance", EDM2_CFG_FLOAT_LIST, "1", "guidance weights (several: the guidance x EMA grid; needs gnet)"},
+    {"gnet", EDM2_CFG_STRING, "", "guiding network snapshot"},
+    {"outdir", EDM2_CFG_STRING, "sweep", "where the reconstructions (one folder per run), sweep.md/.tsv/.png go"},
+    {"seeds", EDM2_CFG_STRING, "0-999", "seeds of the generated images of each evaluation"},
+    {"labels", EDM2_CFG_STRING, "random", "class labels: random (per seed), rows, or a class index"},
+    {"batch", EDM2_CFG_INT, "100", "images per sampler call"},
+    {"reference", EDM2_CFG_STRING, "", "reference statistics file (see [evaluate] reference)"},
+    {"ref_images", EDM2_CFG_INT, "0", "reference images from [data] (0 = as many as generated)"},
+    {"swd_patches", EDM2_CFG_INT, "128", "SWD: patches per image and pyramid level"},
+    {"swd_min_res", EDM2_CFG_INT, "16", "SWD: coarsest pyramid level"},
+};
+
 static const edm2_config_key k_phema[] = {
     {"snapshots", EDM2_CFG_STRING, NULL, "folder with the training run's EMA snapshots"},
     {"stds", EDM2_CFG_FLOAT_LIST, "0.050,0.100", "sigma_rel (or other profile parameters) to reconstruct"},
@@ -87,6 +103,7 @@ static const host_section k_sections[] = {
     {"generate", "what to generate from which snapshot", k_generate, COUNT(k_generate)},
     {"phema", "post-hoc EMA reconstruction", k_phema, COUNT(k_phema)},
     {"evaluate", "what to measure of which snapshot, against which reference", k_evaluate, COUNT(k_evaluate)},
+    {"sweep", "the EMA-length sweep: runs, sigma_rel, guidance, and the evaluation settings", k_sweep, COUNT(k_sweep)},
 };
 
 /* Values that pass the type check but cannot work. */
@@ -94,6 +111,10 @@ static const host_range k_ranges[] = {
     {"job", "threads", 0, 4096},
     {"job", "comm_timeout_s", 1, 86400},
     {"evaluate", "batch", 1, 1 << 16},
+    {"sweep", "batch", 1, 1 << 16},
+    {"sweep", "ref_images", 0, 1 << 30},
+    {"sweep", "swd_patches", 1, 1 << 16},
+    {"sweep", "swd_min_res", 8, 4096},
     {"evaluate", "ref_images", 0, 1 << 30},
     {"evaluate", "swd_patches", 1, 1 << 16},
     {"evaluate", "swd_min_res", 8, 4096},

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "image_io.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -224,6 +225,56 @@ static void test_evaluate(void **state) {
     free(dir);
 }
 
+/* The sweep over three sigma_rel of the tiny run: the table marks each row's smallest value as the best,
+ * the values file agrees with it, and the plot is a readable PNG. */
+static void test_sweep(void **state) {
+    (void)state;
+    char *dir = make_temp_dir(), text[2048];
+    snprintf(text, sizeof text,
+             "[job]\ntype = sweep\n[ema]\nplugin = power\n[sampler]\nplugin = heun\nnum_steps = 4\n[data]\n"
+             "source = fashion-mnist\nresolution = 8\nmax_images = 1000\n[sweep]\nruns = %s\nstds = 0.05,0.08,0.1\n"
+             "seeds = 0-23\nbatch = 12\nswd_min_res = 8\nswd_patches = 16\nref_images = 64\noutdir = %s\n",
+             g_run, dir);
+    run_result r;
+    if (run_job(dir, "sweep.ini", text, &r, NULL)) fprintf(stderr, "%s", r.err);
+    assert_non_null(strstr(r.err, "sweep.md, sweep.tsv and sweep.png"));
+    char p[700], line[512];
+    snprintf(p, sizeof p, "%s/sweep.tsv", dir);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    double v[3], s[3];
+    int n = 0;
+    assert_non_null(fgets(line, sizeof line, f)); /* header */
+    while (n < 3 && fgets(line, sizeof line, f)) assert_int_equal(sscanf(line, "%*s %*s %lf %lf", &s[n], &v[n]), 2), n++;
+    fclose(f);
+    assert_int_equal(n, 3);
+    int best = 0;
+    for (int i = 1; i < 3; i++)
+        if (v[i] < v[best]) best = i;
+    snprintf(p, sizeof p, "%s/sweep.md", dir);
+    f = fopen(p, "r");
+    assert_non_null(f);
+    char md[8192];
+    size_t got = fread(md, 1, sizeof md - 1, f);
+    md[got] = 0;
+    fclose(f);
+    char want[64];
+    snprintf(want, sizeof want, "**%.3f**", v[best]);
+    assert_non_null(strstr(md, want));
+    snprintf(want, sizeof want, " %g |\n", s[best]);
+    assert_non_null(strstr(md, want)); /* the best sigma_rel column */
+    snprintf(p, sizeof p, "%s/sweep.png", dir);
+    uint8_t *px = NULL;
+    int w, h;
+    edm2_err err;
+    assert_int_equal(png_read(p, 3, 0, 0, &px, &w, &h, &err), 0);
+    assert_int_equal(w, 720);
+    assert_int_equal(h, 440);
+    free(px);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_independent_of_batch),
@@ -231,6 +282,7 @@ int main(void) {
         cmocka_unit_test(test_guidance),
         cmocka_unit_test(test_guidance_conditional_guide),
         cmocka_unit_test(test_evaluate),
+        cmocka_unit_test(test_sweep),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,191 @@
+/* job_sweep.c: the `sweep` job, the paper's EMA-length study (its figures of FID against sigma_rel): for
+ * each training run named in [sweep] runs, reconstructs every sigma_rel of [sweep] stds post hoc (the phema
+ * job), evaluates each reconstruction (the evaluate job: SWD against one reference), for each guidance
+ * weight when several are given (the guidance x EMA grid), and writes OUTDIR/sweep.md (a table, the best
+ * sigma_rel per curve marked), OUTDIR/sweep.tsv and OUTDIR/sweep.png (SWD against sigma_rel, one curve per
+ * run and guidance, the best ringed). */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fileio.h"
+#include "jobs.h"
+#include "log.h"
+#include "plot.h"
+
+#define MAX_RUNS 16
+#define MAX_STDS 64
+#define MAX_GUIDANCE 16
+
+/* A copy of the job's config that sub-jobs read, with values put over it. */
+static int cfg_copy(cfg *dst, const cfg *src) {
+    memset(dst, 0, sizeof *dst);
+    for (size_t i = 0; i < src->n; i++)
+        if (cfg_put(dst, src->v[i].section, src->v[i].key, src->v[i].value)) return -1;
+    return 0;
+}
+
+/* The label phema names a reconstruction with (phema-KKKKKKK-LABEL.safetensors). */
+static void std_label(char *buf, size_t len, double s) {
+    snprintf(buf, len, "%.3f", s);
+    if (fabs(strtod(buf, NULL) - s) > 1e-12) snprintf(buf, len, "%g", s);
+}
+
+/* The newest phema-*-LABEL.safetensors in dir (names sort by kimg). */
+static int find_reconstruction(const char *dir, const char *label, char *out, size_t len, edm2_err *err) {
+    char suffix[64], best[512] = "";
+    snprintf(suffix, sizeof suffix, "-%s.safetensors", label);
+    DIR *d = opendir(dir);
+    if (!d) return err_set(err, "%s: cannot list", dir);
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t n = strlen(e->d_name), m = strlen(suffix);
+        if (n > m && !strncmp(e->d_name, "phema-", 6) && !strcmp(e->d_name + n - m, suffix) && strcmp(e->d_name, best) > 0)
+            snprintf(best, sizeof best, "%s", e->d_name);
+    }
+    closedir(d);
+    if (!*best) return err_set(err, "%s: the reconstruction for %s is missing", dir, label);
+    if ((size_t)snprintf(out, len, "%s/%s", dir, best) >= len) return err_set(err, "%s/%s: path too long", dir, best);
+    return 0;
+}
+
+/* The "swd" of the last record of DIR/metrics.jsonl. */
+static int last_swd(const char *dir, double *v, edm2_err *err) {
+    char path[4200], line[8192], last[8192] = "";
+    if ((size_t)snprintf(path, sizeof path, "%s/metrics.jsonl", dir) >= sizeof path) return err_set(err, "path too long");
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set(err, "%s: cannot read", path);
+    while (fgets(line, sizeof line, f)) memcpy(last, line, sizeof last);
+    fclose(f);
+    const char *at = strstr(last, "\"swd\": ");
+    if (!at) return err_set(err, "%s: the last record has no swd", path);
+    *v = strtod(at + 7, NULL);
+    return 0;
+}
+
+static const char *base_name(const char *p) {
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') n--;
+    const char *s = p + n;
+    while (s > p && s[-1] != '/') s--;
+    return s;
+}
+
+/* The evaluation keys of [sweep] that pass through to [evaluate]. */
+static const char *const k_forward[] = {"seeds", "labels", "batch", "reference", "ref_images", "swd_patches", "swd_min_res",
+                                        "gnet"};
+
+int job_sweep(const run_config *rc, edm2_err *err) {
+    config_view sv;
+    config_view_host(&sv, rc->cfg, "sweep");
+    const edm2_config *c = &sv.api;
+    double stds[MAX_STDS], guid[MAX_GUIDANCE];
+    const int ns = edm2_cfg_floats(c, "stds", stds, MAX_STDS), ng = edm2_cfg_floats(c, "guidance", guid, MAX_GUIDANCE);
+    const char *outdir = c->get(c->ctx, "outdir");
+    char runs_buf[4096], *runs[MAX_RUNS];
+    int nr = 0;
+    snprintf(runs_buf, sizeof runs_buf, "%s", c->get(c->ctx, "runs"));
+    for (char *tok = strtok(runs_buf, ","); tok && nr < MAX_RUNS; tok = strtok(NULL, ",")) {
+        while (*tok == ' ') tok++;
+        if (*tok) runs[nr++] = tok;
+    }
+    if (nr < 1) return err_set(err, "[sweep] runs: expected one or more run folders, comma-separated");
+    if (ns < 1 || ns > MAX_STDS) return err_set(err, "[sweep] stds: expected 1 to %d values", MAX_STDS);
+    if (ng < 1 || ng > MAX_GUIDANCE) return err_set(err, "[sweep] guidance: expected 1 to %d values", MAX_GUIDANCE);
+    if (make_dirs(outdir, err)) return -1;
+    static double val[MAX_RUNS][MAX_GUIDANCE][MAX_STDS];
+    cfg sub;
+    if (cfg_copy(&sub, rc->cfg)) return err_set(err, "out of memory");
+    run_config rc2 = *rc;
+    rc2.cfg = &sub;
+    int status = -1;
+    char list[2048] = "", dir[4200], label[32], net[4200], num[64];
+    for (int j = 0; j < ns; j++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%.17g", j ? "," : "", stds[j]);
+    for (int r = 0; r < nr; r++) {
+        if ((size_t)snprintf(dir, sizeof dir, "%s/%s", outdir, base_name(runs[r])) >= sizeof dir) {
+            err_set(err, "[sweep] outdir: path too long");
+            goto done;
+        }
+        LOG_INFO("sweep: %s: reconstructing %d sigma_rel post hoc into %s", runs[r], ns, dir);
+        if (cfg_put(&sub, "phema", "snapshots", runs[r]) || cfg_put(&sub, "phema", "stds", list) ||
+            cfg_put(&sub, "phema", "outdir", dir) ||
+            cfg_put(&sub, "phema", "at_kimg", c->get(c->ctx, "at_kimg"))) {
+            err_set(err, "out of memory");
+            goto done;
+        }
+        if (job_phema(&rc2, err)) goto done;
+        for (size_t k = 0; k < sizeof k_forward / sizeof *k_forward; k++)
+            if (cfg_put(&sub, "evaluate", k_forward[k], c->get(c->ctx, k_forward[k]))) {
+                err_set(err, "out of memory");
+                goto done;
+            }
+        for (int j = 0; j < ns; j++) {
+            std_label(label, sizeof label, stds[j]);
+            if (find_reconstruction(dir, label, net, sizeof net, err)) goto done;
+            for (int g = 0; g < ng; g++) {
+                snprintf(num, sizeof num, "%.17g", guid[g]);
+                if (cfg_put(&sub, "evaluate", "net", net) || cfg_put(&sub, "evaluate", "guidance", num)) {
+                    err_set(err, "out of memory");
+                    goto done;
+                }
+                if (job_evaluate(&rc2, err) || last_swd(dir, &val[r][g][j], err)) goto done;
+                LOG_INFO("sweep: %s sigma_rel %s guidance %g: SWD %.3f", base_name(runs[r]), label, guid[g], val[r][g][j]);
+            }
+        }
+    }
+    /* The table, the values, the plot. */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/sweep.md", outdir);
+    FILE *md = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/sweep.tsv", outdir);
+    FILE *tsv = fopen(path, "w");
+    if (!md || !tsv) {
+        if (md) fclose(md);
+        if (tsv) fclose(tsv);
+        err_set(err, "%s: cannot write", outdir);
+        goto done;
+    }
+    fprintf(md, "# EMA-length sweep\n\nSWD ×10³ (sliced Wasserstein distance on Laplacian-pyramid patches; lower is "
+                "better) of each post-hoc reconstruction; **bold** = the best σ_rel of the row.\n\n| run | guidance |");
+    fprintf(tsv, "run\tguidance\tsigma_rel\tswd\n");
+    for (int j = 0; j < ns; j++) fprintf(md, " %g |", stds[j]);
+    fprintf(md, " best σ_rel |\n|---|---|");
+    for (int j = 0; j < ns; j++) fprintf(md, "---|");
+    fprintf(md, "---|\n");
+    plot_series series[MAX_RUNS * MAX_GUIDANCE];
+    char names[MAX_RUNS * MAX_GUIDANCE][64];
+    int nseries = 0;
+    for (int r = 0; r < nr; r++)
+        for (int g = 0; g < ng; g++) {
+            int best = 0;
+            for (int j = 1; j < ns; j++)
+                if (val[r][g][j] < val[r][g][best]) best = j;
+            fprintf(md, "| %s | %g |", base_name(runs[r]), guid[g]);
+            for (int j = 0; j < ns; j++) {
+                fprintf(md, j == best ? " **%.3f** |" : " %.3f |", val[r][g][j]);
+                fprintf(tsv, "%s\t%g\t%g\t%.6g\n", base_name(runs[r]), guid[g], stds[j], val[r][g][j]);
+            }
+            fprintf(md, " %g |\n", stds[best]);
+            if (ng > 1) snprintf(names[nseries], sizeof names[nseries], "%.12s W%g", base_name(runs[r]), guid[g]);
+            else snprintf(names[nseries], sizeof names[nseries], "%.20s", base_name(runs[r]));
+            series[nseries] = (plot_series){names[nseries], stds, val[r][g], ns, best};
+            nseries++;
+        }
+    fprintf(md, "\n![SWD against sigma_rel](sweep.png)\n");
+    int bad = ferror(md) || ferror(tsv);
+    bad |= fclose(md) != 0;
+    bad |= fclose(tsv) != 0;
+    if (bad) {
+        err_set(err, "%s: write failed", outdir);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/sweep.png", outdir);
+    const plot_spec spec = {"EMA LENGTH SWEEP", "SIGMA_REL", "SWD X1E3", 1};
+    if (plot_png(path, &spec, series, nseries, err)) goto done;
+    LOG_INFO("sweep: %s/sweep.md, sweep.tsv and sweep.png", outdir);
+    status = 0;
+done:
+    cfg_free(&sub);
+    return status ? 1 : 0;
+}
