@@ -60,6 +60,26 @@ static void trainer_close(trainer *t) {
     log_open_file(NULL);
 }
 
+/* RUN_DIR/config.ini: the run's effective config (its files, what they extend, and --set), section by
+ * section, so a run folder says how it was made (the comparison report reads it). */
+static int write_config(const trainer *t, edm2_err *err) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.ini", t->run_dir);
+    atomic_file af;
+    if (af_open(&af, path, err)) return -1;
+    fprintf(af.f, "; The effective config of this run, written by edm2host (files, extends and --set resolved).\n");
+    const cfg *c = t->rc->cfg;
+    for (size_t i = 0; i < c->n; i++) {
+        int first = 1; /* the first entry of its section: print the section with all its keys */
+        for (size_t k = 0; k < i && first; k++) first = strcmp(c->v[k].section, c->v[i].section) != 0;
+        if (!first || !*c->v[i].section) continue;
+        fprintf(af.f, "\n[%s]\n", c->v[i].section);
+        for (size_t k = i; k < c->n; k++)
+            if (!strcmp(c->v[k].section, c->v[i].section)) fprintf(af.f, "%s = %s\n", c->v[k].key, c->v[k].value);
+    }
+    return af_commit(&af, err);
+}
+
 static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     config_view jv, tv, v;
     config_view_host(&jv, rc->cfg, "job");
@@ -100,6 +120,7 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
         if (log_open_file(p)) return err_set(err, "%s: cannot write", p);
         int stale = remove_stale_temporaries(t->run_dir);
         if (stale) LOG_INFO("removed %d unfinished temporary file%s of an interrupted run", stale, stale == 1 ? "" : "s");
+        if (write_config(t, err)) return -1;
     }
     /* Plugins. The processes of a node share its cores. */
     int threads = (int)edm2_cfg_int(&jv.api, "threads", 0);

@@ -10,6 +10,7 @@ static const char *const k_generate_sections[] = {"generate", NULL};
 static const char *const k_phema_sections[] = {"phema", NULL};
 static const char *const k_evaluate_sections[] = {"evaluate", "data", NULL};
 static const char *const k_sweep_sections[] = {"sweep", "data", NULL};
+static const char *const k_report_sections[] = {"report", NULL};
 
 static const job_def k_jobs[] = {
     {"train", "train a network; resumable, with EMA snapshots and a final sample grid",
@@ -24,6 +25,8 @@ static const job_def k_jobs[] = {
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_SAMPLER), k_evaluate_sections, job_evaluate},
     {"sweep", "EMA-length sweep: reconstruct sigma_rel post hoc, evaluate each; table and plot",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_EMA) | KIND(EDM2_KIND_SAMPLER), k_sweep_sections, job_sweep},
+    {"report", "compare training runs: differing config keys, best SWD, loss curves, speed, grids",
+     0, k_report_sections, job_report},
 };
 static const size_t k_njobs = sizeof k_jobs / sizeof *k_jobs;
 

@@ -9,5 +9,6 @@ int job_generate(const run_config *rc, edm2_err *err);
 int job_phema(const run_config *rc, edm2_err *err);
 int job_evaluate(const run_config *rc, edm2_err *err);
 int job_sweep(const run_config *rc, edm2_err *err);
+int job_report(const run_config *rc, edm2_err *err);
 
 #endif

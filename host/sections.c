@@ -88,6 +88,12 @@ static const edm2_config_key k_sweep[] = {
     {"swd_min_res", EDM2_CFG_INT, "16", "SWD: coarsest pyramid level"},
 };
 
+static const edm2_config_key k_report[] = {
+    {"runs", EDM2_CFG_STRING, NULL, "training run folders to compare, comma-separated"},
+    {"sweep", EDM2_CFG_STRING, "", "sweep.tsv of a sweep over these runs (for the best SWD and sigma_rel); empty = none"},
+    {"outdir", EDM2_CFG_STRING, "report", "where report.md, loss.png and the grids go"},
+};
+
 static const edm2_config_key k_phema[] = {
     {"snapshots", EDM2_CFG_STRING, NULL, "folder with the training run's EMA snapshots"},
     {"stds", EDM2_CFG_FLOAT_LIST, "0.050,0.100", "sigma_rel (or other profile parameters) to reconstruct"},
@@ -104,6 +110,7 @@ static const host_section k_sections[] = {
     {"phema", "post-hoc EMA reconstruction", k_phema, COUNT(k_phema)},
     {"evaluate", "what to measure of which snapshot, against which reference", k_evaluate, COUNT(k_evaluate)},
     {"sweep", "the EMA-length sweep: runs, sigma_rel, guidance, and the evaluation settings", k_sweep, COUNT(k_sweep)},
+    {"report", "the training runs to compare and where the report goes", k_report, COUNT(k_report)},
 };
 
 /* Values that pass the type check but cannot work. */

@@ -275,6 +275,34 @@ static void test_sweep(void **state) {
     free(dir);
 }
 
+/* The report over the tiny run and a second one with another learning rate: that key (and only keys that
+ * differ) in the table, both runs' results, the loss plot. */
+static void test_report(void **state) {
+    (void)state;
+    char *dir = make_temp_dir(), *other = make_temp_dir(), text[2048], rd[600];
+    run_result r;
+    snprintf(rd, sizeof rd, "job.run_dir=%s", other);
+    assert_int_equal(run_host(&r, "run", EDM2_SOURCE_DIR "/tests/configs/tiny_train.ini", "--set", rd, "--set",
+                              "training.duration_kimg=2", "--set", "optimizer.ref_lr=0.005", NULL), 0);
+    snprintf(text, sizeof text, "[job]\ntype = report\n[report]\nruns = %s,%s\noutdir = %s\n", g_run, other, dir);
+    assert_int_equal(run_job(dir, "report.ini", text, &r, NULL), 0);
+    char p[700], md[16384];
+    snprintf(p, sizeof p, "%s/report.md", dir);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    size_t got = fread(md, 1, sizeof md - 1, f);
+    md[got] = 0;
+    fclose(f);
+    assert_non_null(strstr(md, "| optimizer.ref_lr | 0.01 | 0.005 |"));
+    assert_null(strstr(md, "| network.model_channels |")); /* the same in both */
+    assert_null(strstr(md, "job.run_dir"));
+    assert_non_null(strstr(md, "| 2.0 |")); /* kimg of the results rows */
+    snprintf(p, sizeof p, "%s/loss.png", dir);
+    assert_int_equal(access(p, F_OK), 0);
+    rm_rf(dir), rm_rf(other);
+    free(dir), free(other);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_independent_of_batch),
@@ -283,6 +311,7 @@ int main(void) {
         cmocka_unit_test(test_guidance_conditional_guide),
         cmocka_unit_test(test_evaluate),
         cmocka_unit_test(test_sweep),
+        cmocka_unit_test(test_report),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

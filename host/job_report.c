@@ -1,0 +1,209 @@
+/* job_report.c: the `report` job, configs compared by their results: over the training runs of [report] runs
+ * it writes OUTDIR/report.md with the config keys that differ between the runs side by side (from each
+ * run's config.ini), each run's best SWD and at which sigma_rel (from a sweep's sweep.tsv, [report] sweep, or
+ * else from the evaluations of the run's own snapshots in its metrics.jsonl),
+ * its final loss, images seen and training speed (stats.jsonl), the loss curves as OUTDIR/loss.png, and each
+ * run's sample grid. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "fileio.h"
+#include "jobs.h"
+#include "log.h"
+#include "plot.h"
+
+#define MAX_RUNS 16
+#define MAX_POINTS 100000
+
+typedef struct run_info {
+    char dir[1024], name[256];
+    cfg c;
+    int have_cfg;
+    double *kimg, *loss, img_s_sum;
+    int n;
+    double best_swd;
+    char best_at[64]; /* the sigma_rel of the sweep, or the snapshot's EMA label */
+} run_info;
+
+static const char *base_name(const char *p) {
+    size_t n = strlen(p);
+    while (n > 1 && p[n - 1] == '/') n--;
+    const char *s = p + n;
+    while (s > p && s[-1] != '/') s--;
+    return s;
+}
+
+/* kimg, loss and img/s of every record of RUN/stats.jsonl. */
+static int read_stats(run_info *r, edm2_err *err) {
+    char path[1100], line[1024];
+    snprintf(path, sizeof path, "%.1000s/stats.jsonl", r->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return err_set(err, "%s: cannot read (is %s a training run folder?)", path, r->dir);
+    r->kimg = malloc(MAX_POINTS * sizeof *r->kimg), r->loss = malloc(MAX_POINTS * sizeof *r->loss);
+    if (!r->kimg || !r->loss) {
+        fclose(f);
+        return err_set(err, "out of memory");
+    }
+    while (r->n < MAX_POINTS && fgets(line, sizeof line, f)) {
+        const char *k = strstr(line, "\"kimg\": "), *l = strstr(line, "\"loss\": "), *s = strstr(line, "\"img_per_s\": ");
+        if (!k || !l) continue;
+        r->kimg[r->n] = strtod(k + 8, NULL), r->loss[r->n] = strtod(l + 8, NULL);
+        if (s) r->img_s_sum += strtod(s + 13, NULL);
+        r->n++;
+    }
+    fclose(f);
+    return r->n ? 0 : err_set(err, "%s: no records", path);
+}
+
+/* The best (smallest) SWD of this run: from a sweep.tsv ("run guidance sigma_rel swd", guidance 1), or else
+ * from the evaluations of its own snapshots (RUN/metrics.jsonl), labelled by the snapshot's EMA. */
+static void read_best(run_info *r, const char *tsv) {
+    r->best_swd = NAN;
+    r->best_at[0] = 0;
+    char line[8192], run[512];
+    FILE *f = *tsv ? fopen(tsv, "r") : NULL;
+    double g, s, v;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "%511s %lf %lf %lf", run, &g, &s, &v) == 4 && !strcmp(run, r->name) && g == 1 &&
+            !(v >= r->best_swd))
+            r->best_swd = v, snprintf(r->best_at, sizeof r->best_at, "%g", s);
+    if (f) fclose(f);
+    if (isfinite(r->best_swd)) return;
+    snprintf(line, sizeof line, "%.1000s/metrics.jsonl", r->dir);
+    if (!(f = fopen(line, "r"))) return;
+    while (fgets(line, sizeof line, f)) {
+        const char *a = strstr(line, "\"swd\": "), *snap = strstr(line, "\"snapshot\": \"");
+        if (!a || !snap || (v = strtod(a + 7, NULL)) >= r->best_swd) continue;
+        r->best_swd = v;
+        const char *end = strstr(snap + 13, ".safetensors"), *dash = end;
+        while (dash && dash > snap && dash[-1] != '-') dash--;
+        snprintf(r->best_at, sizeof r->best_at, "EMA %.*s", dash && end ? (int)(end - dash) : 1, dash && end ? dash : "?");
+    }
+    fclose(f);
+}
+
+static void free_runs(run_info *r, int n) {
+    for (int i = 0; i < n; i++) {
+        if (r[i].have_cfg) cfg_free(&r[i].c);
+        free(r[i].kimg), free(r[i].loss);
+    }
+}
+
+/* Keys set in any run's config (section.key, first-seen order), except the run folder itself. */
+static int differing_keys(FILE *md, run_info *r, int n) {
+    int rows = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t e = 0; r[i].have_cfg && e < r[i].c.n; e++) {
+            const cfg_entry *x = &r[i].c.v[e];
+            if (!strcmp(x->section, "job") && !strcmp(x->key, "run_dir")) continue;
+            int seen = 0; /* listed already, from an earlier run or entry */
+            for (int a = 0; a <= i && !seen; a++)
+                for (size_t b = 0; r[a].have_cfg && b < (a == i ? e : r[a].c.n) && !seen; b++)
+                    seen = !strcmp(r[a].c.v[b].section, x->section) && !strcmp(r[a].c.v[b].key, x->key);
+            if (seen) continue;
+            const char *v0 = cfg_value(&r[0].c, x->section, x->key, "(default)");
+            int differ = 0;
+            for (int a = 1; a < n && !differ; a++) differ = strcmp(cfg_value(&r[a].c, x->section, x->key, "(default)"), v0) != 0;
+            if (!differ) continue;
+            fprintf(md, "| %s.%s |", x->section, x->key);
+            for (int a = 0; a < n; a++) fprintf(md, " %s |", r[a].have_cfg ? cfg_value(&r[a].c, x->section, x->key, "(default)") : "?");
+            fprintf(md, "\n");
+            rows++;
+        }
+    return rows;
+}
+
+int job_report(const run_config *rc, edm2_err *err) {
+    config_view v;
+    config_view_host(&v, rc->cfg, "report");
+    const edm2_config *c = &v.api;
+    const char *outdir = c->get(c->ctx, "outdir"), *tsv = c->get(c->ctx, "sweep");
+    static run_info runs[MAX_RUNS];
+    memset(runs, 0, sizeof runs);
+    char buf[4096];
+    int n = 0, status = 1;
+    snprintf(buf, sizeof buf, "%s", c->get(c->ctx, "runs"));
+    for (char *tok = strtok(buf, ","); tok && n < MAX_RUNS; tok = strtok(NULL, ",")) {
+        while (*tok == ' ') tok++;
+        if (!*tok) continue;
+        run_info *r = &runs[n++];
+        snprintf(r->dir, sizeof r->dir, "%s", tok);
+        snprintf(r->name, sizeof r->name, "%s", base_name(tok));
+    }
+    if (n < 1) return err_set(err, "[report] runs: expected one or more run folders, comma-separated");
+    if (make_dirs(outdir, err)) return 1;
+    for (int i = 0; i < n; i++) {
+        char path[1100];
+        snprintf(path, sizeof path, "%.1000s/config.ini", runs[i].dir);
+        edm2_err cerr;
+        runs[i].have_cfg = cfg_load(&runs[i].c, path, &cerr) == 0;
+        if (!runs[i].have_cfg) LOG_WARN("%s: no config.ini (runs before this version): its keys show as '?'", runs[i].dir);
+        if (read_stats(&runs[i], err)) goto done;
+        read_best(&runs[i], tsv);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/report.md", outdir);
+    atomic_file af;
+    if (af_open(&af, path, err)) goto done;
+    FILE *md = af.f;
+    fprintf(md, "# Comparison of %d training runs\n\n## What differs\n\n| key |", n);
+    for (int i = 0; i < n; i++) fprintf(md, " %s |", runs[i].name);
+    fprintf(md, "\n|---|");
+    for (int i = 0; i < n; i++) fprintf(md, "---|");
+    fprintf(md, "\n");
+    if (!differing_keys(md, runs, n)) {
+        fprintf(md, "| (none) |");
+        for (int i = 0; i < n; i++) fprintf(md, " |");
+        fprintf(md, "\n");
+    }
+    fprintf(md, "\n## Results\n\nBest SWD ×10³ (lower is better) over the sweep's σ_rel (%s), or else over the "
+                "evaluations of the run's own snapshots (its metrics.jsonl); final training loss "
+                "(mean of the last status interval), images seen, mean training speed.\n\n"
+                "| run | best SWD | at | final loss | kimg | images/s |\n|---|---|---|---|---|---|\n",
+            *tsv ? tsv : "no sweep given");
+    for (int i = 0; i < n; i++) {
+        const run_info *r = &runs[i];
+        if (isfinite(r->best_swd))
+            fprintf(md, "| %s | %.3f | %s | %.4f | %.1f | %.1f |\n", r->name, r->best_swd, r->best_at, r->loss[r->n - 1],
+                    r->kimg[r->n - 1], r->img_s_sum / r->n);
+        else
+            fprintf(md, "| %s | – | – | %.4f | %.1f | %.1f |\n", r->name, r->loss[r->n - 1], r->kimg[r->n - 1],
+                    r->img_s_sum / r->n);
+    }
+    fprintf(md, "\n## Loss\n\n![training loss against kimg](loss.png)\n\n## Samples\n\n");
+    for (int i = 0; i < n; i++) {
+        char src[1100], dst[4200];
+        snprintf(src, sizeof src, "%.1000s/samples.png", runs[i].dir);
+        unsigned char *data = NULL;
+        size_t size = 0;
+        edm2_err ierr;
+        if (read_file(src, &data, &size, &ierr)) {
+            fprintf(md, "%s: no samples.png\n\n", runs[i].name);
+            continue;
+        }
+        snprintf(dst, sizeof dst, "%s/%s-samples.png", outdir, runs[i].name);
+        atomic_file img;
+        int ok = af_open(&img, dst, err) == 0;
+        if (ok) ok = fwrite(data, 1, size, img.f) == size && af_commit(&img, err) == 0;
+        free(data);
+        if (!ok) {
+            af_abort(&af);
+            goto done;
+        }
+        fprintf(md, "**%s**\n\n![%s](%s-samples.png)\n\n", runs[i].name, runs[i].name, runs[i].name);
+    }
+    if (af_commit(&af, err)) goto done;
+    plot_series s[MAX_RUNS];
+    for (int i = 0; i < n; i++) s[i] = (plot_series){runs[i].name, runs[i].kimg, runs[i].loss, runs[i].n, -1};
+    snprintf(path, sizeof path, "%s/loss.png", outdir);
+    const plot_spec spec = {"TRAINING LOSS", "KIMG", "LOSS", 0};
+    if (plot_png(path, &spec, s, n, err)) goto done;
+    LOG_INFO("report: %s/report.md (with loss.png and the runs' grids)", outdir);
+    status = 0;
+done:
+    free_runs(runs, n);
+    return status;
+}
