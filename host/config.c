@@ -36,6 +36,25 @@ char *path_join(const char *dir, const char *rel) {
     return p;
 }
 
+void path_basename(const char *path, char *out, size_t len) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t start = n;
+    while (start > 0 && path[start - 1] != '/') start--;
+    snprintf(out, len, "%.*s", (int)(n - start), path + start);
+}
+
+int split_list(char *s, char **items, int max) {
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(s, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ' || *tok == '\t') tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && (end[-1] == ' ' || end[-1] == '\t')) *--end = 0;
+        if (*tok) items[n++] = tok;
+    }
+    return n;
+}
+
 static cfg_entry *find_mut(cfg *c, const char *section, const char *key) {
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(c->v[i].section, section) == 0 && strcmp(c->v[i].key, key) == 0) return &c->v[i];

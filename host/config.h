@@ -37,6 +37,10 @@ void cfg_free(cfg *c);
 
 /* Directory part of a path ("." when none); caller frees. */
 char *path_dirname(const char *path);
+/* The last component of a path, without trailing slashes, into out[len]. */
+void path_basename(const char *path, char *out, size_t len);
+/* Splits s in place at commas into at most `max` trimmed, non-empty items; returns how many. */
+int split_list(char *s, char **items, int max);
 /* `rel` resolved against directory `dir` unless absolute; caller frees. */
 char *path_join(const char *dir, const char *rel);
 

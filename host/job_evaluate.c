@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "dataset.h"
 #include "fileio.h"
 #include "gen_session.h"
@@ -58,7 +59,10 @@ static int reference(const run_config *rc, const char *path, int count, const sw
     swd_set_finalize(ref);
     LOG_INFO("reference: %d images of %s, %zu descriptors per level (%.1f s)", count, d.desc, ref->count, now() - t0);
     if (*path) {
-        if (swd_set_save(path, ref, p, d.desc, err)) goto done;
+        char *dir = path_dirname(path);
+        int bad = !dir || make_dirs(dir, err);
+        free(dir);
+        if (bad || swd_set_save(path, ref, p, d.desc, err)) goto done;
         LOG_INFO("saved reference statistics %s", path);
     }
     rcode = 0;

@@ -28,14 +28,6 @@ typedef struct run_info {
     char best_at[64]; /* the sigma_rel of the sweep, or the snapshot's EMA label */
 } run_info;
 
-static const char *base_name(const char *p) {
-    size_t n = strlen(p);
-    while (n > 1 && p[n - 1] == '/') n--;
-    const char *s = p + n;
-    while (s > p && s[-1] != '/') s--;
-    return s;
-}
-
 /* kimg, loss and img/s of every record of RUN/stats.jsonl. */
 static int read_stats(run_info *r, edm2_err *err) {
     char path[1100], line[1024];
@@ -123,15 +115,13 @@ int job_report(const run_config *rc, edm2_err *err) {
     const char *outdir = c->get(c->ctx, "outdir"), *tsv = c->get(c->ctx, "sweep");
     static run_info runs[MAX_RUNS];
     memset(runs, 0, sizeof runs);
-    char buf[4096];
-    int n = 0, status = 1;
+    char buf[4096], *items[MAX_RUNS];
+    int status = 1;
     snprintf(buf, sizeof buf, "%s", c->get(c->ctx, "runs"));
-    for (char *tok = strtok(buf, ","); tok && n < MAX_RUNS; tok = strtok(NULL, ",")) {
-        while (*tok == ' ') tok++;
-        if (!*tok) continue;
-        run_info *r = &runs[n++];
-        snprintf(r->dir, sizeof r->dir, "%s", tok);
-        snprintf(r->name, sizeof r->name, "%s", base_name(tok));
+    const int n = split_list(buf, items, MAX_RUNS);
+    for (int i = 0; i < n; i++) {
+        snprintf(runs[i].dir, sizeof runs[i].dir, "%s", items[i]);
+        path_basename(items[i], runs[i].name, sizeof runs[i].name);
     }
     if (n < 1) return err_set(err, "[report] runs: expected one or more run folders, comma-separated");
     if (make_dirs(outdir, err)) return 1;
@@ -173,7 +163,14 @@ int job_report(const run_config *rc, edm2_err *err) {
             fprintf(md, "| %s | – | – | %.4f | %.1f | %.1f |\n", r->name, r->loss[r->n - 1], r->kimg[r->n - 1],
                     r->img_s_sum / r->n);
     }
-    fprintf(md, "\n## Loss\n\n![training loss against kimg](loss.png)\n\n## Samples\n\n");
+    int mixed = 0; /* runs with different loss plugins: their losses measure different things */
+    for (int i = 1; i < n; i++)
+        mixed |= runs[i].have_cfg && runs[0].have_cfg &&
+                 strcmp(cfg_value(&runs[i].c, "loss", "plugin", "edm2"), cfg_value(&runs[0].c, "loss", "plugin", "edm2"));
+    fprintf(md, "\n## Loss\n\n%s![training loss against kimg](loss.png)\n\n## Samples\n\n",
+            mixed ? "The runs use different loss plugins, whose values are not comparable with each other (compare "
+                    "the SWD instead).\n\n"
+                  : "");
     for (int i = 0; i < n; i++) {
         char src[1100], dst[4200];
         snprintf(src, sizeof src, "%.1000s/samples.png", runs[i].dir);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "fileio.h"
 #include "jobs.h"
 #include "log.h"
@@ -64,14 +65,6 @@ static int last_swd(const char *dir, double *v, edm2_err *err) {
     return 0;
 }
 
-static const char *base_name(const char *p) {
-    size_t n = strlen(p);
-    while (n > 1 && p[n - 1] == '/') n--;
-    const char *s = p + n;
-    while (s > p && s[-1] != '/') s--;
-    return s;
-}
-
 /* The evaluation keys of [sweep] that pass through to [evaluate]. */
 static const char *const k_forward[] = {"seeds", "labels", "batch", "reference", "ref_images", "swd_patches", "swd_min_res",
                                         "gnet"};
@@ -83,13 +76,10 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     double stds[MAX_STDS], guid[MAX_GUIDANCE];
     const int ns = edm2_cfg_floats(c, "stds", stds, MAX_STDS), ng = edm2_cfg_floats(c, "guidance", guid, MAX_GUIDANCE);
     const char *outdir = c->get(c->ctx, "outdir");
-    char runs_buf[4096], *runs[MAX_RUNS];
-    int nr = 0;
+    char runs_buf[4096], *runs[MAX_RUNS], names[MAX_RUNS][256];
     snprintf(runs_buf, sizeof runs_buf, "%s", c->get(c->ctx, "runs"));
-    for (char *tok = strtok(runs_buf, ","); tok && nr < MAX_RUNS; tok = strtok(NULL, ",")) {
-        while (*tok == ' ') tok++;
-        if (*tok) runs[nr++] = tok;
-    }
+    const int nr = split_list(runs_buf, runs, MAX_RUNS);
+    for (int r = 0; r < nr; r++) path_basename(runs[r], names[r], sizeof names[r]);
     if (nr < 1) return err_set(err, "[sweep] runs: expected one or more run folders, comma-separated");
     if (ns < 1 || ns > MAX_STDS) return err_set(err, "[sweep] stds: expected 1 to %d values", MAX_STDS);
     if (ng < 1 || ng > MAX_GUIDANCE) return err_set(err, "[sweep] guidance: expected 1 to %d values", MAX_GUIDANCE);
@@ -103,7 +93,7 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     char list[2048] = "", dir[4200], label[32], net[4200], num[64];
     for (int j = 0; j < ns; j++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%.17g", j ? "," : "", stds[j]);
     for (int r = 0; r < nr; r++) {
-        if ((size_t)snprintf(dir, sizeof dir, "%s/%s", outdir, base_name(runs[r])) >= sizeof dir) {
+        if ((size_t)snprintf(dir, sizeof dir, "%s/%s", outdir, names[r]) >= sizeof dir) {
             err_set(err, "[sweep] outdir: path too long");
             goto done;
         }
@@ -130,7 +120,7 @@ int job_sweep(const run_config *rc, edm2_err *err) {
                     goto done;
                 }
                 if (job_evaluate(&rc2, err) || last_swd(dir, &val[r][g][j], err)) goto done;
-                LOG_INFO("sweep: %s sigma_rel %s guidance %g: SWD %.3f", base_name(runs[r]), label, guid[g], val[r][g][j]);
+                LOG_INFO("sweep: %s sigma_rel %s guidance %g: SWD %.3f", names[r], label, guid[g], val[r][g][j]);
             }
         }
     }
@@ -154,22 +144,22 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     for (int j = 0; j < ns; j++) fprintf(md, "---|");
     fprintf(md, "---|\n");
     plot_series series[MAX_RUNS * MAX_GUIDANCE];
-    char names[MAX_RUNS * MAX_GUIDANCE][64];
+    char labels[MAX_RUNS * MAX_GUIDANCE][64];
     int nseries = 0;
     for (int r = 0; r < nr; r++)
         for (int g = 0; g < ng; g++) {
             int best = 0;
             for (int j = 1; j < ns; j++)
                 if (val[r][g][j] < val[r][g][best]) best = j;
-            fprintf(md, "| %s | %g |", base_name(runs[r]), guid[g]);
+            fprintf(md, "| %s | %g |", names[r], guid[g]);
             for (int j = 0; j < ns; j++) {
                 fprintf(md, j == best ? " **%.3f** |" : " %.3f |", val[r][g][j]);
-                fprintf(tsv, "%s\t%g\t%g\t%.6g\n", base_name(runs[r]), guid[g], stds[j], val[r][g][j]);
+                fprintf(tsv, "%s\t%g\t%g\t%.6g\n", names[r], guid[g], stds[j], val[r][g][j]);
             }
             fprintf(md, " %g |\n", stds[best]);
-            if (ng > 1) snprintf(names[nseries], sizeof names[nseries], "%.12s W%g", base_name(runs[r]), guid[g]);
-            else snprintf(names[nseries], sizeof names[nseries], "%.20s", base_name(runs[r]));
-            series[nseries] = (plot_series){names[nseries], stds, val[r][g], ns, best};
+            if (ng > 1) snprintf(labels[nseries], sizeof labels[nseries], "%.12s W%g", names[r], guid[g]);
+            else snprintf(labels[nseries], sizeof labels[nseries], "%.20s", names[r]);
+            series[nseries] = (plot_series){labels[nseries], stds, val[r][g], ns, best};
             nseries++;
         }
     fprintf(md, "\n![SWD against sigma_rel](sweep.png)\n");

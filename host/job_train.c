@@ -363,8 +363,9 @@ int job_train(const run_config *rc, edm2_err *err) {
     while (t.nimg < t.total && !stop) {
         int64_t prev = t.nimg;
         double loss = 0;
-        stop = g_signal;
+        stop = g_signal; /* shared with the group inside the step, when there is one */
         if (train_step(&t, &loss, &lr, &stop, err)) goto restore;
+        if (t.world == 1) stop = g_signal; /* alone: a signal during the step ends the run after it */
         if (!isfinite(loss)) {
             err_set(err, "the loss became %g at kimg %.3f; lower ref_lr or check the data", loss, t.nimg / 1000.0);
             goto restore;

@@ -168,13 +168,14 @@ static void test_guidance_conditional_guide(void **state) {
     free(a), free(b);
 }
 
-/* Runs evaluate on the 2-kimg EMA 0.100 snapshot with extra settings; returns the exit status. */
+/* Runs evaluate on the 2-kimg EMA 0.100 snapshot with extra settings (its reference statistics go to a
+ * folder that does not exist yet); returns the exit status. */
 static int evaluate(const char *dir, run_result *r, const char *const *sets) {
     char text[2048];
     snprintf(text, sizeof text,
              "[job]\ntype = evaluate\n[sampler]\nplugin = heun\nnum_steps = 4\n[data]\nsource = fashion-mnist\n"
              "resolution = 8\nmax_images = 1000\n[evaluate]\nnet = %s/network-snapshot-0000002-0.100.safetensors\n"
-             "seeds = 0-39\nbatch = 16\nswd_min_res = 8\nswd_patches = 16\nreference = %s/ref.safetensors\n",
+             "seeds = 0-39\nbatch = 16\nswd_min_res = 8\nswd_patches = 16\nreference = %s/stats/ref.safetensors\n",
              g_run, dir);
     return run_job(dir, "eval.ini", text, r, sets);
 }
