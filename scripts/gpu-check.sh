@@ -72,6 +72,14 @@ step demo-cpu build-gpu/edm2host run configs/fashion-mnist-demo.ini --set data.p
 step phema-gpu build-gpu/edm2host run configs/fashion-mnist-phema.ini --set backend.plugin=cuda \
   --set phema.snapshots="$out/demo" --set phema.outdir="$out/phema" --set phema.stds=0.05,0.10
 rm -rf "$out"/det-a "$out"/det-b "$out"/phema "$out"/demo/training-state-* "$out"/demo-cpu/*.safetensors
+# Speed side by side with the PyTorch reference on this GPU, in this run (issue 11): ours, then the reference's
+# benchmark, when its source was carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch).
+if [ -f .devref/bench/torch_gpu_bench.py ]; then
+  step bench-ours build-gpu/edm2-bench configs/edm2-img512-xs.ini --set backend.plugin=cuda --set training.batch=64 \
+    --steps 4 --warmup 1 --no-sgemm
+  step bench-torch timeout 200 python3 .devref/bench/torch_gpu_bench.py --presets xs --batch 64 --steps 5 --gemm
+  tail -3 "$out/bench-ours.log" "$out/bench-torch.log"
+fi
 echo "== CPU benchmark on this machine" | tee "$out/bench.log"
 build-gpu/edm2-bench bench/fmnist-mc16.ini --steps 5 >>"$out/bench.log" 2>&1
 tail -3 "$out/bench.log"
