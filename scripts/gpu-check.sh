@@ -5,7 +5,8 @@
 # (memcheck), the whole suite (training on the GPU: determinism and exact resume included),
 # `check-ref --backend cuda`, 4 kimg of the demo on the GPU (and on the CPU, for the losses side by side),
 # the same 1-kimg GPU run twice (snapshots compared bytewise), generation from the GPU snapshot on both
-# backends and with guidance, and post-hoc EMA on the GPU; leaves every log (and the grids) in OUT_DIR and
+# backends and with guidance, post-hoc EMA on the GPU, and (with .devref/ carried) img512-XS training speed
+# of ours and of the PyTorch reference side by side; leaves every log (and the grids) in OUT_DIR and
 # prints a summary. Usage on the device machine, from the repository root (the device tool returns at most
 # a few files, hence the archive):
 #   source .devdeps/install.sh && scripts/gpu-check.sh /tmp/gc; tar czf $OUT/gpu-check.tgz -C /tmp gc
