@@ -2,18 +2,17 @@
  * non-blocking ones, polled until done or the deadline passes. */
 #include "comm.h"
 
-#include "edm2/edm2_plugin.h"
-#include "log.h"
-
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
 #ifdef EDM2_HAVE_MPI
 #include <mpi.h>
 #endif
+
+#include "edm2/edm2_plugin.h"
+#include "log.h"
 
 static struct {
     int mpi, rank, world, local_rank, local_size;
