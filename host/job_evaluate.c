@@ -87,7 +87,7 @@ static int append_metrics(const char *snapshot, const char *record, edm2_err *er
     return 0;
 }
 
-int job_evaluate(const run_config *rc, edm2_err *err) {
+int evaluate_snapshot(const run_config *rc, swd_set *ref_set, double *swd, edm2_err *err) {
     config_view ev, jv;
     config_view_host(&ev, rc->cfg, "evaluate");
     config_view_host(&jv, rc->cfg, "job");
@@ -102,8 +102,8 @@ int job_evaluate(const run_config *rc, edm2_err *err) {
     p.seed = (uint64_t)edm2_cfg_int(&jv.api, "seed", 0);
     gen_session s;
     memset(&s, 0, sizeof s);
-    swd_set gen_set, ref_set;
-    memset(&gen_set, 0, sizeof gen_set), memset(&ref_set, 0, sizeof ref_set);
+    swd_set gen_set;
+    memset(&gen_set, 0, sizeof gen_set);
     uint64_t *seeds = NULL;
     float *out = NULL, *labels = NULL, *keep = NULL;
     int n = 0, status = 1, fixed = -1;
@@ -122,9 +122,14 @@ int job_evaluate(const run_config *rc, edm2_err *err) {
         err_set(err, "[evaluate] %s", err->msg);
         goto done;
     }
-    if (swd_set_init(&gen_set, &p, C, R, err) ||
-        reference(rc, ref_path, ref_images > 0 ? ref_images : n, &p, C, R, &ref_set, err))
+    if (swd_set_init(&gen_set, &p, C, R, err)) goto done;
+    if (!ref_set->levels) { /* not given by the caller (a sweep keeps it across its evaluations) */
+        if (reference(rc, ref_path, ref_images > 0 ? ref_images : n, &p, C, R, ref_set, err)) goto done;
+    } else if (ref_set->C != C || ref_set->R != R) {
+        err_set(err, "%s makes %dx%dx%d images, the reference has %dx%dx%d", e->get(e->ctx, "net"), C, R, R,
+                ref_set->C, ref_set->R, ref_set->R);
         goto done;
+    }
     if (*outdir && make_dirs(outdir, err)) goto done;
     out = malloc(s.per * batch * sizeof(float));
     labels = calloc((size_t)batch * (L ? L : 1), sizeof(float));
@@ -160,7 +165,7 @@ int job_evaluate(const run_config *rc, edm2_err *err) {
     }
     swd_set_finalize(&gen_set);
     double per[SWD_MAX_LEVELS], mean;
-    if (swd_compare(&gen_set, &ref_set, &p, per, &mean, err)) goto done;
+    if (swd_compare(&gen_set, ref_set, &p, per, &mean, err)) goto done;
     char levels[256] = "";
     for (int l = 0, k = 0; l < gen_set.levels; l++)
         k += snprintf(levels + k, sizeof levels - (size_t)k, "%s%.3f", l ? ", " : "", per[l]);
@@ -170,14 +175,24 @@ int job_evaluate(const run_config *rc, edm2_err *err) {
              "{\"snapshot\": \"%s\", \"metric\": \"swd\", \"swd\": %.6g, \"swd_levels\": [%s], \"images\": %d, "
              "\"reference\": \"%s\", \"reference_descriptors\": %zu, \"sampler\": \"%s\", \"num_evals\": %d, "
              "\"guidance\": %.6g, \"labels\": \"%s\", \"seed\": %llu, \"generate_seconds\": %.3f, \"time\": %lld}",
-             e->get(e->ctx, "net"), mean, levels, n, *ref_path ? ref_path : "[data]", ref_set.count,
+             e->get(e->ctx, "net"), mean, levels, n, *ref_path ? ref_path : "[data]", ref_set->count,
              rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s), guidance, mode,
              (unsigned long long)p.seed, gen_s, (long long)time(NULL));
     if (append_metrics(e->get(e->ctx, "net"), record, err)) goto done;
+    *swd = mean;
     status = 0;
 done:
     gen_session_close(&s);
-    swd_set_free(&gen_set), swd_set_free(&ref_set);
+    swd_set_free(&gen_set);
     free(seeds), free(out), free(labels), free(keep);
+    return status;
+}
+
+int job_evaluate(const run_config *rc, edm2_err *err) {
+    swd_set ref;
+    memset(&ref, 0, sizeof ref);
+    double swd;
+    int status = evaluate_snapshot(rc, &ref, &swd, err);
+    swd_set_free(&ref);
     return status;
 }

@@ -14,6 +14,7 @@
 #include "fileio.h"
 #include "jobs.h"
 #include "log.h"
+#include "metric_swd.h"
 #include "plot.h"
 
 #define MAX_RUNS 16
@@ -51,20 +52,6 @@ static int find_reconstruction(const char *dir, const char *label, char *out, si
     return 0;
 }
 
-/* The "swd" of the last record of DIR/metrics.jsonl. */
-static int last_swd(const char *dir, double *v, edm2_err *err) {
-    char path[4200], line[8192], last[8192] = "";
-    if ((size_t)snprintf(path, sizeof path, "%s/metrics.jsonl", dir) >= sizeof path) return err_set(err, "path too long");
-    FILE *f = fopen(path, "r");
-    if (!f) return err_set(err, "%s: cannot read", path);
-    while (fgets(line, sizeof line, f)) memcpy(last, line, sizeof last);
-    fclose(f);
-    const char *at = strstr(last, "\"swd\": ");
-    if (!at) return err_set(err, "%s: the last record has no swd", path);
-    *v = strtod(at + 7, NULL);
-    return 0;
-}
-
 /* The evaluation keys of [sweep] that pass through to [evaluate]. */
 static const char *const k_forward[] = {"seeds", "labels", "batch", "reference", "ref_images", "swd_patches", "swd_min_res",
                                         "gnet"};
@@ -89,7 +76,14 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     if (cfg_copy(&sub, rc->cfg)) return err_set(err, "out of memory");
     run_config rc2 = *rc;
     rc2.cfg = &sub;
+    swd_set ref; /* one reference for every evaluation of the sweep */
+    memset(&ref, 0, sizeof ref);
     int status = -1;
+    for (size_t k = 0; k < sizeof k_forward / sizeof *k_forward; k++)
+        if (cfg_put(&sub, "evaluate", k_forward[k], c->get(c->ctx, k_forward[k]))) {
+            err_set(err, "out of memory");
+            goto done;
+        }
     char list[2048] = "", dir[4200], label[32], net[4200], num[64];
     for (int j = 0; j < ns; j++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%.17g", j ? "," : "", stds[j]);
     for (int r = 0; r < nr; r++) {
@@ -105,11 +99,6 @@ int job_sweep(const run_config *rc, edm2_err *err) {
             goto done;
         }
         if (job_phema(&rc2, err)) goto done;
-        for (size_t k = 0; k < sizeof k_forward / sizeof *k_forward; k++)
-            if (cfg_put(&sub, "evaluate", k_forward[k], c->get(c->ctx, k_forward[k]))) {
-                err_set(err, "out of memory");
-                goto done;
-            }
         for (int j = 0; j < ns; j++) {
             std_label(label, sizeof label, stds[j]);
             if (find_reconstruction(dir, label, net, sizeof net, err)) goto done;
@@ -119,23 +108,23 @@ int job_sweep(const run_config *rc, edm2_err *err) {
                     err_set(err, "out of memory");
                     goto done;
                 }
-                if (job_evaluate(&rc2, err) || last_swd(dir, &val[r][g][j], err)) goto done;
+                if (evaluate_snapshot(&rc2, &ref, &val[r][g][j], err)) goto done;
                 LOG_INFO("sweep: %s sigma_rel %s guidance %g: SWD %.3f", names[r], label, guid[g], val[r][g][j]);
             }
         }
     }
     /* The table, the values, the plot. */
     char path[4200];
+    atomic_file amd, atsv;
+    memset(&amd, 0, sizeof amd), memset(&atsv, 0, sizeof atsv);
     snprintf(path, sizeof path, "%s/sweep.md", outdir);
-    FILE *md = fopen(path, "w");
+    if (af_open(&amd, path, err)) goto done;
     snprintf(path, sizeof path, "%s/sweep.tsv", outdir);
-    FILE *tsv = fopen(path, "w");
-    if (!md || !tsv) {
-        if (md) fclose(md);
-        if (tsv) fclose(tsv);
-        err_set(err, "%s: cannot write", outdir);
+    if (af_open(&atsv, path, err)) {
+        af_abort(&amd);
         goto done;
     }
+    FILE *md = amd.f, *tsv = atsv.f;
     fprintf(md, "# EMA-length sweep\n\nSWD ×10³ (sliced Wasserstein distance on Laplacian-pyramid patches; lower is "
                 "better) of each post-hoc reconstruction; **bold** = the best σ_rel of the row.\n\n| run | guidance |");
     fprintf(tsv, "run\tguidance\tsigma_rel\tswd\n");
@@ -163,13 +152,11 @@ int job_sweep(const run_config *rc, edm2_err *err) {
             nseries++;
         }
     fprintf(md, "\n![SWD against sigma_rel](sweep.png)\n");
-    int bad = ferror(md) || ferror(tsv);
-    bad |= fclose(md) != 0;
-    bad |= fclose(tsv) != 0;
-    if (bad) {
-        err_set(err, "%s: write failed", outdir);
+    if (af_commit(&amd, err)) {
+        af_abort(&atsv);
         goto done;
     }
+    if (af_commit(&atsv, err)) goto done;
     snprintf(path, sizeof path, "%s/sweep.png", outdir);
     const plot_spec spec = {"EMA LENGTH SWEEP", "SIGMA_REL", "SWD X1E3", 1};
     if (plot_png(path, &spec, series, nseries, err)) goto done;
@@ -177,5 +164,6 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     status = 0;
 done:
     cfg_free(&sub);
+    swd_set_free(&ref);
     return status ? 1 : 0;
 }

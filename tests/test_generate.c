@@ -226,8 +226,8 @@ static void test_evaluate(void **state) {
     free(dir);
 }
 
-/* The sweep over three sigma_rel of the tiny run: the table marks each row's smallest value as the best,
- * the values file agrees with it, and the plot is a readable PNG. */
+/* The sweep over three sigma_rel of the tiny run: one reference for all evaluations, the table marks each
+ * row's smallest value as the best, the values file agrees with it, and the plot is a readable PNG. */
 static void test_sweep(void **state) {
     (void)state;
     char *dir = make_temp_dir(), text[2048];
@@ -239,6 +239,9 @@ static void test_sweep(void **state) {
     run_result r;
     if (run_job(dir, "sweep.ini", text, &r, NULL)) fprintf(stderr, "%s", r.err);
     assert_non_null(strstr(r.err, "sweep.md, sweep.tsv and sweep.png"));
+    const char *ref = strstr(r.err, "reference: 64 images"); /* made once for all three evaluations */
+    assert_non_null(ref);
+    assert_null(strstr(ref + 1, "reference: 64 images"));
     char p[700], line[512];
     snprintf(p, sizeof p, "%s/sweep.tsv", dir);
     FILE *f = fopen(p, "r");
