@@ -61,7 +61,6 @@ void comm_finalize(void) {
 
 int comm_rank(void) { return g_comm.rank; }
 int comm_world(void) { return g_comm.world; }
-int comm_local_rank(void) { return g_comm.local_rank; }
 int comm_local_size(void) { return g_comm.local_size; }
 void comm_set_timeout(double seconds) { g_comm.timeout_s = seconds > 0 ? seconds : 600.0; }
 

@@ -14,7 +14,6 @@ int comm_init(int *argc, char ***argv, edm2_err *err);
 void comm_finalize(void);
 int comm_rank(void);
 int comm_world(void);
-int comm_local_rank(void);
 int comm_local_size(void); /* processes on this node */
 /* Seconds a collective may wait for the other processes (default 600). */
 void comm_set_timeout(double seconds);
