@@ -16,7 +16,7 @@ int arena_shape_matches(const edm2_param_desc *d, const st_tensor *t) {
     return d->numel == 1 && t->ndim <= 1 && d->ndim <= 1; /* scalar stored as [] or [1] */
 }
 
-static void shape_str(char *buf, size_t len, int ndim, const int64_t *shape) {
+void arena_shape_str(char *buf, size_t len, int ndim, const int64_t *shape) {
     size_t n = (size_t)snprintf(buf, len, "[");
     for (int i = 0; i < ndim && n < len; i++) n += (size_t)snprintf(buf + n, len - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (n < len) snprintf(buf + n, len - n, "]");
@@ -32,8 +32,8 @@ int arena_check(const edm2_network_info *info, const st_file *f, const char *pre
             return err_set(err, "%s: missing tensor '%s' (the network its metadata describe has it)", f->path, name);
         if (!arena_shape_matches(d, t)) {
             char want[128], got[128];
-            shape_str(want, sizeof want, (int)d->ndim, d->shape);
-            shape_str(got, sizeof got, t->ndim, t->shape);
+            arena_shape_str(want, sizeof want, (int)d->ndim, d->shape);
+            arena_shape_str(got, sizeof got, t->ndim, t->shape);
             return err_set(err, "%s: tensor '%s' has shape %s, the network expects %s", f->path, name, got, want);
         }
     }

@@ -17,6 +17,8 @@ int arena_fill(const edm2_network_info *info, const st_file *f, const char *pref
 int arena_load(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, edm2_err *err);
 /* Checks one tensor against one table entry (same count of elements and the same shape). */
 int arena_shape_matches(const edm2_param_desc *d, const st_tensor *t);
+/* "[a, b, ...]" into buf[len]. */
+void arena_shape_str(char *buf, size_t len, int ndim, const int64_t *shape);
 /* Describes the entries of an arena as st_out records named prefix+name (names in `names`, caller frees
  * each and the arrays). Only entries with any of `flags_any` set, or all when 0. */
 int arena_outputs(const edm2_network_info *info, const float *arena, const char *prefix, uint32_t flags_any,

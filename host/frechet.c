@@ -70,20 +70,69 @@ done:
     return rc;
 }
 
-int feature_stats(const float *f, size_t count, int dim, double *mu, double *sigma, edm2_err *err) {
-    if (count < 2) return err_set(err, "statistics of %zu feature rows: need at least 2", count);
-    double *c = malloc(count * (size_t)dim * sizeof *c);
-    if (!c) return err_set(err, "out of memory for %zu x %d features", count, dim);
-    for (int j = 0; j < dim; j++) {
-        double s = 0;
-        for (size_t i = 0; i < count; i++) s += f[i * dim + j];
-        mu[j] = s / (double)count;
+int fid_accum_init(fid_accum *a, int dim, edm2_err *err) {
+    memset(a, 0, sizeof *a);
+    a->dim = dim;
+    a->sum = calloc((size_t)dim, sizeof *a->sum);
+    a->outer = calloc((size_t)dim * dim, sizeof *a->outer);
+    a->shift = calloc((size_t)dim, sizeof *a->shift);
+    if (!a->sum || !a->outer || !a->shift) {
+        fid_accum_free(a);
+        return err_set(err, "out of memory for %dx%d feature statistics", dim, dim);
     }
-    for (size_t i = 0; i < count; i++)
-        for (int j = 0; j < dim; j++) c[i * dim + j] = f[i * dim + j] - mu[j];
-    /* sigma = c^T c / (count - 1): symmetric, so the layouts agree. */
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dim, dim, (int)count, 1.0 / (double)(count - 1), c, dim, c, dim,
-                0.0, sigma, dim);
+    return 0;
+}
+
+void fid_accum_free(fid_accum *a) {
+    free(a->sum), free(a->outer), free(a->shift);
+    memset(a, 0, sizeof *a);
+}
+
+int fid_accum_add(fid_accum *a, const float *f, size_t n, edm2_err *err) {
+    const int dim = a->dim;
+    if (!n) return 0;
+    if (!a->count) /* the first rows' mean: accumulating around it keeps the sums well conditioned */
+        for (int j = 0; j < dim; j++) {
+            double s = 0;
+            for (size_t i = 0; i < n; i++) s += f[i * dim + j];
+            a->shift[j] = s / (double)n;
+        }
+    const size_t chunk = 256;
+    double *c = malloc(chunk * (size_t)dim * sizeof *c);
+    if (!c) return err_set(err, "out of memory");
+    for (size_t i0 = 0; i0 < n; i0 += chunk) {
+        const size_t m = n - i0 < chunk ? n - i0 : chunk;
+        for (size_t i = 0; i < m; i++)
+            for (int j = 0; j < dim; j++) {
+                c[i * dim + j] = f[(i0 + i) * dim + j] - a->shift[j];
+                a->sum[j] += c[i * dim + j];
+            }
+        /* outer (upper triangle, row-major) += c^T c */
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, (int)m, 1.0, c, dim, 1.0, a->outer, dim);
+    }
+    a->count += n;
     free(c);
     return 0;
+}
+
+int fid_accum_finish(const fid_accum *a, double *mu, double *sigma, edm2_err *err) {
+    const int dim = a->dim;
+    if (a->count < 2) return err_set(err, "statistics of %zu feature rows: need at least 2", a->count);
+    const double n = (double)a->count;
+    for (int j = 0; j < dim; j++) mu[j] = a->shift[j] + a->sum[j] / n;
+    /* sigma = (sum c c^T - n m m^T) / (n - 1), m = the mean of c (numpy.cov's normalisation). */
+    for (int i = 0; i < dim; i++)
+        for (int j = i; j < dim; j++) {
+            const double v = (a->outer[(size_t)i * dim + j] - a->sum[i] * a->sum[j] / n) / (n - 1);
+            sigma[(size_t)i * dim + j] = sigma[(size_t)j * dim + i] = v;
+        }
+    return 0;
+}
+
+int feature_stats(const float *f, size_t count, int dim, double *mu, double *sigma, edm2_err *err) {
+    fid_accum a;
+    if (fid_accum_init(&a, dim, err)) return -1;
+    int rc = fid_accum_add(&a, f, count, err) || fid_accum_finish(&a, mu, sigma, err) ? -1 : 0;
+    fid_accum_free(&a);
+    return rc;
 }

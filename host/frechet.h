@@ -16,7 +16,19 @@
 /* mu[n], sigma[n, n] (symmetric). 0, or -1 with a reason (LAPACK failure, out of memory). */
 int frechet_distance(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int n,
                      double *out, edm2_err *err);
-/* Mean [dim] and covariance [dim, dim] (divided by count - 1, as numpy.cov) of count feature rows. */
+/* Feature statistics accumulated batch by batch in double (memory: dim^2, whatever the number of rows): sums
+ * of the rows and of their outer products, both around the first batch's mean. */
+typedef struct fid_accum {
+    int dim;
+    size_t count;
+    double *sum, *outer, *shift; /* [dim], [dim, dim] (upper triangle), [dim] */
+} fid_accum;
+int fid_accum_init(fid_accum *a, int dim, edm2_err *err);
+int fid_accum_add(fid_accum *a, const float *features, size_t n, edm2_err *err);
+/* Mean [dim] and covariance [dim, dim] (divided by count - 1, as numpy.cov) of the rows added; count >= 2. */
+int fid_accum_finish(const fid_accum *a, double *mu, double *sigma, edm2_err *err);
+void fid_accum_free(fid_accum *a);
+/* The same for count rows at once. */
 int feature_stats(const float *features, size_t count, int dim, double *mu, double *sigma, edm2_err *err);
 
 #endif

@@ -84,14 +84,18 @@ void pixels_encode(float *out, const uint8_t *px, int channels, int height, int 
                 out[((size_t)c * height + y) * width + x] = px[((size_t)y * width + x) * channels + c] / 127.5f - 1.0f;
 }
 
+uint8_t pixel_quantize(float x) {
+    float v = (x + 1.0f) * 127.5f;
+    v = v < 0 ? 0 : v > 255 ? 255 : v;
+    return (uint8_t)lrintf(v);
+}
+
 void pixels_decode(uint8_t *px, const float *x, int channels, int channels_out, int height, int width) {
     for (int y = 0; y < height; y++)
         for (int xx = 0; xx < width; xx++)
             for (int c = 0; c < channels_out; c++) {
                 int src = c < channels ? c : channels - 1;
-                float v = (x[((size_t)src * height + y) * width + xx] + 1.0f) * 127.5f;
-                v = v < 0 ? 0 : v > 255 ? 255 : v;
-                px[((size_t)y * width + xx) * channels_out + c] = (uint8_t)lrintf(v);
+                px[((size_t)y * width + xx) * channels_out + c] = pixel_quantize(x[((size_t)src * height + y) * width + xx]);
             }
 }
 

@@ -22,6 +22,8 @@ int png_read(const char *path, int channels, int want_w, int want_h, uint8_t **p
 int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels, edm2_err *err);
 /* Encodes 8-bit HWC pixels into float CHW: x / 127.5 - 1. */
 void pixels_encode(float *out, const uint8_t *px, int channels, int height, int width);
+/* One encoded value as an 8-bit pixel: clamp((x + 1) * 127.5, 0, 255), rounded to the nearest. */
+uint8_t pixel_quantize(float x);
 /* Decodes float CHW into 8-bit HWC: clamp((x + 1) * 127.5, 0, 255), rounded. `channels_out` is 1 or 3;
  * images with other channel counts show their first (up to 3) channels. */
 void pixels_decode(uint8_t *px, const float *x, int channels, int channels_out, int height, int width);

@@ -1,7 +1,9 @@
 /* job_evaluate.c: the `evaluate` job: generates images from a snapshot (seeds, labels, sampler and guidance
- * as in `generate`), without writing them unless asked, and measures them against reference images: the
- * sliced Wasserstein distance on Laplacian-pyramid patches (metric_swd.h) against reference statistics
- * computed once from [data] and saved. The result is appended to metrics.jsonl beside the snapshot. */
+ * as in `generate`), without writing them unless asked, and measures them against reference images from
+ * [data]: the sliced Wasserstein distance on Laplacian-pyramid patches (metric_swd.h; no weights needed) and
+ * the Fréchet Inception Distance (the [features] network, e.g. inception_v3 with the FID weights; frechet.h),
+ * each against reference statistics computed once from [data] and saved. The result is appended to
+ * metrics.jsonl beside the snapshot. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +13,16 @@
 
 #include "config.h"
 #include "dataset.h"
+#include "feature_net.h"
 #include "fileio.h"
+#include "frechet.h"
 #include "gen_session.h"
 #include "image_io.h"
 #include "jobs.h"
 #include "log.h"
-#include "metric_swd.h"
 
 #define STREAM_REF 0x5245465345ull /* "REFSE": which dataset images form the reference */
+#define REF_BATCH 64
 
 static double now(void) {
     struct timespec ts;
@@ -26,48 +30,104 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* The reference set: loaded from `path` when it exists, else computed from `count` images of [data] (a
- * seeded shuffle) and saved there (when path is not empty). */
-static int reference(const run_config *rc, const char *path, int count, const swd_params *p, int C, int R, swd_set *ref,
-                     edm2_err *err) {
-    if (*path && access(path, F_OK) == 0) {
-        if (swd_set_load(path, p, C, R, ref, err)) return -1;
-        LOG_INFO("reference statistics %s: %zu descriptors per level", path, ref->count);
-        return 0;
+void eval_refs_free(eval_refs *r) {
+    swd_set_free(&r->swd);
+    fid_stats_free(&r->fid);
+}
+
+/* metrics = "swd", "fid" or both, comma-separated. */
+static int parse_metrics(const char *s, int *swd, int *fid, edm2_err *err) {
+    *swd = *fid = 0;
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        while (n && s[n - 1] == ' ') n--;
+        if (n == 3 && !strncmp(s, "swd", 3)) *swd = 1;
+        else if (n == 3 && !strncmp(s, "fid", 3)) *fid = 1;
+        else return err_set(err, "[evaluate] metrics: '%.*s' is not a metric (swd, fid, or swd,fid)", (int)n, s);
+        s += strcspn(s, ",");
+        while (*s == ',' || *s == ' ') s++;
     }
+    return *swd || *fid ? 0 : err_set(err, "[evaluate] metrics is empty: expected swd, fid, or swd,fid");
+}
+
+/* Saves to `path` (creating its folder) unless the path is empty. */
+static int save_dir(const char *path, edm2_err *err) {
+    char *dir = path_dirname(path);
+    int bad = !dir || make_dirs(dir, err);
+    free(dir);
+    return bad ? (err->msg[0] ? -1 : err_set(err, "out of memory")) : 0;
+}
+
+/* The reference statistics the caller does not hold yet: each loaded from its file when that exists, else
+ * computed from `count` images of [data] (a seeded shuffle, one pass for both metrics) and saved there. */
+static int references(const run_config *rc, eval_refs *refs, int need_swd, int need_fid, const char *swd_path,
+                      const char *fid_path, int count, const swd_params *p, int C, int R, feat_instance *fi,
+                      edm2_err *err) {
+    if (need_swd && *swd_path && access(swd_path, F_OK) == 0) {
+        if (swd_set_load(swd_path, p, C, R, &refs->swd, err)) return -1;
+        LOG_INFO("SWD reference statistics %s: %zu descriptors per level", swd_path, refs->swd.count);
+        need_swd = 0;
+    }
+    if (need_fid && *fid_path && access(fid_path, F_OK) == 0) {
+        if (fid_stats_load(fid_path, fi->info.dim, fi->fingerprint, &refs->fid, err)) return -1;
+        LOG_INFO("FID reference statistics %s: %zu images", fid_path, refs->fid.count);
+        need_fid = 0;
+    }
+    if (!need_swd && !need_fid) return 0;
     dataset d;
     if (dataset_open(&d, rc->cfg, err)) return -1;
     int rcode = -1;
-    float *img = NULL;
+    float *img = NULL, *feat = NULL;
     int *perm = malloc((size_t)d.count * sizeof *perm);
     int64_t epoch = -1;
+    fid_accum acc;
+    memset(&acc, 0, sizeof acc);
     if (d.channels != C || d.resolution != R) {
         err_set(err, "the data are %dx%dx%d images, the snapshot makes %dx%dx%d", d.channels, d.resolution, d.resolution,
                 C, R, R);
         goto done;
     }
     if (count > d.count) count = d.count;
-    if (!perm || !(img = malloc((size_t)C * R * R * sizeof *img)) || swd_set_init(ref, p, C, R, err)) {
-        if (!err->msg[0]) err_set(err, "out of memory");
+    const size_t per = (size_t)C * R * R;
+    if (!perm || !(img = malloc(per * REF_BATCH * sizeof *img)) ||
+        (need_fid && !(feat = malloc((size_t)fi->info.dim * REF_BATCH * sizeof *feat)))) {
+        err_set(err, "out of memory");
         goto done;
     }
+    if ((need_swd && swd_set_init(&refs->swd, p, C, R, err)) || (need_fid && fid_accum_init(&acc, fi->info.dim, err)))
+        goto done;
     const double t0 = now();
-    for (int i = 0; i < count; i++) {
-        int idx = dataset_order(&d, p->seed ^ STREAM_REF, (uint64_t)i, perm, &epoch);
-        if (dataset_get(&d, idx, img, NULL, 0, err) || swd_set_add(ref, p, img, 1, (uint64_t)i, err)) goto done;
+    for (int i = 0; i < count; i += REF_BATCH) {
+        const int m = count - i < REF_BATCH ? count - i : REF_BATCH;
+        for (int k = 0; k < m; k++) {
+            int idx = dataset_order(&d, p->seed ^ STREAM_REF, (uint64_t)(i + k), perm, &epoch);
+            if (dataset_get(&d, idx, img + per * k, NULL, 0, err)) goto done;
+        }
+        if (need_swd && swd_set_add(&refs->swd, p, img, m, (uint64_t)i, err)) goto done;
+        if (need_fid && (feat_extract(fi, img, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
+        if (need_fid && (i / REF_BATCH) % 8 == 7) {
+            const double rate = (i + m) / (now() - t0);
+            LOG_INFO("reference: %d/%d images  %.1f images/s  ETA %.0f s", i + m, count, rate, (count - i - m) / rate);
+        }
     }
-    swd_set_finalize(ref);
-    LOG_INFO("reference: %d images of %s, %zu descriptors per level (%.1f s)", count, d.desc, ref->count, now() - t0);
-    if (*path) {
-        char *dir = path_dirname(path);
-        int bad = !dir || make_dirs(dir, err);
-        free(dir);
-        if (bad || swd_set_save(path, ref, p, d.desc, err)) goto done;
-        LOG_INFO("saved reference statistics %s", path);
+    LOG_INFO("reference: %d images of %s (%.1f s)", count, d.desc, now() - t0);
+    if (need_swd) {
+        swd_set_finalize(&refs->swd);
+        if (*swd_path && (save_dir(swd_path, err) || swd_set_save(swd_path, &refs->swd, p, d.desc, err))) goto done;
+        if (*swd_path) LOG_INFO("saved SWD reference statistics %s", swd_path);
+    }
+    if (need_fid) {
+        if (fid_stats_alloc(&refs->fid, fi->info.dim, err) || fid_accum_finish(&acc, refs->fid.mu, refs->fid.sigma, err))
+            goto done;
+        refs->fid.count = acc.count;
+        snprintf(refs->fid.fingerprint, sizeof refs->fid.fingerprint, "%s", fi->fingerprint);
+        if (*fid_path && (save_dir(fid_path, err) || fid_stats_save(fid_path, &refs->fid, d.desc, err))) goto done;
+        if (*fid_path) LOG_INFO("saved FID reference statistics %s", fid_path);
     }
     rcode = 0;
 done:
-    free(perm), free(img);
+    free(perm), free(img), free(feat);
+    fid_accum_free(&acc);
     dataset_close(&d);
     return rcode;
 }
@@ -87,14 +147,28 @@ static int append_metrics(const char *snapshot, const char *record, edm2_err *er
     return 0;
 }
 
-int evaluate_snapshot(const run_config *rc, swd_set *ref_set, double *swd, edm2_err *err) {
-    config_view ev, jv;
+/* The generated images' FID against the reference. */
+static int fid_value(const fid_accum *acc, const fid_stats *ref, double *out, edm2_err *err) {
+    fid_stats g;
+    if (fid_stats_alloc(&g, acc->dim, err)) return -1;
+    int rc = fid_accum_finish(acc, g.mu, g.sigma, err) ||
+                     frechet_distance(g.mu, g.sigma, ref->mu, ref->sigma, acc->dim, out, err)
+                 ? -1
+                 : 0;
+    fid_stats_free(&g);
+    return rc;
+}
+
+int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, edm2_err *err) {
+    config_view ev, jv, fv;
     config_view_host(&ev, rc->cfg, "evaluate");
     config_view_host(&jv, rc->cfg, "job");
     const edm2_config *e = &ev.api;
-    const char *mode = e->get(e->ctx, "labels"), *metrics = e->get(e->ctx, "metrics");
-    const char *ref_path = e->get(e->ctx, "reference"), *outdir = e->get(e->ctx, "images_dir");
+    const char *mode = e->get(e->ctx, "labels");
+    const char *ref_path = e->get(e->ctx, "reference"), *fid_path = e->get(e->ctx, "fid_reference");
+    const char *outdir = e->get(e->ctx, "images_dir");
     const int batch = (int)edm2_cfg_int(e, "batch", 64), ref_images = (int)edm2_cfg_int(e, "ref_images", 0);
+    res->swd = res->fid = NAN;
     swd_params p;
     swd_default_params(&p);
     p.patches = (int)edm2_cfg_int(e, "swd_patches", 128);
@@ -104,16 +178,26 @@ int evaluate_snapshot(const run_config *rc, swd_set *ref_set, double *swd, edm2_
     memset(&s, 0, sizeof s);
     swd_set gen_set;
     memset(&gen_set, 0, sizeof gen_set);
+    feat_instance fi;
+    memset(&fi, 0, sizeof fi);
+    fid_accum acc;
+    memset(&acc, 0, sizeof acc);
     uint64_t *seeds = NULL;
-    float *out = NULL, *labels = NULL, *keep = NULL;
-    int n = 0, status = 1, fixed = -1;
-    if (strcmp(metrics, "swd")) {
-        err_set(err, "[evaluate] metrics = '%s': the metric this build computes is swd (FID needs the Inception "
-                     "network, not yet shipped)", metrics);
+    float *out = NULL, *labels = NULL, *keep = NULL, *feat = NULL;
+    int n = 0, status = 1, fixed = -1, want_swd, want_fid;
+    if (parse_metrics(e->get(e->ctx, "metrics"), &want_swd, &want_fid, err)) goto done;
+    if (want_fid && !rc->plugin[EDM2_KIND_FEATURES]) {
+        err_set(err, "%s: [evaluate] metrics = fid needs a [features] section: plugin = inception_v3 and weights = FILE "
+                     "(scripts/convert_fid_weights.py converts pytorch-fid's Inception weights)",
+                rc->cfg->path);
         goto done;
     }
     if (seeds_parse(e->get(e->ctx, "seeds"), &seeds, &n, err)) {
         err_set(err, "[evaluate] %s", err->msg);
+        goto done;
+    }
+    if (want_fid && n < 2) {
+        err_set(err, "[evaluate] seeds: FID needs at least 2 images (thousands for a meaningful value)");
         goto done;
     }
     if (gen_session_open(&s, rc, e, "evaluate", err)) goto done;
@@ -122,12 +206,28 @@ int evaluate_snapshot(const run_config *rc, swd_set *ref_set, double *swd, edm2_
         err_set(err, "[evaluate] %s", err->msg);
         goto done;
     }
-    if (swd_set_init(&gen_set, &p, C, R, err)) goto done;
-    if (!ref_set->levels) { /* not given by the caller (a sweep keeps it across its evaluations) */
-        if (reference(rc, ref_path, ref_images > 0 ? ref_images : n, &p, C, R, ref_set, err)) goto done;
-    } else if (ref_set->C != C || ref_set->R != R) {
-        err_set(err, "%s makes %dx%dx%d images, the reference has %dx%dx%d", e->get(e->ctx, "net"), C, R, R,
-                ref_set->C, ref_set->R, ref_set->R);
+    if (want_fid) {
+        config_view_plugin(&fv, rc, EDM2_KIND_FEATURES);
+        if (feat_open(&fi, &s.rt, rc->plugin[EDM2_KIND_FEATURES], &fv.api, err) || fid_accum_init(&acc, fi.info.dim, err))
+            goto done;
+        if (!(feat = malloc((size_t)fi.info.dim * batch * sizeof *feat))) {
+            err_set(err, "out of memory");
+            goto done;
+        }
+    }
+    if (want_swd && swd_set_init(&gen_set, &p, C, R, err)) goto done;
+    /* References the caller does not hold yet (a sweep keeps them across its evaluations). */
+    if (references(rc, refs, want_swd && !refs->swd.levels, want_fid && !refs->fid.mu, ref_path, fid_path,
+                   ref_images > 0 ? ref_images : n, &p, C, R, &fi, err))
+        goto done;
+    if (want_swd && (refs->swd.C != C || refs->swd.R != R)) {
+        err_set(err, "%s makes %dx%dx%d images, the reference has %dx%dx%d", e->get(e->ctx, "net"), C, R, R, refs->swd.C,
+                refs->swd.R, refs->swd.R);
+        goto done;
+    }
+    if (want_fid && strcmp(refs->fid.fingerprint, fi.fingerprint)) {
+        err_set(err, "the FID reference was computed with other feature weights (%s, these are %s)",
+                refs->fid.fingerprint, fi.fingerprint);
         goto done;
     }
     if (*outdir && make_dirs(outdir, err)) goto done;
@@ -139,9 +239,9 @@ int evaluate_snapshot(const run_config *rc, swd_set *ref_set, double *swd, edm2_
         goto done;
     }
     const double guidance = edm2_cfg_float(e, "guidance", 1);
-    LOG_INFO("evaluating %s: %d images with %s (%d evaluations each)%s on %s", e->get(e->ctx, "net"), n,
+    LOG_INFO("evaluating %s: %d images with %s (%d evaluations each)%s on %s: %s%s%s", e->get(e->ctx, "net"), n,
              rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s), guidance != 1.0 ? ", guided" : "",
-             s.rt.bvt->device_name(s.rt.b));
+             s.rt.bvt->device_name(s.rt.b), want_swd ? "SWD" : "", want_swd && want_fid ? " and " : "", want_fid ? "FID" : "");
     const double t0 = now();
     for (int i = 0; i < n; i += batch) {
         const int m = n - i < batch ? n - i : batch;
@@ -150,7 +250,8 @@ int evaluate_snapshot(const run_config *rc, swd_set *ref_set, double *swd, edm2_
             labels[(size_t)k * L + label_class(mode, fixed, i + k, seeds[i + k], 10, L)] = 1.0f;
         }
         if (generator_run(&s.gen, seeds + i, NULL, L ? labels : NULL, m, out, err)) goto done;
-        if (swd_set_add(&gen_set, &p, out, m, (uint64_t)i, err)) goto done;
+        if (want_swd && swd_set_add(&gen_set, &p, out, m, (uint64_t)i, err)) goto done;
+        if (want_fid && (feat_extract(&fi, out, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
         for (int k = 0; keep && k < m && i + k < 1024; k++) memcpy(keep + s.per * (i + k), out + s.per * k, s.per * 4);
         const double el = now() - t0, rate = (i + m) / el;
         LOG_INFO("%d/%d images  %.2f images/s  ETA %.0f s", i + m, n, rate, (n - i - m) / rate);
@@ -163,36 +264,50 @@ int evaluate_snapshot(const run_config *rc, swd_set *ref_set, double *swd, edm2_
         if (grid_write(path, keep, n < 1024 ? n : 1024, C, R, 10, err)) goto done;
         LOG_INFO("grid %s", path);
     }
-    swd_set_finalize(&gen_set);
-    double per[SWD_MAX_LEVELS], mean;
-    if (swd_compare(&gen_set, ref_set, &p, per, &mean, err)) goto done;
-    char levels[256] = "";
-    for (int l = 0, k = 0; l < gen_set.levels; l++)
-        k += snprintf(levels + k, sizeof levels - (size_t)k, "%s%.3f", l ? ", " : "", per[l]);
-    LOG_INFO("SWD x1e3: %.3f (levels %s, finest first)", mean, levels);
-    char record[2048];
+    char swd_json[512] = "", fid_json[512] = "", levels[256] = "";
+    if (want_swd) {
+        swd_set_finalize(&gen_set);
+        double per[SWD_MAX_LEVELS];
+        if (swd_compare(&gen_set, &refs->swd, &p, per, &res->swd, err)) goto done;
+        for (int l = 0, k = 0; l < gen_set.levels; l++)
+            k += snprintf(levels + k, sizeof levels - (size_t)k, "%s%.3f", l ? ", " : "", per[l]);
+        LOG_INFO("SWD x1e3: %.3f (levels %s, finest first)", res->swd, levels);
+        snprintf(swd_json, sizeof swd_json,
+                 "\"swd\": %.6g, \"swd_levels\": [%s], \"reference\": \"%s\", \"reference_descriptors\": %zu, ", res->swd,
+                 levels, *ref_path ? ref_path : "[data]", refs->swd.count);
+    }
+    if (want_fid) {
+        if (fid_value(&acc, &refs->fid, &res->fid, err)) goto done;
+        LOG_INFO("FID: %.4f (%d images against %zu reference images, %s)", res->fid, n, refs->fid.count,
+                 fi.rec->desc->id);
+        snprintf(fid_json, sizeof fid_json,
+                 "\"fid\": %.6g, \"fid_reference\": \"%s\", \"fid_reference_images\": %zu, \"features\": \"%s\", "
+                 "\"features_weights\": \"%s\", ",
+                 res->fid, *fid_path ? fid_path : "[data]", refs->fid.count, fi.rec->desc->id, fi.fingerprint);
+    }
+    char record[3072];
     snprintf(record, sizeof record,
-             "{\"snapshot\": \"%s\", \"metric\": \"swd\", \"swd\": %.6g, \"swd_levels\": [%s], \"images\": %d, "
-             "\"reference\": \"%s\", \"reference_descriptors\": %zu, \"sampler\": \"%s\", \"num_evals\": %d, "
+             "{\"snapshot\": \"%s\", \"metric\": \"%s%s%s\", %s%s\"images\": %d, \"sampler\": \"%s\", \"num_evals\": %d, "
              "\"guidance\": %.6g, \"labels\": \"%s\", \"seed\": %llu, \"generate_seconds\": %.3f, \"time\": %lld}",
-             e->get(e->ctx, "net"), mean, levels, n, *ref_path ? ref_path : "[data]", ref_set->count,
-             rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s), guidance, mode,
-             (unsigned long long)p.seed, gen_s, (long long)time(NULL));
+             e->get(e->ctx, "net"), want_swd ? "swd" : "", want_swd && want_fid ? "," : "", want_fid ? "fid" : "",
+             swd_json, fid_json, n, rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s), guidance,
+             mode, (unsigned long long)p.seed, gen_s, (long long)time(NULL));
     if (append_metrics(e->get(e->ctx, "net"), record, err)) goto done;
-    *swd = mean;
     status = 0;
 done:
+    feat_close(&fi);
+    fid_accum_free(&acc);
     gen_session_close(&s);
     swd_set_free(&gen_set);
-    free(seeds), free(out), free(labels), free(keep);
+    free(seeds), free(out), free(labels), free(keep), free(feat);
     return status;
 }
 
 int job_evaluate(const run_config *rc, edm2_err *err) {
-    swd_set ref;
-    memset(&ref, 0, sizeof ref);
-    double swd;
-    int status = evaluate_snapshot(rc, &ref, &swd, err);
-    swd_set_free(&ref);
+    eval_refs refs;
+    memset(&refs, 0, sizeof refs);
+    eval_result res;
+    int status = evaluate_snapshot(rc, &refs, &res, err);
+    eval_refs_free(&refs);
     return status;
 }

@@ -1,7 +1,7 @@
 /* job_report.c: the `report` job, configs compared by their results: over the training runs of [report] runs
  * it writes OUTDIR/report.md with the config keys that differ between the runs side by side (from each
- * run's config.ini), each run's best SWD and at which sigma_rel (from a sweep's sweep.tsv, [report] sweep, or
- * else from the evaluations of the run's own snapshots in its metrics.jsonl),
+ * run's config.ini), each run's best FID and best SWD and at which sigma_rel (from a sweep's sweep.tsv,
+ * [report] sweep, or else from the evaluations of the run's own snapshots in its metrics.jsonl),
  * its final loss, images seen and training speed (stats.jsonl), the loss curves as OUTDIR/loss.png, and each
  * run's sample grid. */
 #include <math.h>
@@ -24,9 +24,11 @@ typedef struct run_info {
     int have_cfg;
     double *kimg, *loss, img_s_sum;
     int n;
-    double best_swd;
-    char best_at[64]; /* the sigma_rel of the sweep, or the snapshot's EMA label */
+    double best[2];      /* SWD, FID; NAN where never measured */
+    char best_at[2][64]; /* the sigma_rel of the sweep, or the snapshot's EMA label */
 } run_info;
+
+enum { SWD, FID };
 
 /* kimg, loss and img/s of every record of RUN/stats.jsonl. */
 static int read_stats(run_info *r, edm2_err *err) {
@@ -50,31 +52,45 @@ static int read_stats(run_info *r, edm2_err *err) {
     return r->n ? 0 : err_set(err, "%s: no records", path);
 }
 
-/* The best (smallest) SWD of this run: from a sweep.tsv ("run guidance sigma_rel swd", guidance 1), or else
- * from the evaluations of its own snapshots (RUN/metrics.jsonl), labelled by the snapshot's EMA. */
+/* Keeps v (labelled `at`) when it is the smallest value of metric m so far. */
+static void consider(run_info *r, int m, double v, const char *at) {
+    if (isnan(v) || v >= r->best[m]) return;
+    r->best[m] = v;
+    snprintf(r->best_at[m], sizeof r->best_at[m], "%s", at);
+}
+
+/* The best (smallest) SWD and FID of this run: from a sweep.tsv ("run guidance sigma_rel swd [fid]", guidance
+ * 1), or else from the evaluations of its own snapshots (RUN/metrics.jsonl), labelled by the snapshot's EMA. */
 static void read_best(run_info *r, const char *tsv) {
-    r->best_swd = NAN;
-    r->best_at[0] = 0;
-    char line[8192], run[512];
+    r->best[SWD] = r->best[FID] = INFINITY;
+    char line[8192], run[512], at[64];
     FILE *f = *tsv ? fopen(tsv, "r") : NULL;
-    double g, s, v;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "%511s %lf %lf %lf", run, &g, &s, &v) == 4 && !strcmp(run, r->name) && g == 1 &&
-            !(v >= r->best_swd))
-            r->best_swd = v, snprintf(r->best_at, sizeof r->best_at, "%g", s);
-    if (f) fclose(f);
-    if (isfinite(r->best_swd)) return;
-    snprintf(line, sizeof line, "%.1000s/metrics.jsonl", r->dir);
-    if (!(f = fopen(line, "r"))) return;
-    while (fgets(line, sizeof line, f)) {
-        const char *a = strstr(line, "\"swd\": "), *snap = strstr(line, "\"snapshot\": \"");
-        if (!a || !snap || (v = strtod(a + 7, NULL)) >= r->best_swd) continue;
-        r->best_swd = v;
-        const char *end = strstr(snap + 13, ".safetensors"), *dash = end;
-        while (dash && dash > snap && dash[-1] != '-') dash--;
-        snprintf(r->best_at, sizeof r->best_at, "EMA %.*s", dash && end ? (int)(end - dash) : 1, dash && end ? dash : "?");
+    double g, s, v[2];
+    while (f && fgets(line, sizeof line, f)) {
+        v[FID] = NAN;
+        if (sscanf(line, "%511s %lf %lf %lf %lf", run, &g, &s, &v[SWD], &v[FID]) < 4 || strcmp(run, r->name) || g != 1)
+            continue;
+        snprintf(at, sizeof at, "%g", s);
+        for (int m = 0; m < 2; m++) consider(r, m, v[m], at);
     }
-    fclose(f);
+    if (f) fclose(f);
+    snprintf(line, sizeof line, "%.1000s/metrics.jsonl", r->dir);
+    if ((isinf(r->best[SWD]) && isinf(r->best[FID])) && (f = fopen(line, "r"))) {
+        while (fgets(line, sizeof line, f)) {
+            const char *snap = strstr(line, "\"snapshot\": \""), *key[2] = {"\"swd\": ", "\"fid\": "};
+            if (!snap) continue;
+            const char *end = strstr(snap + 13, ".safetensors"), *dash = end;
+            while (dash && dash > snap && dash[-1] != '-') dash--;
+            snprintf(at, sizeof at, "EMA %.*s", dash && end ? (int)(end - dash) : 1, dash && end ? dash : "?");
+            for (int m = 0; m < 2; m++) {
+                const char *a = strstr(line, key[m]);
+                if (a) consider(r, m, strtod(a + 7, NULL), at);
+            }
+        }
+        fclose(f);
+    }
+    for (int m = 0; m < 2; m++)
+        if (isinf(r->best[m])) r->best[m] = NAN;
 }
 
 static void free_runs(run_info *r, int n) {
@@ -149,19 +165,30 @@ int job_report(const run_config *rc, edm2_err *err) {
         for (int i = 0; i < n; i++) fprintf(md, " |");
         fprintf(md, "\n");
     }
-    fprintf(md, "\n## Results\n\nBest SWD ×10³ (lower is better) over the sweep's σ_rel (%s), or else over the "
+    int has[2] = {0, 0}; /* metrics measured for any run: only those get columns */
+    for (int i = 0; i < n; i++)
+        for (int m = 0; m < 2; m++) has[m] |= !isnan(runs[i].best[m]);
+    if (!has[SWD] && !has[FID]) has[SWD] = 1;
+    fprintf(md, "\n## Results\n\nBest %s (lower is better) over the sweep's σ_rel (%s), or else over the "
                 "evaluations of the run's own snapshots (its metrics.jsonl); final training loss "
-                "(mean of the last status interval), images seen, mean training speed.\n\n"
-                "| run | best SWD | at | final loss | kimg | images/s |\n|---|---|---|---|---|---|\n",
-            *tsv ? tsv : "no sweep given");
+                "(mean of the last status interval), images seen, mean training speed.\n\n| run |",
+            has[FID] && has[SWD] ? "FID and SWD ×10³" : has[FID] ? "FID" : "SWD ×10³", *tsv ? tsv : "no sweep given");
+    const char *name[2] = {"SWD", "FID"};
+    for (int m = 1; m >= 0; m--)
+        if (has[m]) fprintf(md, " best %s | at |", name[m]);
+    fprintf(md, " final loss | kimg | images/s |\n|---|");
+    for (int m = 0; m < 2; m++)
+        if (has[m]) fprintf(md, "---|---|");
+    fprintf(md, "---|---|---|\n");
     for (int i = 0; i < n; i++) {
         const run_info *r = &runs[i];
-        if (isfinite(r->best_swd))
-            fprintf(md, "| %s | %.3f | %s | %.4f | %.1f | %.1f |\n", r->name, r->best_swd, r->best_at, r->loss[r->n - 1],
-                    r->kimg[r->n - 1], r->img_s_sum / r->n);
-        else
-            fprintf(md, "| %s | – | – | %.4f | %.1f | %.1f |\n", r->name, r->loss[r->n - 1], r->kimg[r->n - 1],
-                    r->img_s_sum / r->n);
+        fprintf(md, "| %s |", r->name);
+        for (int m = 1; m >= 0; m--) {
+            if (!has[m]) continue;
+            if (isnan(r->best[m])) fprintf(md, " – | – |");
+            else fprintf(md, m == FID ? " %.4f | %s |" : " %.3f | %s |", r->best[m], r->best_at[m]);
+        }
+        fprintf(md, " %.4f | %.1f | %.1f |\n", r->loss[r->n - 1], r->kimg[r->n - 1], r->img_s_sum / r->n);
     }
     int mixed = 0; /* runs with different loss plugins: their losses measure different things */
     for (int i = 1; i < n; i++)
@@ -169,7 +196,7 @@ int job_report(const run_config *rc, edm2_err *err) {
                  strcmp(cfg_value(&runs[i].c, "loss", "plugin", "edm2"), cfg_value(&runs[0].c, "loss", "plugin", "edm2"));
     fprintf(md, "\n## Loss\n\n%s![training loss against kimg](loss.png)\n\n## Samples\n\n",
             mixed ? "The runs use different loss plugins, whose values are not comparable with each other (compare "
-                    "the SWD instead).\n\n"
+                    "the SWD or FID instead).\n\n"
                   : "");
     for (int i = 0; i < n; i++) {
         char src[1100], dst[4200];

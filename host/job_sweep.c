@@ -1,9 +1,10 @@
 /* job_sweep.c: the `sweep` job, the paper's EMA-length study (its figures of FID against sigma_rel): for
  * each training run named in [sweep] runs, reconstructs every sigma_rel of [sweep] stds post hoc (the phema
- * job), evaluates each reconstruction (the evaluate job: SWD against one reference), for each guidance
- * weight when several are given (the guidance x EMA grid), and writes OUTDIR/sweep.md (a table, the best
- * sigma_rel per curve marked), OUTDIR/sweep.tsv and OUTDIR/sweep.png (SWD against sigma_rel, one curve per
- * run and guidance, the best ringed). */
+ * job), evaluates each reconstruction (the evaluate job: SWD and/or FID, each against one reference), for
+ * each guidance weight when several are given (the guidance x EMA grid), and writes OUTDIR/sweep.md (a table,
+ * the best sigma_rel per curve marked), OUTDIR/sweep.tsv (every value) and OUTDIR/sweep.png (the metric against
+ * sigma_rel, one curve per run and guidance, the best ringed). Table and plot use FID when it was measured,
+ * else SWD. */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +15,6 @@
 #include "fileio.h"
 #include "jobs.h"
 #include "log.h"
-#include "metric_swd.h"
 #include "plot.h"
 
 #define MAX_RUNS 16
@@ -53,8 +53,8 @@ static int find_reconstruction(const char *dir, const char *label, char *out, si
 }
 
 /* The evaluation keys of [sweep] that pass through to [evaluate]. */
-static const char *const k_forward[] = {"seeds", "labels", "batch", "reference", "ref_images", "swd_patches", "swd_min_res",
-                                        "gnet"};
+static const char *const k_forward[] = {"seeds",       "labels",      "batch", "metrics", "reference", "fid_reference",
+                                        "ref_images", "swd_patches", "swd_min_res", "gnet"};
 
 int job_sweep(const run_config *rc, edm2_err *err) {
     config_view sv;
@@ -71,13 +71,14 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     if (ns < 1 || ns > MAX_STDS) return err_set(err, "[sweep] stds: expected 1 to %d values", MAX_STDS);
     if (ng < 1 || ng > MAX_GUIDANCE) return err_set(err, "[sweep] guidance: expected 1 to %d values", MAX_GUIDANCE);
     if (make_dirs(outdir, err)) return -1;
-    static double val[MAX_RUNS][MAX_GUIDANCE][MAX_STDS];
+    static eval_result res[MAX_RUNS][MAX_GUIDANCE][MAX_STDS];
+    static double val[MAX_RUNS][MAX_GUIDANCE][MAX_STDS]; /* the metric of the table and plot */
     cfg sub;
     if (cfg_copy(&sub, rc->cfg)) return err_set(err, "out of memory");
     run_config rc2 = *rc;
     rc2.cfg = &sub;
-    swd_set ref; /* one reference for every evaluation of the sweep */
-    memset(&ref, 0, sizeof ref);
+    eval_refs refs; /* one reference for every evaluation of the sweep */
+    memset(&refs, 0, sizeof refs);
     int status = -1;
     for (size_t k = 0; k < sizeof k_forward / sizeof *k_forward; k++)
         if (cfg_put(&sub, "evaluate", k_forward[k], c->get(c->ctx, k_forward[k]))) {
@@ -108,8 +109,10 @@ int job_sweep(const run_config *rc, edm2_err *err) {
                     err_set(err, "out of memory");
                     goto done;
                 }
-                if (evaluate_snapshot(&rc2, &ref, &val[r][g][j], err)) goto done;
-                LOG_INFO("sweep: %s sigma_rel %s guidance %g: SWD %.3f", names[r], label, guid[g], val[r][g][j]);
+                eval_result *v = &res[r][g][j];
+                if (evaluate_snapshot(&rc2, &refs, v, err)) goto done;
+                val[r][g][j] = isnan(v->fid) ? v->swd : v->fid;
+                LOG_INFO("sweep: %s sigma_rel %s guidance %g: SWD %.3f FID %.4f", names[r], label, guid[g], v->swd, v->fid);
             }
         }
     }
@@ -125,9 +128,12 @@ int job_sweep(const run_config *rc, edm2_err *err) {
         goto done;
     }
     FILE *md = amd.f, *tsv = atsv.f;
-    fprintf(md, "# EMA-length sweep\n\nSWD ×10³ (sliced Wasserstein distance on Laplacian-pyramid patches; lower is "
-                "better) of each post-hoc reconstruction; **bold** = the best σ_rel of the row.\n\n| run | guidance |");
-    fprintf(tsv, "run\tguidance\tsigma_rel\tswd\n");
+    const int fid = !isnan(res[0][0][0].fid);
+    fprintf(md, "# EMA-length sweep\n\n%s of each post-hoc reconstruction; **bold** = the best σ_rel of the row.\n\n"
+                "| run | guidance |",
+            fid ? "FID (Fréchet Inception Distance; lower is better)"
+                : "SWD ×10³ (sliced Wasserstein distance on Laplacian-pyramid patches; lower is better)");
+    fprintf(tsv, "run\tguidance\tsigma_rel\tswd\tfid\n");
     for (int j = 0; j < ns; j++) fprintf(md, " %g |", stds[j]);
     fprintf(md, " best σ_rel |\n|---|---|");
     for (int j = 0; j < ns; j++) fprintf(md, "---|");
@@ -143,7 +149,7 @@ int job_sweep(const run_config *rc, edm2_err *err) {
             fprintf(md, "| %s | %g |", names[r], guid[g]);
             for (int j = 0; j < ns; j++) {
                 fprintf(md, j == best ? " **%.3f** |" : " %.3f |", val[r][g][j]);
-                fprintf(tsv, "%s\t%g\t%g\t%.6g\n", names[r], guid[g], stds[j], val[r][g][j]);
+                fprintf(tsv, "%s\t%g\t%g\t%.6g\t%.6g\n", names[r], guid[g], stds[j], res[r][g][j].swd, res[r][g][j].fid);
             }
             fprintf(md, " %g |\n", stds[best]);
             if (ng > 1) snprintf(labels[nseries], sizeof labels[nseries], "%.12s W%g", names[r], guid[g]);
@@ -151,19 +157,19 @@ int job_sweep(const run_config *rc, edm2_err *err) {
             series[nseries] = (plot_series){labels[nseries], stds, val[r][g], ns, best};
             nseries++;
         }
-    fprintf(md, "\n![SWD against sigma_rel](sweep.png)\n");
+    fprintf(md, "\n![%s against sigma_rel](sweep.png)\n", fid ? "FID" : "SWD");
     if (af_commit(&amd, err)) {
         af_abort(&atsv);
         goto done;
     }
     if (af_commit(&atsv, err)) goto done;
     snprintf(path, sizeof path, "%s/sweep.png", outdir);
-    const plot_spec spec = {"EMA LENGTH SWEEP", "SIGMA_REL", "SWD X1E3", 1};
+    const plot_spec spec = {"EMA LENGTH SWEEP", "SIGMA_REL", fid ? "FID" : "SWD X1E3", 1};
     if (plot_png(path, &spec, series, nseries, err)) goto done;
     LOG_INFO("sweep: %s/sweep.md, sweep.tsv and sweep.png", outdir);
     status = 0;
 done:
     cfg_free(&sub);
-    swd_set_free(&ref);
+    eval_refs_free(&refs);
     return status ? 1 : 0;
 }

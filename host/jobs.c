@@ -21,7 +21,7 @@ static const job_def k_jobs[] = {
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_SAMPLER), k_generate_sections, job_generate},
     {"phema", "post-hoc EMA: reconstruct any sigma_rel from a run's snapshots",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_EMA), k_phema_sections, job_phema},
-    {"evaluate", "measure a snapshot's samples against reference images (SWD); appends to metrics.jsonl",
+    {"evaluate", "measure a snapshot's samples against reference images (SWD, FID); appends to metrics.jsonl",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_SAMPLER), k_evaluate_sections, job_evaluate},
     {"sweep", "EMA-length sweep: reconstruct sigma_rel post hoc, evaluate each; table and plot",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_EMA) | KIND(EDM2_KIND_SAMPLER), k_sweep_sections, job_sweep},

@@ -2,6 +2,8 @@
 #ifndef EDM2_HOST_JOBS_H
 #define EDM2_HOST_JOBS_H
 
+#include "metric_fid.h"
+#include "metric_swd.h"
 #include "validate.h"
 
 int job_train(const run_config *rc, edm2_err *err);
@@ -10,11 +12,21 @@ int job_phema(const run_config *rc, edm2_err *err);
 int job_evaluate(const run_config *rc, edm2_err *err);
 int job_sweep(const run_config *rc, edm2_err *err);
 
-/* The evaluate job's work on [evaluate] of rc: *swd = the snapshot's SWD (also appended to its metrics.jsonl).
- * *ref holds the reference statistics: loaded or computed when empty (levels 0), reused otherwise, so a
- * caller evaluating many snapshots against one reference makes it once; the caller frees it. */
-struct swd_set;
-int evaluate_snapshot(const run_config *rc, struct swd_set *ref, double *swd, edm2_err *err);
+/* The reference statistics of the evaluate job's metrics (either may be empty: levels 0, mu NULL). */
+typedef struct eval_refs {
+    swd_set swd;
+    fid_stats fid;
+} eval_refs;
+void eval_refs_free(eval_refs *r);
+/* What one evaluation measured; NAN where [evaluate] metrics did not ask for it. */
+typedef struct eval_result {
+    double swd, fid;
+} eval_result;
+/* The evaluate job's work on [evaluate] of rc: the snapshot's metrics into *res (also appended to its
+ * metrics.jsonl). *refs holds the reference statistics: each loaded or computed when empty, reused
+ * otherwise, so a caller evaluating many snapshots against one reference makes it once; the caller frees
+ * it (eval_refs_free). */
+int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, edm2_err *err);
 int job_report(const run_config *rc, edm2_err *err);
 
 #endif

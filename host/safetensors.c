@@ -1,4 +1,4 @@
-/* safetensors.c: safetensors reading (bounds-checked) and atomic writing, with F16/BF16 conversion. */
+/* safetensors.c: safetensors reading (bounds-checked) and atomic writing, with F16/BF16/F64 conversion. */
 #include "safetensors.h"
 
 #include <math.h>
@@ -10,8 +10,8 @@
 #include "json.h"
 
 
-static const char *const k_dtype_names[] = {"F32", "F16", "BF16"};
-static const size_t k_dtype_size[] = {4, 2, 2};
+static const char *const k_dtype_names[] = {"F32", "F16", "BF16", "F64"};
+static const size_t k_dtype_size[] = {4, 2, 2, 8};
 
 float f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
@@ -61,10 +61,33 @@ uint16_t f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
+static double f64_at(const unsigned char *p) {
+    uint64_t b = 0;
+    for (int k = 7; k >= 0; k--) b = b << 8 | p[k];
+    double v;
+    memcpy(&v, &b, 8);
+    return v;
+}
+
+void st_to_f64(const st_tensor *t, double *out) {
+    if (t->dtype == ST_F64) {
+        for (size_t i = 0; i < t->numel; i++) out[i] = f64_at(t->data + i * 8);
+        return;
+    }
+    float v;
+    for (size_t i = 0; i < t->numel; i++) {
+        const st_tensor one = {NULL, t->dtype, 0, {0}, 1, t->data + i * k_dtype_size[t->dtype], 0};
+        st_to_f32(&one, &v);
+        out[i] = v;
+    }
+}
+
 void st_to_f32(const st_tensor *t, float *out) {
     for (size_t i = 0; i < t->numel; i++) {
         const unsigned char *p = t->data + i * k_dtype_size[t->dtype];
-        if (t->dtype == ST_F32) {
+        if (t->dtype == ST_F64) {
+            out[i] = (float)f64_at(p);
+        } else if (t->dtype == ST_F32) {
             uint32_t b = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
             memcpy(&out[i], &b, 4);
         } else {
@@ -87,10 +110,10 @@ static int parse_tensor(st_file *f, const char *name, json_t *v, size_t data_len
     st_tensor *t = &f->t[f->n];
     memset(t, 0, sizeof *t);
     int dtype = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (strcmp(json_string_value(dt), k_dtype_names[i]) == 0) dtype = i;
     if (dtype < 0)
-        return err_set(err, "%s: tensor '%s': dtype %.32s not supported (F32, F16, BF16)", f->path, name,
+        return err_set(err, "%s: tensor '%s': dtype %.32s not supported (F32, F16, BF16, F64)", f->path, name,
                        json_string_value(dt));
     if (json_array_size(shape) > ST_MAX_DIMS)
         return err_set(err, "%s: tensor '%s': more than %d dimensions", f->path, name, ST_MAX_DIMS);
@@ -320,7 +343,15 @@ int st_write(const char *path, const st_out *ts, size_t n, const char *const *me
     for (size_t i = 0; i < n; i++) {
         size_t ne = out_numel(&ts[i]), esz = k_dtype_size[ts[i].dtype], fill = 0;
         for (size_t j = 0; j < ne; j++) {
-            float v = ts[i].data[j];
+            if (ts[i].dtype == ST_F64) {
+                uint64_t b;
+                memcpy(&b, (const double *)ts[i].data + j, 8);
+                for (int k = 0; k < 8; k++) buf[fill + k] = (unsigned char)(b >> (8 * k));
+                fill += esz;
+                if (fill + 8 > sizeof buf) fwrite(buf, 1, fill, af.f), fill = 0;
+                continue;
+            }
+            float v = ((const float *)ts[i].data)[j];
             if (ts[i].dtype == ST_F32) {
                 uint32_t b;
                 memcpy(&b, &v, 4);

@@ -1,6 +1,6 @@
 /* safetensors.h: reading and writing safetensors files (8-byte little-endian header length, JSON
  * header with dtype/shape/data_offsets per tensor and an optional __metadata__ string map, raw data).
- * F32, F16 and BF16 are converted to and from float32. Every offset is checked against the file. */
+ * F32, F16 and BF16 are converted to and from float32; F64 (statistics) to and from double. Every offset is checked against the file. */
 #ifndef EDM2_HOST_SAFETENSORS_H
 #define EDM2_HOST_SAFETENSORS_H
 
@@ -13,7 +13,7 @@
 #define ST_MAX_HEADER (100u << 20) /* header bytes, as the format's reference implementation allows */
 #define ST_MAX_TENSORS (1 << 20)   /* header entries */
 
-typedef enum { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2 } st_dtype;
+typedef enum { ST_F32 = 0, ST_F16 = 1, ST_BF16 = 2, ST_F64 = 3 } st_dtype;
 
 typedef struct st_tensor {
     char *name;
@@ -46,14 +46,17 @@ const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key);
 /* Converts the tensor to float32 into out[numel]. */
 void st_to_f32(const st_tensor *t, float *out);
+/* Converts the tensor to double into out[numel] (exact for every dtype). */
+void st_to_f64(const st_tensor *t, double *out);
 
-/* A tensor to write: float32 data converted to `dtype` on the way out. */
+/* A tensor to write: float32 data converted to `dtype` on the way out; for ST_F64, data points to doubles
+ * written as they are. */
 typedef struct st_out {
     const char *name;
     st_dtype dtype;
     int ndim;
     int64_t shape[ST_MAX_DIMS];
-    const float *data;
+    const void *data; /* float, or double for ST_F64 */
 } st_out;
 
 /* Writes atomically (temporary file + rename). meta: nmeta key/value pairs (may be 0). */

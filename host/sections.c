@@ -63,9 +63,12 @@ static const edm2_config_key k_evaluate[] = {
     {"seeds", EDM2_CFG_STRING, "0-1023", "seeds of the generated images, as a list and/or ranges"},
     {"labels", EDM2_CFG_STRING, "random", "class labels: random (per seed), rows, or a class index"},
     {"batch", EDM2_CFG_INT, "64", "images per sampler call"},
-    {"metrics", EDM2_CFG_STRING, "swd", "what to measure: swd (sliced Wasserstein distance, no weights needed)"},
-    {"reference", EDM2_CFG_STRING, "", "reference statistics file: loaded when it exists, else computed from [data] and "
-                                      "saved there; empty = computed from [data] each time"},
+    {"metrics", EDM2_CFG_STRING, "swd",
+     "what to measure: swd (sliced Wasserstein distance, no weights needed), fid (needs [features]), or swd,fid"},
+    {"reference", EDM2_CFG_STRING, "", "SWD reference statistics file: loaded when it exists, else computed from [data] "
+                                      "and saved there; empty = computed from [data] each time"},
+    {"fid_reference", EDM2_CFG_STRING, "", "FID reference statistics (mean, covariance of [data]'s features): loaded "
+                                          "when the file exists, else computed and saved there; empty = computed each time"},
     {"ref_images", EDM2_CFG_INT, "0", "reference images from [data] (0 = as many as generated)"},
     {"swd_patches", EDM2_CFG_INT, "128", "SWD: patches per image and pyramid level"},
     {"swd_min_res", EDM2_CFG_INT, "16", "SWD: coarsest pyramid level"},
@@ -82,7 +85,9 @@ static const edm2_config_key k_sweep[] = {
     {"seeds", EDM2_CFG_STRING, "0-999", "seeds of the generated images of each evaluation"},
     {"labels", EDM2_CFG_STRING, "random", "class labels: random (per seed), rows, or a class index"},
     {"batch", EDM2_CFG_INT, "100", "images per sampler call"},
-    {"reference", EDM2_CFG_STRING, "", "reference statistics file (see [evaluate] reference)"},
+    {"metrics", EDM2_CFG_STRING, "swd", "swd, fid (needs [features]) or swd,fid; the table and plot use FID when measured"},
+    {"reference", EDM2_CFG_STRING, "", "SWD reference statistics file (see [evaluate] reference)"},
+    {"fid_reference", EDM2_CFG_STRING, "", "FID reference statistics file (see [evaluate] fid_reference)"},
     {"ref_images", EDM2_CFG_INT, "0", "reference images from [data] (0 = as many as generated)"},
     {"swd_patches", EDM2_CFG_INT, "128", "SWD: patches per image and pyramid level"},
     {"swd_min_res", EDM2_CFG_INT, "16", "SWD: coarsest pyramid level"},
@@ -90,7 +95,7 @@ static const edm2_config_key k_sweep[] = {
 
 static const edm2_config_key k_report[] = {
     {"runs", EDM2_CFG_STRING, NULL, "training run folders to compare, comma-separated"},
-    {"sweep", EDM2_CFG_STRING, "", "sweep.tsv of a sweep over these runs (for the best SWD and sigma_rel); empty = none"},
+    {"sweep", EDM2_CFG_STRING, "", "sweep.tsv of a sweep over these runs (for the best FID or SWD and its sigma_rel); empty = none"},
     {"outdir", EDM2_CFG_STRING, "report", "where report.md, loss.png and the grids go"},
 };
 

@@ -39,6 +39,9 @@ static const fn_slot k_ema[] = {F(edm2_ema_vtable, create),        F(edm2_ema_vt
                                 F(edm2_ema_vtable, weight),        F(edm2_ema_vtable, param_range)};
 static const fn_slot k_sampler[] = {F(edm2_sampler_vtable, create), F(edm2_sampler_vtable, destroy),
                                     F(edm2_sampler_vtable, num_evals), F(edm2_sampler_vtable, sample)};
+static const fn_slot k_features[] = {F(edm2_features_vtable, create), F(edm2_features_vtable, destroy),
+                                     F(edm2_features_vtable, get_info), F(edm2_features_vtable, prepare),
+                                     F(edm2_features_vtable, extract)};
 
 #define KIND(table, size) {table, sizeof table / sizeof *table, size}
 static const struct {
@@ -51,6 +54,7 @@ static const struct {
     [EDM2_KIND_OPTIMIZER] = KIND(k_optimizer, sizeof(edm2_optimizer_vtable)),
     [EDM2_KIND_EMA] = KIND(k_ema, sizeof(edm2_ema_vtable)),
     [EDM2_KIND_SAMPLER] = KIND(k_sampler, sizeof(edm2_sampler_vtable)),
+    [EDM2_KIND_FEATURES] = KIND(k_features, sizeof(edm2_features_vtable)), /* its first table is ABI 1.3's */
 };
 
 int vtable_has(const void *vtable, size_t end) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gpu-check.sh OUT_DIR: the one script to run on a GPU machine (see the project brief), in at most ~8
 # minutes: finds cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the
-# GPU's architecture with CUDA forced on, runs the CUDA tests, the same tests once under compute-sanitizer
+# GPU's architecture with CUDA forced on, runs the CUDA tests (the FID Inception network's included), the same tests once under compute-sanitizer
 # (memcheck), the whole suite (training on the GPU: determinism and exact resume included),
 # `check-ref --backend cuda`, 4 kimg of the demo on the GPU (and on the CPU, for the losses side by side),
 # the same 1-kimg GPU run twice (snapshots compared bytewise), generation from the GPU snapshot on both
@@ -40,10 +40,10 @@ step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEDM2_CUDA=ON
   -DCMAKE_CUDA_ARCHITECTURES="$arch" ${cudnn_root:+-DEDM2_CUDNN_ROOT="$cudnn_root"}
 step build cmake --build build-gpu -j"$(nproc)"
 build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1
-step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda' --output-on-failure"
+step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception' --output-on-failure"
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 if [ -n "$sanitizer" ]; then
-  step memcheck bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
+  step memcheck bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers tests/test_inception; do
     $sanitizer --tool memcheck --error-exitcode 1 \$t || exit 1; done"
   step memcheck-network bash -c "cd build-gpu && EDM2_PLUGIN_PATH=\$PWD/plugins $sanitizer --tool memcheck \
     --error-exitcode 1 tests/test_cuda_network"

@@ -2,12 +2,14 @@
  * (tests/data/frechet_ref.safetensors, made by tests/data/make_frechet_ref.py): on full-rank statistics of 500
  * feature rows and on rank-deficient ones of 40 rows (few images); the feature statistics against numpy's
  * mean and covariance; and the distance's basic properties (0 for identical statistics, the squared mean
- * shift for equal covariances). */
+ * shift for equal covariances); statistics accumulated in batches against all at once, and reference
+ * statistics through a file (float64, exact) with the weights' fingerprint checked. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "frechet.h"
+#include "metric_fid.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -81,7 +83,55 @@ static void test_properties(void **state) {
     assert_true(fabs(got - 5.0) < 1e-10);
 }
 
+/* Rows added in uneven batches give the statistics of all rows at once (to rounding); a statistics file
+ * gives back exactly what was saved, and is refused for another fingerprint or dimension. */
+static void test_accumulate_and_file(void **state) {
+    (void)state;
+    enum { D = 6, N = 301 };
+    float *f = malloc((size_t)N * D * sizeof *f);
+    for (int i = 0; i < N * D; i++) f[i] = (float)(5.0 + sin(0.37 * i) + 0.01 * (i % 7)); /* a large mean */
+    double mu[D], sg[D * D], mu2[D], sg2[D * D];
+    edm2_err err;
+    assert_int_equal(feature_stats(f, N, D, mu, sg, &err), 0);
+    fid_accum a;
+    assert_int_equal(fid_accum_init(&a, D, &err), 0);
+    for (int i = 0, step = 1; i < N; i += step, step = step * 3 % 97 + 1)
+        assert_int_equal(fid_accum_add(&a, f + (size_t)i * D, (size_t)(N - i < step ? N - i : step), &err), 0);
+    assert_int_equal(fid_accum_finish(&a, mu2, sg2, &err), 0);
+    fid_accum_free(&a);
+    for (int i = 0; i < D; i++) assert_true(fabs(mu[i] - mu2[i]) <= 1e-12 * fabs(mu[i]));
+    for (int i = 0; i < D * D; i++) assert_true(fabs(sg[i] - sg2[i]) <= 1e-10 * (fabs(sg[i]) + 1e-3));
+    /* numpy.cov by the two-pass definition. */
+    for (int j = 0; j < D; j++)
+        for (int k = 0; k < D; k++) {
+            double m = 0;
+            for (int i = 0; i < N; i++) m += ((double)f[i * D + j] - mu[j]) * ((double)f[i * D + k] - mu[k]);
+            assert_true(fabs(m / (N - 1) - sg[j * D + k]) <= 1e-10 * (fabs(m / (N - 1)) + 1e-3));
+        }
+    char *dir = make_temp_dir(), path[512];
+    snprintf(path, sizeof path, "%s/ref.safetensors", dir);
+    fid_stats s, back;
+    assert_int_equal(fid_stats_alloc(&s, D, &err), 0);
+    memcpy(s.mu, mu, sizeof mu), memcpy(s.sigma, sg, sizeof sg);
+    s.count = N;
+    snprintf(s.fingerprint, sizeof s.fingerprint, "00112233aabbccdd");
+    assert_int_equal(fid_stats_save(path, &s, "test rows", &err), 0);
+    assert_int_equal(fid_stats_load(path, D, "00112233aabbccdd", &back, &err), 0);
+    assert_memory_equal(back.mu, mu, sizeof mu);
+    assert_memory_equal(back.sigma, sg, sizeof sg);
+    assert_int_equal(back.count, N);
+    fid_stats_free(&back);
+    assert_int_equal(fid_stats_load(path, D, "ffffffffffffffff", &back, &err), -1);
+    assert_non_null(strstr(err.msg, "other feature weights"));
+    assert_int_equal(fid_stats_load(path, D + 1, "", &back, &err), -1);
+    assert_non_null(strstr(err.msg, "fid/mu [7]"));
+    fid_stats_free(&s);
+    rm_rf(dir);
+    free(dir), free(f);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_against_scipy), cmocka_unit_test(test_properties)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_against_scipy), cmocka_unit_test(test_properties),
+                                       cmocka_unit_test(test_accumulate_and_file)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

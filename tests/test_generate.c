@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fid_weights.h"
 #include "image_io.h"
 #include "safetensors.h"
 #include "test_util.h"
@@ -180,30 +181,32 @@ static int evaluate(const char *dir, run_result *r, const char *const *sets) {
     return run_job(dir, "eval.ini", text, r, sets);
 }
 
-/* The "swd" value of the last line of the run's metrics.jsonl, and how many lines it has. */
-static double last_swd(int *lines) {
-    char p[700], line[4096];
+/* The value of `key` ("swd", "fid") in the last line of the run's metrics.jsonl (NAN when absent), and how
+ * many lines it has. */
+static double last_metric(const char *key, int *lines) {
+    char p[700], line[4096], k[32];
     snprintf(p, sizeof p, "%s/metrics.jsonl", g_run);
+    snprintf(k, sizeof k, "\"%s\": ", key);
     FILE *f = fopen(p, "r");
     assert_non_null(f);
-    double v = -1;
+    double v = NAN;
     *lines = 0;
     while (fgets(line, sizeof line, f)) {
-        const char *at = strstr(line, "\"swd\": ");
-        assert_non_null(at);
-        v = atof(at + 7);
+        const char *at = strstr(line, k);
+        v = at ? atof(at + strlen(k)) : NAN;
         (*lines)++;
     }
     fclose(f);
     return v;
 }
+#define last_swd(lines) last_metric("swd", lines)
 
 static void test_evaluate(void **state) {
     (void)state;
     char *dir = make_temp_dir();
     run_result r;
     assert_int_equal(evaluate(dir, &r, NULL), 0);
-    assert_non_null(strstr(r.err, "saved reference statistics"));
+    assert_non_null(strstr(r.err, "saved SWD reference statistics"));
     int lines;
     const double first = last_swd(&lines);
     assert_int_equal(lines, 1);
@@ -212,16 +215,53 @@ static void test_evaluate(void **state) {
     const char *batch[] = {"evaluate.batch=7", NULL};
     assert_int_equal(evaluate(dir, &r, batch), 0);
     assert_non_null(strstr(r.err, "reference statistics"));
-    assert_null(strstr(r.err, "saved reference statistics"));
+    assert_null(strstr(r.err, "saved SWD reference statistics"));
     assert_float_equal(last_swd(&lines), first, 0);
     assert_int_equal(lines, 2);
-    /* Statistics made with other settings, and a metric this build does not compute. */
+    /* Statistics made with other settings; FID without a feature network; an unknown metric. */
     const char *other[] = {"evaluate.swd_patches=8", NULL};
     assert_int_not_equal(evaluate(dir, &r, other), 0);
     assert_non_null(strstr(r.err, "made with swd.patches = 16, this evaluation uses 8"));
     const char *fid[] = {"evaluate.metrics=fid", NULL};
     assert_int_not_equal(evaluate(dir, &r, fid), 0);
-    assert_non_null(strstr(r.err, "metrics = 'fid'"));
+    assert_non_null(strstr(r.err, "metrics = fid needs a [features] section"));
+    const char *is[] = {"evaluate.metrics=swd,is", NULL};
+    assert_int_not_equal(evaluate(dir, &r, is), 0);
+    assert_non_null(strstr(r.err, "'is' is not a metric"));
+    rm_rf(dir);
+    free(dir);
+}
+
+/* FID with the real Inception-v3 graph on synthetic weights (fid_weights.h), beside SWD: reference statistics
+ * computed once and saved, the same value again from the saved statistics in other batches, and statistics
+ * refused when they came from other weights. */
+static void test_evaluate_fid(void **state) {
+    (void)state;
+    char *dir = make_temp_dir(), w[600], w2[600], wset[700], fref[700];
+    edm2_err err;
+    snprintf(w, sizeof w, "%s/fid.safetensors", dir);
+    snprintf(w2, sizeof w2, "%s/fid-other.safetensors", dir);
+    assert_int_equal(write_fid_weights(w, NULL, NULL, &err), 0);
+    assert_int_equal(write_fid_weights(w2, "Mixed_7c.branch_pool.conv.weight", "scale", &err), 0);
+    snprintf(wset, sizeof wset, "features.weights=%s", w);
+    snprintf(fref, sizeof fref, "evaluate.fid_reference=%s/stats/fid-ref.safetensors", dir);
+    const char *sets[] = {"evaluate.metrics=swd,fid", "evaluate.seeds=0-11", "evaluate.ref_images=12",
+                          "features.plugin=inception_v3", wset, fref, NULL};
+    run_result r;
+    if (evaluate(dir, &r, sets)) fprintf(stderr, "%s", r.err);
+    assert_non_null(strstr(r.err, "saved FID reference statistics"));
+    int lines;
+    const double fid = last_metric("fid", &lines), swd = last_metric("swd", &lines);
+    assert_true(isfinite(fid) && fid > 0 && isfinite(swd) && swd > 0);
+    const char *again[] = {"evaluate.metrics=fid", "evaluate.seeds=0-11", "evaluate.batch=5", "features.plugin=inception_v3",
+                           wset, fref, NULL};
+    assert_int_equal(evaluate(dir, &r, again), 0);
+    assert_null(strstr(r.err, "saved FID reference statistics"));
+    assert_float_equal(last_metric("fid", &lines), fid, 0);
+    assert_true(isnan(last_metric("swd", &lines)));
+    snprintf(wset, sizeof wset, "features.weights=%s", w2);
+    assert_int_not_equal(evaluate(dir, &r, again), 0);
+    assert_non_null(strstr(r.err, "computed with other feature weights"));
     rm_rf(dir);
     free(dir);
 }
@@ -314,6 +354,7 @@ int main(void) {
         cmocka_unit_test(test_guidance),
         cmocka_unit_test(test_guidance_conditional_guide),
         cmocka_unit_test(test_evaluate),
+        cmocka_unit_test(test_evaluate_fid),
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_report),
     };

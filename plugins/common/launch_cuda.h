@@ -1,4 +1,4 @@
-/* launch_cuda.h: how the CUDA mp_unet's element-wise kernels are launched (for .cu files only): grid-stride
+/* launch_cuda.h: how the CUDA plugins' element-wise kernels are launched (for .cu files only): grid-stride
  * loops of 256-thread blocks on the caller's stream, and LAUNCH, which returns the launch's cudaError_t
  * from the enclosing int function (0 for an empty range). */
 #ifndef EDM2_LAUNCH_CUDA_H
