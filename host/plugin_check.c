@@ -41,6 +41,7 @@ int config_instantiate(const run_config *rc, edm2_err *err) {
     TRY_CREATE(EDM2_KIND_EMA, edm2_ema_vtable, edm2_ema)
     TRY_CREATE(EDM2_KIND_SAMPLER, edm2_sampler_vtable, edm2_sampler)
     TRY_CREATE(EDM2_KIND_FEATURES, edm2_features_vtable, edm2_features)
+    TRY_CREATE(EDM2_KIND_VAE, edm2_vae_vtable, edm2_vae)
 #undef TRY_CREATE
     if (!rc_ && (p = rc->plugin[EDM2_KIND_OPTIMIZER])) {
         const edm2_optimizer_vtable *vt = p->desc->vtable;

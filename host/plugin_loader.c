@@ -15,7 +15,7 @@
 #include "vtable_check.h"
 
 static const char *const k_kind_names[EDM2_KIND_COUNT_] = {"backend", "network", "loss",
-                                                          "optimizer", "ema", "sampler", "features"};
+                                                          "optimizer", "ema", "sampler", "features", "vae"};
 
 const char *kind_name(edm2_kind kind) {
     return (unsigned)kind < EDM2_KIND_COUNT_ ? k_kind_names[kind] : "unknown";

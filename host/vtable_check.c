@@ -42,6 +42,8 @@ static const fn_slot k_sampler[] = {F(edm2_sampler_vtable, create), F(edm2_sampl
 static const fn_slot k_features[] = {F(edm2_features_vtable, create), F(edm2_features_vtable, destroy),
                                      F(edm2_features_vtable, get_info), F(edm2_features_vtable, prepare),
                                      F(edm2_features_vtable, extract)};
+static const fn_slot k_vae[] = {F(edm2_vae_vtable, create),  F(edm2_vae_vtable, destroy), F(edm2_vae_vtable, get_info),
+                                F(edm2_vae_vtable, prepare), F(edm2_vae_vtable, encode),  F(edm2_vae_vtable, decode)};
 
 #define KIND(table, size) {table, sizeof table / sizeof *table, size}
 static const struct {
@@ -55,6 +57,7 @@ static const struct {
     [EDM2_KIND_EMA] = KIND(k_ema, sizeof(edm2_ema_vtable)),
     [EDM2_KIND_SAMPLER] = KIND(k_sampler, sizeof(edm2_sampler_vtable)),
     [EDM2_KIND_FEATURES] = KIND(k_features, sizeof(edm2_features_vtable)), /* its first table is ABI 1.3's */
+    [EDM2_KIND_VAE] = KIND(k_vae, sizeof(edm2_vae_vtable)),                /* also ABI 1.3's */
 };
 
 int vtable_has(const void *vtable, size_t end) {

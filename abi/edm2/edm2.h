@@ -9,5 +9,6 @@
 #include "edm2_ema.h"
 #include "edm2_sampler.h"
 #include "edm2_features.h"
+#include "edm2_vae.h"
 #include "edm2_util.h"
 #endif

@@ -21,7 +21,8 @@
  *        may be lowered between calls; backend host_alloc/host_free/upload_async.
  *   1.2  data-parallel training: edm2_host.rank/world_size/local_rank and its host-memory collectives
  *        (comm_broadcast, comm_allgather, comm_barrier); backend reduce_sum and broadcast.
- *   1.3  the kind features (edm2_features.h): fixed image networks whose features metrics compare (FID).
+ *   1.3  the kinds features (edm2_features.h): fixed image networks whose features metrics compare (FID),
+ *        and vae (edm2_vae.h): autoencoders between images and the latents a network trains on.
  *
  * Function tables: each starts with struct_size; the host reads a field only when struct_size covers
  * it, so a 1.0 plugin loads in a 1.1 host. Every function of a kind's 1.0 table is required (non-NULL)
@@ -81,7 +82,8 @@ typedef enum edm2_kind {
     EDM2_KIND_EMA = 4,       /* edm2_ema_vtable       (edm2_ema.h)       */
     EDM2_KIND_SAMPLER = 5,   /* edm2_sampler_vtable   (edm2_sampler.h)   */
     EDM2_KIND_FEATURES = 6,  /* edm2_features_vtable  (edm2_features.h), ABI 1.3 */
-    EDM2_KIND_COUNT_ = 7     /* kinds this header knows; grows with new kinds (a host refuses kinds beyond its own) */
+    EDM2_KIND_VAE = 7,       /* edm2_vae_vtable       (edm2_vae.h), ABI 1.3 */
+    EDM2_KIND_COUNT_ = 8     /* kinds this header knows; grows with new kinds (a host refuses kinds beyond its own) */
 } edm2_kind;
 
 /* Which backend's memory a plugin computes on. EDM2_BACKEND_ANY plugins only touch memory through

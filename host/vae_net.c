@@ -1,0 +1,195 @@
+/* vae_net.c: the job's VAE with its weights and the latent scaling (vae_net.h). */
+#include "vae_net.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "log.h"
+#include "safetensors.h"
+
+/* Name of table entry i in `layout` (0: the plugin's own) with `prefix`; 0 when the plugin has no such layout. */
+static int entry_name(const vae_instance *vi, int layout, const char *prefix, size_t i, char *out, size_t len) {
+    char base[512];
+    if (layout == 0) snprintf(base, sizeof base, "%s", vi->info.params[i].name);
+    else if (!vi->vt->alias || !vi->vt->alias(vi->v, layout, i, base, sizeof base)) return 0;
+    snprintf(out, len, "%s%s", prefix, base);
+    return 1;
+}
+
+/* Reads every table entry from the file in the first layout (and prefix) that has them all. */
+static int load_weights(vae_instance *vi, const char *path, float *arena, edm2_err *err) {
+    st_file f;
+    if (st_open(&f, path, err)) {
+        st_close(&f);
+        return -1;
+    }
+    static const char *const k_prefix[] = {"", "first_stage_model.", "vae."};
+    char name[640], first_missing[640] = "";
+    int found = 0, rc = 0;
+    for (int layout = 0; layout < 8 && !found; layout++)
+        for (size_t p = 0; p < sizeof k_prefix / sizeof *k_prefix && !found; p++) {
+            size_t i = 0;
+            for (; i < vi->info.param_count; i++) {
+                if (!entry_name(vi, layout, k_prefix[p], i, name, sizeof name)) break;
+                if (!st_find(&f, name)) break;
+            }
+            if (i == vi->info.param_count) {
+                found = 1;
+                if (layout) snprintf(vi->layout, sizeof vi->layout, "the plugin's alias names %d", layout);
+                else snprintf(vi->layout, sizeof vi->layout, "%s names", vi->info.layout ? vi->info.layout : "its own");
+                if (*k_prefix[p])
+                    snprintf(vi->layout + strlen(vi->layout), sizeof vi->layout - strlen(vi->layout), " under %s",
+                             k_prefix[p]);
+                for (i = 0; i < vi->info.param_count && !rc; i++) {
+                    const edm2_param_desc *d = &vi->info.params[i];
+                    entry_name(vi, layout, k_prefix[p], i, name, sizeof name);
+                    const st_tensor *t = st_find(&f, name);
+                    if (t->numel != d->numel || (layout == 0 && !arena_shape_matches(d, t))) {
+                        char want[128], got[128];
+                        arena_shape_str(want, sizeof want, (int)d->ndim, d->shape);
+                        arena_shape_str(got, sizeof got, t->ndim, t->shape);
+                        rc = err_set(err, "%s: tensor '%s' has shape %s, %s expects %s (check the [vae] architecture keys)",
+                                     path, name, got, vi->rec->desc->id, want);
+                        break;
+                    }
+                    float *dst = arena + d->offset;
+                    st_to_f32(t, dst);
+                    for (size_t k = 0; k < d->numel && !rc; k++)
+                        if (!isfinite(dst[k])) rc = err_set(err, "%s: tensor '%s' holds %g at index %zu", path, name, dst[k], k);
+                }
+            } else if (layout == 0 && p == 0 && i < vi->info.param_count)
+                snprintf(first_missing, sizeof first_missing, "%s", vi->info.params[i].name);
+        }
+    if (!found)
+        rc = err_set(err, "%s: not %s weights: no tensor '%s' (nor its single-file name); a VAE file in diffusers' or "
+                          "the single-file checkpoints' names is expected",
+                     path, vi->rec->desc->id, first_missing);
+    st_close(&f);
+    return rc;
+}
+
+static int read_floats(const edm2_config *cfg, const char *key, double *out, int want, edm2_err *err) {
+    const int n = edm2_cfg_floats(cfg, key, out, VAE_MAX_LATENT);
+    if (n != want) return err_set(err, "[vae] %s: %d values for %d latent channels", key, n, want);
+    return 0;
+}
+
+int vae_open(vae_instance *vi, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err) {
+    memset(vi, 0, sizeof *vi);
+    vi->rt = rt;
+    vi->rec = rec;
+    vi->vt = rec->desc->vtable;
+    const char *w = cfg->get(cfg->ctx, "weights");
+    snprintf(vi->weights, sizeof vi->weights, "%s", w ? w : "");
+    if (!vi->weights[0]) return err_set(err, "[vae] weights: the VAE weights file is not set");
+    if (vi->vt->create(&rt->services, cfg, &rt->ops, &vi->v) != EDM2_OK) return err_plugin(err, "[vae] %s", rec->desc->id);
+    vi->info.struct_size = sizeof vi->info;
+    if (vi->vt->get_info(vi->v, &vi->info) != EDM2_OK || vi->info.latent_channels < 1 ||
+        vi->info.latent_channels > VAE_MAX_LATENT || vi->info.downsample < 1)
+        return err_plugin(err, "[vae] %s: get_info", rec->desc->id);
+    const int L = vi->info.latent_channels;
+    double mean[VAE_MAX_LATENT], std[VAE_MAX_LATENT];
+    if (read_floats(cfg, "latent_mean", mean, L, err) || read_floats(cfg, "latent_std", std, L, err)) return -1;
+    const float fm = (float)edm2_cfg_float(cfg, "final_mean", 0), fs = (float)edm2_cfg_float(cfg, "final_std", 0.5);
+    for (int c = 0; c < L; c++) {
+        if (!(std[c] > 0) || !(fs > 0)) return err_set(err, "[vae] latent_std and final_std must be positive");
+        vi->scale[c] = fs / (float)std[c];
+        vi->bias[c] = fm - (float)mean[c] * vi->scale[c];
+    }
+    float *host = malloc((vi->info.arena_floats + 1) * sizeof(float)), *arena = NULL;
+    int status = -1;
+    if (!host) {
+        err_set(err, "out of memory for the weights of %s", rec->desc->id);
+        goto done;
+    }
+    memset(host, 0, vi->info.arena_floats * sizeof(float));
+    if (load_weights(vi, vi->weights, host, err)) goto done;
+    if (!(arena = rt_alloc(rt, vi->info.arena_floats, err)) || rt_upload(rt, arena, host, vi->info.arena_floats, err))
+        goto done;
+    if (vi->vt->prepare(vi->v, arena) != EDM2_OK) {
+        err_plugin(err, "[vae] %s: preparing the weights of %s", rec->desc->id, vi->weights);
+        goto done;
+    }
+    LOG_INFO("vae: %s (%d latent channels, %dx downsampling) on %s, weights %s (%s)", rec->desc->id, L,
+             vi->info.downsample, rt->bvt->device_name(rt->b), vi->weights, vi->layout);
+    status = 0;
+done:
+    free(host);
+    rt_free(rt, arena);
+    return status;
+}
+
+void vae_close(vae_instance *vi) {
+    if (vi->v) vi->vt->destroy(vi->v);
+    if (vi->rt) rt_free(vi->rt, vi->in), rt_free(vi->rt, vi->out);
+    memset(vi, 0, sizeof *vi);
+}
+
+void vae_scaling_text(const vae_instance *vi, char *scale, char *bias, size_t len) {
+    size_t a = 0, b = 0;
+    scale[0] = bias[0] = 0;
+    for (int c = 0; c < vi->info.latent_channels && a < len && b < len; c++) {
+        a += (size_t)snprintf(scale + a, len - a, "%s%.9g", c ? "," : "", vi->scale[c]);
+        b += (size_t)snprintf(bias + b, len - b, "%s%.9g", c ? "," : "", vi->bias[c]);
+    }
+}
+
+int vae_scaling_parse(vae_instance *vi, const char *scale, const char *bias, edm2_err *err) {
+    const char *s = scale, *b = bias;
+    for (int c = 0; c < vi->info.latent_channels; c++) {
+        char *e1, *e2;
+        vi->scale[c] = strtof(s, &e1);
+        vi->bias[c] = strtof(b, &e2);
+        if (e1 == s || e2 == b || !(vi->scale[c] != 0) || !isfinite(vi->scale[c]) || !isfinite(vi->bias[c]))
+            return err_set(err, "latent scaling '%.60s' / '%.60s': expected %d finite values each", scale, bias,
+                           vi->info.latent_channels);
+        s = *e1 == ',' ? e1 + 1 : e1;
+        b = *e2 == ',' ? e2 + 1 : e2;
+    }
+    return 0;
+}
+
+static int ensure(vae_instance *vi, float **p, size_t *cap, size_t floats, edm2_err *err) {
+    if (floats <= *cap) return 0;
+    rt_free(vi->rt, *p);
+    *cap = 0;
+    if (!(*p = rt_alloc(vi->rt, floats, err))) return -1;
+    *cap = floats;
+    return 0;
+}
+
+int vae_encode_images(vae_instance *vi, const float *images, int n, int H, int W, float *moments, edm2_err *err) {
+    const int d = vi->info.downsample, L = vi->info.latent_channels;
+    const size_t per_in = (size_t)3 * H * W, per_out = (size_t)2 * L * (H / d) * (W / d);
+    if (ensure(vi, &vi->in, &vi->in_cap, per_in * n, err) || ensure(vi, &vi->out, &vi->out_cap, per_out * n, err) ||
+        rt_upload(vi->rt, vi->in, images, per_in * n, err))
+        return -1;
+    if (vi->vt->encode(vi->v, vi->in, n, H, W, vi->out) != EDM2_OK)
+        return err_plugin(err, "[vae] %s: encoding %d images of %dx%d", vi->rec->desc->id, n, H, W);
+    return rt_download(vi->rt, moments, vi->out, per_out * n, err);
+}
+
+int vae_decode_latents(vae_instance *vi, const float *latents, int n, int h, int w, float *images, edm2_err *err) {
+    const int d = vi->info.downsample, L = vi->info.latent_channels;
+    const size_t per_in = (size_t)L * h * w, per_out = (size_t)3 * (h * d) * (w * d);
+    float *raw = malloc(per_in * n * sizeof *raw);
+    if (!raw) return err_set(err, "out of memory");
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < L; c++)
+            for (size_t p = 0; p < (size_t)h * w; p++) {
+                const size_t k = ((size_t)i * L + c) * h * w + p;
+                raw[k] = (latents[k] - vi->bias[c]) / vi->scale[c];
+            }
+    int rc = ensure(vi, &vi->in, &vi->in_cap, per_in * n, err) || ensure(vi, &vi->out, &vi->out_cap, per_out * n, err) ||
+             rt_upload(vi->rt, vi->in, raw, per_in * n, err);
+    free(raw);
+    if (rc) return -1;
+    if (vi->vt->decode(vi->v, vi->in, n, h, w, vi->out) != EDM2_OK)
+        return err_plugin(err, "[vae] %s: decoding %d latents of %dx%d", vi->rec->desc->id, n, h, w);
+    if (rt_download(vi->rt, images, vi->out, per_out * n, err)) return -1;
+    for (size_t k = 0; k < per_out * n; k++) images[k] = 2.0f * images[k] - 1.0f;
+    return 0;
+}
