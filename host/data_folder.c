@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "data_sources.h"
@@ -110,8 +111,18 @@ int folder_parse_json(dataset *d, const char *text, size_t len, const char *name
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Every *.png below root/rel (sorted; folders not followed past SCAN_MAX_DEPTH, hidden entries skipped). */
-static int scan_pngs(file_list *l, const char *root, const char *rel, int depth, edm2_err *err) {
+/* 1 when the file name ends in .png (any = 0), or in .png, .jpg or .jpeg in any case (any = 1). */
+static int image_name(const char *name, int any) {
+    const char *dot = strrchr(name, '.');
+    if (!dot) return 0;
+    if (!any) return !strcmp(dot, ".png");
+    return !strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg");
+}
+
+/* Every image below root/rel (*.png, or with any = 1 also JPEGs; sorted; folders not followed past
+ * SCAN_MAX_DEPTH, hidden entries skipped), with `label`. */
+static int scan_images(file_list *l, const char *root, const char *rel, int depth, int any, int32_t label,
+                       edm2_err *err) {
     char path[8200];
     snprintf(path, sizeof path, "%.4000s%s%.4000s", root, *rel ? "/" : "", rel);
     DIR *dir = opendir(path);
@@ -129,9 +140,9 @@ static int scan_pngs(file_list *l, const char *root, const char *rel, int depth,
         struct stat st;
         size_t len = strlen(names.files[i]);
         if (lstat(full, &st) == 0 && S_ISDIR(st.st_mode)) {
-            if (depth < SCAN_MAX_DEPTH) rc = scan_pngs(l, root, sub, depth + 1, err);
-        } else if (len > 4 && !strcmp(names.files[i] + len - 4, ".png")) {
-            rc = push_file(l, sub, -1, err);
+            if (depth < SCAN_MAX_DEPTH) rc = scan_images(l, root, sub, depth + 1, any, label, err);
+        } else if (len > 4 && image_name(names.files[i], any)) {
+            rc = push_file(l, sub, label, err);
         }
     }
     list_free(&names);
@@ -156,7 +167,7 @@ int folder_open(dataset *d, const char *path, int max_images, edm2_err *err) {
     }
     if (!listed) {
         file_list l = {0};
-        if (scan_pngs(&l, d->root, "", 0, err)) {
+        if (scan_images(&l, d->root, "", 0, 0, -1, err)) {
             list_free(&l);
             return -1;
         }
@@ -176,5 +187,51 @@ int folder_open(dataset *d, const char *path, int max_images, edm2_err *err) {
     if (rc) return -1;
     snprintf(d->desc, sizeof d->desc, "image folder %.300s: %d images, %dx%dx%d, %d classes", d->root, d->count,
              d->channels, d->resolution, d->resolution, d->label_dim);
+    return 0;
+}
+
+int folder_list_sources(dataset *d, const char *path, edm2_err *err) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "'%s': not a folder", path);
+    if (!(d->root = realpath(path, NULL))) return err_set(err, "'%s': cannot resolve", path);
+    char jp[4200];
+    snprintf(jp, sizeof jp, "%.4000s/dataset.json", d->root);
+    int listed = 0;
+    if (stat(jp, &st) == 0) {
+        if (st.st_size > JSON_MAX_BYTES) return err_set(err, "%s: larger than %u bytes", jp, JSON_MAX_BYTES);
+        unsigned char *text;
+        size_t len;
+        if (read_file(jp, &text, &len, err)) return -1;
+        int rc = folder_parse_json(d, (const char *)text, len, jp, &listed, err);
+        free(text);
+        if (rc) return -1;
+    }
+    if (!listed) { /* class subfolders (sorted names: classes 0, 1, ...), else every image unlabelled */
+        file_list top = {0}, l = {0};
+        DIR *dir = opendir(d->root);
+        int rc = dir ? 0 : err_set(err, "%s: cannot open folder", d->root), classes = 0;
+        for (struct dirent *e; !rc && dir && (e = readdir(dir));) {
+            char full[8200];
+            snprintf(full, sizeof full, "%.4000s/%.4000s", d->root, e->d_name);
+            if (e->d_name[0] != '.' && lstat(full, &st) == 0 && S_ISDIR(st.st_mode)) rc = push_file(&top, e->d_name, 0, err);
+        }
+        if (dir) closedir(dir);
+        if (top.n > 1) qsort(top.files, top.n, sizeof *top.files, cmp_str);
+        for (size_t i = 0; !rc && i < top.n; i++) {
+            const size_t before = l.n;
+            if (i >= DATA_MAX_CLASSES) rc = err_set(err, "%s: more than %d class folders", d->root, DATA_MAX_CLASSES);
+            else rc = scan_images(&l, d->root, top.files[i], 1, 1, (int32_t)classes, err);
+            classes += l.n > before; /* folders without images get no class */
+        }
+        if (!rc && classes == 0) rc = scan_images(&l, d->root, "", 0, 1, -1, err);
+        list_free(&top);
+        if (rc) {
+            list_free(&l);
+            return -1;
+        }
+        list_into(d, &l, classes > 0);
+    }
+    if (d->count == 0) return err_set(err, "'%s': no PNG or JPEG images found", path);
+    if (d->labels && labels_finish(d, d->root, err)) return -1;
     return 0;
 }

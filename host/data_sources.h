@@ -13,6 +13,11 @@
 int fashion_mnist_open(dataset *d, const char *dir, const char *split, int max_images, edm2_err *err);
 int folder_open(dataset *d, const char *root, int max_images, edm2_err *err);
 int tensors_open(dataset *d, const char *path, int max_images, edm2_err *err);
+/* The source images of the dataset tool (the encode job) in a folder, any size: dataset.json when there is
+ * one; else class subfolders (sorted by name; class i = the i-th folder holding images), each searched
+ * below for *.png, *.jpg and *.jpeg; else every such image, unlabelled. Fills root, files, count, labels and
+ * label_dim of *d (close with dataset_close). */
+int folder_list_sources(dataset *d, const char *path, edm2_err *err);
 
 /* dataset.json text -> d->files / d->labels (paths checked to stay inside the folder). `label_json` names
  * the file in messages. Sets *listed to 0 when the file says {"labels": null} (then the folder is scanned). */

@@ -24,6 +24,15 @@ int tensors_open(dataset *d, const char *path, int max_images, edm2_err *err) {
     if (lb && (lb->ndim != 1 || lb->shape[0] != im->shape[0]))
         return err_set(err, "%s: 'labels' must be [N] class indices, N = %lld", path, (long long)im->shape[0]);
     d->t_images = im;
+    const char *lat = st_meta(f, "edm2.latents"), *ls = st_meta(f, "edm2.latent_scale"), *lb2 = st_meta(f, "edm2.latent_bias");
+    if (lat && (!ls || !lb2 || strlen(lat) >= sizeof d->latents || strlen(ls) >= sizeof d->latent_scale ||
+                strlen(lb2) >= sizeof d->latent_bias))
+        return err_set(err, "%s: edm2.latents without a readable edm2.latent_scale and edm2.latent_bias", path);
+    if (lat) {
+        snprintf(d->latents, sizeof d->latents, "%s", lat);
+        snprintf(d->latent_scale, sizeof d->latent_scale, "%s", ls);
+        snprintf(d->latent_bias, sizeof d->latent_bias, "%s", lb2);
+    }
     d->count = (int)im->shape[0];
     if (max_images > 0 && max_images < d->count) d->count = max_images;
     d->channels = (int)im->shape[1];

@@ -30,6 +30,9 @@ typedef struct dataset {
     /* Tensors file: images [N, C, R, R] in data scale. */
     void *tensors;         /* st_file* */
     const void *t_images;  /* st_tensor* */
+    /* Tensors file of VAE latents (the encode job's): the VAE plugin and the scaling of the data (vae_net.h)
+     * as metadata text, copied into snapshots; empty strings for pixel data. */
+    char latents[64], latent_scale[512], latent_bias[512];
     /* Image folder: the folder (resolved) and each image's path relative to it. */
     char *root;
     char **files;

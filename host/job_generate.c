@@ -1,6 +1,7 @@
 /* job_generate.c: the `generate` job: images from a snapshot with the [sampler] plugin, optional guidance
  * by a second snapshot, seeds as lists/ranges, labels per row, per seed or fixed; one PNG per image, a
- * grid, and optionally the raw floats. */
+ * grid, and optionally the raw floats. A snapshot trained on VAE latents (its metadata say which VAE and
+ * the scaling) is decoded to images by the [vae] plugin when the config has one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,10 @@
 #include "image_io.h"
 #include "jobs.h"
 #include "log.h"
+#include "vae_net.h"
 
 #define GRID_MAX 1024
+#define GRID_MAX_DECODED 32 /* decoded images are large (512x512x3 floats each) */
 
 int job_generate(const run_config *rc, edm2_err *err) {
     config_view gv;
@@ -25,7 +28,10 @@ int job_generate(const run_config *rc, edm2_err *err) {
     gen_session s;
     memset(&s, 0, sizeof s);
     uint64_t *seeds = NULL;
-    float *out = NULL, *all = NULL, *labels = NULL;
+    float *out = NULL, *all = NULL, *labels = NULL, *img = NULL, *grid = NULL;
+    vae_instance vi;
+    memset(&vi, 0, sizeof vi);
+    int decode = 0;
     uint8_t *px = NULL;
     int n = 0, status = 1, fixed = -1;
     if (batch < 1 || cols < 1) {
@@ -43,20 +49,47 @@ int job_generate(const run_config *rc, edm2_err *err) {
         err_set(err, "[generate] %s", err->msg);
         goto done;
     }
+    const char *latents = st_meta(&s.nf, "edm2.latents");
+    if (latents && !rc->plugin[EDM2_KIND_VAE])
+        LOG_WARN("%s holds a network of %s latents: without a [vae] section (plugin = %s, weights = FILE) the outputs "
+                 "are the latents, not images",
+                 g->get(g->ctx, "net"), latents, latents);
+    else if (latents) {
+        config_view vv;
+        config_view_plugin(&vv, rc, EDM2_KIND_VAE);
+        if (strcmp(rc->plugin[EDM2_KIND_VAE]->desc->id, latents)) {
+            err_set(err, "%s was trained on %s latents, [vae] plugin = %s", g->get(g->ctx, "net"), latents,
+                    rc->plugin[EDM2_KIND_VAE]->desc->id);
+            goto done;
+        }
+        if (vae_open(&vi, &s.rt, rc->plugin[EDM2_KIND_VAE], &vv.api, err) ||
+            vae_scaling_parse(&vi, st_meta(&s.nf, "edm2.latent_scale"), st_meta(&s.nf, "edm2.latent_bias"), err))
+            goto done;
+        if (vi.info.latent_channels != C) {
+            err_set(err, "%s makes %d channels, the VAE decodes %d", g->get(g->ctx, "net"), C, vi.info.latent_channels);
+            goto done;
+        }
+        decode = 1;
+    }
+    /* What is written: decoded images (3 x R d x R d) or the network's own outputs. */
+    const int OC = decode ? 3 : C, OR = decode ? R * vi.info.downsample : R;
+    const size_t oper = (size_t)OC * OR * OR;
     if (make_dirs(outdir, err)) goto done;
-    int keep = write_raw ? n : (n < GRID_MAX ? n : GRID_MAX);
+    const int keep = n < (decode ? GRID_MAX_DECODED : GRID_MAX) ? n : (decode ? GRID_MAX_DECODED : GRID_MAX);
     out = malloc(per * batch * sizeof(float));
-    all = malloc(per * (size_t)keep * sizeof(float) + 1);
+    img = decode ? malloc(oper * batch * sizeof(float)) : out;
+    grid = malloc(oper * (size_t)keep * sizeof(float) + 1);
+    all = write_raw ? malloc(per * (size_t)n * sizeof(float) + 1) : NULL;
     labels = calloc((size_t)batch * (L ? L : 1), sizeof(float));
-    px = malloc(per);
-    if (!out || !all || !labels || !px) {
+    px = malloc(oper);
+    if (!out || !img || !grid || (write_raw && !all) || !labels || !px) {
         err_set(err, "out of memory");
         goto done;
     }
     const double guidance = edm2_cfg_float(g, "guidance", 1);
-    LOG_INFO("generating %d images %dx%dx%d from %s with %s (%d evaluations each)%s on %s", n, C, R, R,
+    LOG_INFO("generating %d images %dx%dx%d from %s with %s (%d evaluations each)%s on %s%s", n, OC, OR, OR,
              g->get(g->ctx, "net"), rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s),
-             guidance != 1.0 ? ", guided" : "", s.rt.bvt->device_name(s.rt.b));
+             guidance != 1.0 ? ", guided" : "", s.rt.bvt->device_name(s.rt.b), decode ? ", decoded by the VAE" : "");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n; i += batch) {
@@ -66,16 +99,18 @@ int job_generate(const run_config *rc, edm2_err *err) {
             labels[(size_t)k * L + label_class(mode, fixed, i + k, seeds[i + k], cols, L)] = 1.0f;
         }
         if (generator_run(&s.gen, seeds + i, NULL, L ? labels : NULL, m, out, err)) goto done;
+        if (decode && vae_decode_latents(&vi, out, m, R, R, img, err)) goto done;
         for (int k = 0; k < m; k++) {
-            if (i + k < keep) memcpy(all + per * (i + k), out + per * k, per * sizeof(float));
+            if (all) memcpy(all + per * (i + k), out + per * k, per * sizeof(float));
+            if (i + k < keep) memcpy(grid + oper * (i + k), img + oper * k, oper * sizeof(float));
             if (!write_images) continue;
             char path[4200];
             if (L)
                 snprintf(path, sizeof path, "%s/%06llu-class%d.png", outdir, (unsigned long long)seeds[i + k],
                          label_class(mode, fixed, i + k, seeds[i + k], cols, L));
             else snprintf(path, sizeof path, "%s/%06llu.png", outdir, (unsigned long long)seeds[i + k]);
-            pixels_decode(px, out + per * k, C, C == 1 ? 1 : 3, R, R);
-            if (png_write(path, px, R, R, C == 1 ? 1 : 3, err)) goto done;
+            pixels_decode(px, img + oper * k, OC, OC == 1 ? 1 : 3, OR, OR);
+            if (png_write(path, px, OR, OR, OC == 1 ? 1 : 3, err)) goto done;
         }
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double el = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
@@ -85,18 +120,20 @@ int job_generate(const run_config *rc, edm2_err *err) {
     if (write_grid) {
         char path[4200];
         snprintf(path, sizeof path, "%s/grid.png", outdir);
-        if (grid_write(path, all, keep, C, R, cols, err)) goto done;
+        if (grid_write(path, grid, keep, OC, OR, cols, err)) goto done;
         LOG_INFO("grid %s (%d images, %d per row)", path, keep, cols);
     }
     if (write_raw) {
         char path[4200];
         snprintf(path, sizeof path, "%s/samples.safetensors", outdir);
-        st_out o = {"images", ST_F32, 4, {n, C, R, R}, all};
+        st_out o = {"images", ST_F32, 4, {n, C, R, R}, all}; /* the network's outputs (latents when decoding) */
         if (st_write(path, &o, 1, NULL, NULL, 0, err)) goto done;
     }
     status = 0;
 done:
+    vae_close(&vi);
     gen_session_close(&s);
-    free(seeds), free(out), free(all), free(labels), free(px);
+    if (img != out) free(img);
+    free(seeds), free(out), free(all), free(grid), free(labels), free(px);
     return status;
 }

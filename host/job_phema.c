@@ -196,7 +196,8 @@ int job_phema(const run_config *rc, edm2_err *err) {
         snprintf(path, sizeof path, "%s/phema-%07lld-%s.safetensors", outdir, (long long)(t_out / 1000), label);
         snprintf(note, sizeof note, "post-hoc reconstruction from %d snapshots", nin);
         if (rt_download(&rt, host, acc[j], A, err)) goto done;
-        snapshot_meta meta = {(int64_t)t_out, erec->desc->id, stds[j], label, note, 1};
+        snapshot_meta meta = {(int64_t)t_out, erec->desc->id, stds[j], label, note, 1, st_meta(&first, "edm2.latents"),
+                              st_meta(&first, "edm2.latent_scale"), st_meta(&first, "edm2.latent_bias")};
         if (snapshot_write(path, &net, host, &netcfg, "network", &meta, err)) goto done;
         LOG_INFO("wrote %s", path);
     }

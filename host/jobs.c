@@ -11,6 +11,7 @@ static const char *const k_phema_sections[] = {"phema", NULL};
 static const char *const k_evaluate_sections[] = {"evaluate", "data", NULL};
 static const char *const k_sweep_sections[] = {"sweep", "data", NULL};
 static const char *const k_report_sections[] = {"report", NULL};
+static const char *const k_encode_sections[] = {"encode", NULL};
 
 static const job_def k_jobs[] = {
     {"train", "train a network; resumable, with EMA snapshots and a final sample grid",
@@ -25,8 +26,10 @@ static const job_def k_jobs[] = {
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_SAMPLER), k_evaluate_sections, job_evaluate},
     {"sweep", "EMA-length sweep: reconstruct sigma_rel post hoc, evaluate each; table and plot",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_EMA) | KIND(EDM2_KIND_SAMPLER), k_sweep_sections, job_sweep},
-    {"report", "compare training runs: differing config keys, best SWD, loss curves, speed, grids",
+    {"report", "compare training runs: differing config keys, best FID/SWD, loss curves, speed, grids",
      0, k_report_sections, job_report},
+    {"encode", "the dataset tool of latent presets: a folder of images -> VAE latents (a tensors file); resumable",
+     KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_VAE), k_encode_sections, job_encode},
 };
 static const size_t k_njobs = sizeof k_jobs / sizeof *k_jobs;
 

@@ -28,5 +28,6 @@ typedef struct eval_result {
  * it (eval_refs_free). */
 int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, edm2_err *err);
 int job_report(const run_config *rc, edm2_err *err);
+int job_encode(const run_config *rc, edm2_err *err);
 
 #endif

@@ -106,6 +106,18 @@ static const edm2_config_key k_phema[] = {
     {"outdir", EDM2_CFG_STRING, "", "output folder; empty = the snapshots folder"},
 };
 
+static const edm2_config_key k_encode[] = {
+    {"source", EDM2_CFG_STRING, NULL,
+     "folder of images (PNG, JPEG; any size): class subfolders, a dataset.json, or just images"},
+    {"dest", EDM2_CFG_STRING, NULL, "the tensors file to write (.safetensors, for [data] source = tensors)"},
+    {"resolution", EDM2_CFG_INT, "512", "images are centre-cropped and resized to this (the ADM / EDM2 dataset tool's crop)"},
+    {"latents", EDM2_CFG_STRING, "mean", "mean (the posterior's mean) or sample (one draw of it, from [job] seed)"},
+    {"batch", EDM2_CFG_INT, "8", "images per call of the VAE"},
+    {"max_images", EDM2_CFG_INT, "0", "encode only the first N images (0 = all)"},
+    {"checkpoint_images", EDM2_CFG_INT, "1000", "save the progress (DEST.partial*) every N images"},
+    {"stop_after", EDM2_CFG_INT, "0", "stop after N images in this run, resumable (for time-limited jobs; 0 = no limit)"},
+};
+
 static const host_section k_sections[] = {
     {"job", "the job to run and where its outputs go", k_job, COUNT(k_job)},
     {"plugins", "where to find plugins besides the default search path", k_plugins, COUNT(k_plugins)},
@@ -116,6 +128,7 @@ static const host_section k_sections[] = {
     {"evaluate", "what to measure of which snapshot, against which reference", k_evaluate, COUNT(k_evaluate)},
     {"sweep", "the EMA-length sweep: runs, sigma_rel, guidance, and the evaluation settings", k_sweep, COUNT(k_sweep)},
     {"report", "the training runs to compare and where the report goes", k_report, COUNT(k_report)},
+    {"encode", "the dataset tool: which images, where the latents go, how they are made", k_encode, COUNT(k_encode)},
 };
 
 /* Values that pass the type check but cannot work. */
@@ -131,6 +144,11 @@ static const host_range k_ranges[] = {
     {"evaluate", "swd_patches", 1, 1 << 16},
     {"evaluate", "swd_min_res", 8, 4096},
     {"data", "resolution", 1, 4096},
+    {"encode", "resolution", 8, 4096},
+    {"encode", "batch", 1, 64},
+    {"encode", "max_images", 0, 1 << 30},
+    {"encode", "checkpoint_images", 1, 1 << 30},
+    {"encode", "stop_after", 0, 1 << 30},
     {"data", "channels", 1, 3},
     {"data", "max_images", 0, 1 << 30},
     {"training", "batch", 1, 1 << 24},

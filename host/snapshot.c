@@ -13,7 +13,7 @@
 int snapshot_write(const char *path, const net_instance *ni, const float *arena, const cfg *c, const char *section,
                    const snapshot_meta *meta, edm2_err *err) {
     const edm2_plugin_desc *d = ni->rec->desc;
-    size_t cap = d->key_count + 10, n = 0;
+    size_t cap = d->key_count + 13, n = 0;
     const char **keys = calloc(cap, sizeof *keys), **vals = calloc(cap, sizeof *vals);
     char kimg[32], nimg[32], param[64];
     st_out *outs = NULL;
@@ -42,6 +42,11 @@ int snapshot_write(const char *path, const net_instance *ni, const float *arena,
     }
     if (meta->note) keys[n] = "edm2.note", vals[n++] = meta->note;
     if (meta->posthoc) keys[n] = "edm2.posthoc", vals[n++] = "1";
+    if (meta->latents && meta->latent_scale && meta->latent_bias) {
+        keys[n] = "edm2.latents", vals[n++] = meta->latents;
+        keys[n] = "edm2.latent_scale", vals[n++] = meta->latent_scale;
+        keys[n] = "edm2.latent_bias", vals[n++] = meta->latent_bias;
+    }
     if (arena_outputs(&ni->info, arena, "", 0, ST_F32, &outs, &names, &nout)) {
         err_set(err, "out of memory");
         goto done;

@@ -19,6 +19,9 @@ typedef struct snapshot_meta {
     const char *ema_label;
     const char *note;       /* e.g. "post-hoc reconstruction from 12 snapshots"; may be NULL */
     int posthoc;            /* 1: a reconstruction (phema skips these as inputs) */
+    /* Latent data (NULL for pixels): the VAE plugin whose latents the network was trained on and the
+     * per-channel scaling of the data (vae_net.h), so `generate` can decode. */
+    const char *latents, *latent_scale, *latent_bias;
 } snapshot_meta;
 
 /* Writes `arena` (host memory) atomically. `net_keys`: the network plugin's schema, with values from

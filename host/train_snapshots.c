@@ -13,8 +13,9 @@ int trainer_write_snapshots(trainer *t, edm2_err *err) {
         snprintf(path, sizeof path, "%s/network-snapshot-%07lld-%s.safetensors", t->run_dir, (long long)(t->nimg / 1000),
                  label);
         if (rt_download(&t->rt, t->host, t->avg[i], t->net.info.arena_floats, err)) return -1;
+        const dataset *d = &t->data;
         snapshot_meta meta = {t->nimg, t->rc->plugin[EDM2_KIND_EMA]->desc->id, t->evt->profile_param(t->ema, i), label,
-                              NULL, 0};
+                              NULL, 0, d->latents[0] ? d->latents : NULL, d->latent_scale, d->latent_bias};
         if (snapshot_write(path, &t->net, t->host, t->rc->cfg, "network", &meta, err)) return -1;
     }
     LOG_INFO("snapshots of %zu EMA%s at kimg %.1f", t->nema, t->nema == 1 ? "" : "s", t->nimg / 1000.0);

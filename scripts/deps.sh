@@ -3,7 +3,7 @@
 # missing with apt-get; otherwise it prints the exact apt-get line and exits 1.
 set -euo pipefail
 what=${1:-build}
-pkgs="cmake make gcc g++ pkg-config libinih-dev libjansson-dev zlib1g-dev libpng-dev libopenblas-dev"
+pkgs="cmake make gcc g++ pkg-config libinih-dev libjansson-dev zlib1g-dev libpng-dev libjpeg-dev libopenblas-dev"
 case "$what" in
   demo) pkgs="$pkgs dataset-fashion-mnist" ;;
   test) pkgs="$pkgs libcmocka-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin" ;;

@@ -36,7 +36,7 @@ static int setup(void **state) {
     cfg c = {0};
     config_view v;
     fixture_config(&c, &v, "network", ni.rec, k_net);
-    snapshot_meta meta = {2048, "power", 0.1, "0.100", NULL, 0};
+    snapshot_meta meta = {2048, "power", 0.1, "0.100", NULL, 0, NULL, NULL, NULL};
     edm2_err err;
     int rc = snapshot_write(g_snap, &ni, g_params, &c, "network", &meta, &err);
     if (rc) fprintf(stderr, "%s\n", err.msg);

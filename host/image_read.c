@@ -1,0 +1,97 @@
+/* image_read.c: source images of any size as 8-bit RGB (image_read.h). */
+#include "image_read.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image_io.h"
+
+#ifdef EDM2_HAVE_JPEG
+#include <jpeglib.h>
+#include <setjmp.h>
+
+typedef struct jpeg_failure {
+    struct jpeg_error_mgr mgr;
+    jmp_buf jump;
+    char msg[JMSG_LENGTH_MAX];
+} jpeg_failure;
+
+static void jpeg_fail(j_common_ptr c) {
+    jpeg_failure *f = (jpeg_failure *)c->err;
+    f->mgr.format_message(c, f->msg);
+    longjmp(f->jump, 1);
+}
+
+static void jpeg_quiet(j_common_ptr c, int level) { (void)c, (void)level; } /* warnings: corrupt data is still decoded */
+
+static int read_jpeg(const char *path, FILE *fp, uint8_t **px, int *w, int *h, edm2_err *err) {
+    struct jpeg_decompress_struct cinfo;
+    jpeg_failure fail;
+    uint8_t *volatile out = NULL;
+    cinfo.err = jpeg_std_error(&fail.mgr);
+    fail.mgr.error_exit = jpeg_fail;
+    fail.mgr.emit_message = jpeg_quiet;
+    if (setjmp(fail.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        free(out);
+        return err_set(err, "%s: not a readable JPEG (%s)", path, fail.msg);
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_stdio_src(&cinfo, fp);
+    jpeg_read_header(&cinfo, TRUE);
+    if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+        jpeg_destroy_decompress(&cinfo);
+        return err_set(err, "%s: a CMYK JPEG (convert it to RGB first)", path);
+    }
+    if ((unsigned long long)cinfo.image_width * cinfo.image_height > IMAGE_READ_MAX_PIXELS || !cinfo.image_width ||
+        !cinfo.image_height) {
+        jpeg_destroy_decompress(&cinfo);
+        return err_set(err, "%s: %ux%u pixels: empty or too large", path, cinfo.image_width, cinfo.image_height);
+    }
+    cinfo.out_color_space = JCS_RGB; /* grey is replicated by libjpeg */
+    jpeg_start_decompress(&cinfo);
+    const size_t stride = (size_t)cinfo.output_width * 3;
+    if (cinfo.output_components != 3 || !(out = malloc(stride * cinfo.output_height))) {
+        jpeg_destroy_decompress(&cinfo);
+        return err_set(err, "%s: cannot decode as RGB (or out of memory)", path);
+    }
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = out + stride * cinfo.output_scanline;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    *w = (int)cinfo.output_width, *h = (int)cinfo.output_height;
+    jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    *px = out;
+    return 0;
+}
+
+int image_read_has_jpeg(void) { return 1; }
+#else
+int image_read_has_jpeg(void) { return 0; }
+#endif
+
+int image_read_rgb(const char *path, uint8_t **px, int *w, int *h, edm2_err *err) {
+    *px = NULL;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return err_set(err, "%s: cannot open", path);
+    unsigned char magic[8] = {0};
+    const size_t got = fread(magic, 1, sizeof magic, fp);
+    int rc;
+    if (got >= 8 && !memcmp(magic, "\x89PNG\r\n\x1a\n", 8)) {
+        fclose(fp);
+        return png_read(path, 3, 0, 0, px, w, h, err);
+    }
+    if (got >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) {
+#ifdef EDM2_HAVE_JPEG
+        rewind(fp);
+        rc = read_jpeg(path, fp, px, w, h, err);
+#else
+        rc = err_set(err, "%s: a JPEG, and this build has no JPEG support (apt-get install libjpeg-dev, rebuild)", path);
+#endif
+    } else
+        rc = err_set(err, "%s: neither PNG nor JPEG", path);
+    fclose(fp);
+    return rc;
+}

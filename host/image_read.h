@@ -1,0 +1,19 @@
+/* image_read.h: reading a source image of any size as 8-bit RGB for the dataset tool: PNG (libpng; grey,
+ * palette, 16-bit and alpha converted as png_read does) and JPEG (libjpeg-turbo, its default, exact integer
+ * IDCT and smooth chroma upsampling, as Pillow decodes; grey replicated to RGB; CMYK refused), told apart by
+ * their first bytes. */
+#ifndef EDM2_HOST_IMAGE_READ_H
+#define EDM2_HOST_IMAGE_READ_H
+
+#include <stdint.h>
+
+#include "errors.h"
+
+#define IMAGE_READ_MAX_PIXELS (1ull << 28) /* 268M pixels (16384 x 16384) */
+
+/* *px (malloc'ed) = the image's pixels [h, w, 3]. 0, or -1 with a reason naming the file. */
+int image_read_rgb(const char *path, uint8_t **px, int *w, int *h, edm2_err *err);
+/* 1 when this build reads JPEG files (libjpeg was found when it was configured). */
+int image_read_has_jpeg(void);
+
+#endif

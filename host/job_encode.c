@@ -1,0 +1,277 @@
+/* job_encode.c: the `encode` job, the dataset tool of the latent presets: the images of a folder (class
+ * subfolders, dataset.json, or just images; PNG or JPEG of any size) are centre-cropped and resized as the
+ * ADM / EDM2 dataset tool does (image_resize.h), encoded by the [vae] plugin (pixels / 255 in, as the EDM2
+ * reference feeds its VAE), and written as one tensors file for [data] source = tensors: `images`
+ * [N, L, r/d, r/d], the latents the network sees (the posterior's mean, or one sample of it drawn from the
+ * job's seed, scaled per channel: vae_net.h), and `labels` [N], with the scaling in the metadata so that
+ * training and `generate` know the data are latents. Images that cannot be read are reported with their
+ * path and skipped. Progress goes to DEST.partial (raw latents), DEST.partial.labels and DEST.partial.json
+ * (the settings and how far it got): running the job again continues there; the tensors file appears only
+ * complete (written to a temporary name, renamed). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "data_sources.h"
+#include "edm2/edm2_philox.h"
+#include "fileio.h"
+#include "image_read.h"
+#include "image_resize.h"
+#include "jobs.h"
+#include "json.h"
+#include "log.h"
+#include "safetensors.h"
+#include "vae_net.h"
+
+#define STREAM_ENCODE 0x454E434F4445ull /* "ENCODE": the posterior samples */
+
+typedef struct encode_state {
+    char data[4200], labels[4200], json[4200];
+    FILE *fd, *fl;
+    long long processed, written, skipped;
+} encode_state;
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The settings a partial encoding must share to be continued. */
+static void settings_json(char *out, size_t len, const char *source, int res, const char *mode, long long seed,
+                          const vae_instance *vi, int count) {
+    char scale[512], bias[512];
+    vae_scaling_text(vi, scale, bias, sizeof scale);
+    snprintf(out, len,
+             "\"source\": \"%s\", \"resolution\": %d, \"latents\": \"%s\", \"seed\": %lld, \"vae\": \"%s\", "
+             "\"weights\": \"%s\", \"scale\": \"%s\", \"bias\": \"%s\", \"images\": %d",
+             source, res, mode, seed, vi->rec->desc->id, vi->weights, scale, bias, count);
+}
+
+static int save_state(const encode_state *s, const char *settings, edm2_err *err) {
+    if (fflush(s->fd) || fflush(s->fl) || fsync(fileno(s->fd)) || fsync(fileno(s->fl)))
+        return err_set(err, "%s: write failed (%s)", s->data, strerror(errno));
+    atomic_file af;
+    if (af_open(&af, s->json, err)) return -1;
+    fprintf(af.f, "{%s, \"processed\": %lld, \"written\": %lld, \"skipped\": %lld}\n", settings, s->processed, s->written,
+            s->skipped);
+    return af_commit(&af, err);
+}
+
+/* Opens the partial files: continues a partial encoding with the same settings, or starts one. */
+static int open_state(encode_state *s, const char *dest, const char *settings, size_t per, edm2_err *err) {
+    snprintf(s->data, sizeof s->data, "%s.partial", dest);
+    snprintf(s->labels, sizeof s->labels, "%s.partial.labels", dest);
+    snprintf(s->json, sizeof s->json, "%s.partial.json", dest);
+    unsigned char *text = NULL;
+    size_t len;
+    if (access(s->json, F_OK) == 0) {
+        if (read_file(s->json, &text, &len, err)) return -1;
+        const char *at = strstr((const char *)text, settings);
+        char why[128];
+        json_t *root = json_parse_strict((const char *)text, len, why, sizeof why);
+        long long p = root ? json_integer_value(json_object_get(root, "processed")) : -1;
+        long long w = root ? json_integer_value(json_object_get(root, "written")) : -1;
+        long long k = root ? json_integer_value(json_object_get(root, "skipped")) : -1;
+        if (root) json_decref(root);
+        free(text);
+        if (!at || p < 0 || w < 0 || k < 0 || w + k != p)
+            return err_set(err, "%s: a partial encoding with other settings (or unreadable); delete %s.partial* to start "
+                                "again",
+                           s->json, dest);
+        s->processed = p, s->written = w, s->skipped = k;
+        if (truncate(s->data, (off_t)(w * (long long)per * (long long)sizeof(float))) ||
+            truncate(s->labels, (off_t)(w * (long long)sizeof(int32_t))))
+            return err_set(err, "%s: cannot continue the partial encoding (%s)", s->data, strerror(errno));
+        LOG_INFO("continuing the partial encoding %s: %lld images done (%lld skipped)", s->data, p, k);
+    }
+    if (!(s->fd = fopen(s->data, s->processed ? "ab" : "wb")) || !(s->fl = fopen(s->labels, s->processed ? "ab" : "wb")))
+        return err_set(err, "%s: cannot write (%s)", s->fd ? s->labels : s->data, strerror(errno));
+    return 0;
+}
+
+/* DEST = images [written, L, h, w] from the partial file (mapped) and labels; metadata as the header says. */
+static int finish(encode_state *s, const char *dest, const vae_instance *vi, const char *mode, const char *source,
+                  int res, long long seed, int labelled, int L, int h, edm2_err *err) {
+    fclose(s->fd), fclose(s->fl);
+    s->fd = s->fl = NULL;
+    unsigned char *data = NULL, *lab = NULL;
+    size_t dsize = 0, lsize = 0;
+    float *labels = NULL;
+    int rc = -1;
+    if (map_file(s->data, &data, &dsize, err) || read_file(s->labels, &lab, &lsize, err)) goto done;
+    if (dsize != (size_t)s->written * L * h * h * sizeof(float) || lsize != (size_t)s->written * sizeof(int32_t)) {
+        err_set(err, "%s: %zu bytes for %lld latents (changed while encoding?)", s->data, dsize, s->written);
+        goto done;
+    }
+    if (!(labels = malloc((size_t)(s->written + 1) * sizeof *labels))) {
+        err_set(err, "out of memory");
+        goto done;
+    }
+    for (long long i = 0; i < s->written; i++) {
+        int32_t v;
+        memcpy(&v, lab + i * sizeof v, sizeof v);
+        labels[i] = (float)v;
+    }
+    char scale[512], bias[512], r[32], sd[32];
+    vae_scaling_text(vi, scale, bias, sizeof scale);
+    snprintf(r, sizeof r, "%d", res);
+    snprintf(sd, sizeof sd, "%lld", seed);
+    st_out t[2] = {{"images", ST_F32, 4, {s->written, L, h, h}, data}, {"labels", ST_F32, 1, {s->written}, labels}};
+    const char *keys[] = {"edm2.latents", "edm2.latent_scale", "edm2.latent_bias", "edm2.encode",
+                          "edm2.source",  "edm2.resolution",   "edm2.seed",        "edm2.vae_weights"};
+    const char *vals[] = {vi->rec->desc->id, scale, bias, mode, source, r, sd, vi->weights};
+    if (st_write(dest, t, labelled ? 2 : 1, keys, vals, 8, err)) goto done;
+    remove(s->data), remove(s->labels), remove(s->json);
+    rc = 0;
+done:
+    if (data) unmap_file(data, dsize);
+    free(lab), free(labels);
+    return rc;
+}
+
+/* One source image -> pixels / 255 [3, res, res] (NCHW). 0, or -1 with the reason in err (the image is skipped). */
+static int load_image(const dataset *d, int i, int res, uint8_t *crop, float *out, edm2_err *err) {
+    char path[8200];
+    snprintf(path, sizeof path, "%.4000s/%.4000s", d->root, d->files[i]);
+    uint8_t *px = NULL;
+    int w, h;
+    if (image_read_rgb(path, &px, &w, &h, err)) return -1;
+    int rc = center_crop_dhariwal(px, w, h, 3, res, crop, err);
+    free(px);
+    if (rc) return err_set(err, "%s: %s", path, err->msg);
+    for (int c = 0; c < 3; c++)
+        for (size_t p = 0; p < (size_t)res * res; p++) out[(size_t)c * res * res + p] = crop[p * 3 + c] / 255.0f;
+    return 0;
+}
+
+int job_encode(const run_config *rc, edm2_err *err) {
+    config_view ev, jv, vv;
+    config_view_host(&ev, rc->cfg, "encode");
+    config_view_host(&jv, rc->cfg, "job");
+    config_view_plugin(&vv, rc, EDM2_KIND_VAE);
+    const edm2_config *e = &ev.api;
+    const char *source = e->get(e->ctx, "source"), *dest = e->get(e->ctx, "dest"), *mode = e->get(e->ctx, "latents");
+    const int res = (int)edm2_cfg_int(e, "resolution", 512), batch = (int)edm2_cfg_int(e, "batch", 8);
+    const int max_images = (int)edm2_cfg_int(e, "max_images", 0);
+    const long long every = edm2_cfg_int(e, "checkpoint_images", 1000), seed = edm2_cfg_int(&jv.api, "seed", 0);
+    const long long stop_after = edm2_cfg_int(e, "stop_after", 0);
+    const int sample = !strcmp(mode, "sample");
+    if (!sample && strcmp(mode, "mean"))
+        return err_set(err, "[encode] latents = '%s': expected mean (the posterior's mean) or sample (one draw of it)",
+                       mode);
+    dataset d;
+    memset(&d, 0, sizeof d);
+    runtime rt;
+    memset(&rt, 0, sizeof rt);
+    vae_instance vi;
+    memset(&vi, 0, sizeof vi);
+    encode_state s;
+    memset(&s, 0, sizeof s);
+    float *img = NULL, *mom = NULL, *lat = NULL;
+    int32_t *lab = NULL;
+    uint8_t *crop = NULL;
+    int status = 1;
+    config_view bv;
+    config_view_plugin(&bv, rc, EDM2_KIND_BACKEND);
+    if (folder_list_sources(&d, source, err)) {
+        err_set(err, "[encode] source: %s", err->msg);
+        goto done;
+    }
+    const int count = max_images > 0 && max_images < d.count ? max_images : d.count;
+    if (runtime_open(&rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, (int)edm2_cfg_int(&jv.api, "threads", 0), err) ||
+        vae_open(&vi, &rt, rc->plugin[EDM2_KIND_VAE], &vv.api, err))
+        goto done;
+    const int ds = vi.info.downsample, L = vi.info.latent_channels, h = res / ds;
+    if (res % ds) {
+        err_set(err, "[encode] resolution = %d: not a multiple of the VAE's downsampling %d", res, ds);
+        goto done;
+    }
+    const size_t per = (size_t)L * h * h, in_per = (size_t)3 * res * res;
+    char settings[3072];
+    settings_json(settings, sizeof settings, d.root, res, mode, seed, &vi, count);
+    char *dir = path_dirname(dest);
+    int bad = !dir || make_dirs(dir, err);
+    free(dir);
+    if (bad || open_state(&s, dest, settings, per, err)) goto done;
+    img = malloc(in_per * batch * sizeof *img);
+    mom = malloc(2 * per * batch * sizeof *mom);
+    lat = malloc(per * batch * sizeof *lat);
+    lab = malloc((size_t)batch * sizeof *lab);
+    crop = malloc((size_t)res * res * 3);
+    if (!img || !mom || !lat || !lab || !crop) {
+        err_set(err, "out of memory");
+        goto done;
+    }
+    LOG_INFO("encoding %d images of %s (%s) at %dx%d into %s: %s latents [%d, %d, %d]%s", count, d.root,
+             d.labels ? "labelled" : "unlabelled", res, res, dest, mode, L, h, h,
+             image_read_has_jpeg() ? "" : " (PNG only: built without libjpeg)");
+    const double t0 = now();
+    const long long start = s.processed;
+    long long since = 0;
+    while (s.processed < count) {
+        if (stop_after > 0 && s.processed - start >= stop_after) {
+            if (save_state(&s, settings, err)) goto done;
+            LOG_INFO("stopped after %lld images ([encode] stop_after); run the job again to continue", s.processed - start);
+            status = 0;
+            goto done;
+        }
+        int m = 0;
+        long long idx[64];
+        while (m < batch && m < 64 && s.processed < count && !(stop_after > 0 && s.processed - start >= stop_after)) {
+            edm2_err why;
+            const int i = (int)s.processed++;
+            if (load_image(&d, i, res, crop, img + in_per * m, &why)) {
+                LOG_WARN("skipped: %s", why.msg);
+                s.skipped++;
+                continue;
+            }
+            lab[m] = d.labels ? d.labels[i] : 0;
+            idx[m++] = i;
+        }
+        if (m && vae_encode_images(&vi, img, m, res, res, mom, err)) goto done;
+        for (int k = 0; k < m; k++)
+            for (int c = 0; c < L; c++)
+                for (int p = 0; p < h * h; p++) {
+                    const float *mk = mom + (size_t)k * 2 * per;
+                    float x = mk[(size_t)c * h * h + p];
+                    if (sample)
+                        x += mk[per + (size_t)c * h * h + p] *
+                             edm2_philox_normal((uint64_t)seed, STREAM_ENCODE, (uint64_t)idx[k] * per + (size_t)c * h * h + p);
+                    lat[(size_t)k * per + (size_t)c * h * h + p] = x * vi.scale[c] + vi.bias[c];
+                }
+        if (m && (fwrite(lat, sizeof *lat, per * m, s.fd) != per * (size_t)m || fwrite(lab, sizeof *lab, m, s.fl) != (size_t)m)) {
+            err_set(err, "%s: write failed (%s)", s.data, strerror(errno));
+            goto done;
+        }
+        s.written += m;
+        since += m;
+        const double rate = (s.processed - start) / (now() - t0);
+        LOG_INFO("%lld/%d images  %.2f images/s  ETA %.0f s%s", s.processed, count, rate, (count - s.processed) / rate,
+                 s.skipped ? "  (some skipped)" : "");
+        if (since >= every && save_state(&s, settings, err)) goto done;
+        if (since >= every) since = 0;
+    }
+    if (!s.written) {
+        err_set(err, "[encode] source: none of the %d images could be read", count);
+        goto done;
+    }
+    if (save_state(&s, settings, err) ||
+        finish(&s, dest, &vi, mode, d.root, res, seed, d.labels != NULL, L, h, err))
+        goto done;
+    LOG_INFO("wrote %s: %lld latents [%d, %d, %d]%s, %d classes (%lld images skipped) in %.1f s", dest, s.written, L, h,
+             h, d.labels ? " with labels" : "", d.label_dim, s.skipped, now() - t0);
+    status = 0;
+done:
+    if (s.fd) fclose(s.fd);
+    if (s.fl) fclose(s.fl);
+    vae_close(&vi);
+    if (rt.b) runtime_close(&rt);
+    dataset_close(&d);
+    free(img), free(mom), free(lat), free(lab), free(crop);
+    return status;
+}

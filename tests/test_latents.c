@@ -1,0 +1,151 @@
+/* test_latents.c: the latent pipeline end to end on the CPU with a small random-weight VAE (vae_weights.h):
+ * a folder of PNGs of several sizes in class subfolders (one unreadable file among them) -> `encode` (centre
+ * crop, VAE, a sampled posterior; resumable: stopped after 5 images and continued, bitwise the same file as
+ * one uninterrupted run) -> a tensors file of latents with labels and the scaling in its metadata ->
+ * `train` on it (the snapshots carry the latent metadata) -> `generate` with [vae]: PNGs of decoded
+ * images; without [vae]: the latents, with a warning. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "image_io.h"
+#include "safetensors.h"
+#include "test_util.h"
+#include "vae_weights.h"
+
+static char *g_dir;
+
+static const char *const k_vae = "[vae]\nplugin = sd_vae\nweights = %s/vae.safetensors\nblock_out_channels = 16,32\n"
+                                 "layers_per_block = 1\nnorm_num_groups = 8\n";
+
+static int encode(const char *extra, run_result *r) {
+    char text[2048], vae[512];
+    snprintf(vae, sizeof vae, k_vae, g_dir);
+    snprintf(text, sizeof text,
+             "[job]\ntype = encode\nseed = 5\n%s[encode]\nsource = %s/src\ndest = %s/%s.safetensors\nresolution = 16\n"
+             "latents = sample\nbatch = 3\ncheckpoint_images = 2\n%s",
+             vae, g_dir, g_dir, strstr(extra, "stop_after") ? "resumed" : "latents", extra);
+    char *cfg = write_text(g_dir, "encode.ini", text);
+    int st = run_host(r, "run", cfg, NULL);
+    free(cfg);
+    return st;
+}
+
+static void test_encode_train_generate(void **state) {
+    (void)state;
+    run_result r;
+    if (encode("", &r)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.err, "skipped: "));
+    assert_non_null(strstr(r.err, "b/broken.png"));
+    char p[700];
+    snprintf(p, sizeof p, "%s/latents.safetensors", g_dir);
+    st_file f;
+    edm2_err err;
+    assert_int_equal(st_open(&f, p, &err), 0);
+    const st_tensor *im = st_find(&f, "images"), *lb = st_find(&f, "labels");
+    assert_non_null(im);
+    assert_non_null(lb);
+    assert_int_equal(im->shape[0], 9); /* 10 files, one unreadable */
+    assert_int_equal(im->shape[1], 4);
+    assert_int_equal(im->shape[2], 8);
+    assert_string_equal(st_meta(&f, "edm2.latents"), "sd_vae");
+    assert_non_null(st_meta(&f, "edm2.latent_scale"));
+    float labels[9];
+    st_to_f32(lb, labels);
+    assert_true(labels[0] == 0 && labels[4] == 0 && labels[5] == 1 && labels[8] == 1); /* a/ then b/ */
+    /* Stopped after 5 images, then continued: the same file. */
+    assert_int_equal(encode("stop_after = 5\n", &r), 0);
+    assert_non_null(strstr(r.err, "stopped after 5 images"));
+    snprintf(p, sizeof p, "%s/resumed.safetensors", g_dir);
+    struct stat st;
+    assert_int_not_equal(stat(p, &st), 0); /* not written yet */
+    assert_int_equal(encode("stop_after = 0\n", &r), 0);
+    assert_non_null(strstr(r.err, "continuing the partial encoding"));
+    st_file g;
+    assert_int_equal(st_open(&g, p, &err), 0);
+    assert_int_equal(g.size, f.size);
+    assert_memory_equal(g.buf, f.buf, f.size);
+    st_close(&g);
+    st_close(&f);
+
+    /* Train a tiny network on the latents. */
+    char rd[700], dp[700];
+    snprintf(rd, sizeof rd, "job.run_dir=%s/run", g_dir);
+    snprintf(dp, sizeof dp, "data.path=%s/latents.safetensors", g_dir);
+    if (run_host(&r, "run", EDM2_SOURCE_DIR "/tests/configs/tiny_train.ini", "--set", rd, "--set", "data.source=tensors",
+                 "--set", dp, "--set", "network.img_channels=4", "--set", "network.label_dim=2", "--set",
+                 "training.duration_kimg=0.064", "--set", "training.snapshot_kimg=0", "--set", "training.checkpoint_kimg=0",
+                 NULL))
+        fail_msg("%s", r.err);
+    snprintf(p, sizeof p, "%s/run/network-snapshot-0000000-0.100.safetensors", g_dir);
+    assert_int_equal(st_open(&f, p, &err), 0);
+    assert_string_equal(st_meta(&f, "edm2.latents"), "sd_vae");
+    st_close(&f);
+
+    /* Generate: decoded images with [vae], latents without. */
+    char text[2048], vae[512];
+    snprintf(vae, sizeof vae, k_vae, g_dir);
+    snprintf(text, sizeof text,
+             "[job]\ntype = generate\n[sampler]\nplugin = heun\nnum_steps = 4\n%s[generate]\nnet = %s\nseeds = 0-3\n"
+             "outdir = %s/out\ngrid_columns = 2\n",
+             vae, p, g_dir);
+    char *cfg = write_text(g_dir, "gen.ini", text);
+    if (run_host(&r, "run", cfg, NULL)) fail_msg("%s", r.err);
+    free(cfg);
+    assert_non_null(strstr(r.err, "decoded by the VAE"));
+    uint8_t *px;
+    int w, h;
+    snprintf(p, sizeof p, "%s/out/000002-class1.png", g_dir);
+    assert_int_equal(png_read(p, 3, 0, 0, &px, &w, &h, &err), 0);
+    assert_int_equal(w, 16);
+    assert_int_equal(h, 16);
+    free(px);
+    snprintf(text, sizeof text,
+             "[job]\ntype = generate\n[sampler]\nplugin = heun\nnum_steps = 4\n[generate]\n"
+             "net = %s/run/network-snapshot-0000000-0.100.safetensors\nseeds = 0-1\noutdir = %s/raw\n",
+             g_dir, g_dir);
+    cfg = write_text(g_dir, "gen-raw.ini", text);
+    assert_int_equal(run_host(&r, "run", cfg, NULL), 0);
+    free(cfg);
+    assert_non_null(strstr(r.err, "without a [vae] section"));
+}
+
+static int setup(void **state) {
+    (void)state;
+    g_dir = make_temp_dir();
+    char p[700];
+    edm2_err err;
+    const vae_hparams hp = {2, {16, 32}, 1, 8, 4};
+    snprintf(p, sizeof p, "%s/vae.safetensors", g_dir);
+    if (write_vae_weights(p, &hp, NULL, NULL, &err)) return -1;
+    /* a/: 5 images, b/: 4 images and one that is not a PNG; several sizes and aspect ratios */
+    const int sizes[9][2] = {{20, 24}, {24, 20}, {16, 16}, {33, 17}, {40, 40}, {18, 30}, {16, 21}, {64, 48}, {17, 17}};
+    snprintf(p, sizeof p, "%s/src", g_dir);
+    mkdir(p, 0755);
+    for (int i = 0; i < 9; i++) {
+        const char *cls = i < 5 ? "a" : "b";
+        snprintf(p, sizeof p, "%s/src/%s", g_dir, cls);
+        mkdir(p, 0755);
+        const int w = sizes[i][0], h = sizes[i][1];
+        uint8_t *px = malloc((size_t)w * h * 3);
+        for (int k = 0; k < w * h * 3; k++) px[k] = (uint8_t)((k * 37 + i * 91) % 251);
+        snprintf(p, sizeof p, "%s/src/%s/img%d.png", g_dir, cls, i);
+        if (png_write(p, px, w, h, 3, &err)) return -1;
+        free(px);
+    }
+    snprintf(p, sizeof p, "%s/src", g_dir);
+    free(write_text(p, "b/broken.png", "not a PNG at all"));
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    rm_rf(g_dir);
+    free(g_dir);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_encode_train_generate)};
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
