@@ -106,9 +106,11 @@ int vae_open(vae_instance *vi, runtime *rt, const plugin_rec *rec, const edm2_co
         goto done;
     }
     memset(host, 0, vi->info.arena_floats * sizeof(float));
-    if (load_weights(vi, vi->weights, host, err)) goto done;
+    if (load_weights(vi, vi->weights, host, err)) goto done; /* (the file is closed again: its pages go) */
     if (!(arena = rt_alloc(rt, vi->info.arena_floats, err)) || rt_upload(rt, arena, host, vi->info.arena_floats, err))
         goto done;
+    free(host); /* before prepare, which makes the plugin's own copy: at most two copies at a time */
+    host = NULL;
     if (vi->vt->prepare(vi->v, arena) != EDM2_OK) {
         err_plugin(err, "[vae] %s: preparing the weights of %s", rec->desc->id, vi->weights);
         goto done;

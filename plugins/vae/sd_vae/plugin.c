@@ -14,7 +14,7 @@ struct edm2_vae {
     const edm2_host *host;
     edm2_backend_ops be;
     vae_graph g;
-    float *arena, *prep; /* host copies */
+    float *arena; /* host copy, conv weights prepared */
     vae_cpu cpu;
     int threads;
 };
@@ -42,7 +42,7 @@ static void v_destroy(edm2_vae *v) {
     if (!v) return;
     vae_cpu_free(&v->cpu);
     vae_graph_free(&v->g);
-    free(v->arena), free(v->prep);
+    free(v->arena);
     free(v);
 }
 
@@ -65,20 +65,19 @@ static int v_alias(edm2_vae *v, int layout, size_t index, char *out, size_t len)
 }
 
 static edm2_status v_prepare(edm2_vae *v, const float *params) {
-    free(v->arena), free(v->prep);
+    free(v->arena);
     vae_cpu_free(&v->cpu);
     v->arena = malloc(v->g.arena_floats * sizeof(float));
-    v->prep = malloc(v->g.prep_floats * sizeof(float));
-    if (!v->arena || !v->prep) return edm2_logf(v->host, EDM2_LOG_ERROR, ID, EDM2_ERR_NOMEM, "out of memory");
+    if (!v->arena) return edm2_logf(v->host, EDM2_LOG_ERROR, ID, EDM2_ERR_NOMEM, "out of memory");
     edm2_status s = v->be.vt->download(v->be.b, v->arena, params, v->g.arena_floats * sizeof(float));
     if (s != EDM2_OK) return s;
-    vae_prepare(&v->g, v->arena, v->prep);
-    vae_cpu_init(&v->cpu, &v->g, v->arena, v->prep);
+    if (vae_prepare(&v->g, v->arena)) return edm2_logf(v->host, EDM2_LOG_ERROR, ID, EDM2_ERR_NOMEM, "out of memory");
+    vae_cpu_init(&v->cpu, &v->g, v->arena);
     return EDM2_OK;
 }
 
 static edm2_status check(edm2_vae *v, int N, int H, int W, int multiple, const char *what) {
-    if (!v->prep) return edm2_logf(v->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "%s before prepare", what);
+    if (!v->cpu.g) return edm2_logf(v->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "%s before prepare", what);
     if (N < 0 || H < 1 || W < 1 || H % multiple || W % multiple || H > 16384 || W > 16384)
         return edm2_logf(v->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID,
                          "%s: %dx%d: expected sizes that are positive multiples of %d", what, H, W, multiple);

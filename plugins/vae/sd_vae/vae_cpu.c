@@ -13,9 +13,9 @@
 
 static float *ptr(const vae_cpu *c, vae_view v) { return c->slot[v.slot]; }
 
-void vae_cpu_init(vae_cpu *c, const vae_graph *g, const float *arena, const float *prep) {
+void vae_cpu_init(vae_cpu *c, const vae_graph *g, const float *arena) {
     memset(c, 0, sizeof *c);
-    c->g = g, c->arena = arena, c->prep = prep;
+    c->g = g, c->arena = arena;
 }
 
 void vae_cpu_free(vae_cpu *c) {
@@ -114,7 +114,7 @@ static void im2col_down(const float *x, int H, int W, int C, int oy0, int oy1, f
 
 static int cpu_conv(void *ctx, const vae_conv *k, vae_view in, vae_view out) {
     vae_cpu *c = ctx;
-    const float *x = ptr(c, in), *w = c->prep + k->prep_off, *b = c->arena + k->b_off;
+    const float *x = ptr(c, in), *w = c->arena + k->w_off, *b = c->arena + k->b_off;
     float *y = ptr(c, out);
     if (k->kind == VAE_CONV_3x3) gemm_conv3x3(1, in.H, in.W, k->cin, x, k->cout, w, y, 0, c->pack);
     else if (k->kind == VAE_CONV_1x1) gemm_nt((size_t)in.H * in.W, k->cout, k->cin, x, k->cin, w, k->cin, y, k->cout, 0, c->pack);

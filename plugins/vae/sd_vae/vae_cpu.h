@@ -9,12 +9,12 @@
 
 typedef struct vae_cpu {
     const vae_graph *g;
-    const float *arena, *prep;   /* the weights (biases, norms) and the prepared conv weights, host memory */
+    const float *arena;          /* the weights, conv weights prepared (vae_prepare), host memory */
     float *slot[VAE_SLOTS], *col, *pack;
     size_t cap[VAE_SLOTS], col_cap, pack_cap;
 } vae_cpu;
 
-void vae_cpu_init(vae_cpu *c, const vae_graph *g, const float *arena, const float *prep);
+void vae_cpu_init(vae_cpu *c, const vae_graph *g, const float *arena);
 void vae_cpu_free(vae_cpu *c);
 /* One image each; 0, or -1 when out of memory. */
 int vae_cpu_encode(vae_cpu *c, const float *image, int H, int W, float *moments);

@@ -61,8 +61,6 @@ static vae_view conv(walker *w, const char *name, vae_conv_kind kind, int linear
             add_param(g, name, "bias", 1, cout, 1, 1, &c->b_off))
             w->failed = 1;
         c->name = g->names[g->nparams - 2];
-        c->prep_off = g->prep_floats;
-        g->prep_floats += (size_t)cout * in.C * k * k;
         return out;
     }
     if (!w->be) return out;
@@ -316,17 +314,23 @@ void vae_old_diffusers_name(const vae_graph *g, size_t i, char *out, size_t len)
     snprintf(out, len, "%s", d);
 }
 
-void vae_prepare(const vae_graph *g, const float *arena, float *prep) {
+int vae_prepare(const vae_graph *g, float *arena) {
+    size_t most = 0;
+    for (int i = 0; i < g->nconv; i++)
+        if ((size_t)g->conv[i].cout * g->conv[i].cin > most) most = (size_t)g->conv[i].cout * g->conv[i].cin;
+    float *tmp = malloc(most * 9 * sizeof *tmp + 1);
+    if (!tmp) return -1;
     for (int i = 0; i < g->nconv; i++) {
         const vae_conv *c = &g->conv[i];
-        const int taps = c->kind == VAE_CONV_1x1 ? 1 : 9;
-        const float *src = arena + c->w_off;
-        float *dst = prep + c->prep_off;
+        if (c->kind == VAE_CONV_1x1) continue; /* [cout, cin] either way */
+        float *w = arena + c->w_off;
+        memcpy(tmp, w, (size_t)c->cout * c->cin * 9 * sizeof *tmp);
         for (int o = 0; o < c->cout; o++)
             for (int ci = 0; ci < c->cin; ci++)
-                for (int t = 0; t < taps; t++)
-                    dst[((size_t)o * taps + t) * c->cin + ci] = src[((size_t)o * c->cin + ci) * taps + t];
+                for (int t = 0; t < 9; t++) w[((size_t)o * 9 + t) * c->cin + ci] = tmp[((size_t)o * c->cin + ci) * 9 + t];
     }
+    free(tmp);
+    return 0;
 }
 
 void vae_graph_info(const vae_graph *g, edm2_vae_info *info) {

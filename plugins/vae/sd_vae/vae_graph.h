@@ -32,12 +32,13 @@ typedef struct vae_hparams {
 typedef enum { VAE_CONV_3x3, VAE_CONV_1x1, VAE_CONV_DOWN } vae_conv_kind;
 
 /* A convolution (or a linear layer, as 1x1) with bias. Weights NAME.weight [cout, cin, k, k] (or [cout, cin]
- * for the attention's linear layers) and NAME.bias [cout]; prepared tap-major: [cout, k, k, cin]. */
+ * for the attention's linear layers) and NAME.bias [cout]; prepared (vae_prepare) tap-major [cout, k, k, cin]
+ * in place. */
 typedef struct vae_conv {
     const char *name;
     vae_conv_kind kind;
     int cin, cout;
-    size_t w_off, b_off, prep_off; /* arena offsets (floats); offset of the prepared weights */
+    size_t w_off, b_off; /* arena offsets (floats) */
 } vae_conv;
 
 /* A GroupNorm: NAME.weight, NAME.bias [C]. */
@@ -54,7 +55,7 @@ typedef struct vae_graph {
     int nconv, nnorm;
     edm2_param_desc *params;
     char **names;
-    size_t nparams, arena_floats, prep_floats;
+    size_t nparams, arena_floats;
 } vae_graph;
 
 /* Builds the tables. 0, or -1 when out of memory. */
@@ -66,8 +67,9 @@ void vae_ldm_name(const vae_graph *g, size_t i, char *out, size_t len);
 /* The name of table entry i in diffusers' files before 0.14: the attention's to_q, to_k, to_v, to_out.0 were
  * query, key, value, proj_attn. */
 void vae_old_diffusers_name(const vae_graph *g, size_t i, char *out, size_t len);
-/* Conv weights rearranged tap-major into prep[prep_floats] (host memory, from the host arena). */
-void vae_prepare(const vae_graph *g, const float *arena, float *prep);
+/* Rearranges every 3x3 conv's weights tap-major, in place in the arena (host memory). 0, or -1 when out of
+ * memory. */
+int vae_prepare(const vae_graph *g, float *arena);
 
 /* A dense channels-last activation [H, W, C] in one of the backend's buffers. */
 typedef struct vae_view {
