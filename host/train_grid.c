@@ -1,5 +1,6 @@
 /* train_grid.c: the sample grid at the end of training (RUN_DIR/samples.png): one row per class for a
- * class-conditional network, sampled from one EMA with the [sampler] plugin. */
+ * class-conditional network, sampled from one EMA with the [sampler] plugin. For latent data and a config
+ * with a [vae] section, the first two rows are decoded to images (decoding is costly at 512x512). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,7 @@
 #include "image_io.h"
 #include "log.h"
 #include "trainer.h"
+#include "vae_net.h"
 
 /* The EMA the grid samples from ([training] grid_ema, default the last), or -1 with an error. */
 static long grid_ema(const trainer *t, edm2_err *err) {
@@ -28,6 +30,34 @@ static const plugin_rec *grid_sampler(const trainer *t, edm2_err *err) {
 }
 
 int trainer_grid_check(const trainer *t, edm2_err *err) { return grid_ema(t, err) < 0 || !grid_sampler(t, err) ? -1 : 0; }
+
+/* The grid of the first m latents out[m, C, R, R] decoded by the [vae] plugin. */
+static int decoded_grid(trainer *t, const char *path, const float *out, int m, int cols, edm2_err *err) {
+    vae_instance vi;
+    config_view vv;
+    config_view_plugin(&vv, t->rc, EDM2_KIND_VAE);
+    const int R = t->net.info.img_resolution;
+    float *img = NULL;
+    int rc = -1;
+    if (vae_open(&vi, &t->rt, t->rc->plugin[EDM2_KIND_VAE], &vv.api, err) ||
+        vae_scaling_parse(&vi, t->data.latent_scale, t->data.latent_bias, err))
+        goto done;
+    if (vi.info.latent_channels != t->net.info.img_channels) {
+        err_set(err, "[vae] decodes %d channels, the network makes %d", vi.info.latent_channels, t->net.info.img_channels);
+        goto done;
+    }
+    const int OR = R * vi.info.downsample;
+    if (!(img = malloc((size_t)m * 3 * OR * OR * sizeof *img))) {
+        err_set(err, "out of memory");
+        goto done;
+    }
+    if (vae_decode_latents(&vi, out, m, R, R, img, err) || grid_write(path, img, m, 3, OR, cols, err)) goto done;
+    rc = 0;
+done:
+    vae_close(&vi);
+    free(img);
+    return rc;
+}
 
 int trainer_write_grid(trainer *t, edm2_err *err) {
     config_view tv;
@@ -70,7 +100,10 @@ int trainer_write_grid(trainer *t, edm2_err *err) {
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/samples.png", t->run_dir);
-    if (grid_write(path, out, n, t->net.info.img_channels, t->net.info.img_resolution, cols, err)) goto done;
+    if (t->data.latents[0] && t->rc->plugin[EDM2_KIND_VAE]) {
+        if (decoded_grid(t, path, out, n < 2 * cols ? n : 2 * cols, cols, err)) goto done;
+    } else if (grid_write(path, out, n, t->net.info.img_channels, t->net.info.img_resolution, cols, err))
+        goto done;
     LOG_INFO("sample grid %s: %d images from EMA %s with %s (%d evaluations each), %.1f s", path, n,
              t->evt->label(t->ema, which), srec->desc->id, gen.svt->num_evals(gen.s), now_s() - t0);
     rc = 0;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz.sh [SECONDS_PER_HARNESS] [HARNESS...]: builds the libFuzzer harnesses (tests/fuzz, clang, ASan + UBSan)
 # into build-fuzz/ and runs each for a bounded time from its seed corpus (tests/fuzz/corpus/<name>/; new
-# inputs go to a scratch folder, the repository is not modified). Default: 12 s each, all seven (~1.5 min,
+# inputs go to a scratch folder, the repository is not modified). Default: 12 s each, all eight (~1.7 min,
 # what CI runs). A longer hunt:  scripts/fuzz.sh 3600 config snapshot
 # A crash leaves its input in build-fuzz/crashes/ and fails the script; reproduce with
 #   build-fuzz/fuzz/fuzz_NAME build-fuzz/crashes/crash-...
@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-12}
 shift || true
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(safetensors dataset_json config idx png snapshot checkpoint)
+[ ${#names[@]} -eq 0 ] && names=(safetensors dataset_json config idx png snapshot checkpoint image)
 scripts/deps.sh fuzz
 CC=clang CXX=clang++ scripts/build.sh build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDM2_FUZZ=ON -DEDM2_CUDA=OFF \
   -DEDM2_BUILD_TESTS=OFF >/dev/null

@@ -40,10 +40,10 @@ step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEDM2_CUDA=ON
   -DCMAKE_CUDA_ARCHITECTURES="$arch" ${cudnn_root:+-DEDM2_CUDNN_ROOT="$cudnn_root"}
 step build cmake --build build-gpu -j"$(nproc)"
 build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1
-step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception' --output-on-failure"
+step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception|vae' --output-on-failure"
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 if [ -n "$sanitizer" ]; then
-  step memcheck bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers tests/test_inception; do
+  step memcheck bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers tests/test_inception tests/test_vae; do
     $sanitizer --tool memcheck --error-exitcode 1 \$t || exit 1; done"
   step memcheck-network bash -c "cd build-gpu && EDM2_PLUGIN_PATH=\$PWD/plugins $sanitizer --tool memcheck \
     --error-exitcode 1 tests/test_cuda_network"

@@ -68,15 +68,25 @@ static void test_encode_train_generate(void **state) {
     st_close(&g);
     st_close(&f);
 
-    /* Train a tiny network on the latents. */
-    char rd[700], dp[700];
+    /* Train a tiny network on the latents; its sample grid decoded by the VAE. */
+    char rd[700], dp[700], vw[700];
     snprintf(rd, sizeof rd, "job.run_dir=%s/run", g_dir);
     snprintf(dp, sizeof dp, "data.path=%s/latents.safetensors", g_dir);
+    snprintf(vw, sizeof vw, "vae.weights=%s/vae.safetensors", g_dir);
     if (run_host(&r, "run", EDM2_SOURCE_DIR "/tests/configs/tiny_train.ini", "--set", rd, "--set", "data.source=tensors",
                  "--set", dp, "--set", "network.img_channels=4", "--set", "network.label_dim=2", "--set",
                  "training.duration_kimg=0.064", "--set", "training.snapshot_kimg=0", "--set", "training.checkpoint_kimg=0",
-                 NULL))
+                 "--set", "training.sample_grid=true", "--set", "vae.plugin=sd_vae", "--set", vw, "--set",
+                 "vae.block_out_channels=16,32", "--set", "vae.layers_per_block=1", "--set", "vae.norm_num_groups=8", NULL))
         fail_msg("%s", r.err);
+    {
+        uint8_t *px;
+        int w, h;
+        snprintf(p, sizeof p, "%s/run/samples.png", g_dir);
+        assert_int_equal(png_read(p, 3, 0, 0, &px, &w, &h, &err), 0);
+        assert_true(w >= 10 * 16 && h >= 2 * 16 && h < 3 * 16); /* two rows of decoded 16x16 images */
+        free(px);
+    }
     snprintf(p, sizeof p, "%s/run/network-snapshot-0000000-0.100.safetensors", g_dir);
     assert_int_equal(st_open(&f, p, &err), 0);
     assert_string_equal(st_meta(&f, "edm2.latents"), "sd_vae");

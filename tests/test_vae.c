@@ -23,7 +23,11 @@ static runtime g_rt;
 static char *g_dir;
 static st_file g_ref;
 
-static const plugin_rec *plugin(void) { return registry_find(&g_reg, EDM2_KIND_VAE, "sd_vae", EDM2_BACKEND_CPU); }
+static runtime *g_on = &g_rt; /* the runtime open_vae uses */
+
+static const plugin_rec *plugin(void) {
+    return registry_find(&g_reg, EDM2_KIND_VAE, "sd_vae", g_on->backend_rec->desc->backend);
+}
 
 /* Opens sd_vae with "key=value" settings (NULL-terminated); identity scaling unless `scaled`. */
 static int open_vae(vae_instance *vi, const char *weights, const char *const *kv, int scaled, edm2_err *err) {
@@ -42,7 +46,7 @@ static int open_vae(vae_instance *vi, const char *weights, const char *const *kv
     }
     config_view v;
     config_view_init(&v, &c, "vae", plugin()->desc->keys, plugin()->desc->key_count);
-    int rc = vae_open(vi, &g_rt, plugin(), &v.api, err);
+    int rc = vae_open(vi, g_on, plugin(), &v.api, err);
     cfg_free(&c);
     return rc;
 }
@@ -230,6 +234,34 @@ static void test_bad_weights(void **state) {
     vae_close(&vi);
 }
 
+/* The CUDA build against diffusers on the same data, where a GPU is present. */
+static void test_cuda_matches(void **state) {
+    (void)state;
+    runtime rt;
+    char why[512], path[600];
+    if (open_backend(&g_reg, &rt, "edm2_backend_cuda.so", "cuda", why, sizeof why)) {
+        print_message("skipped: the CUDA build needs a CUDA device (%s)\n", why);
+        skip();
+    }
+    g_on = &rt;
+    if (!plugin()) fail_msg("no CUDA build of sd_vae although a CUDA backend runs");
+    write_prefixed("small/ldm/", "small-ldm.safetensors", 0, path, sizeof path);
+    vae_instance vi;
+    edm2_err err;
+    if (open_vae(&vi, path, k_small, 0, &err)) fail_msg("%s", err.msg);
+    check(&vi, "small", "cuda, small");
+    vae_close(&vi);
+    snprintf(path, sizeof path, "%s/sd-synthetic.safetensors", g_dir);
+    const vae_hparams hp = {4, {128, 256, 512, 512}, 2, 32, 4};
+    assert_int_equal(write_vae_weights(path, &hp, NULL, NULL, &err), 0);
+    if (open_vae(&vi, path, NULL, 0, &err)) fail_msg("%s", err.msg);
+    check(&vi, "sd", "cuda, SD configuration");
+    vae_close(&vi);
+    remove(path);
+    g_on = &g_rt;
+    runtime_close(&rt);
+}
+
 static int setup(void **state) {
     (void)state;
     edm2_err err;
@@ -260,6 +292,7 @@ int main(void) {
         cmocka_unit_test(test_real_shapes),
         cmocka_unit_test(test_batch_and_threads),
         cmocka_unit_test(test_bad_weights),
+        cmocka_unit_test(test_cuda_matches),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -69,6 +69,10 @@ def main():
     # PNG: first byte = channels and expected size
     out("png", "gray8", b"\2" + png(8, 8, 1, bytes(range(64))))
     out("png", "rgb3", b"\1" + png(3, 2, 3, bytes(range(18))))
+    # source images of the encode job: a PNG and the JPEG of tests/data (made by make_resize_ref.py)
+    out("image", "png", png(5, 3, 3, bytes(range(45))))
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "resize_ref.jpg"), "rb") as f:
+        out("image", "jpeg", f.read())
     # checkpoint of the fuzz harness's small run
     meta = {"edm2.checkpoint": "1", "edm2.nimg": "8", "edm2.optimizer_step": "2", "edm2.batch": "4", "edm2.seed": "1",
             "edm2.fingerprint": "mp_unet:fuzz"}
