@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_native.h"
 #include "edm2/edm2.h"
 #include "inception_graph.h"
 #include "inception_kernels.h"
@@ -51,11 +52,7 @@ static edm2_status f_create(const edm2_host *host, const edm2_config *cfg, const
     if (mb < 1 || mb > 4096)
         return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "[features] max_batch = %lld: expected 1..4096", mb);
     edm2_backend_native nat;
-    memset(&nat, 0, sizeof nat);
-    nat.struct_size = sizeof nat;
-    if (backend->vt->struct_size < offsetof(edm2_backend_vtable, native) + sizeof backend->vt->native ||
-        !backend->vt->native || backend->vt->native(backend->b, &nat) != EDM2_OK || nat.device < 0 || !nat.stream ||
-        !nat.cublas)
+    if (edm2_cuda_native(backend, &nat))
         return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_UNSUPPORTED, "needs the cuda backend (native handles)");
     edm2_features *f = calloc(1, sizeof *f);
     if (!f || !(f->g = malloc(sizeof *f->g))) {
@@ -194,13 +191,6 @@ static edm2_status f_extract(edm2_features *f, const float *images, int N, int C
     return EDM2_OK;
 }
 
-static edm2_status f_probe(char *why, size_t len) {
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e == cudaSuccess && n > 0) return EDM2_OK;
-    snprintf(why, len, "no CUDA device (%s)", e == cudaSuccess ? "none found" : cudaGetErrorString(e));
-    return EDM2_ERR_NODEVICE;
-}
 
 static const edm2_features_vtable k_vtable = {sizeof(edm2_features_vtable), f_create, f_destroy, f_get_info,
                                               f_prepare, f_extract};
@@ -208,6 +198,6 @@ static const edm2_features_vtable k_vtable = {sizeof(edm2_features_vtable), f_cr
 static const edm2_plugin_desc k_desc = {sizeof(edm2_plugin_desc), ID, EDM2_KIND_FEATURES, EDM2_BACKEND_CUDA, "1.0.0",
                                         "Inception-v3 pool features of the Frechet Inception Distance (pytorch-fid's "
                                         "network, 2048-d), CUDA",
-                                        k_keys, sizeof k_keys / sizeof k_keys[0], f_probe, &k_vtable};
+                                        k_keys, sizeof k_keys / sizeof k_keys[0], edm2_cuda_probe, &k_vtable};
 static const edm2_plugin_desc *const k_plugins[] = {&k_desc};
 EDM2_DEFINE_ENTRY(k_plugins)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cuda_native.h"
 #include "vae_config.h"
 #include "vae_kernels.h"
 
@@ -46,11 +47,7 @@ static edm2_status v_create(const edm2_host *host, const edm2_config *cfg, const
     edm2_status s = vae_parse_hparams(host, cfg, ID, &hp);
     if (s != EDM2_OK) return s;
     edm2_backend_native nat;
-    memset(&nat, 0, sizeof nat);
-    nat.struct_size = sizeof nat;
-    if (backend->vt->struct_size < offsetof(edm2_backend_vtable, native) + sizeof backend->vt->native ||
-        !backend->vt->native || backend->vt->native(backend->b, &nat) != EDM2_OK || nat.device < 0 || !nat.stream ||
-        !nat.cublas)
+    if (edm2_cuda_native(backend, &nat))
         return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_UNSUPPORTED, "needs the cuda backend (native handles)");
     edm2_vae *v = calloc(1, sizeof *v);
     if (!v || vae_graph_build(&v->g, &hp)) {
@@ -238,19 +235,12 @@ static edm2_status v_decode(edm2_vae *v, const float *latents, int N, int h, int
     return run(v, 1, latents, N, h, w, images);
 }
 
-static edm2_status v_probe(char *why, size_t len) {
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e == cudaSuccess && n > 0) return EDM2_OK;
-    snprintf(why, len, "no CUDA device (%s)", e == cudaSuccess ? "none found" : cudaGetErrorString(e));
-    return EDM2_ERR_NODEVICE;
-}
 
 static const edm2_vae_vtable k_vtable = {sizeof(edm2_vae_vtable), v_create, v_destroy, v_get_info, v_alias,
                                          v_prepare, v_encode, v_decode};
 
 static const edm2_plugin_desc k_desc = {sizeof(edm2_plugin_desc), ID, EDM2_KIND_VAE, EDM2_BACKEND_CUDA, "1.0.0",
                                         "the Stable Diffusion VAE (KL autoencoder, 8x, 4 latent channels), CUDA",
-                                        k_keys, sizeof k_keys / sizeof k_keys[0], v_probe, &k_vtable};
+                                        k_keys, sizeof k_keys / sizeof k_keys[0], edm2_cuda_probe, &k_vtable};
 static const edm2_plugin_desc *const k_plugins[] = {&k_desc};
 EDM2_DEFINE_ENTRY(k_plugins)
