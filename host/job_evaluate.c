@@ -2,8 +2,9 @@
  * as in `generate`), without writing them unless asked, and measures them against reference images from
  * [data]: the sliced Wasserstein distance on Laplacian-pyramid patches (metric_swd.h; no weights needed) and
  * the Fréchet Inception Distance (the [features] network, e.g. inception_v3 with the FID weights; frechet.h),
- * each against reference statistics computed once from [data] and saved. The result is appended to
- * metrics.jsonl beside the snapshot. */
+ * each against reference statistics computed once from [data] and saved. A snapshot of VAE latents is
+ * decoded by the [vae] plugin first, and measured against the images of [data] (the pixel dataset, e.g. the
+ * 512x512 folder its latents were made from). The result is appended to metrics.jsonl beside the snapshot. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "image_io.h"
 #include "jobs.h"
 #include "log.h"
+#include "vae_net.h"
 
 #define STREAM_REF 0x5245465345ull /* "REFSE": which dataset images form the reference */
 #define REF_BATCH 64
@@ -183,7 +185,9 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     fid_accum acc;
     memset(&acc, 0, sizeof acc);
     uint64_t *seeds = NULL;
-    float *out = NULL, *labels = NULL, *keep = NULL, *feat = NULL;
+    float *out = NULL, *labels = NULL, *keep = NULL, *feat = NULL, *dec = NULL;
+    vae_instance vi;
+    memset(&vi, 0, sizeof vi);
     int n = 0, status = 1, fixed = -1, want_swd, want_fid;
     if (parse_metrics(e->get(e->ctx, "metrics"), &want_swd, &want_fid, err)) goto done;
     if (want_fid && !rc->plugin[EDM2_KIND_FEATURES]) {
@@ -201,10 +205,35 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         goto done;
     }
     if (gen_session_open(&s, rc, e, "evaluate", err)) goto done;
-    const int L = s.L, C = s.C, R = s.R;
+    const int L = s.L;
+    int C = s.C, R = s.R; /* of the images measured: decoded ones for a snapshot of latents */
+    size_t per = s.per;
     if (label_mode(mode, L, &fixed, err)) {
         err_set(err, "[evaluate] %s", err->msg);
         goto done;
+    }
+    const char *latents = st_meta(&s.nf, "edm2.latents");
+    if (latents && !rc->plugin[EDM2_KIND_VAE]) {
+        err_set(err, "%s: a network of %s latents: [evaluate] needs a [vae] section (plugin = %s, weights = FILE) to "
+                     "measure its images",
+                e->get(e->ctx, "net"), latents, latents);
+        goto done;
+    }
+    if (latents) {
+        config_view vv;
+        config_view_plugin(&vv, rc, EDM2_KIND_VAE);
+        if (vae_open(&vi, &s.rt, rc->plugin[EDM2_KIND_VAE], &vv.api, err) ||
+            vae_scaling_parse(&vi, st_meta(&s.nf, "edm2.latent_scale"), st_meta(&s.nf, "edm2.latent_bias"), err))
+            goto done;
+        if (vi.info.latent_channels != C) {
+            err_set(err, "%s makes %d channels, the VAE decodes %d", e->get(e->ctx, "net"), C, vi.info.latent_channels);
+            goto done;
+        }
+        C = 3, R *= vi.info.downsample, per = (size_t)C * R * R;
+        if (!(dec = malloc(per * batch * sizeof *dec))) {
+            err_set(err, "out of memory");
+            goto done;
+        }
     }
     if (want_fid) {
         config_view_plugin(&fv, rc, EDM2_KIND_FEATURES);
@@ -232,8 +261,10 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     }
     if (*outdir && make_dirs(outdir, err)) goto done;
     out = malloc(s.per * batch * sizeof(float));
+    float *img = dec ? dec : out; /* what is measured */
     labels = calloc((size_t)batch * (L ? L : 1), sizeof(float));
-    if (*outdir) keep = malloc(s.per * (size_t)(n < 1024 ? n : 1024) * sizeof(float));
+    const int keep_n = n < (dec ? 64 : 1024) ? n : (dec ? 64 : 1024);
+    if (*outdir) keep = malloc(per * (size_t)keep_n * sizeof(float));
     if (!out || !labels || (*outdir && !keep)) {
         err_set(err, "out of memory");
         goto done;
@@ -250,9 +281,10 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
             labels[(size_t)k * L + label_class(mode, fixed, i + k, seeds[i + k], 10, L)] = 1.0f;
         }
         if (generator_run(&s.gen, seeds + i, NULL, L ? labels : NULL, m, out, err)) goto done;
-        if (want_swd && swd_set_add(&gen_set, &p, out, m, (uint64_t)i, err)) goto done;
-        if (want_fid && (feat_extract(&fi, out, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
-        for (int k = 0; keep && k < m && i + k < 1024; k++) memcpy(keep + s.per * (i + k), out + s.per * k, s.per * 4);
+        if (dec && vae_decode_latents(&vi, out, m, s.R, s.R, dec, err)) goto done;
+        if (want_swd && swd_set_add(&gen_set, &p, img, m, (uint64_t)i, err)) goto done;
+        if (want_fid && (feat_extract(&fi, img, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
+        for (int k = 0; keep && k < m && i + k < keep_n; k++) memcpy(keep + per * (i + k), img + per * k, per * 4);
         const double el = now() - t0, rate = (i + m) / el;
         LOG_INFO("%d/%d images  %.2f images/s  ETA %.0f s", i + m, n, rate, (n - i - m) / rate);
         gen_session_share_cpu(&s);
@@ -261,7 +293,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     if (keep) {
         char path[4200];
         snprintf(path, sizeof path, "%s/grid.png", outdir);
-        if (grid_write(path, keep, n < 1024 ? n : 1024, C, R, 10, err)) goto done;
+        if (grid_write(path, keep, keep_n, C, R, 10, err)) goto done;
         LOG_INFO("grid %s", path);
     }
     char swd_json[512] = "", fid_json[512] = "", levels[256] = "";
@@ -295,11 +327,12 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     if (append_metrics(e->get(e->ctx, "net"), record, err)) goto done;
     status = 0;
 done:
+    vae_close(&vi);
     feat_close(&fi);
     fid_accum_free(&acc);
     gen_session_close(&s);
     swd_set_free(&gen_set);
-    free(seeds), free(out), free(labels), free(keep), free(feat);
+    free(seeds), free(out), free(labels), free(keep), free(feat), free(dec);
     return status;
 }
 

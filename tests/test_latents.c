@@ -3,11 +3,13 @@
  * crop, VAE, a sampled posterior; resumable: stopped after 5 images and continued, bitwise the same file as
  * one uninterrupted run) -> a tensors file of latents with labels and the scaling in its metadata ->
  * `train` on it (the snapshots carry the latent metadata) -> `generate` with [vae]: PNGs of decoded
- * images; without [vae]: the latents, with a warning. */
+ * images; without [vae]: the latents, with a warning; `evaluate` (SWD and FID, synthetic Inception
+ * weights) of the decoded images against a folder of pixel images, and refused without [vae]. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fid_weights.h"
 #include "image_io.h"
 #include "safetensors.h"
 #include "test_util.h"
@@ -118,6 +120,35 @@ static void test_encode_train_generate(void **state) {
     assert_int_equal(run_host(&r, "run", cfg, NULL), 0);
     free(cfg);
     assert_non_null(strstr(r.err, "without a [vae] section"));
+
+    /* Evaluate the decoded images against 16x16 pixel images. */
+    snprintf(p, sizeof p, "%s/pix", g_dir);
+    mkdir(p, 0755);
+    for (int i = 0; i < 8; i++) {
+        uint8_t img[16 * 16 * 3];
+        for (int k = 0; k < 16 * 16 * 3; k++) img[k] = (uint8_t)((k * 13 + i * 29) % 256);
+        snprintf(p, sizeof p, "%s/pix/%d.png", g_dir, i);
+        assert_int_equal(png_write(p, img, 16, 16, 3, &err), 0);
+    }
+    snprintf(p, sizeof p, "%s/fid.safetensors", g_dir);
+    assert_int_equal(write_fid_weights(p, NULL, NULL, &err), 0);
+    snprintf(text, sizeof text,
+             "[job]\ntype = evaluate\n[sampler]\nplugin = heun\nnum_steps = 4\n%s[features]\nplugin = inception_v3\n"
+             "weights = %s\n[data]\nsource = folder\npath = %s/pix\nresolution = 16\nchannels = 3\n[evaluate]\n"
+             "net = %s/run/network-snapshot-0000000-0.100.safetensors\nseeds = 0-7\nbatch = 4\nmetrics = swd,fid\n"
+             "swd_min_res = 8\nswd_patches = 16\n",
+             vae, p, g_dir, g_dir);
+    cfg = write_text(g_dir, "eval.ini", text);
+    if (run_host(&r, "run", cfg, NULL)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.err, "FID: "));
+    assert_non_null(strstr(r.err, "SWD x1e3: "));
+    /* without [vae]: refused */
+    char *cut = strstr(text, "[vae]"), *end = strstr(text, "[features]");
+    memmove(cut, end, strlen(end) + 1);
+    free(write_text(g_dir, "eval.ini", text));
+    assert_int_not_equal(run_host(&r, "run", cfg, NULL), 0);
+    assert_non_null(strstr(r.err, "needs a [vae] section"));
+    free(cfg);
 }
 
 static int setup(void **state) {
