@@ -36,6 +36,12 @@ int tensors_open(dataset *d, const char *path, int max_images, edm2_err *err) {
     d->count = (int)im->shape[0];
     if (max_images > 0 && max_images < d->count) d->count = max_images;
     d->channels = (int)im->shape[1];
+    const char *mom = st_meta(f, "edm2.latent_moments");
+    if (mom && !strcmp(mom, "1")) { /* [N, 2C, R, R]: mean, then std */
+        if (im->shape[1] % 2) return err_set(err, "%s: edm2.latent_moments = 1 needs an even channel count", path);
+        d->moments = 1;
+        d->channels /= 2;
+    }
     if (im->shape[2] != d->resolution)
         return err_set(err, "%s: images are %lldx%lld, but [data] resolution = %d", path, (long long)im->shape[2],
                        (long long)im->shape[3], d->resolution);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "data_sources.h"
+#include "edm2/edm2_philox.h"
 #include "image_io.h"
 #include "safetensors.h"
 #include "validate.h"
@@ -73,10 +74,10 @@ int dataset_get(const dataset *d, int index, float *img, float *onehot, int oneh
     const int R = d->resolution;
     if (d->tensors) {
         const st_tensor *t = d->t_images;
-        st_tensor one = *t; /* a view of image `index` */
-        size_t per = (size_t)d->channels * R * R, esz = t->dtype == ST_F32 ? 4 : 2;
+        st_tensor one = *t; /* a view of image `index` (its mean, for moments) */
+        const size_t per = (size_t)d->channels * R * R, esz = st_dtype_bytes(t->dtype);
         one.numel = per;
-        one.data = t->data + (size_t)index * per * esz;
+        one.data = t->data + (size_t)index * per * (d->moments ? 2 : 1) * esz;
         st_to_f32(&one, img);
     } else if (d->pixels) {
         pixels_encode(img, d->pixels + (size_t)index * R * R, 1, R, R);
@@ -92,6 +93,25 @@ int dataset_get(const dataset *d, int index, float *img, float *onehot, int oneh
     if (onehot) {
         memset(onehot, 0, (size_t)onehot_dim * sizeof(float));
         if (d->labels && d->labels[index] < onehot_dim) onehot[d->labels[index]] = 1.0f;
+    }
+    return 0;
+}
+
+#define STREAM_LATENT_DRAW 0x4C4154454E54ull /* "LATENT": the training draws of posterior moments */
+
+int dataset_draw(const dataset *d, int index, uint64_t seed, uint64_t pos, float *img, float *onehot, int onehot_dim,
+                 edm2_err *err) {
+    if (dataset_get(d, index, img, onehot, onehot_dim, err)) return -1;
+    if (!d->moments) return 0;
+    const st_tensor *t = d->t_images;
+    const size_t per = (size_t)d->channels * d->resolution * d->resolution, esz = st_dtype_bytes(t->dtype);
+    for (size_t k = 0; k < per; k++) {
+        st_tensor one = *t; /* std of element k */
+        float sd;
+        one.numel = 1;
+        one.data = t->data + ((size_t)index * 2 * per + per + k) * esz;
+        st_to_f32(&one, &sd);
+        img[k] += sd * edm2_philox_normal(seed, STREAM_LATENT_DRAW, pos * per + k);
     }
     return 0;
 }

@@ -33,6 +33,9 @@ typedef struct dataset {
     /* Tensors file of VAE latents (the encode job's): the VAE plugin and the scaling of the data (vae_net.h)
      * as metadata text, copied into snapshots; empty strings for pixel data. */
     char latents[64], latent_scale[512], latent_bias[512];
+    /* 1: the file holds each latent image's posterior mean and std (already scaled; 2 x channels), and a
+     * training draw is mean + std n with fresh noise n per use of the image, as the EDM2 reference trains. */
+    int moments;
     /* Image folder: the folder (resolved) and each image's path relative to it. */
     char *root;
     char **files;
@@ -42,8 +45,13 @@ typedef struct dataset {
 int dataset_open(dataset *d, const cfg *c, edm2_err *err);
 /* Image `index` into img[C * R * R] (encoded) and its one-hot label into onehot[onehot_dim] (if non-NULL;
  * all zeros when the data have no labels). onehot_dim must exceed every label (checked by the caller
- * against label_dim). */
+ * against label_dim). For posterior moments (d->moments), the mean. */
 int dataset_get(const dataset *d, int index, float *img, float *onehot, int onehot_dim, edm2_err *err);
+/* The same for training: for posterior moments, a draw mean + std n whose noise n is a function of (seed, pos),
+ * pos the image's position in the data stream (each use of an image draws anew; reproducible on resume and
+ * the same whatever the number of processes). Other data: as dataset_get. */
+int dataset_draw(const dataset *d, int index, uint64_t seed, uint64_t pos, float *img, float *onehot, int onehot_dim,
+                 edm2_err *err);
 void dataset_close(dataset *d);
 
 /* The dataset index at stream position `pos` (images consumed so far): epoch-wise shuffled with a

@@ -1,10 +1,11 @@
 /* job_encode.c: the `encode` job, the dataset tool of the latent presets: the images of a folder (class
  * subfolders, dataset.json, or just images; PNG or JPEG of any size) are centre-cropped and resized as the
  * ADM / EDM2 dataset tool does (image_resize.h), encoded by the [vae] plugin (pixels / 255 in, as the EDM2
- * reference feeds its VAE), and written as one tensors file for [data] source = tensors: `images`
- * [N, L, r/d, r/d], the latents the network sees (the posterior's mean, or one sample of it drawn from the
- * job's seed, scaled per channel: vae_net.h), and `labels` [N], with the scaling in the metadata so that
- * training and `generate` know the data are latents. Images that cannot be read are reported with their
+ * reference feeds its VAE), and written as one tensors file for [data] source = tensors: `images`, scaled per
+ * channel as the network sees them (vae_net.h): with latents = moments [N, 2L, r/d, r/d], the posterior's
+ * mean and std, from which training draws a fresh sample at every use of an image, as the reference does;
+ * with mean or sample [N, L, r/d, r/d], the mean or one draw made here from the job's seed; and `labels`
+ * [N]; the scaling is in the metadata so that training and `generate` know the data are latents. Images that cannot be read are reported with their
  * path and skipped. Progress goes to DEST.partial (raw latents), DEST.partial.labels and DEST.partial.json
  * (the settings and how far it got): running the job again continues there; the tensors file appears only
  * complete (written to a temporary name, renamed). */
@@ -97,6 +98,7 @@ static int open_state(encode_state *s, const char *dest, const char *settings, s
 /* DEST = images [written, L, h, w] from the partial file (mapped) and labels; metadata as the header says. */
 static int finish(encode_state *s, const char *dest, const vae_instance *vi, const char *mode, const char *source,
                   int res, long long seed, int labelled, int L, int h, edm2_err *err) {
+    const int moments = !strcmp(mode, "moments"), C = moments ? 2 * L : L; /* channels stored */
     fclose(s->fd), fclose(s->fl);
     s->fd = s->fl = NULL;
     unsigned char *data = NULL, *lab = NULL;
@@ -104,7 +106,7 @@ static int finish(encode_state *s, const char *dest, const vae_instance *vi, con
     float *labels = NULL;
     int rc = -1;
     if (map_file(s->data, &data, &dsize, err) || read_file(s->labels, &lab, &lsize, err)) goto done;
-    if (dsize != (size_t)s->written * L * h * h * sizeof(float) || lsize != (size_t)s->written * sizeof(int32_t)) {
+    if (dsize != (size_t)s->written * C * h * h * sizeof(float) || lsize != (size_t)s->written * sizeof(int32_t)) {
         err_set(err, "%s: %zu bytes for %lld latents (changed while encoding?)", s->data, dsize, s->written);
         goto done;
     }
@@ -121,11 +123,11 @@ static int finish(encode_state *s, const char *dest, const vae_instance *vi, con
     vae_scaling_text(vi, scale, bias, sizeof scale);
     snprintf(r, sizeof r, "%d", res);
     snprintf(sd, sizeof sd, "%lld", seed);
-    st_out t[2] = {{"images", ST_F32, 4, {s->written, L, h, h}, data}, {"labels", ST_F32, 1, {s->written}, labels}};
-    const char *keys[] = {"edm2.latents", "edm2.latent_scale", "edm2.latent_bias", "edm2.encode",
-                          "edm2.source",  "edm2.resolution",   "edm2.seed",        "edm2.vae_weights"};
-    const char *vals[] = {vi->rec->desc->id, scale, bias, mode, source, r, sd, vi->weights};
-    if (st_write(dest, t, labelled ? 2 : 1, keys, vals, 8, err)) goto done;
+    st_out t[2] = {{"images", ST_F32, 4, {s->written, C, h, h}, data}, {"labels", ST_F32, 1, {s->written}, labels}};
+    const char *keys[] = {"edm2.latents", "edm2.latent_scale", "edm2.latent_bias", "edm2.encode",         "edm2.source",
+                          "edm2.resolution", "edm2.seed",     "edm2.vae_weights", "edm2.latent_moments"};
+    const char *vals[] = {vi->rec->desc->id, scale, bias, mode, source, r, sd, vi->weights, moments ? "1" : "0"};
+    if (st_write(dest, t, labelled ? 2 : 1, keys, vals, 9, err)) goto done;
     remove(s->data), remove(s->labels), remove(s->json);
     rc = 0;
 done:
@@ -160,9 +162,10 @@ int job_encode(const run_config *rc, edm2_err *err) {
     const int max_images = (int)edm2_cfg_int(e, "max_images", 0);
     const long long every = edm2_cfg_int(e, "checkpoint_images", 1000), seed = edm2_cfg_int(&jv.api, "seed", 0);
     const long long stop_after = edm2_cfg_int(e, "stop_after", 0);
-    const int sample = !strcmp(mode, "sample");
-    if (!sample && strcmp(mode, "mean"))
-        return err_set(err, "[encode] latents = '%s': expected mean (the posterior's mean) or sample (one draw of it)",
+    const int sample = !strcmp(mode, "sample"), moments = !strcmp(mode, "moments");
+    if (!sample && !moments && strcmp(mode, "mean"))
+        return err_set(err, "[encode] latents = '%s': expected moments (mean and std; training draws), mean, or sample "
+                            "(one draw made here)",
                        mode);
     dataset d;
     memset(&d, 0, sizeof d);
@@ -191,7 +194,7 @@ int job_encode(const run_config *rc, edm2_err *err) {
         err_set(err, "[encode] resolution = %d: not a multiple of the VAE's downsampling %d", res, ds);
         goto done;
     }
-    const size_t per = (size_t)L * h * h, in_per = (size_t)3 * res * res;
+    const size_t per = (size_t)(moments ? 2 : 1) * L * h * h, in_per = (size_t)3 * res * res; /* floats written per image */
     char settings[3072];
     settings_json(settings, sizeof settings, d.root, res, mode, seed, &vi, count);
     char *dir = path_dirname(dest);
@@ -207,8 +210,8 @@ int job_encode(const run_config *rc, edm2_err *err) {
         err_set(err, "out of memory");
         goto done;
     }
-    LOG_INFO("encoding %d images of %s (%s) at %dx%d into %s: %s latents [%d, %d, %d]%s", count, d.root,
-             d.labels ? "labelled" : "unlabelled", res, res, dest, mode, L, h, h,
+    LOG_INFO("encoding %d images of %s (%s) at %dx%d into %s: latents [%d, %d, %d] as %s%s", count, d.root,
+             d.labels ? "labelled" : "unlabelled", res, res, dest, L, h, h, mode,
              image_read_has_jpeg() ? "" : " (PNG only: built without libjpeg)");
     const double t0 = now();
     const long long start = s.processed;
@@ -234,15 +237,16 @@ int job_encode(const run_config *rc, edm2_err *err) {
             idx[m++] = i;
         }
         if (m && vae_encode_images(&vi, img, m, res, res, mom, err)) goto done;
+        const size_t lp = (size_t)L * h * h; /* one latent image */
         for (int k = 0; k < m; k++)
             for (int c = 0; c < L; c++)
                 for (int p = 0; p < h * h; p++) {
-                    const float *mk = mom + (size_t)k * 2 * per;
-                    float x = mk[(size_t)c * h * h + p];
-                    if (sample)
-                        x += mk[per + (size_t)c * h * h + p] *
-                             edm2_philox_normal((uint64_t)seed, STREAM_ENCODE, (uint64_t)idx[k] * per + (size_t)c * h * h + p);
-                    lat[(size_t)k * per + (size_t)c * h * h + p] = x * vi.scale[c] + vi.bias[c];
+                    const float *mk = mom + (size_t)k * 2 * lp;
+                    const size_t e = (size_t)c * h * h + p;
+                    float x = mk[e];
+                    if (sample) x += mk[lp + e] * edm2_philox_normal((uint64_t)seed, STREAM_ENCODE, (uint64_t)idx[k] * lp + e);
+                    lat[(size_t)k * per + e] = x * vi.scale[c] + vi.bias[c];
+                    if (moments) lat[(size_t)k * per + lp + e] = mk[lp + e] * vi.scale[c]; /* std, scaled */
                 }
         if (m && (fwrite(lat, sizeof *lat, per * m, s.fd) != per * (size_t)m || fwrite(lab, sizeof *lab, m, s.fl) != (size_t)m)) {
             err_set(err, "%s: write failed (%s)", s.data, strerror(errno));
@@ -263,8 +267,9 @@ int job_encode(const run_config *rc, edm2_err *err) {
     if (save_state(&s, settings, err) ||
         finish(&s, dest, &vi, mode, d.root, res, seed, d.labels != NULL, L, h, err))
         goto done;
-    LOG_INFO("wrote %s: %lld latents [%d, %d, %d]%s, %d classes (%lld images skipped) in %.1f s", dest, s.written, L, h,
-             h, d.labels ? " with labels" : "", d.label_dim, s.skipped, now() - t0);
+    LOG_INFO("wrote %s: %lld latents [%d, %d, %d]%s%s, %d classes (%lld images skipped) in %.1f s", dest, s.written, L, h,
+             h, moments ? " as posterior mean and std" : "", d.labels ? " with labels" : "", d.label_dim, s.skipped,
+             now() - t0);
     status = 0;
 done:
     if (s.fd) fclose(s.fd);

@@ -6,9 +6,10 @@
 
 static int fill(loader *l, int s, edm2_err *err) {
     for (int i = 0; i < l->batch; i++) {
-        int idx = dataset_order(l->d, l->seed, l->pos[s] + l->first + (uint64_t)i, l->perm, &l->perm_epoch);
-        if (dataset_get(l->d, idx, l->img[s] + (size_t)i * l->img_floats,
-                        l->onehot_dim ? l->lab[s] + (size_t)i * l->onehot_dim : NULL, l->onehot_dim, err))
+        const uint64_t pos = l->pos[s] + l->first + (uint64_t)i;
+        int idx = dataset_order(l->d, l->seed, pos, l->perm, &l->perm_epoch);
+        if (dataset_draw(l->d, idx, l->seed, pos, l->img[s] + (size_t)i * l->img_floats,
+                         l->onehot_dim ? l->lab[s] + (size_t)i * l->onehot_dim : NULL, l->onehot_dim, err))
             return -1;
     }
     return 0;

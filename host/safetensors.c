@@ -61,6 +61,8 @@ uint16_t f32_to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
+size_t st_dtype_bytes(st_dtype dtype) { return k_dtype_size[dtype]; }
+
 static double f64_at(const unsigned char *p) {
     uint64_t b = 0;
     for (int k = 7; k >= 0; k--) b = b << 8 | p[k];

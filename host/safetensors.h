@@ -44,6 +44,8 @@ int st_parse(st_file *f, const char *name, const unsigned char *buf, size_t size
 void st_close(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key);
+/* Bytes per element of a dtype. */
+size_t st_dtype_bytes(st_dtype dtype);
 /* Converts the tensor to float32 into out[numel]. */
 void st_to_f32(const st_tensor *t, float *out);
 /* Converts the tensor to double into out[numel] (exact for every dtype). */

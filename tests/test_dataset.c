@@ -1,7 +1,8 @@
 /* test_dataset.c: the dataset sources against bad and unusual input: more than 256 classes (tensors files
  * and dataset.json), labels out of range or not integral, paths and symlinks that leave the folder,
  * duplicate JSON keys, a long listing, IDX headers that lie, PNG headers announcing gigapixels; and the
- * shuffle's exact integer draws. */
+ * shuffle's exact integer draws; posterior moments of latents (the mean for dataset_get, a fresh draw per
+ * stream position for training) and images stored as float64. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,11 +272,52 @@ static void test_shuffle_integer_draws(void **state) {
     assert_memory_equal(a, c, sizeof a);
 }
 
+/* Latent moments [n, 2C, R, R] (mean, std): dataset_get gives the mean; dataset_draw gives mean + std n, the
+ * same n for the same (seed, position) whatever the image, another one at another position, centred on the mean. */
+static void test_latent_moments(void **state) {
+    (void)state;
+    char *dir = make_temp_dir(), path[600];
+    snprintf(path, sizeof path, "%s/moments.safetensors", dir);
+    double img[2 * 4 * 2 * 2]; /* 2 images, C = 2: mean channels 0-1, std channels 2-3; stored as F64 */
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 16; k++) img[i * 16 + k] = k < 8 ? 0.25 * k - i : 0.5 + 0.5 * i;
+    st_out o = {"images", ST_F64, 4, {2, 4, 2, 2}, img};
+    const char *keys[] = {"edm2.latent_moments"}, *vals[] = {"1"};
+    edm2_err err;
+    assert_int_equal(st_write(path, &o, 1, keys, vals, 1, &err), 0);
+    dataset d;
+    memset(&d, 0, sizeof d);
+    d.resolution = 2;
+    assert_int_equal(tensors_open(&d, path, 0, &err), 0);
+    assert_int_equal(d.channels, 2);
+    assert_int_equal(d.moments, 1);
+    float mean[8], a[8], b[8], c[8], avg[8] = {0};
+    assert_int_equal(dataset_get(&d, 1, mean, NULL, 0, &err), 0);
+    for (int k = 0; k < 8; k++) assert_float_equal(mean[k], 0.25 * k - 1, 0);
+    assert_int_equal(dataset_draw(&d, 0, 7, 100, a, NULL, 0, &err), 0);
+    assert_int_equal(dataset_draw(&d, 1, 7, 100, b, NULL, 0, &err), 0);
+    assert_int_equal(dataset_draw(&d, 1, 7, 101, c, NULL, 0, &err), 0);
+    for (int k = 0; k < 8; k++) {
+        assert_float_equal((a[k] - 0.25 * k) / 0.5, (b[k] - mean[k]) / 1.0, 1e-5); /* the same noise */
+        assert_true(c[k] != b[k]);
+    }
+    const int draws = 4000;
+    for (int t = 0; t < draws; t++) {
+        assert_int_equal(dataset_draw(&d, 1, 7, (uint64_t)t, c, NULL, 0, &err), 0);
+        for (int k = 0; k < 8; k++) avg[k] += c[k] / draws;
+    }
+    for (int k = 0; k < 8; k++) assert_true(fabs(avg[k] - mean[k]) < 0.1); /* 4 sigma of the mean of 4000 draws */
+    dataset_close(&d);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tensors_many_classes), cmocka_unit_test(test_dataset_json),
         cmocka_unit_test(test_folder_symlink_outside), cmocka_unit_test(test_idx_headers),
         cmocka_unit_test(test_png_gigapixel_header), cmocka_unit_test(test_shuffle_integer_draws),
+        cmocka_unit_test(test_latent_moments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* test_latents.c: the latent pipeline end to end on the CPU with a small random-weight VAE (vae_weights.h):
  * a folder of PNGs of several sizes in class subfolders (one unreadable file among them) -> `encode` (centre
- * crop, VAE, a sampled posterior; resumable: stopped after 5 images and continued, bitwise the same file as
- * one uninterrupted run) -> a tensors file of latents with labels and the scaling in its metadata ->
+ * crop, VAE, the posterior's mean and std; resumable: stopped after 5 images and continued, bitwise the same
+ * file as one uninterrupted run; also one sampled posterior) -> a tensors file of latents with labels and the
+ * scaling in its metadata ->
  * `train` on it (the snapshots carry the latent metadata) -> `generate` with [vae]: PNGs of decoded
  * images; without [vae]: the latents, with a warning; `evaluate` (SWD and FID, synthetic Inception
  * weights) of the decoded images against a folder of pixel images, and refused without [vae]. */
@@ -25,8 +26,9 @@ static int encode(const char *extra, run_result *r) {
     snprintf(vae, sizeof vae, k_vae, g_dir);
     snprintf(text, sizeof text,
              "[job]\ntype = encode\nseed = 5\n%s[encode]\nsource = %s/src\ndest = %s/%s.safetensors\nresolution = 16\n"
-             "latents = sample\nbatch = 3\ncheckpoint_images = 2\n%s",
-             vae, g_dir, g_dir, strstr(extra, "stop_after") ? "resumed" : "latents", extra);
+             "batch = 3\ncheckpoint_images = 2\n%s",
+             vae, g_dir, g_dir, strstr(extra, "stop_after") ? "resumed" : strstr(extra, "sample") ? "sampled" : "latents",
+             extra);
     char *cfg = write_text(g_dir, "encode.ini", text);
     int st = run_host(r, "run", cfg, NULL);
     free(cfg);
@@ -48,9 +50,10 @@ static void test_encode_train_generate(void **state) {
     assert_non_null(im);
     assert_non_null(lb);
     assert_int_equal(im->shape[0], 9); /* 10 files, one unreadable */
-    assert_int_equal(im->shape[1], 4);
+    assert_int_equal(im->shape[1], 8); /* the posterior's mean and std */
     assert_int_equal(im->shape[2], 8);
     assert_string_equal(st_meta(&f, "edm2.latents"), "sd_vae");
+    assert_string_equal(st_meta(&f, "edm2.latent_moments"), "1");
     assert_non_null(st_meta(&f, "edm2.latent_scale"));
     float labels[9];
     st_to_f32(lb, labels);
@@ -67,6 +70,13 @@ static void test_encode_train_generate(void **state) {
     assert_int_equal(st_open(&g, p, &err), 0);
     assert_int_equal(g.size, f.size);
     assert_memory_equal(g.buf, f.buf, f.size);
+    st_close(&g);
+    /* One draw of the posterior instead: 4 channels, mean + std n. */
+    assert_int_equal(encode("latents = sample\n", &r), 0);
+    snprintf(p, sizeof p, "%s/sampled.safetensors", g_dir);
+    assert_int_equal(st_open(&g, p, &err), 0);
+    assert_int_equal(st_find(&g, "images")->shape[1], 4);
+    assert_string_equal(st_meta(&g, "edm2.latent_moments"), "0");
     st_close(&g);
     st_close(&f);
 
