@@ -1,6 +1,8 @@
 /* data_tensors.c: a safetensors file holding `images` [N, C, R, R] already in data scale (e.g. the
  * normalised VAE latents of the img512 presets) and optionally `labels` [N] of class indices (any float
- * dtype, integral values in 0..DATA_MAX_CLASSES-1). Images stay in the mapped file. */
+ * dtype, integral values in 0..DATA_MAX_CLASSES-1). Images stay in the mapped file. Metadata of the encode
+ * job: edm2.latents (+ scale, bias) mark VAE latents; edm2.latent_moments = 1 marks [N, 2C, R, R] posterior
+ * means and stds, from which training draws (dataset_draw). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
