@@ -50,6 +50,9 @@ if [ -n "$sanitizer" ]; then
 fi
 step suite bash -c "cd build-gpu && ctest --output-on-failure"
 step check-ref build-gpu/edm2host check-ref tests/data/edm2_small.safetensors --backend cuda
+# The SD VAE at 512x512 on the GPU and on this machine's CPU (random weights of the real shapes).
+step vae-bench-gpu build-gpu/edm2-vae-bench bench/vae-sd.ini --random-weights --set backend.plugin=cuda --res 512 --images 4
+step vae-bench-cpu build-gpu/edm2-vae-bench bench/vae-sd.ini --random-weights --res 512 --images 1
 step demo-gpu build-gpu/edm2host run configs/fashion-mnist-demo.ini --set backend.plugin=cuda \
   --set data.path=$data --set job.run_dir="$out/demo" --set training.duration_kimg=4 --set training.status_kimg=1
 # The same seed on the same GPU: bitwise the same snapshots (a second, shorter run twice).
