@@ -15,6 +15,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "trainer.h"
+#include "vtable_check.h"
 
 #define STREAM_NOISE 0x4E4F495345ull   /* "NOISE": sigma and noise of the loss */
 #define STREAM_DROPOUT 0x44524F50ull   /* "DROP" + images seen: dropout masks */
@@ -272,6 +273,8 @@ static int train_step(trainer *t, double *loss, double *lr, int *stop, edm2_err 
     }
     if (t->ovt->step(t->opt, t->net.params, t->grads, t->nimg, t->batch, lr) != EDM2_OK)
         return err_plugin(err, "optimizer step failed at kimg %.3f", t->nimg / 1000.0);
+    if (vtable_has(t->ovt, offsetof(edm2_optimizer_vtable, nonfinite) + sizeof t->ovt->nonfinite) && t->ovt->nonfinite)
+        t->nonfinite += t->ovt->nonfinite(t->opt);
     t->nimg += t->batch;
     if (t->evt->update(t->ema, t->avg, t->net.params, info->arena_floats, t->nimg, t->batch) != EDM2_OK)
         return err_plugin(err, "EMA update failed");

@@ -1,5 +1,6 @@
 /* train_progress.c: what a training run shows while it runs: a progress bar with the rate and ETA on a
- * terminal, a status line per status interval (loss, learning rate, speed, memory) in the log, and the
+ * terminal, a status line per status interval (loss, learning rate, speed, memory, gradient entries the
+ * optimizer zeroed for being non-finite) in the log, and the
  * same as one JSON record per line in RUN_DIR/stats.jsonl; and a line when the thread count changes because
  * other programs use the cores. */
 #include <math.h>
@@ -33,15 +34,19 @@ void trainer_status(trainer *t, double loss_mean, double lr, int64_t int_start, 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     if (isatty(2)) fprintf(stderr, "\r\033[K");
-    LOG_INFO("kimg %9.3f  loss %.4f  lr %.3e  sec/kimg %7.2f  img/s %7.1f  mem %.0f MiB (peak %.0f, RSS %.0f)",
+    char nf[64] = "";
+    if (t->nonfinite) snprintf(nf, sizeof nf, "  non-finite grads zeroed %zu", t->nonfinite);
+    LOG_INFO("kimg %9.3f  loss %.4f  lr %.3e  sec/kimg %7.2f  img/s %7.1f  mem %.0f MiB (peak %.0f, RSS %.0f)%s",
              t->nimg / 1000.0, loss_mean, lr, dt / (imgs / 1000.0), imgs / dt, cur / 1048576.0, peak / 1048576.0,
-             ru.ru_maxrss / 1024.0);
+             ru.ru_maxrss / 1024.0, nf);
     fprintf(t->stats,
             "{\"kimg\": %.3f, \"nimg\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"sec_per_kimg\": %.4g, "
-            "\"img_per_s\": %.4g, \"mem_mib\": %.1f, \"mem_peak_mib\": %.1f, \"maxrss_mib\": %.1f, \"time\": %lld}\n",
+            "\"img_per_s\": %.4g, \"mem_mib\": %.1f, \"mem_peak_mib\": %.1f, \"maxrss_mib\": %.1f, "
+            "\"nonfinite_grads\": %zu, \"time\": %lld}\n",
             t->nimg / 1000.0, (long long)t->nimg, loss_mean, lr, dt / (imgs / 1000.0), imgs / dt, cur / 1048576.0,
-            peak / 1048576.0, ru.ru_maxrss / 1024.0, (long long)time(NULL));
+            peak / 1048576.0, ru.ru_maxrss / 1024.0, t->nonfinite, (long long)time(NULL));
     fflush(t->stats);
+    t->nonfinite = 0;
 }
 
 void trainer_share_cpu(trainer *t) {

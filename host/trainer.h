@@ -44,6 +44,7 @@ typedef struct trainer {
     char fingerprint[4096];
     FILE *stats;
     double last_progress; /* when the progress bar was last drawn */
+    size_t nonfinite;     /* gradient entries the optimizer set to 0 since the last status line */
     cpu_share share;      /* threads lent to the plugins, lowered while other programs use the cores */
 } trainer;
 

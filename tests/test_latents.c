@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "fid_weights.h"
+#include "fileio.h"
 #include "image_io.h"
 #include "safetensors.h"
 #include "test_util.h"
@@ -98,6 +99,14 @@ static void test_encode_train_generate(void **state) {
         assert_int_equal(png_read(p, 3, 0, 0, &px, &w, &h, &err), 0);
         assert_true(w >= 10 * 16 && h >= 2 * 16 && h < 3 * 16); /* two rows of decoded 16x16 images */
         free(px);
+    }
+    { /* the status records count the gradient entries the optimizer zeroed (none here) */
+        unsigned char *text;
+        size_t len;
+        snprintf(p, sizeof p, "%s/run/stats.jsonl", g_dir);
+        assert_int_equal(read_file(p, &text, &len, &err), 0);
+        assert_non_null(strstr((const char *)text, "\"nonfinite_grads\": 0,"));
+        free(text);
     }
     snprintf(p, sizeof p, "%s/run/network-snapshot-0000000-0.100.safetensors", g_dir);
     assert_int_equal(st_open(&f, p, &err), 0);

@@ -154,6 +154,17 @@ static void test_learning_rate(void **state) {
     edm2_optimizer *o;
     assert_int_equal(vt->create(&g_fx.rt.services, &view.api, &g_fx.rt.ops, &ni.info, &o), EDM2_OK);
     for (size_t i = 0; i < n; i++) assert_close(vt->learning_rate(o, (int64_t)t[i], 2048), v[i], "lr", i);
+    /* A step with three non-finite gradient entries reports them (ABI 1.3 nonfinite). */
+    const size_t A = ni.info.arena_floats;
+    float *g = calloc(A, sizeof *g);
+    g[0] = NAN, g[A / 2] = INFINITY, g[A - 1] = -INFINITY;
+    double lr;
+    assert_int_equal(vt->step(o, ni.params, g, 0, 8, &lr), EDM2_OK);
+    assert_non_null(vt->nonfinite);
+    assert_int_equal(vt->nonfinite(o), 3);
+    assert_int_equal(vt->step(o, ni.params, g, 8, 8, &lr), EDM2_OK); /* now all finite (zeroed) */
+    assert_int_equal(vt->nonfinite(o), 0);
+    free(g);
     vt->destroy(o);
     net_close(&ni, &g_fx.rt);
     cfg_free(&c);

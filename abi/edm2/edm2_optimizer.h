@@ -41,6 +41,10 @@ typedef struct edm2_optimizer_vtable {
     edm2_status (*state_buffer)(edm2_optimizer *opt, size_t i, edm2_state_buffer *out);
     int64_t (*get_step)(edm2_optimizer *opt);
     void (*set_step)(edm2_optimizer *opt, int64_t step);
+    /* ---- ABI 1.3 (optional, read only when struct_size covers it) ---- */
+    /* How many gradient entries the last step replaced by 0 because they were not finite (the host reports
+     * them per status interval). */
+    size_t (*nonfinite)(edm2_optimizer *opt);
 } edm2_optimizer_vtable;
 
 #ifdef __cplusplus

@@ -22,7 +22,8 @@
  *   1.2  data-parallel training: edm2_host.rank/world_size/local_rank and its host-memory collectives
  *        (comm_broadcast, comm_allgather, comm_barrier); backend reduce_sum and broadcast.
  *   1.3  the kinds features (edm2_features.h): fixed image networks whose features metrics compare (FID),
- *        and vae (edm2_vae.h): autoencoders between images and the latents a network trains on.
+ *        and vae (edm2_vae.h): autoencoders between images and the latents a network trains on; the
+ *        optimizer's nonfinite (gradient entries its last step set to 0).
  *
  * Function tables: each starts with struct_size; the host reads a field only when struct_size covers
  * it, so a 1.0 plugin loads in a 1.1 host. Every function of a kind's 1.0 table is required (non-NULL)

@@ -9,6 +9,7 @@
 #include "adam_math.h"
 
 typedef struct adam_core {
+    size_t replaced; /* non-finite gradient entries the last step set to 0 */
     const edm2_host *host;
     edm2_backend_ops ops;
     adam_params a;
@@ -48,6 +49,7 @@ static inline edm2_status adam_core_begin_step(adam_core *c, float *grads, int64
     size_t replaced = 0;
     edm2_status s = c->ops.vt->nan_to_zero(c->ops.b, grads, c->n, &replaced);
     if (s != EDM2_OK) return s;
+    c->replaced = replaced;
     if (replaced)
         edm2_logf(c->host, EDM2_LOG_DEBUG, "adam", EDM2_OK, "%zu non-finite gradient entries set to 0", replaced);
     *lr = adam_schedule(&c->a, nimg, batch);
@@ -79,9 +81,10 @@ static inline edm2_status adam_core_state_buffer(adam_core *c, size_t i, edm2_st
     }                                                                                                     \
     static int64_t adam_get_step(edm2_optimizer *o) { return o->c.step; }                                 \
     static void adam_set_step(edm2_optimizer *o, int64_t step) { o->c.step = step; }                      \
+    static size_t adam_nonfinite(edm2_optimizer *o) { return o->c.replaced; }                             \
     static const edm2_optimizer_vtable k_vtable = {                                                       \
         sizeof(edm2_optimizer_vtable), adam_create,       adam_destroy,  adam_lr,       adam_step,        \
-        adam_state_count,              adam_state_buffer, adam_get_step, adam_set_step,                   \
+        adam_state_count,              adam_state_buffer, adam_get_step, adam_set_step, adam_nonfinite,   \
     };                                                                                                    \
     static const edm2_plugin_desc k_desc = {                                                              \
         sizeof(edm2_plugin_desc), "adam", EDM2_KIND_OPTIMIZER, backend, "1.0.0",                          \
