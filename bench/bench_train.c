@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "generate.h"
 #include "log.h"
 #include "runtime.h"
 #include "setup.h"
@@ -43,20 +44,21 @@ static double sgemm_rate(int threads) {
 
 static int usage(void) {
     fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-sgemm] "
-                    "[--set s.k=v ...]\n");
+                    "[--sample] [--set s.k=v ...]\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     const char *path = NULL;
     char *sets[64];
-    int nsets = 0, threads = 0, steps = 10, warmup = 2, do_train = 1, do_eval = 1, do_sgemm = 1;
+    int nsets = 0, threads = 0, steps = 10, warmup = 2, do_train = 1, do_eval = 1, do_sgemm = 1, do_sample = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 64) sets[nsets++] = argv[++i];
         else if (!strcmp(argv[i], "--no-sgemm")) do_sgemm = 0;
+        else if (!strcmp(argv[i], "--sample")) do_sample = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             const char *w = argv[++i];
             do_train = !strcmp(w, "train"), do_eval = !strcmp(w, "eval");
@@ -147,6 +149,35 @@ int main(int argc, char **argv) {
     }
     size_t cur, peak;
     rt.bvt->memory_stats(rt.b, &cur, &peak);
+    /* Sampling: one batch of images from noise with the [sampler] plugin (heun, 32 steps = 63 evaluations per
+     * image, without one), after one warm-up batch. */
+    double t_sample = 0;
+    int evals = 0;
+    if (do_sample) {
+        const plugin_rec *srec = rc->plugin[EDM2_KIND_SAMPLER];
+        if (!srec) srec = registry_find(rc->registry, EDM2_KIND_SAMPLER, "heun", rt.backend_rec->desc->backend);
+        config_view sv;
+        config_view_init(&sv, rc->cfg, "sampler", srec ? srec->desc->keys : NULL, srec ? srec->desc->key_count : 0);
+        generator gen;
+        memset(&gen, 0, sizeof gen);
+        uint64_t *seeds = malloc((size_t)batch * sizeof *seeds);
+        float *lab = calloc((size_t)batch * (info->label_dim ? info->label_dim : 1), sizeof *lab);
+        float *out = malloc(per * batch * sizeof *out);
+        if (!srec || !seeds || !lab || !out || generator_open(&gen, &rt, &ni, NULL, 1.0, srec, &sv.api, &err)) goto fail;
+        for (int i = 0; i < batch; i++) {
+            seeds[i] = (uint64_t)i;
+            if (info->label_dim) lab[(size_t)i * info->label_dim + i % info->label_dim] = 1.0f;
+        }
+        evals = gen.svt->num_evals(gen.s);
+        for (int it = 0; it < 2; it++) {
+            double t0 = now_s();
+            if (generator_run(&gen, seeds, NULL, info->label_dim ? lab : NULL, batch, out, &err)) goto fail;
+            if (it) t_sample = now_s() - t0;
+        }
+        generator_close(&gen);
+        free(seeds), free(lab), free(out);
+        rt.bvt->memory_stats(rt.b, &cur, &peak);
+    }
     double ips = steps * batch / t_train, eval = t_eval / steps;
     double g_train = 3 * info->gflops_per_image * ips, g_eval = info->gflops_per_image * batch / eval;
     double peak_rate = do_sgemm ? sgemm_rate(threads) : 0;
@@ -159,6 +190,10 @@ int main(int argc, char **argv) {
         printf("training:  %8.1f images/s  %7.1f ms/step  %6.1f GFLOP/s (3x forward)%s\n", ips, 1e3 * t_train / steps,
                g_train, frac[0]);
     if (do_eval) printf("eval:      %8.3f s per forward of %d  %6.1f GFLOP/s%s\n", eval, batch, g_eval, frac[1]);
+    if (do_sample)
+        printf("sampling:  %8.2f images/s at %d evaluations per image (batch %d)  %6.1f GFLOP/s\n", batch / t_sample, evals,
+               batch, info->gflops_per_image * evals * batch / t_sample);
+    printf("memory:    %8.1f MiB peak of the backend (%.1f MiB held at the end)\n", peak / 1048576.0, cur / 1048576.0);
     if (do_sgemm) printf("sgemm:     %8.1f GFLOP/s (OpenBLAS 2048^3, %d threads)\n", peak_rate, threads);
     return 0;
 fail:
