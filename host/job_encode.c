@@ -216,6 +216,7 @@ int job_encode(const run_config *rc, edm2_err *err) {
     const double t0 = now();
     const long long start = s.processed;
     long long since = 0;
+    double last_log = 0;
     while (s.processed < count) {
         if (stop_after > 0 && s.processed - start >= stop_after) {
             if (save_state(&s, settings, err)) goto done;
@@ -255,8 +256,11 @@ int job_encode(const run_config *rc, edm2_err *err) {
         s.written += m;
         since += m;
         const double rate = (s.processed - start) / (now() - t0);
-        LOG_INFO("%lld/%d images  %.2f images/s  ETA %.0f s%s", s.processed, count, rate, (count - s.processed) / rate,
-                 s.skipped ? "  (some skipped)" : "");
+        if (now() - last_log >= 5 || s.processed == count) { /* a line every 5 s */
+            last_log = now();
+            LOG_INFO("%lld/%d images  %.2f images/s  ETA %.0f s%s", s.processed, count, rate, (count - s.processed) / rate,
+                     s.skipped ? "  (some skipped)" : "");
+        }
         if (since >= every && save_state(&s, settings, err)) goto done;
         if (since >= every) since = 0;
     }
