@@ -50,15 +50,19 @@ int arena_check(const edm2_network_info *info, const st_file *f, const char *pre
     return 0;
 }
 
+int arena_fill_one(const edm2_param_desc *d, const st_tensor *t, const char *path, float *arena, edm2_err *err) {
+    float *dst = arena + d->offset;
+    st_to_f32(t, dst);
+    for (size_t k = 0; k < d->numel; k++)
+        if (!isfinite(dst[k])) return err_set(err, "%s: tensor '%s' holds %g at index %zu", path, t->name, dst[k], k);
+    return 0;
+}
+
 int arena_fill(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, edm2_err *err) {
     char name[512];
     for (size_t i = 0; i < info->param_count; i++) {
-        const edm2_param_desc *d = &info->params[i];
-        snprintf(name, sizeof name, "%s%s", prefix, d->name);
-        float *dst = arena + d->offset;
-        st_to_f32(st_find(f, name), dst);
-        for (size_t k = 0; k < d->numel; k++)
-            if (!isfinite(dst[k])) return err_set(err, "%s: tensor '%s' holds %g at index %zu", f->path, name, dst[k], k);
+        snprintf(name, sizeof name, "%s%s", prefix, info->params[i].name);
+        if (arena_fill_one(&info->params[i], st_find(f, name), f->path, arena, err)) return -1;
     }
     return 0;
 }

@@ -11,6 +11,9 @@
  * stored as [] or [1]), and that every tensor under the prefix names an entry, so a file whose metadata
  * describe another network than its tensors is refused. Allocates nothing. */
 int arena_check(const edm2_network_info *info, const st_file *f, const char *prefix, edm2_err *err);
+/* Fills the entry d of arena[] from tensor t (the same element count); every value must be finite (else a
+ * message naming `path` and the tensor). */
+int arena_fill_one(const edm2_param_desc *d, const st_tensor *t, const char *path, float *arena, edm2_err *err);
 /* Fills arena[] from the tensors of a file arena_check accepted; every value must be finite. */
 int arena_fill(const edm2_network_info *info, const st_file *f, const char *prefix, float *arena, edm2_err *err);
 /* arena_check, then arena_fill. */

@@ -149,22 +149,28 @@ static int scan_images(file_list *l, const char *root, const char *rel, int dept
     return rc;
 }
 
+/* ROOT/dataset.json into d->files / d->labels when it exists (*listed = 1 unless it says {"labels": null});
+ * its path into jp[len]. */
+static int read_listing(dataset *d, char *jp, size_t len, int *listed, edm2_err *err) {
+    struct stat st;
+    snprintf(jp, len, "%.4000s/dataset.json", d->root);
+    if (stat(jp, &st) != 0) return 0;
+    if (st.st_size > JSON_MAX_BYTES) return err_set(err, "%s: larger than %u bytes", jp, JSON_MAX_BYTES);
+    unsigned char *text;
+    size_t n;
+    if (read_file(jp, &text, &n, err)) return -1;
+    int rc = folder_parse_json(d, (const char *)text, n, jp, listed, err);
+    free(text);
+    return rc;
+}
+
 int folder_open(dataset *d, const char *path, int max_images, edm2_err *err) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "[data] path = '%s': not a folder", path);
     if (!(d->root = realpath(path, NULL))) return err_set(err, "[data] path = '%s': cannot resolve", path);
     char jp[4200];
-    snprintf(jp, sizeof jp, "%.4000s/dataset.json", d->root);
     int listed = 0;
-    if (stat(jp, &st) == 0) {
-        if (st.st_size > JSON_MAX_BYTES) return err_set(err, "%s: larger than %u bytes", jp, JSON_MAX_BYTES);
-        unsigned char *text;
-        size_t len;
-        if (read_file(jp, &text, &len, err)) return -1;
-        int rc = folder_parse_json(d, (const char *)text, len, jp, &listed, err);
-        free(text);
-        if (rc) return -1;
-    }
+    if (read_listing(d, jp, sizeof jp, &listed, err)) return -1;
     if (!listed) {
         file_list l = {0};
         if (scan_images(&l, d->root, "", 0, 0, -1, err)) {
@@ -195,17 +201,8 @@ int folder_list_sources(dataset *d, const char *path, edm2_err *err) {
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "'%s': not a folder", path);
     if (!(d->root = realpath(path, NULL))) return err_set(err, "'%s': cannot resolve", path);
     char jp[4200];
-    snprintf(jp, sizeof jp, "%.4000s/dataset.json", d->root);
     int listed = 0;
-    if (stat(jp, &st) == 0) {
-        if (st.st_size > JSON_MAX_BYTES) return err_set(err, "%s: larger than %u bytes", jp, JSON_MAX_BYTES);
-        unsigned char *text;
-        size_t len;
-        if (read_file(jp, &text, &len, err)) return -1;
-        int rc = folder_parse_json(d, (const char *)text, len, jp, &listed, err);
-        free(text);
-        if (rc) return -1;
-    }
+    if (read_listing(d, jp, sizeof jp, &listed, err)) return -1;
     if (!listed) { /* class subfolders (sorted names: classes 0, 1, ...), else every image unlabelled */
         file_list top = {0}, l = {0};
         DIR *dir = opendir(d->root);

@@ -103,15 +103,16 @@ int dataset_draw(const dataset *d, int index, uint64_t seed, uint64_t pos, float
                  edm2_err *err) {
     if (dataset_get(d, index, img, onehot, onehot_dim, err)) return -1;
     if (!d->moments) return 0;
-    const st_tensor *t = d->t_images;
-    const size_t per = (size_t)d->channels * d->resolution * d->resolution, esz = st_dtype_bytes(t->dtype);
-    for (size_t k = 0; k < per; k++) {
-        st_tensor one = *t; /* std of element k */
-        float sd;
-        one.numel = 1;
-        one.data = t->data + ((size_t)index * 2 * per + per + k) * esz;
-        st_to_f32(&one, &sd);
-        img[k] += sd * edm2_philox_normal(seed, STREAM_LATENT_DRAW, pos * per + k);
+    const size_t per = (size_t)d->channels * d->resolution * d->resolution;
+    st_tensor std = *(const st_tensor *)d->t_images; /* the std half of image `index`, converted a chunk at a time */
+    const size_t esz = st_dtype_bytes(std.dtype);
+    float chunk[1024];
+    for (size_t k0 = 0; k0 < per; k0 += 1024) {
+        std.numel = per - k0 < 1024 ? per - k0 : 1024;
+        std.data = ((const st_tensor *)d->t_images)->data + ((size_t)index * 2 * per + per + k0) * esz;
+        st_to_f32(&std, chunk);
+        for (size_t k = 0; k < std.numel; k++)
+            img[k0 + k] += chunk[k] * edm2_philox_normal(seed, STREAM_LATENT_DRAW, pos * per + k0 + k);
     }
     return 0;
 }

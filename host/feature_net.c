@@ -6,45 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
 #include "image_io.h"
 #include "log.h"
-#include "safetensors.h"
+#include "pretrained.h"
 
 #define CHUNK 64 /* images per call of the plugin */
-
-/* The weights of the table, from the file: checked by name and shape, then read (finite values only). */
-static int load_weights(feat_instance *fi, const char *path, float *arena, edm2_err *err) {
-    st_file f;
-    if (st_open(&f, path, err)) {
-        st_close(&f);
-        return -1;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < fi->info.param_count && !rc; i++) {
-        const edm2_param_desc *d = &fi->info.params[i];
-        const st_tensor *t = st_find(&f, d->name);
-        if (!t)
-            rc = err_set(err, "%s: missing tensor '%s': not the weights of %s (scripts/convert_fid_weights.py makes them)",
-                         path, d->name, fi->rec->desc->id);
-        else if (!arena_shape_matches(d, t)) {
-            char want[128], got[128];
-            arena_shape_str(want, sizeof want, (int)d->ndim, d->shape);
-            arena_shape_str(got, sizeof got, t->ndim, t->shape);
-            rc = err_set(err, "%s: tensor '%s' has shape %s, %s expects %s", path, d->name, got, fi->rec->desc->id, want);
-        }
-    }
-    if (!rc) {
-        edm2_network_info ni;
-        memset(&ni, 0, sizeof ni);
-        ni.arena_floats = fi->info.arena_floats;
-        ni.param_count = fi->info.param_count;
-        ni.params = fi->info.params;
-        rc = arena_fill(&ni, &f, "", arena, err);
-    }
-    st_close(&f);
-    return rc;
-}
 
 int feat_open(feat_instance *fi, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err) {
     memset(fi, 0, sizeof *fi);
@@ -59,20 +25,17 @@ int feat_open(feat_instance *fi, runtime *rt, const plugin_rec *rec, const edm2_
     fi->info.struct_size = sizeof fi->info;
     if (fi->vt->get_info(fi->f, &fi->info) != EDM2_OK || fi->info.dim < 1)
         return err_plugin(err, "[features] %s: get_info", fi->rec->desc->id);
-    float *host = malloc((fi->info.arena_floats + 1) * sizeof(float)), *arena = NULL;
+    const pretrained_table table = {fi->rec->desc->id, fi->info.params, fi->info.param_count, fi->info.arena_floats, NULL,
+                                    NULL, NULL, " (scripts/convert_fid_weights.py makes them)"};
+    float *host = NULL, *arena = NULL;
+    char layout[128];
     int status = -1;
-    if (!host) {
-        err_set(err, "out of memory for the weights of %s", fi->rec->desc->id);
-        goto done;
-    }
-    memset(host, 0, fi->info.arena_floats * sizeof(float));
-    if (load_weights(fi, fi->weights, host, err)) goto done;
+    if (pretrained_load(&table, fi->weights, &host, layout, sizeof layout, err)) goto done;
     uint64_t h = 0xCBF29CE484222325ull;
     const unsigned char *bytes = (const unsigned char *)host;
     for (size_t i = 0; i < fi->info.arena_floats * sizeof(float); i++) h = (h ^ bytes[i]) * 0x100000001B3ull;
     snprintf(fi->fingerprint, sizeof fi->fingerprint, "%016" PRIx64, h);
-    if (!(arena = rt_alloc(rt, fi->info.arena_floats, err)) || rt_upload(rt, arena, host, fi->info.arena_floats, err))
-        goto done;
+    if (pretrained_upload(rt, &host, fi->info.arena_floats, &arena, err)) goto done;
     if (fi->vt->prepare(fi->f, arena) != EDM2_OK) {
         err_plugin(err, "[features] %s: preparing the weights of %s", fi->rec->desc->id, fi->weights);
         goto done;
@@ -99,15 +62,14 @@ int feat_extract(feat_instance *fi, const float *images, int n, int C, int R, fl
         rt_free(fi->rt, fi->img), rt_free(fi->rt, fi->feat);
         free(fi->host_img);
         fi->img = fi->feat = fi->host_img = NULL;
-        fi->chunk = CHUNK;
         fi->chunk_floats = 0;
         if (!(fi->img = rt_alloc(fi->rt, per * CHUNK, err)) || !(fi->feat = rt_alloc(fi->rt, dim * CHUNK, err)))
             return -1;
         if (!(fi->host_img = malloc(per * CHUNK * sizeof(float)))) return err_set(err, "out of memory");
         fi->chunk_floats = per;
     }
-    for (int i = 0; i < n; i += fi->chunk) {
-        const int m = n - i < fi->chunk ? n - i : fi->chunk;
+    for (int i = 0; i < n; i += CHUNK) {
+        const int m = n - i < CHUNK ? n - i : CHUNK;
         const float *x = images + (size_t)i * per;
         for (size_t k = 0; k < (size_t)m * per; k++) fi->host_img[k] = (float)pixel_quantize(x[k]) / 255.0f;
         if (rt_upload(fi->rt, fi->img, fi->host_img, (size_t)m * per, err)) return -1;

@@ -15,10 +15,9 @@ typedef struct feat_instance {
     runtime *rt;
     char weights[1024];    /* the weights file as the config names it */
     char fingerprint[24];  /* FNV-1a-64 of the weight values, hex: which network the statistics came from */
-    float *img, *feat;     /* backend buffers for `chunk` images */
+    float *img, *feat;     /* backend buffers for the images of one call of the plugin */
     float *host_img;       /* host buffer of the quantised images */
     size_t chunk_floats;   /* floats per image in img */
-    int chunk;
 } feat_instance;
 
 /* Creates the features plugin `rec` on rt's backend with its section `cfg`, loads and checks the weights its

@@ -194,7 +194,8 @@ int job_encode(const run_config *rc, edm2_err *err) {
         err_set(err, "[encode] resolution = %d: not a multiple of the VAE's downsampling %d", res, ds);
         goto done;
     }
-    const size_t per = (size_t)(moments ? 2 : 1) * L * h * h, in_per = (size_t)3 * res * res; /* floats written per image */
+    const size_t lp = (size_t)L * h * h;                    /* one latent image */
+    const size_t per = (moments ? 2 : 1) * lp, in_per = (size_t)3 * res * res; /* floats written per image */
     char settings[3072];
     settings_json(settings, sizeof settings, d.root, res, mode, seed, &vi, count);
     char *dir = path_dirname(dest);
@@ -202,7 +203,7 @@ int job_encode(const run_config *rc, edm2_err *err) {
     free(dir);
     if (bad || open_state(&s, dest, settings, per, err)) goto done;
     img = malloc(in_per * batch * sizeof *img);
-    mom = malloc(2 * per * batch * sizeof *mom);
+    mom = malloc(2 * lp * batch * sizeof *mom);
     lat = malloc(per * batch * sizeof *lat);
     lab = malloc((size_t)batch * sizeof *lab);
     crop = malloc((size_t)res * res * 3);
@@ -238,7 +239,6 @@ int job_encode(const run_config *rc, edm2_err *err) {
             idx[m++] = i;
         }
         if (m && vae_encode_images(&vi, img, m, res, res, mom, err)) goto done;
-        const size_t lp = (size_t)L * h * h; /* one latent image */
         for (int k = 0; k < m; k++)
             for (int c = 0; c < L; c++)
                 for (int p = 0; p < h * h; p++) {

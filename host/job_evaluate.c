@@ -263,7 +263,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     out = malloc(s.per * batch * sizeof(float));
     float *img = dec ? dec : out; /* what is measured */
     labels = calloc((size_t)batch * (L ? L : 1), sizeof(float));
-    const int keep_n = n < (dec ? 64 : 1024) ? n : (dec ? 64 : 1024);
+    const int grid_max = dec ? 64 : 1024, keep_n = n < grid_max ? n : grid_max; /* decoded images are large */
     if (*outdir) keep = malloc(per * (size_t)keep_n * sizeof(float));
     if (!out || !labels || (*outdir && !keep)) {
         err_set(err, "out of memory");

@@ -75,7 +75,7 @@ int job_generate(const run_config *rc, edm2_err *err) {
     const int OC = decode ? 3 : C, OR = decode ? R * vi.info.downsample : R;
     const size_t oper = (size_t)OC * OR * OR;
     if (make_dirs(outdir, err)) goto done;
-    const int keep = n < (decode ? GRID_MAX_DECODED : GRID_MAX) ? n : (decode ? GRID_MAX_DECODED : GRID_MAX);
+    const int grid_max = decode ? GRID_MAX_DECODED : GRID_MAX, keep = n < grid_max ? n : grid_max;
     out = malloc(per * batch * sizeof(float));
     img = decode ? malloc(oper * batch * sizeof(float)) : out;
     grid = malloc(oper * (size_t)keep * sizeof(float) + 1);

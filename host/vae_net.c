@@ -6,69 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "arena.h"
 #include "log.h"
-#include "safetensors.h"
+#include "pretrained.h"
 
-/* Name of table entry i in `layout` (0: the plugin's own) with `prefix`; 0 when the plugin has no such layout. */
-static int entry_name(const vae_instance *vi, int layout, const char *prefix, size_t i, char *out, size_t len) {
-    char base[512];
-    if (layout == 0) snprintf(base, sizeof base, "%s", vi->info.params[i].name);
-    else if (!vi->vt->alias || !vi->vt->alias(vi->v, layout, i, base, sizeof base)) return 0;
-    snprintf(out, len, "%s%s", prefix, base);
-    return 1;
-}
-
-/* Reads every table entry from the file in the first layout (and prefix) that has them all. */
-static int load_weights(vae_instance *vi, const char *path, float *arena, edm2_err *err) {
-    st_file f;
-    if (st_open(&f, path, err)) {
-        st_close(&f);
-        return -1;
-    }
-    static const char *const k_prefix[] = {"", "first_stage_model.", "vae."};
-    char name[640], first_missing[640] = "";
-    int found = 0, rc = 0;
-    for (int layout = 0; layout < 8 && !found; layout++)
-        for (size_t p = 0; p < sizeof k_prefix / sizeof *k_prefix && !found; p++) {
-            size_t i = 0;
-            for (; i < vi->info.param_count; i++) {
-                if (!entry_name(vi, layout, k_prefix[p], i, name, sizeof name)) break;
-                if (!st_find(&f, name)) break;
-            }
-            if (i == vi->info.param_count) {
-                found = 1;
-                if (layout) snprintf(vi->layout, sizeof vi->layout, "the plugin's alias names %d", layout);
-                else snprintf(vi->layout, sizeof vi->layout, "%s names", vi->info.layout ? vi->info.layout : "its own");
-                if (*k_prefix[p])
-                    snprintf(vi->layout + strlen(vi->layout), sizeof vi->layout - strlen(vi->layout), " under %s",
-                             k_prefix[p]);
-                for (i = 0; i < vi->info.param_count && !rc; i++) {
-                    const edm2_param_desc *d = &vi->info.params[i];
-                    entry_name(vi, layout, k_prefix[p], i, name, sizeof name);
-                    const st_tensor *t = st_find(&f, name);
-                    if (t->numel != d->numel || (layout == 0 && !arena_shape_matches(d, t))) {
-                        char want[128], got[128];
-                        arena_shape_str(want, sizeof want, (int)d->ndim, d->shape);
-                        arena_shape_str(got, sizeof got, t->ndim, t->shape);
-                        rc = err_set(err, "%s: tensor '%s' has shape %s, %s expects %s (check the [vae] architecture keys)",
-                                     path, name, got, vi->rec->desc->id, want);
-                        break;
-                    }
-                    float *dst = arena + d->offset;
-                    st_to_f32(t, dst);
-                    for (size_t k = 0; k < d->numel && !rc; k++)
-                        if (!isfinite(dst[k])) rc = err_set(err, "%s: tensor '%s' holds %g at index %zu", path, name, dst[k], k);
-                }
-            } else if (layout == 0 && p == 0 && i < vi->info.param_count)
-                snprintf(first_missing, sizeof first_missing, "%s", vi->info.params[i].name);
-        }
-    if (!found)
-        rc = err_set(err, "%s: not %s weights: no tensor '%s' (nor its single-file name); a VAE file in diffusers' or "
-                          "the single-file checkpoints' names is expected",
-                     path, vi->rec->desc->id, first_missing);
-    st_close(&f);
-    return rc;
+static int vae_alias(void *ctx, int layout, size_t i, char *out, size_t len) {
+    const vae_instance *vi = ctx;
+    return vi->vt->alias && vi->vt->alias(vi->v, layout, i, out, len);
 }
 
 static int read_floats(const edm2_config *cfg, const char *key, double *out, int want, edm2_err *err) {
@@ -99,18 +42,17 @@ int vae_open(vae_instance *vi, runtime *rt, const plugin_rec *rec, const edm2_co
         vi->scale[c] = fs / (float)std[c];
         vi->bias[c] = fm - (float)mean[c] * vi->scale[c];
     }
-    float *host = malloc((vi->info.arena_floats + 1) * sizeof(float)), *arena = NULL;
+    const pretrained_table table = {rec->desc->id, vi->info.params, vi->info.param_count, vi->info.arena_floats,
+                                    vi->info.layout, vae_alias, vi,
+                                    " (a VAE in diffusers' or the single-file checkpoints' names; check the [vae] "
+                                    "architecture keys)"};
+    float *host = NULL, *arena = NULL;
     int status = -1;
-    if (!host) {
-        err_set(err, "out of memory for the weights of %s", rec->desc->id);
+    /* The file is closed after reading and the host copy freed by the upload, before prepare makes the plugin's
+     * own copy: at most two copies of the weights at a time. */
+    if (pretrained_load(&table, vi->weights, &host, vi->layout, sizeof vi->layout, err) ||
+        pretrained_upload(rt, &host, vi->info.arena_floats, &arena, err))
         goto done;
-    }
-    memset(host, 0, vi->info.arena_floats * sizeof(float));
-    if (load_weights(vi, vi->weights, host, err)) goto done; /* (the file is closed again: its pages go) */
-    if (!(arena = rt_alloc(rt, vi->info.arena_floats, err)) || rt_upload(rt, arena, host, vi->info.arena_floats, err))
-        goto done;
-    free(host); /* before prepare, which makes the plugin's own copy: at most two copies at a time */
-    host = NULL;
     if (vi->vt->prepare(vi->v, arena) != EDM2_OK) {
         err_plugin(err, "[vae] %s: preparing the weights of %s", rec->desc->id, vi->weights);
         goto done;

@@ -24,12 +24,6 @@ void vae_cpu_free(vae_cpu *c) {
     memset(c, 0, sizeof *c);
 }
 
-size_t vae_cpu_bytes(const vae_cpu *c) {
-    size_t n = c->col_cap + c->pack_cap;
-    for (int s = 0; s < VAE_SLOTS; s++) n += c->cap[s];
-    return n * sizeof(float);
-}
-
 static int grow(float **p, size_t *cap, size_t want) {
     if (want <= *cap) return 0;
     free(*p);

@@ -19,7 +19,5 @@ void vae_cpu_free(vae_cpu *c);
 /* One image each; 0, or -1 when out of memory. */
 int vae_cpu_encode(vae_cpu *c, const float *image, int H, int W, float *moments);
 int vae_cpu_decode(vae_cpu *c, const float *latents, int h, int w, float *image);
-/* Bytes of the buffers now allocated (the peak of a call is this after it). */
-size_t vae_cpu_bytes(const vae_cpu *c);
 
 #endif

@@ -3,6 +3,7 @@
 #include "vae_kernels.h"
 
 #include "launch_cuda.h"
+#include "vae_graph.h" /* VAE_GN_EPS, VAE_LOGVAR_MIN/MAX */
 
 #define RED 256 /* threads of the reduction blocks */
 
@@ -27,7 +28,7 @@ __global__ static void k_moments(const float *x, int P, int C, float *y) {
         const size_t c = e / P, p = e % P;
         float v = x[p * C + c];
         if (c >= (size_t)C / 2) {
-            v = v < -30.0f ? -30.0f : v > 20.0f ? 20.0f : v;
+            v = v < VAE_LOGVAR_MIN ? VAE_LOGVAR_MIN : v > VAE_LOGVAR_MAX ? VAE_LOGVAR_MAX : v;
             v = expf(0.5f * v);
         }
         y[e] = v;
@@ -85,7 +86,7 @@ __global__ static void k_gn_stats(const float *x, size_t P, int C, int G, float 
     }
     if (threadIdx.x == 0) {
         stats[2 * g] = (float)mean;
-        stats[2 * g + 1] = (float)(1.0 / sqrt(part[0] / (double)n + 1e-6));
+        stats[2 * g + 1] = (float)(1.0 / sqrt(part[0] / (double)n + VAE_GN_EPS));
     }
 }
 
