@@ -312,12 +312,55 @@ static void test_latent_moments(void **state) {
     free(dir);
 }
 
+/* The encode job's sources: dataset.json when there is one (any image names, its classes), class subfolders
+ * (sorted; a folder without images gets no class), else every PNG/JPEG unlabelled; none at all is an error. */
+static void test_source_listing(void **state) {
+    (void)state;
+    char *dir = make_temp_dir(), p[700];
+    edm2_err err;
+    dataset d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(folder_list_sources(&d, dir, &err), -1);
+    assert_non_null(strstr(err.msg, "no PNG or JPEG images"));
+    dataset_close(&d);
+    free(write_text(dir, "x.JPEG", "")), free(write_text(dir, "y.png", "")), free(write_text(dir, "notes.txt", ""));
+    memset(&d, 0, sizeof d);
+    assert_int_equal(folder_list_sources(&d, dir, &err), 0); /* plain folder: unlabelled, sorted, images only */
+    assert_int_equal(d.count, 2);
+    assert_null(d.labels);
+    assert_string_equal(d.files[0], "x.JPEG");
+    dataset_close(&d);
+    snprintf(p, sizeof p, "%s/zebra", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/empty", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/ant", dir);
+    mkdir(p, 0755);
+    free(write_text(dir, "zebra/1.jpg", "")), free(write_text(dir, "ant/2.png", "")), free(write_text(dir, "ant/3.jpeg", ""));
+    memset(&d, 0, sizeof d);
+    assert_int_equal(folder_list_sources(&d, dir, &err), 0); /* class subfolders */
+    assert_int_equal(d.count, 3);
+    assert_non_null(d.labels);
+    assert_string_equal(d.files[2], "zebra/1.jpg");
+    assert_int_equal(d.labels[0], 0), assert_int_equal(d.labels[1], 0), assert_int_equal(d.labels[2], 1);
+    assert_int_equal(d.label_dim, 2);
+    dataset_close(&d);
+    free(write_text(dir, "dataset.json", "{\"labels\": [[\"zebra/1.jpg\", 7]]}"));
+    memset(&d, 0, sizeof d);
+    assert_int_equal(folder_list_sources(&d, dir, &err), 0); /* dataset.json wins */
+    assert_int_equal(d.count, 1);
+    assert_int_equal(d.labels[0], 7);
+    dataset_close(&d);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tensors_many_classes), cmocka_unit_test(test_dataset_json),
         cmocka_unit_test(test_folder_symlink_outside), cmocka_unit_test(test_idx_headers),
         cmocka_unit_test(test_png_gigapixel_header), cmocka_unit_test(test_shuffle_integer_draws),
-        cmocka_unit_test(test_latent_moments),
+        cmocka_unit_test(test_latent_moments), cmocka_unit_test(test_source_listing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

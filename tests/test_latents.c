@@ -26,10 +26,10 @@ static int encode(const char *extra, run_result *r) {
     char text[2048], vae[512];
     snprintf(vae, sizeof vae, k_vae, g_dir);
     snprintf(text, sizeof text,
-             "[job]\ntype = encode\nseed = 5\n%s[encode]\nsource = %s/src\ndest = %s/%s.safetensors\nresolution = 16\n"
+             "[job]\ntype = encode\nseed = 5\n%s[encode]\nsource = %s/src\ndest = %s/%s.safetensors\n%s"
              "batch = 3\ncheckpoint_images = 2\n%s",
              vae, g_dir, g_dir, strstr(extra, "stop_after") ? "resumed" : strstr(extra, "sample") ? "sampled" : "latents",
-             extra);
+             strstr(extra, "resolution") ? "" : "resolution = 16\n", extra);
     char *cfg = write_text(g_dir, "encode.ini", text);
     int st = run_host(r, "run", cfg, NULL);
     free(cfg);
@@ -59,12 +59,19 @@ static void test_encode_train_generate(void **state) {
     float labels[9];
     st_to_f32(lb, labels);
     assert_true(labels[0] == 0 && labels[4] == 0 && labels[5] == 1 && labels[8] == 1); /* a/ then b/ */
+    /* Bad settings: one line each. */
+    assert_int_not_equal(encode("latents = median\n", &r), 0);
+    assert_non_null(strstr(r.err, "[encode] latents = 'median'"));
+    assert_int_not_equal(encode("resolution = 15\n", &r), 0);
+    assert_non_null(strstr(r.err, "resolution = 15: not a multiple"));
     /* Stopped after 5 images, then continued: the same file. */
     assert_int_equal(encode("stop_after = 5\n", &r), 0);
     assert_non_null(strstr(r.err, "stopped after 5 images"));
     snprintf(p, sizeof p, "%s/resumed.safetensors", g_dir);
     struct stat st;
     assert_int_not_equal(stat(p, &st), 0); /* not written yet */
+    assert_int_not_equal(encode("stop_after = 0\nlatents = mean\n", &r), 0); /* other settings: refused */
+    assert_non_null(strstr(r.err, "a partial encoding with other settings"));
     assert_int_equal(encode("stop_after = 0\n", &r), 0);
     assert_non_null(strstr(r.err, "continuing the partial encoding"));
     st_file g;

@@ -71,7 +71,8 @@ static double rel_err(const float *got, const float *want, size_t n) {
 }
 
 /* Writes the tensors of vae_ref.safetensors under `prefix` (without it) to DIR/name; old = 1 renames the
- * attention's projections as diffusers did before 0.14 (query, key, value, proj_attn). */
+ * attention's projections as diffusers did before 0.14 (query, key, value, proj_attn); old = 2 puts every name
+ * under "first_stage_model." as in a whole Stable Diffusion checkpoint. */
 static void write_prefixed(const char *prefix, const char *name, int old, char *path, size_t len) {
     static const char *const k_now[] = {".to_q.", ".to_k.", ".to_v.", ".to_out.0."};
     static const char *const k_then[] = {".query.", ".key.", ".value.", ".proj_attn."};
@@ -85,8 +86,8 @@ static void write_prefixed(const char *prefix, const char *name, int old, char *
         if (strncmp(t->name, prefix, plen)) continue;
         data[n] = malloc(t->numel * sizeof(float) + 1);
         st_to_f32(t, data[n]);
-        snprintf(names[n], sizeof names[n], "%s", t->name + plen);
-        for (int k = 0; old && k < 4; k++) {
+        snprintf(names[n], sizeof names[n], "%s%s", old == 2 ? "first_stage_model." : "", t->name + plen);
+        for (int k = 0; old == 1 && k < 4; k++) {
             char *at = strstr(names[n], k_now[k]);
             if (!at) continue;
             char tail[200];
@@ -158,6 +159,11 @@ static void test_small_diffusers_and_ldm(void **state) {
     if (open_vae(&vi, path, k_small, 0, &err)) fail_msg("%s", err.msg);
     assert_non_null(strstr(vi.layout, "alias names 1"));
     check(&vi, "small", "small, single-file names");
+    vae_close(&vi);
+    write_prefixed("small/ldm/", "sd-checkpoint.safetensors", 2, path, sizeof path);
+    if (open_vae(&vi, path, k_small, 0, &err)) fail_msg("%s", err.msg);
+    assert_non_null(strstr(vi.layout, "alias names 1 under first_stage_model."));
+    check(&vi, "small", "small, a whole SD checkpoint's names");
     vae_close(&vi);
     write_prefixed("small/w/", "small-old.safetensors", 1, path, sizeof path);
     if (open_vae(&vi, path, k_small, 0, &err)) fail_msg("%s", err.msg);
