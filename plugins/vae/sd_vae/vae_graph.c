@@ -270,48 +270,44 @@ int vae_decode(const vae_graph *g, const vae_backend *be, const float *latents, 
     return run(g, be, 1, latents, h, w, image, slot_floats);
 }
 
+/* Replaces the first `from` in s[len] by `to`. */
+static void substitute(char *s, size_t len, const char *from, const char *to) {
+    char *p = strstr(s, from), tail[256];
+    if (!p) return;
+    snprintf(tail, sizeof tail, "%s", p + strlen(from));
+    snprintf(p, len - (size_t)(p - s), "%s%s", to, tail);
+}
+
 void vae_ldm_name(const vae_graph *g, size_t i, char *out, size_t len) {
     const char *d = g->params[i].name;
-    char half[16], part[64], rest[128];
+    char half[16], rest[128];
     int a, b;
-    static const struct { const char *from, *to; } k_attn[] = {
-        {"group_norm", "norm"}, {"to_q", "q"}, {"to_k", "k"}, {"to_v", "v"}, {"to_out.0", "proj_out"}};
+    static const char *const k_attn[][2] = {{".group_norm.", ".norm."}, {".to_q.", ".q."},      {".to_k.", ".k."},
+                                            {".to_v.", ".v."},          {".to_out.0.", ".proj_out."}};
     if (sscanf(d, "%15[^.].down_blocks.%d.resnets.%d.%127s", half, &a, &b, rest) == 4)
         snprintf(out, len, "%s.down.%d.block.%d.%s", half, a, b, rest);
     else if (sscanf(d, "%15[^.].down_blocks.%d.downsamplers.0.%127s", half, &a, rest) == 3)
         snprintf(out, len, "%s.down.%d.downsample.%s", half, a, rest);
-    else if (sscanf(d, "%15[^.].up_blocks.%d.resnets.%d.%127s", half, &a, &b, rest) == 4)
-        snprintf(out, len, "%s.up.%d.block.%d.%s", half, g->hp.levels - 1 - a, b, rest);
+    else if (sscanf(d, "%15[^.].up_blocks.%d.resnets.%d.%127s", half, &a, &b, rest) == 4) /* LDM numbers up blocks */
+        snprintf(out, len, "%s.up.%d.block.%d.%s", half, g->hp.levels - 1 - a, b, rest);   /* from the bottom */
     else if (sscanf(d, "%15[^.].up_blocks.%d.upsamplers.0.%127s", half, &a, rest) == 3)
         snprintf(out, len, "%s.up.%d.upsample.%s", half, g->hp.levels - 1 - a, rest);
     else if (sscanf(d, "%15[^.].mid_block.resnets.%d.%127s", half, &a, rest) == 3)
         snprintf(out, len, "%s.mid.block_%d.%s", half, a + 1, rest);
-    else if (sscanf(d, "%15[^.].mid_block.attentions.0.%63[^.].%127s", half, part, rest) == 3) {
-        if (!strcmp(part, "to_out")) sscanf(d, "%15[^.].mid_block.attentions.0.to_out.0.%127s", half, rest);
-        const char *to = part;
-        for (size_t k = 0; k < sizeof k_attn / sizeof *k_attn; k++)
-            if (!strncmp(k_attn[k].from, part, strlen(part))) to = k_attn[k].to;
-        snprintf(out, len, "%s.mid.attn_1.%s.%s", half, to, rest);
+    else if (sscanf(d, "%15[^.].mid_block.attentions.0.%127s", half, rest) == 2) {
+        snprintf(out, len, "%s.mid.attn_1.%s", half, rest);
+        for (size_t k = 0; k < sizeof k_attn / sizeof *k_attn; k++) substitute(out, len, k_attn[k][0], k_attn[k][1]);
     } else
         snprintf(out, len, "%s", d);
-    /* conv_norm_out -> norm_out, conv_shortcut -> nin_shortcut */
-    char *p;
-    if ((p = strstr(out, "conv_norm_out"))) memmove(p, p + 5, strlen(p + 5) + 1);
-    if ((p = strstr(out, "conv_shortcut"))) memcpy(p, "nin_", 4), memmove(p + 4, p + 5, strlen(p + 5) + 1);
+    substitute(out, len, "conv_norm_out", "norm_out");
+    substitute(out, len, "conv_shortcut", "nin_shortcut");
 }
 
 void vae_old_diffusers_name(const vae_graph *g, size_t i, char *out, size_t len) {
-    static const struct { const char *now, *then; } k_old[] = {
+    static const char *const k_old[][2] = {
         {".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}};
-    const char *d = g->params[i].name;
-    for (size_t k = 0; k < sizeof k_old / sizeof *k_old; k++) {
-        const char *at = strstr(d, k_old[k].now);
-        if (at) {
-            snprintf(out, len, "%.*s%s%s", (int)(at - d), d, k_old[k].then, at + strlen(k_old[k].now));
-            return;
-        }
-    }
-    snprintf(out, len, "%s", d);
+    snprintf(out, len, "%s", g->params[i].name);
+    for (size_t k = 0; k < sizeof k_old / sizeof *k_old; k++) substitute(out, len, k_old[k][0], k_old[k][1]);
 }
 
 int vae_prepare(const vae_graph *g, float *arena) {
