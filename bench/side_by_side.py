@@ -6,7 +6,10 @@
 preset at the same batch, then prints one table.
 
 usage: python3 bench/side_by_side.py --torch-bench PATH/torch_gpu_bench.py [--presets xs,s] [--batch 256]
-           [--backend cuda] [--compile] [--steps 10] [--build build]
+           [--precision fp32,bf16,fp16] [--backend cuda] [--compile] [--steps 10] [--build build]
+Ours runs once per precision (the network's `precision` key); the reference trains in fp16 as published.
+Our training TFLOP/s (3x our count of the forward, 2 FLOPs per multiply-add as in a GEMM rate) is also
+given as a fraction of the bf16 8192^3 product that the reference's script times in the same command.
 On a CPU-only machine: --backend cpu, and BENCH_DEVICE=cpu for the reference (small batches)."""
 import argparse
 import os
@@ -15,16 +18,18 @@ import subprocess
 import sys
 
 
-def ours(build, preset, batch, backend, steps):
+def ours(build, preset, batch, backend, steps, precision):
     cmd = [os.path.join(build, "edm2-bench"), f"configs/edm2-img512-{preset}.ini", "--set", f"backend.plugin={backend}",
-           "--set", f"training.batch={batch}", "--steps", str(steps), "--warmup", "2", "--no-sgemm", "--sample"]
+           "--set", f"training.batch={batch}", "--set", f"network.precision={precision}", "--steps", str(steps),
+           "--warmup", "2", "--no-sgemm", "--sample"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
     t = out.stdout
     num = lambda pat: float(re.search(pat, t).group(1))
     return {"train": num(r"training:\s+([\d.]+) images/s"), "eval": batch / num(r"eval:\s+([\d.]+) s per forward"),
-            "sample": num(r"sampling:\s+([\d.]+) images/s"), "mem_gib": num(r"memory:\s+([\d.]+) MiB peak") / 1024}
+            "sample": num(r"sampling:\s+([\d.]+) images/s"), "mem_gib": num(r"memory:\s+([\d.]+) MiB peak") / 1024,
+            "train_tflops": num(r"training:.*?([\d.]+) GFLOP/s") / 1e3}
 
 
 def reference(script, presets, batch, compile_, steps):
@@ -55,22 +60,25 @@ def main():
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--build", default="build")
+    ap.add_argument("--precision", default="bf16", help="comma-separated: fp32, bf16, fp16")
     a = ap.parse_args()
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     ref, gemm, device = reference(a.torch_bench, a.presets, a.batch, a.compile, a.steps)
     print(f"{device}; batch {a.batch}; ours on backend {a.backend}"
           + (f"; bf16 8192^3 GEMM {gemm:.0f} TFLOP/s" if gemm else ""))
-    print("| preset | reference mode | train img/s ours / ref (ratio) | eval img/s ours / ref (ratio) | "
-          "sampling img/s, 63 evals, ours / ref (ratio) | peak GiB ours / ref |")
-    print("|---|---|---|---|---|---|")
+    print("| preset | ours | reference mode | train img/s ours / ref (ratio) | eval img/s ours / ref (ratio) | "
+          "sampling img/s, 63 evals, ours / ref (ratio) | peak GiB ours / ref | ours train TFLOP/s (of bf16 GEMM) |")
+    print("|---|---|---|---|---|---|---|---|")
     for p in a.presets.split(","):
-        o = ours(a.build, p, a.batch, a.backend, a.steps)
-        for (rp, mode), r in sorted(ref.items()):
-            if rp != p:
-                continue
-            cell = lambda k: f"{o[k]:.3g} / {r[k]:.3g} ({o[k] / r[k]:.2f}x)" if r[k] > 0 else f"{o[k]:.3g} / -"
-            print(f"| {p} | {mode} | {cell('train')} | {cell('eval')} | {cell('sample')} | "
-                  f"{o['mem_gib']:.1f} / {r['mem_gib']:.1f} |")
+        for prec in a.precision.split(","):
+            o = ours(a.build, p, a.batch, a.backend, a.steps, prec)
+            frac = f" ({100 * o['train_tflops'] / gemm:.0f}%)" if gemm else ""
+            for (rp, mode), r in sorted(ref.items()):
+                if rp != p:
+                    continue
+                cell = lambda k: f"{o[k]:.3g} / {r[k]:.3g} ({o[k] / r[k]:.2f}x)" if r[k] > 0 else f"{o[k]:.3g} / -"
+                print(f"| {p} | {prec} | {mode} | {cell('train')} | {cell('eval')} | {cell('sample')} | "
+                      f"{o['mem_gib']:.1f} / {r['mem_gib']:.1f} | {o['train_tflops']:.1f}{frac} |", flush=True)
 
 
 if __name__ == "__main__":

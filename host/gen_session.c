@@ -66,15 +66,16 @@ int gen_session_open(gen_session *s, const run_config *rc, const edm2_config *se
     config_view_plugin(&sv, rc, EDM2_KIND_SAMPLER);
     config_view_plugin(&bv, rc, EDM2_KIND_BACKEND);
     const char *net_path = sec->get(sec->ctx, "net"), *gnet_path = sec->get(sec->ctx, "gnet");
+    const char *precision = sec->get(sec->ctx, "precision");
     const double guidance = edm2_cfg_float(sec, "guidance", 1);
     if (runtime_open(&s->rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, (int)edm2_cfg_int(&jv.api, "threads", 0), err))
         return -1;
     cpu_share_init(&s->share, s->rt.services.threads);
-    if (snapshot_open(net_path, rc->registry, &s->rt, &s->net, &s->nf, err)) return -1;
+    if (snapshot_open(net_path, rc->registry, &s->rt, &s->net, &s->nf, precision, err)) return -1;
     if (guidance != 1.0) {
         if (!*gnet_path)
             return err_set(err, "[%s] guidance = %g needs 'gnet = SNAPSHOT' (a guiding network)", section, guidance);
-        if (snapshot_open(gnet_path, rc->registry, &s->rt, &s->gnet, &s->gf, err)) return -1;
+        if (snapshot_open(gnet_path, rc->registry, &s->rt, &s->gnet, &s->gf, precision, err)) return -1;
     }
     s->L = s->net.info.label_dim, s->C = s->net.info.img_channels, s->R = s->net.info.img_resolution;
     s->per = (size_t)s->C * s->R * s->R;

@@ -53,8 +53,8 @@ static int find_reconstruction(const char *dir, const char *label, char *out, si
 }
 
 /* The evaluation keys of [sweep] that pass through to [evaluate]. */
-static const char *const k_forward[] = {"seeds",       "labels",      "batch", "metrics", "reference", "fid_reference",
-                                        "ref_images", "swd_patches", "swd_min_res", "gnet"};
+static const char *const k_forward[] = {"seeds",       "labels",      "batch",       "metrics", "reference", "fid_reference",
+                                        "ref_images", "swd_patches", "swd_min_res", "gnet",    "precision"};
 
 int job_sweep(const run_config *rc, edm2_err *err) {
     config_view sv;

@@ -54,6 +54,7 @@ static const edm2_config_key k_generate[] = {
     {"grid", EDM2_CFG_BOOL, "true", "write grid.png of the first (up to 1024) images"},
     {"grid_columns", EDM2_CFG_INT, "10", "images per grid row"},
     {"raw", EDM2_CFG_BOOL, "false", "also write samples.safetensors with the float images"},
+    {"precision", EDM2_CFG_STRING, "", "network precision (fp32, bf16, fp16: the CUDA network's body); empty = as the snapshot was trained"},
 };
 
 static const edm2_config_key k_evaluate[] = {
@@ -73,6 +74,7 @@ static const edm2_config_key k_evaluate[] = {
     {"swd_patches", EDM2_CFG_INT, "128", "SWD: patches per image and pyramid level"},
     {"swd_min_res", EDM2_CFG_INT, "16", "SWD: coarsest pyramid level"},
     {"images_dir", EDM2_CFG_STRING, "", "also write a grid of the (first 1024) generated images here; empty = none"},
+    {"precision", EDM2_CFG_STRING, "", "network precision (fp32, bf16, fp16: the CUDA network's body); empty = as the snapshot was trained"},
 };
 
 static const edm2_config_key k_sweep[] = {
@@ -91,6 +93,7 @@ static const edm2_config_key k_sweep[] = {
     {"ref_images", EDM2_CFG_INT, "0", "reference images from [data] (0 = as many as generated)"},
     {"swd_patches", EDM2_CFG_INT, "128", "SWD: patches per image and pyramid level"},
     {"swd_min_res", EDM2_CFG_INT, "16", "SWD: coarsest pyramid level"},
+    {"precision", EDM2_CFG_STRING, "", "network precision (fp32, bf16, fp16: the CUDA network's body); empty = as the snapshot was trained"},
 };
 
 static const edm2_config_key k_report[] = {

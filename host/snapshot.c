@@ -76,7 +76,15 @@ int snapshot_nimg(const st_file *f, int64_t *nimg, edm2_err *err) {
     return err_set(err, "%s: no metadata edm2.nimg and no kimg in the file name (...-KKKKKKK-S.SSS.safetensors)", f->path);
 }
 
-int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f, edm2_err *err) {
+/* 1 when the plugin's schema has the key. */
+static int has_key(const edm2_plugin_desc *d, const char *key) {
+    for (size_t i = 0; i < d->key_count; i++)
+        if (!strcmp(d->keys[i].name, key)) return 1;
+    return 0;
+}
+
+int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f,
+                  const char *precision, edm2_err *err) {
     memset(ni, 0, sizeof *ni);
     if (st_open(f, path, err)) return -1;
     const char *id = st_meta(f, "edm2.network");
@@ -88,10 +96,20 @@ int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net
         cfg_free(&c);
         return -1;
     }
+    const int override = precision && *precision;
+    if (override && !has_key(p->desc, "precision")) {
+        cfg_free(&c);
+        return err_set(err, "%s: precision = %s: network plugin '%.100s' has no precision key", path, precision, id);
+    }
+    if (override && cfg_put(&c, "network", "precision", precision)) {
+        cfg_free(&c);
+        return err_set(err, "out of memory");
+    }
     config_view v;
     config_view_init(&v, &c, "network", p->desc->keys, p->desc->key_count);
     int rc = net_create(ni, rt, p, &v.api, err);
     cfg_free(&c);
+    if (rc && override) return err_set(err, "%s with precision = %s: %s", path, precision, err->msg);
     if (rc) return err_set(err, "%s: its metadata describe no valid %s network (%s)", path, id, err->msg);
     /* Every tensor of the file is a parameter and every parameter is there, before any arena is allocated. */
     if (arena_check(&ni->info, f, "", err) || net_alloc_params(ni, rt, err)) return -1;

@@ -30,8 +30,11 @@ int snapshot_write(const char *path, const net_instance *ni, const float *arena,
                    const snapshot_meta *meta, edm2_err *err);
 /* Opens a snapshot file and the network it describes on `rt` (the network plugin named in its metadata,
  * built for rt's backend), and loads its weights. Strict: every tensor of the file must be a parameter of
- * that network and every parameter must be there with its shape, all finite. Fills *f (caller closes). */
-int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f, edm2_err *err);
+ * that network and every parameter must be there with its shape, all finite. `precision` (NULL or empty:
+ * as stored) replaces the network's `precision` key, an execution setting rather than part of the
+ * network (e.g. sampling an fp32-trained snapshot in bf16). Fills *f (caller closes). */
+int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f,
+                  const char *precision, edm2_err *err);
 #define SNAPSHOT_MAX_NIMG ((int64_t)1 << 50) /* images seen: far beyond any training run */
 
 /* nimg recorded in a snapshot's metadata (edm2.nimg, checked), else derived from its kimg the reference's

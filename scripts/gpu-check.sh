@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# gpu-check.sh OUT_DIR: the one script to run on a GPU machine (see the project brief), in at most ~8
-# minutes: finds cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the
-# GPU's architecture with CUDA forced on, runs the CUDA tests (the FID Inception network's included), the same tests once under compute-sanitizer
-# (memcheck), the whole suite (training on the GPU: determinism and exact resume included),
-# `check-ref --backend cuda`, 4 kimg of the demo on the GPU (and on the CPU, for the losses side by side),
-# the same 1-kimg GPU run twice (snapshots compared bytewise), generation from the GPU snapshot on both
-# backends and with guidance, post-hoc EMA on the GPU, and (with .devref/ carried) img512-XS training speed
-# of ours and of the PyTorch reference side by side; leaves every log (and the grids) in OUT_DIR and
-# prints a summary. Usage on the device machine, from the repository root (the device tool returns at most
-# a few files, hence the archive):
-#   source .devdeps/install.sh && scripts/gpu-check.sh /tmp/gc; tar czf $OUT/gpu-check.tgz -C /tmp gc
+# gpu-check.sh OUT_DIR [quick|full]: the one script to run on a GPU machine (see the project brief). It finds
+# cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the GPU's architecture
+# with CUDA forced on, then checks, most urgent first, what has not yet run on a GPU (quick, the default):
+#   1. the CUDA tests: network parity in fp32 and the bf16/fp16 precisions against it, the FID Inception
+#      network, the SD VAE, the backend and layers; `check-ref --backend cuda`;
+#   2. the new CUDA code under compute-sanitizer memcheck (bf16/fp16 network, Inception, VAE);
+#   3. (with .devref/ carried) img512 XS and S at batch 256: ours in bf16 against the PyTorch reference
+#      (eager) in one command (bench/side_by_side.py); where a bf16 XS step's time goes, kernel by kernel
+#      (bench/kernel_profile.py: Nsight Compute durations);
+#   4. the Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16:
+#      final losses side by side, grids kept; the SD VAE at 512x512.
+# `full` adds: fp16 in the speed table and the reference under torch.compile, the fp16 demo, the whole suite,
+# memcheck of the fp32 network, and what earlier GPU sessions verified: the same 1-kimg run twice
+# (snapshots compared bytewise), generation from a GPU snapshot on both backends and with guidance, post-hoc
+# EMA on the GPU, the demo on the CPU. Every log (and the grids) stays in OUT_DIR; OUT_DIR/summary.txt is
+# kept current, so a run cut short still says what passed. Usage on the device machine, from the
+# repository root (the device tool returns only a few files, hence the archive; the timeout leaves time
+# for it):
+#   source .devdeps/install.sh && timeout 540 scripts/gpu-check.sh /tmp/gc; tar czf $OUT/gpu-check.tgz -C /tmp gc
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
+out=${1:?usage: scripts/gpu-check.sh OUT_DIR [quick|full]}
+mode=${2:-quick}
 mkdir -p "$out"
 summary=()
 step() { # NAME COMMAND...: runs a step, logs to OUT/NAME.log, records pass/fail
@@ -22,6 +31,7 @@ step() { # NAME COMMAND...: runs a step, logs to OUT/NAME.log, records pass/fail
   if "$@" >"$out/$name.log" 2>&1; then summary+=("PASS  $name ($(( $(date +%s) - t0 )) s)")
   else summary+=("FAIL  $name ($(( $(date +%s) - t0 )) s, see $name.log)"); fi
   tail -3 "$out/$name.log"
+  printf '%s\n' "${summary[@]}" >"$out/summary.txt" # kept current: a run cut short still says what passed
 }
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv |
   tee "$out/gpu.txt"
@@ -41,51 +51,76 @@ step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEDM2_CUDA=ON
 step build cmake --build build-gpu -j"$(nproc)"
 build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1
 step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception|vae' --output-on-failure"
-sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
-if [ -n "$sanitizer" ]; then
-  step memcheck bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
-    $sanitizer --tool memcheck --error-exitcode 1 \$t || exit 1; done &&
-    for t in tests/test_inception tests/test_vae; do EDM2_TEST_FILTER=test_cuda_matches \
-    $sanitizer --tool memcheck --error-exitcode 1 \$t || exit 1; done"
-  step memcheck-network bash -c "cd build-gpu && EDM2_PLUGIN_PATH=\$PWD/plugins $sanitizer --tool memcheck \
-    --error-exitcode 1 tests/test_cuda_network"
-fi
-step suite bash -c "cd build-gpu && ctest --output-on-failure"
 step check-ref build-gpu/edm2host check-ref tests/data/edm2_small.safetensors --backend cuda
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck
+  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
+    "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
+}
+if [ -n "$sanitizer" ]; then
+  step memcheck-lp memcheck test_cuda_network test_precisions
+  step memcheck-inception memcheck test_inception test_cuda_matches
+  step memcheck-vae memcheck test_vae test_cuda_matches
+fi
+# Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
+# carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
+speed() { # EXTRA ARGS of side_by_side.py
+  python3 bench/side_by_side.py --torch-bench .devref/bench/torch_gpu_bench.py --presets xs,s --batch 256 \
+    --steps 5 --build build-gpu "$@" | tee -a "$out/side-by-side.md"
+}
+[ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed --precision bf16
+# Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only).
+ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
+[ -n "$ncu" ] && step kernel-profile timeout 180 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
+  --batch 64 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
+# Mixed precision on the demo (issue 11): 30 kimg in fp32 with two seeds (the run-to-run spread), then in
+# bf16 (and fp16); the final losses side by side (stats.jsonl), each run's grid kept.
+demos="fp32:0 fp32:1 bf16:0"
+[ "$mode" = full ] && demos="$demos fp16:0"
+for run in $demos; do
+  prec=${run%:*} seed=${run#*:}
+  step demo-$prec-seed$seed build-gpu/edm2host run configs/fashion-mnist-demo.ini --set backend.plugin=cuda \
+    --set data.path=$data --set job.run_dir="$out/demo-$prec-seed$seed" --set job.seed=$seed \
+    --set network.precision=$prec --set training.duration_kimg=30 --set training.snapshot_kimg=30 \
+    --set training.checkpoint_kimg=30
+done
+for f in "$out"/demo-*/stats.jsonl; do
+  echo "$(basename "$(dirname "$f")"): final $(tail -1 "$f" | grep -o '"loss": [-0-9.e]*'), $(tail -1 "$f" | grep -o '"img_per_s": [0-9.]*')"
+done | tee "$out/demo-losses.txt"
+rm -f "$out"/demo-*/training-state-*
 # The SD VAE at 512x512 on the GPU (random weights of the real shapes).
 step vae-bench-gpu build-gpu/edm2-vae-bench bench/vae-sd.ini --random-weights --set backend.plugin=cuda --res 512 --images 4
-step demo-gpu build-gpu/edm2host run configs/fashion-mnist-demo.ini --set backend.plugin=cuda \
-  --set data.path=$data --set job.run_dir="$out/demo" --set training.duration_kimg=4 --set training.status_kimg=1
-# The same seed on the same GPU: bitwise the same snapshots (a second, shorter run twice).
-for r in a b; do
-  build-gpu/edm2host -q run configs/fashion-mnist-demo.ini --set backend.plugin=cuda --set data.path=$data \
-    --set job.run_dir="$out/det-$r" --set training.duration_kimg=1 --set training.status_kimg=1 >"$out/det-$r.log" 2>&1
-done
-step deterministic bash -c "n=0; for f in $out/det-a/*.safetensors; do cmp \$f $out/det-b/\$(basename \$f) || exit 1; n=\$((n+1)); done; echo \$n identical files; [ \$n -gt 0 ]"
-snap=$(ls "$out"/demo/network-snapshot-*-0.100.safetensors 2>/dev/null | tail -1)
-for b in cuda cpu; do # a snapshot trained on the GPU samples on either backend
-  step generate-$b build-gpu/edm2host run configs/fashion-mnist-generate.ini --set backend.plugin=$b \
-    --set generate.net="$snap" --set generate.outdir="$out/generated-$b" --set generate.seeds=0-19
-done
-step generate-guided build-gpu/edm2host run configs/fashion-mnist-generate.ini --set backend.plugin=cuda \
-  --set generate.net="$snap" --set generate.gnet="${snap%-0.100.safetensors}-0.050.safetensors" \
-  --set generate.guidance=1.5 --set generate.outdir="$out/generated-guided" --set generate.seeds=0-19
-# The same 2 kimg on the CPU, for the loss side by side with the GPU's (not bitwise: another product order).
-step demo-cpu build-gpu/edm2host run configs/fashion-mnist-demo.ini --set data.path=$data \
-  --set job.run_dir="$out/demo-cpu" --set training.duration_kimg=4 --set training.status_kimg=1 \
-  --set training.sample_grid=false
-step phema-gpu build-gpu/edm2host run configs/fashion-mnist-phema.ini --set backend.plugin=cuda \
-  --set phema.snapshots="$out/demo" --set phema.outdir="$out/phema" --set phema.stds=0.05,0.10
-rm -rf "$out"/det-a "$out"/det-b "$out"/phema "$out"/demo/training-state-* "$out"/demo-cpu/*.safetensors
-# Speed side by side with the PyTorch reference on this GPU, in this run (issue 11): ours, then the reference's
-# benchmark, when its source was carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch).
-if [ -f .devref/bench/torch_gpu_bench.py ]; then
-  step bench-ours build-gpu/edm2-bench configs/edm2-img512-xs.ini --set backend.plugin=cuda --set training.batch=64 \
-    --steps 4 --warmup 1 --no-sgemm
-  step bench-torch timeout 200 python3 .devref/bench/torch_gpu_bench.py --presets xs --batch 64 --steps 5 --gemm
-  tail -3 "$out/bench-ours.log" "$out/bench-torch.log"
+if [ "$mode" = full ]; then
+  [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side-full speed --precision fp16,bf16 --compile
+  step suite bash -c "cd build-gpu && ctest --output-on-failure"
+  if [ -n "$sanitizer" ]; then
+    step memcheck-cuda bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
+      $sanitizer --tool memcheck --error-exitcode 1 \$t || exit 1; done"
+    step memcheck-network memcheck test_cuda_network
+  fi
+  # The same seed on the same GPU: bitwise the same snapshots (a 1-kimg run twice).
+  for r in a b; do
+    build-gpu/edm2host -q run configs/fashion-mnist-demo.ini --set backend.plugin=cuda --set data.path=$data \
+      --set job.run_dir="$out/det-$r" --set training.duration_kimg=1 --set training.status_kimg=1 >"$out/det-$r.log" 2>&1
+  done
+  step deterministic bash -c "n=0; for f in $out/det-a/*.safetensors; do cmp \$f $out/det-b/\$(basename \$f) || exit 1; n=\$((n+1)); done; echo \$n identical files; [ \$n -gt 0 ]"
+  snap=$(ls "$out"/demo-fp32-seed0/network-snapshot-*-0.100.safetensors 2>/dev/null | tail -1)
+  for b in cuda cpu; do # a snapshot trained on the GPU samples on either backend
+    step generate-$b build-gpu/edm2host run configs/fashion-mnist-generate.ini --set backend.plugin=$b \
+      --set generate.net="$snap" --set generate.outdir="$out/generated-$b" --set generate.seeds=0-19
+  done
+  step generate-guided build-gpu/edm2host run configs/fashion-mnist-generate.ini --set backend.plugin=cuda \
+    --set generate.net="$snap" --set generate.gnet="${snap%-0.100.safetensors}-0.050.safetensors" \
+    --set generate.guidance=1.5 --set generate.outdir="$out/generated-guided" --set generate.seeds=0-19
+  step demo-cpu build-gpu/edm2host run configs/fashion-mnist-demo.ini --set data.path=$data \
+    --set job.run_dir="$out/demo-cpu" --set training.duration_kimg=4 --set training.status_kimg=1 \
+    --set training.sample_grid=false
+  step phema-gpu build-gpu/edm2host run configs/fashion-mnist-phema.ini --set backend.plugin=cuda \
+    --set phema.snapshots="$out/demo-fp32-seed0" --set phema.outdir="$out/phema" --set phema.stds=0.05,0.10
+  rm -rf "$out"/det-a "$out"/det-b "$out"/phema "$out"/demo-cpu/*.safetensors
+  echo "== CPU benchmark on this machine" | tee "$out/bench.log"
+  build-gpu/edm2-bench bench/fmnist-mc16.ini --steps 5 >>"$out/bench.log" 2>&1
+  tail -3 "$out/bench.log"
 fi
-echo "== CPU benchmark on this machine" | tee "$out/bench.log"
-build-gpu/edm2-bench bench/fmnist-mc16.ini --steps 5 >>"$out/bench.log" 2>&1
-tail -3 "$out/bench.log"
-printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"
+rm -f "$out"/demo-*/*.safetensors
+cat "$out/summary.txt"

@@ -169,6 +169,7 @@ static void test_values_that_cannot_work(void **state) {
         {"network.img_resolution=4294967304", "img_resolution = 2147483647: must be in 1..4096"},
         {"network.dropout=1", "dropout = 1: must be in [0, 1)"},
         {"network.label_balance=2", "label_balance = 2: must be in [0, 1]"},
+        {"network.precision=fp8", "network mp_unet: precision = 'fp8': expected fp32, bf16 or fp16"},
         {"sampler.num_steps=0", "[sampler] heun: need 2 <= num_steps <= 100000"},
         {"sampler.sigma_min=0", "[sampler] heun: need"},
         {"optimizer.beta2=1", "[optimizer] adam: need"},

@@ -4,8 +4,10 @@
  * forward and the backward (within float32 rounding of another product order: 2e-4 of each tensor's
  * largest value), the same training step twice on the GPU (bitwise), the losses edm2 and edm with their
  * own noise draw,
- * Adam on the same gradients with a NaN among them (bitwise), and `check-ref --backend cuda` against the
- * PyTorch reference. Exits 77 (skipped, with the reason) without a CUDA device. */
+ * Adam on the same gradients with a NaN among them (bitwise), `check-ref --backend cuda` against the
+ * PyTorch reference, and the bf16/fp16 precisions against the CPU's float32 (relative L2 error of D and of
+ * every gradient tensor within stated bounds, and above float32 rounding: the precision is really used).
+ * Exits 77 (skipped, with the reason) without a CUDA device. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,8 @@ static plugin_registry g_reg;
 static runtime g_rt[2]; /* 0: CPU, 1: CUDA */
 static const edm2_backend_id k_backend[2] = {EDM2_BACKEND_CPU, EDM2_BACKEND_CUDA};
 static net_instance g_net[2];
+static net_instance g_lp[2]; /* CUDA with precision = bf16, fp16 */
+static const char *const k_lp_name[2] = {"bf16", "fp16"};
 
 static const char *const k_net[] = {"img_resolution=16", "img_channels=3",   "label_dim=5",          "model_channels=16",
                                     "channel_mult=1,2,3", "num_blocks=2",    "attn_resolutions=8",   "channels_per_head=16",
@@ -97,10 +101,10 @@ static void test_init_and_weight_norm(void **state) {
     free(gpu);
 }
 
-/* Forward (eval, then training with dropout) and backward on both; returns the GPU's gradient arena. */
-static void forward_backward(int k, const float *hx, const float *hs, const float *hl, const float *hdD,
-                             const float *hdlv, float *D, float *lv, float *grads_out) {
-    net_instance *ni = &g_net[k];
+/* Forward (eval, then training with dropout) and backward of network ni on backend k; D[2E] holds the two
+ * forwards' outputs, grads_out the gradient arena. */
+static void forward_backward_of(net_instance *ni, int k, const float *hx, const float *hs, const float *hl,
+                                const float *hdD, const float *hdlv, float *D, float *lv, float *grads_out) {
     const size_t A = ni->info.arena_floats;
     edm2_err err;
     float *x = dev_copy(k, hx, E), *s = dev_copy(k, hs, NB), *lab = dev_copy(k, hl, (size_t)NB * L);
@@ -122,14 +126,24 @@ static void forward_backward(int k, const float *hx, const float *hs, const floa
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) rt_free(&g_rt[k], all[i]);
 }
 
+static void forward_backward(int k, const float *hx, const float *hs, const float *hl, const float *hdD,
+                             const float *hdlv, float *D, float *lv, float *grads_out) {
+    forward_backward_of(&g_net[k], k, hx, hs, hl, hdD, hdlv, D, lv, grads_out);
+}
+
+/* Inputs and output gradients of the forward/backward tests. */
+static void test_data(float *x, float *sigma, float *labels, float *dD, float *dlv) {
+    inputs(x, sigma, labels);
+    for (size_t i = 0; i < E; i++) dD[i] = 1e-3f * edm2_philox_normal(6, 1, i);
+    for (int n = 0; n < NB; n++) dlv[n] = 0.1f * edm2_philox_normal(6, 2, (uint64_t)n);
+}
+
 static void test_forward_backward(void **state) {
     (void)state;
     set_params();
     const size_t A = g_net[0].info.arena_floats;
     float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
-    inputs(x, sigma, labels);
-    for (size_t i = 0; i < E; i++) dD[i] = 1e-3f * edm2_philox_normal(6, 1, i);
-    for (int n = 0; n < NB; n++) dlv[n] = 0.1f * edm2_philox_normal(6, 2, (uint64_t)n);
+    test_data(x, sigma, labels, dD, dlv);
     float *D[2], lv[2][NB], *g[2];
     for (int k = 0; k < 2; k++) {
         D[k] = malloc(2 * E * sizeof(float)), g[k] = calloc(A + 1, sizeof(float));
@@ -251,6 +265,53 @@ static void test_loss_and_adam(void **state) {
     free(y);
 }
 
+/* ||a - b|| / ||a|| over n values (0 for a zero a and b). */
+static double rel_l2(const float *a, const float *b, size_t n) {
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), s += (double)a[i] * a[i];
+    return s > 0 ? sqrt(d / s) : d > 0 ? INFINITY : 0;
+}
+
+/* bf16 and fp16 against the CPU's float32: the outputs and every trained tensor's gradient within the
+ * precision's bound of relative L2 error (bf16 keeps 8 significant bits, fp16 11: bounds a few times the
+ * errors expected from rounding every activation of a network this deep), and D farther from float32 than
+ * float32's own rounding (the precision is really in effect). Every measured error is printed. */
+static void test_precisions(void **state) {
+    (void)state;
+    set_params();
+    const size_t A = g_net[0].info.arena_floats;
+    edm2_err err;
+    for (int p = 0; p < 2; p++) assert_int_equal(rt_upload(&g_rt[1], g_lp[p].params, g_net[0].params, A, &err), 0);
+    float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
+    test_data(x, sigma, labels, dD, dlv);
+    float *D32 = malloc(2 * E * sizeof(float)), lv32[NB], *g32 = calloc(A + 1, sizeof(float));
+    forward_backward(0, x, sigma, labels, dD, dlv, D32, lv32, g32);
+    const double bound_D[2] = {2e-2, 4e-3}, bound_grad[2] = {8e-2, 2e-2};
+    for (int p = 0; p < 2; p++) {
+        float *D = malloc(2 * E * sizeof(float)), lv[NB], *g = calloc(A + 1, sizeof(float));
+        forward_backward_of(&g_lp[p], 1, x, sigma, labels, dD, dlv, D, lv, g);
+        const double eD = rel_l2(D32, D, E), eT = rel_l2(D32 + E, D + E, E), eL = rel_l2(lv32, lv, NB);
+        printf("%s vs CPU fp32: eval D %.2e, training D %.2e, logvar %.2e (bound %.0e)\n", k_lp_name[p], eD, eT, eL,
+               bound_D[p]);
+        assert_true(eD <= bound_D[p] && eT <= bound_D[p]);
+        assert_true(eL <= 1e-5);    /* the uncertainty head is float32 */
+        assert_true(eD > 1e-6);     /* not float32 */
+        double worst = 0;
+        const char *worst_name = "";
+        for (size_t i = 0; i < g_net[0].info.param_count; i++) {
+            const edm2_param_desc *d = &g_net[0].info.params[i];
+            if (!(d->flags & EDM2_PARAM_TRAINED)) continue;
+            const double e = rel_l2(g32 + d->offset, g + d->offset, d->numel);
+            if (!(e <= worst)) worst = e, worst_name = d->name;
+        }
+        printf("%s vs CPU fp32: largest gradient error %.2e (%s; bound %.0e)\n", k_lp_name[p], worst, worst_name,
+               bound_grad[p]);
+        assert_true(worst <= bound_grad[p]);
+        free(D), free(g);
+    }
+    free(D32), free(g32), free(x), free(dD);
+}
+
 static void test_check_ref_cuda(void **state) {
     (void)state;
     char *argv[] = {EDM2_TEST_DATA "/edm2_small.safetensors", "--backend", "cuda", NULL};
@@ -285,9 +346,30 @@ int main(void) {
         }
         cfg_free(&c);
     }
+    for (int p = 0; p < 2; p++) { /* the same network at bf16 and fp16 on the GPU */
+        const plugin_rec *rec = find(EDM2_KIND_NETWORK, "mp_unet", 1);
+        const char *kv[16];
+        int n = 0;
+        while (k_net[n]) kv[n] = k_net[n], n++;
+        kv[n++] = p ? "precision=fp16" : "precision=bf16";
+        kv[n] = NULL;
+        cfg c = {0};
+        config_view v;
+        fixture_config(&c, &v, "network", rec, kv);
+        edm2_err err;
+        if (net_open(&g_lp[p], &g_rt[1], rec, &v.api, &err)) {
+            fprintf(stderr, "error: %s network: %s\n", k_lp_name[p], err.msg);
+            return 1;
+        }
+        cfg_free(&c);
+    }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_init_and_weight_norm), cmocka_unit_test(test_forward_backward),
-                                       cmocka_unit_test(test_loss_and_adam), cmocka_unit_test(test_check_ref_cuda)};
+                                       cmocka_unit_test(test_loss_and_adam), cmocka_unit_test(test_precisions),
+                                       cmocka_unit_test(test_check_ref_cuda)};
+    const char *filter = getenv("EDM2_TEST_FILTER"); /* e.g. gpu-check's memcheck of the bf16/fp16 path */
+    if (filter && *filter) cmocka_set_test_filter(filter);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    for (int p = 1; p >= 0; p--) net_close(&g_lp[p], &g_rt[1]);
     for (int k = 1; k >= 0; k--) net_close(&g_net[k], &g_rt[k]), runtime_close(&g_rt[k]);
     registry_free(&g_reg);
     return rc;

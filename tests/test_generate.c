@@ -121,6 +121,29 @@ static void test_outputs_and_labels(void **state) {
     free(d);
 }
 
+/* [generate] precision replaces the snapshot's: bf16 on the CPU build computes in fp32 (bitwise the same
+ * images, and it says so); a value the network refuses is named with the snapshot. */
+static void test_precision_override(void **state) {
+    (void)state;
+    char *a = make_temp_dir(), *b = make_temp_dir();
+    run_result r;
+    assert_int_equal(generate(a, &r, NULL), 0);
+    const char *bf16[] = {"generate.precision=bf16", NULL};
+    assert_int_equal(generate(b, &r, bf16), 0);
+    assert_non_null(strstr(r.err, "precision = bf16: the CPU build computes in fp32"));
+    size_t na, nb;
+    float *x = read_raw(a, &na), *y = read_raw(b, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(x, y, na * sizeof(float));
+    free(x), free(y);
+    const char *bad[] = {"generate.precision=fp8", NULL};
+    assert_int_equal(generate(b, &r, bad), 1);
+    assert_non_null(strstr(r.err, "network-snapshot-0000002-0.100.safetensors with precision = fp8: "));
+    assert_non_null(strstr(r.err, "precision = 'fp8': expected fp32, bf16 or fp16"));
+    rm_rf(a), rm_rf(b);
+    free(a), free(b);
+}
+
 static void test_guidance(void **state) {
     (void)state;
     char *a = make_temp_dir(), *b = make_temp_dir();
@@ -350,7 +373,7 @@ static void test_report(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_independent_of_batch),
-        cmocka_unit_test(test_outputs_and_labels),
+        cmocka_unit_test(test_outputs_and_labels), cmocka_unit_test(test_precision_override),
         cmocka_unit_test(test_guidance),
         cmocka_unit_test(test_guidance_conditional_guide),
         cmocka_unit_test(test_evaluate),

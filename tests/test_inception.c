@@ -206,6 +206,7 @@ int main(void) {
         cmocka_unit_test(test_bad_weights),
         cmocka_unit_test(test_cuda_matches),
     };
-    if (getenv("EDM2_TEST_FILTER")) cmocka_set_test_filter(getenv("EDM2_TEST_FILTER")); /* e.g. gpu-check's memcheck */
+    const char *filter = getenv("EDM2_TEST_FILTER"); /* e.g. gpu-check's memcheck of the CUDA tests */
+    if (filter && *filter) cmocka_set_test_filter(filter);
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -59,7 +59,7 @@ static int open_snap(const char *path, edm2_err *err, int compare) {
     net_instance ni;
     st_file f;
     memset(&f, 0, sizeof f);
-    int rc = snapshot_open(path, &g_fx.reg, &g_fx.rt, &ni, &f, err);
+    int rc = snapshot_open(path, &g_fx.reg, &g_fx.rt, &ni, &f, NULL, err);
     if (!rc && compare) {
         assert_int_equal(ni.info.arena_floats, g_floats);
         assert_memory_equal(ni.params, g_params, g_floats * sizeof(float));

@@ -1,5 +1,6 @@
-/* block_saved.h: what a training forward of an EDM2 Block keeps for its backward (pointers into the forward
- * workspace, host memory on the CPU build, device memory on the CUDA build). Channels-last [N, H, W, C]. */
+/* block_saved.h: what a training forward of an EDM2 Block keeps for its backward (pointers into the CPU
+ * build's forward workspace; the CUDA build's device-memory twin is gblock_saved, ../mp_unet_cuda/block_cuda.h).
+ * Channels-last [N, H, W, C]. */
 #ifndef EDM2_BLOCK_SAVED_H
 #define EDM2_BLOCK_SAVED_H
 

@@ -32,6 +32,9 @@ static edm2_status net_create(const edm2_host *host, const edm2_config *cfg, con
         free(net);
         return s;
     }
+    if (hp.precision != UNET_FP32) /* e.g. a snapshot trained on a GPU in bf16, sampled here */
+        edm2_logf(host, EDM2_LOG_INFO, ID, EDM2_OK, "precision = %s: the CPU build computes in fp32",
+                  hp.precision == UNET_BF16 ? "bf16" : "fp16");
     char err[256];
     if (unet_build(&net->u, &hp, err, sizeof err)) {
         free(net);

@@ -24,6 +24,8 @@ const edm2_config_key unet_config_keys[] = {
     {"dropout", EDM2_CFG_FLOAT, "0", "dropout probability in the residual branch (training only)"},
     {"logvar_channels", EDM2_CFG_INT, "128", "Fourier features of the uncertainty head"},
     {"sigma_data", EDM2_CFG_FLOAT, "0.5", "expected standard deviation of the training data"},
+    {"precision", EDM2_CFG_STRING, "fp32",
+     "fp32 | bf16 | fp16: the U-Net body's activations and products (CUDA build; the CPU computes in fp32)"},
 };
 
 _Static_assert(sizeof unet_config_keys / sizeof *unet_config_keys == UNET_CONFIG_KEY_COUNT, "UNET_CONFIG_KEY_COUNT");
@@ -54,6 +56,11 @@ edm2_status unet_parse_hparams(const edm2_host *host, const edm2_config *cfg, un
     hp->dropout = (float)edm2_cfg_float(cfg, "dropout", 0);
     hp->logvar_channels = cfg_int(cfg, "logvar_channels", 128);
     hp->sigma_data = (float)edm2_cfg_float(cfg, "sigma_data", 0.5);
+    const char *prec = cfg ? cfg->get(cfg->ctx, "precision") : NULL;
+    if (!prec || !strcmp(prec, "fp32") || !strcmp(prec, "float32")) hp->precision = UNET_FP32;
+    else if (!strcmp(prec, "bf16") || !strcmp(prec, "bfloat16")) hp->precision = UNET_BF16;
+    else if (!strcmp(prec, "fp16") || !strcmp(prec, "float16")) hp->precision = UNET_FP16;
+    else return FAIL("precision = '%.40s': expected fp32, bf16 or fp16", prec);
     double v[UNET_MAX_LEVELS + 1];
     int n = edm2_cfg_floats(cfg, "channel_mult", v, UNET_MAX_LEVELS + 1);
     if (n < 1 || n > UNET_MAX_LEVELS) return FAIL("channel_mult: expected 1 to %d entries, got %d", UNET_MAX_LEVELS, n);

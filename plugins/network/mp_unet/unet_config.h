@@ -5,7 +5,7 @@
 #include "edm2/edm2.h"
 #include "unet_graph.h"
 
-#define UNET_CONFIG_KEY_COUNT 18
+#define UNET_CONFIG_KEY_COUNT 19
 extern const edm2_config_key unet_config_keys[];
 /* Reads and checks the hyperparameters; a one-line error through the host's log on failure. */
 edm2_status unet_parse_hparams(const edm2_host *host, const edm2_config *cfg, unet_hparams *hp);

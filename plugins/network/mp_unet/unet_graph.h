@@ -48,7 +48,12 @@ typedef struct unet_hparams {
     float label_balance, concat_balance, res_balance, attn_balance, clip_act, dropout;
     int logvar_channels;
     float sigma_data;
+    int precision; /* UNET_FP32, UNET_BF16, UNET_FP16: the U-Net body's activations (CUDA build) */
 } unet_hparams;
+
+/* Precision of the U-Net body's activations and products (the `precision` key). Parameters, gradients,
+ * Adam moments, EMAs, the embedding, preconditioning and the uncertainty head are float32 in every case. */
+enum { UNET_FP32 = 0, UNET_BF16 = 1, UNET_FP16 = 2 };
 
 enum { MOD_CONV = 0, MOD_BLOCK = 1 };
 

@@ -85,8 +85,11 @@ __global__ void k_softmax_backward(float *dS, const float *A, size_t rows, int H
 
 static unsigned warp_blocks(size_t rows) { return blocks_for(rows * 32); }
 
-extern "C" int gpu_attention_forward(gpu_ctx *g, float *y, float *qkvn, float *norm, float *attn, const float *qkv, int N,
-                                     int HW, int heads, int cph) {
+extern "C" int gpu_attention_forward(gpu_ctx *g, void *y_, void *qkvn_, float *norm, void *attn_, const void *qkv_,
+                                     int N, int HW, int heads, int cph) {
+    if (g->act != ACT_F32) return gpu_attention_forward_lp(g, y_, qkvn_, norm, attn_, qkv_, N, HW, heads, cph);
+    float *y = (float *)y_, *qkvn = (float *)qkvn_, *attn = (float *)attn_;
+    const float *qkv = (const float *)qkv_;
     const size_t rows = (size_t)N * heads * 3 * HW, C = (size_t)heads * cph, hw = (size_t)HW;
     const long long qs = 3LL * HW * cph, as = (long long)HW * HW; /* strides between (image, head) problems */
     k_qkv_normalize<<<blocks_for(rows), THREADS, 0, g->stream>>>(qkvn, norm, qkv, rows, HW, heads, cph);
@@ -107,9 +110,14 @@ extern "C" int gpu_attention_forward(gpu_ctx *g, float *y, float *qkvn, float *n
     return 0;
 }
 
-extern "C" int gpu_attention_backward(gpu_ctx *g, float *dqkv, const float *dy, const float *qkv, const float *qkvn,
-                                      const float *norm, const float *attn, int N, int HW, int heads, int cph, int acc,
-                                      float *dS, float *dqkvn) {
+extern "C" int gpu_attention_backward(gpu_ctx *g, void *dqkv_, const void *dy_, const void *qkv_, const void *qkvn_,
+                                      const float *norm, const void *attn_, int N, int HW, int heads, int cph, int acc,
+                                      void *dS_, void *dqkvn_) {
+    if (g->act != ACT_F32)
+        return gpu_attention_backward_lp(g, dqkv_, dy_, qkv_, qkvn_, norm, attn_, N, HW, heads, cph, acc, dS_, dqkvn_);
+    float *dqkv = (float *)dqkv_, *dS = (float *)dS_, *dqkvn = (float *)dqkvn_;
+    const float *dy = (const float *)dy_, *qkv = (const float *)qkv_, *qkvn = (const float *)qkvn_,
+                *attn = (const float *)attn_;
     const size_t C = (size_t)heads * cph, hw = (size_t)HW;
     const long long qs = 3LL * HW * cph, as = (long long)HW * HW;
     const float *qn = qkvn, *kn = qkvn + hw * cph, *vn = kn + hw * cph;

@@ -1,7 +1,8 @@
 /* attention_cuda.h: EDM2 cosine self-attention on the GPU (docs/formulas.md §2), with the layouts of
  * ../mp_unet/attention.h: qkv[N, HW, 3*C] holds channel (head*cph + c)*3 + s for s in {q, k, v}; the output
  * y[N, HW, C] holds channel head*cph + c. Normalisation and softmax are kernels; the products are cuBLAS
- * batched products over (image, head). */
+ * batched products over (image, head). Tensors in the activations' type (g->act; norms float32): float32
+ * here (attention_cuda.cu), bf16/fp16 in attention_lp.cu. */
 #ifndef EDM2_ATTENTION_CUDA_H
 #define EDM2_ATTENTION_CUDA_H
 
@@ -14,12 +15,18 @@ extern "C" {
 /* Saved for backward (caller-allocated, device memory):
  *   qkvn [N, heads, 3, HW, cph]  normalised q, k, v;   norm [N, heads, 3, HW] their norms;
  *   attn [N, heads, HW, HW]      softmax weights. */
-int gpu_attention_forward(gpu_ctx *g, float *y, float *qkvn, float *norm, float *attn, const float *qkv, int N, int HW,
+int gpu_attention_forward(gpu_ctx *g, void *y, void *qkvn, float *norm, void *attn, const void *qkv, int N, int HW,
                           int heads, int cph);
 /* dqkv[N, HW, 3*C] (+)= d/dqkv. Scratch: dS [N, heads, HW, HW] and dqkvn [N, heads, 3, HW, cph]. */
-int gpu_attention_backward(gpu_ctx *g, float *dqkv, const float *dy, const float *qkv, const float *qkvn,
-                           const float *norm, const float *attn, int N, int HW, int heads, int cph, int acc, float *dS,
-                           float *dqkvn);
+int gpu_attention_backward(gpu_ctx *g, void *dqkv, const void *dy, const void *qkv, const void *qkvn,
+                           const float *norm, const void *attn, int N, int HW, int heads, int cph, int acc, void *dS,
+                           void *dqkvn);
+/* The bf16/fp16 implementations (attention_lp.cu), which the two above call for such activations. */
+int gpu_attention_forward_lp(gpu_ctx *g, void *y, void *qkvn, float *norm, void *attn, const void *qkv, int N, int HW,
+                             int heads, int cph);
+int gpu_attention_backward_lp(gpu_ctx *g, void *dqkv, const void *dy, const void *qkv, const void *qkvn,
+                              const float *norm, const void *attn, int N, int HW, int heads, int cph, int acc, void *dS,
+                              void *dqkvn);
 
 #ifdef __cplusplus
 }

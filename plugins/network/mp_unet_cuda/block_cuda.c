@@ -1,15 +1,17 @@
 /* block_cuda.c: the EDM2 Block forward and accumulating backward on the GPU (the CPU's block.c, step for
- * step, with the MP layers of mp_ops_cuda.h and the products of conv_cuda.h). */
+ * step, with the MP layers at the network's precision, act_ops.h, and the products of conv_cuda.h). */
 #include "block_cuda.h"
 
 #include <string.h>
 
+#include "act_ops.h"
 #include "attention_cuda.h"
 #include "conv_cuda.h"
-#include "mp_ops_cuda.h"
 #include "unet_kernels.h"
 
+/* The prepared weight w: float32, or in the activations' type (its offset in elements either way). */
 #define W_HAT(ctx, w) ((ctx)->w_hat + (w).offset)
+#define W_ACT(ctx, w) ((const char *)(ctx)->w_act + (w).offset * act_size((ctx)->g->act))
 /* A kernel launch, a product or an allocation that failed: the block returns NULL, the reason recorded. */
 #define K(call) GPU_TRY(g, call, return NULL)
 #define P_(call)                                                                                           \
@@ -17,166 +19,169 @@
         if (call) return NULL;                                                                             \
     } while (0)
 #define ALLOC(ptr, ws, n) GPU_NEED(g, (ptr) = gws_alloc((ws), (n)), "block workspace", return NULL)
+#define ALLOC_ACT(ptr, ws, n) GPU_NEED(g, (ptr) = gws_act((ws), act, (n)), "block workspace", return NULL)
 
-static int dropout(const block_def *b, const gblock_ctx *ctx, float *y, size_t n) {
-    return uk_dropout(ctx->g->stream, y, n, b->dropout, ctx->drop_seed, ctx->drop_stream, ctx->drop_offset + (b->id << 40));
+static int dropout(const block_def *b, const gblock_ctx *ctx, void *y, size_t n) {
+    return act_dropout(ctx->g->stream, ctx->g->act, y, n, b->dropout, ctx->drop_seed, ctx->drop_stream,
+                       ctx->drop_offset + (b->id << 40));
 }
 
-float *gblock_forward(const block_def *b, const gblock_ctx *ctx, const float *x_in, block_saved *s) {
+void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, gblock_saved *s) {
     gpu_ctx *g = ctx->g;
     gws *ws = ctx->ws;
     void *st = g->stream;
-    const int N = ctx->N, C = b->cout;
+    const int N = ctx->N, C = b->cout, act = g->act;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
-    block_saved local;
+    gblock_saved local;
     if (!s) s = &local;
     memset(s, 0, sizeof *s);
     s->x_in = x_in;
     /* x = resample(x) */
-    float *x0 = (float *)x_in;
+    void *x0 = (void *)x_in;
     if (b->resample != RESAMPLE_KEEP) {
-        ALLOC(x0, ws, P * b->cin);
-        if (b->resample == RESAMPLE_DOWN) K(mpc_resample_down_forward(st, x0, x_in, N, b->Hin, b->Win, b->cin));
-        else K(mpc_resample_up_forward(st, x0, x_in, N, b->Hin, b->Win, b->cin));
+        ALLOC_ACT(x0, ws, P * b->cin);
+        if (b->resample == RESAMPLE_DOWN) K(act_resample_down_forward(st, act, x0, x_in, N, b->Hin, b->Win, b->cin));
+        else K(act_resample_up_forward(st, act, x0, x_in, N, b->Hin, b->Win, b->cin));
     }
     s->x0 = x0;
     /* enc: x = pixel_norm(conv_skip(x)) */
-    float *x2 = x0;
+    void *x2 = x0;
     int c2 = b->cin;
     if (b->enc) {
-        float *x1 = x0;
+        void *x1 = x0;
         if (b->skip.present) {
-            ALLOC(x1, ws, P * C);
-            P_(gpu_conv2d_forward(g, x1, x0, W_HAT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1));
+            ALLOC_ACT(x1, ws, P * C);
+            P_(gpu_conv2d_forward(g, x1, x0, W_ACT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1));
         }
         s->x1 = x1;
-        ALLOC(x2, ws, P * C);
+        ALLOC_ACT(x2, ws, P * C);
         ALLOC(s->pn_norm, ws, P);
-        K(mpc_normalize_rows_forward(st, x2, s->pn_norm, x1, P, C, C, C));
+        K(act_normalize_rows_forward(st, act, x2, s->pn_norm, x1, P, C));
         c2 = C;
     }
     s->x2 = x2;
     /* y = conv_res0(mp_silu(x)) */
-    ALLOC(s->a, ws, P * c2);
-    ALLOC(s->y0, ws, P * C);
-    K(mpc_silu_forward(st, s->a, x2, P * c2));
-    P_(gpu_conv2d_forward(g, s->y0, s->a, W_HAT(ctx, b->res0), N, b->H, b->W, c2, C, 3));
-    /* c = emb_linear(emb, gain=emb_gain) + 1;  y = mp_silu(y * c), dropout */
+    ALLOC_ACT(s->a, ws, P * c2);
+    ALLOC_ACT(s->y0, ws, P * C);
+    K(act_silu_forward(st, act, s->a, x2, P * c2));
+    P_(gpu_conv2d_forward(g, s->y0, s->a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3));
+    /* c = emb_linear(emb, gain=emb_gain) + 1 (float32);  y = mp_silu(y * c), dropout */
     ALLOC(s->c, ws, (size_t)N * C);
-    ALLOC(s->y3, ws, P * C);
+    ALLOC_ACT(s->y3, ws, P * C);
     P_(gpu_linear_forward(g, s->c, ctx->emb, W_HAT(ctx, b->emb_linear), (size_t)N, b->cemb, C, 0));
     K(uk_add_scalar(st, s->c, s->c, 1.0f, (size_t)N * C));
-    K(mpc_modulate_silu_forward(st, s->y3, s->y0, s->c, N, HW, C));
+    K(act_modulate_silu_forward(st, act, s->y3, s->y0, s->c, N, HW, C));
     if (ctx->training && b->dropout > 0) K(dropout(b, ctx, s->y3, P * C));
     /* y = conv_res1(y) */
-    float *y4;
-    ALLOC(y4, ws, P * C);
-    P_(gpu_conv2d_forward(g, y4, s->y3, W_HAT(ctx, b->res1), N, b->H, b->W, C, C, 3));
+    void *y4;
+    ALLOC_ACT(y4, ws, P * C);
+    P_(gpu_conv2d_forward(g, y4, s->y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, 3));
     /* dec: x = conv_skip(x);  x = mp_sum(x, y, res_balance) */
-    const float *xs = x2;
+    const void *xs = x2;
     if (!b->enc && b->skip.present) {
-        float *t;
-        ALLOC(t, ws, P * C);
-        P_(gpu_conv2d_forward(g, t, x2, W_HAT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1));
+        void *t;
+        ALLOC_ACT(t, ws, P * C);
+        P_(gpu_conv2d_forward(g, t, x2, W_ACT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1));
         xs = t;
     }
-    float *out;
-    ALLOC(out, ws, P * C);
+    void *out;
+    ALLOC_ACT(out, ws, P * C);
     /* The unclipped sum is kept for clip_backward (x6), always: the GPU does not wait to learn whether
      * anything was clipped; passing dy where nothing was clipped is the identity. */
     if (!b->heads) {
-        ALLOC(s->x6, ws, P * C);
+        ALLOC_ACT(s->x6, ws, P * C);
         s->x5 = s->x6;
-        K(mpc_sum_clip_forward(st, out, s->x6, xs, y4, b->res_balance, b->clip_act, P * C, NULL));
+        K(act_sum_clip_forward(st, act, out, s->x6, xs, y4, b->res_balance, b->clip_act, P * C));
         return out;
     }
     /* With attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance), then clipped. */
-    float *proj;
-    ALLOC(s->x5, ws, P * C);
-    K(mpc_sum_forward(st, s->x5, xs, y4, b->res_balance, P * C));
-    ALLOC(s->qkv, ws, P * 3 * C);
-    ALLOC(s->qkvn, ws, P * 3 * C);
+    void *proj;
+    ALLOC_ACT(s->x5, ws, P * C);
+    K(act_sum_forward(st, act, s->x5, xs, y4, b->res_balance, P * C));
+    ALLOC_ACT(s->qkv, ws, P * 3 * C);
+    ALLOC_ACT(s->qkvn, ws, P * 3 * C);
     ALLOC(s->qnorm, ws, P * 3 * b->heads);
-    ALLOC(s->attn, ws, (size_t)N * b->heads * HW * HW);
-    ALLOC(s->ya, ws, P * C);
-    ALLOC(proj, ws, P * C);
-    ALLOC(s->x6, ws, P * C);
-    P_(gpu_conv2d_forward(g, s->qkv, s->x5, W_HAT(ctx, b->qkv), N, b->H, b->W, C, 3 * C, 1));
+    ALLOC_ACT(s->attn, ws, (size_t)N * b->heads * HW * HW);
+    ALLOC_ACT(s->ya, ws, P * C);
+    ALLOC_ACT(proj, ws, P * C);
+    ALLOC_ACT(s->x6, ws, P * C);
+    P_(gpu_conv2d_forward(g, s->qkv, s->x5, W_ACT(ctx, b->qkv), N, b->H, b->W, C, 3 * C, 1));
     P_(gpu_attention_forward(g, s->ya, s->qkvn, s->qnorm, s->attn, s->qkv, N, (int)HW, b->heads, b->cph));
-    P_(gpu_conv2d_forward(g, proj, s->ya, W_HAT(ctx, b->proj), N, b->H, b->W, C, C, 1));
-    K(mpc_sum_clip_forward(st, out, s->x6, s->x5, proj, b->attn_balance, b->clip_act, P * C, NULL));
+    P_(gpu_conv2d_forward(g, proj, s->ya, W_ACT(ctx, b->proj), N, b->H, b->W, C, C, 1));
+    K(act_sum_clip_forward(st, act, out, s->x6, s->x5, proj, b->attn_balance, b->clip_act, P * C));
     return out;
 }
 
-float *gblock_backward(const block_def *b, const gblock_ctx *ctx, const block_saved *s, float *dout, float *demb,
-                       float *dw_hat, gws *bws) {
+void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_saved *s, void *dout, float *demb,
+                      float *dw_hat, gws *bws) {
     gpu_ctx *g = ctx->g;
     void *st = g->stream;
-    const int N = ctx->N, C = b->cout;
+    const int N = ctx->N, C = b->cout, act = g->act;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
 #define DW(w) (dw_hat + (w).offset)
     /* Each gradient buffer below is fresh: its first contribution overwrites (acc = 0). */
-    float *d6;
-    ALLOC(d6, bws, P * C);
-    K(mpc_clip_backward(st, d6, dout, s->x6, b->clip_act, P * C, 0));
+    void *d6;
+    ALLOC_ACT(d6, bws, P * C);
+    K(act_clip_backward(st, act, d6, dout, s->x6, b->clip_act, P * C, 0));
     /* attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance) */
-    float *d5 = d6;
+    void *d5 = d6;
     if (b->heads) {
-        float *dproj, *dya, *dqkv, *dS, *dqkvn;
-        ALLOC(d5, bws, P * C);
-        ALLOC(dproj, bws, P * C);
-        ALLOC(dya, bws, P * C);
-        ALLOC(dqkv, bws, P * 3 * C);
-        ALLOC(dS, bws, (size_t)N * b->heads * HW * HW);
-        ALLOC(dqkvn, bws, P * 3 * C);
-        K(mpc_sum_backward(st, d5, dproj, d6, b->attn_balance, P * C, 0));
-        P_(gpu_conv2d_backward(g, dya, DW(b->proj), dproj, s->ya, W_HAT(ctx, b->proj), N, b->H, b->W, C, C, 1, 0));
+        void *dproj, *dya, *dqkv, *dS, *dqkvn;
+        ALLOC_ACT(d5, bws, P * C);
+        ALLOC_ACT(dproj, bws, P * C);
+        ALLOC_ACT(dya, bws, P * C);
+        ALLOC_ACT(dqkv, bws, P * 3 * C);
+        ALLOC_ACT(dS, bws, (size_t)N * b->heads * HW * HW);
+        ALLOC_ACT(dqkvn, bws, P * 3 * C);
+        K(act_sum_backward(st, act, d5, dproj, d6, b->attn_balance, P * C, 0));
+        P_(gpu_conv2d_backward(g, dya, DW(b->proj), dproj, s->ya, W_ACT(ctx, b->proj), N, b->H, b->W, C, C, 1, 0));
         P_(gpu_attention_backward(g, dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, N, (int)HW, b->heads, b->cph, 0, dS,
                                   dqkvn));
-        P_(gpu_conv2d_backward(g, d5, DW(b->qkv), dqkv, s->x5, W_HAT(ctx, b->qkv), N, b->H, b->W, C, 3 * C, 1, 1));
+        P_(gpu_conv2d_backward(g, d5, DW(b->qkv), dqkv, s->x5, W_ACT(ctx, b->qkv), N, b->H, b->W, C, 3 * C, 1, 1));
     }
     /* x5 = mp_sum(xs, y4, res_balance) */
     const int c2 = b->enc ? C : b->cin;
-    float *dxs, *dy4, *dy3, *dy0, *dc, *da;
-    ALLOC(dxs, bws, P * C);
-    ALLOC(dy4, bws, P * C);
-    K(mpc_sum_backward(st, dxs, dy4, d5, b->res_balance, P * C, 0));
-    float *dx2 = dxs; /* the skip path's gradient; the residual branch's is added below */
+    void *dxs, *dy4, *dy3, *dy0, *da;
+    float *dc;
+    ALLOC_ACT(dxs, bws, P * C);
+    ALLOC_ACT(dy4, bws, P * C);
+    K(act_sum_backward(st, act, dxs, dy4, d5, b->res_balance, P * C, 0));
+    void *dx2 = dxs; /* the skip path's gradient; the residual branch's is added below */
     if (!b->enc && b->skip.present) {
-        ALLOC(dx2, bws, P * c2);
-        P_(gpu_conv2d_backward(g, dx2, DW(b->skip), dxs, s->x2, W_HAT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1, 0));
+        ALLOC_ACT(dx2, bws, P * c2);
+        P_(gpu_conv2d_backward(g, dx2, DW(b->skip), dxs, s->x2, W_ACT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1, 0));
     }
     /* y4 = conv_res1(y3) */
-    ALLOC(dy3, bws, P * C);
-    P_(gpu_conv2d_backward(g, dy3, DW(b->res1), dy4, s->y3, W_HAT(ctx, b->res1), N, b->H, b->W, C, C, 3, 0));
+    ALLOC_ACT(dy3, bws, P * C);
+    P_(gpu_conv2d_backward(g, dy3, DW(b->res1), dy4, s->y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, 3, 0));
     /* y3 = dropout(mp_silu(y0 * c)), c = emb_linear(emb) + 1 */
     if (ctx->training && b->dropout > 0) K(dropout(b, ctx, dy3, P * C)); /* the same mask and scale */
-    ALLOC(dy0, bws, P * C);
+    ALLOC_ACT(dy0, bws, P * C);
     ALLOC(dc, bws, (size_t)N * C);
-    K(mpc_modulate_silu_backward(st, dy0, dc, dy3, s->y0, s->c, N, HW, C, 0));
+    K(act_modulate_silu_backward(st, act, dy0, dc, dy3, s->y0, s->c, N, HW, C, 0));
     P_(gpu_linear_backward(g, demb, DW(b->emb_linear), dc, ctx->emb, W_HAT(ctx, b->emb_linear), (size_t)N, b->cemb, C, 1));
     /* y0 = conv_res0(mp_silu(x2)) */
-    ALLOC(da, bws, P * c2);
-    P_(gpu_conv2d_backward(g, da, DW(b->res0), dy0, s->a, W_HAT(ctx, b->res0), N, b->H, b->W, c2, C, 3, 0));
-    K(mpc_silu_backward(st, dx2, da, s->x2, P * c2, 1));
+    ALLOC_ACT(da, bws, P * c2);
+    P_(gpu_conv2d_backward(g, da, DW(b->res0), dy0, s->a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3, 0));
+    K(act_silu_backward(st, act, dx2, da, s->x2, P * c2, 1));
     /* enc: x2 = pixel_norm(conv_skip(x0)) */
-    float *dx0 = dx2;
+    void *dx0 = dx2;
     if (b->enc) {
-        float *dx1;
-        ALLOC(dx1, bws, P * C);
-        K(mpc_normalize_rows_backward(st, dx1, dx2, s->x1, s->pn_norm, P, C, C, C, 0));
+        void *dx1;
+        ALLOC_ACT(dx1, bws, P * C);
+        K(act_normalize_rows_backward(st, act, dx1, dx2, s->x1, s->pn_norm, P, C, 0));
         dx0 = dx1;
         if (b->skip.present) {
-            ALLOC(dx0, bws, P * b->cin);
-            P_(gpu_conv2d_backward(g, dx0, DW(b->skip), dx1, s->x0, W_HAT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1, 0));
+            ALLOC_ACT(dx0, bws, P * b->cin);
+            P_(gpu_conv2d_backward(g, dx0, DW(b->skip), dx1, s->x0, W_ACT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1, 0));
         }
     }
     /* resample */
     if (b->resample == RESAMPLE_KEEP) return dx0;
-    float *dx_in;
-    ALLOC(dx_in, bws, (size_t)N * b->Hin * b->Win * b->cin);
-    if (b->resample == RESAMPLE_DOWN) K(mpc_resample_down_backward(st, dx_in, dx0, N, b->Hin, b->Win, b->cin, 0));
-    else K(mpc_resample_up_backward(st, dx_in, dx0, N, b->Hin, b->Win, b->cin, 0));
+    void *dx_in;
+    ALLOC_ACT(dx_in, bws, (size_t)N * b->Hin * b->Win * b->cin);
+    if (b->resample == RESAMPLE_DOWN) K(act_resample_down_backward(st, act, dx_in, dx0, N, b->Hin, b->Win, b->cin, 0));
+    else K(act_resample_up_backward(st, act, dx_in, dx0, N, b->Hin, b->Win, b->cin, 0));
 #undef DW
     return dx_in;
 }

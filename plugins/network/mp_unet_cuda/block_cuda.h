@@ -1,22 +1,41 @@
 /* block_cuda.h: the EDM2 encoder/decoder Block on the GPU (docs/formulas.md §2), block for block the CPU's
  * ../mp_unet/block.h over device memory: resample, skip conv, pixel norm, two 3x3 MP convolutions modulated
- * by the embedding, residual mp_sum, optional cosine attention, clipping. Channels-last x[N, H, W, C]. */
+ * by the embedding, residual mp_sum, optional cosine attention, clipping. Channels-last x[N, H, W, C], in
+ * the network's precision (act_ops.h). */
 #ifndef EDM2_BLOCK_CUDA_H
 #define EDM2_BLOCK_CUDA_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "block_saved.h"
 #include "gpu_ctx.h"
 #include "unet_graph.h"
 #include "workspace_cuda.h"
 
 
+/* What a training forward of a Block keeps for its backward (../mp_unet/block_saved.h's fields, in device
+ * memory): activations in the network's type (void *), norms and the modulation float32. */
+typedef struct gblock_saved {
+    const void *x_in;  /* [N, Hin, Win, cin] */
+    void *x0;          /* after resampling [N, H, W, cin] */
+    void *x1;          /* enc: after conv_skip [.., cout] (== x0 when no skip) */
+    float *pn_norm;    /* enc: pixel-norm norms [N*H*W] */
+    void *x2;          /* residual-branch input [.., enc ? cout : cin] */
+    void *a;           /* mp_silu(x2): conv_res0 input */
+    void *y0;          /* conv_res0 output [.., cout] */
+    float *c;          /* emb_linear(emb) + 1 [N, cout] */
+    void *y3;          /* mp_silu(y0 * c) after dropout: conv_res1 input */
+    void *x5;          /* after the residual mp_sum [.., cout] */
+    void *qkv, *qkvn, *attn, *ya; /* attention (attention_cuda.h) */
+    float *qnorm;
+    void *x6;          /* before clipping (always kept: the GPU does not wait to learn whether anything was) */
+} gblock_saved;
+
 /* Shared inputs of a pass over the network. */
 typedef struct gblock_ctx {
     gpu_ctx *g;
-    const float *params, *w_hat; /* arenas: parameters, prepared weights */
+    const float *params, *w_hat; /* arenas: parameters, prepared weights (float32) */
+    const void *w_act;           /* the prepared weights in the activations' type (w_hat itself for float32) */
     const float *emb;            /* [N, cemb] */
     int N;
     int training;
@@ -26,10 +45,10 @@ typedef struct gblock_ctx {
 
 /* Forward: returns the output [N, H, W, cout] (in ctx->ws), or NULL on failure (reason in ctx->g->err).
  * *saved is filled when non-NULL (training). */
-float *gblock_forward(const block_def *b, const gblock_ctx *ctx, const float *x_in, block_saved *saved);
+void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, gblock_saved *saved);
 /* Backward of a training forward: returns d/dx_in [N, Hin, Win, cin] (in bws), or NULL on failure;
- * demb[N, cemb] +=, dw_hat (w_hat layout) +=. */
-float *gblock_backward(const block_def *b, const gblock_ctx *ctx, const block_saved *s, float *dout, float *demb,
-                       float *dw_hat, gws *bws);
+ * demb[N, cemb] +=, dw_hat (w_hat layout, float32) +=. */
+void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_saved *s, void *dout, float *demb,
+                      float *dw_hat, gws *bws);
 
 #endif

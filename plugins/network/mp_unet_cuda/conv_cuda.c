@@ -1,6 +1,9 @@
 /* conv_cuda.c: MPConv products on the GPU: cuBLAS for fully connected and 1x1 layers, cuDNN for 3x3
- * convolutions. A cuDNN plan (descriptors and algorithms) is made once per convolution shape and kept. */
+ * convolutions, in float32 or, for bf16/fp16 activations, on tensor cores with float32 accumulation. A
+ * cuDNN plan (descriptors and algorithms) is made once per convolution shape and kept. */
 #include "conv_cuda.h"
+
+#include "act_ops.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -8,10 +11,10 @@
 #include <string.h>
 
 struct conv_plan {
-    int N, H, W, C, O;
+    int N, H, W, C, O, act;
     cudnnTensorDescriptor_t xd, yd;
     cudnnFilterDescriptor_t wd;
-    cudnnConvolutionDescriptor_t cd;
+    cudnnConvolutionDescriptor_t cd[3]; /* forward, backward data, backward filter: each with its math type */
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
@@ -40,18 +43,54 @@ int gpu_gemm(gpu_ctx *g, int ta, int tb, size_t M, size_t N, size_t K, float alp
     return 0;
 }
 
+static cudaDataType_t cuda_type(int act) {
+    return act == ACT_BF16 ? CUDA_R_16BF : act == ACT_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+int gpu_gemm_ex(gpu_ctx *g, int ab, int ct, int ta, int tb, size_t M, size_t N, size_t K, float alpha, const void *A,
+                size_t lda, long long sa, const void *B, size_t ldb, long long sb, float beta, void *C, size_t ldc,
+                long long sc, int batch) {
+    if (ab == ACT_F32 && ct == ACT_F32)
+        return gpu_gemm(g, ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+    if (!g->blas_lp) return gpu_fail(g, "gemm", "no bf16/fp16 product handle (the network is float32)");
+    if (too_big(g, M, "gemm") || too_big(g, N, "gemm") || too_big(g, K, "gemm") || too_big(g, lda, "gemm") ||
+        too_big(g, ldb, "gemm") || too_big(g, ldc, "gemm"))
+        return -1;
+    if (M == 0 || N == 0) return 0;
+    const cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cudaDataType_t tab = cuda_type(ab), tc = cuda_type(ct);
+    if (batch == 1)
+        GPU_BLAS(g, cublasGemmEx(g->blas_lp, ob, oa, (int)N, (int)M, (int)K, &alpha, B, tab, (int)ldb, A, tab, (int)lda,
+                                 &beta, C, tc, (int)ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    else
+        GPU_BLAS(g, cublasGemmStridedBatchedEx(g->blas_lp, ob, oa, (int)N, (int)M, (int)K, &alpha, B, tab, (int)ldb, sb, A,
+                                               tab, (int)lda, sa, &beta, C, tc, (int)ldc, sc, batch, CUBLAS_COMPUTE_32F,
+                                               CUBLAS_GEMM_DEFAULT));
+    return 0;
+}
+
+/* y[P, O] = x w^T in `act`; dx (act) and dw (float32, +=) of it. */
+static int linear_forward(gpu_ctx *g, int act, void *y, const void *x, const void *w, size_t P, int C, int O, int accumulate) {
+    return gpu_gemm_ex(g, act, act, 0, 1, P, (size_t)O, (size_t)C, 1.0f, x, (size_t)C, 0, w, (size_t)C, 0,
+                       accumulate ? 1.0f : 0.0f, y, (size_t)O, 0, 1);
+}
+
+static int linear_backward(gpu_ctx *g, int act, void *dx, float *dw_hat, const void *dy, const void *x, const void *w,
+                           size_t P, int C, int O, int acc) {
+    if (dx && gpu_gemm_ex(g, act, act, 0, 0, P, (size_t)C, (size_t)O, 1.0f, dy, (size_t)O, 0, w, (size_t)C, 0,
+                          acc ? 1.0f : 0.0f, dx, (size_t)C, 0, 1))
+        return -1;
+    return gpu_gemm_ex(g, act, ACT_F32, 1, 0, (size_t)O, (size_t)C, P, 1.0f, dy, (size_t)O, 0, x, (size_t)C, 0, 1.0f,
+                       dw_hat, (size_t)C, 0, 1);
+}
+
 int gpu_linear_forward(gpu_ctx *g, float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate) {
-    return gpu_gemm(g, 0, 1, P, (size_t)O, (size_t)C, 1.0f, x, (size_t)C, 0, w_hat, (size_t)C, 0, accumulate ? 1.0f : 0.0f,
-                    y, (size_t)O, 0, 1);
+    return linear_forward(g, ACT_F32, y, x, w_hat, P, C, O, accumulate);
 }
 
 int gpu_linear_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
                         size_t P, int C, int O, int acc) {
-    if (dx && gpu_gemm(g, 0, 0, P, (size_t)C, (size_t)O, 1.0f, dy, (size_t)O, 0, w_hat, (size_t)C, 0, acc ? 1.0f : 0.0f,
-                       dx, (size_t)C, 0, 1))
-        return -1;
-    return gpu_gemm(g, 1, 0, (size_t)O, (size_t)C, P, 1.0f, dy, (size_t)O, 0, x, (size_t)C, 0, 1.0f, dw_hat, (size_t)C, 0,
-                    1);
+    return linear_backward(g, ACT_F32, dx, dw_hat, dy, x, w_hat, P, C, O, acc);
 }
 
 /* ---- cuDNN plans ---- */
@@ -60,7 +99,8 @@ static void plan_destroy(conv_plan *p) {
     if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
     if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
     if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
-    if (p->cd) cudnnDestroyConvolutionDescriptor(p->cd);
+    for (int i = 0; i < 3; i++)
+        if (p->cd[i]) cudnnDestroyConvolutionDescriptor(p->cd[i]);
 }
 
 void conv_plans_free(gpu_ctx *g) {
@@ -71,17 +111,20 @@ void conv_plans_free(gpu_ctx *g) {
 }
 
 /* Algorithm choice, the same for the three kinds (forward, backward data, backward filter): the first that
- * cuDNN's heuristics rank and that is deterministic with float32 FMA math (no TF32); else the first of the
- * kind's deterministic algorithms, in a fixed order, that cuDNN supports for the shape (its workspace size
- * query succeeds). The workspace may exceed the backend's: the network then keeps a larger one. When
- * nothing qualifies, `why` lists what the heuristics offered. */
-#define PICK_ALGO(perf, n, order, norder, size_query, out, need, why)                                          \
+ * cuDNN's heuristics rank and that is deterministic, with float32 FMA math (no TF32) for float32 data and
+ * any math (tensor cores first, as ranked) for bf16/fp16; else the first of the kind's deterministic
+ * algorithms, in a fixed order, that cuDNN supports for the shape (its workspace size query succeeds). The
+ * kind's descriptor takes the chosen math type. The workspace may exceed the backend's: the network then
+ * keeps a larger one. When nothing qualifies, `why` lists what the heuristics offered. */
+#define PICK_ALGO(perf, n, order, norder, size_query, out, need, why, fma_only, cd)                            \
     do {                                                                                                       \
         out = -1;                                                                                              \
         for (int i_ = 0; i_ < (n) && out < 0; i_++)                                                            \
             if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && (perf)[i_].determinism == CUDNN_DETERMINISTIC &&  \
-                (perf)[i_].mathType == CUDNN_FMA_MATH)                                                         \
+                (!(fma_only) || (perf)[i_].mathType == CUDNN_FMA_MATH)) {                                      \
                 out = (int)(perf)[i_].algo, need = (perf)[i_].memory;                                          \
+                GPU_DNN(g, cudnnSetConvolutionMathType(cd, (perf)[i_].mathType));                              \
+            }                                                                                                  \
         for (int i_ = 0; i_ < (norder) && out < 0; i_++) {                                                     \
             size_t bytes_ = 0;                                                                                 \
             if (size_query((order)[i_], &bytes_) == CUDNN_STATUS_SUCCESS) out = (int)(order)[i_], need = bytes_; \
@@ -103,47 +146,53 @@ static const cudnnConvolutionBwdFilterAlgo_t k_filter_order[] = {CUDNN_CONVOLUTI
                                                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING};
 
 static int plan_make(gpu_ctx *g, conv_plan *p) {
+    const cudnnDataType_t dt = p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : p->act == ACT_F16 ? CUDNN_DATA_HALF
+                                                                                           : CUDNN_DATA_FLOAT;
+    const int fma = p->act == ACT_F32;
     GPU_DNN(g, cudnnCreateTensorDescriptor(&p->xd));
     GPU_DNN(g, cudnnCreateTensorDescriptor(&p->yd));
     GPU_DNN(g, cudnnCreateFilterDescriptor(&p->wd));
-    GPU_DNN(g, cudnnCreateConvolutionDescriptor(&p->cd));
-    GPU_DNN(g, cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, p->N, p->C, p->H, p->W));
-    GPU_DNN(g, cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, p->N, p->O, p->H, p->W));
-    GPU_DNN(g, cudnnSetFilter4dDescriptor(p->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, p->O, p->C, 3, 3));
-    GPU_DNN(g, cudnnSetConvolution2dDescriptor(p->cd, 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-    GPU_DNN(g, cudnnSetConvolutionMathType(p->cd, CUDNN_FMA_MATH));
+    GPU_DNN(g, cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NHWC, dt, p->N, p->C, p->H, p->W));
+    GPU_DNN(g, cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NHWC, dt, p->N, p->O, p->H, p->W));
+    GPU_DNN(g, cudnnSetFilter4dDescriptor(p->wd, dt, CUDNN_TENSOR_NHWC, p->O, p->C, 3, 3));
+    for (int i = 0; i < 3; i++) { /* float32 accumulation in every case */
+        GPU_DNN(g, cudnnCreateConvolutionDescriptor(&p->cd[i]));
+        GPU_DNN(g, cudnnSetConvolution2dDescriptor(p->cd[i], 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+        GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], fma ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
+    }
     int n = 0, a;
     char why[400] = "";
     const char *kind = "forward";
     cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    GPU_DNN(g, cudnnGetConvolutionForwardAlgorithm_v7(g->dnn, p->xd, p->wd, p->cd, p->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                      &n, fp));
-#define FWD_SIZE(algo, bytes) cudnnGetConvolutionForwardWorkspaceSize(g->dnn, p->xd, p->wd, p->cd, p->yd, algo, bytes)
-    PICK_ALGO(fp, n, k_fwd_order, 5, FWD_SIZE, a, p->ws_fwd, why);
+    GPU_DNN(g, cudnnGetConvolutionForwardAlgorithm_v7(g->dnn, p->xd, p->wd, p->cd[0], p->yd,
+                                                      CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fp));
+#define FWD_SIZE(algo, bytes) cudnnGetConvolutionForwardWorkspaceSize(g->dnn, p->xd, p->wd, p->cd[0], p->yd, algo, bytes)
+    PICK_ALGO(fp, n, k_fwd_order, 5, FWD_SIZE, a, p->ws_fwd, why, fma, p->cd[0]);
     if (a < 0) goto none;
     p->fwd = (cudnnConvolutionFwdAlgo_t)a;
     kind = "backward data";
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    GPU_DNN(g, cudnnGetConvolutionBackwardDataAlgorithm_v7(g->dnn, p->wd, p->yd, p->cd, p->xd,
+    GPU_DNN(g, cudnnGetConvolutionBackwardDataAlgorithm_v7(g->dnn, p->wd, p->yd, p->cd[1], p->xd,
                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp));
-#define DATA_SIZE(algo, bytes) cudnnGetConvolutionBackwardDataWorkspaceSize(g->dnn, p->wd, p->yd, p->cd, p->xd, algo, bytes)
-    PICK_ALGO(dp, n, k_data_order, 2, DATA_SIZE, a, p->ws_data, why);
+#define DATA_SIZE(algo, bytes)                                                                                       \
+    cudnnGetConvolutionBackwardDataWorkspaceSize(g->dnn, p->wd, p->yd, p->cd[1], p->xd, algo, bytes)
+    PICK_ALGO(dp, n, k_data_order, 2, DATA_SIZE, a, p->ws_data, why, fma, p->cd[1]);
     if (a < 0) goto none;
     p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
     kind = "backward filter";
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    GPU_DNN(g, cudnnGetConvolutionBackwardFilterAlgorithm_v7(g->dnn, p->xd, p->yd, p->cd, p->wd,
+    GPU_DNN(g, cudnnGetConvolutionBackwardFilterAlgorithm_v7(g->dnn, p->xd, p->yd, p->cd[2], p->wd,
                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp));
 #define FILTER_SIZE(algo, bytes)                                                                                     \
-    cudnnGetConvolutionBackwardFilterWorkspaceSize(g->dnn, p->xd, p->yd, p->cd, p->wd, algo, bytes)
-    PICK_ALGO(wp, n, k_filter_order, 2, FILTER_SIZE, a, p->ws_filter, why);
+    cudnnGetConvolutionBackwardFilterWorkspaceSize(g->dnn, p->xd, p->yd, p->cd[2], p->wd, algo, bytes)
+    PICK_ALGO(wp, n, k_filter_order, 2, FILTER_SIZE, a, p->ws_filter, why, fma, p->cd[2]);
     if (a < 0) goto none;
     p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
     return 0;
 none:;
     char msg[560];
-    snprintf(msg, sizeof msg, "no deterministic float32 %s algorithm for %dx%d, %d -> %d channels; offered:%s", kind,
-             p->H, p->W, p->C, p->O, why);
+    snprintf(msg, sizeof msg, "no deterministic %s %s algorithm for %dx%d, %d -> %d channels; offered:%s",
+             p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32", kind, p->H, p->W, p->C, p->O, why);
     return gpu_fail(g, "cuDNN 3x3 convolution", msg);
 }
 
@@ -165,7 +214,7 @@ static void *scratch_for(gpu_ctx *g, size_t need) {
 static conv_plan *plan_for(gpu_ctx *g, int N, int H, int W, int C, int O) {
     for (size_t i = 0; i < g->nplans; i++) {
         conv_plan *p = &g->plans[i];
-        if (p->N == N && p->H == H && p->W == W && p->C == C && p->O == O) return p;
+        if (p->N == N && p->H == H && p->W == W && p->C == C && p->O == O && p->act == g->act) return p;
     }
     if (g->nplans == g->cap_plans) {
         size_t cap = g->cap_plans ? 2 * g->cap_plans : 32;
@@ -179,7 +228,7 @@ static conv_plan *plan_for(gpu_ctx *g, int N, int H, int W, int C, int O) {
     }
     conv_plan *p = &g->plans[g->nplans];
     memset(p, 0, sizeof *p);
-    p->N = N, p->H = H, p->W = W, p->C = C, p->O = O;
+    p->N = N, p->H = H, p->W = W, p->C = C, p->O = O, p->act = g->act;
     if (plan_make(g, p)) {
         plan_destroy(p);
         return NULL;
@@ -188,31 +237,39 @@ static conv_plan *plan_for(gpu_ctx *g, int N, int H, int W, int C, int O) {
     return p;
 }
 
-int gpu_conv2d_forward(gpu_ctx *g, float *y, const float *x, const float *w_hat, int N, int H, int W, int C, int O, int k) {
-    if (k == 1) return gpu_linear_forward(g, y, x, w_hat, (size_t)N * H * W, C, O, 0);
+int gpu_conv2d_forward(gpu_ctx *g, void *y, const void *x, const void *w_hat, int N, int H, int W, int C, int O, int k) {
+    if (k == 1) return linear_forward(g, g->act, y, x, w_hat, (size_t)N * H * W, C, O, 0);
     conv_plan *p = plan_for(g, N, H, W, C, O);
     if (!p) return -1;
     const float one = 1.0f, zero = 0.0f;
     void *ws = scratch_for(g, p->ws_fwd);
     if (!ws) return -1;
-    GPU_DNN(g, cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w_hat, p->cd, p->fwd, ws, p->ws_fwd, &zero, p->yd, y));
+    GPU_DNN(g, cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w_hat, p->cd[0], p->fwd, ws, p->ws_fwd, &zero, p->yd,
+                                       y));
     return 0;
 }
 
-int gpu_conv2d_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, int N,
+int gpu_conv2d_backward(gpu_ctx *g, void *dx, float *dw_hat, const void *dy, const void *x, const void *w_hat, int N,
                         int H, int W, int C, int O, int k, int acc) {
-    if (k == 1) return gpu_linear_backward(g, dx, dw_hat, dy, x, w_hat, (size_t)N * H * W, C, O, acc);
+    if (k == 1) return linear_backward(g, g->act, dx, dw_hat, dy, x, w_hat, (size_t)N * H * W, C, O, acc);
     conv_plan *p = plan_for(g, N, H, W, C, O);
     if (!p) return -1;
-    const float one = 1.0f, beta = acc ? 1.0f : 0.0f;
+    const float one = 1.0f, zero = 0.0f, beta = acc ? 1.0f : 0.0f;
     void *ws;
     if (dx) {
         if (!(ws = scratch_for(g, p->ws_data))) return -1;
-        GPU_DNN(g, cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy, p->cd, p->bwd_data, ws, p->ws_data,
-                                                &beta, p->xd, dx));
+        GPU_DNN(g, cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy, p->cd[1], p->bwd_data, ws,
+                                                p->ws_data, &beta, p->xd, dx));
     }
     if (!(ws = scratch_for(g, p->ws_filter))) return -1;
-    GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd, p->bwd_filter, ws, p->ws_filter,
-                                              &one, p->wd, dw_hat));
+    if (g->act == ACT_F32) {
+        GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd[2], p->bwd_filter, ws,
+                                                  p->ws_filter, &one, p->wd, dw_hat));
+        return 0;
+    }
+    /* bf16/fp16: cuDNN writes the filter gradient in the data's type; it is added to the float32 one. */
+    GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd[2], p->bwd_filter, ws, p->ws_filter,
+                                              &zero, p->wd, g->dw_tmp));
+    GPU_TRY(g, act_add_to_f32(g->stream, g->act, dw_hat, g->dw_tmp, (size_t)O * 9 * C), return -1);
     return 0;
 }

@@ -2,7 +2,9 @@
  * convention of ../mp_unet/mp_conv.h: activations channels-last x[N, H, W, C] (P = N*H*W rows), prepared
  * weights w_hat[O, k, k, C]. Fully connected and 1x1 layers are cuBLAS products; 3x3 convolutions (padding
  * 1) are cuDNN convolutions (forward, backward data, backward filter) on NHWC tensors with KRSC filters.
- * float32 throughout: cuBLAS in pedantic mode, cuDNN in FMA math (no TF32), deterministic algorithms. */
+ * Activations and prepared weights in the context's type (g->act): float32 with cuBLAS in pedantic mode and
+ * cuDNN in FMA math (no TF32); bf16/fp16 on tensor cores with float32 accumulation. Weight gradients are
+ * float32 in every case. Deterministic algorithms. */
 #ifndef EDM2_CONV_CUDA_H
 #define EDM2_CONV_CUDA_H
 
@@ -18,15 +20,21 @@ int gpu_gemm(gpu_ctx *g, int ta, int tb, size_t M, size_t N, size_t K, float alp
              long long sa, const float *B, size_t ldb, long long sb, float beta, float *C, size_t ldc, long long sc,
              int batch);
 
-/* y[P, O] = x[P, C] w_hat[O, C]^T (+ y when accumulate). */
+/* gpu_gemm with A and B of type ab and C of type ct (ACT_*), float32 accumulation. */
+int gpu_gemm_ex(gpu_ctx *g, int ab, int ct, int ta, int tb, size_t M, size_t N, size_t K, float alpha, const void *A,
+                size_t lda, long long sa, const void *B, size_t ldb, long long sb, float beta, void *C, size_t ldc,
+                long long sc, int batch);
+
+/* Float32 fully connected layers (the embedding and the uncertainty head):
+ * y[P, O] = x[P, C] w_hat[O, C]^T (+ y when accumulate). */
 int gpu_linear_forward(gpu_ctx *g, float *y, const float *x, const float *w_hat, size_t P, int C, int O, int accumulate);
 /* dx[P, C] (+)= dy w_hat (skipped when dx is NULL); dw_hat[O, C] += dy^T x. */
 int gpu_linear_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
                         size_t P, int C, int O, int acc);
-/* k x k convolution (k = 1 or 3), padding k/2: x[N, H, W, C] -> y[N, H, W, O]. */
-int gpu_conv2d_forward(gpu_ctx *g, float *y, const float *x, const float *w_hat, int N, int H, int W, int C, int O, int k);
-/* dx (+)= (skipped when NULL), dw_hat +=. */
-int gpu_conv2d_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat, int N,
+/* k x k convolution (k = 1 or 3), padding k/2, in the activations' type: x[N, H, W, C] -> y[N, H, W, O]. */
+int gpu_conv2d_forward(gpu_ctx *g, void *y, const void *x, const void *w_hat, int N, int H, int W, int C, int O, int k);
+/* dx (+)= (skipped when NULL; activations' type), dw_hat += (float32). */
+int gpu_conv2d_backward(gpu_ctx *g, void *dx, float *dw_hat, const void *dy, const void *x, const void *w_hat, int N,
                         int H, int W, int C, int O, int k, int acc);
 void conv_plans_free(gpu_ctx *g);
 

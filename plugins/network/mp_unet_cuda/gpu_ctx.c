@@ -12,7 +12,7 @@ int gpu_fail(gpu_ctx *g, const char *what, const char *why) {
     return -1;
 }
 
-int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend) {
+int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act) {
     memset(g, 0, sizeof *g);
     if (!backend || backend->vt->struct_size < offsetof(edm2_backend_vtable, native) + sizeof backend->vt->native ||
         !backend->vt->native)
@@ -30,11 +30,22 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend) {
     g->scratch = n.workspace;
     g->scratch_bytes = n.workspace_bytes;
     g->ops = *backend;
+    g->act = act;
+    if (act != ACT_F32) {
+        GPU_CUDA(g, cudaSetDevice(g->device));
+        if (cublasCreate(&g->blas_lp) != CUBLAS_STATUS_SUCCESS) {
+            g->blas_lp = NULL;
+            return gpu_fail(g, "cublasCreate", "cannot make the bf16/fp16 product handle");
+        }
+        GPU_BLAS(g, cublasSetStream(g->blas_lp, g->stream));
+        GPU_BLAS(g, cublasSetMathMode(g->blas_lp, CUBLAS_DEFAULT_MATH));
+    }
     return 0;
 }
 
 void gpu_ctx_free(gpu_ctx *g) {
     conv_plans_free(g);
     if (g->own) g->ops.vt->free(g->ops.b, g->own);
+    if (g->blas_lp) cublasDestroy(g->blas_lp);
     memset(g, 0, sizeof *g);
 }

@@ -1,6 +1,7 @@
 /* gpu_ctx.h: what every part of the CUDA mp_unet works with: the backend's stream and library handles
- * (edm2_backend_native), the cuDNN convolution plans, and the first failure as a one-line message. All
- * work is queued on `stream`; nothing runs on the legacy default stream. */
+ * (edm2_backend_native), the precision of the activations, the cuDNN convolution plans, and the first
+ * failure as a one-line message. All work is queued on `stream`; nothing runs on the legacy default
+ * stream. */
 #ifndef EDM2_GPU_CTX_H
 #define EDM2_GPU_CTX_H
 
@@ -17,10 +18,18 @@ extern "C" {
 
 typedef struct conv_plan conv_plan; /* conv_cuda.c */
 
+/* The element type of the U-Net body's activations (and of the prepared weights its products read):
+ * UNET_FP32/BF16/FP16 of unet_graph.h, the same numbers. */
+enum { ACT_F32 = 0, ACT_BF16 = 1, ACT_F16 = 2 };
+static inline size_t act_size(int act) { return act == ACT_F32 ? 4 : 2; }
+
 typedef struct gpu_ctx {
     int device;
     cudaStream_t stream;
     cublasHandle_t blas;   /* pedantic float32 (no TF32), bound to stream */
+    int act;               /* ACT_*: activations in float32 (bitwise the CPU's) or bf16/fp16 (tensor cores) */
+    cublasHandle_t blas_lp;/* bf16/fp16: our own handle on stream, default math (tensor cores) */
+    void *dw_tmp;          /* bf16/fp16: a 3x3 weight's gradient before it is added to the float32 one */
     cudnnHandle_t dnn;     /* bound to stream */
     void *scratch;         /* the backend's stream-ordered workspace for cuDNN */
     size_t scratch_bytes;
@@ -32,8 +41,8 @@ typedef struct gpu_ctx {
     char err[320];         /* the first failure of the current call */
 } gpu_ctx;
 
-/* Fills the handles from the backend's native table; 0, or -1 with a reason in g->err. */
-int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend);
+/* Fills the handles from the backend's native table (act: ACT_*); 0, or -1 with a reason in g->err. */
+int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act);
 void gpu_ctx_free(gpu_ctx *g);
 /* Records "what: why" as the failure (the first one is kept) and returns -1. */
 int gpu_fail(gpu_ctx *g, const char *what, const char *why);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "act_ops.h"
 #include "conv_cuda.h"
 #include "mp_ops_cuda.h"
 #include "unet_kernels.h"
@@ -15,14 +16,18 @@
  * (backward) with the reason recorded. */
 #define K(call) GPU_TRY(&u->gc, call, return -1)
 #define ALLOC(ptr, ws, n) GPU_NEED(&u->gc, (ptr) = gws_alloc((ws), (n)), "network workspace", return -1)
+#define ALLOC_ACT(ptr, ws, n) GPU_NEED(&u->gc, (ptr) = gws_act((ws), act, (n)), "network workspace", return -1)
 #define W_HAT(w) (u->w_hat + (w).offset)
+/* The prepared weights in the activations' type (the body's products): the arena, and weight w in it. */
+#define W_ACT_BASE (u->w_lp ? (const void *)u->w_lp : (const void *)u->w_hat)
+#define W_ACT(w) ((const void *)((const char *)W_ACT_BASE + (w).offset * act_size(u->gc.act)))
 
 int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops *backend, char *err, size_t errlen) {
     memset(u, 0, sizeof *u);
     if (unet_graph_build(&u->g, hp, err, errlen)) return -1;
     u->ops = *backend;
     u->fws.ops = u->bws.ops = *backend;
-    if (gpu_ctx_init(&u->gc, backend)) {
+    if (gpu_ctx_init(&u->gc, backend, hp->precision)) {
         snprintf(err, errlen, "%s", u->gc.err);
         unet_cuda_free(u);
         return -1;
@@ -35,40 +40,57 @@ int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops
         unet_cuda_free(u);
         return -1;
     }
-    for (size_t i = 0; i < u->g.nweights; i++)
-        if ((size_t)u->g.weights[i].ref.O > u->max_O) u->max_O = (size_t)u->g.weights[i].ref.O;
+    for (size_t i = 0; i < u->g.nweights; i++) {
+        const weight_ref *w = &u->g.weights[i].ref;
+        if ((size_t)w->O > u->max_O) u->max_O = (size_t)w->O;
+        if ((size_t)w->O * w->C * w->k * w->k > u->max_weight) u->max_weight = (size_t)w->O * w->C * w->k * w->k;
+    }
     return 0;
 }
 
-static void dev_free(unet_cuda *u, float **p) {
-    if (u->ops.vt && *p) u->ops.vt->free(u->ops.b, *p);
-    *p = NULL;
+static void dev_free(unet_cuda *u, void *p) {
+    if (u->ops.vt && p) u->ops.vt->free(u->ops.b, p);
+}
+#define DEV_FREE(p) (dev_free(u, (p)), (p) = NULL)
+
+static void scratch_free(unet_cuda *u) {
+    DEV_FREE(u->w_hat), DEV_FREE(u->dw_hat), DEV_FREE(u->w_norm), DEV_FREE(u->unit_terms);
+    DEV_FREE(u->w_lp), DEV_FREE(u->dw_lp);
+    u->gc.dw_tmp = NULL;
 }
 
 void unet_cuda_free(unet_cuda *u) {
     gws_free(&u->fws);
     gws_free(&u->bws);
-    dev_free(u, &u->w_hat), dev_free(u, &u->dw_hat), dev_free(u, &u->w_norm), dev_free(u, &u->unit_terms);
+    scratch_free(u);
     gpu_ctx_free(&u->gc);
     unet_graph_free(&u->g);
     free(u->saved), free(u->mod_in), free(u->mod_out);
     memset(u, 0, sizeof *u);
 }
 
-static float *dev_alloc(unet_cuda *u, size_t n) {
+static void *dev_alloc(unet_cuda *u, size_t bytes) {
     void *p = NULL;
-    return u->ops.vt->alloc(u->ops.b, n * sizeof(float), &p) == EDM2_OK ? p : NULL;
+    return u->ops.vt->alloc(u->ops.b, bytes, &p) == EDM2_OK ? p : NULL;
 }
 
-/* Prepared weights and their gradient (arena-sized), row norms and gain terms, at the first pass. */
+/* Prepared weights and their gradient (arena-sized), row norms and gain terms, at the first pass; for
+ * bf16/fp16 also the prepared weights in that type and one weight's gradient in it. */
 static int ensure_scratch(unet_cuda *u) {
     if (u->w_hat) return 0;
-    u->w_hat = dev_alloc(u, u->g.arena_floats);
-    u->dw_hat = dev_alloc(u, u->g.arena_floats);
-    u->w_norm = dev_alloc(u, u->g.norm_floats + 1);
-    u->unit_terms = dev_alloc(u, u->max_O + 1);
-    if (u->w_hat && u->dw_hat && u->w_norm && u->unit_terms) return 0;
-    dev_free(u, &u->w_hat), dev_free(u, &u->dw_hat), dev_free(u, &u->w_norm), dev_free(u, &u->unit_terms);
+    u->w_hat = dev_alloc(u, u->g.arena_floats * sizeof(float));
+    u->dw_hat = dev_alloc(u, u->g.arena_floats * sizeof(float));
+    u->w_norm = dev_alloc(u, (u->g.norm_floats + 1) * sizeof(float));
+    u->unit_terms = dev_alloc(u, (u->max_O + 1) * sizeof(float));
+    int ok = u->w_hat && u->dw_hat && u->w_norm && u->unit_terms;
+    if (ok && u->gc.act != ACT_F32) {
+        u->w_lp = dev_alloc(u, u->g.arena_floats * act_size(u->gc.act));
+        u->dw_lp = dev_alloc(u, (u->max_weight + 1) * act_size(u->gc.act));
+        u->gc.dw_tmp = u->dw_lp;
+        ok = u->w_lp && u->dw_lp;
+    }
+    if (ok) return 0;
+    scratch_free(u);
     return gpu_fail(&u->gc, "network", "out of device memory for the prepared weights");
 }
 
@@ -103,25 +125,26 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     const unet_hparams *hp = &G->hp;
     gpu_ctx *g = &u->gc;
     void *st = g->stream;
-    const int N = a->N, C = hp->img_channels, R = hp->img_resolution;
+    const int N = a->N, C = hp->img_channels, R = hp->img_resolution, act = g->act;
     const size_t HW = (size_t)R * R, P = (size_t)N * HW;
     const float *params = a->params;
     gws *ws = &u->fws;
     u->have_saved = 0;
     if (ensure_scratch(u)) return -1;
     if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
-    for (size_t i = 0; i < G->nweights; i++) {
+    for (size_t i = 0; i < G->nweights; i++) { /* float32, and in the body's type once per pass */
         const weight_ref *w = &G->weights[i].ref;
-        K(mpc_weight_forward(st, u->w_hat + w->offset, u->w_norm + w->norm_offset, params + w->offset,
-                             gain_of(params, G->weights[i].gain), w->O, w->C, w->k));
+        K(act_weight_forward(st, act, u->w_hat + w->offset, (void *)W_ACT(*w), u->w_norm + w->norm_offset,
+                             params + w->offset, gain_of(params, G->weights[i].gain), w->O, w->C, w->k));
     }
     /* Preconditioning. */
-    float *c_skip, *c_out, *c_noise, *x_in0;
+    float *c_skip, *c_out, *c_noise;
+    void *x_in0;
     ALLOC(c_skip, ws, (size_t)N);
     ALLOC(c_out, ws, (size_t)N);
     ALLOC(c_noise, ws, (size_t)N);
-    ALLOC(x_in0, ws, P * (C + 1));
-    K(uk_precondition(st, c_skip, c_out, c_noise, x_in0, a->x, a->sigma, N, C, HW, hp->sigma_data));
+    ALLOC_ACT(x_in0, ws, P * (C + 1));
+    K(act_precondition(st, act, c_skip, c_out, c_noise, x_in0, a->x, a->sigma, N, C, HW, hp->sigma_data));
     /* Embedding. */
     float *fourier, *e3, *emb, *lab = NULL;
     ALLOC(fourier, ws, (size_t)N * G->cnoise);
@@ -140,36 +163,37 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     }
     K(mpc_silu_forward(st, emb, e3, (size_t)N * G->cemb));
     /* U-Net. */
-    gblock_ctx ctx = {g, params, u->w_hat, emb, N, a->training, a->dropout_rng.seed, a->dropout_rng.stream,
-                      a->dropout_rng.offset, ws};
-    const float *x = x_in0;
+    gblock_ctx ctx = {g, params, u->w_hat, W_ACT_BASE, emb, N, a->training,
+                      a->dropout_rng.seed, a->dropout_rng.stream, a->dropout_rng.offset, ws};
+    const void *x = x_in0;
     for (int m = 0; m < G->nmods; m++) {
         const unet_module *md = &G->mods[m];
-        float *out;
+        void *out;
         if (md->kind == MOD_CONV) {
-            ALLOC(out, ws, P * md->cout);
-            if (gpu_conv2d_forward(g, out, x, W_HAT(md->conv), N, md->H, md->W, md->cin, md->cout, 3)) return -1;
+            ALLOC_ACT(out, ws, P * md->cout);
+            if (gpu_conv2d_forward(g, out, x, W_ACT(md->conv), N, md->H, md->W, md->cin, md->cout, 3)) return -1;
         } else {
             if (md->skip_src >= 0) {
                 const unet_module *src = &G->mods[md->skip_src];
-                float *cat;
-                ALLOC(cat, ws, (size_t)N * md->H * md->W * md->cin);
-                K(mpc_cat_forward(st, cat, x, md->cin - src->cout, u->mod_out[md->skip_src], src->cout,
+                void *cat;
+                ALLOC_ACT(cat, ws, (size_t)N * md->H * md->W * md->cin);
+                K(act_cat_forward(st, act, cat, x, md->cin - src->cout, u->mod_out[md->skip_src], src->cout,
                                   (size_t)N * md->H * md->W, hp->concat_balance));
                 x = cat;
             }
             if (!(out = gblock_forward(&md->blk, &ctx, x, a->training ? &u->saved[m] : NULL))) return -1;
         }
-        u->mod_in[m] = (float *)x;
+        u->mod_in[m] = (void *)x;
         u->mod_out[m] = out;
         x = out;
     }
-    /* out_conv, then D = c_skip x + c_out F (back to NCHW). */
-    float *F, *lvf;
-    ALLOC(F, ws, P * C);
+    /* out_conv, then D = c_skip x + c_out F (back to NCHW, float32). */
+    void *F;
+    float *lvf;
+    ALLOC_ACT(F, ws, P * C);
     const unet_module *last = &G->mods[G->nmods - 1];
-    if (gpu_conv2d_forward(g, F, x, W_HAT(G->out_conv), N, R, R, last->cout, C, 3)) return -1;
-    K(uk_output(st, a->D, a->x, F, c_skip, c_out, N, C, HW));
+    if (gpu_conv2d_forward(g, F, x, W_ACT(G->out_conv), N, R, R, last->cout, C, 3)) return -1;
+    K(act_output(st, act, a->D, a->x, F, c_skip, c_out, N, C, HW));
     /* Uncertainty head. */
     ALLOC(lvf, ws, (size_t)N * hp->logvar_channels);
     K(mpc_fourier_forward(st, lvf, c_noise, params + G->off_lv_freqs, params + G->off_lv_phases, N, hp->logvar_channels));
@@ -191,52 +215,56 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     const unet_hparams *hp = &G->hp;
     gpu_ctx *g = &u->gc;
     void *st = g->stream;
-    const int N = u->saved_N, C = hp->img_channels, R = hp->img_resolution;
+    const int N = u->saved_N, C = hp->img_channels, R = hp->img_resolution, act = g->act;
     const size_t HW = (size_t)R * R, P = (size_t)N * HW, NE = (size_t)N * G->cemb;
     gws *ws = &u->bws;
     if (ensure_scratch(u)) return -1;
     if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
     if (u->ops.vt->fill(u->ops.b, u->dw_hat, 0.0f, G->arena_floats) != EDM2_OK)
         return gpu_fail(g, "backward", "the backend failed to clear the weight gradients");
-    gblock_ctx ctx = {g, params, u->w_hat, u->emb, N, 1, u->drop_seed, u->drop_stream, u->drop_offset, &u->fws};
-    float *demb = gws_zeros(ws, NE), *dF, *dcur;
+    gblock_ctx ctx = {g, params, u->w_hat, W_ACT_BASE, u->emb, N, 1,
+                      u->drop_seed, u->drop_stream, u->drop_offset, &u->fws};
+    float *demb = gws_zeros(ws, NE);
+    void *dF, *dcur;
     if (!demb) return gpu_fail(g, "network workspace", "out of device memory");
-    ALLOC(dF, ws, P * C);
-    float **dskip = calloc((size_t)G->nenc + 1, sizeof *dskip);
+    ALLOC_ACT(dF, ws, P * C);
+    void **dskip = calloc((size_t)G->nenc + 1, sizeof *dskip);
     if (!dskip) return gpu_fail(g, "backward", "out of host memory");
     int rc = -1;
 #undef ALLOC
 #define ALLOC(ptr, ws, n) GPU_NEED(g, (ptr) = gws_alloc((ws), (n)), "network workspace", goto done)
+#undef ALLOC_ACT
+#define ALLOC_ACT(ptr, ws, n) GPU_NEED(g, (ptr) = gws_act((ws), act, (n)), "network workspace", goto done)
 #define KD(call) GPU_TRY(g, call, goto done)
 #define PD(call)                                                                                           \
     do {                                                                                                   \
         if (call) goto done;                                                                               \
     } while (0)
     /* D = c_skip x + c_out F. */
-    KD(uk_output_backward(st, dF, dD, u->c_out, N, C, HW));
+    KD(act_output_backward(st, act, dF, dD, u->c_out, N, C, HW));
     const unet_module *last = &G->mods[G->nmods - 1];
-    ALLOC(dcur, ws, P * last->cout);
-    PD(gpu_conv2d_backward(g, dcur, u->dw_hat + G->out_conv.offset, dF, u->mod_out[G->nmods - 1], W_HAT(G->out_conv), N,
+    ALLOC_ACT(dcur, ws, P * last->cout);
+    PD(gpu_conv2d_backward(g, dcur, u->dw_hat + G->out_conv.offset, dF, u->mod_out[G->nmods - 1], W_ACT(G->out_conv), N,
                            R, R, last->cout, C, 3, 0));
     for (int m = G->nmods - 1; m >= 0; m--) {
         const unet_module *md = &G->mods[m];
         const size_t Pm = (size_t)N * md->H * md->W;
-        if (m < G->nenc && dskip[m]) KD(uk_accumulate(st, dcur, dskip[m], Pm * md->cout));
+        if (m < G->nenc && dskip[m]) KD(act_accumulate(st, act, dcur, dskip[m], Pm * md->cout));
         if (md->kind == MOD_CONV) {
-            PD(gpu_conv2d_backward(g, NULL, u->dw_hat + md->conv.offset, dcur, u->mod_in[m], W_HAT(md->conv), N, md->H,
+            PD(gpu_conv2d_backward(g, NULL, u->dw_hat + md->conv.offset, dcur, u->mod_in[m], W_ACT(md->conv), N, md->H,
                                    md->W, md->cin, md->cout, 3, 0));
             continue;
         }
         const size_t Pin = (size_t)N * md->blk.Hin * md->blk.Win;
-        float *din = gblock_backward(&md->blk, &ctx, &u->saved[m], dcur, demb, u->dw_hat, ws);
+        void *din = gblock_backward(&md->blk, &ctx, &u->saved[m], dcur, demb, u->dw_hat, ws);
         if (!din) goto done;
         if (md->skip_src >= 0) {
             const unet_module *src = &G->mods[md->skip_src];
             const int cprev = md->cin - src->cout;
-            float *dprev;
-            ALLOC(dprev, ws, Pin * cprev);
-            ALLOC(dskip[md->skip_src], ws, Pin * src->cout);
-            KD(mpc_cat_backward(st, dprev, dskip[md->skip_src], din, cprev, src->cout, Pin, hp->concat_balance, 0));
+            void *dprev;
+            ALLOC_ACT(dprev, ws, Pin * cprev);
+            ALLOC_ACT(dskip[md->skip_src], ws, Pin * src->cout);
+            KD(act_cat_backward(st, act, dprev, dskip[md->skip_src], din, cprev, src->cout, Pin, hp->concat_balance, 0));
             din = dprev;
         }
         dcur = din;
@@ -262,7 +290,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     /* From prepared-weight gradients to parameter gradients (through the weight normalisation). */
     for (size_t i = 0; i < G->nweights; i++) {
         const unet_weight *w = &G->weights[i];
-        KD(mpc_weight_backward(st, grads + w->ref.offset, w->gain >= 0 ? grads + w->gain : NULL,
+        KD(act_weight_backward(st, act, grads + w->ref.offset, w->gain >= 0 ? grads + w->gain : NULL,
                                u->dw_hat + w->ref.offset, params + w->ref.offset, u->w_norm + w->ref.norm_offset,
                                gain_of(params, w->gain), w->ref.O, w->ref.C, w->ref.k, u->unit_terms));
     }

@@ -1,6 +1,8 @@
 /* unet_cuda.h: the EDM2 U-Net with preconditioning and uncertainty head on the GPU (docs/formulas.md §3):
  * forward and backward over the module graph and arena table of ../mp_unet/unet_graph.h (the CPU build's),
- * so the two builds share config keys, table and arena layout. All work is queued on the backend's stream. */
+ * so the two builds share config keys, table and arena layout. All work is queued on the backend's stream.
+ * The U-Net body runs at the `precision` key's type (float32: bitwise the CPU's layers; bf16/fp16: tensor
+ * cores); the arena, gradients, embedding, preconditioning and uncertainty head stay float32. */
 #ifndef EDM2_UNET_CUDA_H
 #define EDM2_UNET_CUDA_H
 
@@ -13,14 +15,17 @@ typedef struct unet_cuda {
     gpu_ctx gc;
     /* Device scratch (allocated at the first pass). */
     float *w_hat, *dw_hat, *w_norm, *unit_terms; /* prepared weights, their gradient, row norms, gain terms */
-    size_t max_O;
+    void *w_lp;         /* bf16/fp16: w_hat in the activations' type, cast once per pass (NULL for float32) */
+    void *dw_lp;        /* bf16/fp16: one weight's gradient in that type (gpu_ctx.dw_tmp) */
+    size_t max_O, max_weight;
     gws fws, bws;
     /* Saved by the last training forward. */
     int saved_N, have_saved;
     uint64_t drop_seed, drop_stream, drop_offset;
-    block_saved *saved;
-    float **mod_in, **mod_out;
-    float *x_in0, *c_out, *fourier, *lab, *e3, *emb, *lv_fourier;
+    gblock_saved *saved;
+    void **mod_in, **mod_out; /* activations (the network's type) */
+    void *x_in0;
+    float *c_out, *fourier, *lab, *e3, *emb, *lv_fourier;
 } unet_cuda;
 
 /* Builds the graph and takes the backend's handles; 0, or -1 with a reason in err. */

@@ -1,6 +1,8 @@
 /* workspace_cuda.c: bump allocation of activations in device memory, self-sizing across passes. */
 #include "workspace_cuda.h"
 
+#include "gpu_ctx.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +49,8 @@ float *gws_zeros(gws *ws, size_t n) {
     }
     return p;
 }
+
+void *gws_act(gws *ws, int act, size_t n) { return gws_alloc(ws, act == ACT_F32 ? n : (n + 1) / 2); }
 
 int gws_reset(gws *ws) {
     const int grow = ws->nextra > 0;

@@ -22,6 +22,8 @@ typedef struct gws {
 /* n floats, 64-float (256-byte) aligned, uninitialised; NULL (and ws->failed) when out of memory. */
 float *gws_alloc(gws *ws, size_t n);
 float *gws_zeros(gws *ws, size_t n);
+/* n elements of an activation type (ACT_*: 4 or 2 bytes each), aligned as gws_alloc. */
+void *gws_act(gws *ws, int act, size_t n);
 /* Frees the previous pass's blocks; grows the main block to the previous pass's total. 0 or -1. */
 int gws_reset(gws *ws);
 void gws_free(gws *ws);

@@ -1,0 +1,472 @@
+/* act_ops.cu: the element-wise layers of act_ops.h. float32 calls go to the exact kernels (mp_ops_cuda.h,
+ * unet_kernels.h); bf16/fp16 calls run the templates below: the per-element arithmetic of
+ * ../mp_unet/mp_math.h in float32 between a load and a rounded store, row norms one warp per row. */
+#include <cuda_runtime.h>
+#include <math.h>
+
+#include "../mp_unet/mp_math.h"
+#include "act_ops.h"
+#include "edm2/edm2_philox.h"
+#include "launch_cuda.h"
+#include "lp_math.cuh"
+#include "mp_ops_cuda.h"
+#include "unet_kernels.h"
+
+#define F(p) ((float *)(p))
+#define CF(p) ((const float *)(p))
+static unsigned warp_blocks(size_t rows) { return blocks_for(rows * 32); }
+
+/* ---- weights: preparation and its gradient, one warp per output unit ---- */
+
+template <typename T> __global__ void k_add_to_f32(float *y, const T *x, size_t n) { STRIDE_LOOP(i, n) y[i] += ld(x[i]); }
+template <typename T> static int add_to_f32(void *stream, float *y, const void *x, size_t n) {
+    LAUNCH(n, k_add_to_f32<T>, y, (const T *)x, n);
+}
+int act_add_to_f32(void *stream, int act, float *y, const void *x, size_t n) {
+    if (act == ACT_F32) return uk_accumulate(stream, y, CF(x), n);
+    return LP_CALL(act, add_to_f32, stream, y, x, n);
+}
+
+/* w_hat[o, t, c] = w[o, c, t] / n * gain / sqrt(F) (float32 and type T), n = eps + |w[o]| / sqrt(F). */
+template <typename T>
+__global__ void k_weight_forward(float *w_hat, T *w_lp, float *norm, const float *w, const float *gain_p, int O, int C, int kk) {
+    const int F = C * kk;
+    const float inv_sqrt_f = 1.0f / sqrtf((float)F), scale = (gain_p ? *gain_p : 1.0f) * inv_sqrt_f;
+    WARP_ROWS(o, (size_t)O, lane) {
+        const float *wo = w + o * F;
+        float ss = 0;
+        for (int j = lane; j < F; j += 32) ss += wo[j] * wo[j];
+        const float n = MP_EPS + sqrtf(warp_sum32(ss)) * inv_sqrt_f;
+        if (lane == 0) norm[o] = n;
+        for (int i = lane; i < F; i += 32) { /* i = t*C + c, tap-major: the writes are contiguous */
+            const int t = i / C, c = i % C;
+            const float v = wo[c * kk + t] / n * scale;
+            w_hat[o * F + i] = v;
+            w_lp[o * F + i] = st<T>(v);
+        }
+    }
+}
+/* dw[o] += dw_hat . d(w_hat)/dw; terms[o] = (dw_hat . w) / n / sqrt(F), the unit's share of the gain's gradient. */
+__global__ void k_weight_backward_warp(float *dw, float *terms, const float *dw_hat, const float *w, const float *norm,
+                                       const float *gain_p, int O, int C, int kk) {
+    const int F = C * kk;
+    const float inv_sqrt_f = 1.0f / sqrtf((float)F), s = (gain_p ? *gain_p : 1.0f) * inv_sqrt_f;
+    WARP_ROWS(o, (size_t)O, lane) {
+        const float *wo = w + o * F, *go = dw_hat + o * F;
+        float dot = 0;
+        for (int i = lane; i < F; i += 32) dot += go[i] * wo[(i % C) * kk + i / C];
+        dot = warp_sum32(dot);
+        const float n = norm[o], len = (n - MP_EPS) / inv_sqrt_f;
+        const float a = s / n, b = len > 0 ? s * dot * inv_sqrt_f / (n * n * len) : 0.0f;
+        for (int j = lane; j < F; j += 32) dw[o * F + j] += go[(j % kk) * C + j / kk] * a - wo[j] * b;
+        if (lane == 0) terms[o] = dot / n * inv_sqrt_f;
+    }
+}
+/* The gain's gradient: the units' terms summed by one warp. */
+__global__ void k_weight_gain(float *dgain, const float *terms, int O) {
+    float s = 0;
+    for (int o = threadIdx.x; o < O; o += 32) s += terms[o];
+    s = warp_sum32(s);
+    if (threadIdx.x == 0) *dgain += s;
+}
+template <typename T>
+static int weight_forward(void *stream, float *w_hat, void *w_lp, float *norm, const float *w, const float *gain, int O,
+                          int C, int k) {
+    if (O == 0) return 0;
+    k_weight_forward<T><<<blocks_for((size_t)O * 32), THREADS, 0, (cudaStream_t)stream>>>(w_hat, (T *)w_lp, norm, w, gain,
+                                                                                           O, C, k * k);
+    return (int)cudaGetLastError();
+}
+int act_weight_forward(void *stream, int act, float *w_hat, void *w_lp, float *norm, const float *w, const float *gain,
+                       int O, int C, int k) {
+    if (act == ACT_F32) return mpc_weight_forward(stream, w_hat, norm, w, gain, O, C, k);
+    return LP_CALL(act, weight_forward, stream, w_hat, w_lp, norm, w, gain, O, C, k);
+}
+int act_weight_backward(void *stream, int act, float *dw, float *dgain, const float *dw_hat, const float *w,
+                        const float *norm, const float *gain, int O, int C, int k, float *scratch) {
+    if (act == ACT_F32) return mpc_weight_backward(stream, dw, dgain, dw_hat, w, norm, gain, O, C, k, scratch);
+    if (O == 0) return 0;
+    k_weight_backward_warp<<<blocks_for((size_t)O * 32), THREADS, 0, (cudaStream_t)stream>>>(dw, scratch, dw_hat, w, norm,
+                                                                                             gain, O, C, k * k);
+    if (dgain) k_weight_gain<<<1, 32, 0, (cudaStream_t)stream>>>(dgain, scratch, O);
+    return (int)cudaGetLastError();
+}
+
+/* ---- the network's input and output ---- */
+
+template <typename T>
+__global__ void k_precondition(float *c_skip, float *c_out, float *c_noise, T *x_in0, const float *x, const float *sigma,
+                               int N, int C, size_t HW, float sd) {
+    STRIDE_LOOP(i, (size_t)N * HW) {
+        const size_t n = i / HW, p = i % HW;
+        const float s = sigma[n], c_in = 1.0f / sqrtf(sd * sd + s * s);
+        if (p == 0) {
+            c_skip[n] = sd * sd / (s * s + sd * sd);
+            c_out[n] = s * sd / sqrtf(s * s + sd * sd);
+            c_noise[n] = logf(s) / 4.0f;
+        }
+        T *dst = x_in0 + i * (C + 1);
+        for (int c = 0; c < C; c++) dst[c] = st<T>(c_in * x[(n * C + c) * HW + p]);
+        dst[C] = st<T>(1.0f);
+    }
+}
+template <typename T>
+static int precondition(void *stream, float *c_skip, float *c_out, float *c_noise, void *x_in0, const float *x,
+                        const float *sigma, int N, int C, size_t HW, float sd) {
+    LAUNCH((size_t)N * HW, k_precondition<T>, c_skip, c_out, c_noise, (T *)x_in0, x, sigma, N, C, HW, sd);
+}
+int act_precondition(void *stream, int act, float *c_skip, float *c_out, float *c_noise, void *x_in0, const float *x,
+                     const float *sigma, int N, int C, size_t HW, float sigma_data) {
+    if (act == ACT_F32) return uk_precondition(stream, c_skip, c_out, c_noise, F(x_in0), x, sigma, N, C, HW, sigma_data);
+    return LP_CALL(act, precondition, stream, c_skip, c_out, c_noise, x_in0, x, sigma, N, C, HW, sigma_data);
+}
+
+template <typename T>
+__global__ void k_output(float *D, const float *x, const T *Fx, const float *c_skip, const float *c_out, int N, int C,
+                         size_t HW) {
+    STRIDE_LOOP(i, (size_t)N * C * HW) {
+        const size_t p = i % HW, c = (i / HW) % C, n = i / (HW * C);
+        D[i] = c_skip[n] * x[i] + c_out[n] * ld(Fx[(n * HW + p) * C + c]);
+    }
+}
+template <typename T>
+__global__ void k_output_backward(T *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
+    STRIDE_LOOP(i, (size_t)N * C * HW) {
+        const size_t p = i % HW, c = (i / HW) % C, n = i / (HW * C);
+        dF[(n * HW + p) * C + c] = st<T>(c_out[n] * dD[i]);
+    }
+}
+template <typename T>
+static int output(void *stream, float *D, const float *x, const void *Fx, const float *c_skip, const float *c_out, int N,
+                  int C, size_t HW) {
+    LAUNCH((size_t)N * C * HW, k_output<T>, D, x, (const T *)Fx, c_skip, c_out, N, C, HW);
+}
+template <typename T>
+static int output_backward(void *stream, void *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
+    LAUNCH((size_t)N * C * HW, k_output_backward<T>, (T *)dF, dD, c_out, N, C, HW);
+}
+int act_output(void *stream, int act, float *D, const float *x, const void *Fx, const float *c_skip, const float *c_out,
+               int N, int C, size_t HW) {
+    if (act == ACT_F32) return uk_output(stream, D, x, CF(Fx), c_skip, c_out, N, C, HW);
+    return LP_CALL(act, output, stream, D, x, Fx, c_skip, c_out, N, C, HW);
+}
+int act_output_backward(void *stream, int act, void *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
+    if (act == ACT_F32) return uk_output_backward(stream, F(dF), dD, c_out, N, C, HW);
+    return LP_CALL(act, output_backward, stream, dF, dD, c_out, N, C, HW);
+}
+
+/* ---- accumulate, dropout ---- */
+
+template <typename T> __global__ void k_accumulate(T *y, const T *x, size_t n) {
+    STRIDE_LOOP(i, n) y[i] = st<T>(ld(y[i]) + ld(x[i]));
+}
+template <typename T>
+__global__ void k_dropout(T *y, size_t n, float p, float keep, uint64_t seed, uint64_t rng_stream, uint64_t base) {
+    STRIDE_LOOP(i, n) y[i] = edm2_philox_uniform(seed, rng_stream, base + i) < p ? st<T>(0.0f) : st<T>(ld(y[i]) * keep);
+}
+template <typename T> static int accumulate(void *stream, void *y, const void *x, size_t n) {
+    LAUNCH(n, k_accumulate<T>, (T *)y, (const T *)x, n);
+}
+template <typename T>
+static int dropout(void *stream, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
+    LAUNCH(n, k_dropout<T>, (T *)y, n, p, 1.0f / (1.0f - p), seed, rng_stream, base);
+}
+int act_accumulate(void *stream, int act, void *y, const void *x, size_t n) {
+    if (act == ACT_F32) return uk_accumulate(stream, F(y), CF(x), n);
+    return LP_CALL(act, accumulate, stream, y, x, n);
+}
+int act_dropout(void *stream, int act, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
+    if (act == ACT_F32) return uk_dropout(stream, F(y), n, p, seed, rng_stream, base);
+    return LP_CALL(act, dropout, stream, y, n, p, seed, rng_stream, base);
+}
+
+/* ---- pixel norm: one warp per row ---- */
+
+template <typename T> __global__ void k_normalize_rows_forward(T *y, float *norm, const T *x, size_t rows, int cols) {
+    const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
+    WARP_ROWS(r, rows, lane) {
+        const T *xr = x + r * cols;
+        float ss = 0;
+        for (int c = lane; c < cols; c += 32) ss += ld(xr[c]) * ld(xr[c]);
+        const float nr = MP_EPS + sqrtf(warp_sum32(ss)) * inv_sqrt_n, inv = 1.0f / nr;
+        if (lane == 0) norm[r] = nr;
+        for (int c = lane; c < cols; c += 32) y[r * cols + c] = st<T>(ld(xr[c]) * inv);
+    }
+}
+template <typename T>
+__global__ void k_normalize_rows_backward(T *dx, const T *dy, const T *x, const float *norm, size_t rows, int cols,
+                                          int acc) {
+    const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
+    WARP_ROWS(r, rows, lane) {
+        const T *xr = x + r * cols, *gr = dy + r * cols;
+        float dot = 0;
+        for (int c = lane; c < cols; c += 32) dot += ld(gr[c]) * ld(xr[c]);
+        dot = warp_sum32(dot);
+        const float nr = norm[r], len = (nr - MP_EPS) / inv_sqrt_n;
+        const float a = 1.0f / nr, b = len > 0 ? dot * inv_sqrt_n / (nr * nr * len) : 0.0f;
+        for (int c = lane; c < cols; c += 32) st_acc(dx + r * cols + c, ld(gr[c]) * a - ld(xr[c]) * b, acc);
+    }
+}
+template <typename T>
+static int normalize_rows_forward(void *stream, void *y, float *norm, const void *x, size_t rows, int cols) {
+    if (rows == 0) return 0;
+    k_normalize_rows_forward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>((T *)y, norm, (const T *)x, rows, cols);
+    return (int)cudaGetLastError();
+}
+template <typename T>
+static int normalize_rows_backward(void *stream, void *dx, const void *dy, const void *x, const float *norm, size_t rows,
+                                   int cols, int acc) {
+    if (rows == 0) return 0;
+    k_normalize_rows_backward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>(
+        (T *)dx, (const T *)dy, (const T *)x, norm, rows, cols, acc);
+    return (int)cudaGetLastError();
+}
+int act_normalize_rows_forward(void *stream, int act, void *y, float *norm, const void *x, size_t rows, int cols) {
+    if (act == ACT_F32) return mpc_normalize_rows_forward(stream, F(y), norm, CF(x), rows, cols, cols, cols);
+    return LP_CALL(act, normalize_rows_forward, stream, y, norm, x, rows, cols);
+}
+int act_normalize_rows_backward(void *stream, int act, void *dx, const void *dy, const void *x, const float *norm,
+                                size_t rows, int cols, int acc) {
+    if (act == ACT_F32) return mpc_normalize_rows_backward(stream, F(dx), CF(dy), CF(x), norm, rows, cols, cols, cols, acc);
+    return LP_CALL(act, normalize_rows_backward, stream, dx, dy, x, norm, rows, cols, acc);
+}
+
+/* ---- MP-SiLU, MP-Add, MP-Cat ---- */
+
+template <typename T> __global__ void k_silu_forward(T *y, const T *x, size_t n) { STRIDE_LOOP(i, n) y[i] = st<T>(mp_silu1(ld(x[i]))); }
+template <typename T> __global__ void k_silu_backward(T *dx, const T *dy, const T *x, size_t n, int acc) {
+    STRIDE_LOOP(i, n) st_acc(dx + i, mp_silu1_grad(ld(dy[i]), ld(x[i])), acc);
+}
+template <typename T> static int silu_forward(void *stream, void *y, const void *x, size_t n) {
+    LAUNCH(n, k_silu_forward<T>, (T *)y, (const T *)x, n);
+}
+template <typename T> static int silu_backward(void *stream, void *dx, const void *dy, const void *x, size_t n, int acc) {
+    LAUNCH(n, k_silu_backward<T>, (T *)dx, (const T *)dy, (const T *)x, n, acc);
+}
+int act_silu_forward(void *stream, int act, void *y, const void *x, size_t n) {
+    if (act == ACT_F32) return mpc_silu_forward(stream, F(y), CF(x), n);
+    return LP_CALL(act, silu_forward, stream, y, x, n);
+}
+int act_silu_backward(void *stream, int act, void *dx, const void *dy, const void *x, size_t n, int acc) {
+    if (act == ACT_F32) return mpc_silu_backward(stream, F(dx), CF(dy), CF(x), n, acc);
+    return LP_CALL(act, silu_backward, stream, dx, dy, x, n, acc);
+}
+
+template <typename T> __global__ void k_sum_forward(T *y, const T *a, const T *b, float t, size_t n) {
+    const float inv = mp_sum_scale(t);
+    STRIDE_LOOP(i, n) y[i] = st<T>(mp_sum1(ld(a[i]), ld(b[i]), t, inv));
+}
+template <typename T> __global__ void k_sum_backward(T *da, T *db, const T *dy, float t, size_t n, int acc) {
+    const float inv = mp_sum_scale(t), wa = (1 - t) * inv, wb = t * inv;
+    STRIDE_LOOP(i, n) {
+        const float g = ld(dy[i]);
+        if (da) st_acc(da + i, wa * g, acc);
+        if (db) st_acc(db + i, wb * g, acc);
+    }
+}
+template <typename T> static int sum_forward(void *stream, void *y, const void *a, const void *b, float t, size_t n) {
+    LAUNCH(n, k_sum_forward<T>, (T *)y, (const T *)a, (const T *)b, t, n);
+}
+template <typename T> static int sum_backward(void *stream, void *da, void *db, const void *dy, float t, size_t n, int acc) {
+    LAUNCH(n, k_sum_backward<T>, (T *)da, (T *)db, (const T *)dy, t, n, acc);
+}
+int act_sum_forward(void *stream, int act, void *y, const void *a, const void *b, float t, size_t n) {
+    if (act == ACT_F32) return mpc_sum_forward(stream, F(y), CF(a), CF(b), t, n);
+    return LP_CALL(act, sum_forward, stream, y, a, b, t, n);
+}
+int act_sum_backward(void *stream, int act, void *da, void *db, const void *dy, float t, size_t n, int acc) {
+    if (act == ACT_F32) return mpc_sum_backward(stream, F(da), F(db), CF(dy), t, n, acc);
+    return LP_CALL(act, sum_backward, stream, da, db, dy, t, n, acc);
+}
+
+template <typename T> __global__ void k_cat_forward(T *y, const T *a, int Ca, const T *b, int Cb, size_t P, float t) {
+    float wa, wb;
+    mp_cat_weights(Ca, Cb, t, &wa, &wb);
+    const int C = Ca + Cb;
+    STRIDE_LOOP(i, P * (size_t)C) {
+        const size_t p = i / C;
+        const int c = (int)(i % C);
+        y[i] = st<T>(c < Ca ? wa * ld(a[p * Ca + c]) : wb * ld(b[p * Cb + (c - Ca)]));
+    }
+}
+template <typename T>
+__global__ void k_cat_backward(T *da, T *db, const T *dy, int Ca, int Cb, size_t P, float t, int acc) {
+    float wa, wb;
+    mp_cat_weights(Ca, Cb, t, &wa, &wb);
+    const int C = Ca + Cb;
+    STRIDE_LOOP(i, P * (size_t)C) {
+        const size_t p = i / C;
+        const int c = (int)(i % C);
+        if (c < Ca && da) st_acc(da + p * Ca + c, wa * ld(dy[i]), acc);
+        if (c >= Ca && db) st_acc(db + p * Cb + (c - Ca), wb * ld(dy[i]), acc);
+    }
+}
+template <typename T>
+static int cat_forward(void *stream, void *y, const void *a, int Ca, const void *b, int Cb, size_t P, float t) {
+    LAUNCH(P * (size_t)(Ca + Cb), k_cat_forward<T>, (T *)y, (const T *)a, Ca, (const T *)b, Cb, P, t);
+}
+template <typename T>
+static int cat_backward(void *stream, void *da, void *db, const void *dy, int Ca, int Cb, size_t P, float t, int acc) {
+    LAUNCH(P * (size_t)(Ca + Cb), k_cat_backward<T>, (T *)da, (T *)db, (const T *)dy, Ca, Cb, P, t, acc);
+}
+int act_cat_forward(void *stream, int act, void *y, const void *a, int Ca, const void *b, int Cb, size_t P, float t) {
+    if (act == ACT_F32) return mpc_cat_forward(stream, F(y), CF(a), Ca, CF(b), Cb, P, t);
+    return LP_CALL(act, cat_forward, stream, y, a, Ca, b, Cb, P, t);
+}
+int act_cat_backward(void *stream, int act, void *da, void *db, const void *dy, int Ca, int Cb, size_t P, float t,
+                     int acc) {
+    if (act == ACT_F32) return mpc_cat_backward(stream, F(da), F(db), CF(dy), Ca, Cb, P, t, acc);
+    return LP_CALL(act, cat_backward, stream, da, db, dy, Ca, Cb, P, t, acc);
+}
+
+/* ---- embedding modulation + MP-SiLU (c, dc float32) ---- */
+
+template <typename T> __global__ void k_modulate_silu_forward(T *y, const T *x, const float *c, int N, size_t HW, int C) {
+    STRIDE_LOOP(i, (size_t)N * HW * C) y[i] = st<T>(mp_silu1(ld(x[i]) * c[(i / (HW * C)) * C + i % C]));
+}
+template <typename T>
+__global__ void k_modulate_silu_backward_dx(T *dx, const T *dy, const T *x, const float *c, int N, size_t HW, int C,
+                                            int acc) {
+    STRIDE_LOOP(i, (size_t)N * HW * C) {
+        const float cn = c[(i / (HW * C)) * C + i % C];
+        st_acc(dx + i, mp_silu1_grad(ld(dy[i]), ld(x[i]) * cn) * cn, acc);
+    }
+}
+/* dc[n, k] = sum over pixels: one thread per (n, k); neighbouring threads read neighbouring channels. */
+template <typename T>
+__global__ void k_modulate_silu_backward_dc(float *dc, const T *dy, const T *x, const float *c, int N, size_t HW, int C,
+                                            int acc) {
+    STRIDE_LOOP(j, (size_t)N * C) {
+        const size_t n = j / C, k = j % C;
+        const float cn = c[j];
+        float s = 0;
+        for (size_t p = 0; p < HW; p++) {
+            const size_t o = (n * HW + p) * C + k;
+            const float xv = ld(x[o]);
+            s += mp_silu1_grad(ld(dy[o]), xv * cn) * xv;
+        }
+        dc[j] = acc ? dc[j] + s : s;
+    }
+}
+template <typename T>
+static int modulate_silu_forward(void *stream, void *y, const void *x, const float *c, int N, size_t HW, int C) {
+    LAUNCH((size_t)N * HW * C, k_modulate_silu_forward<T>, (T *)y, (const T *)x, c, N, HW, C);
+}
+template <typename T>
+static int modulate_silu_backward(void *stream, void *dx, float *dc, const void *dy, const void *x, const float *c, int N,
+                                  size_t HW, int C, int acc) {
+    if ((size_t)N * HW * C == 0) return 0;
+    k_modulate_silu_backward_dx<T><<<blocks_for((size_t)N * HW * C), THREADS, 0, (cudaStream_t)stream>>>(
+        (T *)dx, (const T *)dy, (const T *)x, c, N, HW, C, acc);
+    k_modulate_silu_backward_dc<T><<<blocks_for((size_t)N * C), THREADS, 0, (cudaStream_t)stream>>>(
+        dc, (const T *)dy, (const T *)x, c, N, HW, C, acc);
+    return (int)cudaGetLastError();
+}
+int act_modulate_silu_forward(void *stream, int act, void *y, const void *x, const float *c, int N, size_t HW, int C) {
+    if (act == ACT_F32) return mpc_modulate_silu_forward(stream, F(y), CF(x), c, N, HW, C);
+    return LP_CALL(act, modulate_silu_forward, stream, y, x, c, N, HW, C);
+}
+int act_modulate_silu_backward(void *stream, int act, void *dx, float *dc, const void *dy, const void *x, const float *c,
+                               int N, size_t HW, int C, int acc) {
+    if (act == ACT_F32) return mpc_modulate_silu_backward(stream, F(dx), dc, CF(dy), CF(x), c, N, HW, C, acc);
+    return LP_CALL(act, modulate_silu_backward, stream, dx, dc, dy, x, c, N, HW, C, acc);
+}
+
+/* ---- resampling with the [1, 1] filter ---- */
+
+template <typename T> __global__ void k_resample_down_forward(T *y, const T *x, int N, int H, int W, int C) {
+    const int Ho = H / 2, Wo = W / 2;
+    STRIDE_LOOP(i, (size_t)N * Ho * Wo * C) {
+        const size_t c = i % C, pix = i / C, j = pix % Wo, r = (pix / Wo) % Ho, n = pix / ((size_t)Wo * Ho);
+        const T *x00 = x + ((n * H + 2 * r) * W + 2 * j) * C + c, *x10 = x00 + (size_t)W * C;
+        y[i] = st<T>(mp_avg4(ld(x00[0]), ld(x00[C]), ld(x10[0]), ld(x10[C])));
+    }
+}
+template <typename T> __global__ void k_resample_down_backward(T *dx, const T *dy, int N, int H, int W, int C, int acc) {
+    const int Ho = H / 2, Wo = W / 2;
+    STRIDE_LOOP(i, (size_t)N * Ho * Wo * C) {
+        const size_t c = i % C, pix = i / C, j = pix % Wo, r = (pix / Wo) % Ho, n = pix / ((size_t)Wo * Ho);
+        T *d00 = dx + ((n * H + 2 * r) * W + 2 * j) * C + c, *d10 = d00 + (size_t)W * C;
+        const float v = 0.25f * ld(dy[i]);
+        st_acc(d00, v, acc), st_acc(d00 + C, v, acc), st_acc(d10, v, acc), st_acc(d10 + C, v, acc);
+    }
+}
+template <typename T> __global__ void k_resample_up_forward(T *y, const T *x, int N, int H, int W, int C) {
+    const int Ho = H * 2, Wo = W * 2;
+    STRIDE_LOOP(i, (size_t)N * Ho * Wo * C) {
+        const size_t c = i % C, pix = i / C, j = pix % Wo, r = (pix / Wo) % Ho, n = pix / ((size_t)Wo * Ho);
+        y[i] = x[((n * H + r / 2) * W + j / 2) * C + c];
+    }
+}
+template <typename T> __global__ void k_resample_up_backward(T *dx, const T *dy, int N, int H, int W, int C, int acc) {
+    const int Wo = W * 2;
+    STRIDE_LOOP(i, (size_t)N * H * W * C) {
+        const size_t c = i % C, pix = i / C, j = pix % W, r = (pix / W) % H, n = pix / ((size_t)W * H);
+        const T *g00 = dy + ((n * 2 * H + 2 * r) * Wo + 2 * j) * C + c, *g10 = g00 + (size_t)Wo * C;
+        st_acc(dx + i, ld(g00[0]) + ld(g00[C]) + ld(g10[0]) + ld(g10[C]), acc);
+    }
+}
+template <typename T> static int resample_down_forward(void *stream, void *y, const void *x, int N, int H, int W, int C) {
+    LAUNCH((size_t)N * (H / 2) * (W / 2) * C, k_resample_down_forward<T>, (T *)y, (const T *)x, N, H, W, C);
+}
+template <typename T>
+static int resample_down_backward(void *stream, void *dx, const void *dy, int N, int H, int W, int C, int acc) {
+    LAUNCH((size_t)N * (H / 2) * (W / 2) * C, k_resample_down_backward<T>, (T *)dx, (const T *)dy, N, H, W, C, acc);
+}
+template <typename T> static int resample_up_forward(void *stream, void *y, const void *x, int N, int H, int W, int C) {
+    LAUNCH((size_t)N * H * 2 * W * 2 * C, k_resample_up_forward<T>, (T *)y, (const T *)x, N, H, W, C);
+}
+template <typename T>
+static int resample_up_backward(void *stream, void *dx, const void *dy, int N, int H, int W, int C, int acc) {
+    LAUNCH((size_t)N * H * W * C, k_resample_up_backward<T>, (T *)dx, (const T *)dy, N, H, W, C, acc);
+}
+int act_resample_down_forward(void *stream, int act, void *y, const void *x, int N, int H, int W, int C) {
+    if (act == ACT_F32) return mpc_resample_down_forward(stream, F(y), CF(x), N, H, W, C);
+    return LP_CALL(act, resample_down_forward, stream, y, x, N, H, W, C);
+}
+int act_resample_down_backward(void *stream, int act, void *dx, const void *dy, int N, int H, int W, int C, int acc) {
+    if (act == ACT_F32) return mpc_resample_down_backward(stream, F(dx), CF(dy), N, H, W, C, acc);
+    return LP_CALL(act, resample_down_backward, stream, dx, dy, N, H, W, C, acc);
+}
+int act_resample_up_forward(void *stream, int act, void *y, const void *x, int N, int H, int W, int C) {
+    if (act == ACT_F32) return mpc_resample_up_forward(stream, F(y), CF(x), N, H, W, C);
+    return LP_CALL(act, resample_up_forward, stream, y, x, N, H, W, C);
+}
+int act_resample_up_backward(void *stream, int act, void *dx, const void *dy, int N, int H, int W, int C, int acc) {
+    if (act == ACT_F32) return mpc_resample_up_backward(stream, F(dx), CF(dy), N, H, W, C, acc);
+    return LP_CALL(act, resample_up_backward, stream, dx, dy, N, H, W, C, acc);
+}
+
+/* ---- residual sum with clipping ---- */
+
+template <typename T>
+__global__ void k_sum_clip_forward(T *y, T *unclipped, const T *a, const T *b, float t, float c, size_t n) {
+    const float inv = mp_sum_scale(t);
+    STRIDE_LOOP(i, n) {
+        const float v = mp_sum1(ld(a[i]), ld(b[i]), t, inv);
+        y[i] = st<T>(v > c ? c : v < -c ? -c : v);
+        unclipped[i] = st<T>(v);
+    }
+}
+template <typename T> __global__ void k_clip_backward(T *dx, const T *dy, const T *x, float c, size_t n, int acc) {
+    STRIDE_LOOP(i, n) {
+        const float xv = ld(x[i]);
+        st_acc(dx + i, xv >= -c && xv <= c ? ld(dy[i]) : 0.0f, acc);
+    }
+}
+template <typename T>
+static int sum_clip_forward(void *stream, void *y, void *unclipped, const void *a, const void *b, float t, float c, size_t n) {
+    LAUNCH(n, k_sum_clip_forward<T>, (T *)y, (T *)unclipped, (const T *)a, (const T *)b, t, c, n);
+}
+template <typename T> static int clip_backward(void *stream, void *dx, const void *dy, const void *x, float c, size_t n, int acc) {
+    LAUNCH(n, k_clip_backward<T>, (T *)dx, (const T *)dy, (const T *)x, c, n, acc);
+}
+int act_sum_clip_forward(void *stream, int act, void *y, void *unclipped, const void *a, const void *b, float t, float c,
+                         size_t n) {
+    if (act == ACT_F32) return mpc_sum_clip_forward(stream, F(y), F(unclipped), CF(a), CF(b), t, c, n, NULL);
+    return LP_CALL(act, sum_clip_forward, stream, y, unclipped, a, b, t, c, n);
+}
+int act_clip_backward(void *stream, int act, void *dx, const void *dy, const void *x, float c, size_t n, int acc) {
+    if (act == ACT_F32) return mpc_clip_backward(stream, F(dx), CF(dy), CF(x), c, n, acc);
+    return LP_CALL(act, clip_backward, stream, dx, dy, x, c, n, acc);
+}
