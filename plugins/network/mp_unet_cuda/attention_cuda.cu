@@ -86,8 +86,8 @@ __global__ void k_softmax_backward(float *dS, const float *A, size_t rows, int H
 static unsigned warp_blocks(size_t rows) { return blocks_for(rows * 32); }
 
 extern "C" int gpu_attention_forward(gpu_ctx *g, void *y_, void *qkvn_, float *norm, void *attn_, const void *qkv_,
-                                     int N, int HW, int heads, int cph) {
-    if (g->act != ACT_F32) return gpu_attention_forward_lp(g, y_, qkvn_, norm, attn_, qkv_, N, HW, heads, cph);
+                                     int N, int HW, int heads, int cph, void *tmp) {
+    if (g->act != ACT_F32) return gpu_attention_forward_lp(g, y_, qkvn_, norm, attn_, qkv_, N, HW, heads, cph, tmp);
     float *y = (float *)y_, *qkvn = (float *)qkvn_, *attn = (float *)attn_;
     const float *qkv = (const float *)qkv_;
     const size_t rows = (size_t)N * heads * 3 * HW, C = (size_t)heads * cph, hw = (size_t)HW;
@@ -112,9 +112,9 @@ extern "C" int gpu_attention_forward(gpu_ctx *g, void *y_, void *qkvn_, float *n
 
 extern "C" int gpu_attention_backward(gpu_ctx *g, void *dqkv_, const void *dy_, const void *qkv_, const void *qkvn_,
                                       const float *norm, const void *attn_, int N, int HW, int heads, int cph, int acc,
-                                      void *dS_, void *dqkvn_) {
+                                      void *dS_, void *dqkvn_, void *tmp) {
     if (g->act != ACT_F32)
-        return gpu_attention_backward_lp(g, dqkv_, dy_, qkv_, qkvn_, norm, attn_, N, HW, heads, cph, acc, dS_, dqkvn_);
+        return gpu_attention_backward_lp(g, dqkv_, dy_, qkv_, qkvn_, norm, attn_, N, HW, heads, cph, acc, dS_, dqkvn_, tmp);
     float *dqkv = (float *)dqkv_, *dS = (float *)dS_, *dqkvn = (float *)dqkvn_;
     const float *dy = (const float *)dy_, *qkv = (const float *)qkv_, *qkvn = (const float *)qkvn_,
                 *attn = (const float *)attn_;

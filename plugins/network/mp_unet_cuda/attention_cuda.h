@@ -14,19 +14,20 @@ extern "C" {
 
 /* Saved for backward (caller-allocated, device memory):
  *   qkvn [N, heads, 3, HW, cph]  normalised q, k, v;   norm [N, heads, 3, HW] their norms;
- *   attn [N, heads, HW, HW]      softmax weights. */
+ *   attn [N, heads, HW, HW]      softmax weights.
+ * tmp: scratch of N*HW*heads*cph elements for bf16/fp16 (unused, may be NULL, for float32). */
 int gpu_attention_forward(gpu_ctx *g, void *y, void *qkvn, float *norm, void *attn, const void *qkv, int N, int HW,
-                          int heads, int cph);
-/* dqkv[N, HW, 3*C] (+)= d/dqkv. Scratch: dS [N, heads, HW, HW] and dqkvn [N, heads, 3, HW, cph]. */
+                          int heads, int cph, void *tmp);
+/* dqkv[N, HW, 3*C] (+)= d/dqkv. Scratch: dS [N, heads, HW, HW], dqkvn [N, heads, 3, HW, cph], tmp as above. */
 int gpu_attention_backward(gpu_ctx *g, void *dqkv, const void *dy, const void *qkv, const void *qkvn,
                            const float *norm, const void *attn, int N, int HW, int heads, int cph, int acc, void *dS,
-                           void *dqkvn);
+                           void *dqkvn, void *tmp);
 /* The bf16/fp16 implementations (attention_lp.cu), which the two above call for such activations. */
 int gpu_attention_forward_lp(gpu_ctx *g, void *y, void *qkvn, float *norm, void *attn, const void *qkv, int N, int HW,
-                             int heads, int cph);
+                             int heads, int cph, void *tmp);
 int gpu_attention_backward_lp(gpu_ctx *g, void *dqkv, const void *dy, const void *qkv, const void *qkvn,
                               const float *norm, const void *attn, int N, int HW, int heads, int cph, int acc, void *dS,
-                              void *dqkvn);
+                              void *dqkvn, void *tmp);
 
 #ifdef __cplusplus
 }

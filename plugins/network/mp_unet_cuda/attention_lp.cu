@@ -1,7 +1,8 @@
 /* attention_lp.cu: cosine self-attention with bf16/fp16 activations (attention_cuda.h's layouts): q/k/v
  * normalisation one warp per row (norms float32), the scores S = q k^T / sqrt(cph), the weights A and the
- * output A v in the activations' type as the reference keeps them, each product on tensor cores with
- * float32 accumulation, the softmax and its gradient computed in float32. */
+ * output A v in the activations' type as the reference keeps them, each product one batched call over
+ * all (image, head) pairs on tensor cores with float32 accumulation (the output and its gradient pass
+ * through a heads-major copy [N, heads, HW, cph] for that), the softmax and its gradient in float32. */
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -78,10 +79,21 @@ template <typename T> __global__ void k_softmax_backward(T *dS, const T *A, size
     }
 }
 
+/* [N, heads, HW, cph] <-> [N, HW, heads * cph] (to_rows: heads-major into rows). */
+template <typename T> __global__ void k_permute_heads(T *dst, const T *src, int N, int HW, int heads, int cph, int to_rows) {
+    const size_t C = (size_t)heads * cph;
+    STRIDE_LOOP(i, (size_t)N * HW * C) { /* i indexes the row layout [n, p, h*cph + c] */
+        const size_t c = i % cph, h = (i / cph) % heads, p = (i / C) % HW, n = i / (C * HW);
+        const size_t j = ((n * heads + h) * HW + p) * cph + c;
+        if (to_rows) dst[i] = src[j];
+        else dst[j] = src[i];
+    }
+}
+
 template <typename T>
 static int forward(gpu_ctx *g, void *y_, void *qkvn_, float *norm, void *attn_, const void *qkv, int N, int HW, int heads,
-                   int cph) {
-    T *y = (T *)y_, *qkvn = (T *)qkvn_, *attn = (T *)attn_;
+                   int cph, void *tmp_) {
+    T *y = (T *)y_, *qkvn = (T *)qkvn_, *attn = (T *)attn_, *tmp = (T *)tmp_;
     const int act = g->act;
     const size_t rows = (size_t)N * heads * 3 * HW, C = (size_t)heads * cph, hw = (size_t)HW;
     const long long qs = 3LL * HW * cph, as = (long long)HW * HW; /* strides between (image, head) problems */
@@ -93,34 +105,34 @@ static int forward(gpu_ctx *g, void *y_, void *qkvn_, float *norm, void *attn_, 
         return -1;
     k_softmax_rows<T><<<warp_blocks((size_t)N * heads * HW), THREADS, 0, g->stream>>>(attn, (size_t)N * heads * HW, HW);
     GPU_CUDA(g, cudaGetLastError());
-    for (int n = 0; n < N; n++) { /* out[n, p, h*cph + c]: the heads interleave in the rows of y */
-        const size_t nh = (size_t)n * heads;
-        if (gpu_gemm_ex(g, act, act, 0, 0, hw, (size_t)cph, hw, 1.0f, attn + nh * as, hw, as, vn + nh * qs, (size_t)cph,
-                        qs, 0.0f, y + n * hw * C, C, cph, heads))
-            return -1;
-    }
+    /* out = A v, heads-major in tmp, then into the rows of y: y[n, p, h*cph + c]. */
+    if (gpu_gemm_ex(g, act, act, 0, 0, hw, (size_t)cph, hw, 1.0f, attn, hw, as, vn, (size_t)cph, qs, 0.0f, tmp,
+                    (size_t)cph, (long long)(hw * cph), N * heads))
+        return -1;
+    k_permute_heads<T><<<blocks_for((size_t)N * hw * C), THREADS, 0, g->stream>>>(y, tmp, N, HW, heads, cph, 1);
+    GPU_CUDA(g, cudaGetLastError());
     return 0;
 }
 
 template <typename T>
 static int backward(gpu_ctx *g, void *dqkv, const void *dy_, const void *qkv, const void *qkvn_, const float *norm,
-                    const void *attn_, int N, int HW, int heads, int cph, int acc, void *dS_, void *dqkvn_) {
+                    const void *attn_, int N, int HW, int heads, int cph, int acc, void *dS_, void *dqkvn_, void *tmp_) {
     const T *dy = (const T *)dy_, *qkvn = (const T *)qkvn_, *attn = (const T *)attn_;
-    T *dS = (T *)dS_, *dqkvn = (T *)dqkvn_;
+    T *dS = (T *)dS_, *dqkvn = (T *)dqkvn_, *dO = (T *)tmp_;
     const int act = g->act;
     const size_t C = (size_t)heads * cph, hw = (size_t)HW;
     const long long qs = 3LL * HW * cph, as = (long long)HW * HW;
     const T *qn = qkvn, *kn = qkvn + hw * cph, *vn = kn + hw * cph;
     T *dq = dqkvn, *dk = dq + hw * cph, *dv = dk + hw * cph;
-    for (int n = 0; n < N; n++) { /* dA = dO v^T, dv = A^T dO (dO: the heads' columns of dy) */
-        const size_t nh = (size_t)n * heads;
-        const T *dO = dy + n * hw * C;
-        if (gpu_gemm_ex(g, act, act, 0, 1, hw, hw, (size_t)cph, 1.0f, dO, C, cph, vn + nh * qs, (size_t)cph, qs, 0.0f,
-                        dS + nh * as, hw, as, heads) ||
-            gpu_gemm_ex(g, act, act, 1, 0, hw, (size_t)cph, hw, 1.0f, attn + nh * as, hw, as, dO, C, cph, 0.0f,
-                        dv + nh * qs, (size_t)cph, qs, heads))
-            return -1;
-    }
+    /* dO: dy's heads, heads-major; dA = dO v^T, dv = A^T dO over all (image, head) pairs. */
+    const long long os = (long long)(hw * cph);
+    k_permute_heads<T><<<blocks_for((size_t)N * hw * C), THREADS, 0, g->stream>>>(dO, dy, N, HW, heads, cph, 0);
+    GPU_CUDA(g, cudaGetLastError());
+    if (gpu_gemm_ex(g, act, act, 0, 1, hw, hw, (size_t)cph, 1.0f, dO, (size_t)cph, os, vn, (size_t)cph, qs, 0.0f, dS, hw,
+                    as, N * heads) ||
+        gpu_gemm_ex(g, act, act, 1, 0, hw, (size_t)cph, hw, 1.0f, attn, hw, as, dO, (size_t)cph, os, 0.0f, dv, (size_t)cph,
+                    qs, N * heads))
+        return -1;
     const size_t srows = (size_t)N * heads * HW;
     k_softmax_backward<T><<<warp_blocks(srows), THREADS, 0, g->stream>>>(dS, attn, srows, HW, 1.0f / sqrtf((float)cph));
     GPU_CUDA(g, cudaGetLastError());
@@ -138,12 +150,12 @@ static int backward(gpu_ctx *g, void *dqkv, const void *dy_, const void *qkv, co
 }
 
 extern "C" int gpu_attention_forward_lp(gpu_ctx *g, void *y, void *qkvn, float *norm, void *attn, const void *qkv, int N,
-                                        int HW, int heads, int cph) {
-    return LP_CALL(g->act, forward, g, y, qkvn, norm, attn, qkv, N, HW, heads, cph);
+                                        int HW, int heads, int cph, void *tmp) {
+    return LP_CALL(g->act, forward, g, y, qkvn, norm, attn, qkv, N, HW, heads, cph, tmp);
 }
 
 extern "C" int gpu_attention_backward_lp(gpu_ctx *g, void *dqkv, const void *dy, const void *qkv, const void *qkvn,
                                          const float *norm, const void *attn, int N, int HW, int heads, int cph, int acc,
-                                         void *dS, void *dqkvn) {
-    return LP_CALL(g->act, backward, g, dqkv, dy, qkv, qkvn, norm, attn, N, HW, heads, cph, acc, dS, dqkvn);
+                                         void *dS, void *dqkvn, void *tmp) {
+    return LP_CALL(g->act, backward, g, dqkv, dy, qkv, qkvn, norm, attn, N, HW, heads, cph, acc, dS, dqkvn, tmp);
 }

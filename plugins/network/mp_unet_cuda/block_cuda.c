@@ -105,8 +105,10 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
     ALLOC_ACT(s->ya, ws, P * C);
     ALLOC_ACT(proj, ws, P * C);
     ALLOC_ACT(s->x6, ws, P * C);
+    void *tmp = NULL; /* bf16/fp16: the heads-major attention output */
+    if (act != ACT_F32) ALLOC_ACT(tmp, ws, P * C);
     P_(gpu_conv2d_forward(g, s->qkv, s->x5, W_ACT(ctx, b->qkv), N, b->H, b->W, C, 3 * C, 1));
-    P_(gpu_attention_forward(g, s->ya, s->qkvn, s->qnorm, s->attn, s->qkv, N, (int)HW, b->heads, b->cph));
+    P_(gpu_attention_forward(g, s->ya, s->qkvn, s->qnorm, s->attn, s->qkv, N, (int)HW, b->heads, b->cph, tmp));
     P_(gpu_conv2d_forward(g, proj, s->ya, W_ACT(ctx, b->proj), N, b->H, b->W, C, C, 1));
     K(act_sum_clip_forward(st, act, out, s->x6, s->x5, proj, b->attn_balance, b->clip_act, P * C));
     return out;
@@ -126,17 +128,18 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
     /* attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance) */
     void *d5 = d6;
     if (b->heads) {
-        void *dproj, *dya, *dqkv, *dS, *dqkvn;
+        void *dproj, *dya, *dqkv, *dS, *dqkvn, *tmp = NULL;
         ALLOC_ACT(d5, bws, P * C);
         ALLOC_ACT(dproj, bws, P * C);
         ALLOC_ACT(dya, bws, P * C);
         ALLOC_ACT(dqkv, bws, P * 3 * C);
         ALLOC_ACT(dS, bws, (size_t)N * b->heads * HW * HW);
         ALLOC_ACT(dqkvn, bws, P * 3 * C);
+        if (act != ACT_F32) ALLOC_ACT(tmp, bws, P * C);
         K(act_sum_backward(st, act, d5, dproj, d6, b->attn_balance, P * C, 0));
         P_(gpu_conv2d_backward(g, dya, DW(b->proj), dproj, s->ya, W_ACT(ctx, b->proj), N, b->H, b->W, C, C, 1, 0));
         P_(gpu_attention_backward(g, dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, N, (int)HW, b->heads, b->cph, 0, dS,
-                                  dqkvn));
+                                  dqkvn, tmp));
         P_(gpu_conv2d_backward(g, d5, DW(b->qkv), dqkv, s->x5, W_ACT(ctx, b->qkv), N, b->H, b->W, C, 3 * C, 1, 1));
     }
     /* x5 = mp_sum(xs, y4, res_balance) */

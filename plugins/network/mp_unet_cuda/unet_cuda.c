@@ -26,7 +26,7 @@ int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops
     memset(u, 0, sizeof *u);
     if (unet_graph_build(&u->g, hp, err, errlen)) return -1;
     u->ops = *backend;
-    u->fws.ops = u->bws.ops = *backend;
+    u->fws.ops = u->bws.ops = u->bpp[0].ops = u->bpp[1].ops = *backend;
     if (gpu_ctx_init(&u->gc, backend, hp->precision)) {
         snprintf(err, errlen, "%s", u->gc.err);
         unet_cuda_free(u);
@@ -62,6 +62,7 @@ static void scratch_free(unet_cuda *u) {
 void unet_cuda_free(unet_cuda *u) {
     gws_free(&u->fws);
     gws_free(&u->bws);
+    gws_free(&u->bpp[0]), gws_free(&u->bpp[1]);
     scratch_free(u);
     gpu_ctx_free(&u->gc);
     unet_graph_free(&u->g);
@@ -256,13 +257,20 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
             continue;
         }
         const size_t Pin = (size_t)N * md->blk.Hin * md->blk.Win;
-        void *din = gblock_backward(&md->blk, &ctx, &u->saved[m], dcur, demb, u->dw_hat, ws);
+        /* The block's gradient buffers (and its input gradient) reuse those of module m + 2, long consumed;
+         * the skip connection's gradient waits for its encoder block, in the pass-long workspace. */
+        gws *mw = &u->bpp[m % 2];
+        if (gws_reset(mw)) {
+            gpu_fail(g, "network workspace", "out of device memory");
+            goto done;
+        }
+        void *din = gblock_backward(&md->blk, &ctx, &u->saved[m], dcur, demb, u->dw_hat, mw);
         if (!din) goto done;
         if (md->skip_src >= 0) {
             const unet_module *src = &G->mods[md->skip_src];
             const int cprev = md->cin - src->cout;
             void *dprev;
-            ALLOC_ACT(dprev, ws, Pin * cprev);
+            ALLOC_ACT(dprev, mw, Pin * cprev);
             ALLOC_ACT(dskip[md->skip_src], ws, Pin * src->cout);
             KD(act_cat_backward(st, act, dprev, dskip[md->skip_src], din, cprev, src->cout, Pin, hp->concat_balance, 0));
             din = dprev;
@@ -294,7 +302,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
                                u->dw_hat + w->ref.offset, params + w->ref.offset, u->w_norm + w->ref.norm_offset,
                                gain_of(params, w->gain), w->ref.O, w->ref.C, w->ref.k, u->unit_terms));
     }
-    rc = ws->failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
+    rc = ws->failed || u->bpp[0].failed || u->bpp[1].failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
 done:
     free(dskip);
     return rc;

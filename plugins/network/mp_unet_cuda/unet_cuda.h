@@ -18,7 +18,9 @@ typedef struct unet_cuda {
     void *w_lp;         /* bf16/fp16: w_hat in the activations' type, cast once per pass (NULL for float32) */
     void *dw_lp;        /* bf16/fp16: one weight's gradient in that type (gpu_ctx.dw_tmp) */
     size_t max_O, max_weight;
-    gws fws, bws;
+    gws fws, bws; /* the forward's activations (kept for backward); the backward's pass-long buffers */
+    gws bpp[2];   /* the backward's per-module buffers, alternating: module m works in bpp[m % 2] while its
+                   * input gradient, from module m + 1, is still in the other */
     /* Saved by the last training forward. */
     int saved_N, have_saved;
     uint64_t drop_seed, drop_stream, drop_offset;
