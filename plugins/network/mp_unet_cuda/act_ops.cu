@@ -6,7 +6,6 @@
 
 #include "../mp_unet/mp_math.h"
 #include "act_ops.h"
-#include "edm2/edm2_philox.h"
 #include "launch_cuda.h"
 #include "lp_math.cuh"
 #include "mp_ops_cuda.h"
@@ -23,8 +22,20 @@ template <typename T> static int add_to_f32(void *stream, float *y, const void *
     LAUNCH(n, k_add_to_f32<T>, y, (const T *)x, n);
 }
 int act_add_to_f32(void *stream, int act, float *y, const void *x, size_t n) {
-    if (act == ACT_F32) return uk_accumulate(stream, y, CF(x), n);
+    if (act == ACT_F32) return uk_accumulate(stream, ACT_F32, y, x, n);
     return LP_CALL(act, add_to_f32, stream, y, x, n);
+}
+
+template <typename Y, typename X> __global__ void k_convert(Y *y, const X *x, size_t n) {
+    STRIDE_LOOP(i, n) y[i] = st<Y>(ld(x[i]));
+}
+template <typename Y> static int convert_to(void *stream, void *y, int x_act, const void *x, size_t n) {
+    if (x_act == ACT_F32) LAUNCH(n, (k_convert<Y, float>), (Y *)y, (const float *)x, n);
+    if (x_act == ACT_BF16) LAUNCH(n, (k_convert<Y, bf16>), (Y *)y, (const bf16 *)x, n);
+    LAUNCH(n, (k_convert<Y, __half>), (Y *)y, (const __half *)x, n);
+}
+int act_convert(void *stream, int y_act, void *y, int x_act, const void *x, size_t n) {
+    return ACT_CALL(y_act, convert_to, stream, y, x_act, x, n);
 }
 
 /* w_hat[o, t, c] = w[o, c, t] / n * gain / sqrt(F) (float32 and type T), n = eps + |w[o]| / sqrt(F). */
@@ -90,94 +101,6 @@ int act_weight_backward(void *stream, int act, float *dw, float *dgain, const fl
                                                                                              gain, O, C, k * k);
     if (dgain) k_weight_gain<<<1, 32, 0, (cudaStream_t)stream>>>(dgain, scratch, O);
     return (int)cudaGetLastError();
-}
-
-/* ---- the network's input and output ---- */
-
-template <typename T>
-__global__ void k_precondition(float *c_skip, float *c_out, float *c_noise, T *x_in0, const float *x, const float *sigma,
-                               int N, int C, size_t HW, float sd) {
-    STRIDE_LOOP(i, (size_t)N * HW) {
-        const size_t n = i / HW, p = i % HW;
-        const float s = sigma[n], c_in = 1.0f / sqrtf(sd * sd + s * s);
-        if (p == 0) {
-            c_skip[n] = sd * sd / (s * s + sd * sd);
-            c_out[n] = s * sd / sqrtf(s * s + sd * sd);
-            c_noise[n] = logf(s) / 4.0f;
-        }
-        T *dst = x_in0 + i * (C + 1);
-        for (int c = 0; c < C; c++) dst[c] = st<T>(c_in * x[(n * C + c) * HW + p]);
-        dst[C] = st<T>(1.0f);
-    }
-}
-template <typename T>
-static int precondition(void *stream, float *c_skip, float *c_out, float *c_noise, void *x_in0, const float *x,
-                        const float *sigma, int N, int C, size_t HW, float sd) {
-    LAUNCH((size_t)N * HW, k_precondition<T>, c_skip, c_out, c_noise, (T *)x_in0, x, sigma, N, C, HW, sd);
-}
-int act_precondition(void *stream, int act, float *c_skip, float *c_out, float *c_noise, void *x_in0, const float *x,
-                     const float *sigma, int N, int C, size_t HW, float sigma_data) {
-    if (act == ACT_F32) return uk_precondition(stream, c_skip, c_out, c_noise, F(x_in0), x, sigma, N, C, HW, sigma_data);
-    return LP_CALL(act, precondition, stream, c_skip, c_out, c_noise, x_in0, x, sigma, N, C, HW, sigma_data);
-}
-
-template <typename T>
-__global__ void k_output(float *D, const float *x, const T *Fx, const float *c_skip, const float *c_out, int N, int C,
-                         size_t HW) {
-    STRIDE_LOOP(i, (size_t)N * C * HW) {
-        const size_t p = i % HW, c = (i / HW) % C, n = i / (HW * C);
-        D[i] = c_skip[n] * x[i] + c_out[n] * ld(Fx[(n * HW + p) * C + c]);
-    }
-}
-template <typename T>
-__global__ void k_output_backward(T *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
-    STRIDE_LOOP(i, (size_t)N * C * HW) {
-        const size_t p = i % HW, c = (i / HW) % C, n = i / (HW * C);
-        dF[(n * HW + p) * C + c] = st<T>(c_out[n] * dD[i]);
-    }
-}
-template <typename T>
-static int output(void *stream, float *D, const float *x, const void *Fx, const float *c_skip, const float *c_out, int N,
-                  int C, size_t HW) {
-    LAUNCH((size_t)N * C * HW, k_output<T>, D, x, (const T *)Fx, c_skip, c_out, N, C, HW);
-}
-template <typename T>
-static int output_backward(void *stream, void *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
-    LAUNCH((size_t)N * C * HW, k_output_backward<T>, (T *)dF, dD, c_out, N, C, HW);
-}
-int act_output(void *stream, int act, float *D, const float *x, const void *Fx, const float *c_skip, const float *c_out,
-               int N, int C, size_t HW) {
-    if (act == ACT_F32) return uk_output(stream, D, x, CF(Fx), c_skip, c_out, N, C, HW);
-    return LP_CALL(act, output, stream, D, x, Fx, c_skip, c_out, N, C, HW);
-}
-int act_output_backward(void *stream, int act, void *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
-    if (act == ACT_F32) return uk_output_backward(stream, F(dF), dD, c_out, N, C, HW);
-    return LP_CALL(act, output_backward, stream, dF, dD, c_out, N, C, HW);
-}
-
-/* ---- accumulate, dropout ---- */
-
-template <typename T> __global__ void k_accumulate(T *y, const T *x, size_t n) {
-    STRIDE_LOOP(i, n) y[i] = st<T>(ld(y[i]) + ld(x[i]));
-}
-template <typename T>
-__global__ void k_dropout(T *y, size_t n, float p, float keep, uint64_t seed, uint64_t rng_stream, uint64_t base) {
-    STRIDE_LOOP(i, n) y[i] = edm2_philox_uniform(seed, rng_stream, base + i) < p ? st<T>(0.0f) : st<T>(ld(y[i]) * keep);
-}
-template <typename T> static int accumulate(void *stream, void *y, const void *x, size_t n) {
-    LAUNCH(n, k_accumulate<T>, (T *)y, (const T *)x, n);
-}
-template <typename T>
-static int dropout(void *stream, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
-    LAUNCH(n, k_dropout<T>, (T *)y, n, p, 1.0f / (1.0f - p), seed, rng_stream, base);
-}
-int act_accumulate(void *stream, int act, void *y, const void *x, size_t n) {
-    if (act == ACT_F32) return uk_accumulate(stream, F(y), CF(x), n);
-    return LP_CALL(act, accumulate, stream, y, x, n);
-}
-int act_dropout(void *stream, int act, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
-    if (act == ACT_F32) return uk_dropout(stream, F(y), n, p, seed, rng_stream, base);
-    return LP_CALL(act, dropout, stream, y, n, p, seed, rng_stream, base);
 }
 
 /* ---- pixel norm: one warp per row ---- */

@@ -17,6 +17,8 @@ extern "C" {
 
 /* y[n] += x[n] into float32 (a 3x3 weight's gradient from cuDNN). */
 int act_add_to_f32(void *stream, int act, float *y, const void *x, size_t n);
+/* y[n] = x[n] from one element type to another (ACT_*). */
+int act_convert(void *stream, int y_act, void *y, int x_act, const void *x, size_t n);
 /* MPConv weight preparation (mp_ops_cuda.h's mpc_weight_forward/backward, float32): for bf16/fp16 one
  * warp per output unit (the sums in another order) and w_lp, the prepared weights in the activations'
  * type, written as well (NULL for float32). */
@@ -24,16 +26,6 @@ int act_weight_forward(void *stream, int act, float *w_hat, void *w_lp, float *n
                        int O, int C, int k);
 int act_weight_backward(void *stream, int act, float *dw, float *dgain, const float *dw_hat, const float *w,
                         const float *norm, const float *gain, int O, int C, int k, float *scratch);
-/* Preconditioning (unet_kernels.h's uk_precondition) with x_in0[N, HW, C + 1] of type act. */
-int act_precondition(void *stream, int act, float *c_skip, float *c_out, float *c_noise, void *x_in0, const float *x,
-                     const float *sigma, int N, int C, size_t HW, float sigma_data);
-/* D[N, C, HW] = c_skip x + c_out F with F[N, HW, C] of type act;  dF = c_out dD (type act). */
-int act_output(void *stream, int act, float *D, const float *x, const void *F, const float *c_skip, const float *c_out,
-               int N, int C, size_t HW);
-int act_output_backward(void *stream, int act, void *dF, const float *dD, const float *c_out, int N, int C, size_t HW);
-/* y += x;  dropout in place (uk_dropout's mask and scale). */
-int act_accumulate(void *stream, int act, void *y, const void *x, size_t n);
-int act_dropout(void *stream, int act, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base);
 /* Pixel norm over rows of `cols` contiguous channels; norm[rows] float32. */
 int act_normalize_rows_forward(void *stream, int act, void *y, float *norm, const void *x, size_t rows, int cols);
 int act_normalize_rows_backward(void *stream, int act, void *dx, const void *dy, const void *x, const float *norm,

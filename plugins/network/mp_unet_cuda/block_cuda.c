@@ -22,7 +22,7 @@
 #define ALLOC_ACT(ptr, ws, n) GPU_NEED(g, (ptr) = gws_act((ws), act, (n)), "block workspace", return NULL)
 
 static int dropout(const block_def *b, const gblock_ctx *ctx, void *y, size_t n) {
-    return act_dropout(ctx->g->stream, ctx->g->act, y, n, b->dropout, ctx->drop_seed, ctx->drop_stream,
+    return uk_dropout(ctx->g->stream, ctx->g->act, y, n, b->dropout, ctx->drop_seed, ctx->drop_stream,
                        ctx->drop_offset + (b->id << 40));
 }
 

@@ -211,10 +211,10 @@ static void *scratch_for(gpu_ctx *g, size_t need) {
     return g->own;
 }
 
-static conv_plan *plan_for(gpu_ctx *g, int N, int H, int W, int C, int O) {
+static conv_plan *plan_for(gpu_ctx *g, int act, int N, int H, int W, int C, int O) {
     for (size_t i = 0; i < g->nplans; i++) {
         conv_plan *p = &g->plans[i];
-        if (p->N == N && p->H == H && p->W == W && p->C == C && p->O == O && p->act == g->act) return p;
+        if (p->N == N && p->H == H && p->W == W && p->C == C && p->O == O && p->act == act) return p;
     }
     if (g->nplans == g->cap_plans) {
         size_t cap = g->cap_plans ? 2 * g->cap_plans : 32;
@@ -228,7 +228,7 @@ static conv_plan *plan_for(gpu_ctx *g, int N, int H, int W, int C, int O) {
     }
     conv_plan *p = &g->plans[g->nplans];
     memset(p, 0, sizeof *p);
-    p->N = N, p->H = H, p->W = W, p->C = C, p->O = O, p->act = g->act;
+    p->N = N, p->H = H, p->W = W, p->C = C, p->O = O, p->act = act;
     if (plan_make(g, p)) {
         plan_destroy(p);
         return NULL;
@@ -237,9 +237,10 @@ static conv_plan *plan_for(gpu_ctx *g, int N, int H, int W, int C, int O) {
     return p;
 }
 
-int gpu_conv2d_forward(gpu_ctx *g, void *y, const void *x, const void *w_hat, int N, int H, int W, int C, int O, int k) {
-    if (k == 1) return linear_forward(g, g->act, y, x, w_hat, (size_t)N * H * W, C, O, 0);
-    conv_plan *p = plan_for(g, N, H, W, C, O);
+static int conv_forward(gpu_ctx *g, int act, void *y, const void *x, const void *w_hat, int N, int H, int W, int C, int O,
+                        int k) {
+    if (k == 1) return linear_forward(g, act, y, x, w_hat, (size_t)N * H * W, C, O, 0);
+    conv_plan *p = plan_for(g, act, N, H, W, C, O);
     if (!p) return -1;
     const float one = 1.0f, zero = 0.0f;
     void *ws = scratch_for(g, p->ws_fwd);
@@ -249,10 +250,10 @@ int gpu_conv2d_forward(gpu_ctx *g, void *y, const void *x, const void *w_hat, in
     return 0;
 }
 
-int gpu_conv2d_backward(gpu_ctx *g, void *dx, float *dw_hat, const void *dy, const void *x, const void *w_hat, int N,
-                        int H, int W, int C, int O, int k, int acc) {
-    if (k == 1) return linear_backward(g, g->act, dx, dw_hat, dy, x, w_hat, (size_t)N * H * W, C, O, acc);
-    conv_plan *p = plan_for(g, N, H, W, C, O);
+static int conv_backward(gpu_ctx *g, int act, void *dx, float *dw_hat, const void *dy, const void *x, const void *w_hat,
+                         int N, int H, int W, int C, int O, int k, int acc) {
+    if (k == 1) return linear_backward(g, act, dx, dw_hat, dy, x, w_hat, (size_t)N * H * W, C, O, acc);
+    conv_plan *p = plan_for(g, act, N, H, W, C, O);
     if (!p) return -1;
     const float one = 1.0f, zero = 0.0f, beta = acc ? 1.0f : 0.0f;
     void *ws;
@@ -262,7 +263,7 @@ int gpu_conv2d_backward(gpu_ctx *g, void *dx, float *dw_hat, const void *dy, con
                                                 p->ws_data, &beta, p->xd, dx));
     }
     if (!(ws = scratch_for(g, p->ws_filter))) return -1;
-    if (g->act == ACT_F32) {
+    if (act == ACT_F32) {
         GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd[2], p->bwd_filter, ws,
                                                   p->ws_filter, &one, p->wd, dw_hat));
         return 0;
@@ -270,6 +271,22 @@ int gpu_conv2d_backward(gpu_ctx *g, void *dx, float *dw_hat, const void *dy, con
     /* bf16/fp16: cuDNN writes the filter gradient in the data's type; it is added to the float32 one. */
     GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd[2], p->bwd_filter, ws, p->ws_filter,
                                               &zero, p->wd, g->dw_tmp));
-    GPU_TRY(g, act_add_to_f32(g->stream, g->act, dw_hat, g->dw_tmp, (size_t)O * 9 * C), return -1);
+    GPU_TRY(g, act_add_to_f32(g->stream, act, dw_hat, g->dw_tmp, (size_t)O * 9 * C), return -1);
     return 0;
+}
+
+int gpu_conv2d_forward(gpu_ctx *g, void *y, const void *x, const void *w_hat, int N, int H, int W, int C, int O, int k) {
+    return conv_forward(g, g->act, y, x, w_hat, N, H, W, C, O, k);
+}
+int gpu_conv2d_backward(gpu_ctx *g, void *dx, float *dw_hat, const void *dy, const void *x, const void *w_hat, int N,
+                        int H, int W, int C, int O, int k, int acc) {
+    return conv_backward(g, g->act, dx, dw_hat, dy, x, w_hat, N, H, W, C, O, k, acc);
+}
+int gpu_conv2d_forward_f32(gpu_ctx *g, float *y, const float *x, const float *w_hat, int N, int H, int W, int C, int O,
+                           int k) {
+    return conv_forward(g, ACT_F32, y, x, w_hat, N, H, W, C, O, k);
+}
+int gpu_conv2d_backward_f32(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
+                            int N, int H, int W, int C, int O, int k, int acc) {
+    return conv_backward(g, ACT_F32, dx, dw_hat, dy, x, w_hat, N, H, W, C, O, k, acc);
 }

@@ -36,6 +36,11 @@ int gpu_conv2d_forward(gpu_ctx *g, void *y, const void *x, const void *w_hat, in
 /* dx (+)= (skipped when NULL; activations' type), dw_hat += (float32). */
 int gpu_conv2d_backward(gpu_ctx *g, void *dx, float *dw_hat, const void *dy, const void *x, const void *w_hat, int N,
                         int H, int W, int C, int O, int k, int acc);
+/* The same in float32 whatever the activations' type (the network's first and last convolutions). */
+int gpu_conv2d_forward_f32(gpu_ctx *g, float *y, const float *x, const float *w_hat, int N, int H, int W, int C, int O,
+                           int k);
+int gpu_conv2d_backward_f32(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
+                            int N, int H, int W, int C, int O, int k, int acc);
 void conv_plans_free(gpu_ctx *g);
 
 #ifdef __cplusplus

@@ -1,6 +1,6 @@
 /* lp_math.cuh: for the .cu files of the bf16/fp16 path: loading an element of any activation type as
- * float32 and storing a float32 result rounded to nearest (ld, st<T>), warp sums, and LP_CALL, which
- * calls a host template for the context's half type. */
+ * float32 and storing a float32 result rounded to nearest (ld, st<T>), warp sums, and LP_CALL/ACT_CALL,
+ * which call a host template for the context's element type. */
 #ifndef EDM2_LP_MATH_CUH
 #define EDM2_LP_MATH_CUH
 
@@ -35,7 +35,8 @@ __device__ __forceinline__ float warp_sum32(float v) {
     for (size_t r = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32; r < (rows);                       \
          r += (size_t)gridDim.x * blockDim.x / 32)
 
-/* fn<bf16>(...) or fn<__half>(...) for act ACT_BF16 / ACT_F16. */
+/* fn<bf16>(...) or fn<__half>(...) for act ACT_BF16 / ACT_F16; ACT_CALL also fn<float> for ACT_F32. */
 #define LP_CALL(act, fn, ...) ((act) == ACT_BF16 ? fn<bf16>(__VA_ARGS__) : fn<__half>(__VA_ARGS__))
+#define ACT_CALL(act, fn, ...) ((act) == ACT_F32 ? fn<float>(__VA_ARGS__) : LP_CALL(act, fn, __VA_ARGS__))
 
 #endif

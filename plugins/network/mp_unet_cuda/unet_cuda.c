@@ -139,13 +139,12 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
                              params + w->offset, gain_of(params, G->weights[i].gain), w->O, w->C, w->k));
     }
     /* Preconditioning. */
-    float *c_skip, *c_out, *c_noise;
-    void *x_in0;
+    float *c_skip, *c_out, *c_noise, *x_in0;
     ALLOC(c_skip, ws, (size_t)N);
     ALLOC(c_out, ws, (size_t)N);
     ALLOC(c_noise, ws, (size_t)N);
-    ALLOC_ACT(x_in0, ws, P * (C + 1));
-    K(act_precondition(st, act, c_skip, c_out, c_noise, x_in0, a->x, a->sigma, N, C, HW, hp->sigma_data));
+    ALLOC(x_in0, ws, P * (C + 1));
+    K(uk_precondition(st, ACT_F32, c_skip, c_out, c_noise, x_in0, a->x, a->sigma, N, C, HW, hp->sigma_data));
     /* Embedding. */
     float *fourier, *e3, *emb, *lab = NULL;
     ALLOC(fourier, ws, (size_t)N * G->cnoise);
@@ -170,9 +169,13 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     for (int m = 0; m < G->nmods; m++) {
         const unet_module *md = &G->mods[m];
         void *out;
-        if (md->kind == MOD_CONV) {
+        if (md->kind == MOD_CONV) { /* the first convolution (of x_in0), in float32, then the body's type */
+            float *o32;
             ALLOC_ACT(out, ws, P * md->cout);
-            if (gpu_conv2d_forward(g, out, x, W_ACT(md->conv), N, md->H, md->W, md->cin, md->cout, 3)) return -1;
+            o32 = out;
+            if (act != ACT_F32) ALLOC(o32, ws, P * md->cout);
+            if (gpu_conv2d_forward_f32(g, o32, x_in0, W_HAT(md->conv), N, md->H, md->W, md->cin, md->cout, 3)) return -1;
+            if (o32 != out) K(act_convert(st, act, out, ACT_F32, o32, P * md->cout));
         } else {
             if (md->skip_src >= 0) {
                 const unet_module *src = &G->mods[md->skip_src];
@@ -188,13 +191,16 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
         u->mod_out[m] = out;
         x = out;
     }
-    /* out_conv, then D = c_skip x + c_out F (back to NCHW, float32). */
-    void *F;
-    float *lvf;
-    ALLOC_ACT(F, ws, P * C);
+    /* out_conv in float32, then D = c_skip x + c_out F (back to NCHW). */
+    float *F, *lvf, *out_in = (float *)x;
+    ALLOC(F, ws, P * C);
     const unet_module *last = &G->mods[G->nmods - 1];
-    if (gpu_conv2d_forward(g, F, x, W_ACT(G->out_conv), N, R, R, last->cout, C, 3)) return -1;
-    K(act_output(st, act, a->D, a->x, F, c_skip, c_out, N, C, HW));
+    if (act != ACT_F32) {
+        ALLOC(out_in, ws, P * last->cout);
+        K(act_convert(st, ACT_F32, out_in, act, x, P * last->cout));
+    }
+    if (gpu_conv2d_forward_f32(g, F, out_in, W_HAT(G->out_conv), N, R, R, last->cout, C, 3)) return -1;
+    K(uk_output(st, ACT_F32, a->D, a->x, F, c_skip, c_out, N, C, HW));
     /* Uncertainty head. */
     ALLOC(lvf, ws, (size_t)N * hp->logvar_channels);
     K(mpc_fourier_forward(st, lvf, c_noise, params + G->off_lv_freqs, params + G->off_lv_phases, N, hp->logvar_channels));
@@ -205,7 +211,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
         u->saved_N = N;
         u->have_saved = 1;
         u->drop_seed = a->dropout_rng.seed, u->drop_stream = a->dropout_rng.stream, u->drop_offset = a->dropout_rng.offset;
-        u->x_in0 = x_in0, u->c_out = c_out, u->fourier = fourier, u->lab = lab, u->e3 = e3, u->emb = emb;
+        u->x_in0 = x_in0, u->out_in = out_in, u->c_out = c_out, u->fourier = fourier, u->lab = lab, u->e3 = e3, u->emb = emb;
         u->lv_fourier = lvf;
     }
     return ws->failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
@@ -225,10 +231,10 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
         return gpu_fail(g, "backward", "the backend failed to clear the weight gradients");
     gblock_ctx ctx = {g, params, u->w_hat, W_ACT_BASE, u->emb, N, 1,
                       u->drop_seed, u->drop_stream, u->drop_offset, &u->fws};
-    float *demb = gws_zeros(ws, NE);
-    void *dF, *dcur;
+    float *demb = gws_zeros(ws, NE), *dF, *d32;
+    void *dcur;
     if (!demb) return gpu_fail(g, "network workspace", "out of device memory");
-    ALLOC_ACT(dF, ws, P * C);
+    ALLOC(dF, ws, P * C);
     void **dskip = calloc((size_t)G->nenc + 1, sizeof *dskip);
     if (!dskip) return gpu_fail(g, "backward", "out of host memory");
     int rc = -1;
@@ -241,19 +247,27 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     do {                                                                                                   \
         if (call) goto done;                                                                               \
     } while (0)
-    /* D = c_skip x + c_out F. */
-    KD(act_output_backward(st, act, dF, dD, u->c_out, N, C, HW));
+    /* D = c_skip x + c_out F; out_conv in float32, its input gradient into the body's type. */
+    KD(uk_output_backward(st, ACT_F32, dF, dD, u->c_out, N, C, HW));
     const unet_module *last = &G->mods[G->nmods - 1];
     ALLOC_ACT(dcur, ws, P * last->cout);
-    PD(gpu_conv2d_backward(g, dcur, u->dw_hat + G->out_conv.offset, dF, u->mod_out[G->nmods - 1], W_ACT(G->out_conv), N,
-                           R, R, last->cout, C, 3, 0));
+    d32 = dcur;
+    if (act != ACT_F32) ALLOC(d32, ws, P * last->cout);
+    PD(gpu_conv2d_backward_f32(g, d32, u->dw_hat + G->out_conv.offset, dF, u->out_in, W_HAT(G->out_conv), N, R, R,
+                               last->cout, C, 3, 0));
+    if (d32 != dcur) KD(act_convert(st, act, dcur, ACT_F32, d32, P * last->cout));
     for (int m = G->nmods - 1; m >= 0; m--) {
         const unet_module *md = &G->mods[m];
         const size_t Pm = (size_t)N * md->H * md->W;
-        if (m < G->nenc && dskip[m]) KD(act_accumulate(st, act, dcur, dskip[m], Pm * md->cout));
-        if (md->kind == MOD_CONV) {
-            PD(gpu_conv2d_backward(g, NULL, u->dw_hat + md->conv.offset, dcur, u->mod_in[m], W_ACT(md->conv), N, md->H,
-                                   md->W, md->cin, md->cout, 3, 0));
+        if (m < G->nenc && dskip[m]) KD(uk_accumulate(st, act, dcur, dskip[m], Pm * md->cout));
+        if (md->kind == MOD_CONV) { /* the first convolution, in float32 */
+            d32 = dcur;
+            if (act != ACT_F32) {
+                ALLOC(d32, ws, Pm * md->cout);
+                KD(act_convert(st, ACT_F32, d32, act, dcur, Pm * md->cout));
+            }
+            PD(gpu_conv2d_backward_f32(g, NULL, u->dw_hat + md->conv.offset, d32, u->x_in0, W_HAT(md->conv), N, md->H,
+                                       md->W, md->cin, md->cout, 3, 0));
             continue;
         }
         const size_t Pin = (size_t)N * md->blk.Hin * md->blk.Win;

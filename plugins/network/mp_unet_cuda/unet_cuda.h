@@ -2,7 +2,8 @@
  * forward and backward over the module graph and arena table of ../mp_unet/unet_graph.h (the CPU build's),
  * so the two builds share config keys, table and arena layout. All work is queued on the backend's stream.
  * The U-Net body runs at the `precision` key's type (float32: bitwise the CPU's layers; bf16/fp16: tensor
- * cores); the arena, gradients, embedding, preconditioning and uncertainty head stay float32. */
+ * cores); the arena, gradients, embedding, preconditioning, the first and the last convolution (a few
+ * image channels, which suit no tensor-core algorithm) and the uncertainty head stay float32. */
 #ifndef EDM2_UNET_CUDA_H
 #define EDM2_UNET_CUDA_H
 
@@ -26,7 +27,7 @@ typedef struct unet_cuda {
     uint64_t drop_seed, drop_stream, drop_offset;
     gblock_saved *saved;
     void **mod_in, **mod_out; /* activations (the network's type) */
-    void *x_in0;
+    float *x_in0, *out_in;    /* the first and the last convolution's inputs (float32) */
     float *c_out, *fourier, *lab, *e3, *emb, *lv_fourier;
 } unet_cuda;
 

@@ -1,16 +1,18 @@
 /* unet_kernels.cu: preconditioning, output, dropout and vector helpers of the CUDA mp_unet (unet_kernels.h),
- * in the CPU network's arithmetic (--fmad=false). */
+ * in the CPU network's arithmetic (--fmad=false). Kernels over activations are templates on their element
+ * type: for float32 the loads and stores are plain (bitwise the CPU's); for bf16/fp16 each value is
+ * computed in float32 and rounded once when stored. */
 #include <cuda_runtime.h>
 #include <math.h>
 
 #include "edm2/edm2_philox.h"
-#include "unet_kernels.h"
 #include "launch_cuda.h"
+#include "lp_math.cuh"
+#include "unet_kernels.h"
 
-
-
-__global__ void k_precondition(float *c_skip, float *c_out, float *c_noise, float *x_in0, const float *x,
-                               const float *sigma, int N, int C, size_t HW, float sd) {
+template <typename T>
+__global__ void k_precondition(float *c_skip, float *c_out, float *c_noise, T *x_in0, const float *x, const float *sigma,
+                               int N, int C, size_t HW, float sd) {
     STRIDE_LOOP(i, (size_t)N * HW) {
         const size_t n = i / HW, p = i % HW;
         const float s = sigma[n], c_in = 1.0f / sqrtf(sd * sd + s * s);
@@ -19,48 +21,76 @@ __global__ void k_precondition(float *c_skip, float *c_out, float *c_noise, floa
             c_out[n] = s * sd / sqrtf(s * s + sd * sd);
             c_noise[n] = logf(s) / 4.0f;
         }
-        float *dst = x_in0 + i * (C + 1);
-        for (int c = 0; c < C; c++) dst[c] = c_in * x[(n * C + c) * HW + p];
-        dst[C] = 1.0f;
+        T *dst = x_in0 + i * (C + 1);
+        for (int c = 0; c < C; c++) dst[c] = st<T>(c_in * x[(n * C + c) * HW + p]);
+        dst[C] = st<T>(1.0f);
     }
 }
-int uk_precondition(void *stream, float *c_skip, float *c_out, float *c_noise, float *x_in0, const float *x,
+template <typename T>
+static int precondition(void *stream, float *c_skip, float *c_out, float *c_noise, void *x_in0, const float *x,
+                        const float *sigma, int N, int C, size_t HW, float sd) {
+    LAUNCH((size_t)N * HW, k_precondition<T>, c_skip, c_out, c_noise, (T *)x_in0, x, sigma, N, C, HW, sd);
+}
+int uk_precondition(void *stream, int act, float *c_skip, float *c_out, float *c_noise, void *x_in0, const float *x,
                     const float *sigma, int N, int C, size_t HW, float sigma_data) {
-    LAUNCH((size_t)N * HW, k_precondition, c_skip, c_out, c_noise, x_in0, x, sigma, N, C, HW, sigma_data);
+    return ACT_CALL(act, precondition, stream, c_skip, c_out, c_noise, x_in0, x, sigma, N, C, HW, sigma_data);
 }
 
-__global__ void k_output(float *D, const float *x, const float *F, const float *c_skip, const float *c_out, int N, int C,
+template <typename T>
+__global__ void k_output(float *D, const float *x, const T *Fx, const float *c_skip, const float *c_out, int N, int C,
                          size_t HW) {
     STRIDE_LOOP(i, (size_t)N * C * HW) {
         const size_t p = i % HW, c = (i / HW) % C, n = i / (HW * C);
-        D[i] = c_skip[n] * x[i] + c_out[n] * F[(n * HW + p) * C + c];
+        D[i] = c_skip[n] * x[i] + c_out[n] * ld(Fx[(n * HW + p) * C + c]);
     }
 }
-int uk_output(void *stream, float *D, const float *x, const float *F, const float *c_skip, const float *c_out, int N,
-              int C, size_t HW) {
-    LAUNCH((size_t)N * C * HW, k_output, D, x, F, c_skip, c_out, N, C, HW);
+template <typename T>
+static int output(void *stream, float *D, const float *x, const void *Fx, const float *c_skip, const float *c_out, int N,
+                  int C, size_t HW) {
+    LAUNCH((size_t)N * C * HW, k_output<T>, D, x, (const T *)Fx, c_skip, c_out, N, C, HW);
+}
+int uk_output(void *stream, int act, float *D, const float *x, const void *F, const float *c_skip, const float *c_out,
+              int N, int C, size_t HW) {
+    return ACT_CALL(act, output, stream, D, x, F, c_skip, c_out, N, C, HW);
 }
 
-__global__ void k_output_backward(float *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
+template <typename T> __global__ void k_output_backward(T *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
     STRIDE_LOOP(i, (size_t)N * C * HW) {
         const size_t p = i % HW, c = (i / HW) % C, n = i / (HW * C);
-        dF[(n * HW + p) * C + c] = c_out[n] * dD[i];
+        dF[(n * HW + p) * C + c] = st<T>(c_out[n] * dD[i]);
     }
 }
-int uk_output_backward(void *stream, float *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
-    LAUNCH((size_t)N * C * HW, k_output_backward, dF, dD, c_out, N, C, HW);
+template <typename T>
+static int output_backward(void *stream, void *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
+    LAUNCH((size_t)N * C * HW, k_output_backward<T>, (T *)dF, dD, c_out, N, C, HW);
+}
+int uk_output_backward(void *stream, int act, void *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
+    return ACT_CALL(act, output_backward, stream, dF, dD, c_out, N, C, HW);
 }
 
 __global__ void k_scale(float *y, const float *x, float a, size_t n) { STRIDE_LOOP(i, n) y[i] = x[i] * a; }
 __global__ void k_add_scalar(float *y, const float *x, float a, size_t n) { STRIDE_LOOP(i, n) y[i] = x[i] + a; }
-__global__ void k_accumulate(float *y, const float *x, size_t n) { STRIDE_LOOP(i, n) y[i] += x[i]; }
 int uk_scale(void *stream, float *y, const float *x, float a, size_t n) { LAUNCH(n, k_scale, y, x, a, n); }
 int uk_add_scalar(void *stream, float *y, const float *x, float a, size_t n) { LAUNCH(n, k_add_scalar, y, x, a, n); }
-int uk_accumulate(void *stream, float *y, const float *x, size_t n) { LAUNCH(n, k_accumulate, y, x, n); }
 
-__global__ void k_dropout(float *y, size_t n, float p, float keep, uint64_t seed, uint64_t rng_stream, uint64_t base) {
-    STRIDE_LOOP(i, n) y[i] = edm2_philox_uniform(seed, rng_stream, base + i) < p ? 0.0f : y[i] * keep;
+template <typename T> __global__ void k_accumulate(T *y, const T *x, size_t n) {
+    STRIDE_LOOP(i, n) y[i] = st<T>(ld(y[i]) + ld(x[i]));
 }
-int uk_dropout(void *stream, float *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
-    LAUNCH(n, k_dropout, y, n, p, 1.0f / (1.0f - p), seed, rng_stream, base);
+template <typename T> static int accumulate(void *stream, void *y, const void *x, size_t n) {
+    LAUNCH(n, k_accumulate<T>, (T *)y, (const T *)x, n);
+}
+int uk_accumulate(void *stream, int act, void *y, const void *x, size_t n) {
+    return ACT_CALL(act, accumulate, stream, y, x, n);
+}
+
+template <typename T>
+__global__ void k_dropout(T *y, size_t n, float p, float keep, uint64_t seed, uint64_t rng_stream, uint64_t base) {
+    STRIDE_LOOP(i, n) y[i] = edm2_philox_uniform(seed, rng_stream, base + i) < p ? st<T>(0.0f) : st<T>(ld(y[i]) * keep);
+}
+template <typename T>
+static int dropout(void *stream, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
+    LAUNCH(n, k_dropout<T>, (T *)y, n, p, 1.0f / (1.0f - p), seed, rng_stream, base);
+}
+int uk_dropout(void *stream, int act, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
+    return ACT_CALL(act, dropout, stream, y, n, p, seed, rng_stream, base);
 }
