@@ -272,44 +272,55 @@ static double rel_l2(const float *a, const float *b, size_t n) {
     return s > 0 ? sqrt(d / s) : d > 0 ? INFINITY : 0;
 }
 
-/* bf16 and fp16 against the CPU's float32: the outputs and every trained tensor's gradient within the
- * precision's bound of relative L2 error (bf16 keeps 8 significant bits, fp16 11: bounds a few times the
- * errors expected from rounding every activation of a network this deep), and D farther from float32 than
- * float32's own rounding (the precision is really in effect). Every measured error is printed. */
+/* bf16 and fp16 against the CPU's float32, by relative L2 error, within about five times what the
+ * PyTorch reference itself gives for this network with its body in bf16/fp16 (torch 2.15 on a CPU, same
+ * arena, inputs and output gradients; bench/precision_reference.py): D 6.8e-3 / 8.8e-4; the worst weight tensor's gradient 3.4e-2 /
+ * 1.6e-2; the scalar gains' gradients as one vector 1.2e-2 / 3.4e-3 (alone, a gain's gradient, a sum with
+ * much cancellation, is off by up to 0.23 / 0.05); the whole gradient arena 2.8e-3 / 7.5e-4. The
+ * uncertainty head is float32 in both, and D must be farther from float32 than float32's own rounding
+ * (the precision is really in effect). An indexing or layout fault gives errors of order 1. */
 static void test_precisions(void **state) {
     (void)state;
     set_params();
-    const size_t A = g_net[0].info.arena_floats;
+    const edm2_network_info *info = &g_net[0].info;
+    const size_t A = info->arena_floats;
     edm2_err err;
     for (int p = 0; p < 2; p++) assert_int_equal(rt_upload(&g_rt[1], g_lp[p].params, g_net[0].params, A, &err), 0);
     float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
     test_data(x, sigma, labels, dD, dlv);
     float *D32 = malloc(2 * E * sizeof(float)), lv32[NB], *g32 = calloc(A + 1, sizeof(float));
     forward_backward(0, x, sigma, labels, dD, dlv, D32, lv32, g32);
-    const double bound_D[2] = {2e-2, 4e-3}, bound_grad[2] = {8e-2, 2e-2};
+    /* bounds: D, a weight tensor's gradient, the gains' gradients, the whole arena; bf16 then fp16 */
+    const double bound[2][4] = {{3e-2, 0.15, 6e-2, 1.5e-2}, {5e-3, 8e-2, 2e-2, 4e-3}};
+    float *ga = malloc((A + 1) * sizeof(float)), *gb = malloc((A + 1) * sizeof(float));
     for (int p = 0; p < 2; p++) {
         float *D = malloc(2 * E * sizeof(float)), lv[NB], *g = calloc(A + 1, sizeof(float));
         forward_backward_of(&g_lp[p], 1, x, sigma, labels, dD, dlv, D, lv, g);
         const double eD = rel_l2(D32, D, E), eT = rel_l2(D32 + E, D + E, E), eL = rel_l2(lv32, lv, NB);
-        printf("%s vs CPU fp32: eval D %.2e, training D %.2e, logvar %.2e (bound %.0e)\n", k_lp_name[p], eD, eT, eL,
-               bound_D[p]);
-        assert_true(eD <= bound_D[p] && eT <= bound_D[p]);
-        assert_true(eL <= 1e-5);    /* the uncertainty head is float32 */
-        assert_true(eD > 1e-6);     /* not float32 */
         double worst = 0;
         const char *worst_name = "";
-        for (size_t i = 0; i < g_net[0].info.param_count; i++) {
-            const edm2_param_desc *d = &g_net[0].info.params[i];
+        size_t ngain = 0;
+        for (size_t i = 0; i < info->param_count; i++) {
+            const edm2_param_desc *d = &info->params[i];
             if (!(d->flags & EDM2_PARAM_TRAINED)) continue;
+            if (d->numel == 1) { /* a gain: gathered into one vector */
+                ga[ngain] = g32[d->offset], gb[ngain++] = g[d->offset];
+                continue;
+            }
             const double e = rel_l2(g32 + d->offset, g + d->offset, d->numel);
             if (!(e <= worst)) worst = e, worst_name = d->name;
         }
-        printf("%s vs CPU fp32: largest gradient error %.2e (%s; bound %.0e)\n", k_lp_name[p], worst, worst_name,
-               bound_grad[p]);
-        assert_true(worst <= bound_grad[p]);
+        const double eG = rel_l2(ga, gb, ngain), eA = rel_l2(g32, g, A);
+        printf("%s vs CPU fp32 (relative L2): eval D %.2e, training D %.2e (bound %.0e), logvar %.2e; gradients: worst "
+               "tensor %.2e (%s; bound %.0e), gains %.2e (bound %.0e), all %.2e (bound %.0e)\n",
+               k_lp_name[p], eD, eT, bound[p][0], eL, worst, worst_name, bound[p][1], eG, bound[p][2], eA, bound[p][3]);
+        assert_true(eD <= bound[p][0] && eT <= bound[p][0]);
+        assert_true(eL <= 1e-5); /* the uncertainty head is float32 */
+        assert_true(eD > 1e-6);  /* not float32 */
+        assert_true(worst <= bound[p][1] && eG <= bound[p][2] && eA <= bound[p][3]);
         free(D), free(g);
     }
-    free(D32), free(g32), free(x), free(dD);
+    free(ga), free(gb), free(D32), free(g32), free(x), free(dD);
 }
 
 static void test_check_ref_cuda(void **state) {
