@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """precision_reference.py: how far the PyTorch reference itself moves from float32 when its U-Net body runs in
 bf16 or fp16, on the network of test_cuda_network (16x16x3, 5 classes, channels 16x[1,2,3], 2 blocks, attention
-at 8x8, every gain 0.7); the bounds of test_precisions are about five times these (docs/precision.md). Runs on
+at 8x8, every gain 0.7); the bounds of test_precisions are about five times these (docs/cuda-network.md). Runs on
 a CPU. The reference's source (NVlabs/edm2, e.g. ../shared/ref/torch) is imported for measurement only.
 
 usage: python3 bench/precision_reference.py PATH/ref/torch

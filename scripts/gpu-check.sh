@@ -8,8 +8,9 @@
 #   3. (with .devref/ carried) img512 XS and S at batch 256: ours in bf16 against the PyTorch reference
 #      (eager) in one command (bench/side_by_side.py); where a bf16 XS step's time goes, kernel by kernel
 #      (bench/kernel_profile.py: Nsight Compute durations);
-#   4. the Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16:
-#      final losses side by side, grids kept; the SD VAE at 512x512.
+#   4. sampling at batch 16 with and without CUDA graphs; the Fashion-MNIST demo for 30 kimg in fp32 with
+#      two seeds (the run-to-run spread) and in bf16: final losses side by side, grids kept; the SD VAE at
+#      512x512.
 # `full` adds: fp16 in the speed table and the reference under torch.compile, the fp16 demo, the whole suite,
 # memcheck of the fp32 network, and what earlier GPU sessions verified: the same 1-kimg run twice
 # (snapshots compared bytewise), generation from a GPU snapshot on both backends and with guidance, post-hoc
@@ -73,6 +74,12 @@ speed() { # EXTRA ARGS of side_by_side.py
 ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 [ -n "$ncu" ] && step kernel-profile timeout 180 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
   --batch 64 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
+# Sampling at small batch (launch-bound) with and without the CUDA graphs of the evaluation forward.
+for graphs in 0 1; do
+  step sample-graphs$graphs env EDM2_CUDA_GRAPHS=$graphs build-gpu/edm2-bench configs/fashion-mnist-demo.ini \
+    --set backend.plugin=cuda --set training.batch=16 --only eval --sample --no-sgemm --steps 3
+done
+grep -h "sampling:" "$out"/sample-graphs*.log | tee "$out/sample-graphs.txt"
 # Mixed precision on the demo (issue 11): 30 kimg in fp32 with two seeds (the run-to-run spread), then in
 # bf16 (and fp16); the final losses side by side (stats.jsonl), each run's grid kept.
 demos="fp32:0 fp32:1 bf16:0"

@@ -6,8 +6,9 @@
  * own noise draw,
  * Adam on the same gradients with a NaN among them (bitwise), `check-ref --backend cuda` against the
  * PyTorch reference, and the bf16/fp16 precisions against the CPU's float32 (relative L2 error of D and of
- * every gradient tensor within stated bounds, and above float32 rounding: the precision is really used).
- * Exits 77 (skipped, with the reason) without a CUDA device. */
+ * every gradient tensor within stated bounds, and above float32 rounding: the precision is really used),
+ * and evaluations replayed from CUDA graphs (bitwise the eager ones). Exits 77 (skipped, with the reason)
+ * without a CUDA device. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +324,52 @@ static void test_precisions(void **state) {
     free(ga), free(gb), free(D32), free(g32), free(x), free(dD);
 }
 
+/* Evaluation forwards of net (backend 1) with the arguments of fa, `times` times; D of each into out[times*E]. */
+static void evaluations(net_instance *ni, edm2_forward_args *fa, int times, float *out) {
+    edm2_err err;
+    for (int t = 0; t < times; t++) {
+        assert_int_equal(ni->vt->forward(ni->net, fa), EDM2_OK);
+        assert_int_equal(rt_download(&g_rt[1], out + (size_t)t * E, fa->D, E, &err), 0);
+    }
+}
+
+/* Evaluations with the same arguments run from a CUDA graph after two eager ones (forward_graph.h): each
+ * output is bitwise the first (eager) one, and new values in the same buffers give bitwise what an eager
+ * evaluation (other buffers: a new graph slot) gives; in float32 and bf16. */
+static void test_forward_graph(void **state) {
+    (void)state;
+    set_params();
+    const size_t A = g_net[0].info.arena_floats;
+    edm2_err err;
+    assert_int_equal(rt_upload(&g_rt[1], g_lp[0].params, g_net[0].params, A, &err), 0);
+    float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
+    test_data(x, sigma, labels, dD, dlv);
+    net_instance *nets[2] = {&g_net[1], &g_lp[0]};
+    float *out = malloc(6 * E * sizeof(float)), *fresh = malloc(E * sizeof(float));
+    for (int k = 0; k < 2; k++) {
+        edm2_forward_args fa;
+        memset(&fa, 0, sizeof fa);
+        fa.struct_size = sizeof fa;
+        fa.params = nets[k]->params, fa.x = dev_copy(1, x, E), fa.sigma = dev_copy(1, sigma, NB), fa.N = NB;
+        fa.labels = dev_copy(1, labels, (size_t)NB * L), fa.D = rt_alloc(&g_rt[1], E, &err);
+        fa.logvar = rt_alloc(&g_rt[1], NB, &err);
+        evaluations(nets[k], &fa, 5, out); /* eager, eager, eager + capture + check, replay, replay */
+        for (int t = 1; t < 5; t++) bitwise("evaluation from a CUDA graph", out, out + (size_t)t * E, E);
+        for (size_t i = 0; i < E; i++) x[i] = -0.5f * x[i] + 0.1f;
+        assert_int_equal(rt_upload(&g_rt[1], (float *)fa.x, x, E, &err), 0);
+        evaluations(nets[k], &fa, 1, out + 5 * E); /* replayed on the new values */
+        edm2_forward_args other = fa;
+        other.x = dev_copy(1, x, E);
+        evaluations(nets[k], &other, 1, fresh); /* other arguments: eager */
+        bitwise("replayed graph on new values vs eager", fresh, out + 5 * E, E);
+        assert_true(rel_l2(out, fresh, E) > 1e-3); /* the new values do change D */
+        float *bufs[] = {(float *)fa.x, (float *)fa.sigma, (float *)fa.labels, fa.D, fa.logvar, (float *)other.x};
+        for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) rt_free(&g_rt[1], bufs[i]);
+        test_data(x, sigma, labels, dD, dlv);
+    }
+    free(out), free(fresh), free(x), free(dD);
+}
+
 static void test_check_ref_cuda(void **state) {
     (void)state;
     char *argv[] = {EDM2_TEST_DATA "/edm2_small.safetensors", "--backend", "cuda", NULL};
@@ -376,6 +423,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_init_and_weight_norm), cmocka_unit_test(test_forward_backward),
                                        cmocka_unit_test(test_loss_and_adam), cmocka_unit_test(test_precisions),
+                                       cmocka_unit_test(test_forward_graph),
                                        cmocka_unit_test(test_check_ref_cuda)};
     const char *filter = getenv("EDM2_TEST_FILTER"); /* e.g. gpu-check's memcheck of the bf16/fp16 path */
     if (filter && *filter) cmocka_set_test_filter(filter);

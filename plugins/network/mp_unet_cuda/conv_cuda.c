@@ -207,6 +207,7 @@ static void *scratch_for(gpu_ctx *g, size_t need) {
             return NULL;
         }
         g->own_bytes = need;
+        g->own_epoch++;
     }
     return g->own;
 }

@@ -36,6 +36,7 @@ typedef struct gpu_ctx {
     edm2_backend_ops ops;  /* the backend, for a larger workspace of our own (own, own_bytes) when needed */
     void *own;
     size_t own_bytes;
+    unsigned own_epoch;    /* counts the moves of `own` (a CUDA graph holds its address) */
     conv_plan *plans;      /* cuDNN descriptors and algorithms, one per convolution shape */
     size_t nplans, cap_plans;
     char err[320];         /* the first failure of the current call */

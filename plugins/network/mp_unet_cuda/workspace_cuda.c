@@ -62,6 +62,7 @@ int gws_reset(gws *ws) {
         ws->ops.vt->free(ws->ops.b, ws->base);
         ws->cap = ws->need;
         ws->base = dev_alloc(ws, ws->cap);
+        ws->epoch++;
         if (!ws->base) {
             ws->cap = ws->need = 0;
             return -1;

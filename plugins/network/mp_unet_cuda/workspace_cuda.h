@@ -17,6 +17,7 @@ typedef struct gws {
     size_t nextra, cap_extra;
     size_t need;      /* floats this pass has asked for */
     int failed;
+    unsigned epoch;   /* counts the moves of `base` (a CUDA graph holds its addresses) */
 } gws;
 
 /* n floats, 64-float (256-byte) aligned, uninitialised; NULL (and ws->failed) when out of memory. */
