@@ -255,20 +255,31 @@ __global__ void k_modulate_silu_backward_dx(T *dx, const T *dy, const T *x, cons
         st_acc(dx + i, mp_silu1_grad(ld(dy[i]), ld(x[i]) * cn) * cn, acc);
     }
 }
-/* dc[n, k] = sum over pixels: one thread per (n, k); neighbouring threads read neighbouring channels. */
+/* dc[n, k] = sum over pixels, in two passes that keep the order fixed: part[n, s, k] sums the pixels of
+ * chunk s (one thread per (n, s, k); neighbouring threads read neighbouring channels), then the chunks
+ * are added in order. */
 template <typename T>
-__global__ void k_modulate_silu_backward_dc(float *dc, const T *dy, const T *x, const float *c, int N, size_t HW, int C,
-                                            int acc) {
-    STRIDE_LOOP(j, (size_t)N * C) {
-        const size_t n = j / C, k = j % C;
-        const float cn = c[j];
-        float s = 0;
-        for (size_t p = 0; p < HW; p++) {
+__global__ void k_modulate_dc_part(float *part, const T *dy, const T *x, const float *c, int N, size_t HW, int C, int S) {
+    const size_t per = (HW + S - 1) / S;
+    STRIDE_LOOP(j, (size_t)N * S * C) {
+        const size_t k = j % C, s = (j / C) % S, n = j / ((size_t)C * S);
+        const float cn = c[n * C + k];
+        const size_t p1 = (s + 1) * per < HW ? (s + 1) * per : HW;
+        float sum = 0;
+        for (size_t p = s * per; p < p1; p++) {
             const size_t o = (n * HW + p) * C + k;
             const float xv = ld(x[o]);
-            s += mp_silu1_grad(ld(dy[o]), xv * cn) * xv;
+            sum += mp_silu1_grad(ld(dy[o]), xv * cn) * xv;
         }
-        dc[j] = acc ? dc[j] + s : s;
+        part[j] = sum;
+    }
+}
+__global__ void k_modulate_dc_sum(float *dc, const float *part, int N, int C, int S, int acc) {
+    STRIDE_LOOP(j, (size_t)N * C) {
+        const size_t n = j / C, k = j % C;
+        float sum = 0;
+        for (int s = 0; s < S; s++) sum += part[(n * S + s) * C + k];
+        dc[j] = acc ? dc[j] + sum : sum;
     }
 }
 template <typename T>
@@ -277,22 +288,25 @@ static int modulate_silu_forward(void *stream, void *y, const void *x, const flo
 }
 template <typename T>
 static int modulate_silu_backward(void *stream, void *dx, float *dc, const void *dy, const void *x, const float *c, int N,
-                                  size_t HW, int C, int acc) {
+                                  size_t HW, int C, int acc, float *part) {
     if ((size_t)N * HW * C == 0) return 0;
+    const int S = act_dc_chunks(HW);
     k_modulate_silu_backward_dx<T><<<blocks_for((size_t)N * HW * C), THREADS, 0, (cudaStream_t)stream>>>(
         (T *)dx, (const T *)dy, (const T *)x, c, N, HW, C, acc);
-    k_modulate_silu_backward_dc<T><<<blocks_for((size_t)N * C), THREADS, 0, (cudaStream_t)stream>>>(
-        dc, (const T *)dy, (const T *)x, c, N, HW, C, acc);
+    k_modulate_dc_part<T><<<blocks_for((size_t)N * S * C), THREADS, 0, (cudaStream_t)stream>>>(
+        part, (const T *)dy, (const T *)x, c, N, HW, C, S);
+    k_modulate_dc_sum<<<blocks_for((size_t)N * C), THREADS, 0, (cudaStream_t)stream>>>(dc, part, N, C, S, acc);
     return (int)cudaGetLastError();
 }
 int act_modulate_silu_forward(void *stream, int act, void *y, const void *x, const float *c, int N, size_t HW, int C) {
     if (act == ACT_F32) return mpc_modulate_silu_forward(stream, F(y), CF(x), c, N, HW, C);
     return LP_CALL(act, modulate_silu_forward, stream, y, x, c, N, HW, C);
 }
+int act_dc_chunks(size_t HW) { return HW >= 8192 ? 32 : (int)((HW + 255) / 256); }
 int act_modulate_silu_backward(void *stream, int act, void *dx, float *dc, const void *dy, const void *x, const float *c,
-                               int N, size_t HW, int C, int acc) {
+                               int N, size_t HW, int C, int acc, float *part) {
     if (act == ACT_F32) return mpc_modulate_silu_backward(stream, F(dx), dc, CF(dy), CF(x), c, N, HW, C, acc);
-    return LP_CALL(act, modulate_silu_backward, stream, dx, dc, dy, x, c, N, HW, C, acc);
+    return LP_CALL(act, modulate_silu_backward, stream, dx, dc, dy, x, c, N, HW, C, acc, part);
 }
 
 /* ---- resampling with the [1, 1] filter ---- */

@@ -37,10 +37,12 @@ int act_sum_backward(void *stream, int act, void *da, void *db, const void *dy, 
 int act_cat_forward(void *stream, int act, void *y, const void *a, int Ca, const void *b, int Cb, size_t P, float t);
 int act_cat_backward(void *stream, int act, void *da, void *db, const void *dy, int Ca, int Cb, size_t P, float t,
                      int acc);
-/* y = mp_silu(x * c[n]) with c[N, C] float32;  dx (act), dc (float32). */
+/* y = mp_silu(x * c[n]) with c[N, C] float32;  dx (act), dc (float32). For bf16/fp16 dc sums the pixels in
+ * act_dc_chunks(HW) chunks first, into part[N, chunks, C] (float32 scratch; unused for float32). */
 int act_modulate_silu_forward(void *stream, int act, void *y, const void *x, const float *c, int N, size_t HW, int C);
+int act_dc_chunks(size_t HW);
 int act_modulate_silu_backward(void *stream, int act, void *dx, float *dc, const void *dy, const void *x, const float *c,
-                               int N, size_t HW, int C, int acc);
+                               int N, size_t HW, int C, int acc, float *part);
 int act_resample_down_forward(void *stream, int act, void *y, const void *x, int N, int H, int W, int C);
 int act_resample_down_backward(void *stream, int act, void *dx, const void *dy, int N, int H, int W, int C, int acc);
 int act_resample_up_forward(void *stream, int act, void *y, const void *x, int N, int H, int W, int C);

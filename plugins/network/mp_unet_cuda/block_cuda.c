@@ -160,8 +160,10 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
     /* y3 = dropout(mp_silu(y0 * c)), c = emb_linear(emb) + 1 */
     if (ctx->training && b->dropout > 0) K(dropout(b, ctx, dy3, P * C)); /* the same mask and scale */
     ALLOC_ACT(dy0, bws, P * C);
+    float *part = NULL; /* bf16/fp16: dc's per-chunk sums */
     ALLOC(dc, bws, (size_t)N * C);
-    K(act_modulate_silu_backward(st, act, dy0, dc, dy3, s->y0, s->c, N, HW, C, 0));
+    if (act != ACT_F32) ALLOC(part, bws, (size_t)N * act_dc_chunks(HW) * C);
+    K(act_modulate_silu_backward(st, act, dy0, dc, dy3, s->y0, s->c, N, HW, C, 0, part));
     P_(gpu_linear_backward(g, demb, DW(b->emb_linear), dc, ctx->emb, W_HAT(ctx, b->emb_linear), (size_t)N, b->cemb, C, 1));
     /* y0 = conv_res0(mp_silu(x2)) */
     ALLOC_ACT(da, bws, P * c2);
