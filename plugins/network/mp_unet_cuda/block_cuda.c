@@ -28,10 +28,15 @@ static int dropout(const block_def *b, const gblock_ctx *ctx, void *y, size_t n)
 
 void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, gblock_saved *s) {
     gpu_ctx *g = ctx->g;
-    gws *ws = ctx->ws;
+    /* kw: what backward needs (kept when training, else temporary); tw: temporaries; the output: ctx->ws. */
+    gws *kw = s ? ctx->ws : ctx->tmp, *tw = ctx->tmp;
     void *st = g->stream;
     const int N = ctx->N, C = b->cout, act = g->act;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
+    if (gws_reset(tw)) {
+        gpu_fail(g, "block workspace", "out of device memory");
+        return NULL;
+    }
     gblock_saved local;
     if (!s) s = &local;
     memset(s, 0, sizeof *s);
@@ -39,7 +44,7 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
     /* x = resample(x) */
     void *x0 = (void *)x_in;
     if (b->resample != RESAMPLE_KEEP) {
-        ALLOC_ACT(x0, ws, P * b->cin);
+        ALLOC_ACT(x0, kw, P * b->cin);
         if (b->resample == RESAMPLE_DOWN) K(act_resample_down_forward(st, act, x0, x_in, N, b->Hin, b->Win, b->cin));
         else K(act_resample_up_forward(st, act, x0, x_in, N, b->Hin, b->Win, b->cin));
     }
@@ -50,63 +55,63 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
     if (b->enc) {
         void *x1 = x0;
         if (b->skip.present) {
-            ALLOC_ACT(x1, ws, P * C);
+            ALLOC_ACT(x1, kw, P * C);
             P_(gpu_conv2d_forward(g, x1, x0, W_ACT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1));
         }
         s->x1 = x1;
-        ALLOC_ACT(x2, ws, P * C);
-        ALLOC(s->pn_norm, ws, P);
+        ALLOC_ACT(x2, kw, P * C);
+        ALLOC(s->pn_norm, kw, P);
         K(act_normalize_rows_forward(st, act, x2, s->pn_norm, x1, P, C));
         c2 = C;
     }
     s->x2 = x2;
     /* y = conv_res0(mp_silu(x)) */
-    ALLOC_ACT(s->a, ws, P * c2);
-    ALLOC_ACT(s->y0, ws, P * C);
+    ALLOC_ACT(s->a, kw, P * c2);
+    ALLOC_ACT(s->y0, kw, P * C);
     K(act_silu_forward(st, act, s->a, x2, P * c2));
     P_(gpu_conv2d_forward(g, s->y0, s->a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3));
     /* c = emb_linear(emb, gain=emb_gain) + 1 (float32);  y = mp_silu(y * c), dropout */
-    ALLOC(s->c, ws, (size_t)N * C);
-    ALLOC_ACT(s->y3, ws, P * C);
+    ALLOC(s->c, kw, (size_t)N * C);
+    ALLOC_ACT(s->y3, kw, P * C);
     P_(gpu_linear_forward(g, s->c, ctx->emb, W_HAT(ctx, b->emb_linear), (size_t)N, b->cemb, C, 0));
     K(uk_add_scalar(st, s->c, s->c, 1.0f, (size_t)N * C));
     K(act_modulate_silu_forward(st, act, s->y3, s->y0, s->c, N, HW, C));
     if (ctx->training && b->dropout > 0) K(dropout(b, ctx, s->y3, P * C));
     /* y = conv_res1(y) */
     void *y4;
-    ALLOC_ACT(y4, ws, P * C);
+    ALLOC_ACT(y4, tw, P * C);
     P_(gpu_conv2d_forward(g, y4, s->y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, 3));
     /* dec: x = conv_skip(x);  x = mp_sum(x, y, res_balance) */
     const void *xs = x2;
     if (!b->enc && b->skip.present) {
         void *t;
-        ALLOC_ACT(t, ws, P * C);
+        ALLOC_ACT(t, tw, P * C);
         P_(gpu_conv2d_forward(g, t, x2, W_ACT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1));
         xs = t;
     }
     void *out;
-    ALLOC_ACT(out, ws, P * C);
+    ALLOC_ACT(out, ctx->ws, P * C);
     /* The unclipped sum is kept for clip_backward (x6), always: the GPU does not wait to learn whether
      * anything was clipped; passing dy where nothing was clipped is the identity. */
     if (!b->heads) {
-        ALLOC_ACT(s->x6, ws, P * C);
+        ALLOC_ACT(s->x6, kw, P * C);
         s->x5 = s->x6;
         K(act_sum_clip_forward(st, act, out, s->x6, xs, y4, b->res_balance, b->clip_act, P * C));
         return out;
     }
     /* With attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance), then clipped. */
     void *proj;
-    ALLOC_ACT(s->x5, ws, P * C);
+    ALLOC_ACT(s->x5, kw, P * C);
     K(act_sum_forward(st, act, s->x5, xs, y4, b->res_balance, P * C));
-    ALLOC_ACT(s->qkv, ws, P * 3 * C);
-    ALLOC_ACT(s->qkvn, ws, P * 3 * C);
-    ALLOC(s->qnorm, ws, P * 3 * b->heads);
-    ALLOC_ACT(s->attn, ws, (size_t)N * b->heads * HW * HW);
-    ALLOC_ACT(s->ya, ws, P * C);
-    ALLOC_ACT(proj, ws, P * C);
-    ALLOC_ACT(s->x6, ws, P * C);
+    ALLOC_ACT(s->qkv, kw, P * 3 * C);
+    ALLOC_ACT(s->qkvn, kw, P * 3 * C);
+    ALLOC(s->qnorm, kw, P * 3 * b->heads);
+    ALLOC_ACT(s->attn, kw, (size_t)N * b->heads * HW * HW);
+    ALLOC_ACT(s->ya, kw, P * C);
+    ALLOC_ACT(proj, tw, P * C);
+    ALLOC_ACT(s->x6, kw, P * C);
     void *tmp = NULL; /* bf16/fp16: the heads-major attention output */
-    if (act != ACT_F32) ALLOC_ACT(tmp, ws, P * C);
+    if (act != ACT_F32) ALLOC_ACT(tmp, tw, P * C);
     P_(gpu_conv2d_forward(g, s->qkv, s->x5, W_ACT(ctx, b->qkv), N, b->H, b->W, C, 3 * C, 1));
     P_(gpu_attention_forward(g, s->ya, s->qkvn, s->qnorm, s->attn, s->qkv, N, (int)HW, b->heads, b->cph, tmp));
     P_(gpu_conv2d_forward(g, proj, s->ya, W_ACT(ctx, b->proj), N, b->H, b->W, C, C, 1));

@@ -40,11 +40,13 @@ typedef struct gblock_ctx {
     int N;
     int training;
     uint64_t drop_seed, drop_stream, drop_offset;
-    gws *ws;                     /* where activations go */
+    gws *ws;                     /* where the block's output (and, training, what backward needs) goes */
+    gws *tmp;                    /* the block's temporaries (everything else): reset at each block */
 } gblock_ctx;
 
 /* Forward: returns the output [N, H, W, cout] (in ctx->ws), or NULL on failure (reason in ctx->g->err).
- * *saved is filled when non-NULL (training). */
+ * *saved is filled when non-NULL (training), its tensors kept in ctx->ws; without it they are temporaries.
+ * x_in must not be in ctx->tmp. */
 void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, gblock_saved *saved);
 /* Backward of a training forward: returns d/dx_in [N, Hin, Win, cin] (in bws), or NULL on failure;
  * demb[N, cemb] +=, dw_hat (w_hat layout, float32) +=. */

@@ -54,8 +54,8 @@ static int turn_off(fgraph *f, const char *why, int *turned_off) {
     return 0;
 }
 
-/* Changes whenever a buffer a graph reads or writes moves: the forward workspace, cuDNN's own workspace. */
-static unsigned fgraph_epoch(const unet_cuda *u) { return u->fws.epoch + u->gc.own_epoch; }
+/* Changes whenever a buffer a graph reads or writes moves: the forward workspaces, cuDNN's own workspace. */
+static unsigned fgraph_epoch(const unet_cuda *u) { return u->fws.epoch + u->tws.epoch + u->gc.own_epoch; }
 
 /* Device floats [n] to host, appended to *buf at offset off (grown as needed). */
 static int fetch(unet_cuda *u, float **buf, size_t off, const float *dev, size_t n) {
@@ -84,13 +84,14 @@ static int capture(fgraph *f, fgraph_slot *s, unet_cuda *u, const edm2_forward_a
         snprintf(why, sizeof why, "stream capture did not begin: %s", cudaGetErrorString(e));
         return turn_off(f, why, turned_off);
     }
-    const size_t extra_before = u->fws.nextra;
+    const unsigned epoch = fgraph_epoch(u);
     const int rc = unet_cuda_forward(u, a);
     e = cudaStreamEndCapture(u->gc.stream, &graph);
     char why[200] = "";
     if (rc) snprintf(why, sizeof why, "the forward failed under capture: %.150s", u->gc.err);
     else if (e != cudaSuccess) snprintf(why, sizeof why, "capture failed: %s", cudaGetErrorString(e));
-    else if (u->fws.nextra != extra_before) snprintf(why, sizeof why, "the workspace grew under capture");
+    else if (u->fws.nextra || u->tws.nextra || fgraph_epoch(u) != epoch)
+        snprintf(why, sizeof why, "a workspace grew under capture");
     else if ((e = cudaGraphInstantiate(&s->exec, graph, 0)) != cudaSuccess)
         snprintf(why, sizeof why, "graph instantiation failed: %s", cudaGetErrorString(e)), s->exec = NULL;
     else if ((e = cudaGraphLaunch(s->exec, u->gc.stream)) != cudaSuccess)
@@ -129,6 +130,6 @@ int fgraph_forward(fgraph *f, unet_cuda *u, const edm2_forward_args *a, int *tur
     s->seen++;
     /* Eager while the workspace settles: the first pass makes plans and grows it, the second sizes it. */
     const int rc = unet_cuda_forward(u, a);
-    if (rc || s->seen < 3 || u->fws.nextra) return rc;
+    if (rc || s->seen < 3 || u->fws.nextra || u->tws.nextra) return rc;
     return capture(f, s, u, a, turned_off);
 }

@@ -20,6 +20,7 @@ typedef struct unet_cuda {
     void *dw_lp;        /* bf16/fp16: one weight's gradient in that type (gpu_ctx.dw_tmp) */
     size_t max_O, max_weight;
     gws fws, bws; /* the forward's activations (kept for backward); the backward's pass-long buffers */
+    gws tws;      /* a block's forward temporaries (gblock_ctx.tmp) */
     gws bpp[2];   /* the backward's per-module buffers, alternating: module m works in bpp[m % 2] while its
                    * input gradient, from module m + 1, is still in the other */
     /* Saved by the last training forward. */
