@@ -2,15 +2,15 @@
 # gpu-check.sh OUT_DIR [quick|full]: the one script to run on a GPU machine (see the project brief). It finds
 # cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the GPU's architecture
 # with CUDA forced on, then checks, most urgent first, what has not yet run on a GPU (quick, the default):
-#   1. the CUDA tests: network parity in fp32 and the bf16/fp16 precisions against it, the FID Inception
-#      network, the SD VAE, the backend and layers; `check-ref --backend cuda`;
-#   2. the new CUDA code under compute-sanitizer memcheck (bf16/fp16 network, Inception, VAE);
-#   3. (with .devref/ carried) img512 XS and S at batch 256: ours in bf16 against the PyTorch reference
-#      (eager) in one command (bench/side_by_side.py); where a bf16 XS step's time goes, kernel by kernel
-#      (bench/kernel_profile.py: Nsight Compute durations);
+#   1. the CUDA tests: network parity in fp32, the bf16/fp16 precisions against it and the evaluations
+#      replayed from CUDA graphs, the FID Inception network, the SD VAE, the backend and layers;
+#      `check-ref --backend cuda`; the SD VAE at 512x512; the bf16/fp16 network under compute-sanitizer;
+#   2. (with .devref/ carried) img512 XS and S at batch 256: ours in bf16 against the PyTorch reference
+#      (eager) in one command (bench/side_by_side.py);
+#   3. the CUDA graphs, Inception and VAE under compute-sanitizer; where a bf16 XS step's time goes,
+#      kernel by kernel (bench/kernel_profile.py: Nsight Compute durations);
 #   4. sampling at batch 16 with and without CUDA graphs; the Fashion-MNIST demo for 30 kimg in fp32 with
-#      two seeds (the run-to-run spread) and in bf16: final losses side by side, grids kept; the SD VAE at
-#      512x512.
+#      two seeds (the run-to-run spread) and in bf16: final losses side by side, grids kept.
 # `full` adds: fp16 in the speed table and the reference under torch.compile, the fp16 demo, the whole suite,
 # memcheck of the fp32 network, and what earlier GPU sessions verified: the same 1-kimg run twice
 # (snapshots compared bytewise), generation from a GPU snapshot on both backends and with guidance, post-hoc
@@ -53,16 +53,14 @@ step build cmake --build build-gpu -j"$(nproc)"
 build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1
 step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception|vae' --output-on-failure"
 step check-ref build-gpu/edm2host check-ref tests/data/edm2_small.safetensors --backend cuda
+# The SD VAE at 512x512 on the GPU (random weights of the real shapes).
+step vae-bench-gpu build-gpu/edm2-vae-bench bench/vae-sd.ini --random-weights --set backend.plugin=cuda --res 512 --images 4
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck
   (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
     "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
 }
-if [ -n "$sanitizer" ]; then
-  step memcheck-lp memcheck test_cuda_network test_precisions
-  step memcheck-inception memcheck test_inception test_cuda_matches
-  step memcheck-vae memcheck test_vae test_cuda_matches
-fi
+[ -n "$sanitizer" ] && step memcheck-lp memcheck test_cuda_network 'test_precisions'
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
 # carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
 speed() { # EXTRA ARGS of side_by_side.py
@@ -70,6 +68,11 @@ speed() { # EXTRA ARGS of side_by_side.py
     --steps 5 --build build-gpu "$@" | tee -a "$out/side-by-side.md"
 }
 [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed --precision bf16
+if [ -n "$sanitizer" ]; then
+  step memcheck-graphs memcheck test_cuda_network test_forward_graph
+  step memcheck-inception memcheck test_inception test_cuda_matches
+  step memcheck-vae memcheck test_vae test_cuda_matches
+fi
 # Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only).
 ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 [ -n "$ncu" ] && step kernel-profile timeout 180 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
@@ -95,8 +98,6 @@ for f in "$out"/demo-*/stats.jsonl; do
   echo "$(basename "$(dirname "$f")"): final $(tail -1 "$f" | grep -o '"loss": [-0-9.e]*'), $(tail -1 "$f" | grep -o '"img_per_s": [0-9.]*')"
 done | tee "$out/demo-losses.txt"
 rm -f "$out"/demo-*/training-state-*
-# The SD VAE at 512x512 on the GPU (random weights of the real shapes).
-step vae-bench-gpu build-gpu/edm2-vae-bench bench/vae-sd.ini --random-weights --set backend.plugin=cuda --res 512 --images 4
 if [ "$mode" = full ]; then
   [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side-full speed --precision fp16,bf16 --compile
   step suite bash -c "cd build-gpu && ctest --output-on-failure"
