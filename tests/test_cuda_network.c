@@ -7,8 +7,8 @@
  * Adam on the same gradients with a NaN among them (bitwise), `check-ref --backend cuda` against the
  * PyTorch reference, and the bf16/fp16 precisions against the CPU's float32 (relative L2 error of D and of
  * every gradient tensor within stated bounds, and above float32 rounding: the precision is really used),
- * and evaluations replayed from CUDA graphs (bitwise the eager ones). Exits 77 (skipped, with the reason)
- * without a CUDA device. */
+ * and evaluation and training passes replayed from CUDA graphs (bitwise the eager ones). Exits 77 (skipped,
+ * with the reason) without a CUDA device. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +24,7 @@ static runtime g_rt[2]; /* 0: CPU, 1: CUDA */
 static const edm2_backend_id k_backend[2] = {EDM2_BACKEND_CPU, EDM2_BACKEND_CUDA};
 static net_instance g_net[2];
 static net_instance g_lp[2]; /* CUDA with precision = bf16, fp16 */
+static net_instance g_nd;    /* CUDA, float32, without dropout (its training passes run from CUDA graphs) */
 static const char *const k_lp_name[2] = {"bf16", "fp16"};
 
 static const char *const k_net[] = {"img_resolution=16", "img_channels=3",   "label_dim=5",          "model_channels=16",
@@ -333,7 +334,7 @@ static void evaluations(net_instance *ni, edm2_forward_args *fa, int times, floa
     }
 }
 
-/* Evaluations with the same arguments run from a CUDA graph after two eager ones (forward_graph.h): each
+/* Evaluations with the same arguments run from a CUDA graph after a few eager ones (pass_graph.h): each
  * output is bitwise the first (eager) one, and new values in the same buffers give bitwise what an eager
  * evaluation (other buffers: a new graph slot) gives; in float32 and bf16. */
 static void test_forward_graph(void **state) {
@@ -345,7 +346,7 @@ static void test_forward_graph(void **state) {
     float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
     test_data(x, sigma, labels, dD, dlv);
     net_instance *nets[2] = {&g_net[1], &g_lp[0]};
-    float *out = malloc(6 * E * sizeof(float)), *fresh = malloc(E * sizeof(float));
+    float *out = malloc(8 * E * sizeof(float)), *fresh = malloc(E * sizeof(float));
     for (int k = 0; k < 2; k++) {
         edm2_forward_args fa;
         memset(&fa, 0, sizeof fa);
@@ -353,15 +354,16 @@ static void test_forward_graph(void **state) {
         fa.params = nets[k]->params, fa.x = dev_copy(1, x, E), fa.sigma = dev_copy(1, sigma, NB), fa.N = NB;
         fa.labels = dev_copy(1, labels, (size_t)NB * L), fa.D = rt_alloc(&g_rt[1], E, &err);
         fa.logvar = rt_alloc(&g_rt[1], NB, &err);
-        evaluations(nets[k], &fa, 5, out); /* eager, eager, eager + capture + check, replay, replay */
-        for (int t = 1; t < 5; t++) bitwise("evaluation from a CUDA graph", out, out + (size_t)t * E, E);
+        /* eager while the workspaces settle (at most four passes here), capture + check, replays */
+        evaluations(nets[k], &fa, 7, out);
+        for (int t = 1; t < 7; t++) bitwise("evaluation from a CUDA graph", out, out + (size_t)t * E, E);
         for (size_t i = 0; i < E; i++) x[i] = -0.5f * x[i] + 0.1f;
         assert_int_equal(rt_upload(&g_rt[1], (float *)fa.x, x, E, &err), 0);
-        evaluations(nets[k], &fa, 1, out + 5 * E); /* replayed on the new values */
+        evaluations(nets[k], &fa, 1, out + 7 * E); /* replayed on the new values */
         edm2_forward_args other = fa;
         other.x = dev_copy(1, x, E);
         evaluations(nets[k], &other, 1, fresh); /* other arguments: eager */
-        bitwise("replayed graph on new values vs eager", fresh, out + 5 * E, E);
+        bitwise("replayed graph on new values vs eager", fresh, out + 7 * E, E);
         assert_true(rel_l2(out, fresh, E) > 1e-3); /* the new values do change D */
         float *bufs[] = {(float *)fa.x, (float *)fa.sigma, (float *)fa.labels, fa.D, fa.logvar, (float *)other.x};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) rt_free(&g_rt[1], bufs[i]);
@@ -370,10 +372,64 @@ static void test_forward_graph(void **state) {
     free(out), free(fresh), free(x), free(dD);
 }
 
+/* Training passes (forward, backward) with the same arguments run from CUDA graphs after a few eager ones
+ * (two once the workspaces stop growing; the first passes grow them):
+ * D and the gradients bitwise the first (eager) pass's each time, on a network without dropout (with
+ * dropout the training passes stay eager). */
+static void test_training_graph(void **state) {
+    (void)state;
+    set_params();
+    const size_t A = g_net[0].info.arena_floats;
+    edm2_err err;
+    runtime *rt = &g_rt[1];
+    assert_int_equal(rt_upload(rt, g_nd.params, g_net[0].params, A, &err), 0);
+    float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
+    test_data(x, sigma, labels, dD, dlv);
+    edm2_forward_args fa;
+    memset(&fa, 0, sizeof fa);
+    fa.struct_size = sizeof fa;
+    fa.params = g_nd.params, fa.x = dev_copy(1, x, E), fa.sigma = dev_copy(1, sigma, NB), fa.N = NB, fa.training = 1;
+    fa.labels = dev_copy(1, labels, (size_t)NB * L), fa.D = rt_alloc(rt, E, &err), fa.logvar = rt_alloc(rt, NB, &err);
+    fa.dropout_rng = (edm2_rng){31, 4, 1000};
+    float *dDd = dev_copy(1, dD, E), *dlvd = dev_copy(1, dlv, NB), *gd = rt_alloc(rt, A, &err);
+    float *D = malloc(2 * E * sizeof(float)), *g = malloc(2 * (A + 1) * sizeof(float));
+    for (int t = 0; t < 9; t++) { /* eager while the workspaces settle, capture + check, replays */
+        float *Dt = D + (t ? E : 0), *gt = g + (t ? A + 1 : 0);
+        assert_int_equal(rt->bvt->fill(rt->b, gd, 0.0f, A), EDM2_OK);
+        fa.dropout_rng.offset = 1000 + 64 * (uint64_t)t; /* as a trainer's would: no dropout, no effect */
+        assert_int_equal(g_nd.vt->forward(g_nd.net, &fa), EDM2_OK);
+        assert_int_equal(g_nd.vt->backward(g_nd.net, g_nd.params, dDd, dlvd, gd), EDM2_OK);
+        assert_int_equal(rt_download(rt, Dt, fa.D, E, &err), 0);
+        assert_int_equal(rt_download(rt, gt, gd, A, &err), 0);
+        if (t) bitwise("training D from a CUDA graph", D, Dt, E), bitwise("gradients from a CUDA graph", g, gt, A);
+    }
+    float *bufs[] = {(float *)fa.x, (float *)fa.sigma, (float *)fa.labels, fa.D, fa.logvar, dDd, dlvd, gd};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) rt_free(rt, bufs[i]);
+    free(D), free(g), free(x), free(dD);
+}
+
 static void test_check_ref_cuda(void **state) {
     (void)state;
     char *argv[] = {EDM2_TEST_DATA "/edm2_small.safetensors", "--backend", "cuda", NULL};
     assert_int_equal(cmd_check_ref(3, argv), 0);
+}
+
+/* The CUDA network of k_net with one more setting; 0, or 1 with the error printed. */
+static int open_variant(net_instance *ni, const char *setting) {
+    const plugin_rec *rec = find(EDM2_KIND_NETWORK, "mp_unet", 1);
+    const char *kv[16];
+    int n = 0;
+    while (k_net[n]) kv[n] = k_net[n], n++;
+    kv[n++] = setting;
+    kv[n] = NULL;
+    cfg c = {0};
+    config_view v;
+    fixture_config(&c, &v, "network", rec, kv);
+    edm2_err err;
+    const int rc = net_open(ni, &g_rt[1], rec, &v.api, &err);
+    if (rc) fprintf(stderr, "error: network with %s: %s\n", setting, err.msg);
+    cfg_free(&c);
+    return rc ? 1 : 0;
 }
 
 int main(void) {
@@ -404,30 +460,18 @@ int main(void) {
         }
         cfg_free(&c);
     }
-    for (int p = 0; p < 2; p++) { /* the same network at bf16 and fp16 on the GPU */
-        const plugin_rec *rec = find(EDM2_KIND_NETWORK, "mp_unet", 1);
-        const char *kv[16];
-        int n = 0;
-        while (k_net[n]) kv[n] = k_net[n], n++;
-        kv[n++] = p ? "precision=fp16" : "precision=bf16";
-        kv[n] = NULL;
-        cfg c = {0};
-        config_view v;
-        fixture_config(&c, &v, "network", rec, kv);
-        edm2_err err;
-        if (net_open(&g_lp[p], &g_rt[1], rec, &v.api, &err)) {
-            fprintf(stderr, "error: %s network: %s\n", k_lp_name[p], err.msg);
-            return 1;
-        }
-        cfg_free(&c);
-    }
+    /* The same network on the GPU at bf16 and fp16, and without dropout. */
+    if (open_variant(&g_lp[0], "precision=bf16") || open_variant(&g_lp[1], "precision=fp16") ||
+        open_variant(&g_nd, "dropout=0"))
+        return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_init_and_weight_norm), cmocka_unit_test(test_forward_backward),
                                        cmocka_unit_test(test_loss_and_adam), cmocka_unit_test(test_precisions),
-                                       cmocka_unit_test(test_forward_graph),
+                                       cmocka_unit_test(test_forward_graph), cmocka_unit_test(test_training_graph),
                                        cmocka_unit_test(test_check_ref_cuda)};
     const char *filter = getenv("EDM2_TEST_FILTER"); /* e.g. gpu-check's memcheck of the bf16/fp16 path */
     if (filter && *filter) cmocka_set_test_filter(filter);
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    net_close(&g_nd, &g_rt[1]);
     for (int p = 1; p >= 0; p--) net_close(&g_lp[p], &g_rt[1]);
     for (int k = 1; k >= 0; k--) net_close(&g_net[k], &g_rt[k]), runtime_close(&g_rt[k]);
     registry_free(&g_reg);

@@ -1,11 +1,11 @@
 /* plugin.c: the network plugin "mp_unet" (CUDA build): the CPU build's config keys and checks
- * (../mp_unet/unet_config.c), and the edm2_network_vtable over unet_cuda.c (evaluations through the CUDA
- * graphs of forward_graph.c). */
+ * (../mp_unet/unet_config.c), and the edm2_network_vtable over unet_cuda.c (passes through the CUDA graphs
+ * of pass_graph.c). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "edm2/edm2.h"
-#include "forward_graph.h"
+#include "pass_graph.h"
 #include "unet_config.h"
 #include "unet_cuda.h"
 
@@ -14,7 +14,7 @@
 struct edm2_network {
     const edm2_host *host;
     unet_cuda u;
-    fgraph graphs;
+    pgraph graphs;
     float *sigma_host; /* forward's noise levels, read back to check them */
     int sigma_cap;
 };
@@ -42,7 +42,7 @@ static edm2_status net_create(const edm2_host *host, const edm2_config *cfg, con
         free(net);
         return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "%s", err);
     }
-    fgraph_init(&net->graphs);
+    pgraph_init(&net->graphs);
     *out = net;
     return EDM2_OK;
 }
@@ -50,7 +50,7 @@ static edm2_status net_create(const edm2_host *host, const edm2_config *cfg, con
 static void net_destroy(edm2_network *net) {
     if (!net) return;
     if (net->u.ops.vt) cudaSetDevice(net->u.gc.device);
-    fgraph_free(&net->graphs);
+    pgraph_free(&net->graphs);
     unet_cuda_free(&net->u);
     free(net->sigma_host);
     free(net);
@@ -88,16 +88,21 @@ static edm2_status check_sigma(edm2_network *net, const edm2_forward_args *a) {
     return EDM2_OK;
 }
 
+/* One warning when the CUDA graphs were turned off (the passes run eagerly from then on). */
+static void graphs_note(edm2_network *net, int turned_off) {
+    if (turned_off)
+        edm2_logf(net->host, EDM2_LOG_WARN, ID, EDM2_OK, "CUDA graphs turned off (passes run eagerly): %s",
+                  net->graphs.why_off);
+}
+
 static edm2_status net_forward(edm2_network *net, const edm2_forward_args *a) {
     if (a->N < 1) return edm2_logf(net->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "forward: batch N = %d", a->N);
     enter(net);
     edm2_status s = check_sigma(net, a);
     if (s != EDM2_OK) return s;
     int turned_off = 0;
-    const int rc = fgraph_forward(&net->graphs, &net->u, a, &turned_off);
-    if (turned_off)
-        edm2_logf(net->host, EDM2_LOG_WARN, ID, EDM2_OK, "CUDA graphs turned off (evaluations run eagerly): %s",
-                  net->graphs.why_off);
+    const int rc = pgraph_forward(&net->graphs, &net->u, a, &turned_off);
+    graphs_note(net, turned_off);
     return rc ? failed(net, "forward") : EDM2_OK;
 }
 
@@ -106,7 +111,10 @@ static edm2_status net_backward(edm2_network *net, const float *params, const fl
     if (!net->u.have_saved)
         return edm2_logf(net->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "backward without a training forward");
     enter(net);
-    return unet_cuda_backward(&net->u, params, dD, dlogvar, grads) ? failed(net, "backward") : EDM2_OK;
+    int turned_off = 0;
+    const int rc = pgraph_backward(&net->graphs, &net->u, params, dD, dlogvar, grads, &turned_off);
+    graphs_note(net, turned_off);
+    return rc ? failed(net, "backward") : EDM2_OK;
 }
 
 static const edm2_network_vtable k_vtable = {

@@ -33,9 +33,8 @@ int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops
         return -1;
     }
     u->saved = calloc((size_t)u->g.nmods, sizeof *u->saved);
-    u->mod_in = calloc((size_t)u->g.nmods, sizeof *u->mod_in);
     u->mod_out = calloc((size_t)u->g.nmods, sizeof *u->mod_out);
-    if (!u->saved || !u->mod_in || !u->mod_out) {
+    if (!u->saved || !u->mod_out) {
         snprintf(err, errlen, "out of memory building the network");
         unet_cuda_free(u);
         return -1;
@@ -66,7 +65,7 @@ void unet_cuda_free(unet_cuda *u) {
     scratch_free(u);
     gpu_ctx_free(&u->gc);
     unet_graph_free(&u->g);
-    free(u->saved), free(u->mod_in), free(u->mod_out);
+    free(u->saved), free(u->mod_out);
     memset(u, 0, sizeof *u);
 }
 
@@ -187,7 +186,6 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
             }
             if (!(out = gblock_forward(&md->blk, &ctx, x, a->training ? &u->saved[m] : NULL))) return -1;
         }
-        u->mod_in[m] = (void *)x;
         u->mod_out[m] = out;
         x = out;
     }
@@ -215,6 +213,30 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
         u->lv_fourier = lvf;
     }
     return ws->failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
+}
+
+int unet_cuda_record_save(const unet_cuda *u, unet_record *r) {
+    memset(r, 0, sizeof *r);
+    r->saved = malloc((size_t)u->g.nmods * sizeof *r->saved);
+    if (!r->saved) return -1;
+    memcpy(r->saved, u->saved, (size_t)u->g.nmods * sizeof *r->saved);
+    r->N = u->saved_N, r->drop_seed = u->drop_seed, r->drop_stream = u->drop_stream, r->drop_offset = u->drop_offset;
+    r->x_in0 = u->x_in0, r->out_in = u->out_in, r->c_out = u->c_out, r->fourier = u->fourier, r->lab = u->lab;
+    r->e3 = u->e3, r->emb = u->emb, r->lv_fourier = u->lv_fourier;
+    return 0;
+}
+
+void unet_cuda_record_restore(unet_cuda *u, const unet_record *r) {
+    memcpy(u->saved, r->saved, (size_t)u->g.nmods * sizeof *u->saved);
+    u->saved_N = r->N, u->drop_seed = r->drop_seed, u->drop_stream = r->drop_stream, u->drop_offset = r->drop_offset;
+    u->x_in0 = r->x_in0, u->out_in = r->out_in, u->c_out = r->c_out, u->fourier = r->fourier, u->lab = r->lab;
+    u->e3 = r->e3, u->emb = r->emb, u->lv_fourier = r->lv_fourier;
+    u->have_saved = 1;
+}
+
+void unet_record_free(unet_record *r) {
+    free(r->saved);
+    memset(r, 0, sizeof *r);
 }
 
 int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const float *dlogvar, float *grads) {

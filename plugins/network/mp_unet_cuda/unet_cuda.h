@@ -27,10 +27,24 @@ typedef struct unet_cuda {
     int saved_N, have_saved;
     uint64_t drop_seed, drop_stream, drop_offset;
     gblock_saved *saved;
-    void **mod_in, **mod_out; /* activations (the network's type) */
+    void **mod_out;           /* the modules' outputs (the network's type; the decoder's skip inputs) */
     float *x_in0, *out_in;    /* the first and the last convolution's inputs (float32) */
     float *c_out, *fourier, *lab, *e3, *emb, *lv_fourier;
 } unet_cuda;
+
+/* What a training forward leaves for its backward: host-side pointers into the workspaces (a copy, for a
+ * training forward replayed from a CUDA graph, pass_graph.c). */
+typedef struct unet_record {
+    int N;
+    uint64_t drop_seed, drop_stream, drop_offset;
+    float *x_in0, *out_in, *c_out, *fourier, *lab, *e3, *emb, *lv_fourier;
+    gblock_saved *saved; /* [nmods] */
+} unet_record;
+/* 0, or -1 when out of host memory. */
+int unet_cuda_record_save(const unet_cuda *u, unet_record *r);
+/* Makes r the record of the last training forward. */
+void unet_cuda_record_restore(unet_cuda *u, const unet_record *r);
+void unet_record_free(unet_record *r);
 
 /* Builds the graph and takes the backend's handles; 0, or -1 with a reason in err. */
 int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops *backend, char *err, size_t errlen);
