@@ -69,7 +69,7 @@ speed() { # EXTRA ARGS of side_by_side.py
 }
 [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed --precision bf16
 if [ -n "$sanitizer" ]; then
-  step memcheck-graphs memcheck test_cuda_network test_forward_graph
+  step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
   step memcheck-inception memcheck test_inception test_cuda_matches
   step memcheck-vae memcheck test_vae test_cuda_matches
 fi
