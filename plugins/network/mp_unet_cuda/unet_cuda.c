@@ -22,7 +22,8 @@
 #define W_ACT_BASE (u->w_lp ? (const void *)u->w_lp : (const void *)u->w_hat)
 #define W_ACT(w) ((const void *)((const char *)W_ACT_BASE + (w).offset * act_size(u->gc.act)))
 
-_Static_assert(UNET_FP32 == ACT_F32 && UNET_BF16 == ACT_BF16 && UNET_FP16 == ACT_F16, "the precision key is the ACT_ type");
+_Static_assert((int)UNET_FP32 == (int)ACT_F32 && (int)UNET_BF16 == (int)ACT_BF16 && (int)UNET_FP16 == (int)ACT_F16,
+               "the precision key is the ACT_ type");
 
 int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops *backend, char *err, size_t errlen) {
     memset(u, 0, sizeof *u);
