@@ -1,7 +1,9 @@
 /* bench_train.c: edm2-bench, the training and sampling benchmark (a program, not a test). For the
  * network/loss/optimizer/EMA of a train config it measures training-step throughput (forced weight
  * normalisation, loss forward+backward, Adam, EMA) and the evaluation forward time, and relates the
- * achieved GFLOP/s to this machine's single-precision GEMM rate (OpenBLAS sgemm 2048^3, same threads).
+ * achieved GFLOP/s to the machine's matrix-product rate timed in the same run: on the cpu backend
+ * OpenBLAS sgemm 2048^3 (same threads), on the cuda backend a bf16 8192^3 cuBLAS product on the GPU
+ * (edm2_bench_gemm_cuda.so, gemm_cuda.cu). --no-sgemm (or --no-gemm) skips it.
  *
  *   edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-sgemm]
  *              [--set s.k=v ...]
@@ -9,6 +11,7 @@
  * CUDA graphs over the first few (a one-time cost that the timed steps must not include).
  */
 #include <cblas.h>
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,8 +47,30 @@ static double sgemm_rate(int threads) {
     return 2.0 * n * n * (double)n / best / 1e9;
 }
 
+/* The cuda backend's bf16 GEMM rate in GFLOP/s, from edm2_bench_gemm_cuda.so beside this program; -1 with the
+ * reason in why when it cannot be timed. The module stays loaded (it shares the process's CUDA runtime). */
+static double cuda_gemm_rate(runtime *rt, char *why, size_t len) {
+    char path[4096];
+    const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 64);
+    if (n > 0) path[n] = 0;
+    char *slash = n > 0 ? strrchr(path, '/') : NULL;
+    if (!slash) return snprintf(why, len, "cannot find this program's folder"), -1;
+    strcpy(slash + 1, "edm2_bench_gemm_cuda.so");
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return snprintf(why, len, "%.300s", dlerror()), -1;
+    double (*tflops)(void *, char *, size_t);
+    *(void **)&tflops = dlsym(h, "edm2_bench_bf16_gemm_tflops");
+    edm2_backend_native nat;
+    memset(&nat, 0, sizeof nat);
+    nat.struct_size = sizeof nat;
+    if (!tflops || !rt->bvt->native || rt->bvt->native(rt->b, &nat) != EDM2_OK || !nat.stream)
+        return snprintf(why, len, "%.300s: no timing function, or the backend has no CUDA stream", path), -1;
+    const double r = tflops(nat.stream, why, len);
+    return r > 0 ? r * 1e3 : -1;
+}
+
 static int usage(void) {
-    fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-sgemm] "
+    fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-gemm] "
                     "[--sample] [--set s.k=v ...]\n");
     return 2;
 }
@@ -59,7 +84,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 64) sets[nsets++] = argv[++i];
-        else if (!strcmp(argv[i], "--no-sgemm")) do_sgemm = 0;
+        else if (!strcmp(argv[i], "--no-sgemm") || !strcmp(argv[i], "--no-gemm")) do_sgemm = 0;
         else if (!strcmp(argv[i], "--sample")) do_sample = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             const char *w = argv[++i];
@@ -183,11 +208,14 @@ int main(int argc, char **argv) {
     }
     double ips = steps * batch / t_train, eval = t_eval / steps;
     double g_train = 3 * info->gflops_per_image * ips, g_eval = info->gflops_per_image * batch / eval;
-    double peak_rate = do_sgemm ? sgemm_rate(threads) : 0;
-    char frac[2][32] = {"", ""};
-    if (do_sgemm) {
-        snprintf(frac[0], sizeof frac[0], "  = %4.0f%% of sgemm", 100 * g_train / peak_rate);
-        snprintf(frac[1], sizeof frac[1], "  = %4.0f%% of sgemm", 100 * g_eval / peak_rate);
+    const int gpu = rt.backend_rec->desc->backend == EDM2_BACKEND_CUDA;
+    char why[400] = "";
+    double peak_rate = !do_sgemm ? 0 : gpu ? cuda_gemm_rate(&rt, why, sizeof why) : sgemm_rate(threads);
+    const char *peak_name = gpu ? "bf16 gemm" : "sgemm";
+    char frac[2][40] = {"", ""};
+    if (peak_rate > 0) {
+        snprintf(frac[0], sizeof frac[0], "  = %4.0f%% of %s", 100 * g_train / peak_rate, peak_name);
+        snprintf(frac[1], sizeof frac[1], "  = %4.0f%% of %s", 100 * g_eval / peak_rate, peak_name);
     }
     if (do_train)
         printf("training:  %8.1f images/s  %7.1f ms/step  %6.1f GFLOP/s (3x forward)%s\n", ips, 1e3 * t_train / steps,
@@ -197,7 +225,9 @@ int main(int argc, char **argv) {
         printf("sampling:  %8.2f images/s at %d evaluations per image (batch %d)  %6.1f GFLOP/s\n", batch / t_sample, evals,
                batch, info->gflops_per_image * evals * batch / t_sample);
     printf("memory:    %8.1f MiB peak of the backend (%.1f MiB held at the end)\n", peak / 1048576.0, cur / 1048576.0);
-    if (do_sgemm) printf("sgemm:     %8.1f GFLOP/s (OpenBLAS 2048^3, %d threads)\n", peak_rate, threads);
+    if (do_sgemm && gpu && peak_rate > 0) printf("gemm:      %8.1f TFLOP/s (cuBLAS bf16 8192^3 on this GPU)\n", peak_rate / 1e3);
+    else if (do_sgemm && gpu) printf("gemm:      not timed (%s)\n", why);
+    else if (do_sgemm) printf("sgemm:     %8.1f GFLOP/s (OpenBLAS 2048^3, %d threads)\n", peak_rate, threads);
     return 0;
 fail:
     LOG_ERROR("%s", err.msg[0] ? err.msg : "benchmark failed (see above)");
