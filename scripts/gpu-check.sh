@@ -100,6 +100,10 @@ done | tee "$out/demo-losses.txt"
 rm -f "$out"/demo-*/training-state-*
 if [ "$mode" = full ]; then
   [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side-full speed --precision fp16,bf16 --compile
+  for preset in xs s; do # edm2-bench alone: its TFLOP/s against a bf16 8192^3 cuBLAS product of the same run
+    step bench-$preset-bf16 build-gpu/edm2-bench configs/edm2-img512-$preset.ini --set backend.plugin=cuda \
+      --set training.batch=256 --set network.precision=bf16 --sample --steps 5
+  done
   step suite bash -c "cd build-gpu && ctest --output-on-failure"
   if [ -n "$sanitizer" ]; then
     step memcheck-cuda bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
