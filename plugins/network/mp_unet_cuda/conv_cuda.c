@@ -145,6 +145,59 @@ static const cudnnConvolutionBwdDataAlgo_t k_data_order[] = {CUDNN_CONVOLUTION_B
 static const cudnnConvolutionBwdFilterAlgo_t k_filter_order[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1,
                                                                  CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING};
 
+/* The workspace an algorithm of each kind needs for plan p (the fallback order of PICK_ALGO). */
+#define FWD_SIZE(algo, bytes) cudnnGetConvolutionForwardWorkspaceSize(g->dnn, p->xd, p->wd, p->cd[0], p->yd, algo, bytes)
+#define DATA_SIZE(algo, bytes)                                                                                       \
+    cudnnGetConvolutionBackwardDataWorkspaceSize(g->dnn, p->wd, p->yd, p->cd[1], p->xd, algo, bytes)
+#define FILTER_SIZE(algo, bytes)                                                                                     \
+    cudnnGetConvolutionBackwardFilterWorkspaceSize(g->dnn, p->xd, p->yd, p->cd[2], p->wd, algo, bytes)
+
+/* bf16/fp16: each kind's fastest deterministic algorithm, timed by cuDNN on scratch tensors of the plan's
+ * shapes (its Find functions, as PyTorch's cudnn.benchmark does), with a workspace of at most 512 MiB (an
+ * eighth of the free memory when less). Once per shape; the scratch is freed at once. 0, or -1 when it
+ * could not be done (the heuristics then choose). */
+static int plan_time(gpu_ctx *g, conv_plan *p) {
+    const size_t es = act_size(p->act), nx = (size_t)p->N * p->H * p->W * p->C, ny = (size_t)p->N * p->H * p->W * p->O;
+    const size_t nw = (size_t)p->O * 9 * p->C;
+    size_t free_b = 0, total_b = 0, ws_bytes = (size_t)512 << 20;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b / 8 < ws_bytes) ws_bytes = free_b / 8;
+    void *x = NULL, *y = NULL, *w = NULL, *ws = NULL;
+    int rc = -1, n = 0, a;
+    char why[400] = "";
+    cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    if (cudaMalloc(&x, nx * es) != cudaSuccess || cudaMalloc(&y, ny * es) != cudaSuccess ||
+        cudaMalloc(&w, nw * es) != cudaSuccess || cudaMalloc(&ws, ws_bytes) != cudaSuccess ||
+        cudaMemset(x, 0, nx * es) != cudaSuccess || cudaMemset(y, 0, ny * es) != cudaSuccess ||
+        cudaMemset(w, 0, nw * es) != cudaSuccess)
+        goto done;
+    if (cudnnFindConvolutionForwardAlgorithmEx(g->dnn, p->xd, x, p->wd, w, p->cd[0], p->yd, y,
+                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fp, ws, ws_bytes) != CUDNN_STATUS_SUCCESS)
+        goto done;
+    PICK_ALGO(fp, n, k_fwd_order, 0, FWD_SIZE, a, p->ws_fwd, why, 0, p->cd[0]);
+    if (a < 0) goto done;
+    p->fwd = (cudnnConvolutionFwdAlgo_t)a;
+    if (cudnnFindConvolutionBackwardDataAlgorithmEx(g->dnn, p->wd, w, p->yd, y, p->cd[1], p->xd, x,
+                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp, ws,
+                                                    ws_bytes) != CUDNN_STATUS_SUCCESS)
+        goto done;
+    PICK_ALGO(dp, n, k_data_order, 0, DATA_SIZE, a, p->ws_data, why, 0, p->cd[1]);
+    if (a < 0) goto done;
+    p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
+    if (cudnnFindConvolutionBackwardFilterAlgorithmEx(g->dnn, p->xd, x, p->yd, y, p->cd[2], p->wd, w,
+                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp, ws,
+                                                      ws_bytes) != CUDNN_STATUS_SUCCESS)
+        goto done;
+    PICK_ALGO(wp, n, k_filter_order, 0, FILTER_SIZE, a, p->ws_filter, why, 0, p->cd[2]);
+    if (a < 0) goto done;
+    p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
+    rc = 0;
+done:
+    cudaFree(x), cudaFree(y), cudaFree(w), cudaFree(ws);
+    return rc;
+}
+
 static int plan_make(gpu_ctx *g, conv_plan *p) {
     const cudnnDataType_t dt = p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : p->act == ACT_F16 ? CUDNN_DATA_HALF
                                                                                            : CUDNN_DATA_FLOAT;
@@ -160,13 +213,15 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
         GPU_DNN(g, cudnnSetConvolution2dDescriptor(p->cd[i], 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
         GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], fma ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
     }
+    if (!fma && g->time_algos && plan_time(g, p) == 0) return 0;
+    for (int i = 0; !fma && i < 3; i++) /* the heuristics query with tensor cores allowed */
+        GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], CUDNN_TENSOR_OP_MATH));
     int n = 0, a;
     char why[400] = "";
     const char *kind = "forward";
     cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionForwardAlgorithm_v7(g->dnn, p->xd, p->wd, p->cd[0], p->yd,
                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fp));
-#define FWD_SIZE(algo, bytes) cudnnGetConvolutionForwardWorkspaceSize(g->dnn, p->xd, p->wd, p->cd[0], p->yd, algo, bytes)
     PICK_ALGO(fp, n, k_fwd_order, 5, FWD_SIZE, a, p->ws_fwd, why, fma, p->cd[0]);
     if (a < 0) goto none;
     p->fwd = (cudnnConvolutionFwdAlgo_t)a;
@@ -174,8 +229,6 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionBackwardDataAlgorithm_v7(g->dnn, p->wd, p->yd, p->cd[1], p->xd,
                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp));
-#define DATA_SIZE(algo, bytes)                                                                                       \
-    cudnnGetConvolutionBackwardDataWorkspaceSize(g->dnn, p->wd, p->yd, p->cd[1], p->xd, algo, bytes)
     PICK_ALGO(dp, n, k_data_order, 2, DATA_SIZE, a, p->ws_data, why, fma, p->cd[1]);
     if (a < 0) goto none;
     p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
@@ -183,8 +236,6 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionBackwardFilterAlgorithm_v7(g->dnn, p->xd, p->yd, p->cd[2], p->wd,
                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp));
-#define FILTER_SIZE(algo, bytes)                                                                                     \
-    cudnnGetConvolutionBackwardFilterWorkspaceSize(g->dnn, p->xd, p->yd, p->cd[2], p->wd, algo, bytes)
     PICK_ALGO(wp, n, k_filter_order, 2, FILTER_SIZE, a, p->ws_filter, why, fma, p->cd[2]);
     if (a < 0) goto none;
     p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;

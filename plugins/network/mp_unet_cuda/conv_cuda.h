@@ -3,8 +3,9 @@
  * weights w_hat[O, k, k, C]. Fully connected and 1x1 layers are cuBLAS products; 3x3 convolutions (padding
  * 1) are cuDNN convolutions (forward, backward data, backward filter) on NHWC tensors with KRSC filters.
  * Activations and prepared weights in the context's type (g->act): float32 with cuBLAS in pedantic mode and
- * cuDNN in FMA math (no TF32); bf16/fp16 on tensor cores with float32 accumulation. Weight gradients are
- * float32 in every case. Deterministic algorithms. */
+ * cuDNN in FMA math (no TF32), the algorithms cuDNN's heuristics rank first; bf16/fp16 on tensor cores with
+ * float32 accumulation, the algorithms cuDNN times fastest. Weight gradients are float32 in every case.
+ * Deterministic algorithms only. */
 #ifndef EDM2_CONV_CUDA_H
 #define EDM2_CONV_CUDA_H
 

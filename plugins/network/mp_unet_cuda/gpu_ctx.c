@@ -31,6 +31,8 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act) {
     g->scratch_bytes = n.workspace_bytes;
     g->ops = *backend;
     g->act = act;
+    const char *algo = getenv("EDM2_CUDNN_ALGO");
+    g->time_algos = act != ACT_F32 && !(algo && !strcmp(algo, "heuristic"));
     if (act != ACT_F32) {
         GPU_CUDA(g, cudaSetDevice(g->device));
         if (cublasCreate(&g->blas_lp) != CUBLAS_STATUS_SUCCESS) {
