@@ -195,6 +195,7 @@ static int plan_time(gpu_ctx *g, conv_plan *p) {
     rc = 0;
 done:
     cudaFree(x), cudaFree(y), cudaFree(w), cudaFree(ws);
+    if (rc) (void)cudaGetLastError(); /* a failed allocation must not fail the next kernel launch's check */
     return rc;
 }
 

@@ -86,9 +86,10 @@ static int run(unet_cuda *u, const pass *ps) {
 
 static float *dev_dup(unet_cuda *u, const float *src, size_t n) {
     void *p = NULL;
-    if (cudaMalloc(&p, (n + 1) * sizeof(float)) != cudaSuccess) return NULL;
-    if (cudaMemcpyAsync(p, src, n * sizeof(float), cudaMemcpyDeviceToDevice, u->gc.stream) != cudaSuccess) {
+    if (cudaMalloc(&p, (n + 1) * sizeof(float)) != cudaSuccess ||
+        cudaMemcpyAsync(p, src, n * sizeof(float), cudaMemcpyDeviceToDevice, u->gc.stream) != cudaSuccess) {
         cudaFree(p);
+        (void)cudaGetLastError(); /* the failure must not fail the next kernel launch's check */
         return NULL;
     }
     return p;
