@@ -159,6 +159,7 @@ static int capture(pgraph *p, pgraph_slot *s, unet_cuda *u, const pass *ps, int 
             else if ((e = cudaGraphLaunch(s->exec, u->gc.stream)) != cudaSuccess)
                 snprintf(why, sizeof why, "graph launch failed: %s", cudaGetErrorString(e));
             if (graph) cudaGraphDestroy(graph);
+            if (why[0]) (void)cudaGetLastError(); /* a failed capture's error must not fail the next launch check */
             u->gc.err[0] = 0;
         }
     }
