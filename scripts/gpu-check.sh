@@ -2,8 +2,8 @@
 # gpu-check.sh OUT_DIR [quick|full]: the one script to run on a GPU machine (see the project brief). It finds
 # cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the GPU's architecture
 # with CUDA forced on, then checks, most urgent first, what has not yet run on a GPU (quick, the default):
-#   1. the CUDA tests: network parity in fp32, the bf16/fp16 precisions against it and the evaluations
-#      replayed from CUDA graphs, the FID Inception network, the SD VAE, the backend and layers;
+#   1. the CUDA tests: network parity in fp32, each bf16 layer kernel against the CPU's (test_cuda_lp_layers),
+#      the bf16/fp16 precisions against fp32 and the passes replayed from CUDA graphs, the FID Inception network, the SD VAE, the backend and layers;
 #      `check-ref --backend cuda`; the SD VAE at 512x512; the bf16/fp16 network under compute-sanitizer;
 #   2. (with .devref/ carried) img512 XS and S at batch 256: ours in bf16 against the PyTorch reference
 #      (eager) in one command (bench/side_by_side.py);
@@ -60,7 +60,10 @@ memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER
   (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
     "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
 }
-[ -n "$sanitizer" ] && step memcheck-lp memcheck test_cuda_network 'test_precisions'
+if [ -n "$sanitizer" ]; then
+  step memcheck-lp-layers memcheck test_cuda_lp_layers
+  step memcheck-lp memcheck test_cuda_network 'test_precisions'
+fi
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
 # carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
 speed() { # EXTRA ARGS of side_by_side.py

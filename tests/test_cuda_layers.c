@@ -15,42 +15,8 @@
 #include "test_util.h"
 
 static cudaStream_t g_stream;
-
-/* Host and device copies of n random floats (stream `tag`). */
-typedef struct buf {
-    float *h, *d;
-    size_t n;
-} buf;
-
-static buf make(size_t n, uint64_t tag, float scale) {
-    buf b = {malloc((n + 1) * sizeof(float)), NULL, n};
-    for (size_t i = 0; i < n; i++) b.h[i] = scale * edm2_philox_normal(11, tag, i);
-    assert_int_equal(cudaMalloc((void **)&b.d, (n + 1) * sizeof(float)), cudaSuccess);
-    assert_int_equal(cudaMemcpy(b.d, b.h, n * sizeof(float), cudaMemcpyHostToDevice), cudaSuccess);
-    return b;
-}
-
-static void drop(buf *b) {
-    free(b->h);
-    cudaFree(b->d);
-}
-
-/* The device copy equals the host copy bitwise (tol 0) or within tol. */
-static void same(const char *what, const buf *b, float tol) {
-    float *g = malloc((b->n + 1) * sizeof(float));
-    assert_int_equal(cudaStreamSynchronize(g_stream), cudaSuccess);
-    assert_int_equal(cudaMemcpy(g, b->d, b->n * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
-    size_t bad = 0;
-    float worst = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        float d = fabsf(g[i] - b->h[i]);
-        if (tol == 0 ? memcmp(&g[i], &b->h[i], sizeof(float)) != 0 : !(d <= tol)) bad++;
-        if (d > worst) worst = d;
-    }
-    if (bad) fprintf(stderr, "%s: %zu of %zu differ (worst %g)\n", what, bad, b->n, worst);
-    assert_int_equal(bad, 0);
-    free(g);
-}
+#define CUDA_BUF_STREAM g_stream
+#include "cuda_buf.h"
 
 static void test_normalize_silu_sum_cat(void **state) {
     (void)state;

@@ -1,5 +1,5 @@
 /* act_ops.h: the U-Net body's element-wise layers at the network's precision (the `precision` key; ACT_*
- * of gpu_ctx.h). Activations are void pointers to elements of type `act`: float32, where each call is the
+ * of act_type.h). Activations are void pointers to elements of type `act`: float32, where each call is the
  * exact kernel of mp_ops_cuda.h / unet_kernels.h (bitwise the CPU's), or bf16/fp16, where the arithmetic
  * is float32 (each element loaded, computed as in ../mp_unet/mp_math.h, rounded once when stored) and the
  * row reductions are warp-parallel. Norms, the modulation c and its gradient dc, the network's input x

@@ -10,6 +10,7 @@
 #include <cudnn.h>
 #include <stddef.h>
 
+#include "act_type.h"
 #include "edm2/edm2_backend.h"
 
 #ifdef __cplusplus
@@ -18,10 +19,6 @@ extern "C" {
 
 typedef struct conv_plan conv_plan; /* conv_cuda.c */
 
-/* The element type of the U-Net body's activations (and of the prepared weights its products read):
- * UNET_FP32/BF16/FP16 of unet_graph.h, the same numbers. */
-enum { ACT_F32 = 0, ACT_BF16 = 1, ACT_F16 = 2 };
-static inline size_t act_size(int act) { return act == ACT_F32 ? 4 : 2; }
 
 typedef struct gpu_ctx {
     int device;

@@ -8,7 +8,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
-#include "gpu_ctx.h"
+#include "act_type.h"
 
 typedef __nv_bfloat16 bf16;
 

@@ -2,7 +2,7 @@
  * (c_skip, c_out, c_in, c_noise and the network input with its constant channel), the output D = c_skip x +
  * c_out F and its gradient, dropout from the Philox stream, and small vector helpers. NCHW for the
  * network's inputs and outputs (float32), channels-last inside, where activations (void *) have the
- * network's element type `act` (ACT_* of gpu_ctx.h). Each returns 0 or the launch's cudaError_t. */
+ * network's element type `act` (ACT_* of act_type.h). Each returns 0 or the launch's cudaError_t. */
 #ifndef EDM2_UNET_KERNELS_H
 #define EDM2_UNET_KERNELS_H
 

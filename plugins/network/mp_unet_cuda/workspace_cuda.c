@@ -1,7 +1,7 @@
 /* workspace_cuda.c: bump allocation of activations in device memory, self-sizing across passes. */
 #include "workspace_cuda.h"
 
-#include "gpu_ctx.h"
+#include "act_type.h"
 
 #include <stdlib.h>
 #include <string.h>

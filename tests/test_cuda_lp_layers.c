@@ -1,0 +1,194 @@
+/* test_cuda_lp_layers.c: the bf16 layer kernels of the CUDA network (act_ops.h, unet_kernels.h) against the
+ * CPU layers (mp_ops.h, mp_conv.h) on the same bf16 inputs, forward and backward, overwriting and
+ * accumulating, on odd shapes: where the GPU computes in float32 what the CPU computes and rounds once, the
+ * result is bitwise the CPU's rounded to bf16; where it sums in another order (pixel norm, weight
+ * preparation, the modulation's dc), within one bf16 unit in the last place (float32 outputs within 1e-5
+ * of the largest value). The fp16 instantiations are the same templates (test_cuda_network's
+ * test_precisions covers them whole). Exits 77 (skipped, with the reason) without a CUDA device. */
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "act_ops.h"
+#include "act_type.h"
+#include "mp_conv.h"
+#include "mp_ops.h"
+#include "test_util.h"
+#include "unet_kernels.h"
+
+static cudaStream_t g_stream;
+#define CUDA_BUF_STREAM g_stream
+#include "cuda_buf.h"
+
+#define BF ACT_BF16
+
+/* The largest |x| (for tolerances relative to a tensor's scale). */
+static float largest(const float *x, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    return m;
+}
+
+static void test_elementwise(void **state) {
+    (void)state;
+    const int Ns[] = {1, 3}, Hs[] = {2, 4}, Ws[] = {2, 6}, Cs[] = {1, 5};
+    for (int s = 0; s < 2; s++)
+        for (int acc = 0; acc < 2; acc++) {
+            const int N = Ns[s], H = Hs[s], W = Ws[s], C = Cs[s];
+            const size_t HW = (size_t)H * W, n = (size_t)N * HW * C, q = n / 4;
+            lbuf x = lmake(n, 1, 2), y = lmake(n, 2, 0), dy = lmake(n, 3, 1), dx = lmake(n, 4, 1);
+            float *e = malloc((4 * n + 1) * sizeof(float)), *e2 = malloc((4 * n + 1) * sizeof(float));
+            /* MP-SiLU */
+            mp_silu_forward(e, x.h, n);
+            assert_int_equal(act_silu_forward(g_stream, BF, y.d, x.d, n), 0);
+            lsame("mp_silu forward", &y, e, 0, 0);
+            memcpy(e, dx.h, n * sizeof(float));
+            mp_silu_backward(e, dy.h, x.h, n, acc);
+            assert_int_equal(act_silu_backward(g_stream, BF, dx.d, dy.d, x.d, n, acc), 0);
+            lsame("mp_silu backward", &dx, e, 0, 0);
+            lupload(&dx); /* back to its bf16 start for the next accumulation */
+            /* MP-Sum */
+            mp_sum_forward(e, x.h, dy.h, 0.3f, n);
+            assert_int_equal(act_sum_forward(g_stream, BF, y.d, x.d, dy.d, 0.3f, n), 0);
+            lsame("mp_sum forward", &y, e, 0, 0);
+            lbuf db = lmake(n, 5, 1);
+            memcpy(e, dx.h, n * sizeof(float)), memcpy(e2, db.h, n * sizeof(float));
+            mp_sum_backward(e, e2, dy.h, 0.3f, n, acc);
+            assert_int_equal(act_sum_backward(g_stream, BF, dx.d, db.d, dy.d, 0.3f, n, acc), 0);
+            lsame("mp_sum backward a", &dx, e, 0, 0), lsame("mp_sum backward b", &db, e2, 0, 0);
+            lupload(&dx), lupload(&db);
+            /* MP-Cat of [P, C] and [P, 3] */
+            const size_t P = (size_t)N * HW;
+            lbuf b3 = lmake(P * 3, 6, 1), cat = lmake(P * (C + 3), 7, 0), dcat = lmake(P * (C + 3), 8, 1);
+            mp_cat_forward(e, x.h, C, b3.h, 3, P, 0.5f);
+            assert_int_equal(act_cat_forward(g_stream, BF, cat.d, x.d, C, b3.d, 3, P, 0.5f), 0);
+            lsame("mp_cat forward", &cat, e, 0, 0);
+            memcpy(e, dx.h, n * sizeof(float)), memcpy(e2, b3.h, P * 3 * sizeof(float));
+            mp_cat_backward(e, e2, dcat.h, C, 3, P, 0.5f, acc);
+            assert_int_equal(act_cat_backward(g_stream, BF, dx.d, b3.d, dcat.d, C, 3, P, 0.5f, acc), 0);
+            lsame("mp_cat backward a", &dx, e, 0, 0), lsame("mp_cat backward b", &b3, e2, 0, 0);
+            lupload(&dx);
+            /* modulation + MP-SiLU (c, dc float32; dc summed in chunks) */
+            buf c = make((size_t)N * C, 9, 1), dc = make((size_t)N * C, 10, 1);
+            modulate_silu_forward(e, x.h, c.h, N, HW, C);
+            assert_int_equal(act_modulate_silu_forward(g_stream, BF, y.d, x.d, c.d, N, HW, C), 0);
+            lsame("modulate_silu forward", &y, e, 0, 0);
+            memcpy(e, dx.h, n * sizeof(float));
+            modulate_silu_backward(e, dc.h, dy.h, x.h, c.h, N, HW, C, acc);
+            float *part;
+            assert_int_equal(cudaMalloc((void **)&part, (size_t)N * act_dc_chunks(HW) * C * sizeof(float) + 4), cudaSuccess);
+            assert_int_equal(act_modulate_silu_backward(g_stream, BF, dx.d, dc.d, dy.d, x.d, c.d, N, HW, C, acc, part), 0);
+            lsame("modulate_silu backward dx", &dx, e, 0, 0);
+            same("modulate_silu backward dc", &dc, 1e-5f * largest(dc.h, dc.n));
+            cudaFree(part);
+            lupload(&dx);
+            /* resampling */
+            lbuf yd = lmake(q, 11, 0), gq = lmake(q, 12, 1), yu = lmake(n * 4, 13, 0), gu = lmake(n * 4, 14, 1);
+            resample_down_forward(e, x.h, N, H, W, C);
+            assert_int_equal(act_resample_down_forward(g_stream, BF, yd.d, x.d, N, H, W, C), 0);
+            lsame("down forward", &yd, e, 0, 0);
+            memcpy(e, dx.h, n * sizeof(float));
+            resample_down_backward(e, gq.h, N, H, W, C, acc);
+            assert_int_equal(act_resample_down_backward(g_stream, BF, dx.d, gq.d, N, H, W, C, acc), 0);
+            lsame("down backward", &dx, e, 0, 0);
+            lupload(&dx);
+            resample_up_forward(e, x.h, N, H, W, C);
+            assert_int_equal(act_resample_up_forward(g_stream, BF, yu.d, x.d, N, H, W, C), 0);
+            lsame("up forward", &yu, e, 0, 0);
+            memcpy(e, dx.h, n * sizeof(float));
+            resample_up_backward(e, gu.h, N, H, W, C, acc);
+            assert_int_equal(act_resample_up_backward(g_stream, BF, dx.d, gu.d, N, H, W, C, acc), 0);
+            lsame("up backward", &dx, e, 0, 0);
+            lupload(&dx);
+            /* residual sum with clipping, and its gradient given the (bf16) unclipped sum */
+            lbuf un = lmake(n, 15, 0);
+            mp_sum_clip_forward(e, e2, x.h, dy.h, 0.3f, 1.0f, n);
+            assert_int_equal(act_sum_clip_forward(g_stream, BF, y.d, un.d, x.d, dy.d, 0.3f, 1.0f, n), 0);
+            lsame("sum_clip forward", &y, e, 0, 0), lsame("sum_clip unclipped", &un, e2, 0, 0);
+            for (size_t i = 0; i < n; i++) un.h[i] = bf16_round(e2[i]);
+            memcpy(e, dx.h, n * sizeof(float));
+            clip_backward(e, dy.h, un.h, 1.0f, n, acc);
+            assert_int_equal(act_clip_backward(g_stream, BF, dx.d, dy.d, un.d, 1.0f, n, acc), 0);
+            lsame("clip backward", &dx, e, 0, 0);
+            /* type conversion, gradient accumulation into float32, y += x, dropout */
+            buf f = make(n, 16, 3);
+            assert_int_equal(act_convert(g_stream, BF, y.d, ACT_F32, f.d, n), 0);
+            lsame("float32 -> bf16", &y, f.h, 0, 0);
+            for (size_t i = 0; i < n; i++) f.h[i] += x.h[i];
+            assert_int_equal(act_add_to_f32(g_stream, BF, f.d, x.d, n), 0);
+            same("bf16 added into float32", &f, 0);
+            for (size_t i = 0; i < n; i++) e[i] = dx.h[i] + x.h[i];
+            lupload(&dx);
+            assert_int_equal(uk_accumulate(g_stream, BF, dx.d, x.d, n), 0);
+            lsame("y += x", &dx, e, 0, 0);
+            for (size_t i = 0; i < n; i++)
+                e[i] = edm2_philox_uniform(5, 6, 100 + i) < 0.25f ? 0.0f : x.h[i] * (1.0f / (1.0f - 0.25f));
+            assert_int_equal(cudaMemcpy(y.d, x.d, n * 2, cudaMemcpyDeviceToDevice), cudaSuccess);
+            assert_int_equal(uk_dropout(g_stream, BF, y.d, n, 0.25f, 5, 6, 100), 0);
+            lsame("dropout", &y, e, 0, 0);
+            free(e), free(e2);
+            ldrop(&x), ldrop(&y), ldrop(&dy), ldrop(&dx), ldrop(&db), ldrop(&b3), ldrop(&cat), ldrop(&dcat), drop(&c);
+            drop(&dc), ldrop(&yd), ldrop(&gq), ldrop(&yu), ldrop(&gu), ldrop(&un), drop(&f);
+        }
+}
+
+/* The pixel norm, one warp per row (the CPU sums in order): within one bf16 unit in the last place. */
+static void test_normalize(void **state) {
+    (void)state;
+    const size_t rows[] = {1, 6, 42};
+    const int cols[] = {1, 37, 160};
+    for (int s = 0; s < 3; s++)
+        for (int acc = 0; acc < 2; acc++) {
+            const size_t R = rows[s], n = R * (size_t)cols[s];
+            lbuf x = lmake(n, 1, 1.5f), y = lmake(n, 2, 0), dy = lmake(n, 3, 1), dx = lmake(n, 4, 1);
+            buf nr = make(R, 5, 0);
+            float *e = malloc((n + 1) * sizeof(float));
+            normalize_rows_forward(e, nr.h, x.h, R, cols[s], cols[s], cols[s]);
+            assert_int_equal(act_normalize_rows_forward(g_stream, BF, y.d, nr.d, x.d, R, cols[s]), 0);
+            lsame("normalize forward", &y, e, 1, 0);
+            same("normalize norms", &nr, 1e-5f * largest(nr.h, R));
+            memcpy(e, dx.h, n * sizeof(float));
+            normalize_rows_backward(e, dy.h, x.h, nr.h, R, cols[s], cols[s], cols[s], acc);
+            assert_int_equal(act_normalize_rows_backward(g_stream, BF, dx.d, dy.d, x.d, nr.d, R, cols[s], acc), 0);
+            lsame("normalize backward", &dx, e, 1, 1e-5f * largest(e, n));
+            free(e);
+            ldrop(&x), ldrop(&y), ldrop(&dy), ldrop(&dx), drop(&nr);
+        }
+}
+
+/* MPConv weight preparation, one warp per output unit: float32 within 1e-5, the bf16 copy within one unit. */
+static void test_weights(void **state) {
+    (void)state;
+    const int Os[] = {1, 3, 16}, Cs[] = {1, 4, 9}, ks[] = {1, 3, 3};
+    for (int s = 0; s < 3; s++) {
+        const int O = Os[s], C = Cs[s], k = ks[s];
+        const size_t F = (size_t)C * k * k, n = (size_t)O * F;
+        buf w = make(n, 1, 1), wh = make(n, 2, 0), nr = make((size_t)O, 3, 0), g = make(1, 4, 1), dwh = make(n, 5, 1),
+            dw = make(n, 6, 1), dg = make(1, 7, 1), scratch = make((size_t)O, 8, 0);
+        lbuf wl = lmake(n, 9, 0);
+        mpconv_weight_forward(wh.h, nr.h, w.h, g.h[0], O, C, k);
+        assert_int_equal(act_weight_forward(g_stream, BF, wh.d, wl.d, nr.d, w.d, g.d, O, C, k), 0);
+        same("weight forward", &wh, 1e-5f * largest(wh.h, n)), same("weight norms", &nr, 1e-5f * largest(nr.h, O));
+        lsame("weight forward, bf16", &wl, wh.h, 1, 0);
+        mpconv_weight_backward(dw.h, dg.h, dwh.h, w.h, nr.h, g.h[0], O, C, k);
+        assert_int_equal(act_weight_backward(g_stream, BF, dw.d, dg.d, dwh.d, w.d, nr.d, g.d, O, C, k, scratch.d), 0);
+        same("weight backward", &dw, 1e-5f * largest(dw.h, n)), same("gain gradient", &dg, 1e-5f * fmaxf(1, fabsf(dg.h[0])));
+        drop(&w), drop(&wh), drop(&nr), drop(&g), drop(&dwh), drop(&dw), drop(&dg), drop(&scratch), ldrop(&wl);
+    }
+}
+
+int main(void) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        printf("SKIP: CUDA bf16 layers: no CUDA device (%s)\n", e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+        return 77;
+    }
+    if (cudaStreamCreate(&g_stream) != cudaSuccess) return 1;
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_elementwise), cmocka_unit_test(test_normalize),
+                                       cmocka_unit_test(test_weights)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    cudaStreamDestroy(g_stream);
+    return rc;
+}
