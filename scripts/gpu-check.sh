@@ -3,8 +3,9 @@
 # cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the GPU's architecture
 # with CUDA forced on, then checks, most urgent first, what has not yet run on a GPU (quick, the default):
 #   1. the CUDA tests: network parity in fp32, each bf16 layer kernel against the CPU's (test_cuda_lp_layers),
-#      the bf16/fp16 precisions against fp32 and the passes replayed from CUDA graphs, the FID Inception network, the SD VAE, the backend and layers;
-#      `check-ref --backend cuda`; the SD VAE at 512x512; the bf16/fp16 network under compute-sanitizer;
+#      the bf16/fp16 precisions against fp32 and the passes replayed from CUDA graphs, the FID Inception
+#      network, the SD VAE, the backend and layers; `check-ref --backend cuda`; the SD VAE at 512x512; the
+#      bf16 layers and the bf16/fp16 network under compute-sanitizer;
 #   2. (with .devref/ carried) img512 XS and S at batch 256: ours in bf16 against the PyTorch reference
 #      (eager) in one command (bench/side_by_side.py);
 #   3. the CUDA graphs, Inception and VAE under compute-sanitizer; where a bf16 XS step's time goes,
