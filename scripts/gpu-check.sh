@@ -2,7 +2,7 @@
 # gpu-check.sh OUT_DIR [quick|full]: the one script to run on a GPU machine (see the project brief). It finds
 # cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the GPU's architecture
 # with CUDA forced on, then checks, most urgent first, what has not yet run on a GPU (quick, the default):
-#   1. the CUDA tests: network parity in fp32, each bf16 layer kernel against the CPU's (test_cuda_lp_layers),
+#   1. the CUDA tests: network parity in fp32, each bf16 layer kernel and attention against the CPU's,
 #      the bf16/fp16 precisions against fp32 and the passes replayed from CUDA graphs, the FID Inception
 #      network, the SD VAE, the backend and layers; `check-ref --backend cuda`; the SD VAE at 512x512; the
 #      bf16 layers and the bf16/fp16 network under compute-sanitizer;
@@ -63,6 +63,7 @@ memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER
 }
 if [ -n "$sanitizer" ]; then
   step memcheck-lp-layers memcheck test_cuda_lp_layers
+  step memcheck-attention memcheck test_cuda_attention
   step memcheck-lp memcheck test_cuda_network 'test_precisions'
 fi
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was

@@ -8,7 +8,7 @@
 
 #include "../mp_unet/mp_math.h"
 #include "attention_cuda.h"
-#include "conv_cuda.h"
+#include "gemm_cuda.h"
 #include "launch_cuda.h"
 #include "lp_math.cuh"
 
