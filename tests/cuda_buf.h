@@ -50,6 +50,13 @@ static inline void same(const char *what, const buf *b, float tol) {
     free(g);
 }
 
+/* The largest |x| (for tolerances relative to a tensor's scale). */
+static inline float largest(const float *x, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
+    return m;
+}
+
 /* ---- bf16 ---- */
 
 static inline uint16_t bf16_bits(float f) {

@@ -1,6 +1,7 @@
 /* test_cuda_layers.c: every CUDA layer kernel (mp_ops_cuda.h) against its CPU layer, forward and backward,
  * overwriting and accumulating, on odd shapes (1x1 and 2x3 images, one channel, batch 1 and 7): bitwise
- * equal, except the Fourier embedding (cosf, within 2e-6). Exits 77 (skipped, with the reason) without a
+ * equal, except the Fourier embedding (cosf, within 2e-6); also the bf16 network's weight preparation
+ * (act_ops.h; its other bf16 layers: test_cuda_lp_layers). Exits 77 (skipped, with the reason) without a
  * CUDA device. */
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -11,6 +12,8 @@
 #include "forced_weight_norm.h"
 #include "mp_conv.h"
 #include "mp_ops.h"
+#include "act_ops.h"
+#include "act_type.h"
 #include "mp_ops_cuda.h"
 #include "test_util.h"
 
@@ -125,7 +128,19 @@ static void test_weights(void **state) {
         mpconv_weight_backward(dw.h, dg.h, dwh.h, w.h, nr.h, g.h[0], O, C, k);
         assert_int_equal(mpc_weight_backward(g_stream, dw.d, dg.d, dwh.d, w.d, nr.d, g.d, O, C, k, scratch.d), 0);
         same("weight backward", &dw, 0), same("gain gradient", &dg, 0);
-        drop(&w), drop(&wh), drop(&nr), drop(&g), drop(&dwh), drop(&dw), drop(&dg), drop(&scratch);
+        /* The bf16 network's preparation, one warp per unit (sums in another order): float32 within 1e-5 of
+         * the largest value, the bf16 copy within one unit in its last place; then its gradient. */
+        lbuf wl = lmake(n, 9, 0);
+        mpconv_weight_forward(wh.h, nr.h, w.h, g.h[0], O, C, k);
+        assert_int_equal(act_weight_forward(g_stream, ACT_BF16, wh.d, wl.d, nr.d, w.d, g.d, O, C, k), 0);
+        same("bf16 net: weight forward", &wh, 1e-5f * largest(wh.h, n));
+        same("bf16 net: weight norms", &nr, 1e-5f * largest(nr.h, (size_t)O));
+        lsame("bf16 net: weight forward, bf16", &wl, wh.h, 1, 0);
+        mpconv_weight_backward(dw.h, dg.h, dwh.h, w.h, nr.h, g.h[0], O, C, k);
+        assert_int_equal(act_weight_backward(g_stream, ACT_BF16, dw.d, dg.d, dwh.d, w.d, nr.d, g.d, O, C, k, scratch.d), 0);
+        same("bf16 net: weight backward", &dw, 1e-5f * largest(dw.h, n));
+        same("bf16 net: gain gradient", &dg, 1e-5f * fmaxf(1, fabsf(dg.h[0])));
+        drop(&w), drop(&wh), drop(&nr), drop(&g), drop(&dwh), drop(&dw), drop(&dg), drop(&scratch), ldrop(&wl);
     }
 }
 

@@ -1,9 +1,9 @@
 /* test_cuda_lp_layers.c: the bf16 layer kernels of the CUDA network (act_ops.h, unet_kernels.h) against the
  * CPU layers (mp_ops.h, mp_conv.h) on the same bf16 inputs, forward and backward, overwriting and
  * accumulating, on odd shapes: where the GPU computes in float32 what the CPU computes and rounds once, the
- * result is bitwise the CPU's rounded to bf16; where it sums in another order (pixel norm, weight
- * preparation, the modulation's dc), within one bf16 unit in the last place (float32 outputs within 1e-5
- * of the largest value). The fp16 instantiations are the same templates (test_cuda_network's
+ * result is bitwise the CPU's rounded to bf16; where it sums in another order (pixel norm, the modulation's
+ * dc), within one bf16 unit in the last place (float32 outputs within 1e-5 of the largest value); the bf16
+ * weight preparation is checked in test_cuda_layers' test_weights. The fp16 instantiations are the same templates (test_cuda_network's
  * test_precisions covers them whole). Exits 77 (skipped, with the reason) without a CUDA device. */
 #include <cuda_runtime_api.h>
 #include <math.h>
@@ -12,7 +12,6 @@
 
 #include "act_ops.h"
 #include "act_type.h"
-#include "mp_conv.h"
 #include "mp_ops.h"
 #include "test_util.h"
 #include "unet_kernels.h"
@@ -22,13 +21,6 @@ static cudaStream_t g_stream;
 #include "cuda_buf.h"
 
 #define BF ACT_BF16
-
-/* The largest |x| (for tolerances relative to a tensor's scale). */
-static float largest(const float *x, size_t n) {
-    float m = 0;
-    for (size_t i = 0; i < n; i++) m = fmaxf(m, fabsf(x[i]));
-    return m;
-}
 
 static void test_elementwise(void **state) {
     (void)state;
@@ -157,27 +149,6 @@ static void test_normalize(void **state) {
         }
 }
 
-/* MPConv weight preparation, one warp per output unit: float32 within 1e-5, the bf16 copy within one unit. */
-static void test_weights(void **state) {
-    (void)state;
-    const int Os[] = {1, 3, 16}, Cs[] = {1, 4, 9}, ks[] = {1, 3, 3};
-    for (int s = 0; s < 3; s++) {
-        const int O = Os[s], C = Cs[s], k = ks[s];
-        const size_t F = (size_t)C * k * k, n = (size_t)O * F;
-        buf w = make(n, 1, 1), wh = make(n, 2, 0), nr = make((size_t)O, 3, 0), g = make(1, 4, 1), dwh = make(n, 5, 1),
-            dw = make(n, 6, 1), dg = make(1, 7, 1), scratch = make((size_t)O, 8, 0);
-        lbuf wl = lmake(n, 9, 0);
-        mpconv_weight_forward(wh.h, nr.h, w.h, g.h[0], O, C, k);
-        assert_int_equal(act_weight_forward(g_stream, BF, wh.d, wl.d, nr.d, w.d, g.d, O, C, k), 0);
-        same("weight forward", &wh, 1e-5f * largest(wh.h, n)), same("weight norms", &nr, 1e-5f * largest(nr.h, O));
-        lsame("weight forward, bf16", &wl, wh.h, 1, 0);
-        mpconv_weight_backward(dw.h, dg.h, dwh.h, w.h, nr.h, g.h[0], O, C, k);
-        assert_int_equal(act_weight_backward(g_stream, BF, dw.d, dg.d, dwh.d, w.d, nr.d, g.d, O, C, k, scratch.d), 0);
-        same("weight backward", &dw, 1e-5f * largest(dw.h, n)), same("gain gradient", &dg, 1e-5f * fmaxf(1, fabsf(dg.h[0])));
-        drop(&w), drop(&wh), drop(&nr), drop(&g), drop(&dwh), drop(&dw), drop(&dg), drop(&scratch), ldrop(&wl);
-    }
-}
-
 int main(void) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -186,8 +157,7 @@ int main(void) {
         return 77;
     }
     if (cudaStreamCreate(&g_stream) != cudaSuccess) return 1;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_elementwise), cmocka_unit_test(test_normalize),
-                                       cmocka_unit_test(test_weights)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_elementwise), cmocka_unit_test(test_normalize)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cudaStreamDestroy(g_stream);
     return rc;
