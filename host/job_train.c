@@ -90,6 +90,8 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     t->batch = edm2_cfg_int(&tv.api, "batch", 2048);
     t->batch_gpu = edm2_cfg_int(&tv.api, "batch_gpu", 0);
     t->rank = comm_rank(), t->world = comm_world();
+    const char *one = getenv("EDM2_GROUP_OF_ONE");
+    t->grouped = t->world > 1 || (one && !strcmp(one, "1"));
     if (t->batch_gpu <= 0) /* one pass per process when the batch splits evenly */
         t->batch_gpu = t->batch % t->world == 0 ? t->batch / t->world : t->batch;
     t->total = kimg_to_nimg(edm2_cfg_float(&tv.api, "duration_kimg", 0));
@@ -131,7 +133,7 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     }
     config_view_plugin(&v, rc, EDM2_KIND_BACKEND);
     if (runtime_open(&t->rt, rc->plugin[EDM2_KIND_BACKEND], &v.api, threads, err)) return -1;
-    if (t->world > 1 && (t->rt.bvt->struct_size < offsetof(edm2_backend_vtable, broadcast) + sizeof t->rt.bvt->broadcast ||
+    if (t->grouped && (t->rt.bvt->struct_size < offsetof(edm2_backend_vtable, broadcast) + sizeof t->rt.bvt->broadcast ||
                          !t->rt.bvt->reduce_sum || !t->rt.bvt->broadcast))
         return err_set(err, "[backend] %s cannot train on several processes (no reduce_sum/broadcast, ABI 1.2)",
                        rc->plugin[EDM2_KIND_BACKEND]->desc->id);
@@ -172,7 +174,7 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     if (!(t->grads = rt_alloc(&t->rt, A, err)) || !(t->y = rt_alloc(&t->rt, per * local, err))) return -1;
     if (info->label_dim && !(t->labels = rt_alloc(&t->rt, local * info->label_dim, err))) return -1;
     t->part[0] = t->grads;
-    for (int j = 1; t->world > 1 && j < t->passes; j++)
+    for (int j = 1; t->grouped && j < t->passes; j++)
         if (!(t->part[j] = rt_alloc(&t->rt, A, err))) return -1;
     if (!(t->objectives = calloc((size_t)t->world * (t->passes + 1), sizeof *t->objectives))) return err_set(err, "out of memory");
     for (size_t i = 0; i < t->nema; i++)
@@ -260,7 +262,7 @@ static int train_step(trainer *t, double *loss, double *lr, int *stop, edm2_err 
     if (info->label_dim && rt_upload_async(&t->rt, t->labels, lab, local * info->label_dim, err)) return -1;
     if (t->net.vt->normalize_weights(t->net.net, t->net.params) != EDM2_OK) return err_plugin(err, "normalize_weights failed");
     double objective = 0;
-    if (t->world > 1) {
+    if (t->grouped) {
         if (group_passes(t, &objective, stop, err)) return -1;
     } else {
         if (t->rt.bvt->fill(t->rt.b, t->grads, 0.0f, info->arena_floats) != EDM2_OK)
@@ -285,7 +287,7 @@ static int train_step(trainer *t, double *loss, double *lr, int *stop, edm2_err 
 /* Several processes: every one runs the same config and resumed from the same point; the parameters are
  * rank 0's. */
 static int group_check(trainer *t, edm2_err *err) {
-    if (t->world == 1) return 0;
+    if (!t->grouped) return 0;
     uint64_t h = 1469598103934665603ull; /* FNV-1a over every config entry and the resume point */
     for (size_t i = 0; i < t->rc->cfg->n; i++) {
         const cfg_entry *e = &t->rc->cfg->v[i];
@@ -335,6 +337,9 @@ int job_train(const run_config *rc, edm2_err *err) {
     if (t.world > 1)
         LOG_INFO("data-parallel over %d processes: %d pass%s of %lld images each per step; status lines count the "
                  "whole group", t.world, t.passes, t.passes == 1 ? "" : "es", (long long)t.batch_gpu);
+    else if (t.grouped)
+        LOG_INFO("data-parallel path in a group of one process (EDM2_GROUP_OF_ONE=1): %d pass%s into their own "
+                 "gradient arenas, added by the backend's reduction", t.passes, t.passes == 1 ? "" : "es");
     /* Batches (this process's slice) are prepared in page-locked memory (on CUDA) and uploaded without waiting
      * for the GPU. */
     const loader_mem pinned = {loader_host_alloc, loader_host_free, &t.rt};

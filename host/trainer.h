@@ -39,6 +39,7 @@ typedef struct trainer {
      * (part[0] is grads), which the backend's reduce_sum adds in one fixed order. One process: passes = all,
      * accumulated straight into grads. */
     int rank, world, passes;
+    int grouped; /* the data-parallel path: world > 1, or EDM2_GROUP_OF_ONE=1 (that path checked with one process) */
     float *part[MAX_PASSES];
     double *objectives; /* [world * (passes + 1)]: every process's pass objectives and stop request */
     char fingerprint[4096];

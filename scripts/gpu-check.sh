@@ -44,16 +44,37 @@ for py in python3 python; do
   command -v $py >/dev/null || continue
   cudnn_root=$($py -c "import os, nvidia.cudnn as c; print(os.path.dirname(c.__file__))" 2>/dev/null) && break
 done
-echo "cuDNN root: ${cudnn_root:-under the CUDA toolkit}; CUDA architecture: sm_$arch" | tee -a "$out/gpu.txt"
+nccl_root=""
+for py in python3 python; do # NCCL likewise (issue 12's one-rank check)
+  command -v $py >/dev/null || continue
+  nccl_root=$($py -c "import os, nvidia.nccl as c; print(os.path.dirname(c.__file__))" 2>/dev/null) && break
+done
+echo "cuDNN root: ${cudnn_root:-under the CUDA toolkit}; NCCL root: ${nccl_root:-under the CUDA toolkit}; CUDA architecture: sm_$arch" |
+  tee -a "$out/gpu.txt"
 [ -n "$cudnn_root" ] && export LD_LIBRARY_PATH=$cudnn_root/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+[ -n "$nccl_root" ] && export LD_LIBRARY_PATH=$nccl_root/lib:$LD_LIBRARY_PATH
 data=/usr/share/datasets/fashion-mnist # carried in .devdeps where no Debian package can be installed
 [ -d $data ] || { mkdir -p /usr/share/datasets && ln -s /opt/devdeps$data $data; } 2>/dev/null || data=/opt/devdeps$data # the tests read the default path
 step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEDM2_CUDA=ON -DEDM2_BUILD_TESTS=ON \
-  -DCMAKE_CUDA_ARCHITECTURES="$arch" ${cudnn_root:+-DEDM2_CUDNN_ROOT="$cudnn_root"}
+  -DCMAKE_CUDA_ARCHITECTURES="$arch" ${cudnn_root:+-DEDM2_CUDNN_ROOT="$cudnn_root"} ${nccl_root:+-DEDM2_NCCL_ROOT="$nccl_root"}
 step build cmake --build build-gpu -j"$(nproc)"
 build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1
 step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception|vae' --output-on-failure"
 step check-ref build-gpu/edm2host check-ref tests/data/edm2_small.safetensors --backend cuda
+# Issue 12 on one GPU: the data-parallel path in a group of one (two passes into their own arenas, NCCL's
+# all-reduce and broadcast with one rank) gives bitwise the plain run's checkpoint.
+if grep -q "edm2: NCCL /" "$out/configure.log"; then
+  for g in 0 1; do
+    EDM2_GROUP_OF_ONE=$g build-gpu/edm2host run configs/fashion-mnist-demo.ini --set backend.plugin=cuda \
+      --set data.path=$data --set job.run_dir="$out/group$g" --set training.duration_kimg=1 --set training.batch_gpu=32 \
+      --set training.status_kimg=1 --set training.sample_grid=false >"$out/group$g.log" 2>&1
+  done
+  step nccl-group-of-one bash -c "grep -q 'group of one' $out/group1.log && cmp $out/group0/training-state-0000001.safetensors \
+    $out/group1/training-state-0000001.safetensors && echo bitwise equal"
+else
+  summary+=("SKIP  nccl-group-of-one (no NCCL found)")
+fi
+rm -rf "$out"/group0 "$out"/group1
 # The SD VAE at 512x512 on the GPU (random weights of the real shapes).
 step vae-bench-gpu build-gpu/edm2-vae-bench bench/vae-sd.ini --random-weights --set backend.plugin=cuda --res 512 --images 4
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)

@@ -302,6 +302,30 @@ static void test_threads_do_not_change_results(void **state) {
     free(a), free(b);
 }
 
+/* EDM2_GROUP_OF_ONE=1 runs the data-parallel path with one process (two passes into their own gradient
+ * arenas, added by the backend's reduce_sum; the parameters broadcast at start): bitwise the plain run. On
+ * the cuda backend the same check puts NCCL's all-reduce in the path (scripts/gpu-check.sh). */
+static void test_group_of_one(void **state) {
+    (void)state;
+    char *a = make_temp_dir(), *b = make_temp_dir();
+    char ra[600], rb[600];
+    snprintf(ra, sizeof ra, "job.run_dir=%s", a);
+    snprintf(rb, sizeof rb, "job.run_dir=%s", b);
+    run_result r;
+    const char *argv_a[] = {EDM2_BUILD_DIR "/edm2host", "run", CFG, "--set", ra, "--set", "training.duration_kimg=1", NULL};
+    const char *argv_b[] = {EDM2_BUILD_DIR "/edm2host", "run", CFG, "--set", rb, "--set", "training.duration_kimg=1", NULL};
+    const char *env[] = {"EDM2_GROUP_OF_ONE=1", NULL};
+    assert_int_equal(run_capture(&r, argv_a, NULL), 0);
+    assert_null(strstr(r.err, "group of one"));
+    assert_int_equal(run_capture(&r, argv_b, env), 0);
+    assert_non_null(strstr(r.err, "data-parallel path in a group of one process"));
+    char *ca = path_in(a, "training-state-0000001.safetensors"), *cb = path_in(b, "training-state-0000001.safetensors");
+    assert_same_tensors(ca, cb);
+    free(ca), free(cb);
+    rm_rf(a), rm_rf(b);
+    free(a), free(b);
+}
+
 /* A damaged or foreign checkpoint is refused before use, in one line naming the file and the field; the
  * checkpoint itself is left as it was. */
 static void test_damaged_checkpoint(void **state) {
@@ -357,6 +381,7 @@ int main(void) {
         cmocka_unit_test(test_other_data_sources),
         cmocka_unit_test(test_damaged_checkpoint),
         cmocka_unit_test(test_threads_do_not_change_results),
+        cmocka_unit_test(test_group_of_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

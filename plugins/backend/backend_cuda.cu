@@ -60,7 +60,7 @@ struct edm2_backend {
     unsigned long long *counter; /* device scratch for nan_to_zero */
     int world;                   /* processes of a data-parallel run (ABI 1.2); 1 alone */
 #ifdef EDM2_HAVE_NCCL
-    ncclComm_t nccl;             /* world > 1: the gradient all-reduce between the processes' GPUs */
+    ncclComm_t nccl;             /* the gradient all-reduce between the processes' GPUs (world > 1, or a group of one) */
 #endif
 };
 
@@ -175,12 +175,15 @@ static edm2_status cuda_create(const edm2_host *host, const edm2_config *cfg, ed
         return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "cannot create a %s handle on CUDA device %d",
                          lib, b->device);
     }
-    if (b->world > 1) {
+    /* NCCL for several processes, or for one when the host runs its data-parallel path in a group of one
+     * (EDM2_GROUP_OF_ONE=1: the all-reduce and broadcast checked on a single GPU). */
+    const char *one = getenv("EDM2_GROUP_OF_ONE");
+    if (b->world > 1 || (one && !strcmp(one, "1"))) {
 #ifdef EDM2_HAVE_NCCL
         ncclUniqueId id;
         ncclResult_t r = ncclSuccess;
         if (host->rank == 0) r = ncclGetUniqueId(&id);
-        if (host->comm_broadcast(host->ctx, &id, sizeof id, 0) != EDM2_OK) {
+        if (b->world > 1 && host->comm_broadcast(host->ctx, &id, sizeof id, 0) != EDM2_OK) {
             release(b);
             return EDM2_ERR_INTERNAL; /* the host logged why */
         }
@@ -193,8 +196,9 @@ static edm2_status cuda_create(const edm2_host *host, const edm2_config *cfg, ed
 #else
         release(b);
         return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INVALID,
-                         "%d processes need NCCL, and this cuda backend was built without it (set EDM2_NCCL_ROOT)",
-                         host->world_size);
+                         "the data-parallel path (%d process%s) needs NCCL, and this cuda backend was built without it "
+                         "(set EDM2_NCCL_ROOT)",
+                         host->world_size, host->world_size == 1 ? "" : "es");
 #endif
     }
     cudaDeviceProp prop;
@@ -441,7 +445,7 @@ static edm2_status cuda_reduce_sum(edm2_backend *b, const float *const *parts, i
     if (out != parts[0]) CK(b, cudaMemcpyAsync(out, parts[0], n * sizeof *out, cudaMemcpyDeviceToDevice, b->stream), "reduce_sum");
     for (int k = 1; k < nparts && n; k++) k_add<<<grid_for(n), THREADS, 0, b->stream>>>(out, parts[k], n);
 #ifdef EDM2_HAVE_NCCL
-    if (b->world > 1) {
+    if (b->nccl) {
         ncclResult_t r = ncclAllReduce(out, out, n, ncclFloat, ncclSum, b->nccl, b->stream);
         if (r != ncclSuccess)
             return edm2_logf(b->host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "NCCL all-reduce: %s", ncclGetErrorString(r));
@@ -453,7 +457,7 @@ static edm2_status cuda_reduce_sum(edm2_backend *b, const float *const *parts, i
 static edm2_status cuda_broadcast(edm2_backend *b, void *x, size_t bytes, int root) {
     ENTER(b, "broadcast");
 #ifdef EDM2_HAVE_NCCL
-    if (b->world > 1) {
+    if (b->nccl) {
         ncclResult_t r = ncclBroadcast(x, x, bytes, ncclChar, root, b->nccl, b->stream);
         if (r != ncclSuccess)
             return edm2_logf(b->host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "NCCL broadcast: %s", ncclGetErrorString(r));
