@@ -19,7 +19,6 @@ extern "C" {
 
 typedef struct conv_plan conv_plan; /* conv_cuda.c */
 
-
 typedef struct gpu_ctx {
     int device;
     cudaStream_t stream;
