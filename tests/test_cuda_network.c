@@ -468,8 +468,7 @@ int main(void) {
                                        cmocka_unit_test(test_loss_and_adam), cmocka_unit_test(test_precisions),
                                        cmocka_unit_test(test_forward_graph), cmocka_unit_test(test_training_graph),
                                        cmocka_unit_test(test_check_ref_cuda)};
-    const char *filter = getenv("EDM2_TEST_FILTER"); /* e.g. gpu-check's memcheck of the bf16/fp16 path */
-    if (filter && *filter) cmocka_set_test_filter(filter);
+    test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     net_close(&g_nd, &g_rt[1]);
     for (int p = 1; p >= 0; p--) net_close(&g_lp[p], &g_rt[1]);

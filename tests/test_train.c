@@ -282,24 +282,33 @@ static void test_other_data_sources(void **state) {
     free(d);
 }
 
+/* Two 1-kimg runs, each with one more setting (NULL: none) and environment entry (NULL: none); their
+ * checkpoints must be bitwise the same. ra, rb: the runs' outputs. */
+static void same_checkpoints(const char *set_a, const char *env_a, const char *set_b, const char *env_b,
+                             run_result *ra, run_result *rb) {
+    const char *sets[2] = {set_a, set_b}, *envs[2] = {env_a, env_b};
+    run_result *rs[2] = {ra, rb};
+    char *dirs[2], *ckpt[2];
+    for (int k = 0; k < 2; k++) {
+        char rd[600];
+        dirs[k] = make_temp_dir();
+        snprintf(rd, sizeof rd, "job.run_dir=%s", dirs[k]);
+        const char *argv[] = {EDM2_BUILD_DIR "/edm2host", "run", CFG, "--set", rd, "--set", "training.duration_kimg=1",
+                              sets[k] ? "--set" : NULL, sets[k], NULL};
+        const char *env[] = {envs[k], NULL};
+        assert_int_equal(run_capture(rs[k], argv, env), 0);
+        ckpt[k] = path_in(dirs[k], "training-state-0000001.safetensors");
+    }
+    assert_same_tensors(ckpt[0], ckpt[1]);
+    for (int k = 0; k < 2; k++) rm_rf(dirs[k]), free(dirs[k]), free(ckpt[k]);
+}
+
 /* The thread count never changes the result, so lowering it while other programs use the cores keeps
  * training reproducible: 1 and 2 threads give bitwise-identical checkpoints. */
 static void test_threads_do_not_change_results(void **state) {
     (void)state;
-    char *a = make_temp_dir(), *b = make_temp_dir();
-    char ra[600], rb[600];
-    snprintf(ra, sizeof ra, "job.run_dir=%s", a);
-    snprintf(rb, sizeof rb, "job.run_dir=%s", b);
     run_result r;
-    assert_int_equal(run_host(&r, "run", CFG, "--set", ra, "--set", "training.duration_kimg=1", "--set", "job.threads=1",
-                              NULL), 0);
-    assert_int_equal(run_host(&r, "run", CFG, "--set", rb, "--set", "training.duration_kimg=1", "--set", "job.threads=2",
-                              NULL), 0);
-    char *ca = path_in(a, "training-state-0000001.safetensors"), *cb = path_in(b, "training-state-0000001.safetensors");
-    assert_same_tensors(ca, cb);
-    free(ca), free(cb);
-    rm_rf(a), rm_rf(b);
-    free(a), free(b);
+    same_checkpoints("job.threads=1", NULL, "job.threads=2", NULL, &r, &r);
 }
 
 /* EDM2_GROUP_OF_ONE=1 runs the data-parallel path with one process (two passes into their own gradient
@@ -307,23 +316,10 @@ static void test_threads_do_not_change_results(void **state) {
  * the cuda backend the same check puts NCCL's all-reduce in the path (scripts/gpu-check.sh). */
 static void test_group_of_one(void **state) {
     (void)state;
-    char *a = make_temp_dir(), *b = make_temp_dir();
-    char ra[600], rb[600];
-    snprintf(ra, sizeof ra, "job.run_dir=%s", a);
-    snprintf(rb, sizeof rb, "job.run_dir=%s", b);
-    run_result r;
-    const char *argv_a[] = {EDM2_BUILD_DIR "/edm2host", "run", CFG, "--set", ra, "--set", "training.duration_kimg=1", NULL};
-    const char *argv_b[] = {EDM2_BUILD_DIR "/edm2host", "run", CFG, "--set", rb, "--set", "training.duration_kimg=1", NULL};
-    const char *env[] = {"EDM2_GROUP_OF_ONE=1", NULL};
-    assert_int_equal(run_capture(&r, argv_a, NULL), 0);
-    assert_null(strstr(r.err, "group of one"));
-    assert_int_equal(run_capture(&r, argv_b, env), 0);
-    assert_non_null(strstr(r.err, "data-parallel path in a group of one process"));
-    char *ca = path_in(a, "training-state-0000001.safetensors"), *cb = path_in(b, "training-state-0000001.safetensors");
-    assert_same_tensors(ca, cb);
-    free(ca), free(cb);
-    rm_rf(a), rm_rf(b);
-    free(a), free(b);
+    static run_result ra, rb;
+    same_checkpoints(NULL, NULL, NULL, "EDM2_GROUP_OF_ONE=1", &ra, &rb);
+    assert_null(strstr(ra.err, "group of one"));
+    assert_non_null(strstr(rb.err, "data-parallel path in a group of one process"));
 }
 
 /* A damaged or foreign checkpoint is refused before use, in one line naming the file and the field; the

@@ -87,3 +87,8 @@ char *write_text(const char *dir, const char *name, const char *text) {
     }
     return p;
 }
+
+void test_filter_from_env(void) {
+    const char *filter = getenv("EDM2_TEST_FILTER");
+    if (filter && *filter) cmocka_set_test_filter(filter);
+}

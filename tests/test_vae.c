@@ -300,7 +300,6 @@ int main(void) {
         cmocka_unit_test(test_bad_weights),
         cmocka_unit_test(test_cuda_matches),
     };
-    const char *filter = getenv("EDM2_TEST_FILTER"); /* e.g. gpu-check's memcheck of the CUDA tests */
-    if (filter && *filter) cmocka_set_test_filter(filter);
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

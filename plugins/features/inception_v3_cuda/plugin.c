@@ -191,7 +191,6 @@ static edm2_status f_extract(edm2_features *f, const float *images, int N, int C
     return EDM2_OK;
 }
 
-
 static const edm2_features_vtable k_vtable = {sizeof(edm2_features_vtable), f_create, f_destroy, f_get_info,
                                               f_prepare, f_extract};
 
