@@ -1,6 +1,7 @@
 /* launch_cuda.h: how the CUDA plugins' element-wise kernels are launched (for .cu files only): grid-stride
  * loops of 256-thread blocks on the caller's stream, and LAUNCH, which returns the launch's cudaError_t
- * from the enclosing int function (0 for an empty range). */
+ * from the enclosing int function (0 for an empty range); the grid of warp-per-row kernels and the warp's
+ * sum and maximum (combined in one fixed butterfly order). */
 #ifndef EDM2_LAUNCH_CUDA_H
 #define EDM2_LAUNCH_CUDA_H
 
@@ -13,6 +14,18 @@
 static inline unsigned blocks_for(size_t n) {
     size_t g = (n + THREADS - 1) / THREADS;
     return (unsigned)(g < 1 ? 1 : g > 65535 ? 65535 : g);
+}
+
+/* Blocks for one warp per row over `rows` rows. */
+static inline unsigned warp_blocks(size_t rows) { return blocks_for(rows * 32); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
 }
 
 #define LAUNCH(n, kernel, ...)                                                                      \

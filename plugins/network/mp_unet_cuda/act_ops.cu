@@ -13,7 +13,6 @@
 
 #define F(p) ((float *)(p))
 #define CF(p) ((const float *)(p))
-static unsigned warp_blocks(size_t rows) { return blocks_for(rows * 32); }
 
 /* ---- weights: preparation and its gradient, one warp per output unit ---- */
 
@@ -47,7 +46,7 @@ __global__ void k_weight_forward(float *w_hat, T *w_lp, float *norm, const float
         const float *wo = w + o * F;
         float ss = 0;
         for (int j = lane; j < F; j += 32) ss += wo[j] * wo[j];
-        const float n = MP_EPS + sqrtf(warp_sum32(ss)) * inv_sqrt_f;
+        const float n = MP_EPS + sqrtf(warp_sum(ss)) * inv_sqrt_f;
         if (lane == 0) norm[o] = n;
         for (int i = lane; i < F; i += 32) { /* i = t*C + c, tap-major: the writes are contiguous */
             const int t = i / C, c = i % C;
@@ -66,7 +65,7 @@ __global__ void k_weight_backward_warp(float *dw, float *terms, const float *dw_
         const float *wo = w + o * F, *go = dw_hat + o * F;
         float dot = 0;
         for (int i = lane; i < F; i += 32) dot += go[i] * wo[(i % C) * kk + i / C];
-        dot = warp_sum32(dot);
+        dot = warp_sum(dot);
         const float n = norm[o], len = (n - MP_EPS) / inv_sqrt_f;
         const float a = s / n, b = len > 0 ? s * dot * inv_sqrt_f / (n * n * len) : 0.0f;
         for (int j = lane; j < F; j += 32) dw[o * F + j] += go[(j % kk) * C + j / kk] * a - wo[j] * b;
@@ -77,7 +76,7 @@ __global__ void k_weight_backward_warp(float *dw, float *terms, const float *dw_
 __global__ void k_weight_gain(float *dgain, const float *terms, int O) {
     float s = 0;
     for (int o = threadIdx.x; o < O; o += 32) s += terms[o];
-    s = warp_sum32(s);
+    s = warp_sum(s);
     if (threadIdx.x == 0) *dgain += s;
 }
 template <typename T>
@@ -111,7 +110,7 @@ template <typename T> __global__ void k_normalize_rows_forward(T *y, float *norm
         const T *xr = x + r * cols;
         float ss = 0;
         for (int c = lane; c < cols; c += 32) ss += ld(xr[c]) * ld(xr[c]);
-        const float nr = MP_EPS + sqrtf(warp_sum32(ss)) * inv_sqrt_n, inv = 1.0f / nr;
+        const float nr = MP_EPS + sqrtf(warp_sum(ss)) * inv_sqrt_n, inv = 1.0f / nr;
         if (lane == 0) norm[r] = nr;
         for (int c = lane; c < cols; c += 32) y[r * cols + c] = st<T>(ld(xr[c]) * inv);
     }
@@ -124,7 +123,7 @@ __global__ void k_normalize_rows_backward(T *dx, const T *dy, const T *x, const 
         const T *xr = x + r * cols, *gr = dy + r * cols;
         float dot = 0;
         for (int c = lane; c < cols; c += 32) dot += ld(gr[c]) * ld(xr[c]);
-        dot = warp_sum32(dot);
+        dot = warp_sum(dot);
         const float nr = norm[r], len = (nr - MP_EPS) / inv_sqrt_n;
         const float a = 1.0f / nr, b = len > 0 ? dot * inv_sqrt_n / (nr * nr * len) : 0.0f;
         for (int c = lane; c < cols; c += 32) st_acc(dx + r * cols + c, ld(gr[c]) * a - ld(xr[c]) * b, acc);

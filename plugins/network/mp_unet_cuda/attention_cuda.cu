@@ -44,15 +44,6 @@ __global__ void k_qkv_normalize_backward(float *dqkv, const float *dqkvn, const 
 }
 
 /* One warp per row of HW scores: max, exp, sum, scale; the warp's partial results combine in a fixed order. */
-__device__ static float warp_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
-}
-__device__ static float warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
 __global__ void k_softmax_rows(float *A, size_t rows, int HW) {
     const size_t warps = (size_t)gridDim.x * blockDim.x / 32;
     const int lane = threadIdx.x % 32;
@@ -83,7 +74,6 @@ __global__ void k_softmax_backward(float *dS, const float *A, size_t rows, int H
     }
 }
 
-static unsigned warp_blocks(size_t rows) { return blocks_for(rows * 32); }
 
 extern "C" int gpu_attention_forward(gpu_ctx *g, void *y_, void *qkvn_, float *norm, void *attn_, const void *qkv_,
                                      int N, int HW, int heads, int cph, void *tmp) {

@@ -12,7 +12,6 @@
 #include "launch_cuda.h"
 #include "lp_math.cuh"
 
-static unsigned warp_blocks(size_t rows) { return blocks_for(rows * 32); }
 
 /* Row r = (nh*3 + s)*HW + p of qkvn/norm: its source is qkv[n, p, (h*cph + c)*3 + s], c = 0..cph-1. */
 __device__ static size_t qkv_offset(size_t r, int HW, int heads, int cph) {
@@ -27,7 +26,7 @@ __global__ void k_qkv_normalize(T *qkvn, float *norm, const T *qkv, size_t rows,
         const T *src = qkv + qkv_offset(r, HW, heads, cph);
         float ss = 0;
         for (int c = lane; c < cph; c += 32) ss += ld(src[3 * c]) * ld(src[3 * c]);
-        const float nr = MP_EPS + sqrtf(warp_sum32(ss)) * inv_sqrt_c, inv = 1.0f / nr;
+        const float nr = MP_EPS + sqrtf(warp_sum(ss)) * inv_sqrt_c, inv = 1.0f / nr;
         if (lane == 0) norm[r] = nr;
         for (int c = lane; c < cph; c += 32) qkvn[r * cph + c] = st<T>(ld(src[3 * c]) * inv);
     }
@@ -42,16 +41,11 @@ __global__ void k_qkv_normalize_backward(T *dqkv, const T *dqkvn, const T *qkv, 
         const T *src = qkv + o, *gp = dqkvn + r * cph;
         float dot = 0;
         for (int c = lane; c < cph; c += 32) dot += ld(gp[c]) * ld(src[3 * c]);
-        dot = warp_sum32(dot);
+        dot = warp_sum(dot);
         const float nr = norm[r], len = (nr - MP_EPS) / inv_sqrt_c;
         const float a = 1.0f / nr, b = len > 0 ? dot * inv_sqrt_c / (nr * nr * len) : 0.0f;
         for (int c = lane; c < cph; c += 32) st_acc(dqkv + o + 3 * c, ld(gp[c]) * a - ld(src[3 * c]) * b, acc);
     }
-}
-
-__device__ static float warp_max32(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    return v;
 }
 
 /* One warp per row of HW scores, in place: max, exp, sum, scale in float32. */
@@ -60,9 +54,9 @@ template <typename T> __global__ void k_softmax_rows(T *A, size_t rows, int HW) 
         T *row = A + r * HW;
         float mx = -INFINITY, sum = 0;
         for (int j = lane; j < HW; j += 32) mx = fmaxf(mx, ld(row[j]));
-        mx = warp_max32(mx);
+        mx = warp_max(mx);
         for (int j = lane; j < HW; j += 32) sum += expf(ld(row[j]) - mx);
-        const float inv = 1.0f / warp_sum32(sum);
+        const float inv = 1.0f / warp_sum(sum);
         for (int j = lane; j < HW; j += 32) row[j] = st<T>(expf(ld(row[j]) - mx) * inv);
     }
 }
@@ -74,7 +68,7 @@ template <typename T> __global__ void k_softmax_backward(T *dS, const T *A, size
         const T *a = A + r * HW;
         float rs = 0;
         for (int j = lane; j < HW; j += 32) rs += ld(d[j]) * ld(a[j]);
-        rs = warp_sum32(rs);
+        rs = warp_sum(rs);
         for (int j = lane; j < HW; j += 32) d[j] = st<T>(ld(a[j]) * (ld(d[j]) - rs) * scale);
     }
 }

@@ -3,12 +3,11 @@
  * cuDNN plan (descriptors and algorithms) is made once per convolution shape and kept. */
 #include "conv_cuda.h"
 
-#include "act_ops.h"
-
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "act_ops.h"
 
 struct conv_plan {
     int N, H, W, C, O, act;

@@ -25,7 +25,8 @@ typedef struct gpu_ctx {
     cublasHandle_t blas;   /* pedantic float32 (no TF32), bound to stream */
     int act;               /* ACT_*: activations in float32 (bitwise the CPU's) or bf16/fp16 (tensor cores) */
     cublasHandle_t blas_lp;/* bf16/fp16: our own handle on stream, default math (tensor cores) */
-    void *dw_tmp;          /* bf16/fp16: a 3x3 weight's gradient before it is added to the float32 one */
+    void *dw_tmp;          /* bf16/fp16: a 3x3 weight's gradient before it is added to the float32 one (the
+                            * network's scratch, unet_cuda.c) */
     int time_algos;        /* bf16/fp16: cuDNN algorithms timed (conv_cuda.c); EDM2_CUDNN_ALGO=heuristic: ranked */
     cudnnHandle_t dnn;     /* bound to stream */
     void *scratch;         /* the backend's stream-ordered workspace for cuDNN */

@@ -1,6 +1,6 @@
 /* lp_math.cuh: for the .cu files of the bf16/fp16 path: loading an element of any activation type as
- * float32 and storing a float32 result rounded to nearest (ld, st<T>), warp sums, and LP_CALL/ACT_CALL,
- * which call a host template for the context's element type. */
+ * float32 and storing a float32 result rounded to nearest (ld, st<T>), warp-per-row loops, and
+ * LP_CALL/ACT_CALL, which call a host template for the context's element type. */
 #ifndef EDM2_LP_MATH_CUH
 #define EDM2_LP_MATH_CUH
 
@@ -23,11 +23,6 @@ template <> __device__ __forceinline__ bf16 st<bf16>(float v) { return __float2b
 
 /* dst = v, or dst += v when acc (GRAD_ACC of mp_math.h, rounding once). */
 template <typename T> __device__ __forceinline__ void st_acc(T *dst, float v, int acc) { *dst = st<T>(acc ? ld(*dst) + v : v); }
-
-__device__ __forceinline__ float warp_sum32(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
 
 /* A grid-stride loop over rows with one warp per row (lane: the thread's lane). */
 #define WARP_ROWS(r, rows, lane)                                                                            \

@@ -25,7 +25,7 @@ void pgraph_init(pgraph *p) {
 
 static void slot_clear(pgraph_slot *s) {
     if (s->exec) cudaGraphExecDestroy(s->exec);
-    unet_record_free(&s->rec);
+    free(s->saved);
     memset(s, 0, sizeof *s);
 }
 
@@ -53,7 +53,7 @@ static void key_of(const pass *ps, const unet_cuda *u, pgraph_slot *k) {
         k->fwd.D = a->D, k->fwd.logvar = a->logvar, k->fwd.training = a->training, k->N = a->N;
     } else {
         k->bwd[0] = ps->params, k->bwd[1] = ps->dD, k->bwd[2] = ps->dlogvar, k->bwd[3] = ps->grads;
-        k->N = u->saved_N;
+        k->N = u->rec.N;
     }
 }
 
@@ -169,8 +169,11 @@ static int capture(pgraph *p, pgraph_slot *s, unet_cuda *u, const pass *ps, int 
         if (same < 0) snprintf(why, sizeof why, "cannot read a graph's outputs back");
         else if (!same) snprintf(why, sizeof why, "a replayed graph differs from its eager pass");
     }
-    if (!why[0] && ps->kind == PASS_TRAIN && unet_cuda_record_save(u, &s->rec))
-        snprintf(why, sizeof why, "out of host memory");
+    if (!why[0] && ps->kind == PASS_TRAIN) { /* the record this forward leaves, restored at each replay */
+        const size_t bytes = (size_t)u->g.nmods * sizeof *u->saved;
+        if ((s->saved = malloc(bytes))) memcpy(s->saved, u->saved, bytes), s->rec = u->rec;
+        else snprintf(why, sizeof why, "out of host memory");
+    }
     if (why[0]) { /* the eager pass's results again: restored, or recomputed from the state before it */
         turn_off(p, why, turned_off);
         if (before && eager[0]) rc = dev_put(u, ps->out[0], eager[0], ps->nout[0])
@@ -197,8 +200,12 @@ static int pgraph_run(pgraph *p, unet_cuda *u, const pass *ps, int *turned_off) 
     pgraph_slot *s = slot_for(p, &k);
     s->used = ++p->clock;
     if (s->exec) {
-        if (ps->kind == PASS_TRAIN) unet_cuda_record_restore(u, &s->rec);
-        else if (ps->kind == PASS_EVAL) u->have_saved = 0;
+        if (ps->kind == PASS_TRAIN) {
+            memcpy(u->saved, s->saved, (size_t)u->g.nmods * sizeof *u->saved);
+            u->rec = s->rec, u->have_saved = 1;
+        } else if (ps->kind == PASS_EVAL) {
+            u->have_saved = 0;
+        }
         const cudaError_t e = cudaGraphLaunch(s->exec, u->gc.stream);
         return e == cudaSuccess ? 0 : gpu_fail(&u->gc, "CUDA graph launch", cudaGetErrorString(e));
     }

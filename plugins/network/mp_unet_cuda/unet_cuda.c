@@ -57,8 +57,7 @@ static void dev_free(unet_cuda *u, void *p) {
 
 static void scratch_free(unet_cuda *u) {
     DEV_FREE(u->w_hat), DEV_FREE(u->dw_hat), DEV_FREE(u->w_norm), DEV_FREE(u->unit_terms);
-    DEV_FREE(u->w_lp), DEV_FREE(u->dw_lp);
-    u->gc.dw_tmp = NULL;
+    DEV_FREE(u->w_lp), DEV_FREE(u->gc.dw_tmp);
 }
 
 void unet_cuda_free(unet_cuda *u) {
@@ -88,9 +87,8 @@ static int ensure_scratch(unet_cuda *u) {
     int ok = u->w_hat && u->dw_hat && u->w_norm && u->unit_terms;
     if (ok && u->gc.act != ACT_F32) {
         u->w_lp = dev_alloc(u, u->g.arena_floats * act_size(u->gc.act));
-        u->dw_lp = dev_alloc(u, (u->max_weight + 1) * act_size(u->gc.act));
-        u->gc.dw_tmp = u->dw_lp;
-        ok = u->w_lp && u->dw_lp;
+        u->gc.dw_tmp = dev_alloc(u, (u->max_weight + 1) * act_size(u->gc.act));
+        ok = u->w_lp && u->gc.dw_tmp;
     }
     if (ok) return 0;
     scratch_free(u);
@@ -209,37 +207,11 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
         gpu_linear_forward(g, a->logvar, lvf, W_HAT(G->logvar_linear), (size_t)N, hp->logvar_channels, 1, 0))
         return -1;
     if (a->training) {
-        u->saved_N = N;
         u->have_saved = 1;
-        u->drop_seed = a->dropout_rng.seed, u->drop_stream = a->dropout_rng.stream, u->drop_offset = a->dropout_rng.offset;
-        u->x_in0 = x_in0, u->out_in = out_in, u->c_out = c_out, u->fourier = fourier, u->lab = lab, u->e3 = e3, u->emb = emb;
-        u->lv_fourier = lvf;
+        u->rec = (unet_record){N, a->dropout_rng.seed, a->dropout_rng.stream, a->dropout_rng.offset, x_in0, out_in, c_out,
+                               fourier, lab, e3, emb, lvf};
     }
     return ws->failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
-}
-
-int unet_cuda_record_save(const unet_cuda *u, unet_record *r) {
-    memset(r, 0, sizeof *r);
-    r->saved = malloc((size_t)u->g.nmods * sizeof *r->saved);
-    if (!r->saved) return -1;
-    memcpy(r->saved, u->saved, (size_t)u->g.nmods * sizeof *r->saved);
-    r->N = u->saved_N, r->drop_seed = u->drop_seed, r->drop_stream = u->drop_stream, r->drop_offset = u->drop_offset;
-    r->x_in0 = u->x_in0, r->out_in = u->out_in, r->c_out = u->c_out, r->fourier = u->fourier, r->lab = u->lab;
-    r->e3 = u->e3, r->emb = u->emb, r->lv_fourier = u->lv_fourier;
-    return 0;
-}
-
-void unet_cuda_record_restore(unet_cuda *u, const unet_record *r) {
-    memcpy(u->saved, r->saved, (size_t)u->g.nmods * sizeof *u->saved);
-    u->saved_N = r->N, u->drop_seed = r->drop_seed, u->drop_stream = r->drop_stream, u->drop_offset = r->drop_offset;
-    u->x_in0 = r->x_in0, u->out_in = r->out_in, u->c_out = r->c_out, u->fourier = r->fourier, u->lab = r->lab;
-    u->e3 = r->e3, u->emb = r->emb, u->lv_fourier = r->lv_fourier;
-    u->have_saved = 1;
-}
-
-void unet_record_free(unet_record *r) {
-    free(r->saved);
-    memset(r, 0, sizeof *r);
 }
 
 int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const float *dlogvar, float *grads) {
@@ -247,15 +219,16 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     const unet_hparams *hp = &G->hp;
     gpu_ctx *g = &u->gc;
     void *st = g->stream;
-    const int N = u->saved_N, C = hp->img_channels, R = hp->img_resolution, act = g->act;
+    const unet_record *r = &u->rec;
+    const int N = r->N, C = hp->img_channels, R = hp->img_resolution, act = g->act;
     const size_t HW = (size_t)R * R, P = (size_t)N * HW, NE = (size_t)N * G->cemb;
     gws *ws = &u->bws;
     if (ensure_scratch(u)) return -1;
     if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
     if (u->ops.vt->fill(u->ops.b, u->dw_hat, 0.0f, G->arena_floats) != EDM2_OK)
         return gpu_fail(g, "backward", "the backend failed to clear the weight gradients");
-    gblock_ctx ctx = {g, params, u->w_hat, W_ACT_BASE, u->emb, N, 1,
-                      u->drop_seed, u->drop_stream, u->drop_offset, &u->fws, &u->tws};
+    gblock_ctx ctx = {g, params, u->w_hat, W_ACT_BASE, r->emb, N, 1,
+                      r->drop_seed, r->drop_stream, r->drop_offset, &u->fws, &u->tws};
     float *demb = gws_zeros(ws, NE), *dF, *d32;
     void *dcur;
     if (!demb) return gpu_fail(g, "network workspace", "out of device memory");
@@ -273,12 +246,12 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
         if (call) goto done;                                                                               \
     } while (0)
     /* D = c_skip x + c_out F; out_conv in float32, its input gradient into the body's type. */
-    KD(uk_output_backward(st, ACT_F32, dF, dD, u->c_out, N, C, HW));
+    KD(uk_output_backward(st, ACT_F32, dF, dD, r->c_out, N, C, HW));
     const unet_module *last = &G->mods[G->nmods - 1];
     ALLOC_ACT(dcur, ws, P * last->cout);
     d32 = dcur;
     if (act != ACT_F32) ALLOC(d32, ws, P * last->cout);
-    PD(gpu_conv2d_backward_f32(g, d32, u->dw_hat + G->out_conv.offset, dF, u->out_in, W_HAT(G->out_conv), N, R, R,
+    PD(gpu_conv2d_backward_f32(g, d32, u->dw_hat + G->out_conv.offset, dF, r->out_in, W_HAT(G->out_conv), N, R, R,
                                last->cout, C, 3, 0));
     if (d32 != dcur) KD(act_convert(st, act, dcur, ACT_F32, d32, P * last->cout));
     for (int m = G->nmods - 1; m >= 0; m--) {
@@ -291,7 +264,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
                 ALLOC(d32, ws, Pm * md->cout);
                 KD(act_convert(st, ACT_F32, d32, act, dcur, Pm * md->cout));
             }
-            PD(gpu_conv2d_backward_f32(g, NULL, u->dw_hat + md->conv.offset, d32, u->x_in0, W_HAT(md->conv), N, md->H,
+            PD(gpu_conv2d_backward_f32(g, NULL, u->dw_hat + md->conv.offset, d32, r->x_in0, W_HAT(md->conv), N, md->H,
                                        md->W, md->cin, md->cout, 3, 0));
             continue;
         }
@@ -320,19 +293,19 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     float *de3, *de1;
     ALLOC(de3, ws, NE);
     de1 = de3;
-    KD(mpc_silu_backward(st, de3, demb, u->e3, NE, 0));
+    KD(mpc_silu_backward(st, de3, demb, r->e3, NE, 0));
     if (hp->label_dim) {
         float *de2;
         ALLOC(de2, ws, NE);
         ALLOC(de1, ws, NE);
         KD(mpc_sum_backward(st, de1, de2, de3, hp->label_balance, NE, 0));
-        PD(gpu_linear_backward(g, NULL, u->dw_hat + G->emb_label.offset, de2, u->lab, W_HAT(G->emb_label), (size_t)N,
+        PD(gpu_linear_backward(g, NULL, u->dw_hat + G->emb_label.offset, de2, r->lab, W_HAT(G->emb_label), (size_t)N,
                                hp->label_dim, G->cemb, 0));
     }
-    PD(gpu_linear_backward(g, NULL, u->dw_hat + G->emb_noise.offset, de1, u->fourier, W_HAT(G->emb_noise), (size_t)N,
+    PD(gpu_linear_backward(g, NULL, u->dw_hat + G->emb_noise.offset, de1, r->fourier, W_HAT(G->emb_noise), (size_t)N,
                            G->cnoise, G->cemb, 0));
     if (dlogvar)
-        PD(gpu_linear_backward(g, NULL, u->dw_hat + G->logvar_linear.offset, dlogvar, u->lv_fourier,
+        PD(gpu_linear_backward(g, NULL, u->dw_hat + G->logvar_linear.offset, dlogvar, r->lv_fourier,
                                W_HAT(G->logvar_linear), (size_t)N, hp->logvar_channels, 1, 0));
     /* From prepared-weight gradients to parameter gradients (through the weight normalisation). */
     for (size_t i = 0; i < G->nweights; i++) {

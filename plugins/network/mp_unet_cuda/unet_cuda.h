@@ -10,6 +10,15 @@
 #include "block_cuda.h"
 #include "edm2/edm2_network.h"
 
+/* What a training forward leaves for its backward: host-side pointers into the workspaces, and the dropout
+ * draw. A training forward replayed from a CUDA graph restores its copy (pass_graph.c). */
+typedef struct unet_record {
+    int N;
+    uint64_t drop_seed, drop_stream, drop_offset;
+    float *x_in0, *out_in;    /* the first and the last convolution's inputs (float32) */
+    float *c_out, *fourier, *lab, *e3, *emb, *lv_fourier;
+} unet_record;
+
 typedef struct unet_cuda {
     unet_graph g;
     edm2_backend_ops ops;
@@ -17,34 +26,17 @@ typedef struct unet_cuda {
     /* Device scratch (allocated at the first pass). */
     float *w_hat, *dw_hat, *w_norm, *unit_terms; /* prepared weights, their gradient, row norms, gain terms */
     void *w_lp;         /* bf16/fp16: w_hat in the activations' type, cast once per pass (NULL for float32) */
-    void *dw_lp;        /* bf16/fp16: one weight's gradient in that type (gpu_ctx.dw_tmp) */
     size_t max_O, max_weight;
     gws fws, bws; /* the forward's activations (kept for backward); the backward's pass-long buffers */
     gws tws;      /* a block's forward temporaries (gblock_ctx.tmp) */
     gws bpp[2];   /* the backward's per-module buffers, alternating: module m works in bpp[m % 2] while its
                    * input gradient, from module m + 1, is still in the other */
-    /* Saved by the last training forward. */
-    int saved_N, have_saved;
-    uint64_t drop_seed, drop_stream, drop_offset;
-    gblock_saved *saved;
+    /* Left by the last training forward (have_saved), for the backward. */
+    int have_saved;
+    unet_record rec;
+    gblock_saved *saved;      /* [nmods] */
     void **mod_out;           /* the modules' outputs (the network's type; the decoder's skip inputs) */
-    float *x_in0, *out_in;    /* the first and the last convolution's inputs (float32) */
-    float *c_out, *fourier, *lab, *e3, *emb, *lv_fourier;
 } unet_cuda;
-
-/* What a training forward leaves for its backward: host-side pointers into the workspaces (a copy, for a
- * training forward replayed from a CUDA graph, pass_graph.c). */
-typedef struct unet_record {
-    int N;
-    uint64_t drop_seed, drop_stream, drop_offset;
-    float *x_in0, *out_in, *c_out, *fourier, *lab, *e3, *emb, *lv_fourier;
-    gblock_saved *saved; /* [nmods] */
-} unet_record;
-/* 0, or -1 when out of host memory. */
-int unet_cuda_record_save(const unet_cuda *u, unet_record *r);
-/* Makes r the record of the last training forward. */
-void unet_cuda_record_restore(unet_cuda *u, const unet_record *r);
-void unet_record_free(unet_record *r);
 
 /* Builds the graph and takes the backend's handles; 0, or -1 with a reason in err. */
 int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops *backend, char *err, size_t errlen);

@@ -1,10 +1,10 @@
 /* workspace_cuda.c: bump allocation of activations in device memory, self-sizing across passes. */
 #include "workspace_cuda.h"
 
-#include "act_type.h"
-
 #include <stdlib.h>
 #include <string.h>
+
+#include "act_type.h"
 
 #define GWS_ALIGN 64 /* floats */
 
