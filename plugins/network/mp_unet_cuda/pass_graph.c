@@ -43,37 +43,33 @@ static int settled(const unet_cuda *u) {
     return !u->fws.nextra && !u->tws.nextra && !u->bws.nextra && !u->bpp[0].nextra && !u->bpp[1].nextra;
 }
 
-/* The slot's key from a pass: kind, N and the pointers. */
-static void key_of(const pass *ps, const unet_cuda *u, pgraph_slot *k) {
-    memset(k, 0, sizeof *k);
-    k->kind = ps->kind;
+static pgraph_key key_of(const pass *ps, const unet_cuda *u) {
+    pgraph_key k;
+    memset(&k, 0, sizeof k);
+    k.kind = ps->kind;
     if (ps->fwd) {
         const edm2_forward_args *a = ps->fwd;
-        k->fwd.params = a->params, k->fwd.x = a->x, k->fwd.sigma = a->sigma, k->fwd.labels = a->labels;
-        k->fwd.D = a->D, k->fwd.logvar = a->logvar, k->fwd.training = a->training, k->N = a->N;
+        const void *p[6] = {a->params, a->x, a->sigma, a->labels, a->D, a->logvar};
+        memcpy(k.ptr, p, sizeof p);
+        k.N = a->N;
     } else {
-        k->bwd[0] = ps->params, k->bwd[1] = ps->dD, k->bwd[2] = ps->dlogvar, k->bwd[3] = ps->grads;
-        k->N = u->rec.N;
+        const void *p[4] = {ps->params, ps->dD, ps->dlogvar, ps->grads};
+        memcpy(k.ptr, p, sizeof p);
+        k.N = u->rec.N;
     }
-}
-
-static int same_key(const pgraph_slot *s, const pgraph_slot *k) {
-    const edm2_forward_args *a = &s->fwd, *b = &k->fwd;
-    return s->kind == k->kind && s->N == k->N && a->params == b->params && a->x == b->x && a->sigma == b->sigma &&
-           a->labels == b->labels && a->D == b->D && a->logvar == b->logvar && a->training == b->training &&
-           !memcmp(s->bwd, k->bwd, sizeof s->bwd);
+    return k;
 }
 
 /* The slot of this key, or a new one in place of the least recently used. */
-static pgraph_slot *slot_for(pgraph *p, const pgraph_slot *k) {
+static pgraph_slot *slot_for(pgraph *p, const pgraph_key *k) {
     pgraph_slot *lru = &p->slot[0];
     for (int i = 0; i < PGRAPH_SLOTS; i++) {
         pgraph_slot *s = &p->slot[i];
-        if (s->kind && same_key(s, k)) return s;
+        if (s->key.kind && !memcmp(&s->key, k, sizeof *k)) return s;
         if (s->used < lru->used) lru = s;
     }
     slot_clear(lru);
-    *lru = *k;
+    lru->key = *k;
     return lru;
 }
 
@@ -195,8 +191,7 @@ static int pgraph_run(pgraph *p, unet_cuda *u, const pass *ps, int *turned_off) 
         pgraph_free(p);
         p->epoch = pgraph_epoch(u);
     }
-    pgraph_slot k;
-    key_of(ps, u, &k);
+    const pgraph_key k = key_of(ps, u);
     pgraph_slot *s = slot_for(p, &k);
     s->used = ++p->clock;
     if (s->exec) {

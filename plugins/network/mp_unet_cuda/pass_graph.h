@@ -18,11 +18,15 @@
 
 enum { PASS_EVAL = 1, PASS_TRAIN = 2, PASS_BACKWARD = 3 };
 
+/* What a graph is kept for: the kind of pass (PASS_*; 0: an empty slot), N and the pointers (forwards:
+ * arena, x, sigma, labels, D, logvar; backward: arena, dD, dlogvar, gradients). Compared bytewise. */
+typedef struct pgraph_key {
+    int kind, N;
+    const void *ptr[6];
+} pgraph_key;
+
 typedef struct pgraph_slot {
-    int kind;                   /* PASS_*; 0: empty */
-    edm2_forward_args fwd;      /* forwards: the arguments (struct_size cleared) */
-    const float *bwd[4];        /* backward: params, dD, dlogvar, grads */
-    int N;
+    pgraph_key key;
     int seen;                   /* passes with these arguments so far */
     cudaGraphExec_t exec;       /* NULL until captured and checked */
     unet_record rec;            /* training forward: the record it leaves (unet_cuda.rec), */
