@@ -76,13 +76,6 @@ int snapshot_nimg(const st_file *f, int64_t *nimg, edm2_err *err) {
     return err_set(err, "%s: no metadata edm2.nimg and no kimg in the file name (...-KKKKKKK-S.SSS.safetensors)", f->path);
 }
 
-/* 1 when the plugin's schema has the key. */
-static int has_key(const edm2_plugin_desc *d, const char *key) {
-    for (size_t i = 0; i < d->key_count; i++)
-        if (!strcmp(d->keys[i].name, key)) return 1;
-    return 0;
-}
-
 int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net_instance *ni, st_file *f,
                   const char *precision, edm2_err *err) {
     memset(ni, 0, sizeof *ni);
@@ -97,7 +90,7 @@ int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net
         return -1;
     }
     const int override = precision && *precision;
-    if (override && !has_key(p->desc, "precision")) {
+    if (override && !schema_find(p->desc->keys, p->desc->key_count, "precision")) {
         cfg_free(&c);
         return err_set(err, "%s: precision = %s: network plugin '%.100s' has no precision key", path, precision, id);
     }
