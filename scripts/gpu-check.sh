@@ -30,8 +30,11 @@ step() { # NAME COMMAND...: runs a step, logs to OUT/NAME.log, records pass/fail
   local name=$1
   shift
   local t0=$(date +%s)
-  if "$@" >"$out/$name.log" 2>&1; then summary+=("PASS  $name ($(( $(date +%s) - t0 )) s)")
-  else summary+=("FAIL  $name ($(( $(date +%s) - t0 )) s, see $name.log)"); fi
+  "$@" >"$out/$name.log" 2>&1
+  local rc=$? dt=$(( $(date +%s) - t0 ))
+  if [ $rc = 0 ]; then summary+=("PASS  $name ($dt s)")
+  elif [ $rc = 124 ]; then summary+=("TIME  $name (stopped at its time limit after $dt s, see $name.log)")
+  else summary+=("FAIL  $name ($dt s, see $name.log)"); fi
   tail -3 "$out/$name.log"
   printf '%s\n' "${summary[@]}" >"$out/summary.txt" # kept current: a run cut short still says what passed
 }
@@ -59,7 +62,7 @@ step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEDM2_CUDA=ON
   -DCMAKE_CUDA_ARCHITECTURES="$arch" ${cudnn_root:+-DEDM2_CUDNN_ROOT="$cudnn_root"} ${nccl_root:+-DEDM2_NCCL_ROOT="$nccl_root"}
 step build cmake --build build-gpu -j"$(nproc)"
 build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1
-step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception|vae' --output-on-failure"
+step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception|vae' --timeout 240 --output-on-failure"
 step check-ref build-gpu/edm2host check-ref tests/data/edm2_small.safetensors --backend cuda
 # Issue 12 on one GPU: the data-parallel path in a group of one (two passes into their own arenas, NCCL's
 # all-reduce and broadcast with one rank) gives bitwise the plain run's checkpoint.
@@ -78,9 +81,9 @@ rm -rf "$out"/group0 "$out"/group1
 # The SD VAE at 512x512 on the GPU (random weights of the real shapes).
 step vae-bench-gpu build-gpu/edm2-vae-bench bench/vae-sd.ini --random-weights --set backend.plugin=cuda --res 512 --images 4
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
-memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck
+memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
   (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
-    "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
+    timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
 }
 if [ -n "$sanitizer" ]; then
   step memcheck-lp-layers memcheck test_cuda_lp_layers
@@ -89,11 +92,13 @@ if [ -n "$sanitizer" ]; then
 fi
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
 # carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
-speed() { # EXTRA ARGS of side_by_side.py
-  python3 bench/side_by_side.py --torch-bench .devref/bench/torch_gpu_bench.py --presets xs,s --batch 256 \
+speed() { # SECONDS EXTRA ARGS of side_by_side.py: the table, stopped after SECONDS
+  local limit=$1
+  shift
+  timeout "$limit" python3 bench/side_by_side.py --torch-bench .devref/bench/torch_gpu_bench.py --presets xs,s --batch 256 \
     --steps 5 --build build-gpu "$@" | tee -a "$out/side-by-side.md"
 }
-[ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed --precision bf16
+[ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 240 --precision bf16
 if [ -n "$sanitizer" ]; then
   step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
   step memcheck-inception memcheck test_inception test_cuda_matches
@@ -125,7 +130,7 @@ for f in "$out"/demo-*/stats.jsonl; do
 done | tee "$out/demo-losses.txt"
 rm -f "$out"/demo-*/training-state-*
 if [ "$mode" = full ]; then
-  [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side-full speed --precision fp16,bf16 --compile
+  [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side-full speed 540 --precision fp16,bf16 --compile
   for preset in xs s; do # edm2-bench alone: its TFLOP/s against a bf16 8192^3 cuBLAS product of the same run
     step bench-$preset-bf16 build-gpu/edm2-bench configs/edm2-img512-$preset.ini --set backend.plugin=cuda \
       --set training.batch=256 --set network.precision=bf16 --sample --steps 5
