@@ -2,7 +2,9 @@
  * CPU layers (mp_ops.h, mp_conv.h) on the same bf16 inputs, forward and backward, overwriting and
  * accumulating, on odd shapes: where the GPU computes in float32 what the CPU computes and rounds once, the
  * result is bitwise the CPU's rounded to bf16; where it sums in another order (pixel norm, the modulation's
- * dc), within one bf16 unit in the last place (float32 outputs within 1e-5 of the largest value); the bf16
+ * dc), within one bf16 unit in the last place (float32 outputs within 1e-5 of the largest value). The
+ * shapes take both paths of the 8-element chunks (lp_math.cuh): channel counts that are multiples of 8
+ * (16-byte accesses) and odd ones, a last chunk of fewer than 8, and operands at unaligned addresses; the bf16
  * weight preparation is checked in test_cuda_layers' test_weights. The fp16 instantiations are the same templates (test_cuda_network's
  * test_precisions covers them whole). Exits 77 (skipped, with the reason) without a CUDA device. */
 #include <cuda_runtime_api.h>
@@ -24,8 +26,9 @@ static cudaStream_t g_stream;
 
 static void test_elementwise(void **state) {
     (void)state;
-    const int Ns[] = {1, 3}, Hs[] = {2, 4}, Ws[] = {2, 6}, Cs[] = {1, 5};
-    for (int s = 0; s < 2; s++)
+    /* n = N H W C: 4 (one short chunk), 360, 180 (a last chunk of 4), 1152 with C = 24 (16-byte accesses) */
+    const int Ns[] = {1, 3, 3, 2}, Hs[] = {2, 4, 2, 4}, Ws[] = {2, 6, 6, 6}, Cs[] = {1, 5, 5, 24};
+    for (int s = 0; s < 4; s++)
         for (int acc = 0; acc < 2; acc++) {
             const int N = Ns[s], H = Hs[s], W = Ws[s], C = Cs[s];
             const size_t HW = (size_t)H * W, n = (size_t)N * HW * C, q = n / 4;
@@ -50,15 +53,16 @@ static void test_elementwise(void **state) {
             assert_int_equal(act_sum_backward(g_stream, BF, dx.d, db.d, dy.d, 0.3f, n, acc), 0);
             lsame("mp_sum backward a", &dx, e, 0, 0), lsame("mp_sum backward b", &db, e2, 0, 0);
             lupload(&dx), lupload(&db);
-            /* MP-Cat of [P, C] and [P, 3] */
+            /* MP-Cat of [P, C] and [P, Cb] (both multiples of 8 with C = 24: whole chunks from one operand) */
             const size_t P = (size_t)N * HW;
-            lbuf b3 = lmake(P * 3, 6, 1), cat = lmake(P * (C + 3), 7, 0), dcat = lmake(P * (C + 3), 8, 1);
-            mp_cat_forward(e, x.h, C, b3.h, 3, P, 0.5f);
-            assert_int_equal(act_cat_forward(g_stream, BF, cat.d, x.d, C, b3.d, 3, P, 0.5f), 0);
+            const int Cb = C % 8 ? 3 : 16;
+            lbuf b3 = lmake(P * Cb, 6, 1), cat = lmake(P * (C + Cb), 7, 0), dcat = lmake(P * (C + Cb), 8, 1);
+            mp_cat_forward(e, x.h, C, b3.h, Cb, P, 0.5f);
+            assert_int_equal(act_cat_forward(g_stream, BF, cat.d, x.d, C, b3.d, Cb, P, 0.5f), 0);
             lsame("mp_cat forward", &cat, e, 0, 0);
-            memcpy(e, dx.h, n * sizeof(float)), memcpy(e2, b3.h, P * 3 * sizeof(float));
-            mp_cat_backward(e, e2, dcat.h, C, 3, P, 0.5f, acc);
-            assert_int_equal(act_cat_backward(g_stream, BF, dx.d, b3.d, dcat.d, C, 3, P, 0.5f, acc), 0);
+            memcpy(e, dx.h, n * sizeof(float)), memcpy(e2, b3.h, P * Cb * sizeof(float));
+            mp_cat_backward(e, e2, dcat.h, C, Cb, P, 0.5f, acc);
+            assert_int_equal(act_cat_backward(g_stream, BF, dx.d, b3.d, dcat.d, C, Cb, P, 0.5f, acc), 0);
             lsame("mp_cat backward a", &dx, e, 0, 0), lsame("mp_cat backward b", &b3, e2, 0, 0);
             lupload(&dx);
             /* modulation + MP-SiLU (c, dc float32; dc summed in chunks) */
@@ -125,6 +129,35 @@ static void test_elementwise(void **state) {
         }
 }
 
+/* Operands that start 2 or 6 bytes past a 16-byte boundary (views into larger buffers): the chunks gather
+ * element by element, with the same results. */
+static lbuf lview(const lbuf *b, size_t off) { return (lbuf){b->h + off, (char *)b->d + 2 * off, b->n - off}; }
+
+static void test_unaligned(void **state) {
+    (void)state;
+    const int N = 1, C = 8;
+    const size_t HW = 5, n = N * HW * C; /* 40: five chunks, none aligned */
+    lbuf X = lmake(n + 3, 1, 2), Y = lmake(n + 1, 2, 0), DY = lmake(n + 3, 3, 1), DX = lmake(n + 1, 4, 1);
+    lbuf x = lview(&X, 3), y = lview(&Y, 1), dy = lview(&DY, 3), dx = lview(&DX, 1);
+    buf c = make((size_t)N * C, 5, 1);
+    float *e = malloc((n + 1) * sizeof(float));
+    mp_silu_forward(e, x.h, n);
+    assert_int_equal(act_silu_forward(g_stream, BF, y.d, x.d, n), 0);
+    lsame("unaligned mp_silu forward", &y, e, 0, 0);
+    mp_sum_forward(e, x.h, dy.h, 0.3f, n);
+    assert_int_equal(act_sum_forward(g_stream, BF, y.d, x.d, dy.d, 0.3f, n), 0);
+    lsame("unaligned mp_sum forward", &y, e, 0, 0);
+    memcpy(e, dx.h, n * sizeof(float));
+    mp_silu_backward(e, dy.h, x.h, n, 1);
+    assert_int_equal(act_silu_backward(g_stream, BF, dx.d, dy.d, x.d, n, 1), 0);
+    lsame("unaligned mp_silu backward (accumulating)", &dx, e, 0, 0);
+    modulate_silu_forward(e, x.h, c.h, N, HW, C); /* c aligned (16-byte loads), x and y not */
+    assert_int_equal(act_modulate_silu_forward(g_stream, BF, y.d, x.d, c.d, N, HW, C), 0);
+    lsame("unaligned modulate_silu forward", &y, e, 0, 0);
+    free(e);
+    ldrop(&X), ldrop(&Y), ldrop(&DY), ldrop(&DX), drop(&c);
+}
+
 /* The pixel norm, one warp per row (the CPU sums in order): within one bf16 unit in the last place. */
 static void test_normalize(void **state) {
     (void)state;
@@ -157,7 +190,8 @@ int main(void) {
         return 77;
     }
     if (cudaStreamCreate(&g_stream) != cudaSuccess) return 1;
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_elementwise), cmocka_unit_test(test_normalize)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_elementwise), cmocka_unit_test(test_unaligned),
+                                       cmocka_unit_test(test_normalize)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cudaStreamDestroy(g_stream);
     return rc;

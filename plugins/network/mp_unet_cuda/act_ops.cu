@@ -1,6 +1,7 @@
 /* act_ops.cu: the element-wise layers of act_ops.h. float32 calls go to the exact kernels (mp_ops_cuda.h,
  * unet_kernels.h); bf16/fp16 calls run the templates below: the per-element arithmetic of
- * ../mp_unet/mp_math.h in float32 between a load and a rounded store, row norms one warp per row. */
+ * ../mp_unet/mp_math.h in float32 between a load and a rounded store, 8 elements per thread with 16-byte
+ * accesses where the layout allows (CHUNK_LOOP, lp_math.cuh), row norms one warp per row. */
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -16,9 +17,16 @@
 
 /* ---- weights: preparation and its gradient, one warp per output unit ---- */
 
-template <typename T> __global__ void k_add_to_f32(float *y, const T *x, size_t n) { STRIDE_LOOP(i, n) y[i] += ld(x[i]); }
+template <typename T> __global__ void k_add_to_f32(float *y, const T *x, size_t n) {
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float v[8];
+        ldv(v, x, i, m);
+        stv(y, v, i, m, 1);
+    }
+}
 template <typename T> static int add_to_f32(void *stream, float *y, const void *x, size_t n) {
-    LAUNCH(n, k_add_to_f32<T>, y, (const T *)x, n);
+    LAUNCH_CHUNKS(n, k_add_to_f32<T>, y, (const T *)x, n);
 }
 int act_add_to_f32(void *stream, int act, float *y, const void *x, size_t n) {
     if (act == ACT_F32) return uk_accumulate(stream, ACT_F32, y, x, n);
@@ -26,12 +34,17 @@ int act_add_to_f32(void *stream, int act, float *y, const void *x, size_t n) {
 }
 
 template <typename Y, typename X> __global__ void k_convert(Y *y, const X *x, size_t n) {
-    STRIDE_LOOP(i, n) y[i] = st<Y>(ld(x[i]));
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float v[8];
+        ldv(v, x, i, m);
+        stv(y, v, i, m);
+    }
 }
 template <typename Y> static int convert_to(void *stream, void *y, int x_act, const void *x, size_t n) {
-    if (x_act == ACT_F32) LAUNCH(n, (k_convert<Y, float>), (Y *)y, (const float *)x, n);
-    if (x_act == ACT_BF16) LAUNCH(n, (k_convert<Y, bf16>), (Y *)y, (const bf16 *)x, n);
-    LAUNCH(n, (k_convert<Y, __half>), (Y *)y, (const __half *)x, n);
+    if (x_act == ACT_F32) LAUNCH_CHUNKS(n, (k_convert<Y, float>), (Y *)y, (const float *)x, n);
+    if (x_act == ACT_BF16) LAUNCH_CHUNKS(n, (k_convert<Y, bf16>), (Y *)y, (const bf16 *)x, n);
+    LAUNCH_CHUNKS(n, (k_convert<Y, __half>), (Y *)y, (const __half *)x, n);
 }
 int act_convert(void *stream, int y_act, void *y, int x_act, const void *x, size_t n) {
     return ACT_CALL(y_act, convert_to, stream, y, x_act, x, n);
@@ -155,15 +168,29 @@ int act_normalize_rows_backward(void *stream, int act, void *dx, const void *dy,
 
 /* ---- MP-SiLU, MP-Add, MP-Cat ---- */
 
-template <typename T> __global__ void k_silu_forward(T *y, const T *x, size_t n) { STRIDE_LOOP(i, n) y[i] = st<T>(mp_silu1(ld(x[i]))); }
+template <typename T> __global__ void k_silu_forward(T *y, const T *x, size_t n) {
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float v[8];
+        ldv(v, x, i, m);
+        UNROLL8(k) v[k] = mp_silu1(v[k]);
+        stv(y, v, i, m);
+    }
+}
 template <typename T> __global__ void k_silu_backward(T *dx, const T *dy, const T *x, size_t n, int acc) {
-    STRIDE_LOOP(i, n) st_acc(dx + i, mp_silu1_grad(ld(dy[i]), ld(x[i])), acc);
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float g[8], v[8];
+        ldv(g, dy, i, m), ldv(v, x, i, m);
+        UNROLL8(k) g[k] = mp_silu1_grad(g[k], v[k]);
+        stv(dx, g, i, m, acc);
+    }
 }
 template <typename T> static int silu_forward(void *stream, void *y, const void *x, size_t n) {
-    LAUNCH(n, k_silu_forward<T>, (T *)y, (const T *)x, n);
+    LAUNCH_CHUNKS(n, k_silu_forward<T>, (T *)y, (const T *)x, n);
 }
 template <typename T> static int silu_backward(void *stream, void *dx, const void *dy, const void *x, size_t n, int acc) {
-    LAUNCH(n, k_silu_backward<T>, (T *)dx, (const T *)dy, (const T *)x, n, acc);
+    LAUNCH_CHUNKS(n, k_silu_backward<T>, (T *)dx, (const T *)dy, (const T *)x, n, acc);
 }
 int act_silu_forward(void *stream, int act, void *y, const void *x, size_t n) {
     if (act == ACT_F32) return mpc_silu_forward(stream, F(y), CF(x), n);
@@ -176,21 +203,35 @@ int act_silu_backward(void *stream, int act, void *dx, const void *dy, const voi
 
 template <typename T> __global__ void k_sum_forward(T *y, const T *a, const T *b, float t, size_t n) {
     const float inv = mp_sum_scale(t);
-    STRIDE_LOOP(i, n) y[i] = st<T>(mp_sum1(ld(a[i]), ld(b[i]), t, inv));
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float u[8], v[8];
+        ldv(u, a, i, m), ldv(v, b, i, m);
+        UNROLL8(k) u[k] = mp_sum1(u[k], v[k], t, inv);
+        stv(y, u, i, m);
+    }
 }
 template <typename T> __global__ void k_sum_backward(T *da, T *db, const T *dy, float t, size_t n, int acc) {
     const float inv = mp_sum_scale(t), wa = (1 - t) * inv, wb = t * inv;
-    STRIDE_LOOP(i, n) {
-        const float g = ld(dy[i]);
-        if (da) st_acc(da + i, wa * g, acc);
-        if (db) st_acc(db + i, wb * g, acc);
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float g[8], u[8];
+        ldv(g, dy, i, m);
+        if (da) {
+            UNROLL8(k) u[k] = wa * g[k];
+            stv(da, u, i, m, acc);
+        }
+        if (db) {
+            UNROLL8(k) u[k] = wb * g[k];
+            stv(db, u, i, m, acc);
+        }
     }
 }
 template <typename T> static int sum_forward(void *stream, void *y, const void *a, const void *b, float t, size_t n) {
-    LAUNCH(n, k_sum_forward<T>, (T *)y, (const T *)a, (const T *)b, t, n);
+    LAUNCH_CHUNKS(n, k_sum_forward<T>, (T *)y, (const T *)a, (const T *)b, t, n);
 }
 template <typename T> static int sum_backward(void *stream, void *da, void *db, const void *dy, float t, size_t n, int acc) {
-    LAUNCH(n, k_sum_backward<T>, (T *)da, (T *)db, (const T *)dy, t, n, acc);
+    LAUNCH_CHUNKS(n, k_sum_backward<T>, (T *)da, (T *)db, (const T *)dy, t, n, acc);
 }
 int act_sum_forward(void *stream, int act, void *y, const void *a, const void *b, float t, size_t n) {
     if (act == ACT_F32) return mpc_sum_forward(stream, F(y), CF(a), CF(b), t, n);
@@ -201,14 +242,30 @@ int act_sum_backward(void *stream, int act, void *da, void *db, const void *dy, 
     return LP_CALL(act, sum_backward, stream, da, db, dy, t, n, acc);
 }
 
+/* Row p of y: [wa a[p, :Ca], wb b[p, :Cb]]. With Ca and Cb multiples of 8, each chunk lies in one operand. */
 template <typename T> __global__ void k_cat_forward(T *y, const T *a, int Ca, const T *b, int Cb, size_t P, float t) {
     float wa, wb;
     mp_cat_weights(Ca, Cb, t, &wa, &wb);
     const int C = Ca + Cb;
-    STRIDE_LOOP(i, P * (size_t)C) {
-        const size_t p = i / C;
-        const int c = (int)(i % C);
-        y[i] = st<T>(c < Ca ? wa * ld(a[p * Ca + c]) : wb * ld(b[p * Cb + (c - Ca)]));
+    const size_t n = P * (size_t)C;
+    const bool vec = Ca % 8 == 0 && Cb % 8 == 0;
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float v[8];
+        if (vec) {
+            const size_t p = i / C;
+            const int c = (int)(i % C);
+            const float w = c < Ca ? wa : wb;
+            ldv(v, c < Ca ? a + p * Ca + c : b + p * Cb + (c - Ca), 0, m);
+            UNROLL8(k) v[k] *= w;
+        } else {
+            UNROLL8(k) {
+                const size_t p = (i + k) / C;
+                const int c = (int)((i + k) % C);
+                v[k] = k >= m ? 0.0f : c < Ca ? wa * ld(a[p * Ca + c]) : wb * ld(b[p * Cb + (c - Ca)]);
+            }
+        }
+        stv(y, v, i, m);
     }
 }
 template <typename T>
@@ -216,20 +273,36 @@ __global__ void k_cat_backward(T *da, T *db, const T *dy, int Ca, int Cb, size_t
     float wa, wb;
     mp_cat_weights(Ca, Cb, t, &wa, &wb);
     const int C = Ca + Cb;
-    STRIDE_LOOP(i, P * (size_t)C) {
-        const size_t p = i / C;
-        const int c = (int)(i % C);
-        if (c < Ca && da) st_acc(da + p * Ca + c, wa * ld(dy[i]), acc);
-        if (c >= Ca && db) st_acc(db + p * Cb + (c - Ca), wb * ld(dy[i]), acc);
+    const size_t n = P * (size_t)C;
+    const bool vec = Ca % 8 == 0 && Cb % 8 == 0;
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float g[8];
+        ldv(g, dy, i, m);
+        if (vec) {
+            const size_t p = i / C;
+            const int c = (int)(i % C);
+            T *d = c < Ca ? da : db;
+            const float w = c < Ca ? wa : wb;
+            UNROLL8(k) g[k] *= w;
+            if (d) stv(c < Ca ? d + p * Ca + c : d + p * Cb + (c - Ca), g, 0, m, acc);
+        } else {
+            UNROLL8(k) if (k < m) {
+                const size_t p = (i + k) / C;
+                const int c = (int)((i + k) % C);
+                if (c < Ca && da) st_acc(da + p * Ca + c, wa * g[k], acc);
+                if (c >= Ca && db) st_acc(db + p * Cb + (c - Ca), wb * g[k], acc);
+            }
+        }
     }
 }
 template <typename T>
 static int cat_forward(void *stream, void *y, const void *a, int Ca, const void *b, int Cb, size_t P, float t) {
-    LAUNCH(P * (size_t)(Ca + Cb), k_cat_forward<T>, (T *)y, (const T *)a, Ca, (const T *)b, Cb, P, t);
+    LAUNCH_CHUNKS(P * (size_t)(Ca + Cb), k_cat_forward<T>, (T *)y, (const T *)a, Ca, (const T *)b, Cb, P, t);
 }
 template <typename T>
 static int cat_backward(void *stream, void *da, void *db, const void *dy, int Ca, int Cb, size_t P, float t, int acc) {
-    LAUNCH(P * (size_t)(Ca + Cb), k_cat_backward<T>, (T *)da, (T *)db, (const T *)dy, Ca, Cb, P, t, acc);
+    LAUNCH_CHUNKS(P * (size_t)(Ca + Cb), k_cat_backward<T>, (T *)da, (T *)db, (const T *)dy, Ca, Cb, P, t, acc);
 }
 int act_cat_forward(void *stream, int act, void *y, const void *a, int Ca, const void *b, int Cb, size_t P, float t) {
     if (act == ACT_F32) return mpc_cat_forward(stream, F(y), CF(a), Ca, CF(b), Cb, P, t);
@@ -243,15 +316,30 @@ int act_cat_backward(void *stream, int act, void *da, void *db, const void *dy, 
 
 /* ---- embedding modulation + MP-SiLU (c, dc float32) ---- */
 
+/* c[n, k] for element e of [N, HW, C] (in a chunk when C is a multiple of 8: 8 channels of one pixel). */
+#define C_INDEX [=](size_t e) { return e / (HW * C) * C + e % C; }
 template <typename T> __global__ void k_modulate_silu_forward(T *y, const T *x, const float *c, int N, size_t HW, int C) {
-    STRIDE_LOOP(i, (size_t)N * HW * C) y[i] = st<T>(mp_silu1(ld(x[i]) * c[(i / (HW * C)) * C + i % C]));
+    const size_t n = (size_t)N * HW * C;
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float v[8], cn[8];
+        ldv(v, x, i, m);
+        ld_at(cn, c, i, m, C % 8 == 0, C_INDEX);
+        UNROLL8(k) v[k] = mp_silu1(v[k] * cn[k]);
+        stv(y, v, i, m);
+    }
 }
 template <typename T>
 __global__ void k_modulate_silu_backward_dx(T *dx, const T *dy, const T *x, const float *c, int N, size_t HW, int C,
                                             int acc) {
-    STRIDE_LOOP(i, (size_t)N * HW * C) {
-        const float cn = c[(i / (HW * C)) * C + i % C];
-        st_acc(dx + i, mp_silu1_grad(ld(dy[i]), ld(x[i]) * cn) * cn, acc);
+    const size_t n = (size_t)N * HW * C;
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float g[8], v[8], cn[8];
+        ldv(g, dy, i, m), ldv(v, x, i, m);
+        ld_at(cn, c, i, m, C % 8 == 0, C_INDEX);
+        UNROLL8(k) g[k] = mp_silu1_grad(g[k], v[k] * cn[k]) * cn[k];
+        stv(dx, g, i, m, acc);
     }
 }
 /* dc[n, k] = sum over pixels, in two passes that keep the order fixed: part[n, s, k] sums the pixels of
@@ -283,14 +371,14 @@ __global__ void k_modulate_dc_sum(float *dc, const float *part, int N, int C, in
 }
 template <typename T>
 static int modulate_silu_forward(void *stream, void *y, const void *x, const float *c, int N, size_t HW, int C) {
-    LAUNCH((size_t)N * HW * C, k_modulate_silu_forward<T>, (T *)y, (const T *)x, c, N, HW, C);
+    LAUNCH_CHUNKS((size_t)N * HW * C, k_modulate_silu_forward<T>, (T *)y, (const T *)x, c, N, HW, C);
 }
 template <typename T>
 static int modulate_silu_backward(void *stream, void *dx, float *dc, const void *dy, const void *x, const float *c, int N,
                                   size_t HW, int C, int acc, float *part) {
     if ((size_t)N * HW * C == 0) return 0;
     const int S = act_dc_chunks(HW);
-    k_modulate_silu_backward_dx<T><<<blocks_for((size_t)N * HW * C), THREADS, 0, (cudaStream_t)stream>>>(
+    k_modulate_silu_backward_dx<T><<<blocks_for(((size_t)N * HW * C + 7) / 8), THREADS, 0, (cudaStream_t)stream>>>(
         (T *)dx, (const T *)dy, (const T *)x, c, N, HW, C, acc);
     k_modulate_dc_part<T><<<blocks_for((size_t)N * S * C), THREADS, 0, (cudaStream_t)stream>>>(
         part, (const T *)dy, (const T *)x, c, N, HW, C, S);
@@ -310,51 +398,83 @@ int act_modulate_silu_backward(void *stream, int act, void *dx, float *dc, const
 
 /* ---- resampling with the [1, 1] filter ---- */
 
+/* Element e of the half-resolution [N, H/2, W/2, C]: the top-left of its 2x2 pixels in [N, H, W, C]
+ * (chunks of 8 channels of one pixel when C is a multiple of 8). */
+#define DOWN_SRC                                                                                           \
+    [=](size_t e) {                                                                                        \
+        const size_t c = e % C, pix = e / C, j = pix % (W / 2), r = pix / (W / 2) % (H / 2), n = pix / ((size_t)(W / 2) * (H / 2)); \
+        return ((n * H + 2 * r) * W + 2 * j) * C + c;                                                      \
+    }
 template <typename T> __global__ void k_resample_down_forward(T *y, const T *x, int N, int H, int W, int C) {
-    const int Ho = H / 2, Wo = W / 2;
-    STRIDE_LOOP(i, (size_t)N * Ho * Wo * C) {
-        const size_t c = i % C, pix = i / C, j = pix % Wo, r = (pix / Wo) % Ho, n = pix / ((size_t)Wo * Ho);
-        const T *x00 = x + ((n * H + 2 * r) * W + 2 * j) * C + c, *x10 = x00 + (size_t)W * C;
-        y[i] = st<T>(mp_avg4(ld(x00[0]), ld(x00[C]), ld(x10[0]), ld(x10[C])));
+    const size_t n = (size_t)N * (H / 2) * (W / 2) * C, row = (size_t)W * C;
+    const bool vec = C % 8 == 0;
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float t0[8], t1[8], t2[8], t3[8]; /* the 2x2 pixels: top left, top right, bottom left, bottom right */
+        ld_at(t0, x, i, m, vec, DOWN_SRC), ld_at(t1, x + C, i, m, vec, DOWN_SRC);
+        ld_at(t2, x + row, i, m, vec, DOWN_SRC), ld_at(t3, x + row + C, i, m, vec, DOWN_SRC);
+        UNROLL8(k) t0[k] = mp_avg4(t0[k], t1[k], t2[k], t3[k]);
+        stv(y, t0, i, m);
     }
 }
 template <typename T> __global__ void k_resample_down_backward(T *dx, const T *dy, int N, int H, int W, int C, int acc) {
-    const int Ho = H / 2, Wo = W / 2;
-    STRIDE_LOOP(i, (size_t)N * Ho * Wo * C) {
-        const size_t c = i % C, pix = i / C, j = pix % Wo, r = (pix / Wo) % Ho, n = pix / ((size_t)Wo * Ho);
-        T *d00 = dx + ((n * H + 2 * r) * W + 2 * j) * C + c, *d10 = d00 + (size_t)W * C;
-        const float v = 0.25f * ld(dy[i]);
-        st_acc(d00, v, acc), st_acc(d00 + C, v, acc), st_acc(d10, v, acc), st_acc(d10 + C, v, acc);
+    const size_t n = (size_t)N * (H / 2) * (W / 2) * C, row = (size_t)W * C;
+    const bool vec = C % 8 == 0;
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float v[8];
+        ldv(v, dy, i, m);
+        UNROLL8(k) v[k] *= 0.25f;
+        st_at(dx, v, i, m, vec, DOWN_SRC, acc), st_at(dx + C, v, i, m, vec, DOWN_SRC, acc);
+        st_at(dx + row, v, i, m, vec, DOWN_SRC, acc), st_at(dx + row + C, v, i, m, vec, DOWN_SRC, acc);
     }
 }
+/* Element e of the double-resolution [N, 2H, 2W, C]: its source pixel in [N, H, W, C]. */
+#define UP_SRC                                                                                             \
+    [=](size_t e) {                                                                                        \
+        const size_t c = e % C, pix = e / C, j = pix % (2 * W), r = pix / (2 * W) % (2 * H), n = pix / ((size_t)4 * W * H); \
+        return ((n * H + r / 2) * W + j / 2) * C + c;                                                      \
+    }
 template <typename T> __global__ void k_resample_up_forward(T *y, const T *x, int N, int H, int W, int C) {
-    const int Ho = H * 2, Wo = W * 2;
-    STRIDE_LOOP(i, (size_t)N * Ho * Wo * C) {
-        const size_t c = i % C, pix = i / C, j = pix % Wo, r = (pix / Wo) % Ho, n = pix / ((size_t)Wo * Ho);
-        y[i] = x[((n * H + r / 2) * W + j / 2) * C + c];
+    const size_t n = (size_t)N * 4 * H * W * C;
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float v[8];
+        ld_at(v, x, i, m, C % 8 == 0, UP_SRC);
+        stv(y, v, i, m);
     }
 }
+/* dx[e] (e in [N, H, W, C]): the sum of the gradients of its 2x2 copies, the top-left one at UP_DST(e). */
+#define UP_DST                                                                                             \
+    [=](size_t e) {                                                                                        \
+        const size_t c = e % C, pix = e / C, j = pix % W, r = pix / W % H, n = pix / ((size_t)W * H);       \
+        return ((n * 2 * H + 2 * r) * 2 * W + 2 * j) * C + c;                                              \
+    }
 template <typename T> __global__ void k_resample_up_backward(T *dx, const T *dy, int N, int H, int W, int C, int acc) {
-    const int Wo = W * 2;
-    STRIDE_LOOP(i, (size_t)N * H * W * C) {
-        const size_t c = i % C, pix = i / C, j = pix % W, r = (pix / W) % H, n = pix / ((size_t)W * H);
-        const T *g00 = dy + ((n * 2 * H + 2 * r) * Wo + 2 * j) * C + c, *g10 = g00 + (size_t)Wo * C;
-        st_acc(dx + i, ld(g00[0]) + ld(g00[C]) + ld(g10[0]) + ld(g10[C]), acc);
+    const size_t n = (size_t)N * H * W * C, row = (size_t)2 * W * C;
+    const bool vec = C % 8 == 0;
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float t0[8], t1[8], t2[8], t3[8];
+        ld_at(t0, dy, i, m, vec, UP_DST), ld_at(t1, dy + C, i, m, vec, UP_DST);
+        ld_at(t2, dy + row, i, m, vec, UP_DST), ld_at(t3, dy + row + C, i, m, vec, UP_DST);
+        UNROLL8(k) t0[k] = t0[k] + t1[k] + t2[k] + t3[k];
+        stv(dx, t0, i, m, acc);
     }
 }
 template <typename T> static int resample_down_forward(void *stream, void *y, const void *x, int N, int H, int W, int C) {
-    LAUNCH((size_t)N * (H / 2) * (W / 2) * C, k_resample_down_forward<T>, (T *)y, (const T *)x, N, H, W, C);
+    LAUNCH_CHUNKS((size_t)N * (H / 2) * (W / 2) * C, k_resample_down_forward<T>, (T *)y, (const T *)x, N, H, W, C);
 }
 template <typename T>
 static int resample_down_backward(void *stream, void *dx, const void *dy, int N, int H, int W, int C, int acc) {
-    LAUNCH((size_t)N * (H / 2) * (W / 2) * C, k_resample_down_backward<T>, (T *)dx, (const T *)dy, N, H, W, C, acc);
+    LAUNCH_CHUNKS((size_t)N * (H / 2) * (W / 2) * C, k_resample_down_backward<T>, (T *)dx, (const T *)dy, N, H, W, C, acc);
 }
 template <typename T> static int resample_up_forward(void *stream, void *y, const void *x, int N, int H, int W, int C) {
-    LAUNCH((size_t)N * H * 2 * W * 2 * C, k_resample_up_forward<T>, (T *)y, (const T *)x, N, H, W, C);
+    LAUNCH_CHUNKS((size_t)N * H * 2 * W * 2 * C, k_resample_up_forward<T>, (T *)y, (const T *)x, N, H, W, C);
 }
 template <typename T>
 static int resample_up_backward(void *stream, void *dx, const void *dy, int N, int H, int W, int C, int acc) {
-    LAUNCH((size_t)N * H * W * C, k_resample_up_backward<T>, (T *)dx, (const T *)dy, N, H, W, C, acc);
+    LAUNCH_CHUNKS((size_t)N * H * W * C, k_resample_up_backward<T>, (T *)dx, (const T *)dy, N, H, W, C, acc);
 }
 int act_resample_down_forward(void *stream, int act, void *y, const void *x, int N, int H, int W, int C) {
     if (act == ACT_F32) return mpc_resample_down_forward(stream, F(y), CF(x), N, H, W, C);
@@ -378,24 +498,29 @@ int act_resample_up_backward(void *stream, int act, void *dx, const void *dy, in
 template <typename T>
 __global__ void k_sum_clip_forward(T *y, T *unclipped, const T *a, const T *b, float t, float c, size_t n) {
     const float inv = mp_sum_scale(t);
-    STRIDE_LOOP(i, n) {
-        const float v = mp_sum1(ld(a[i]), ld(b[i]), t, inv);
-        y[i] = st<T>(v > c ? c : v < -c ? -c : v);
-        unclipped[i] = st<T>(v);
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float u[8], v[8];
+        ldv(u, a, i, m), ldv(v, b, i, m);
+        UNROLL8(k) u[k] = mp_sum1(u[k], v[k], t, inv), v[k] = u[k] > c ? c : u[k] < -c ? -c : u[k];
+        stv(y, v, i, m), stv(unclipped, u, i, m);
     }
 }
 template <typename T> __global__ void k_clip_backward(T *dx, const T *dy, const T *x, float c, size_t n, int acc) {
-    STRIDE_LOOP(i, n) {
-        const float xv = ld(x[i]);
-        st_acc(dx + i, xv >= -c && xv <= c ? ld(dy[i]) : 0.0f, acc);
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float g[8], v[8];
+        ldv(g, dy, i, m), ldv(v, x, i, m);
+        UNROLL8(k) g[k] = v[k] >= -c && v[k] <= c ? g[k] : 0.0f;
+        stv(dx, g, i, m, acc);
     }
 }
 template <typename T>
 static int sum_clip_forward(void *stream, void *y, void *unclipped, const void *a, const void *b, float t, float c, size_t n) {
-    LAUNCH(n, k_sum_clip_forward<T>, (T *)y, (T *)unclipped, (const T *)a, (const T *)b, t, c, n);
+    LAUNCH_CHUNKS(n, k_sum_clip_forward<T>, (T *)y, (T *)unclipped, (const T *)a, (const T *)b, t, c, n);
 }
 template <typename T> static int clip_backward(void *stream, void *dx, const void *dy, const void *x, float c, size_t n, int acc) {
-    LAUNCH(n, k_clip_backward<T>, (T *)dx, (const T *)dy, (const T *)x, c, n, acc);
+    LAUNCH_CHUNKS(n, k_clip_backward<T>, (T *)dx, (const T *)dy, (const T *)x, c, n, acc);
 }
 int act_sum_clip_forward(void *stream, int act, void *y, void *unclipped, const void *a, const void *b, float t, float c,
                          size_t n) {

@@ -1,6 +1,7 @@
 /* lp_math.cuh: for the .cu files of the bf16/fp16 path: loading an element of any activation type as
- * float32 and storing a float32 result rounded to nearest (ld, st<T>), warp-per-row loops, and
- * LP_CALL/ACT_CALL, which call a host template for the context's element type. */
+ * float32 and storing a float32 result rounded to nearest (ld, st<T>), the same for chunks of 8 elements
+ * (CHUNK_LOOP, ld_at, st_at), warp-per-row loops, and LP_CALL/ACT_CALL, which call a host template for
+ * the context's element type. */
 #ifndef EDM2_LP_MATH_CUH
 #define EDM2_LP_MATH_CUH
 
@@ -9,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include "act_type.h"
+#include "launch_cuda.h"
 
 typedef __nv_bfloat16 bf16;
 
@@ -23,6 +25,64 @@ template <> __device__ __forceinline__ bf16 st<bf16>(float v) { return __float2b
 
 /* dst = v, or dst += v when acc (GRAD_ACC of mp_math.h, rounding once). */
 template <typename T> __device__ __forceinline__ void st_acc(T *dst, float v, int acc) { *dst = st<T>(acc ? ld(*dst) + v : v); }
+
+/* ---- chunks of 8 elements ----
+ * An element-wise kernel that loads and stores one 2-byte element per thread and iteration has too few
+ * bytes in flight to keep the GPU's memory busy. Each thread of CHUNK_LOOP takes 8 consecutive elements
+ * (a chunk: i = 8 j, m of them, 8 except at the end) and moves each operand's 8 values with one 16-byte
+ * access where it can: where the chunk's 8 elements lie consecutively in the operand (`vec`: idx(i + k) =
+ * idx(i) + k, a property of the layout the caller states) and the address is 16-byte aligned. Elsewhere
+ * (odd channel counts, offset views, the last chunk) the 8 values are gathered one by one through idx. The
+ * arithmetic per element is unchanged: the same values are computed either way. */
+#define CHUNK_LOOP(i, n)                                                                                     \
+    for (size_t i = 8 * (blockIdx.x * (size_t)blockDim.x + threadIdx.x); i < (n); i += 8 * (size_t)gridDim.x * blockDim.x)
+#define UNROLL8(k) _Pragma("unroll") for (int k = 0; k < 8; k++)
+
+__device__ __forceinline__ int chunk_len(size_t i, size_t n) { return n - i < 8 ? (int)(n - i) : 8; }
+
+template <typename T> struct alignas(16) vec8 { T e[8]; };
+template <typename T> __device__ __forceinline__ bool aligned16(const T *p) { return !((size_t)p & 15); }
+
+/* f[k] = p[idx(i + k)] as float32 for k < m, 0 beyond. */
+template <typename T, typename Idx>
+__device__ __forceinline__ void ld_at(float *f, const T *p, size_t i, int m, bool vec, Idx idx) {
+    const T *q = p + idx(i);
+    if (vec && m == 8 && aligned16(q)) {
+        const vec8<T> v = *(const vec8<T> *)q;
+        UNROLL8(k) f[k] = ld(v.e[k]);
+    } else {
+        UNROLL8(k) f[k] = k < m ? ld(p[idx(i + k)]) : 0.0f;
+    }
+}
+/* p[idx(i + k)] = f[k] rounded to T (or p[...] + f[k] when acc, rounded once: st_acc), k < m. */
+template <typename T, typename Idx>
+__device__ __forceinline__ void st_at(T *p, const float *f, size_t i, int m, bool vec, Idx idx, int acc = 0) {
+    T *q = p + idx(i);
+    if (vec && m == 8 && aligned16(q)) {
+        vec8<T> v;
+        if (acc) v = *(const vec8<T> *)q;
+        UNROLL8(k) v.e[k] = st<T>(acc ? ld(v.e[k]) + f[k] : f[k]);
+        *(vec8<T> *)q = v;
+    } else {
+        UNROLL8(k) if (k < m) st_acc(p + idx(i + k), f[k], acc);
+    }
+}
+/* LAUNCH (launch_cuda.h) for a CHUNK_LOOP kernel over n elements: one thread per chunk. */
+#define LAUNCH_CHUNKS(n, kernel, ...)                                                                        \
+    do {                                                                                                     \
+        if ((n) == 0) return 0;                                                                              \
+        kernel<<<blocks_for(((n) + 7) / 8), THREADS, 0, (cudaStream_t)stream>>>(__VA_ARGS__);                \
+        return (int)cudaGetLastError();                                                                      \
+    } while (0)
+
+/* The identity layout: element e of the loop is element e of the operand. */
+struct same_index {
+    __device__ size_t operator()(size_t e) const { return e; }
+};
+template <typename T> __device__ __forceinline__ void ldv(float *f, const T *p, size_t i, int m) { ld_at(f, p, i, m, true, same_index()); }
+template <typename T> __device__ __forceinline__ void stv(T *p, const float *f, size_t i, int m, int acc = 0) {
+    st_at(p, f, i, m, true, same_index(), acc);
+}
 
 /* A grid-stride loop over rows with one warp per row (lane: the thread's lane). */
 #define WARP_ROWS(r, rows, lane)                                                                            \

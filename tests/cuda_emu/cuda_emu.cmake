@@ -1,0 +1,122 @@
+# The CUDA kernel tests again, on the CPU (README.md here): the kernels' .cu files, their launches rewritten
+# (rewrite_launches.py), compiled as C++ with cuda_emu.h and linked with cuda_emu.cpp instead of the CUDA
+# runtime and cuBLAS; under AddressSanitizer and UBSan where the compiler has them. Included by
+# tests/CMakeLists.txt where the CUDA toolkit's headers are (a machine with nvcc, with or without a GPU).
+find_package(Python3 COMPONENTS Interpreter)
+if(NOT Python3_Interpreter_FOUND)
+  message(STATUS "edm2: no python3: the emulated CUDA kernel tests are not built")
+  return()
+endif()
+set(EMU_OUT ${CMAKE_CURRENT_BINARY_DIR}/cuda_emu)
+set(EMU_SRC ${CMAKE_CURRENT_SOURCE_DIR}/cuda_emu)
+set(EMU_NET ${PROJECT_SOURCE_DIR}/plugins/network/mp_unet_cuda)
+# emu_rewrite(OUT_VAR FILE...): each file's copy with its launches rewritten, in EMU_OUT (.cu becomes .cpp;
+# headers keep their names, so that the copies shadow the originals for the rewritten sources).
+function(emu_rewrite out_var)
+  set(outs "")
+  foreach(src ${ARGN})
+    get_filename_component(name ${src} NAME)
+    string(REGEX REPLACE "\\.cu$" ".cpp" name ${name})
+    add_custom_command(OUTPUT ${EMU_OUT}/${name}
+      COMMAND ${Python3_EXECUTABLE} ${EMU_SRC}/rewrite_launches.py ${src} ${EMU_OUT}/${name}
+      DEPENDS ${src} ${EMU_SRC}/rewrite_launches.py VERBATIM)
+    list(APPEND outs ${EMU_OUT}/${name})
+  endforeach()
+  set(${out_var} ${outs} PARENT_SCOPE)
+endfunction()
+file(MAKE_DIRECTORY ${EMU_OUT})
+set(P ${PROJECT_SOURCE_DIR}/plugins)
+emu_rewrite(EMU_HEADERS ${P}/common/launch_cuda.h ${EMU_NET}/lp_math.cuh)
+emu_rewrite(EMU_ACT ${EMU_NET}/mp_ops.cu ${EMU_NET}/act_ops.cu ${EMU_NET}/unet_kernels.cu)
+emu_rewrite(EMU_ATTN ${EMU_NET}/attention_cuda.cu ${EMU_NET}/attention_lp.cu)
+emu_rewrite(EMU_BACKEND ${P}/backend/backend_cuda.cu)
+emu_rewrite(EMU_INCEPTION ${P}/features/inception_v3_cuda/inception_kernels.cu)
+emu_rewrite(EMU_VAE ${P}/vae/sd_vae_cuda/vae_kernels.cu)
+
+include(CheckCXXCompilerFlag)
+check_cxx_compiler_flag(-fsanitize=address,undefined EDM2_EMU_SANITIZE)
+set(EMU_SAN "")
+if(EDM2_EMU_SANITIZE)
+  set(EMU_SAN -fsanitize=address,undefined -fno-omit-frame-pointer)
+endif()
+# emu_target(TARGET): compiled for the emulation: the rewritten copies first on the include path, cuda_emu.h
+# in every C++ (rewritten .cu) file, float products and sums rounded one by one (as nvcc --fmad=false).
+function(emu_target t)
+  target_include_directories(${t} BEFORE PRIVATE ${EMU_OUT} ${P}/common ${EMU_SRC} ${CUDAToolkit_INCLUDE_DIRS}
+                             ${EDM2_CUDNN_INCLUDE_DIR})
+  target_compile_options(${t} PRIVATE -ffp-contract=off ${EMU_SAN} $<$<COMPILE_LANGUAGE:CXX>:-include;${EMU_SRC}/cuda_emu.h;-w>)
+  target_link_libraries(${t} PUBLIC edm2_abi edm2_cuda_emu_rt)
+  target_link_options(${t} PRIVATE ${EMU_SAN})
+  set_target_properties(${t} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+endfunction()
+
+# The emulated CUDA runtime, cuBLAS and cuDNN: one shared library for the tests and the plugins they load.
+add_library(edm2_cuda_emu_rt SHARED ${EMU_SRC}/cuda_emu.cpp ${EMU_SRC}/cudnn_absent.c)
+target_include_directories(edm2_cuda_emu_rt PRIVATE ${EMU_SRC} ${CUDAToolkit_INCLUDE_DIRS})
+target_compile_options(edm2_cuda_emu_rt PRIVATE ${EMU_SAN})
+target_link_libraries(edm2_cuda_emu_rt PRIVATE PkgConfig::OPENBLAS ${EMU_SAN})
+set_target_properties(edm2_cuda_emu_rt PROPERTIES C_VISIBILITY_PRESET default CXX_VISIBILITY_PRESET default)
+
+# The network's kernels and products (test_cuda_layers, test_cuda_lp_layers, test_cuda_attention).
+add_library(edm2_cuda_emu STATIC ${EMU_HEADERS} ${EMU_ACT} ${EMU_ATTN} ${EMU_NET}/gpu_ctx.c ${EMU_NET}/gemm_cuda.c
+            ${EMU_NET}/conv_cuda.c)
+emu_target(edm2_cuda_emu)
+target_include_directories(edm2_cuda_emu PUBLIC ${EMU_NET} ${P}/network/mp_unet ${CUDAToolkit_INCLUDE_DIRS}
+                           ${EDM2_CUDNN_INCLUDE_DIR})
+
+# The CUDA plugins, emulated, in a plugin tree of their own beside links to the CPU plugins.
+set(EMU_TREE ${CMAKE_CURRENT_BINARY_DIR}/cuda_emu_tree)
+function(emu_plugin name)
+  add_library(${name}_emu MODULE ${ARGN})
+  emu_target(${name}_emu)
+  set_target_properties(${name}_emu PROPERTIES PREFIX "" OUTPUT_NAME ${name} LIBRARY_OUTPUT_DIRECTORY ${EMU_TREE}/plugins)
+  list(APPEND EMU_PLUGINS ${name}_emu)
+  set(EMU_PLUGINS ${EMU_PLUGINS} PARENT_SCOPE)
+endfunction()
+set(EMU_PLUGINS "")
+emu_plugin(edm2_backend_cuda ${EMU_HEADERS} ${EMU_BACKEND})
+target_compile_definitions(edm2_backend_cuda_emu PRIVATE EDM2_HAVE_CUDNN)
+emu_plugin(edm2_features_inception_v3_cuda ${EMU_HEADERS} ${EMU_INCEPTION} ${P}/features/inception_v3_cuda/plugin.c
+           ${P}/features/inception_v3/inception_graph.c)
+target_include_directories(edm2_features_inception_v3_cuda_emu PRIVATE ${P}/features/inception_v3_cuda ${P}/features/inception_v3)
+emu_plugin(edm2_vae_sd_vae_cuda ${EMU_HEADERS} ${EMU_VAE} ${P}/vae/sd_vae_cuda/plugin.c ${P}/vae/sd_vae/vae_graph.c)
+target_include_directories(edm2_vae_sd_vae_cuda_emu PRIVATE ${P}/vae/sd_vae_cuda ${P}/vae/sd_vae)
+get_property(all_plugins GLOBAL PROPERTY EDM2_PLUGIN_TARGETS)
+set(links "")
+foreach(t ${all_plugins})
+  if(NOT t MATCHES "cuda")
+    list(APPEND links COMMAND ${CMAKE_COMMAND} -E create_symlink $<TARGET_FILE:${t}> ${EMU_TREE}/plugins/$<TARGET_FILE_NAME:${t}>)
+  endif()
+endforeach()
+add_custom_target(edm2_cuda_emu_tree ALL ${CMAKE_COMMAND} -E make_directory ${EMU_TREE}/plugins ${links}
+                  DEPENDS ${all_plugins} VERBATIM)
+foreach(t ${all_plugins})
+  if(NOT t MATCHES "cuda")
+    add_dependencies(edm2_cuda_emu_tree ${t})
+  endif()
+endforeach()
+
+# The tests, from the GPU tests' sources, named *_emu: the kernel tests link the emulated kernels; the
+# plugin tests (EDM2_BUILD_DIR: the emulated tree) load the emulated plugins.
+add_library(edm2_test_util_emu STATIC test_util.c)
+target_link_libraries(edm2_test_util_emu PUBLIC PkgConfig::CMOCKA)
+target_compile_definitions(edm2_test_util_emu PUBLIC EDM2_BUILD_DIR="${EMU_TREE}" EDM2_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+                           EDM2_TEST_DATA="${CMAKE_CURRENT_SOURCE_DIR}/data")
+function(emu_test name src)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE edm2_test_util_emu edm2host_core ${ARGN})
+  emu_target(${name})
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+endfunction()
+foreach(t test_cuda_layers test_cuda_lp_layers test_cuda_attention)
+  emu_test(${t}_emu ${t}.c edm2_cuda_emu edm2_mp_unet_cpu)
+endforeach()
+emu_test(test_inception_emu test_inception.c edm2_inception_cpu)
+emu_test(test_vae_emu test_vae.c edm2_sd_vae_cpu)
+foreach(t test_inception_emu test_vae_emu)
+  add_dependencies(${t} edm2_cuda_emu_tree ${EMU_PLUGINS})
+  set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "EDM2_TEST_FILTER=test_cuda_matches")
+  # The emulated device is always there: a test that skips has failed to load an emulated plugin.
+  set_tests_properties(${t} PROPERTIES FAIL_REGULAR_EXPRESSION "SKIPPED|skipped")
+endforeach()

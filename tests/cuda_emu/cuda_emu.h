@@ -1,0 +1,69 @@
+/* cuda_emu.h: the project's CUDA kernels compiled by a C++ compiler and run on the CPU, for the kernel tests
+ * of a machine without a GPU (README.md here). Force-included (-include) into each .cu file, whose launches
+ * rewrite_launches.py has turned into emu_launch calls. A launch runs its blocks one after another; a
+ * block's threads run as fibers (ucontext), a warp's 32 lanes meeting at each __shfl_xor_sync, so the
+ * warp-per-row kernels work. What this checks: indexing, layouts, bounds (under AddressSanitizer), the
+ * arithmetic of each element. What it cannot: the GPU's memory model and races, its math library's last
+ * bits, timing; shared memory and __syncthreads are not emulated (no kernel here uses them). */
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <ucontext.h>
+
+#include <cmath>
+#include <cstddef>
+
+struct EmuDim {
+    unsigned x, y, z;
+};
+extern thread_local EmuDim emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
+#define threadIdx emu_threadIdx
+#define blockIdx emu_blockIdx
+#define blockDim emu_blockDim
+#define gridDim emu_gridDim
+
+/* <<<grid, block[, shared bytes[, stream]]>>> (1-D grids and blocks: all this project launches). */
+struct EmuCfg {
+    unsigned grid, block;
+    EmuCfg(unsigned g, unsigned b, size_t shared = 0, cudaStream_t stream = 0) : grid(g), block(b) {
+        (void)shared, (void)stream;
+    }
+};
+
+float emu_shfl_xor(float v, int lane_mask);
+void emu_syncthreads(void);
+#define __shfl_xor_sync(mask, v, lane_mask) emu_shfl_xor((v), (lane_mask))
+#define __syncthreads() emu_syncthreads()
+#define __shared__ static
+
+/* The intrinsics that round one operation to nearest (the host's float arithmetic, -ffp-contract=off). */
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fsub_rn(float a, float b) { return a - b; }
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
+template <typename T> T atomicAdd(T *p, T v) {
+    const T old = *p;
+    *p += v;
+    return old;
+}
+
+/* Runs entry() as the nthreads threads of block `block`. */
+void emu_run_block(void (*entry)(void *), void *arg, unsigned block, unsigned nthreads);
+/* A launch that the emulation refuses (a zero-sized or over-large grid or block): reported by the next
+ * cudaGetLastError, as the GPU would. */
+void emu_bad_launch(unsigned grid, unsigned block);
+
+template <typename F> static void emu_call(void *f) { (*(F *)f)(); }
+
+template <typename... P, typename... A> void emu_launch(EmuCfg c, void (*kernel)(P...), A... args) {
+    if (c.grid == 0 || c.block == 0 || c.block > 1024 || c.grid > 2147483647u) {
+        emu_bad_launch(c.grid, c.block);
+        return;
+    }
+    auto call = [&]() { kernel(args...); };
+    emu_blockDim = {c.block, 1, 1};
+    emu_gridDim = {c.grid, 1, 1};
+    for (unsigned b = 0; b < c.grid; b++) emu_run_block(emu_call<decltype(call)>, &call, b, c.block);
+}
