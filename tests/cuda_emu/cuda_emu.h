@@ -36,6 +36,7 @@ float emu_shfl_xor(float v, int lane_mask);
 void emu_syncthreads(void);
 #define __shfl_xor_sync(mask, v, lane_mask) emu_shfl_xor((v), (lane_mask))
 #define __syncthreads() emu_syncthreads()
+#undef __shared__
 #define __shared__ static
 
 /* The intrinsics that round one operation to nearest (the host's float arithmetic, -ffp-contract=off). */
