@@ -58,7 +58,7 @@ echo "cuDNN root: ${cudnn_root:-under the CUDA toolkit}; NCCL root: ${nccl_root:
 [ -n "$nccl_root" ] && export LD_LIBRARY_PATH=$nccl_root/lib:$LD_LIBRARY_PATH
 data=/usr/share/datasets/fashion-mnist # carried in .devdeps where no Debian package can be installed
 [ -d $data ] || { mkdir -p /usr/share/datasets && ln -s /opt/devdeps$data $data; } 2>/dev/null || data=/opt/devdeps$data # the tests read the default path
-step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEDM2_CUDA=ON -DEDM2_BUILD_TESTS=ON \
+step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEDM2_CUDA=ON -DEDM2_BUILD_TESTS=ON -DEDM2_CUDA_EMU=OFF \
   -DCMAKE_CUDA_ARCHITECTURES="$arch" ${cudnn_root:+-DEDM2_CUDNN_ROOT="$cudnn_root"} ${nccl_root:+-DEDM2_NCCL_ROOT="$nccl_root"}
 step build cmake --build build-gpu -j"$(nproc)"
 build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1

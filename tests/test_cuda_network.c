@@ -9,13 +9,16 @@
  * every gradient tensor within stated bounds, and above float32 rounding: the precision is really used),
  * and evaluation and training passes replayed from CUDA graphs (bitwise the eager ones). Exits 77 (skipped,
  * with the reason) without a CUDA device. */
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "config.h"
 #include "edm2/edm2_philox.h"
+#include "log.h"
 #include "net_fixture.h"
 #include "test_util.h"
 
@@ -337,9 +340,49 @@ static void evaluations(net_instance *ni, edm2_forward_args *fa, int times, floa
 /* Evaluations with the same arguments run from a CUDA graph after a few eager ones (pass_graph.h): each
  * output is bitwise the first (eager) one, and new values in the same buffers give bitwise what an eager
  * evaluation (other buffers: a new graph slot) gives; in float32 and bf16. */
+/* The host's log (at debug level, stderr sent to a file) of what runs between graph_log_begin and
+ * graph_log_end: a graph test requires that at least `captures` graphs were captured and checked, and
+ * that they were never turned off (a replay that differs, or a failed capture), which its bitwise
+ * comparisons alone would not show: eager passes agree with each other too. */
+static char *g_log_dir;
+static int g_stderr;
+static void graph_log_begin(void) {
+    g_log_dir = make_temp_dir();
+    char path[1024];
+    snprintf(path, sizeof path, "%s/stderr.txt", g_log_dir);
+    fflush(stderr);
+    g_stderr = dup(2);
+    const int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(g_stderr >= 0 && fd >= 0 && dup2(fd, 2) == 2);
+    close(fd);
+    log_set_level(EDM2_LOG_DEBUG);
+}
+static void graph_log_end(int captures) {
+    log_set_level(EDM2_LOG_INFO);
+    fflush(stderr);
+    dup2(g_stderr, 2);
+    close(g_stderr);
+    char path[1024], line[1024];
+    snprintf(path, sizeof path, "%s/stderr.txt", g_log_dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int captured = 0, off = 0;
+    while (fgets(line, sizeof line, f)) {
+        captured += strstr(line, "CUDA graph captured") != NULL;
+        if (strstr(line, "turned off")) off++, fputs(line, stderr);
+    }
+    fclose(f);
+    rm_rf(g_log_dir);
+    free(g_log_dir);
+    printf("CUDA graphs: %d captured, %s\n", captured, off ? "turned off" : "never turned off");
+    assert_int_equal(off, 0);
+    assert_true(captured >= captures);
+}
+
 static void test_forward_graph(void **state) {
     (void)state;
     set_params();
+    graph_log_begin();
     const size_t A = g_net[0].info.arena_floats;
     edm2_err err;
     assert_int_equal(rt_upload(&g_rt[1], g_lp[0].params, g_net[0].params, A, &err), 0);
@@ -370,6 +413,7 @@ static void test_forward_graph(void **state) {
         test_data(x, sigma, labels, dD, dlv);
     }
     free(out), free(fresh), free(x), free(dD);
+    graph_log_end(1); /* one evaluation graph per network, unless an earlier test's (same arguments) is replayed */
 }
 
 /* Training passes (forward, backward) with the same arguments run from CUDA graphs after a few eager ones
@@ -379,6 +423,7 @@ static void test_forward_graph(void **state) {
 static void test_training_graph(void **state) {
     (void)state;
     set_params();
+    graph_log_begin();
     const size_t A = g_net[0].info.arena_floats;
     edm2_err err;
     runtime *rt = &g_rt[1];
@@ -406,6 +451,7 @@ static void test_training_graph(void **state) {
     float *bufs[] = {(float *)fa.x, (float *)fa.sigma, (float *)fa.labels, fa.D, fa.logvar, dDd, dlvd, gd};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) rt_free(rt, bufs[i]);
     free(D), free(g), free(x), free(dD);
+    graph_log_end(2); /* the training forward's and the backward's */
 }
 
 static void test_check_ref_cuda(void **state) {

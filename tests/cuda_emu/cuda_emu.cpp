@@ -1,9 +1,6 @@
-/* cuda_emu.cpp: the fibers of cuda_emu.h, and on host memory the parts of the CUDA runtime and cuBLAS that
- * the emulated kernel tests call (cuBLAS's column-major products through OpenBLAS, with its argument
- * checks). cuDNN is not emulated: its functions, linked in with the products library, fail if called. */
-#include <cblas.h>
-#include <cublasLt.h>
-#include <cublas_v2.h>
+/* cuda_emu.cpp: the fibers of cuda_emu.h, and on host memory the parts of the CUDA runtime that the
+ * emulated tests and plugins call: allocation, copies, streams, and stream capture into CUDA graphs (what a
+ * capture records is run by the graph's launches; calls that a capture forbids invalidate it). */
 
 #include <cstdio>
 #include <cstdlib>
@@ -149,9 +146,80 @@ float emu_shfl_xor(float v, int lane_mask) {
 
 void emu_syncthreads(void) { block_at(AT_SYNC, "__syncthreads"); }
 
-/* ---- the CUDA runtime on host memory (one device, streams that are always idle) ---- */
+/* ---- streams and CUDA graphs ---- */
+
+struct CUstream_st {
+    bool capturing, invalidated;
+    std::vector<std::function<void()>> recorded;
+};
+struct CUgraph_st {
+    std::vector<std::function<void()>> work;
+};
+struct CUgraphExec_st {
+    std::vector<std::function<void()>> work;
+};
+
+namespace {
+thread_local int captures; /* streams of this thread that capture (cudaStreamCaptureModeThreadLocal) */
+thread_local std::vector<cudaStream_t> capturing_streams;
+
+/* A call that a capture forbids (it would wait for the device or allocate synchronously): the captures of
+ * this thread are invalidated and the call fails, as CUDA does. */
+bool forbidden_in_capture(const char *call) {
+    if (!captures) return false;
+    fprintf(stderr, "cuda_emu: %s during a stream capture: the capture is invalidated\n", call);
+    for (cudaStream_t s : capturing_streams) s->invalidated = true;
+    return true;
+}
+} // namespace
+
+void emu_enqueue(cudaStream_t stream, std::function<void()> work) {
+    if (stream && stream->capturing) stream->recorded.push_back(std::move(work));
+    else work();
+}
+
+/* ---- the CUDA runtime on host memory (one device; work runs when queued, so streams are always idle) ---- */
 
 extern "C" {
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+    if (!s) return cudaErrorStreamCaptureUnsupported;
+    if (s->capturing) return cudaErrorIllegalState;
+    s->capturing = true, s->invalidated = false;
+    s->recorded.clear();
+    captures++;
+    capturing_streams.push_back(s);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph) {
+    *graph = nullptr;
+    if (!s || !s->capturing) return cudaErrorIllegalState;
+    s->capturing = false;
+    captures--;
+    for (size_t i = 0; i < capturing_streams.size(); i++)
+        if (capturing_streams[i] == s) capturing_streams.erase(capturing_streams.begin() + (long)i);
+    if (s->invalidated) return cudaErrorStreamCaptureInvalidated;
+    *graph = new CUgraph_st{std::move(s->recorded)};
+    s->recorded.clear();
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long) {
+    if (!graph) return cudaErrorInvalidValue;
+    *exec = new CUgraphExec_st{graph->work};
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s) {
+    if (!exec) return cudaErrorInvalidValue;
+    for (const auto &w : exec->work) emu_enqueue(s, w);
+    return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+    delete e;
+    return cudaSuccess;
+}
 cudaError_t cudaGetLastError(void) {
     const cudaError_t e = last_error;
     last_error = cudaSuccess;
@@ -165,16 +233,25 @@ cudaError_t cudaGetDeviceCount(int *n) {
 }
 cudaError_t cudaSetDevice(int) { return cudaSuccess; }
 cudaError_t cudaStreamCreate(cudaStream_t *s) {
-    *s = (cudaStream_t)malloc(1);
+    *s = new CUstream_st{false, false, {}};
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-    free(s);
+    delete s;
     return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    return s && s->capturing && forbidden_in_capture("cudaStreamSynchronize") ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) {
+    return forbidden_in_capture("cudaDeviceSynchronize") ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
+cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
+    *st = s && s->capturing ? (s->invalidated ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive)
+                            : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
 cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr attr, int) {
     *v = attr == cudaDevAttrMemoryPoolsSupported ? 1 : 0;
     return cudaSuccess;
@@ -192,8 +269,16 @@ cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int) {
     return cudaSuccess;
 }
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void *) { return cudaSuccess; }
-cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) { return cudaMalloc(p, n); }
-cudaError_t cudaFreeAsync(void *p, cudaStream_t) { return cudaFree(p); }
+/* Stream-ordered allocation is allowed in a capture (CUDA records it as a node): here it is done at once,
+ * and a free is queued. */
+cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) {
+    if (posix_memalign(p, 256, n ? n : 1)) *p = nullptr;
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFreeAsync(void *p, cudaStream_t stream) {
+    emu_enqueue(stream, [=]() { free(p); });
+    return cudaSuccess;
+}
 cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
 cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
@@ -201,142 +286,31 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
     return cudaSuccess;
 }
 cudaError_t cudaMalloc(void **p, size_t n) { /* aligned as cudaMalloc's (256 bytes), exactly n bytes for ASan */
+    if (forbidden_in_capture("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
     if (posix_memalign(p, 256, n ? n : 1)) *p = nullptr;
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 cudaError_t cudaFree(void *p) {
+    if (forbidden_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
     free(p);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
+    if (forbidden_in_capture("cudaMemcpy")) return cudaErrorStreamCaptureUnsupported;
     memmove(d, s, n);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cudaStream_t) {
-    memmove(d, s, n);
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cudaStream_t stream) {
+    emu_enqueue(stream, [=]() { memmove(d, s, n); });
     return cudaSuccess;
 }
 cudaError_t cudaMemset(void *d, int v, size_t n) {
+    if (forbidden_in_capture("cudaMemset")) return cudaErrorStreamCaptureUnsupported;
     memset(d, v, n);
     return cudaSuccess;
 }
-cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t) {
-    memset(d, v, n);
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t stream) {
+    emu_enqueue(stream, [=]() { memset(d, v, n); });
     return cudaSuccess;
-}
-
-/* ---- cuBLAS: column-major C = alpha op(A) op(B) + beta C ---- */
-
-struct cublasContext {
-    cudaStream_t stream;
-};
-cublasStatus_t cublasCreate_v2(cublasHandle_t *h) {
-    *h = (cublasHandle_t)calloc(1, sizeof(cublasContext));
-    return *h ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_ALLOC_FAILED;
-}
-cublasStatus_t cublasDestroy_v2(cublasHandle_t h) {
-    free(h);
-    return CUBLAS_STATUS_SUCCESS;
-}
-cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) {
-    h->stream = s;
-    return CUBLAS_STATUS_SUCCESS;
-}
-cublasStatus_t cublasLtCreate(cublasLtHandle_t *h) {
-    *h = (cublasLtHandle_t)malloc(1);
-    return CUBLAS_STATUS_SUCCESS;
-}
-cublasStatus_t cublasLtDestroy(cublasLtHandle_t h) {
-    free(h);
-    return CUBLAS_STATUS_SUCCESS;
-}
-cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
-const char *cublasGetStatusString(cublasStatus_t s) { return s == CUBLAS_STATUS_SUCCESS ? "success" : "cuBLAS error (emulation)"; }
-}
-
-namespace {
-/* cuBLAS's checks of the shapes and leading dimensions. */
-bool bad_args(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, int lda, int ldb, int ldc) {
-    auto at_least = [](int ld, int rows) { return ld >= (rows > 1 ? rows : 1); };
-    return m < 0 || n < 0 || k < 0 || !at_least(lda, ta == CUBLAS_OP_N ? m : k) ||
-           !at_least(ldb, tb == CUBLAS_OP_N ? k : n) || !at_least(ldc, m);
-}
-CBLAS_TRANSPOSE op(cublasOperation_t t) { return t == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; }
-
-float load(cudaDataType_t t, const void *p, size_t i) {
-    if (t == CUDA_R_32F) return ((const float *)p)[i];
-    if (t == CUDA_R_16BF) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
-    return __half2float(((const __half *)p)[i]);
-}
-void store(cudaDataType_t t, void *p, size_t i, float v) {
-    if (t == CUDA_R_32F) ((float *)p)[i] = v;
-    else if (t == CUDA_R_16BF) ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
-    else ((__half *)p)[i] = __float2half_rn(v);
-}
-/* A column-major rows x cols matrix with leading dimension ld, as float32. */
-std::vector<float> widen(cudaDataType_t t, const void *p, int rows, int cols, int ld) {
-    std::vector<float> f((size_t)ld * (cols > 0 ? cols : 0));
-    for (int c = 0; c < cols; c++)
-        for (int r = 0; r < rows; r++) f[(size_t)c * ld + r] = load(t, p, (size_t)c * ld + r);
-    return f;
-}
-cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const void *A,
-                    cudaDataType_t at, int lda, const void *B, cudaDataType_t bt, int ldb, float beta, void *C,
-                    cudaDataType_t ct, int ldc) {
-    if (bad_args(ta, tb, m, n, k, lda, ldb, ldc)) return CUBLAS_STATUS_INVALID_VALUE;
-    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
-    const std::vector<float> a = widen(at, A, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda);
-    const std::vector<float> b = widen(bt, B, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
-    std::vector<float> c((size_t)ldc * n, 0.0f); /* beta = 0: C is not read */
-    if (beta != 0) c = widen(ct, C, m, n, ldc);
-    if (k == 0) /* alpha op(A) op(B) is zero */
-        for (float &v : c) v *= beta;
-    else
-        cblas_sgemm(CblasColMajor, op(ta), op(tb), m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
-    for (int j = 0; j < n; j++)
-        for (int i = 0; i < m; i++) store(ct, C, (size_t)j * ldc + i, c[(size_t)j * ldc + i]);
-    return CUBLAS_STATUS_SUCCESS;
-}
-size_t type_size(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
-} // namespace
-
-extern "C" {
-cublasStatus_t cublasSgemm_v2(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                              const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
-                              float *C, int ldc) {
-    return gemm(ta, tb, m, n, k, *alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, *beta, C, CUDA_R_32F, ldc);
-}
-cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                                         const float *alpha, const float *A, int lda, long long sa, const float *B, int ldb,
-                                         long long sb, const float *beta, float *C, int ldc, long long sc, int batch) {
-    if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
-    for (int i = 0; i < batch; i++) {
-        const cublasStatus_t s = gemm(ta, tb, m, n, k, *alpha, A + i * sa, CUDA_R_32F, lda, B + i * sb, CUDA_R_32F, ldb,
-                                      *beta, C + i * sc, CUDA_R_32F, ldc);
-        if (s != CUBLAS_STATUS_SUCCESS) return s;
-    }
-    return CUBLAS_STATUS_SUCCESS;
-}
-cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                                          const void *alpha, const void *A, cudaDataType_t at, int lda, long long sa,
-                                          const void *B, cudaDataType_t bt, int ldb, long long sb, const void *beta,
-                                          void *C, cudaDataType_t ct, int ldc, long long sc, int batch,
-                                          cublasComputeType_t compute, cublasGemmAlgo_t) {
-    if (compute != CUBLAS_COMPUTE_32F || batch < 0 || at != bt) return CUBLAS_STATUS_NOT_SUPPORTED;
-    for (int i = 0; i < batch; i++) {
-        const cublasStatus_t s =
-            gemm(ta, tb, m, n, k, *(const float *)alpha, (const char *)A + i * sa * type_size(at), at, lda,
-                 (const char *)B + i * sb * type_size(bt), bt, ldb, *(const float *)beta,
-                 (char *)C + i * sc * type_size(ct), ct, ldc);
-        if (s != CUBLAS_STATUS_SUCCESS) return s;
-    }
-    return CUBLAS_STATUS_SUCCESS;
-}
-cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                            const void *alpha, const void *A, cudaDataType_t at, int lda, const void *B, cudaDataType_t bt,
-                            int ldb, const void *beta, void *C, cudaDataType_t ct, int ldc, cublasComputeType_t compute,
-                            cublasGemmAlgo_t algo) {
-    return cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, alpha, A, at, lda, 0, B, bt, ldb, 0, beta, C, ct, ldc, 0, 1,
-                                      compute, algo);
 }
 }

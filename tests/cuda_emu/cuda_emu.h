@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <functional>
 
 struct EmuDim {
     unsigned x, y, z;
@@ -27,10 +28,13 @@ extern thread_local EmuDim emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDi
 /* <<<grid, block[, shared bytes[, stream]]>>> (1-D grids and blocks: all this project launches). */
 struct EmuCfg {
     unsigned grid, block;
-    EmuCfg(unsigned g, unsigned b, size_t shared = 0, cudaStream_t stream = 0) : grid(g), block(b) {
-        (void)shared, (void)stream;
-    }
+    cudaStream_t stream;
+    EmuCfg(unsigned g, unsigned b, size_t shared = 0, cudaStream_t s = 0) : grid(g), block(b), stream(s) { (void)shared; }
 };
+
+/* Work queued on a stream: done at once, or recorded while the stream captures a CUDA graph (a graph's
+ * launch runs what was recorded, with the arguments of the capture). */
+void emu_enqueue(cudaStream_t stream, std::function<void()> work);
 
 float emu_shfl_xor(float v, int lane_mask);
 void emu_syncthreads(void);
@@ -63,8 +67,10 @@ template <typename... P, typename... A> void emu_launch(EmuCfg c, void (*kernel)
         emu_bad_launch(c.grid, c.block);
         return;
     }
-    auto call = [&]() { kernel(args...); };
-    emu_blockDim = {c.block, 1, 1};
-    emu_gridDim = {c.grid, 1, 1};
-    for (unsigned b = 0; b < c.grid; b++) emu_run_block(emu_call<decltype(call)>, &call, b, c.block);
+    emu_enqueue(c.stream, [=]() {
+        auto call = [&]() { kernel(args...); };
+        emu_blockDim = {c.block, 1, 1};
+        emu_gridDim = {c.grid, 1, 1};
+        for (unsigned b = 0; b < c.grid; b++) emu_run_block(emu_call<decltype(call)>, &call, b, c.block);
+    });
 }

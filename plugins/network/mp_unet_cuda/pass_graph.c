@@ -170,6 +170,7 @@ static int capture(pgraph *p, pgraph_slot *s, unet_cuda *u, const pass *ps, int 
         if ((s->saved = malloc(bytes))) memcpy(s->saved, u->saved, bytes), s->rec = u->rec;
         else snprintf(why, sizeof why, "out of host memory");
     }
+    if (!why[0]) p->captured++;
     if (why[0]) { /* the eager pass's results again: restored, or recomputed from the state before it */
         turn_off(p, why, turned_off);
         if (before && eager[0]) rc = dev_put(u, ps->out[0], eager[0], ps->nout[0])

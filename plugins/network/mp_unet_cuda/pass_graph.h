@@ -38,6 +38,7 @@ typedef struct pgraph {
     int enabled;
     unsigned epoch;             /* the workspaces' addresses the graphs hold (pgraph_epoch) */
     char why_off[200];          /* set when the graphs were turned off after a failure */
+    unsigned captured;          /* graphs captured and checked so far */
     pgraph_slot slot[PGRAPH_SLOTS];
     unsigned long long clock;
 } pgraph;

@@ -88,8 +88,12 @@ static edm2_status check_sigma(edm2_network *net, const edm2_forward_args *a) {
     return EDM2_OK;
 }
 
-/* One warning when the CUDA graphs were turned off (the passes run eagerly from then on). */
-static void graphs_note(edm2_network *net, int turned_off) {
+/* One warning when the CUDA graphs were turned off (the passes run eagerly from then on); a debug line for
+ * each graph captured (`captured`: the count before the pass). */
+static void graphs_note(edm2_network *net, int turned_off, unsigned captured) {
+    if (net->graphs.captured > captured)
+        edm2_logf(net->host, EDM2_LOG_DEBUG, ID, EDM2_OK,
+                  "CUDA graph captured and checked bitwise against its eager pass (%u so far)", net->graphs.captured);
     if (turned_off)
         edm2_logf(net->host, EDM2_LOG_WARN, ID, EDM2_OK, "CUDA graphs turned off (passes run eagerly): %s",
                   net->graphs.why_off);
@@ -101,8 +105,9 @@ static edm2_status net_forward(edm2_network *net, const edm2_forward_args *a) {
     edm2_status s = check_sigma(net, a);
     if (s != EDM2_OK) return s;
     int turned_off = 0;
+    const unsigned captured = net->graphs.captured;
     const int rc = pgraph_forward(&net->graphs, &net->u, a, &turned_off);
-    graphs_note(net, turned_off);
+    graphs_note(net, turned_off, captured);
     return rc ? failed(net, "forward") : EDM2_OK;
 }
 
@@ -112,8 +117,9 @@ static edm2_status net_backward(edm2_network *net, const float *params, const fl
         return edm2_logf(net->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "backward without a training forward");
     enter(net);
     int turned_off = 0;
+    const unsigned captured = net->graphs.captured;
     const int rc = pgraph_backward(&net->graphs, &net->u, params, dD, dlogvar, grads, &turned_off);
-    graphs_note(net, turned_off);
+    graphs_note(net, turned_off, captured);
     return rc ? failed(net, "backward") : EDM2_OK;
 }
 

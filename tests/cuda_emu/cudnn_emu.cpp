@@ -1,0 +1,286 @@
+/* cudnn_emu.cpp: the cuDNN calls of the project on host memory, for the emulated tests (README.md here):
+ * 4-d tensor, filter and 2-d convolution descriptors, the algorithm queries (every algorithm asked about is
+ * offered as deterministic, with the descriptor's math type and no workspace), and the three convolutions
+ * computed directly, accumulated in float32 and stored in the tensors' type, y = alpha conv + beta y (y not
+ * read when beta = 0), after cuDNN's shape checks. Queued on the handle's stream. */
+#include <cudnn.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "cuda_emu.h"
+
+struct cudnnContext {
+    cudaStream_t stream;
+};
+struct cudnnTensorStruct {
+    cudnnTensorFormat_t format;
+    cudnnDataType_t type;
+    int n, c, h, w;
+};
+struct cudnnFilterStruct {
+    cudnnTensorFormat_t format;
+    cudnnDataType_t type;
+    int k, c, r, s;
+};
+struct cudnnConvolutionStruct {
+    int ph, pw, u, v, dh, dw;
+    cudnnConvolutionMode_t mode;
+    cudnnDataType_t compute;
+    cudnnMathType_t math;
+};
+
+namespace {
+float load(cudnnDataType_t t, const void *p, size_t i) {
+    if (t == CUDNN_DATA_FLOAT) return ((const float *)p)[i];
+    if (t == CUDNN_DATA_BFLOAT16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    return __half2float(((const __half *)p)[i]);
+}
+void store(cudnnDataType_t t, void *p, size_t i, float v) {
+    if (t == CUDNN_DATA_FLOAT) ((float *)p)[i] = v;
+    else if (t == CUDNN_DATA_BFLOAT16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+    else ((__half *)p)[i] = __float2half_rn(v);
+}
+size_t at(const cudnnTensorStruct &t, int n, int c, int h, int w) {
+    return t.format == CUDNN_TENSOR_NHWC ? (((size_t)n * t.h + h) * t.w + w) * t.c + c
+                                         : (((size_t)n * t.c + c) * t.h + h) * t.w + w;
+}
+/* Filter element (k, c, r, s), r and s flipped for CUDNN_CONVOLUTION. */
+size_t at(const cudnnFilterStruct &f, const cudnnConvolutionStruct &cv, int k, int c, int r, int s) {
+    if (cv.mode == CUDNN_CONVOLUTION) r = f.r - 1 - r, s = f.s - 1 - s;
+    return f.format == CUDNN_TENSOR_NHWC ? (((size_t)k * f.r + r) * f.s + s) * f.c + c
+                                         : (((size_t)k * f.c + c) * f.r + r) * f.s + s;
+}
+size_t count(const cudnnTensorStruct &t) { return (size_t)t.n * t.c * t.h * t.w; }
+size_t count(const cudnnFilterStruct &f) { return (size_t)f.k * f.c * f.r * f.s; }
+
+/* cuDNN's checks: the output shape of x under the filter and convolution, and one data type. */
+bool shapes_ok(const cudnnTensorStruct &x, const cudnnFilterStruct &f, const cudnnConvolutionStruct &cv,
+               const cudnnTensorStruct &y) {
+    const int ho = (x.h + 2 * cv.ph - ((f.r - 1) * cv.dh + 1)) / cv.u + 1;
+    const int wo = (x.w + 2 * cv.pw - ((f.s - 1) * cv.dw + 1)) / cv.v + 1;
+    return x.n == y.n && x.c == f.c && y.c == f.k && y.h == ho && y.w == wo && x.type == f.type && y.type == x.type &&
+           cv.compute == CUDNN_DATA_FLOAT;
+}
+
+/* Calls fn(xi, wi, yi) for every product term of the convolution: x[xi] w[wi] contributes to y[yi]. */
+template <typename F>
+void each_term(const cudnnTensorStruct &x, const cudnnFilterStruct &f, const cudnnConvolutionStruct &cv,
+               const cudnnTensorStruct &y, F fn) {
+    for (int n = 0; n < y.n; n++)
+        for (int k = 0; k < y.c; k++)
+            for (int ho = 0; ho < y.h; ho++)
+                for (int wo = 0; wo < y.w; wo++)
+                    for (int r = 0; r < f.r; r++)
+                        for (int s = 0; s < f.s; s++) {
+                            const int hi = ho * cv.u - cv.ph + r * cv.dh, wi = wo * cv.v - cv.pw + s * cv.dw;
+                            if (hi < 0 || hi >= x.h || wi < 0 || wi >= x.w) continue;
+                            for (int c = 0; c < x.c; c++) fn(at(x, n, c, hi, wi), at(f, cv, k, c, r, s), at(y, n, k, ho, wo));
+                        }
+}
+
+/* out[i] = alpha acc[i] + beta out[i] (out not read when beta = 0). */
+void blend(cudnnDataType_t t, void *out, const std::vector<float> &acc, float alpha, float beta) {
+    for (size_t i = 0; i < acc.size(); i++) store(t, out, i, alpha * acc[i] + (beta != 0 ? beta * load(t, out, i) : 0.0f));
+}
+
+template <typename Perf, typename Algo> void offer(Perf *perf, int requested, int *returned, const Algo *algos, int n,
+                                                  cudnnMathType_t math) {
+    *returned = 0;
+    for (int i = 0; i < n && i < requested; i++) {
+        Perf p = {};
+        p.algo = algos[i], p.status = CUDNN_STATUS_SUCCESS, p.time = 1.0f + i, p.memory = 0;
+        p.determinism = CUDNN_DETERMINISTIC, p.mathType = math;
+        perf[(*returned)++] = p;
+    }
+}
+const cudnnConvolutionFwdAlgo_t k_fwd[] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                                           CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM};
+const cudnnConvolutionBwdDataAlgo_t k_data[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1};
+const cudnnConvolutionBwdFilterAlgo_t k_filter[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
+} // namespace
+
+extern "C" {
+cudnnStatus_t cudnnCreate(cudnnHandle_t *h) {
+    *h = new cudnnContext{nullptr};
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroy(cudnnHandle_t h) {
+    delete h;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s) {
+    h->stream = s;
+    return CUDNN_STATUS_SUCCESS;
+}
+const char *cudnnGetErrorString(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS ? "success" : "cuDNN error (emulation)"; }
+
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d) {
+    *d = new cudnnTensorStruct{};
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t f, cudnnDataType_t t, int n, int c,
+                                         int h, int w) {
+    if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || (f != CUDNN_TENSOR_NHWC && f != CUDNN_TENSOR_NCHW)) return CUDNN_STATUS_BAD_PARAM;
+    *d = {f, t, n, c, h, w};
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *d) {
+    *d = new cudnnFilterStruct{};
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) {
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t t, cudnnTensorFormat_t f, int k, int c,
+                                         int r, int s) {
+    if (k <= 0 || c <= 0 || r <= 0 || s <= 0 || (f != CUDNN_TENSOR_NHWC && f != CUDNN_TENSOR_NCHW)) return CUDNN_STATUS_BAD_PARAM;
+    *d = {f, t, k, c, r, s};
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *d) {
+    *d = new cudnnConvolutionStruct{0, 0, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT, CUDNN_DEFAULT_MATH};
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) {
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int ph, int pw, int u, int v, int dh, int dw,
+                                              cudnnConvolutionMode_t mode, cudnnDataType_t compute) {
+    if (ph < 0 || pw < 0 || u <= 0 || v <= 0 || dh <= 0 || dw <= 0) return CUDNN_STATUS_BAD_PARAM;
+    *d = {ph, pw, u, v, dh, dw, mode, compute, d->math};
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnMathType_t m) {
+    d->math = m;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t x,
+                                                     const cudnnFilterDescriptor_t f, const cudnnConvolutionDescriptor_t cv,
+                                                     const cudnnTensorDescriptor_t y, const int requested, int *returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t *perf) {
+    if (!shapes_ok(*x, *f, *cv, *y)) return CUDNN_STATUS_BAD_PARAM;
+    offer(perf, requested, returned, k_fwd, 2, cv->math);
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t f,
+                                                          const cudnnTensorDescriptor_t dy,
+                                                          const cudnnConvolutionDescriptor_t cv,
+                                                          const cudnnTensorDescriptor_t dx, const int requested,
+                                                          int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
+    if (!shapes_ok(*dx, *f, *cv, *dy)) return CUDNN_STATUS_BAD_PARAM;
+    offer(perf, requested, returned, k_data, 1, cv->math);
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t x,
+                                                            const cudnnTensorDescriptor_t dy,
+                                                            const cudnnConvolutionDescriptor_t cv,
+                                                            const cudnnFilterDescriptor_t f, const int requested,
+                                                            int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
+    if (!shapes_ok(*x, *f, *cv, *dy)) return CUDNN_STATUS_BAD_PARAM;
+    offer(perf, requested, returned, k_filter, 1, cv->math);
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t h, const cudnnTensorDescriptor_t x, const void *,
+                                                     const cudnnFilterDescriptor_t f, const void *,
+                                                     const cudnnConvolutionDescriptor_t cv, const cudnnTensorDescriptor_t y,
+                                                     void *, const int requested, int *returned,
+                                                     cudnnConvolutionFwdAlgoPerf_t *perf, void *, size_t) {
+    return cudnnGetConvolutionForwardAlgorithm_v7(h, x, f, cv, y, requested, returned, perf);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(cudnnHandle_t h, const cudnnFilterDescriptor_t f, const void *,
+                                                          const cudnnTensorDescriptor_t dy, const void *,
+                                                          const cudnnConvolutionDescriptor_t cv,
+                                                          const cudnnTensorDescriptor_t dx, void *, const int requested,
+                                                          int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf, void *,
+                                                          size_t) {
+    return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, f, dy, cv, dx, requested, returned, perf);
+}
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t h, const cudnnTensorDescriptor_t x, const void *,
+                                                            const cudnnTensorDescriptor_t dy, const void *,
+                                                            const cudnnConvolutionDescriptor_t cv,
+                                                            const cudnnFilterDescriptor_t f, void *, const int requested,
+                                                            int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf,
+                                                            void *, size_t) {
+    return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, x, dy, cv, f, requested, returned, perf);
+}
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t x,
+                                                      const cudnnFilterDescriptor_t f, const cudnnConvolutionDescriptor_t cv,
+                                                      const cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t,
+                                                      size_t *bytes) {
+    *bytes = 0;
+    return shapes_ok(*x, *f, *cv, *y) ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const cudnnFilterDescriptor_t f,
+                                                           const cudnnTensorDescriptor_t dy,
+                                                           const cudnnConvolutionDescriptor_t cv,
+                                                           const cudnnTensorDescriptor_t dx, cudnnConvolutionBwdDataAlgo_t,
+                                                           size_t *bytes) {
+    *bytes = 0;
+    return shapes_ok(*dx, *f, *cv, *dy) ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
+}
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t x,
+                                                             const cudnnTensorDescriptor_t dy,
+                                                             const cudnnConvolutionDescriptor_t cv,
+                                                             const cudnnFilterDescriptor_t f,
+                                                             cudnnConvolutionBwdFilterAlgo_t, size_t *bytes) {
+    *bytes = 0;
+    return shapes_ok(*x, *f, *cv, *dy) ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
+}
+
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd, const void *x,
+                                      const cudnnFilterDescriptor_t fd, const void *w, const cudnnConvolutionDescriptor_t cd,
+                                      cudnnConvolutionFwdAlgo_t, void *, size_t, const void *beta,
+                                      const cudnnTensorDescriptor_t yd, void *y) {
+    if (!shapes_ok(*xd, *fd, *cd, *yd)) return CUDNN_STATUS_BAD_PARAM;
+    const cudnnTensorStruct X = *xd, Y = *yd;
+    const cudnnFilterStruct F = *fd;
+    const cudnnConvolutionStruct CV = *cd;
+    const float a = *(const float *)alpha, b = *(const float *)beta;
+    emu_enqueue(h->stream, [=]() {
+        std::vector<float> acc(count(Y), 0.0f);
+        each_term(X, F, CV, Y, [&](size_t xi, size_t wi, size_t yi) { acc[yi] += load(X.type, x, xi) * load(F.type, w, wi); });
+        blend(Y.type, y, acc, a, b);
+    });
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, const cudnnFilterDescriptor_t fd,
+                                           const void *w, const cudnnTensorDescriptor_t dyd, const void *dy,
+                                           const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t, void *,
+                                           size_t, const void *beta, const cudnnTensorDescriptor_t dxd, void *dx) {
+    if (!shapes_ok(*dxd, *fd, *cd, *dyd)) return CUDNN_STATUS_BAD_PARAM;
+    const cudnnTensorStruct X = *dxd, Y = *dyd;
+    const cudnnFilterStruct F = *fd;
+    const cudnnConvolutionStruct CV = *cd;
+    const float a = *(const float *)alpha, b = *(const float *)beta;
+    emu_enqueue(h->stream, [=]() {
+        std::vector<float> acc(count(X), 0.0f);
+        each_term(X, F, CV, Y, [&](size_t xi, size_t wi, size_t yi) { acc[xi] += load(Y.type, dy, yi) * load(F.type, w, wi); });
+        blend(X.type, dx, acc, a, b);
+    });
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
+                                             const void *x, const cudnnTensorDescriptor_t dyd, const void *dy,
+                                             const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdFilterAlgo_t, void *,
+                                             size_t, const void *beta, const cudnnFilterDescriptor_t fd, void *dw) {
+    if (!shapes_ok(*xd, *fd, *cd, *dyd)) return CUDNN_STATUS_BAD_PARAM;
+    const cudnnTensorStruct X = *xd, Y = *dyd;
+    const cudnnFilterStruct F = *fd;
+    const cudnnConvolutionStruct CV = *cd;
+    const float a = *(const float *)alpha, b = *(const float *)beta;
+    emu_enqueue(h->stream, [=]() {
+        std::vector<float> acc(count(F), 0.0f);
+        each_term(X, F, CV, Y, [&](size_t xi, size_t wi, size_t yi) { acc[wi] += load(X.type, x, xi) * load(Y.type, dy, yi); });
+        blend(F.type, dw, acc, a, b);
+    });
+    return CUDNN_STATUS_SUCCESS;
+}
+}
