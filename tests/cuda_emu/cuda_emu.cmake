@@ -124,10 +124,11 @@ foreach(t test_cuda_layers test_cuda_lp_layers test_cuda_attention)
 endforeach()
 emu_test(test_inception_emu test_inception.c edm2_inception_cpu)
 emu_test(test_vae_emu test_vae.c edm2_sd_vae_cpu)
+emu_test(test_backend_parity_emu test_backend_parity.c)
 emu_test(test_cuda_network_emu test_cuda_network.c)
 # check-ref (in test_cuda_network) finds the plugins on EDM2_PLUGIN_PATH.
 set_property(TEST test_cuda_network_emu APPEND PROPERTY ENVIRONMENT "EDM2_PLUGIN_PATH=${EMU_TREE}/plugins")
-foreach(t test_inception_emu test_vae_emu test_cuda_network_emu)
+foreach(t test_backend_parity_emu test_inception_emu test_vae_emu test_cuda_network_emu)
   add_dependencies(${t} edm2_cuda_emu_tree ${EMU_PLUGINS})
   # The emulated device is always there: a test that skips has failed to load an emulated plugin.
   set_tests_properties(${t} PROPERTIES FAIL_REGULAR_EXPRESSION "\\[  SKIPPED \\]|skipped:|SKIP:")
