@@ -193,6 +193,9 @@ static edm2_status cuda_create(const edm2_host *host, const edm2_config *cfg, ed
             return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INTERNAL, "NCCL set-up of %d processes: %s",
                              host->world_size, ncclGetErrorString(r));
         }
+        if (host->rank == 0)
+            edm2_logf(host, EDM2_LOG_INFO, "cuda", EDM2_OK, "gradients and parameters shared by NCCL among %d process%s",
+                      b->world, b->world == 1 ? " (a group of one)" : "es");
 #else
         release(b);
         return edm2_logf(host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INVALID,

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# train_emu.sh EMU_TREE SOURCE_DIR: training on the emulated CUDA backend (README.md here), with the host of
+# the emulated plugin tree, on tests/configs/tiny_train.ini for 0.2 kimg (25 steps):
+#   1. EDM2_GROUP_OF_ONE=1 (the data-parallel path: per-pass gradient arenas, NCCL's all-reduce and
+#      broadcast with one rank) gives bytewise the plain run's checkpoint, as scripts/gpu-check.sh checks on
+#      a GPU;
+#   2. precision = bf16 trains (a finite loss) with the passes replayed from CUDA graphs (never turned
+#      off).
+set -uo pipefail
+tree=${1:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
+src=${2:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
+export ASAN_OPTIONS=detect_leaks=0
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+train() { # NAME [SETTING...]: one run into $dir/NAME, its log in $dir/NAME.log (debug lines too)
+  local name=$1
+  shift
+  "$tree/edm2host" -v run "$src/tests/configs/tiny_train.ini" --set backend.plugin=cuda --set job.run_dir="$dir/$name" \
+    --set training.duration_kimg=0.2 --set training.status_kimg=0.2 --set training.snapshot_kimg=0 \
+    --set training.checkpoint_kimg=0 "$@" >"$dir/$name.log" 2>&1 || { cat "$dir/$name.log"; fail "run $name"; }
+}
+train plain
+EDM2_GROUP_OF_ONE=1 train group
+grep -q "group of one" "$dir/group.log" || fail "the group-of-one run did not take the data-parallel path"
+grep -q "NCCL" "$dir/group.log" || { grep -i "group" "$dir/group.log"; fail "the group-of-one run did not use NCCL"; }
+ck=$(cd "$dir/plain" && ls training-state-*.safetensors | tail -1)
+cmp "$dir/plain/$ck" "$dir/group/$ck" || fail "group of one: $ck differs from the plain run's"
+echo "group of one with NCCL (emulated): $ck bytewise the plain run's"
+train bf16 --set network.precision=bf16
+grep -q "turned off" "$dir/bf16.log" && { grep "turned off" "$dir/bf16.log"; fail "CUDA graphs turned off in bf16 training"; }
+n=$(grep -c "CUDA graph captured" "$dir/bf16.log")
+[ "$n" -ge 2 ] || fail "bf16 training: $n CUDA graphs captured, expected the training forward's and the backward's"
+loss=$(grep -o '"loss": [-0-9.e+]*' "$dir/bf16/stats.jsonl" | tail -1 | awk '{print $2}')
+awk -v l="$loss" 'BEGIN { exit !(l == l + 0 && l > 0 && l < 10) }' || fail "bf16 training: final loss '$loss'"
+echo "bf16 training (emulated): loss $loss, $n CUDA graphs captured, never turned off"
