@@ -100,6 +100,14 @@ static void test_modulate_resample_clip_fourier(void **state) {
             clip_backward(dx.h, dy.h, un.h, 1.0f, n, acc);
             assert_int_equal(mpc_clip_backward(g_stream, dx.d, dy.d, un.d, 1.0f, n, acc), 0);
             same("clip backward", &dx, 0);
+            { /* clip and MP-Sum gradients fused (act_ops.h): bitwise the two steps, float32 */
+                buf g6 = make(n, 16, 0), db = make(n, 17, 1);
+                clip_backward(g6.h, dy.h, un.h, 1.0f, n, 0);
+                mp_sum_backward(dx.h, db.h, g6.h, 0.3f, n, acc);
+                assert_int_equal(act_sum_clip_backward(g_stream, ACT_F32, dx.d, db.d, dy.d, un.d, 0.3f, 1.0f, n, acc), 0);
+                same("sum_clip backward a", &dx, 0), same("sum_clip backward b", &db, 0);
+                drop(&g6), drop(&db);
+            }
             buf sig = make((size_t)N, 12, 1), fr = make((size_t)C, 13, 6.28f), ph = make((size_t)C, 14, 6.28f),
                 fo = make((size_t)N * C, 15, 0);
             mp_fourier_forward(fo.h, sig.h, fr.h, ph.h, N, C);

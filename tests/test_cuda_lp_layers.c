@@ -26,9 +26,10 @@ static cudaStream_t g_stream;
 
 static void test_elementwise(void **state) {
     (void)state;
-    /* n = N H W C: 4 (one short chunk), 360, 180 (a last chunk of 4), 1152 with C = 24 (16-byte accesses) */
-    const int Ns[] = {1, 3, 3, 2}, Hs[] = {2, 4, 2, 4}, Ws[] = {2, 6, 6, 6}, Cs[] = {1, 5, 5, 24};
-    for (int s = 0; s < 4; s++)
+    /* n = N H W C: 4 (one short chunk), 360, 180 (a last chunk of 4), 1152 and 1536 with C = 24 and 16
+     * (16-byte accesses; the modulation's gradients in one pass, over 1 and 2 chunks of pixels) */
+    const int Ns[] = {1, 3, 3, 2, 2}, Hs[] = {2, 4, 2, 4, 6}, Ws[] = {2, 6, 6, 6, 8}, Cs[] = {1, 5, 5, 24, 16};
+    for (int s = 0; s < 5; s++)
         for (int acc = 0; acc < 2; acc++) {
             const int N = Ns[s], H = Hs[s], W = Ws[s], C = Cs[s];
             const size_t HW = (size_t)H * W, n = (size_t)N * HW * C, q = n / 4;
@@ -107,6 +108,15 @@ static void test_elementwise(void **state) {
             clip_backward(e, dy.h, un.h, 1.0f, n, acc);
             assert_int_equal(act_clip_backward(g_stream, BF, dx.d, dy.d, un.d, 1.0f, n, acc), 0);
             lsame("clip backward", &dx, e, 0, 0);
+            /* the two fused: the clipped gradient goes straight into mp_sum's */
+            lupload(&dx), lupload(&db);
+            float *g6 = malloc((n + 1) * sizeof(float));
+            clip_backward(g6, dy.h, un.h, 1.0f, n, 0);
+            memcpy(e, dx.h, n * sizeof(float)), memcpy(e2, db.h, n * sizeof(float));
+            mp_sum_backward(e, e2, g6, 0.3f, n, acc);
+            assert_int_equal(act_sum_clip_backward(g_stream, BF, dx.d, db.d, dy.d, un.d, 0.3f, 1.0f, n, acc), 0);
+            lsame("sum_clip backward a", &dx, e, 0, 0), lsame("sum_clip backward b", &db, e2, 0, 0);
+            free(g6);
             /* type conversion, gradient accumulation into float32, y += x, dropout */
             buf f = make(n, 16, 3);
             assert_int_equal(act_convert(g_stream, BF, y.d, ACT_F32, f.d, n), 0);

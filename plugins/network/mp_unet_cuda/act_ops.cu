@@ -361,6 +361,35 @@ __global__ void k_modulate_dc_part(float *part, const T *dy, const T *x, const f
         part[j] = sum;
     }
 }
+/* Both gradients in one pass when C is a multiple of 8: thread (n, s, 8 channels) walks the pixels of
+ * chunk s with 16-byte loads of dy and x, writes dx and keeps the 8 channels' sums for part: the values of
+ * k_modulate_silu_backward_dx and k_modulate_dc_part, summed in the same order, with dy and x read once. */
+template <typename T>
+__global__ void k_modulate_backward_fused(T *__restrict__ dx, float *__restrict__ part, const T *__restrict__ dy,
+                                          const T *__restrict__ x, const float *__restrict__ c, int N, size_t HW, int C,
+                                          int S, int acc) {
+    const size_t C8 = (size_t)C / 8, per = (HW + S - 1) / S;
+    STRIDE_LOOP(j, (size_t)N * S * C8) {
+        const size_t k0 = j % C8 * 8, s = j / C8 % S, n = j / (C8 * S);
+        const size_t p1 = (s + 1) * per < HW ? (s + 1) * per : HW;
+        float cn[8], sum[8];
+        ldv(cn, c + n * C + k0, 0, 8);
+        UNROLL8(k) sum[k] = 0.0f;
+#pragma unroll 2
+        for (size_t p = s * per; p < p1; p++) {
+            const size_t o = (n * HW + p) * C + k0;
+            float g[8], v[8];
+            ldv(g, dy, o, 8), ldv(v, x, o, 8);
+            UNROLL8(k) {
+                const float gr = mp_silu1_grad(g[k], v[k] * cn[k]);
+                sum[k] += gr * v[k];
+                g[k] = gr * cn[k];
+            }
+            stv(dx, g, o, 8, acc);
+        }
+        UNROLL8(k) part[(n * S + s) * C + k0 + k] = sum[k];
+    }
+}
 __global__ void k_modulate_dc_sum(float *dc, const float *part, int N, int C, int S, int acc) {
     STRIDE_LOOP(j, (size_t)N * C) {
         const size_t n = j / C, k = j % C;
@@ -378,6 +407,12 @@ static int modulate_silu_backward(void *stream, void *dx, float *dc, const void 
                                   size_t HW, int C, int acc, float *part) {
     if ((size_t)N * HW * C == 0) return 0;
     const int S = act_dc_chunks(HW);
+    if (C % 8 == 0) {
+        k_modulate_backward_fused<T><<<blocks_for((size_t)N * S * (C / 8)), THREADS, 0, (cudaStream_t)stream>>>(
+            (T *)dx, part, (const T *)dy, (const T *)x, c, N, HW, C, S, acc);
+        k_modulate_dc_sum<<<blocks_for((size_t)N * C), THREADS, 0, (cudaStream_t)stream>>>(dc, part, N, C, S, acc);
+        return (int)cudaGetLastError();
+    }
     k_modulate_silu_backward_dx<T><<<blocks_for(((size_t)N * HW * C + 7) / 8), THREADS, 0, (cudaStream_t)stream>>>(
         (T *)dx, (const T *)dy, (const T *)x, c, N, HW, C, acc);
     k_modulate_dc_part<T><<<blocks_for((size_t)N * S * C), THREADS, 0, (cudaStream_t)stream>>>(
@@ -389,7 +424,8 @@ int act_modulate_silu_forward(void *stream, int act, void *y, const void *x, con
     if (act == ACT_F32) return mpc_modulate_silu_forward(stream, F(y), CF(x), c, N, HW, C);
     return LP_CALL(act, modulate_silu_forward, stream, y, x, c, N, HW, C);
 }
-int act_dc_chunks(size_t HW) { return HW >= 8192 ? 32 : (int)((HW + 255) / 256); }
+/* Chunks of 32 pixels (at most 256 chunks): enough threads for the fused pass at every resolution. */
+int act_dc_chunks(size_t HW) { return HW >= 8192 ? 256 : (int)((HW + 31) / 32); }
 int act_modulate_silu_backward(void *stream, int act, void *dx, float *dc, const void *dy, const void *x, const float *c,
                                int N, size_t HW, int C, int acc, float *part) {
     if (act == ACT_F32) return mpc_modulate_silu_backward(stream, F(dx), dc, CF(dy), CF(x), c, N, HW, C, acc);
@@ -526,6 +562,33 @@ int act_sum_clip_forward(void *stream, int act, void *y, void *unclipped, const 
                          size_t n) {
     if (act == ACT_F32) return mpc_sum_clip_forward(stream, F(y), F(unclipped), CF(a), CF(b), t, c, n, NULL);
     return LP_CALL(act, sum_clip_forward, stream, y, unclipped, a, b, t, c, n);
+}
+template <typename T>
+__global__ void k_sum_clip_backward(T *da, T *db, const T *dy, const T *x, float t, float c, size_t n, int acc) {
+    const float inv = mp_sum_scale(t), wa = (1 - t) * inv, wb = t * inv;
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float g[8], v[8];
+        ldv(g, dy, i, m), ldv(v, x, i, m);
+        UNROLL8(k) g[k] = v[k] >= -c && v[k] <= c ? g[k] : 0.0f; /* dy's value or 0: what clip_backward stores */
+        if (da) {
+            UNROLL8(k) v[k] = wa * g[k];
+            stv(da, v, i, m, acc);
+        }
+        if (db) {
+            UNROLL8(k) v[k] = wb * g[k];
+            stv(db, v, i, m, acc);
+        }
+    }
+}
+template <typename T>
+static int sum_clip_backward(void *stream, void *da, void *db, const void *dy, const void *x, float t, float c, size_t n,
+                             int acc) {
+    LAUNCH_CHUNKS(n, k_sum_clip_backward<T>, (T *)da, (T *)db, (const T *)dy, (const T *)x, t, c, n, acc);
+}
+int act_sum_clip_backward(void *stream, int act, void *da, void *db, const void *dy, const void *unclipped, float t,
+                          float c, size_t n, int acc) {
+    return ACT_CALL(act, sum_clip_backward, stream, da, db, dy, unclipped, t, c, n, acc);
 }
 int act_clip_backward(void *stream, int act, void *dx, const void *dy, const void *x, float c, size_t n, int acc) {
     if (act == ACT_F32) return mpc_clip_backward(stream, F(dx), CF(dy), CF(x), c, n, acc);

@@ -51,6 +51,11 @@ int act_resample_up_backward(void *stream, int act, void *dx, const void *dy, in
 int act_sum_clip_forward(void *stream, int act, void *y, void *unclipped, const void *a, const void *b, float t, float c,
                          size_t n);
 int act_clip_backward(void *stream, int act, void *dx, const void *dy, const void *x, float c, size_t n, int acc);
+/* Both at once, the clipped gradient never stored: g = dy where -c <= unclipped <= c (else 0), then
+ * da = (1 - t) g / sqrt((1 - t)^2 + t^2), db = t g / sqrt(...) (mp_sum's gradient; either may be NULL).
+ * Bitwise act_clip_backward followed by act_sum_backward, in every precision. */
+int act_sum_clip_backward(void *stream, int act, void *da, void *db, const void *dy, const void *unclipped, float t,
+                          float c, size_t n, int acc);
 
 #ifdef __cplusplus
 }

@@ -126,14 +126,16 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
     const int N = ctx->N, C = b->cout, act = g->act;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
 #define DW(w) (dw_hat + (w).offset)
-    /* Each gradient buffer below is fresh: its first contribution overwrites (acc = 0). */
-    void *d6;
-    ALLOC_ACT(d6, bws, P * C);
-    K(act_clip_backward(st, act, d6, dout, s->x6, b->clip_act, P * C, 0));
+    /* Each gradient buffer below is fresh: its first contribution overwrites (acc = 0). The clip's gradient
+     * goes straight into the gradients of the sum before it (act_sum_clip_backward). */
+    const int c2 = b->enc ? C : b->cin;
+    void *dxs, *dy4, *dy3, *dy0, *da;
+    float *dc;
+    ALLOC_ACT(dxs, bws, P * C);
+    ALLOC_ACT(dy4, bws, P * C);
     /* attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance) */
-    void *d5 = d6;
     if (b->heads) {
-        void *dproj, *dya, *dqkv, *dS, *dqkvn, *tmp = NULL;
+        void *d5, *dproj, *dya, *dqkv, *dS, *dqkvn, *tmp = NULL;
         ALLOC_ACT(d5, bws, P * C);
         ALLOC_ACT(dproj, bws, P * C);
         ALLOC_ACT(dya, bws, P * C);
@@ -141,19 +143,16 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
         ALLOC_ACT(dS, bws, (size_t)N * b->heads * HW * HW);
         ALLOC_ACT(dqkvn, bws, P * 3 * C);
         if (act != ACT_F32) ALLOC_ACT(tmp, bws, P * C);
-        K(act_sum_backward(st, act, d5, dproj, d6, b->attn_balance, P * C, 0));
+        K(act_sum_clip_backward(st, act, d5, dproj, dout, s->x6, b->attn_balance, b->clip_act, P * C, 0));
         P_(gpu_conv2d_backward(g, dya, DW(b->proj), dproj, s->ya, W_ACT(ctx, b->proj), N, b->H, b->W, C, C, 1, 0));
         P_(gpu_attention_backward(g, dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, N, (int)HW, b->heads, b->cph, 0, dS,
                                   dqkvn, tmp));
         P_(gpu_conv2d_backward(g, d5, DW(b->qkv), dqkv, s->x5, W_ACT(ctx, b->qkv), N, b->H, b->W, C, 3 * C, 1, 1));
+        /* x5 = mp_sum(xs, y4, res_balance) */
+        K(act_sum_backward(st, act, dxs, dy4, d5, b->res_balance, P * C, 0));
+    } else { /* x6 = mp_sum(xs, y4, res_balance), clipped */
+        K(act_sum_clip_backward(st, act, dxs, dy4, dout, s->x6, b->res_balance, b->clip_act, P * C, 0));
     }
-    /* x5 = mp_sum(xs, y4, res_balance) */
-    const int c2 = b->enc ? C : b->cin;
-    void *dxs, *dy4, *dy3, *dy0, *da;
-    float *dc;
-    ALLOC_ACT(dxs, bws, P * C);
-    ALLOC_ACT(dy4, bws, P * C);
-    K(act_sum_backward(st, act, dxs, dy4, d5, b->res_balance, P * C, 0));
     void *dx2 = dxs; /* the skip path's gradient; the residual branch's is added below */
     if (!b->enc && b->skip.present) {
         ALLOC_ACT(dx2, bws, P * c2);
