@@ -101,6 +101,15 @@ static inline void ldrop(lbuf *b) {
     cudaFree(b->d);
 }
 
+/* The host copy := the device's values. */
+static inline void lread(lbuf *b) {
+    uint16_t *bits = malloc((b->n + 1) * sizeof *bits);
+    assert_int_equal(cudaStreamSynchronize(CUDA_BUF_STREAM), cudaSuccess);
+    assert_int_equal(cudaMemcpy(bits, b->d, b->n * sizeof *bits, cudaMemcpyDeviceToHost), cudaSuccess);
+    for (size_t i = 0; i < b->n; i++) b->h[i] = bf16_value(bits[i]);
+    free(bits);
+}
+
 /* The device's bf16 values against `expect` (floats, rounded to bf16 here): equal (ulps 0), or within ulps
  * units in the last place of bf16 plus atol (for results of sums taken in another order, where
  * cancellation leaves few significant bits). */

@@ -41,6 +41,18 @@ static void test_normalize_silu_sum_cat(void **state) {
             mp_silu_backward(dx.h, dy.h, x.h, n, acc);
             assert_int_equal(mpc_silu_backward(g_stream, dx.d, dy.d, x.d, n, acc), 0);
             same("mp_silu backward", &dx, 0);
+            { /* the encoder's pixel norm + MP-SiLU and their gradients (act_ops.h), float32: the steps in turn */
+                buf a = make(n, 20, 0), da = make(n, 21, 1), g = make(n, 22, 1);
+                normalize_rows_forward(y.h, nr.h, x.h, R, cols[s], cols[s], cols[s]);
+                mp_silu_forward(a.h, y.h, n);
+                assert_int_equal(act_normalize_silu_forward(g_stream, ACT_F32, y.d, a.d, nr.d, x.d, R, cols[s]), 0);
+                same("normalize + silu forward y", &y, 0), same("normalize + silu forward a", &a, 0), same("norms", &nr, 0);
+                mp_silu_backward(g.h, da.h, y.h, n, 1);
+                normalize_rows_backward(dx.h, g.h, x.h, nr.h, R, cols[s], cols[s], cols[s], 0);
+                assert_int_equal(act_silu_normalize_backward(g_stream, ACT_F32, dx.d, g.d, da.d, y.d, x.d, nr.d, R, cols[s]), 0);
+                same("silu + normalize backward", &dx, 0);
+                drop(&a), drop(&da), drop(&g);
+            }
             mp_sum_forward(y.h, x.h, dy.h, 0.3f, n);
             assert_int_equal(mpc_sum_forward(g_stream, y.d, x.d, dy.d, 0.3f, n), 0);
             same("mp_sum forward", &y, 0);

@@ -187,7 +187,25 @@ static void test_normalize(void **state) {
             normalize_rows_backward(e, dy.h, x.h, nr.h, R, cols[s], cols[s], cols[s], acc);
             assert_int_equal(act_normalize_rows_backward(g_stream, BF, dx.d, dy.d, x.d, nr.d, R, cols[s], acc), 0);
             lsame("normalize backward", &dx, e, 1, 1e-5f * largest(e, n));
-            free(e);
+            /* with the MP-SiLU that follows it in the encoder, one pass each way: a bitwise mp_silu of y as
+             * stored, the gradient as act_silu_backward (stored in bf16) then the norm's */
+            lbuf a = lmake(n, 6, 0), da = lmake(n, 7, 1);
+            assert_int_equal(act_normalize_silu_forward(g_stream, BF, y.d, a.d, nr.d, x.d, R, cols[s]), 0);
+            normalize_rows_forward(e, nr.h, x.h, R, cols[s], cols[s], cols[s]);
+            lsame("normalize + silu forward y", &y, e, 1, 0);
+            lread(&y); /* the GPU's y, from which a is computed */
+            mp_silu_forward(e, y.h, n);
+            lsame("normalize + silu forward a", &a, e, 0, 0);
+            float *g = malloc((n + 1) * sizeof(float));
+            memcpy(g, dy.h, n * sizeof(float));
+            mp_silu_backward(g, da.h, y.h, n, 1);
+            for (size_t i = 0; i < n; i++) g[i] = bf16_round(g[i]);
+            normalize_rows_backward(e, g, x.h, nr.h, R, cols[s], cols[s], cols[s], 0);
+            assert_int_equal(act_silu_normalize_backward(g_stream, BF, dx.d, dy.d, da.d, y.d, x.d, nr.d, R, cols[s]), 0);
+            lsame("silu + normalize backward", &dx, e, 1, 1e-5f * largest(e, n));
+            lsame("silu + normalize backward leaves dy", &dy, dy.h, 0, 0);
+            free(g), free(e);
+            ldrop(&a), ldrop(&da);
             ldrop(&x), ldrop(&y), ldrop(&dy), ldrop(&dx), drop(&nr);
         }
 }

@@ -142,6 +142,71 @@ __global__ void k_normalize_rows_backward(T *dx, const T *dy, const T *x, const 
         for (int c = lane; c < cols; c += 32) st_acc(dx + r * cols + c, ld(gr[c]) * a - ld(xr[c]) * b, acc);
     }
 }
+/* The encoder's pixel norm and the MP-SiLU after it in one pass: y = x / norm and a = mp_silu(y), a computed
+ * from y as stored (bitwise the two kernels in sequence). */
+template <typename T>
+__global__ void k_normalize_silu_forward(T *y, T *a, float *norm, const T *x, size_t rows, int cols) {
+    const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
+    WARP_ROWS(r, rows, lane) {
+        const T *xr = x + r * cols;
+        float ss = 0;
+        for (int c = lane; c < cols; c += 32) ss += ld(xr[c]) * ld(xr[c]);
+        const float nr = MP_EPS + sqrtf(warp_sum(ss)) * inv_sqrt_n, inv = 1.0f / nr;
+        if (lane == 0) norm[r] = nr;
+        for (int c = lane; c < cols; c += 32) {
+            const T v = st<T>(ld(xr[c]) * inv);
+            y[r * cols + c] = v;
+            a[r * cols + c] = st<T>(mp_silu1(ld(v)));
+        }
+    }
+}
+/* Their gradients in one pass: g = dy + mp_silu's gradient of da at y (as act_silu_backward would store it
+ * into dy), then dx = the pixel norm's gradient of g (act_normalize_rows_backward), g never stored. */
+template <typename T>
+__global__ void k_silu_normalize_backward(T *dx, const T *dy, const T *da, const T *y, const T *x, const float *norm,
+                                          size_t rows, int cols) {
+    const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
+    WARP_ROWS(r, rows, lane) {
+        const size_t o = r * cols;
+        float dot = 0;
+        for (int c = lane; c < cols; c += 32)
+            dot += ld(st<T>(ld(dy[o + c]) + mp_silu1_grad(ld(da[o + c]), ld(y[o + c])))) * ld(x[o + c]);
+        dot = warp_sum(dot);
+        const float nr = norm[r], len = (nr - MP_EPS) / inv_sqrt_n;
+        const float a = 1.0f / nr, b = len > 0 ? dot * inv_sqrt_n / (nr * nr * len) : 0.0f;
+        for (int c = lane; c < cols; c += 32) {
+            const float g = ld(st<T>(ld(dy[o + c]) + mp_silu1_grad(ld(da[o + c]), ld(y[o + c]))));
+            dx[o + c] = st<T>(g * a - ld(x[o + c]) * b);
+        }
+    }
+}
+template <typename T>
+static int normalize_silu_forward(void *stream, void *y, void *a, float *norm, const void *x, size_t rows, int cols) {
+    if (rows == 0) return 0;
+    k_normalize_silu_forward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>((T *)y, (T *)a, norm, (const T *)x,
+                                                                                         rows, cols);
+    return (int)cudaGetLastError();
+}
+template <typename T>
+static int silu_normalize_backward(void *stream, void *dx, const void *dy, const void *da, const void *y, const void *x,
+                                   const float *norm, size_t rows, int cols) {
+    if (rows == 0) return 0;
+    k_silu_normalize_backward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>(
+        (T *)dx, (const T *)dy, (const T *)da, (const T *)y, (const T *)x, norm, rows, cols);
+    return (int)cudaGetLastError();
+}
+int act_normalize_silu_forward(void *stream, int act, void *y, void *a, float *norm, const void *x, size_t rows,
+                               int cols) {
+    if (act != ACT_F32) return LP_CALL(act, normalize_silu_forward, stream, y, a, norm, x, rows, cols);
+    const int e = mpc_normalize_rows_forward(stream, F(y), norm, CF(x), rows, cols, cols, cols);
+    return e ? e : mpc_silu_forward(stream, F(a), CF(y), rows * (size_t)cols);
+}
+int act_silu_normalize_backward(void *stream, int act, void *dx, void *dy, const void *da, const void *y, const void *x,
+                                const float *norm, size_t rows, int cols) {
+    if (act != ACT_F32) return LP_CALL(act, silu_normalize_backward, stream, dx, dy, da, y, x, norm, rows, cols);
+    const int e = mpc_silu_backward(stream, F(dy), CF(da), CF(y), rows * (size_t)cols, 1);
+    return e ? e : mpc_normalize_rows_backward(stream, F(dx), CF(dy), CF(x), norm, rows, cols, cols, cols, 0);
+}
 template <typename T>
 static int normalize_rows_forward(void *stream, void *y, float *norm, const void *x, size_t rows, int cols) {
     if (rows == 0) return 0;

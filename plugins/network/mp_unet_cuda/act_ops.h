@@ -30,6 +30,14 @@ int act_weight_backward(void *stream, int act, float *dw, float *dgain, const fl
 int act_normalize_rows_forward(void *stream, int act, void *y, float *norm, const void *x, size_t rows, int cols);
 int act_normalize_rows_backward(void *stream, int act, void *dx, const void *dy, const void *x, const float *norm,
                                 size_t rows, int cols, int acc);
+/* The encoder's pixel norm followed by MP-SiLU: y = pixel_norm(x), a = mp_silu(y) (y kept for backward);
+ * and their gradients: dx = pixel_norm's gradient of (dy + mp_silu's gradient of da at y). Bitwise the
+ * separate calls; for bf16/fp16 in one pass each, and dy is left as it was; for float32 (the separate
+ * kernels) dy receives the sum. */
+int act_normalize_silu_forward(void *stream, int act, void *y, void *a, float *norm, const void *x, size_t rows,
+                               int cols);
+int act_silu_normalize_backward(void *stream, int act, void *dx, void *dy, const void *da, const void *y, const void *x,
+                                const float *norm, size_t rows, int cols);
 int act_silu_forward(void *stream, int act, void *y, const void *x, size_t n);
 int act_silu_backward(void *stream, int act, void *dx, const void *dy, const void *x, size_t n, int acc);
 int act_sum_forward(void *stream, int act, void *y, const void *a, const void *b, float t, size_t n);

@@ -49,7 +49,7 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
         else K(act_resample_up_forward(st, act, x0, x_in, N, b->Hin, b->Win, b->cin));
     }
     s->x0 = x0;
-    /* enc: x = pixel_norm(conv_skip(x)) */
+    /* enc: x = pixel_norm(conv_skip(x));  then a = mp_silu(x) (with the pixel norm, in one pass) */
     void *x2 = x0;
     int c2 = b->cin;
     if (b->enc) {
@@ -59,16 +59,18 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
             P_(gpu_conv2d_forward(g, x1, x0, W_ACT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1));
         }
         s->x1 = x1;
+        c2 = C;
         ALLOC_ACT(x2, kw, P * C);
         ALLOC(s->pn_norm, kw, P);
-        K(act_normalize_rows_forward(st, act, x2, s->pn_norm, x1, P, C));
-        c2 = C;
+        ALLOC_ACT(s->a, kw, P * c2);
+        K(act_normalize_silu_forward(st, act, x2, s->a, s->pn_norm, x1, P, C));
+    } else {
+        ALLOC_ACT(s->a, kw, P * c2);
+        K(act_silu_forward(st, act, s->a, x2, P * c2));
     }
     s->x2 = x2;
-    /* y = conv_res0(mp_silu(x)) */
-    ALLOC_ACT(s->a, kw, P * c2);
+    /* y = conv_res0(a) */
     ALLOC_ACT(s->y0, kw, P * C);
-    K(act_silu_forward(st, act, s->a, x2, P * c2));
     P_(gpu_conv2d_forward(g, s->y0, s->a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3));
     /* c = emb_linear(emb, gain=emb_gain) + 1 (float32);  y = mp_silu(y * c), dropout */
     ALLOC(s->c, kw, (size_t)N * C);
@@ -172,13 +174,14 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
     /* y0 = conv_res0(mp_silu(x2)) */
     ALLOC_ACT(da, bws, P * c2);
     P_(gpu_conv2d_backward(g, da, DW(b->res0), dy0, s->a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3, 0));
-    K(act_silu_backward(st, act, dx2, da, s->x2, P * c2, 1));
-    /* enc: x2 = pixel_norm(conv_skip(x0)) */
+    /* dec: added to the skip path's gradient;  enc: x2 = pixel_norm(conv_skip(x0)), both gradients at once */
     void *dx0 = dx2;
-    if (b->enc) {
+    if (!b->enc) {
+        K(act_silu_backward(st, act, dx2, da, s->x2, P * c2, 1));
+    } else {
         void *dx1;
         ALLOC_ACT(dx1, bws, P * C);
-        K(act_normalize_rows_backward(st, act, dx1, dx2, s->x1, s->pn_norm, P, C, 0));
+        K(act_silu_normalize_backward(st, act, dx1, dx2, da, s->x2, s->x1, s->pn_norm, P, C));
         dx0 = dx1;
         if (b->skip.present) {
             ALLOC_ACT(dx0, bws, P * b->cin);
