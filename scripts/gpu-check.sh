@@ -4,14 +4,15 @@
 # with CUDA forced on, then checks, most urgent first, what has not yet run on a GPU (quick, the default):
 #   1. the CUDA tests: network parity in fp32, each bf16 layer kernel and attention against the CPU's,
 #      the bf16/fp16 precisions against fp32 and the passes replayed from CUDA graphs, the FID Inception
-#      network, the SD VAE, the backend and layers; `check-ref --backend cuda`; the SD VAE at 512x512; the
-#      bf16 layers and the bf16/fp16 network under compute-sanitizer;
+#      network, the SD VAE, the backend and layers; `check-ref --backend cuda`; NCCL in a group of one;
 #   2. (with .devref/ carried) img512 XS and S at batch 256: ours in bf16 against the PyTorch reference
-#      (eager) in one command (bench/side_by_side.py);
-#   3. the CUDA graphs, Inception and VAE under compute-sanitizer; where a bf16 XS step's time goes,
-#      kernel by kernel (bench/kernel_profile.py: Nsight Compute durations);
-#   4. sampling at batch 16 with and without CUDA graphs; the Fashion-MNIST demo for 30 kimg in fp32 with
-#      two seeds (the run-to-run spread) and in bf16: final losses side by side, grids kept.
+#      (eager) in one command (bench/side_by_side.py); where a bf16 XS step's time goes, kernel by kernel
+#      (bench/kernel_profile.py: Nsight Compute durations);
+#   3. sampling at batch 16 with and without CUDA graphs; the Fashion-MNIST demo for 30 kimg in fp32 with
+#      two seeds (the run-to-run spread) and in bf16: final losses side by side, grids kept;
+#   4. the SD VAE at 512x512; the bf16 layers, attention, the bf16/fp16 network, the CUDA graphs, Inception
+#      and the VAE under compute-sanitizer (last: the same tests already pass under ASan in the CPU
+#      emulation of tests/cuda_emu, which cannot show the GPU's own memory faults).
 # `full` adds: fp16 in the speed table and the reference under torch.compile, the fp16 demo, the whole suite,
 # memcheck of the fp32 network, and what earlier GPU sessions verified: the same 1-kimg run twice
 # (snapshots compared bytewise), generation from a GPU snapshot on both backends and with guidance, post-hoc
@@ -78,18 +79,6 @@ else
   summary+=("SKIP  nccl-group-of-one (no NCCL found)")
 fi
 rm -rf "$out"/group0 "$out"/group1
-# The SD VAE at 512x512 on the GPU (random weights of the real shapes).
-step vae-bench-gpu build-gpu/edm2-vae-bench bench/vae-sd.ini --random-weights --set backend.plugin=cuda --res 512 --images 4
-sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
-memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
-  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
-    timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
-}
-if [ -n "$sanitizer" ]; then
-  step memcheck-lp-layers memcheck test_cuda_lp_layers
-  step memcheck-attention memcheck test_cuda_attention
-  step memcheck-lp memcheck test_cuda_network 'test_precisions'
-fi
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
 # carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
 speed() { # SECONDS EXTRA ARGS of side_by_side.py: the table, stopped after SECONDS
@@ -99,11 +88,6 @@ speed() { # SECONDS EXTRA ARGS of side_by_side.py: the table, stopped after SECO
     --steps 5 --build build-gpu "$@" | tee -a "$out/side-by-side.md"
 }
 [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 240 --precision bf16
-if [ -n "$sanitizer" ]; then
-  step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
-  step memcheck-inception memcheck test_inception test_cuda_matches
-  step memcheck-vae memcheck test_vae test_cuda_matches
-fi
 # Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only).
 ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 [ -n "$ncu" ] && step kernel-profile timeout 180 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
@@ -129,6 +113,21 @@ for f in "$out"/demo-*/stats.jsonl; do
   echo "$(basename "$(dirname "$f")"): final $(tail -1 "$f" | grep -o '"loss": [-0-9.e]*'), $(tail -1 "$f" | grep -o '"img_per_s": [0-9.]*')"
 done | tee "$out/demo-losses.txt"
 rm -f "$out"/demo-*/training-state-*
+# The SD VAE at 512x512 on the GPU (random weights of the real shapes).
+step vae-bench-gpu build-gpu/edm2-vae-bench bench/vae-sd.ini --random-weights --set backend.plugin=cuda --res 512 --images 4
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
+  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
+    timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
+}
+if [ -n "$sanitizer" ]; then
+  step memcheck-lp-layers memcheck test_cuda_lp_layers
+  step memcheck-attention memcheck test_cuda_attention
+  step memcheck-lp memcheck test_cuda_network 'test_precisions'
+  step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
+  step memcheck-inception memcheck test_inception test_cuda_matches
+  step memcheck-vae memcheck test_vae test_cuda_matches
+fi
 if [ "$mode" = full ]; then
   [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side-full speed 540 --precision fp16,bf16 --compile
   for preset in xs s; do # edm2-bench alone: its TFLOP/s against a bf16 8192^3 cuBLAS product of the same run
