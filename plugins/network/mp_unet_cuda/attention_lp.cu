@@ -73,14 +73,25 @@ template <typename T> __global__ void k_softmax_backward(T *dS, const T *A, size
     }
 }
 
-/* [N, heads, HW, cph] <-> [N, HW, heads * cph] (to_rows: heads-major into rows). */
+/* [N, heads, HW, cph] <-> [N, HW, heads * cph] (to_rows: heads-major into rows), 8 elements per thread
+ * (16-byte accesses on both sides when cph is a multiple of 8). */
 template <typename T> __global__ void k_permute_heads(T *dst, const T *src, int N, int HW, int heads, int cph, int to_rows) {
-    const size_t C = (size_t)heads * cph;
-    STRIDE_LOOP(i, (size_t)N * HW * C) { /* i indexes the row layout [n, p, h*cph + c] */
-        const size_t c = i % cph, h = (i / cph) % heads, p = (i / C) % HW, n = i / (C * HW);
-        const size_t j = ((n * heads + h) * HW + p) * cph + c;
-        if (to_rows) dst[i] = src[j];
-        else dst[j] = src[i];
+    const size_t C = (size_t)heads * cph, n_all = (size_t)N * HW * C;
+    auto heads_major = [=](size_t i) { /* i indexes the row layout [n, p, h*cph + c] */
+        const size_t c = i % cph, h = i / cph % heads, p = i / C % HW, n = i / (C * HW);
+        return ((n * heads + h) * HW + p) * cph + c;
+    };
+    const bool vec = cph % 8 == 0;
+    CHUNK_LOOP(i, n_all) {
+        const int m = chunk_len(i, n_all);
+        float v[8];
+        if (to_rows) {
+            ld_at(v, src, i, m, vec, heads_major);
+            stv(dst, v, i, m);
+        } else {
+            ldv(v, src, i, m);
+            st_at(dst, v, i, m, vec, heads_major);
+        }
     }
 }
 
@@ -103,7 +114,7 @@ static int forward(gpu_ctx *g, void *y_, void *qkvn_, float *norm, void *attn_, 
     if (gpu_gemm_ex(g, act, act, 0, 0, hw, (size_t)cph, hw, 1.0f, attn, hw, as, vn, (size_t)cph, qs, 0.0f, tmp,
                     (size_t)cph, (long long)(hw * cph), N * heads))
         return -1;
-    k_permute_heads<T><<<blocks_for((size_t)N * hw * C), THREADS, 0, g->stream>>>(y, tmp, N, HW, heads, cph, 1);
+    k_permute_heads<T><<<blocks_for(((size_t)N * hw * C + 7) / 8), THREADS, 0, g->stream>>>(y, tmp, N, HW, heads, cph, 1);
     GPU_CUDA(g, cudaGetLastError());
     return 0;
 }
@@ -120,7 +131,7 @@ static int backward(gpu_ctx *g, void *dqkv, const void *dy_, const void *qkv, co
     T *dq = dqkvn, *dk = dq + hw * cph, *dv = dk + hw * cph;
     /* dO: dy's heads, heads-major; dA = dO v^T, dv = A^T dO over all (image, head) pairs. */
     const long long os = (long long)(hw * cph);
-    k_permute_heads<T><<<blocks_for((size_t)N * hw * C), THREADS, 0, g->stream>>>(dO, dy, N, HW, heads, cph, 0);
+    k_permute_heads<T><<<blocks_for(((size_t)N * hw * C + 7) / 8), THREADS, 0, g->stream>>>(dO, dy, N, HW, heads, cph, 0);
     GPU_CUDA(g, cudaGetLastError());
     if (gpu_gemm_ex(g, act, act, 0, 1, hw, hw, (size_t)cph, 1.0f, dO, (size_t)cph, os, vn, (size_t)cph, qs, 0.0f, dS, hw,
                     as, N * heads) ||
