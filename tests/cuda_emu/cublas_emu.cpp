@@ -25,16 +25,9 @@ CBLAS_TRANSPOSE op(cublasOperation_t t) { return t == CUBLAS_OP_N ? CblasNoTrans
 size_t type_size(cudaDataType_t t) { return t == CUDA_R_32F ? 4 : 2; }
 bool supported(cudaDataType_t t) { return t == CUDA_R_32F || t == CUDA_R_16BF || t == CUDA_R_16F; }
 
-float load(cudaDataType_t t, const void *p, size_t i) {
-    if (t == CUDA_R_32F) return ((const float *)p)[i];
-    if (t == CUDA_R_16BF) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
-    return __half2float(((const __half *)p)[i]);
-}
-void store(cudaDataType_t t, void *p, size_t i, float v) {
-    if (t == CUDA_R_32F) ((float *)p)[i] = v;
-    else if (t == CUDA_R_16BF) ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
-    else ((__half *)p)[i] = __float2half_rn(v);
-}
+EmuType emu(cudaDataType_t t) { return t == CUDA_R_32F ? EMU_F32 : t == CUDA_R_16BF ? EMU_BF16 : EMU_F16; }
+float load(cudaDataType_t t, const void *p, size_t i) { return emu_load(emu(t), p, i); }
+void store(cudaDataType_t t, void *p, size_t i, float v) { emu_store(emu(t), p, i, v); }
 /* A column-major rows x cols matrix with leading dimension ld, as float32 (only its elements are read). */
 std::vector<float> widen(cudaDataType_t t, const void *p, int rows, int cols, int ld) {
     std::vector<float> f((size_t)ld * (cols > 0 ? cols : 0));

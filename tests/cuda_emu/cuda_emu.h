@@ -32,6 +32,20 @@ struct EmuCfg {
     EmuCfg(unsigned g, unsigned b, size_t shared = 0, cudaStream_t s = 0) : grid(g), block(b), stream(s) { (void)shared; }
 };
 
+/* An element of float32, bf16 or fp16 read as float32, and a float32 stored rounded to nearest (the
+ * emulated libraries' data types, mapped to these by each). */
+enum EmuType { EMU_F32, EMU_BF16, EMU_F16 };
+static inline float emu_load(EmuType t, const void *p, size_t i) {
+    if (t == EMU_F32) return ((const float *)p)[i];
+    if (t == EMU_BF16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
+    return __half2float(((const __half *)p)[i]);
+}
+static inline void emu_store(EmuType t, void *p, size_t i, float v) {
+    if (t == EMU_F32) ((float *)p)[i] = v;
+    else if (t == EMU_BF16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
+    else ((__half *)p)[i] = __float2half_rn(v);
+}
+
 /* Work queued on a stream: done at once, or recorded while the stream captures a CUDA graph (a graph's
  * launch runs what was recorded, with the arguments of the capture). */
 void emu_enqueue(cudaStream_t stream, std::function<void()> work);

@@ -31,16 +31,9 @@ struct cudnnConvolutionStruct {
 };
 
 namespace {
-float load(cudnnDataType_t t, const void *p, size_t i) {
-    if (t == CUDNN_DATA_FLOAT) return ((const float *)p)[i];
-    if (t == CUDNN_DATA_BFLOAT16) return __bfloat162float(((const __nv_bfloat16 *)p)[i]);
-    return __half2float(((const __half *)p)[i]);
-}
-void store(cudnnDataType_t t, void *p, size_t i, float v) {
-    if (t == CUDNN_DATA_FLOAT) ((float *)p)[i] = v;
-    else if (t == CUDNN_DATA_BFLOAT16) ((__nv_bfloat16 *)p)[i] = __float2bfloat16_rn(v);
-    else ((__half *)p)[i] = __float2half_rn(v);
-}
+EmuType emu(cudnnDataType_t t) { return t == CUDNN_DATA_FLOAT ? EMU_F32 : t == CUDNN_DATA_BFLOAT16 ? EMU_BF16 : EMU_F16; }
+float load(cudnnDataType_t t, const void *p, size_t i) { return emu_load(emu(t), p, i); }
+void store(cudnnDataType_t t, void *p, size_t i, float v) { emu_store(emu(t), p, i, v); }
 size_t at(const cudnnTensorStruct &t, int n, int c, int h, int w) {
     return t.format == CUDNN_TENSOR_NHWC ? (((size_t)n * t.h + h) * t.w + w) * t.c + c
                                          : (((size_t)n * t.c + c) * t.h + h) * t.w + w;
@@ -54,13 +47,15 @@ size_t at(const cudnnFilterStruct &f, const cudnnConvolutionStruct &cv, int k, i
 size_t count(const cudnnTensorStruct &t) { return (size_t)t.n * t.c * t.h * t.w; }
 size_t count(const cudnnFilterStruct &f) { return (size_t)f.k * f.c * f.r * f.s; }
 
-/* cuDNN's checks: the output shape of x under the filter and convolution, and one data type. */
+/* cuDNN's checks: the output shape of x under the filter and convolution, and one data type (of the three
+ * emulated) with float32 accumulation. */
 bool shapes_ok(const cudnnTensorStruct &x, const cudnnFilterStruct &f, const cudnnConvolutionStruct &cv,
                const cudnnTensorStruct &y) {
     const int ho = (x.h + 2 * cv.ph - ((f.r - 1) * cv.dh + 1)) / cv.u + 1;
     const int wo = (x.w + 2 * cv.pw - ((f.s - 1) * cv.dw + 1)) / cv.v + 1;
-    return x.n == y.n && x.c == f.c && y.c == f.k && y.h == ho && y.w == wo && x.type == f.type && y.type == x.type &&
-           cv.compute == CUDNN_DATA_FLOAT;
+    const bool typed = x.type == CUDNN_DATA_FLOAT || x.type == CUDNN_DATA_BFLOAT16 || x.type == CUDNN_DATA_HALF;
+    return x.n == y.n && x.c == f.c && y.c == f.k && y.h == ho && y.w == wo && typed && x.type == f.type &&
+           y.type == x.type && cv.compute == CUDNN_DATA_FLOAT;
 }
 
 /* Calls fn(xi, wi, yi) for every product term of the convolution: x[xi] w[wi] contributes to y[yi]. */
@@ -82,6 +77,29 @@ void each_term(const cudnnTensorStruct &x, const cudnnFilterStruct &f, const cud
 /* out[i] = alpha acc[i] + beta out[i] (out not read when beta = 0). */
 void blend(cudnnDataType_t t, void *out, const std::vector<float> &acc, float alpha, float beta) {
     for (size_t i = 0; i < acc.size(); i++) store(t, out, i, alpha * acc[i] + (beta != 0 ? beta * load(t, out, i) : 0.0f));
+}
+
+/* One of the three convolutions, queued: the output `out` of y = conv(x, w) (OUT_Y: forward), of x
+ * (OUT_X: backward data, from y = dy) or of w (OUT_W: backward filter), blended into dst. */
+enum Out { OUT_Y, OUT_X, OUT_W };
+cudnnStatus_t convolve(cudnnHandle_t h, Out out, const void *alpha, const void *beta, const cudnnTensorStruct *xd,
+                       const void *x, const cudnnFilterStruct *fd, const void *w, const cudnnConvolutionStruct *cd,
+                       const cudnnTensorStruct *yd, const void *y, void *dst) {
+    if (!shapes_ok(*xd, *fd, *cd, *yd)) return CUDNN_STATUS_BAD_PARAM;
+    const cudnnTensorStruct X = *xd, Y = *yd;
+    const cudnnFilterStruct F = *fd;
+    const cudnnConvolutionStruct CV = *cd;
+    const float a = *(const float *)alpha, b = *(const float *)beta;
+    emu_enqueue(h->stream, [=]() {
+        std::vector<float> acc(out == OUT_Y ? count(Y) : out == OUT_X ? count(X) : count(F), 0.0f);
+        each_term(X, F, CV, Y, [&](size_t xi, size_t wi, size_t yi) {
+            if (out == OUT_Y) acc[yi] += load(X.type, x, xi) * load(F.type, w, wi);
+            else if (out == OUT_X) acc[xi] += load(Y.type, y, yi) * load(F.type, w, wi);
+            else acc[wi] += load(X.type, x, xi) * load(Y.type, y, yi);
+        });
+        blend(out == OUT_Y ? Y.type : out == OUT_X ? X.type : F.type, dst, acc, a, b);
+    });
+    return CUDNN_STATUS_SUCCESS;
 }
 
 template <typename Perf, typename Algo> void offer(Perf *perf, int requested, int *returned, const Algo *algos, int n,
@@ -239,48 +257,18 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void *alpha, const 
                                       const cudnnFilterDescriptor_t fd, const void *w, const cudnnConvolutionDescriptor_t cd,
                                       cudnnConvolutionFwdAlgo_t, void *, size_t, const void *beta,
                                       const cudnnTensorDescriptor_t yd, void *y) {
-    if (!shapes_ok(*xd, *fd, *cd, *yd)) return CUDNN_STATUS_BAD_PARAM;
-    const cudnnTensorStruct X = *xd, Y = *yd;
-    const cudnnFilterStruct F = *fd;
-    const cudnnConvolutionStruct CV = *cd;
-    const float a = *(const float *)alpha, b = *(const float *)beta;
-    emu_enqueue(h->stream, [=]() {
-        std::vector<float> acc(count(Y), 0.0f);
-        each_term(X, F, CV, Y, [&](size_t xi, size_t wi, size_t yi) { acc[yi] += load(X.type, x, xi) * load(F.type, w, wi); });
-        blend(Y.type, y, acc, a, b);
-    });
-    return CUDNN_STATUS_SUCCESS;
+    return convolve(h, OUT_Y, alpha, beta, xd, x, fd, w, cd, yd, y, y);
 }
 cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void *alpha, const cudnnFilterDescriptor_t fd,
                                            const void *w, const cudnnTensorDescriptor_t dyd, const void *dy,
                                            const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t, void *,
                                            size_t, const void *beta, const cudnnTensorDescriptor_t dxd, void *dx) {
-    if (!shapes_ok(*dxd, *fd, *cd, *dyd)) return CUDNN_STATUS_BAD_PARAM;
-    const cudnnTensorStruct X = *dxd, Y = *dyd;
-    const cudnnFilterStruct F = *fd;
-    const cudnnConvolutionStruct CV = *cd;
-    const float a = *(const float *)alpha, b = *(const float *)beta;
-    emu_enqueue(h->stream, [=]() {
-        std::vector<float> acc(count(X), 0.0f);
-        each_term(X, F, CV, Y, [&](size_t xi, size_t wi, size_t yi) { acc[xi] += load(Y.type, dy, yi) * load(F.type, w, wi); });
-        blend(X.type, dx, acc, a, b);
-    });
-    return CUDNN_STATUS_SUCCESS;
+    return convolve(h, OUT_X, alpha, beta, dxd, dx, fd, w, cd, dyd, dy, dx);
 }
 cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha, const cudnnTensorDescriptor_t xd,
                                              const void *x, const cudnnTensorDescriptor_t dyd, const void *dy,
                                              const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdFilterAlgo_t, void *,
                                              size_t, const void *beta, const cudnnFilterDescriptor_t fd, void *dw) {
-    if (!shapes_ok(*xd, *fd, *cd, *dyd)) return CUDNN_STATUS_BAD_PARAM;
-    const cudnnTensorStruct X = *xd, Y = *dyd;
-    const cudnnFilterStruct F = *fd;
-    const cudnnConvolutionStruct CV = *cd;
-    const float a = *(const float *)alpha, b = *(const float *)beta;
-    emu_enqueue(h->stream, [=]() {
-        std::vector<float> acc(count(F), 0.0f);
-        each_term(X, F, CV, Y, [&](size_t xi, size_t wi, size_t yi) { acc[wi] += load(X.type, x, xi) * load(Y.type, dy, yi); });
-        blend(F.type, dw, acc, a, b);
-    });
-    return CUDNN_STATUS_SUCCESS;
+    return convolve(h, OUT_W, alpha, beta, xd, x, fd, dw, cd, dyd, dy, dw);
 }
 }

@@ -117,35 +117,9 @@ int act_weight_backward(void *stream, int act, float *dw, float *dgain, const fl
 
 /* ---- pixel norm: one warp per row ---- */
 
-template <typename T> __global__ void k_normalize_rows_forward(T *y, float *norm, const T *x, size_t rows, int cols) {
-    const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
-    WARP_ROWS(r, rows, lane) {
-        const T *xr = x + r * cols;
-        float ss = 0;
-        for (int c = lane; c < cols; c += 32) ss += ld(xr[c]) * ld(xr[c]);
-        const float nr = MP_EPS + sqrtf(warp_sum(ss)) * inv_sqrt_n, inv = 1.0f / nr;
-        if (lane == 0) norm[r] = nr;
-        for (int c = lane; c < cols; c += 32) y[r * cols + c] = st<T>(ld(xr[c]) * inv);
-    }
-}
-template <typename T>
-__global__ void k_normalize_rows_backward(T *dx, const T *dy, const T *x, const float *norm, size_t rows, int cols,
-                                          int acc) {
-    const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
-    WARP_ROWS(r, rows, lane) {
-        const T *xr = x + r * cols, *gr = dy + r * cols;
-        float dot = 0;
-        for (int c = lane; c < cols; c += 32) dot += ld(gr[c]) * ld(xr[c]);
-        dot = warp_sum(dot);
-        const float nr = norm[r], len = (nr - MP_EPS) / inv_sqrt_n;
-        const float a = 1.0f / nr, b = len > 0 ? dot * inv_sqrt_n / (nr * nr * len) : 0.0f;
-        for (int c = lane; c < cols; c += 32) st_acc(dx + r * cols + c, ld(gr[c]) * a - ld(xr[c]) * b, acc);
-    }
-}
-/* The encoder's pixel norm and the MP-SiLU after it in one pass: y = x / norm and a = mp_silu(y), a computed
- * from y as stored (bitwise the two kernels in sequence). */
-template <typename T>
-__global__ void k_normalize_silu_forward(T *y, T *a, float *norm, const T *x, size_t rows, int cols) {
+/* y = x / norm, norm = eps + |x| / sqrt(cols) per row; with `a`, also a = mp_silu(y) from y as stored (the
+ * encoder's pixel norm and the MP-SiLU after it in one pass, bitwise the two kernels in sequence). */
+template <typename T> __global__ void k_normalize_rows_forward(T *y, T *a, float *norm, const T *x, size_t rows, int cols) {
     const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
     WARP_ROWS(r, rows, lane) {
         const T *xr = x + r * cols;
@@ -156,79 +130,62 @@ __global__ void k_normalize_silu_forward(T *y, T *a, float *norm, const T *x, si
         for (int c = lane; c < cols; c += 32) {
             const T v = st<T>(ld(xr[c]) * inv);
             y[r * cols + c] = v;
-            a[r * cols + c] = st<T>(mp_silu1(ld(v)));
+            if (a) a[r * cols + c] = st<T>(mp_silu1(ld(v)));
         }
     }
 }
-/* Their gradients in one pass: g = dy + mp_silu's gradient of da at y (as act_silu_backward would store it
- * into dy), then dx = the pixel norm's gradient of g (act_normalize_rows_backward), g never stored. */
+/* dx (+)= the pixel norm's gradient of g, g = dy; with `da`, g = dy + mp_silu's gradient of da at y, as
+ * act_silu_backward would store it into dy, g never stored (the encoder's two gradients in one pass). */
 template <typename T>
-__global__ void k_silu_normalize_backward(T *dx, const T *dy, const T *da, const T *y, const T *x, const float *norm,
-                                          size_t rows, int cols) {
+__global__ void k_normalize_rows_backward(T *dx, const T *dy, const T *da, const T *y, const T *x, const float *norm,
+                                          size_t rows, int cols, int acc) {
     const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
     WARP_ROWS(r, rows, lane) {
         const size_t o = r * cols;
+        auto g = [&](int c) { return da ? ld(st<T>(ld(dy[o + c]) + mp_silu1_grad(ld(da[o + c]), ld(y[o + c])))) : ld(dy[o + c]); };
         float dot = 0;
-        for (int c = lane; c < cols; c += 32)
-            dot += ld(st<T>(ld(dy[o + c]) + mp_silu1_grad(ld(da[o + c]), ld(y[o + c])))) * ld(x[o + c]);
+        for (int c = lane; c < cols; c += 32) dot += g(c) * ld(x[o + c]);
         dot = warp_sum(dot);
         const float nr = norm[r], len = (nr - MP_EPS) / inv_sqrt_n;
         const float a = 1.0f / nr, b = len > 0 ? dot * inv_sqrt_n / (nr * nr * len) : 0.0f;
-        for (int c = lane; c < cols; c += 32) {
-            const float g = ld(st<T>(ld(dy[o + c]) + mp_silu1_grad(ld(da[o + c]), ld(y[o + c]))));
-            dx[o + c] = st<T>(g * a - ld(x[o + c]) * b);
-        }
+        for (int c = lane; c < cols; c += 32) st_acc(dx + o + c, g(c) * a - ld(x[o + c]) * b, acc);
     }
 }
 template <typename T>
-static int normalize_silu_forward(void *stream, void *y, void *a, float *norm, const void *x, size_t rows, int cols) {
+static int normalize_rows_forward(void *stream, void *y, void *a, float *norm, const void *x, size_t rows, int cols) {
     if (rows == 0) return 0;
-    k_normalize_silu_forward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>((T *)y, (T *)a, norm, (const T *)x,
+    k_normalize_rows_forward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>((T *)y, (T *)a, norm, (const T *)x,
                                                                                          rows, cols);
     return (int)cudaGetLastError();
 }
 template <typename T>
-static int silu_normalize_backward(void *stream, void *dx, const void *dy, const void *da, const void *y, const void *x,
-                                   const float *norm, size_t rows, int cols) {
+static int normalize_rows_backward(void *stream, void *dx, const void *dy, const void *da, const void *y, const void *x,
+                                   const float *norm, size_t rows, int cols, int acc) {
     if (rows == 0) return 0;
-    k_silu_normalize_backward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>(
-        (T *)dx, (const T *)dy, (const T *)da, (const T *)y, (const T *)x, norm, rows, cols);
+    k_normalize_rows_backward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>(
+        (T *)dx, (const T *)dy, (const T *)da, (const T *)y, (const T *)x, norm, rows, cols, acc);
     return (int)cudaGetLastError();
 }
 int act_normalize_silu_forward(void *stream, int act, void *y, void *a, float *norm, const void *x, size_t rows,
                                int cols) {
-    if (act != ACT_F32) return LP_CALL(act, normalize_silu_forward, stream, y, a, norm, x, rows, cols);
+    if (act != ACT_F32) return LP_CALL(act, normalize_rows_forward, stream, y, a, norm, x, rows, cols);
     const int e = mpc_normalize_rows_forward(stream, F(y), norm, CF(x), rows, cols, cols, cols);
     return e ? e : mpc_silu_forward(stream, F(a), CF(y), rows * (size_t)cols);
 }
 int act_silu_normalize_backward(void *stream, int act, void *dx, void *dy, const void *da, const void *y, const void *x,
                                 const float *norm, size_t rows, int cols) {
-    if (act != ACT_F32) return LP_CALL(act, silu_normalize_backward, stream, dx, dy, da, y, x, norm, rows, cols);
+    if (act != ACT_F32) return LP_CALL(act, normalize_rows_backward, stream, dx, dy, da, y, x, norm, rows, cols, 0);
     const int e = mpc_silu_backward(stream, F(dy), CF(da), CF(y), rows * (size_t)cols, 1);
     return e ? e : mpc_normalize_rows_backward(stream, F(dx), CF(dy), CF(x), norm, rows, cols, cols, cols, 0);
 }
-template <typename T>
-static int normalize_rows_forward(void *stream, void *y, float *norm, const void *x, size_t rows, int cols) {
-    if (rows == 0) return 0;
-    k_normalize_rows_forward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>((T *)y, norm, (const T *)x, rows, cols);
-    return (int)cudaGetLastError();
-}
-template <typename T>
-static int normalize_rows_backward(void *stream, void *dx, const void *dy, const void *x, const float *norm, size_t rows,
-                                   int cols, int acc) {
-    if (rows == 0) return 0;
-    k_normalize_rows_backward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>(
-        (T *)dx, (const T *)dy, (const T *)x, norm, rows, cols, acc);
-    return (int)cudaGetLastError();
-}
 int act_normalize_rows_forward(void *stream, int act, void *y, float *norm, const void *x, size_t rows, int cols) {
     if (act == ACT_F32) return mpc_normalize_rows_forward(stream, F(y), norm, CF(x), rows, cols, cols, cols);
-    return LP_CALL(act, normalize_rows_forward, stream, y, norm, x, rows, cols);
+    return LP_CALL(act, normalize_rows_forward, stream, y, NULL, norm, x, rows, cols);
 }
 int act_normalize_rows_backward(void *stream, int act, void *dx, const void *dy, const void *x, const float *norm,
                                 size_t rows, int cols, int acc) {
     if (act == ACT_F32) return mpc_normalize_rows_backward(stream, F(dx), CF(dy), CF(x), norm, rows, cols, cols, cols, acc);
-    return LP_CALL(act, normalize_rows_backward, stream, dx, dy, x, norm, rows, cols, acc);
+    return LP_CALL(act, normalize_rows_backward, stream, dx, dy, NULL, NULL, x, norm, rows, cols, acc);
 }
 
 /* ---- MP-SiLU, MP-Add, MP-Cat ---- */
@@ -276,12 +233,19 @@ template <typename T> __global__ void k_sum_forward(T *y, const T *a, const T *b
         stv(y, u, i, m);
     }
 }
-template <typename T> __global__ void k_sum_backward(T *da, T *db, const T *dy, float t, size_t n, int acc) {
+/* mp_sum's gradient of g = dy; with `unclipped`, of the gradient of a clip at c before it: g = dy where
+ * -c <= unclipped <= c, else 0 (dy's value or 0, what act_clip_backward stores: bitwise the two kernels). */
+template <typename T>
+__global__ void k_sum_backward(T *da, T *db, const T *dy, const T *unclipped, float c, float t, size_t n, int acc) {
     const float inv = mp_sum_scale(t), wa = (1 - t) * inv, wb = t * inv;
     CHUNK_LOOP(i, n) {
         const int m = chunk_len(i, n);
         float g[8], u[8];
         ldv(g, dy, i, m);
+        if (unclipped) {
+            ldv(u, unclipped, i, m);
+            UNROLL8(k) g[k] = u[k] >= -c && u[k] <= c ? g[k] : 0.0f;
+        }
         if (da) {
             UNROLL8(k) u[k] = wa * g[k];
             stv(da, u, i, m, acc);
@@ -295,8 +259,10 @@ template <typename T> __global__ void k_sum_backward(T *da, T *db, const T *dy, 
 template <typename T> static int sum_forward(void *stream, void *y, const void *a, const void *b, float t, size_t n) {
     LAUNCH_CHUNKS(n, k_sum_forward<T>, (T *)y, (const T *)a, (const T *)b, t, n);
 }
-template <typename T> static int sum_backward(void *stream, void *da, void *db, const void *dy, float t, size_t n, int acc) {
-    LAUNCH_CHUNKS(n, k_sum_backward<T>, (T *)da, (T *)db, (const T *)dy, t, n, acc);
+template <typename T>
+static int sum_backward(void *stream, void *da, void *db, const void *dy, const void *unclipped, float c, float t, size_t n,
+                        int acc) {
+    LAUNCH_CHUNKS(n, k_sum_backward<T>, (T *)da, (T *)db, (const T *)dy, (const T *)unclipped, c, t, n, acc);
 }
 int act_sum_forward(void *stream, int act, void *y, const void *a, const void *b, float t, size_t n) {
     if (act == ACT_F32) return mpc_sum_forward(stream, F(y), CF(a), CF(b), t, n);
@@ -304,7 +270,7 @@ int act_sum_forward(void *stream, int act, void *y, const void *a, const void *b
 }
 int act_sum_backward(void *stream, int act, void *da, void *db, const void *dy, float t, size_t n, int acc) {
     if (act == ACT_F32) return mpc_sum_backward(stream, F(da), F(db), CF(dy), t, n, acc);
-    return LP_CALL(act, sum_backward, stream, da, db, dy, t, n, acc);
+    return LP_CALL(act, sum_backward, stream, da, db, dy, NULL, 0.0f, t, n, acc);
 }
 
 /* Row p of y: [wa a[p, :Ca], wb b[p, :Cb]]. With Ca and Cb multiples of 8, each chunk lies in one operand. */
@@ -628,32 +594,9 @@ int act_sum_clip_forward(void *stream, int act, void *y, void *unclipped, const 
     if (act == ACT_F32) return mpc_sum_clip_forward(stream, F(y), F(unclipped), CF(a), CF(b), t, c, n, NULL);
     return LP_CALL(act, sum_clip_forward, stream, y, unclipped, a, b, t, c, n);
 }
-template <typename T>
-__global__ void k_sum_clip_backward(T *da, T *db, const T *dy, const T *x, float t, float c, size_t n, int acc) {
-    const float inv = mp_sum_scale(t), wa = (1 - t) * inv, wb = t * inv;
-    CHUNK_LOOP(i, n) {
-        const int m = chunk_len(i, n);
-        float g[8], v[8];
-        ldv(g, dy, i, m), ldv(v, x, i, m);
-        UNROLL8(k) g[k] = v[k] >= -c && v[k] <= c ? g[k] : 0.0f; /* dy's value or 0: what clip_backward stores */
-        if (da) {
-            UNROLL8(k) v[k] = wa * g[k];
-            stv(da, v, i, m, acc);
-        }
-        if (db) {
-            UNROLL8(k) v[k] = wb * g[k];
-            stv(db, v, i, m, acc);
-        }
-    }
-}
-template <typename T>
-static int sum_clip_backward(void *stream, void *da, void *db, const void *dy, const void *x, float t, float c, size_t n,
-                             int acc) {
-    LAUNCH_CHUNKS(n, k_sum_clip_backward<T>, (T *)da, (T *)db, (const T *)dy, (const T *)x, t, c, n, acc);
-}
 int act_sum_clip_backward(void *stream, int act, void *da, void *db, const void *dy, const void *unclipped, float t,
                           float c, size_t n, int acc) {
-    return ACT_CALL(act, sum_clip_backward, stream, da, db, dy, unclipped, t, c, n, acc);
+    return ACT_CALL(act, sum_backward, stream, da, db, dy, unclipped, c, t, n, acc);
 }
 int act_clip_backward(void *stream, int act, void *dx, const void *dy, const void *x, float c, size_t n, int acc) {
     if (act == ACT_F32) return mpc_clip_backward(stream, F(dx), CF(dy), CF(x), c, n, acc);
