@@ -36,9 +36,11 @@ emu_rewrite(EMU_LOSS ${P}/loss/uncertainty_weighted_loss_cuda.cu)
 emu_rewrite(EMU_ADAM ${P}/optimizer/adam_cuda.cu)
 
 include(CheckCXXCompilerFlag)
-check_cxx_compiler_flag(-fsanitize=address,undefined EDM2_EMU_SANITIZE)
+set(CMAKE_REQUIRED_LINK_OPTIONS -fsanitize=address,undefined) # the check links, which needs the runtime too
+check_cxx_compiler_flag(-fsanitize=address,undefined EDM2_EMU_SANITIZER)
+unset(CMAKE_REQUIRED_LINK_OPTIONS)
 set(EMU_SAN "")
-if(EDM2_EMU_SANITIZE)
+if(EDM2_EMU_SANITIZER)
   set(EMU_SAN -fsanitize=address,undefined -fno-omit-frame-pointer)
 endif()
 # emu_target(TARGET): compiled for the emulation: the rewritten copies first on the include path, cuda_emu.h
@@ -53,7 +55,8 @@ function(emu_target t)
 endfunction()
 
 # The emulated CUDA runtime, cuBLAS and cuDNN: one shared library for the tests and the plugins they load.
-add_library(edm2_cuda_emu_rt SHARED ${EMU_SRC}/cuda_emu.cpp ${EMU_SRC}/cublas_emu.cpp ${EMU_SRC}/cudnn_emu.cpp)
+add_library(edm2_cuda_emu_rt SHARED ${EMU_SRC}/cuda_emu.cpp ${EMU_SRC}/fiber.cpp ${EMU_SRC}/cublas_emu.cpp
+            ${EMU_SRC}/cudnn_emu.cpp)
 target_include_directories(edm2_cuda_emu_rt PRIVATE ${EMU_SRC} ${CUDAToolkit_INCLUDE_DIRS} ${EDM2_CUDNN_INCLUDE_DIR})
 if(EDM2_NCCL_FOUND)
   target_sources(edm2_cuda_emu_rt PRIVATE ${EMU_SRC}/nccl_emu.cpp)
@@ -131,7 +134,9 @@ function(emu_test name src)
   target_link_libraries(${name} PRIVATE edm2_test_util_emu edm2host_core ${ARGN})
   emu_target(${name})
   add_test(NAME ${name} COMMAND ${name})
-  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+  # OpenBLAS in one thread: its threads would wait on each other through the emulation's many small products.
+  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
+                       ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
 endfunction()
 foreach(t test_cuda_layers test_cuda_lp_layers test_cuda_attention)
   emu_test(${t}_emu ${t}.c edm2_cuda_emu edm2_mp_unet_cpu)

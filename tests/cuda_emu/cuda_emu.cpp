@@ -5,19 +5,23 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "cuda_emu.h"
+#include "fiber.h"
 
-thread_local EmuDim emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
+/* One launch runs at a time (emu_enqueue holds run_lock), so the ids the kernels read are plain globals:
+ * thread-local ones cost a library call per read, which dominated the emulation's time. */
+EmuDim emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
 
 /* ---- fibers: one per thread of the block being run ---- */
 
 namespace {
 enum Wait { RUNNING, AT_SHUFFLE, AT_SYNC, DONE };
 struct Block {
-    ucontext_t sched;
-    std::vector<ucontext_t> ctx;
+    Fiber sched;                   /* the launch's own stack */
+    std::vector<Fiber> ctx;        /* the threads' */
     std::vector<Wait> wait;
     std::vector<float> slot, read; /* shuffle values, per thread */
     unsigned block, nthreads;
@@ -25,9 +29,10 @@ struct Block {
     void (*entry)(void *);
     void *arg;
 };
-thread_local Block *cur;
-thread_local unsigned cur_thread;
-thread_local std::vector<std::vector<char>> stacks;
+Block *cur;
+unsigned cur_thread;
+std::vector<std::vector<char>> stacks;
+std::recursive_mutex run_lock;
 thread_local cudaError_t last_error = cudaSuccess;
 const size_t stack_bytes = 128 * 1024;
 
@@ -37,26 +42,27 @@ void enter(Block *b, unsigned t) {
     emu_blockIdx = {b->block, 0, 0};
 }
 
-void thread_main(unsigned t) {
-    cur->entry(cur->arg);
-    cur->wait[t] = DONE;
+/* A thread's fiber: the kernel, then back to the scheduler for good. */
+void thread_main() {
+    fiber_started();
+    Block *b = cur;
+    const unsigned t = cur_thread;
+    b->entry(b->arg);
+    b->wait[t] = DONE;
+    fiber_switch(&b->ctx[t], &b->sched, true);
 }
 
 void make_fiber(Block *b, unsigned t) {
     if (stacks.size() <= t) stacks.resize(t + 1);
     stacks[t].resize(stack_bytes);
-    getcontext(&b->ctx[t]);
-    b->ctx[t].uc_stack.ss_sp = stacks[t].data();
-    b->ctx[t].uc_stack.ss_size = stack_bytes;
-    b->ctx[t].uc_link = &b->sched;
-    makecontext(&b->ctx[t], (void (*)())thread_main, 1, t);
+    fiber_make(&b->ctx[t], stacks[t].data(), stack_bytes, thread_main);
     b->wait[t] = RUNNING;
 }
 
 void resume(Block *b, unsigned t) {
     b->wait[t] = RUNNING;
     enter(b, t);
-    swapcontext(&b->sched, &b->ctx[t]);
+    fiber_switch(&b->sched, &b->ctx[t], false);
 }
 
 /* A thread stops at a shuffle or a barrier until the scheduler releases it. */
@@ -68,7 +74,7 @@ void block_at(Wait w, const char *what) {
         abort();
     }
     b->wait[t] = w;
-    swapcontext(&b->ctx[t], &b->sched);
+    fiber_switch(&b->ctx[t], &b->sched, false);
     enter(b, t);
 }
 } // namespace
@@ -84,6 +90,7 @@ void emu_bad_launch(unsigned grid, unsigned block) {
  * their values and go on; when every live thread waits at __syncthreads, all go on. */
 void emu_run_block(void (*entry)(void *), void *arg, unsigned block, unsigned nthreads) {
     Block b;
+    b.sched = Fiber{};
     b.block = block, b.nthreads = nthreads, b.entry = entry, b.arg = arg, b.fibers = false;
     b.ctx.resize(nthreads), b.wait.assign(nthreads, RUNNING), b.slot.resize(nthreads), b.read.resize(nthreads);
     make_fiber(&b, 0);
@@ -174,8 +181,12 @@ bool forbidden_in_capture(const char *call) {
 } // namespace
 
 void emu_enqueue(cudaStream_t stream, std::function<void()> work) {
-    if (stream && stream->capturing) stream->recorded.push_back(std::move(work));
-    else work();
+    if (stream && stream->capturing) {
+        stream->recorded.push_back(std::move(work));
+    } else {
+        std::lock_guard<std::recursive_mutex> hold(run_lock);
+        work();
+    }
 }
 
 /* ---- the CUDA runtime on host memory (one device; work runs when queued, so streams are always idle) ---- */

@@ -1,16 +1,16 @@
-/* cuda_emu.h: the project's CUDA kernels compiled by a C++ compiler and run on the CPU, for the kernel tests
+/* cuda_emu.h: the project's CUDA kernels compiled by a C++ compiler and run on the CPU, for the CUDA tests
  * of a machine without a GPU (README.md here). Force-included (-include) into each .cu file, whose launches
  * rewrite_launches.py has turned into emu_launch calls. A launch runs its blocks one after another; a
- * block's threads run as fibers (ucontext), a warp's 32 lanes meeting at each __shfl_xor_sync, so the
- * warp-per-row kernels work. What this checks: indexing, layouts, bounds (under AddressSanitizer), the
- * arithmetic of each element. What it cannot: the GPU's memory model and races, its math library's last
- * bits, timing; shared memory and __syncthreads are not emulated (no kernel here uses them). */
+ * block's threads run as fibers (fiber.h) that meet at each __shfl_xor_sync (a warp's lanes) and
+ * __syncthreads (the block's threads), and __shared__ variables are static, one copy for the block being
+ * run. What this checks: indexing, layouts, bounds (under AddressSanitizer), the arithmetic of each
+ * element, the order of a block's steps. What it cannot: the GPU's memory model and races between blocks,
+ * its math library's last bits, timing. */
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-#include <ucontext.h>
 
 #include <cmath>
 #include <cstddef>
@@ -19,7 +19,7 @@
 struct EmuDim {
     unsigned x, y, z;
 };
-extern thread_local EmuDim emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
+extern EmuDim emu_threadIdx, emu_blockIdx, emu_blockDim, emu_gridDim;
 #define threadIdx emu_threadIdx
 #define blockIdx emu_blockIdx
 #define blockDim emu_blockDim

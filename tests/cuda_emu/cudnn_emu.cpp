@@ -1,8 +1,9 @@
 /* cudnn_emu.cpp: the cuDNN calls of the project on host memory, for the emulated tests (README.md here):
  * 4-d tensor, filter and 2-d convolution descriptors, the algorithm queries (every algorithm asked about is
  * offered as deterministic, with the descriptor's math type and no workspace), and the three convolutions
- * computed directly, accumulated in float32 and stored in the tensors' type, y = alpha conv + beta y (y not
- * read when beta = 0), after cuDNN's shape checks. Queued on the handle's stream. */
+ * as float32 products through OpenBLAS (im2col), stored in the tensors' type, y = alpha conv + beta y (y
+ * not read when beta = 0), after cuDNN's shape checks. Queued on the handle's stream. */
+#include <cblas.h>
 #include <cudnn.h>
 
 #include <cstdlib>
@@ -58,22 +59,42 @@ bool shapes_ok(const cudnnTensorStruct &x, const cudnnFilterStruct &f, const cud
            y.type == x.type && cv.compute == CUDNN_DATA_FLOAT;
 }
 
-/* Calls fn(xi, wi, yi) for every product term of the convolution: x[xi] w[wi] contributes to y[yi]. */
-template <typename F>
-void each_term(const cudnnTensorStruct &x, const cudnnFilterStruct &f, const cudnnConvolutionStruct &cv,
-               const cudnnTensorStruct &y, F fn) {
-    for (int n = 0; n < y.n; n++)
-        for (int k = 0; k < y.c; k++)
-            for (int ho = 0; ho < y.h; ho++)
-                for (int wo = 0; wo < y.w; wo++)
-                    for (int r = 0; r < f.r; r++)
-                        for (int s = 0; s < f.s; s++) {
-                            const int hi = ho * cv.u - cv.ph + r * cv.dh, wi = wo * cv.v - cv.pw + s * cv.dw;
-                            if (hi < 0 || hi >= x.h || wi < 0 || wi >= x.w) continue;
-                            for (int c = 0; c < x.c; c++) fn(at(x, n, c, hi, wi), at(f, cv, k, c, r, s), at(y, n, k, ho, wo));
-                        }
+/* The filter as a matrix wm[K, Q], Q = R S C taps in (r, s, c) order (flipped for CUDNN_CONVOLUTION). */
+std::vector<float> filter_matrix(const cudnnFilterStruct &f, const cudnnConvolutionStruct &cv, const void *w) {
+    const size_t Q = (size_t)f.r * f.s * f.c;
+    std::vector<float> wm(f.k * Q);
+    for (int k = 0; k < f.k; k++)
+        for (int r = 0; r < f.r; r++)
+            for (int s = 0; s < f.s; s++)
+                for (int c = 0; c < f.c; c++) wm[k * Q + ((size_t)r * f.s + s) * f.c + c] = load(f.type, w, at(f, cv, k, c, r, s));
+    return wm;
 }
 
+/* For image n, the element of x under each tap q of each output pixel p (-1: padding), [P, Q]. */
+std::vector<long> taps(const cudnnTensorStruct &x, const cudnnFilterStruct &f, const cudnnConvolutionStruct &cv,
+                       const cudnnTensorStruct &y, int n) {
+    const size_t Q = (size_t)f.r * f.s * f.c;
+    std::vector<long> t((size_t)y.h * y.w * Q);
+    for (int ho = 0; ho < y.h; ho++)
+        for (int wo = 0; wo < y.w; wo++)
+            for (int r = 0; r < f.r; r++)
+                for (int s = 0; s < f.s; s++) {
+                    const int hi = ho * cv.u - cv.ph + r * cv.dh, wi = wo * cv.v - cv.pw + s * cv.dw;
+                    const bool in = hi >= 0 && hi < x.h && wi >= 0 && wi < x.w;
+                    for (int c = 0; c < x.c; c++)
+                        t[((size_t)ho * y.w + wo) * Q + ((size_t)r * f.s + s) * f.c + c] = in ? (long)at(x, n, c, hi, wi) : -1;
+                }
+    return t;
+}
+
+/* y's image n as a matrix [P, K]. */
+std::vector<float> image_matrix(const cudnnTensorStruct &y, int n, const void *p) {
+    std::vector<float> m((size_t)y.h * y.w * y.c);
+    for (int h = 0; h < y.h; h++)
+        for (int w = 0; w < y.w; w++)
+            for (int k = 0; k < y.c; k++) m[((size_t)h * y.w + w) * y.c + k] = load(y.type, p, at(y, n, k, h, w));
+    return m;
+}
 /* out[i] = alpha acc[i] + beta out[i] (out not read when beta = 0). */
 void blend(cudnnDataType_t t, void *out, const std::vector<float> &acc, float alpha, float beta) {
     for (size_t i = 0; i < acc.size(); i++) store(t, out, i, alpha * acc[i] + (beta != 0 ? beta * load(t, out, i) : 0.0f));
@@ -91,12 +112,40 @@ cudnnStatus_t convolve(cudnnHandle_t h, Out out, const void *alpha, const void *
     const cudnnConvolutionStruct CV = *cd;
     const float a = *(const float *)alpha, b = *(const float *)beta;
     emu_enqueue(h->stream, [=]() {
+        /* per image: the taps as col[P, Q]; y_n = col wm^T; dcol = dy_n wm, added back where each tap came
+         * from; dwm += dy_n^T col (float32 products through OpenBLAS) */
+        const int P = Y.h * Y.w, Q = F.r * F.s * F.c, K = F.k;
+        const std::vector<float> wm = out == OUT_W ? std::vector<float>() : filter_matrix(F, CV, w);
         std::vector<float> acc(out == OUT_Y ? count(Y) : out == OUT_X ? count(X) : count(F), 0.0f);
-        each_term(X, F, CV, Y, [&](size_t xi, size_t wi, size_t yi) {
-            if (out == OUT_Y) acc[yi] += load(X.type, x, xi) * load(F.type, w, wi);
-            else if (out == OUT_X) acc[xi] += load(Y.type, y, yi) * load(F.type, w, wi);
-            else acc[wi] += load(X.type, x, xi) * load(Y.type, y, yi);
-        });
+        std::vector<float> col((size_t)P * Q), prod((size_t)P * (out == OUT_Y ? K : Q)), dwm(out == OUT_W ? (size_t)K * Q : 0);
+        for (int n = 0; n < Y.n; n++) {
+            const std::vector<long> t = taps(X, F, CV, Y, n);
+            if (out != OUT_X)
+                for (size_t i = 0; i < col.size(); i++) col[i] = t[i] < 0 ? 0.0f : load(X.type, x, (size_t)t[i]);
+            if (out == OUT_Y) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, K, Q, 1.0f, col.data(), Q, wm.data(), Q, 0.0f,
+                            prod.data(), K);
+                for (int ho = 0; ho < Y.h; ho++)
+                    for (int wo = 0; wo < Y.w; wo++)
+                        for (int k = 0; k < K; k++) acc[at(Y, n, k, ho, wo)] = prod[((size_t)ho * Y.w + wo) * K + k];
+            } else if (out == OUT_X) {
+                const std::vector<float> dy = image_matrix(Y, n, y);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, Q, K, 1.0f, dy.data(), K, wm.data(), Q, 0.0f,
+                            prod.data(), Q);
+                for (size_t i = 0; i < prod.size(); i++)
+                    if (t[i] >= 0) acc[(size_t)t[i]] += prod[i];
+            } else {
+                const std::vector<float> dy = image_matrix(Y, n, y);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Q, P, 1.0f, dy.data(), K, col.data(), Q, 1.0f,
+                            dwm.data(), Q);
+            }
+        }
+        if (out == OUT_W)
+            for (int k = 0; k < K; k++)
+                for (int r = 0; r < F.r; r++)
+                    for (int s = 0; s < F.s; s++)
+                        for (int c = 0; c < F.c; c++)
+                            acc[at(F, CV, k, c, r, s)] = dwm[(size_t)k * Q + ((size_t)r * F.s + s) * F.c + c];
         blend(out == OUT_Y ? Y.type : out == OUT_X ? X.type : F.type, dst, acc, a, b);
     });
     return CUDNN_STATUS_SUCCESS;

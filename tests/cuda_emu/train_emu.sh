@@ -9,7 +9,7 @@
 set -uo pipefail
 tree=${1:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
 src=${2:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
-export ASAN_OPTIONS=detect_leaks=0
+export ASAN_OPTIONS=detect_leaks=0 OPENBLAS_NUM_THREADS=1
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }

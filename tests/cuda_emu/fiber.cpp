@@ -1,0 +1,106 @@
+/* fiber.cpp: fiber.h. */
+#include "fiber.h"
+
+#include <cstdint>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EMU_ASAN_FIBERS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMU_ASAN_FIBERS 1
+#endif
+#endif
+#ifdef EMU_ASAN_FIBERS
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+namespace {
+/* The scheduler's stack (the thread's own), as AddressSanitizer reports it when a fiber starts. */
+thread_local const void *sched_bottom;
+thread_local size_t sched_size;
+
+void announce(Fiber *from, Fiber *to, bool from_ends) {
+#ifdef EMU_ASAN_FIBERS
+    __sanitizer_start_switch_fiber(from_ends ? nullptr : &from->fake, to->stack ? to->stack : sched_bottom,
+                                   to->stack ? to->size : sched_size);
+#else
+    (void)from, (void)to, (void)from_ends;
+#endif
+}
+void arrived(Fiber *self) {
+#ifdef EMU_ASAN_FIBERS
+    const void *bottom;
+    size_t size;
+    __sanitizer_finish_switch_fiber(self->fake, &bottom, &size);
+    if (self->stack) sched_bottom = bottom, sched_size = size; /* a fiber is resumed from the scheduler */
+#else
+    (void)self;
+#endif
+}
+} // namespace
+
+/* A stack reused for a new fiber still holds the poisoned redzones of the frames that never returned on
+ * it (the last fiber's switch out): cleared, as AddressSanitizer's makecontext does. */
+static void fresh_stack(char *stack, size_t size) {
+#ifdef EMU_ASAN_FIBERS
+    __asan_unpoison_memory_region(stack, size);
+#else
+    (void)stack, (void)size;
+#endif
+}
+
+void fiber_started() {
+#ifdef EMU_ASAN_FIBERS
+    __sanitizer_finish_switch_fiber(nullptr, &sched_bottom, &sched_size);
+#endif
+}
+
+#if defined(__x86_64__)
+/* emu_fiber_jump(save, load): pushes the callee-saved registers, stores the stack pointer in *save, loads
+ * `load` as the stack pointer, pops the registers saved there and returns into that fiber. */
+asm(".text\n"
+    ".globl emu_fiber_jump\n"
+    ".hidden emu_fiber_jump\n"
+    ".type emu_fiber_jump,@function\n"
+    "emu_fiber_jump:\n"
+    "  pushq %rbp\n  pushq %rbx\n  pushq %r12\n  pushq %r13\n  pushq %r14\n  pushq %r15\n"
+    "  movq %rsp, (%rdi)\n"
+    "  movq %rsi, %rsp\n"
+    "  popq %r15\n  popq %r14\n  popq %r13\n  popq %r12\n  popq %rbx\n  popq %rbp\n"
+    "  ret\n"
+    ".size emu_fiber_jump, .-emu_fiber_jump\n");
+extern "C" void emu_fiber_jump(void **save, void *load);
+
+void fiber_make(Fiber *f, char *stack, size_t size, void (*entry)()) {
+    fresh_stack(stack, size);
+    f->stack = stack, f->size = size, f->fake = nullptr;
+    void **sp = (void **)((uintptr_t)(stack + size) & ~(uintptr_t)15);
+    *--sp = nullptr;          /* where entry's return address would be: entry never returns */
+    *--sp = (void *)entry;    /* emu_fiber_jump's ret goes there, the stack then aligned as after a call */
+    for (int i = 0; i < 6; i++) *--sp = nullptr; /* rbp rbx r12 r13 r14 r15 */
+    f->sp = sp;
+}
+
+void fiber_switch(Fiber *from, Fiber *to, bool from_ends) {
+    announce(from, to, from_ends);
+    emu_fiber_jump(&from->sp, to->sp);
+    arrived(from);
+}
+#else
+void fiber_make(Fiber *f, char *stack, size_t size, void (*entry)()) {
+    fresh_stack(stack, size);
+    f->stack = stack, f->size = size, f->fake = nullptr;
+    getcontext(&f->ctx);
+    f->ctx.uc_stack.ss_sp = stack;
+    f->ctx.uc_stack.ss_size = size;
+    f->ctx.uc_link = nullptr;
+    makecontext(&f->ctx, entry, 0);
+}
+
+void fiber_switch(Fiber *from, Fiber *to, bool from_ends) {
+    announce(from, to, from_ends);
+    swapcontext(&from->ctx, &to->ctx);
+    arrived(from);
+}
+#endif
