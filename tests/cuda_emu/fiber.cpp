@@ -16,9 +16,11 @@
 #endif
 
 namespace {
+#ifdef EMU_ASAN_FIBERS
 /* The scheduler's stack (the thread's own), as AddressSanitizer reports it when a fiber starts. */
 thread_local const void *sched_bottom;
 thread_local size_t sched_size;
+#endif
 
 void announce(Fiber *from, Fiber *to, bool from_ends) {
 #ifdef EMU_ASAN_FIBERS
