@@ -5,7 +5,8 @@
 #      broadcast with one rank) gives bytewise the plain run's checkpoint, as scripts/gpu-check.sh checks on
 #      a GPU;
 #   2. precision = bf16 trains (a finite loss) with the passes replayed from CUDA graphs (never turned
-#      off).
+#      off);
+#   3. its snapshots generate images with guidance in bf16, each network's evaluations from CUDA graphs.
 set -uo pipefail
 tree=${1:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
 src=${2:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
@@ -34,3 +35,14 @@ n=$(grep -c "CUDA graph captured" "$dir/bf16.log")
 loss=$(grep -o '"loss": [-0-9.e+]*' "$dir/bf16/stats.jsonl" | tail -1 | awk '{print $2}')
 awk -v l="$loss" 'BEGIN { exit !(l == l + 0 && l > 0 && l < 10) }' || fail "bf16 training: final loss '$loss'"
 echo "bf16 training (emulated): loss $loss, $n CUDA graphs captured, never turned off"
+gen=$(ls "$dir"/bf16/network-snapshot-*-0.100.safetensors)
+"$tree/edm2host" -v run "$src/configs/fashion-mnist-generate.ini" --set backend.plugin=cuda --set generate.net="$gen" \
+  --set generate.gnet="${gen%-0.100.safetensors}-0.050.safetensors" --set generate.guidance=1.5 \
+  --set generate.seeds=0-3 --set generate.batch=4 --set generate.outdir="$dir/gen" >"$dir/gen.log" 2>&1 ||
+  { cat "$dir/gen.log"; fail "guided generation"; }
+grep -q "precision = bf16" "$dir/gen.log" || fail "generation: the snapshot's bf16 not in effect"
+grep -q "turned off" "$dir/gen.log" && fail "CUDA graphs turned off in generation"
+n=$(grep -c "CUDA graph captured" "$dir/gen.log")
+[ "$n" -ge 2 ] || fail "generation: $n CUDA graphs captured, expected at least one per network"
+[ -f "$dir/gen/grid.png" ] && [ "$(ls "$dir"/gen/00000?-class*.png | wc -l)" = 4 ] || { ls "$dir/gen"; fail "generation: images missing"; }
+echo "guided generation in bf16 (emulated): 4 images, $n CUDA graphs captured, never turned off"

@@ -43,6 +43,10 @@ static edm2_status net_create(const edm2_host *host, const edm2_config *cfg, con
         return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "%s", err);
     }
     pgraph_init(&net->graphs);
+    if (hp.precision != UNET_FP32)
+        edm2_logf(host, EDM2_LOG_INFO, ID, EDM2_OK,
+                  "precision = %s: the U-Net body on tensor cores; weights, gradients, embedding and output in fp32%s",
+                  hp.precision == UNET_BF16 ? "bf16" : "fp16", net->graphs.enabled ? "; CUDA graphs on" : "");
     *out = net;
     return EDM2_OK;
 }
