@@ -367,9 +367,10 @@ static void graph_log_end(int captures) {
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     int captured = 0, off = 0;
-    while (fgets(line, sizeof line, f)) {
+    while (fgets(line, sizeof line, f)) { /* everything but the debug lines goes on to stderr */
         captured += strstr(line, "CUDA graph captured") != NULL;
-        if (strstr(line, "turned off")) off++, fputs(line, stderr);
+        off += strstr(line, "turned off") != NULL;
+        if (strncmp(line, "debug: ", 7)) fputs(line, stderr);
     }
     fclose(f);
     rm_rf(g_log_dir);
