@@ -16,6 +16,7 @@
 #include "act_type.h"
 #include "mp_ops_cuda.h"
 #include "test_util.h"
+#include "unet_kernels.h"
 
 static cudaStream_t g_stream;
 #define CUDA_BUF_STREAM g_stream
@@ -119,6 +120,18 @@ static void test_modulate_resample_clip_fourier(void **state) {
                 assert_int_equal(act_sum_clip_backward(g_stream, ACT_F32, dx.d, db.d, dy.d, un.d, 0.3f, 1.0f, n, acc), 0);
                 same("sum_clip backward a", &dx, 0), same("sum_clip backward b", &db, 0);
                 drop(&g6), drop(&db);
+            }
+            { /* y += x and dropout (unet_kernels.h), float32: bitwise the CPU's arithmetic */
+                buf ya = make(n, 18, 1);
+                for (size_t i = 0; i < n; i++) ya.h[i] += x.h[i];
+                assert_int_equal(uk_accumulate(g_stream, ACT_F32, ya.d, x.d, n), 0);
+                same("y += x", &ya, 0);
+                for (size_t i = 0; i < n; i++)
+                    ya.h[i] = edm2_philox_uniform(5, 6, 100 + i) < 0.25f ? 0.0f : x.h[i] * (1.0f / (1.0f - 0.25f));
+                assert_int_equal(cudaMemcpy(ya.d, x.d, n * sizeof(float), cudaMemcpyDeviceToDevice), cudaSuccess);
+                assert_int_equal(uk_dropout(g_stream, ACT_F32, ya.d, n, 0.25f, 5, 6, 100), 0);
+                same("dropout", &ya, 0);
+                drop(&ya);
             }
             buf sig = make((size_t)N, 12, 1), fr = make((size_t)C, 13, 6.28f), ph = make((size_t)C, 14, 6.28f),
                 fo = make((size_t)N * C, 15, 0);

@@ -74,10 +74,15 @@ int uk_scale(void *stream, float *y, const float *x, float a, size_t n) { LAUNCH
 int uk_add_scalar(void *stream, float *y, const float *x, float a, size_t n) { LAUNCH(n, k_add_scalar, y, x, a, n); }
 
 template <typename T> __global__ void k_accumulate(T *y, const T *x, size_t n) {
-    STRIDE_LOOP(i, n) y[i] = st<T>(ld(y[i]) + ld(x[i]));
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float v[8];
+        ldv(v, x, i, m);
+        stv(y, v, i, m, 1);
+    }
 }
 template <typename T> static int accumulate(void *stream, void *y, const void *x, size_t n) {
-    LAUNCH(n, k_accumulate<T>, (T *)y, (const T *)x, n);
+    LAUNCH_CHUNKS(n, k_accumulate<T>, (T *)y, (const T *)x, n);
 }
 int uk_accumulate(void *stream, int act, void *y, const void *x, size_t n) {
     return ACT_CALL(act, accumulate, stream, y, x, n);
@@ -85,11 +90,17 @@ int uk_accumulate(void *stream, int act, void *y, const void *x, size_t n) {
 
 template <typename T>
 __global__ void k_dropout(T *y, size_t n, float p, float keep, uint64_t seed, uint64_t rng_stream, uint64_t base) {
-    STRIDE_LOOP(i, n) y[i] = edm2_philox_uniform(seed, rng_stream, base + i) < p ? st<T>(0.0f) : st<T>(ld(y[i]) * keep);
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float v[8];
+        ldv(v, y, i, m);
+        UNROLL8(k) v[k] = edm2_philox_uniform(seed, rng_stream, base + i + k) < p ? 0.0f : v[k] * keep;
+        stv(y, v, i, m);
+    }
 }
 template <typename T>
 static int dropout(void *stream, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
-    LAUNCH(n, k_dropout<T>, (T *)y, n, p, 1.0f / (1.0f - p), seed, rng_stream, base);
+    LAUNCH_CHUNKS(n, k_dropout<T>, (T *)y, n, p, 1.0f / (1.0f - p), seed, rng_stream, base);
 }
 int uk_dropout(void *stream, int act, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
     return ACT_CALL(act, dropout, stream, y, n, p, seed, rng_stream, base);
