@@ -233,8 +233,8 @@ template <typename T> __global__ void k_sum_forward(T *y, const T *a, const T *b
         stv(y, u, i, m);
     }
 }
-/* mp_sum's gradient of g = dy; with `unclipped`, of the gradient of a clip at c before it: g = dy where
- * -c <= unclipped <= c, else 0 (dy's value or 0, what act_clip_backward stores: bitwise the two kernels). */
+/* mp_sum's gradient of g = dy; with `unclipped`, of the gradient of a clip at c after it: g = dy where
+ * -c <= unclipped <= c, else 0 (dy's value or 0: bitwise a clip's gradient stored and then used). */
 template <typename T>
 __global__ void k_sum_backward(T *da, T *db, const T *dy, const T *unclipped, float c, float t, size_t n, int acc) {
     const float inv = mp_sum_scale(t), wa = (1 - t) * inv, wb = t * inv;
@@ -573,21 +573,9 @@ __global__ void k_sum_clip_forward(T *y, T *unclipped, const T *a, const T *b, f
         stv(y, v, i, m), stv(unclipped, u, i, m);
     }
 }
-template <typename T> __global__ void k_clip_backward(T *dx, const T *dy, const T *x, float c, size_t n, int acc) {
-    CHUNK_LOOP(i, n) {
-        const int m = chunk_len(i, n);
-        float g[8], v[8];
-        ldv(g, dy, i, m), ldv(v, x, i, m);
-        UNROLL8(k) g[k] = v[k] >= -c && v[k] <= c ? g[k] : 0.0f;
-        stv(dx, g, i, m, acc);
-    }
-}
 template <typename T>
 static int sum_clip_forward(void *stream, void *y, void *unclipped, const void *a, const void *b, float t, float c, size_t n) {
     LAUNCH_CHUNKS(n, k_sum_clip_forward<T>, (T *)y, (T *)unclipped, (const T *)a, (const T *)b, t, c, n);
-}
-template <typename T> static int clip_backward(void *stream, void *dx, const void *dy, const void *x, float c, size_t n, int acc) {
-    LAUNCH_CHUNKS(n, k_clip_backward<T>, (T *)dx, (const T *)dy, (const T *)x, c, n, acc);
 }
 int act_sum_clip_forward(void *stream, int act, void *y, void *unclipped, const void *a, const void *b, float t, float c,
                          size_t n) {
@@ -597,8 +585,4 @@ int act_sum_clip_forward(void *stream, int act, void *y, void *unclipped, const 
 int act_sum_clip_backward(void *stream, int act, void *da, void *db, const void *dy, const void *unclipped, float t,
                           float c, size_t n, int acc) {
     return ACT_CALL(act, sum_backward, stream, da, db, dy, unclipped, c, t, n, acc);
-}
-int act_clip_backward(void *stream, int act, void *dx, const void *dy, const void *x, float c, size_t n, int acc) {
-    if (act == ACT_F32) return mpc_clip_backward(stream, F(dx), CF(dy), CF(x), c, n, acc);
-    return LP_CALL(act, clip_backward, stream, dx, dy, x, c, n, acc);
 }

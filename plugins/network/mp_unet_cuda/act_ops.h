@@ -55,13 +55,12 @@ int act_resample_down_forward(void *stream, int act, void *y, const void *x, int
 int act_resample_down_backward(void *stream, int act, void *dx, const void *dy, int N, int H, int W, int C, int acc);
 int act_resample_up_forward(void *stream, int act, void *y, const void *x, int N, int H, int W, int C);
 int act_resample_up_backward(void *stream, int act, void *dx, const void *dy, int N, int H, int W, int C, int acc);
-/* y = clip(mp_sum(a, b, t), -c, c), unclipped kept;  its gradient. */
+/* y = clip(mp_sum(a, b, t), -c, c), unclipped kept;  its gradient, the clipped gradient never stored:
+ * g = dy where -c <= unclipped <= c (else 0), then da = (1 - t) g / sqrt((1 - t)^2 + t^2),
+ * db = t g / sqrt(...) (mp_sum's gradient; either may be NULL). Bitwise the CPU's clip_backward followed by
+ * mp_sum_backward (mp_ops.h), in every precision. */
 int act_sum_clip_forward(void *stream, int act, void *y, void *unclipped, const void *a, const void *b, float t, float c,
                          size_t n);
-int act_clip_backward(void *stream, int act, void *dx, const void *dy, const void *x, float c, size_t n, int acc);
-/* Both at once, the clipped gradient never stored: g = dy where -c <= unclipped <= c (else 0), then
- * da = (1 - t) g / sqrt((1 - t)^2 + t^2), db = t g / sqrt(...) (mp_sum's gradient; either may be NULL).
- * Bitwise act_clip_backward followed by act_sum_backward, in every precision. */
 int act_sum_clip_backward(void *stream, int act, void *da, void *db, const void *dy, const void *unclipped, float t,
                           float c, size_t n, int acc);
 

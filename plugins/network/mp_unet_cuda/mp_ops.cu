@@ -200,18 +200,12 @@ __global__ void k_sum_clip_forward(float *y, float *unclipped, const float *a, c
     }
     if (clipped && count) atomicAdd(clipped, count);
 }
-__global__ void k_clip_backward(float *dx, const float *dy, const float *x, float c, size_t n, int acc) {
-    STRIDE_LOOP(i, n) GRAD_ACC(acc, dx[i], x[i] >= -c && x[i] <= c ? dy[i] : 0.0f);
-}
 __global__ void k_fourier_forward(float *y, const float *x, const float *freqs, const float *phases, int N, int C) {
     STRIDE_LOOP(i, (size_t)N * C) y[i] = mp_fourier1(x[i / C], freqs[i % C], phases[i % C]);
 }
 int mpc_sum_clip_forward(void *stream, float *y, float *unclipped, const float *a, const float *b, float t, float c,
                          size_t n, unsigned long long *clipped) {
     LAUNCH(n, k_sum_clip_forward, y, unclipped, a, b, t, c, n, clipped);
-}
-int mpc_clip_backward(void *stream, float *dx, const float *dy, const float *x, float c, size_t n, int acc) {
-    LAUNCH(n, k_clip_backward, dx, dy, x, c, n, acc);
 }
 int mpc_fourier_forward(void *stream, float *y, const float *x, const float *freqs, const float *phases, int N, int C) {
     LAUNCH((size_t)N * C, k_fourier_forward, y, x, freqs, phases, N, C);

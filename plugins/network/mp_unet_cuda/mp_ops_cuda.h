@@ -35,7 +35,6 @@ int mpc_resample_up_backward(void *stream, float *dx, const float *dy, int N, in
 /* *clipped (device memory, may be NULL) is increased by the number of clipped elements. */
 int mpc_sum_clip_forward(void *stream, float *y, float *unclipped, const float *a, const float *b, float t, float c,
                          size_t n, unsigned long long *clipped);
-int mpc_clip_backward(void *stream, float *dx, const float *dy, const float *x, float c, size_t n, int acc);
 int mpc_fourier_forward(void *stream, float *y, const float *x, const float *freqs, const float *phases, int N, int C);
 /* Forced weight normalisation of w[O, fan_in] in place. */
 int mpc_forced_weight_norm(void *stream, float *w, int O, int fan_in);
