@@ -15,22 +15,13 @@
 #define F(p) ((float *)(p))
 #define CF(p) ((const float *)(p))
 
-/* ---- weights: preparation and its gradient, one warp per output unit ---- */
+/* ---- between element types ---- */
 
-template <typename T> __global__ void k_add_to_f32(float *y, const T *x, size_t n) {
-    CHUNK_LOOP(i, n) {
-        const int m = chunk_len(i, n);
-        float v[8];
-        ldv(v, x, i, m);
-        stv(y, v, i, m, 1);
-    }
-}
 template <typename T> static int add_to_f32(void *stream, float *y, const void *x, size_t n) {
-    LAUNCH_CHUNKS(n, k_add_to_f32<T>, y, (const T *)x, n);
+    LAUNCH_CHUNKS(n, (k_add_into<float, T>), y, (const T *)x, n);
 }
 int act_add_to_f32(void *stream, int act, float *y, const void *x, size_t n) {
-    if (act == ACT_F32) return uk_accumulate(stream, ACT_F32, y, x, n);
-    return LP_CALL(act, add_to_f32, stream, y, x, n);
+    return ACT_CALL(act, add_to_f32, stream, y, x, n);
 }
 
 template <typename Y, typename X> __global__ void k_convert(Y *y, const X *x, size_t n) {
@@ -49,6 +40,8 @@ template <typename Y> static int convert_to(void *stream, void *y, int x_act, co
 int act_convert(void *stream, int y_act, void *y, int x_act, const void *x, size_t n) {
     return ACT_CALL(y_act, convert_to, stream, y, x_act, x, n);
 }
+
+/* ---- weights: preparation and its gradient, one warp per output unit ---- */
 
 /* w_hat[o, t, c] = w[o, c, t] / n * gain / sqrt(F) (float32 and type T), n = eps + |w[o]| / sqrt(F). */
 template <typename T>
@@ -96,7 +89,7 @@ template <typename T>
 static int weight_forward(void *stream, float *w_hat, void *w_lp, float *norm, const float *w, const float *gain, int O,
                           int C, int k) {
     if (O == 0) return 0;
-    k_weight_forward<T><<<blocks_for((size_t)O * 32), THREADS, 0, (cudaStream_t)stream>>>(w_hat, (T *)w_lp, norm, w, gain,
+    k_weight_forward<T><<<warp_blocks((size_t)O), THREADS, 0, (cudaStream_t)stream>>>(w_hat, (T *)w_lp, norm, w, gain,
                                                                                            O, C, k * k);
     return (int)cudaGetLastError();
 }
@@ -109,7 +102,7 @@ int act_weight_backward(void *stream, int act, float *dw, float *dgain, const fl
                         const float *norm, const float *gain, int O, int C, int k, float *scratch) {
     if (act == ACT_F32) return mpc_weight_backward(stream, dw, dgain, dw_hat, w, norm, gain, O, C, k, scratch);
     if (O == 0) return 0;
-    k_weight_backward_warp<<<blocks_for((size_t)O * 32), THREADS, 0, (cudaStream_t)stream>>>(dw, scratch, dw_hat, w, norm,
+    k_weight_backward_warp<<<warp_blocks((size_t)O), THREADS, 0, (cudaStream_t)stream>>>(dw, scratch, dw_hat, w, norm,
                                                                                              gain, O, C, k * k);
     if (dgain) k_weight_gain<<<1, 32, 0, (cudaStream_t)stream>>>(dgain, scratch, O);
     return (int)cudaGetLastError();
@@ -273,67 +266,42 @@ int act_sum_backward(void *stream, int act, void *da, void *db, const void *dy, 
     return LP_CALL(act, sum_backward, stream, da, db, dy, NULL, 0.0f, t, n, acc);
 }
 
-/* Row p of y: [wa a[p, :Ca], wb b[p, :Cb]]. With Ca and Cb multiples of 8, each chunk lies in one operand. */
-template <typename T> __global__ void k_cat_forward(T *y, const T *a, int Ca, const T *b, int Cb, size_t P, float t) {
-    float wa, wb;
-    mp_cat_weights(Ca, Cb, t, &wa, &wb);
-    const int C = Ca + Cb;
-    const size_t n = P * (size_t)C;
-    const bool vec = Ca % 8 == 0 && Cb % 8 == 0;
+/* One operand of MP-Cat: rows of Cp channels at column `off` of the concatenation's rows of C channels,
+ * scaled by w: written into the concatenation (forward), or taken out of its gradient (backward). The
+ * chunks move 16 bytes at a time when Cp is a multiple of 8 (each then lies in one row). */
+template <typename T>
+__global__ void k_cat_part(T *dst, const T *src, int Cp, int C, int off, size_t P, float w, int into_cat, int acc) {
+    const size_t n = P * (size_t)Cp;
+    const auto in_cat = [=](size_t e) { return e / Cp * C + off + e % Cp; };
     CHUNK_LOOP(i, n) {
         const int m = chunk_len(i, n);
         float v[8];
-        if (vec) {
-            const size_t p = i / C;
-            const int c = (int)(i % C);
-            const float w = c < Ca ? wa : wb;
-            ldv(v, c < Ca ? a + p * Ca + c : b + p * Cb + (c - Ca), 0, m);
-            UNROLL8(k) v[k] *= w;
-        } else {
-            UNROLL8(k) {
-                const size_t p = (i + k) / C;
-                const int c = (int)((i + k) % C);
-                v[k] = k >= m ? 0.0f : c < Ca ? wa * ld(a[p * Ca + c]) : wb * ld(b[p * Cb + (c - Ca)]);
-            }
-        }
-        stv(y, v, i, m);
+        if (into_cat) ldv(v, src, i, m);
+        else ld_at(v, src, i, m, Cp % 8 == 0, in_cat);
+        UNROLL8(k) v[k] *= w;
+        if (into_cat) st_at(dst, v, i, m, Cp % 8 == 0, in_cat, acc);
+        else stv(dst, v, i, m, acc);
     }
 }
 template <typename T>
-__global__ void k_cat_backward(T *da, T *db, const T *dy, int Ca, int Cb, size_t P, float t, int acc) {
-    float wa, wb;
-    mp_cat_weights(Ca, Cb, t, &wa, &wb);
-    const int C = Ca + Cb;
-    const size_t n = P * (size_t)C;
-    const bool vec = Ca % 8 == 0 && Cb % 8 == 0;
-    CHUNK_LOOP(i, n) {
-        const int m = chunk_len(i, n);
-        float g[8];
-        ldv(g, dy, i, m);
-        if (vec) {
-            const size_t p = i / C;
-            const int c = (int)(i % C);
-            T *d = c < Ca ? da : db;
-            const float w = c < Ca ? wa : wb;
-            UNROLL8(k) g[k] *= w;
-            if (d) stv(c < Ca ? d + p * Ca + c : d + p * Cb + (c - Ca), g, 0, m, acc);
-        } else {
-            UNROLL8(k) if (k < m) {
-                const size_t p = (i + k) / C;
-                const int c = (int)((i + k) % C);
-                if (c < Ca && da) st_acc(da + p * Ca + c, wa * g[k], acc);
-                if (c >= Ca && db) st_acc(db + p * Cb + (c - Ca), wb * g[k], acc);
-            }
-        }
-    }
+static int cat_part(void *stream, void *dst, const void *src, int Cp, int C, int off, size_t P, float w, int into_cat,
+                    int acc) {
+    if (!dst) return 0;
+    LAUNCH_CHUNKS(P * (size_t)Cp, k_cat_part<T>, (T *)dst, (const T *)src, Cp, C, off, P, w, into_cat, acc);
 }
 template <typename T>
 static int cat_forward(void *stream, void *y, const void *a, int Ca, const void *b, int Cb, size_t P, float t) {
-    LAUNCH_CHUNKS(P * (size_t)(Ca + Cb), k_cat_forward<T>, (T *)y, (const T *)a, Ca, (const T *)b, Cb, P, t);
+    float wa, wb;
+    mp_cat_weights(Ca, Cb, t, &wa, &wb);
+    const int e = cat_part<T>(stream, y, a, Ca, Ca + Cb, 0, P, wa, 1, 0);
+    return e ? e : cat_part<T>(stream, y, b, Cb, Ca + Cb, Ca, P, wb, 1, 0);
 }
 template <typename T>
 static int cat_backward(void *stream, void *da, void *db, const void *dy, int Ca, int Cb, size_t P, float t, int acc) {
-    LAUNCH_CHUNKS(P * (size_t)(Ca + Cb), k_cat_backward<T>, (T *)da, (T *)db, (const T *)dy, Ca, Cb, P, t, acc);
+    float wa, wb;
+    mp_cat_weights(Ca, Cb, t, &wa, &wb);
+    const int e = cat_part<T>(stream, da, dy, Ca, Ca + Cb, 0, P, wa, 0, acc);
+    return e ? e : cat_part<T>(stream, db, dy, Cb, Ca + Cb, Ca, P, wb, 0, acc);
 }
 int act_cat_forward(void *stream, int act, void *y, const void *a, int Ca, const void *b, int Cb, size_t P, float t) {
     if (act == ACT_F32) return mpc_cat_forward(stream, F(y), CF(a), Ca, CF(b), Cb, P, t);
@@ -360,65 +328,35 @@ template <typename T> __global__ void k_modulate_silu_forward(T *y, const T *x, 
         stv(y, v, i, m);
     }
 }
+/* The modulation's gradients, dx and the per-chunk sums of dc (part[n, s, k]; summed in order by
+ * k_modulate_dc_sum), in one pass: thread (n, s, a group of 8 channels, fewer in the last group) walks the
+ * pixels of chunk s, with 16-byte loads of dy and x when C is a multiple of 8, writes dx and keeps the
+ * group's sums. dy and x are read once. */
 template <typename T>
-__global__ void k_modulate_silu_backward_dx(T *dx, const T *dy, const T *x, const float *c, int N, size_t HW, int C,
-                                            int acc) {
-    const size_t n = (size_t)N * HW * C;
-    CHUNK_LOOP(i, n) {
-        const int m = chunk_len(i, n);
-        float g[8], v[8], cn[8];
-        ldv(g, dy, i, m), ldv(v, x, i, m);
-        ld_at(cn, c, i, m, C % 8 == 0, C_INDEX);
-        UNROLL8(k) g[k] = mp_silu1_grad(g[k], v[k] * cn[k]) * cn[k];
-        stv(dx, g, i, m, acc);
-    }
-}
-/* dc[n, k] = sum over pixels, in two passes that keep the order fixed: part[n, s, k] sums the pixels of
- * chunk s (one thread per (n, s, k); neighbouring threads read neighbouring channels), then the chunks
- * are added in order. */
-template <typename T>
-__global__ void k_modulate_dc_part(float *part, const T *dy, const T *x, const float *c, int N, size_t HW, int C, int S) {
-    const size_t per = (HW + S - 1) / S;
-    STRIDE_LOOP(j, (size_t)N * S * C) {
-        const size_t k = j % C, s = (j / C) % S, n = j / ((size_t)C * S);
-        const float cn = c[n * C + k];
-        const size_t p1 = (s + 1) * per < HW ? (s + 1) * per : HW;
-        float sum = 0;
-        for (size_t p = s * per; p < p1; p++) {
-            const size_t o = (n * HW + p) * C + k;
-            const float xv = ld(x[o]);
-            sum += mp_silu1_grad(ld(dy[o]), xv * cn) * xv;
-        }
-        part[j] = sum;
-    }
-}
-/* Both gradients in one pass when C is a multiple of 8: thread (n, s, 8 channels) walks the pixels of
- * chunk s with 16-byte loads of dy and x, writes dx and keeps the 8 channels' sums for part: the values of
- * k_modulate_silu_backward_dx and k_modulate_dc_part, summed in the same order, with dy and x read once. */
-template <typename T>
-__global__ void k_modulate_backward_fused(T *__restrict__ dx, float *__restrict__ part, const T *__restrict__ dy,
-                                          const T *__restrict__ x, const float *__restrict__ c, int N, size_t HW, int C,
-                                          int S, int acc) {
-    const size_t C8 = (size_t)C / 8, per = (HW + S - 1) / S;
-    STRIDE_LOOP(j, (size_t)N * S * C8) {
-        const size_t k0 = j % C8 * 8, s = j / C8 % S, n = j / (C8 * S);
+__global__ void k_modulate_backward(T *__restrict__ dx, float *__restrict__ part, const T *__restrict__ dy,
+                                    const T *__restrict__ x, const float *__restrict__ c, int N, size_t HW, int C, int S,
+                                    int acc) {
+    const size_t G = ((size_t)C + 7) / 8, per = (HW + S - 1) / S;
+    STRIDE_LOOP(j, (size_t)N * S * G) {
+        const size_t k0 = j % G * 8, s = j / G % S, n = j / (G * S);
+        const int m = C - k0 < 8 ? (int)(C - k0) : 8;
         const size_t p1 = (s + 1) * per < HW ? (s + 1) * per : HW;
         float cn[8], sum[8];
-        ldv(cn, c + n * C + k0, 0, 8);
+        ldv(cn, c + n * C + k0, 0, m);
         UNROLL8(k) sum[k] = 0.0f;
 #pragma unroll 2
         for (size_t p = s * per; p < p1; p++) {
             const size_t o = (n * HW + p) * C + k0;
             float g[8], v[8];
-            ldv(g, dy, o, 8), ldv(v, x, o, 8);
+            ldv(g, dy, o, m), ldv(v, x, o, m);
             UNROLL8(k) {
                 const float gr = mp_silu1_grad(g[k], v[k] * cn[k]);
                 sum[k] += gr * v[k];
                 g[k] = gr * cn[k];
             }
-            stv(dx, g, o, 8, acc);
+            stv(dx, g, o, m, acc);
         }
-        UNROLL8(k) part[(n * S + s) * C + k0 + k] = sum[k];
+        UNROLL8(k) if (k < m) part[(n * S + s) * C + k0 + k] = sum[k];
     }
 }
 __global__ void k_modulate_dc_sum(float *dc, const float *part, int N, int C, int S, int acc) {
@@ -438,16 +376,8 @@ static int modulate_silu_backward(void *stream, void *dx, float *dc, const void 
                                   size_t HW, int C, int acc, float *part) {
     if ((size_t)N * HW * C == 0) return 0;
     const int S = act_dc_chunks(HW);
-    if (C % 8 == 0) {
-        k_modulate_backward_fused<T><<<blocks_for((size_t)N * S * (C / 8)), THREADS, 0, (cudaStream_t)stream>>>(
-            (T *)dx, part, (const T *)dy, (const T *)x, c, N, HW, C, S, acc);
-        k_modulate_dc_sum<<<blocks_for((size_t)N * C), THREADS, 0, (cudaStream_t)stream>>>(dc, part, N, C, S, acc);
-        return (int)cudaGetLastError();
-    }
-    k_modulate_silu_backward_dx<T><<<blocks_for(((size_t)N * HW * C + 7) / 8), THREADS, 0, (cudaStream_t)stream>>>(
-        (T *)dx, (const T *)dy, (const T *)x, c, N, HW, C, acc);
-    k_modulate_dc_part<T><<<blocks_for((size_t)N * S * C), THREADS, 0, (cudaStream_t)stream>>>(
-        part, (const T *)dy, (const T *)x, c, N, HW, C, S);
+    k_modulate_backward<T><<<blocks_for((size_t)N * S * ((C + 7) / 8)), THREADS, 0, (cudaStream_t)stream>>>(
+        (T *)dx, part, (const T *)dy, (const T *)x, c, N, HW, C, S, acc);
     k_modulate_dc_sum<<<blocks_for((size_t)N * C), THREADS, 0, (cudaStream_t)stream>>>(dc, part, N, C, S, acc);
     return (int)cudaGetLastError();
 }

@@ -73,16 +73,8 @@ __global__ void k_add_scalar(float *y, const float *x, float a, size_t n) { STRI
 int uk_scale(void *stream, float *y, const float *x, float a, size_t n) { LAUNCH(n, k_scale, y, x, a, n); }
 int uk_add_scalar(void *stream, float *y, const float *x, float a, size_t n) { LAUNCH(n, k_add_scalar, y, x, a, n); }
 
-template <typename T> __global__ void k_accumulate(T *y, const T *x, size_t n) {
-    CHUNK_LOOP(i, n) {
-        const int m = chunk_len(i, n);
-        float v[8];
-        ldv(v, x, i, m);
-        stv(y, v, i, m, 1);
-    }
-}
 template <typename T> static int accumulate(void *stream, void *y, const void *x, size_t n) {
-    LAUNCH_CHUNKS(n, k_accumulate<T>, (T *)y, (const T *)x, n);
+    LAUNCH_CHUNKS(n, (k_add_into<T, T>), (T *)y, (const T *)x, n);
 }
 int uk_accumulate(void *stream, int act, void *y, const void *x, size_t n) {
     return ACT_CALL(act, accumulate, stream, y, x, n);
