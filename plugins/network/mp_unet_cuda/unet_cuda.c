@@ -144,7 +144,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     ALLOC(c_out, ws, (size_t)N);
     ALLOC(c_noise, ws, (size_t)N);
     ALLOC(x_in0, ws, P * (C + 1));
-    K(uk_precondition(st, ACT_F32, c_skip, c_out, c_noise, x_in0, a->x, a->sigma, N, C, HW, hp->sigma_data));
+    K(uk_precondition(st, c_skip, c_out, c_noise, x_in0, a->x, a->sigma, N, C, HW, hp->sigma_data));
     /* Embedding. */
     float *fourier, *e3, *emb, *lab = NULL;
     ALLOC(fourier, ws, (size_t)N * G->cnoise);
@@ -199,7 +199,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
         K(act_convert(st, ACT_F32, out_in, act, x, P * last->cout));
     }
     if (gpu_conv2d_forward_f32(g, F, out_in, W_HAT(G->out_conv), N, R, R, last->cout, C, 3)) return -1;
-    K(uk_output(st, ACT_F32, a->D, a->x, F, c_skip, c_out, N, C, HW));
+    K(uk_output(st, a->D, a->x, F, c_skip, c_out, N, C, HW));
     /* Uncertainty head. */
     ALLOC(lvf, ws, (size_t)N * hp->logvar_channels);
     K(mpc_fourier_forward(st, lvf, c_noise, params + G->off_lv_freqs, params + G->off_lv_phases, N, hp->logvar_channels));
@@ -246,7 +246,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
         if (call) goto done;                                                                               \
     } while (0)
     /* D = c_skip x + c_out F; out_conv in float32, its input gradient into the body's type. */
-    KD(uk_output_backward(st, ACT_F32, dF, dD, r->c_out, N, C, HW));
+    KD(uk_output_backward(st, dF, dD, r->c_out, N, C, HW));
     const unet_module *last = &G->mods[G->nmods - 1];
     ALLOC_ACT(dcur, ws, P * last->cout);
     d32 = dcur;

@@ -1,7 +1,7 @@
 /* unet_kernels.cu: preconditioning, output, dropout and vector helpers of the CUDA mp_unet (unet_kernels.h),
- * in the CPU network's arithmetic (--fmad=false). Kernels over activations are templates on their element
- * type: for float32 the loads and stores are plain (bitwise the CPU's); for bf16/fp16 each value is
- * computed in float32 and rounded once when stored. */
+ * in the CPU network's arithmetic (--fmad=false). y += x and dropout are templates on the activations'
+ * element type, 8 elements per thread: for float32 bitwise the CPU's; for bf16/fp16 each value is computed
+ * in float32 and rounded once when stored. */
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -10,9 +10,8 @@
 #include "lp_math.cuh"
 #include "unet_kernels.h"
 
-template <typename T>
-__global__ void k_precondition(float *c_skip, float *c_out, float *c_noise, T *x_in0, const float *x, const float *sigma,
-                               int N, int C, size_t HW, float sd) {
+__global__ void k_precondition(float *c_skip, float *c_out, float *c_noise, float *x_in0, const float *x,
+                               const float *sigma, int N, int C, size_t HW, float sd) {
     STRIDE_LOOP(i, (size_t)N * HW) {
         const size_t n = i / HW, p = i % HW;
         const float s = sigma[n], c_in = 1.0f / sqrtf(sd * sd + s * s);
@@ -21,51 +20,36 @@ __global__ void k_precondition(float *c_skip, float *c_out, float *c_noise, T *x
             c_out[n] = s * sd / sqrtf(s * s + sd * sd);
             c_noise[n] = logf(s) / 4.0f;
         }
-        T *dst = x_in0 + i * (C + 1);
-        for (int c = 0; c < C; c++) dst[c] = st<T>(c_in * x[(n * C + c) * HW + p]);
-        dst[C] = st<T>(1.0f);
+        float *dst = x_in0 + i * (C + 1);
+        for (int c = 0; c < C; c++) dst[c] = c_in * x[(n * C + c) * HW + p];
+        dst[C] = 1.0f;
     }
 }
-template <typename T>
-static int precondition(void *stream, float *c_skip, float *c_out, float *c_noise, void *x_in0, const float *x,
-                        const float *sigma, int N, int C, size_t HW, float sd) {
-    LAUNCH((size_t)N * HW, k_precondition<T>, c_skip, c_out, c_noise, (T *)x_in0, x, sigma, N, C, HW, sd);
-}
-int uk_precondition(void *stream, int act, float *c_skip, float *c_out, float *c_noise, void *x_in0, const float *x,
+int uk_precondition(void *stream, float *c_skip, float *c_out, float *c_noise, float *x_in0, const float *x,
                     const float *sigma, int N, int C, size_t HW, float sigma_data) {
-    return ACT_CALL(act, precondition, stream, c_skip, c_out, c_noise, x_in0, x, sigma, N, C, HW, sigma_data);
+    LAUNCH((size_t)N * HW, k_precondition, c_skip, c_out, c_noise, x_in0, x, sigma, N, C, HW, sigma_data);
 }
 
-template <typename T>
-__global__ void k_output(float *D, const float *x, const T *Fx, const float *c_skip, const float *c_out, int N, int C,
+__global__ void k_output(float *D, const float *x, const float *Fx, const float *c_skip, const float *c_out, int N, int C,
                          size_t HW) {
     STRIDE_LOOP(i, (size_t)N * C * HW) {
         const size_t p = i % HW, c = (i / HW) % C, n = i / (HW * C);
-        D[i] = c_skip[n] * x[i] + c_out[n] * ld(Fx[(n * HW + p) * C + c]);
+        D[i] = c_skip[n] * x[i] + c_out[n] * Fx[(n * HW + p) * C + c];
     }
 }
-template <typename T>
-static int output(void *stream, float *D, const float *x, const void *Fx, const float *c_skip, const float *c_out, int N,
-                  int C, size_t HW) {
-    LAUNCH((size_t)N * C * HW, k_output<T>, D, x, (const T *)Fx, c_skip, c_out, N, C, HW);
-}
-int uk_output(void *stream, int act, float *D, const float *x, const void *F, const float *c_skip, const float *c_out,
-              int N, int C, size_t HW) {
-    return ACT_CALL(act, output, stream, D, x, F, c_skip, c_out, N, C, HW);
+int uk_output(void *stream, float *D, const float *x, const float *F, const float *c_skip, const float *c_out, int N, int C,
+              size_t HW) {
+    LAUNCH((size_t)N * C * HW, k_output, D, x, F, c_skip, c_out, N, C, HW);
 }
 
-template <typename T> __global__ void k_output_backward(T *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
+__global__ void k_output_backward(float *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
     STRIDE_LOOP(i, (size_t)N * C * HW) {
         const size_t p = i % HW, c = (i / HW) % C, n = i / (HW * C);
-        dF[(n * HW + p) * C + c] = st<T>(c_out[n] * dD[i]);
+        dF[(n * HW + p) * C + c] = c_out[n] * dD[i];
     }
 }
-template <typename T>
-static int output_backward(void *stream, void *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
-    LAUNCH((size_t)N * C * HW, k_output_backward<T>, (T *)dF, dD, c_out, N, C, HW);
-}
-int uk_output_backward(void *stream, int act, void *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
-    return ACT_CALL(act, output_backward, stream, dF, dD, c_out, N, C, HW);
+int uk_output_backward(void *stream, float *dF, const float *dD, const float *c_out, int N, int C, size_t HW) {
+    LAUNCH((size_t)N * C * HW, k_output_backward, dF, dD, c_out, N, C, HW);
 }
 
 __global__ void k_scale(float *y, const float *x, float a, size_t n) { STRIDE_LOOP(i, n) y[i] = x[i] * a; }

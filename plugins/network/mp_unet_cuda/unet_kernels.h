@@ -1,8 +1,9 @@
 /* unet_kernels.h: the CUDA mp_unet's kernels outside the MP layers (docs/formulas.md §3): preconditioning
  * (c_skip, c_out, c_in, c_noise and the network input with its constant channel), the output D = c_skip x +
  * c_out F and its gradient, dropout from the Philox stream, and small vector helpers. NCHW for the
- * network's inputs and outputs (float32), channels-last inside, where activations (void *) have the
- * network's element type `act` (ACT_* of act_type.h). Each returns 0 or the launch's cudaError_t. */
+ * network's inputs and outputs (float32), channels-last inside; y += x and dropout take activations
+ * (void *) of the network's element type `act` (ACT_* of act_type.h). Each returns 0 or the launch's
+ * cudaError_t. */
 #ifndef EDM2_UNET_KERNELS_H
 #define EDM2_UNET_KERNELS_H
 
@@ -13,14 +14,14 @@
 extern "C" {
 #endif
 
-/* c_skip, c_out, c_noise [N]; x_in0[N, HW, C + 1] = (c_in x, 1) (type act) from x[N, C, HW]. */
-int uk_precondition(void *stream, int act, float *c_skip, float *c_out, float *c_noise, void *x_in0, const float *x,
+/* Float32 in every precision (the first and last convolutions are float32):
+ * c_skip, c_out, c_noise [N]; x_in0[N, HW, C + 1] = (c_in x, 1) from x[N, C, HW]. */
+int uk_precondition(void *stream, float *c_skip, float *c_out, float *c_noise, float *x_in0, const float *x,
                     const float *sigma, int N, int C, size_t HW, float sigma_data);
-/* D[N, C, HW] = c_skip x + c_out F, F[N, HW, C] (type act). */
-int uk_output(void *stream, int act, float *D, const float *x, const void *F, const float *c_skip, const float *c_out,
-              int N, int C, size_t HW);
-/* dF[N, HW, C] (type act) = c_out dD[N, C, HW]. */
-int uk_output_backward(void *stream, int act, void *dF, const float *dD, const float *c_out, int N, int C, size_t HW);
+/* D[N, C, HW] = c_skip x + c_out F, F[N, HW, C];  its gradient dF = c_out dD. */
+int uk_output(void *stream, float *D, const float *x, const float *F, const float *c_skip, const float *c_out, int N, int C,
+              size_t HW);
+int uk_output_backward(void *stream, float *dF, const float *dD, const float *c_out, int N, int C, size_t HW);
 /* Float32: y = x * a;  y = x + a. */
 int uk_scale(void *stream, float *y, const float *x, float a, size_t n);
 int uk_add_scalar(void *stream, float *y, const float *x, float a, size_t n);
