@@ -37,7 +37,8 @@ int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops
     }
     u->saved = calloc((size_t)u->g.nmods, sizeof *u->saved);
     u->mod_out = calloc((size_t)u->g.nmods, sizeof *u->mod_out);
-    if (!u->saved || !u->mod_out) {
+    u->dskip = calloc((size_t)u->g.nmods, sizeof *u->dskip);
+    if (!u->saved || !u->mod_out || !u->dskip) {
         snprintf(err, errlen, "out of memory building the network");
         unet_cuda_free(u);
         return -1;
@@ -67,7 +68,7 @@ void unet_cuda_free(unet_cuda *u) {
     scratch_free(u);
     gpu_ctx_free(&u->gc);
     unet_graph_free(&u->g);
-    free(u->saved), free(u->mod_out);
+    free(u->saved), free(u->mod_out), free(u->dskip);
     memset(u, 0, sizeof *u);
 }
 
@@ -233,8 +234,8 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     void *dcur;
     if (!demb) return gpu_fail(g, "network workspace", "out of device memory");
     ALLOC(dF, ws, P * C);
-    void **dskip = calloc((size_t)G->nenc + 1, sizeof *dskip);
-    if (!dskip) return gpu_fail(g, "backward", "out of host memory");
+    void **dskip = u->dskip;
+    memset(dskip, 0, (size_t)G->nmods * sizeof *dskip);
     int rc = -1;
 #undef ALLOC
 #define ALLOC(ptr, ws, n) GPU_NEED(g, (ptr) = gws_alloc((ws), (n)), "network workspace", goto done)
@@ -316,6 +317,5 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     }
     rc = ws->failed || u->bpp[0].failed || u->bpp[1].failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
 done:
-    free(dskip);
     return rc;
 }

@@ -36,6 +36,7 @@ typedef struct unet_cuda {
     unet_record rec;
     gblock_saved *saved;      /* [nmods] */
     void **mod_out;           /* the modules' outputs (the network's type; the decoder's skip inputs) */
+    void **dskip;             /* backward: [nmods] the skip connections' gradients, waiting for their encoder module */
 } unet_cuda;
 
 /* Builds the graph and takes the backend's handles; 0, or -1 with a reason in err. */
