@@ -1,10 +1,11 @@
-# The CUDA kernel tests again, on the CPU (README.md here): the kernels' .cu files, their launches rewritten
-# (rewrite_launches.py), compiled as C++ with cuda_emu.h and linked with cuda_emu.cpp instead of the CUDA
-# runtime and cuBLAS; under AddressSanitizer and UBSan where the compiler has them. Included by
-# tests/CMakeLists.txt where the CUDA toolkit's headers are (a machine with nvcc, with or without a GPU).
+# The CUDA tests again, on the CPU (README.md here): the .cu files, their launches rewritten
+# (rewrite_launches.py), compiled as C++ with cuda_emu.h and linked with the emulated CUDA runtime, cuBLAS,
+# cuDNN and NCCL instead of the real ones; under AddressSanitizer and UBSan where the compiler has them.
+# Included by tests/CMakeLists.txt where the CUDA toolkit's headers are (a machine with nvcc, with or
+# without a GPU).
 find_package(Python3 COMPONENTS Interpreter)
 if(NOT Python3_Interpreter_FOUND)
-  message(STATUS "edm2: no python3: the emulated CUDA kernel tests are not built")
+  message(STATUS "edm2: no python3: the emulated CUDA tests are not built")
   return()
 endif()
 set(EMU_OUT ${CMAKE_CURRENT_BINARY_DIR}/cuda_emu)
@@ -54,7 +55,7 @@ function(emu_target t)
   set_target_properties(${t} PROPERTIES POSITION_INDEPENDENT_CODE ON)
 endfunction()
 
-# The emulated CUDA runtime, cuBLAS and cuDNN: one shared library for the tests and the plugins they load.
+# The emulated CUDA runtime, cuBLAS, cuDNN and NCCL: one shared library for the tests and the plugins they load.
 add_library(edm2_cuda_emu_rt SHARED ${EMU_SRC}/cuda_emu.cpp ${EMU_SRC}/fiber.cpp ${EMU_SRC}/cublas_emu.cpp
             ${EMU_SRC}/cudnn_emu.cpp)
 target_include_directories(edm2_cuda_emu_rt PRIVATE ${EMU_SRC} ${CUDAToolkit_INCLUDE_DIRS} ${EDM2_CUDNN_INCLUDE_DIR})
@@ -116,12 +117,7 @@ foreach(t ${all_plugins})
   endif()
 endforeach()
 add_custom_target(edm2_cuda_emu_tree ALL ${CMAKE_COMMAND} -E make_directory ${EMU_TREE}/plugins ${links}
-                  DEPENDS ${all_plugins} VERBATIM)
-foreach(t ${all_plugins})
-  if(NOT t MATCHES "cuda")
-    add_dependencies(edm2_cuda_emu_tree ${t})
-  endif()
-endforeach()
+                  DEPENDS ${all_plugins} edm2host_emu ${EMU_PLUGINS} VERBATIM)
 
 # The tests, from the GPU tests' sources, named *_emu: the kernel tests link the emulated kernels; the
 # plugin tests (EDM2_BUILD_DIR: the emulated tree) load the emulated plugins.
@@ -134,9 +130,11 @@ function(emu_test name src)
   target_link_libraries(${name} PRIVATE edm2_test_util_emu edm2host_core ${ARGN})
   emu_target(${name})
   add_test(NAME ${name} COMMAND ${name})
+  add_dependencies(${name} edm2_cuda_emu_tree)
   # OpenBLAS in one thread: its threads would wait on each other through the emulation's many small products.
-  set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600
-                       ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
+  # The emulated device is always there: a test that skips has failed to load an emulated plugin.
+  set_tests_properties(${name} PROPERTIES TIMEOUT 600 ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1"
+                       FAIL_REGULAR_EXPRESSION "\\[  SKIPPED \\]|skipped:|SKIP:")
 endfunction()
 foreach(t test_cuda_layers test_cuda_lp_layers test_cuda_attention)
   emu_test(${t}_emu ${t}.c edm2_cuda_emu edm2_mp_unet_cpu)
@@ -147,15 +145,9 @@ emu_test(test_backend_parity_emu test_backend_parity.c)
 emu_test(test_cuda_network_emu test_cuda_network.c)
 # check-ref (in test_cuda_network) finds the plugins on EDM2_PLUGIN_PATH.
 set_property(TEST test_cuda_network_emu APPEND PROPERTY ENVIRONMENT "EDM2_PLUGIN_PATH=${EMU_TREE}/plugins")
-foreach(t test_backend_parity_emu test_inception_emu test_vae_emu test_cuda_network_emu)
-  add_dependencies(${t} edm2_cuda_emu_tree ${EMU_PLUGINS})
-  # The emulated device is always there: a test that skips has failed to load an emulated plugin.
-  set_tests_properties(${t} PROPERTIES FAIL_REGULAR_EXPRESSION "\\[  SKIPPED \\]|skipped:|SKIP:")
-endforeach()
 foreach(t test_inception_emu test_vae_emu)
   set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "EDM2_TEST_FILTER=test_cuda_matches")
 endforeach()
 # Training on the emulated CUDA backend: NCCL's group of one bytewise the plain run, bf16 with CUDA graphs.
 add_test(NAME test_train_emu COMMAND ${EMU_SRC}/train_emu.sh ${EMU_TREE} ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_train_emu PROPERTIES TIMEOUT 600)
-add_dependencies(edm2_cuda_emu_tree edm2host_emu ${EMU_PLUGINS})

@@ -2,6 +2,7 @@
  * emulated tests and plugins call: allocation, copies, streams, and stream capture into CUDA graphs (what a
  * capture records is run by the graph's launches; calls that a capture forbids invalidate it). */
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -111,15 +112,11 @@ void emu_run_block(void (*entry)(void *), void *arg, unsigned block, unsigned nt
             const unsigned t0 = w * 32, t1 = t0 + 32 < nthreads ? t0 + 32 : nthreads;
             unsigned n_live = 0, n_shfl = 0;
             for (unsigned t = t0; t < t1; t++) n_live += b.wait[t] != DONE, n_shfl += b.wait[t] == AT_SHUFFLE;
-            if (n_shfl && n_shfl != n_live && n_shfl + 0 != n_live) {
-                bool others_sync = false;
-                for (unsigned t = t0; t < t1; t++) others_sync |= b.wait[t] == AT_SYNC;
-                if (others_sync) {
-                    fprintf(stderr, "cuda_emu: lanes of warp %u wait at a shuffle while others wait at __syncthreads\n", w);
-                    abort();
-                }
+            if (n_shfl && n_shfl != n_live) { /* the others wait at __syncthreads: a deadlock on the GPU */
+                fprintf(stderr, "cuda_emu: lanes of warp %u wait at a shuffle while others wait at __syncthreads\n", w);
+                abort();
             }
-            if (n_shfl && n_shfl == n_live) {
+            if (n_shfl) {
                 for (unsigned t = t0; t < t1; t++) b.read[t] = b.slot[t];
                 for (unsigned t = t0; t < t1; t++)
                     if (b.wait[t] == AT_SHUFFLE) resume(&b, t);
@@ -167,16 +164,21 @@ struct CUgraphExec_st {
 };
 
 namespace {
-thread_local int captures; /* streams of this thread that capture (cudaStreamCaptureModeThreadLocal) */
-thread_local std::vector<cudaStream_t> capturing_streams;
+thread_local std::vector<cudaStream_t> capturing_streams; /* this thread's (cudaStreamCaptureModeThreadLocal) */
 
 /* A call that a capture forbids (it would wait for the device or allocate synchronously): the captures of
  * this thread are invalidated and the call fails, as CUDA does. */
 bool forbidden_in_capture(const char *call) {
-    if (!captures) return false;
+    if (capturing_streams.empty()) return false;
     fprintf(stderr, "cuda_emu: %s during a stream capture: the capture is invalidated\n", call);
     for (cudaStream_t s : capturing_streams) s->invalidated = true;
     return true;
+}
+
+/* "Device" memory: aligned as cudaMalloc's (256 bytes), exactly n bytes (so that ASan sees overruns). */
+cudaError_t device_alloc(void **p, size_t n) {
+    if (posix_memalign(p, 256, n ? n : 1)) *p = nullptr;
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 } // namespace
 
@@ -197,7 +199,6 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
     if (s->capturing) return cudaErrorIllegalState;
     s->capturing = true, s->invalidated = false;
     s->recorded.clear();
-    captures++;
     capturing_streams.push_back(s);
     return cudaSuccess;
 }
@@ -205,9 +206,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph) {
     *graph = nullptr;
     if (!s || !s->capturing) return cudaErrorIllegalState;
     s->capturing = false;
-    captures--;
-    for (size_t i = 0; i < capturing_streams.size(); i++)
-        if (capturing_streams[i] == s) capturing_streams.erase(capturing_streams.begin() + (long)i);
+    capturing_streams.erase(std::remove(capturing_streams.begin(), capturing_streams.end(), s), capturing_streams.end());
     if (s->invalidated) return cudaErrorStreamCaptureInvalidated;
     *graph = new CUgraph_st{std::move(s->recorded)};
     s->recorded.clear();
@@ -282,10 +281,7 @@ cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int) {
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void *) { return cudaSuccess; }
 /* Stream-ordered allocation is allowed in a capture (CUDA records it as a node): here it is done at once,
  * and a free is queued. */
-cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) {
-    if (posix_memalign(p, 256, n ? n : 1)) *p = nullptr;
-    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
-}
+cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) { return device_alloc(p, n); }
 cudaError_t cudaFreeAsync(void *p, cudaStream_t stream) {
     emu_enqueue(stream, [=]() { free(p); });
     return cudaSuccess;
@@ -296,10 +292,8 @@ cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
     *free_bytes = *total = (size_t)1 << 32;
     return cudaSuccess;
 }
-cudaError_t cudaMalloc(void **p, size_t n) { /* aligned as cudaMalloc's (256 bytes), exactly n bytes for ASan */
-    if (forbidden_in_capture("cudaMalloc")) return cudaErrorStreamCaptureUnsupported;
-    if (posix_memalign(p, 256, n ? n : 1)) *p = nullptr;
-    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+cudaError_t cudaMalloc(void **p, size_t n) {
+    return forbidden_in_capture("cudaMalloc") ? cudaErrorStreamCaptureUnsupported : device_alloc(p, n);
 }
 cudaError_t cudaFree(void *p) {
     if (forbidden_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
