@@ -141,6 +141,33 @@ static void test_modulate_resample_clip_fourier(void **state) {
         }
 }
 
+/* Forced weight normalisation of a whole arena in one launch: three weights (1x1, 3x4x3x3, 16x9x3x3) with
+ * values between them that must stay untouched; float32 bitwise the CPU's per weight, the bf16 network's
+ * warp per unit within 1e-6 of the largest value (every value of a unit is divided by one norm). */
+static void test_forced_weight_norm(void **state) {
+    (void)state;
+    const int Os[] = {1, 3, 16}, Fs[] = {1, 36, 81};
+    const size_t gap = 5;
+    size_t offs[3], n = gap, nunits = 0;
+    for (int i = 0; i < 3; i++) offs[i] = n, n += (size_t)Os[i] * Fs[i] + gap, nunits += (size_t)Os[i];
+    mpc_unit *units = malloc(nunits * sizeof *units), *units_d = NULL;
+    size_t j = 0;
+    for (int i = 0; i < 3; i++)
+        for (int o = 0; o < Os[i]; o++) units[j++] = (mpc_unit){offs[i] + (size_t)o * Fs[i], Fs[i]};
+    assert_int_equal(cudaMalloc((void **)&units_d, nunits * sizeof *units), cudaSuccess);
+    assert_int_equal(cudaMemcpy(units_d, units, nunits * sizeof *units, cudaMemcpyHostToDevice), cudaSuccess);
+    for (int act = ACT_F32; act <= ACT_BF16; act++) {
+        buf w = make(n, 1, 1.5f);
+        for (int i = 0; i < 3; i++) forced_weight_norm(w.h + offs[i], Os[i], Fs[i]);
+        assert_int_equal(act_forced_weight_norm(g_stream, act, w.d, units_d, nunits), 0);
+        same(act == ACT_F32 ? "forced weight norm" : "bf16 net: forced weight norm", &w,
+             act == ACT_F32 ? 0 : 1e-6f * largest(w.h, n));
+        drop(&w);
+    }
+    cudaFree(units_d);
+    free(units);
+}
+
 static void test_weights(void **state) {
     (void)state;
     const int Os[] = {1, 3, 16}, Cs[] = {1, 4, 9}, ks[] = {1, 3, 3};
@@ -149,9 +176,6 @@ static void test_weights(void **state) {
         const size_t F = (size_t)C * k * k, n = (size_t)O * F;
         buf w = make(n, 1, 1), wh = make(n, 2, 0), nr = make((size_t)O, 3, 0), g = make(1, 4, 1), dwh = make(n, 5, 1),
             dw = make(n, 6, 1), dg = make(1, 7, 1), scratch = make((size_t)O, 8, 0);
-        forced_weight_norm(w.h, O, (int)F);
-        assert_int_equal(mpc_forced_weight_norm(g_stream, w.d, O, (int)F), 0);
-        same("forced weight norm", &w, 0);
         mpconv_weight_forward(wh.h, nr.h, w.h, g.h[0], O, C, k);
         assert_int_equal(mpc_weight_forward(g_stream, wh.d, nr.d, w.d, g.d, O, C, k), 0);
         same("weight forward", &wh, 0), same("weight norms", &nr, 0);
@@ -184,7 +208,7 @@ int main(void) {
     if (cudaStreamCreate(&g_stream) != cudaSuccess) return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_normalize_silu_sum_cat),
                                        cmocka_unit_test(test_modulate_resample_clip_fourier),
-                                       cmocka_unit_test(test_weights)};
+                                       cmocka_unit_test(test_forced_weight_norm), cmocka_unit_test(test_weights)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cudaStreamDestroy(g_stream);
     return rc;

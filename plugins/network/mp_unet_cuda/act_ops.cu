@@ -41,7 +41,25 @@ int act_convert(void *stream, int y_act, void *y, int x_act, const void *x, size
     return ACT_CALL(y_act, convert_to, stream, y, x_act, x, n);
 }
 
-/* ---- weights: preparation and its gradient, one warp per output unit ---- */
+/* ---- weights: forced normalisation, preparation and its gradient, one warp per output unit ---- */
+
+/* w[u] /= eps + |w[u]| / sqrt(F) for each listed unit u. */
+__global__ void k_forced_weight_norm_warp(float *params, const mpc_unit *units, size_t n) {
+    WARP_ROWS(u, n, lane) {
+        float *w = params + units[u].offset;
+        const int F = units[u].F;
+        float ss = 0;
+        for (int j = lane; j < F; j += 32) ss += w[j] * w[j];
+        const float nr = MP_EPS + sqrtf(warp_sum(ss)) * (1.0f / sqrtf((float)F));
+        for (int j = lane; j < F; j += 32) w[j] /= nr;
+    }
+}
+int act_forced_weight_norm(void *stream, int act, float *params, const mpc_unit *units, size_t n) {
+    if (act == ACT_F32) return mpc_forced_weight_norm(stream, params, units, n);
+    if (n == 0) return 0;
+    k_forced_weight_norm_warp<<<warp_blocks(n), THREADS, 0, (cudaStream_t)stream>>>(params, units, n);
+    return (int)cudaGetLastError();
+}
 
 /* w_hat[o, t, c] = w[o, c, t] / n * gain / sqrt(F) (float32 and type T), n = eps + |w[o]| / sqrt(F). */
 template <typename T>

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mp_ops_cuda.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -19,6 +21,9 @@ extern "C" {
 int act_add_to_f32(void *stream, int act, float *y, const void *x, size_t n);
 /* y[n] = x[n] from one element type to another (ACT_*). */
 int act_convert(void *stream, int y_act, void *y, int x_act, const void *x, size_t n);
+/* Forced weight normalisation of the listed units (mp_ops_cuda.h's mpc_forced_weight_norm, float32): for
+ * bf16/fp16 one warp per unit (the sums in another order). */
+int act_forced_weight_norm(void *stream, int act, float *params, const mpc_unit *units, size_t n);
 /* MPConv weight preparation (mp_ops_cuda.h's mpc_weight_forward/backward, float32): for bf16/fp16 one
  * warp per output unit (the sums in another order) and w_lp, the prepared weights in the activations'
  * type, written as well (NULL for float32). */

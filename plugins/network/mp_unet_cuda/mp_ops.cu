@@ -213,12 +213,14 @@ int mpc_fourier_forward(void *stream, float *y, const float *x, const float *fre
 
 /* ---- weights: forced normalisation and the MPConv preparation (one thread per output unit) ---- */
 
-__global__ void k_forced_weight_norm(float *w, int O, int fan_in) {
-    const float inv_sqrt_f = 1.0f / sqrtf((float)fan_in);
-    STRIDE_LOOP(o, (size_t)O) mp_force_normalize_unit(w + o * fan_in, fan_in, inv_sqrt_f);
+__global__ void k_forced_weight_norm(float *params, const mpc_unit *units, size_t n) {
+    STRIDE_LOOP(u, n) {
+        const int F = units[u].F;
+        mp_force_normalize_unit(params + units[u].offset, F, 1.0f / sqrtf((float)F));
+    }
 }
-int mpc_forced_weight_norm(void *stream, float *w, int O, int fan_in) {
-    LAUNCH((size_t)O, k_forced_weight_norm, w, O, fan_in);
+int mpc_forced_weight_norm(void *stream, float *params, const mpc_unit *units, size_t n) {
+    LAUNCH(n, k_forced_weight_norm, params, units, n);
 }
 
 __global__ void k_weight_forward(float *w_hat, float *norm, const float *w, const float *gain_p, int O, int C, int k) {

@@ -36,8 +36,14 @@ int mpc_resample_up_backward(void *stream, float *dx, const float *dy, int N, in
 int mpc_sum_clip_forward(void *stream, float *y, float *unclipped, const float *a, const float *b, float t, float c,
                          size_t n, unsigned long long *clipped);
 int mpc_fourier_forward(void *stream, float *y, const float *x, const float *freqs, const float *phases, int N, int C);
-/* Forced weight normalisation of w[O, fan_in] in place. */
-int mpc_forced_weight_norm(void *stream, float *w, int O, int fan_in);
+/* One output unit of a weight: its F = C k k values at `offset` floats into the arena. */
+typedef struct mpc_unit {
+    size_t offset;
+    int F;
+} mpc_unit;
+/* Forced weight normalisation in place of the n units listed in `units` (device memory), one thread per
+ * unit: all of a network's weights in one launch. */
+int mpc_forced_weight_norm(void *stream, float *params, const mpc_unit *units, size_t n);
 /* Weight preparation: w_hat[O, k, k, C] = normalize(w[O, C, k, k]) * gain / sqrt(C k k), norm[O] saved.
  * gain: a device scalar (a parameter), or NULL for 1. */
 int mpc_weight_forward(void *stream, float *w_hat, float *norm, const float *w, const float *gain, int O, int C, int k);

@@ -66,6 +66,7 @@ void unet_cuda_free(unet_cuda *u) {
     gws_free(&u->bws);
     gws_free(&u->bpp[0]), gws_free(&u->bpp[1]), gws_free(&u->tws);
     scratch_free(u);
+    DEV_FREE(u->units);
     gpu_ctx_free(&u->gc);
     unet_graph_free(&u->g);
     free(u->saved), free(u->mod_out), free(u->dskip);
@@ -112,11 +113,32 @@ int unet_cuda_init_params(unet_cuda *u, float *params, uint64_t seed) {
     return rc ? gpu_fail(&u->gc, "init_params", "the backend failed to fill or upload the arena") : 0;
 }
 
-int unet_cuda_normalize_weights(unet_cuda *u, float *params) {
+/* The table of every weight's output units (u->units, device memory), made once. */
+static int make_units(unet_cuda *u) {
+    size_t n = 0;
+    for (size_t i = 0; i < u->g.nweights; i++) n += (size_t)u->g.weights[i].ref.O;
+    mpc_unit *host = malloc((n + 1) * sizeof *host);
+    if (!host) return gpu_fail(&u->gc, "forced weight normalisation", "out of host memory");
+    size_t j = 0;
     for (size_t i = 0; i < u->g.nweights; i++) {
         const weight_ref *w = &u->g.weights[i].ref;
-        K(mpc_forced_weight_norm(u->gc.stream, params + w->offset, w->O, w->C * w->k * w->k));
+        for (int o = 0; o < w->O; o++, j++) host[j] = (mpc_unit){w->offset + (size_t)o * w->C * w->k * w->k, w->C * w->k * w->k};
     }
+    u->units = dev_alloc(u, (n + 1) * sizeof *host);
+    int ok = u->units && u->ops.vt->upload(u->ops.b, u->units, host, n * sizeof *host) == EDM2_OK;
+    free(host);
+    if (!ok) {
+        DEV_FREE(u->units);
+        return gpu_fail(&u->gc, "forced weight normalisation", "out of device memory for the table of output units");
+    }
+    u->nunits = n;
+    return 0;
+}
+
+/* Every weight's units in one launch (a launch per weight left the GPU idle: a few hundred threads each). */
+int unet_cuda_normalize_weights(unet_cuda *u, float *params) {
+    if (!u->units && make_units(u)) return -1;
+    K(act_forced_weight_norm(u->gc.stream, u->gc.act, params, u->units, u->nunits));
     return 0;
 }
 

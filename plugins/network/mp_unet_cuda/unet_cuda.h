@@ -8,6 +8,7 @@
 #define EDM2_UNET_CUDA_H
 
 #include "block_cuda.h"
+#include "mp_ops_cuda.h"
 #include "edm2/edm2_network.h"
 
 /* What a training forward leaves for its backward: host-side pointers into the workspaces, and the dropout
@@ -27,6 +28,8 @@ typedef struct unet_cuda {
     float *w_hat, *dw_hat, *w_norm, *unit_terms; /* prepared weights, their gradient, row norms, gain terms */
     void *w_lp;         /* bf16/fp16: w_hat in the activations' type, cast once per pass (NULL for float32) */
     size_t max_O, max_weight;
+    mpc_unit *units; /* device: every weight's output units, for the forced normalisation (its first call) */
+    size_t nunits;
     gws fws, bws; /* the forward's activations (kept for backward); the backward's pass-long buffers */
     gws tws;      /* a block's forward temporaries (gblock_ctx.tmp) */
     gws bpp[2];   /* the backward's per-module buffers, alternating: module m works in bpp[m % 2] while its
