@@ -6,9 +6,11 @@
  * (edm2_bench_gemm_cuda.so, gemm_cuda.cu). --no-sgemm (or --no-gemm) skips it.
  *
  *   edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-sgemm]
- *              [--set s.k=v ...]
+ *              [--sample] [--profile] [--set s.k=v ...]
  * Warm-up steps are not timed: 2 by default, 6 on the cuda backend, whose network captures its passes as
- * CUDA graphs over the first few (a one-time cost that the timed steps must not include).
+ * CUDA graphs over the first few (a one-time cost that the timed steps must not include). --profile (cuda
+ * backend) runs the CUDA profiler over the timed training steps only, so that `ncu --profile-from-start off`
+ * sees a steady step, without the warm-up's cuDNN algorithm trials (bench/kernel_profile.py).
  */
 #include <cblas.h>
 #include <dlfcn.h>
@@ -47,38 +49,46 @@ static double sgemm_rate(int threads) {
     return 2.0 * n * n * (double)n / best / 1e9;
 }
 
-/* The cuda backend's bf16 GEMM rate in GFLOP/s, from edm2_bench_gemm_cuda.so beside this program; -1 with the
- * reason in why when it cannot be timed. The module stays loaded (it shares the process's CUDA runtime). */
-static double cuda_gemm_rate(runtime *rt, char *why, size_t len) {
+/* edm2_bench_gemm_cuda.so beside this program (gemm_cuda.cu), loaded once and kept (it shares the process's
+ * CUDA runtime); NULL with the reason in why. */
+static void *cuda_module(char *why, size_t len) {
     char path[4096];
     const ssize_t n = readlink("/proc/self/exe", path, sizeof path - 64);
     if (n > 0) path[n] = 0;
     char *slash = n > 0 ? strrchr(path, '/') : NULL;
-    if (!slash) return snprintf(why, len, "cannot find this program's folder"), -1;
+    if (!slash) return snprintf(why, len, "cannot find this program's folder"), NULL;
     strcpy(slash + 1, "edm2_bench_gemm_cuda.so");
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) return snprintf(why, len, "%.300s", dlerror()), -1;
+    if (!h) snprintf(why, len, "%.300s", dlerror());
+    return h;
+}
+
+/* The cuda backend's bf16 GEMM rate in GFLOP/s; -1 with the reason in why when it cannot be timed. */
+static double cuda_gemm_rate(runtime *rt, char *why, size_t len) {
+    void *h = cuda_module(why, len);
+    if (!h) return -1;
     double (*tflops)(void *, char *, size_t);
     *(void **)&tflops = dlsym(h, "edm2_bench_bf16_gemm_tflops");
     edm2_backend_native nat;
     memset(&nat, 0, sizeof nat);
     nat.struct_size = sizeof nat;
     if (!tflops || !rt->bvt->native || rt->bvt->native(rt->b, &nat) != EDM2_OK || !nat.stream)
-        return snprintf(why, len, "%.300s: no timing function, or the backend has no CUDA stream", path), -1;
+        return snprintf(why, len, "edm2_bench_gemm_cuda.so: no timing function, or the backend has no CUDA stream"), -1;
     const double r = tflops(nat.stream, why, len);
     return r > 0 ? r * 1e3 : -1;
 }
 
 static int usage(void) {
     fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-gemm] "
-                    "[--sample] [--set s.k=v ...]\n");
+                    "[--sample] [--profile] [--set s.k=v ...]\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     const char *path = NULL;
     char *sets[64];
-    int nsets = 0, threads = 0, steps = 10, warmup = -1, do_train = 1, do_eval = 1, do_sgemm = 1, do_sample = 0;
+    int nsets = 0, threads = 0, steps = 10, warmup = -1, do_train = 1, do_eval = 1, do_sgemm = 1, do_sample = 0,
+        do_profile = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -86,6 +96,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 64) sets[nsets++] = argv[++i];
         else if (!strcmp(argv[i], "--no-sgemm") || !strcmp(argv[i], "--no-gemm")) do_sgemm = 0;
         else if (!strcmp(argv[i], "--sample")) do_sample = 1;
+        else if (!strcmp(argv[i], "--profile")) do_profile = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             const char *w = argv[++i];
             do_train = !strcmp(w, "train"), do_eval = !strcmp(w, "eval");
@@ -100,7 +111,7 @@ int main(int argc, char **argv) {
     }
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     setup s;
-    edm2_err err;
+    edm2_err err = {0};
     if (setup_from_config(&s, path, sets, nsets, &err)) {
         LOG_ERROR("%s", err.msg);
         return 1;
@@ -118,6 +129,17 @@ int main(int argc, char **argv) {
     config_view_plugin(&v, rc, EDM2_KIND_BACKEND);
     if (runtime_open(&rt, rc->plugin[EDM2_KIND_BACKEND], &v.api, threads, &err)) goto fail;
     if (warmup < 0) warmup = rt.backend_rec->desc->backend == EDM2_BACKEND_CUDA ? 6 : 2;
+    int (*profiler)(int) = NULL; /* --profile: the CUDA profiler's switch */
+    if (do_profile) {
+        char why[400] = "";
+        void *h = rt.backend_rec->desc->backend == EDM2_BACKEND_CUDA ? cuda_module(why, sizeof why) : NULL;
+        if (h) *(void **)&profiler = dlsym(h, "edm2_bench_cuda_profiler");
+        if (!profiler) {
+            snprintf(err.msg, sizeof err.msg, "--profile: needs the cuda backend and edm2_bench_gemm_cuda.so beside "
+                     "edm2-bench (%s)", why[0] ? why : "not the cuda backend, or no profiler function in the module");
+            goto fail;
+        }
+    }
     config_view_plugin(&v, rc, EDM2_KIND_NETWORK);
     if (net_open(&ni, &rt, rc->plugin[EDM2_KIND_NETWORK], &v.api, &err)) goto fail;
     const edm2_network_info *info = &ni.info;
@@ -148,6 +170,7 @@ int main(int argc, char **argv) {
     /* Training steps. */
     double t_train = 0;
     for (int it = 0; do_train && it < warmup + steps; it++) {
+        if (profiler && it == warmup) profiler(1);
         double t0 = now_s(), obj, lr;
         ni.vt->normalize_weights(ni.net, ni.params);
         rt.bvt->fill(rt.b, grads, 0.0f, A);
@@ -162,6 +185,7 @@ int main(int argc, char **argv) {
         rt.bvt->synchronize(rt.b);
         if (it >= warmup) t_train += now_s() - t0;
     }
+    if (profiler) profiler(0);
     /* Evaluation forward passes. */
     double t_eval = 0;
     for (int it = 0; do_eval && it < warmup + steps; it++) {

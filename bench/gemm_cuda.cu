@@ -2,11 +2,18 @@
  * network's achieved TFLOP/s to (edm2_bench_gemm_cuda.so, loaded by edm2-bench on the cuda backend, so that
  * the benchmark itself needs no CUDA library): C = A B for 8192 x 8192 bf16 matrices of uniform random
  * values, float32 accumulation, cuBLAS with its default (tensor-core) math, 3 products to warm up, then 10
- * timed with CUDA events on the backend's stream. */
+ * timed with CUDA events on the backend's stream. Also the profiler switch of edm2-bench --profile. */
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
+
+/* edm2-bench --profile: starts (on = 1) or stops (0) the CUDA profiler, the range that `ncu
+ * --profile-from-start off` or `nsys --capture-range=cudaProfilerApi` records; 0, or the cudaError_t. */
+extern "C" __attribute__((visibility("default"))) int edm2_bench_cuda_profiler(int on) {
+    return (int)(on ? cudaProfilerStart() : cudaProfilerStop());
+}
 
 __global__ void k_fill(__nv_bfloat16 *x, size_t n, unsigned seed) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {

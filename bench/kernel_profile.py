@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """kernel_profile.py: where a training step's GPU time goes, kernel by kernel (issue: measure before fusing).
-Runs build/edm2-bench for one training step under Nsight Compute collecting only each kernel's duration
-(gpu__time_duration.sum, clocks left alone), then sums the durations by kernel name and prints the largest
-as a table: calls, total ms, share of the step's kernel time. A CSV that ncu wrote earlier can be
-summarised instead (--csv FILE).
+Runs build/edm2-bench under Nsight Compute collecting only each kernel's duration (gpu__time_duration.sum,
+clocks and caches left alone, as in a real run) of one training step after 4 warm-up steps: edm2-bench
+--profile switches the CUDA profiler on for the timed step only (ncu --profile-from-start off), so the
+warm-up's cuDNN algorithm trials and graph captures are not counted. It sums the durations by kernel name
+and prints the largest as a table: calls, total ms, share of the step's kernel time. A CSV that ncu wrote
+earlier can be summarised instead (--csv FILE).
 
 usage: python3 bench/kernel_profile.py [--config configs/edm2-img512-xs.ini] [--batch 64] [--precision bf16]
            [--build build] [--top 30] [--ncu ncu] [--csv FILE] [--save-csv FILE]"""
@@ -65,10 +67,11 @@ def main():
         text = open(a.csv).read()
     else:
         os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-        cmd = [a.ncu, "--clock-control", "none", "--metrics", "gpu__time_duration.sum", "--csv", "--print-units", "base",
-               os.path.join(a.build, "edm2-bench"), a.config, "--set", "backend.plugin=cuda", "--set",
-               f"training.batch={a.batch}", "--set", f"network.precision={a.precision}", "--steps", "1", "--warmup", "0",
-               "--only", "train", "--no-sgemm"]
+        cmd = [a.ncu, "--profile-from-start", "off", "--clock-control", "none", "--cache-control", "none", "--metrics",
+               "gpu__time_duration.sum", "--csv", "--print-units", "base", os.path.join(a.build, "edm2-bench"), a.config,
+               "--set", "backend.plugin=cuda", "--set", f"training.batch={a.batch}", "--set",
+               f"network.precision={a.precision}", "--steps", "1", "--warmup", "4", "--only", "train", "--no-sgemm",
+               "--profile"]
         out = subprocess.run(cmd, capture_output=True, text=True)
         text = out.stdout
         if out.returncode:
