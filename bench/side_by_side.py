@@ -3,7 +3,8 @@
 (issue: speed against the reference on the same GPU). Runs build/edm2-bench on configs/edm2-img512-PRESET.ini
 (training, evaluation, sampling at 63 evaluations per image, peak memory) and the reference's timing script
 (torch_gpu_bench.py, e.g. ../shared/bench or .devref/bench: the public NVlabs/edm2 code, measured only) for each
-preset at the same batch, then prints one table.
+preset at the same batch, then prints one table. A preset that does not fit at --batch (ours or the reference
+out of memory) is run at the largest halving of it that fits, both sides at that batch (the table says which).
 
 usage: python3 bench/side_by_side.py --torch-bench PATH/torch_gpu_bench.py [--presets xs,s] [--batch 256]
            [--precision fp32,bf16,fp16] [--backend cuda] [--compile] [--steps 10] [--build build]
@@ -24,6 +25,8 @@ def ours(build, preset, batch, backend, steps, precision):
            "--no-sgemm", "--sample"]  # edm2-bench's default warm-up (6 on CUDA: the graphs are captured then)
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
+        if out_of_memory(out.stderr):
+            return None
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
     t = out.stdout
     num = lambda pat: float(re.search(pat, t).group(1))
@@ -32,11 +35,17 @@ def ours(build, preset, batch, backend, steps, precision):
             "train_tflops": num(r"training:.*?([\d.]+) GFLOP/s") / 1e3}
 
 
+def out_of_memory(stderr):
+    return re.search(r"out of (device )?memory|OutOfMemoryError", stderr, re.I) is not None
+
+
 def reference(script, presets, batch, compile_, steps):
     cmd = [sys.executable, script, "--presets", presets, "--batch", str(batch), "--gemm", "--steps", str(steps)]
     cmd += ["--compile"] if compile_ else []
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
+        if out_of_memory(out.stderr):
+            return None, None, ""
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
     rows, gemm = {}, None
     for line in out.stdout.splitlines():
@@ -63,23 +72,33 @@ def main():
     ap.add_argument("--precision", default="bf16", help="comma-separated: fp32, bf16, fp16")
     a = ap.parse_args()
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    ref, gemm, device = reference(a.torch_bench, a.presets, a.batch, a.compile, a.steps)
-    print(f"{device}; batch {a.batch}; ours on backend {a.backend}"
-          + (f"; bf16 8192^3 GEMM {gemm:.0f} TFLOP/s" if gemm else ""))
-    print("| preset | ours | reference mode | train img/s ours / ref (ratio) | eval img/s ours / ref (ratio) | "
-          "sampling img/s, 63 evals, ours / ref (ratio) | peak GiB ours / ref | ours train TFLOP/s (of bf16 GEMM) |")
-    print("|---|---|---|---|---|---|---|---|")
+    header = False
     for p in a.presets.split(","):
-        for prec in a.precision.split(","):
-            o = ours(a.build, p, a.batch, a.backend, a.steps, prec)
+        batch = a.batch
+        while True:  # both sides at the same batch: halved until both fit
+            ref, gemm, device = reference(a.torch_bench, p, batch, a.compile, a.steps)
+            mine = {prec: ours(a.build, p, batch, a.backend, a.steps, prec) for prec in a.precision.split(",")} if ref else {}
+            if ref and all(mine.values()):
+                break
+            if batch <= 1:
+                sys.exit(f"{p}: out of memory even at batch 1")
+            print(f"{p}: out of memory at batch {batch} ({'ours' if ref else 'the reference'}); trying {batch // 2}",
+                  flush=True)
+            batch //= 2
+        if not header:
+            print(f"{device}; ours on backend {a.backend}" + (f"; bf16 8192^3 GEMM {gemm:.0f} TFLOP/s" if gemm else ""))
+            print("| preset | batch | ours | reference mode | train img/s ours / ref (ratio) | eval img/s ours / ref (ratio) | "
+                  "sampling img/s, 63 evals, ours / ref (ratio) | peak GiB ours / ref | ours train TFLOP/s (of bf16 GEMM) |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            header = True
+        for prec, o in mine.items():
             frac = f" ({100 * o['train_tflops'] / gemm:.0f}%)" if gemm else ""
             for (rp, mode), r in sorted(ref.items()):
                 if rp != p:
                     continue
                 cell = lambda k: f"{o[k]:.3g} / {r[k]:.3g} ({o[k] / r[k]:.2f}x)" if r[k] > 0 else f"{o[k]:.3g} / -"
-                print(f"| {p} | {prec} | {mode} | {cell('train')} | {cell('eval')} | {cell('sample')} | "
+                print(f"| {p} | {batch} | {prec} | {mode} | {cell('train')} | {cell('eval')} | {cell('sample')} | "
                       f"{o['mem_gib']:.1f} / {r['mem_gib']:.1f} | {o['train_tflops']:.1f}{frac} |", flush=True)
-
 
 if __name__ == "__main__":
     main()
