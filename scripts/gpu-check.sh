@@ -87,7 +87,7 @@ speed() { # SECONDS EXTRA ARGS of side_by_side.py: the table, stopped after SECO
   timeout "$limit" python3 bench/side_by_side.py --torch-bench .devref/bench/torch_gpu_bench.py --presets xs,s --batch 256 \
     --steps 5 --build build-gpu "$@" | tee -a "$out/side-by-side.md"
 }
-[ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 240 --precision bf16
+[ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 330 --precision bf16
 # Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only).
 ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 [ -n "$ncu" ] && step kernel-profile timeout 180 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \

@@ -109,6 +109,12 @@ target_link_libraries(edm2host_emu PRIVATE edm2host_core)
 target_compile_definitions(edm2host_emu PRIVATE EDM2_VERSION="${PROJECT_VERSION}")
 target_link_options(edm2host_emu PRIVATE ${EMU_SAN})
 set_target_properties(edm2host_emu PROPERTIES OUTPUT_NAME edm2host RUNTIME_OUTPUT_DIRECTORY ${EMU_TREE})
+# And edm2-bench, for what the CUDA network allocates (the workspaces' sizes at any preset and batch; its
+# timings mean nothing here): cuda_emu_tree/edm2-bench CONFIG --set backend.plugin=cuda ...
+add_executable(edm2-bench_emu ${PROJECT_SOURCE_DIR}/bench/bench_train.c)
+target_link_libraries(edm2-bench_emu PRIVATE edm2host_core PkgConfig::OPENBLAS)
+target_link_options(edm2-bench_emu PRIVATE ${EMU_SAN})
+set_target_properties(edm2-bench_emu PROPERTIES OUTPUT_NAME edm2-bench RUNTIME_OUTPUT_DIRECTORY ${EMU_TREE})
 get_property(all_plugins GLOBAL PROPERTY EDM2_PLUGIN_TARGETS)
 set(links "")
 foreach(t ${all_plugins})
@@ -117,7 +123,7 @@ foreach(t ${all_plugins})
   endif()
 endforeach()
 add_custom_target(edm2_cuda_emu_tree ALL ${CMAKE_COMMAND} -E make_directory ${EMU_TREE}/plugins ${links}
-                  DEPENDS ${all_plugins} edm2host_emu ${EMU_PLUGINS} VERBATIM)
+                  DEPENDS ${all_plugins} edm2host_emu edm2-bench_emu ${EMU_PLUGINS} VERBATIM)
 
 # The tests, from the GPU tests' sources, named *_emu: the kernel tests link the emulated kernels; the
 # plugin tests (EDM2_BUILD_DIR: the emulated tree) load the emulated plugins.

@@ -49,8 +49,9 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
         else K(act_resample_up_forward(st, act, x0, x_in, N, b->Hin, b->Win, b->cin));
     }
     s->x0 = x0;
-    /* enc: x = pixel_norm(conv_skip(x));  then a = mp_silu(x) (with the pixel norm, in one pass) */
-    void *x2 = x0;
+    /* enc: x = pixel_norm(conv_skip(x));  then a = mp_silu(x) (with the pixel norm, in one pass). a and y3,
+     * the 3x3 convolutions' inputs, are temporaries: the backward recomputes them. */
+    void *x2 = x0, *a, *y3;
     int c2 = b->cin;
     if (b->enc) {
         void *x1 = x0;
@@ -62,27 +63,27 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
         c2 = C;
         ALLOC_ACT(x2, kw, P * C);
         ALLOC(s->pn_norm, kw, P);
-        ALLOC_ACT(s->a, kw, P * c2);
-        K(act_normalize_silu_forward(st, act, x2, s->a, s->pn_norm, x1, P, C));
+        ALLOC_ACT(a, tw, P * c2);
+        K(act_normalize_silu_forward(st, act, x2, a, s->pn_norm, x1, P, C));
     } else {
-        ALLOC_ACT(s->a, kw, P * c2);
-        K(act_silu_forward(st, act, s->a, x2, P * c2));
+        ALLOC_ACT(a, tw, P * c2);
+        K(act_silu_forward(st, act, a, x2, P * c2));
     }
     s->x2 = x2;
     /* y = conv_res0(a) */
     ALLOC_ACT(s->y0, kw, P * C);
-    P_(gpu_conv2d_forward(g, s->y0, s->a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3));
+    P_(gpu_conv2d_forward(g, s->y0, a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3));
     /* c = emb_linear(emb, gain=emb_gain) + 1 (float32);  y = mp_silu(y * c), dropout */
     ALLOC(s->c, kw, (size_t)N * C);
-    ALLOC_ACT(s->y3, kw, P * C);
+    ALLOC_ACT(y3, tw, P * C);
     P_(gpu_linear_forward(g, s->c, ctx->emb, W_HAT(ctx, b->emb_linear), (size_t)N, b->cemb, C, 0));
     K(uk_add_scalar(st, s->c, s->c, 1.0f, (size_t)N * C));
-    K(act_modulate_silu_forward(st, act, s->y3, s->y0, s->c, N, HW, C));
-    if (ctx->training && b->dropout > 0) K(dropout(b, ctx, s->y3, P * C));
+    K(act_modulate_silu_forward(st, act, y3, s->y0, s->c, N, HW, C));
+    if (ctx->training && b->dropout > 0) K(dropout(b, ctx, y3, P * C));
     /* y = conv_res1(y) */
     void *y4;
     ALLOC_ACT(y4, tw, P * C);
-    P_(gpu_conv2d_forward(g, y4, s->y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, 3));
+    P_(gpu_conv2d_forward(g, y4, y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, 3));
     /* dec: x = conv_skip(x);  x = mp_sum(x, y, res_balance) */
     const void *xs = x2;
     if (!b->enc && b->skip.present) {
@@ -128,19 +129,24 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
     const int N = ctx->N, C = b->cout, act = g->act;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
 #define DW(w) (dw_hat + (w).offset)
-    /* Each gradient buffer below is fresh: its first contribution overwrites (acc = 0). The clip's gradient
-     * goes straight into the gradients of the sum before it (act_sum_clip_backward). */
+    /* Four buffers serve the whole block, each reused once its contents are consumed (the backward's memory
+     * is a few of them per module, docs/cuda-network.md): b1 the skip path's gradient dxs; b2 dy4, then dy0,
+     * then (enc) dx1; b3 the attention's dproj, then y3 and a (recomputed); b4 the attention's dya, then dy3,
+     * then da. Each first contribution overwrites (acc = 0). The clip's gradient goes straight into the
+     * gradients of the sum before it (act_sum_clip_backward). */
     const int c2 = b->enc ? C : b->cin;
-    void *dxs, *dy4, *dy3, *dy0, *da;
+    const size_t wide = P * (C > c2 ? C : c2);
+    void *b1, *b2, *b3, *b4;
     float *dc;
-    ALLOC_ACT(dxs, bws, P * C);
-    ALLOC_ACT(dy4, bws, P * C);
+    ALLOC_ACT(b1, bws, P * C);
+    ALLOC_ACT(b2, bws, P * C);
+    ALLOC_ACT(b3, bws, wide);
+    ALLOC_ACT(b4, bws, wide);
+    void *dxs = b1, *dy4 = b2;
     /* attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance) */
     if (b->heads) {
-        void *d5, *dproj, *dya, *dqkv, *dS, *dqkvn, *tmp = NULL;
+        void *d5, *dproj = b3, *dya = b4, *dqkv, *dS, *dqkvn, *tmp = NULL;
         ALLOC_ACT(d5, bws, P * C);
-        ALLOC_ACT(dproj, bws, P * C);
-        ALLOC_ACT(dya, bws, P * C);
         ALLOC_ACT(dqkv, bws, P * 3 * C);
         ALLOC_ACT(dS, bws, (size_t)N * b->heads * HW * HW);
         ALLOC_ACT(dqkvn, bws, P * 3 * C);
@@ -160,31 +166,34 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
         ALLOC_ACT(dx2, bws, P * c2);
         P_(gpu_conv2d_backward(g, dx2, DW(b->skip), dxs, s->x2, W_ACT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1, 0));
     }
-    /* y4 = conv_res1(y3) */
-    ALLOC_ACT(dy3, bws, P * C);
-    P_(gpu_conv2d_backward(g, dy3, DW(b->res1), dy4, s->y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, 3, 0));
+    /* y4 = conv_res1(y3), y3 recomputed as the forward made it (the same kernels: bitwise) */
+    void *y3 = b3, *dy3 = b4;
+    K(act_modulate_silu_forward(st, act, y3, s->y0, s->c, N, HW, C));
+    if (ctx->training && b->dropout > 0) K(dropout(b, ctx, y3, P * C));
+    P_(gpu_conv2d_backward(g, dy3, DW(b->res1), dy4, y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, 3, 0));
     /* y3 = dropout(mp_silu(y0 * c)), c = emb_linear(emb) + 1 */
     if (ctx->training && b->dropout > 0) K(dropout(b, ctx, dy3, P * C)); /* the same mask and scale */
-    ALLOC_ACT(dy0, bws, P * C);
+    void *dy0 = b2;
     float *part = NULL; /* bf16/fp16: dc's per-chunk sums */
     ALLOC(dc, bws, (size_t)N * C);
     if (act != ACT_F32) ALLOC(part, bws, (size_t)N * act_dc_chunks(HW) * C);
     K(act_modulate_silu_backward(st, act, dy0, dc, dy3, s->y0, s->c, N, HW, C, 0, part));
     P_(gpu_linear_backward(g, demb, DW(b->emb_linear), dc, ctx->emb, W_HAT(ctx, b->emb_linear), (size_t)N, b->cemb, C, 1));
-    /* y0 = conv_res0(mp_silu(x2)) */
-    ALLOC_ACT(da, bws, P * c2);
-    P_(gpu_conv2d_backward(g, da, DW(b->res0), dy0, s->a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3, 0));
+    /* y0 = conv_res0(a), a = mp_silu(x2) recomputed likewise */
+    void *a = b3, *da = b4;
+    K(act_silu_forward(st, act, a, s->x2, P * c2));
+    P_(gpu_conv2d_backward(g, da, DW(b->res0), dy0, a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3, 0));
     /* dec: added to the skip path's gradient;  enc: x2 = pixel_norm(conv_skip(x0)), both gradients at once */
     void *dx0 = dx2;
     if (!b->enc) {
         K(act_silu_backward(st, act, dx2, da, s->x2, P * c2, 1));
     } else {
-        void *dx1;
-        ALLOC_ACT(dx1, bws, P * C);
+        void *dx1 = b2;
         K(act_silu_normalize_backward(st, act, dx1, dx2, da, s->x2, s->x1, s->pn_norm, P, C));
         dx0 = dx1;
         if (b->skip.present) {
-            ALLOC_ACT(dx0, bws, P * b->cin);
+            if ((size_t)b->cin <= (size_t)(C > c2 ? C : c2)) dx0 = b3;
+            else ALLOC_ACT(dx0, bws, P * b->cin);
             P_(gpu_conv2d_backward(g, dx0, DW(b->skip), dx1, s->x0, W_ACT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1, 0));
         }
     }

@@ -14,17 +14,17 @@
 
 
 /* What a training forward of a Block keeps for its backward (../mp_unet/block_saved.h's fields, in device
- * memory): activations in the network's type (void *), norms and the modulation float32. */
+ * memory): activations in the network's type (void *), norms and the modulation float32. The two MP-SiLU
+ * outputs that feed the 3x3 convolutions (mp_silu(x2) and dropout(mp_silu(y0 * c))) are not kept: the
+ * backward recomputes them, bitwise, from x2 and from y0 and c (docs/cuda-network.md, Memory). */
 typedef struct gblock_saved {
     const void *x_in;  /* [N, Hin, Win, cin] */
     void *x0;          /* after resampling [N, H, W, cin] */
     void *x1;          /* enc: after conv_skip [.., cout] (== x0 when no skip) */
     float *pn_norm;    /* enc: pixel-norm norms [N*H*W] */
     void *x2;          /* residual-branch input [.., enc ? cout : cin] */
-    void *a;           /* mp_silu(x2): conv_res0 input */
     void *y0;          /* conv_res0 output [.., cout] */
     float *c;          /* emb_linear(emb) + 1 [N, cout] */
-    void *y3;          /* mp_silu(y0 * c) after dropout: conv_res1 input */
     void *x5;          /* after the residual mp_sum [.., cout] */
     void *qkv, *qkvn, *attn, *ya; /* attention (attention_cuda.h) */
     float *qnorm;

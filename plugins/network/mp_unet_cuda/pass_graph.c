@@ -35,12 +35,12 @@ void pgraph_free(pgraph *p) {
 
 /* Changes whenever a buffer a graph reads or writes moves: the workspaces, cuDNN's own workspace. */
 static unsigned pgraph_epoch(const unet_cuda *u) {
-    return u->fws.epoch + u->tws.epoch + u->bws.epoch + u->bpp[0].epoch + u->bpp[1].epoch + u->gc.own_epoch;
+    return u->fws.epoch + u->bws.epoch + u->bpp[0].epoch + u->bpp[1].epoch + u->gc.own_epoch;
 }
 
 /* No workspace needed more than its block in its last pass: the next passes allocate nothing. */
 static int settled(const unet_cuda *u) {
-    return !u->fws.nextra && !u->tws.nextra && !u->bws.nextra && !u->bpp[0].nextra && !u->bpp[1].nextra;
+    return !u->fws.nextra && !u->bws.nextra && !u->bpp[0].nextra && !u->bpp[1].nextra;
 }
 
 static pgraph_key key_of(const pass *ps, const unet_cuda *u) {

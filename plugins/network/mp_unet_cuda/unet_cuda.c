@@ -29,7 +29,7 @@ int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops
     memset(u, 0, sizeof *u);
     if (unet_graph_build(&u->g, hp, err, errlen)) return -1;
     u->ops = *backend;
-    u->fws.ops = u->bws.ops = u->tws.ops = u->bpp[0].ops = u->bpp[1].ops = *backend;
+    u->fws.ops = u->bws.ops = u->bpp[0].ops = u->bpp[1].ops = *backend;
     if (gpu_ctx_init(&u->gc, backend, hp->precision)) {
         snprintf(err, errlen, "%s", u->gc.err);
         unet_cuda_free(u);
@@ -64,7 +64,7 @@ static void scratch_free(unet_cuda *u) {
 void unet_cuda_free(unet_cuda *u) {
     gws_free(&u->fws);
     gws_free(&u->bws);
-    gws_free(&u->bpp[0]), gws_free(&u->bpp[1]), gws_free(&u->tws);
+    gws_free(&u->bpp[0]), gws_free(&u->bpp[1]);
     scratch_free(u);
     DEV_FREE(u->units);
     gpu_ctx_free(&u->gc);
@@ -187,7 +187,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     K(mpc_silu_forward(st, emb, e3, (size_t)N * G->cemb));
     /* U-Net. */
     gblock_ctx ctx = {g, params, u->w_hat, W_ACT_BASE, emb, N, a->training,
-                      a->dropout_rng.seed, a->dropout_rng.stream, a->dropout_rng.offset, ws, &u->tws};
+                      a->dropout_rng.seed, a->dropout_rng.stream, a->dropout_rng.offset, ws, &u->bpp[0]};
     const void *x = x_in0;
     for (int m = 0; m < G->nmods; m++) {
         const unet_module *md = &G->mods[m];
@@ -251,7 +251,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     if (u->ops.vt->fill(u->ops.b, u->dw_hat, 0.0f, G->arena_floats) != EDM2_OK)
         return gpu_fail(g, "backward", "the backend failed to clear the weight gradients");
     gblock_ctx ctx = {g, params, u->w_hat, W_ACT_BASE, r->emb, N, 1,
-                      r->drop_seed, r->drop_stream, r->drop_offset, &u->fws, &u->tws};
+                      r->drop_seed, r->drop_stream, r->drop_offset, &u->fws, &u->bpp[0]};
     float *demb = gws_zeros(ws, NE), *dF, *d32;
     void *dcur;
     if (!demb) return gpu_fail(g, "network workspace", "out of device memory");

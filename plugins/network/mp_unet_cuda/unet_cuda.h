@@ -31,9 +31,9 @@ typedef struct unet_cuda {
     mpc_unit *units; /* device: every weight's output units, for the forced normalisation (its first call) */
     size_t nunits;
     gws fws, bws; /* the forward's activations (kept for backward); the backward's pass-long buffers */
-    gws tws;      /* a block's forward temporaries (gblock_ctx.tmp) */
     gws bpp[2];   /* the backward's per-module buffers, alternating: module m works in bpp[m % 2] while its
-                   * input gradient, from module m + 1, is still in the other */
+                   * input gradient, from module m + 1, is still in the other. bpp[0] is also where a forward
+                   * block puts its temporaries (gblock_ctx.tmp), which no backward reads. */
     /* Left by the last training forward (have_saved), for the backward. */
     int have_saved;
     unet_record rec;
