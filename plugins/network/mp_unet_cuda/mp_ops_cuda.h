@@ -4,8 +4,8 @@
  * kernel is queued on (a cudaStream_t, as the backend's native handles give it). They compute bitwise the
  * same values as the CPU layers (the same operations in the same order, each rounded separately; the
  * shared helpers of mp_math.h), except mp_fourier_forward, whose cosf may differ by an ulp or two.
- * Each returns 0, or the cudaError_t of the launch. The first step of the CUDA network (issue 10); it
- * compiles here and has not yet run on a GPU. */
+ * Each returns 0, or the cudaError_t of the launch. The first step of the CUDA network (issue 10); the
+ * equalities are tested on a GPU and in the CPU emulation (test_cuda_layers). */
 #ifndef EDM2_MP_OPS_CUDA_H
 #define EDM2_MP_OPS_CUDA_H
 
