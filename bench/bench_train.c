@@ -6,11 +6,13 @@
  * (edm2_bench_gemm_cuda.so, gemm_cuda.cu). --no-sgemm (or --no-gemm) skips it.
  *
  *   edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-sgemm]
- *              [--sample] [--profile] [--set s.k=v ...]
+ *              [--sample] [--profile] [--verbose] [--set s.k=v ...]
  * Warm-up steps are not timed: 2 by default, 6 on the cuda backend, whose network captures its passes as
  * CUDA graphs over the first few (a one-time cost that the timed steps must not include). --profile (cuda
- * backend) runs the CUDA profiler over the timed training steps only, so that `ncu --profile-from-start off`
- * sees a steady step, without the warm-up's cuDNN algorithm trials (bench/kernel_profile.py).
+ * backend) runs the CUDA profiler over the timed training steps and evaluation passes only, so that `ncu
+ * --profile-from-start off` sees steady passes, without the warm-up's cuDNN algorithm trials
+ * (bench/kernel_profile.py; --only train or --only eval picks one kind). --verbose shows the plugins' debug
+ * lines (the CUDA network's cuDNN algorithm choices among them).
  */
 #include <cblas.h>
 #include <dlfcn.h>
@@ -80,7 +82,7 @@ static double cuda_gemm_rate(runtime *rt, char *why, size_t len) {
 
 static int usage(void) {
     fprintf(stderr, "usage: edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-gemm] "
-                    "[--sample] [--profile] [--set s.k=v ...]\n");
+                    "[--sample] [--profile] [--verbose] [--set s.k=v ...]\n");
     return 2;
 }
 
@@ -97,6 +99,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--no-sgemm") || !strcmp(argv[i], "--no-gemm")) do_sgemm = 0;
         else if (!strcmp(argv[i], "--sample")) do_sample = 1;
         else if (!strcmp(argv[i], "--profile")) do_profile = 1;
+        else if (!strcmp(argv[i], "--verbose")) log_set_level(EDM2_LOG_DEBUG);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             const char *w = argv[++i];
             do_train = !strcmp(w, "train"), do_eval = !strcmp(w, "eval");
@@ -189,6 +192,7 @@ int main(int argc, char **argv) {
     /* Evaluation forward passes. */
     double t_eval = 0;
     for (int it = 0; do_eval && it < warmup + steps; it++) {
+        if (profiler && it == warmup) profiler(1);
         edm2_forward_args fa;
         memset(&fa, 0, sizeof fa);
         fa.struct_size = sizeof fa;
@@ -199,6 +203,7 @@ int main(int argc, char **argv) {
         rt.bvt->synchronize(rt.b);
         if (it >= warmup) t_eval += now_s() - t0;
     }
+    if (profiler) profiler(0);
     size_t cur, peak;
     rt.bvt->memory_stats(rt.b, &cur, &peak);
     /* Sampling: one batch of images from noise with the [sampler] plugin (heun, 32 steps = 63 evaluations per

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """kernel_profile.py: where a training step's GPU time goes, kernel by kernel (issue: measure before fusing).
 Runs build/edm2-bench under Nsight Compute collecting only each kernel's duration (gpu__time_duration.sum,
-clocks and caches left alone, as in a real run) of one training step after 4 warm-up steps: edm2-bench
---profile switches the CUDA profiler on for the timed step only (ncu --profile-from-start off), so the
-warm-up's cuDNN algorithm trials and graph captures are not counted. It sums the durations by kernel name
+clocks and caches left alone, as in a real run) of one training step (--pass train) or one evaluation
+forward, a sampler's step (--pass eval), after 4 warm-up passes: edm2-bench --profile switches the CUDA
+profiler on for the timed pass only (ncu --profile-from-start off), so the warm-up's cuDNN algorithm
+trials and graph captures are not counted. It sums the durations by kernel name
 and prints the largest as a table: calls, total ms, share of the step's kernel time. A CSV that ncu wrote
 earlier can be summarised instead (--csv FILE).
 
 usage: python3 bench/kernel_profile.py [--config configs/edm2-img512-xs.ini] [--batch 64] [--precision bf16]
-           [--build build] [--top 30] [--ncu ncu] [--csv FILE] [--save-csv FILE]"""
+           [--pass train|eval] [--build build] [--top 30] [--ncu ncu] [--csv FILE] [--save-csv FILE]"""
 import argparse
 import collections
 import csv
@@ -57,6 +58,7 @@ def main():
     ap.add_argument("--config", default="configs/edm2-img512-xs.ini")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--precision", default="bf16")
+    ap.add_argument("--pass", dest="kind", choices=["train", "eval"], default="train")
     ap.add_argument("--build", default="build")
     ap.add_argument("--top", type=int, default=30)
     ap.add_argument("--ncu", default="ncu")
@@ -70,7 +72,7 @@ def main():
         cmd = [a.ncu, "--profile-from-start", "off", "--clock-control", "none", "--cache-control", "none", "--metrics",
                "gpu__time_duration.sum", "--csv", "--print-units", "base", os.path.join(a.build, "edm2-bench"), a.config,
                "--set", "backend.plugin=cuda", "--set", f"training.batch={a.batch}", "--set",
-               f"network.precision={a.precision}", "--steps", "1", "--warmup", "4", "--only", "train", "--no-sgemm",
+               f"network.precision={a.precision}", "--steps", "1", "--warmup", "4", "--only", a.kind, "--no-sgemm",
                "--profile"]
         out = subprocess.run(cmd, capture_output=True, text=True)
         text = out.stdout
@@ -81,7 +83,8 @@ def main():
     rows = summarise(text)
     total = sum(ms for _, ms in rows.values())
     print(f"{sum(c for c, _ in rows.values())} kernels, {total:.1f} ms of kernel time "
-          f"({a.config if not a.csv else a.csv}, batch {a.batch}, {a.precision}; one training step)")
+          f"({a.config if not a.csv else a.csv}, batch {a.batch}, {a.precision}; "
+          f"{'one training step' if a.kind == 'train' else 'one evaluation forward'})")
     print("| kernel | calls | total ms | share |")
     print("|---|---|---|---|")
     for name, (calls, ms) in sorted(rows.items(), key=lambda kv: -kv[1][1])[:a.top]:

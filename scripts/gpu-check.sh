@@ -92,6 +92,16 @@ speed() { # SECONDS EXTRA ARGS of side_by_side.py: the table, stopped after SECO
 ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 [ -n "$ncu" ] && step kernel-profile timeout 180 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
   --batch 64 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
+[ -n "$ncu" ] && step kernel-profile-eval timeout 120 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
+  --batch 64 --precision bf16 --pass eval --save-csv "$out/ncu-xs-bf16-eval.csv"
+# Which cuDNN algorithm each 3x3 convolution runs, timed by Find (the default) and as cuDNN's heuristics
+# rank them, with the training speed of each (the last GPU profile showed 3.6 ms non-tensor-core kernels
+# where Find had timed a tensor-core one at 0.11 ms).
+for how in timed heuristic; do
+  step algos-$how env EDM2_CUDNN_ALGO=$how build-gpu/edm2-bench configs/edm2-img512-xs.ini --set backend.plugin=cuda \
+    --set training.batch=64 --set network.precision=bf16 --only train --steps 3 --no-sgemm --verbose
+done
+grep -h "training:\|cuDNN 3x3" "$out"/algos-*.log >"$out/algos.txt"
 # Sampling at small batch (launch-bound) with and without the CUDA graphs of the evaluation forward.
 for graphs in 0 1; do
   step sample-graphs$graphs env EDM2_CUDA_GRAPHS=$graphs build-gpu/edm2-bench configs/fashion-mnist-demo.ini \

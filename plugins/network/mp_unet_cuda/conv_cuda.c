@@ -66,14 +66,15 @@ void conv_plans_free(gpu_ctx *g) {
  * any math (tensor cores first, as ranked) for bf16/fp16; else the first of the kind's deterministic
  * algorithms, in a fixed order, that cuDNN supports for the shape (its workspace size query succeeds). The
  * kind's descriptor takes the chosen math type. The workspace may exceed the backend's: the network then
- * keeps a larger one. When nothing qualifies, `why` lists what the heuristics offered. */
-#define PICK_ALGO(perf, n, order, norder, size_query, out, need, why, fma_only, cd)                            \
+ * keeps a larger one. When nothing qualifies, `why` lists what the heuristics offered. `at`: the chosen
+ * entry of perf, or -1 (from the fixed order). */
+#define PICK_ALGO(perf, n, order, norder, size_query, out, need, why, fma_only, cd, at)                        \
     do {                                                                                                       \
-        out = -1;                                                                                              \
+        out = -1, at = -1;                                                                                     \
         for (int i_ = 0; i_ < (n) && out < 0; i_++)                                                            \
             if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && (perf)[i_].determinism == CUDNN_DETERMINISTIC &&  \
                 (!(fma_only) || (perf)[i_].mathType == CUDNN_FMA_MATH)) {                                      \
-                out = (int)(perf)[i_].algo, need = (perf)[i_].memory;                                          \
+                out = (int)(perf)[i_].algo, need = (perf)[i_].memory, at = i_;                                 \
                 GPU_DNN(g, cudnnSetConvolutionMathType(cd, (perf)[i_].mathType));                              \
             }                                                                                                  \
         for (int i_ = 0; i_ < (norder) && out < 0; i_++) {                                                     \
@@ -87,6 +88,33 @@ void conv_plans_free(gpu_ctx *g) {
                                  (perf)[i_].determinism == CUDNN_DETERMINISTIC ? "det" : "nondet",             \
                                  (int)(perf)[i_].mathType, (perf)[i_].memory >> 20);                           \
     } while (0)
+
+/* Appends "; KIND algo A (math, T ms, W MiB) [fastest: ...]" to the plan's report `msg` (at: PICK_ALGO's):
+ * the chosen algorithm, with cuDNN's time for it when timed (Find; the heuristics give none), and the
+ * fastest result of any determinism when that is another one. */
+#define NOTE_PICK(msg, kind, perf, n, at, chosen)                                                                    \
+    do {                                                                                                         \
+        size_t l_ = strlen(msg);                                                                                 \
+        l_ += (size_t)snprintf(msg + l_, sizeof msg - l_, "; %s algo %d", kind, (int)(chosen));                    \
+        if ((at) >= 0 && (perf)[at].time >= 0 && l_ < sizeof msg)                                                \
+            l_ += (size_t)snprintf(msg + l_, sizeof msg - l_, " (%s, %.3f ms, %zu MiB)",                          \
+                                   math_name((perf)[at].mathType), (perf)[at].time, (perf)[at].memory >> 20);    \
+        else if ((at) >= 0 && l_ < sizeof msg)                                                                   \
+            l_ += (size_t)snprintf(msg + l_, sizeof msg - l_, " (%s, %zu MiB)", math_name((perf)[at].mathType),  \
+                                   (perf)[at].memory >> 20);                                                     \
+        else if (l_ < sizeof msg)                                                                                \
+            l_ += (size_t)snprintf(msg + l_, sizeof msg - l_, " (fixed order)");                                 \
+        if ((at) > 0 && (n) > 0 && (perf)[0].status == CUDNN_STATUS_SUCCESS && (perf)[0].time >= 0 && l_ < sizeof msg) \
+            snprintf(msg + l_, sizeof msg - l_, " [fastest: algo %d, %s, %.3f ms, %s]", (int)(perf)[0].algo,     \
+                     math_name((perf)[0].mathType), (perf)[0].time,                                              \
+                     (perf)[0].determinism == CUDNN_DETERMINISTIC ? "deterministic" : "nondeterministic");      \
+    } while (0)
+
+static const char *math_name(cudnnMathType_t m) {
+    return m == CUDNN_TENSOR_OP_MATH ? "tensor cores"
+           : m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION ? "tensor cores, converting"
+           : m == CUDNN_FMA_MATH ? "FMA" : "default math";
+}
 
 static const cudnnConvolutionFwdAlgo_t k_fwd_order[] = {
     CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
@@ -106,14 +134,19 @@ static const cudnnConvolutionBwdFilterAlgo_t k_filter_order[] = {CUDNN_CONVOLUTI
 /* bf16/fp16: each kind's fastest deterministic algorithm, timed by cuDNN on scratch tensors of the plan's
  * shapes (its Find functions, as PyTorch's cudnn.benchmark does), with a workspace of at most 512 MiB (an
  * eighth of the free memory when less). Once per shape; the scratch is freed at once. 0, or -1 when it
- * could not be done (the heuristics then choose). */
-static int plan_time(gpu_ctx *g, conv_plan *p) {
+ * could not be done (the heuristics then choose); the choices, or what failed, are appended to m. */
+typedef struct plan_msg {
+    char s[720];
+} plan_msg;
+
+static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
     const size_t es = act_size(p->act), nx = (size_t)p->N * p->H * p->W * p->C, ny = (size_t)p->N * p->H * p->W * p->O;
     const size_t nw = (size_t)p->O * 9 * p->C;
     size_t free_b = 0, total_b = 0, ws_bytes = (size_t)512 << 20;
     if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b / 8 < ws_bytes) ws_bytes = free_b / 8;
     void *x = NULL, *y = NULL, *w = NULL, *ws = NULL;
-    int rc = -1, n = 0, a;
+    int rc = -1, n = 0, a, at;
+    const char *step = "allocating the scratch tensors";
     char why[400] = "";
     cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
@@ -123,31 +156,54 @@ static int plan_time(gpu_ctx *g, conv_plan *p) {
         cudaMemset(x, 0, nx * es) != cudaSuccess || cudaMemset(y, 0, ny * es) != cudaSuccess ||
         cudaMemset(w, 0, nw * es) != cudaSuccess)
         goto done;
+    step = "timing the forward";
     if (cudnnFindConvolutionForwardAlgorithmEx(g->dnn, p->xd, x, p->wd, w, p->cd[0], p->yd, y,
                                                CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fp, ws, ws_bytes) != CUDNN_STATUS_SUCCESS)
         goto done;
-    PICK_ALGO(fp, n, k_fwd_order, 0, FWD_SIZE, a, p->ws_fwd, why, 0, p->cd[0]);
+    step = "no deterministic forward";
+    PICK_ALGO(fp, n, k_fwd_order, 0, FWD_SIZE, a, p->ws_fwd, why, 0, p->cd[0], at);
     if (a < 0) goto done;
     p->fwd = (cudnnConvolutionFwdAlgo_t)a;
+    NOTE_PICK(m->s, "forward", fp, n, at, a);
+    step = "timing the backward data";
     if (cudnnFindConvolutionBackwardDataAlgorithmEx(g->dnn, p->wd, w, p->yd, y, p->cd[1], p->xd, x,
                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp, ws,
                                                     ws_bytes) != CUDNN_STATUS_SUCCESS)
         goto done;
-    PICK_ALGO(dp, n, k_data_order, 0, DATA_SIZE, a, p->ws_data, why, 0, p->cd[1]);
+    step = "no deterministic backward data";
+    PICK_ALGO(dp, n, k_data_order, 0, DATA_SIZE, a, p->ws_data, why, 0, p->cd[1], at);
     if (a < 0) goto done;
     p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
+    NOTE_PICK(m->s, "backward data", dp, n, at, a);
+    step = "timing the backward filter";
     if (cudnnFindConvolutionBackwardFilterAlgorithmEx(g->dnn, p->xd, x, p->yd, y, p->cd[2], p->wd, w,
                                                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp, ws,
                                                       ws_bytes) != CUDNN_STATUS_SUCCESS)
         goto done;
-    PICK_ALGO(wp, n, k_filter_order, 0, FILTER_SIZE, a, p->ws_filter, why, 0, p->cd[2]);
+    step = "no deterministic backward filter";
+    PICK_ALGO(wp, n, k_filter_order, 0, FILTER_SIZE, a, p->ws_filter, why, 0, p->cd[2], at);
     if (a < 0) goto done;
     p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
+    NOTE_PICK(m->s, "backward filter", wp, n, at, a);
     rc = 0;
 done:
     cudaFree(x), cudaFree(y), cudaFree(w), cudaFree(ws);
-    if (rc) (void)cudaGetLastError(); /* a failed allocation must not fail the next kernel launch's check */
+    if (rc) {
+        (void)cudaGetLastError(); /* a failed allocation must not fail the next kernel launch's check */
+        snprintf(m->s, sizeof m->s, "; timing failed (%s%s), so the heuristics choose", step, why);
+    }
     return rc;
+}
+
+/* One line on what plan p runs (gpu_ctx.note), e.g. "cuDNN 3x3 convolution 64x64, 128 -> 128 channels, batch
+ * 64, bf16, timed; forward algo 1 (tensor cores, 0.113 ms, 0 MiB); ..."; returns 0. */
+static int plan_note(gpu_ctx *g, const conv_plan *p, const char *how, const plan_msg *m) {
+    if (!g->note) return 0;
+    char line[900];
+    snprintf(line, sizeof line, "cuDNN 3x3 convolution %dx%d, %d -> %d channels, batch %d, %s, %s%s", p->H, p->W, p->C,
+             p->O, p->N, p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32", how, m->s);
+    g->note(g->note_arg, line);
+    return 0;
 }
 
 static int plan_make(gpu_ctx *g, conv_plan *p) {
@@ -165,33 +221,37 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
         GPU_DNN(g, cudnnSetConvolution2dDescriptor(p->cd[i], 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
         GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], fma ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
     }
-    if (!fma && g->time_algos && plan_time(g, p) == 0) return 0;
+    plan_msg m = {""};
+    if (!fma && g->time_algos && plan_time(g, p, &m) == 0) return plan_note(g, p, "timed", &m);
     for (int i = 0; !fma && i < 3; i++) /* the heuristics query with tensor cores allowed */
         GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], CUDNN_TENSOR_OP_MATH));
-    int n = 0, a;
+    int n = 0, a, at;
     char why[400] = "";
     const char *kind = "forward";
     cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionForwardAlgorithm_v7(g->dnn, p->xd, p->wd, p->cd[0], p->yd,
                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fp));
-    PICK_ALGO(fp, n, k_fwd_order, 5, FWD_SIZE, a, p->ws_fwd, why, fma, p->cd[0]);
+    PICK_ALGO(fp, n, k_fwd_order, 5, FWD_SIZE, a, p->ws_fwd, why, fma, p->cd[0], at);
     if (a < 0) goto none;
     p->fwd = (cudnnConvolutionFwdAlgo_t)a;
+    NOTE_PICK(m.s, "forward", fp, n, at, a);
     kind = "backward data";
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionBackwardDataAlgorithm_v7(g->dnn, p->wd, p->yd, p->cd[1], p->xd,
                                                            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp));
-    PICK_ALGO(dp, n, k_data_order, 2, DATA_SIZE, a, p->ws_data, why, fma, p->cd[1]);
+    PICK_ALGO(dp, n, k_data_order, 2, DATA_SIZE, a, p->ws_data, why, fma, p->cd[1], at);
     if (a < 0) goto none;
     p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
+    NOTE_PICK(m.s, "backward data", dp, n, at, a);
     kind = "backward filter";
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionBackwardFilterAlgorithm_v7(g->dnn, p->xd, p->yd, p->cd[2], p->wd,
                                                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp));
-    PICK_ALGO(wp, n, k_filter_order, 2, FILTER_SIZE, a, p->ws_filter, why, fma, p->cd[2]);
+    PICK_ALGO(wp, n, k_filter_order, 2, FILTER_SIZE, a, p->ws_filter, why, fma, p->cd[2], at);
     if (a < 0) goto none;
     p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
-    return 0;
+    NOTE_PICK(m.s, "backward filter", wp, n, at, a);
+    return plan_note(g, p, "ranked by cuDNN's heuristics", &m);
 none:;
     char msg[560];
     snprintf(msg, sizeof msg, "no deterministic %s %s algorithm for %dx%d, %d -> %d channels; offered:%s",

@@ -36,6 +36,8 @@ typedef struct gpu_ctx {
     size_t own_bytes;
     unsigned own_epoch;    /* counts the moves of `own` (a CUDA graph holds its address) */
     conv_plan *plans;      /* cuDNN descriptors and algorithms, one per convolution shape */
+    void (*note)(void *arg, const char *msg); /* where each plan's choice is reported (a debug log); or NULL */
+    void *note_arg;
     size_t nplans, cap_plans;
     char err[320];         /* the first failure of the current call */
 } gpu_ctx;

@@ -29,6 +29,11 @@ static edm2_status failed(edm2_network *net, const char *what) {
     return edm2_logf(net->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INTERNAL, "%s on the GPU: %s", what, net->u.gc.err);
 }
 
+/* gpu_ctx.note: the cuDNN plans' choices, one debug line each. */
+static void plan_note(void *arg, const char *msg) {
+    edm2_logf(((edm2_network *)arg)->host, EDM2_LOG_DEBUG, ID, EDM2_OK, "%s", msg);
+}
+
 static edm2_status net_create(const edm2_host *host, const edm2_config *cfg, const edm2_backend_ops *backend,
                               edm2_network **out) {
     unet_hparams hp;
@@ -43,6 +48,7 @@ static edm2_status net_create(const edm2_host *host, const edm2_config *cfg, con
         return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "%s", err);
     }
     pgraph_init(&net->graphs);
+    net->u.gc.note = plan_note, net->u.gc.note_arg = net;
     if (hp.precision != UNET_FP32)
         edm2_logf(host, EDM2_LOG_INFO, ID, EDM2_OK,
                   "precision = %s: the U-Net body on tensor cores; weights, gradients, embedding and output in fp32%s",
