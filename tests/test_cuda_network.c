@@ -6,7 +6,9 @@
  * own noise draw,
  * Adam on the same gradients with a NaN among them (bitwise), `check-ref --backend cuda` against the
  * PyTorch reference, and the bf16/fp16 precisions against the CPU's float32 (relative L2 error of D and of
- * every gradient tensor within stated bounds, and above float32 rounding: the precision is really used),
+ * every gradient tensor within stated bounds, and above float32 rounding: the precision is really used;
+ * bf16 with its 3x3 weight gradients from cuDNN and as products over padded copies, each forced by
+ * EDM2_CUDNN_WGRAD; fp16 as timed),
  * and evaluation and training passes replayed from CUDA graphs (bitwise the eager ones). Exits 77 (skipped,
  * with the reason) without a CUDA device. */
 #include <fcntl.h>
@@ -26,9 +28,9 @@ static plugin_registry g_reg;
 static runtime g_rt[2]; /* 0: CPU, 1: CUDA */
 static const edm2_backend_id k_backend[2] = {EDM2_BACKEND_CPU, EDM2_BACKEND_CUDA};
 static net_instance g_net[2];
-static net_instance g_lp[2]; /* CUDA with precision = bf16, fp16 */
+static net_instance g_lp[3]; /* CUDA with precision = bf16 (EDM2_CUDNN_WGRAD=cudnn), fp16, bf16 (=gemm) */
 static net_instance g_nd;    /* CUDA, float32, without dropout (its training passes run from CUDA graphs) */
-static const char *const k_lp_name[2] = {"bf16", "fp16"};
+static const char *const k_lp_name[3] = {"bf16", "fp16", "bf16, weight gradients as products"};
 
 static const char *const k_net[] = {"img_resolution=16", "img_channels=3",   "label_dim=5",          "model_channels=16",
                                     "channel_mult=1,2,3", "num_blocks=2",    "attn_resolutions=8",   "channels_per_head=16",
@@ -290,15 +292,15 @@ static void test_precisions(void **state) {
     const edm2_network_info *info = &g_net[0].info;
     const size_t A = info->arena_floats;
     edm2_err err;
-    for (int p = 0; p < 2; p++) assert_int_equal(rt_upload(&g_rt[1], g_lp[p].params, g_net[0].params, A, &err), 0);
+    for (int p = 0; p < 3; p++) assert_int_equal(rt_upload(&g_rt[1], g_lp[p].params, g_net[0].params, A, &err), 0);
     float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
     test_data(x, sigma, labels, dD, dlv);
     float *D32 = malloc(2 * E * sizeof(float)), lv32[NB], *g32 = calloc(A + 1, sizeof(float));
     forward_backward(0, x, sigma, labels, dD, dlv, D32, lv32, g32);
     /* bounds: D, a weight tensor's gradient, the gains' gradients, the whole arena; bf16 then fp16 */
-    const double bound[2][4] = {{3e-2, 0.15, 6e-2, 1.5e-2}, {5e-3, 8e-2, 2e-2, 4e-3}};
-    float *ga = malloc((A + 1) * sizeof(float)), *gb = malloc((A + 1) * sizeof(float));
-    for (int p = 0; p < 2; p++) {
+    const double bound[3][4] = {{3e-2, 0.15, 6e-2, 1.5e-2}, {5e-3, 8e-2, 2e-2, 4e-3}, {3e-2, 0.15, 6e-2, 1.5e-2}};
+    float *ga = malloc((A + 1) * sizeof(float)), *gb = malloc((A + 1) * sizeof(float)), *g_cudnn = NULL;
+    for (int p = 0; p < 3; p++) {
         float *D = malloc(2 * E * sizeof(float)), lv[NB], *g = calloc(A + 1, sizeof(float));
         forward_backward_of(&g_lp[p], 1, x, sigma, labels, dD, dlv, D, lv, g);
         const double eD = rel_l2(D32, D, E), eT = rel_l2(D32 + E, D + E, E), eL = rel_l2(lv32, lv, NB);
@@ -323,9 +325,16 @@ static void test_precisions(void **state) {
         assert_true(eL <= 1e-5); /* the uncertainty head is float32 */
         assert_true(eD > 1e-6);  /* not float32 */
         assert_true(worst <= bound[p][1] && eG <= bound[p][2] && eA <= bound[p][3]);
-        free(D), free(g);
+        if (p == 2) { /* the products against cuDNN: another rounding (float32 out, not bf16), the same gradient */
+            const double e = rel_l2(g_cudnn, g, A);
+            printf("bf16 weight gradients, products vs cuDNN (relative L2): %.2e\n", e);
+            assert_true(e > 0 && e <= 5e-3);
+        }
+        free(D);
+        if (p == 0) g_cudnn = g;
+        else free(g);
     }
-    free(ga), free(gb), free(D32), free(g32), free(x), free(dD);
+    free(g_cudnn), free(ga), free(gb), free(D32), free(g32), free(x), free(dD);
 }
 
 /* Evaluation forwards of net (backend 1) with the arguments of fa, `times` times; D of each into out[times*E]. */
@@ -508,8 +517,13 @@ int main(void) {
         cfg_free(&c);
     }
     /* The same network on the GPU at bf16 and fp16, and without dropout. */
-    if (open_variant(&g_lp[0], "precision=bf16") || open_variant(&g_lp[1], "precision=fp16") ||
-        open_variant(&g_nd, "dropout=0"))
+    int failed = 0;
+    for (int p = 0; p < 3; p += 2) { /* the weight gradients' two ways, each forced (read when a network is made) */
+        setenv("EDM2_CUDNN_WGRAD", p ? "gemm" : "cudnn", 1);
+        failed |= open_variant(&g_lp[p], "precision=bf16");
+    }
+    unsetenv("EDM2_CUDNN_WGRAD");
+    if (failed || open_variant(&g_lp[1], "precision=fp16") || open_variant(&g_nd, "dropout=0"))
         return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_init_and_weight_norm), cmocka_unit_test(test_forward_backward),
                                        cmocka_unit_test(test_loss_and_adam), cmocka_unit_test(test_precisions),
@@ -518,7 +532,7 @@ int main(void) {
     test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     net_close(&g_nd, &g_rt[1]);
-    for (int p = 1; p >= 0; p--) net_close(&g_lp[p], &g_rt[1]);
+    for (int p = 2; p >= 0; p--) net_close(&g_lp[p], &g_rt[1]);
     for (int k = 1; k >= 0; k--) net_close(&g_net[k], &g_rt[k]), runtime_close(&g_rt[k]);
     registry_free(&g_reg);
     return rc;

@@ -3,6 +3,7 @@
  * capture records is run by the graph's launches; calls that a capture forbids invalidate it). */
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -312,6 +313,31 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cu
 cudaError_t cudaMemset(void *d, int v, size_t n) {
     if (forbidden_in_capture("cudaMemset")) return cudaErrorStreamCaptureUnsupported;
     memset(d, v, n);
+    return cudaSuccess;
+}
+/* Events: the host's clock when the stream reaches the record (what a timing measures here is the
+ * emulation's speed, not a GPU's). */
+struct emu_event {
+    std::chrono::steady_clock::time_point t;
+};
+cudaError_t cudaEventCreate(cudaEvent_t *e) {
+    *e = (cudaEvent_t) new emu_event();
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete (emu_event *)e;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
+    emu_event *ev = (emu_event *)e;
+    emu_enqueue(stream, [=]() { ev->t = std::chrono::steady_clock::now(); });
+    return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t) {
+    return forbidden_in_capture("cudaEventSynchronize") ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    *ms = std::chrono::duration<float, std::milli>(((emu_event *)b)->t - ((emu_event *)a)->t).count();
     return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t stream) {

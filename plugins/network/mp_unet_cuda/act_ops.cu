@@ -41,6 +41,32 @@ int act_convert(void *stream, int y_act, void *y, int x_act, const void *x, size
     return ACT_CALL(y_act, convert_to, stream, y, x_act, x, n);
 }
 
+/* ---- the zero-padded copy of the 3x3 weight gradient's operands, in units U of Cu per pixel ---- */
+
+template <typename U>
+__global__ void k_pad_rows(U *dst, const U *x, int N, int H, int W, int Cu, int margin, size_t rows) {
+    const long long Wp = W + 2, grid = (long long)N * (H + 2) * Wp;
+    STRIDE_LOOP(e, rows * (size_t)Cu) {
+        const long long r = (long long)(e / Cu) - margin;
+        const int c = (int)(e % Cu);
+        U v = {};
+        if (r >= 0 && r < grid) {
+            const long long n = r / ((H + 2) * Wp), i = r / Wp % (H + 2) - 1, j = r % Wp - 1;
+            if (i >= 0 && i < H && j >= 0 && j < W) v = x[((n * H + i) * W + j) * Cu + c];
+        }
+        dst[e] = v;
+    }
+}
+int act_pad_rows(void *stream, int act, void *dst, const void *x, int N, int H, int W, int C, int margin) {
+    const size_t bytes = (size_t)C * act_size(act), rows = 2 * (size_t)margin + (size_t)N * (H + 2) * (W + 2);
+    if (bytes % 16 == 0) /* whole pixels in 16-byte units */
+        LAUNCH(rows * (bytes / 16), k_pad_rows<uint4>, (uint4 *)dst, (const uint4 *)x, N, H, W, (int)(bytes / 16),
+               margin, rows);
+    if (act != ACT_F32) LAUNCH(rows * C, k_pad_rows<unsigned short>, (unsigned short *)dst, (const unsigned short *)x, N,
+                               H, W, C, margin, rows);
+    LAUNCH(rows * C, k_pad_rows<unsigned int>, (unsigned int *)dst, (const unsigned int *)x, N, H, W, C, margin, rows);
+}
+
 /* ---- weights: forced normalisation, preparation and its gradient, one warp per output unit ---- */
 
 /* w[u] /= eps + |w[u]| / sqrt(F) for each listed unit u. */

@@ -21,6 +21,10 @@ extern "C" {
 int act_add_to_f32(void *stream, int act, float *y, const void *x, size_t n);
 /* y[n] = x[n] from one element type to another (ACT_*). */
 int act_convert(void *stream, int y_act, void *y, int x_act, const void *x, size_t n);
+/* x[N, H, W, C] (any ACT_ type) copied into the zero-padded grid dst[margin + N (H+2) (W+2) + margin, C]:
+ * pixel (n, i, j) at row margin + (n (H+2) + i + 1) (W+2) + j + 1, every other row zero (the 3x3 weight
+ * gradient as products, conv_cuda.c). */
+int act_pad_rows(void *stream, int act, void *dst, const void *x, int N, int H, int W, int C, int margin);
 /* Forced weight normalisation of the listed units (mp_ops_cuda.h's mpc_forced_weight_norm, float32): for
  * bf16/fp16 one warp per unit (the sums in another order). */
 int act_forced_weight_norm(void *stream, int act, float *params, const mpc_unit *units, size_t n);

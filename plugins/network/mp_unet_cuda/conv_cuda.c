@@ -1,6 +1,8 @@
 /* conv_cuda.c: MPConv products on the GPU: cuBLAS for fully connected and 1x1 layers, cuDNN for 3x3
  * convolutions, in float32 or, for bf16/fp16 activations, on tensor cores with float32 accumulation. A
- * cuDNN plan (descriptors and algorithms) is made once per convolution shape and kept. */
+ * cuDNN plan (descriptors and algorithms) is made once per convolution shape and kept. In bf16/fp16 a 3x3
+ * weight gradient may instead run as cuBLAS products over zero-padded copies (wgrad_gemm), where that is
+ * faster than cuDNN's deterministic choice. */
 #include "conv_cuda.h"
 
 #include <stdio.h>
@@ -18,6 +20,7 @@ struct conv_plan {
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     size_t ws_fwd, ws_data, ws_filter; /* their workspace bytes */
+    int wgrad_gemm;                     /* bf16/fp16: the weight gradient by wgrad_gemm instead of cuDNN */
 };
 
 /* y[P, O] = x w^T in `act`; dx (act) and dw (float32, +=) of it. */
@@ -42,6 +45,42 @@ int gpu_linear_forward(gpu_ctx *g, float *y, const float *x, const float *w_hat,
 int gpu_linear_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
                         size_t P, int C, int O, int acc) {
     return linear_backward(g, ACT_F32, dx, dw_hat, dy, x, w_hat, P, C, O, acc);
+}
+
+/* ---- the 3x3 weight gradient as products ---- */
+
+#define WGRAD_CHUNK_BYTES ((size_t)64 << 20) /* the padded copies of a chunk of images (at least one image) */
+
+static void *scratch_for(gpu_ctx *g, size_t need);
+
+/* dw_hat[O, 3, 3, C] (float32, tap-major) += the 3x3 convolution's weight gradient from x[N, H, W, C] and
+ * dy[N, H, W, O] (bf16/fp16), deterministic, on tensor cores: over the zero-padded grid q of a chunk of
+ * images, dw[o, t, c] += sum_q dy_pad[q, o] x_pad[q + off_t, c] with off_t = (ky - 1)(W + 2) + kx - 1 for
+ * tap t = 3 ky + kx (a border q has dy_pad 0, so what x_pad holds there does not count). One strided batch
+ * of three products per ky: for kx = 0, 1, 2 x_pad starts one row further and dw one tap further. The
+ * padded copies live in the network's workspace; the chunks of images are added in order. */
+static int wgrad_gemm(gpu_ctx *g, int act, float *dw_hat, const void *dy, const void *x, int N, int H, int W, int C,
+                      int O) {
+    const size_t es = act_size(act), Wp = (size_t)W + 2, img = (size_t)(H + 2) * Wp, margin = Wp + 1;
+    size_t nb = WGRAD_CHUNK_BYTES / (img * (size_t)(C + O) * es);
+    nb = nb < 1 ? 1 : nb > (size_t)N ? (size_t)N : nb;
+    const size_t x_bytes = ((2 * margin + nb * img) * C * es + 255) / 256 * 256;
+    char *xp = scratch_for(g, x_bytes + nb * img * O * es);
+    if (!xp) return -1;
+    char *dyp = xp + x_bytes;
+    for (size_t n0 = 0; n0 < (size_t)N; n0 += nb) {
+        const size_t nc = (size_t)N - n0 < nb ? (size_t)N - n0 : nb;
+        GPU_TRY(g, act_pad_rows(g->stream, act, xp, (const char *)x + n0 * H * W * C * es, (int)nc, H, W, C, (int)margin),
+                return -1);
+        GPU_TRY(g, act_pad_rows(g->stream, act, dyp, (const char *)dy + n0 * H * W * O * es, (int)nc, H, W, O, 0),
+                return -1);
+        for (int ky = 0; ky < 3; ky++) /* x_pad from row margin + off_t of tap (ky, 0) */
+            if (gpu_gemm_ex(g, act, ACT_F32, 1, 0, (size_t)O, (size_t)C, nc * img, 1.0f, dyp, (size_t)O, 0,
+                            xp + (margin + (ky - 1) * Wp - 1) * C * es, (size_t)C, C, 1.0f, dw_hat + (size_t)ky * 3 * C,
+                            (size_t)9 * C, C, 3))
+                return -1;
+    }
+    return 0;
 }
 
 /* ---- cuDNN plans ---- */
@@ -139,6 +178,30 @@ typedef struct plan_msg {
     char s[720];
 } plan_msg;
 
+/* wgrad_gemm's time in ms for plan p on the scratch tensors x, y (one run to warm up, the mean of three
+ * timed with CUDA events), or -1 when it could not be timed (its failure is then forgotten). */
+static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, const void *x, const void *y) {
+    float *dw = NULL, ms = -1;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    if (cudaMalloc((void **)&dw, (size_t)p->O * 9 * p->C * sizeof(float)) == cudaSuccess &&
+        cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess &&
+        wgrad_gemm(g, p->act, dw, y, x, p->N, p->H, p->W, p->C, p->O) == 0 &&
+        cudaEventRecord(e0, g->stream) == cudaSuccess) {
+        int ok = 1;
+        for (int i = 0; i < 3 && ok; i++) ok = wgrad_gemm(g, p->act, dw, y, x, p->N, p->H, p->W, p->C, p->O) == 0;
+        if (!ok || cudaEventRecord(e1, g->stream) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+            cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
+            ms = -1;
+        else
+            ms /= 3;
+    }
+    if (ms < 0) g->err[0] = 0, (void)cudaGetLastError();
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    cudaFree(dw);
+    return ms;
+}
+
 static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
     const size_t es = act_size(p->act), nx = (size_t)p->N * p->H * p->W * p->C, ny = (size_t)p->N * p->H * p->W * p->O;
     const size_t nw = (size_t)p->O * 9 * p->C;
@@ -185,6 +248,13 @@ static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
     if (a < 0) goto done;
     p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
     NOTE_PICK(m->s, "backward filter", wp, n, at, a);
+    if (g->wgrad == WGRAD_TIMED) { /* the products instead, where faster */
+        const float ms = time_wgrad_gemm(g, p, x, y);
+        p->wgrad_gemm = ms >= 0 && (at < 0 || ms < wp[at].time);
+        size_t l = strlen(m->s);
+        snprintf(m->s + l, sizeof m->s - l, "; backward filter as products %s%.3f ms: %s", ms < 0 ? "(untimed) " : "",
+                 ms < 0 ? 0.0 : ms, p->wgrad_gemm ? "taken" : "not taken");
+    }
     rc = 0;
 done:
     cudaFree(x), cudaFree(y), cudaFree(w), cudaFree(ws);
@@ -222,6 +292,8 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
         GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], fma ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH));
     }
     plan_msg m = {""};
+    p->wgrad_gemm = !fma && g->wgrad == WGRAD_GEMM;
+    if (p->wgrad_gemm) snprintf(m.s, sizeof m.s, "; backward filter as products (EDM2_CUDNN_WGRAD=gemm)");
     if (!fma && g->time_algos && plan_time(g, p, &m) == 0) return plan_note(g, p, "timed", &m);
     for (int i = 0; !fma && i < 3; i++) /* the heuristics query with tensor cores allowed */
         GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], CUDNN_TENSOR_OP_MATH));
@@ -326,6 +398,7 @@ static int conv_backward(gpu_ctx *g, int act, void *dx, float *dw_hat, const voi
         GPU_DNN(g, cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy, p->cd[1], p->bwd_data, ws,
                                                 p->ws_data, &beta, p->xd, dx));
     }
+    if (p->wgrad_gemm) return wgrad_gemm(g, act, dw_hat, dy, x, N, H, W, C, O);
     if (!(ws = scratch_for(g, p->ws_filter))) return -1;
     if (act == ACT_F32) {
         GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd[2], p->bwd_filter, ws,

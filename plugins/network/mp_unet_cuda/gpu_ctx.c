@@ -33,6 +33,12 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act) {
     g->act = act;
     const char *algo = getenv("EDM2_CUDNN_ALGO");
     g->time_algos = act != ACT_F32 && !(algo && !strcmp(algo, "heuristic"));
+    const char *wgrad = getenv("EDM2_CUDNN_WGRAD");
+    if (wgrad && *wgrad && strcmp(wgrad, "gemm") && strcmp(wgrad, "cudnn"))
+        return gpu_fail(g, "EDM2_CUDNN_WGRAD", "expected gemm or cudnn (or unset: the faster per shape)");
+    g->wgrad = wgrad && !strcmp(wgrad, "gemm")    ? WGRAD_GEMM
+               : (wgrad && *wgrad) || !g->time_algos ? WGRAD_CUDNN
+                                                     : WGRAD_TIMED;
     if (act != ACT_F32) {
         GPU_CUDA(g, cudaSetDevice(g->device));
         if (cublasCreate(&g->blas_lp) != CUBLAS_STATUS_SUCCESS) {

@@ -19,6 +19,11 @@ extern "C" {
 
 typedef struct conv_plan conv_plan; /* conv_cuda.c */
 
+/* How a bf16/fp16 3x3 convolution's weight gradient is computed: cuDNN's algorithm or products over padded
+ * copies, whichever is faster per shape (timed with the algorithms), or always one (EDM2_CUDNN_WGRAD=gemm,
+ * =cudnn; with EDM2_CUDNN_ALGO=heuristic, cuDNN). */
+enum { WGRAD_TIMED, WGRAD_GEMM, WGRAD_CUDNN };
+
 typedef struct gpu_ctx {
     int device;
     cudaStream_t stream;
@@ -28,6 +33,7 @@ typedef struct gpu_ctx {
     void *dw_tmp;          /* bf16/fp16: a 3x3 weight's gradient before it is added to the float32 one (the
                             * network's scratch, unet_cuda.c) */
     int time_algos;        /* bf16/fp16: cuDNN algorithms timed (conv_cuda.c); EDM2_CUDNN_ALGO=heuristic: ranked */
+    int wgrad;             /* bf16/fp16 3x3 weight gradients (conv_cuda.c): WGRAD_TIMED, or EDM2_CUDNN_WGRAD's */
     cudnnHandle_t dnn;     /* bound to stream */
     void *scratch;         /* the backend's stream-ordered workspace for cuDNN */
     size_t scratch_bytes;
