@@ -5,9 +5,11 @@
 #   1. the CUDA tests: network parity in fp32, each bf16 layer kernel and attention against the CPU's,
 #      the bf16/fp16 precisions against fp32 and the passes replayed from CUDA graphs, the FID Inception
 #      network, the SD VAE, the backend and layers; `check-ref --backend cuda`; NCCL in a group of one;
-#   2. (with .devref/ carried) img512 XS and S at batch 256: ours in bf16 against the PyTorch reference
-#      (eager) in one command (bench/side_by_side.py); where a bf16 XS step's time goes, kernel by kernel
-#      (bench/kernel_profile.py: Nsight Compute durations);
+#   2. (with .devref/ carried) img512 XS and S at batch 256 (or the largest halving that fits): ours in
+#      bf16 against the PyTorch reference (eager) in one command (bench/side_by_side.py); where a bf16 XS
+#      training step's and evaluation's time goes, kernel by kernel (bench/kernel_profile.py: Nsight
+#      Compute durations of a steady pass); which algorithm each 3x3 convolution runs, timed and ranked
+#      (algos.txt, with the training speed of each);
 #   3. sampling at batch 16 with and without CUDA graphs; the Fashion-MNIST demo for 30 kimg in fp32 with
 #      two seeds (the run-to-run spread) and in bf16: final losses side by side, grids kept;
 #   4. the SD VAE at 512x512; the bf16 layers, attention, the bf16/fp16 network, the CUDA graphs, Inception
@@ -91,15 +93,15 @@ speed() { # SECONDS EXTRA ARGS of side_by_side.py: the table, stopped after SECO
 # Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only).
 ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 [ -n "$ncu" ] && step kernel-profile timeout 180 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
-  --batch 64 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
+  --batch 256 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
 [ -n "$ncu" ] && step kernel-profile-eval timeout 120 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
-  --batch 64 --precision bf16 --pass eval --save-csv "$out/ncu-xs-bf16-eval.csv"
+  --batch 256 --precision bf16 --pass eval --save-csv "$out/ncu-xs-bf16-eval.csv"
 # Which cuDNN algorithm each 3x3 convolution runs, timed by Find (the default) and as cuDNN's heuristics
 # rank them, with the training speed of each (the last GPU profile showed 3.6 ms non-tensor-core kernels
 # where Find had timed a tensor-core one at 0.11 ms).
 for how in timed heuristic; do
   step algos-$how env EDM2_CUDNN_ALGO=$how build-gpu/edm2-bench configs/edm2-img512-xs.ini --set backend.plugin=cuda \
-    --set training.batch=64 --set network.precision=bf16 --only train --steps 3 --no-sgemm --verbose
+    --set training.batch=256 --set network.precision=bf16 --only train --steps 3 --no-sgemm --verbose
 done
 grep -h "training:\|cuDNN 3x3" "$out"/algos-*.log >"$out/algos.txt"
 # Sampling at small batch (launch-bound) with and without the CUDA graphs of the evaluation forward.
