@@ -10,11 +10,12 @@
 #      training step's and evaluation's time goes, kernel by kernel (bench/kernel_profile.py: Nsight
 #      Compute durations of a steady pass); which algorithm each 3x3 convolution runs, timed and ranked
 #      (algos.txt, with the training speed of each);
-#   3. sampling at batch 16 with and without CUDA graphs; the Fashion-MNIST demo for 30 kimg in fp32 with
-#      two seeds (the run-to-run spread) and in bf16: final losses side by side, grids kept;
-#   4. the SD VAE at 512x512; the bf16 layers, attention, the bf16/fp16 network, the CUDA graphs, Inception
-#      and the VAE under compute-sanitizer (last: the same tests already pass under ASan in the CPU
-#      emulation of tests/cuda_emu, which cannot show the GPU's own memory faults).
+#   3. sampling at batch 16 with and without CUDA graphs; the forced weight normalisation, the bf16 layers,
+#      attention, the bf16/fp16 network, the CUDA graphs, Inception and the VAE under compute-sanitizer
+#      (the same tests pass under ASan in the CPU emulation of tests/cuda_emu, which cannot show the GPU's
+#      own memory faults);
+#   4. the Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16: final
+#      losses side by side, grids kept; the SD VAE at 512x512 (last: both verified on an H100 before).
 # `full` adds: fp16 in the speed table and the reference under torch.compile, the fp16 demo, the whole suite,
 # memcheck of the fp32 network, and what earlier GPU sessions verified: the same 1-kimg run twice
 # (snapshots compared bytewise), generation from a GPU snapshot on both backends and with guidance, post-hoc
@@ -110,6 +111,21 @@ for graphs in 0 1; do
     --set backend.plugin=cuda --set training.batch=16 --only eval --sample --no-sgemm --steps 3
 done
 grep -h "sampling:" "$out"/sample-graphs*.log | tee "$out/sample-graphs.txt"
+# Memory checks of the kernels on the GPU itself (ahead of the demos, which earlier sessions verified).
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
+  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
+    timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
+}
+if [ -n "$sanitizer" ]; then
+  step memcheck-layers memcheck test_cuda_layers test_forced_weight_norm
+  step memcheck-lp-layers memcheck test_cuda_lp_layers
+  step memcheck-attention memcheck test_cuda_attention
+  step memcheck-lp memcheck test_cuda_network 'test_precisions'
+  step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
+  step memcheck-inception memcheck test_inception test_cuda_matches
+  step memcheck-vae memcheck test_vae test_cuda_matches
+fi
 # Mixed precision on the demo (issue 11): 30 kimg in fp32 with two seeds (the run-to-run spread), then in
 # bf16 (and fp16); the final losses side by side (stats.jsonl), each run's grid kept.
 demos="fp32:0 fp32:1 bf16:0"
@@ -127,19 +143,6 @@ done | tee "$out/demo-losses.txt"
 rm -f "$out"/demo-*/training-state-*
 # The SD VAE at 512x512 on the GPU (random weights of the real shapes).
 step vae-bench-gpu build-gpu/edm2-vae-bench bench/vae-sd.ini --random-weights --set backend.plugin=cuda --res 512 --images 4
-sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
-memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
-  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
-    timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
-}
-if [ -n "$sanitizer" ]; then
-  step memcheck-lp-layers memcheck test_cuda_lp_layers
-  step memcheck-attention memcheck test_cuda_attention
-  step memcheck-lp memcheck test_cuda_network 'test_precisions'
-  step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
-  step memcheck-inception memcheck test_inception test_cuda_matches
-  step memcheck-vae memcheck test_vae test_cuda_matches
-fi
 if [ "$mode" = full ]; then
   [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side-full speed 540 --precision fp16,bf16 --compile
   for preset in xs s; do # edm2-bench alone: its TFLOP/s against a bf16 8192^3 cuBLAS product of the same run
