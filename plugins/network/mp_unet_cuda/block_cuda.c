@@ -122,13 +122,24 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
     return out;
 }
 
+void gblock_weight_span(const block_def *b, size_t *lo, size_t *hi) {
+    const weight_ref *ws[] = {&b->res0, &b->res1, &b->skip, &b->qkv, &b->proj, &b->emb_linear};
+    *lo = (size_t)-1, *hi = 0;
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) {
+        if (!ws[i]->present) continue;
+        const size_t end = ws[i]->offset + (size_t)ws[i]->O * ws[i]->C * ws[i]->k * ws[i]->k;
+        if (ws[i]->offset < *lo) *lo = ws[i]->offset;
+        if (end > *hi) *hi = end;
+    }
+}
+
 void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_saved *s, void *dout, float *demb,
-                      float *dw_hat, gws *bws) {
+                      float *dw_hat, size_t dw_lo, gws *bws) {
     gpu_ctx *g = ctx->g;
     void *st = g->stream;
     const int N = ctx->N, C = b->cout, act = g->act;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
-#define DW(w) (dw_hat + (w).offset)
+#define DW(w) (dw_hat + ((w).offset - dw_lo))
     /* Four buffers serve the whole block, each reused once its contents are consumed (the backward's memory
      * is a few of them per module, docs/cuda-network.md): b1 the skip path's gradient dxs; b2 dy4, then dy0,
      * then (enc) dx1; b3 the attention's dproj, then y3 and a (recomputed); b4 the attention's dya, then dy3,

@@ -49,8 +49,11 @@ typedef struct gblock_ctx {
  * x_in must not be in ctx->tmp. */
 void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, gblock_saved *saved);
 /* Backward of a training forward: returns d/dx_in [N, Hin, Win, cin] (in bws), or NULL on failure;
- * demb[N, cemb] +=, dw_hat (w_hat layout, float32) +=. */
+ * demb[N, cemb] +=; the gradient of prepared weight w (float32, w_hat layout) += at dw_hat + w.offset - dw_lo
+ * (the block's span of the arena from dw_lo, gblock_weight_span). */
 void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_saved *s, void *dout, float *demb,
-                      float *dw_hat, gws *bws);
+                      float *dw_hat, size_t dw_lo, gws *bws);
+/* The arena span [*lo, *hi) of the block's weights (the arena keeps a block's parameters together). */
+void gblock_weight_span(const block_def *b, size_t *lo, size_t *hi);
 
 #endif

@@ -48,6 +48,13 @@ int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops
         if ((size_t)w->O > u->max_O) u->max_O = (size_t)w->O;
         if ((size_t)w->O * w->C * w->k * w->k > u->max_weight) u->max_weight = (size_t)w->O * w->C * w->k * w->k;
     }
+    u->max_span = u->max_weight; /* dw_hat: the largest weight, or block's span of weights */
+    for (int m = 0; m < u->g.nmods; m++) {
+        size_t lo, hi;
+        if (u->g.mods[m].kind == MOD_CONV) continue;
+        gblock_weight_span(&u->g.mods[m].blk, &lo, &hi);
+        if (hi > lo && hi - lo > u->max_span) u->max_span = hi - lo;
+    }
     return 0;
 }
 
@@ -78,12 +85,12 @@ static void *dev_alloc(unet_cuda *u, size_t bytes) {
     return u->ops.vt->alloc(u->ops.b, bytes, &p) == EDM2_OK ? p : NULL;
 }
 
-/* Prepared weights and their gradient (arena-sized), row norms and gain terms, at the first pass; for
+/* Prepared weights (arena-sized) and their gradient (a module's span), row norms and gain terms, at the first pass; for
  * bf16/fp16 also the prepared weights in that type and one weight's gradient in it. */
 static int ensure_scratch(unet_cuda *u) {
     if (u->w_hat) return 0;
     u->w_hat = dev_alloc(u, u->g.arena_floats * sizeof(float));
-    u->dw_hat = dev_alloc(u, u->g.arena_floats * sizeof(float));
+    u->dw_hat = dev_alloc(u, (u->max_span + 1) * sizeof(float));
     u->w_norm = dev_alloc(u, (u->g.norm_floats + 1) * sizeof(float));
     u->unit_terms = dev_alloc(u, (u->max_O + 1) * sizeof(float));
     int ok = u->w_hat && u->dw_hat && u->w_norm && u->unit_terms;
@@ -237,6 +244,25 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     return ws->failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
 }
 
+/* The backward's weight gradients: u->dw_hat holds one span [lo, lo + n) of the arena at a time, cleared
+ * before the products add into it (dw_clear), then taken through each weight's normalisation into the
+ * parameters' gradient (dw_finish: act_weight_backward, with the weight's gain from the arena table). */
+static int dw_clear(unet_cuda *u, size_t n) {
+    return u->ops.vt->fill(u->ops.b, u->dw_hat, 0.0f, n) == EDM2_OK
+               ? 0
+               : gpu_fail(&u->gc, "backward", "the backend failed to clear the weight gradients");
+}
+static int dw_finish(unet_cuda *u, const float *params, float *grads, const weight_ref *w, size_t lo) {
+    long gain = -1;
+    for (size_t i = 0; i < u->g.nweights; i++)
+        if (u->g.weights[i].ref.offset == w->offset) gain = u->g.weights[i].gain;
+    K(act_weight_backward(u->gc.stream, u->gc.act, grads + w->offset, gain >= 0 ? grads + gain : NULL,
+                          u->dw_hat + (w->offset - lo), params + w->offset, u->w_norm + w->norm_offset,
+                          gain_of(params, gain), w->O, w->C, w->k, u->unit_terms));
+    return 0;
+}
+static size_t numel(const weight_ref *w) { return (size_t)w->O * w->C * w->k * w->k; }
+
 int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const float *dlogvar, float *grads) {
     const unet_graph *G = &u->g;
     const unet_hparams *hp = &G->hp;
@@ -248,8 +274,6 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     gws *ws = &u->bws;
     if (ensure_scratch(u)) return -1;
     if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
-    if (u->ops.vt->fill(u->ops.b, u->dw_hat, 0.0f, G->arena_floats) != EDM2_OK)
-        return gpu_fail(g, "backward", "the backend failed to clear the weight gradients");
     gblock_ctx ctx = {g, params, u->w_hat, W_ACT_BASE, r->emb, N, 1,
                       r->drop_seed, r->drop_stream, r->drop_offset, &u->fws, &u->bpp[0]};
     float *demb = gws_zeros(ws, NE), *dF, *d32;
@@ -274,8 +298,9 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     ALLOC_ACT(dcur, ws, P * last->cout);
     d32 = dcur;
     if (act != ACT_F32) ALLOC(d32, ws, P * last->cout);
-    PD(gpu_conv2d_backward_f32(g, d32, u->dw_hat + G->out_conv.offset, dF, r->out_in, W_HAT(G->out_conv), N, R, R,
-                               last->cout, C, 3, 0));
+    PD(dw_clear(u, numel(&G->out_conv)));
+    PD(gpu_conv2d_backward_f32(g, d32, u->dw_hat, dF, r->out_in, W_HAT(G->out_conv), N, R, R, last->cout, C, 3, 0));
+    PD(dw_finish(u, params, grads, &G->out_conv, G->out_conv.offset));
     if (d32 != dcur) KD(act_convert(st, act, dcur, ACT_F32, d32, P * last->cout));
     for (int m = G->nmods - 1; m >= 0; m--) {
         const unet_module *md = &G->mods[m];
@@ -287,8 +312,10 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
                 ALLOC(d32, ws, Pm * md->cout);
                 KD(act_convert(st, ACT_F32, d32, act, dcur, Pm * md->cout));
             }
-            PD(gpu_conv2d_backward_f32(g, NULL, u->dw_hat + md->conv.offset, d32, r->x_in0, W_HAT(md->conv), N, md->H,
-                                       md->W, md->cin, md->cout, 3, 0));
+            PD(dw_clear(u, numel(&md->conv)));
+            PD(gpu_conv2d_backward_f32(g, NULL, u->dw_hat, d32, r->x_in0, W_HAT(md->conv), N, md->H, md->W, md->cin,
+                                       md->cout, 3, 0));
+            PD(dw_finish(u, params, grads, &md->conv, md->conv.offset));
             continue;
         }
         const size_t Pin = (size_t)N * md->blk.Hin * md->blk.Win;
@@ -299,8 +326,15 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
             gpu_fail(g, "network workspace", "out of device memory");
             goto done;
         }
-        void *din = gblock_backward(&md->blk, &ctx, &u->saved[m], dcur, demb, u->dw_hat, mw);
+        size_t lo, hi;
+        gblock_weight_span(&md->blk, &lo, &hi);
+        PD(dw_clear(u, hi - lo));
+        void *din = gblock_backward(&md->blk, &ctx, &u->saved[m], dcur, demb, u->dw_hat, lo, mw);
         if (!din) goto done;
+        const weight_ref *bw[] = {&md->blk.res0, &md->blk.res1, &md->blk.skip, &md->blk.qkv, &md->blk.proj,
+                                  &md->blk.emb_linear};
+        for (size_t i = 0; i < sizeof bw / sizeof *bw; i++)
+            if (bw[i]->present) PD(dw_finish(u, params, grads, bw[i], lo));
         if (md->skip_src >= 0) {
             const unet_module *src = &G->mods[md->skip_src];
             const int cprev = md->cin - src->cout;
@@ -322,20 +356,19 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
         ALLOC(de2, ws, NE);
         ALLOC(de1, ws, NE);
         KD(mpc_sum_backward(st, de1, de2, de3, hp->label_balance, NE, 0));
-        PD(gpu_linear_backward(g, NULL, u->dw_hat + G->emb_label.offset, de2, r->lab, W_HAT(G->emb_label), (size_t)N,
-                               hp->label_dim, G->cemb, 0));
+        PD(dw_clear(u, numel(&G->emb_label)));
+        PD(gpu_linear_backward(g, NULL, u->dw_hat, de2, r->lab, W_HAT(G->emb_label), (size_t)N, hp->label_dim, G->cemb,
+                               0));
+        PD(dw_finish(u, params, grads, &G->emb_label, G->emb_label.offset));
     }
-    PD(gpu_linear_backward(g, NULL, u->dw_hat + G->emb_noise.offset, de1, r->fourier, W_HAT(G->emb_noise), (size_t)N,
-                           G->cnoise, G->cemb, 0));
-    if (dlogvar)
-        PD(gpu_linear_backward(g, NULL, u->dw_hat + G->logvar_linear.offset, dlogvar, r->lv_fourier,
-                               W_HAT(G->logvar_linear), (size_t)N, hp->logvar_channels, 1, 0));
-    /* From prepared-weight gradients to parameter gradients (through the weight normalisation). */
-    for (size_t i = 0; i < G->nweights; i++) {
-        const unet_weight *w = &G->weights[i];
-        KD(act_weight_backward(st, act, grads + w->ref.offset, w->gain >= 0 ? grads + w->gain : NULL,
-                               u->dw_hat + w->ref.offset, params + w->ref.offset, u->w_norm + w->ref.norm_offset,
-                               gain_of(params, w->gain), w->ref.O, w->ref.C, w->ref.k, u->unit_terms));
+    PD(dw_clear(u, numel(&G->emb_noise)));
+    PD(gpu_linear_backward(g, NULL, u->dw_hat, de1, r->fourier, W_HAT(G->emb_noise), (size_t)N, G->cnoise, G->cemb, 0));
+    PD(dw_finish(u, params, grads, &G->emb_noise, G->emb_noise.offset));
+    if (dlogvar) {
+        PD(dw_clear(u, numel(&G->logvar_linear)));
+        PD(gpu_linear_backward(g, NULL, u->dw_hat, dlogvar, r->lv_fourier, W_HAT(G->logvar_linear), (size_t)N,
+                               hp->logvar_channels, 1, 0));
+        PD(dw_finish(u, params, grads, &G->logvar_linear, G->logvar_linear.offset));
     }
     rc = ws->failed || u->bpp[0].failed || u->bpp[1].failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
 done:

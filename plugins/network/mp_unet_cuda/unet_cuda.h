@@ -25,9 +25,10 @@ typedef struct unet_cuda {
     edm2_backend_ops ops;
     gpu_ctx gc;
     /* Device scratch (allocated at the first pass). */
-    float *w_hat, *dw_hat, *w_norm, *unit_terms; /* prepared weights, their gradient, row norms, gain terms */
+    float *w_hat, *w_norm, *unit_terms; /* prepared weights (arena layout), row norms, gain terms */
+    float *dw_hat;      /* the prepared weights' gradient, one module's span of the arena at a time (max_span) */
     void *w_lp;         /* bf16/fp16: w_hat in the activations' type, cast once per pass (NULL for float32) */
-    size_t max_O, max_weight;
+    size_t max_O, max_weight, max_span;
     mpc_unit *units; /* device: every weight's output units, for the forced normalisation (its first call) */
     size_t nunits;
     gws fws, bws; /* the forward's activations (kept for backward); the backward's pass-long buffers */
