@@ -183,7 +183,8 @@ typedef struct plan_msg {
 static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, const void *x, const void *y) {
     float *dw = NULL, ms = -1;
     cudaEvent_t e0 = NULL, e1 = NULL;
-    if (cudaMalloc((void **)&dw, (size_t)p->O * 9 * p->C * sizeof(float)) == cudaSuccess &&
+    const size_t bytes = (size_t)p->O * 9 * p->C * sizeof(float);
+    if (cudaMalloc((void **)&dw, bytes) == cudaSuccess && cudaMemset(dw, 0, bytes) == cudaSuccess &&
         cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess &&
         wgrad_gemm(g, p->act, dw, y, x, p->N, p->H, p->W, p->C, p->O) == 0 &&
         cudaEventRecord(e0, g->stream) == cudaSuccess) {
