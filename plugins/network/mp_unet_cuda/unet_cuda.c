@@ -85,8 +85,8 @@ static void *dev_alloc(unet_cuda *u, size_t bytes) {
     return u->ops.vt->alloc(u->ops.b, bytes, &p) == EDM2_OK ? p : NULL;
 }
 
-/* Prepared weights (arena-sized) and their gradient (a module's span), row norms and gain terms, at the first pass; for
- * bf16/fp16 also the prepared weights in that type and one weight's gradient in it. */
+/* Prepared weights (arena-sized) and their gradient (a module's span), row norms and gain terms, at the
+ * first pass; for bf16/fp16 also the prepared weights in that type and one weight's gradient in it. */
 static int ensure_scratch(unet_cuda *u) {
     if (u->w_hat) return 0;
     u->w_hat = dev_alloc(u, u->g.arena_floats * sizeof(float));
@@ -129,7 +129,8 @@ static int make_units(unet_cuda *u) {
     size_t j = 0;
     for (size_t i = 0; i < u->g.nweights; i++) {
         const weight_ref *w = &u->g.weights[i].ref;
-        for (int o = 0; o < w->O; o++, j++) host[j] = (mpc_unit){w->offset + (size_t)o * w->C * w->k * w->k, w->C * w->k * w->k};
+        const int F = w->C * w->k * w->k;
+        for (int o = 0; o < w->O; o++, j++) host[j] = (mpc_unit){w->offset + (size_t)o * F, F};
     }
     u->units = dev_alloc(u, (n + 1) * sizeof *host);
     int ok = u->units && u->ops.vt->upload(u->ops.b, u->units, host, n * sizeof *host) == EDM2_OK;
