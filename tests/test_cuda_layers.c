@@ -190,6 +190,16 @@ static void test_weights(void **state) {
         same("bf16 net: weight forward", &wh, 1e-5f * largest(wh.h, n));
         same("bf16 net: weight norms", &nr, 1e-5f * largest(nr.h, (size_t)O));
         lsame("bf16 net: weight forward, bf16", &wl, wh.h, 1, 0);
+        /* Either output alone (the network prepares its body's weights in bf16 only, the float32 layers'
+         * in float32 only): the same values, the other buffer untouched. */
+        lbuf wl2 = lmake(n, 10, 0);
+        buf wh2 = make(n, 11, 0);
+        assert_int_equal(act_weight_forward(g_stream, ACT_BF16, NULL, wl2.d, nr.d, w.d, g.d, O, C, k), 0);
+        lsame("bf16 net: weight forward, bf16 only", &wl2, wh.h, 1, 0);
+        assert_int_equal(act_weight_forward(g_stream, ACT_BF16, wh2.d, NULL, nr.d, w.d, g.d, O, C, k), 0);
+        memcpy(wh2.h, wh.h, n * sizeof(float)); /* expected: the CPU's preparation */
+        same("bf16 net: weight forward, float32 only", &wh2, 1e-5f * largest(wh.h, n));
+        ldrop(&wl2), drop(&wh2);
         mpconv_weight_backward(dw.h, dg.h, dwh.h, w.h, nr.h, g.h[0], O, C, k);
         assert_int_equal(act_weight_backward(g_stream, ACT_BF16, dw.d, dg.d, dwh.d, w.d, nr.d, g.d, O, C, k, scratch.d), 0);
         same("bf16 net: weight backward", &dw, 1e-5f * largest(dw.h, n));

@@ -101,8 +101,8 @@ __global__ void k_weight_forward(float *w_hat, T *w_lp, float *norm, const float
         for (int i = lane; i < F; i += 32) { /* i = t*C + c, tap-major: the writes are contiguous */
             const int t = i / C, c = i % C;
             const float v = wo[c * kk + t] / n * scale;
-            w_hat[o * F + i] = v;
-            w_lp[o * F + i] = st<T>(v);
+            if (w_hat) w_hat[o * F + i] = v;
+            if (w_lp) w_lp[o * F + i] = st<T>(v);
         }
     }
 }

@@ -30,7 +30,7 @@ int act_pad_rows(void *stream, int act, void *dst, const void *x, int N, int H, 
 int act_forced_weight_norm(void *stream, int act, float *params, const mpc_unit *units, size_t n);
 /* MPConv weight preparation (mp_ops_cuda.h's mpc_weight_forward/backward, float32): for bf16/fp16 one
  * warp per output unit (the sums in another order) and w_lp, the prepared weights in the activations'
- * type, written as well (NULL for float32). */
+ * type, written as well (NULL for float32); there either output may be NULL (not written). */
 int act_weight_forward(void *stream, int act, float *w_hat, void *w_lp, float *norm, const float *w, const float *gain,
                        int O, int C, int k);
 int act_weight_backward(void *stream, int act, float *dw, float *dgain, const float *dw_hat, const float *w,

@@ -9,8 +9,7 @@
 #include "conv_cuda.h"
 #include "unet_kernels.h"
 
-/* The prepared weight w: float32, or in the activations' type (its offset in elements either way). */
-#define W_HAT(ctx, w) ((ctx)->w_hat + (w).offset)
+/* The prepared weight w in the activations' type (its arena offset in elements). */
 #define W_ACT(ctx, w) ((const char *)(ctx)->w_act + (w).offset * act_size((ctx)->g->act))
 /* A kernel launch, a product or an allocation that failed: the block returns NULL, the reason recorded. */
 #define K(call) GPU_TRY(g, call, return NULL)
@@ -76,7 +75,7 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
     /* c = emb_linear(emb, gain=emb_gain) + 1 (float32);  y = mp_silu(y * c), dropout */
     ALLOC(s->c, kw, (size_t)N * C);
     ALLOC_ACT(y3, tw, P * C);
-    P_(gpu_linear_forward(g, s->c, ctx->emb, W_HAT(ctx, b->emb_linear), (size_t)N, b->cemb, C, 0));
+    P_(gpu_linear_forward(g, s->c, ctx->emb, ctx->emb_w, (size_t)N, b->cemb, C, 0));
     K(uk_add_scalar(st, s->c, s->c, 1.0f, (size_t)N * C));
     K(act_modulate_silu_forward(st, act, y3, s->y0, s->c, N, HW, C));
     if (ctx->training && b->dropout > 0) K(dropout(b, ctx, y3, P * C));
@@ -189,7 +188,7 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
     ALLOC(dc, bws, (size_t)N * C);
     if (act != ACT_F32) ALLOC(part, bws, (size_t)N * act_dc_chunks(HW) * C);
     K(act_modulate_silu_backward(st, act, dy0, dc, dy3, s->y0, s->c, N, HW, C, 0, part));
-    P_(gpu_linear_backward(g, demb, DW(b->emb_linear), dc, ctx->emb, W_HAT(ctx, b->emb_linear), (size_t)N, b->cemb, C, 1));
+    P_(gpu_linear_backward(g, demb, DW(b->emb_linear), dc, ctx->emb, ctx->emb_w, (size_t)N, b->cemb, C, 1));
     /* y0 = conv_res0(a), a = mp_silu(x2) recomputed likewise */
     void *a = b3, *da = b4;
     K(act_silu_forward(st, act, a, s->x2, P * c2));

@@ -17,13 +17,44 @@
 #define K(call) GPU_TRY(&u->gc, call, return -1)
 #define ALLOC(ptr, ws, n) GPU_NEED(&u->gc, (ptr) = gws_alloc((ws), (n)), "network workspace", return -1)
 #define ALLOC_ACT(ptr, ws, n) GPU_NEED(&u->gc, (ptr) = gws_act((ws), act, (n)), "network workspace", return -1)
-#define W_HAT(w) (u->w_hat + (w).offset)
+#define W_HAT(w) prepared_f32(u, &(w))
 /* The prepared weights in the activations' type (the body's products): the arena, and weight w in it. */
 #define W_ACT_BASE (u->w_lp ? (const void *)u->w_lp : (const void *)u->w_hat)
 #define W_ACT(w) ((const void *)((const char *)W_ACT_BASE + (w).offset * act_size(u->gc.act)))
 
 _Static_assert((int)UNET_FP32 == (int)ACT_F32 && (int)UNET_BF16 == (int)ACT_BF16 && (int)UNET_FP16 == (int)ACT_F16,
                "the precision key is the ACT_ type");
+
+/* The index of the weight at arena offset `offset` in the graph's table. */
+static size_t weight_index(const unet_graph *G, size_t offset) {
+    size_t i = 0;
+    while (i + 1 < G->nweights && G->weights[i].ref.offset != offset) i++;
+    return i;
+}
+
+/* u->f32_slot and u->f32_floats (unet_cuda.h); 0 or -1 (out of memory). */
+static int f32_slots(unet_cuda *u) {
+    const unet_graph *G = &u->g;
+    if (!(u->f32_slot = malloc((G->nweights + 1) * sizeof *u->f32_slot))) return -1;
+    for (size_t i = 0; i < G->nweights; i++) u->f32_slot[i] = u->gc.act == ACT_F32 ? G->weights[i].ref.offset : (size_t)-1;
+    u->f32_floats = G->arena_floats;
+    if (u->gc.act == ACT_F32) return 0;
+    u->f32_floats = 0;
+    const weight_ref *heads[] = {&G->emb_noise, &G->emb_label, &G->out_conv, &G->logvar_linear};
+    for (int j = 0; j < G->nmods + 4; j++) {
+        const weight_ref *w = j < 4 ? heads[j] : G->mods[j - 4].kind == MOD_CONV ? &G->mods[j - 4].conv
+                                                                                : &G->mods[j - 4].blk.emb_linear;
+        if (!w->present) continue;
+        u->f32_slot[weight_index(G, w->offset)] = u->f32_floats;
+        u->f32_floats += ((size_t)w->O * w->C * w->k * w->k + 63) / 64 * 64;
+    }
+    return 0;
+}
+
+/* Weight w prepared in float32 (the float32 layers' weights; every weight in a float32 network). */
+static const float *prepared_f32(const unet_cuda *u, const weight_ref *w) {
+    return u->w_hat + u->f32_slot[weight_index(&u->g, w->offset)];
+}
 
 int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops *backend, char *err, size_t errlen) {
     memset(u, 0, sizeof *u);
@@ -47,6 +78,11 @@ int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops
         const weight_ref *w = &u->g.weights[i].ref;
         if ((size_t)w->O > u->max_O) u->max_O = (size_t)w->O;
         if ((size_t)w->O * w->C * w->k * w->k > u->max_weight) u->max_weight = (size_t)w->O * w->C * w->k * w->k;
+    }
+    if (f32_slots(u)) {
+        snprintf(err, errlen, "out of memory building the network");
+        unet_cuda_free(u);
+        return -1;
     }
     u->max_span = u->max_weight; /* dw_hat: the largest weight, or block's span of weights */
     for (int m = 0; m < u->g.nmods; m++) {
@@ -76,7 +112,7 @@ void unet_cuda_free(unet_cuda *u) {
     DEV_FREE(u->units);
     gpu_ctx_free(&u->gc);
     unet_graph_free(&u->g);
-    free(u->saved), free(u->mod_out), free(u->dskip);
+    free(u->saved), free(u->mod_out), free(u->dskip), free(u->f32_slot);
     memset(u, 0, sizeof *u);
 }
 
@@ -85,11 +121,11 @@ static void *dev_alloc(unet_cuda *u, size_t bytes) {
     return u->ops.vt->alloc(u->ops.b, bytes, &p) == EDM2_OK ? p : NULL;
 }
 
-/* Prepared weights (arena-sized) and their gradient (a module's span), row norms and gain terms, at the
- * first pass; for bf16/fp16 also the prepared weights in that type and one weight's gradient in it. */
+/* Prepared weights (float32, f32_floats) and their gradient (a module's span), row norms and gain terms, at
+ * the first pass; for bf16/fp16 also the prepared weights in that type and one weight's gradient in it. */
 static int ensure_scratch(unet_cuda *u) {
     if (u->w_hat) return 0;
-    u->w_hat = dev_alloc(u, u->g.arena_floats * sizeof(float));
+    u->w_hat = dev_alloc(u, (u->f32_floats + 1) * sizeof(float));
     u->dw_hat = dev_alloc(u, (u->max_span + 1) * sizeof(float));
     u->w_norm = dev_alloc(u, (u->g.norm_floats + 1) * sizeof(float));
     u->unit_terms = dev_alloc(u, (u->max_O + 1) * sizeof(float));
@@ -164,10 +200,12 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     u->have_saved = 0;
     if (ensure_scratch(u)) return -1;
     if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
-    for (size_t i = 0; i < G->nweights; i++) { /* float32, and in the body's type once per pass */
+    for (size_t i = 0; i < G->nweights; i++) { /* once per pass: float32 where read so, else the body's type */
         const weight_ref *w = &G->weights[i].ref;
-        K(act_weight_forward(st, act, u->w_hat + w->offset, (void *)W_ACT(*w), u->w_norm + w->norm_offset,
-                             params + w->offset, gain_of(params, G->weights[i].gain), w->O, w->C, w->k));
+        const int f32 = u->f32_slot[i] != (size_t)-1;
+        K(act_weight_forward(st, act, f32 ? u->w_hat + u->f32_slot[i] : NULL, f32 && u->w_lp ? NULL : (void *)W_ACT(*w),
+                             u->w_norm + w->norm_offset, params + w->offset, gain_of(params, G->weights[i].gain), w->O,
+                             w->C, w->k));
     }
     /* Preconditioning. */
     float *c_skip, *c_out, *c_noise, *x_in0;
@@ -194,7 +232,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     }
     K(mpc_silu_forward(st, emb, e3, (size_t)N * G->cemb));
     /* U-Net. */
-    gblock_ctx ctx = {g, params, u->w_hat, W_ACT_BASE, emb, N, a->training,
+    gblock_ctx ctx = {g, params, NULL, W_ACT_BASE, emb, N, a->training,
                       a->dropout_rng.seed, a->dropout_rng.stream, a->dropout_rng.offset, ws, &u->bpp[0]};
     const void *x = x_in0;
     for (int m = 0; m < G->nmods; m++) {
@@ -216,6 +254,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
                                   (size_t)N * md->H * md->W, hp->concat_balance));
                 x = cat;
             }
+            ctx.emb_w = W_HAT(md->blk.emb_linear);
             if (!(out = gblock_forward(&md->blk, &ctx, x, a->training ? &u->saved[m] : NULL))) return -1;
         }
         u->mod_out[m] = out;
@@ -275,7 +314,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     gws *ws = &u->bws;
     if (ensure_scratch(u)) return -1;
     if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
-    gblock_ctx ctx = {g, params, u->w_hat, W_ACT_BASE, r->emb, N, 1,
+    gblock_ctx ctx = {g, params, NULL, W_ACT_BASE, r->emb, N, 1,
                       r->drop_seed, r->drop_stream, r->drop_offset, &u->fws, &u->bpp[0]};
     float *demb = gws_zeros(ws, NE), *dF, *d32;
     void *dcur;
@@ -330,6 +369,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
         size_t lo, hi;
         gblock_weight_span(&md->blk, &lo, &hi);
         PD(dw_clear(u, hi - lo));
+        ctx.emb_w = W_HAT(md->blk.emb_linear);
         void *din = gblock_backward(&md->blk, &ctx, &u->saved[m], dcur, demb, u->dw_hat, lo, mw);
         if (!din) goto done;
         const weight_ref *bw[] = {&md->blk.res0, &md->blk.res1, &md->blk.skip, &md->blk.qkv, &md->blk.proj,

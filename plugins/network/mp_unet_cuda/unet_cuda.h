@@ -25,7 +25,12 @@ typedef struct unet_cuda {
     edm2_backend_ops ops;
     gpu_ctx gc;
     /* Device scratch (allocated at the first pass). */
-    float *w_hat, *w_norm, *unit_terms; /* prepared weights (arena layout), row norms, gain terms */
+    float *w_hat, *w_norm, *unit_terms; /* prepared weights (float32, at f32_slot), row norms, gain terms */
+    size_t *f32_slot;   /* [nweights]: each weight's offset in w_hat: its arena offset in a float32 network; in
+                         * bf16/fp16 a compact layout of the weights the float32 layers read (the embeddings,
+                         * the first and last convolutions, the uncertainty head), and (size_t)-1 for the
+                         * body's, which only w_lp holds */
+    size_t f32_floats;  /* w_hat's size */
     float *dw_hat;      /* the prepared weights' gradient, one module's span of the arena at a time (max_span) */
     void *w_lp;         /* bf16/fp16: w_hat in the activations' type, cast once per pass (NULL for float32) */
     size_t max_O, max_weight, max_span;
