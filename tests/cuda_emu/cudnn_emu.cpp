@@ -32,6 +32,21 @@ struct cudnnConvolutionStruct {
 };
 
 namespace {
+/* A descriptor's life: made with its defaults, deleted; a 4-d layout (a tensor's n, c, h, w or a filter's
+ * k, c, r, s) set with cuDNN's checks. */
+template <typename D> cudnnStatus_t make_desc(D **d, D init = D{}) {
+    *d = new D(init);
+    return CUDNN_STATUS_SUCCESS;
+}
+template <typename D> cudnnStatus_t free_desc(D *d) {
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+template <typename D> cudnnStatus_t set_4d(D *d, cudnnTensorFormat_t f, cudnnDataType_t t, int a, int b, int c, int e) {
+    if (a <= 0 || b <= 0 || c <= 0 || e <= 0 || (f != CUDNN_TENSOR_NHWC && f != CUDNN_TENSOR_NCHW)) return CUDNN_STATUS_BAD_PARAM;
+    *d = {f, t, a, b, c, e};
+    return CUDNN_STATUS_SUCCESS;
+}
 EmuType emu(cudnnDataType_t t) { return t == CUDNN_DATA_FLOAT ? EMU_F32 : t == CUDNN_DATA_BFLOAT16 ? EMU_BF16 : EMU_F16; }
 float load(cudnnDataType_t t, const void *p, size_t i) { return emu_load(emu(t), p, i); }
 void store(cudnnDataType_t t, void *p, size_t i, float v) { emu_store(emu(t), p, i, v); }
@@ -182,42 +197,22 @@ cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s) {
 }
 const char *cudnnGetErrorString(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS ? "success" : "cuDNN error (emulation)"; }
 
-cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d) {
-    *d = new cudnnTensorStruct{};
-    return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) {
-    delete d;
-    return CUDNN_STATUS_SUCCESS;
-}
+cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d) { return make_desc(d); }
+cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) { return free_desc(d); }
 cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorFormat_t f, cudnnDataType_t t, int n, int c,
                                          int h, int w) {
-    if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || (f != CUDNN_TENSOR_NHWC && f != CUDNN_TENSOR_NCHW)) return CUDNN_STATUS_BAD_PARAM;
-    *d = {f, t, n, c, h, w};
-    return CUDNN_STATUS_SUCCESS;
+    return set_4d(d, f, t, n, c, h, w);
 }
-cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *d) {
-    *d = new cudnnFilterStruct{};
-    return CUDNN_STATUS_SUCCESS;
-}
-cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) {
-    delete d;
-    return CUDNN_STATUS_SUCCESS;
-}
+cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *d) { return make_desc(d); }
+cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t d) { return free_desc(d); }
 cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t t, cudnnTensorFormat_t f, int k, int c,
                                          int r, int s) {
-    if (k <= 0 || c <= 0 || r <= 0 || s <= 0 || (f != CUDNN_TENSOR_NHWC && f != CUDNN_TENSOR_NCHW)) return CUDNN_STATUS_BAD_PARAM;
-    *d = {f, t, k, c, r, s};
-    return CUDNN_STATUS_SUCCESS;
+    return set_4d(d, f, t, k, c, r, s);
 }
 cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *d) {
-    *d = new cudnnConvolutionStruct{0, 0, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT, CUDNN_DEFAULT_MATH};
-    return CUDNN_STATUS_SUCCESS;
+    return make_desc(d, cudnnConvolutionStruct{0, 0, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT, CUDNN_DEFAULT_MATH});
 }
-cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) {
-    delete d;
-    return CUDNN_STATUS_SUCCESS;
-}
+cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t d) { return free_desc(d); }
 cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t d, int ph, int pw, int u, int v, int dh, int dw,
                                               cudnnConvolutionMode_t mode, cudnnDataType_t compute) {
     if (ph < 0 || pw < 0 || u <= 0 || v <= 0 || dh <= 0 || dw <= 0) return CUDNN_STATUS_BAD_PARAM;

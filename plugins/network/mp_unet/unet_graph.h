@@ -21,6 +21,9 @@ typedef struct weight_ref {
     size_t norm_offset; /* into the row-norm buffer */
 } weight_ref;
 
+/* Its number of values, O C k k. */
+static inline size_t weight_numel(const weight_ref *w) { return (size_t)w->O * w->C * w->k * w->k; }
+
 typedef struct block_def {
     int enc;           /* 1: encoder flavour, 0: decoder */
     int resample;      /* RESAMPLE_* */

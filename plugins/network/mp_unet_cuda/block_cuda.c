@@ -126,7 +126,7 @@ void gblock_weight_span(const block_def *b, size_t *lo, size_t *hi) {
     *lo = (size_t)-1, *hi = 0;
     for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) {
         if (!ws[i]->present) continue;
-        const size_t end = ws[i]->offset + (size_t)ws[i]->O * ws[i]->C * ws[i]->k * ws[i]->k;
+        const size_t end = ws[i]->offset + weight_numel(ws[i]);
         if (ws[i]->offset < *lo) *lo = ws[i]->offset;
         if (end > *hi) *hi = end;
     }
@@ -202,7 +202,7 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
         K(act_silu_normalize_backward(st, act, dx1, dx2, da, s->x2, s->x1, s->pn_norm, P, C));
         dx0 = dx1;
         if (b->skip.present) {
-            if ((size_t)b->cin <= (size_t)(C > c2 ? C : c2)) dx0 = b3;
+            if (P * b->cin <= wide) dx0 = b3;
             else ALLOC_ACT(dx0, bws, P * b->cin);
             P_(gpu_conv2d_backward(g, dx0, DW(b->skip), dx1, s->x0, W_ACT(ctx, b->skip), N, b->H, b->W, b->cin, C, 1, 0));
         }

@@ -1,7 +1,7 @@
 /* lp_math.cuh: for the .cu files of the bf16/fp16 path: loading an element of any activation type as
  * float32 and storing a float32 result rounded to nearest (ld, st<T>), the same for chunks of 8 elements
- * (CHUNK_LOOP, ld_at, st_at) and the accumulation y += x built on them (k_add_into), warp-per-row loops, and LP_CALL/ACT_CALL, which call a host template for
- * the context's element type. */
+ * (CHUNK_LOOP, ld_at, st_at) and the accumulation y += x built on them (k_add_into), warp-per-row loops,
+ * and LP_CALL/ACT_CALL, which call a host template for the context's element type. */
 #ifndef EDM2_LP_MATH_CUH
 #define EDM2_LP_MATH_CUH
 
@@ -75,9 +75,6 @@ __device__ __forceinline__ void st_at(T *p, const float *f, size_t i, int m, boo
         return (int)cudaGetLastError();                                                                      \
     } while (0)
 
-/* y[i] += x[i], rounded once to Y: gradient accumulation in any pair of element types. */
-template <typename Y, typename X> __global__ void k_add_into(Y *y, const X *x, size_t n);
-
 /* The identity layout: element e of the loop is element e of the operand. */
 struct same_index {
     __device__ size_t operator()(size_t e) const { return e; }
@@ -86,6 +83,7 @@ template <typename T> __device__ __forceinline__ void ldv(float *f, const T *p, 
 template <typename T> __device__ __forceinline__ void stv(T *p, const float *f, size_t i, int m, int acc = 0) {
     st_at(p, f, i, m, true, same_index(), acc);
 }
+/* y[i] += x[i], rounded once to Y: gradient accumulation in any pair of element types. */
 template <typename Y, typename X> __global__ void k_add_into(Y *y, const X *x, size_t n) {
     CHUNK_LOOP(i, n) {
         const int m = chunk_len(i, n);

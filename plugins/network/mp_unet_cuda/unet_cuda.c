@@ -25,11 +25,23 @@
 _Static_assert((int)UNET_FP32 == (int)ACT_F32 && (int)UNET_BF16 == (int)ACT_BF16 && (int)UNET_FP16 == (int)ACT_F16,
                "the precision key is the ACT_ type");
 
-/* The index of the weight at arena offset `offset` in the graph's table. */
+/* The index of the weight at arena offset `offset` in the graph's table, which lists the weights in arena
+ * order (unet_graph.c adds them as it lays the arena out). */
 static size_t weight_index(const unet_graph *G, size_t offset) {
-    size_t i = 0;
-    while (i + 1 < G->nweights && G->weights[i].ref.offset != offset) i++;
-    return i;
+    size_t lo = 0, hi = G->nweights;
+    while (hi - lo > 1) {
+        const size_t mid = lo + (hi - lo) / 2;
+        if (G->weights[mid].ref.offset <= offset) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* Weight w (when present) gets the next slot of the bf16/fp16 network's float32 prepared weights. */
+static void f32_slot_for(unet_cuda *u, const weight_ref *w) {
+    if (!w->present) return;
+    u->f32_slot[weight_index(&u->g, w->offset)] = u->f32_floats;
+    u->f32_floats += (weight_numel(w) + 63) / 64 * 64;
 }
 
 /* u->f32_slot and u->f32_floats (unet_cuda.h); 0 or -1 (out of memory). */
@@ -41,13 +53,9 @@ static int f32_slots(unet_cuda *u) {
     if (u->gc.act == ACT_F32) return 0;
     u->f32_floats = 0;
     const weight_ref *heads[] = {&G->emb_noise, &G->emb_label, &G->out_conv, &G->logvar_linear};
-    for (int j = 0; j < G->nmods + 4; j++) {
-        const weight_ref *w = j < 4 ? heads[j] : G->mods[j - 4].kind == MOD_CONV ? &G->mods[j - 4].conv
-                                                                                : &G->mods[j - 4].blk.emb_linear;
-        if (!w->present) continue;
-        u->f32_slot[weight_index(G, w->offset)] = u->f32_floats;
-        u->f32_floats += ((size_t)w->O * w->C * w->k * w->k + 63) / 64 * 64;
-    }
+    for (int j = 0; j < 4; j++) f32_slot_for(u, heads[j]);
+    for (int m = 0; m < G->nmods; m++) /* the first convolution; each block's embedding */
+        f32_slot_for(u, G->mods[m].kind == MOD_CONV ? &G->mods[m].conv : &G->mods[m].blk.emb_linear);
     return 0;
 }
 
@@ -77,7 +85,7 @@ int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops
     for (size_t i = 0; i < u->g.nweights; i++) {
         const weight_ref *w = &u->g.weights[i].ref;
         if ((size_t)w->O > u->max_O) u->max_O = (size_t)w->O;
-        if ((size_t)w->O * w->C * w->k * w->k > u->max_weight) u->max_weight = (size_t)w->O * w->C * w->k * w->k;
+        if (weight_numel(w) > u->max_weight) u->max_weight = weight_numel(w);
     }
     if (f32_slots(u)) {
         snprintf(err, errlen, "out of memory building the network");
@@ -293,15 +301,12 @@ static int dw_clear(unet_cuda *u, size_t n) {
                : gpu_fail(&u->gc, "backward", "the backend failed to clear the weight gradients");
 }
 static int dw_finish(unet_cuda *u, const float *params, float *grads, const weight_ref *w, size_t lo) {
-    long gain = -1;
-    for (size_t i = 0; i < u->g.nweights; i++)
-        if (u->g.weights[i].ref.offset == w->offset) gain = u->g.weights[i].gain;
+    const long gain = u->g.weights[weight_index(&u->g, w->offset)].gain;
     K(act_weight_backward(u->gc.stream, u->gc.act, grads + w->offset, gain >= 0 ? grads + gain : NULL,
                           u->dw_hat + (w->offset - lo), params + w->offset, u->w_norm + w->norm_offset,
                           gain_of(params, gain), w->O, w->C, w->k, u->unit_terms));
     return 0;
 }
-static size_t numel(const weight_ref *w) { return (size_t)w->O * w->C * w->k * w->k; }
 
 int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const float *dlogvar, float *grads) {
     const unet_graph *G = &u->g;
@@ -338,7 +343,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     ALLOC_ACT(dcur, ws, P * last->cout);
     d32 = dcur;
     if (act != ACT_F32) ALLOC(d32, ws, P * last->cout);
-    PD(dw_clear(u, numel(&G->out_conv)));
+    PD(dw_clear(u, weight_numel(&G->out_conv)));
     PD(gpu_conv2d_backward_f32(g, d32, u->dw_hat, dF, r->out_in, W_HAT(G->out_conv), N, R, R, last->cout, C, 3, 0));
     PD(dw_finish(u, params, grads, &G->out_conv, G->out_conv.offset));
     if (d32 != dcur) KD(act_convert(st, act, dcur, ACT_F32, d32, P * last->cout));
@@ -352,7 +357,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
                 ALLOC(d32, ws, Pm * md->cout);
                 KD(act_convert(st, ACT_F32, d32, act, dcur, Pm * md->cout));
             }
-            PD(dw_clear(u, numel(&md->conv)));
+            PD(dw_clear(u, weight_numel(&md->conv)));
             PD(gpu_conv2d_backward_f32(g, NULL, u->dw_hat, d32, r->x_in0, W_HAT(md->conv), N, md->H, md->W, md->cin,
                                        md->cout, 3, 0));
             PD(dw_finish(u, params, grads, &md->conv, md->conv.offset));
@@ -397,16 +402,16 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
         ALLOC(de2, ws, NE);
         ALLOC(de1, ws, NE);
         KD(mpc_sum_backward(st, de1, de2, de3, hp->label_balance, NE, 0));
-        PD(dw_clear(u, numel(&G->emb_label)));
+        PD(dw_clear(u, weight_numel(&G->emb_label)));
         PD(gpu_linear_backward(g, NULL, u->dw_hat, de2, r->lab, W_HAT(G->emb_label), (size_t)N, hp->label_dim, G->cemb,
                                0));
         PD(dw_finish(u, params, grads, &G->emb_label, G->emb_label.offset));
     }
-    PD(dw_clear(u, numel(&G->emb_noise)));
+    PD(dw_clear(u, weight_numel(&G->emb_noise)));
     PD(gpu_linear_backward(g, NULL, u->dw_hat, de1, r->fourier, W_HAT(G->emb_noise), (size_t)N, G->cnoise, G->cemb, 0));
     PD(dw_finish(u, params, grads, &G->emb_noise, G->emb_noise.offset));
     if (dlogvar) {
-        PD(dw_clear(u, numel(&G->logvar_linear)));
+        PD(dw_clear(u, weight_numel(&G->logvar_linear)));
         PD(gpu_linear_backward(g, NULL, u->dw_hat, dlogvar, r->lv_fourier, W_HAT(G->logvar_linear), (size_t)N,
                                hp->logvar_channels, 1, 0));
         PD(dw_finish(u, params, grads, &G->logvar_linear, G->logvar_linear.offset));
