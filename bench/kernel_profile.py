@@ -5,7 +5,8 @@ clocks and caches left alone, as in a real run) of one training step (--pass tra
 forward, a sampler's step (--pass eval), after 4 warm-up passes: edm2-bench --profile switches the CUDA
 profiler on for the timed pass only (ncu --profile-from-start off), so the warm-up's cuDNN algorithm
 trials and graph captures are not counted. It sums the durations by kernel name
-and prints the largest as a table: calls, total ms, share of the step's kernel time. A CSV that ncu wrote
+and prints the largest as a table: calls, total ms, share of the step's kernel time, after one line that
+splits the time between the products (cuBLAS and cuDNN kernels) and ours (k_*). A CSV that ncu wrote
 earlier can be summarised instead (--csv FILE).
 
 usage: python3 bench/kernel_profile.py [--config configs/edm2-img512-xs.ini] [--batch 64] [--precision bf16]
@@ -53,6 +54,15 @@ def summarise(text):
     return rows
 
 
+def category(name):
+    """'ours' for this project's kernels (k_*), 'products' for the libraries' (cuBLAS, cuDNN), else 'other'."""
+    if re.match(r"k_\w", name):
+        return "ours"
+    if re.search(r"gemm|xmma|cutlass|conv|grad|engine|cudnn|cublas|sm\d\d_", name, re.I):
+        return "products"
+    return "other"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="configs/edm2-img512-xs.ini")
@@ -85,6 +95,10 @@ def main():
     print(f"{sum(c for c, _ in rows.values())} kernels, {total:.1f} ms of kernel time "
           f"({a.config if not a.csv else a.csv}, batch {a.batch}, {a.precision}; "
           f"{'one training step' if a.kind == 'train' else 'one evaluation forward'})")
+    by = collections.defaultdict(float)
+    for name, (_, ms) in rows.items():
+        by[category(name)] += ms
+    print("; ".join(f"{k} {by[k]:.1f} ms ({100 * by[k] / total:.0f}%)" for k in ("products", "ours", "other") if k in by))
     print("| kernel | calls | total ms | share |")
     print("|---|---|---|---|")
     for name, (calls, ms) in sorted(rows.items(), key=lambda kv: -kv[1][1])[:a.top]:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gpu-check.sh OUT_DIR [quick|full]: the one script to run on a GPU machine (see the project brief). It finds
+# gpu-check.sh OUT_DIR [quick|compile|full]: the one script to run on a GPU machine (see the project brief). It finds
 # cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the GPU's architecture
 # with CUDA forced on, then checks, most urgent first, what has not yet run on a GPU (quick, the default):
 #   1. the CUDA tests: network parity in fp32, each bf16 layer kernel and attention against the CPU's,
@@ -16,7 +16,9 @@
 #      own memory faults);
 #   4. the Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16: final
 #      losses side by side, grids kept; the SD VAE at 512x512 (last: both verified on an H100 before).
-# `full` adds: fp16 in the speed table and the reference under torch.compile, the fp16 demo, the whole suite,
+# `compile` builds, runs the CUDA tests, and then only the speed table with the reference both eager and under
+# torch.compile (issue 11's second training target; compiling takes minutes, so it has a session's run of
+# its own). `full` adds to quick: fp16 in the speed table and the reference under torch.compile, the fp16 demo, the whole suite,
 # memcheck of the fp32 network, and what earlier GPU sessions verified: the same 1-kimg run twice
 # (snapshots compared bytewise), generation from a GPU snapshot on both backends and with guidance, post-hoc
 # EMA on the GPU, the demo on the CPU. Every log (and the grids) stays in OUT_DIR; OUT_DIR/summary.txt is
@@ -26,7 +28,7 @@
 #   source .devdeps/install.sh && timeout 540 scripts/gpu-check.sh /tmp/gc; tar czf $OUT/gpu-check.tgz -C /tmp gc
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:?usage: scripts/gpu-check.sh OUT_DIR [quick|full]}
+out=${1:?usage: scripts/gpu-check.sh OUT_DIR [quick|compile|full]}
 mode=${2:-quick}
 mkdir -p "$out"
 summary=()
@@ -90,6 +92,11 @@ speed() { # SECONDS EXTRA ARGS of side_by_side.py: the table, stopped after SECO
   timeout "$limit" python3 bench/side_by_side.py --torch-bench .devref/bench/torch_gpu_bench.py --presets xs,s --batch 256 \
     --steps 5 --build build-gpu "$@" | tee -a "$out/side-by-side.md"
 }
+if [ "$mode" = compile ]; then
+  [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side-compile speed 450 --precision bf16 --compile
+  cat "$out/summary.txt"
+  exit 0
+fi
 [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 330 --precision bf16
 # Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only).
 ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)

@@ -57,6 +57,24 @@ static inline float largest(const float *x, size_t n) {
     return m;
 }
 
+/* act_sum_clip_forward's keep bits at keep_d (device) against the unclipped sums un[n] (float32, before any
+ * rounding): bit e set exactly where -c <= un[e] <= c; returns how many are clear (the clipped elements). */
+static inline size_t keep_bits(const char *what, const unsigned char *keep_d, const float *un, float c, size_t n) {
+    unsigned char *k = malloc(n / 8 + 1);
+    assert_int_equal(cudaStreamSynchronize(CUDA_BUF_STREAM), cudaSuccess);
+    assert_int_equal(cudaMemcpy(k, keep_d, (n + 7) / 8, cudaMemcpyDeviceToHost), cudaSuccess);
+    size_t bad = 0, clear = 0;
+    for (size_t e = 0; e < n; e++) {
+        const int bit = k[e / 8] >> (e % 8) & 1;
+        bad += bit != (un[e] >= -c && un[e] <= c);
+        clear += !bit;
+    }
+    if (bad) fprintf(stderr, "%s: %zu of %zu bits wrong\n", what, bad, n);
+    assert_int_equal(bad, 0);
+    free(k);
+    return clear;
+}
+
 /* ---- bf16 ---- */
 
 static inline uint16_t bf16_bits(float f) {

@@ -98,18 +98,20 @@ static void test_elementwise(void **state) {
             assert_int_equal(act_resample_up_backward(g_stream, BF, dx.d, gu.d, N, H, W, C, acc), 0);
             lsame("up backward", &dx, e, 0, 0);
             lupload(&dx);
-            /* residual sum with clipping, and its gradient given the (bf16) unclipped sum */
-            lbuf un = lmake(n, 15, 0);
-            mp_sum_clip_forward(e, e2, x.h, dy.h, 0.3f, 1.0f, n);
-            assert_int_equal(act_sum_clip_forward(g_stream, BF, y.d, un.d, x.d, dy.d, 0.3f, 1.0f, n), 0);
-            lsame("sum_clip forward", &y, e, 0, 0), lsame("sum_clip unclipped", &un, e2, 0, 0);
-            for (size_t i = 0; i < n; i++) un.h[i] = bf16_round(e2[i]);
+            /* residual sum with clipping, and its gradient given the keep bits of the (float32) unclipped sum */
+            unsigned char *keep_d;
+            assert_int_equal(cudaMalloc((void **)&keep_d, n / 8 + 1), cudaSuccess);
+            const size_t clipped = mp_sum_clip_forward(e, e2, x.h, dy.h, 0.3f, 1.0f, n);
+            assert_int_equal(act_sum_clip_forward(g_stream, BF, y.d, keep_d, x.d, dy.d, 0.3f, 1.0f, n), 0);
+            lsame("sum_clip forward", &y, e, 0, 0);
+            if (n >= 360) assert_true(clipped > 0 && clipped < n); /* both ways taken */
+            assert_int_equal(keep_bits("sum_clip keep", keep_d, e2, 1.0f, n), clipped);
             /* its gradient: the clipped gradient goes straight into mp_sum's */
             float *g6 = malloc((n + 1) * sizeof(float));
-            clip_backward(g6, dy.h, un.h, 1.0f, n, 0);
+            clip_backward(g6, dy.h, e2, 1.0f, n, 0);
             memcpy(e, dx.h, n * sizeof(float)), memcpy(e2, db.h, n * sizeof(float));
             mp_sum_backward(e, e2, g6, 0.3f, n, acc);
-            assert_int_equal(act_sum_clip_backward(g_stream, BF, dx.d, db.d, dy.d, un.d, 0.3f, 1.0f, n, acc), 0);
+            assert_int_equal(act_sum_clip_backward(g_stream, BF, dx.d, db.d, dy.d, keep_d, 0.3f, n, acc), 0);
             lsame("sum_clip backward a", &dx, e, 0, 0), lsame("sum_clip backward b", &db, e2, 0, 0);
             free(g6);
             /* type conversion, gradient accumulation into float32, y += x, dropout */
@@ -130,7 +132,8 @@ static void test_elementwise(void **state) {
             lsame("dropout", &y, e, 0, 0);
             free(e), free(e2);
             ldrop(&x), ldrop(&y), ldrop(&dy), ldrop(&dx), ldrop(&db), ldrop(&b3), ldrop(&cat), ldrop(&dcat), drop(&c);
-            drop(&dc), ldrop(&yd), ldrop(&gq), ldrop(&yu), ldrop(&gu), ldrop(&un), drop(&f);
+            drop(&dc), ldrop(&yd), ldrop(&gq), ldrop(&yu), ldrop(&gu), drop(&f);
+            cudaFree(keep_d);
         }
 }
 

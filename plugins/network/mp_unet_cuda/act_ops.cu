@@ -270,18 +270,19 @@ template <typename T> __global__ void k_sum_forward(T *y, const T *a, const T *b
         stv(y, u, i, m);
     }
 }
-/* mp_sum's gradient of g = dy; with `unclipped`, of the gradient of a clip at c after it: g = dy where
- * -c <= unclipped <= c, else 0 (dy's value or 0: bitwise a clip's gradient stored and then used). */
+/* mp_sum's gradient of g = dy; with `keep` (act_sum_clip_forward's bits), of the gradient of a clip after
+ * it: g = dy where the element's bit is set, else 0 (dy's value or 0: bitwise a clip's gradient stored and
+ * then used). */
 template <typename T>
-__global__ void k_sum_backward(T *da, T *db, const T *dy, const T *unclipped, float c, float t, size_t n, int acc) {
+__global__ void k_sum_backward(T *da, T *db, const T *dy, const unsigned char *keep, float t, size_t n, int acc) {
     const float inv = mp_sum_scale(t), wa = (1 - t) * inv, wb = t * inv;
     CHUNK_LOOP(i, n) {
         const int m = chunk_len(i, n);
         float g[8], u[8];
         ldv(g, dy, i, m);
-        if (unclipped) {
-            ldv(u, unclipped, i, m);
-            UNROLL8(k) g[k] = u[k] >= -c && u[k] <= c ? g[k] : 0.0f;
+        if (keep) {
+            const unsigned bits = keep[i / 8];
+            UNROLL8(k) g[k] = bits >> k & 1u ? g[k] : 0.0f;
         }
         if (da) {
             UNROLL8(k) u[k] = wa * g[k];
@@ -297,9 +298,9 @@ template <typename T> static int sum_forward(void *stream, void *y, const void *
     LAUNCH_CHUNKS(n, k_sum_forward<T>, (T *)y, (const T *)a, (const T *)b, t, n);
 }
 template <typename T>
-static int sum_backward(void *stream, void *da, void *db, const void *dy, const void *unclipped, float c, float t, size_t n,
+static int sum_backward(void *stream, void *da, void *db, const void *dy, const unsigned char *keep, float t, size_t n,
                         int acc) {
-    LAUNCH_CHUNKS(n, k_sum_backward<T>, (T *)da, (T *)db, (const T *)dy, (const T *)unclipped, c, t, n, acc);
+    LAUNCH_CHUNKS(n, k_sum_backward<T>, (T *)da, (T *)db, (const T *)dy, keep, t, n, acc);
 }
 int act_sum_forward(void *stream, int act, void *y, const void *a, const void *b, float t, size_t n) {
     if (act == ACT_F32) return mpc_sum_forward(stream, F(y), CF(a), CF(b), t, n);
@@ -307,7 +308,7 @@ int act_sum_forward(void *stream, int act, void *y, const void *a, const void *b
 }
 int act_sum_backward(void *stream, int act, void *da, void *db, const void *dy, float t, size_t n, int acc) {
     if (act == ACT_F32) return mpc_sum_backward(stream, F(da), F(db), CF(dy), t, n, acc);
-    return LP_CALL(act, sum_backward, stream, da, db, dy, NULL, 0.0f, t, n, acc);
+    return LP_CALL(act, sum_backward, stream, da, db, dy, NULL, t, n, acc);
 }
 
 /* One operand of MP-Cat: rows of Cp channels at column `off` of the concatenation's rows of C channels,
@@ -536,27 +537,34 @@ int act_resample_up_backward(void *stream, int act, void *dx, const void *dy, in
 
 /* ---- residual sum with clipping ---- */
 
+/* A chunk's 8 keep bits are one byte: bit k for element i + k. */
 template <typename T>
-__global__ void k_sum_clip_forward(T *y, T *unclipped, const T *a, const T *b, float t, float c, size_t n) {
+__global__ void k_sum_clip_forward(T *y, unsigned char *keep, const T *a, const T *b, float t, float c, size_t n) {
     const float inv = mp_sum_scale(t);
     CHUNK_LOOP(i, n) {
         const int m = chunk_len(i, n);
         float u[8], v[8];
+        unsigned bits = 0;
         ldv(u, a, i, m), ldv(v, b, i, m);
-        UNROLL8(k) u[k] = mp_sum1(u[k], v[k], t, inv), v[k] = u[k] > c ? c : u[k] < -c ? -c : u[k];
-        stv(y, v, i, m), stv(unclipped, u, i, m);
+        UNROLL8(k) {
+            u[k] = mp_sum1(u[k], v[k], t, inv);
+            v[k] = u[k] > c ? c : u[k] < -c ? -c : u[k];
+            bits |= (unsigned)(u[k] >= -c && u[k] <= c) << k;
+        }
+        stv(y, v, i, m);
+        if (keep) keep[i / 8] = (unsigned char)bits;
     }
 }
 template <typename T>
-static int sum_clip_forward(void *stream, void *y, void *unclipped, const void *a, const void *b, float t, float c, size_t n) {
-    LAUNCH_CHUNKS(n, k_sum_clip_forward<T>, (T *)y, (T *)unclipped, (const T *)a, (const T *)b, t, c, n);
+static int sum_clip_forward(void *stream, void *y, unsigned char *keep, const void *a, const void *b, float t, float c,
+                            size_t n) {
+    LAUNCH_CHUNKS(n, k_sum_clip_forward<T>, (T *)y, keep, (const T *)a, (const T *)b, t, c, n);
 }
-int act_sum_clip_forward(void *stream, int act, void *y, void *unclipped, const void *a, const void *b, float t, float c,
-                         size_t n) {
-    if (act == ACT_F32) return mpc_sum_clip_forward(stream, F(y), F(unclipped), CF(a), CF(b), t, c, n, NULL);
-    return LP_CALL(act, sum_clip_forward, stream, y, unclipped, a, b, t, c, n);
+int act_sum_clip_forward(void *stream, int act, void *y, unsigned char *keep, const void *a, const void *b, float t,
+                         float c, size_t n) {
+    return ACT_CALL(act, sum_clip_forward, stream, y, keep, a, b, t, c, n);
 }
-int act_sum_clip_backward(void *stream, int act, void *da, void *db, const void *dy, const void *unclipped, float t,
-                          float c, size_t n, int acc) {
-    return ACT_CALL(act, sum_backward, stream, da, db, dy, unclipped, c, t, n, acc);
+int act_sum_clip_backward(void *stream, int act, void *da, void *db, const void *dy, const unsigned char *keep, float t,
+                          size_t n, int acc) {
+    return ACT_CALL(act, sum_backward, stream, da, db, dy, keep, t, n, acc);
 }

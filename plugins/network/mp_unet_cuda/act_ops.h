@@ -64,14 +64,18 @@ int act_resample_down_forward(void *stream, int act, void *y, const void *x, int
 int act_resample_down_backward(void *stream, int act, void *dx, const void *dy, int N, int H, int W, int C, int acc);
 int act_resample_up_forward(void *stream, int act, void *y, const void *x, int N, int H, int W, int C);
 int act_resample_up_backward(void *stream, int act, void *dx, const void *dy, int N, int H, int W, int C, int acc);
-/* y = clip(mp_sum(a, b, t), -c, c), unclipped kept;  its gradient, the clipped gradient never stored:
- * g = dy where -c <= unclipped <= c (else 0), then da = (1 - t) g / sqrt((1 - t)^2 + t^2),
- * db = t g / sqrt(...) (mp_sum's gradient; either may be NULL). Bitwise the CPU's clip_backward followed by
- * mp_sum_backward (mp_ops.h), in every precision. */
-int act_sum_clip_forward(void *stream, int act, void *y, void *unclipped, const void *a, const void *b, float t, float c,
-                         size_t n);
-int act_sum_clip_backward(void *stream, int act, void *da, void *db, const void *dy, const void *unclipped, float t,
-                          float c, size_t n, int acc);
+/* y = clip(mp_sum(a, b, t), -c, c), and (keep, may be NULL) one bit per element, set where -c <= the
+ * unclipped sum <= c (element e: bit e % 8 of byte e / 8; ACT_KEEP_FLOATS(n) floats of workspace hold it):
+ * all that the clip's gradient needs of the unclipped sum, at a sixteenth of its bf16 size. Its gradient,
+ * the clipped gradient never stored: g = dy where the bit is set (else 0; keep NULL: no clip), then
+ * da = (1 - t) g / sqrt((1 - t)^2 + t^2), db = t g / sqrt(...) (mp_sum's gradient; either may be NULL).
+ * Bitwise the CPU's clip_backward of the unclipped sum followed by mp_sum_backward (mp_ops.h), in every
+ * precision; in bf16/fp16 the bit is that of the sum before rounding, as the clip sees it. */
+#define ACT_KEEP_FLOATS(n) (((n) + 31) / 32)
+int act_sum_clip_forward(void *stream, int act, void *y, unsigned char *keep, const void *a, const void *b, float t,
+                         float c, size_t n);
+int act_sum_clip_backward(void *stream, int act, void *da, void *db, const void *dy, const unsigned char *keep, float t,
+                          size_t n, int acc);
 
 #ifdef __cplusplus
 }

@@ -28,7 +28,8 @@ static int dropout(const block_def *b, const gblock_ctx *ctx, void *y, size_t n)
 void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, gblock_saved *s) {
     gpu_ctx *g = ctx->g;
     /* kw: what backward needs (kept when training, else temporary); tw: temporaries; the output: ctx->ws. */
-    gws *kw = s ? ctx->ws : ctx->tmp, *tw = ctx->tmp;
+    const int saving = s != NULL; /* a training forward: what backward needs is kept */
+    gws *kw = saving ? ctx->ws : ctx->tmp, *tw = ctx->tmp;
     void *st = g->stream;
     const int N = ctx->N, C = b->cout, act = g->act;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
@@ -93,15 +94,15 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
     }
     void *out;
     ALLOC_ACT(out, ctx->ws, P * C);
-    /* The unclipped sum is kept for clip_backward (x6), always: the GPU does not wait to learn whether
-     * anything was clipped; passing dy where nothing was clipped is the identity. */
+    /* The clip's mask is kept for its gradient, always: the GPU does not wait to learn whether anything was
+     * clipped; where nothing was, the mask passes dy unchanged. */
+    if (saving)
+        GPU_NEED(g, s->keep = (unsigned char *)gws_alloc(kw, ACT_KEEP_FLOATS(P * C)), "block workspace", return NULL);
     if (!b->heads) {
-        ALLOC_ACT(s->x6, kw, P * C);
-        s->x5 = s->x6;
-        K(act_sum_clip_forward(st, act, out, s->x6, xs, y4, b->res_balance, b->clip_act, P * C));
+        K(act_sum_clip_forward(st, act, out, s->keep, xs, y4, b->res_balance, b->clip_act, P * C));
         return out;
     }
-    /* With attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance), then clipped. */
+    /* With attention: out = clip(mp_sum(x5, proj(attn(qkv(x5))), attn_balance)). */
     void *proj;
     ALLOC_ACT(s->x5, kw, P * C);
     K(act_sum_forward(st, act, s->x5, xs, y4, b->res_balance, P * C));
@@ -111,13 +112,12 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
     ALLOC_ACT(s->attn, kw, (size_t)N * b->heads * HW * HW);
     ALLOC_ACT(s->ya, kw, P * C);
     ALLOC_ACT(proj, tw, P * C);
-    ALLOC_ACT(s->x6, kw, P * C);
     void *tmp = NULL; /* bf16/fp16: the heads-major attention output */
     if (act != ACT_F32) ALLOC_ACT(tmp, tw, P * C);
     P_(gpu_conv2d_forward(g, s->qkv, s->x5, W_ACT(ctx, b->qkv), N, b->H, b->W, C, 3 * C, 1));
     P_(gpu_attention_forward(g, s->ya, s->qkvn, s->qnorm, s->attn, s->qkv, N, (int)HW, b->heads, b->cph, tmp));
     P_(gpu_conv2d_forward(g, proj, s->ya, W_ACT(ctx, b->proj), N, b->H, b->W, C, C, 1));
-    K(act_sum_clip_forward(st, act, out, s->x6, s->x5, proj, b->attn_balance, b->clip_act, P * C));
+    K(act_sum_clip_forward(st, act, out, s->keep, s->x5, proj, b->attn_balance, b->clip_act, P * C));
     return out;
 }
 
@@ -153,7 +153,7 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
     ALLOC_ACT(b3, bws, wide);
     ALLOC_ACT(b4, bws, wide);
     void *dxs = b1, *dy4 = b2;
-    /* attention: x6 = mp_sum(x5, proj(attn(qkv(x5))), attn_balance) */
+    /* attention: out = clip(mp_sum(x5, proj(attn(qkv(x5))), attn_balance)) */
     if (b->heads) {
         void *d5, *dproj = b3, *dya = b4, *dqkv, *dS, *dqkvn, *tmp = NULL;
         ALLOC_ACT(d5, bws, P * C);
@@ -161,15 +161,15 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
         ALLOC_ACT(dS, bws, (size_t)N * b->heads * HW * HW);
         ALLOC_ACT(dqkvn, bws, P * 3 * C);
         if (act != ACT_F32) ALLOC_ACT(tmp, bws, P * C);
-        K(act_sum_clip_backward(st, act, d5, dproj, dout, s->x6, b->attn_balance, b->clip_act, P * C, 0));
+        K(act_sum_clip_backward(st, act, d5, dproj, dout, s->keep, b->attn_balance, P * C, 0));
         P_(gpu_conv2d_backward(g, dya, DW(b->proj), dproj, s->ya, W_ACT(ctx, b->proj), N, b->H, b->W, C, C, 1, 0));
         P_(gpu_attention_backward(g, dqkv, dya, s->qkv, s->qkvn, s->qnorm, s->attn, N, (int)HW, b->heads, b->cph, 0, dS,
                                   dqkvn, tmp));
         P_(gpu_conv2d_backward(g, d5, DW(b->qkv), dqkv, s->x5, W_ACT(ctx, b->qkv), N, b->H, b->W, C, 3 * C, 1, 1));
         /* x5 = mp_sum(xs, y4, res_balance) */
         K(act_sum_backward(st, act, dxs, dy4, d5, b->res_balance, P * C, 0));
-    } else { /* x6 = mp_sum(xs, y4, res_balance), clipped */
-        K(act_sum_clip_backward(st, act, dxs, dy4, dout, s->x6, b->res_balance, b->clip_act, P * C, 0));
+    } else { /* out = clip(mp_sum(xs, y4, res_balance)) */
+        K(act_sum_clip_backward(st, act, dxs, dy4, dout, s->keep, b->res_balance, P * C, 0));
     }
     void *dx2 = dxs; /* the skip path's gradient; the residual branch's is added below */
     if (!b->enc && b->skip.present) {

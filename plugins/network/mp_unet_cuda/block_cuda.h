@@ -16,7 +16,8 @@
 /* What a training forward of a Block keeps for its backward (../mp_unet/block_saved.h's fields, in device
  * memory): activations in the network's type (void *), norms and the modulation float32. The two MP-SiLU
  * outputs that feed the 3x3 convolutions (mp_silu(x2) and dropout(mp_silu(y0 * c))) are not kept: the
- * backward recomputes them, bitwise, from x2 and from y0 and c (docs/cuda-network.md, Memory). */
+ * backward recomputes them, bitwise, from x2 and from y0 and c; of the unclipped output only the clip's
+ * bit mask is kept (docs/cuda-network.md, Memory). */
 typedef struct gblock_saved {
     const void *x_in;  /* [N, Hin, Win, cin] */
     void *x0;          /* after resampling [N, H, W, cin] */
@@ -25,10 +26,11 @@ typedef struct gblock_saved {
     void *x2;          /* residual-branch input [.., enc ? cout : cin] */
     void *y0;          /* conv_res0 output [.., cout] */
     float *c;          /* emb_linear(emb) + 1 [N, cout] */
-    void *x5;          /* after the residual mp_sum [.., cout] */
+    void *x5;          /* attention: after the residual mp_sum [.., cout] */
     void *qkv, *qkvn, *attn, *ya; /* attention (attention_cuda.h) */
     float *qnorm;
-    void *x6;          /* before clipping (always kept: the GPU does not wait to learn whether anything was) */
+    unsigned char *keep; /* where the block's output was not clipped: act_sum_clip_forward's bits, always kept
+                          * (the GPU does not wait to learn whether anything was clipped) */
 } gblock_saved;
 
 /* Shared inputs of a pass over the network. */

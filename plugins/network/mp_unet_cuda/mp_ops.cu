@@ -185,27 +185,10 @@ int mpc_resample_up_backward(void *stream, float *dx, const float *dy, int N, in
     LAUNCH((size_t)N * H * W * C, k_resample_up_backward, dx, dy, N, H, W, C, acc);
 }
 
-/* ---- residual sum with clipping, the Fourier embedding ---- */
+/* ---- the Fourier embedding ---- */
 
-__global__ void k_sum_clip_forward(float *y, float *unclipped, const float *a, const float *b, float t, float c, size_t n,
-                                   unsigned long long *clipped) {
-    const float inv = mp_sum_scale(t);
-    unsigned long long count = 0;
-    STRIDE_LOOP(i, n) {
-        const float v = mp_sum1(a[i], b[i], t, inv);
-        const int hi = v > c, lo = v < -c;
-        y[i] = hi ? c : lo ? -c : v;
-        if (unclipped) unclipped[i] = v;
-        count += (unsigned)(hi | lo);
-    }
-    if (clipped && count) atomicAdd(clipped, count);
-}
 __global__ void k_fourier_forward(float *y, const float *x, const float *freqs, const float *phases, int N, int C) {
     STRIDE_LOOP(i, (size_t)N * C) y[i] = mp_fourier1(x[i / C], freqs[i % C], phases[i % C]);
-}
-int mpc_sum_clip_forward(void *stream, float *y, float *unclipped, const float *a, const float *b, float t, float c,
-                         size_t n, unsigned long long *clipped) {
-    LAUNCH(n, k_sum_clip_forward, y, unclipped, a, b, t, c, n, clipped);
 }
 int mpc_fourier_forward(void *stream, float *y, const float *x, const float *freqs, const float *phases, int N, int C) {
     LAUNCH((size_t)N * C, k_fourier_forward, y, x, freqs, phases, N, C);

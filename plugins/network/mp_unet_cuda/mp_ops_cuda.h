@@ -32,9 +32,6 @@ int mpc_resample_down_forward(void *stream, float *y, const float *x, int N, int
 int mpc_resample_down_backward(void *stream, float *dx, const float *dy, int N, int H, int W, int C, int acc);
 int mpc_resample_up_forward(void *stream, float *y, const float *x, int N, int H, int W, int C);
 int mpc_resample_up_backward(void *stream, float *dx, const float *dy, int N, int H, int W, int C, int acc);
-/* *clipped (device memory, may be NULL) is increased by the number of clipped elements. */
-int mpc_sum_clip_forward(void *stream, float *y, float *unclipped, const float *a, const float *b, float t, float c,
-                         size_t n, unsigned long long *clipped);
 int mpc_fourier_forward(void *stream, float *y, const float *x, const float *freqs, const float *phases, int N, int C);
 /* One output unit of a weight: its F = C k k values at `offset` floats into the arena. */
 typedef struct mpc_unit {

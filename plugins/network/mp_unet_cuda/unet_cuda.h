@@ -38,8 +38,10 @@ typedef struct unet_cuda {
     size_t nunits;
     gws fws, bws; /* the forward's activations (kept for backward); the backward's pass-long buffers */
     gws bpp[2];   /* the backward's per-module buffers, alternating: module m works in bpp[m % 2] while its
-                   * input gradient, from module m + 1, is still in the other. bpp[0] is also where a forward
-                   * block puts its temporaries (gblock_ctx.tmp), which no backward reads. */
+                   * input gradient, from module m + 1, is still in the other. In a forward, which no
+                   * backward reads, bpp[0] holds a block's temporaries (gblock_ctx.tmp) and bpp[1] the
+                   * concatenated input of a decoder block, while that block runs (the backward recomputes
+                   * it from its two parts, module outputs kept anyway). */
     /* Left by the last training forward (have_saved), for the backward. */
     int have_saved;
     unet_record rec;
