@@ -17,6 +17,7 @@ struct edm2_network {
     pgraph graphs;
     float *sigma_host; /* forward's noise levels, read back to check them */
     int sigma_cap;
+    size_t noted_bytes; /* the workspaces' total at the last memory_note */
 };
 
 /* Every call starts on the backend's device and with no recorded failure. */
@@ -121,6 +122,24 @@ static edm2_status net_forward(edm2_network *net, const edm2_forward_args *a) {
     return rc ? failed(net, "forward") : EDM2_OK;
 }
 
+/* A debug line on where a training step's device memory went, after a backward, when it changed (it
+ * settles within a few steps): the workspaces of docs/cuda-network.md (Memory) and the prepared weights. */
+static size_t ws_bytes(const gws *w) { return (w->cap > w->need ? w->cap : w->need) * sizeof(float); }
+static void memory_note(edm2_network *net) {
+    const unet_cuda *u = &net->u;
+    const size_t es = act_size(u->gc.act), kept = ws_bytes(&u->fws), pass = ws_bytes(&u->bws);
+    const size_t m0 = ws_bytes(&u->bpp[0]), m1 = ws_bytes(&u->bpp[1]), own = u->gc.own_bytes;
+    const size_t total = kept + pass + m0 + m1 + own;
+    if (total == net->noted_bytes) return;
+    net->noted_bytes = total;
+    const size_t weights = (u->f32_floats + u->max_span) * sizeof(float) + (u->w_lp ? u->g.arena_floats * es : 0);
+    const double MiB = 1048576.0;
+    edm2_logf(net->host, EDM2_LOG_DEBUG, ID, EDM2_OK,
+              "device memory of a training step: forward kept %.1f MiB, backward pass-long %.1f MiB, per module %.1f + "
+              "%.1f MiB, products' own workspace %.1f MiB, prepared weights and their gradient %.1f MiB",
+              kept / MiB, pass / MiB, m0 / MiB, m1 / MiB, own / MiB, weights / MiB);
+}
+
 static edm2_status net_backward(edm2_network *net, const float *params, const float *dD, const float *dlogvar,
                                 float *grads) {
     if (!net->u.have_saved)
@@ -130,7 +149,9 @@ static edm2_status net_backward(edm2_network *net, const float *params, const fl
     const unsigned captured = net->graphs.captured;
     const int rc = pgraph_backward(&net->graphs, &net->u, params, dD, dlogvar, grads, &turned_off);
     graphs_note(net, turned_off, captured);
-    return rc ? failed(net, "backward") : EDM2_OK;
+    if (rc) return failed(net, "backward");
+    memory_note(net);
+    return EDM2_OK;
 }
 
 static const edm2_network_vtable k_vtable = {
