@@ -9,7 +9,7 @@
 #      bf16 against the PyTorch reference (eager) in one command (bench/side_by_side.py); where a bf16 XS
 #      training step's and evaluation's time goes, kernel by kernel (bench/kernel_profile.py: Nsight
 #      Compute durations of a steady pass); which algorithm each 3x3 convolution runs, timed and ranked
-#      (algos.txt, with the training speed of each);
+#      (algos.txt, with the training speed and peak of each and where the memory went);
 #   3. sampling at batch 16 with and without CUDA graphs; the forced weight normalisation, the bf16 layers,
 #      attention, the bf16/fp16 network, the CUDA graphs, Inception and the VAE under compute-sanitizer
 #      (the same tests pass under ASan in the CPU emulation of tests/cuda_emu, which cannot show the GPU's
@@ -111,7 +111,7 @@ for how in timed heuristic; do
   step algos-$how env EDM2_CUDNN_ALGO=$how build-gpu/edm2-bench configs/edm2-img512-xs.ini --set backend.plugin=cuda \
     --set training.batch=256 --set network.precision=bf16 --only train --steps 3 --no-sgemm --verbose
 done
-grep -h "training:\|cuDNN 3x3" "$out"/algos-*.log >"$out/algos.txt"
+grep -h "training:\|memory\|cuDNN 3x3" "$out"/algos-*.log >"$out/algos.txt"
 # Sampling at small batch (launch-bound) with and without the CUDA graphs of the evaluation forward.
 for graphs in 0 1; do
   step sample-graphs$graphs env EDM2_CUDA_GRAPHS=$graphs build-gpu/edm2-bench configs/fashion-mnist-demo.ini \
