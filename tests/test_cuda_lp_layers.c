@@ -59,8 +59,13 @@ static void test_elementwise(void **state) {
             const int Cb = C % 8 ? 3 : 16;
             lbuf b3 = lmake(P * Cb, 6, 1), cat = lmake(P * (C + Cb), 7, 0), dcat = lmake(P * (C + Cb), 8, 1);
             mp_cat_forward(e, x.h, C, b3.h, Cb, P, 0.5f);
-            assert_int_equal(act_cat_forward(g_stream, BF, cat.d, x.d, C, b3.d, Cb, P, 0.5f), 0);
+            lbuf acat = lmake(P * (C + Cb), 17, 0);
+            assert_int_equal(act_cat_forward(g_stream, BF, cat.d, acat.d, x.d, C, b3.d, Cb, P, 0.5f), 0);
             lsame("mp_cat forward", &cat, e, 0, 0);
+            for (size_t i = 0; i < P * (C + Cb); i++) e[i] = bf16_round(e[i]);
+            mp_silu_forward(e, e, P * (C + Cb)); /* of the stored (bf16) concatenation */
+            lsame("mp_cat forward's MP-SiLU", &acat, e, 0, 0);
+            ldrop(&acat);
             memcpy(e, dx.h, n * sizeof(float)), memcpy(e2, b3.h, P * Cb * sizeof(float));
             mp_cat_backward(e, e2, dcat.h, C, Cb, P, 0.5f, acc);
             assert_int_equal(act_cat_backward(g_stream, BF, dx.d, b3.d, dcat.d, C, Cb, P, 0.5f, acc), 0);

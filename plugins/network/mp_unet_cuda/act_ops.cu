@@ -312,10 +312,12 @@ int act_sum_backward(void *stream, int act, void *da, void *db, const void *dy, 
 }
 
 /* One operand of MP-Cat: rows of Cp channels at column `off` of the concatenation's rows of C channels,
- * scaled by w: written into the concatenation (forward), or taken out of its gradient (backward). The
- * chunks move 16 bytes at a time when Cp is a multiple of 8 (each then lies in one row). */
+ * scaled by w: written into the concatenation (forward; with sil, also mp_silu of the stored value at the
+ * same place of sil), or taken out of its gradient (backward). The chunks move 16 bytes at a time when Cp
+ * is a multiple of 8 (each then lies in one row). */
 template <typename T>
-__global__ void k_cat_part(T *dst, const T *src, int Cp, int C, int off, size_t P, float w, int into_cat, int acc) {
+__global__ void k_cat_part(T *dst, T *sil, const T *src, int Cp, int C, int off, size_t P, float w, int into_cat,
+                           int acc) {
     const size_t n = P * (size_t)Cp;
     const auto in_cat = [=](size_t e) { return e / Cp * C + off + e % Cp; };
     CHUNK_LOOP(i, n) {
@@ -324,33 +326,43 @@ __global__ void k_cat_part(T *dst, const T *src, int Cp, int C, int off, size_t 
         if (into_cat) ldv(v, src, i, m);
         else ld_at(v, src, i, m, Cp % 8 == 0, in_cat);
         UNROLL8(k) v[k] *= w;
-        if (into_cat) st_at(dst, v, i, m, Cp % 8 == 0, in_cat, acc);
-        else stv(dst, v, i, m, acc);
+        if (!into_cat) {
+            stv(dst, v, i, m, acc);
+            continue;
+        }
+        st_at(dst, v, i, m, Cp % 8 == 0, in_cat, acc);
+        if (sil) {
+            UNROLL8(k) v[k] = mp_silu1(ld(st<T>(v[k]))); /* of the value as stored */
+            st_at(sil, v, i, m, Cp % 8 == 0, in_cat);
+        }
     }
 }
 template <typename T>
-static int cat_part(void *stream, void *dst, const void *src, int Cp, int C, int off, size_t P, float w, int into_cat,
-                    int acc) {
+static int cat_part(void *stream, void *dst, void *sil, const void *src, int Cp, int C, int off, size_t P, float w,
+                    int into_cat, int acc) {
     if (!dst) return 0;
-    LAUNCH_CHUNKS(P * (size_t)Cp, k_cat_part<T>, (T *)dst, (const T *)src, Cp, C, off, P, w, into_cat, acc);
+    LAUNCH_CHUNKS(P * (size_t)Cp, k_cat_part<T>, (T *)dst, (T *)sil, (const T *)src, Cp, C, off, P, w, into_cat, acc);
 }
 template <typename T>
-static int cat_forward(void *stream, void *y, const void *a, int Ca, const void *b, int Cb, size_t P, float t) {
+static int cat_forward(void *stream, void *y, void *y_silu, const void *a, int Ca, const void *b, int Cb, size_t P,
+                       float t) {
     float wa, wb;
     mp_cat_weights(Ca, Cb, t, &wa, &wb);
-    const int e = cat_part<T>(stream, y, a, Ca, Ca + Cb, 0, P, wa, 1, 0);
-    return e ? e : cat_part<T>(stream, y, b, Cb, Ca + Cb, Ca, P, wb, 1, 0);
+    const int e = cat_part<T>(stream, y, y_silu, a, Ca, Ca + Cb, 0, P, wa, 1, 0);
+    return e ? e : cat_part<T>(stream, y, y_silu, b, Cb, Ca + Cb, Ca, P, wb, 1, 0);
 }
 template <typename T>
 static int cat_backward(void *stream, void *da, void *db, const void *dy, int Ca, int Cb, size_t P, float t, int acc) {
     float wa, wb;
     mp_cat_weights(Ca, Cb, t, &wa, &wb);
-    const int e = cat_part<T>(stream, da, dy, Ca, Ca + Cb, 0, P, wa, 0, acc);
-    return e ? e : cat_part<T>(stream, db, dy, Cb, Ca + Cb, Ca, P, wb, 0, acc);
+    const int e = cat_part<T>(stream, da, NULL, dy, Ca, Ca + Cb, 0, P, wa, 0, acc);
+    return e ? e : cat_part<T>(stream, db, NULL, dy, Cb, Ca + Cb, Ca, P, wb, 0, acc);
 }
-int act_cat_forward(void *stream, int act, void *y, const void *a, int Ca, const void *b, int Cb, size_t P, float t) {
-    if (act == ACT_F32) return mpc_cat_forward(stream, F(y), CF(a), Ca, CF(b), Cb, P, t);
-    return LP_CALL(act, cat_forward, stream, y, a, Ca, b, Cb, P, t);
+int act_cat_forward(void *stream, int act, void *y, void *y_silu, const void *a, int Ca, const void *b, int Cb, size_t P,
+                    float t) {
+    if (act != ACT_F32) return LP_CALL(act, cat_forward, stream, y, y_silu, a, Ca, b, Cb, P, t);
+    const int e = mpc_cat_forward(stream, F(y), CF(a), Ca, CF(b), Cb, P, t);
+    return e || !y_silu ? e : mpc_silu_forward(stream, F(y_silu), CF(y), P * (size_t)(Ca + Cb));
 }
 int act_cat_backward(void *stream, int act, void *da, void *db, const void *dy, int Ca, int Cb, size_t P, float t,
                      int acc) {

@@ -51,7 +51,10 @@ int act_silu_forward(void *stream, int act, void *y, const void *x, size_t n);
 int act_silu_backward(void *stream, int act, void *dx, const void *dy, const void *x, size_t n, int acc);
 int act_sum_forward(void *stream, int act, void *y, const void *a, const void *b, float t, size_t n);
 int act_sum_backward(void *stream, int act, void *da, void *db, const void *dy, float t, size_t n, int acc);
-int act_cat_forward(void *stream, int act, void *y, const void *a, int Ca, const void *b, int Cb, size_t P, float t);
+/* y = mp_cat(a, b, t) [P, Ca + Cb], and y_silu = mp_silu(y) with it (may be NULL): a decoder block's input and
+ * its residual branch's first activation in one pass, bitwise the two layers in turn. */
+int act_cat_forward(void *stream, int act, void *y, void *y_silu, const void *a, int Ca, const void *b, int Cb, size_t P,
+                    float t);
 int act_cat_backward(void *stream, int act, void *da, void *db, const void *dy, int Ca, int Cb, size_t P, float t,
                      int acc);
 /* y = mp_silu(x * c[n]) with c[N, C] float32;  dx (act), dc (float32). For bf16/fp16 dc sums the pixels in

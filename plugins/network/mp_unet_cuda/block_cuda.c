@@ -25,7 +25,7 @@ static int dropout(const block_def *b, const gblock_ctx *ctx, void *y, size_t n)
                        ctx->drop_offset + (b->id << 40));
 }
 
-void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, gblock_saved *s) {
+void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, const void *a_in, gblock_saved *s) {
     gpu_ctx *g = ctx->g;
     /* kw: what backward needs (kept when training, else temporary); tw: temporaries; the output: ctx->ws. */
     const int saving = s != NULL; /* a training forward: what backward needs is kept */
@@ -65,6 +65,8 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
         ALLOC(s->pn_norm, kw, P);
         ALLOC_ACT(a, tw, P * c2);
         K(act_normalize_silu_forward(st, act, x2, a, s->pn_norm, x1, P, C));
+    } else if (a_in && x2 == x_in) {
+        a = (void *)a_in;
     } else {
         ALLOC_ACT(a, tw, P * c2);
         K(act_silu_forward(st, act, a, x2, P * c2));

@@ -49,8 +49,9 @@ typedef struct gblock_ctx {
 
 /* Forward: returns the output [N, H, W, cout] (in ctx->ws), or NULL on failure (reason in ctx->g->err).
  * *saved is filled when non-NULL (training), its tensors kept in ctx->ws; without it they are temporaries.
- * x_in must not be in ctx->tmp. */
-void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, gblock_saved *saved);
+ * x_in must not be in ctx->tmp. a_in: mp_silu(x_in), when the caller made it with x_in (a decoder block
+ * without resampling reads it as its residual branch's first activation), else NULL; not in ctx->tmp. */
+void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, const void *a_in, gblock_saved *saved);
 /* Backward of a training forward: returns d/dx_in [N, Hin, Win, cin] (in bws), or NULL on failure;
  * demb[N, cemb] +=; the gradient of prepared weight w (float32, w_hat layout) += at dw_hat + w.offset - dw_lo
  * (the block's span of the arena from dw_lo, gblock_weight_span). */

@@ -197,10 +197,11 @@ int unet_cuda_normalize_weights(unet_cuda *u, float *params) {
 static const float *gain_of(const float *arena, long off) { return off < 0 ? NULL : arena + off; }
 
 /* Decoder module m's input cat[N, H, W, cin] = mp_cat(the previous module's output, its skip module's output,
- * concat_balance), from the outputs the last forward left in mod_out. */
-static int cat_forward(unet_cuda *u, int m, void *cat, int N) {
+ * concat_balance), from the outputs the last forward left in mod_out, and a = mp_silu(cat) with it (when
+ * not NULL: gblock_forward's a_in). */
+static int cat_forward(unet_cuda *u, int m, void *cat, void *a, int N) {
     const unet_module *md = &u->g.mods[m], *src = &u->g.mods[md->skip_src];
-    K(act_cat_forward(u->gc.stream, u->gc.act, cat, u->mod_out[m - 1], md->cin - src->cout, u->mod_out[md->skip_src],
+    K(act_cat_forward(u->gc.stream, u->gc.act, cat, a, u->mod_out[m - 1], md->cin - src->cout, u->mod_out[md->skip_src],
                       src->cout, (size_t)N * md->H * md->W, u->g.hp.concat_balance));
     return 0;
 }
@@ -263,15 +264,18 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
             if (gpu_conv2d_forward_f32(g, o32, x_in0, W_HAT(md->conv), N, md->H, md->W, md->cin, md->cout, 3)) return -1;
             if (o32 != out) K(act_convert(st, act, out, ACT_F32, o32, P * md->cout));
         } else {
-            if (md->skip_src >= 0) { /* x = mp_cat(x, skip), for this block only (bpp[1]: unet_cuda.h) */
+            void *a_in = NULL;
+            if (md->skip_src >= 0) { /* x = mp_cat(x, skip) and its MP-SiLU, for this block only (bpp[1]) */
                 void *cat;
+                const size_t n = (size_t)N * md->H * md->W * md->cin;
                 if (gws_reset(&u->bpp[1])) return gpu_fail(g, "network workspace", "out of device memory");
-                ALLOC_ACT(cat, &u->bpp[1], (size_t)N * md->H * md->W * md->cin);
-                if (cat_forward(u, m, cat, N)) return -1;
+                ALLOC_ACT(cat, &u->bpp[1], n);
+                ALLOC_ACT(a_in, &u->bpp[1], n);
+                if (cat_forward(u, m, cat, a_in, N)) return -1;
                 x = cat;
             }
             ctx.emb_w = W_HAT(md->blk.emb_linear);
-            if (!(out = gblock_forward(&md->blk, &ctx, x, a->training ? &u->saved[m] : NULL))) return -1;
+            if (!(out = gblock_forward(&md->blk, &ctx, x, a_in, a->training ? &u->saved[m] : NULL))) return -1;
         }
         u->mod_out[m] = out;
         x = out;
@@ -387,7 +391,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
         if (md->skip_src >= 0) { /* the concatenated input, recomputed as the forward made it (bitwise) */
             void *cat;
             ALLOC_ACT(cat, mw, Pin * md->cin);
-            PD(cat_forward(u, m, cat, N));
+            PD(cat_forward(u, m, cat, NULL, N));
             if (sv.x0 == sv.x_in) sv.x0 = cat;
             if (sv.x2 == sv.x_in) sv.x2 = cat;
             sv.x_in = cat;
