@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
-# gpu-check.sh OUT_DIR [quick|compile|full]: the one script to run on a GPU machine (see the project brief). It finds
-# cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the GPU's architecture
-# with CUDA forced on, then checks, most urgent first, what has not yet run on a GPU (quick, the default):
+# gpu-check.sh OUT_DIR [quick|compile|full]: the one script to run on a GPU machine (see the project brief).
+# It finds cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the GPU's
+# architecture with CUDA forced on, then checks, most urgent first, what has not yet run on a GPU (quick,
+# the default):
 #   1. the CUDA tests: network parity in fp32, each bf16 layer kernel and attention against the CPU's,
 #      the bf16/fp16 precisions against fp32 and the passes replayed from CUDA graphs, the FID Inception
 #      network, the SD VAE, the backend and layers; `check-ref --backend cuda`; NCCL in a group of one;
+#      the forced weight normalisation, the bf16 layers, attention, the bf16/fp16 network, the CUDA graphs,
+#      Inception and the VAE under compute-sanitizer (the same tests pass under ASan in the CPU emulation of
+#      tests/cuda_emu, which cannot show the GPU's own memory faults);
 #   2. (with .devref/ carried) img512 XS and S at batch 256 (or the largest halving that fits): ours in
 #      bf16 against the PyTorch reference (eager) in one command (bench/side_by_side.py); where a bf16 XS
 #      training step's and evaluation's time goes, kernel by kernel (bench/kernel_profile.py: Nsight
 #      Compute durations of a steady pass); which algorithm each 3x3 convolution runs, timed and ranked
 #      (algos.txt, with the training speed and peak of each and where the memory went);
-#   3. sampling at batch 16 with and without CUDA graphs; the forced weight normalisation, the bf16 layers,
-#      attention, the bf16/fp16 network, the CUDA graphs, Inception and the VAE under compute-sanitizer
-#      (the same tests pass under ASan in the CPU emulation of tests/cuda_emu, which cannot show the GPU's
-#      own memory faults);
+#   3. sampling at batch 16 with and without CUDA graphs;
 #   4. the Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16: final
 #      losses side by side, grids kept; the SD VAE at 512x512 (last: both verified on an H100 before).
-# `compile` builds, runs the CUDA tests, and then only the speed table with the reference both eager and under
-# torch.compile (issue 11's second training target; compiling takes minutes, so it has a session's run of
-# its own). `full` adds to quick: fp16 in the speed table and the reference under torch.compile, the fp16 demo, the whole suite,
-# memcheck of the fp32 network, and what earlier GPU sessions verified: the same 1-kimg run twice
+# `compile` builds, runs the CUDA tests, and then only the speed table with the reference both eager and
+# under torch.compile (issue 11's second training target; compiling takes minutes, so it has a session's
+# run of its own). `full` adds to quick: fp16 in the speed table and the reference under torch.compile, the
+# fp16 demo, the whole suite, memcheck of the fp32 network, and what earlier GPU sessions verified: the
+# same 1-kimg run twice
 # (snapshots compared bytewise), generation from a GPU snapshot on both backends and with guidance, post-hoc
 # EMA on the GPU, the demo on the CPU. Every log (and the grids) stays in OUT_DIR; OUT_DIR/summary.txt is
 # kept current, so a run cut short still says what passed. Usage on the device machine, from the
@@ -84,6 +86,21 @@ else
   summary+=("SKIP  nccl-group-of-one (no NCCL found)")
 fi
 rm -rf "$out"/group0 "$out"/group1
+# Memory checks of the kernels on the GPU itself, ahead of the long speed steps (a few seconds each).
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
+  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
+    timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
+}
+if [ -n "$sanitizer" ] && [ "$mode" != compile ]; then
+  step memcheck-layers memcheck test_cuda_layers test_forced_weight_norm
+  step memcheck-lp-layers memcheck test_cuda_lp_layers
+  step memcheck-attention memcheck test_cuda_attention
+  step memcheck-lp memcheck test_cuda_network 'test_precisions'
+  step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
+  step memcheck-inception memcheck test_inception test_cuda_matches
+  step memcheck-vae memcheck test_vae test_cuda_matches
+fi
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
 # carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
 speed() { # SECONDS EXTRA ARGS of side_by_side.py: the table, stopped after SECONDS
@@ -118,21 +135,6 @@ for graphs in 0 1; do
     --set backend.plugin=cuda --set training.batch=16 --only eval --sample --no-sgemm --steps 3
 done
 grep -h "sampling:" "$out"/sample-graphs*.log | tee "$out/sample-graphs.txt"
-# Memory checks of the kernels on the GPU itself (ahead of the demos, which earlier sessions verified).
-sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
-memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
-  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
-    timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
-}
-if [ -n "$sanitizer" ]; then
-  step memcheck-layers memcheck test_cuda_layers test_forced_weight_norm
-  step memcheck-lp-layers memcheck test_cuda_lp_layers
-  step memcheck-attention memcheck test_cuda_attention
-  step memcheck-lp memcheck test_cuda_network 'test_precisions'
-  step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
-  step memcheck-inception memcheck test_inception test_cuda_matches
-  step memcheck-vae memcheck test_vae test_cuda_matches
-fi
 # Mixed precision on the demo (issue 11): 30 kimg in fp32 with two seeds (the run-to-run spread), then in
 # bf16 (and fp16); the final losses side by side (stats.jsonl), each run's grid kept.
 demos="fp32:0 fp32:1 bf16:0"
