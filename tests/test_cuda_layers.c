@@ -180,30 +180,53 @@ static void test_weights(void **state) {
         mpconv_weight_backward(dw.h, dg.h, dwh.h, w.h, nr.h, g.h[0], O, C, k);
         assert_int_equal(mpc_weight_backward(g_stream, dw.d, dg.d, dwh.d, w.d, nr.d, g.d, O, C, k, scratch.d), 0);
         same("weight backward", &dw, 0), same("gain gradient", &dg, 0);
-        /* The bf16 network's preparation, one warp per unit (sums in another order): float32 within 1e-5 of
-         * the largest value, the bf16 copy within one unit in its last place; then its gradient. */
-        lbuf wl = lmake(n, 9, 0);
-        mpconv_weight_forward(wh.h, nr.h, w.h, g.h[0], O, C, k);
-        assert_int_equal(act_weight_forward(g_stream, ACT_BF16, wh.d, wl.d, nr.d, w.d, g.d, O, C, k), 0);
-        same("bf16 net: weight forward", &wh, 1e-5f * largest(wh.h, n));
-        same("bf16 net: weight norms", &nr, 1e-5f * largest(nr.h, (size_t)O));
-        lsame("bf16 net: weight forward, bf16", &wl, wh.h, 1, 0);
-        /* Either output alone (the network prepares its body's weights in bf16 only, the float32 layers'
-         * in float32 only): the same values, the other buffer untouched. */
-        lbuf wl2 = lmake(n, 10, 0);
-        buf wh2 = make(n, 11, 0);
-        assert_int_equal(act_weight_forward(g_stream, ACT_BF16, NULL, wl2.d, nr.d, w.d, g.d, O, C, k), 0);
-        lsame("bf16 net: weight forward, bf16 only", &wl2, wh.h, 1, 0);
-        assert_int_equal(act_weight_forward(g_stream, ACT_BF16, wh2.d, NULL, nr.d, w.d, g.d, O, C, k), 0);
-        memcpy(wh2.h, wh.h, n * sizeof(float)); /* expected: the CPU's preparation */
-        same("bf16 net: weight forward, float32 only", &wh2, 1e-5f * largest(wh.h, n));
-        ldrop(&wl2), drop(&wh2);
+        /* The bf16 network's gradient of it, one warp per unit (sums in another order): within 1e-5. */
         mpconv_weight_backward(dw.h, dg.h, dwh.h, w.h, nr.h, g.h[0], O, C, k);
         assert_int_equal(act_weight_backward(g_stream, ACT_BF16, dw.d, dg.d, dwh.d, w.d, nr.d, g.d, O, C, k, scratch.d), 0);
         same("bf16 net: weight backward", &dw, 1e-5f * largest(dw.h, n));
         same("bf16 net: gain gradient", &dg, 1e-5f * fmaxf(1, fabsf(dg.h[0])));
-        drop(&w), drop(&wh), drop(&nr), drop(&g), drop(&dwh), drop(&dw), drop(&dg), drop(&scratch), ldrop(&wl);
+        drop(&w), drop(&wh), drop(&nr), drop(&g), drop(&dwh), drop(&dw), drop(&dg), drop(&scratch);
     }
+}
+
+/* The bf16 network's preparation of several weights in one launch (act_weights_forward), one warp per unit
+ * (sums in another order than float32's): three weights in an arena with gaps, two with a gain; the first
+ * prepared in float32 only (a float32 layer's), the others in bf16 only (the body's). Float32 within 1e-5 of
+ * the largest value, bf16 within one unit in its last place, norms within 1e-5; nothing else written. */
+static void test_weights_one_launch(void **state) {
+    (void)state;
+    const int Os[] = {1, 3, 16}, Cs[] = {1, 4, 9}, ks[] = {1, 3, 3}, lp[] = {0, 1, 1};
+    const size_t gap = 5, hat0 = 7;
+    size_t off[3], norm_off[3], n = gap, nn = 0, nu = 0;
+    for (int i = 0; i < 3; i++) {
+        off[i] = n, n += (size_t)Os[i] * Cs[i] * ks[i] * ks[i] + gap;
+        norm_off[i] = nn, nn += (size_t)Os[i] + 1, nu += (size_t)Os[i];
+    }
+    const long gain[] = {(long)n, -1, (long)n + 1};
+    buf w = make(n + 2, 1, 1), hat = make(hat0 + (size_t)Cs[0] + gap, 2, 3), nr = make(nn, 3, 3);
+    lbuf wl = lmake(n + 2, 4, 3);
+    float *expect_hat = malloc(hat.n * sizeof(float)), *expect_lp = malloc(wl.n * sizeof(float));
+    memcpy(expect_hat, hat.h, hat.n * sizeof(float)), memcpy(expect_lp, wl.h, wl.n * sizeof(float));
+    act_prep_unit *units = malloc(nu * sizeof *units), *units_d = NULL;
+    for (int i = 0, j = 0; i < 3; i++) {
+        const int kk = ks[i] * ks[i], F = Cs[i] * kk;
+        float *dst = lp[i] ? expect_lp + off[i] : expect_hat + hat0;
+        mpconv_weight_forward(dst, nr.h + norm_off[i], w.h + off[i], gain[i] >= 0 ? w.h[gain[i]] : 1.0f, Os[i], Cs[i],
+                              ks[i]);
+        for (int o = 0; o < Os[i]; o++, j++)
+            units[j] = (act_prep_unit){off[i] + (size_t)o * F, lp[i] ? (size_t)-1 : hat0 + (size_t)o * F,
+                                       norm_off[i] + (size_t)o, gain[i], Cs[i], kk, lp[i]};
+    }
+    assert_int_equal(cudaMalloc((void **)&units_d, nu * sizeof *units), cudaSuccess);
+    assert_int_equal(cudaMemcpy(units_d, units, nu * sizeof *units, cudaMemcpyHostToDevice), cudaSuccess);
+    assert_int_equal(act_weights_forward(g_stream, ACT_BF16, hat.d, wl.d, nr.d, w.d, units_d, nu), 0);
+    memcpy(hat.h, expect_hat, hat.n * sizeof(float));
+    same("bf16 net: weights forward, float32", &hat, 1e-5f * largest(hat.h, hat.n));
+    same("bf16 net: weight norms", &nr, 1e-5f * largest(nr.h, nn));
+    lsame("bf16 net: weights forward, bf16", &wl, expect_lp, 1, 0);
+    cudaFree(units_d);
+    free(units), free(expect_hat), free(expect_lp);
+    drop(&w), drop(&hat), drop(&nr), ldrop(&wl);
 }
 
 int main(void) {
@@ -216,7 +239,8 @@ int main(void) {
     if (cudaStreamCreate(&g_stream) != cudaSuccess) return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_normalize_silu_sum_cat),
                                        cmocka_unit_test(test_modulate_resample_clip_fourier),
-                                       cmocka_unit_test(test_forced_weight_norm), cmocka_unit_test(test_weights)};
+                                       cmocka_unit_test(test_forced_weight_norm), cmocka_unit_test(test_weights),
+                                       cmocka_unit_test(test_weights_one_launch)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cudaStreamDestroy(g_stream);
     return rc;

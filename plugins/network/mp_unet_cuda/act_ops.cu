@@ -87,22 +87,27 @@ int act_forced_weight_norm(void *stream, int act, float *params, const mpc_unit 
     return (int)cudaGetLastError();
 }
 
-/* w_hat[o, t, c] = w[o, c, t] / n * gain / sqrt(F) (float32 and type T), n = eps + |w[o]| / sqrt(F). */
+/* w_hat[o, t, c] = w[o, c, t] / n * gain / sqrt(F) (float32 and type T), n = eps + |w[o]| / sqrt(F): one
+ * listed unit per warp, its outputs where the unit says. */
 template <typename T>
-__global__ void k_weight_forward(float *w_hat, T *w_lp, float *norm, const float *w, const float *gain_p, int O, int C, int kk) {
-    const int F = C * kk;
-    const float inv_sqrt_f = 1.0f / sqrtf((float)F), scale = (gain_p ? *gain_p : 1.0f) * inv_sqrt_f;
-    WARP_ROWS(o, (size_t)O, lane) {
-        const float *wo = w + o * F;
+__global__ void k_weights_forward(float *w_hat, T *w_lp, float *norm, const float *params, const act_prep_unit *units,
+                                  size_t nu) {
+    WARP_ROWS(u, nu, lane) {
+        const act_prep_unit p = units[u];
+        const int C = p.C, kk = p.kk, F = C * kk;
+        const float inv_sqrt_f = 1.0f / sqrtf((float)F), scale = (p.gain >= 0 ? params[p.gain] : 1.0f) * inv_sqrt_f;
+        const float *wo = params + p.w;
         float ss = 0;
         for (int j = lane; j < F; j += 32) ss += wo[j] * wo[j];
         const float n = MP_EPS + sqrtf(warp_sum(ss)) * inv_sqrt_f;
-        if (lane == 0) norm[o] = n;
+        if (lane == 0) norm[p.norm] = n;
+        float *hat = p.hat == (size_t)-1 ? NULL : w_hat + p.hat;
+        T *lp = p.lp ? w_lp + p.w : NULL;
         for (int i = lane; i < F; i += 32) { /* i = t*C + c, tap-major: the writes are contiguous */
             const int t = i / C, c = i % C;
             const float v = wo[c * kk + t] / n * scale;
-            if (w_hat) w_hat[o * F + i] = v;
-            if (w_lp) w_lp[o * F + i] = st<T>(v);
+            if (hat) hat[i] = v;
+            if (lp) lp[i] = st<T>(v);
         }
     }
 }
@@ -130,17 +135,15 @@ __global__ void k_weight_gain(float *dgain, const float *terms, int O) {
     if (threadIdx.x == 0) *dgain += s;
 }
 template <typename T>
-static int weight_forward(void *stream, float *w_hat, void *w_lp, float *norm, const float *w, const float *gain, int O,
-                          int C, int k) {
-    if (O == 0) return 0;
-    k_weight_forward<T><<<warp_blocks((size_t)O), THREADS, 0, (cudaStream_t)stream>>>(w_hat, (T *)w_lp, norm, w, gain,
-                                                                                           O, C, k * k);
+static int weights_forward(void *stream, float *w_hat, void *w_lp, float *norm, const float *params,
+                           const act_prep_unit *units, size_t n) {
+    if (n == 0) return 0;
+    k_weights_forward<T><<<warp_blocks(n), THREADS, 0, (cudaStream_t)stream>>>(w_hat, (T *)w_lp, norm, params, units, n);
     return (int)cudaGetLastError();
 }
-int act_weight_forward(void *stream, int act, float *w_hat, void *w_lp, float *norm, const float *w, const float *gain,
-                       int O, int C, int k) {
-    if (act == ACT_F32) return mpc_weight_forward(stream, w_hat, norm, w, gain, O, C, k);
-    return LP_CALL(act, weight_forward, stream, w_hat, w_lp, norm, w, gain, O, C, k);
+int act_weights_forward(void *stream, int act, float *w_hat, void *w_lp, float *norm, const float *params,
+                        const act_prep_unit *units, size_t n) {
+    return LP_CALL(act, weights_forward, stream, w_hat, w_lp, norm, params, units, n);
 }
 int act_weight_backward(void *stream, int act, float *dw, float *dgain, const float *dw_hat, const float *w,
                         const float *norm, const float *gain, int O, int C, int k, float *scratch) {

@@ -28,11 +28,21 @@ int act_pad_rows(void *stream, int act, void *dst, const void *x, int N, int H, 
 /* Forced weight normalisation of the listed units (mp_ops_cuda.h's mpc_forced_weight_norm, float32): for
  * bf16/fp16 one warp per unit (the sums in another order). */
 int act_forced_weight_norm(void *stream, int act, float *params, const mpc_unit *units, size_t n);
-/* MPConv weight preparation (mp_ops_cuda.h's mpc_weight_forward/backward, float32): for bf16/fp16 one
- * warp per output unit (the sums in another order) and w_lp, the prepared weights in the activations'
- * type, written as well (NULL for float32); there either output may be NULL (not written). */
-int act_weight_forward(void *stream, int act, float *w_hat, void *w_lp, float *norm, const float *w, const float *gain,
-                       int O, int C, int k);
+/* MPConv weight preparation for the bf16/fp16 network (float32: mp_ops_cuda.h's mpc_weight_forward, a
+ * weight at a time), every weight in one launch, one warp per output unit (the sums in another order than
+ * float32's): unit u's C k k values at params + units[u].w give its row norm norm[units[u].norm] and its
+ * prepared values (docs/formulas.md §1), written in float32 at w_hat + units[u].hat (unless that is
+ * (size_t)-1) and, when units[u].lp, in the activations' type at w_lp + units[u].w (the arena's layout). */
+typedef struct act_prep_unit {
+    size_t w, hat, norm;
+    long gain; /* the arena offset of the weight's gain, or -1 for a gain of 1 */
+    int C, kk; /* input channels, taps (k k) */
+    int lp;
+} act_prep_unit;
+int act_weights_forward(void *stream, int act, float *w_hat, void *w_lp, float *norm, const float *params,
+                        const act_prep_unit *units, size_t n);
+/* The preparation's gradient (mp_ops_cuda.h's mpc_weight_backward for float32): for bf16/fp16 one warp per
+ * output unit. */
 int act_weight_backward(void *stream, int act, float *dw, float *dgain, const float *dw_hat, const float *w,
                         const float *norm, const float *gain, int O, int C, int k, float *scratch);
 /* Pixel norm over rows of `cols` contiguous channels; norm[rows] float32. */

@@ -18,9 +18,8 @@
 #define ALLOC(ptr, ws, n) GPU_NEED(&u->gc, (ptr) = gws_alloc((ws), (n)), "network workspace", return -1)
 #define ALLOC_ACT(ptr, ws, n) GPU_NEED(&u->gc, (ptr) = gws_act((ws), act, (n)), "network workspace", return -1)
 #define W_HAT(w) prepared_f32(u, &(w))
-/* The prepared weights in the activations' type (the body's products): the arena, and weight w in it. */
+/* The prepared weights in the activations' type (the body's products), in the arena's layout. */
 #define W_ACT_BASE (u->w_lp ? (const void *)u->w_lp : (const void *)u->w_hat)
-#define W_ACT(w) ((const void *)((const char *)W_ACT_BASE + (w).offset * act_size(u->gc.act)))
 
 _Static_assert((int)UNET_FP32 == (int)ACT_F32 && (int)UNET_BF16 == (int)ACT_BF16 && (int)UNET_FP16 == (int)ACT_F16,
                "the precision key is the ACT_ type");
@@ -117,7 +116,7 @@ void unet_cuda_free(unet_cuda *u) {
     gws_free(&u->bws);
     gws_free(&u->bpp[0]), gws_free(&u->bpp[1]);
     scratch_free(u);
-    DEV_FREE(u->units);
+    DEV_FREE(u->units), DEV_FREE(u->prep);
     gpu_ctx_free(&u->gc);
     unet_graph_free(&u->g);
     free(u->saved), free(u->mod_out), free(u->dskip), free(u->f32_slot);
@@ -164,25 +163,50 @@ int unet_cuda_init_params(unet_cuda *u, float *params, uint64_t seed) {
     return rc ? gpu_fail(&u->gc, "init_params", "the backend failed to fill or upload the arena") : 0;
 }
 
-/* The table of every weight's output units (u->units, device memory), made once. */
-static int make_units(unet_cuda *u) {
+/* The number of output units of all weights (the rows of the tables below). */
+static size_t unit_count(const unet_cuda *u) {
     size_t n = 0;
     for (size_t i = 0; i < u->g.nweights; i++) n += (size_t)u->g.weights[i].ref.O;
+    return n;
+}
+
+/* A copy of host[bytes] in new device memory, or NULL (out of memory; host is freed either way). */
+static void *upload_table(unet_cuda *u, void *host, size_t bytes) {
+    void *d = host ? dev_alloc(u, bytes + 1) : NULL;
+    if (d && u->ops.vt->upload(u->ops.b, d, host, bytes) != EDM2_OK) DEV_FREE(d);
+    free(host);
+    return d;
+}
+
+/* The table of every weight's output units for the forced normalisation (u->units), made once. */
+static int make_units(unet_cuda *u) {
+    const size_t n = unit_count(u);
     mpc_unit *host = malloc((n + 1) * sizeof *host);
-    if (!host) return gpu_fail(&u->gc, "forced weight normalisation", "out of host memory");
-    size_t j = 0;
-    for (size_t i = 0; i < u->g.nweights; i++) {
+    for (size_t i = 0, j = 0; host && i < u->g.nweights; i++) {
         const weight_ref *w = &u->g.weights[i].ref;
         const int F = w->C * w->k * w->k;
         for (int o = 0; o < w->O; o++, j++) host[j] = (mpc_unit){w->offset + (size_t)o * F, F};
     }
-    u->units = dev_alloc(u, (n + 1) * sizeof *host);
-    int ok = u->units && u->ops.vt->upload(u->ops.b, u->units, host, n * sizeof *host) == EDM2_OK;
-    free(host);
-    if (!ok) {
-        DEV_FREE(u->units);
-        return gpu_fail(&u->gc, "forced weight normalisation", "out of device memory for the table of output units");
+    if (!(u->units = upload_table(u, host, n * sizeof *host)))
+        return gpu_fail(&u->gc, "forced weight normalisation", "out of memory for the table of output units");
+    u->nunits = n;
+    return 0;
+}
+
+/* The same units for the bf16/fp16 weight preparation (u->prep, act_ops.h): the float32 layers' weights
+ * into their float32 slots, the body's into the activations' copy; made once. */
+static int make_prep_units(unet_cuda *u) {
+    const size_t n = unit_count(u);
+    act_prep_unit *host = malloc((n + 1) * sizeof *host);
+    for (size_t i = 0, j = 0; host && i < u->g.nweights; i++) {
+        const weight_ref *w = &u->g.weights[i].ref;
+        const int kk = w->k * w->k, F = w->C * kk, f32 = u->f32_slot[i] != (size_t)-1;
+        for (int o = 0; o < w->O; o++, j++)
+            host[j] = (act_prep_unit){w->offset + (size_t)o * F, f32 ? u->f32_slot[i] + (size_t)o * F : (size_t)-1,
+                                      w->norm_offset + (size_t)o, u->g.weights[i].gain, w->C, kk, !f32};
     }
+    if (!(u->prep = upload_table(u, host, n * sizeof *host)))
+        return gpu_fail(&u->gc, "weight preparation", "out of memory for the table of output units");
     u->nunits = n;
     return 0;
 }
@@ -218,12 +242,16 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     u->have_saved = 0;
     if (ensure_scratch(u)) return -1;
     if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
-    for (size_t i = 0; i < G->nweights; i++) { /* once per pass: float32 where read so, else the body's type */
+    /* The prepared weights, once per pass: in float32 a weight at a time (bitwise the CPU's); in bf16/fp16
+     * all in one launch, float32 where read so, else in the body's type. */
+    for (size_t i = 0; act == ACT_F32 && i < G->nweights; i++) {
         const weight_ref *w = &G->weights[i].ref;
-        const int f32 = u->f32_slot[i] != (size_t)-1;
-        K(act_weight_forward(st, act, f32 ? u->w_hat + u->f32_slot[i] : NULL, f32 && u->w_lp ? NULL : (void *)W_ACT(*w),
-                             u->w_norm + w->norm_offset, params + w->offset, gain_of(params, G->weights[i].gain), w->O,
-                             w->C, w->k));
+        K(mpc_weight_forward(st, u->w_hat + u->f32_slot[i], u->w_norm + w->norm_offset, params + w->offset,
+                             gain_of(params, G->weights[i].gain), w->O, w->C, w->k));
+    }
+    if (act != ACT_F32) {
+        if (!u->prep && make_prep_units(u)) return -1;
+        K(act_weights_forward(st, act, u->w_hat, u->w_lp, u->w_norm, params, u->prep, u->nunits));
     }
     /* Preconditioning. */
     float *c_skip, *c_out, *c_noise, *x_in0;

@@ -7,6 +7,7 @@
 #ifndef EDM2_UNET_CUDA_H
 #define EDM2_UNET_CUDA_H
 
+#include "act_ops.h"
 #include "block_cuda.h"
 #include "mp_ops_cuda.h"
 #include "edm2/edm2_network.h"
@@ -35,7 +36,8 @@ typedef struct unet_cuda {
     void *w_lp;         /* bf16/fp16: w_hat in the activations' type, cast once per pass (NULL for float32) */
     size_t max_O, max_weight, max_span;
     mpc_unit *units; /* device: every weight's output units, for the forced normalisation (its first call) */
-    size_t nunits;
+    size_t nunits;   /* the rows of units and of prep */
+    act_prep_unit *prep; /* bf16/fp16, device: the same units for the weight preparation (the first forward) */
     gws fws, bws; /* the forward's activations (kept for backward); the backward's pass-long buffers */
     gws bpp[2];   /* the backward's per-module buffers, alternating: module m works in bpp[m % 2] while its
                    * input gradient, from module m + 1, is still in the other. In a forward, which no
