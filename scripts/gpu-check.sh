@@ -93,7 +93,7 @@ memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER
     timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
 }
 if [ -n "$sanitizer" ] && [ "$mode" != compile ]; then
-  step memcheck-layers memcheck test_cuda_layers test_forced_weight_norm
+  step memcheck-layers memcheck test_cuda_layers
   step memcheck-lp-layers memcheck test_cuda_lp_layers
   step memcheck-attention memcheck test_cuda_attention
   step memcheck-lp memcheck test_cuda_network 'test_precisions'
