@@ -366,7 +366,10 @@ static void graph_log_begin(void) {
     close(fd);
     log_set_level(EDM2_LOG_DEBUG);
 }
-static void graph_log_end(int captures) {
+/* stderr back, the log's lines but the debug ones passed on to it; *captured and *off counted from them.
+ * Also a graph test's teardown, so that a failed assertion's message is seen (a no-op after graph_log_end). */
+static int graph_log_restore(int *captured, int *off) {
+    if (!g_log_dir) return 0;
     log_set_level(EDM2_LOG_INFO);
     fflush(stderr);
     dup2(g_stderr, 2);
@@ -374,16 +377,26 @@ static void graph_log_end(int captures) {
     char path[1024], line[1024];
     snprintf(path, sizeof path, "%s/stderr.txt", g_log_dir);
     FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    int captured = 0, off = 0;
-    while (fgets(line, sizeof line, f)) { /* everything but the debug lines goes on to stderr */
-        captured += strstr(line, "CUDA graph captured") != NULL;
-        off += strstr(line, "turned off") != NULL;
+    while (f && fgets(line, sizeof line, f)) {
+        *captured += strstr(line, "CUDA graph captured") != NULL;
+        *off += strstr(line, "turned off") != NULL;
         if (strncmp(line, "debug: ", 7)) fputs(line, stderr);
     }
-    fclose(f);
+    if (f) fclose(f);
     rm_rf(g_log_dir);
     free(g_log_dir);
+    g_log_dir = NULL;
+    return f ? 0 : -1;
+}
+static int graph_teardown(void **state) {
+    (void)state;
+    int captured = 0, off = 0;
+    graph_log_restore(&captured, &off);
+    return 0;
+}
+static void graph_log_end(int captures) {
+    int captured = 0, off = 0;
+    assert_int_equal(graph_log_restore(&captured, &off), 0);
     printf("CUDA graphs: %d captured, %s\n", captured, off ? "turned off" : "never turned off");
     assert_int_equal(off, 0);
     assert_true(captured >= captures);
@@ -429,7 +442,8 @@ static void test_forward_graph(void **state) {
 /* Training passes (forward, backward) with the same arguments run from CUDA graphs after a few eager ones
  * (two once the workspaces stop growing; the first passes grow them):
  * D and the gradients bitwise the first (eager) pass's each time, on a network without dropout (with
- * dropout the training passes stay eager). */
+ * dropout the training passes stay eager); also an eager backward after a replayed forward with an
+ * evaluation of another batch size between them. */
 static void test_training_graph(void **state) {
     (void)state;
     set_params();
@@ -458,6 +472,18 @@ static void test_training_graph(void **state) {
         assert_int_equal(rt_download(rt, gt, gd, A, &err), 0);
         if (t) bitwise("training D from a CUDA graph", D, Dt, E), bitwise("gradients from a CUDA graph", g, gt, A);
     }
+    /* An evaluation of another batch size between a replayed training forward and an eager backward (other
+     * gradient buffers: no graph yet): the replay restores all that the backward reads of its forward. */
+    edm2_forward_args fe = fa;
+    fe.N = 2, fe.training = 0, fe.logvar = NULL, fe.D = rt_alloc(rt, E, &err);
+    assert_int_equal(g_nd.vt->forward(g_nd.net, &fe), EDM2_OK);
+    float *gd2 = rt_alloc(rt, A, &err);
+    assert_int_equal(rt->bvt->fill(rt->b, gd2, 0.0f, A), EDM2_OK);
+    assert_int_equal(g_nd.vt->forward(g_nd.net, &fa), EDM2_OK);
+    assert_int_equal(g_nd.vt->backward(g_nd.net, g_nd.params, dDd, dlvd, gd2), EDM2_OK);
+    assert_int_equal(rt_download(rt, g + A + 1, gd2, A, &err), 0);
+    bitwise("gradients, eager after a replayed forward and another evaluation", g, g + A + 1, A);
+    rt_free(rt, fe.D), rt_free(rt, gd2);
     float *bufs[] = {(float *)fa.x, (float *)fa.sigma, (float *)fa.labels, fa.D, fa.logvar, dDd, dlvd, gd};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) rt_free(rt, bufs[i]);
     free(D), free(g), free(x), free(dD);
@@ -527,7 +553,8 @@ int main(void) {
         return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_init_and_weight_norm), cmocka_unit_test(test_forward_backward),
                                        cmocka_unit_test(test_loss_and_adam), cmocka_unit_test(test_precisions),
-                                       cmocka_unit_test(test_forward_graph), cmocka_unit_test(test_training_graph),
+                                       cmocka_unit_test_teardown(test_forward_graph, graph_teardown),
+                                       cmocka_unit_test_teardown(test_training_graph, graph_teardown),
                                        cmocka_unit_test(test_check_ref_cuda)};
     test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

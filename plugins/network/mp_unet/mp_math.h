@@ -31,7 +31,8 @@ MP_FN float fast_exp(float x) {
     p = fmaf(p, r, 1.6666665459e-1f);
     p = fmaf(p, r, 5.0000001201e-1f);
     p = fmaf(p, r * r, r) + 1.0f;
-    const int32_t bits = ((int32_t)n + 127) << 23;
+    n = n == n ? n : 0.0f; /* NaN in, NaN out (p), without converting NaN to an integer */
+    const int32_t bits = (int32_t)((uint32_t)((int32_t)n + 127) << 23);
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;

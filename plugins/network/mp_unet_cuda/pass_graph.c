@@ -25,7 +25,7 @@ void pgraph_init(pgraph *p) {
 
 static void slot_clear(pgraph_slot *s) {
     if (s->exec) cudaGraphExecDestroy(s->exec);
-    free(s->saved);
+    free(s->saved), free(s->mod_out);
     memset(s, 0, sizeof *s);
 }
 
@@ -166,9 +166,14 @@ static int capture(pgraph *p, pgraph_slot *s, unet_cuda *u, const pass *ps, int 
         else if (!same) snprintf(why, sizeof why, "a replayed graph differs from its eager pass");
     }
     if (!why[0] && ps->kind == PASS_TRAIN) { /* the record this forward leaves, restored at each replay */
-        const size_t bytes = (size_t)u->g.nmods * sizeof *u->saved;
-        if ((s->saved = malloc(bytes))) memcpy(s->saved, u->saved, bytes), s->rec = u->rec;
-        else snprintf(why, sizeof why, "out of host memory");
+        const size_t bytes = (size_t)u->g.nmods * sizeof *u->saved, out_bytes = (size_t)u->g.nmods * sizeof *u->mod_out;
+        s->saved = malloc(bytes), s->mod_out = malloc(out_bytes);
+        if (s->saved && s->mod_out) {
+            memcpy(s->saved, u->saved, bytes), memcpy(s->mod_out, u->mod_out, out_bytes);
+            s->rec = u->rec;
+        } else {
+            snprintf(why, sizeof why, "out of host memory");
+        }
     }
     if (!why[0]) p->captured++;
     if (why[0]) { /* the eager pass's results again: restored, or recomputed from the state before it */
@@ -198,6 +203,7 @@ static int pgraph_run(pgraph *p, unet_cuda *u, const pass *ps, int *turned_off) 
     if (s->exec) {
         if (ps->kind == PASS_TRAIN) {
             memcpy(u->saved, s->saved, (size_t)u->g.nmods * sizeof *u->saved);
+            memcpy(u->mod_out, s->mod_out, (size_t)u->g.nmods * sizeof *u->mod_out);
             u->rec = s->rec, u->have_saved = 1;
         } else if (ps->kind == PASS_EVAL) {
             u->have_saved = 0;

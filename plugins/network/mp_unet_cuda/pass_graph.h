@@ -6,9 +6,10 @@
  * into the gradients, from the same starting gradients). A graph that does not reproduce its eager pass, or
  * a capture that fails, turns the graphs off for the instance with a warning: every pass then runs eagerly,
  * as before. When any workspace moves (a larger pass grew it) the graphs are captured anew. A replayed
- * training forward restores the record its backward reads (unet_record and the blocks' gblock_saved). Training passes of a network
- * with dropout run eagerly (the kernels take each step's draw by value). EDM2_CUDA_GRAPHS=0 in the
- * environment turns the graphs off. */
+ * training forward restores the record its backward reads (unet_record, the blocks' gblock_saved and the
+ * modules' outputs), which another pass may have replaced since. Training passes of a network with dropout
+ * run eagerly (the kernels take each step's draw by value). EDM2_CUDA_GRAPHS=0 in the environment turns
+ * the graphs off. */
 #ifndef EDM2_PASS_GRAPH_H
 #define EDM2_PASS_GRAPH_H
 
@@ -30,7 +31,8 @@ typedef struct pgraph_slot {
     int seen;                   /* passes with these arguments so far */
     cudaGraphExec_t exec;       /* NULL until captured and checked */
     unet_record rec;            /* training forward: the record it leaves (unet_cuda.rec), */
-    gblock_saved *saved;        /* and its blocks' (unet_cuda.saved, [nmods]) */
+    gblock_saved *saved;        /* its blocks' (unet_cuda.saved, [nmods]) */
+    void **mod_out;             /* and its modules' outputs (unet_cuda.mod_out, [nmods]) */
     unsigned long long used;
 } pgraph_slot;
 
