@@ -122,8 +122,9 @@ ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 [ -n "$ncu" ] && step kernel-profile-eval timeout 120 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
   --batch 256 --precision bf16 --pass eval --save-csv "$out/ncu-xs-bf16-eval.csv"
 # Which cuDNN algorithm each 3x3 convolution runs, timed by Find (the default) and as cuDNN's heuristics
-# rank them, with the training speed of each (the last GPU profile showed 3.6 ms non-tensor-core kernels
-# where Find had timed a tensor-core one at 0.11 ms).
+# rank them, with the training speed of each, each kind's time as planned on scratch tensors and its first
+# call's on the network's (the last GPU profile showed 3.6 ms non-tensor-core kernels where Find had timed a
+# tensor-core one at 0.11 ms).
 for how in timed heuristic; do
   step algos-$how env EDM2_CUDNN_ALGO=$how build-gpu/edm2-bench configs/edm2-img512-xs.ini --set backend.plugin=cuda \
     --set training.batch=256 --set network.precision=bf16 --only train --steps 3 --no-sgemm --verbose

@@ -21,7 +21,12 @@ struct conv_plan {
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     size_t ws_fwd, ws_data, ws_filter; /* their workspace bytes */
     int wgrad_gemm;                     /* bf16/fp16: the weight gradient by wgrad_gemm instead of cuDNN */
+    unsigned probe;                     /* bit k: the first call of kind k (CALL_*) is still to be timed */
 };
+
+/* The three kinds of product of a plan (and the weight gradient as products). */
+enum { CALL_FWD, CALL_DATA, CALL_FILTER, CALL_WGRAD_GEMM };
+static const char *const k_call_name[] = {"forward", "backward data", "backward filter", "backward filter as products"};
 
 /* y[P, O] = x w^T in `act`; dx (act) and dw (float32, +=) of it. */
 static int linear_forward(gpu_ctx *g, int act, void *y, const void *x, const void *w, size_t P, int C, int O, int accumulate) {
@@ -175,21 +180,37 @@ static const cudnnConvolutionBwdFilterAlgo_t k_filter_order[] = {CUDNN_CONVOLUTI
  * eighth of the free memory when less). Once per shape; the scratch is freed at once. 0, or -1 when it
  * could not be done (the heuristics then choose); the choices, or what failed, are appended to m. */
 typedef struct plan_msg {
-    char s[720];
+    char s[1024];
 } plan_msg;
 
-/* wgrad_gemm's time in ms for plan p on the scratch tensors x, y (one run to warm up, the mean of three
- * timed with CUDA events), or -1 when it could not be timed (its failure is then forgotten). */
-static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, const void *x, const void *y) {
-    float *dw = NULL, ms = -1;
+/* One call of plan p's product of a kind on scratch tensors x[N, H, W, C], y[N, H, W, O] and w: the weights
+ * (forward, backward data), their gradient in the data's type (CALL_FILTER) or float32 (CALL_WGRAD_GEMM); ws:
+ * a workspace for the plan's algorithms. 0 or -1. */
+static int scratch_call(gpu_ctx *g, const conv_plan *p, int kind, void *x, void *y, void *w, void *ws) {
+    const float one = 1.0f, zero = 0.0f;
+    cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
+    if (kind == CALL_FWD)
+        s = cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w, p->cd[0], p->fwd, ws, p->ws_fwd, &zero, p->yd, y);
+    else if (kind == CALL_DATA)
+        s = cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w, p->yd, y, p->cd[1], p->bwd_data, ws, p->ws_data, &zero,
+                                         p->xd, x);
+    else if (kind == CALL_FILTER)
+        s = cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, y, p->cd[2], p->bwd_filter, ws, p->ws_filter,
+                                           &zero, p->wd, w);
+    else
+        return wgrad_gemm(g, p->act, w, y, x, p->N, p->H, p->W, p->C, p->O);
+    return s == CUDNN_STATUS_SUCCESS ? 0 : -1;
+}
+
+/* Its time in ms (one call to warm up, the mean of three timed with CUDA events), or -1 when it could not be
+ * timed (its failure is then forgotten). */
+static float scratch_ms(gpu_ctx *g, const conv_plan *p, int kind, void *x, void *y, void *w, void *ws) {
+    float ms = -1;
     cudaEvent_t e0 = NULL, e1 = NULL;
-    const size_t bytes = (size_t)p->O * 9 * p->C * sizeof(float);
-    if (cudaMalloc((void **)&dw, bytes) == cudaSuccess && cudaMemset(dw, 0, bytes) == cudaSuccess &&
-        cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess &&
-        wgrad_gemm(g, p->act, dw, y, x, p->N, p->H, p->W, p->C, p->O) == 0 &&
-        cudaEventRecord(e0, g->stream) == cudaSuccess) {
+    if (cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess &&
+        scratch_call(g, p, kind, x, y, w, ws) == 0 && cudaEventRecord(e0, g->stream) == cudaSuccess) {
         int ok = 1;
-        for (int i = 0; i < 3 && ok; i++) ok = wgrad_gemm(g, p->act, dw, y, x, p->N, p->H, p->W, p->C, p->O) == 0;
+        for (int i = 0; i < 3 && ok; i++) ok = scratch_call(g, p, kind, x, y, w, ws) == 0;
         if (!ok || cudaEventRecord(e1, g->stream) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
             cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
             ms = -1;
@@ -199,6 +220,17 @@ static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, const void *x, cons
     if (ms < 0) g->err[0] = 0, (void)cudaGetLastError();
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
+    return ms;
+}
+
+/* wgrad_gemm's time in ms for plan p on the scratch tensors x, y (scratch_ms), or -1. */
+static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, void *x, void *y) {
+    float *dw = NULL, ms = -1;
+    const size_t bytes = (size_t)p->O * 9 * p->C * sizeof(float);
+    if (cudaMalloc((void **)&dw, bytes) == cudaSuccess && cudaMemset(dw, 0, bytes) == cudaSuccess)
+        ms = scratch_ms(g, p, CALL_WGRAD_GEMM, x, y, dw, NULL);
+    else
+        (void)cudaGetLastError();
     cudaFree(dw);
     return ms;
 }
@@ -249,6 +281,11 @@ static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
     if (a < 0) goto done;
     p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
     NOTE_PICK(m->s, "backward filter", wp, n, at, a);
+    for (int k = CALL_FWD; k <= CALL_FILTER; k++) { /* what the plan runs, as it runs it: Find's time again? */
+        const float ms = scratch_ms(g, p, k, x, y, w, ws);
+        const size_t l = strlen(m->s);
+        if (ms >= 0) snprintf(m->s + l, sizeof m->s - l, "; %s as planned %.3f ms", k_call_name[k], ms);
+    }
     if (g->wgrad == WGRAD_TIMED) { /* the products instead, where faster */
         const float ms = time_wgrad_gemm(g, p, x, y);
         p->wgrad_gemm = ms >= 0 && (at < 0 || ms < wp[at].time);
@@ -270,7 +307,7 @@ done:
  * 64, bf16, timed; forward algo 1 (tensor cores, 0.113 ms, 0 MiB); ..."; returns 0. */
 static int plan_note(gpu_ctx *g, const conv_plan *p, const char *how, const plan_msg *m) {
     if (!g->note) return 0;
-    char line[900];
+    char line[1200];
     snprintf(line, sizeof line, "cuDNN 3x3 convolution %dx%d, %d -> %d channels, batch %d, %s, %s%s", p->H, p->W, p->C,
              p->O, p->N, p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32", how, m->s);
     g->note(g->note_arg, line);
@@ -366,12 +403,43 @@ static conv_plan *plan_for(gpu_ctx *g, int act, int N, int H, int W, int C, int 
     conv_plan *p = &g->plans[g->nplans];
     memset(p, 0, sizeof *p);
     p->N = N, p->H = H, p->W = W, p->C = C, p->O = O, p->act = act;
+    p->probe = g->note ? 7u : 0u;
     if (plan_make(g, p)) {
         plan_destroy(p);
         return NULL;
     }
     g->nplans++;
     return p;
+}
+
+/* The first call of each kind of a plan, timed on the network's own tensors when plans are reported (not
+ * while a CUDA graph is being captured): next to the plan's "as planned" time on scratch tensors, it shows
+ * whether the pass runs what cuDNN timed. A debug line; nothing else depends on it. */
+typedef struct probe {
+    cudaEvent_t e[2];
+    int on;
+} probe;
+static void probe_begin(gpu_ctx *g, const conv_plan *p, int kind, probe *pr) {
+    enum cudaStreamCaptureStatus st = cudaStreamCaptureStatusActive;
+    pr->e[0] = pr->e[1] = NULL;
+    pr->on = g->note && (p->probe >> kind & 1u) && cudaStreamIsCapturing(g->stream, &st) == cudaSuccess &&
+             st == cudaStreamCaptureStatusNone && cudaEventCreate(&pr->e[0]) == cudaSuccess &&
+             cudaEventCreate(&pr->e[1]) == cudaSuccess && cudaEventRecord(pr->e[0], g->stream) == cudaSuccess;
+}
+static void probe_end(gpu_ctx *g, conv_plan *p, int kind, probe *pr) {
+    float ms = -1;
+    if (pr->on && cudaEventRecord(pr->e[1], g->stream) == cudaSuccess && cudaEventSynchronize(pr->e[1]) == cudaSuccess &&
+        cudaEventElapsedTime(&ms, pr->e[0], pr->e[1]) == cudaSuccess) {
+        char line[300];
+        snprintf(line, sizeof line, "cuDNN 3x3 convolution %dx%d, %d -> %d channels, batch %d: first %s on the network's "
+                 "tensors %.3f ms", p->H, p->W, p->C, p->O, p->N,
+                 kind == CALL_FILTER && p->wgrad_gemm ? k_call_name[CALL_WGRAD_GEMM] : k_call_name[kind], ms);
+        g->note(g->note_arg, line);
+    }
+    if (pr->on) p->probe &= ~(1u << kind);
+    if (pr->e[0]) cudaEventDestroy(pr->e[0]);
+    if (pr->e[1]) cudaEventDestroy(pr->e[1]);
+    (void)cudaGetLastError();
 }
 
 static int conv_forward(gpu_ctx *g, int act, void *y, const void *x, const void *w_hat, int N, int H, int W, int C, int O,
@@ -382,8 +450,12 @@ static int conv_forward(gpu_ctx *g, int act, void *y, const void *x, const void 
     const float one = 1.0f, zero = 0.0f;
     void *ws = scratch_for(g, p->ws_fwd);
     if (!ws) return -1;
-    GPU_DNN(g, cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w_hat, p->cd[0], p->fwd, ws, p->ws_fwd, &zero, p->yd,
-                                       y));
+    probe pr;
+    probe_begin(g, p, CALL_FWD, &pr);
+    const cudnnStatus_t s = cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w_hat, p->cd[0], p->fwd, ws, p->ws_fwd,
+                                                    &zero, p->yd, y);
+    probe_end(g, p, CALL_FWD, &pr);
+    GPU_DNN(g, s);
     return 0;
 }
 
@@ -393,23 +465,31 @@ static int conv_backward(gpu_ctx *g, int act, void *dx, float *dw_hat, const voi
     conv_plan *p = plan_for(g, act, N, H, W, C, O);
     if (!p) return -1;
     const float one = 1.0f, zero = 0.0f, beta = acc ? 1.0f : 0.0f;
-    void *ws;
+    void *ws = NULL;
+    probe pr;
     if (dx) {
         if (!(ws = scratch_for(g, p->ws_data))) return -1;
-        GPU_DNN(g, cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy, p->cd[1], p->bwd_data, ws,
-                                                p->ws_data, &beta, p->xd, dx));
+        probe_begin(g, p, CALL_DATA, &pr);
+        const cudnnStatus_t s = cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy, p->cd[1], p->bwd_data,
+                                                             ws, p->ws_data, &beta, p->xd, dx);
+        probe_end(g, p, CALL_DATA, &pr);
+        GPU_DNN(g, s);
     }
-    if (p->wgrad_gemm) return wgrad_gemm(g, act, dw_hat, dy, x, N, H, W, C, O);
-    if (!(ws = scratch_for(g, p->ws_filter))) return -1;
-    if (act == ACT_F32) {
-        GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd[2], p->bwd_filter, ws,
-                                                  p->ws_filter, &one, p->wd, dw_hat));
-        return 0;
-    }
-    /* bf16/fp16: cuDNN writes the filter gradient in the data's type; it is added to the float32 one. */
-    GPU_DNN(g, cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd[2], p->bwd_filter, ws, p->ws_filter,
-                                              &zero, p->wd, g->dw_tmp));
-    GPU_TRY(g, act_add_to_f32(g->stream, act, dw_hat, g->dw_tmp, (size_t)O * 9 * C), return -1);
+    if (!p->wgrad_gemm && !(ws = scratch_for(g, p->ws_filter))) return -1;
+    /* cuDNN: in float32 straight into dw_hat; in bf16/fp16 in the data's type, then added to the float32 one. */
+    const int lp = act != ACT_F32;
+    int rc = 0;
+    cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
+    probe_begin(g, p, CALL_FILTER, &pr);
+    if (p->wgrad_gemm)
+        rc = wgrad_gemm(g, act, dw_hat, dy, x, N, H, W, C, O);
+    else
+        s = cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd[2], p->bwd_filter, ws, p->ws_filter,
+                                           lp ? &zero : &one, p->wd, lp ? g->dw_tmp : (void *)dw_hat);
+    probe_end(g, p, CALL_FILTER, &pr);
+    GPU_DNN(g, s);
+    if (rc) return -1;
+    if (lp && !p->wgrad_gemm) GPU_TRY(g, act_add_to_f32(g->stream, act, dw_hat, g->dw_tmp, (size_t)O * 9 * C), return -1);
     return 0;
 }
 
