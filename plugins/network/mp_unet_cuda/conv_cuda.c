@@ -423,23 +423,26 @@ static void probe_begin(gpu_ctx *g, const conv_plan *p, int kind, probe *pr) {
     enum cudaStreamCaptureStatus st = cudaStreamCaptureStatusActive;
     pr->e[0] = pr->e[1] = NULL;
     pr->on = g->note && (p->probe >> kind & 1u) && cudaStreamIsCapturing(g->stream, &st) == cudaSuccess &&
-             st == cudaStreamCaptureStatusNone && cudaEventCreate(&pr->e[0]) == cudaSuccess &&
-             cudaEventCreate(&pr->e[1]) == cudaSuccess && cudaEventRecord(pr->e[0], g->stream) == cudaSuccess;
+             st == cudaStreamCaptureStatusNone;
+    if (pr->on && (cudaEventCreate(&pr->e[0]) != cudaSuccess || cudaEventCreate(&pr->e[1]) != cudaSuccess ||
+                   cudaEventRecord(pr->e[0], g->stream) != cudaSuccess))
+        pr->on = 0, (void)cudaGetLastError(); /* no timing, and no failure left for the next launch's check */
 }
 static void probe_end(gpu_ctx *g, conv_plan *p, int kind, probe *pr) {
     float ms = -1;
-    if (pr->on && cudaEventRecord(pr->e[1], g->stream) == cudaSuccess && cudaEventSynchronize(pr->e[1]) == cudaSuccess &&
-        cudaEventElapsedTime(&ms, pr->e[0], pr->e[1]) == cudaSuccess) {
-        char line[300];
-        snprintf(line, sizeof line, "cuDNN 3x3 convolution %dx%d, %d -> %d channels, batch %d: first %s on the network's "
-                 "tensors %.3f ms", p->H, p->W, p->C, p->O, p->N,
-                 kind == CALL_FILTER && p->wgrad_gemm ? k_call_name[CALL_WGRAD_GEMM] : k_call_name[kind], ms);
-        g->note(g->note_arg, line);
+    if (pr->on) {
+        if (cudaEventRecord(pr->e[1], g->stream) == cudaSuccess && cudaEventSynchronize(pr->e[1]) == cudaSuccess &&
+            cudaEventElapsedTime(&ms, pr->e[0], pr->e[1]) == cudaSuccess) {
+            char line[300];
+            snprintf(line, sizeof line, "cuDNN 3x3 convolution %dx%d, %d -> %d channels, batch %d: first %s on the "
+                     "network's tensors %.3f ms", p->H, p->W, p->C, p->O, p->N,
+                     kind == CALL_FILTER && p->wgrad_gemm ? k_call_name[CALL_WGRAD_GEMM] : k_call_name[kind], ms);
+            g->note(g->note_arg, line);
+        }
+        p->probe &= ~(1u << kind);
     }
-    if (pr->on) p->probe &= ~(1u << kind);
     if (pr->e[0]) cudaEventDestroy(pr->e[0]);
     if (pr->e[1]) cudaEventDestroy(pr->e[1]);
-    (void)cudaGetLastError();
 }
 
 static int conv_forward(gpu_ctx *g, int act, void *y, const void *x, const void *w_hat, int N, int H, int W, int C, int O,
