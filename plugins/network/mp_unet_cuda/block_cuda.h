@@ -36,7 +36,6 @@ typedef struct gblock_saved {
 /* Shared inputs of a pass over the network. */
 typedef struct gblock_ctx {
     gpu_ctx *g;
-    const float *params;         /* the parameter arena */
     const float *emb_w;          /* this block's emb_linear, prepared, float32 (set per block) */
     const void *w_act;           /* the prepared weights in the activations' type, arena layout */
     const float *emb;            /* [N, cemb] */

@@ -85,6 +85,7 @@ int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops
         const weight_ref *w = &u->g.weights[i].ref;
         if ((size_t)w->O > u->max_O) u->max_O = (size_t)w->O;
         if (weight_numel(w) > u->max_weight) u->max_weight = weight_numel(w);
+        u->nunits += (size_t)w->O;
     }
     if (f32_slots(u)) {
         snprintf(err, errlen, "out of memory building the network");
@@ -163,13 +164,6 @@ int unet_cuda_init_params(unet_cuda *u, float *params, uint64_t seed) {
     return rc ? gpu_fail(&u->gc, "init_params", "the backend failed to fill or upload the arena") : 0;
 }
 
-/* The number of output units of all weights (the rows of the tables below). */
-static size_t unit_count(const unet_cuda *u) {
-    size_t n = 0;
-    for (size_t i = 0; i < u->g.nweights; i++) n += (size_t)u->g.weights[i].ref.O;
-    return n;
-}
-
 /* A copy of host[bytes] in new device memory, or NULL (out of memory; host is freed either way). */
 static void *upload_table(unet_cuda *u, void *host, size_t bytes) {
     void *d = host ? dev_alloc(u, bytes + 1) : NULL;
@@ -178,36 +172,32 @@ static void *upload_table(unet_cuda *u, void *host, size_t bytes) {
     return d;
 }
 
-/* The table of every weight's output units for the forced normalisation (u->units), made once. */
+/* The tables of every weight's output units (nunits rows each, in arena order), made once: u->units for the
+ * forced normalisation, and in bf16/fp16 u->prep for the weight preparation (act_ops.h: the float32 layers'
+ * weights into their float32 slots, the body's into the activations' copy). */
 static int make_units(unet_cuda *u) {
-    const size_t n = unit_count(u);
-    mpc_unit *host = malloc((n + 1) * sizeof *host);
-    for (size_t i = 0, j = 0; host && i < u->g.nweights; i++) {
-        const weight_ref *w = &u->g.weights[i].ref;
-        const int F = w->C * w->k * w->k;
-        for (int o = 0; o < w->O; o++, j++) host[j] = (mpc_unit){w->offset + (size_t)o * F, F};
-    }
-    if (!(u->units = upload_table(u, host, n * sizeof *host)))
-        return gpu_fail(&u->gc, "forced weight normalisation", "out of memory for the table of output units");
-    u->nunits = n;
-    return 0;
-}
-
-/* The same units for the bf16/fp16 weight preparation (u->prep, act_ops.h): the float32 layers' weights
- * into their float32 slots, the body's into the activations' copy; made once. */
-static int make_prep_units(unet_cuda *u) {
-    const size_t n = unit_count(u);
-    act_prep_unit *host = malloc((n + 1) * sizeof *host);
-    for (size_t i = 0, j = 0; host && i < u->g.nweights; i++) {
+    const size_t n = u->nunits;
+    const int lp = u->gc.act != ACT_F32;
+    mpc_unit *norm = malloc((n + 1) * sizeof *norm);
+    act_prep_unit *prep = lp ? malloc((n + 1) * sizeof *prep) : NULL;
+    for (size_t i = 0, j = 0; norm && (prep || !lp) && i < u->g.nweights; i++) {
         const weight_ref *w = &u->g.weights[i].ref;
         const int kk = w->k * w->k, F = w->C * kk, f32 = u->f32_slot[i] != (size_t)-1;
-        for (int o = 0; o < w->O; o++, j++)
-            host[j] = (act_prep_unit){w->offset + (size_t)o * F, f32 ? u->f32_slot[i] + (size_t)o * F : (size_t)-1,
-                                      w->norm_offset + (size_t)o, u->g.weights[i].gain, w->C, kk, !f32};
+        for (int o = 0; o < w->O; o++, j++) {
+            norm[j] = (mpc_unit){w->offset + (size_t)o * F, F};
+            if (lp)
+                prep[j] = (act_prep_unit){w->offset + (size_t)o * F, f32 ? u->f32_slot[i] + (size_t)o * F : (size_t)-1,
+                                          w->norm_offset + (size_t)o, u->g.weights[i].gain, w->C, kk, !f32};
+        }
     }
-    if (!(u->prep = upload_table(u, host, n * sizeof *host)))
+    if (lp && !(u->prep = upload_table(u, prep, n * sizeof *prep))) {
+        free(norm);
         return gpu_fail(&u->gc, "weight preparation", "out of memory for the table of output units");
-    u->nunits = n;
+    }
+    if (!(u->units = upload_table(u, norm, n * sizeof *norm))) {
+        DEV_FREE(u->prep);
+        return gpu_fail(&u->gc, "forced weight normalisation", "out of memory for the table of output units");
+    }
     return 0;
 }
 
@@ -250,7 +240,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
                              gain_of(params, G->weights[i].gain), w->O, w->C, w->k));
     }
     if (act != ACT_F32) {
-        if (!u->prep && make_prep_units(u)) return -1;
+        if (!u->units && make_units(u)) return -1;
         K(act_weights_forward(st, act, u->w_hat, u->w_lp, u->w_norm, params, u->prep, u->nunits));
     }
     /* Preconditioning. */
@@ -278,7 +268,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     }
     K(mpc_silu_forward(st, emb, e3, (size_t)N * G->cemb));
     /* U-Net. */
-    gblock_ctx ctx = {g, params, NULL, W_ACT_BASE, emb, N, a->training,
+    gblock_ctx ctx = {g, NULL, W_ACT_BASE, emb, N, a->training,
                       a->dropout_rng.seed, a->dropout_rng.stream, a->dropout_rng.offset, ws, &u->bpp[0]};
     const void *x = x_in0;
     for (int m = 0; m < G->nmods; m++) {
@@ -359,7 +349,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     gws *ws = &u->bws;
     if (ensure_scratch(u)) return -1;
     if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
-    gblock_ctx ctx = {g, params, NULL, W_ACT_BASE, r->emb, N, 1,
+    gblock_ctx ctx = {g, NULL, W_ACT_BASE, r->emb, N, 1,
                       r->drop_seed, r->drop_stream, r->drop_offset, &u->fws, &u->bpp[0]};
     float *demb = gws_zeros(ws, NE), *dF, *d32;
     void *dcur;

@@ -35,9 +35,9 @@ typedef struct unet_cuda {
     float *dw_hat;      /* the prepared weights' gradient, one module's span of the arena at a time (max_span) */
     void *w_lp;         /* bf16/fp16: w_hat in the activations' type, cast once per pass (NULL for float32) */
     size_t max_O, max_weight, max_span;
-    mpc_unit *units; /* device: every weight's output units, for the forced normalisation (its first call) */
-    size_t nunits;   /* the rows of units and of prep */
-    act_prep_unit *prep; /* bf16/fp16, device: the same units for the weight preparation (the first forward) */
+    size_t nunits;   /* every weight's output units, a row each of: */
+    mpc_unit *units; /* device: the forced normalisation's table (made at the first use of either) */
+    act_prep_unit *prep; /* bf16/fp16, device: the weight preparation's table */
     gws fws, bws; /* the forward's activations (kept for backward); the backward's pass-long buffers */
     gws bpp[2];   /* the backward's per-module buffers, alternating: module m works in bpp[m % 2] while its
                    * input gradient, from module m + 1, is still in the other. In a forward, which no
