@@ -9,8 +9,9 @@
  * every gradient tensor within stated bounds, and above float32 rounding: the precision is really used;
  * bf16 with its 3x3 weight gradients from cuDNN and as products over padded copies, each forced by
  * EDM2_CUDNN_WGRAD; fp16 as timed),
- * and evaluation and training passes replayed from CUDA graphs (bitwise the eager ones). Exits 77 (skipped,
- * with the reason) without a CUDA device. */
+ * evaluation and training passes replayed from CUDA graphs (bitwise the eager ones), and the bf16 cuDNN
+ * plans' reports (each kind's algorithm run as planned and timed). Exits 77 (skipped, with the reason)
+ * without a CUDA device. */
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -338,6 +339,22 @@ static void test_precisions(void **state) {
 }
 
 /* Evaluation forwards of net (backend 1) with the arguments of fa, `times` times; D of each into out[times*E]. */
+/* An evaluation forward's arguments for network ni (backend 1) on device copies of x, sigma and labels;
+ * eval_args_free frees them. */
+static void eval_args(edm2_forward_args *fa, const net_instance *ni, const float *x, const float *sigma,
+                      const float *labels) {
+    edm2_err err;
+    memset(fa, 0, sizeof *fa);
+    fa->struct_size = sizeof *fa;
+    fa->params = ni->params, fa->x = dev_copy(1, x, E), fa->sigma = dev_copy(1, sigma, NB), fa->N = NB;
+    fa->labels = dev_copy(1, labels, (size_t)NB * L), fa->D = rt_alloc(&g_rt[1], E, &err);
+    fa->logvar = rt_alloc(&g_rt[1], NB, &err);
+}
+static void eval_args_free(edm2_forward_args *fa) {
+    float *bufs[] = {(float *)fa->x, (float *)fa->sigma, (float *)fa->labels, fa->D, fa->logvar};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) rt_free(&g_rt[1], bufs[i]);
+}
+
 static void evaluations(net_instance *ni, edm2_forward_args *fa, int times, float *out) {
     edm2_err err;
     for (int t = 0; t < times; t++) {
@@ -349,13 +366,13 @@ static void evaluations(net_instance *ni, edm2_forward_args *fa, int times, floa
 /* Evaluations with the same arguments run from a CUDA graph after a few eager ones (pass_graph.h): each
  * output is bitwise the first (eager) one, and new values in the same buffers give bitwise what an eager
  * evaluation (other buffers: a new graph slot) gives; in float32 and bf16. */
-/* The host's log (at debug level, stderr sent to a file) of what runs between graph_log_begin and
- * graph_log_end: a graph test requires that at least `captures` graphs were captured and checked, and
- * that they were never turned off (a replay that differs, or a failed capture), which its bitwise
- * comparisons alone would not show: eager passes agree with each other too. */
+/* The host's log (at debug level, stderr sent to a file) of what runs between log_begin and a test's end:
+ * a graph test requires that at least `captures` graphs were captured and checked, and that they were
+ * never turned off (a replay that differs, or a failed capture), which its bitwise comparisons alone would
+ * not show: eager passes agree with each other too; the plan test reads the cuDNN plans' reports. */
 static char *g_log_dir;
 static int g_stderr;
-static void graph_log_begin(void) {
+static void log_begin(void) {
     g_log_dir = make_temp_dir();
     char path[1024];
     snprintf(path, sizeof path, "%s/stderr.txt", g_log_dir);
@@ -366,20 +383,52 @@ static void graph_log_begin(void) {
     close(fd);
     log_set_level(EDM2_LOG_DEBUG);
 }
-/* stderr back, the log's lines but the debug ones passed on to it; *captured and *off counted from them.
- * Also a graph test's teardown, so that a failed assertion's message is seen (a no-op after graph_log_end). */
-static int graph_log_restore(int *captured, int *off) {
+
+/* A bf16/fp16 plan's report (conv_cuda.c): whether it was timed, and whether it names each kind's algorithm
+ * with Find's time and its time as planned (a number, within that kind's part of the line) and, where the
+ * weight gradient's two ways were compared, the products' time and the decision. */
+static int plan_line_ok(const char *line) {
+    static const char *const kinds[] = {"; forward algo ", "; backward data algo ", "; backward filter algo "};
+    for (int k = 0; k < 3; k++) {
+        const char *s = strstr(line, kinds[k]), *end = s ? strstr(s + 2, "; ") : NULL;
+        const char *t = s ? strstr(s, ": Find ") : NULL, *u = t ? strstr(t, ", as planned ") : NULL;
+        float find_ms, ms;
+        if (!u || (end && u > end) || sscanf(t, ": Find %f ms", &find_ms) != 1 ||
+            sscanf(u, ", as planned %f ms", &ms) != 1 || !(ms >= 0))
+            return 0;
+    }
+    const char *p = strstr(line, "; backward filter as products ");
+    return !p || strstr(p, ": taken") || strstr(p, ": not taken");
+}
+
+typedef struct log_counts {
+    int captured, off;   /* CUDA graphs captured; turned off */
+    int plans, plans_ok; /* bf16/fp16 cuDNN plans reported as timed (or failing to be); well-formed ones */
+    int any, nondet;     /* plans allowing any determinism; plans that chose or tried a nondeterministic one */
+} log_counts;
+
+/* stderr back, the log's lines but the debug ones passed on to it; *n counted from them. Also a test's
+ * teardown, so that a failed assertion's message is seen (a no-op once the log is back). */
+static int log_restore(log_counts *n) {
+    memset(n, 0, sizeof *n);
     if (!g_log_dir) return 0;
     log_set_level(EDM2_LOG_INFO);
     fflush(stderr);
     dup2(g_stderr, 2);
     close(g_stderr);
-    char path[1024], line[1024];
+    char path[1024], line[8192];
     snprintf(path, sizeof path, "%s/stderr.txt", g_log_dir);
     FILE *f = fopen(path, "r");
     while (f && fgets(line, sizeof line, f)) {
-        *captured += strstr(line, "CUDA graph captured") != NULL;
-        *off += strstr(line, "turned off") != NULL;
+        n->captured += strstr(line, "CUDA graph captured") != NULL;
+        n->off += strstr(line, "turned off") != NULL;
+        if (strstr(line, "cuDNN 3x3 convolution") && (strstr(line, ", timed") || strstr(line, "timing failed"))) {
+            const int ok = plan_line_ok(line);
+            n->plans++, n->plans_ok += ok;
+            n->any += strstr(line, ", any determinism;") != NULL;
+            n->nondet += strstr(line, ", nondeterministic, ") != NULL;
+            if (!ok) fprintf(stderr, "malformed plan report: %s", line);
+        }
         if (strncmp(line, "debug: ", 7)) fputs(line, stderr);
     }
     if (f) fclose(f);
@@ -388,24 +437,24 @@ static int graph_log_restore(int *captured, int *off) {
     g_log_dir = NULL;
     return f ? 0 : -1;
 }
-static int graph_teardown(void **state) {
+static int log_teardown(void **state) {
     (void)state;
-    int captured = 0, off = 0;
-    graph_log_restore(&captured, &off);
+    log_counts n;
+    log_restore(&n);
     return 0;
 }
 static void graph_log_end(int captures) {
-    int captured = 0, off = 0;
-    assert_int_equal(graph_log_restore(&captured, &off), 0);
-    printf("CUDA graphs: %d captured, %s\n", captured, off ? "turned off" : "never turned off");
-    assert_int_equal(off, 0);
-    assert_true(captured >= captures);
+    log_counts n;
+    assert_int_equal(log_restore(&n), 0);
+    printf("CUDA graphs: %d captured, %s\n", n.captured, n.off ? "turned off" : "never turned off");
+    assert_int_equal(n.off, 0);
+    assert_true(n.captured >= captures);
 }
 
 static void test_forward_graph(void **state) {
     (void)state;
     set_params();
-    graph_log_begin();
+    log_begin();
     const size_t A = g_net[0].info.arena_floats;
     edm2_err err;
     assert_int_equal(rt_upload(&g_rt[1], g_lp[0].params, g_net[0].params, A, &err), 0);
@@ -415,11 +464,7 @@ static void test_forward_graph(void **state) {
     float *out = malloc(8 * E * sizeof(float)), *fresh = malloc(E * sizeof(float));
     for (int k = 0; k < 2; k++) {
         edm2_forward_args fa;
-        memset(&fa, 0, sizeof fa);
-        fa.struct_size = sizeof fa;
-        fa.params = nets[k]->params, fa.x = dev_copy(1, x, E), fa.sigma = dev_copy(1, sigma, NB), fa.N = NB;
-        fa.labels = dev_copy(1, labels, (size_t)NB * L), fa.D = rt_alloc(&g_rt[1], E, &err);
-        fa.logvar = rt_alloc(&g_rt[1], NB, &err);
+        eval_args(&fa, nets[k], x, sigma, labels);
         /* eager while the workspaces settle (at most four passes here), capture + check, replays */
         evaluations(nets[k], &fa, 7, out);
         for (int t = 1; t < 7; t++) bitwise("evaluation from a CUDA graph", out, out + (size_t)t * E, E);
@@ -431,8 +476,8 @@ static void test_forward_graph(void **state) {
         evaluations(nets[k], &other, 1, fresh); /* other arguments: eager */
         bitwise("replayed graph on new values vs eager", fresh, out + 7 * E, E);
         assert_true(rel_l2(out, fresh, E) > 1e-3); /* the new values do change D */
-        float *bufs[] = {(float *)fa.x, (float *)fa.sigma, (float *)fa.labels, fa.D, fa.logvar, (float *)other.x};
-        for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) rt_free(&g_rt[1], bufs[i]);
+        eval_args_free(&fa);
+        rt_free(&g_rt[1], (float *)other.x);
         test_data(x, sigma, labels, dD, dlv);
     }
     free(out), free(fresh), free(x), free(dD);
@@ -447,7 +492,7 @@ static void test_forward_graph(void **state) {
 static void test_training_graph(void **state) {
     (void)state;
     set_params();
-    graph_log_begin();
+    log_begin();
     const size_t A = g_net[0].info.arena_floats;
     edm2_err err;
     runtime *rt = &g_rt[1];
@@ -514,6 +559,59 @@ static int open_variant(net_instance *ni, const char *setting) {
     return rc ? 1 : 0;
 }
 
+/* The bf16 plans of a new network, chosen by timing (EDM2_CUDNN_ALGO unset): each 3x3 shape's debug line
+ * reports, for each kind, the algorithm with Find's time and its time as run as planned (conv_cuda.c's
+ * plan_choose), and the weight gradient's products against it; a plan whose timing failed, or left a kind
+ * untimed, fails the test. By default no nondeterministic algorithm is chosen or tried (the emulation's Find
+ * offers one first for each backward kind); with EDM2_CUDNN_DETERMINISTIC=0 the plans say they allow any,
+ * the network agrees with the deterministic one within bf16's rounding (test_precisions' bf16 bounds
+ * against float32: D 3e-2, the gradient arena 1.5e-2), and its evaluations run from a CUDA graph (whose
+ * check then allows another order of sums). */
+static void test_plan_reports(void **state) {
+    (void)state;
+    set_params();
+    unsetenv("EDM2_CUDNN_ALGO"), unsetenv("EDM2_CUDNN_WGRAD");
+    const size_t A = g_net[0].info.arena_floats;
+    float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
+    test_data(x, sigma, labels, dD, dlv);
+    float *D[2], lv[NB], *g[2];
+    for (int k = 0; k < 2; k++) { /* deterministic algorithms only (the default), then any */
+        if (k) setenv("EDM2_CUDNN_DETERMINISTIC", "0", 1);
+        log_begin();
+        net_instance ni;
+        const int rc = open_variant(&ni, "precision=bf16");
+        unsetenv("EDM2_CUDNN_DETERMINISTIC");
+        assert_int_equal(rc, 0);
+        edm2_err err;
+        assert_int_equal(rt_upload(&g_rt[1], ni.params, g_net[0].params, A, &err), 0);
+        D[k] = malloc(2 * E * sizeof(float)), g[k] = calloc(A + 1, sizeof(float));
+        forward_backward_of(&ni, 1, x, sigma, labels, dD, dlv, D[k], lv, g[k]);
+        if (k) { /* evaluations from a CUDA graph, checked against the eager pass within the tolerance */
+            edm2_forward_args fa;
+            eval_args(&fa, &ni, x, sigma, labels);
+            float *out = malloc(7 * E * sizeof(float));
+            evaluations(&ni, &fa, 7, out); /* as test_forward_graph: settling, capture + check, replays */
+            eval_args_free(&fa);
+            free(out);
+        }
+        net_close(&ni, &g_rt[1]);
+        log_counts n;
+        assert_int_equal(log_restore(&n), 0);
+        printf("%s: cuDNN plans timed: %d, reported in full: %d, choosing or trying a nondeterministic algorithm: %d\n",
+               k ? "any determinism" : "deterministic", n.plans, n.plans_ok, n.nondet);
+        assert_true(n.plans >= 3); /* the network's bf16 3x3 shapes: three resolutions at least */
+        assert_int_equal(n.plans_ok, n.plans);
+        assert_int_equal(n.any, k ? n.plans : 0);
+        if (!k) assert_int_equal(n.nondet, 0);
+        if (k) printf("CUDA graphs: %d captured, %s\n", n.captured, n.off ? "turned off" : "never turned off");
+        if (k) assert_true(n.captured >= 1 && n.off == 0);
+    }
+    const double eD = rel_l2(D[0], D[1], 2 * E), eA = rel_l2(g[0], g[1], A);
+    printf("any determinism vs deterministic (relative L2): D %.2e, gradients %.2e\n", eD, eA);
+    assert_true(eD <= 3e-2 && eA <= 1.5e-2);
+    free(x), free(dD), free(D[0]), free(D[1]), free(g[0]), free(g[1]);
+}
+
 int main(void) {
     char why[512];
     registry_default_dirs(&g_reg, EDM2_BUILD_DIR "/plugins");
@@ -553,8 +651,9 @@ int main(void) {
         return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_init_and_weight_norm), cmocka_unit_test(test_forward_backward),
                                        cmocka_unit_test(test_loss_and_adam), cmocka_unit_test(test_precisions),
-                                       cmocka_unit_test_teardown(test_forward_graph, graph_teardown),
-                                       cmocka_unit_test_teardown(test_training_graph, graph_teardown),
+                                       cmocka_unit_test_teardown(test_forward_graph, log_teardown),
+                                       cmocka_unit_test_teardown(test_training_graph, log_teardown),
+                                       cmocka_unit_test_teardown(test_plan_reports, log_teardown),
                                        cmocka_unit_test(test_check_ref_cuda)};
     test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

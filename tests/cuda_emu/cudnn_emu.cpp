@@ -166,20 +166,23 @@ cudnnStatus_t convolve(cudnnHandle_t h, Out out, const void *alpha, const void *
     return CUDNN_STATUS_SUCCESS;
 }
 
+/* The emulated heuristics and Find: every algorithm of the list, each as fast as the next (times 1, 2, ...);
+ * the first `nondet` of them nondeterministic, as cuDNN's algorithm 0 of the backward passes is. */
 template <typename Perf, typename Algo> void offer(Perf *perf, int requested, int *returned, const Algo *algos, int n,
-                                                  cudnnMathType_t math) {
+                                                  int nondet, cudnnMathType_t math) {
     *returned = 0;
     for (int i = 0; i < n && i < requested; i++) {
         Perf p = {};
         p.algo = algos[i], p.status = CUDNN_STATUS_SUCCESS, p.time = 1.0f + i, p.memory = 0;
-        p.determinism = CUDNN_DETERMINISTIC, p.mathType = math;
+        p.determinism = i < nondet ? CUDNN_NON_DETERMINISTIC : CUDNN_DETERMINISTIC, p.mathType = math;
         perf[(*returned)++] = p;
     }
 }
 const cudnnConvolutionFwdAlgo_t k_fwd[] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
                                            CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM};
-const cudnnConvolutionBwdDataAlgo_t k_data[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1};
-const cudnnConvolutionBwdFilterAlgo_t k_filter[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
+const cudnnConvolutionBwdDataAlgo_t k_data[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1};
+const cudnnConvolutionBwdFilterAlgo_t k_filter[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0,
+                                                    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
 } // namespace
 
 extern "C" {
@@ -229,7 +232,7 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, const cudnnT
                                                      const cudnnTensorDescriptor_t y, const int requested, int *returned,
                                                      cudnnConvolutionFwdAlgoPerf_t *perf) {
     if (!shapes_ok(*x, *f, *cv, *y)) return CUDNN_STATUS_BAD_PARAM;
-    offer(perf, requested, returned, k_fwd, 2, cv->math);
+    offer(perf, requested, returned, k_fwd, 2, 0, cv->math);
     return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const cudnnFilterDescriptor_t f,
@@ -238,7 +241,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, const c
                                                           const cudnnTensorDescriptor_t dx, const int requested,
                                                           int *returned, cudnnConvolutionBwdDataAlgoPerf_t *perf) {
     if (!shapes_ok(*dx, *f, *cv, *dy)) return CUDNN_STATUS_BAD_PARAM;
-    offer(perf, requested, returned, k_data, 1, cv->math);
+    offer(perf, requested, returned, k_data, 2, 1, cv->math);
     return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const cudnnTensorDescriptor_t x,
@@ -247,7 +250,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(cudnnHandle_t, const
                                                             const cudnnFilterDescriptor_t f, const int requested,
                                                             int *returned, cudnnConvolutionBwdFilterAlgoPerf_t *perf) {
     if (!shapes_ok(*x, *f, *cv, *dy)) return CUDNN_STATUS_BAD_PARAM;
-    offer(perf, requested, returned, k_filter, 1, cv->math);
+    offer(perf, requested, returned, k_filter, 2, 1, cv->math);
     return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(cudnnHandle_t h, const cudnnTensorDescriptor_t x, const void *,

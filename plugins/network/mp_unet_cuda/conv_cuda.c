@@ -1,10 +1,12 @@
 /* conv_cuda.c: MPConv products on the GPU: cuBLAS for fully connected and 1x1 layers, cuDNN for 3x3
  * convolutions, in float32 or, for bf16/fp16 activations, on tensor cores with float32 accumulation. A
- * cuDNN plan (descriptors and algorithms) is made once per convolution shape and kept. In bf16/fp16 a 3x3
- * weight gradient may instead run as cuBLAS products over zero-padded copies (wgrad_gemm), where that is
- * faster than cuDNN's deterministic choice. */
+ * cuDNN plan (descriptors and algorithms) is made once per convolution shape and kept: deterministic
+ * algorithms only, unless EDM2_CUDNN_DETERMINISTIC=0 allows any in bf16/fp16. In bf16/fp16 a 3x3 weight
+ * gradient may instead run as cuBLAS products over zero-padded copies (wgrad_gemm), where that is faster
+ * than cuDNN's choice. */
 #include "conv_cuda.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,8 +107,12 @@ void conv_plans_free(gpu_ctx *g) {
     g->nplans = g->cap_plans = 0;
 }
 
-/* Algorithm choice, the same for the three kinds (forward, backward data, backward filter): the first that
- * cuDNN's heuristics rank and that is deterministic, with float32 FMA math (no TF32) for float32 data and
+/* Whether g may run an algorithm of this determinism (cudnnDeterminism_t). */
+#define ALLOWED(g, determinism) ((determinism) == CUDNN_DETERMINISTIC || !(g)->deterministic)
+
+/* Algorithm choice by cuDNN's heuristics (float32; bf16/fp16 with EDM2_CUDNN_ALGO=heuristic or where the
+ * timing failed), the same for the three kinds (forward, backward data, backward filter): the first that
+ * cuDNN's heuristics rank and that is deterministic (unless g allows any: ALLOWED), with float32 FMA math (no TF32) for float32 data and
  * any math (tensor cores first, as ranked) for bf16/fp16; else the first of the kind's deterministic
  * algorithms, in a fixed order, that cuDNN supports for the shape (its workspace size query succeeds). The
  * kind's descriptor takes the chosen math type. The workspace may exceed the backend's: the network then
@@ -116,7 +122,7 @@ void conv_plans_free(gpu_ctx *g) {
     do {                                                                                                       \
         out = -1, at = -1;                                                                                     \
         for (int i_ = 0; i_ < (n) && out < 0; i_++)                                                            \
-            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && (perf)[i_].determinism == CUDNN_DETERMINISTIC &&  \
+            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && ALLOWED(g, (perf)[i_].determinism) &&           \
                 (!(fma_only) || (perf)[i_].mathType == CUDNN_FMA_MATH)) {                                      \
                 out = (int)(perf)[i_].algo, need = (perf)[i_].memory, at = i_;                                 \
                 GPU_DNN(g, cudnnSetConvolutionMathType(cd, (perf)[i_].mathType));                              \
@@ -133,25 +139,18 @@ void conv_plans_free(gpu_ctx *g) {
                                  (int)(perf)[i_].mathType, (perf)[i_].memory >> 20);                           \
     } while (0)
 
-/* Appends "; KIND algo A (math, T ms, W MiB) [fastest: ...]" to the plan's report `msg` (at: PICK_ALGO's):
- * the chosen algorithm, with cuDNN's time for it when timed (Find; the heuristics give none), and the
- * fastest result of any determinism when that is another one. */
-#define NOTE_PICK(msg, kind, perf, n, at, chosen)                                                                    \
+/* Appends "; KIND algo A (math, W MiB)" to the plan's report `msg` (at: PICK_ALGO's): the chosen
+ * algorithm of the heuristics' ranking, or "(fixed order)". */
+#define NOTE_PICK(msg, kind, perf, at, chosen)                                                                   \
     do {                                                                                                         \
-        size_t l_ = strlen(msg);                                                                                 \
-        l_ += (size_t)snprintf(msg + l_, sizeof msg - l_, "; %s algo %d", kind, (int)(chosen));                    \
-        if ((at) >= 0 && (perf)[at].time >= 0 && l_ < sizeof msg)                                                \
-            l_ += (size_t)snprintf(msg + l_, sizeof msg - l_, " (%s, %.3f ms, %zu MiB)",                          \
-                                   math_name((perf)[at].mathType), (perf)[at].time, (perf)[at].memory >> 20);    \
-        else if ((at) >= 0 && l_ < sizeof msg)                                                                   \
-            l_ += (size_t)snprintf(msg + l_, sizeof msg - l_, " (%s, %zu MiB)", math_name((perf)[at].mathType),  \
-                                   (perf)[at].memory >> 20);                                                     \
-        else if (l_ < sizeof msg)                                                                                \
-            l_ += (size_t)snprintf(msg + l_, sizeof msg - l_, " (fixed order)");                                 \
-        if ((at) > 0 && (n) > 0 && (perf)[0].status == CUDNN_STATUS_SUCCESS && (perf)[0].time >= 0 && l_ < sizeof msg) \
-            snprintf(msg + l_, sizeof msg - l_, " [fastest: algo %d, %s, %.3f ms, %s]", (int)(perf)[0].algo,     \
-                     math_name((perf)[0].mathType), (perf)[0].time,                                              \
-                     (perf)[0].determinism == CUDNN_DETERMINISTIC ? "deterministic" : "nondeterministic");      \
+        const size_t l_ = strlen(msg);                                                                           \
+        if ((at) >= 0)                                                                                           \
+            snprintf(msg + l_, sizeof msg - l_, "; %s algo %d (%s%s, %zu MiB)", kind, (int)(chosen),             \
+                     math_name((perf)[at].mathType),                                                             \
+                     (perf)[at].determinism == CUDNN_DETERMINISTIC ? "" : ", nondeterministic",                  \
+                     (perf)[at].memory >> 20);                                                                   \
+        else                                                                                                     \
+            snprintf(msg + l_, sizeof msg - l_, "; %s algo %d (fixed order)", kind, (int)(chosen));              \
     } while (0)
 
 static const char *math_name(cudnnMathType_t m) {
@@ -175,13 +174,20 @@ static const cudnnConvolutionBwdFilterAlgo_t k_filter_order[] = {CUDNN_CONVOLUTI
 #define FILTER_SIZE(algo, bytes)                                                                                     \
     cudnnGetConvolutionBackwardFilterWorkspaceSize(g->dnn, p->xd, p->yd, p->cd[2], p->wd, algo, bytes)
 
-/* bf16/fp16: each kind's fastest deterministic algorithm, timed by cuDNN on scratch tensors of the plan's
- * shapes (its Find functions, as PyTorch's cudnn.benchmark does), with a workspace of at most 512 MiB (an
- * eighth of the free memory when less). Once per shape; the scratch is freed at once. 0, or -1 when it
- * could not be done (the heuristics then choose); the choices, or what failed, are appended to m. */
+/* A plan's report: its choices, or what failed (plan_note). */
 typedef struct plan_msg {
-    char s[1024];
+    char s[2048];
 } plan_msg;
+
+/* Appends printf-style text to m (cut at its size). */
+static void msg_add(plan_msg *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void msg_add(plan_msg *m, const char *fmt, ...) {
+    const size_t l = strlen(m->s);
+    va_list ap;
+    va_start(ap, fmt);
+    if (l + 1 < sizeof m->s) vsnprintf(m->s + l, sizeof m->s - l, fmt, ap);
+    va_end(ap);
+}
 
 /* One call of plan p's product of a kind on scratch tensors x[N, H, W, C], y[N, H, W, O] and w: the weights
  * (forward, backward data), their gradient in the data's type (CALL_FILTER) or float32 (CALL_WGRAD_GEMM); ws:
@@ -235,15 +241,108 @@ static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, void *x, void *y) {
     return ms;
 }
 
+/* One way to run a kind of product, from Find's results: the algorithm, its math type, the workspace it is
+ * given, cuDNN's time for it, and its time as planned on the scratch tensors (-1: not timed). */
+typedef struct algo_try {
+    int algo;
+    cudnnMathType_t math;
+    size_t ws;
+    float find_ms, ms;
+    int deterministic;
+} algo_try;
+
+#define MAX_TRIES 5      /* Find's results tried as planned, and the first once more with a larger workspace */
+#define TRY_WITHIN 3.0f  /* only those that Find timed within this factor of its fastest allowed one */
+#define BIG_WS_GAIN 0.8f /* a workspace larger by more than 64 MiB must buy this time factor */
+
+/* Find's results that succeeded and that g allows (ALLOWED), fastest first (Find's order), into
+ * tries[0, ntries). */
+#define COLLECT_TRIES(perf, n, tries, ntries)                                                                      \
+    do {                                                                                                           \
+        ntries = 0;                                                                                                \
+        for (int i_ = 0; i_ < (n) && ntries < MAX_TRIES - 1; i_++)                                                 \
+            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && ALLOWED(g, (perf)[i_].determinism) &&               \
+                (ntries == 0 || (perf)[i_].time <= TRY_WITHIN * (tries)[0].find_ms))                               \
+                (tries)[ntries++] = (algo_try){(int)(perf)[i_].algo, (perf)[i_].mathType, (perf)[i_].memory,       \
+                                               (perf)[i_].time, -1.0f,                                             \
+                                               (perf)[i_].determinism == CUDNN_DETERMINISTIC};                    \
+    } while (0)
+
+/* Appends Find's fastest result of any determinism to m when the plan runs another algorithm or math. */
+#define NOTE_FASTEST(m, perf, n, chosen)                                                                          \
+    do {                                                                                                          \
+        if ((n) > 0 && (perf)[0].status == CUDNN_STATUS_SUCCESS &&                                                \
+            ((int)(perf)[0].algo != (chosen)->algo || (perf)[0].mathType != (chosen)->math))                      \
+            msg_add(m, " [Find's fastest: algo %d, %s, %.3f ms, %s]", (int)(perf)[0].algo,                         \
+                    math_name((perf)[0].mathType), (perf)[0].time,                                                \
+                    (perf)[0].determinism == CUDNN_DETERMINISTIC ? "deterministic" : "nondeterministic");         \
+    } while (0)
+
+/* Kind `kind` of plan p runs as t says. 0, or -1 (cuDNN refused the math type). */
+static int plan_set(gpu_ctx *g, conv_plan *p, int kind, const algo_try *t) {
+    if (kind == CALL_FWD) p->fwd = (cudnnConvolutionFwdAlgo_t)t->algo, p->ws_fwd = t->ws;
+    else if (kind == CALL_DATA) p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)t->algo, p->ws_data = t->ws;
+    else p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)t->algo, p->ws_filter = t->ws;
+    GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[kind], t->math));
+    return 0;
+}
+
+/* Kind `kind` of plan p, chosen from Find's results t[0, n) (COLLECT_TRIES; t has room for MAX_TRIES) by
+ * running each as planned (the plan's descriptors, the algorithm, math type and workspace size) on the
+ * scratch tensors and keeping the fastest measured: what cuDNN runs for an algorithm need not be what Find
+ * timed for it (docs/cuda-network.md, Convolution algorithms). When Find's fastest runs more than 1.5x
+ * slower than Find timed it, it is tried once more with Find's whole workspace (ws_bytes). A workspace
+ * larger by more than 64 MiB than the best so far is kept only when it is faster by BIG_WS_GAIN. With no
+ * time measured, Find's fastest. The choice, and what else was tried, are appended to m; *chosen: the
+ * chosen entry. 0, or -1 (no allowed result, or cuDNN refused a setting). */
+static int plan_choose(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int n, size_t ws_bytes, void *x, void *y,
+                       void *w, void *ws, plan_msg *m, const algo_try **chosen) {
+    if (n <= 0) return -1;
+    int best = -1;
+    for (int i = 0; i < n; i++) {
+        if (plan_set(g, p, kind, &t[i])) return -1;
+        t[i].ms = scratch_ms(g, p, kind, x, y, w, ws);
+        if (i == 0 && t[0].ms > 1.5f * t[0].find_ms + 0.01f && t[0].ws < ws_bytes && n < MAX_TRIES)
+            t[n] = t[0], t[n].ws = ws_bytes, t[n].ms = -1, n++;
+        if (t[i].ms >= 0 && (best < 0 || t[i].ms < t[best].ms * (t[i].ws > t[best].ws + ((size_t)64 << 20) ? BIG_WS_GAIN
+                                                                                                          : 1.0f)))
+            best = i;
+    }
+    if (best < 0) best = 0;
+    if (plan_set(g, p, kind, &t[best])) return -1;
+    const algo_try *c = &t[best];
+    msg_add(m, "; %s algo %d (%s%s, %zu MiB): Find %.3f ms, as planned ", k_call_name[kind], c->algo,
+            math_name(c->math), c->deterministic ? "" : ", nondeterministic", c->ws >> 20, c->find_ms);
+    if (c->ms < 0) msg_add(m, "untimed");
+    else msg_add(m, "%.3f ms%s", c->ms, c->ms > 2 * c->find_ms + 0.05f ? " (not what Find timed)" : "");
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (i != best) {
+            msg_add(m, "%salgo %d (%s%s, %zu MiB) ", k++ ? ", " : " [also tried: ", t[i].algo, math_name(t[i].math),
+                    t[i].deterministic ? "" : ", nondeterministic", t[i].ws >> 20);
+            if (t[i].ms < 0) msg_add(m, "untimed");
+            else msg_add(m, "%.3f ms", t[i].ms);
+        }
+    if (k) msg_add(m, "]");
+    *chosen = c;
+    return 0;
+}
+
+/* bf16/fp16: each kind's fastest allowed algorithm (ALLOWED) by cuDNN's Find functions on scratch tensors of the
+ * plan's shapes (as PyTorch's cudnn.benchmark), confirmed as planned (plan_choose), with a workspace of at
+ * most 512 MiB (an eighth of the free memory when less); and where g->wgrad says so, the weight gradient as
+ * products instead when they are faster. Once per shape; the scratch is freed at once. 0, or -1 when it
+ * could not be done (the heuristics then choose); the choices, or what failed, are appended to m. */
 static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
     const size_t es = act_size(p->act), nx = (size_t)p->N * p->H * p->W * p->C, ny = (size_t)p->N * p->H * p->W * p->O;
     const size_t nw = (size_t)p->O * 9 * p->C;
     size_t free_b = 0, total_b = 0, ws_bytes = (size_t)512 << 20;
     if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b / 8 < ws_bytes) ws_bytes = free_b / 8;
     void *x = NULL, *y = NULL, *w = NULL, *ws = NULL;
-    int rc = -1, n = 0, a, at;
+    int rc = -1, n = 0, nt = 0;
     const char *step = "allocating the scratch tensors";
-    char why[400] = "";
+    algo_try t[MAX_TRIES];
+    const algo_try *c = NULL;
     cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
@@ -256,49 +355,44 @@ static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
     if (cudnnFindConvolutionForwardAlgorithmEx(g->dnn, p->xd, x, p->wd, w, p->cd[0], p->yd, y,
                                                CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fp, ws, ws_bytes) != CUDNN_STATUS_SUCCESS)
         goto done;
-    step = "no deterministic forward";
-    PICK_ALGO(fp, n, k_fwd_order, 0, FWD_SIZE, a, p->ws_fwd, why, 0, p->cd[0], at);
-    if (a < 0) goto done;
-    p->fwd = (cudnnConvolutionFwdAlgo_t)a;
-    NOTE_PICK(m->s, "forward", fp, n, at, a);
+    step = "choosing the forward";
+    COLLECT_TRIES(fp, n, t, nt);
+    if (plan_choose(g, p, CALL_FWD, t, nt, ws_bytes, x, y, w, ws, m, &c)) goto done;
+    NOTE_FASTEST(m, fp, n, c);
     step = "timing the backward data";
     if (cudnnFindConvolutionBackwardDataAlgorithmEx(g->dnn, p->wd, w, p->yd, y, p->cd[1], p->xd, x,
                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp, ws,
                                                     ws_bytes) != CUDNN_STATUS_SUCCESS)
         goto done;
-    step = "no deterministic backward data";
-    PICK_ALGO(dp, n, k_data_order, 0, DATA_SIZE, a, p->ws_data, why, 0, p->cd[1], at);
-    if (a < 0) goto done;
-    p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
-    NOTE_PICK(m->s, "backward data", dp, n, at, a);
+    step = "choosing the backward data";
+    COLLECT_TRIES(dp, n, t, nt);
+    if (plan_choose(g, p, CALL_DATA, t, nt, ws_bytes, x, y, w, ws, m, &c)) goto done;
+    NOTE_FASTEST(m, dp, n, c);
     step = "timing the backward filter";
     if (cudnnFindConvolutionBackwardFilterAlgorithmEx(g->dnn, p->xd, x, p->yd, y, p->cd[2], p->wd, w,
                                                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp, ws,
                                                       ws_bytes) != CUDNN_STATUS_SUCCESS)
         goto done;
-    step = "no deterministic backward filter";
-    PICK_ALGO(wp, n, k_filter_order, 0, FILTER_SIZE, a, p->ws_filter, why, 0, p->cd[2], at);
-    if (a < 0) goto done;
-    p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
-    NOTE_PICK(m->s, "backward filter", wp, n, at, a);
-    for (int k = CALL_FWD; k <= CALL_FILTER; k++) { /* what the plan runs, as it runs it: Find's time again? */
-        const float ms = scratch_ms(g, p, k, x, y, w, ws);
-        const size_t l = strlen(m->s);
-        if (ms >= 0) snprintf(m->s + l, sizeof m->s - l, "; %s as planned %.3f ms", k_call_name[k], ms);
-    }
-    if (g->wgrad == WGRAD_TIMED) { /* the products instead, where faster */
-        const float ms = time_wgrad_gemm(g, p, x, y);
-        p->wgrad_gemm = ms >= 0 && (at < 0 || ms < wp[at].time);
-        size_t l = strlen(m->s);
-        snprintf(m->s + l, sizeof m->s - l, "; backward filter as products %s%.3f ms: %s", ms < 0 ? "(untimed) " : "",
-                 ms < 0 ? 0.0 : ms, p->wgrad_gemm ? "taken" : "not taken");
+    step = "choosing the backward filter";
+    COLLECT_TRIES(wp, n, t, nt);
+    if (plan_choose(g, p, CALL_FILTER, t, nt, ws_bytes, x, y, w, ws, m, &c)) goto done;
+    NOTE_FASTEST(m, wp, n, c);
+    if (g->wgrad == WGRAD_TIMED) { /* the products instead, where faster than cuDNN's as it runs */
+        const float ms = time_wgrad_gemm(g, p, x, y), cudnn_ms = c->ms >= 0 ? c->ms : c->find_ms;
+        p->wgrad_gemm = ms >= 0 && ms < cudnn_ms;
+        msg_add(m, "; backward filter as products %s%.3f ms: %s", ms < 0 ? "(untimed) " : "", ms < 0 ? 0.0 : ms,
+                p->wgrad_gemm ? "taken" : "not taken");
     }
     rc = 0;
 done:
     cudaFree(x), cudaFree(y), cudaFree(w), cudaFree(ws);
     if (rc) {
         (void)cudaGetLastError(); /* a failed allocation must not fail the next kernel launch's check */
-        snprintf(m->s, sizeof m->s, "; timing failed (%s%s), so the heuristics choose", step, why);
+        char why[400] = "";
+        if (g->err[0]) snprintf(why, sizeof why, ": %s", g->err);
+        g->err[0] = 0; /* recovered: the heuristics choose */
+        snprintf(m->s, sizeof m->s, "; timing failed (%s%s), so the heuristics choose", step,
+                 nt == 0 && n > 0 ? ": no allowed result" : why);
     }
     return rc;
 }
@@ -332,7 +426,7 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     plan_msg m = {""};
     p->wgrad_gemm = !fma && g->wgrad == WGRAD_GEMM;
     if (p->wgrad_gemm) snprintf(m.s, sizeof m.s, "; backward filter as products (EDM2_CUDNN_WGRAD=gemm)");
-    if (!fma && g->time_algos && plan_time(g, p, &m) == 0) return plan_note(g, p, "timed", &m);
+    if (!fma && g->time_algos && plan_time(g, p, &m) == 0) return plan_note(g, p, g->deterministic ? "timed" : "timed, any determinism", &m);
     for (int i = 0; !fma && i < 3; i++) /* the heuristics query with tensor cores allowed */
         GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], CUDNN_TENSOR_OP_MATH));
     int n = 0, a, at;
@@ -344,7 +438,7 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     PICK_ALGO(fp, n, k_fwd_order, 5, FWD_SIZE, a, p->ws_fwd, why, fma, p->cd[0], at);
     if (a < 0) goto none;
     p->fwd = (cudnnConvolutionFwdAlgo_t)a;
-    NOTE_PICK(m.s, "forward", fp, n, at, a);
+    NOTE_PICK(m.s, "forward", fp, at, a);
     kind = "backward data";
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionBackwardDataAlgorithm_v7(g->dnn, p->wd, p->yd, p->cd[1], p->xd,
@@ -352,7 +446,7 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     PICK_ALGO(dp, n, k_data_order, 2, DATA_SIZE, a, p->ws_data, why, fma, p->cd[1], at);
     if (a < 0) goto none;
     p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
-    NOTE_PICK(m.s, "backward data", dp, n, at, a);
+    NOTE_PICK(m.s, "backward data", dp, at, a);
     kind = "backward filter";
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionBackwardFilterAlgorithm_v7(g->dnn, p->xd, p->yd, p->cd[2], p->wd,
@@ -360,12 +454,14 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     PICK_ALGO(wp, n, k_filter_order, 2, FILTER_SIZE, a, p->ws_filter, why, fma, p->cd[2], at);
     if (a < 0) goto none;
     p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
-    NOTE_PICK(m.s, "backward filter", wp, n, at, a);
-    return plan_note(g, p, "ranked by cuDNN's heuristics", &m);
+    NOTE_PICK(m.s, "backward filter", wp, at, a);
+    return plan_note(g, p, g->deterministic ? "ranked by cuDNN's heuristics" : "ranked by cuDNN's heuristics, any determinism",
+                     &m);
 none:;
     char msg[560];
-    snprintf(msg, sizeof msg, "no deterministic %s %s algorithm for %dx%d, %d -> %d channels; offered:%s",
-             p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32", kind, p->H, p->W, p->C, p->O, why);
+    snprintf(msg, sizeof msg, "no %s%s %s algorithm for %dx%d, %d -> %d channels; offered:%s",
+             g->deterministic ? "deterministic " : "", p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32",
+             kind, p->H, p->W, p->C, p->O, why);
     return gpu_fail(g, "cuDNN 3x3 convolution", msg);
 }
 

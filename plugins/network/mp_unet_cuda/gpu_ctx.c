@@ -36,6 +36,10 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act) {
     const char *wgrad = getenv("EDM2_CUDNN_WGRAD");
     if (wgrad && *wgrad && strcmp(wgrad, "gemm") && strcmp(wgrad, "cudnn"))
         return gpu_fail(g, "EDM2_CUDNN_WGRAD", "expected gemm or cudnn (or unset: the faster per shape)");
+    const char *det = getenv("EDM2_CUDNN_DETERMINISTIC");
+    if (det && *det && strcmp(det, "0") && strcmp(det, "1"))
+        return gpu_fail(g, "EDM2_CUDNN_DETERMINISTIC", "expected 1 (deterministic algorithms only, the default) or 0");
+    g->deterministic = act == ACT_F32 || !det || strcmp(det, "0");
     g->wgrad = wgrad && !strcmp(wgrad, "gemm")    ? WGRAD_GEMM
                : (wgrad && *wgrad) || !g->time_algos ? WGRAD_CUDNN
                                                      : WGRAD_TIMED;

@@ -34,6 +34,9 @@ typedef struct gpu_ctx {
                             * network's scratch, unet_cuda.c) */
     int time_algos;        /* bf16/fp16: cuDNN algorithms timed (conv_cuda.c); EDM2_CUDNN_ALGO=heuristic: ranked */
     int wgrad;             /* bf16/fp16 3x3 weight gradients (conv_cuda.c): WGRAD_TIMED, or EDM2_CUDNN_WGRAD's */
+    int deterministic;     /* bf16/fp16: only deterministic cuDNN algorithms (1, the default), or any (0:
+                            * EDM2_CUDNN_DETERMINISTIC=0, as PyTorch's cudnn.benchmark without
+                            * torch.backends.cudnn.deterministic); float32 is always deterministic */
     cudnnHandle_t dnn;     /* bound to stream */
     void *scratch;         /* the backend's stream-ordered workspace for cuDNN */
     size_t scratch_bytes;

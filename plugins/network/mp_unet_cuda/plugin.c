@@ -104,7 +104,8 @@ static edm2_status check_sigma(edm2_network *net, const edm2_forward_args *a) {
 static void graphs_note(edm2_network *net, int turned_off, unsigned captured) {
     if (net->graphs.captured > captured)
         edm2_logf(net->host, EDM2_LOG_DEBUG, ID, EDM2_OK,
-                  "CUDA graph captured and checked bitwise against its eager pass (%u so far)", net->graphs.captured);
+                  "CUDA graph captured and checked %sagainst its eager pass (%u so far)",
+                  net->u.gc.deterministic ? "bitwise " : "", net->graphs.captured);
     if (turned_off)
         edm2_logf(net->host, EDM2_LOG_WARN, ID, EDM2_OK, "CUDA graphs turned off (passes run eagerly): %s",
                   net->graphs.why_off);
