@@ -10,8 +10,8 @@
 #      Inception and the VAE under compute-sanitizer (the same tests pass under ASan in the CPU emulation of
 #      tests/cuda_emu, which cannot show the GPU's own memory faults);
 #   2. which algorithm each 3x3 convolution of img512 XS runs at batch 256 in bf16, timed (deterministic
-#      algorithms, the default, or any) and ranked (algos.txt, with the training speed and peak of each and
-#      where the memory went); (with .devref/ carried) img512 XS and S at batch 256 (or the largest halving
+#      algorithms, the default, or any; legacy API only, the default, or against the graph API's plans)
+#      and ranked (algos.txt, with the training speed and peak of each and where the memory went); (with .devref/ carried) img512 XS and S at batch 256 (or the largest halving
 #      that fits): ours in bf16 against the PyTorch reference (eager) in one command
 #      (bench/side_by_side.py); where a bf16 XS training step's and evaluation's time goes, kernel by
 #      kernel (bench/kernel_profile.py: Nsight Compute durations of a steady pass);
@@ -102,20 +102,25 @@ if [ -n "$sanitizer" ] && [ "$mode" != compile ]; then
   step memcheck-inception memcheck test_inception test_cuda_matches
   step memcheck-vae memcheck test_vae test_cuda_matches
 fi
-# Which cuDNN algorithm each 3x3 convolution runs, with the training speed, peak and memory of each way of
-# choosing: timed (the default: Find, then each candidate run as planned), timed among algorithms of any
-# determinism (EDM2_CUDNN_DETERMINISTIC=0, as the reference's cudnn.benchmark), and as cuDNN's heuristics
-# rank them; each plan's line gives Find's time, the time as planned and what else was tried, and the first
-# call of each kind on the network's tensors its own line (the last GPU profile showed 3.6 ms
-# non-tensor-core kernels where Find had timed a tensor-core one at 0.11 ms). Ahead of the speed table:
-# these lines say what to fix next.
-if [ "$mode" != compile ]; then
-  for how in timed any heuristic; do
-    step algos-$how env EDM2_CUDNN_ALGO=${how/any/timed} EDM2_CUDNN_DETERMINISTIC=$([ $how = any ] && echo 0 || echo 1) \
-      timeout 100 build-gpu/edm2-bench configs/edm2-img512-xs.ini --set backend.plugin=cuda --set training.batch=256 \
-      --set network.precision=bf16 --only train --steps 3 --no-sgemm --verbose
-  done
+# Which cuDNN algorithm each 3x3 convolution of XS runs, with the training speed, peak and memory of each
+# way of choosing: timed (the default: Find, then each candidate run as planned), timed among algorithms of
+# any determinism (EDM2_CUDNN_DETERMINISTIC=0, as the reference's cudnn.benchmark), timed against the graph
+# API's execution plans (EDM2_CUDNN_API=any), and as cuDNN's heuristics rank them (after the speed table).
+# Each plan's line gives Find's time, the time as planned and what else was tried, and the first call of
+# each kind on the network's tensors its own line (the last GPU profile showed 3.6 ms non-tensor-core
+# kernels where Find had timed a tensor-core one at 0.11 ms). Ahead of the speed table: these lines say
+# what to fix next.
+algos() { # NAME VAR=VALUE...: one way of choosing, into algos-NAME.log and algos.txt
+  local name=$1
+  shift
+  step algos-$name env "$@" timeout 100 build-gpu/edm2-bench configs/edm2-img512-xs.ini --set backend.plugin=cuda \
+    --set training.batch=256 --set network.precision=bf16 --only train --steps 3 --no-sgemm --verbose
   grep -h "training:\|memory\|cuDNN 3x3" "$out"/algos-*.log >"$out/algos.txt"
+}
+if [ "$mode" != compile ]; then
+  algos timed EDM2_CUDNN_ALGO=timed
+  algos any-determinism EDM2_CUDNN_DETERMINISTIC=0
+  algos graph-api EDM2_CUDNN_API=any
 fi
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
 # carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
@@ -131,6 +136,7 @@ if [ "$mode" = compile ]; then
   exit 0
 fi
 [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 300 --precision bf16
+algos heuristic EDM2_CUDNN_ALGO=heuristic
 # Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only).
 ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 [ -n "$ncu" ] && step kernel-profile timeout 180 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \

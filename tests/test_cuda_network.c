@@ -384,16 +384,19 @@ static void log_begin(void) {
     log_set_level(EDM2_LOG_DEBUG);
 }
 
-/* A bf16/fp16 plan's report (conv_cuda.c): whether it was timed, and whether it names each kind's algorithm
- * with Find's time and its time as planned (a number, within that kind's part of the line) and, where the
- * weight gradient's two ways were compared, the products' time and the decision. */
+/* A bf16/fp16 plan's report (conv_cuda.c): whether it was timed, and whether it names each kind's choice
+ * (a legacy algorithm with Find's time, or a graph-API engine) with its time as planned (a number, within
+ * that kind's part of the line) and, where the weight gradient's two ways were compared, the products' time
+ * and the decision. */
 static int plan_line_ok(const char *line) {
-    static const char *const kinds[] = {"; forward algo ", "; backward data algo ", "; backward filter algo "};
+    static const char *const kinds[] = {"; forward ", "; backward data ", "; backward filter "};
     for (int k = 0; k < 3; k++) {
         const char *s = strstr(line, kinds[k]), *end = s ? strstr(s + 2, "; ") : NULL;
-        const char *t = s ? strstr(s, ": Find ") : NULL, *u = t ? strstr(t, ", as planned ") : NULL;
+        const char *t = s ? s + strlen(kinds[k]) : NULL, *u = t ? strstr(t, ", as planned ") : NULL;
         float find_ms, ms;
-        if (!u || (end && u > end) || sscanf(t, ": Find %f ms", &find_ms) != 1 ||
+        const int legacy = t && !strncmp(t, "algo ", 5), graph = t && !strncmp(t, "graph engine ", 13);
+        const char *f = legacy ? strstr(t, ": Find ") : NULL;
+        if (!u || (end && u > end) || !(legacy || graph) || (legacy && (!f || f > u || sscanf(f, ": Find %f ms", &find_ms) != 1)) ||
             sscanf(u, ", as planned %f ms", &ms) != 1 || !(ms >= 0))
             return 0;
     }
@@ -405,6 +408,7 @@ typedef struct log_counts {
     int captured, off;   /* CUDA graphs captured; turned off */
     int plans, plans_ok; /* bf16/fp16 cuDNN plans reported as timed (or failing to be); well-formed ones */
     int any, nondet;     /* plans allowing any determinism; plans that chose or tried a nondeterministic one */
+    int graph_fwd;       /* plans whose forward runs a graph-API plan */
 } log_counts;
 
 /* stderr back, the log's lines but the debug ones passed on to it; *n counted from them. Also a test's
@@ -427,6 +431,7 @@ static int log_restore(log_counts *n) {
             n->plans++, n->plans_ok += ok;
             n->any += strstr(line, ", any determinism;") != NULL;
             n->nondet += strstr(line, ", nondeterministic, ") != NULL;
+            n->graph_fwd += strstr(line, "; forward graph engine ") != NULL;
             if (!ok) fprintf(stderr, "malformed plan report: %s", line);
         }
         if (strncmp(line, "debug: ", 7)) fputs(line, stderr);
@@ -560,33 +565,36 @@ static int open_variant(net_instance *ni, const char *setting) {
 }
 
 /* The bf16 plans of a new network, chosen by timing (EDM2_CUDNN_ALGO unset): each 3x3 shape's debug line
- * reports, for each kind, the algorithm with Find's time and its time as run as planned (conv_cuda.c's
- * plan_choose), and the weight gradient's products against it; a plan whose timing failed, or left a kind
- * untimed, fails the test. By default no nondeterministic algorithm is chosen or tried (the emulation's Find
- * offers one first for each backward kind); with EDM2_CUDNN_DETERMINISTIC=0 the plans say they allow any,
- * the network agrees with the deterministic one within bf16's rounding (test_precisions' bf16 bounds
- * against float32: D 3e-2, the gradient arena 1.5e-2), and its evaluations run from a CUDA graph (whose
- * check then allows another order of sums). */
+ * reports, for each kind, its choice with its time as run as planned (conv_cuda.c's plan_choose), and the
+ * weight gradient's products against it; a plan whose timing failed, or left a kind untimed, fails the test.
+ * Three ways: the default (legacy algorithms, deterministic: none nondeterministic is chosen or even tried;
+ * the emulation's Find offers one first for each backward kind); EDM2_CUDNN_DETERMINISTIC=0 (the plans say
+ * they allow any); EDM2_CUDNN_API=graph (every forward runs a graph-API plan). The other two ways agree with
+ * the default within bf16's rounding (test_precisions' bf16 bounds against float32: D 3e-2, the gradient
+ * arena 1.5e-2), and their evaluations run from CUDA graphs (whose check allows another order of sums
+ * where any determinism is allowed). */
 static void test_plan_reports(void **state) {
     (void)state;
     set_params();
     unsetenv("EDM2_CUDNN_ALGO"), unsetenv("EDM2_CUDNN_WGRAD");
+    static const char *const name[3] = {"default", "any determinism", "graph API"};
+    static const char *const env[3][2] = {{NULL, NULL}, {"EDM2_CUDNN_DETERMINISTIC", "0"}, {"EDM2_CUDNN_API", "graph"}};
     const size_t A = g_net[0].info.arena_floats;
     float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
     test_data(x, sigma, labels, dD, dlv);
-    float *D[2], lv[NB], *g[2];
-    for (int k = 0; k < 2; k++) { /* deterministic algorithms only (the default), then any */
-        if (k) setenv("EDM2_CUDNN_DETERMINISTIC", "0", 1);
+    float *D[3], lv[NB], *g[3];
+    for (int k = 0; k < 3; k++) {
+        if (env[k][0]) setenv(env[k][0], env[k][1], 1);
         log_begin();
         net_instance ni;
         const int rc = open_variant(&ni, "precision=bf16");
-        unsetenv("EDM2_CUDNN_DETERMINISTIC");
+        if (env[k][0]) unsetenv(env[k][0]);
         assert_int_equal(rc, 0);
         edm2_err err;
         assert_int_equal(rt_upload(&g_rt[1], ni.params, g_net[0].params, A, &err), 0);
         D[k] = malloc(2 * E * sizeof(float)), g[k] = calloc(A + 1, sizeof(float));
         forward_backward_of(&ni, 1, x, sigma, labels, dD, dlv, D[k], lv, g[k]);
-        if (k) { /* evaluations from a CUDA graph, checked against the eager pass within the tolerance */
+        if (k) { /* evaluations from a CUDA graph, checked against the eager pass */
             edm2_forward_args fa;
             eval_args(&fa, &ni, x, sigma, labels);
             float *out = malloc(7 * E * sizeof(float));
@@ -597,19 +605,24 @@ static void test_plan_reports(void **state) {
         net_close(&ni, &g_rt[1]);
         log_counts n;
         assert_int_equal(log_restore(&n), 0);
-        printf("%s: cuDNN plans timed: %d, reported in full: %d, choosing or trying a nondeterministic algorithm: %d\n",
-               k ? "any determinism" : "deterministic", n.plans, n.plans_ok, n.nondet);
+        printf("%s: cuDNN plans timed: %d, reported in full: %d, choosing or trying a nondeterministic algorithm: %d, "
+               "forward through the graph API: %d", name[k], n.plans, n.plans_ok, n.nondet, n.graph_fwd);
+        if (k) printf("; CUDA graphs: %d captured, %s", n.captured, n.off ? "turned off" : "never turned off");
+        printf("\n");
         assert_true(n.plans >= 3); /* the network's bf16 3x3 shapes: three resolutions at least */
         assert_int_equal(n.plans_ok, n.plans);
-        assert_int_equal(n.any, k ? n.plans : 0);
-        if (!k) assert_int_equal(n.nondet, 0);
-        if (k) printf("CUDA graphs: %d captured, %s\n", n.captured, n.off ? "turned off" : "never turned off");
+        assert_int_equal(n.any, k == 1 ? n.plans : 0);
+        if (k != 1) assert_int_equal(n.nondet, 0);
+        assert_int_equal(n.graph_fwd, k == 2 ? n.plans : 0);
         if (k) assert_true(n.captured >= 1 && n.off == 0);
     }
-    const double eD = rel_l2(D[0], D[1], 2 * E), eA = rel_l2(g[0], g[1], A);
-    printf("any determinism vs deterministic (relative L2): D %.2e, gradients %.2e\n", eD, eA);
-    assert_true(eD <= 3e-2 && eA <= 1.5e-2);
-    free(x), free(dD), free(D[0]), free(D[1]), free(g[0]), free(g[1]);
+    for (int k = 1; k < 3; k++) {
+        const double eD = rel_l2(D[0], D[k], 2 * E), eA = rel_l2(g[0], g[k], A);
+        printf("%s vs default (relative L2): D %.2e, gradients %.2e\n", name[k], eD, eA);
+        assert_true(eD <= 3e-2 && eA <= 1.5e-2);
+    }
+    free(x), free(dD);
+    for (int k = 0; k < 3; k++) free(D[k]), free(g[k]);
 }
 
 int main(void) {

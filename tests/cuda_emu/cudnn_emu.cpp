@@ -2,7 +2,8 @@
  * 4-d tensor, filter and 2-d convolution descriptors, the algorithm queries (every algorithm asked about is
  * offered as deterministic, with the descriptor's math type and no workspace), and the three convolutions
  * as float32 products through OpenBLAS (im2col), stored in the tensors' type, y = alpha conv + beta y (y
- * not read when beta = 0), after cuDNN's shape checks. Queued on the handle's stream. */
+ * not read when beta = 0), after cuDNN's shape checks. Queued on the handle's stream. The graph API's
+ * descriptors, heuristics and execution for one convolution per graph (at the end). */
 #include <cblas.h>
 #include <cudnn.h>
 
@@ -317,5 +318,266 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
                                              const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdFilterAlgo_t, void *,
                                              size_t, const void *beta, const cudnnFilterDescriptor_t fd, void *dw) {
     return convolve(h, OUT_W, alpha, beta, xd, x, fd, dw, cd, dyd, dy, dw);
+}
+}
+
+/* ---- the graph API, as far as conv_graph.c uses it ----
+ * A descriptor is its type and its attributes (their bytes, by name); an attribute holding descriptors
+ * holds snapshots of them (as cuDNN copies what it is given). Finalizing checks what each type needs; the
+ * heuristics offer two engine configurations for a convolution graph (engine 0 with the nondeterministic
+ * note for the backward kinds, as cuDNN's split reductions are, and engine 1 deterministic; both with the
+ * tensor-core note for bf16/fp16), each a plan without workspace; executing a plan runs the graph's one
+ * convolution through convolve() above, on the variant pack's pointers by unique id. */
+#include <map>
+#include <memory>
+#include <string>
+
+namespace {
+struct BackendDesc {
+    cudnnBackendDescriptorType_t type;
+    bool finalized = false;
+    std::map<int, std::string> bytes;                               /* attribute -> its elements' bytes */
+    std::map<int, std::vector<std::shared_ptr<BackendDesc>>> descs; /* attribute -> descriptors */
+    std::vector<std::shared_ptr<BackendDesc>> results;              /* a heuristics descriptor's configurations */
+};
+size_t elem_size(cudnnBackendAttributeType_t t) {
+    switch (t) {
+    case CUDNN_TYPE_HANDLE: case CUDNN_TYPE_VOID_PTR: case CUDNN_TYPE_BACKEND_DESCRIPTOR: return sizeof(void *);
+    case CUDNN_TYPE_INT64: case CUDNN_TYPE_DOUBLE: return 8;
+    case CUDNN_TYPE_FLOAT: return 4;
+    case CUDNN_TYPE_BOOLEAN: return sizeof(bool);
+    default: return sizeof(int); /* the enumerations */
+    }
+}
+BackendDesc *bd(cudnnBackendDescriptor_t d) { return (BackendDesc *)d; }
+bool has(const BackendDesc *d, int a) { return d->bytes.count(a) || d->descs.count(a); }
+template <typename T> T get1(const BackendDesc *d, int a) {
+    T v{};
+    auto it = d->bytes.find(a);
+    if (it != d->bytes.end() && it->second.size() >= sizeof v) memcpy(&v, it->second.data(), sizeof v);
+    return v;
+}
+std::vector<int64_t> get_i64(const BackendDesc *d, int a) {
+    auto it = d->bytes.find(a);
+    std::vector<int64_t> v;
+    if (it != d->bytes.end()) v.resize(it->second.size() / 8), memcpy(v.data(), it->second.data(), v.size() * 8);
+    return v;
+}
+std::shared_ptr<BackendDesc> child(const BackendDesc *d, int a) {
+    auto it = d->descs.find(a);
+    return it == d->descs.end() || it->second.empty() ? nullptr : it->second[0];
+}
+
+/* A convolution operation's roles (x, y, w), its convolution, alpha, beta, and which convolve() output. */
+struct ConvRoles {
+    int x, y, w, conv, alpha, beta;
+    Out out;
+};
+bool roles_of(cudnnBackendDescriptorType_t t, ConvRoles *r) {
+    if (t == CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR)
+        *r = {CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y,
+              CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
+              CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, OUT_Y};
+    else if (t == CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR)
+        *r = {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY,
+              CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC,
+              CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA, OUT_X};
+    else if (t == CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR)
+        *r = {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,
+              CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC,
+              CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA, OUT_W};
+    else
+        return false;
+    return true;
+}
+
+/* A tensor descriptor as the legacy structs: 4-d, channels-last when its channel stride is 1. */
+bool as_tensor(const BackendDesc *t, cudnnTensorStruct *x) {
+    const std::vector<int64_t> d = get_i64(t, CUDNN_ATTR_TENSOR_DIMENSIONS), s = get_i64(t, CUDNN_ATTR_TENSOR_STRIDES);
+    if (d.size() != 4 || s.size() != 4) return false;
+    const bool nhwc = s[1] == 1 && s[3] == d[1] && s[2] == d[3] * d[1] && s[0] == d[2] * d[3] * d[1];
+    const bool nchw = s[3] == 1 && s[2] == d[3] && s[1] == d[2] * d[3] && s[0] == d[1] * d[2] * d[3];
+    if (!nhwc && !nchw) return false;
+    *x = {nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW, get1<cudnnDataType_t>(t, CUDNN_ATTR_TENSOR_DATA_TYPE),
+          (int)d[0], (int)d[1], (int)d[2], (int)d[3]};
+    return true;
+}
+bool as_conv(const BackendDesc *c, cudnnConvolutionStruct *cv) {
+    const std::vector<int64_t> pre = get_i64(c, CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS),
+                               post = get_i64(c, CUDNN_ATTR_CONVOLUTION_POST_PADDINGS),
+                               st = get_i64(c, CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES),
+                               dil = get_i64(c, CUDNN_ATTR_CONVOLUTION_DILATIONS);
+    if (get1<int64_t>(c, CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS) != 2 || pre.size() != 2 || pre != post || st.size() != 2 ||
+        dil.size() != 2)
+        return false;
+    *cv = {(int)pre[0], (int)pre[1], (int)st[0], (int)st[1], (int)dil[0], (int)dil[1],
+           get1<cudnnConvolutionMode_t>(c, CUDNN_ATTR_CONVOLUTION_CONV_MODE),
+           get1<cudnnDataType_t>(c, CUDNN_ATTR_CONVOLUTION_COMP_TYPE), CUDNN_DEFAULT_MATH};
+    return true;
+}
+
+/* The one convolution of an operation graph, its tensors and convolution as the legacy structs; false when
+ * the graph is not one convolution of consistent shapes. */
+struct ConvOp {
+    ConvRoles r;
+    cudnnTensorStruct x, y;
+    cudnnFilterStruct f;
+    cudnnConvolutionStruct cv;
+    int64_t uid[3]; /* x, y, w */
+    float alpha, beta;
+};
+bool conv_op(const BackendDesc *graph, ConvOp *c) {
+    auto ops = graph->descs.find(CUDNN_ATTR_OPERATIONGRAPH_OPS);
+    if (ops == graph->descs.end() || ops->second.size() != 1) return false;
+    const BackendDesc *op = ops->second[0].get();
+    if (!roles_of(op->type, &c->r)) return false;
+    const int role[3] = {c->r.x, c->r.y, c->r.w};
+    cudnnTensorStruct t[3];
+    for (int i = 0; i < 3; i++) {
+        auto d = child(op, role[i]);
+        if (!d || !as_tensor(d.get(), &t[i])) return false;
+        c->uid[i] = get1<int64_t>(d.get(), CUDNN_ATTR_TENSOR_UNIQUE_ID);
+    }
+    auto conv = child(op, c->r.conv);
+    if (!conv || !as_conv(conv.get(), &c->cv)) return false;
+    c->x = t[0], c->y = t[1], c->f = {t[2].format, t[2].type, t[2].n, t[2].c, t[2].h, t[2].w};
+    c->alpha = get1<float>(op, c->r.alpha), c->beta = get1<float>(op, c->r.beta);
+    return shapes_ok(c->x, c->f, c->cv, c->y);
+}
+/* The operation graph under a plan: plan -> engine configuration -> engine -> graph. */
+std::shared_ptr<BackendDesc> graph_of_plan(const BackendDesc *plan) {
+    auto cfg = child(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG);
+    auto engine = cfg ? child(cfg.get(), CUDNN_ATTR_ENGINECFG_ENGINE) : nullptr;
+    return engine ? child(engine.get(), CUDNN_ATTR_ENGINE_OPERATION_GRAPH) : nullptr;
+}
+/* Engine `index` of a convolution graph, as a finalized engine configuration. */
+std::shared_ptr<BackendDesc> engine_cfg(const std::shared_ptr<BackendDesc> &graph, const ConvOp &c, int64_t index) {
+    auto engine = std::make_shared<BackendDesc>();
+    engine->type = CUDNN_BACKEND_ENGINE_DESCRIPTOR, engine->finalized = true;
+    engine->descs[CUDNN_ATTR_ENGINE_OPERATION_GRAPH] = {graph};
+    engine->bytes[CUDNN_ATTR_ENGINE_GLOBAL_INDEX] = std::string((const char *)&index, 8);
+    std::vector<cudnnBackendNumericalNote_t> notes;
+    if (c.x.type != CUDNN_DATA_FLOAT) notes.push_back(CUDNN_NUMERICAL_NOTE_TENSOR_CORE);
+    if (index == 0 && c.r.out != OUT_Y) notes.push_back(CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC);
+    engine->bytes[CUDNN_ATTR_ENGINE_NUMERICAL_NOTE] = std::string((const char *)notes.data(), notes.size() * sizeof(int));
+    auto cfg = std::make_shared<BackendDesc>();
+    cfg->type = CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, cfg->finalized = true;
+    cfg->descs[CUDNN_ATTR_ENGINECFG_ENGINE] = {engine};
+    return cfg;
+}
+} // namespace
+
+extern "C" {
+cudnnStatus_t cudnnBackendCreateDescriptor(cudnnBackendDescriptorType_t t, cudnnBackendDescriptor_t *d) {
+    auto *b = new BackendDesc;
+    b->type = t;
+    *d = b;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnBackendDestroyDescriptor(cudnnBackendDescriptor_t d) {
+    delete bd(d);
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnBackendSetAttribute(cudnnBackendDescriptor_t d, cudnnBackendAttributeName_t a,
+                                       cudnnBackendAttributeType_t t, int64_t n, const void *v) {
+    BackendDesc *b = bd(d);
+    if (!b || b->finalized || n < 0 || (n > 0 && !v)) return CUDNN_STATUS_BAD_PARAM;
+    if (t == CUDNN_TYPE_BACKEND_DESCRIPTOR) {
+        std::vector<std::shared_ptr<BackendDesc>> snap;
+        for (int64_t i = 0; i < n; i++) {
+            const BackendDesc *c = bd(((const cudnnBackendDescriptor_t *)v)[i]);
+            if (!c || !c->finalized) return CUDNN_STATUS_BAD_PARAM;
+            snap.push_back(std::make_shared<BackendDesc>(*c));
+        }
+        b->descs[a] = snap;
+    } else {
+        b->bytes[a] = std::string((const char *)v, (size_t)n * elem_size(t));
+    }
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnBackendFinalize(cudnnBackendDescriptor_t d) {
+    BackendDesc *b = bd(d);
+    if (!b || b->finalized) return CUDNN_STATUS_BAD_PARAM;
+    ConvOp c;
+    switch (b->type) {
+    case CUDNN_BACKEND_TENSOR_DESCRIPTOR: {
+        cudnnTensorStruct x;
+        if (!as_tensor(b, &x) || !has(b, CUDNN_ATTR_TENSOR_UNIQUE_ID)) return CUDNN_STATUS_BAD_PARAM;
+        break;
+    }
+    case CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR: {
+        cudnnConvolutionStruct cv;
+        if (!as_conv(b, &cv)) return CUDNN_STATUS_BAD_PARAM;
+        break;
+    }
+    case CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR:
+        if (!conv_op(b, &c) || !has(b, CUDNN_ATTR_OPERATIONGRAPH_HANDLE)) return CUDNN_STATUS_NOT_SUPPORTED;
+        break;
+    case CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR: {
+        auto graph = child(b, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH);
+        if (!graph || !has(b, CUDNN_ATTR_ENGINEHEUR_MODE) || !conv_op(graph.get(), &c)) return CUDNN_STATUS_BAD_PARAM;
+        for (int64_t e = 0; e < 2; e++) b->results.push_back(engine_cfg(graph, c, e));
+        break;
+    }
+    case CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR: {
+        auto graph = graph_of_plan(b);
+        if (!graph || !has(b, CUDNN_ATTR_EXECUTION_PLAN_HANDLE) || !conv_op(graph.get(), &c)) return CUDNN_STATUS_BAD_PARAM;
+        const int64_t ws = 0;
+        b->bytes[CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE] = std::string((const char *)&ws, 8);
+        break;
+    }
+    case CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR:
+        if (get_i64(b, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS).size() * sizeof(void *) !=
+            b->bytes[CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS].size())
+            return CUDNN_STATUS_BAD_PARAM;
+        break;
+    default: /* the operations: checked as part of their graph */
+        break;
+    }
+    b->finalized = true;
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnBackendGetAttribute(cudnnBackendDescriptor_t const d, cudnnBackendAttributeName_t a,
+                                       cudnnBackendAttributeType_t t, int64_t requested, int64_t *count, void *v) {
+    const BackendDesc *b = bd(d);
+    if (!b || !b->finalized || !count) return CUDNN_STATUS_BAD_PARAM;
+    if (t == CUDNN_TYPE_BACKEND_DESCRIPTOR) { /* into the caller's descriptors, as copies */
+        const std::vector<std::shared_ptr<BackendDesc>> *src =
+            b->type == CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR && a == CUDNN_ATTR_ENGINEHEUR_RESULTS ? &b->results : nullptr;
+        auto it = b->descs.find(a);
+        if (!src && it != b->descs.end()) src = &it->second;
+        if (!src) return CUDNN_STATUS_BAD_PARAM;
+        *count = (int64_t)src->size();
+        for (int64_t i = 0; i < requested && i < *count; i++) {
+            BackendDesc *dst = bd(((cudnnBackendDescriptor_t *)v)[i]);
+            if (!dst) return CUDNN_STATUS_BAD_PARAM;
+            *dst = *(*src)[(size_t)i];
+        }
+        if (*count > requested && requested > 0) *count = requested;
+        return CUDNN_STATUS_SUCCESS;
+    }
+    auto it = b->bytes.find(a);
+    if (it == b->bytes.end()) return CUDNN_STATUS_BAD_PARAM;
+    const size_t es = elem_size(t);
+    *count = (int64_t)(it->second.size() / es);
+    if (*count > requested) *count = requested;
+    if (*count > 0) memcpy(v, it->second.data(), (size_t)*count * es);
+    return CUDNN_STATUS_SUCCESS;
+}
+cudnnStatus_t cudnnBackendExecute(cudnnHandle_t h, cudnnBackendDescriptor_t plan, cudnnBackendDescriptor_t pack) {
+    const BackendDesc *p = bd(plan), *vp = bd(pack);
+    ConvOp c;
+    if (!p || !vp || !p->finalized || !vp->finalized || p->type != CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR) return CUDNN_STATUS_BAD_PARAM;
+    auto graph = graph_of_plan(p);
+    if (!graph || !conv_op(graph.get(), &c)) return CUDNN_STATUS_BAD_PARAM;
+    const std::vector<int64_t> uids = get_i64(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS);
+    const std::string &ptrs = vp->bytes.at(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS);
+    void *at[3] = {nullptr, nullptr, nullptr};
+    for (size_t i = 0; i < uids.size(); i++)
+        for (int r = 0; r < 3; r++)
+            if (uids[i] == c.uid[r]) memcpy(&at[r], ptrs.data() + i * sizeof(void *), sizeof(void *));
+    if (!at[0] || !at[1] || !at[2]) return CUDNN_STATUS_BAD_PARAM;
+    void *dst = c.r.out == OUT_Y ? at[1] : c.r.out == OUT_X ? at[0] : at[2];
+    return convolve(h, c.r.out, &c.alpha, &c.beta, &c.x, at[0], &c.f, at[2], &c.cv, &c.y, at[1], dst);
 }
 }

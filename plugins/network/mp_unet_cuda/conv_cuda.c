@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "act_ops.h"
+#include "conv_graph.h"
 
 struct conv_plan {
     int N, H, W, C, O, act;
@@ -22,6 +23,8 @@ struct conv_plan {
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     size_t ws_fwd, ws_data, ws_filter; /* their workspace bytes */
+    cgraph_plan graph[3];               /* bf16/fp16, EDM2_CUDNN_API=graph or any: the graph API's plan of a kind
+                                         * where timed faster (plan NULL: the legacy algorithm); p's own */
     int wgrad_gemm;                     /* bf16/fp16: the weight gradient by wgrad_gemm instead of cuDNN */
     unsigned probe;                     /* bit k: the first call of kind k (CALL_*) is still to be timed */
 };
@@ -96,8 +99,10 @@ static void plan_destroy(conv_plan *p) {
     if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
     if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
     if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 3; i++) {
         if (p->cd[i]) cudnnDestroyConvolutionDescriptor(p->cd[i]);
+        cgraph_plan_free(&p->graph[i]);
+    }
 }
 
 void conv_plans_free(gpu_ctx *g) {
@@ -191,11 +196,14 @@ static void msg_add(plan_msg *m, const char *fmt, ...) {
 
 /* One call of plan p's product of a kind on scratch tensors x[N, H, W, C], y[N, H, W, O] and w: the weights
  * (forward, backward data), their gradient in the data's type (CALL_FILTER) or float32 (CALL_WGRAD_GEMM); ws:
- * a workspace for the plan's algorithms. 0 or -1. */
+ * a workspace for the plan's algorithms. The kind's graph-API plan when it has one (conv_graph.h), else its
+ * legacy algorithm. 0 or -1. */
 static int scratch_call(gpu_ctx *g, const conv_plan *p, int kind, void *x, void *y, void *w, void *ws) {
     const float one = 1.0f, zero = 0.0f;
     cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
-    if (kind == CALL_FWD)
+    if (kind <= CALL_FILTER && p->graph[kind].plan)
+        s = cgraph_run(g->dnn, &p->graph[kind], x, y, w, ws);
+    else if (kind == CALL_FWD)
         s = cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w, p->cd[0], p->fwd, ws, p->ws_fwd, &zero, p->yd, y);
     else if (kind == CALL_DATA)
         s = cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w, p->yd, y, p->cd[1], p->bwd_data, ws, p->ws_data, &zero,
@@ -241,17 +249,21 @@ static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, void *x, void *y) {
     return ms;
 }
 
-/* One way to run a kind of product, from Find's results: the algorithm, its math type, the workspace it is
- * given, cuDNN's time for it, and its time as planned on the scratch tensors (-1: not timed). */
+/* One way to run a kind of product: a legacy algorithm from Find's results with its math type and the
+ * workspace it is given, and cuDNN's time for it; or an execution plan of the graph API (graph, whose
+ * workspace is its own; no Find time: -1). ms: its time as planned on the scratch tensors (-1: not timed). */
 typedef struct algo_try {
     int algo;
     cudnnMathType_t math;
     size_t ws;
     float find_ms, ms;
     int deterministic;
+    const cgraph_plan *graph;
 } algo_try;
 
-#define MAX_TRIES 5      /* Find's results tried as planned, and the first once more with a larger workspace */
+#define MAX_LEGACY 4     /* Find's results tried as planned (and the first once more with a larger workspace) */
+#define MAX_GRAPH 6      /* the graph API's plans tried (EDM2_CUDNN_API=graph or any) */
+#define MAX_TRIES (MAX_LEGACY + 1 + MAX_GRAPH)
 #define TRY_WITHIN 3.0f  /* only those that Find timed within this factor of its fastest allowed one */
 #define BIG_WS_GAIN 0.8f /* a workspace larger by more than 64 MiB must buy this time factor */
 
@@ -260,26 +272,33 @@ typedef struct algo_try {
 #define COLLECT_TRIES(perf, n, tries, ntries)                                                                      \
     do {                                                                                                           \
         ntries = 0;                                                                                                \
-        for (int i_ = 0; i_ < (n) && ntries < MAX_TRIES - 1; i_++)                                                 \
+        for (int i_ = 0; i_ < (n) && ntries < MAX_LEGACY; i_++)                                                    \
             if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && ALLOWED(g, (perf)[i_].determinism) &&               \
                 (ntries == 0 || (perf)[i_].time <= TRY_WITHIN * (tries)[0].find_ms))                               \
                 (tries)[ntries++] = (algo_try){(int)(perf)[i_].algo, (perf)[i_].mathType, (perf)[i_].memory,       \
                                                (perf)[i_].time, -1.0f,                                             \
-                                               (perf)[i_].determinism == CUDNN_DETERMINISTIC};                    \
+                                               (perf)[i_].determinism == CUDNN_DETERMINISTIC, NULL};              \
     } while (0)
 
-/* Appends Find's fastest result of any determinism to m when the plan runs another algorithm or math. */
+/* Appends Find's fastest result of any determinism to m when the plan runs another legacy algorithm or
+ * math, or a graph-API plan. */
 #define NOTE_FASTEST(m, perf, n, chosen)                                                                          \
     do {                                                                                                          \
         if ((n) > 0 && (perf)[0].status == CUDNN_STATUS_SUCCESS &&                                                \
-            ((int)(perf)[0].algo != (chosen)->algo || (perf)[0].mathType != (chosen)->math))                      \
+            ((chosen)->graph || (int)(perf)[0].algo != (chosen)->algo || (perf)[0].mathType != (chosen)->math))   \
             msg_add(m, " [Find's fastest: algo %d, %s, %.3f ms, %s]", (int)(perf)[0].algo,                         \
                     math_name((perf)[0].mathType), (perf)[0].time,                                                \
                     (perf)[0].determinism == CUDNN_DETERMINISTIC ? "deterministic" : "nondeterministic");         \
     } while (0)
 
-/* Kind `kind` of plan p runs as t says. 0, or -1 (cuDNN refused the math type). */
+/* Kind `kind` of plan p runs as t says: a legacy algorithm (and no graph plan), or t's graph plan (the legacy
+ * algorithm kept for the calls a graph plan does not cover, beta = 1). 0, or -1 (cuDNN refused the math type). */
 static int plan_set(gpu_ctx *g, conv_plan *p, int kind, const algo_try *t) {
+    if (t->graph) {
+        p->graph[kind] = *t->graph; /* a copy; whose it is, plan_time settles */
+        return 0;
+    }
+    memset(&p->graph[kind], 0, sizeof p->graph[kind]); /* not p's: a copy of a try's (plan_time frees those) */
     if (kind == CALL_FWD) p->fwd = (cudnnConvolutionFwdAlgo_t)t->algo, p->ws_fwd = t->ws;
     else if (kind == CALL_DATA) p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)t->algo, p->ws_data = t->ws;
     else p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)t->algo, p->ws_filter = t->ws;
@@ -287,55 +306,108 @@ static int plan_set(gpu_ctx *g, conv_plan *p, int kind, const algo_try *t) {
     return 0;
 }
 
-/* Kind `kind` of plan p, chosen from Find's results t[0, n) (COLLECT_TRIES; t has room for MAX_TRIES) by
- * running each as planned (the plan's descriptors, the algorithm, math type and workspace size) on the
- * scratch tensors and keeping the fastest measured: what cuDNN runs for an algorithm need not be what Find
- * timed for it (docs/cuda-network.md, Convolution algorithms). When Find's fastest runs more than 1.5x
- * slower than Find timed it, it is tried once more with Find's whole workspace (ws_bytes). A workspace
- * larger by more than 64 MiB than the best so far is kept only when it is faster by BIG_WS_GAIN. With no
- * time measured, Find's fastest. The choice, and what else was tried, are appended to m; *chosen: the
- * chosen entry. 0, or -1 (no allowed result, or cuDNN refused a setting). */
+/* Appends "NAME (math[, nondeterministic], W MiB)" of try t to m. */
+static void note_try(plan_msg *m, const algo_try *t) {
+    if (t->graph) msg_add(m, "graph engine %lld (", (long long)t->graph->engine);
+    else msg_add(m, "algo %d (", t->algo);
+    msg_add(m, "%s%s, %zu MiB)",
+            t->graph ? (t->graph->tensor_core ? "tensor cores" : "no tensor-core note") : math_name(t->math),
+            t->deterministic ? "" : ", nondeterministic", t->ws >> 20);
+}
+
+/* Kind `kind` of plan p, chosen from t[0, n) (legacy tries from Find's results, COLLECT_TRIES, then graph
+ * plans; t has room for MAX_TRIES) by running each as planned (the plan's descriptors, the algorithm, math
+ * type and workspace size; or the execution plan) on the scratch tensors and keeping the fastest measured:
+ * what cuDNN runs for a legacy algorithm need not be what Find timed for it (docs/cuda-network.md,
+ * Convolution algorithms). When Find's fastest runs more than 1.5x slower than Find timed it, it is tried
+ * once more with Find's whole workspace (ws_bytes). A workspace larger by more than 64 MiB than the best so
+ * far is kept only when it is faster by BIG_WS_GAIN. With no time measured, the first. A graph plan chosen,
+ * the fastest legacy try is set too (plan_set). The choice, and what else was tried, are appended to m;
+ * *chosen: the chosen entry. 0, or -1 (nothing to choose from, or cuDNN refused a setting). */
 static int plan_choose(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int n, size_t ws_bytes, void *x, void *y,
                        void *w, void *ws, plan_msg *m, const algo_try **chosen) {
     if (n <= 0) return -1;
-    int best = -1;
+    int best = -1, best_legacy = -1;
     for (int i = 0; i < n; i++) {
         if (plan_set(g, p, kind, &t[i])) return -1;
         t[i].ms = scratch_ms(g, p, kind, x, y, w, ws);
-        if (i == 0 && t[0].ms > 1.5f * t[0].find_ms + 0.01f && t[0].ws < ws_bytes && n < MAX_TRIES)
-            t[n] = t[0], t[n].ws = ws_bytes, t[n].ms = -1, n++;
-        if (t[i].ms >= 0 && (best < 0 || t[i].ms < t[best].ms * (t[i].ws > t[best].ws + ((size_t)64 << 20) ? BIG_WS_GAIN
-                                                                                                          : 1.0f)))
-            best = i;
+        if (i == 0 && !t[0].graph && t[0].ms > 1.5f * t[0].find_ms + 0.01f && t[0].ws < ws_bytes && n < MAX_TRIES) {
+            memmove(&t[2], &t[1], (size_t)(n - 1) * sizeof *t); /* next, ahead of the graph plans */
+            t[1] = t[0], t[1].ws = ws_bytes, t[1].ms = -1, n++;
+        }
+        const int faster = t[i].ms >= 0 && (best < 0 || t[i].ms < t[best].ms * (t[i].ws > t[best].ws + ((size_t)64 << 20)
+                                                                                   ? BIG_WS_GAIN : 1.0f));
+        if (faster) best = i;
+        if (!t[i].graph && t[i].ms >= 0 && (best_legacy < 0 || t[i].ms < t[best_legacy].ms)) best_legacy = i;
     }
     if (best < 0) best = 0;
+    if (t[best].graph && best_legacy >= 0 && plan_set(g, p, kind, &t[best_legacy])) return -1;
     if (plan_set(g, p, kind, &t[best])) return -1;
     const algo_try *c = &t[best];
-    msg_add(m, "; %s algo %d (%s%s, %zu MiB): Find %.3f ms, as planned ", k_call_name[kind], c->algo,
-            math_name(c->math), c->deterministic ? "" : ", nondeterministic", c->ws >> 20, c->find_ms);
+    msg_add(m, "; %s ", k_call_name[kind]);
+    note_try(m, c);
+    if (!c->graph) msg_add(m, ": Find %.3f ms", c->find_ms);
+    msg_add(m, ", as planned ");
     if (c->ms < 0) msg_add(m, "untimed");
-    else msg_add(m, "%.3f ms%s", c->ms, c->ms > 2 * c->find_ms + 0.05f ? " (not what Find timed)" : "");
+    else msg_add(m, "%.3f ms%s", c->ms, !c->graph && c->ms > 2 * c->find_ms + 0.05f ? " (not what Find timed)" : "");
     int k = 0;
     for (int i = 0; i < n; i++)
         if (i != best) {
-            msg_add(m, "%salgo %d (%s%s, %zu MiB) ", k++ ? ", " : " [also tried: ", t[i].algo, math_name(t[i].math),
-                    t[i].deterministic ? "" : ", nondeterministic", t[i].ws >> 20);
-            if (t[i].ms < 0) msg_add(m, "untimed");
-            else msg_add(m, "%.3f ms", t[i].ms);
+            msg_add(m, "%s", k++ ? ", " : " [also tried: ");
+            note_try(m, &t[i]);
+            if (t[i].ms < 0) msg_add(m, " untimed");
+            else msg_add(m, " %.3f ms", t[i].ms);
         }
     if (k) msg_add(m, "]");
     *chosen = c;
     return 0;
 }
 
+/* Kind `kind` of plan p from the legacy tries t[0, nt) and, where g->conv_api asks for them, the graph API's
+ * plans (only those where EDM2_CUDNN_API=graph and there are any; both where =any): plan_choose, then the
+ * graph plans that were not chosen freed (the chosen one is p's). Find's results perf[0, n) for the report. */
+#define CHOOSE_KIND(kind, perf, n, t, nt)                                                                          \
+    do {                                                                                                           \
+        cgraph_plan gp_[MAX_GRAPH];                                                                                \
+        int ng_ = 0;                                                                                               \
+        char gwhy_[200] = "";                                                                                      \
+        if (g->conv_api != CONV_API_LEGACY && nt > 0) {                                                           \
+            ng_ = cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, dt, 0.0f, !g->deterministic, ws_bytes, gp_, \
+                               MAX_GRAPH, gwhy_, sizeof gwhy_);                                                    \
+            if (ng_ < 0) ng_ = 0, (void)cudaGetLastError();                                                        \
+            if (ng_ > 0 && g->conv_api == CONV_API_GRAPH) { /* the legacy fastest stays set for beta = 1 */       \
+                if (plan_set(g, p, kind, &t[0])) {                                                                 \
+                    for (int j_ = 0; j_ < ng_; j_++) cgraph_plan_free(&gp_[j_]);                                   \
+                    goto done;                                                                                     \
+                }                                                                                                  \
+                nt = 0;                                                                                            \
+            }                                                                                                      \
+            for (int j_ = 0; j_ < ng_; j_++)                                                                       \
+                t[nt++] = (algo_try){-1, CUDNN_DEFAULT_MATH, (size_t)gp_[j_].ws, -1.0f, -1.0f,                    \
+                                     gp_[j_].deterministic, &gp_[j_]};                                             \
+        }                                                                                                          \
+        const int rc_ = plan_choose(g, p, kind, t, nt, ws_bytes, x, y, w, ws, m, &c);                             \
+        for (int j_ = 0; j_ < ng_; j_++)                                                                           \
+            if (rc_ || !c->graph || c->graph != &gp_[j_]) cgraph_plan_free(&gp_[j_]);                             \
+        if (rc_ == 0 && g->conv_api != CONV_API_LEGACY && ng_ == 0)                                               \
+            msg_add(m, " (graph API: %s)", gwhy_[0] ? gwhy_ : "no plan qualifies");                              \
+        if (rc_) {                                                                                                 \
+            memset(&p->graph[kind], 0, sizeof p->graph[kind]); /* a copy of a plan freed above */                  \
+            goto done;                                                                                             \
+        }                                                                                                          \
+        NOTE_FASTEST(m, perf, n, c);                                                                               \
+    } while (0)
+
 /* bf16/fp16: each kind's fastest allowed algorithm (ALLOWED) by cuDNN's Find functions on scratch tensors of the
  * plan's shapes (as PyTorch's cudnn.benchmark), confirmed as planned (plan_choose), with a workspace of at
- * most 512 MiB (an eighth of the free memory when less); and where g->wgrad says so, the weight gradient as
- * products instead when they are faster. Once per shape; the scratch is freed at once. 0, or -1 when it
- * could not be done (the heuristics then choose); the choices, or what failed, are appended to m. */
+ * most 512 MiB (an eighth of the free memory when less), against the graph API's plans where g->conv_api
+ * asks for them; and where g->wgrad says so, the weight gradient as products instead when they are faster.
+ * Once per shape; the scratch is freed at once. 0, or -1 when it could not be done (the heuristics then
+ * choose); the choices, or what failed, are appended to m. */
 static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
     const size_t es = act_size(p->act), nx = (size_t)p->N * p->H * p->W * p->C, ny = (size_t)p->N * p->H * p->W * p->O;
     const size_t nw = (size_t)p->O * 9 * p->C;
+    const cudnnDataType_t dt = p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
     size_t free_b = 0, total_b = 0, ws_bytes = (size_t)512 << 20;
     if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b / 8 < ws_bytes) ws_bytes = free_b / 8;
     void *x = NULL, *y = NULL, *w = NULL, *ws = NULL;
@@ -357,8 +429,7 @@ static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
         goto done;
     step = "choosing the forward";
     COLLECT_TRIES(fp, n, t, nt);
-    if (plan_choose(g, p, CALL_FWD, t, nt, ws_bytes, x, y, w, ws, m, &c)) goto done;
-    NOTE_FASTEST(m, fp, n, c);
+    CHOOSE_KIND(CALL_FWD, fp, n, t, nt);
     step = "timing the backward data";
     if (cudnnFindConvolutionBackwardDataAlgorithmEx(g->dnn, p->wd, w, p->yd, y, p->cd[1], p->xd, x,
                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp, ws,
@@ -366,8 +437,7 @@ static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
         goto done;
     step = "choosing the backward data";
     COLLECT_TRIES(dp, n, t, nt);
-    if (plan_choose(g, p, CALL_DATA, t, nt, ws_bytes, x, y, w, ws, m, &c)) goto done;
-    NOTE_FASTEST(m, dp, n, c);
+    CHOOSE_KIND(CALL_DATA, dp, n, t, nt);
     step = "timing the backward filter";
     if (cudnnFindConvolutionBackwardFilterAlgorithmEx(g->dnn, p->xd, x, p->yd, y, p->cd[2], p->wd, w,
                                                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp, ws,
@@ -375,8 +445,7 @@ static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
         goto done;
     step = "choosing the backward filter";
     COLLECT_TRIES(wp, n, t, nt);
-    if (plan_choose(g, p, CALL_FILTER, t, nt, ws_bytes, x, y, w, ws, m, &c)) goto done;
-    NOTE_FASTEST(m, wp, n, c);
+    CHOOSE_KIND(CALL_FILTER, wp, n, t, nt);
     if (g->wgrad == WGRAD_TIMED) { /* the products instead, where faster than cuDNN's as it runs */
         const float ms = time_wgrad_gemm(g, p, x, y), cudnn_ms = c->ms >= 0 ? c->ms : c->find_ms;
         p->wgrad_gemm = ms >= 0 && ms < cudnn_ms;
@@ -388,6 +457,7 @@ done:
     cudaFree(x), cudaFree(y), cudaFree(w), cudaFree(ws);
     if (rc) {
         (void)cudaGetLastError(); /* a failed allocation must not fail the next kernel launch's check */
+        for (int k = 0; k < 3; k++) cgraph_plan_free(&p->graph[k]); /* the heuristics choose: legacy only */
         char why[400] = "";
         if (g->err[0]) snprintf(why, sizeof why, ": %s", g->err);
         g->err[0] = 0; /* recovered: the heuristics choose */
@@ -547,12 +617,14 @@ static int conv_forward(gpu_ctx *g, int act, void *y, const void *x, const void 
     conv_plan *p = plan_for(g, act, N, H, W, C, O);
     if (!p) return -1;
     const float one = 1.0f, zero = 0.0f;
-    void *ws = scratch_for(g, p->ws_fwd);
+    const cgraph_plan *gp = &p->graph[CALL_FWD];
+    void *ws = scratch_for(g, gp->plan ? (size_t)gp->ws : p->ws_fwd);
     if (!ws) return -1;
     probe pr;
     probe_begin(g, p, CALL_FWD, &pr);
-    const cudnnStatus_t s = cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w_hat, p->cd[0], p->fwd, ws, p->ws_fwd,
-                                                    &zero, p->yd, y);
+    const cudnnStatus_t s = gp->plan ? cgraph_run(g->dnn, gp, (void *)x, y, (void *)w_hat, ws)
+                                     : cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w_hat, p->cd[0], p->fwd, ws,
+                                                               p->ws_fwd, &zero, p->yd, y);
     probe_end(g, p, CALL_FWD, &pr);
     GPU_DNN(g, s);
     return 0;
@@ -566,15 +638,19 @@ static int conv_backward(gpu_ctx *g, int act, void *dx, float *dw_hat, const voi
     const float one = 1.0f, zero = 0.0f, beta = acc ? 1.0f : 0.0f;
     void *ws = NULL;
     probe pr;
-    if (dx) {
-        if (!(ws = scratch_for(g, p->ws_data))) return -1;
+    if (dx) { /* a graph plan writes dx with beta = 0; adding into dx takes the legacy algorithm */
+        const cgraph_plan *gp = acc ? NULL : &p->graph[CALL_DATA];
+        if (!(ws = scratch_for(g, gp && gp->plan ? (size_t)gp->ws : p->ws_data))) return -1;
         probe_begin(g, p, CALL_DATA, &pr);
-        const cudnnStatus_t s = cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy, p->cd[1], p->bwd_data,
-                                                             ws, p->ws_data, &beta, p->xd, dx);
+        const cudnnStatus_t s = gp && gp->plan ? cgraph_run(g->dnn, gp, dx, (void *)dy, (void *)w_hat, ws)
+                                               : cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy,
+                                                                              p->cd[1], p->bwd_data, ws, p->ws_data,
+                                                                              &beta, p->xd, dx);
         probe_end(g, p, CALL_DATA, &pr);
         GPU_DNN(g, s);
     }
-    if (!p->wgrad_gemm && !(ws = scratch_for(g, p->ws_filter))) return -1;
+    const cgraph_plan *gp = &p->graph[CALL_FILTER]; /* bf16/fp16 only, as the timing that chose it */
+    if (!p->wgrad_gemm && !(ws = scratch_for(g, gp->plan ? (size_t)gp->ws : p->ws_filter))) return -1;
     /* cuDNN: in float32 straight into dw_hat; in bf16/fp16 in the data's type, then added to the float32 one. */
     const int lp = act != ACT_F32;
     int rc = 0;
@@ -582,6 +658,8 @@ static int conv_backward(gpu_ctx *g, int act, void *dx, float *dw_hat, const voi
     probe_begin(g, p, CALL_FILTER, &pr);
     if (p->wgrad_gemm)
         rc = wgrad_gemm(g, act, dw_hat, dy, x, N, H, W, C, O);
+    else if (gp->plan)
+        s = cgraph_run(g->dnn, gp, (void *)x, (void *)dy, g->dw_tmp, ws);
     else
         s = cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd[2], p->bwd_filter, ws, p->ws_filter,
                                            lp ? &zero : &one, p->wd, lp ? g->dw_tmp : (void *)dw_hat);

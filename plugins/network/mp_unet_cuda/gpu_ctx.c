@@ -40,6 +40,12 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act) {
     if (det && *det && strcmp(det, "0") && strcmp(det, "1"))
         return gpu_fail(g, "EDM2_CUDNN_DETERMINISTIC", "expected 1 (deterministic algorithms only, the default) or 0");
     g->deterministic = act == ACT_F32 || !det || strcmp(det, "0");
+    const char *api = getenv("EDM2_CUDNN_API");
+    if (api && *api && strcmp(api, "legacy") && strcmp(api, "graph") && strcmp(api, "any"))
+        return gpu_fail(g, "EDM2_CUDNN_API", "expected legacy (the default), graph or any");
+    g->conv_api = !g->time_algos || !api || !*api || !strcmp(api, "legacy") ? CONV_API_LEGACY
+                  : !strcmp(api, "graph")                                 ? CONV_API_GRAPH
+                                                                          : CONV_API_ANY;
     g->wgrad = wgrad && !strcmp(wgrad, "gemm")    ? WGRAD_GEMM
                : (wgrad && *wgrad) || !g->time_algos ? WGRAD_CUDNN
                                                      : WGRAD_TIMED;

@@ -24,6 +24,11 @@ typedef struct conv_plan conv_plan; /* conv_cuda.c */
  * =cudnn; with EDM2_CUDNN_ALGO=heuristic, cuDNN). */
 enum { WGRAD_TIMED, WGRAD_GEMM, WGRAD_CUDNN };
 
+/* Which cuDNN API a timed bf16/fp16 3x3 convolution may run through (EDM2_CUDNN_API): the legacy API's
+ * algorithms (legacy, the default), the graph API's execution plans where cuDNN offers any (graph), or
+ * whichever is timed faster (any); conv_cuda.c, conv_graph.h. */
+enum { CONV_API_LEGACY, CONV_API_GRAPH, CONV_API_ANY };
+
 typedef struct gpu_ctx {
     int device;
     cudaStream_t stream;
@@ -34,6 +39,7 @@ typedef struct gpu_ctx {
                             * network's scratch, unet_cuda.c) */
     int time_algos;        /* bf16/fp16: cuDNN algorithms timed (conv_cuda.c); EDM2_CUDNN_ALGO=heuristic: ranked */
     int wgrad;             /* bf16/fp16 3x3 weight gradients (conv_cuda.c): WGRAD_TIMED, or EDM2_CUDNN_WGRAD's */
+    int conv_api;          /* CONV_API_*: EDM2_CUDNN_API's; float32 and untimed choices are legacy */
     int deterministic;     /* bf16/fp16: only deterministic cuDNN algorithms (1, the default), or any (0:
                             * EDM2_CUDNN_DETERMINISTIC=0, as PyTorch's cudnn.benchmark without
                             * torch.backends.cudnn.deterministic); float32 is always deterministic */
