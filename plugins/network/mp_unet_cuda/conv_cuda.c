@@ -117,8 +117,8 @@ void conv_plans_free(gpu_ctx *g) {
 
 /* Algorithm choice by cuDNN's heuristics (float32; bf16/fp16 with EDM2_CUDNN_ALGO=heuristic or where the
  * timing failed), the same for the three kinds (forward, backward data, backward filter): the first that
- * cuDNN's heuristics rank and that is deterministic (unless g allows any: ALLOWED), with float32 FMA math (no TF32) for float32 data and
- * any math (tensor cores first, as ranked) for bf16/fp16; else the first of the kind's deterministic
+ * cuDNN's heuristics rank and that is deterministic (unless g allows any: ALLOWED), with float32 FMA math
+ * (no TF32) for float32 data and any math (tensor cores first, as ranked) for bf16/fp16; else the first of the kind's deterministic
  * algorithms, in a fixed order, that cuDNN supports for the shape (its workspace size query succeeds). The
  * kind's descriptor takes the chosen math type. The workspace may exceed the backend's: the network then
  * keeps a larger one. When nothing qualifies, `why` lists what the heuristics offered. `at`: the chosen
@@ -216,24 +216,33 @@ static int scratch_call(gpu_ctx *g, const conv_plan *p, int kind, void *x, void 
     return s == CUDNN_STATUS_SUCCESS ? 0 : -1;
 }
 
-/* Its time in ms (one call to warm up, the mean of three timed with CUDA events), or -1 when it could not be
- * timed (its failure is then forgotten). */
-static float scratch_ms(gpu_ctx *g, const conv_plan *p, int kind, void *x, void *y, void *w, void *ws) {
+/* The time in ms of `calls` calls of scratch_call, timed with CUDA events, or -1 when they failed. */
+static float scratch_calls_ms(gpu_ctx *g, const conv_plan *p, int kind, void *x, void *y, void *w, void *ws, int calls) {
     float ms = -1;
     cudaEvent_t e0 = NULL, e1 = NULL;
     if (cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess &&
-        scratch_call(g, p, kind, x, y, w, ws) == 0 && cudaEventRecord(e0, g->stream) == cudaSuccess) {
+        cudaEventRecord(e0, g->stream) == cudaSuccess) {
         int ok = 1;
-        for (int i = 0; i < 3 && ok; i++) ok = scratch_call(g, p, kind, x, y, w, ws) == 0;
+        for (int i = 0; i < calls && ok; i++) ok = scratch_call(g, p, kind, x, y, w, ws) == 0;
         if (!ok || cudaEventRecord(e1, g->stream) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
             cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
             ms = -1;
-        else
-            ms /= 3;
     }
-    if (ms < 0) g->err[0] = 0, (void)cudaGetLastError();
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
+    return ms;
+}
+
+/* Its time in ms: one call to warm up, one timed; when that is within `cutoff` ms (or cutoff < 0), the mean
+ * of three more. -1 when it could not be timed (its failure is then forgotten). A candidate slower than the
+ * best so far by far thus costs two calls, not four. */
+static float scratch_ms(gpu_ctx *g, const conv_plan *p, int kind, void *x, void *y, void *w, void *ws, float cutoff) {
+    float ms = scratch_call(g, p, kind, x, y, w, ws) == 0 ? scratch_calls_ms(g, p, kind, x, y, w, ws, 1) : -1;
+    if (ms >= 0 && (cutoff < 0 || ms <= cutoff)) {
+        ms = scratch_calls_ms(g, p, kind, x, y, w, ws, 3);
+        if (ms >= 0) ms /= 3;
+    }
+    if (ms < 0) g->err[0] = 0, (void)cudaGetLastError();
     return ms;
 }
 
@@ -242,7 +251,7 @@ static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, void *x, void *y) {
     float *dw = NULL, ms = -1;
     const size_t bytes = (size_t)p->O * 9 * p->C * sizeof(float);
     if (cudaMalloc((void **)&dw, bytes) == cudaSuccess && cudaMemset(dw, 0, bytes) == cudaSuccess)
-        ms = scratch_ms(g, p, CALL_WGRAD_GEMM, x, y, dw, NULL);
+        ms = scratch_ms(g, p, CALL_WGRAD_GEMM, x, y, dw, NULL, -1);
     else
         (void)cudaGetLastError();
     cudaFree(dw);
@@ -321,8 +330,9 @@ static void note_try(plan_msg *m, const algo_try *t) {
  * what cuDNN runs for a legacy algorithm need not be what Find timed for it (docs/cuda-network.md,
  * Convolution algorithms). When Find's fastest runs more than 1.5x slower than Find timed it, it is tried
  * once more with Find's whole workspace (ws_bytes). A workspace larger by more than 64 MiB than the best so
- * far is kept only when it is faster by BIG_WS_GAIN. With no time measured, the first. A graph plan chosen,
- * the fastest legacy try is set too (plan_set). The choice, and what else was tried, are appended to m;
+ * far is kept only when it is faster by BIG_WS_GAIN; one more than 3x slower than the best so far is timed
+ * once only (scratch_ms). With no time measured, the first. A graph plan chosen, the fastest legacy try is
+ * set too (plan_set). The choice, and what else was tried, are appended to m;
  * *chosen: the chosen entry. 0, or -1 (nothing to choose from, or cuDNN refused a setting). */
 static int plan_choose(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int n, size_t ws_bytes, void *x, void *y,
                        void *w, void *ws, plan_msg *m, const algo_try **chosen) {
@@ -330,7 +340,7 @@ static int plan_choose(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int n, s
     int best = -1, best_legacy = -1;
     for (int i = 0; i < n; i++) {
         if (plan_set(g, p, kind, &t[i])) return -1;
-        t[i].ms = scratch_ms(g, p, kind, x, y, w, ws);
+        t[i].ms = scratch_ms(g, p, kind, x, y, w, ws, best < 0 ? -1 : 3 * t[best].ms); /* 3x the best: once only */
         if (i == 0 && !t[0].graph && t[0].ms > 1.5f * t[0].find_ms + 0.01f && t[0].ws < ws_bytes && n < MAX_TRIES) {
             memmove(&t[2], &t[1], (size_t)(n - 1) * sizeof *t); /* next, ahead of the graph plans */
             t[1] = t[0], t[1].ws = ws_bytes, t[1].ms = -1, n++;
@@ -496,7 +506,8 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     plan_msg m = {""};
     p->wgrad_gemm = !fma && g->wgrad == WGRAD_GEMM;
     if (p->wgrad_gemm) snprintf(m.s, sizeof m.s, "; backward filter as products (EDM2_CUDNN_WGRAD=gemm)");
-    if (!fma && g->time_algos && plan_time(g, p, &m) == 0) return plan_note(g, p, g->deterministic ? "timed" : "timed, any determinism", &m);
+    if (!fma && g->time_algos && plan_time(g, p, &m) == 0)
+        return plan_note(g, p, g->deterministic ? "timed" : "timed, any determinism", &m);
     for (int i = 0; !fma && i < 3; i++) /* the heuristics query with tensor cores allowed */
         GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], CUDNN_TENSOR_OP_MATH));
     int n = 0, a, at;
