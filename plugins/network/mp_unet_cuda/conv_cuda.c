@@ -112,12 +112,15 @@ void conv_plans_free(gpu_ctx *g) {
     g->nplans = g->cap_plans = 0;
 }
 
-/* Whether g may run an algorithm of this determinism (cudnnDeterminism_t). */
-#define ALLOWED(g, determinism) ((determinism) == CUDNN_DETERMINISTIC || !(g)->deterministic)
+/* Whether plan p may run nondeterministic algorithms: bf16/fp16 with EDM2_CUDNN_DETERMINISTIC=0; float32 (the
+ * network's first and last convolutions among them) never. */
+static int any_determinism(const gpu_ctx *g, const conv_plan *p) { return !g->deterministic && p->act != ACT_F32; }
+/* Whether plan p may run an algorithm of this determinism (cudnnDeterminism_t). */
+#define ALLOWED(g, p, determinism) ((determinism) == CUDNN_DETERMINISTIC || any_determinism(g, p))
 
 /* Algorithm choice by cuDNN's heuristics (float32; bf16/fp16 with EDM2_CUDNN_ALGO=heuristic or where the
  * timing failed), the same for the three kinds (forward, backward data, backward filter): the first that
- * cuDNN's heuristics rank and that is deterministic (unless g allows any: ALLOWED), with float32 FMA math
+ * cuDNN's heuristics rank and that is deterministic (unless p may run any: ALLOWED), with float32 FMA math
  * (no TF32) for float32 data and any math (tensor cores first, as ranked) for bf16/fp16; else the first of the kind's deterministic
  * algorithms, in a fixed order, that cuDNN supports for the shape (its workspace size query succeeds). The
  * kind's descriptor takes the chosen math type. The workspace may exceed the backend's: the network then
@@ -127,7 +130,7 @@ void conv_plans_free(gpu_ctx *g) {
     do {                                                                                                       \
         out = -1, at = -1;                                                                                     \
         for (int i_ = 0; i_ < (n) && out < 0; i_++)                                                            \
-            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && ALLOWED(g, (perf)[i_].determinism) &&           \
+            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && ALLOWED(g, p, (perf)[i_].determinism) &&        \
                 (!(fma_only) || (perf)[i_].mathType == CUDNN_FMA_MATH)) {                                      \
                 out = (int)(perf)[i_].algo, need = (perf)[i_].memory, at = i_;                                 \
                 GPU_DNN(g, cudnnSetConvolutionMathType(cd, (perf)[i_].mathType));                              \
@@ -276,13 +279,13 @@ typedef struct algo_try {
 #define TRY_WITHIN 3.0f  /* only those that Find timed within this factor of its fastest allowed one */
 #define BIG_WS_GAIN 0.8f /* a workspace larger by more than 64 MiB must buy this time factor */
 
-/* Find's results that succeeded and that g allows (ALLOWED), fastest first (Find's order), into
+/* Find's results that succeeded and that p may run (ALLOWED), fastest first (Find's order), into
  * tries[0, ntries). */
 #define COLLECT_TRIES(perf, n, tries, ntries)                                                                      \
     do {                                                                                                           \
         ntries = 0;                                                                                                \
         for (int i_ = 0; i_ < (n) && ntries < MAX_LEGACY; i_++)                                                    \
-            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && ALLOWED(g, (perf)[i_].determinism) &&               \
+            if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && ALLOWED(g, p, (perf)[i_].determinism) &&            \
                 (ntries == 0 || (perf)[i_].time <= TRY_WITHIN * (tries)[0].find_ms))                               \
                 (tries)[ntries++] = (algo_try){(int)(perf)[i_].algo, (perf)[i_].mathType, (perf)[i_].memory,       \
                                                (perf)[i_].time, -1.0f,                                             \
@@ -382,8 +385,8 @@ static int plan_choose(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int n, s
         int ng_ = 0;                                                                                               \
         char gwhy_[200] = "";                                                                                      \
         if (g->conv_api != CONV_API_LEGACY && nt > 0) {                                                           \
-            ng_ = cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, dt, 0.0f, !g->deterministic, ws_bytes, gp_, \
-                               MAX_GRAPH, gwhy_, sizeof gwhy_);                                                    \
+            ng_ = cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, dt, 0.0f, any_determinism(g, p),        \
+                               ws_bytes, gp_, MAX_GRAPH, gwhy_, sizeof gwhy_);                                     \
             if (ng_ < 0) ng_ = 0, (void)cudaGetLastError();                                                        \
             if (ng_ > 0 && g->conv_api == CONV_API_GRAPH) { /* the legacy fastest stays set for beta = 1 */       \
                 if (plan_set(g, p, kind, &t[0])) {                                                                 \
@@ -507,7 +510,7 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     p->wgrad_gemm = !fma && g->wgrad == WGRAD_GEMM;
     if (p->wgrad_gemm) snprintf(m.s, sizeof m.s, "; backward filter as products (EDM2_CUDNN_WGRAD=gemm)");
     if (!fma && g->time_algos && plan_time(g, p, &m) == 0)
-        return plan_note(g, p, g->deterministic ? "timed" : "timed, any determinism", &m);
+        return plan_note(g, p, any_determinism(g, p) ? "timed, any determinism" : "timed", &m);
     for (int i = 0; !fma && i < 3; i++) /* the heuristics query with tensor cores allowed */
         GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], CUDNN_TENSOR_OP_MATH));
     int n = 0, a, at;
@@ -536,12 +539,12 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     if (a < 0) goto none;
     p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
     NOTE_PICK(m.s, "backward filter", wp, at, a);
-    return plan_note(g, p, g->deterministic ? "ranked by cuDNN's heuristics" : "ranked by cuDNN's heuristics, any determinism",
-                     &m);
+    return plan_note(g, p, any_determinism(g, p) ? "ranked by cuDNN's heuristics, any determinism"
+                                                 : "ranked by cuDNN's heuristics", &m);
 none:;
     char msg[560];
     snprintf(msg, sizeof msg, "no %s%s %s algorithm for %dx%d, %d -> %d channels; offered:%s",
-             g->deterministic ? "deterministic " : "", p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32",
+             any_determinism(g, p) ? "" : "deterministic ", p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32",
              kind, p->H, p->W, p->C, p->O, why);
     return gpu_fail(g, "cuDNN 3x3 convolution", msg);
 }
