@@ -387,7 +387,8 @@ static int plan_choose(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int n, s
         if (g->conv_api != CONV_API_LEGACY && nt > 0) {                                                           \
             ng_ = cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, dt, 0.0f, any_determinism(g, p),        \
                                ws_bytes, gp_, MAX_GRAPH, gwhy_, sizeof gwhy_);                                     \
-            if (ng_ < 0) ng_ = 0, (void)cudaGetLastError();                                                        \
+            (void)cudaGetLastError(); /* what an engine that failed to finalize may have left */                  \
+            if (ng_ < 0) ng_ = 0;                                                                                  \
             if (ng_ > 0 && g->conv_api == CONV_API_GRAPH) { /* the legacy fastest stays set for beta = 1 */       \
                 if (plan_set(g, p, kind, &t[0])) {                                                                 \
                     for (int j_ = 0; j_ < ng_; j_++) cgraph_plan_free(&gp_[j_]);                                   \

@@ -112,29 +112,33 @@ static cudnnStatus_t make_ops(cudnnHandle_t h, cgraph_ops *o, int kind, int N, i
 }
 
 /* Engine configuration cfg as an execution plan into *p when it finalizes and qualifies (deterministic
- * unless any_determinism, at most max_ws of workspace): 1; 0 when not (cfg is then destroyed). */
+ * unless any_determinism, at most max_ws of workspace): 1; 0 when not (cfg is then destroyed). An engine
+ * whose notes cannot be read counts as nondeterministic; its global index is only reported (-1: unknown). */
 static int plan_of(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, cgraph_ops *o, int any_determinism, size_t max_ws,
                    cgraph_plan *p) {
     cgraph_owned *own = calloc(1, sizeof *own);
     cudnnBackendDescriptor_t plan = NULL, engine = NULL;
     cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
-    int64_t n = 0, nnotes = 0, ws = 0, index = -1;
+    int64_t n = 0, nnotes = -1, ws = 0, index = -1;
     int ok = own && cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &engine) == OK &&
-             cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &engine) == OK &&
-             cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
-                                      CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nnotes, notes) == OK &&
-             cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &index) == OK &&
-             cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) == OK &&
-             SET(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) == OK &&
-             SET(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg) == OK &&
-             cudnnBackendFinalize(plan) == OK &&
-             cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws) == OK;
-    int deterministic = 1, tensor_core = 0;
-    for (int64_t i = 0; ok && i < nnotes && i < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; i++) {
+             cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &engine) == OK;
+    if (ok && cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
+                                       CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nnotes, notes) != OK)
+        nnotes = -1;
+    if (ok && cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &index) != OK)
+        index = -1;
+    int deterministic = nnotes >= 0, tensor_core = 0;
+    for (int64_t i = 0; i < nnotes && i < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; i++) {
         if (notes[i] == CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC) deterministic = 0;
         if (notes[i] == CUDNN_NUMERICAL_NOTE_TENSOR_CORE) tensor_core = 1;
     }
-    ok = ok && (deterministic || any_determinism) && ws >= 0 && (size_t)ws <= max_ws;
+    ok = ok && (deterministic || any_determinism) &&
+         cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) == OK &&
+         SET(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) == OK &&
+         SET(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg) == OK &&
+         cudnnBackendFinalize(plan) == OK &&
+         cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws) == OK &&
+         ws >= 0 && (size_t)ws <= max_ws;
     if (!ok) {
         destroy(plan), destroy(engine), destroy(cfg);
         free(own);
