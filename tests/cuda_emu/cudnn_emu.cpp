@@ -385,7 +385,8 @@ bool roles_of(cudnnBackendDescriptorType_t t, ConvRoles *r) {
     else if (t == CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR)
         *r = {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,
               CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC,
-              CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA, OUT_W};
+              CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA,
+              OUT_W};
     else
         return false;
     return true;
@@ -459,7 +460,8 @@ std::shared_ptr<BackendDesc> engine_cfg(const std::shared_ptr<BackendDesc> &grap
     std::vector<cudnnBackendNumericalNote_t> notes;
     if (c.x.type != CUDNN_DATA_FLOAT) notes.push_back(CUDNN_NUMERICAL_NOTE_TENSOR_CORE);
     if (index == 0 && c.r.out != OUT_Y) notes.push_back(CUDNN_NUMERICAL_NOTE_NONDETERMINISTIC);
-    engine->bytes[CUDNN_ATTR_ENGINE_NUMERICAL_NOTE] = std::string((const char *)notes.data(), notes.size() * sizeof(int));
+    engine->bytes[CUDNN_ATTR_ENGINE_NUMERICAL_NOTE] =
+        std::string((const char *)notes.data(), notes.size() * sizeof(cudnnBackendNumericalNote_t));
     auto cfg = std::make_shared<BackendDesc>();
     cfg->type = CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, cfg->finalized = true;
     cfg->descs[CUDNN_ATTR_ENGINECFG_ENGINE] = {engine};
@@ -521,7 +523,8 @@ cudnnStatus_t cudnnBackendFinalize(cudnnBackendDescriptor_t d) {
     }
     case CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR: {
         auto graph = graph_of_plan(b);
-        if (!graph || !has(b, CUDNN_ATTR_EXECUTION_PLAN_HANDLE) || !conv_op(graph.get(), &c)) return CUDNN_STATUS_BAD_PARAM;
+        if (!graph || !has(b, CUDNN_ATTR_EXECUTION_PLAN_HANDLE) || !conv_op(graph.get(), &c))
+            return CUDNN_STATUS_BAD_PARAM;
         const int64_t ws = 0;
         b->bytes[CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE] = std::string((const char *)&ws, 8);
         break;
@@ -567,7 +570,8 @@ cudnnStatus_t cudnnBackendGetAttribute(cudnnBackendDescriptor_t const d, cudnnBa
 cudnnStatus_t cudnnBackendExecute(cudnnHandle_t h, cudnnBackendDescriptor_t plan, cudnnBackendDescriptor_t pack) {
     const BackendDesc *p = bd(plan), *vp = bd(pack);
     ConvOp c;
-    if (!p || !vp || !p->finalized || !vp->finalized || p->type != CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR) return CUDNN_STATUS_BAD_PARAM;
+    if (!p || !vp || !p->finalized || !vp->finalized || p->type != CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR)
+        return CUDNN_STATUS_BAD_PARAM;
     auto graph = graph_of_plan(p);
     if (!graph || !conv_op(graph.get(), &c)) return CUDNN_STATUS_BAD_PARAM;
     const std::vector<int64_t> uids = get_i64(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS);

@@ -15,7 +15,7 @@ typedef struct cgraph_ops {
     int refs;
 } cgraph_ops;
 
-/* A plan with what it was made from (cgraph_plan.plan is the first member's copy). */
+/* What a plan was made from, freed with it (cgraph_plan.owned). */
 typedef struct cgraph_owned {
     cudnnBackendDescriptor_t cfg, engine;
     cgraph_ops *ops;
