@@ -11,10 +11,11 @@
 #      tests/cuda_emu, which cannot show the GPU's own memory faults);
 #   2. which algorithm each 3x3 convolution of img512 XS runs at batch 256 in bf16, timed (deterministic
 #      algorithms, the default, or any; legacy API only, the default, or against the graph API's plans)
-#      and ranked (algos.txt, with the training speed and peak of each and where the memory went); (with .devref/ carried) img512 XS and S at batch 256 (or the largest halving
-#      that fits): ours in bf16 against the PyTorch reference (eager) in one command
-#      (bench/side_by_side.py); where a bf16 XS training step's and evaluation's time goes, kernel by
-#      kernel (bench/kernel_profile.py: Nsight Compute durations of a steady pass);
+#      and ranked (algos.txt, with the training speed and peak of each and where the memory went); (with
+#      .devref/ carried) img512 XS and S at batch 256 (or the largest halving that fits): ours in bf16
+#      against the PyTorch reference (eager) in one command (bench/side_by_side.py); where a bf16 XS
+#      training step's and evaluation's time goes, kernel by kernel (bench/kernel_profile.py: Nsight
+#      Compute durations of a steady pass);
 #   3. sampling at batch 16 with and without CUDA graphs;
 #   4. the Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16: final
 #      losses side by side, grids kept; the SD VAE at 512x512 (last: both verified on an H100 before).
