@@ -338,7 +338,6 @@ static void test_precisions(void **state) {
     free(g_cudnn), free(ga), free(gb), free(D32), free(g32), free(x), free(dD);
 }
 
-/* Evaluation forwards of net (backend 1) with the arguments of fa, `times` times; D of each into out[times*E]. */
 /* An evaluation forward's arguments for network ni (backend 1) on device copies of x, sigma and labels;
  * eval_args_free frees them. */
 static void eval_args(edm2_forward_args *fa, const net_instance *ni, const float *x, const float *sigma,
@@ -355,6 +354,7 @@ static void eval_args_free(edm2_forward_args *fa) {
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) rt_free(&g_rt[1], bufs[i]);
 }
 
+/* Evaluation forwards of net (backend 1) with the arguments of fa, `times` times; D of each into out[times*E]. */
 static void evaluations(net_instance *ni, edm2_forward_args *fa, int times, float *out) {
     edm2_err err;
     for (int t = 0; t < times; t++) {
@@ -363,9 +363,6 @@ static void evaluations(net_instance *ni, edm2_forward_args *fa, int times, floa
     }
 }
 
-/* Evaluations with the same arguments run from a CUDA graph after a few eager ones (pass_graph.h): each
- * output is bitwise the first (eager) one, and new values in the same buffers give bitwise what an eager
- * evaluation (other buffers: a new graph slot) gives; in float32 and bf16. */
 /* The host's log (at debug level, stderr sent to a file) of what runs between log_begin and a test's end:
  * a graph test requires that at least `captures` graphs were captured and checked, and that they were
  * never turned off (a replay that differs, or a failed capture), which its bitwise comparisons alone would
@@ -462,6 +459,9 @@ static void graph_log_end(int captures) {
     assert_true(n.captured >= captures);
 }
 
+/* Evaluations with the same arguments run from a CUDA graph after a few eager ones (pass_graph.h): each
+ * output is bitwise the first (eager) one, and new values in the same buffers give bitwise what an eager
+ * evaluation (other buffers: a new graph slot) gives; in float32 and bf16. */
 static void test_forward_graph(void **state) {
     (void)state;
     set_params();

@@ -121,9 +121,9 @@ static int any_determinism(const gpu_ctx *g, const conv_plan *p) { return !g->de
 /* Algorithm choice by cuDNN's heuristics (float32; bf16/fp16 with EDM2_CUDNN_ALGO=heuristic or where the
  * timing failed), the same for the three kinds (forward, backward data, backward filter): the first that
  * cuDNN's heuristics rank and that is deterministic (unless p may run any: ALLOWED), with float32 FMA math
- * (no TF32) for float32 data and any math (tensor cores first, as ranked) for bf16/fp16; else the first of the kind's deterministic
- * algorithms, in a fixed order, that cuDNN supports for the shape (its workspace size query succeeds). The
- * kind's descriptor takes the chosen math type. The workspace may exceed the backend's: the network then
+ * (no TF32) for float32 data and any math (tensor cores first, as ranked) for bf16/fp16; else the first of
+ * the kind's deterministic algorithms, in a fixed order, that cuDNN supports for the shape (its workspace
+ * size query succeeds). The kind's descriptor takes the chosen math type. The workspace may exceed the backend's: the network then
  * keeps a larger one. When nothing qualifies, `why` lists what the heuristics offered. `at`: the chosen
  * entry of perf, or -1 (from the fixed order). */
 #define PICK_ALGO(perf, n, order, norder, size_query, out, need, why, fma_only, cd, at)                        \
@@ -145,20 +145,6 @@ static int any_determinism(const gpu_ctx *g, const conv_plan *p) { return !g->de
                                  (int)(perf)[i_].algo, (int)(perf)[i_].status,                                 \
                                  (perf)[i_].determinism == CUDNN_DETERMINISTIC ? "det" : "nondet",             \
                                  (int)(perf)[i_].mathType, (perf)[i_].memory >> 20);                           \
-    } while (0)
-
-/* Appends "; KIND algo A (math, W MiB)" to the plan's report `msg` (at: PICK_ALGO's): the chosen
- * algorithm of the heuristics' ranking, or "(fixed order)". */
-#define NOTE_PICK(msg, kind, perf, at, chosen)                                                                   \
-    do {                                                                                                         \
-        const size_t l_ = strlen(msg);                                                                           \
-        if ((at) >= 0)                                                                                           \
-            snprintf(msg + l_, sizeof msg - l_, "; %s algo %d (%s%s, %zu MiB)", kind, (int)(chosen),             \
-                     math_name((perf)[at].mathType),                                                             \
-                     (perf)[at].determinism == CUDNN_DETERMINISTIC ? "" : ", nondeterministic",                  \
-                     (perf)[at].memory >> 20);                                                                   \
-        else                                                                                                     \
-            snprintf(msg + l_, sizeof msg - l_, "; %s algo %d (fixed order)", kind, (int)(chosen));              \
     } while (0)
 
 static const char *math_name(cudnnMathType_t m) {
@@ -197,36 +183,56 @@ static void msg_add(plan_msg *m, const char *fmt, ...) {
     va_end(ap);
 }
 
-/* One call of plan p's product of a kind on scratch tensors x[N, H, W, C], y[N, H, W, O] and w: the weights
- * (forward, backward data), their gradient in the data's type (CALL_FILTER) or float32 (CALL_WGRAD_GEMM); ws:
- * a workspace for the plan's algorithms. The kind's graph-API plan when it has one (conv_graph.h), else its
- * legacy algorithm. 0 or -1. */
-static int scratch_call(gpu_ctx *g, const conv_plan *p, int kind, void *x, void *y, void *w, void *ws) {
-    const float one = 1.0f, zero = 0.0f;
-    cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
-    if (kind <= CALL_FILTER && p->graph[kind].plan)
-        s = cgraph_run(g->dnn, &p->graph[kind], x, y, w, ws);
-    else if (kind == CALL_FWD)
-        s = cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w, p->cd[0], p->fwd, ws, p->ws_fwd, &zero, p->yd, y);
-    else if (kind == CALL_DATA)
-        s = cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w, p->yd, y, p->cd[1], p->bwd_data, ws, p->ws_data, &zero,
-                                         p->xd, x);
-    else if (kind == CALL_FILTER)
-        s = cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, y, p->cd[2], p->bwd_filter, ws, p->ws_filter,
-                                           &zero, p->wd, w);
-    else
-        return wgrad_gemm(g, p->act, w, y, x, p->N, p->H, p->W, p->C, p->O);
-    return s == CUDNN_STATUS_SUCCESS ? 0 : -1;
+/* Whether kind `kind` of plan p runs its graph-API plan when its output is scaled by beta before the sum
+ * (0 or 1): it has one, and beta = 0, for which it was made. */
+static int uses_graph(const conv_plan *p, int kind, float beta) { return beta == 0.0f && p->graph[kind].plan; }
+
+/* The workspace bytes of kind `kind` of plan p as run_kind runs it. */
+static size_t kind_ws(const conv_plan *p, int kind, float beta) {
+    if (uses_graph(p, kind, beta)) return (size_t)p->graph[kind].ws;
+    return kind == CALL_FWD ? p->ws_fwd : kind == CALL_DATA ? p->ws_data : p->ws_filter;
+}
+
+/* Kind `kind` (CALL_FWD, CALL_DATA, CALL_FILTER) of plan p on x[N, H, W, C], y[N, H, W, O] and w (the roles of
+ * conv_graph.h: the input or its gradient, the output or its gradient, the filter or its gradient), its
+ * output = conv + beta output: the graph-API plan where uses_graph, else the legacy algorithm; ws holds at
+ * least kind_ws bytes. */
+static cudnnStatus_t run_kind(gpu_ctx *g, const conv_plan *p, int kind, void *x, void *y, void *w, void *ws,
+                              float beta) {
+    const float one = 1.0f;
+    const size_t wsb = kind_ws(p, kind, beta);
+    if (uses_graph(p, kind, beta)) return cgraph_run(g->dnn, &p->graph[kind], x, y, w, ws);
+    if (kind == CALL_FWD)
+        return cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w, p->cd[0], p->fwd, ws, wsb, &beta, p->yd, y);
+    if (kind == CALL_DATA)
+        return cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w, p->yd, y, p->cd[1], p->bwd_data, ws, wsb, &beta,
+                                            p->xd, x);
+    return cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, y, p->cd[2], p->bwd_filter, ws, wsb, &beta,
+                                          p->wd, w);
+}
+
+/* A plan's scratch tensors while it is timed: x[N, H, W, C], y[N, H, W, O] and w (the weights or, for
+ * CALL_FILTER, their gradient, in the data's type; for CALL_WGRAD_GEMM a float32 gradient), and a workspace
+ * of ws_bytes. */
+typedef struct conv_scratch {
+    void *x, *y, *w, *ws;
+    size_t ws_bytes;
+} conv_scratch;
+
+/* One call of plan p's product of a kind on the scratch tensors (run_kind, or wgrad_gemm). 0 or -1. */
+static int scratch_call(gpu_ctx *g, const conv_plan *p, int kind, const conv_scratch *s) {
+    if (kind == CALL_WGRAD_GEMM) return wgrad_gemm(g, p->act, s->w, s->y, s->x, p->N, p->H, p->W, p->C, p->O);
+    return run_kind(g, p, kind, s->x, s->y, s->w, s->ws, 0.0f) == CUDNN_STATUS_SUCCESS ? 0 : -1;
 }
 
 /* The time in ms of `calls` calls of scratch_call, timed with CUDA events, or -1 when they failed. */
-static float scratch_calls_ms(gpu_ctx *g, const conv_plan *p, int kind, void *x, void *y, void *w, void *ws, int calls) {
+static float scratch_calls_ms(gpu_ctx *g, const conv_plan *p, int kind, const conv_scratch *s, int calls) {
     float ms = -1;
     cudaEvent_t e0 = NULL, e1 = NULL;
     if (cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess &&
         cudaEventRecord(e0, g->stream) == cudaSuccess) {
         int ok = 1;
-        for (int i = 0; i < calls && ok; i++) ok = scratch_call(g, p, kind, x, y, w, ws) == 0;
+        for (int i = 0; i < calls && ok; i++) ok = scratch_call(g, p, kind, s) == 0;
         if (!ok || cudaEventRecord(e1, g->stream) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
             cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
             ms = -1;
@@ -239,10 +245,10 @@ static float scratch_calls_ms(gpu_ctx *g, const conv_plan *p, int kind, void *x,
 /* Its time in ms: one call to warm up, one timed; when that is within `cutoff` ms (or cutoff < 0), the mean
  * of three more. -1 when it could not be timed (its failure is then forgotten). A candidate slower than the
  * best so far by far thus costs two calls, not four. */
-static float scratch_ms(gpu_ctx *g, const conv_plan *p, int kind, void *x, void *y, void *w, void *ws, float cutoff) {
-    float ms = scratch_call(g, p, kind, x, y, w, ws) == 0 ? scratch_calls_ms(g, p, kind, x, y, w, ws, 1) : -1;
+static float scratch_ms(gpu_ctx *g, const conv_plan *p, int kind, const conv_scratch *s, float cutoff) {
+    float ms = scratch_call(g, p, kind, s) == 0 ? scratch_calls_ms(g, p, kind, s, 1) : -1;
     if (ms >= 0 && (cutoff < 0 || ms <= cutoff)) {
-        ms = scratch_calls_ms(g, p, kind, x, y, w, ws, 3);
+        ms = scratch_calls_ms(g, p, kind, s, 3);
         if (ms >= 0) ms /= 3;
     }
     if (ms < 0) g->err[0] = 0, (void)cudaGetLastError();
@@ -250,20 +256,23 @@ static float scratch_ms(gpu_ctx *g, const conv_plan *p, int kind, void *x, void 
 }
 
 /* wgrad_gemm's time in ms for plan p on the scratch tensors x, y (scratch_ms), or -1. */
-static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, void *x, void *y) {
+static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, const conv_scratch *s) {
     float *dw = NULL, ms = -1;
     const size_t bytes = (size_t)p->O * 9 * p->C * sizeof(float);
-    if (cudaMalloc((void **)&dw, bytes) == cudaSuccess && cudaMemset(dw, 0, bytes) == cudaSuccess)
-        ms = scratch_ms(g, p, CALL_WGRAD_GEMM, x, y, dw, NULL, -1);
-    else
+    if (cudaMalloc((void **)&dw, bytes) == cudaSuccess && cudaMemset(dw, 0, bytes) == cudaSuccess) {
+        const conv_scratch sd = {s->x, s->y, dw, NULL, 0};
+        ms = scratch_ms(g, p, CALL_WGRAD_GEMM, &sd, -1);
+    } else {
         (void)cudaGetLastError();
+    }
     cudaFree(dw);
     return ms;
 }
 
-/* One way to run a kind of product: a legacy algorithm from Find's results with its math type and the
- * workspace it is given, and cuDNN's time for it; or an execution plan of the graph API (graph, whose
- * workspace is its own; no Find time: -1). ms: its time as planned on the scratch tensors (-1: not timed). */
+/* One way to run a kind of product: a legacy algorithm from Find's results (or the heuristics') with its
+ * math type and the workspace it is given, and cuDNN's time for it; or an execution plan of the graph API
+ * (graph, whose workspace is its own; no Find time: -1). ms: its time as planned on the scratch tensors (-1:
+ * not timed). */
 typedef struct algo_try {
     int algo;
     cudnnMathType_t math;
@@ -273,13 +282,18 @@ typedef struct algo_try {
     const cgraph_plan *graph;
 } algo_try;
 
+/* Result e of cuDNN's Find or heuristics (a cudnnConvolution*AlgoPerf_t) as an untimed try. */
+#define TRY_OF(e)                                                                                                  \
+    ((algo_try){(int)(e).algo, (e).mathType, (e).memory, (e).time, -1.0f, (e).determinism == CUDNN_DETERMINISTIC, \
+                NULL})
+
 #define MAX_LEGACY 4     /* Find's results tried as planned (and the first once more with a larger workspace) */
 #define MAX_GRAPH 6      /* the graph API's plans tried (EDM2_CUDNN_API=graph or any) */
 #define MAX_TRIES (MAX_LEGACY + 1 + MAX_GRAPH)
 #define TRY_WITHIN 3.0f  /* only those that Find timed within this factor of its fastest allowed one */
 #define BIG_WS_GAIN 0.8f /* a workspace larger by more than 64 MiB must buy this time factor */
 
-/* Find's results that succeeded and that p may run (ALLOWED), fastest first (Find's order), into
+/* Find's results perf[0, n) that succeeded and that p may run (ALLOWED), fastest first (Find's order), into
  * tries[0, ntries). */
 #define COLLECT_TRIES(perf, n, tries, ntries)                                                                      \
     do {                                                                                                           \
@@ -287,30 +301,20 @@ typedef struct algo_try {
         for (int i_ = 0; i_ < (n) && ntries < MAX_LEGACY; i_++)                                                    \
             if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && ALLOWED(g, p, (perf)[i_].determinism) &&            \
                 (ntries == 0 || (perf)[i_].time <= TRY_WITHIN * (tries)[0].find_ms))                               \
-                (tries)[ntries++] = (algo_try){(int)(perf)[i_].algo, (perf)[i_].mathType, (perf)[i_].memory,       \
-                                               (perf)[i_].time, -1.0f,                                             \
-                                               (perf)[i_].determinism == CUDNN_DETERMINISTIC, NULL};              \
+                (tries)[ntries++] = TRY_OF((perf)[i_]);                                                            \
     } while (0)
 
-/* Appends Find's fastest result of any determinism to m when the plan runs another legacy algorithm or
- * math, or a graph-API plan. */
-#define NOTE_FASTEST(m, perf, n, chosen)                                                                          \
-    do {                                                                                                          \
-        if ((n) > 0 && (perf)[0].status == CUDNN_STATUS_SUCCESS &&                                                \
-            ((chosen)->graph || (int)(perf)[0].algo != (chosen)->algo || (perf)[0].mathType != (chosen)->math))   \
-            msg_add(m, " [Find's fastest: algo %d, %s, %.3f ms, %s]", (int)(perf)[0].algo,                         \
-                    math_name((perf)[0].mathType), (perf)[0].time,                                                \
-                    (perf)[0].determinism == CUDNN_DETERMINISTIC ? "deterministic" : "nondeterministic");         \
-    } while (0)
+/* Find's fastest result of any determinism (perf[0]) as a try, or NULL when it failed. */
+#define FASTEST_OF(perf, n) ((n) > 0 && (perf)[0].status == CUDNN_STATUS_SUCCESS ? &TRY_OF((perf)[0]) : NULL)
 
 /* Kind `kind` of plan p runs as t says: a legacy algorithm (and no graph plan), or t's graph plan (the legacy
  * algorithm kept for the calls a graph plan does not cover, beta = 1). 0, or -1 (cuDNN refused the math type). */
 static int plan_set(gpu_ctx *g, conv_plan *p, int kind, const algo_try *t) {
     if (t->graph) {
-        p->graph[kind] = *t->graph; /* a copy; whose it is, plan_time settles */
+        p->graph[kind] = *t->graph; /* a copy; whose it is, choose_kind settles */
         return 0;
     }
-    memset(&p->graph[kind], 0, sizeof p->graph[kind]); /* not p's: a copy of a try's (plan_time frees those) */
+    memset(&p->graph[kind], 0, sizeof p->graph[kind]); /* not p's: a copy of a try's (choose_kind frees those) */
     if (kind == CALL_FWD) p->fwd = (cudnnConvolutionFwdAlgo_t)t->algo, p->ws_fwd = t->ws;
     else if (kind == CALL_DATA) p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)t->algo, p->ws_data = t->ws;
     else p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)t->algo, p->ws_filter = t->ws;
@@ -332,26 +336,26 @@ static void note_try(plan_msg *m, const algo_try *t) {
  * type and workspace size; or the execution plan) on the scratch tensors and keeping the fastest measured:
  * what cuDNN runs for a legacy algorithm need not be what Find timed for it (docs/cuda-network.md,
  * Convolution algorithms). When Find's fastest runs more than 1.5x slower than Find timed it, it is tried
- * once more with Find's whole workspace (ws_bytes). A workspace larger by more than 64 MiB than the best so
- * far is kept only when it is faster by BIG_WS_GAIN; one more than 3x slower than the best so far is timed
- * once only (scratch_ms). With no time measured, the first. A graph plan chosen, the fastest legacy try is
- * set too (plan_set). The choice, and what else was tried, are appended to m;
- * *chosen: the chosen entry. 0, or -1 (nothing to choose from, or cuDNN refused a setting). */
-static int plan_choose(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int n, size_t ws_bytes, void *x, void *y,
-                       void *w, void *ws, plan_msg *m, const algo_try **chosen) {
+ * once more with Find's whole workspace (s->ws_bytes). A workspace larger by more than 64 MiB than the best
+ * so far is kept only when it is faster by BIG_WS_GAIN; one more than 3x slower than the best so far is
+ * timed once only (scratch_ms). With no time measured, the first. A graph plan chosen, the fastest legacy
+ * try is set too (plan_set). The choice, and what else was tried, are appended to m; *chosen: the chosen
+ * entry. 0, or -1 (nothing to choose from, or cuDNN refused a setting). */
+static int plan_choose(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int n, const conv_scratch *s, plan_msg *m,
+                       const algo_try **chosen) {
     if (n <= 0) return -1;
     int best = -1, best_legacy = -1;
     for (int i = 0; i < n; i++) {
         if (plan_set(g, p, kind, &t[i])) return -1;
-        t[i].ms = scratch_ms(g, p, kind, x, y, w, ws, best < 0 ? -1 : 3 * t[best].ms); /* 3x the best: once only */
-        if (i == 0 && !t[0].graph && t[0].ms > 1.5f * t[0].find_ms + 0.01f && t[0].ws < ws_bytes && n < MAX_TRIES) {
+        t[i].ms = scratch_ms(g, p, kind, s, best < 0 ? -1 : 3 * t[best].ms); /* 3x the best: once only */
+        if (i == 0 && !t[0].graph && t[0].ms > 1.5f * t[0].find_ms + 0.01f && t[0].ws < s->ws_bytes && n < MAX_TRIES) {
             memmove(&t[2], &t[1], (size_t)(n - 1) * sizeof *t); /* next, ahead of the graph plans */
-            t[1] = t[0], t[1].ws = ws_bytes, t[1].ms = -1, n++;
+            t[1] = t[0], t[1].ws = s->ws_bytes, t[1].ms = -1, n++;
         }
-        const int faster = t[i].ms >= 0 && (best < 0 || t[i].ms < t[best].ms * (t[i].ws > t[best].ws + ((size_t)64 << 20)
-                                                                                   ? BIG_WS_GAIN : 1.0f));
-        if (faster) best = i;
-        if (!t[i].graph && t[i].ms >= 0 && (best_legacy < 0 || t[i].ms < t[best_legacy].ms)) best_legacy = i;
+        if (t[i].ms < 0) continue;
+        const int bigger = best >= 0 && t[i].ws > t[best].ws + ((size_t)64 << 20); /* must buy BIG_WS_GAIN */
+        if (best < 0 || t[i].ms < t[best].ms * (bigger ? BIG_WS_GAIN : 1.0f)) best = i;
+        if (!t[i].graph && (best_legacy < 0 || t[i].ms < t[best_legacy].ms)) best_legacy = i;
     }
     if (best < 0) best = 0;
     if (t[best].graph && best_legacy >= 0 && plan_set(g, p, kind, &t[best_legacy])) return -1;
@@ -377,43 +381,48 @@ static int plan_choose(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int n, s
 }
 
 /* Kind `kind` of plan p from the legacy tries t[0, nt) and, where g->conv_api asks for them, the graph API's
- * plans (only those where EDM2_CUDNN_API=graph and there are any; both where =any): plan_choose, then the
- * graph plans that were not chosen freed (the chosen one is p's). Find's results perf[0, n) for the report. */
-#define CHOOSE_KIND(kind, perf, n, t, nt)                                                                          \
-    do {                                                                                                           \
-        cgraph_plan gp_[MAX_GRAPH];                                                                                \
-        int ng_ = 0;                                                                                               \
-        char gwhy_[200] = "";                                                                                      \
-        if (g->conv_api != CONV_API_LEGACY && nt > 0) {                                                           \
-            ng_ = cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, dt, 0.0f, any_determinism(g, p),        \
-                               ws_bytes, gp_, MAX_GRAPH, gwhy_, sizeof gwhy_);                                     \
-            (void)cudaGetLastError(); /* what an engine that failed to finalize may have left */                  \
-            if (ng_ < 0) ng_ = 0;                                                                                  \
-            if (ng_ > 0 && g->conv_api == CONV_API_GRAPH) { /* the legacy fastest stays set for beta = 1 */       \
-                if (plan_set(g, p, kind, &t[0])) {                                                                 \
-                    for (int j_ = 0; j_ < ng_; j_++) cgraph_plan_free(&gp_[j_]);                                   \
-                    goto done;                                                                                     \
-                }                                                                                                  \
-                nt = 0;                                                                                            \
-            }                                                                                                      \
-            for (int j_ = 0; j_ < ng_; j_++)                                                                       \
-                t[nt++] = (algo_try){-1, CUDNN_DEFAULT_MATH, (size_t)gp_[j_].ws, -1.0f, -1.0f,                    \
-                                     gp_[j_].deterministic, &gp_[j_]};                                             \
-        }                                                                                                          \
-        const int rc_ = plan_choose(g, p, kind, t, nt, ws_bytes, x, y, w, ws, m, &c);                             \
-        for (int j_ = 0; j_ < ng_; j_++)                                                                           \
-            if (rc_ || !c->graph || c->graph != &gp_[j_]) cgraph_plan_free(&gp_[j_]);                             \
-        if (rc_ == 0 && g->conv_api != CONV_API_LEGACY && ng_ == 0)                                               \
-            msg_add(m, " (graph API: %s)", gwhy_[0] ? gwhy_ : "no plan qualifies");                              \
-        if (rc_) {                                                                                                 \
-            memset(&p->graph[kind], 0, sizeof p->graph[kind]); /* a copy of a plan freed above */                  \
-            goto done;                                                                                             \
-        }                                                                                                          \
-        NOTE_FASTEST(m, perf, n, c);                                                                               \
-    } while (0)
+ * plans (those alone where EDM2_CUDNN_API=graph and there are any; both where =any): plan_choose, then the
+ * graph plans that were not chosen freed (the chosen one is p's). fastest: Find's fastest result, for the
+ * report (or NULL). *ms: the choice's time as planned, or Find's where untimed. 0 or -1. */
+static int choose_kind(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int nt, const algo_try *fastest,
+                       const conv_scratch *s, plan_msg *m, float *ms) {
+    cgraph_plan gp[MAX_GRAPH];
+    int ng = 0;
+    char why[200] = "";
+    if (g->conv_api != CONV_API_LEGACY && nt > 0) {
+        const cudnnDataType_t dt = p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
+        ng = cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, dt, 0.0f, any_determinism(g, p), s->ws_bytes, gp,
+                          MAX_GRAPH, why, sizeof why);
+        (void)cudaGetLastError(); /* what an engine that failed to finalize may have left */
+        if (ng < 0) ng = 0;
+        if (ng > 0 && g->conv_api == CONV_API_GRAPH) { /* Find's fastest legacy one stays set for beta = 1 */
+            if (plan_set(g, p, kind, &t[0])) {
+                for (int j = 0; j < ng; j++) cgraph_plan_free(&gp[j]);
+                return -1;
+            }
+            nt = 0;
+        }
+        for (int j = 0; j < ng; j++)
+            t[nt++] = (algo_try){-1, CUDNN_DEFAULT_MATH, (size_t)gp[j].ws, -1.0f, -1.0f, gp[j].deterministic, &gp[j]};
+    }
+    const algo_try *c = NULL;
+    const int rc = plan_choose(g, p, kind, t, nt, s, m, &c);
+    for (int j = 0; j < ng; j++)
+        if (rc || c->graph != &gp[j]) cgraph_plan_free(&gp[j]);
+    if (rc) {
+        memset(&p->graph[kind], 0, sizeof p->graph[kind]); /* a copy of a plan freed above */
+        return -1;
+    }
+    if (g->conv_api != CONV_API_LEGACY && ng == 0) msg_add(m, " (graph API: %s)", why[0] ? why : "no plan qualifies");
+    if (fastest && (c->graph || fastest->algo != c->algo || fastest->math != c->math))
+        msg_add(m, " [Find's fastest: algo %d, %s, %.3f ms, %s]", fastest->algo, math_name(fastest->math),
+                fastest->find_ms, fastest->deterministic ? "deterministic" : "nondeterministic");
+    *ms = c->ms >= 0 ? c->ms : c->find_ms;
+    return 0;
+}
 
 /* bf16/fp16: each kind's fastest allowed algorithm (ALLOWED) by cuDNN's Find functions on scratch tensors of the
- * plan's shapes (as PyTorch's cudnn.benchmark), confirmed as planned (plan_choose), with a workspace of at
+ * plan's shapes (as PyTorch's cudnn.benchmark), confirmed as planned (choose_kind), with a workspace of at
  * most 512 MiB (an eighth of the free memory when less), against the graph API's plans where g->conv_api
  * asks for them; and where g->wgrad says so, the weight gradient as products instead when they are faster.
  * Once per shape; the scratch is freed at once. 0, or -1 when it could not be done (the heuristics then
@@ -421,54 +430,54 @@ static int plan_choose(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int n, s
 static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
     const size_t es = act_size(p->act), nx = (size_t)p->N * p->H * p->W * p->C, ny = (size_t)p->N * p->H * p->W * p->O;
     const size_t nw = (size_t)p->O * 9 * p->C;
-    const cudnnDataType_t dt = p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
-    size_t free_b = 0, total_b = 0, ws_bytes = (size_t)512 << 20;
-    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b / 8 < ws_bytes) ws_bytes = free_b / 8;
-    void *x = NULL, *y = NULL, *w = NULL, *ws = NULL;
+    size_t free_b = 0, total_b = 0;
+    conv_scratch s = {NULL, NULL, NULL, NULL, (size_t)512 << 20};
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b / 8 < s.ws_bytes) s.ws_bytes = free_b / 8;
     int rc = -1, n = 0, nt = 0;
+    float kind_ms = -1; /* the last kind's time as planned: after the backward filter's, its */
     const char *step = "allocating the scratch tensors";
     algo_try t[MAX_TRIES];
-    const algo_try *c = NULL;
     cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    if (cudaMalloc(&x, nx * es) != cudaSuccess || cudaMalloc(&y, ny * es) != cudaSuccess ||
-        cudaMalloc(&w, nw * es) != cudaSuccess || cudaMalloc(&ws, ws_bytes) != cudaSuccess ||
-        cudaMemset(x, 0, nx * es) != cudaSuccess || cudaMemset(y, 0, ny * es) != cudaSuccess ||
-        cudaMemset(w, 0, nw * es) != cudaSuccess)
+    if (cudaMalloc(&s.x, nx * es) != cudaSuccess || cudaMalloc(&s.y, ny * es) != cudaSuccess ||
+        cudaMalloc(&s.w, nw * es) != cudaSuccess || cudaMalloc(&s.ws, s.ws_bytes) != cudaSuccess ||
+        cudaMemset(s.x, 0, nx * es) != cudaSuccess || cudaMemset(s.y, 0, ny * es) != cudaSuccess ||
+        cudaMemset(s.w, 0, nw * es) != cudaSuccess)
         goto done;
     step = "timing the forward";
-    if (cudnnFindConvolutionForwardAlgorithmEx(g->dnn, p->xd, x, p->wd, w, p->cd[0], p->yd, y,
-                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fp, ws, ws_bytes) != CUDNN_STATUS_SUCCESS)
+    if (cudnnFindConvolutionForwardAlgorithmEx(g->dnn, p->xd, s.x, p->wd, s.w, p->cd[0], p->yd, s.y,
+                                               CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, fp, s.ws,
+                                               s.ws_bytes) != CUDNN_STATUS_SUCCESS)
         goto done;
     step = "choosing the forward";
     COLLECT_TRIES(fp, n, t, nt);
-    CHOOSE_KIND(CALL_FWD, fp, n, t, nt);
+    if (choose_kind(g, p, CALL_FWD, t, nt, FASTEST_OF(fp, n), &s, m, &kind_ms)) goto done;
     step = "timing the backward data";
-    if (cudnnFindConvolutionBackwardDataAlgorithmEx(g->dnn, p->wd, w, p->yd, y, p->cd[1], p->xd, x,
-                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp, ws,
-                                                    ws_bytes) != CUDNN_STATUS_SUCCESS)
+    if (cudnnFindConvolutionBackwardDataAlgorithmEx(g->dnn, p->wd, s.w, p->yd, s.y, p->cd[1], p->xd, s.x,
+                                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, dp, s.ws,
+                                                    s.ws_bytes) != CUDNN_STATUS_SUCCESS)
         goto done;
     step = "choosing the backward data";
     COLLECT_TRIES(dp, n, t, nt);
-    CHOOSE_KIND(CALL_DATA, dp, n, t, nt);
+    if (choose_kind(g, p, CALL_DATA, t, nt, FASTEST_OF(dp, n), &s, m, &kind_ms)) goto done;
     step = "timing the backward filter";
-    if (cudnnFindConvolutionBackwardFilterAlgorithmEx(g->dnn, p->xd, x, p->yd, y, p->cd[2], p->wd, w,
-                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp, ws,
-                                                      ws_bytes) != CUDNN_STATUS_SUCCESS)
+    if (cudnnFindConvolutionBackwardFilterAlgorithmEx(g->dnn, p->xd, s.x, p->yd, s.y, p->cd[2], p->wd, s.w,
+                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, wp, s.ws,
+                                                      s.ws_bytes) != CUDNN_STATUS_SUCCESS)
         goto done;
     step = "choosing the backward filter";
     COLLECT_TRIES(wp, n, t, nt);
-    CHOOSE_KIND(CALL_FILTER, wp, n, t, nt);
+    if (choose_kind(g, p, CALL_FILTER, t, nt, FASTEST_OF(wp, n), &s, m, &kind_ms)) goto done;
     if (g->wgrad == WGRAD_TIMED) { /* the products instead, where faster than cuDNN's as it runs */
-        const float ms = time_wgrad_gemm(g, p, x, y), cudnn_ms = c->ms >= 0 ? c->ms : c->find_ms;
-        p->wgrad_gemm = ms >= 0 && ms < cudnn_ms;
+        const float ms = time_wgrad_gemm(g, p, &s);
+        p->wgrad_gemm = ms >= 0 && ms < kind_ms;
         msg_add(m, "; backward filter as products %s%.3f ms: %s", ms < 0 ? "(untimed) " : "", ms < 0 ? 0.0 : ms,
                 p->wgrad_gemm ? "taken" : "not taken");
     }
     rc = 0;
 done:
-    cudaFree(x), cudaFree(y), cudaFree(w), cudaFree(ws);
+    cudaFree(s.x), cudaFree(s.y), cudaFree(s.w), cudaFree(s.ws);
     if (rc) {
         (void)cudaGetLastError(); /* a failed allocation must not fail the next kernel launch's check */
         for (int k = 0; k < 3; k++) cgraph_plan_free(&p->graph[k]); /* the heuristics choose: legacy only */
@@ -481,11 +490,19 @@ done:
     return rc;
 }
 
+/* Appends the heuristics' choice of a kind to m: "; KIND " and the try (heuristics' result), or "algo A
+ * (fixed order)" where the choice came from the fixed order (t NULL). */
+static void note_pick(plan_msg *m, const char *kind, const algo_try *t, int algo) {
+    msg_add(m, "; %s ", kind);
+    if (t) note_try(m, t);
+    else msg_add(m, "algo %d (fixed order)", algo);
+}
+
 /* One line on what plan p runs (gpu_ctx.note), e.g. "cuDNN 3x3 convolution 64x64, 128 -> 128 channels, batch
- * 64, bf16, timed; forward algo 1 (tensor cores, 0.113 ms, 0 MiB); ..."; returns 0. */
+ * 64, bf16, timed; forward algo 1 (tensor cores, 0 MiB): Find 0.113 ms, as planned 0.115 ms; ..."; returns 0. */
 static int plan_note(gpu_ctx *g, const conv_plan *p, const char *how, const plan_msg *m) {
     if (!g->note) return 0;
-    char line[1200];
+    char line[sizeof m->s + 200];
     snprintf(line, sizeof line, "cuDNN 3x3 convolution %dx%d, %d -> %d channels, batch %d, %s, %s%s", p->H, p->W, p->C,
              p->O, p->N, p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32", how, m->s);
     g->note(g->note_arg, line);
@@ -509,7 +526,7 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     }
     plan_msg m = {""};
     p->wgrad_gemm = !fma && g->wgrad == WGRAD_GEMM;
-    if (p->wgrad_gemm) snprintf(m.s, sizeof m.s, "; backward filter as products (EDM2_CUDNN_WGRAD=gemm)");
+    if (p->wgrad_gemm) msg_add(&m, "; backward filter as products (EDM2_CUDNN_WGRAD=gemm)");
     if (!fma && g->time_algos && plan_time(g, p, &m) == 0)
         return plan_note(g, p, any_determinism(g, p) ? "timed, any determinism" : "timed", &m);
     for (int i = 0; !fma && i < 3; i++) /* the heuristics query with tensor cores allowed */
@@ -523,7 +540,7 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     PICK_ALGO(fp, n, k_fwd_order, 5, FWD_SIZE, a, p->ws_fwd, why, fma, p->cd[0], at);
     if (a < 0) goto none;
     p->fwd = (cudnnConvolutionFwdAlgo_t)a;
-    NOTE_PICK(m.s, "forward", fp, at, a);
+    note_pick(&m, "forward", at >= 0 ? &TRY_OF(fp[at]) : NULL, a);
     kind = "backward data";
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionBackwardDataAlgorithm_v7(g->dnn, p->wd, p->yd, p->cd[1], p->xd,
@@ -531,7 +548,7 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     PICK_ALGO(dp, n, k_data_order, 2, DATA_SIZE, a, p->ws_data, why, fma, p->cd[1], at);
     if (a < 0) goto none;
     p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)a;
-    NOTE_PICK(m.s, "backward data", dp, at, a);
+    note_pick(&m, "backward data", at >= 0 ? &TRY_OF(dp[at]) : NULL, a);
     kind = "backward filter";
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     GPU_DNN(g, cudnnGetConvolutionBackwardFilterAlgorithm_v7(g->dnn, p->xd, p->yd, p->cd[2], p->wd,
@@ -539,14 +556,14 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     PICK_ALGO(wp, n, k_filter_order, 2, FILTER_SIZE, a, p->ws_filter, why, fma, p->cd[2], at);
     if (a < 0) goto none;
     p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)a;
-    NOTE_PICK(m.s, "backward filter", wp, at, a);
+    note_pick(&m, "backward filter", at >= 0 ? &TRY_OF(wp[at]) : NULL, a);
     return plan_note(g, p, any_determinism(g, p) ? "ranked by cuDNN's heuristics, any determinism"
                                                  : "ranked by cuDNN's heuristics", &m);
 none:;
     char msg[560];
     snprintf(msg, sizeof msg, "no %s%s %s algorithm for %dx%d, %d -> %d channels; offered:%s",
-             any_determinism(g, p) ? "" : "deterministic ", p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32",
-             kind, p->H, p->W, p->C, p->O, why);
+             any_determinism(g, p) ? "" : "deterministic ",
+             p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32", kind, p->H, p->W, p->C, p->O, why);
     return gpu_fail(g, "cuDNN 3x3 convolution", msg);
 }
 
@@ -631,15 +648,11 @@ static int conv_forward(gpu_ctx *g, int act, void *y, const void *x, const void 
     if (k == 1) return linear_forward(g, act, y, x, w_hat, (size_t)N * H * W, C, O, 0);
     conv_plan *p = plan_for(g, act, N, H, W, C, O);
     if (!p) return -1;
-    const float one = 1.0f, zero = 0.0f;
-    const cgraph_plan *gp = &p->graph[CALL_FWD];
-    void *ws = scratch_for(g, gp->plan ? (size_t)gp->ws : p->ws_fwd);
+    void *ws = scratch_for(g, kind_ws(p, CALL_FWD, 0.0f));
     if (!ws) return -1;
     probe pr;
     probe_begin(g, p, CALL_FWD, &pr);
-    const cudnnStatus_t s = gp->plan ? cgraph_run(g->dnn, gp, (void *)x, y, (void *)w_hat, ws)
-                                     : cudnnConvolutionForward(g->dnn, &one, p->xd, x, p->wd, w_hat, p->cd[0], p->fwd, ws,
-                                                               p->ws_fwd, &zero, p->yd, y);
+    const cudnnStatus_t s = run_kind(g, p, CALL_FWD, (void *)x, y, (void *)w_hat, ws, 0.0f);
     probe_end(g, p, CALL_FWD, &pr);
     GPU_DNN(g, s);
     return 0;
@@ -650,34 +663,25 @@ static int conv_backward(gpu_ctx *g, int act, void *dx, float *dw_hat, const voi
     if (k == 1) return linear_backward(g, act, dx, dw_hat, dy, x, w_hat, (size_t)N * H * W, C, O, acc);
     conv_plan *p = plan_for(g, act, N, H, W, C, O);
     if (!p) return -1;
-    const float one = 1.0f, zero = 0.0f, beta = acc ? 1.0f : 0.0f;
     void *ws = NULL;
     probe pr;
-    if (dx) { /* a graph plan writes dx with beta = 0; adding into dx takes the legacy algorithm */
-        const cgraph_plan *gp = acc ? NULL : &p->graph[CALL_DATA];
-        if (!(ws = scratch_for(g, gp && gp->plan ? (size_t)gp->ws : p->ws_data))) return -1;
+    if (dx) {
+        const float beta = acc ? 1.0f : 0.0f;
+        if (!(ws = scratch_for(g, kind_ws(p, CALL_DATA, beta)))) return -1;
         probe_begin(g, p, CALL_DATA, &pr);
-        const cudnnStatus_t s = gp && gp->plan ? cgraph_run(g->dnn, gp, dx, (void *)dy, (void *)w_hat, ws)
-                                               : cudnnConvolutionBackwardData(g->dnn, &one, p->wd, w_hat, p->yd, dy,
-                                                                              p->cd[1], p->bwd_data, ws, p->ws_data,
-                                                                              &beta, p->xd, dx);
+        const cudnnStatus_t s = run_kind(g, p, CALL_DATA, dx, (void *)dy, (void *)w_hat, ws, beta);
         probe_end(g, p, CALL_DATA, &pr);
         GPU_DNN(g, s);
     }
-    const cgraph_plan *gp = &p->graph[CALL_FILTER]; /* bf16/fp16 only, as the timing that chose it */
-    if (!p->wgrad_gemm && !(ws = scratch_for(g, gp->plan ? (size_t)gp->ws : p->ws_filter))) return -1;
     /* cuDNN: in float32 straight into dw_hat; in bf16/fp16 in the data's type, then added to the float32 one. */
     const int lp = act != ACT_F32;
+    const float beta = lp ? 0.0f : 1.0f;
+    if (!p->wgrad_gemm && !(ws = scratch_for(g, kind_ws(p, CALL_FILTER, beta)))) return -1;
     int rc = 0;
     cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
     probe_begin(g, p, CALL_FILTER, &pr);
-    if (p->wgrad_gemm)
-        rc = wgrad_gemm(g, act, dw_hat, dy, x, N, H, W, C, O);
-    else if (gp->plan)
-        s = cgraph_run(g->dnn, gp, (void *)x, (void *)dy, g->dw_tmp, ws);
-    else
-        s = cudnnConvolutionBackwardFilter(g->dnn, &one, p->xd, x, p->yd, dy, p->cd[2], p->bwd_filter, ws, p->ws_filter,
-                                           lp ? &zero : &one, p->wd, lp ? g->dw_tmp : (void *)dw_hat);
+    if (p->wgrad_gemm) rc = wgrad_gemm(g, act, dw_hat, dy, x, N, H, W, C, O);
+    else s = run_kind(g, p, CALL_FILTER, (void *)x, (void *)dy, lp ? g->dw_tmp : (void *)dw_hat, ws, beta);
     probe_end(g, p, CALL_FILTER, &pr);
     GPU_DNN(g, s);
     if (rc) return -1;
