@@ -10,7 +10,8 @@
  * bf16 with its 3x3 weight gradients from cuDNN and as products over padded copies, each forced by
  * EDM2_CUDNN_WGRAD; fp16 as timed),
  * evaluation and training passes replayed from CUDA graphs (bitwise the eager ones), and the bf16 cuDNN
- * plans' reports (each kind's algorithm run as planned and timed). Exits 77 (skipped, with the reason)
+ * plans' reports (each kind's algorithm run as planned and timed), and the one-line errors for bad cuDNN
+ * settings in the environment. Exits 77 (skipped, with the reason)
  * without a CUDA device. */
 #include <fcntl.h>
 #include <math.h>
@@ -553,7 +554,8 @@ static void test_check_ref_cuda(void **state) {
 }
 
 /* The CUDA network of k_net with one more setting; 0, or 1 with the error printed. */
-static int open_variant(net_instance *ni, const char *setting) {
+/* The test network on the GPU with one more setting; 0, or 1 with the reason in *err. */
+static int open_variant_err(net_instance *ni, const char *setting, edm2_err *err) {
     const plugin_rec *rec = find(EDM2_KIND_NETWORK, "mp_unet", 1);
     const char *kv[16];
     int n = 0;
@@ -563,11 +565,40 @@ static int open_variant(net_instance *ni, const char *setting) {
     cfg c = {0};
     config_view v;
     fixture_config(&c, &v, "network", rec, kv);
-    edm2_err err;
-    const int rc = net_open(ni, &g_rt[1], rec, &v.api, &err);
-    if (rc) fprintf(stderr, "error: network with %s: %s\n", setting, err.msg);
+    const int rc = net_open(ni, &g_rt[1], rec, &v.api, err);
     cfg_free(&c);
     return rc ? 1 : 0;
+}
+static int open_variant(net_instance *ni, const char *setting) {
+    edm2_err err;
+    const int rc = open_variant_err(ni, setting, &err);
+    if (rc) fprintf(stderr, "error: network with %s: %s\n", setting, err.msg);
+    return rc;
+}
+
+/* A bad value of one of the cuDNN settings in the environment: the bf16 network is not made, with one line
+ * naming the variable and what it expects. */
+static void test_bad_environment(void **state) {
+    (void)state;
+    static const struct {
+        const char *name, *value, *expected;
+    } env[] = {{"EDM2_CUDNN_API", "graphs", "expected legacy (the default), graph or any"},
+               {"EDM2_CUDNN_DETERMINISTIC", "no", "expected 1"},
+               {"EDM2_CUDNN_WGRAD", "fast", "expected gemm or cudnn"}};
+    for (size_t i = 0; i < sizeof env / sizeof *env; i++) {
+        setenv(env[i].name, env[i].value, 1);
+        net_instance ni;
+        edm2_err err;
+        memset(&err, 0, sizeof err);
+        const int rc = open_variant_err(&ni, "precision=bf16", &err);
+        unsetenv(env[i].name);
+        printf("bad setting: %s\n", err.msg);
+        if (!rc) net_close(&ni, &g_rt[1]);
+        assert_int_equal(rc, 1);
+        assert_non_null(strstr(err.msg, env[i].name));
+        assert_non_null(strstr(err.msg, env[i].expected));
+        assert_null(strchr(err.msg, '\n'));
+    }
 }
 
 /* The bf16 plans of a new network, chosen by timing (EDM2_CUDNN_ALGO unset): each 3x3 shape's debug line
@@ -678,6 +709,7 @@ int main(void) {
                                        cmocka_unit_test_teardown(test_forward_graph, log_teardown),
                                        cmocka_unit_test_teardown(test_training_graph, log_teardown),
                                        cmocka_unit_test_teardown(test_plan_reports, log_teardown),
+                                       cmocka_unit_test(test_bad_environment),
                                        cmocka_unit_test(test_check_ref_cuda)};
     test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
