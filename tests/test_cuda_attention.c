@@ -12,6 +12,7 @@
 
 #include "attention.h"
 #include "attention_cuda.h"
+#include "mp_math.h"
 #include "test_util.h"
 
 static cudaStream_t g_stream;
@@ -38,6 +39,37 @@ static double rel_l2_bf16(const float *a, const void *d, size_t n) {
     }
     free(bits);
     return sqrt(e / (s > 0 ? s : 1));
+}
+
+/* The bf16 q/k/v normalisation on its own, tightly: the forward's qkvn (bf16) and norms against the CPU's,
+ * and dqkv against the normalisation's gradient (attention.c's loop) of the GPU's own dqkvn (read back from
+ * the bf16 backward): within one bf16 unit in the last place (the norms summed in another order). */
+static void check_qkv_norm_lp(int N, int HW, int heads, int cph, const float *qkv, const float *qkvn, const float *norm,
+                              void *qkvn_d, const float *norm_d, void *dqkvn_d, void *dqkv_d) {
+    const size_t C = (size_t)heads * cph, nqkv = (size_t)N * HW * 3 * C, nnorm = (size_t)N * heads * 3 * HW;
+    lbuf qn = {NULL, qkvn_d, nqkv}, dq = {NULL, dqkv_d, nqkv}, g = {malloc(nqkv * sizeof(float)), dqkvn_d, nqkv};
+    buf nr = {malloc(nnorm * sizeof(float)), (float *)norm_d, nnorm};
+    lsame("bf16 q/k/v normalised", &qn, qkvn, 1, 0);
+    memcpy(nr.h, norm, nnorm * sizeof(float));
+    same("bf16 q/k/v norms", &nr, 1e-5f * largest(norm, nnorm));
+    lread(&g);
+    float *want = malloc(nqkv * sizeof(float));
+    const float inv_sqrt_c = 1.0f / sqrtf((float)cph);
+    for (int n = 0; n < N; n++)
+        for (int h = 0; h < heads; h++)
+            for (int s = 0; s < 3; s++)
+                for (int p = 0; p < HW; p++) {
+                    const size_t row = (((size_t)n * heads + h) * 3 + s) * HW + p;
+                    const size_t at = ((size_t)n * HW + p) * 3 * C + (size_t)h * cph * 3 + s;
+                    const float *gp = g.h + row * cph, *src = qkv + at, nrr = norm[row];
+                    const float len = (nrr - MP_EPS) / inv_sqrt_c;
+                    float dot = 0;
+                    for (int c = 0; c < cph; c++) dot += gp[c] * src[3 * c];
+                    const float a = 1.0f / nrr, b = len > 0 ? dot * inv_sqrt_c / (nrr * nrr * len) : 0.0f;
+                    for (int c = 0; c < cph; c++) want[at + 3 * c] = gp[c] * a - src[3 * c] * b;
+                }
+    lsame("bf16 q/k/v normalisation's gradient", &dq, want, 1, 1e-5f * largest(want, nqkv));
+    free(want), free(g.h), free(nr.h);
 }
 
 static void check(int N, int HW, int heads, int cph) {
@@ -69,6 +101,7 @@ static void check(int N, int HW, int heads, int cph) {
     assert_int_equal(gpu_attention_backward(&g_ctx[1], dqb, dy.d, qkv.d, qkvn_d, norm_d, attn_d, N, HW, heads, cph, 0, dS,
                                             dqkvn, tmp),
                      0);
+    check_qkv_norm_lp(N, HW, heads, cph, qkv.h, qkvn, norm, qkvn_d, norm_d, dqkvn, dqb);
     const double ey = rel_l2_bf16(y, yb, ny), eq = rel_l2_bf16(dqkv, dqb, nqkv);
     printf("bf16 attention %dx%d pixels, %d heads of %d: forward %.2e, backward %.2e (bound 3e-2)\n", N, HW, heads, cph,
            ey, eq);

@@ -168,8 +168,8 @@ static void test_forced_weight_norm(void **state) {
 
 static void test_weights(void **state) {
     (void)state;
-    const int Os[] = {1, 3, 16}, Cs[] = {1, 4, 9}, ks[] = {1, 3, 3};
-    for (int s = 0; s < 3; s++) {
+    const int Os[] = {1, 3, 16, 5}, Cs[] = {1, 4, 9, 40}, ks[] = {1, 3, 3, 3}; /* F = 1, 36, 81, 360 */
+    for (int s = 0; s < 4; s++) {
         const int O = Os[s], C = Cs[s], k = ks[s];
         const size_t F = (size_t)C * k * k, n = (size_t)O * F;
         buf w = make(n, 1, 1), wh = make(n, 2, 0), nr = make((size_t)O, 3, 0), g = make(1, 4, 1), dwh = make(n, 5, 1),
@@ -180,7 +180,7 @@ static void test_weights(void **state) {
         mpconv_weight_backward(dw.h, dg.h, dwh.h, w.h, nr.h, g.h[0], O, C, k);
         assert_int_equal(mpc_weight_backward(g_stream, dw.d, dg.d, dwh.d, w.d, nr.d, g.d, O, C, k, scratch.d), 0);
         same("weight backward", &dw, 0), same("gain gradient", &dg, 0);
-        /* The bf16 network's gradient of it, one warp per unit (sums in another order): within 1e-5. */
+        /* The bf16 network's gradient of it, a block per unit (sums in another order): within 1e-5. */
         mpconv_weight_backward(dw.h, dg.h, dwh.h, w.h, nr.h, g.h[0], O, C, k);
         assert_int_equal(act_weight_backward(g_stream, ACT_BF16, dw.d, dg.d, dwh.d, w.d, nr.d, g.d, O, C, k, scratch.d), 0);
         same("bf16 net: weight backward", &dw, 1e-5f * largest(dw.h, n));

@@ -79,7 +79,8 @@ static void test_elementwise(void **state) {
             memcpy(e, dx.h, n * sizeof(float));
             modulate_silu_backward(e, dc.h, dy.h, x.h, c.h, N, HW, C, acc);
             float *part;
-            assert_int_equal(cudaMalloc((void **)&part, (size_t)N * act_dc_chunks(HW) * C * sizeof(float) + 4), cudaSuccess);
+            const size_t part_bytes = (size_t)N * act_dc_chunks(HW, C) * C * sizeof(float);
+            assert_int_equal(cudaMalloc((void **)&part, part_bytes + 4), cudaSuccess);
             assert_int_equal(act_modulate_silu_backward(g_stream, BF, dx.d, dc.d, dy.d, x.d, c.d, N, HW, C, acc, part), 0);
             lsame("modulate_silu backward dx", &dx, e, 0, 0);
             same("modulate_silu backward dc", &dc, 1e-5f * largest(dc.h, dc.n));
@@ -171,12 +172,40 @@ static void test_unaligned(void **state) {
     ldrop(&X), ldrop(&Y), ldrop(&DY), ldrop(&DX), drop(&c);
 }
 
-/* The pixel norm, one warp per row (the CPU sums in order): within one bf16 unit in the last place. */
+/* The modulation's gradients on shapes that take every path of its tiles (act_ops.cu, k_modulate_backward):
+ * 33 groups of 8 channels (two group tiles, the second of one group), 256 pixel tiles with 5 pixels per
+ * thread (two rounds of 4) and tiles past the last pixel, and a short last group (12 channels, gathered).
+ * dx bitwise the CPU's, dc within 1e-5 of its largest value (summed in another order). */
+static void test_modulate_tiles(void **state) {
+    (void)state;
+    const int Ns[] = {2, 1, 3}, Cs[] = {264, 256, 12};
+    const size_t HWs[] = {40, 8200, 7};
+    for (int s = 0; s < 3; s++) {
+        const int N = Ns[s], C = Cs[s], acc = s == 1;
+        const size_t HW = HWs[s], n = (size_t)N * HW * C;
+        lbuf x = lmake(n, 1, 2), dy = lmake(n, 3, 1), dx = lmake(n, 4, 1);
+        buf c = make((size_t)N * C, 9, 1), dc = make((size_t)N * C, 10, 1);
+        float *e = malloc((n + 1) * sizeof(float)), *part;
+        memcpy(e, dx.h, n * sizeof(float));
+        modulate_silu_backward(e, dc.h, dy.h, x.h, c.h, N, HW, C, acc);
+        const size_t part_bytes = (size_t)N * act_dc_chunks(HW, C) * C * sizeof(float);
+        assert_int_equal(cudaMalloc((void **)&part, part_bytes + 4), cudaSuccess);
+        assert_int_equal(act_modulate_silu_backward(g_stream, BF, dx.d, dc.d, dy.d, x.d, c.d, N, HW, C, acc, part), 0);
+        lsame("modulate_silu backward dx (tiles)", &dx, e, 0, 0);
+        same("modulate_silu backward dc (tiles)", &dc, 1e-5f * largest(dc.h, dc.n));
+        cudaFree(part), free(e);
+        ldrop(&x), ldrop(&dy), ldrop(&dx), drop(&c), drop(&dc);
+    }
+}
+
+/* The pixel norm, a group of lanes per row (the CPU sums in order): within one bf16 unit in the last place.
+ * Rows of 1, 37, 160 and 64 channels: groups of 1, 8, 32 and 8 lanes (32, 4, 1 and 4 rows per warp), the
+ * last warp's rows partly past the end, chunks short or unaligned (37) and whole 16-byte ones. */
 static void test_normalize(void **state) {
     (void)state;
-    const size_t rows[] = {1, 6, 42};
-    const int cols[] = {1, 37, 160};
-    for (int s = 0; s < 3; s++)
+    const size_t rows[] = {1, 6, 42, 13};
+    const int cols[] = {1, 37, 160, 64};
+    for (int s = 0; s < 4; s++)
         for (int acc = 0; acc < 2; acc++) {
             const size_t R = rows[s], n = R * (size_t)cols[s];
             lbuf x = lmake(n, 1, 1.5f), y = lmake(n, 2, 0), dy = lmake(n, 3, 1), dx = lmake(n, 4, 1);
@@ -222,7 +251,7 @@ int main(void) {
     }
     if (cudaStreamCreate(&g_stream) != cudaSuccess) return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_elementwise), cmocka_unit_test(test_unaligned),
-                                       cmocka_unit_test(test_normalize)};
+                                       cmocka_unit_test(test_modulate_tiles), cmocka_unit_test(test_normalize)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cudaStreamDestroy(g_stream);
     return rc;

@@ -1,7 +1,7 @@
 /* act_ops.cu: the element-wise layers of act_ops.h. float32 calls go to the exact kernels (mp_ops_cuda.h,
  * unet_kernels.h); bf16/fp16 calls run the templates below: the per-element arithmetic of
  * ../mp_unet/mp_math.h in float32 between a load and a rounded store, 8 elements per thread with 16-byte
- * accesses where the layout allows (CHUNK_LOOP, lp_math.cuh), row norms one warp per row. */
+ * accesses where the layout allows (CHUNK_LOOP, lp_math.cuh), row norms by a group of lanes per row (GROUP_ROWS). */
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -67,7 +67,7 @@ int act_pad_rows(void *stream, int act, void *dst, const void *x, int N, int H, 
     LAUNCH(rows * C, k_pad_rows<unsigned int>, (unsigned int *)dst, (const unsigned int *)x, N, H, W, C, margin, rows);
 }
 
-/* ---- weights: forced normalisation, preparation and its gradient, one warp per output unit ---- */
+/* ---- weights: forced normalisation and preparation a warp per output unit, the gradient a block per unit ---- */
 
 /* w[u] /= eps + |w[u]| / sqrt(F) for each listed unit u. */
 __global__ void k_forced_weight_norm_warp(float *params, const mpc_unit *units, size_t n) {
@@ -111,20 +111,31 @@ __global__ void k_weights_forward(float *w_hat, T *w_lp, float *norm, const floa
         }
     }
 }
-/* dw[o] += dw_hat . d(w_hat)/dw; terms[o] = (dw_hat . w) / n / sqrt(F), the unit's share of the gain's gradient. */
-__global__ void k_weight_backward_warp(float *dw, float *terms, const float *dw_hat, const float *w, const float *norm,
+/* dw[o] += dw_hat . d(w_hat)/dw; terms[o] = (dw_hat . w) / n / sqrt(F), the unit's share of the gain's
+ * gradient. One block per output unit (a warp per unit left a 128-unit weight with 128 warps on the whole
+ * GPU: 36 us a weight in the H100 profile): its threads take j = c k k + t in the arena's layout (w and dw
+ * read and written in order; dw_hat, tap-major, gathered from the unit's row, which stays in cache), the
+ * dot product summed per warp and then over the warps in order. */
+__global__ void k_weight_backward_rows(float *dw, float *terms, const float *dw_hat, const float *w, const float *norm,
                                        const float *gain_p, int O, int C, int kk) {
+    __shared__ float part[THREADS / 32];
     const int F = C * kk;
     const float inv_sqrt_f = 1.0f / sqrtf((float)F), s = (gain_p ? *gain_p : 1.0f) * inv_sqrt_f;
-    WARP_ROWS(o, (size_t)O, lane) {
-        const float *wo = w + o * F, *go = dw_hat + o * F;
+    for (int o = blockIdx.x; o < O; o += gridDim.x) {
+        const float *wo = w + (size_t)o * F, *go = dw_hat + (size_t)o * F;
         float dot = 0;
-        for (int i = lane; i < F; i += 32) dot += go[i] * wo[(i % C) * kk + i / C];
+        for (int j = threadIdx.x; j < F; j += blockDim.x) dot += go[(j % kk) * C + j / kk] * wo[j];
         dot = warp_sum(dot);
+        if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = dot;
+        __syncthreads();
+        dot = 0;
+        for (int i = 0; i < (int)blockDim.x / 32; i++) dot += part[i];
+        __syncthreads(); /* part is read by all before the next unit writes it */
         const float n = norm[o], len = (n - MP_EPS) / inv_sqrt_f;
         const float a = s / n, b = len > 0 ? s * dot * inv_sqrt_f / (n * n * len) : 0.0f;
-        for (int j = lane; j < F; j += 32) dw[o * F + j] += go[(j % kk) * C + j / kk] * a - wo[j] * b;
-        if (lane == 0) terms[o] = dot / n * inv_sqrt_f;
+        for (int j = threadIdx.x; j < F; j += blockDim.x)
+            dw[(size_t)o * F + j] += go[(j % kk) * C + j / kk] * a - wo[j] * b;
+        if (threadIdx.x == 0) terms[o] = dot / n * inv_sqrt_f;
     }
 }
 /* The gain's gradient: the units' terms summed by one warp. */
@@ -149,28 +160,34 @@ int act_weight_backward(void *stream, int act, float *dw, float *dgain, const fl
                         const float *norm, const float *gain, int O, int C, int k, float *scratch) {
     if (act == ACT_F32) return mpc_weight_backward(stream, dw, dgain, dw_hat, w, norm, gain, O, C, k, scratch);
     if (O == 0) return 0;
-    k_weight_backward_warp<<<warp_blocks((size_t)O), THREADS, 0, (cudaStream_t)stream>>>(dw, scratch, dw_hat, w, norm,
-                                                                                             gain, O, C, k * k);
+    k_weight_backward_rows<<<blocks_for((size_t)O * THREADS), THREADS, 0, (cudaStream_t)stream>>>(
+        dw, scratch, dw_hat, w, norm, gain, O, C, k * k);
     if (dgain) k_weight_gain<<<1, 32, 0, (cudaStream_t)stream>>>(dgain, scratch, O);
     return (int)cudaGetLastError();
 }
 
-/* ---- pixel norm: one warp per row ---- */
+/* ---- pixel norm: a group of lanes per row (GROUP_ROWS, lp_math.cuh) ---- */
 
 /* y = x / norm, norm = eps + |x| / sqrt(cols) per row; with `a`, also a = mp_silu(y) from y as stored (the
  * encoder's pixel norm and the MP-SiLU after it in one pass, bitwise the two kernels in sequence). */
-template <typename T> __global__ void k_normalize_rows_forward(T *y, T *a, float *norm, const T *x, size_t rows, int cols) {
+template <typename T>
+__global__ void k_normalize_rows_forward(T *y, T *a, float *norm, const T *x, size_t rows, int cols, int gl) {
     const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
-    WARP_ROWS(r, rows, lane) {
-        const T *xr = x + r * cols;
-        float ss = 0;
-        for (int c = lane; c < cols; c += 32) ss += ld(xr[c]) * ld(xr[c]);
-        const float nr = MP_EPS + sqrtf(warp_sum(ss)) * inv_sqrt_n, inv = 1.0f / nr;
-        if (lane == 0) norm[r] = nr;
-        for (int c = lane; c < cols; c += 32) {
-            const T v = st<T>(ld(xr[c]) * inv);
-            y[r * cols + c] = v;
-            if (a) a[r * cols + c] = st<T>(mp_silu1(ld(v)));
+    GROUP_ROWS(r, rows, gl, lane) {
+        const int n = ROW_LEN(r, rows, cols);
+        const size_t o = r * cols;
+        float ss = 0, v[8], s[8];
+        ROW_CHUNKS(c, m, n, lane, gl) {
+            ldv(v, x + o, c, m);
+            UNROLL8(k) ss += v[k] * v[k];
+        }
+        const float nr = MP_EPS + sqrtf(group_sum(ss, gl)) * inv_sqrt_n, inv = 1.0f / nr;
+        if (lane == 0 && n) norm[r] = nr;
+        ROW_CHUNKS(c, m, n, lane, gl) {
+            ldv(v, x + o, c, m);
+            UNROLL8(k) v[k] = ld(st<T>(v[k] * inv)), s[k] = mp_silu1(v[k]);
+            stv(y + o, v, c, m);
+            if (a) stv(a + o, s, c, m);
         }
     }
 }
@@ -178,32 +195,49 @@ template <typename T> __global__ void k_normalize_rows_forward(T *y, T *a, float
  * act_silu_backward would store it into dy, g never stored (the encoder's two gradients in one pass). */
 template <typename T>
 __global__ void k_normalize_rows_backward(T *dx, const T *dy, const T *da, const T *y, const T *x, const float *norm,
-                                          size_t rows, int cols, int acc) {
+                                          size_t rows, int cols, int acc, int gl) {
     const float inv_sqrt_n = 1.0f / sqrtf((float)cols);
-    WARP_ROWS(r, rows, lane) {
+    GROUP_ROWS(r, rows, gl, lane) {
+        const int n = ROW_LEN(r, rows, cols);
         const size_t o = r * cols;
-        auto g = [&](int c) { return da ? ld(st<T>(ld(dy[o + c]) + mp_silu1_grad(ld(da[o + c]), ld(y[o + c])))) : ld(dy[o + c]); };
+        float g[8], v[8];
+        auto grad = [&](int c, int m) { /* g and v = x at chunk c */
+            ldv(g, dy + o, c, m), ldv(v, x + o, c, m);
+            if (!da) return;
+            float d[8], u[8];
+            ldv(d, da + o, c, m), ldv(u, y + o, c, m);
+            UNROLL8(k) g[k] = ld(st<T>(g[k] + mp_silu1_grad(d[k], u[k])));
+        };
         float dot = 0;
-        for (int c = lane; c < cols; c += 32) dot += g(c) * ld(x[o + c]);
-        dot = warp_sum(dot);
-        const float nr = norm[r], len = (nr - MP_EPS) / inv_sqrt_n;
+        ROW_CHUNKS(c, m, n, lane, gl) {
+            grad(c, m);
+            UNROLL8(k) dot += g[k] * v[k];
+        }
+        dot = group_sum(dot, gl);
+        const float nr = n ? norm[r] : 1.0f, len = (nr - MP_EPS) / inv_sqrt_n;
         const float a = 1.0f / nr, b = len > 0 ? dot * inv_sqrt_n / (nr * nr * len) : 0.0f;
-        for (int c = lane; c < cols; c += 32) st_acc(dx + o + c, g(c) * a - ld(x[o + c]) * b, acc);
+        ROW_CHUNKS(c, m, n, lane, gl) {
+            grad(c, m);
+            UNROLL8(k) g[k] = g[k] * a - v[k] * b;
+            stv(dx + o, g, c, m, acc);
+        }
     }
 }
 template <typename T>
 static int normalize_rows_forward(void *stream, void *y, void *a, float *norm, const void *x, size_t rows, int cols) {
     if (rows == 0) return 0;
-    k_normalize_rows_forward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>((T *)y, (T *)a, norm, (const T *)x,
-                                                                                         rows, cols);
+    const int gl = row_lanes(cols);
+    k_normalize_rows_forward<T><<<group_blocks(rows, gl), THREADS, 0, (cudaStream_t)stream>>>(
+        (T *)y, (T *)a, norm, (const T *)x, rows, cols, gl);
     return (int)cudaGetLastError();
 }
 template <typename T>
 static int normalize_rows_backward(void *stream, void *dx, const void *dy, const void *da, const void *y, const void *x,
                                    const float *norm, size_t rows, int cols, int acc) {
     if (rows == 0) return 0;
-    k_normalize_rows_backward<T><<<warp_blocks(rows), THREADS, 0, (cudaStream_t)stream>>>(
-        (T *)dx, (const T *)dy, (const T *)da, (const T *)y, (const T *)x, norm, rows, cols, acc);
+    const int gl = row_lanes(cols);
+    k_normalize_rows_backward<T><<<group_blocks(rows, gl), THREADS, 0, (cudaStream_t)stream>>>(
+        (T *)dx, (const T *)dy, (const T *)da, (const T *)y, (const T *)x, norm, rows, cols, acc, gl);
     return (int)cudaGetLastError();
 }
 int act_normalize_silu_forward(void *stream, int act, void *y, void *a, float *norm, const void *x, size_t rows,
@@ -388,35 +422,63 @@ template <typename T> __global__ void k_modulate_silu_forward(T *y, const T *x, 
         stv(y, v, i, m);
     }
 }
-/* The modulation's gradients, dx and the per-chunk sums of dc (part[n, s, k]; summed in order by
- * k_modulate_dc_sum), in one pass: thread (n, s, a group of 8 channels, fewer in the last group) walks the
- * pixels of chunk s, with 16-byte loads of dy and x when C is a multiple of 8, writes dx and keeps the
- * group's sums. dy and x are read once. */
+/* The modulation's gradients, dx and the per-tile sums of dc (part[n, s, k], summed in order by
+ * k_modulate_dc_sum), in one pass. A block of 256 threads takes tile s of pixels of one image and up to 32
+ * groups of 8 channels (MOD_TILE: GB groups across, PL pixel lanes down); each thread walks its pixels of
+ * the tile PL apart, up to 4 at a time with every load issued before the first store (the last H100
+ * profile: one thread walking 32 pixels in turn took 94 us where 10 would do), keeps its 8 channels' sums,
+ * and the block adds them over its pixel lanes in shared memory in a fixed order. dy and x are read once. */
+struct mod_tile {
+    int G, GB, GT, PL, S; /* groups of 8 channels; groups per block, group tiles; pixel lanes; pixel tiles */
+    size_t TP;            /* pixels per tile */
+};
+static mod_tile mod_tiles(size_t HW, int C) {
+    mod_tile t;
+    t.G = (C + 7) / 8, t.GB = t.G < 32 ? t.G : 32, t.GT = (t.G + t.GB - 1) / t.GB, t.PL = THREADS / t.GB;
+    const size_t S = (HW + 4 * (size_t)t.PL - 1) / (4 * (size_t)t.PL); /* 4 pixels per thread, at most 256 tiles */
+    t.S = S > 256 ? 256 : S < 1 ? 1 : (int)S;
+    t.TP = (HW + t.S - 1) / t.S;
+    return t;
+}
 template <typename T>
 __global__ void k_modulate_backward(T *__restrict__ dx, float *__restrict__ part, const T *__restrict__ dy,
-                                    const T *__restrict__ x, const float *__restrict__ c, int N, size_t HW, int C, int S,
-                                    int acc) {
-    const size_t G = ((size_t)C + 7) / 8, per = (HW + S - 1) / S;
-    STRIDE_LOOP(j, (size_t)N * S * G) {
-        const size_t k0 = j % G * 8, s = j / G % S, n = j / (G * S);
-        const int m = C - k0 < 8 ? (int)(C - k0) : 8;
-        const size_t p1 = (s + 1) * per < HW ? (s + 1) * per : HW;
-        float cn[8], sum[8];
-        ldv(cn, c + n * C + k0, 0, m);
-        UNROLL8(k) sum[k] = 0.0f;
-#pragma unroll 2
-        for (size_t p = s * per; p < p1; p++) {
-            const size_t o = (n * HW + p) * C + k0;
-            float g[8], v[8];
-            ldv(g, dy, o, m), ldv(v, x, o, m);
-            UNROLL8(k) {
-                const float gr = mp_silu1_grad(g[k], v[k] * cn[k]);
-                sum[k] += gr * v[k];
-                g[k] = gr * cn[k];
-            }
-            stv(dx, g, o, m, acc);
+                                    const T *__restrict__ x, const float *__restrict__ c, int N, size_t HW, int C,
+                                    mod_tile t, int acc) {
+    __shared__ float red[8 * THREADS]; /* red[k THREADS + thread]: the thread's sum of channel k of its group */
+    const int gl = threadIdx.x % t.GB, pl = threadIdx.x / t.GB;
+    const size_t b = blockIdx.x, gt = b % t.GT, s = b / t.GT % t.S, n = b / ((size_t)t.GT * t.S);
+    const int grp = (int)gt * t.GB + gl, k0 = grp * 8, m = C - k0 < 8 ? C - k0 : 8;
+    const bool live = pl < t.PL && grp < t.G;
+    const size_t p0 = s * t.TP, p1 = p0 + t.TP < HW ? p0 + t.TP : HW;
+    float cn[8], sum[8];
+    UNROLL8(k) sum[k] = 0.0f;
+    if (live) ldv(cn, c + n * C + k0, 0, m);
+    for (size_t pb = p0 + pl; live && pb < p1; pb += 4 * (size_t)t.PL) {
+        float g[4][8], v[4][8];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const size_t p = pb + (size_t)i * t.PL, o = (n * HW + p) * C + k0;
+            if (p < p1) ldv(g[i], dy, o, m), ldv(v[i], x, o, m);
         }
-        UNROLL8(k) if (k < m) part[(n * S + s) * C + k0 + k] = sum[k];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const size_t p = pb + (size_t)i * t.PL;
+            if (p >= p1) continue;
+            UNROLL8(k) {
+                const float gr = mp_silu1_grad(g[i][k], v[i][k] * cn[k]);
+                sum[k] += gr * v[i][k];
+                g[i][k] = gr * cn[k];
+            }
+            stv(dx, g[i], (n * HW + p) * C + k0, m, acc);
+        }
+    }
+    UNROLL8(k) red[k * THREADS + threadIdx.x] = sum[k];
+    __syncthreads();
+    if (threadIdx.x < 8 * t.GB) { /* column (group g, channel k): its pixel lanes' sums in order */
+        const int k = threadIdx.x / t.GB, g = threadIdx.x % t.GB, ch = ((int)gt * t.GB + g) * 8 + k;
+        float total = 0;
+        for (int l = 0; l < t.PL; l++) total += red[k * THREADS + l * t.GB + g];
+        if ((int)gt * t.GB + g < t.G && ch < C) part[(n * t.S + s) * C + ch] = total;
     }
 }
 __global__ void k_modulate_dc_sum(float *dc, const float *part, int N, int C, int S, int acc) {
@@ -435,18 +497,17 @@ template <typename T>
 static int modulate_silu_backward(void *stream, void *dx, float *dc, const void *dy, const void *x, const float *c, int N,
                                   size_t HW, int C, int acc, float *part) {
     if ((size_t)N * HW * C == 0) return 0;
-    const int S = act_dc_chunks(HW);
-    k_modulate_backward<T><<<blocks_for((size_t)N * S * ((C + 7) / 8)), THREADS, 0, (cudaStream_t)stream>>>(
-        (T *)dx, part, (const T *)dy, (const T *)x, c, N, HW, C, S, acc);
-    k_modulate_dc_sum<<<blocks_for((size_t)N * C), THREADS, 0, (cudaStream_t)stream>>>(dc, part, N, C, S, acc);
+    const mod_tile t = mod_tiles(HW, C);
+    k_modulate_backward<T><<<(unsigned)((size_t)N * t.S * t.GT), THREADS, 0, (cudaStream_t)stream>>>(
+        (T *)dx, part, (const T *)dy, (const T *)x, c, N, HW, C, t, acc);
+    k_modulate_dc_sum<<<blocks_for((size_t)N * C), THREADS, 0, (cudaStream_t)stream>>>(dc, part, N, C, t.S, acc);
     return (int)cudaGetLastError();
 }
 int act_modulate_silu_forward(void *stream, int act, void *y, const void *x, const float *c, int N, size_t HW, int C) {
     if (act == ACT_F32) return mpc_modulate_silu_forward(stream, F(y), CF(x), c, N, HW, C);
     return LP_CALL(act, modulate_silu_forward, stream, y, x, c, N, HW, C);
 }
-/* Chunks of 32 pixels (at most 256 chunks): enough threads for the fused pass at every resolution. */
-int act_dc_chunks(size_t HW) { return HW >= 8192 ? 256 : (int)((HW + 31) / 32); }
+int act_dc_chunks(size_t HW, int C) { return mod_tiles(HW, C).S; }
 int act_modulate_silu_backward(void *stream, int act, void *dx, float *dc, const void *dy, const void *x, const float *c,
                                int N, size_t HW, int C, int acc, float *part) {
     if (act == ACT_F32) return mpc_modulate_silu_backward(stream, F(dx), dc, CF(dy), CF(x), c, N, HW, C, acc);

@@ -41,7 +41,7 @@ typedef struct act_prep_unit {
 } act_prep_unit;
 int act_weights_forward(void *stream, int act, float *w_hat, void *w_lp, float *norm, const float *params,
                         const act_prep_unit *units, size_t n);
-/* The preparation's gradient (mp_ops_cuda.h's mpc_weight_backward for float32): for bf16/fp16 one warp per
+/* The preparation's gradient (mp_ops_cuda.h's mpc_weight_backward for float32): for bf16/fp16 one block per
  * output unit. */
 int act_weight_backward(void *stream, int act, float *dw, float *dgain, const float *dw_hat, const float *w,
                         const float *norm, const float *gain, int O, int C, int k, float *scratch);
@@ -68,9 +68,9 @@ int act_cat_forward(void *stream, int act, void *y, void *y_silu, const void *a,
 int act_cat_backward(void *stream, int act, void *da, void *db, const void *dy, int Ca, int Cb, size_t P, float t,
                      int acc);
 /* y = mp_silu(x * c[n]) with c[N, C] float32;  dx (act), dc (float32). For bf16/fp16 dc sums the pixels in
- * act_dc_chunks(HW) chunks first, into part[N, chunks, C] (float32 scratch; unused for float32). */
+ * act_dc_chunks(HW, C) tiles first, into part[N, tiles, C] (float32 scratch; unused for float32). */
 int act_modulate_silu_forward(void *stream, int act, void *y, const void *x, const float *c, int N, size_t HW, int C);
-int act_dc_chunks(size_t HW);
+int act_dc_chunks(size_t HW, int C);
 int act_modulate_silu_backward(void *stream, int act, void *dx, float *dc, const void *dy, const void *x, const float *c,
                                int N, size_t HW, int C, int acc, float *part);
 int act_resample_down_forward(void *stream, int act, void *y, const void *x, int N, int H, int W, int C);

@@ -1,8 +1,9 @@
 /* attention_lp.cu: cosine self-attention with bf16/fp16 activations (attention_cuda.h's layouts): q/k/v
- * normalisation one warp per row (norms float32), the scores S = q k^T / sqrt(cph), the weights A and the
- * output A v in the activations' type as the reference keeps them, each product one batched call over
- * all (image, head) pairs on tensor cores with float32 accumulation (the output and its gradient pass
- * through a heads-major copy [N, heads, HW, cph] for that), the softmax and its gradient in float32. */
+ * normalisation a slab of 3 cph channels per group of lanes (norms float32), the scores S = q k^T / sqrt(cph),
+ * the weights A and the output A v in the activations' type as the reference keeps them, each product one
+ * batched call over all (image, head) pairs on tensor cores with float32 accumulation (the output and its
+ * gradient pass through a heads-major copy [N, heads, HW, cph] for that), the softmax and its gradient in
+ * float32, a group of lanes per row of scores. */
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -13,63 +14,122 @@
 #include "lp_math.cuh"
 
 
-/* Row r = (nh*3 + s)*HW + p of qkvn/norm: its source is qkv[n, p, (h*cph + c)*3 + s], c = 0..cph-1. */
-__device__ static size_t qkv_offset(size_t r, int HW, int heads, int cph) {
-    const size_t p = r % HW, s = (r / HW) % 3, nh = r / (3 * (size_t)HW), n = nh / heads, h = nh % heads;
-    return (n * HW + p) * 3 * (size_t)heads * cph + h * (size_t)cph * 3 + s;
+/* The q/k/v normalisation a slab at a time: slab j = (n HW + p) heads + h is qkv[n, p, h*cph*3 ..] (3 cph
+ * contiguous elements, e = 3 c + s: channel c of q, k, v for s = 0, 1, 2), read with 16-byte chunks by a
+ * group of lanes (GROUP_ROWS, lp_math.cuh) instead of three warps gathering every third element. Its rows
+ * in qkvn/norm are r_s = ((n heads + h) 3 + s) HW + p. */
+__device__ static size_t slab_row(size_t j, int s, int HW, int heads) {
+    const size_t h = j % heads, p = j / heads % HW, n = j / ((size_t)heads * HW);
+    return ((n * heads + h) * 3 + s) * HW + p;
 }
-
-template <typename T>
-__global__ void k_qkv_normalize(T *qkvn, float *norm, const T *qkv, size_t rows, int HW, int heads, int cph) {
-    const float inv_sqrt_c = 1.0f / sqrtf((float)cph);
-    WARP_ROWS(r, rows, lane) {
-        const T *src = qkv + qkv_offset(r, HW, heads, cph);
-        float ss = 0;
-        for (int c = lane; c < cph; c += 32) ss += ld(src[3 * c]) * ld(src[3 * c]);
-        const float nr = MP_EPS + sqrtf(warp_sum(ss)) * inv_sqrt_c, inv = 1.0f / nr;
-        if (lane == 0) norm[r] = nr;
-        for (int c = lane; c < cph; c += 32) qkvn[r * cph + c] = st<T>(ld(src[3 * c]) * inv);
+/* v[k] added into the sums of its part: element c + k of a slab belongs to s = (c + k) % 3. */
+__device__ __forceinline__ void slab_sums(float *sum, const float *v, int c) {
+    UNROLL8(k) {
+        const int s = (c + k) % 3;
+        sum[0] += s == 0 ? v[k] : 0.0f, sum[1] += s == 1 ? v[k] : 0.0f, sum[2] += s == 2 ? v[k] : 0.0f;
     }
 }
 
 template <typename T>
-__global__ void k_qkv_normalize_backward(T *dqkv, const T *dqkvn, const T *qkv, const float *norm, size_t rows, int HW,
-                                         int heads, int cph, int acc) {
+__global__ void k_qkv_normalize(T *qkvn, float *norm, const T *qkv, size_t slabs, int HW, int heads, int cph, int gl) {
     const float inv_sqrt_c = 1.0f / sqrtf((float)cph);
-    WARP_ROWS(r, rows, lane) {
-        const size_t o = qkv_offset(r, HW, heads, cph);
-        const T *src = qkv + o, *gp = dqkvn + r * cph;
-        float dot = 0;
-        for (int c = lane; c < cph; c += 32) dot += ld(gp[c]) * ld(src[3 * c]);
-        dot = warp_sum(dot);
-        const float nr = norm[r], len = (nr - MP_EPS) / inv_sqrt_c;
-        const float a = 1.0f / nr, b = len > 0 ? dot * inv_sqrt_c / (nr * nr * len) : 0.0f;
-        for (int c = lane; c < cph; c += 32) st_acc(dqkv + o + 3 * c, ld(gp[c]) * a - ld(src[3 * c]) * b, acc);
+    GROUP_ROWS(j, slabs, gl, lane) {
+        const int L = ROW_LEN(j, slabs, 3 * cph);
+        const T *src = qkv + j * 3 * cph;
+        float v[8], sq[8], ss[3] = {0, 0, 0}, inv[3];
+        ROW_CHUNKS(c, m, L, lane, gl) {
+            ldv(v, src, c, m);
+            UNROLL8(k) sq[k] = v[k] * v[k];
+            slab_sums(ss, sq, c);
+        }
+        for (int s = 0; s < 3; s++) {
+            const float nr = MP_EPS + sqrtf(group_sum(ss[s], gl)) * inv_sqrt_c;
+            inv[s] = 1.0f / nr;
+            if (lane == 0 && L) norm[slab_row(j, s, HW, heads)] = nr;
+        }
+        ROW_CHUNKS(c, m, L, lane, gl) {
+            ldv(v, src, c, m);
+            UNROLL8(k) if (k < m) {
+                const int e = c + k, s = e % 3;
+                qkvn[slab_row(j, s, HW, heads) * cph + e / 3] = st<T>(v[k] * inv[s]);
+            }
+        }
     }
 }
 
-/* One warp per row of HW scores, in place: max, exp, sum, scale in float32. */
-template <typename T> __global__ void k_softmax_rows(T *A, size_t rows, int HW) {
-    WARP_ROWS(r, rows, lane) {
+template <typename T>
+__global__ void k_qkv_normalize_backward(T *dqkv, const T *dqkvn, const T *qkv, const float *norm, size_t slabs, int HW,
+                                         int heads, int cph, int acc, int gl) {
+    const float inv_sqrt_c = 1.0f / sqrtf((float)cph);
+    GROUP_ROWS(j, slabs, gl, lane) {
+        const int L = ROW_LEN(j, slabs, 3 * cph);
+        const size_t o = j * 3 * cph;
+        float g[8], v[8], gv[8], dot[3] = {0, 0, 0}, a[3], b[3];
+        auto grad = [&](int c, int m) { /* g: dqkvn's values for the chunk's elements, gathered from 3 rows */
+            UNROLL8(k) g[k] = k < m ? ld(dqkvn[slab_row(j, (c + k) % 3, HW, heads) * cph + (c + k) / 3]) : 0.0f;
+        };
+        ROW_CHUNKS(c, m, L, lane, gl) {
+            grad(c, m), ldv(v, qkv + o, c, m);
+            UNROLL8(k) gv[k] = g[k] * v[k];
+            slab_sums(dot, gv, c);
+        }
+        for (int s = 0; s < 3; s++) {
+            const float d = group_sum(dot[s], gl);
+            const float nr = L ? norm[slab_row(j, s, HW, heads)] : 1.0f, len = (nr - MP_EPS) / inv_sqrt_c;
+            a[s] = 1.0f / nr, b[s] = len > 0 ? d * inv_sqrt_c / (nr * nr * len) : 0.0f;
+        }
+        ROW_CHUNKS(c, m, L, lane, gl) {
+            grad(c, m), ldv(v, qkv + o, c, m);
+            UNROLL8(k) {
+                const int s = (c + k) % 3;
+                g[k] = g[k] * a[s] - v[k] * b[s];
+            }
+            stv(dqkv + o, g, c, m, acc);
+        }
+    }
+}
+
+/* Rows of HW scores, a group of lanes each, in place: max, exp, sum, scale in float32. */
+template <typename T> __global__ void k_softmax_rows(T *A, size_t rows, int HW, int gl) {
+    GROUP_ROWS(r, rows, gl, lane) {
+        const int n = ROW_LEN(r, rows, HW);
         T *row = A + r * HW;
-        float mx = -INFINITY, sum = 0;
-        for (int j = lane; j < HW; j += 32) mx = fmaxf(mx, ld(row[j]));
-        mx = warp_max(mx);
-        for (int j = lane; j < HW; j += 32) sum += expf(ld(row[j]) - mx);
-        const float inv = 1.0f / warp_sum(sum);
-        for (int j = lane; j < HW; j += 32) row[j] = st<T>(expf(ld(row[j]) - mx) * inv);
+        float v[8], mx = -INFINITY, sum = 0;
+        ROW_CHUNKS(c, m, n, lane, gl) {
+            ldv(v, row, c, m);
+            UNROLL8(k) mx = k < m ? fmaxf(mx, v[k]) : mx;
+        }
+        mx = group_max(mx, gl);
+        ROW_CHUNKS(c, m, n, lane, gl) {
+            ldv(v, row, c, m);
+            UNROLL8(k) sum += k < m ? expf(v[k] - mx) : 0.0f;
+        }
+        const float inv = 1.0f / group_sum(sum, gl);
+        ROW_CHUNKS(c, m, n, lane, gl) {
+            ldv(v, row, c, m);
+            UNROLL8(k) v[k] = expf(v[k] - mx) * inv;
+            stv(row, v, c, m);
+        }
     }
 }
 
 /* dS = A (dA - rowsum(dA A)) scale, in place over dA. */
-template <typename T> __global__ void k_softmax_backward(T *dS, const T *A, size_t rows, int HW, float scale) {
-    WARP_ROWS(r, rows, lane) {
+template <typename T> __global__ void k_softmax_backward(T *dS, const T *A, size_t rows, int HW, float scale, int gl) {
+    GROUP_ROWS(r, rows, gl, lane) {
+        const int n = ROW_LEN(r, rows, HW);
         T *d = dS + r * HW;
         const T *a = A + r * HW;
-        float rs = 0;
-        for (int j = lane; j < HW; j += 32) rs += ld(d[j]) * ld(a[j]);
-        rs = warp_sum(rs);
-        for (int j = lane; j < HW; j += 32) d[j] = st<T>(ld(a[j]) * (ld(d[j]) - rs) * scale);
+        float u[8], v[8], rs = 0;
+        ROW_CHUNKS(c, m, n, lane, gl) {
+            ldv(u, d, c, m), ldv(v, a, c, m);
+            UNROLL8(k) rs += u[k] * v[k];
+        }
+        rs = group_sum(rs, gl);
+        ROW_CHUNKS(c, m, n, lane, gl) {
+            ldv(u, d, c, m), ldv(v, a, c, m);
+            UNROLL8(k) u[k] = v[k] * (u[k] - rs) * scale;
+            stv(d, u, c, m);
+        }
     }
 }
 
@@ -100,15 +160,19 @@ static int forward(gpu_ctx *g, void *y_, void *qkvn_, float *norm, void *attn_, 
                    int cph, void *tmp_) {
     T *y = (T *)y_, *qkvn = (T *)qkvn_, *attn = (T *)attn_, *tmp = (T *)tmp_;
     const int act = g->act;
-    const size_t rows = (size_t)N * heads * 3 * HW, C = (size_t)heads * cph, hw = (size_t)HW;
+    const size_t C = (size_t)heads * cph, hw = (size_t)HW;
     const long long qs = 3LL * HW * cph, as = (long long)HW * HW; /* strides between (image, head) problems */
-    k_qkv_normalize<T><<<warp_blocks(rows), THREADS, 0, g->stream>>>(qkvn, norm, (const T *)qkv, rows, HW, heads, cph);
+    const size_t slabs = (size_t)N * HW * heads;
+    const int gq = row_lanes(3 * (size_t)cph), gs = row_lanes(hw);
+    k_qkv_normalize<T><<<group_blocks(slabs, gq), THREADS, 0, g->stream>>>(qkvn, norm, (const T *)qkv, slabs, HW, heads,
+                                                                             cph, gq);
     GPU_CUDA(g, cudaGetLastError());
     const T *qn = qkvn, *kn = qkvn + hw * cph, *vn = kn + hw * cph;
     if (gpu_gemm_ex(g, act, act, 0, 1, hw, hw, (size_t)cph, 1.0f / sqrtf((float)cph), qn, (size_t)cph, qs, kn,
                     (size_t)cph, qs, 0.0f, attn, hw, as, N * heads))
         return -1;
-    k_softmax_rows<T><<<warp_blocks((size_t)N * heads * HW), THREADS, 0, g->stream>>>(attn, (size_t)N * heads * HW, HW);
+    k_softmax_rows<T><<<group_blocks((size_t)N * heads * HW, gs), THREADS, 0, g->stream>>>(attn, (size_t)N * heads * HW,
+                                                                                              HW, gs);
     GPU_CUDA(g, cudaGetLastError());
     /* out = A v, heads-major in tmp, then into the rows of y: y[n, p, h*cph + c]. */
     if (gpu_gemm_ex(g, act, act, 0, 0, hw, (size_t)cph, hw, 1.0f, attn, hw, as, vn, (size_t)cph, qs, 0.0f, tmp,
@@ -139,7 +203,9 @@ static int backward(gpu_ctx *g, void *dqkv, const void *dy_, const void *qkv, co
                     qs, N * heads))
         return -1;
     const size_t srows = (size_t)N * heads * HW;
-    k_softmax_backward<T><<<warp_blocks(srows), THREADS, 0, g->stream>>>(dS, attn, srows, HW, 1.0f / sqrtf((float)cph));
+    const int gs = row_lanes(hw), gq = row_lanes(3 * (size_t)cph);
+    k_softmax_backward<T><<<group_blocks(srows, gs), THREADS, 0, g->stream>>>(dS, attn, srows, HW,
+                                                                               1.0f / sqrtf((float)cph), gs);
     GPU_CUDA(g, cudaGetLastError());
     /* S = q k^T scale (scale folded into dS): dq = dS k, dk = dS^T q. */
     if (gpu_gemm_ex(g, act, act, 0, 0, hw, (size_t)cph, hw, 1.0f, dS, hw, as, kn, (size_t)cph, qs, 0.0f, dq, (size_t)cph,
@@ -147,9 +213,9 @@ static int backward(gpu_ctx *g, void *dqkv, const void *dy_, const void *qkv, co
         gpu_gemm_ex(g, act, act, 1, 0, hw, (size_t)cph, hw, 1.0f, dS, hw, as, qn, (size_t)cph, qs, 0.0f, dk, (size_t)cph,
                     qs, N * heads))
         return -1;
-    const size_t rows = (size_t)N * heads * 3 * HW;
-    k_qkv_normalize_backward<T><<<warp_blocks(rows), THREADS, 0, g->stream>>>((T *)dqkv, dqkvn, (const T *)qkv, norm, rows,
-                                                                               HW, heads, cph, acc);
+    const size_t slabs = (size_t)N * HW * heads;
+    k_qkv_normalize_backward<T><<<group_blocks(slabs, gq), THREADS, 0, g->stream>>>(
+        (T *)dqkv, dqkvn, (const T *)qkv, norm, slabs, HW, heads, cph, acc, gq);
     GPU_CUDA(g, cudaGetLastError());
     return 0;
 }

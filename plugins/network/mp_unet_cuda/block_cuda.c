@@ -188,7 +188,7 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
     void *dy0 = b2;
     float *part = NULL; /* bf16/fp16: dc's per-chunk sums */
     ALLOC(dc, bws, (size_t)N * C);
-    if (act != ACT_F32) ALLOC(part, bws, (size_t)N * act_dc_chunks(HW) * C);
+    if (act != ACT_F32) ALLOC(part, bws, (size_t)N * act_dc_chunks(HW, C) * C);
     K(act_modulate_silu_backward(st, act, dy0, dc, dy3, s->y0, s->c, N, HW, C, 0, part));
     P_(gpu_linear_backward(g, demb, DW(b->emb_linear), dc, ctx->emb, ctx->emb_w, (size_t)N, b->cemb, C, 1));
     /* y0 = conv_res0(a), a = mp_silu(x2) recomputed likewise */

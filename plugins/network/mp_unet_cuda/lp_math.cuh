@@ -99,6 +99,40 @@ template <typename Y, typename X> __global__ void k_add_into(Y *y, const X *x, s
     for (size_t r = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32; r < (rows);                       \
          r += (size_t)gridDim.x * blockDim.x / 32)
 
+/* ---- rows taken by a group of lanes ----
+ * A warp per row of 128 bf16 moves 2 bytes per lane and load: too little in flight (the H100 profile showed
+ * the row kernels at a third of the memory's rate). Here a row of `cols` contiguous elements is taken in
+ * 8-element chunks (ld_at, 16 bytes where aligned) by a group of gl lanes of one warp, gl = row_lanes(cols)
+ * a power of two (1..32), and a warp takes 32/gl rows at once. Every lane of a warp goes round GROUP_ROWS
+ * the same number of times, so group_sum's shuffles always see the whole warp; a group whose row r is past
+ * the end (r >= rows) takes no chunks (ROW_LEN) and stores nothing. */
+static inline int row_lanes(size_t cols) {
+    int gl = 1;
+    while (gl < 32 && (size_t)gl * 8 < cols) gl *= 2;
+    return gl;
+}
+/* Blocks for `rows` rows, gl lanes each. */
+static inline unsigned group_blocks(size_t rows, int gl) { return blocks_for((rows + 32 / gl - 1) / (32 / gl) * 32); }
+#define GROUP_ROWS(r, rows, gl, lane)                                                                       \
+    const int lane = threadIdx.x % 32 % (gl);                                                               \
+    for (size_t r##_0 = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32 * (32 / (gl)),                 \
+                r = r##_0 + threadIdx.x % 32 / (gl);                                                        \
+         r##_0 < (rows);                                                                                    \
+         r##_0 += (size_t)gridDim.x * blockDim.x / 32 * (32 / (gl)), r = r##_0 + threadIdx.x % 32 / (gl))
+/* The number of elements row r has for its group: len, or 0 past the end. */
+#define ROW_LEN(r, rows, len) ((r) < (rows) ? (len) : 0)
+/* The lane's chunks of a row of n elements: c = 8 lane, 8 (lane + gl), ... (m elements each). */
+#define ROW_CHUNKS(c, m, n, lane, gl) for (int c = 8 * (lane), m; c < (n) && (m = chunk_len(c, n), 1); c += 8 * (gl))
+/* The sum and maximum over a group of gl lanes (xor within the group: the same fixed order in every group). */
+__device__ __forceinline__ float group_sum(float v, int gl) {
+    for (int o = gl / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float group_max(float v, int gl) {
+    for (int o = gl / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
 /* fn<bf16>(...) or fn<__half>(...) for act ACT_BF16 / ACT_F16; ACT_CALL also fn<float> for ACT_F32. */
 #define LP_CALL(act, fn, ...) ((act) == ACT_BF16 ? fn<bf16>(__VA_ARGS__) : fn<__half>(__VA_ARGS__))
 #define ACT_CALL(act, fn, ...) ((act) == ACT_F32 ? fn<float>(__VA_ARGS__) : LP_CALL(act, fn, __VA_ARGS__))
