@@ -71,6 +71,19 @@ static void test_elementwise(void **state) {
             assert_int_equal(act_cat_backward(g_stream, BF, dx.d, b3.d, dcat.d, C, Cb, P, 0.5f, acc), 0);
             lsame("mp_cat backward a", &dx, e, 0, 0), lsame("mp_cat backward b", &b3, e2, 0, 0);
             lupload(&dx);
+            /* a decoder block's last gradient (mp_silu's of dsil at the concatenation xc added into dcat) taken
+             * apart into the operands in one pass: bitwise act_silu_backward then act_cat_backward, dcat kept */
+            lbuf dsil = lmake(P * (C + Cb), 18, 1), xc = lmake(P * (C + Cb), 19, 1.5f);
+            float *gc = malloc((P * (C + Cb) + 1) * sizeof(float));
+            memcpy(gc, dcat.h, P * (C + Cb) * sizeof(float));
+            mp_silu_backward(gc, dsil.h, xc.h, P * (C + Cb), 1);
+            for (size_t i = 0; i < P * (C + Cb); i++) gc[i] = bf16_round(gc[i]);
+            mp_cat_backward(e, e2, gc, C, Cb, P, 0.5f, 0);
+            assert_int_equal(act_silu_cat_backward(g_stream, BF, dx.d, b3.d, dcat.d, dsil.d, xc.d, C, Cb, P, 0.5f), 0);
+            lsame("mp_silu + mp_cat backward a", &dx, e, 0, 0), lsame("mp_silu + mp_cat backward b", &b3, e2, 0, 0);
+            lsame("mp_silu + mp_cat backward leaves dy", &dcat, dcat.h, 0, 0);
+            lupload(&dx);
+            free(gc), ldrop(&dsil), ldrop(&xc);
             /* modulation + MP-SiLU (c, dc float32; dc summed in chunks) */
             buf c = make((size_t)N * C, 9, 1), dc = make((size_t)N * C, 10, 1);
             modulate_silu_forward(e, x.h, c.h, N, HW, C);

@@ -406,6 +406,52 @@ int act_cat_backward(void *stream, int act, void *da, void *db, const void *dy, 
     if (act == ACT_F32) return mpc_cat_backward(stream, F(da), F(db), CF(dy), Ca, Cb, P, t, acc);
     return LP_CALL(act, cat_backward, stream, da, db, dy, Ca, Cb, P, t, acc);
 }
+/* g = dy + mp_silu's gradient of dsil at x, rounded as act_silu_backward stores it, then taken apart into
+ * the concatenation's operands as act_cat_backward does: a decoder block's last gradient and its input's in
+ * one pass (16-byte stores when both operands' channels are multiples of 8: a chunk then lies in one). */
+template <typename T>
+__global__ void k_silu_cat_backward(T *da, T *db, const T *dy, const T *dsil, const T *x, int Ca, int Cb, size_t P,
+                                    float wa, float wb) {
+    const int C = Ca + Cb;
+    const size_t n = P * (size_t)C;
+    const bool vec = Ca % 8 == 0 && Cb % 8 == 0;
+    CHUNK_LOOP(i, n) {
+        const int m = chunk_len(i, n);
+        float g[8], d[8], v[8];
+        ldv(g, dy, i, m), ldv(d, dsil, i, m), ldv(v, x, i, m);
+        UNROLL8(k) g[k] = ld(st<T>(g[k] + mp_silu1_grad(d[k], v[k])));
+        if (vec) {
+            const size_t p = i / C;
+            const int j = (int)(i % C);
+            UNROLL8(k) g[k] *= j < Ca ? wa : wb;
+            if (j < Ca) stv(da + p * Ca + j, g, 0, m);
+            else stv(db + p * Cb + (j - Ca), g, 0, m);
+            continue;
+        }
+        UNROLL8(k) if (k < m) {
+            const size_t e = i + k, p = e / C;
+            const int j = (int)(e % C);
+            if (j < Ca) da[p * Ca + j] = st<T>(g[k] * wa);
+            else db[p * Cb + (j - Ca)] = st<T>(g[k] * wb);
+        }
+    }
+}
+template <typename T>
+static int silu_cat_backward(void *stream, void *da, void *db, const void *dy, const void *dsil, const void *x, int Ca,
+                             int Cb, size_t P, float wa, float wb) {
+    LAUNCH_CHUNKS(P * (size_t)(Ca + Cb), k_silu_cat_backward<T>, (T *)da, (T *)db, (const T *)dy, (const T *)dsil,
+                  (const T *)x, Ca, Cb, P, wa, wb);
+}
+int act_silu_cat_backward(void *stream, int act, void *da, void *db, void *dy, const void *dsil, const void *x, int Ca,
+                          int Cb, size_t P, float t) {
+    if (act == ACT_F32) {
+        const int e = mpc_silu_backward(stream, F(dy), CF(dsil), CF(x), P * (size_t)(Ca + Cb), 1);
+        return e ? e : mpc_cat_backward(stream, F(da), F(db), CF(dy), Ca, Cb, P, t, 0);
+    }
+    float wa, wb;
+    mp_cat_weights(Ca, Cb, t, &wa, &wb);
+    return LP_CALL(act, silu_cat_backward, stream, da, db, dy, dsil, x, Ca, Cb, P, wa, wb);
+}
 
 /* ---- embedding modulation + MP-SiLU (c, dc float32) ---- */
 

@@ -67,6 +67,12 @@ int act_cat_forward(void *stream, int act, void *y, void *y_silu, const void *a,
                     float t);
 int act_cat_backward(void *stream, int act, void *da, void *db, const void *dy, int Ca, int Cb, size_t P, float t,
                      int acc);
+/* da, db = mp_cat's gradients (overwritten) of g = dy + mp_silu's gradient of dsil at x [P, Ca + Cb]: a
+ * decoder block's residual-branch input gradient finished and taken apart into its input's two operands.
+ * Bitwise act_silu_backward (accumulating into dy) then act_cat_backward; for bf16/fp16 in one pass, dy
+ * left as it was; for float32 (the two kernels) dy receives g. */
+int act_silu_cat_backward(void *stream, int act, void *da, void *db, void *dy, const void *dsil, const void *x, int Ca,
+                          int Cb, size_t P, float t);
 /* y = mp_silu(x * c[n]) with c[N, C] float32;  dx (act), dc (float32). For bf16/fp16 dc sums the pixels in
  * act_dc_chunks(HW, C) tiles first, into part[N, tiles, C] (float32 scratch; unused for float32). */
 int act_modulate_silu_forward(void *stream, int act, void *y, const void *x, const float *c, int N, size_t HW, int C);

@@ -135,7 +135,7 @@ void gblock_weight_span(const block_def *b, size_t *lo, size_t *hi) {
 }
 
 void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_saved *s, void *dout, float *demb,
-                      float *dw_hat, size_t dw_lo, gws *bws) {
+                      float *dw_hat, size_t dw_lo, gws *bws, const void **da_left) {
     gpu_ctx *g = ctx->g;
     void *st = g->stream;
     const int N = ctx->N, C = b->cout, act = g->act;
@@ -195,8 +195,12 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
     void *a = b3, *da = b4;
     K(act_silu_forward(st, act, a, s->x2, P * c2));
     P_(gpu_conv2d_backward(g, da, DW(b->res0), dy0, a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3, 0));
-    /* dec: added to the skip path's gradient;  enc: x2 = pixel_norm(conv_skip(x0)), both gradients at once */
+    /* dec: added to the skip path's gradient (or left to the caller);  enc: x2 = pixel_norm(conv_skip(x0)),
+     * both gradients at once */
     void *dx0 = dx2;
+    const int leave = da_left && !b->enc && b->resample == RESAMPLE_KEEP;
+    if (da_left) *da_left = leave ? da : NULL;
+    if (leave) return dx2;
     if (!b->enc) {
         K(act_silu_backward(st, act, dx2, da, s->x2, P * c2, 1));
     } else {

@@ -53,9 +53,12 @@ typedef struct gblock_ctx {
 void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, const void *a_in, gblock_saved *saved);
 /* Backward of a training forward: returns d/dx_in [N, Hin, Win, cin] (in bws), or NULL on failure;
  * demb[N, cemb] +=; the gradient of prepared weight w (float32, w_hat layout) += at dw_hat + w.offset - dw_lo
- * (the block's span of the arena from dw_lo, gblock_weight_span). */
+ * (the block's span of the arena from dw_lo, gblock_weight_span). With da_left (a decoder block whose input
+ * the caller takes apart, act_silu_cat_backward) and a decoder block without resampling, the last step is
+ * left to the caller: the return value lacks mp_silu's gradient of *da_left (in bws) at s->x2; otherwise
+ * *da_left = NULL and the return value is whole. */
 void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_saved *s, void *dout, float *demb,
-                      float *dw_hat, size_t dw_lo, gws *bws);
+                      float *dw_hat, size_t dw_lo, gws *bws, const void **da_left);
 /* The arena span [*lo, *hi) of the block's weights (the arena keeps a block's parameters together). */
 void gblock_weight_span(const block_def *b, size_t *lo, size_t *hi);
 

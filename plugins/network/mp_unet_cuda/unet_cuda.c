@@ -414,7 +414,8 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
             if (sv.x2 == sv.x_in) sv.x2 = cat;
             sv.x_in = cat;
         }
-        void *din = gblock_backward(&md->blk, &ctx, &sv, dcur, demb, u->dw_hat, lo, mw);
+        const void *da = NULL; /* with a concatenated input: the block's last step, done below with its parts */
+        void *din = gblock_backward(&md->blk, &ctx, &sv, dcur, demb, u->dw_hat, lo, mw, md->skip_src >= 0 ? &da : NULL);
         if (!din) goto done;
         const weight_ref *bw[] = {&md->blk.res0, &md->blk.res1, &md->blk.skip, &md->blk.qkv, &md->blk.proj,
                                   &md->blk.emb_linear};
@@ -426,7 +427,11 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
             void *dprev;
             ALLOC_ACT(dprev, mw, Pin * cprev);
             ALLOC_ACT(dskip[md->skip_src], ws, Pin * src->cout);
-            KD(act_cat_backward(st, act, dprev, dskip[md->skip_src], din, cprev, src->cout, Pin, hp->concat_balance, 0));
+            if (da)
+                KD(act_silu_cat_backward(st, act, dprev, dskip[md->skip_src], din, da, sv.x2, cprev, src->cout, Pin,
+                                         hp->concat_balance));
+            else
+                KD(act_cat_backward(st, act, dprev, dskip[md->skip_src], din, cprev, src->cout, Pin, hp->concat_balance, 0));
             din = dprev;
         }
         dcur = din;
