@@ -1,6 +1,6 @@
 /* test_cuda_attention.c: the CUDA network's cosine self-attention (attention_cuda.h) against the CPU's
- * (attention.h), forward and backward, on odd shapes (12, 64 and 9 pixels; 2 and 3 heads of 8, 16 and 6
- * channels): float32 within
+ * (attention.h), forward and backward, on odd shapes (12, 64, 9 and 4 pixels; 1, 2 and 3 heads of 8, 16, 6
+ * and 200 channels): float32 within
  * 2e-5 of the largest value (another summation order), bf16 (scores, weights and output stored in bf16,
  * products on tensor cores, one batched call over all image-head pairs through a heads-major copy) within
  * 3e-2 relative L2 error of the CPU's on the same bf16 inputs: a layout or stride fault gives errors of
@@ -117,6 +117,7 @@ static void test_attention(void **state) {
     check(2, 12, 2, 8);
     check(3, 64, 3, 16);
     check(2, 9, 2, 6); /* channels per head not a multiple of 8: the heads-major copy element by element */
+    check(1, 4, 1, 200); /* a slab of 600 channels: too large to stage, its rows gathered and scattered */
 }
 
 int main(void) {

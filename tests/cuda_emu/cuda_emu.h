@@ -1,11 +1,11 @@
 /* cuda_emu.h: the project's CUDA kernels compiled by a C++ compiler and run on the CPU, for the CUDA tests
  * of a machine without a GPU (README.md here). Force-included (-include) into each .cu file, whose launches
  * rewrite_launches.py has turned into emu_launch calls. A launch runs its blocks one after another; a
- * block's threads run as fibers (fiber.h) that meet at each __shfl_xor_sync (a warp's lanes) and
- * __syncthreads (the block's threads), and __shared__ variables are static, one copy for the block being
- * run. What this checks: indexing, layouts, bounds (under AddressSanitizer), the arithmetic of each
- * element, the order of a block's steps. What it cannot: the GPU's memory model and races between blocks,
- * its math library's last bits, timing. */
+ * block's threads run as fibers (fiber.h) that meet at each __shfl_xor_sync and __syncwarp (a warp's
+ * lanes) and __syncthreads (the block's threads), and __shared__ variables are static, one copy for the
+ * block being run. What this checks: indexing, layouts, bounds (under AddressSanitizer), the arithmetic of
+ * each element, the order of a block's steps. What it cannot: the GPU's memory model and races between
+ * blocks, its math library's last bits, timing. */
 #pragma once
 
 #include <cuda_bf16.h>
@@ -54,6 +54,8 @@ float emu_shfl_xor(float v, int lane_mask);
 void emu_syncthreads(void);
 #define __shfl_xor_sync(mask, v, lane_mask) emu_shfl_xor((v), (lane_mask))
 #define __syncthreads() emu_syncthreads()
+/* A warp's lanes meet (a shuffle whose value is not used): __syncwarp's ordering of shared memory. */
+#define __syncwarp(...) ((void)emu_shfl_xor(0.0f, 0))
 #undef __shared__
 #define __shared__ static
 

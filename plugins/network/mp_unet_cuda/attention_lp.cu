@@ -15,9 +15,11 @@
 
 
 /* The q/k/v normalisation a slab at a time: slab j = (n HW + p) heads + h is qkv[n, p, h*cph*3 ..] (3 cph
- * contiguous elements, e = 3 c + s: channel c of q, k, v for s = 0, 1, 2), read with 16-byte chunks by a
- * group of lanes (GROUP_ROWS, lp_math.cuh) instead of three warps gathering every third element. Its rows
- * in qkvn/norm are r_s = ((n heads + h) 3 + s) HW + p. */
+ * contiguous elements, e = 3 c + s: channel c of q, k, v for s = 0, 1, 2), read and written with 16-byte
+ * chunks by a group of lanes (GROUP_ROWS, lp_math.cuh) instead of three warps gathering every third
+ * element. Its rows in qkvn/norm are r_s = ((n heads + h) 3 + s) HW + p. The rows' side goes through the
+ * group's share of shared memory (16 gl elements: slabs of up to 16 gl, cph <= 170 with 32 lanes), so that
+ * both sides are read and written in order; a larger slab gathers and scatters its rows' elements instead. */
 __device__ static size_t slab_row(size_t j, int s, int HW, int heads) {
     const size_t h = j % heads, p = j / heads % HW, n = j / ((size_t)heads * HW);
     return ((n * heads + h) * 3 + s) * HW + p;
@@ -29,9 +31,29 @@ __device__ __forceinline__ void slab_sums(float *sum, const float *v, int c) {
         sum[0] += s == 0 ? v[k] : 0.0f, sum[1] += s == 1 ? v[k] : 0.0f, sum[2] += s == 2 ? v[k] : 0.0f;
     }
 }
+#define SLAB_STAGE (16 * THREADS) /* shared elements per block: 16 gl for each group of gl lanes */
+/* Element e of slab j's rows' side: sl[e] when staged, else in place in qkvn/dqkvn. */
+#define SLAB_AT(rows, sl, staged, j, e)                                                                     \
+    ((staged) ? (sl)[e] : (rows)[slab_row(j, (e) % 3, HW, heads) * cph + (e) / 3])
+/* The staged slab into its 3 rows and back (lanes along the channels: in order on both sides). */
+template <typename T>
+__device__ __forceinline__ void slab_to_rows(T *rows, const T *sl, size_t j, int L, int HW, int heads, int cph,
+                                             int lane, int gl) {
+    for (int s = 0; s < 3; s++)
+        for (int c = lane; c < (L ? cph : 0); c += gl) rows[slab_row(j, s, HW, heads) * cph + c] = sl[3 * c + s];
+}
+template <typename T>
+__device__ __forceinline__ void rows_to_slab(T *sl, const T *rows, size_t j, int L, int HW, int heads, int cph,
+                                             int lane, int gl) {
+    for (int s = 0; s < 3; s++)
+        for (int c = lane; c < (L ? cph : 0); c += gl) sl[3 * c + s] = rows[slab_row(j, s, HW, heads) * cph + c];
+}
 
 template <typename T>
 __global__ void k_qkv_normalize(T *qkvn, float *norm, const T *qkv, size_t slabs, int HW, int heads, int cph, int gl) {
+    __shared__ T stage[SLAB_STAGE];
+    T *sl = stage + threadIdx.x / gl * 16 * gl;
+    const bool staged = 3 * cph <= 16 * gl;
     const float inv_sqrt_c = 1.0f / sqrtf((float)cph);
     GROUP_ROWS(j, slabs, gl, lane) {
         const int L = ROW_LEN(j, slabs, 3 * cph);
@@ -49,24 +71,32 @@ __global__ void k_qkv_normalize(T *qkvn, float *norm, const T *qkv, size_t slabs
         }
         ROW_CHUNKS(c, m, L, lane, gl) {
             ldv(v, src, c, m);
-            UNROLL8(k) if (k < m) {
-                const int e = c + k, s = e % 3;
-                qkvn[slab_row(j, s, HW, heads) * cph + e / 3] = st<T>(v[k] * inv[s]);
-            }
+            UNROLL8(k) if (k < m) SLAB_AT(qkvn, sl, staged, j, c + k) = st<T>(v[k] * inv[(c + k) % 3]);
         }
+        if (!staged) continue;
+        __syncwarp();
+        slab_to_rows(qkvn, sl, j, L, HW, heads, cph, lane, gl);
+        __syncwarp(); /* sl read before the next slab writes it */
     }
 }
 
 template <typename T>
 __global__ void k_qkv_normalize_backward(T *dqkv, const T *dqkvn, const T *qkv, const float *norm, size_t slabs, int HW,
                                          int heads, int cph, int acc, int gl) {
+    __shared__ T stage[SLAB_STAGE];
+    T *sl = stage + threadIdx.x / gl * 16 * gl;
+    const bool staged = 3 * cph <= 16 * gl;
     const float inv_sqrt_c = 1.0f / sqrtf((float)cph);
     GROUP_ROWS(j, slabs, gl, lane) {
         const int L = ROW_LEN(j, slabs, 3 * cph);
         const size_t o = j * 3 * cph;
         float g[8], v[8], gv[8], dot[3] = {0, 0, 0}, a[3], b[3];
-        auto grad = [&](int c, int m) { /* g: dqkvn's values for the chunk's elements, gathered from 3 rows */
-            UNROLL8(k) g[k] = k < m ? ld(dqkvn[slab_row(j, (c + k) % 3, HW, heads) * cph + (c + k) / 3]) : 0.0f;
+        if (staged) {
+            rows_to_slab(sl, dqkvn, j, L, HW, heads, cph, lane, gl);
+            __syncwarp();
+        }
+        auto grad = [&](int c, int m) { /* g: dqkvn's values for the chunk's elements */
+            UNROLL8(k) g[k] = k < m ? ld(SLAB_AT(dqkvn, sl, staged, j, c + k)) : 0.0f;
         };
         ROW_CHUNKS(c, m, L, lane, gl) {
             grad(c, m), ldv(v, qkv + o, c, m);
@@ -86,6 +116,7 @@ __global__ void k_qkv_normalize_backward(T *dqkv, const T *dqkvn, const T *qkv, 
             }
             stv(dqkv + o, g, c, m, acc);
         }
+        if (staged) __syncwarp(); /* sl read before the next slab writes it */
     }
 }
 
