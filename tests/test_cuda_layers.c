@@ -190,31 +190,39 @@ static void test_weights(void **state) {
 }
 
 /* The bf16 network's preparation of several weights in one launch (act_weights_forward), one warp per unit
- * (sums in another order than float32's): three weights in an arena with gaps, two with a gain; the first
- * prepared in float32 only (a float32 layer's), the others in bf16 only (the body's). Float32 within 1e-5 of
- * the largest value, bf16 within one unit in its last place, norms within 1e-5; nothing else written. */
+ * (sums in another order than float32's): weights in an arena with gaps, some with a gain, each prepared in
+ * float32 only (a float32 layer's, into its slot) or in bf16 only (the body's). The shapes take every path
+ * of the transposition through shared memory: one tile of channels, two (40 channels: 32 and 8), narrower
+ * tiles for 5x5 taps, and 17x17 taps of 2 channels (289, more than a tile holds), gathered directly.
+ * Float32 within 1e-5 of the largest value, bf16 within one unit in its last place, norms within 1e-5;
+ * nothing else written. */
 static void test_weights_one_launch(void **state) {
     (void)state;
-    const int Os[] = {1, 3, 16}, Cs[] = {1, 4, 9}, ks[] = {1, 3, 3}, lp[] = {0, 1, 1};
-    const size_t gap = 5, hat0 = 7;
-    size_t off[3], norm_off[3], n = gap, nn = 0, nu = 0;
-    for (int i = 0; i < 3; i++) {
-        off[i] = n, n += (size_t)Os[i] * Cs[i] * ks[i] * ks[i] + gap;
+    enum { NW = 7 };
+    const int Os[NW] = {1, 3, 16, 3, 2, 2, 1}, Cs[NW] = {1, 4, 9, 40, 40, 3, 2}, ks[NW] = {1, 3, 3, 3, 1, 5, 17};
+    const int lp[NW] = {0, 1, 1, 1, 0, 1, 1};
+    const size_t gap = 5;
+    size_t off[NW], hat_off[NW], norm_off[NW], n = gap, nh = 7, nn = 0, nu = 0;
+    long gain[NW];
+    for (int i = 0; i < NW; i++) {
+        const size_t numel = (size_t)Os[i] * Cs[i] * ks[i] * ks[i];
+        off[i] = n, n += numel + gap;
+        hat_off[i] = nh, nh += lp[i] ? 0 : numel + gap;
         norm_off[i] = nn, nn += (size_t)Os[i] + 1, nu += (size_t)Os[i];
     }
-    const long gain[] = {(long)n, -1, (long)n + 1};
-    buf w = make(n + 2, 1, 1), hat = make(hat0 + (size_t)Cs[0] + gap, 2, 3), nr = make(nn, 3, 3);
-    lbuf wl = lmake(n + 2, 4, 3);
+    for (int i = 0; i < NW; i++) gain[i] = i % 3 == 1 ? -1 : (long)(n + i); /* the gains after the weights */
+    buf w = make(n + NW, 1, 1), hat = make(nh, 2, 3), nr = make(nn, 3, 3);
+    lbuf wl = lmake(n + NW, 4, 3);
     float *expect_hat = malloc(hat.n * sizeof(float)), *expect_lp = malloc(wl.n * sizeof(float));
     memcpy(expect_hat, hat.h, hat.n * sizeof(float)), memcpy(expect_lp, wl.h, wl.n * sizeof(float));
     act_prep_unit *units = malloc(nu * sizeof *units), *units_d = NULL;
-    for (int i = 0, j = 0; i < 3; i++) {
+    for (int i = 0, j = 0; i < NW; i++) {
         const int kk = ks[i] * ks[i], F = Cs[i] * kk;
-        float *dst = lp[i] ? expect_lp + off[i] : expect_hat + hat0;
+        float *dst = lp[i] ? expect_lp + off[i] : expect_hat + hat_off[i];
         mpconv_weight_forward(dst, nr.h + norm_off[i], w.h + off[i], gain[i] >= 0 ? w.h[gain[i]] : 1.0f, Os[i], Cs[i],
                               ks[i]);
         for (int o = 0; o < Os[i]; o++, j++)
-            units[j] = (act_prep_unit){off[i] + (size_t)o * F, lp[i] ? (size_t)-1 : hat0 + (size_t)o * F,
+            units[j] = (act_prep_unit){off[i] + (size_t)o * F, lp[i] ? (size_t)-1 : hat_off[i] + (size_t)o * F,
                                        norm_off[i] + (size_t)o, gain[i], Cs[i], kk, lp[i]};
     }
     assert_int_equal(cudaMalloc((void **)&units_d, nu * sizeof *units), cudaSuccess);
