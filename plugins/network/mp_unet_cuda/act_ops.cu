@@ -1,7 +1,8 @@
 /* act_ops.cu: the element-wise layers of act_ops.h. float32 calls go to the exact kernels (mp_ops_cuda.h,
  * unet_kernels.h); bf16/fp16 calls run the templates below: the per-element arithmetic of
  * ../mp_unet/mp_math.h in float32 between a load and a rounded store, 8 elements per thread with 16-byte
- * accesses where the layout allows (CHUNK_LOOP, lp_math.cuh), row norms by a group of lanes per row (GROUP_ROWS). */
+ * accesses where the layout allows (CHUNK_LOOP, lp_math.cuh), row norms by a group of lanes per row
+ * (GROUP_ROWS). */
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -488,7 +489,7 @@ template <typename T> __global__ void k_modulate_silu_forward(T *y, const T *x, 
 }
 /* The modulation's gradients, dx and the per-tile sums of dc (part[n, s, k], summed in order by
  * k_modulate_dc_sum), in one pass. A block of 256 threads takes tile s of pixels of one image and up to 32
- * groups of 8 channels (MOD_TILE: GB groups across, PL pixel lanes down); each thread walks its pixels of
+ * groups of 8 channels (mod_tiles: GB groups across, PL pixel lanes down); each thread walks its pixels of
  * the tile PL apart, up to 4 at a time with every load issued before the first store (the last H100
  * profile: one thread walking 32 pixels in turn took 94 us where 10 would do), keeps its 8 channels' sums,
  * and the block adds them over its pixel lanes in shared memory in a fixed order. dy and x are read once. */

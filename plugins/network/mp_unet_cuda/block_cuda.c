@@ -186,7 +186,7 @@ void *gblock_backward(const block_def *b, const gblock_ctx *ctx, const gblock_sa
     /* y3 = dropout(mp_silu(y0 * c)), c = emb_linear(emb) + 1 */
     if (ctx->training && b->dropout > 0) K(dropout(b, ctx, dy3, P * C)); /* the same mask and scale */
     void *dy0 = b2;
-    float *part = NULL; /* bf16/fp16: dc's per-chunk sums */
+    float *part = NULL; /* bf16/fp16: dc's per-tile sums */
     ALLOC(dc, bws, (size_t)N * C);
     if (act != ACT_F32) ALLOC(part, bws, (size_t)N * act_dc_chunks(HW, C) * C);
     K(act_modulate_silu_backward(st, act, dy0, dc, dy3, s->y0, s->c, N, HW, C, 0, part));
