@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gpu-check.sh OUT_DIR [quick|compile|full]: the one script to run on a GPU machine (see the project brief).
+# gpu-check.sh OUT_DIR [quick|more|compile|full]: the one script to run on a GPU machine (see the project brief).
 # It finds cuDNN (under /usr/local/cuda, or PyTorch's nvidia/cudnn Python package), builds for the GPU's
 # architecture with CUDA forced on, then checks, most urgent first, what has not yet run on a GPU (quick,
 # the default):
@@ -19,6 +19,9 @@
 #   3. sampling at batch 16 with and without CUDA graphs;
 #   4. the Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16: final
 #      losses side by side, grids kept; the SD VAE at 512x512 (last: both verified on an H100 before).
+# Within a session's time quick reaches about the speed table; `more` (right after, on the same machine:
+# the build is kept) runs what follows it: the other ways of choosing algorithms, the evaluation's kernel
+# profile, sampling with and without CUDA graphs, the demos, the VAE.
 # `compile` builds, runs the CUDA tests, and then only the speed table with the reference both eager and
 # under torch.compile (issue 11's second training target; compiling takes minutes, so it has a session's
 # run of its own). `full` adds to quick: fp16 in the speed table and the reference under torch.compile, the
@@ -32,7 +35,7 @@
 #   source .devdeps/install.sh && timeout 540 scripts/gpu-check.sh /tmp/gc; tar czf $OUT/gpu-check.tgz -C /tmp gc
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:?usage: scripts/gpu-check.sh OUT_DIR [quick|compile|full]}
+out=${1:?usage: scripts/gpu-check.sh OUT_DIR [quick|more|compile|full]}
 mode=${2:-quick}
 mkdir -p "$out"
 summary=()
@@ -72,6 +75,9 @@ step configure cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DEDM2_CUDA=ON
   -DCMAKE_CUDA_ARCHITECTURES="$arch" ${cudnn_root:+-DEDM2_CUDNN_ROOT="$cudnn_root"} ${nccl_root:+-DEDM2_NCCL_ROOT="$nccl_root"}
 step build cmake --build build-gpu -j"$(nproc)"
 build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1
+sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
+if [ "$mode" != more ]; then # (more: straight to what comes after the speed table)
 step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception|vae' --timeout 240 --output-on-failure"
 step check-ref build-gpu/edm2host check-ref tests/data/edm2_small.safetensors --backend cuda
 # Issue 12 on one GPU: the data-parallel path in a group of one (two passes into their own arenas, NCCL's
@@ -89,7 +95,6 @@ else
 fi
 rm -rf "$out"/group0 "$out"/group1
 # Memory checks of the kernels on the GPU itself, ahead of the long speed steps (a few seconds each).
-sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
   (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
     timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
@@ -103,6 +108,7 @@ if [ -n "$sanitizer" ] && [ "$mode" != compile ]; then
   step memcheck-inception memcheck test_inception test_cuda_matches
   step memcheck-vae memcheck test_vae test_cuda_matches
 fi
+fi # (mode != more)
 # Which cuDNN algorithm each 3x3 convolution of XS runs, with the training speed, peak and memory of each
 # way of choosing: timed (the default: Find, then each candidate run as planned), timed among algorithms of
 # any determinism (EDM2_CUDNN_DETERMINISTIC=0, as the reference's cudnn.benchmark), timed against the graph
@@ -118,10 +124,12 @@ algos() { # NAME VAR=VALUE...: one way of choosing, into algos-NAME.log and algo
     --set training.batch=256 --set network.precision=bf16 --only train --steps 3 --no-sgemm --verbose
   grep -h "training:\|memory\|cuDNN 3x3" "$out"/algos-*.log >"$out/algos.txt"
 }
-if [ "$mode" != compile ]; then
+# Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only), right
+# after the default's plan lines: the kernels rewritten since the last profile have not been timed yet.
+if [ "$mode" = quick ] || [ "$mode" = full ]; then
   algos timed EDM2_CUDNN_ALGO=timed
-  algos any-determinism EDM2_CUDNN_DETERMINISTIC=0
-  algos graph-api EDM2_CUDNN_API=any
+  [ -n "$ncu" ] && step kernel-profile timeout 150 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
+    --batch 256 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
 fi
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
 # carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
@@ -136,12 +144,12 @@ if [ "$mode" = compile ]; then
   cat "$out/summary.txt"
   exit 0
 fi
-[ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 300 --precision bf16
+[ "$mode" != more ] && [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 300 --precision bf16
+# The other ways of choosing (after the speed table, which uses the default): any determinism, the graph
+# API's plans, cuDNN's heuristics.
+algos any-determinism EDM2_CUDNN_DETERMINISTIC=0
+algos graph-api EDM2_CUDNN_API=any
 algos heuristic EDM2_CUDNN_ALGO=heuristic
-# Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only).
-ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
-[ -n "$ncu" ] && step kernel-profile timeout 180 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
-  --batch 256 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
 [ -n "$ncu" ] && step kernel-profile-eval timeout 120 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
   --batch 256 --precision bf16 --pass eval --save-csv "$out/ncu-xs-bf16-eval.csv"
 # Sampling at small batch (launch-bound) with and without the CUDA graphs of the evaluation forward.
