@@ -31,6 +31,8 @@ __device__ __forceinline__ void slab_sums(float *sum, const float *v, int c) {
         sum[0] += s == 0 ? v[k] : 0.0f, sum[1] += s == 1 ? v[k] : 0.0f, sum[2] += s == 2 ? v[k] : 0.0f;
     }
 }
+/* v[s] for s in 0..2 without indexing a local array at run time (which would put it in local memory). */
+__device__ __forceinline__ float pick3(const float *v, int s) { return s == 0 ? v[0] : s == 1 ? v[1] : v[2]; }
 #define SLAB_STAGE (16 * THREADS) /* shared elements per block: 16 gl for each group of gl lanes */
 /* Element e of slab j's rows' side: sl[e] when staged, else in place in qkvn/dqkvn. */
 #define SLAB_AT(rows, sl, staged, j, e)                                                                     \
@@ -71,7 +73,7 @@ __global__ void k_qkv_normalize(T *qkvn, float *norm, const T *qkv, size_t slabs
         }
         ROW_CHUNKS(c, m, L, lane, gl) {
             ldv(v, src, c, m);
-            UNROLL8(k) if (k < m) SLAB_AT(qkvn, sl, staged, j, c + k) = st<T>(v[k] * inv[(c + k) % 3]);
+            UNROLL8(k) if (k < m) SLAB_AT(qkvn, sl, staged, j, c + k) = st<T>(v[k] * pick3(inv, (c + k) % 3));
         }
         if (!staged) continue;
         __syncwarp();
@@ -112,7 +114,7 @@ __global__ void k_qkv_normalize_backward(T *dqkv, const T *dqkvn, const T *qkv, 
             grad(c, m), ldv(v, qkv + o, c, m);
             UNROLL8(k) {
                 const int s = (c + k) % 3;
-                g[k] = g[k] * a[s] - v[k] * b[s];
+                g[k] = g[k] * pick3(a, s) - v[k] * pick3(b, s);
             }
             stv(dqkv + o, g, c, m, acc);
         }
