@@ -1,8 +1,8 @@
 /* test_cuda_layers.c: every CUDA layer kernel (mp_ops_cuda.h) against its CPU layer, forward and backward,
  * overwriting and accumulating, on odd shapes (1x1 and 2x3 images, one channel, batch 1 and 7): bitwise
  * equal, except the Fourier embedding (cosf, within 2e-6); also the bf16 network's weight preparation
- * (act_ops.h; its other bf16 layers: test_cuda_lp_layers). Exits 77 (skipped, with the reason) without a
- * CUDA device. */
+ * (act_ops.h; its other bf16 layers: test_cuda_lp_layers) and the first and last convolutions' direct
+ * kernels (thin_conv.h). Exits 77 (skipped, with the reason) without a CUDA device. */
 #include <cuda_runtime_api.h>
 #include <math.h>
 #include <stdlib.h>
@@ -16,6 +16,7 @@
 #include "act_type.h"
 #include "mp_ops_cuda.h"
 #include "test_util.h"
+#include "thin_conv.h"
 #include "unet_kernels.h"
 
 static cudaStream_t g_stream;
@@ -237,6 +238,46 @@ static void test_weights_one_launch(void **state) {
     drop(&w), drop(&hat), drop(&nr), ldrop(&wl);
 }
 
+/* The network's first and last convolutions as thin_conv's direct kernels against the CPU's 3x3 convolution
+ * (mp_conv.h), float32, within 1e-5 of each result's largest value (another order of the sums): the
+ * output thin (37 input channels: a second, partial slot of lanes; 130: two blocks along the channels), the
+ * input thin (200 output channels: two blocks), both thin, pixel counts that leave a warp's last pixels
+ * empty, and 312 pixels: two tiles of the weight gradient. Input gradients overwritten and accumulated,
+ * weight gradients always accumulated. */
+static void test_thin_conv(void **state) {
+    (void)state;
+    const int Ns[] = {2, 1, 3, 1, 2, 2}, Hs[] = {5, 3, 6, 8, 4, 12}, Ws[] = {7, 4, 6, 8, 4, 13};
+    const int Cs[] = {37, 5, 3, 130, 8, 16}, Os[] = {4, 40, 2, 8, 200, 3};
+    for (int s = 0; s < 6; s++) {
+        const int N = Ns[s], H = Hs[s], W = Ws[s], C = Cs[s], O = Os[s], acc = s % 2;
+        const size_t P = (size_t)N * H * W, nx = P * C, ny = P * O, nw = (size_t)O * 9 * C;
+        const int kinds = thin_conv_kinds(C, O);
+        assert_true(kinds & THIN_FWD && kinds & THIN_FILTER);
+        buf x = make(nx, 1, 1), w = make(nw, 2, 0.1f), y = make(ny, 3, 0), dy = make(ny, 4, 1), dx = make(nx, 5, 1);
+        buf dw = make(nw, 6, 1), part = make(thin_conv_part_floats(N, H, W, C, O), 7, 0);
+        size_t pack = 0, wt = 0, pt = 0;
+        conv_scratch_need(C, O, 3, &pack, &wt, &pt);
+        conv_scratch sc = {aligned_alloc(64, (pack * 4 + 64) / 64 * 64), aligned_alloc(64, (wt * 4 + 64) / 64 * 64),
+                           aligned_alloc(64, (pt * 4 + 64) / 64 * 64)};
+        conv2d_forward(y.h, x.h, w.h, &sc, N, H, W, C, O, 3);
+        assert_int_equal(thin_conv_forward(g_stream, y.d, x.d, w.d, N, H, W, C, O), 0);
+        same("thin conv forward", &y, 1e-5f * largest(y.h, ny));
+        float *dxe = (kinds & THIN_DATA) ? dx.h : NULL;
+        conv2d_backward(dxe, dw.h, dy.h, x.h, w.h, &sc, N, H, W, C, O, 3, acc);
+        if (dxe) {
+            assert_int_equal(thin_conv_backward_data(g_stream, dx.d, dy.d, w.d, N, H, W, C, O, acc), 0);
+            same("thin conv backward data", &dx, 1e-5f * largest(dx.h, nx));
+        }
+        assert_int_equal(thin_conv_backward_filter(g_stream, dw.d, dy.d, x.d, N, H, W, C, O, part.d), 0);
+        same("thin conv backward filter", &dw, 1e-5f * largest(dw.h, nw));
+        free(sc.pack), free(sc.wt), free(sc.part);
+        drop(&x), drop(&w), drop(&y), drop(&dy), drop(&dx), drop(&dw), drop(&part);
+    }
+    assert_int_equal(thin_conv_kinds(9, 9), 0);
+    assert_int_equal(thin_conv_kinds(9, 8), THIN_FWD | THIN_DATA | THIN_FILTER);
+    assert_int_equal(thin_conv_kinds(8, 9), THIN_FWD | THIN_FILTER);
+}
+
 int main(void) {
     int n = 0;
     cudaError_t e = cudaGetDeviceCount(&n);
@@ -248,7 +289,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_normalize_silu_sum_cat),
                                        cmocka_unit_test(test_modulate_resample_clip_fourier),
                                        cmocka_unit_test(test_forced_weight_norm), cmocka_unit_test(test_weights),
-                                       cmocka_unit_test(test_weights_one_launch)};
+                                       cmocka_unit_test(test_weights_one_launch), cmocka_unit_test(test_thin_conv)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cudaStreamDestroy(g_stream);
     return rc;

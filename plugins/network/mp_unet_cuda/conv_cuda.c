@@ -13,6 +13,7 @@
 
 #include "act_ops.h"
 #include "conv_graph.h"
+#include "thin_conv.h"
 
 struct conv_plan {
     int N, H, W, C, O, act;
@@ -696,11 +697,22 @@ int gpu_conv2d_backward(gpu_ctx *g, void *dx, float *dw_hat, const void *dy, con
                         int H, int W, int C, int O, int k, int acc) {
     return conv_backward(g, g->act, dx, dw_hat, dy, x, w_hat, N, H, W, C, O, k, acc);
 }
+/* The network's first and last convolutions: few channels on one side, so thin_conv's kernels where they
+ * take the shape (thin_conv.h), else cuDNN's. */
 int gpu_conv2d_forward_f32(gpu_ctx *g, float *y, const float *x, const float *w_hat, int N, int H, int W, int C, int O,
                            int k) {
-    return conv_forward(g, ACT_F32, y, x, w_hat, N, H, W, C, O, k);
+    if (k != 3 || !(thin_conv_kinds(C, O) & THIN_FWD)) return conv_forward(g, ACT_F32, y, x, w_hat, N, H, W, C, O, k);
+    GPU_TRY(g, thin_conv_forward(g->stream, y, x, w_hat, N, H, W, C, O), return -1);
+    return 0;
 }
 int gpu_conv2d_backward_f32(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
                             int N, int H, int W, int C, int O, int k, int acc) {
-    return conv_backward(g, ACT_F32, dx, dw_hat, dy, x, w_hat, N, H, W, C, O, k, acc);
+    const int kinds = k == 3 ? thin_conv_kinds(C, O) : 0;
+    if (!(kinds & THIN_FILTER) || (dx && !(kinds & THIN_DATA)))
+        return conv_backward(g, ACT_F32, dx, dw_hat, dy, x, w_hat, N, H, W, C, O, k, acc);
+    float *part = scratch_for(g, thin_conv_part_floats(N, H, W, C, O) * sizeof(float));
+    if (!part) return -1;
+    if (dx) GPU_TRY(g, thin_conv_backward_data(g->stream, dx, dy, w_hat, N, H, W, C, O, acc), return -1);
+    GPU_TRY(g, thin_conv_backward_filter(g->stream, dw_hat, dy, x, N, H, W, C, O, part), return -1);
+    return 0;
 }

@@ -1,7 +1,8 @@
 /* conv_cuda.h: the MPConv products of the CUDA mp_unet (docs/formulas.md §1), with the shapes and the `acc`
  * convention of ../mp_unet/mp_conv.h: activations channels-last x[N, H, W, C] (P = N*H*W rows), prepared
  * weights w_hat[O, k, k, C]. Fully connected and 1x1 layers are cuBLAS products; 3x3 convolutions (padding
- * 1) are cuDNN convolutions (forward, backward data, backward filter) on NHWC tensors with KRSC filters.
+ * 1) are cuDNN convolutions (forward, backward data, backward filter) on NHWC tensors with KRSC filters,
+ * except the float32 ones with few channels on one side (the network's first and last: thin_conv.h).
  * Activations and prepared weights in the context's type (g->act): float32 with cuBLAS in pedantic mode and
  * cuDNN in FMA math (no TF32), the algorithms cuDNN's heuristics rank first; bf16/fp16 on tensor cores with
  * float32 accumulation, the algorithms cuDNN times fastest. Weight gradients are float32 in every case.
