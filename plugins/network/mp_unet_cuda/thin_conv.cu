@@ -19,7 +19,7 @@
 
 #define THIN_PX 4      /* pixels per warp (forward and backward data, O thin) */
 #define THIN_BLOCK 128 /* threads per block along the wide side (tiles) */
-#define THIN_TILES 512 /* at most, for the weight gradient's partial sums */
+#define THIN_TILES 1024 /* at most, for the weight gradient's partial sums */
 #define UNROLL _Pragma("unroll")
 
 /* The neighbour of pixel p at tap t, or -1 outside the image. */
@@ -191,9 +191,10 @@ int thin_conv_kinds(int C, int O) {
     if (O <= THIN_MAX) return THIN_FWD | THIN_DATA | THIN_FILTER;
     return C <= THIN_MAX ? THIN_FWD | THIN_FILTER : 0;
 }
-static int tiles_of(size_t P) {
-    const size_t t = (P + 255) / 256; /* at least 256 pixels a tile */
-    return t < 1 ? 1 : t > THIN_TILES ? THIN_TILES : (int)t;
+/* Tiles of at least `least` pixels, at most `most` of them. */
+static int tiles_of(size_t P, size_t least, size_t most) {
+    const size_t t = (P + least - 1) / least;
+    return t < 1 ? 1 : t > most ? (int)most : (int)t;
 }
 static unsigned warp_groups_blocks(size_t P) { return warp_blocks((P + THIN_PX - 1) / THIN_PX); }
 
@@ -203,7 +204,7 @@ int thin_conv_forward(void *stream, float *y, const float *x, const float *w_hat
     if (O <= THIN_MAX) {
         THIN_LAUNCH(O, k_thin_forward_o, warp_groups_blocks(P), THREADS, y, x, w_hat, N, H, W, C);
     } else {
-        const int tiles = tiles_of(P), CH = (O + THIN_BLOCK - 1) / THIN_BLOCK;
+        const int tiles = tiles_of(P, 64, 1 << 20), CH = (O + THIN_BLOCK - 1) / THIN_BLOCK; /* no partial sums */
         THIN_LAUNCH(C, k_thin_forward_c, (unsigned)(tiles * CH), THIN_BLOCK, y, x, w_hat, N, H, W, O, tiles);
     }
     return (int)cudaGetLastError();
@@ -218,14 +219,15 @@ int thin_conv_backward_data(void *stream, float *dx, const float *dy, const floa
 }
 
 size_t thin_conv_part_floats(int N, int H, int W, int C, int O) {
-    return (size_t)tiles_of((size_t)N * H * W) * O * 9 * C;
+    return (size_t)tiles_of((size_t)N * H * W, 256, THIN_TILES) * O * 9 * C;
 }
 
 int thin_conv_backward_filter(void *stream, float *dw_hat, const float *dy, const float *x, int N, int H, int W, int C,
                               int O, float *part) {
     const size_t P = (size_t)N * H * W, K = (size_t)O * 9 * C;
     if (P == 0) return 0;
-    const int tiles = tiles_of(P), wide = O <= THIN_MAX ? C : O, CH = (wide + THIN_BLOCK - 1) / THIN_BLOCK;
+    const int tiles = tiles_of(P, 256, THIN_TILES), wide = O <= THIN_MAX ? C : O;
+    const int CH = (wide + THIN_BLOCK - 1) / THIN_BLOCK;
     const unsigned grid = (unsigned)(tiles * CH);
     if (O <= THIN_MAX) THIN_LAUNCH(O, k_thin_filter_o, grid, THIN_BLOCK, part, dy, x, N, H, W, C, tiles);
     else THIN_LAUNCH(C, k_thin_filter_c, grid, THIN_BLOCK, part, dy, x, N, H, W, O, tiles);
