@@ -33,6 +33,8 @@
 # repository root (the device tool returns only a few files, hence the archive; the timeout leaves time
 # for it):
 #   source .devdeps/install.sh && timeout 540 scripts/gpu-check.sh /tmp/gc; tar czf $OUT/gpu-check.tgz -C /tmp gc
+# and right after it, on the same warm machine, with the time left (the build is kept):
+#   source .devdeps/install.sh && timeout 240 scripts/gpu-check.sh /tmp/gc2 more; tar czf $OUT/more.tgz -C /tmp gc2
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR [quick|more|compile|full]}
