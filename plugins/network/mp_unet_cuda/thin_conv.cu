@@ -86,21 +86,25 @@ __global__ void k_thin_data_o(float *dx, const float *dy, const float *w, int N,
         }
 }
 
-/* Tile `tile` of `tiles` over P pixels: [*p0, *p1). */
-__device__ __forceinline__ void tile_span(size_t P, int tiles, size_t tile, size_t *p0, size_t *p1) {
-    const size_t per = (P + tiles - 1) / tiles;
-    *p0 = tile * per < P ? tile * per : P;
+/* A tiled kernel's block b and thread: its channel *i = (b % CH) THIN_BLOCK + thread of the wide side
+ * (CH blocks across it; false past its end) and its tile *tile = b / CH of the `tiles` over the N H W
+ * pixels, [*p0, *p1). */
+__device__ __forceinline__ bool thin_block(int wide, int N, int H, int W, int tiles, int *i, size_t *tile, size_t *p0,
+                                           size_t *p1) {
+    const int CH = (wide + THIN_BLOCK - 1) / THIN_BLOCK;
+    const size_t P = (size_t)N * H * W, per = (P + tiles - 1) / tiles;
+    *i = blockIdx.x % CH * THIN_BLOCK + threadIdx.x, *tile = blockIdx.x / CH;
+    *p0 = *tile * per < P ? *tile * per : P;
     *p1 = *p0 + per < P ? *p0 + per : P;
+    return *i < wide;
 }
 
-/* Tile b / CH's sums of the 9 x O products of input channel c = (b % CH) THIN_BLOCK + thread. */
+/* A tile's sums of the 9 x O products of input channel c (thin_block). */
 template <int O>
 __global__ void k_thin_filter_o(float *part, const float *dy, const float *x, int N, int H, int W, int C, int tiles) {
-    const int CH = (C + THIN_BLOCK - 1) / THIN_BLOCK, c = blockIdx.x % CH * THIN_BLOCK + threadIdx.x;
-    const size_t tile = blockIdx.x / CH, P = (size_t)N * H * W;
-    if (c >= C) return;
-    size_t p0, p1;
-    tile_span(P, tiles, tile, &p0, &p1);
+    int c;
+    size_t tile, p0, p1;
+    if (!thin_block(C, N, H, W, tiles, &c, &tile, &p0, &p1)) return;
     float s[9][O];
     UNROLL for (int t = 0; t < 9; t++) UNROLL for (int o = 0; o < O; o++) s[t][o] = 0.0f;
     for (size_t p = p0; p < p1; p++) {
@@ -118,16 +122,14 @@ __global__ void k_thin_filter_o(float *part, const float *dy, const float *x, in
 
 /* ---- input thin ---- */
 
-/* Output channel o = (b % CH) THIN_BLOCK + thread of the pixels of tile b / CH. */
+/* Output channel o of a tile's pixels (thin_block). */
 template <int C>
 __global__ void k_thin_forward_c(float *y, const float *x, const float *w, int N, int H, int W, int O, int tiles) {
-    const int CH = (O + THIN_BLOCK - 1) / THIN_BLOCK, o = blockIdx.x % CH * THIN_BLOCK + threadIdx.x;
-    const size_t tile = blockIdx.x / CH, P = (size_t)N * H * W;
-    if (o >= O) return;
+    int o;
+    size_t tile, p0, p1;
+    if (!thin_block(O, N, H, W, tiles, &o, &tile, &p0, &p1)) return;
     float wr[9][C];
     UNROLL for (int t = 0; t < 9; t++) UNROLL for (int c = 0; c < C; c++) wr[t][c] = w[((size_t)o * 9 + t) * C + c];
-    size_t p0, p1;
-    tile_span(P, tiles, tile, &p0, &p1);
     for (size_t p = p0; p < p1; p++) {
         float s = 0.0f;
         UNROLL for (int t = 0; t < 9; t++) {
@@ -139,14 +141,12 @@ __global__ void k_thin_forward_c(float *y, const float *x, const float *w, int N
     }
 }
 
-/* Tile b / CH's sums of the 9 x C products of output channel o = (b % CH) THIN_BLOCK + thread. */
+/* A tile's sums of the 9 x C products of output channel o (thin_block). */
 template <int C>
 __global__ void k_thin_filter_c(float *part, const float *dy, const float *x, int N, int H, int W, int O, int tiles) {
-    const int CH = (O + THIN_BLOCK - 1) / THIN_BLOCK, o = blockIdx.x % CH * THIN_BLOCK + threadIdx.x;
-    const size_t tile = blockIdx.x / CH, P = (size_t)N * H * W;
-    if (o >= O) return;
-    size_t p0, p1;
-    tile_span(P, tiles, tile, &p0, &p1);
+    int o;
+    size_t tile, p0, p1;
+    if (!thin_block(O, N, H, W, tiles, &o, &tile, &p0, &p1)) return;
     float s[9][C];
     UNROLL for (int t = 0; t < 9; t++) UNROLL for (int c = 0; c < C; c++) s[t][c] = 0.0f;
     for (size_t p = p0; p < p1; p++) {
