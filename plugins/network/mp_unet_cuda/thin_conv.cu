@@ -17,15 +17,21 @@
 #include "launch_cuda.h"
 #include "thin_conv.h"
 
-#define THIN_PX 4      /* pixels per warp (forward and backward data, O thin) */
-#define THIN_BLOCK 128 /* threads per block along the wide side (tiles) */
+#define THIN_PX 4       /* pixels per warp (forward and backward data, O thin) */
+#define THIN_BLOCK 128  /* threads per block along the wide side (tiles) */
 #define THIN_TILES 1024 /* at most, for the weight gradient's partial sums */
 #define UNROLL _Pragma("unroll")
 
-/* The neighbour of pixel p at tap t, or -1 outside the image. */
-__device__ __forceinline__ long long tap_at(size_t p, int t, int H, int W) {
-    const int dy = t / 3 - 1, dx = t % 3 - 1, i = (int)(p / W % H) + dy, j = (int)(p % W) + dx;
-    return i < 0 || i >= H || j < 0 || j >= W ? -1 : (long long)p + (long long)dy * W + dx;
+/* Pixel p with its row and column (divided out once, not at every tap). */
+struct pix {
+    size_t p;
+    int i, j;
+};
+__device__ __forceinline__ pix pixel(size_t p, int H, int W) { return pix{p, (int)(p / W % H), (int)(p % W)}; }
+/* The neighbour of pixel a at tap t, or -1 outside the image. */
+__device__ __forceinline__ long long tap_at(pix a, int t, int H, int W) {
+    const int dy = t / 3 - 1, dx = t % 3 - 1, i = a.i + dy, j = a.j + dx;
+    return i < 0 || i >= H || j < 0 || j >= W ? -1 : (long long)a.p + (long long)dy * W + dx;
 }
 
 /* ---- output thin ---- */
@@ -37,14 +43,17 @@ __global__ void k_thin_forward_o(float *y, const float *x, const float *w, int N
     for (size_t g = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32; g < groups;
          g += (size_t)gridDim.x * blockDim.x / 32) {
         float acc[THIN_PX][O];
-        UNROLL for (int k = 0; k < THIN_PX; k++) UNROLL for (int o = 0; o < O; o++) acc[k][o] = 0.0f;
+        pix px[THIN_PX];
+        UNROLL for (int k = 0; k < THIN_PX; k++) {
+            px[k] = pixel(g * THIN_PX + k, H, W);
+            UNROLL for (int o = 0; o < O; o++) acc[k][o] = 0.0f;
+        }
         for (int c = lane; c < C; c += 32)
             for (int t = 0; t < 9; t++) {
                 float wv[O];
                 UNROLL for (int o = 0; o < O; o++) wv[o] = w[((size_t)o * 9 + t) * C + c];
                 UNROLL for (int k = 0; k < THIN_PX; k++) {
-                    const size_t p = g * THIN_PX + k;
-                    const long long q = p < P ? tap_at(p, t, H, W) : -1;
+                    const long long q = px[k].p < P ? tap_at(px[k], t, H, W) : -1;
                     if (q < 0) continue;
                     const float xv = x[(size_t)q * C + c];
                     UNROLL for (int o = 0; o < O; o++) acc[k][o] += xv * wv[o];
@@ -68,13 +77,13 @@ __global__ void k_thin_data_o(float *dx, const float *dy, const float *w, int N,
          g += (size_t)gridDim.x * blockDim.x / 32)
         for (int c = lane; c < C; c += 32) {
             float s[THIN_PX];
-            UNROLL for (int k = 0; k < THIN_PX; k++) s[k] = 0.0f;
+            pix px[THIN_PX];
+            UNROLL for (int k = 0; k < THIN_PX; k++) s[k] = 0.0f, px[k] = pixel(g * THIN_PX + k, H, W);
             for (int t = 0; t < 9; t++) {
                 float wv[O];
                 UNROLL for (int o = 0; o < O; o++) wv[o] = w[((size_t)o * 9 + t) * C + c];
                 UNROLL for (int k = 0; k < THIN_PX; k++) { /* pixel q receives from p = q - offset of t */
-                    const size_t q = g * THIN_PX + k;
-                    const long long p = q < P ? tap_at(q, 8 - t, H, W) : -1;
+                    const long long p = px[k].p < P ? tap_at(px[k], 8 - t, H, W) : -1;
                     if (p < 0) continue;
                     UNROLL for (int o = 0; o < O; o++) s[k] += dy[(size_t)p * O + o] * wv[o];
                 }
@@ -108,10 +117,11 @@ __global__ void k_thin_filter_o(float *part, const float *dy, const float *x, in
     float s[9][O];
     UNROLL for (int t = 0; t < 9; t++) UNROLL for (int o = 0; o < O; o++) s[t][o] = 0.0f;
     for (size_t p = p0; p < p1; p++) {
+        const pix a = pixel(p, H, W);
         float d[O];
         UNROLL for (int o = 0; o < O; o++) d[o] = dy[p * O + o];
         UNROLL for (int t = 0; t < 9; t++) {
-            const long long q = tap_at(p, t, H, W);
+            const long long q = tap_at(a, t, H, W);
             const float xv = q < 0 ? 0.0f : x[(size_t)q * C + c];
             UNROLL for (int o = 0; o < O; o++) s[t][o] += d[o] * xv;
         }
@@ -131,9 +141,10 @@ __global__ void k_thin_forward_c(float *y, const float *x, const float *w, int N
     float wr[9][C];
     UNROLL for (int t = 0; t < 9; t++) UNROLL for (int c = 0; c < C; c++) wr[t][c] = w[((size_t)o * 9 + t) * C + c];
     for (size_t p = p0; p < p1; p++) {
+        const pix a = pixel(p, H, W);
         float s = 0.0f;
         UNROLL for (int t = 0; t < 9; t++) {
-            const long long q = tap_at(p, t, H, W);
+            const long long q = tap_at(a, t, H, W);
             if (q < 0) continue;
             UNROLL for (int c = 0; c < C; c++) s += x[(size_t)q * C + c] * wr[t][c];
         }
@@ -150,9 +161,10 @@ __global__ void k_thin_filter_c(float *part, const float *dy, const float *x, in
     float s[9][C];
     UNROLL for (int t = 0; t < 9; t++) UNROLL for (int c = 0; c < C; c++) s[t][c] = 0.0f;
     for (size_t p = p0; p < p1; p++) {
+        const pix a = pixel(p, H, W);
         const float d = dy[p * O + o];
         UNROLL for (int t = 0; t < 9; t++) {
-            const long long q = tap_at(p, t, H, W);
+            const long long q = tap_at(a, t, H, W);
             if (q < 0) continue;
             UNROLL for (int c = 0; c < C; c++) s[t][c] += d * x[(size_t)q * C + c];
         }
