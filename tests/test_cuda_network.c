@@ -11,8 +11,7 @@
  * EDM2_CUDNN_WGRAD; fp16 as timed),
  * evaluation and training passes replayed from CUDA graphs (bitwise the eager ones), and the bf16 cuDNN
  * plans' reports (each kind's algorithm run as planned and timed), and the one-line errors for bad cuDNN
- * settings in the environment. Exits 77 (skipped, with the reason)
- * without a CUDA device. */
+ * settings in the environment. Exits 77 (skipped, with the reason) without a CUDA device. */
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -552,7 +551,6 @@ static void test_check_ref_cuda(void **state) {
     assert_int_equal(cmd_check_ref(3, argv), 0);
 }
 
-/* The CUDA network of k_net with one more setting; 0, or 1 with the error printed. */
 /* The test network on the GPU with one more setting; 0, or 1 with the reason in *err. */
 static int open_variant_err(net_instance *ni, const char *setting, edm2_err *err) {
     const plugin_rec *rec = find(EDM2_KIND_NETWORK, "mp_unet", 1);
@@ -568,6 +566,7 @@ static int open_variant_err(net_instance *ni, const char *setting, edm2_err *err
     cfg_free(&c);
     return rc ? 1 : 0;
 }
+/* The same; 0, or 1 with the error printed. */
 static int open_variant(net_instance *ni, const char *setting) {
     edm2_err err;
     const int rc = open_variant_err(ni, setting, &err);
@@ -606,11 +605,11 @@ static void test_bad_environment(void **state) {
  * Three ways: the default (legacy algorithms, deterministic: none nondeterministic is chosen or even tried;
  * the emulation's Find offers one first for each backward kind); EDM2_CUDNN_DETERMINISTIC=0 (the bf16 plans
  * say they allow any; the float32 first and last convolutions have no cuDNN plan in any way: thin_conv's
- * deterministic kernels run them);
- * EDM2_CUDNN_API=graph (every forward runs a graph-API plan, unless the line says cuDNN offered none). The
- * other two ways agree with the default within bf16's rounding (test_precisions' bf16 bounds against
- * float32: D 3e-2, the gradient arena 1.5e-2), and their evaluations run from CUDA graphs (whose check
- * allows another order of sums where any determinism is allowed). */
+ * deterministic kernels run them); EDM2_CUDNN_API=graph (every forward runs a graph-API plan, unless the
+ * line says cuDNN offered none). The other two ways agree with the default within bf16's rounding
+ * (test_precisions' bf16 bounds against float32: D 3e-2, the gradient arena 1.5e-2), and their
+ * evaluations run from CUDA graphs (whose check allows another order of sums where any determinism is
+ * allowed). */
 static void test_plan_reports(void **state) {
     (void)state;
     set_params();

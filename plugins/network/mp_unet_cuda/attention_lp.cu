@@ -34,9 +34,11 @@ __device__ __forceinline__ void slab_sums(float *sum, const float *v, int c) {
 /* v[s] for s in 0..2 without indexing a local array at run time (which would put it in local memory). */
 __device__ __forceinline__ float pick3(const float *v, int s) { return s == 0 ? v[0] : s == 1 ? v[1] : v[2]; }
 #define SLAB_STAGE (16 * THREADS) /* shared elements per block: 16 gl for each group of gl lanes */
-/* Element e of slab j's rows' side: sl[e] when staged, else in place in qkvn/dqkvn. */
-#define SLAB_AT(rows, sl, staged, j, e)                                                                     \
-    ((staged) ? (sl)[e] : (rows)[slab_row(j, (e) % 3, HW, heads) * cph + (e) / 3])
+/* Element e of slab j's rows' side: sl[e] when staged, else in place in the rows (qkvn or dqkvn). */
+template <typename R>
+__device__ __forceinline__ R &slab_at(R *rows, R *sl, bool staged, size_t j, int e, int HW, int heads, int cph) {
+    return staged ? sl[e] : rows[slab_row(j, e % 3, HW, heads) * cph + e / 3];
+}
 /* The staged slab into its 3 rows and back (lanes along the channels: in order on both sides). */
 template <typename T>
 __device__ __forceinline__ void slab_to_rows(T *rows, const T *sl, size_t j, int L, int HW, int heads, int cph,
@@ -73,7 +75,7 @@ __global__ void k_qkv_normalize(T *qkvn, float *norm, const T *qkv, size_t slabs
         }
         ROW_CHUNKS(c, m, L, lane, gl) {
             ldv(v, src, c, m);
-            UNROLL8(k) if (k < m) SLAB_AT(qkvn, sl, staged, j, c + k) = st<T>(v[k] * pick3(inv, (c + k) % 3));
+            UNROLL8(k) if (k < m) slab_at(qkvn, sl, staged, j, c + k, HW, heads, cph) = st<T>(v[k] * pick3(inv, (c + k) % 3));
         }
         if (!staged) continue;
         __syncwarp();
@@ -98,7 +100,7 @@ __global__ void k_qkv_normalize_backward(T *dqkv, const T *dqkvn, const T *qkv, 
             __syncwarp();
         }
         auto grad = [&](int c, int m) { /* g: dqkvn's values for the chunk's elements */
-            UNROLL8(k) g[k] = k < m ? ld(SLAB_AT(dqkvn, sl, staged, j, c + k)) : 0.0f;
+            UNROLL8(k) g[k] = k < m ? ld(slab_at(dqkvn, (const T *)sl, staged, j, c + k, HW, heads, cph)) : 0.0f;
         };
         ROW_CHUNKS(c, m, L, lane, gl) {
             grad(c, m), ldv(v, qkv + o, c, m);

@@ -113,8 +113,8 @@ void conv_plans_free(gpu_ctx *g) {
     g->nplans = g->cap_plans = 0;
 }
 
-/* Whether plan p may run nondeterministic algorithms: bf16/fp16 with EDM2_CUDNN_DETERMINISTIC=0; float32 (the
- * network's first and last convolutions among them) never. */
+/* Whether plan p may run nondeterministic algorithms: bf16/fp16 with EDM2_CUDNN_DETERMINISTIC=0; float32
+ * never. */
 static int any_determinism(const gpu_ctx *g, const conv_plan *p) { return !g->deterministic && p->act != ACT_F32; }
 /* Whether plan p may run an algorithm of this determinism (cudnnDeterminism_t). */
 #define ALLOWED(g, p, determinism) ((determinism) == CUDNN_DETERMINISTIC || any_determinism(g, p))
@@ -124,8 +124,8 @@ static int any_determinism(const gpu_ctx *g, const conv_plan *p) { return !g->de
  * cuDNN's heuristics rank and that is deterministic (unless p may run any: ALLOWED), with float32 FMA math
  * (no TF32) for float32 data and any math (tensor cores first, as ranked) for bf16/fp16; else the first of
  * the kind's deterministic algorithms, in a fixed order, that cuDNN supports for the shape (its workspace
- * size query succeeds). The kind's descriptor takes the chosen math type. The workspace may exceed the backend's: the network then
- * keeps a larger one. When nothing qualifies, `why` lists what the heuristics offered. `at`: the chosen
+ * size query succeeds). The kind's descriptor takes the chosen math type. The workspace may exceed the
+ * backend's: the network then keeps a larger one. When nothing qualifies, `why` lists what the heuristics offered. `at`: the chosen
  * entry of perf, or -1 (from the fixed order). */
 #define PICK_ALGO(perf, n, order, norder, size_query, out, need, why, fma_only, cd, at)                        \
     do {                                                                                                       \

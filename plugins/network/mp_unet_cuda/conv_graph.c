@@ -33,6 +33,8 @@ static void ops_release(cgraph_ops *o) {
 }
 
 #define SET(d, name, type, n, ptr) cudnnBackendSetAttribute((d), (name), (type), (n), (ptr))
+#define GET(d, name, type, n, count, ptr) cudnnBackendGetAttribute((d), (name), (type), (n), (count), (ptr))
+#define DESC CUDNN_TYPE_BACKEND_DESCRIPTOR
 #define OK CUDNN_STATUS_SUCCESS
 
 /* A finalized tensor descriptor of logical dimensions (n, c, h, w), laid out channels-last (NHWC; a
@@ -97,15 +99,15 @@ static cudnnStatus_t make_ops(cudnnHandle_t h, cgraph_ops *o, int kind, int N, i
     *step = "operation";
     const cudnnBackendAttributeName_t *a = k_op_attr[kind];
     s = cudnnBackendCreateDescriptor(k_op_type[kind], &o->op);
-    for (int i = 0; i < 3 && s == OK; i++) s = SET(o->op, a[i], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &o->t[i]);
-    if (s == OK) s = SET(o->op, a[3], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &o->conv);
+    for (int i = 0; i < 3 && s == OK; i++) s = SET(o->op, a[i], DESC, 1, &o->t[i]);
+    if (s == OK) s = SET(o->op, a[3], DESC, 1, &o->conv);
     if (s == OK) s = SET(o->op, a[4], CUDNN_TYPE_FLOAT, 1, &alpha);
     if (s == OK) s = SET(o->op, a[5], CUDNN_TYPE_FLOAT, 1, &beta);
     if (s == OK) s = cudnnBackendFinalize(o->op);
     if (s != OK) return s;
     *step = "operation graph";
     s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR, &o->graph);
-    if (s == OK) s = SET(o->graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &o->op);
+    if (s == OK) s = SET(o->graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, DESC, 1, &o->op);
     if (s == OK) s = SET(o->graph, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
     if (s == OK) s = cudnnBackendFinalize(o->graph);
     return s;
@@ -121,11 +123,11 @@ static int plan_of(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, cgraph_ops *o,
     cudnnBackendNumericalNote_t notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
     int64_t n = 0, nnotes = -1, ws = 0, index = -1;
     int ok = own && cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &engine) == OK &&
-             cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n, &engine) == OK;
-    if (ok && cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
-                                       CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nnotes, notes) != OK)
+             GET(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, DESC, 1, &n, &engine) == OK;
+    if (ok && GET(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE, CUDNN_NUMERICAL_NOTE_TYPE_COUNT,
+                  &nnotes, notes) != OK)
         nnotes = -1;
-    if (ok && cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &index) != OK)
+    if (ok && GET(engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &n, &index) != OK)
         index = -1;
     int deterministic = nnotes >= 0, tensor_core = 0;
     for (int64_t i = 0; i < nnotes && i < CUDNN_NUMERICAL_NOTE_TYPE_COUNT; i++) {
@@ -135,9 +137,9 @@ static int plan_of(cudnnHandle_t h, cudnnBackendDescriptor_t cfg, cgraph_ops *o,
     ok = ok && (deterministic || any_determinism) &&
          cudnnBackendCreateDescriptor(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR, &plan) == OK &&
          SET(plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h) == OK &&
-         SET(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg) == OK &&
+         SET(plan, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, DESC, 1, &cfg) == OK &&
          cudnnBackendFinalize(plan) == OK &&
-         cudnnBackendGetAttribute(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws) == OK &&
+         GET(plan, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &n, &ws) == OK &&
          ws >= 0 && (size_t)ws <= max_ws;
     if (!ok) {
         destroy(plan), destroy(engine), destroy(cfg);
@@ -156,14 +158,15 @@ static cudnnStatus_t from_heuristics(cudnnHandle_t h, cgraph_ops *o, cudnnBacken
     cudnnBackendDescriptor_t heur = NULL, cfg[MAX_CFGS] = {NULL};
     int64_t count = 0;
     cudnnStatus_t s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR, &heur);
-    if (s == OK) s = SET(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &o->graph);
+    if (s == OK) s = SET(heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, DESC, 1, &o->graph);
     if (s == OK) s = SET(heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
     if (s == OK) s = cudnnBackendFinalize(heur);
-    if (s == OK) s = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, NULL);
+    if (s == OK) s = GET(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, DESC, 0, &count, NULL);
     if (count > MAX_CFGS) count = MAX_CFGS;
-    for (int64_t i = 0; i < count && s == OK; i++) s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfg[i]);
+    for (int64_t i = 0; i < count && s == OK; i++)
+        s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR, &cfg[i]);
     if (s == OK && count > 0)
-        s = cudnnBackendGetAttribute(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &count, cfg);
+        s = GET(heur, CUDNN_ATTR_ENGINEHEUR_RESULTS, DESC, count, &count, cfg);
     for (int64_t i = 0; i < count; i++) { /* each cfg kept by its plan, or destroyed (by plan_of when it fails) */
         if (s != OK || *n >= max) destroy(cfg[i]);
         else if (plan_of(h, cfg[i], o, any_determinism, max_ws, &out[*n])) ++*n;
@@ -177,11 +180,17 @@ int cgraph_plans(cudnnHandle_t h, int kind, int N, int H, int W, int C, int O, c
     cgraph_ops *o = calloc(1, sizeof *o);
     const char *step = "out of host memory";
     int n = 0;
-    cudnnStatus_t s = o ? make_ops(h, o, kind, N, H, W, C, O, dt, beta, &step) : CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+    cudnnStatus_t s = o ? make_ops(h, o, kind, N, H, W, C, O, dt, beta, &step)
+                        : CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
     if (o) o->refs = 1; /* ours until the plans are made */
-    if (s == OK) step = "heuristics, mode A", s = from_heuristics(h, o, CUDNN_HEUR_MODE_A, any_determinism, max_ws, out, &n, max);
-    if (s == OK && n == 0)
-        step = "heuristics, fallback", s = from_heuristics(h, o, CUDNN_HEUR_MODE_FALLBACK, any_determinism, max_ws, out, &n, max);
+    if (s == OK) {
+        step = "heuristics, mode A";
+        s = from_heuristics(h, o, CUDNN_HEUR_MODE_A, any_determinism, max_ws, out, &n, max);
+    }
+    if (s == OK && n == 0) {
+        step = "heuristics, fallback";
+        s = from_heuristics(h, o, CUDNN_HEUR_MODE_FALLBACK, any_determinism, max_ws, out, &n, max);
+    }
     ops_release(o);
     if (s != OK) {
         snprintf(why, whylen, "%s: %s", step, cudnnGetErrorString(s));

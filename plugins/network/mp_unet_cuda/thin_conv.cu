@@ -74,11 +74,12 @@ __global__ void k_thin_data_o(float *dx, const float *dy, const float *w, int N,
     const size_t P = (size_t)N * H * W, groups = (P + THIN_PX - 1) / THIN_PX;
     const int lane = threadIdx.x % 32;
     for (size_t g = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32; g < groups;
-         g += (size_t)gridDim.x * blockDim.x / 32)
+         g += (size_t)gridDim.x * blockDim.x / 32) {
+        pix px[THIN_PX];
+        UNROLL for (int k = 0; k < THIN_PX; k++) px[k] = pixel(g * THIN_PX + k, H, W);
         for (int c = lane; c < C; c += 32) {
             float s[THIN_PX];
-            pix px[THIN_PX];
-            UNROLL for (int k = 0; k < THIN_PX; k++) s[k] = 0.0f, px[k] = pixel(g * THIN_PX + k, H, W);
+            UNROLL for (int k = 0; k < THIN_PX; k++) s[k] = 0.0f;
             for (int t = 0; t < 9; t++) {
                 float wv[O];
                 UNROLL for (int o = 0; o < O; o++) wv[o] = w[((size_t)o * 9 + t) * C + c];
@@ -89,10 +90,11 @@ __global__ void k_thin_data_o(float *dx, const float *dy, const float *w, int N,
                 }
             }
             UNROLL for (int k = 0; k < THIN_PX; k++) {
-                const size_t q = g * THIN_PX + k;
+                const size_t q = px[k].p;
                 if (q < P) dx[q * C + c] = acc ? dx[q * C + c] + s[k] : s[k];
             }
         }
+    }
 }
 
 /* A tiled kernel's block b and thread: its channel *i = (b % CH) THIN_BLOCK + thread of the wide side
