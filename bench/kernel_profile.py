@@ -4,7 +4,9 @@ Runs build/edm2-bench under Nsight Compute collecting only each kernel's duratio
 clocks and caches left alone, as in a real run) of one training step (--pass train) or one evaluation
 forward, a sampler's step (--pass eval), after 4 warm-up passes: edm2-bench --profile switches the CUDA
 profiler on for the timed pass only (ncu --profile-from-start off), so the warm-up's cuDNN algorithm
-trials and graph captures are not counted. It sums the durations by kernel name
+trials and graph captures are not counted. Where EDM2_CUDNN_PLANS names a file of plans timed by a run
+outside ncu (scripts/gpu-check.sh's algos-timed step), the profiled run takes its plans from it instead of
+timing them under ncu, so it profiles the algorithms a plain run runs. It sums the durations by kernel name
 and prints the largest as a table: calls, total ms, share of the step's kernel time, after one line that
 splits the time between the products (cuBLAS and cuDNN kernels) and ours (k_*). A CSV that ncu wrote
 earlier can be summarised instead (--csv FILE).

@@ -98,7 +98,7 @@ fi
 rm -rf "$out"/group0 "$out"/group1
 # Memory checks of the kernels on the GPU itself, ahead of the long speed steps (a few seconds each).
 memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
-  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
+  (cd build-gpu && unset EDM2_CUDNN_PLANS && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
     timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
 }
 if [ -n "$sanitizer" ] && [ "$mode" != compile ]; then
@@ -111,6 +111,11 @@ if [ -n "$sanitizer" ] && [ "$mode" != compile ]; then
   step memcheck-vae memcheck test_vae test_cuda_matches
 fi
 fi # (mode != more)
+# From here on, every bf16/fp16 run takes the cuDNN plans of the first that timed them (EDM2_CUDNN_PLANS,
+# plan_file.h): the kernel profile under Nsight Compute runs what the plain runs beside it run (the last
+# profile's algorithms, chosen under ncu, matched none of the speed table's), and the file comes back in
+# the archive. Not for the test suites: they time plans on purpose.
+export EDM2_CUDNN_PLANS="$out/cudnn-plans.txt"
 # Which cuDNN algorithm each 3x3 convolution of XS runs, with the training speed, peak and memory of each
 # way of choosing: timed (the default: Find, then each candidate run as planned), timed among algorithms of
 # any determinism (EDM2_CUDNN_DETERMINISTIC=0, as the reference's cudnn.benchmark), timed against the graph
@@ -183,9 +188,9 @@ if [ "$mode" = full ]; then
     step bench-$preset-bf16 build-gpu/edm2-bench configs/edm2-img512-$preset.ini --set backend.plugin=cuda \
       --set training.batch=256 --set network.precision=bf16 --sample --steps 5
   done
-  step suite bash -c "cd build-gpu && ctest --output-on-failure"
+  step suite env -u EDM2_CUDNN_PLANS bash -c "cd build-gpu && ctest --output-on-failure"
   if [ -n "$sanitizer" ]; then
-    step memcheck-cuda bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
+    step memcheck-cuda env -u EDM2_CUDNN_PLANS bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
       $sanitizer --tool memcheck --error-exitcode 1 \$t || exit 1; done"
     step memcheck-network memcheck test_cuda_network
   fi

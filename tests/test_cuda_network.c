@@ -10,8 +10,9 @@
  * bf16 with its 3x3 weight gradients from cuDNN and as products over padded copies, each forced by
  * EDM2_CUDNN_WGRAD; fp16 as timed),
  * evaluation and training passes replayed from CUDA graphs (bitwise the eager ones), and the bf16 cuDNN
- * plans' reports (each kind's algorithm run as planned and timed), and the one-line errors for bad cuDNN
- * settings in the environment. Exits 77 (skipped, with the reason) without a CUDA device. */
+ * plans' reports (each kind's algorithm run as planned and timed), the plans kept in and taken from
+ * EDM2_CUDNN_PLANS's file, and the one-line errors for bad cuDNN settings in the environment and bad lines in
+ * that file. Exits 77 (skipped, with the reason) without a CUDA device. */
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -406,9 +407,12 @@ typedef struct log_counts {
     int captured, off;   /* CUDA graphs captured; turned off */
     int plans, plans_ok; /* bf16/fp16 cuDNN plans reported as timed (or failing to be); well-formed ones */
     int any, nondet;     /* plans allowing any determinism; plans that chose or tried a nondeterministic one */
-    int graph_fwd;       /* plans whose forward runs a graph-API plan */
+    int graph_fwd;       /* plans (timed or taken from the file) whose forward runs a graph-API plan */
     int graph_none;      /* plans of a kind for which the graph API offered no plan (the line says why) */
     int f32_plans;       /* float32 cuDNN plans: none, the first and last convolutions run thin_conv's kernels */
+    int saved, restored; /* plans saved to EDM2_CUDNN_PLANS's file; plans taken from it ("from FILE:LINE") */
+    int gemm_restored;   /* of those, the ones whose weight gradient runs as products */
+    char plans_error[400]; /* the first line that names EDM2_CUDNN_PLANS outside the plans' reports */
 } log_counts;
 
 /* stderr back, the log's lines but the debug ones passed on to it; *n counted from them. Also a test's
@@ -436,6 +440,14 @@ static int log_restore(log_counts *n) {
             n->graph_none += strstr(line, "(graph API: ") != NULL;
             if (!ok) fprintf(stderr, "malformed plan report: %s", line);
         }
+        n->saved += strstr(line, "cuDNN 3x3 convolution") && strstr(line, "; saved to ");
+        if (strstr(line, "cuDNN 3x3 convolution") && strstr(line, ", from ")) {
+            n->restored++;
+            n->gemm_restored += strstr(line, "; backward filter as products: taken") != NULL;
+            n->graph_fwd += strstr(line, "; forward graph engine ") != NULL;
+        }
+        if (!n->plans_error[0] && strstr(line, "EDM2_CUDNN_PLANS: ") && !strstr(line, "cuDNN 3x3 convolution"))
+            snprintf(n->plans_error, sizeof n->plans_error, "%.399s", line);
         if (strncmp(line, "debug: ", 7)) fputs(line, stderr);
     }
     if (f) fclose(f);
@@ -666,8 +678,161 @@ static void test_plan_reports(void **state) {
     for (int k = 0; k < 3; k++) free(D[k]), free(g[k]);
 }
 
+/* The record lines (not comments) of a plan file; with flip, each line's "wgrad gemm" and "wgrad cudnn"
+ * swapped, or with algo >= 0 each forward's algorithm set to algo, and the file rewritten. */
+static int plan_lines(const char *path, int flip, int algo) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1100], *out = calloc(1, 1 << 16);
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *w = strstr(line, " ; wgrad "), *a = strstr(line, " ; forward algo ");
+        if (line[0] != '#') n++;
+        if (line[0] != '#' && flip && w) strcpy(w, strstr(w, "gemm") ? " ; wgrad cudnn\n" : " ; wgrad gemm\n");
+        if (line[0] != '#' && algo >= 0 && a) {
+            char rest[1100];
+            snprintf(rest, sizeof rest, "%s", strstr(a + 16, " math "));
+            snprintf(a, sizeof line - (size_t)(a - line), " ; forward algo %d%s", algo, rest);
+        }
+        strcat(out, line);
+    }
+    fclose(f);
+    if (flip || algo >= 0) {
+        f = fopen(path, "w");
+        assert_non_null(f);
+        fputs(out, f);
+        fclose(f);
+    }
+    free(out);
+    return n;
+}
+
+static char *file_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 16);
+    buf[fread(buf, 1, (1 << 16) - 1, f)] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* EDM2_CUDNN_PLANS (plan_file.h): a bf16 network that times its plans saves each shape's choices into the
+ * file (a line per plan, each plan's report saying so); a second network with the file takes them from it
+ * (each report says "from FILE:LINE", none is timed, the file is left as it was) and gives bitwise the
+ * first one's outputs and gradients. What the file says is what runs: with each line's weight-gradient way
+ * swapped (cuDNN's algorithm for the products and back), the reports say so, the outputs are still bitwise
+ * the same and the gradients are not (another order of sums, within bf16's rounding: test_precisions'
+ * bound). A line that cuDNN cannot run (a forward algorithm it does not have) fails the first forward,
+ * and a malformed line the network's making, each with one line naming the file and line. */
+static void test_plan_file(void **state) {
+    (void)state;
+    set_params();
+    unsetenv("EDM2_CUDNN_ALGO"), unsetenv("EDM2_CUDNN_WGRAD");
+    const size_t A = g_net[0].info.arena_floats;
+    float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
+    test_data(x, sigma, labels, dD, dlv);
+    char *dir = make_temp_dir(), path[1024], graph_path[1024];
+    snprintf(path, sizeof path, "%s/plans.txt", dir);
+    snprintf(graph_path, sizeof graph_path, "%s/graph-plans.txt", dir);
+    float *D[5], lv[NB], *g[5];
+    log_counts n[5];
+    char *saved = NULL;
+    /* timed and saved; from the file; from the file with the ways swapped; the same first two with the graph
+     * API's plans (EDM2_CUDNN_API=graph) in a file of their own */
+    for (int k = 0; k < 5; k++) {
+        const char *file = k < 3 ? path : graph_path;
+        setenv("EDM2_CUDNN_PLANS", file, 1);
+        if (k == 3) setenv("EDM2_CUDNN_API", "graph", 1);
+        if (k == 2) plan_lines(path, 1, -1);
+        log_begin();
+        net_instance ni;
+        assert_int_equal(open_variant(&ni, "precision=bf16"), 0);
+        edm2_err err;
+        assert_int_equal(rt_upload(&g_rt[1], ni.params, g_net[0].params, A, &err), 0);
+        D[k] = malloc(2 * E * sizeof(float)), g[k] = calloc(A + 1, sizeof(float));
+        forward_backward_of(&ni, 1, x, sigma, labels, dD, dlv, D[k], lv, g[k]);
+        net_close(&ni, &g_rt[1]);
+        assert_int_equal(log_restore(&n[k]), 0);
+        const int lines = plan_lines(file, 0, -1);
+        printf("run %d: plans timed %d, saved %d, taken from the file %d (weight gradient as products: %d; forward "
+               "through the graph API: %d); %d lines in the file\n", k, n[k].plans, n[k].saved, n[k].restored,
+               n[k].gemm_restored, n[k].graph_fwd, lines);
+        if (k == 0 || k == 3) {
+            assert_true(n[k].plans >= 3);
+            assert_int_equal(n[k].saved, n[k].plans);
+            assert_int_equal(lines, n[k].plans);
+            assert_int_equal(n[k].restored, 0);
+            free(saved);
+            saved = file_text(file);
+        } else {
+            assert_int_equal(n[k].plans, 0);
+            assert_int_equal(n[k].saved, 0);
+            assert_int_equal(n[k].restored, lines);
+        }
+        if (k == 1 || k == 4) {
+            char *now = file_text(file);
+            assert_string_equal(now, saved);
+            free(now);
+        }
+        if (k == 3) /* as test_plan_reports: a graph plan for every forward, unless cuDNN offered none */
+            assert_true(n[3].graph_fwd >= 1 && n[3].graph_fwd + n[3].graph_none >= n[3].plans);
+        if (k == 4) assert_int_equal(n[4].graph_fwd, n[3].graph_fwd);
+    }
+    unsetenv("EDM2_CUDNN_API");
+    setenv("EDM2_CUDNN_PLANS", path, 1);
+    bitwise("D from the file's graph plans", D[3], D[4], 2 * E);
+    bitwise("gradients from the file's graph plans", g[3], g[4], A);
+    assert_int_equal(n[2].gemm_restored, n[1].restored - n[1].gemm_restored); /* every way swapped */
+    bitwise("D from the file's plans", D[0], D[1], 2 * E);
+    bitwise("gradients from the file's plans", g[0], g[1], A);
+    bitwise("D with the weight gradients' ways swapped", D[0], D[2], 2 * E);
+    size_t differ = 0;
+    for (size_t i = 0; i < A; i++) differ += memcmp(&g[0][i], &g[2][i], sizeof(float)) != 0;
+    const double e = rel_l2(g[0], g[2], A);
+    printf("gradients with the ways swapped: %zu of %zu differ, relative L2 %.2e\n", differ, A, e);
+    assert_true(differ > 0 && e <= 1.5e-2);
+    /* a forward algorithm that cuDNN does not have: the first forward fails, naming the file and a line */
+    plan_lines(path, 0, 77);
+    log_begin();
+    net_instance ni;
+    assert_int_equal(open_variant(&ni, "precision=bf16"), 0);
+    edm2_forward_args fa;
+    eval_args(&fa, &ni, x, sigma, labels);
+    const edm2_status st = ni.vt->forward(ni.net, &fa);
+    log_flush(); /* the plugin's error, held for the host's own message, into the log */
+    eval_args_free(&fa);
+    net_close(&ni, &g_rt[1]);
+    log_counts bad;
+    assert_int_equal(log_restore(&bad), 0);
+    printf("unusable line: %s", bad.plans_error);
+    char where[1100];
+    snprintf(where, sizeof where, "%s:", path);
+    assert_int_not_equal(st, EDM2_OK);
+    assert_non_null(strstr(bad.plans_error, where));
+    assert_non_null(strstr(bad.plans_error, ": forward algo 77 math "));
+    /* a malformed line: the network is not made */
+    FILE *f = fopen(path, "a");
+    fputs("a key ; forward algo 1\n", f);
+    fclose(f);
+    memset(&ni, 0, sizeof ni);
+    edm2_err err;
+    memset(&err, 0, sizeof err);
+    const int rc = open_variant_err(&ni, "precision=bf16", &err);
+    if (!rc) net_close(&ni, &g_rt[1]);
+    printf("malformed line: %s\n", err.msg);
+    assert_int_equal(rc, 1);
+    snprintf(where, sizeof where, "EDM2_CUDNN_PLANS: %s:%d: expected 5 parts", path, n[0].plans + 4);
+    assert_non_null(strstr(err.msg, where));
+    assert_null(strchr(err.msg, '\n'));
+    unsetenv("EDM2_CUDNN_PLANS");
+    rm_rf(dir);
+    free(dir), free(saved), free(x), free(dD);
+    for (int k = 0; k < 5; k++) free(D[k]), free(g[k]);
+}
+
 int main(void) {
     char why[512];
+    unsetenv("EDM2_CUDNN_PLANS"); /* the plan tests time plans, or set a file of their own */
     registry_default_dirs(&g_reg, EDM2_BUILD_DIR "/plugins");
     registry_scan(&g_reg);
     if (open_backend(&g_reg, &g_rt[0], "edm2_backend_cpu.so", "cpu", why, sizeof why)) {
@@ -709,6 +874,7 @@ int main(void) {
                                        cmocka_unit_test_teardown(test_training_graph, log_teardown),
                                        cmocka_unit_test_teardown(test_plan_reports, log_teardown),
                                        cmocka_unit_test(test_bad_environment),
+                                       cmocka_unit_test_teardown(test_plan_file, log_teardown),
                                        cmocka_unit_test(test_check_ref_cuda)};
     test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

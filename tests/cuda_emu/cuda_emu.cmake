@@ -69,7 +69,7 @@ set_target_properties(edm2_cuda_emu_rt PROPERTIES C_VISIBILITY_PRESET default CX
 
 # The network's kernels and products (test_cuda_layers, test_cuda_lp_layers, test_cuda_attention).
 add_library(edm2_cuda_emu STATIC ${EMU_HEADERS} ${EMU_ACT} ${EMU_ATTN} ${EMU_NET}/gpu_ctx.c ${EMU_NET}/gemm_cuda.c
-            ${EMU_NET}/conv_cuda.c ${EMU_NET}/conv_graph.c)
+            ${EMU_NET}/conv_cuda.c ${EMU_NET}/conv_graph.c ${EMU_NET}/plan_file.c)
 emu_target(edm2_cuda_emu)
 target_include_directories(edm2_cuda_emu PUBLIC ${EMU_NET} ${P}/network/mp_unet ${CUDAToolkit_INCLUDE_DIRS}
                            ${EDM2_CUDNN_INCLUDE_DIR})

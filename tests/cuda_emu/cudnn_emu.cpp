@@ -1,6 +1,7 @@
 /* cudnn_emu.cpp: the cuDNN calls of the project on host memory, for the emulated tests (README.md here):
- * 4-d tensor, filter and 2-d convolution descriptors, the algorithm queries (every algorithm asked about is
- * offered as deterministic, with the descriptor's math type and no workspace), and the three convolutions
+ * 4-d tensor, filter and 2-d convolution descriptors, the algorithm queries (two algorithms of each kind
+ * offered, with the descriptor's math type and no workspace; the workspace queries of any other say it is
+ * not supported), the library's version, and the three convolutions
  * as float32 products through OpenBLAS (im2col), stored in the tensors' type, y = alpha conv + beta y (y
  * not read when beta = 0), after cuDNN's shape checks. Queued on the handle's stream. The graph API's
  * descriptors, heuristics and execution for one convolution per graph (at the end). */
@@ -184,6 +185,13 @@ const cudnnConvolutionFwdAlgo_t k_fwd[] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_P
 const cudnnConvolutionBwdDataAlgo_t k_data[] = {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1};
 const cudnnConvolutionBwdFilterAlgo_t k_filter[] = {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0,
                                                     CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
+/* Whether the list offers algorithm a: the workspace queries of any other say it is not supported, as
+ * cuDNN's do for an algorithm that cannot run the shape. */
+template <typename Algo, size_t n> bool offered(const Algo (&algos)[n], Algo a) {
+    for (size_t i = 0; i < n; i++)
+        if (algos[i] == a) return true;
+    return false;
+}
 } // namespace
 
 extern "C" {
@@ -199,7 +207,12 @@ cudnnStatus_t cudnnSetStream(cudnnHandle_t h, cudaStream_t s) {
     h->stream = s;
     return CUDNN_STATUS_SUCCESS;
 }
-const char *cudnnGetErrorString(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS ? "success" : "cuDNN error (emulation)"; }
+const char *cudnnGetErrorString(cudnnStatus_t s) {
+    return s == CUDNN_STATUS_SUCCESS         ? "success"
+           : s == CUDNN_STATUS_NOT_SUPPORTED ? "not supported (emulation)"
+                                             : "cuDNN error (emulation)";
+}
+size_t cudnnGetVersion(void) { return CUDNN_VERSION; }
 
 cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *d) { return make_desc(d); }
 cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t d) { return free_desc(d); }
@@ -279,25 +292,28 @@ cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t h, con
 }
 cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t x,
                                                       const cudnnFilterDescriptor_t f, const cudnnConvolutionDescriptor_t cv,
-                                                      const cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t,
+                                                      const cudnnTensorDescriptor_t y, cudnnConvolutionFwdAlgo_t algo,
                                                       size_t *bytes) {
     *bytes = 0;
+    if (!offered(k_fwd, algo)) return CUDNN_STATUS_NOT_SUPPORTED;
     return shapes_ok(*x, *f, *cv, *y) ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
 }
 cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const cudnnFilterDescriptor_t f,
                                                            const cudnnTensorDescriptor_t dy,
                                                            const cudnnConvolutionDescriptor_t cv,
-                                                           const cudnnTensorDescriptor_t dx, cudnnConvolutionBwdDataAlgo_t,
+                                                           const cudnnTensorDescriptor_t dx, cudnnConvolutionBwdDataAlgo_t algo,
                                                            size_t *bytes) {
     *bytes = 0;
+    if (!offered(k_data, algo)) return CUDNN_STATUS_NOT_SUPPORTED;
     return shapes_ok(*dx, *f, *cv, *dy) ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
 }
 cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t x,
                                                              const cudnnTensorDescriptor_t dy,
                                                              const cudnnConvolutionDescriptor_t cv,
                                                              const cudnnFilterDescriptor_t f,
-                                                             cudnnConvolutionBwdFilterAlgo_t, size_t *bytes) {
+                                                             cudnnConvolutionBwdFilterAlgo_t algo, size_t *bytes) {
     *bytes = 0;
+    if (!offered(k_filter, algo)) return CUDNN_STATUS_NOT_SUPPORTED;
     return shapes_ok(*x, *f, *cv, *dy) ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_BAD_PARAM;
 }
 

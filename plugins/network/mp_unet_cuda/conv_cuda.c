@@ -1,7 +1,8 @@
 /* conv_cuda.c: MPConv products on the GPU: cuBLAS for fully connected and 1x1 layers, cuDNN for 3x3
  * convolutions, in float32 or, for bf16/fp16 activations, on tensor cores with float32 accumulation. A
  * cuDNN plan (descriptors and algorithms) is made once per convolution shape and kept: deterministic
- * algorithms only, unless EDM2_CUDNN_DETERMINISTIC=0 allows any in bf16/fp16. In bf16/fp16 a 3x3 weight
+ * algorithms only, unless EDM2_CUDNN_DETERMINISTIC=0 allows any in bf16/fp16; with EDM2_CUDNN_PLANS, timed
+ * choices are saved to a file and taken from it in later runs (plan_file.h). In bf16/fp16 a 3x3 weight
  * gradient may instead run as cuBLAS products over zero-padded copies (wgrad_gemm), where that is faster
  * than cuDNN's choice. */
 #include "conv_cuda.h"
@@ -13,6 +14,7 @@
 
 #include "act_ops.h"
 #include "conv_graph.h"
+#include "plan_file.h"
 #include "thin_conv.h"
 
 struct conv_plan {
@@ -24,6 +26,7 @@ struct conv_plan {
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
     size_t ws_fwd, ws_data, ws_filter; /* their workspace bytes */
+    cudnnMathType_t math[3];            /* bf16/fp16, timed: each kind's math type (cd's), for the plan file */
     cgraph_plan graph[3];               /* bf16/fp16, EDM2_CUDNN_API=graph or any: the graph API's plan of a kind
                                          * where timed faster (plan NULL: the legacy algorithm); p's own */
     int wgrad_gemm;                     /* bf16/fp16: the weight gradient by wgrad_gemm instead of cuDNN */
@@ -320,6 +323,7 @@ static int plan_set(gpu_ctx *g, conv_plan *p, int kind, const algo_try *t) {
     else if (kind == CALL_DATA) p->bwd_data = (cudnnConvolutionBwdDataAlgo_t)t->algo, p->ws_data = t->ws;
     else p->bwd_filter = (cudnnConvolutionBwdFilterAlgo_t)t->algo, p->ws_filter = t->ws;
     GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[kind], t->math));
+    p->math[kind] = t->math;
     return 0;
 }
 
@@ -510,6 +514,109 @@ static int plan_note(gpu_ctx *g, const conv_plan *p, const char *how, const plan
     return 0;
 }
 
+/* ---- EDM2_CUDNN_PLANS: the timed choices kept in a file (plan_file.h) ---- */
+
+/* A failure of the plan file: "EDM2_CUDNN_PLANS: why" as the failure; -1. */
+static int plan_file_fail(gpu_ctx *g, const char *why) {
+    if (!g->err[0]) snprintf(g->err, sizeof g->err, "EDM2_CUDNN_PLANS: %.300s", why);
+    return -1;
+}
+
+/* Plan p's key in the file: the GPU, cuDNN's version, what bounds the choice (precision, determinism, API,
+ * the weight gradient's way) and the shape, e.g. "NVIDIA H100 80GB HBM3 sm_90 cuDNN 91000 bf16 deterministic
+ * legacy-api wgrad-timed 256x64x64 128->128". */
+static void plan_key(const gpu_ctx *g, const conv_plan *p, char *key, size_t n) {
+    static const char *const api[] = {"legacy-api", "graph-api", "any-api"};
+    static const char *const wgrad[] = {"wgrad-timed", "wgrad-gemm", "wgrad-cudnn"};
+    snprintf(key, n, "%s cuDNN %zu %s %s %s %s %dx%dx%d %d->%d", g->gpu_key, cudnnGetVersion(),
+             p->act == ACT_BF16 ? "bf16" : "fp16", any_determinism(g, p) ? "any-determinism" : "deterministic",
+             api[g->conv_api], wgrad[g->wgrad], p->N, p->H, p->W, p->C, p->O);
+}
+
+/* Plan p's choices (plan_time's) written into the plan file under its key; "; saved to FILE" appended to
+ * m. 0 or -1. */
+static int plan_save(gpu_ctx *g, const conv_plan *p, plan_msg *m) {
+    plan_rec r;
+    memset(&r, 0, sizeof r);
+    plan_key(g, p, r.key, sizeof r.key);
+    const int algo[3] = {(int)p->fwd, (int)p->bwd_data, (int)p->bwd_filter};
+    const size_t ws[3] = {p->ws_fwd, p->ws_data, p->ws_filter};
+    for (int k = 0; k < 3; k++) {
+        const cgraph_plan *gp = &p->graph[k];
+        r.kind[k] = (plan_kind_rec){algo[k], (int)p->math[k], ws[k], gp->plan ? gp->engine : -1,
+                                    gp->plan ? (uint64_t)gp->ws : 0};
+    }
+    r.wgrad_gemm = p->wgrad_gemm;
+    char why[600];
+    if (plan_file_put(g->plan_file, &r, why, sizeof why)) return plan_file_fail(g, why);
+    msg_add(m, "; saved to %s", g->plan_file);
+    return 0;
+}
+
+/* Kind `kind` of plan p set to record q of the plan file's line `line`: the legacy algorithm with its math
+ * type, after cuDNN's workspace query for it says it runs the shape within the recorded workspace, and
+ * where q names one, the graph API's plan of that engine and workspace among those cuDNN's heuristics offer
+ * (cgraph_plans, which the choice came from). Its report appended to m. 0 or -1. */
+static int restore_kind(gpu_ctx *g, conv_plan *p, int kind, const plan_kind_rec *q, int line, plan_msg *m) {
+    static const char *const name[] = {"forward", "backward-data", "backward-filter"};
+    const algo_try t = {q->algo, (cudnnMathType_t)q->math, (size_t)q->ws, -1.0f, -1.0f, 1, NULL};
+    char why[600];
+    if (plan_set(g, p, kind, &t)) return -1;
+    size_t need = 0;
+    const cudnnStatus_t st = kind == CALL_FWD  ? FWD_SIZE((cudnnConvolutionFwdAlgo_t)q->algo, &need)
+                             : kind == CALL_DATA ? DATA_SIZE((cudnnConvolutionBwdDataAlgo_t)q->algo, &need)
+                                                 : FILTER_SIZE((cudnnConvolutionBwdFilterAlgo_t)q->algo, &need);
+    if (st != CUDNN_STATUS_SUCCESS || need > q->ws) {
+        snprintf(why, sizeof why, "%.400s:%d: %s algo %d math %d: %s", g->plan_file, line, name[kind], q->algo, q->math,
+                 st != CUDNN_STATUS_SUCCESS ? cudnnGetErrorString(st) : "needs more workspace than the line gives");
+        return plan_file_fail(g, why);
+    }
+    if (q->engine >= 0) {
+        cgraph_plan gp[MAX_GRAPH];
+        const cudnnDataType_t dt = p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
+        char cwhy[200] = "";
+        int ng = g->conv_api == CONV_API_LEGACY
+                     ? 0
+                     : cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, dt, 0.0f, any_determinism(g, p),
+                                    (size_t)q->graph_ws, gp, MAX_GRAPH, cwhy, sizeof cwhy);
+        (void)cudaGetLastError(); /* what an engine that failed to finalize may have left */
+        int at = -1;
+        for (int j = 0; j < ng; j++)
+            if (at < 0 && gp[j].engine == q->engine && (uint64_t)gp[j].ws == q->graph_ws) at = j;
+        for (int j = 0; j < ng; j++)
+            if (j != at) cgraph_plan_free(&gp[j]);
+        if (at < 0) {
+            snprintf(why, sizeof why, "%.200s:%d: %s graph %lld ws %llu: cuDNN offers no such plan for this shape%s%.150s",
+                     g->plan_file, line, name[kind], (long long)q->engine, (unsigned long long)q->graph_ws,
+                     cwhy[0] ? ": " : "", cwhy);
+            return plan_file_fail(g, why);
+        }
+        p->graph[kind] = gp[at];
+    }
+    const algo_try shown = {q->algo, t.math, t.ws, -1.0f, -1.0f, 1, p->graph[kind].plan ? &p->graph[kind] : NULL};
+    msg_add(m, "; %s ", k_call_name[kind]);
+    note_try(m, &shown);
+    return 0;
+}
+
+/* Plan p from the plan file, where it has a line of p's key (plan_key): each kind (restore_kind) and the
+ * weight gradient's way. 1 when restored (*line: the line), 0 when the file has no such line, -1 on a
+ * failure (the line does not fit what cuDNN offers, or the file cannot be read). */
+static int plan_restore(gpu_ctx *g, conv_plan *p, plan_msg *m, int *line) {
+    char key[PLAN_KEY_MAX], why[600];
+    plan_rec r;
+    plan_key(g, p, key, sizeof key);
+    const int got = plan_file_find(g->plan_file, key, &r, line, why, sizeof why);
+    if (got <= 0) return got < 0 ? plan_file_fail(g, why) : 0;
+    for (int k = 0; k < 3; k++)
+        if (restore_kind(g, p, k, &r.kind[k], *line, m)) return -1;
+    if (g->wgrad == WGRAD_TIMED) {
+        p->wgrad_gemm = r.wgrad_gemm;
+        msg_add(m, "; backward filter as products: %s", p->wgrad_gemm ? "taken" : "not taken");
+    }
+    return 1;
+}
+
 static int plan_make(gpu_ctx *g, conv_plan *p) {
     const cudnnDataType_t dt = p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : p->act == ACT_F16 ? CUDNN_DATA_HALF
                                                                                            : CUDNN_DATA_FLOAT;
@@ -528,8 +635,18 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     plan_msg m = {""};
     p->wgrad_gemm = !fma && g->wgrad == WGRAD_GEMM;
     if (p->wgrad_gemm) msg_add(&m, "; backward filter as products (EDM2_CUDNN_WGRAD=gemm)");
-    if (!fma && g->time_algos && plan_time(g, p, &m) == 0)
+    if (!fma && g->time_algos && g->plan_file[0]) { /* the file's choice, where it has one */
+        int line = 0;
+        const int got = plan_restore(g, p, &m, &line);
+        if (got < 0) return -1;
+        char how[sizeof g->plan_file + 40];
+        snprintf(how, sizeof how, "from %s:%d", g->plan_file, line);
+        if (got) return plan_note(g, p, how, &m);
+    }
+    if (!fma && g->time_algos && plan_time(g, p, &m) == 0) {
+        if (g->plan_file[0] && plan_save(g, p, &m)) return -1;
         return plan_note(g, p, any_determinism(g, p) ? "timed, any determinism" : "timed", &m);
+    }
     for (int i = 0; !fma && i < 3; i++) /* the heuristics query with tensor cores allowed */
         GPU_DNN(g, cudnnSetConvolutionMathType(p->cd[i], CUDNN_TENSOR_OP_MATH));
     int n = 0, a, at;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conv_cuda.h"
+#include "plan_file.h"
 
 int gpu_fail(gpu_ctx *g, const char *what, const char *why) {
     if (!g->err[0]) snprintf(g->err, sizeof g->err, "%.160s: %.150s", what, why);
@@ -49,6 +50,21 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act) {
     g->wgrad = wgrad && !strcmp(wgrad, "gemm")    ? WGRAD_GEMM
                : (wgrad && *wgrad) || !g->time_algos ? WGRAD_CUDNN
                                                      : WGRAD_TIMED;
+    const char *plans = getenv("EDM2_CUDNN_PLANS"); /* read where plans are timed: bf16/fp16, not heuristic */
+    if (g->time_algos && plans && *plans) {
+        char why[600];
+        if (strlen(plans) >= sizeof g->plan_file) return gpu_fail(g, "EDM2_CUDNN_PLANS", "path too long");
+        if (plan_file_check(plans, why, sizeof why)) {
+            snprintf(g->err, sizeof g->err, "EDM2_CUDNN_PLANS: %.300s", why);
+            return -1;
+        }
+        struct cudaDeviceProp prop;
+        GPU_CUDA(g, cudaGetDeviceProperties(&prop, n.device));
+        for (char *c = prop.name; *c; c++)
+            if (*c == ';') *c = ','; /* the key's separator */
+        snprintf(g->gpu_key, sizeof g->gpu_key, "%.60s sm_%d%d", prop.name, prop.major, prop.minor);
+        strcpy(g->plan_file, plans);
+    }
     if (act != ACT_F32) {
         GPU_CUDA(g, cudaSetDevice(g->device));
         if (cublasCreate(&g->blas_lp) != CUBLAS_STATUS_SUCCESS) {

@@ -51,6 +51,8 @@ typedef struct gpu_ctx {
     size_t own_bytes;
     unsigned own_epoch;    /* counts the moves of `own` (a CUDA graph holds its address) */
     conv_plan *plans;      /* cuDNN descriptors and algorithms, one per convolution shape */
+    char plan_file[1024];  /* bf16/fp16, timed: EDM2_CUDNN_PLANS, the file of chosen plans (plan_file.h), or "" */
+    char gpu_key[96];      /* and the GPU in its keys: name and architecture */
     void (*note)(void *arg, const char *msg); /* where each plan's choice is reported (a debug log); or NULL */
     void *note_arg;
     size_t nplans, cap_plans;
