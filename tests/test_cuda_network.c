@@ -708,12 +708,9 @@ static int plan_lines(const char *path, int flip, int algo) {
 }
 
 static char *file_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = calloc(1, 1 << 16);
-    buf[fread(buf, 1, (1 << 16) - 1, f)] = 0;
-    fclose(f);
-    return buf;
+    char *text = read_text(path);
+    assert_non_null(text);
+    return text;
 }
 
 /* EDM2_CUDNN_PLANS (plan_file.h): a bf16 network that times its plans saves each shape's choices into the

@@ -12,13 +12,9 @@
 #include "test_util.h"
 
 static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    char *buf = calloc(1, 1 << 16);
-    const size_t n = fread(buf, 1, (1 << 16) - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return buf;
+    char *text = read_text(path);
+    assert_non_null(text);
+    return text;
 }
 
 static plan_rec rec(const char *key, int algo, int64_t engine, int wgrad_gemm) {

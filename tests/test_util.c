@@ -88,6 +88,24 @@ char *write_text(const char *dir, const char *name, const char *text) {
     return p;
 }
 
+char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + len, 1, cap - 1 - len, f)) > 0;) {
+        len += got;
+        if (len + 1 == cap) {
+            char *b = realloc(buf, 2 * cap);
+            if (!b) free(buf);
+            buf = b, cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf) buf[len] = 0;
+    return buf;
+}
+
 void test_filter_from_env(void) {
     const char *filter = getenv("EDM2_TEST_FILTER");
     if (filter && *filter) cmocka_set_test_filter(filter);
