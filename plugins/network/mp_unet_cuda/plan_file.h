@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define PLAN_KEY_MAX 160
+#define PLAN_KEY_MAX 256 /* a key of conv_cuda.c is at most about 170 characters */
 
 /* One kind of product (forward, backward data, backward filter) of a plan. */
 typedef struct plan_kind_rec {
