@@ -7,5 +7,7 @@
 
 enum { ACT_F32 = 0, ACT_BF16 = 1, ACT_F16 = 2 };
 static inline size_t act_size(int act) { return act == ACT_F32 ? 4 : 2; }
+/* Its name in messages: "float32", "bf16", "fp16". */
+static inline const char *act_name(int act) { return act == ACT_BF16 ? "bf16" : act == ACT_F16 ? "fp16" : "float32"; }
 
 #endif

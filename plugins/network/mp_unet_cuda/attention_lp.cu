@@ -75,7 +75,9 @@ __global__ void k_qkv_normalize(T *qkvn, float *norm, const T *qkv, size_t slabs
         }
         ROW_CHUNKS(c, m, L, lane, gl) {
             ldv(v, src, c, m);
-            UNROLL8(k) if (k < m) slab_at(qkvn, sl, staged, j, c + k, HW, heads, cph) = st<T>(v[k] * pick3(inv, (c + k) % 3));
+            UNROLL8(k) if (k < m) {
+                slab_at(qkvn, sl, staged, j, c + k, HW, heads, cph) = st<T>(v[k] * pick3(inv, (c + k) % 3));
+            }
         }
         if (!staged) continue;
         __syncwarp();

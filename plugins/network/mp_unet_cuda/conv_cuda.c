@@ -119,6 +119,10 @@ void conv_plans_free(gpu_ctx *g) {
 /* Whether plan p may run nondeterministic algorithms: bf16/fp16 with EDM2_CUDNN_DETERMINISTIC=0; float32
  * never. */
 static int any_determinism(const gpu_ctx *g, const conv_plan *p) { return !g->deterministic && p->act != ACT_F32; }
+/* cuDNN's type of plan p's data. */
+static cudnnDataType_t plan_dtype(const conv_plan *p) {
+    return p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : p->act == ACT_F16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+}
 /* Whether plan p may run an algorithm of this determinism (cudnnDeterminism_t). */
 #define ALLOWED(g, p, determinism) ((determinism) == CUDNN_DETERMINISTIC || any_determinism(g, p))
 
@@ -128,8 +132,8 @@ static int any_determinism(const gpu_ctx *g, const conv_plan *p) { return !g->de
  * (no TF32) for float32 data and any math (tensor cores first, as ranked) for bf16/fp16; else the first of
  * the kind's deterministic algorithms, in a fixed order, that cuDNN supports for the shape (its workspace
  * size query succeeds). The kind's descriptor takes the chosen math type. The workspace may exceed the
- * backend's: the network then keeps a larger one. When nothing qualifies, `why` lists what the heuristics offered. `at`: the chosen
- * entry of perf, or -1 (from the fixed order). */
+ * backend's: the network then keeps a larger one. When nothing qualifies, `why` lists what the heuristics
+ * offered. `at`: the chosen entry of perf, or -1 (from the fixed order). */
 #define PICK_ALGO(perf, n, order, norder, size_query, out, need, why, fma_only, cd, at)                        \
     do {                                                                                                       \
         out = -1, at = -1;                                                                                     \
@@ -395,9 +399,8 @@ static int choose_kind(gpu_ctx *g, conv_plan *p, int kind, algo_try *t, int nt, 
     int ng = 0;
     char why[200] = "";
     if (g->conv_api != CONV_API_LEGACY && nt > 0) {
-        const cudnnDataType_t dt = p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
-        ng = cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, dt, 0.0f, any_determinism(g, p), s->ws_bytes, gp,
-                          MAX_GRAPH, why, sizeof why);
+        ng = cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, plan_dtype(p), 0.0f, any_determinism(g, p),
+                          s->ws_bytes, gp, MAX_GRAPH, why, sizeof why);
         (void)cudaGetLastError(); /* what an engine that failed to finalize may have left */
         if (ng < 0) ng = 0;
         if (ng > 0 && g->conv_api == CONV_API_GRAPH) { /* Find's fastest legacy one stays set for beta = 1 */
@@ -509,7 +512,7 @@ static int plan_note(gpu_ctx *g, const conv_plan *p, const char *how, const plan
     if (!g->note) return 0;
     char line[sizeof m->s + 200];
     snprintf(line, sizeof line, "cuDNN 3x3 convolution %dx%d, %d -> %d channels, batch %d, %s, %s%s", p->H, p->W, p->C,
-             p->O, p->N, p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32", how, m->s);
+             p->O, p->N, act_name(p->act), how, m->s);
     g->note(g->note_arg, line);
     return 0;
 }
@@ -529,7 +532,7 @@ static void plan_key(const gpu_ctx *g, const conv_plan *p, char *key, size_t n) 
     static const char *const api[] = {"legacy-api", "graph-api", "any-api"};
     static const char *const wgrad[] = {"wgrad-timed", "wgrad-gemm", "wgrad-cudnn"};
     snprintf(key, n, "%s cuDNN %zu %s %s %s %s %dx%dx%d %d->%d", g->gpu_key, cudnnGetVersion(),
-             p->act == ACT_BF16 ? "bf16" : "fp16", any_determinism(g, p) ? "any-determinism" : "deterministic",
+             act_name(p->act), any_determinism(g, p) ? "any-determinism" : "deterministic",
              api[g->conv_api], wgrad[g->wgrad], p->N, p->H, p->W, p->C, p->O);
 }
 
@@ -558,8 +561,7 @@ static int plan_save(gpu_ctx *g, const conv_plan *p, plan_msg *m) {
  * where q names one, the graph API's plan of that engine and workspace among those cuDNN's heuristics offer
  * (cgraph_plans, which the choice came from). Its report appended to m. 0 or -1. */
 static int restore_kind(gpu_ctx *g, conv_plan *p, int kind, const plan_kind_rec *q, int line, plan_msg *m) {
-    static const char *const name[] = {"forward", "backward-data", "backward-filter"};
-    const algo_try t = {q->algo, (cudnnMathType_t)q->math, (size_t)q->ws, -1.0f, -1.0f, 1, NULL};
+    algo_try t = {q->algo, (cudnnMathType_t)q->math, (size_t)q->ws, -1.0f, -1.0f, 1, NULL};
     char why[600];
     if (plan_set(g, p, kind, &t)) return -1;
     size_t need = 0;
@@ -567,18 +569,18 @@ static int restore_kind(gpu_ctx *g, conv_plan *p, int kind, const plan_kind_rec 
                              : kind == CALL_DATA ? DATA_SIZE((cudnnConvolutionBwdDataAlgo_t)q->algo, &need)
                                                  : FILTER_SIZE((cudnnConvolutionBwdFilterAlgo_t)q->algo, &need);
     if (st != CUDNN_STATUS_SUCCESS || need > q->ws) {
-        snprintf(why, sizeof why, "%.400s:%d: %s algo %d math %d: %s", g->plan_file, line, name[kind], q->algo, q->math,
+        snprintf(why, sizeof why, "%.400s:%d: %s algo %d math %d: %s", g->plan_file, line, plan_kind_name(kind),
+                 q->algo, q->math,
                  st != CUDNN_STATUS_SUCCESS ? cudnnGetErrorString(st) : "needs more workspace than the line gives");
         return plan_file_fail(g, why);
     }
     if (q->engine >= 0) {
         cgraph_plan gp[MAX_GRAPH];
-        const cudnnDataType_t dt = p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
         char cwhy[200] = "";
-        int ng = g->conv_api == CONV_API_LEGACY
-                     ? 0
-                     : cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, dt, 0.0f, any_determinism(g, p),
-                                    (size_t)q->graph_ws, gp, MAX_GRAPH, cwhy, sizeof cwhy);
+        const int ng = g->conv_api == CONV_API_LEGACY
+                           ? 0
+                           : cgraph_plans(g->dnn, kind, p->N, p->H, p->W, p->C, p->O, plan_dtype(p), 0.0f,
+                                          any_determinism(g, p), (size_t)q->graph_ws, gp, MAX_GRAPH, cwhy, sizeof cwhy);
         (void)cudaGetLastError(); /* what an engine that failed to finalize may have left */
         int at = -1;
         for (int j = 0; j < ng; j++)
@@ -586,22 +588,24 @@ static int restore_kind(gpu_ctx *g, conv_plan *p, int kind, const plan_kind_rec 
         for (int j = 0; j < ng; j++)
             if (j != at) cgraph_plan_free(&gp[j]);
         if (at < 0) {
-            snprintf(why, sizeof why, "%.200s:%d: %s graph %lld ws %llu: cuDNN offers no such plan for this shape%s%.150s",
-                     g->plan_file, line, name[kind], (long long)q->engine, (unsigned long long)q->graph_ws,
-                     cwhy[0] ? ": " : "", cwhy);
+            snprintf(why, sizeof why, "%.200s:%d: %s graph %lld ws %llu: cuDNN offers no such plan for this shape%s"
+                     "%.150s", g->plan_file, line, plan_kind_name(kind), (long long)q->engine,
+                     (unsigned long long)q->graph_ws, cwhy[0] ? ": " : "", cwhy);
             return plan_file_fail(g, why);
         }
         p->graph[kind] = gp[at];
+        t.graph = &p->graph[kind];
     }
-    const algo_try shown = {q->algo, t.math, t.ws, -1.0f, -1.0f, 1, p->graph[kind].plan ? &p->graph[kind] : NULL};
     msg_add(m, "; %s ", k_call_name[kind]);
-    note_try(m, &shown);
+    note_try(m, &t);
     return 0;
 }
 
 /* Plan p from the plan file, where it has a line of p's key (plan_key): each kind (restore_kind) and the
  * weight gradient's way. 1 when restored (*line: the line), 0 when the file has no such line, -1 on a
- * failure (the line does not fit what cuDNN offers, or the file cannot be read). */
+ * failure (the line does not fit what cuDNN offers, or the file cannot be read). The file is read afresh for
+ * each plan (once per shape, when the network first meets it), so the lines that another process of the
+ * same run saved meanwhile count too. */
 static int plan_restore(gpu_ctx *g, conv_plan *p, plan_msg *m, int *line) {
     char key[PLAN_KEY_MAX], why[600];
     plan_rec r;
@@ -618,8 +622,7 @@ static int plan_restore(gpu_ctx *g, conv_plan *p, plan_msg *m, int *line) {
 }
 
 static int plan_make(gpu_ctx *g, conv_plan *p) {
-    const cudnnDataType_t dt = p->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : p->act == ACT_F16 ? CUDNN_DATA_HALF
-                                                                                           : CUDNN_DATA_FLOAT;
+    const cudnnDataType_t dt = plan_dtype(p);
     const int fma = p->act == ACT_F32;
     GPU_DNN(g, cudnnCreateTensorDescriptor(&p->xd));
     GPU_DNN(g, cudnnCreateTensorDescriptor(&p->yd));
@@ -681,7 +684,7 @@ none:;
     char msg[560];
     snprintf(msg, sizeof msg, "no %s%s %s algorithm for %dx%d, %d -> %d channels; offered:%s",
              any_determinism(g, p) ? "" : "deterministic ",
-             p->act == ACT_BF16 ? "bf16" : p->act == ACT_F16 ? "fp16" : "float32", kind, p->H, p->W, p->C, p->O, why);
+             act_name(p->act), kind, p->H, p->W, p->C, p->O, why);
     return gpu_fail(g, "cuDNN 3x3 convolution", msg);
 }
 

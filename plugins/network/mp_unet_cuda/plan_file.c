@@ -12,6 +12,7 @@
 #define SEP " ; "
 #define MAX_FILE_BYTES ((size_t)4 << 20)
 static const char *const k_kind[3] = {"forward", "backward-data", "backward-filter"};
+const char *plan_kind_name(int k) { return k_kind[k]; }
 
 /* The whole file into a NUL-terminated buffer (*out, the caller frees it): 1; 0 when there is no file; -1
  * with why. */

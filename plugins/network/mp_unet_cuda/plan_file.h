@@ -50,6 +50,9 @@ int plan_file_find(const char *path, const char *key, plan_rec *r, int *line, ch
  * file made (with a header comment) when there is none. The whole file is written to PATH.tmp.PID and then
  * renamed over PATH, so a reader sees the old file or the new one, never a part. 0, or -1 with why. */
 int plan_file_put(const char *path, const plan_rec *r, char *why, size_t whylen);
+/* The name of kind k (0 forward, 1 backward data, 2 backward filter) in a line: "forward", "backward-data",
+ * "backward-filter". */
+const char *plan_kind_name(int k);
 /* r as its line (no newline) into s[n]; its length, as snprintf. */
 int plan_rec_format(const plan_rec *r, char *s, size_t n);
 

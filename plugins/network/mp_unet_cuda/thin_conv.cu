@@ -6,11 +6,11 @@
  *   backward data: a warp per THIN_PX pixels, lanes along the input channels, the O gradients of each
  *     neighbour read by all lanes;
  *   backward filter: a block per tile of pixels and 128 input channels, each thread the 9 x O sums of its
- *     channel over the tile's pixels.
+ *     channel over the tile's pixels (thin_filter).
  * With the input thin (C <= THIN_MAX):
  *   forward: a block per tile of pixels and 128 output channels, each thread its channel's 9 x C weights
  *     in registers, the 9 x C inputs of a pixel read by all threads;
- *   backward filter: as with O thin, threads along the output channels, 9 x C sums each.
+ *   backward filter: as with O thin, threads along the output channels, 9 x C sums each (thin_filter).
  * The weight gradients of the tiles (part[tile, O, 3, 3, C]) are then added over the tiles in order. */
 #include <cuda_runtime.h>
 
@@ -32,6 +32,19 @@ __device__ __forceinline__ pix pixel(size_t p, int H, int W) { return pix{p, (in
 __device__ __forceinline__ long long tap_at(pix a, int t, int H, int W) {
     const int dy = t / 3 - 1, dx = t % 3 - 1, i = a.i + dy, j = a.j + dx;
     return i < 0 || i >= H || j < 0 || j >= W ? -1 : (long long)a.p + (long long)dy * W + dx;
+}
+
+/* A tiled kernel's block b and thread: its channel *i = (b % CH) THIN_BLOCK + thread of the wide side
+ * (CH blocks across it; false past its end) and its tile *tile = b / CH of the `tiles` over the N H W
+ * pixels, [*p0, *p1). */
+__device__ __forceinline__ bool thin_block(int wide, int N, int H, int W, int tiles, int *i, size_t *tile, size_t *p0,
+                                           size_t *p1) {
+    const int CH = (wide + THIN_BLOCK - 1) / THIN_BLOCK;
+    const size_t P = (size_t)N * H * W, per = (P + tiles - 1) / tiles;
+    *i = blockIdx.x % CH * THIN_BLOCK + threadIdx.x, *tile = blockIdx.x / CH;
+    *p0 = *tile * per < P ? *tile * per : P;
+    *p1 = *p0 + per < P ? *p0 + per : P;
+    return *i < wide;
 }
 
 /* ---- output thin ---- */
@@ -97,41 +110,6 @@ __global__ void k_thin_data_o(float *dx, const float *dy, const float *w, int N,
     }
 }
 
-/* A tiled kernel's block b and thread: its channel *i = (b % CH) THIN_BLOCK + thread of the wide side
- * (CH blocks across it; false past its end) and its tile *tile = b / CH of the `tiles` over the N H W
- * pixels, [*p0, *p1). */
-__device__ __forceinline__ bool thin_block(int wide, int N, int H, int W, int tiles, int *i, size_t *tile, size_t *p0,
-                                           size_t *p1) {
-    const int CH = (wide + THIN_BLOCK - 1) / THIN_BLOCK;
-    const size_t P = (size_t)N * H * W, per = (P + tiles - 1) / tiles;
-    *i = blockIdx.x % CH * THIN_BLOCK + threadIdx.x, *tile = blockIdx.x / CH;
-    *p0 = *tile * per < P ? *tile * per : P;
-    *p1 = *p0 + per < P ? *p0 + per : P;
-    return *i < wide;
-}
-
-/* A tile's sums of the 9 x O products of input channel c (thin_block). */
-template <int O>
-__global__ void k_thin_filter_o(float *part, const float *dy, const float *x, int N, int H, int W, int C, int tiles) {
-    int c;
-    size_t tile, p0, p1;
-    if (!thin_block(C, N, H, W, tiles, &c, &tile, &p0, &p1)) return;
-    float s[9][O];
-    UNROLL for (int t = 0; t < 9; t++) UNROLL for (int o = 0; o < O; o++) s[t][o] = 0.0f;
-    for (size_t p = p0; p < p1; p++) {
-        const pix a = pixel(p, H, W);
-        float d[O];
-        UNROLL for (int o = 0; o < O; o++) d[o] = dy[p * O + o];
-        UNROLL for (int t = 0; t < 9; t++) {
-            const long long q = tap_at(a, t, H, W);
-            const float xv = q < 0 ? 0.0f : x[(size_t)q * C + c];
-            UNROLL for (int o = 0; o < O; o++) s[t][o] += d[o] * xv;
-        }
-    }
-    float *out = part + tile * ((size_t)O * 9 * C);
-    UNROLL for (int t = 0; t < 9; t++) UNROLL for (int o = 0; o < O; o++) out[((size_t)o * 9 + t) * C + c] = s[t][o];
-}
-
 /* ---- input thin ---- */
 
 /* Output channel o of a tile's pixels (thin_block). */
@@ -154,25 +132,43 @@ __global__ void k_thin_forward_c(float *y, const float *x, const float *w, int N
     }
 }
 
-/* A tile's sums of the 9 x C products of output channel o (thin_block). */
-template <int C>
-__global__ void k_thin_filter_c(float *part, const float *dy, const float *x, int N, int H, int W, int O, int tiles) {
-    int o;
+/* ---- the weight gradient, either side thin ---- */
+
+/* A tile's sums of the 9 x n products of the wide side's channel i with the thin side's n channels
+ * (thin_block): with the output thin (OUT), i an input channel c and the thin channels the outputs o; with
+ * the input thin, i an output channel o and the thin channels the inputs c. Each product is dy[p, o] x[q, c]
+ * for pixel p and its neighbour q at tap t; part[tile, o, t, c] = the tile's sum. */
+template <int n, bool OUT>
+__device__ __forceinline__ void thin_filter(float *part, const float *dy, const float *x, int N, int H, int W, int C,
+                                            int O, int tiles) {
+    int i;
     size_t tile, p0, p1;
-    if (!thin_block(O, N, H, W, tiles, &o, &tile, &p0, &p1)) return;
-    float s[9][C];
-    UNROLL for (int t = 0; t < 9; t++) UNROLL for (int c = 0; c < C; c++) s[t][c] = 0.0f;
+    if (!thin_block(OUT ? C : O, N, H, W, tiles, &i, &tile, &p0, &p1)) return;
+    float s[9][n];
+    UNROLL for (int t = 0; t < 9; t++) UNROLL for (int j = 0; j < n; j++) s[t][j] = 0.0f;
     for (size_t p = p0; p < p1; p++) {
         const pix a = pixel(p, H, W);
-        const float d = dy[p * O + o];
+        float d[n]; /* dy[p, o] of each pair (o, c): (j, i) or (i, j) */
+        UNROLL for (int j = 0; j < n; j++) d[j] = dy[p * O + (OUT ? j : i)];
         UNROLL for (int t = 0; t < 9; t++) {
             const long long q = tap_at(a, t, H, W);
             if (q < 0) continue;
-            UNROLL for (int c = 0; c < C; c++) s[t][c] += d * x[(size_t)q * C + c];
+            UNROLL for (int j = 0; j < n; j++) s[t][j] += d[j] * x[(size_t)q * C + (OUT ? i : j)];
         }
     }
-    float *out = part + tile * ((size_t)O * 9 * C) + (size_t)o * 9 * C;
-    UNROLL for (int t = 0; t < 9; t++) UNROLL for (int c = 0; c < C; c++) out[t * C + c] = s[t][c];
+    float *out = part + tile * ((size_t)O * 9 * C);
+    UNROLL for (int t = 0; t < 9; t++) UNROLL for (int j = 0; j < n; j++) {
+        const int o = OUT ? j : i, c = OUT ? i : j;
+        out[((size_t)o * 9 + t) * C + c] = s[t][j];
+    }
+}
+template <int O>
+__global__ void k_thin_filter_o(float *part, const float *dy, const float *x, int N, int H, int W, int C, int tiles) {
+    thin_filter<O, true>(part, dy, x, N, H, W, C, O, tiles);
+}
+template <int C>
+__global__ void k_thin_filter_c(float *part, const float *dy, const float *x, int N, int H, int W, int O, int tiles) {
+    thin_filter<C, false>(part, dy, x, N, H, W, C, O, tiles);
 }
 
 /* dw[i] += the tiles' partial sums of entry i, in tile order. */
