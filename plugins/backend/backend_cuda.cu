@@ -30,8 +30,8 @@
 
 #include "edm2/edm2.h"
 #include "edm2/edm2_philox.h"
+#include "launch_cuda.h"
 
-#define THREADS 256
 #define CHUNK 4096                          /* elements per partial sum, as in the CPU backend */
 #define ALIGN 256                           /* bytes: alignment of every allocation */
 #define WORKSPACE_BYTES ((size_t)32 << 20)  /* cuBLASLt / cuDNN scratch */
@@ -92,11 +92,6 @@ static edm2_status cuda_probe(char *why, size_t len) {
         return EDM2_ERR_NODEVICE;
     }
     return EDM2_OK;
-}
-
-static unsigned grid_for(size_t n) {
-    size_t g = (n + THREADS - 1) / THREADS;
-    return (unsigned)(g < 1 ? 1 : (g > 65535 ? 65535 : g));
 }
 
 static void release(edm2_backend *b) {
@@ -291,37 +286,35 @@ static void cuda_memory_stats(edm2_backend *b, size_t *current, size_t *peak) {
     if (peak) *peak = b->peak;
 }
 
-#define GRID_STRIDE(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
-
 /* Explicitly rounded operations (__fmul_rn, __fadd_rn, __fsub_rn are never fused): the CPU's arithmetic. */
-__global__ void k_fill(float *x, float v, size_t n) { GRID_STRIDE(i, n) x[i] = v; }
-__global__ void k_scale(float *x, float a, size_t n) { GRID_STRIDE(i, n) x[i] = __fmul_rn(x[i], a); }
+__global__ void k_fill(float *x, float v, size_t n) { STRIDE_LOOP(i, n) x[i] = v; }
+__global__ void k_scale(float *x, float a, size_t n) { STRIDE_LOOP(i, n) x[i] = __fmul_rn(x[i], a); }
 __global__ void k_axpby(float *y, float a, const float *x, float beta, size_t n) {
-    GRID_STRIDE(i, n) y[i] = __fadd_rn(__fmul_rn(a, x[i]), __fmul_rn(beta, y[i]));
+    STRIDE_LOOP(i, n) y[i] = __fadd_rn(__fmul_rn(a, x[i]), __fmul_rn(beta, y[i]));
 }
-__global__ void k_add(float *y, const float *x, size_t n) { GRID_STRIDE(i, n) y[i] = __fadd_rn(y[i], x[i]); }
+__global__ void k_add(float *y, const float *x, size_t n) { STRIDE_LOOP(i, n) y[i] = __fadd_rn(y[i], x[i]); }
 __global__ void k_lerp(float *y, const float *x, float t, size_t n) {
-    GRID_STRIDE(i, n) y[i] = __fadd_rn(y[i], __fmul_rn(t, __fsub_rn(x[i], y[i])));
+    STRIDE_LOOP(i, n) y[i] = __fadd_rn(y[i], __fmul_rn(t, __fsub_rn(x[i], y[i])));
 }
 __global__ void k_nan_to_zero(float *x, size_t n, unsigned long long *count) {
     unsigned long long local = 0;
-    GRID_STRIDE(i, n) if (!isfinite(x[i])) {
+    STRIDE_LOOP(i, n) if (!isfinite(x[i])) {
         x[i] = 0.0f;
         local++;
     }
     if (local) atomicAdd(count, local);
 }
 __global__ void k_randn(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset) {
-    GRID_STRIDE(i, n) x[i] = edm2_philox_normal(seed, stream, offset + i);
+    STRIDE_LOOP(i, n) x[i] = edm2_philox_normal(seed, stream, offset + i);
 }
 __global__ void k_rand(float *x, size_t n, uint64_t seed, uint64_t stream, uint64_t offset) {
-    GRID_STRIDE(i, n) x[i] = edm2_philox_uniform(seed, stream, offset + i);
+    STRIDE_LOOP(i, n) x[i] = edm2_philox_uniform(seed, stream, offset + i);
 }
 
 /* Partial sum of chunk c: x[i] * (y ? y[i] : 1) for i in the chunk, in order, in double (the product of
  * two floats is exact in double, so a fused multiply-add rounds exactly as the CPU's add does). */
 __global__ void k_chunk_sums(const float *x, const float *y, size_t n, size_t nchunks, double *partials) {
-    GRID_STRIDE(c, nchunks) {
+    STRIDE_LOOP(c, nchunks) {
         size_t lo = c * CHUNK, hi = lo + CHUNK < n ? lo + CHUNK : n;
         double s = 0;
         for (size_t i = lo; i < hi; i++) s += (double)x[i] * (y ? (double)y[i] : 1.0);
@@ -335,27 +328,27 @@ __global__ void k_chunks_total(double *partials, size_t nchunks) {
     partials[nchunks] = s;
 }
 
-#define LAUNCH(b, kernel, n, ...)                                          \
-    do {                                                                   \
-        ENTER(b, #kernel);                                                 \
-        if ((n) == 0) return EDM2_OK;                                      \
-        kernel<<<grid_for(n), THREADS, 0, (b)->stream>>>(__VA_ARGS__);     \
-        return done(b, #kernel);                                           \
+#define LAUNCH_OP(b, kernel, n, ...)                                     \
+    do {                                                                 \
+        ENTER(b, #kernel);                                               \
+        if ((n) == 0) return EDM2_OK;                                    \
+        kernel<<<blocks_for(n), THREADS, 0, (b)->stream>>>(__VA_ARGS__); \
+        return done(b, #kernel);                                         \
     } while (0)
 
-static edm2_status cuda_fill(edm2_backend *b, float *x, float v, size_t n) { LAUNCH(b, k_fill, n, x, v, n); }
-static edm2_status cuda_scale(edm2_backend *b, float *x, float a, size_t n) { LAUNCH(b, k_scale, n, x, a, n); }
+static edm2_status cuda_fill(edm2_backend *b, float *x, float v, size_t n) { LAUNCH_OP(b, k_fill, n, x, v, n); }
+static edm2_status cuda_scale(edm2_backend *b, float *x, float a, size_t n) { LAUNCH_OP(b, k_scale, n, x, a, n); }
 static edm2_status cuda_axpby(edm2_backend *b, float *y, float a, const float *x, float beta, size_t n) {
-    LAUNCH(b, k_axpby, n, y, a, x, beta, n);
+    LAUNCH_OP(b, k_axpby, n, y, a, x, beta, n);
 }
 static edm2_status cuda_lerp(edm2_backend *b, float *y, const float *x, float t, size_t n) {
-    LAUNCH(b, k_lerp, n, y, x, t, n);
+    LAUNCH_OP(b, k_lerp, n, y, x, t, n);
 }
 static edm2_status cuda_randn(edm2_backend *b, float *x, size_t n, edm2_rng r) {
-    LAUNCH(b, k_randn, n, x, n, r.seed, r.stream, r.offset);
+    LAUNCH_OP(b, k_randn, n, x, n, r.seed, r.stream, r.offset);
 }
 static edm2_status cuda_rand(edm2_backend *b, float *x, size_t n, edm2_rng r) {
-    LAUNCH(b, k_rand, n, x, n, r.seed, r.stream, r.offset);
+    LAUNCH_OP(b, k_rand, n, x, n, r.seed, r.stream, r.offset);
 }
 
 static edm2_status reduce(edm2_backend *b, const float *x, const float *y, size_t n, double *out) {
@@ -369,7 +362,7 @@ static edm2_status reduce(edm2_backend *b, const float *x, const float *y, size_
         CK(b, cudaMallocAsync((void **)&b->partials, (nchunks + 1) * sizeof(double), b->stream), "reduce");
         b->partials_cap = nchunks + 1;
     }
-    k_chunk_sums<<<grid_for(nchunks), THREADS, 0, b->stream>>>(x, y, n, nchunks, b->partials);
+    k_chunk_sums<<<blocks_for(nchunks), THREADS, 0, b->stream>>>(x, y, n, nchunks, b->partials);
     k_chunks_total<<<1, 1, 0, b->stream>>>(b->partials, nchunks);
     CK(b, cudaGetLastError(), "reduce");
     CK(b, cudaMemcpyAsync(out, b->partials + nchunks, sizeof(double), cudaMemcpyDeviceToHost, b->stream), "reduce");
@@ -392,7 +385,7 @@ static edm2_status cuda_nan_to_zero(edm2_backend *b, float *x, size_t n, size_t 
     unsigned long long count = 0;
     CK(b, cudaMemsetAsync(b->counter, 0, sizeof count, b->stream), "nan_to_zero");
     if (n) {
-        k_nan_to_zero<<<grid_for(n), THREADS, 0, b->stream>>>(x, n, b->counter);
+        k_nan_to_zero<<<blocks_for(n), THREADS, 0, b->stream>>>(x, n, b->counter);
         CK(b, cudaGetLastError(), "nan_to_zero");
     }
     CK(b, cudaMemcpyAsync(&count, b->counter, sizeof count, cudaMemcpyDeviceToHost, b->stream), "nan_to_zero");
@@ -446,7 +439,7 @@ static edm2_status cuda_reduce_sum(edm2_backend *b, const float *const *parts, i
     ENTER(b, "reduce_sum");
     if (nparts < 1) return edm2_logf(b->host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_INVALID, "reduce_sum of %d parts", nparts);
     if (out != parts[0]) CK(b, cudaMemcpyAsync(out, parts[0], n * sizeof *out, cudaMemcpyDeviceToDevice, b->stream), "reduce_sum");
-    for (int k = 1; k < nparts && n; k++) k_add<<<grid_for(n), THREADS, 0, b->stream>>>(out, parts[k], n);
+    for (int k = 1; k < nparts && n; k++) k_add<<<blocks_for(n), THREADS, 0, b->stream>>>(out, parts[k], n);
 #ifdef EDM2_HAVE_NCCL
     if (b->nccl) {
         ncclResult_t r = ncclAllReduce(out, out, n, ncclFloat, ncclSum, b->nccl, b->stream);

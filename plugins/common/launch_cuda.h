@@ -9,11 +9,17 @@
 
 #define THREADS 256
 
+/* The most blocks a grid-stride launch takes (the CPU emulation of the tests lowers it, cuda_emu.h, so that
+ * every kernel's loop runs more than once there). */
+#ifndef EDM2_GRID_CAP
+#define EDM2_GRID_CAP 65535u
+#endif
+
 #define STRIDE_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); i += (size_t)gridDim.x * blockDim.x)
 
 static inline unsigned blocks_for(size_t n) {
     size_t g = (n + THREADS - 1) / THREADS;
-    return (unsigned)(g < 1 ? 1 : g > 65535 ? 65535 : g);
+    return (unsigned)(g < 1 ? 1 : g > EDM2_GRID_CAP ? EDM2_GRID_CAP : g);
 }
 
 /* Blocks for one warp per row over `rows` rows. */

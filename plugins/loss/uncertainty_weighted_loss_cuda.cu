@@ -9,9 +9,8 @@
 
 #include "edm2/edm2.h"
 #include "edm2/edm2_philox.h"
+#include "launch_cuda.h"
 #include "loss_math.h"
-
-#define THREADS 256
 
 struct edm2_loss {
     const edm2_host *host;
@@ -102,13 +101,13 @@ static int reserve(edm2_loss *l, size_t elems, size_t n) {
 }
 
 __global__ void k_sigma(float *sigma, int N, edm2_rng rng, float P_mean, float P_std) {
-    for (int n = blockIdx.x * blockDim.x + threadIdx.x; n < N; n += gridDim.x * blockDim.x)
+    STRIDE_LOOP(n, (size_t)N)
         sigma[n] = loss_sigma(edm2_philox_normal(rng.seed, rng.stream, rng.offset + (uint64_t)n), P_mean, P_std);
 }
 
 /* xn = y + noise * sigma[n]. */
 __global__ void k_noisy(float *xn, const float *y, const float *noise, const float *sigma, size_t per, size_t elems) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < elems; i += (size_t)gridDim.x * blockDim.x)
+    STRIDE_LOOP(i, elems)
         xn[i] = y[i] + noise[i] * sigma[i / per];
 }
 
@@ -145,11 +144,6 @@ static edm2_status cuda_failed(edm2_loss *l, const char *what) {
     return edm2_logf(l->host, EDM2_LOG_ERROR, l->id, EDM2_ERR_INTERNAL, "%s on the GPU: %s", what, cudaGetErrorString(e));
 }
 
-static unsigned grid(size_t n) {
-    size_t g = (n + THREADS - 1) / THREADS;
-    return (unsigned)(g < 1 ? 1 : g > 65535 ? 65535 : g);
-}
-
 static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float *params, float *grads,
                                 const edm2_loss_batch *b, double *objective) {
     size_t per;
@@ -163,14 +157,14 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
     /* Noise levels and noise: sigma from offsets 0..N-1, epsilon from N.. (the backend's randn, bitwise the CPU's). */
     const float *sigma = b->sigma, *noise = b->noise;
     if (!sigma || !noise) {
-        k_sigma<<<grid((size_t)N), THREADS, 0, l->stream>>>(l->sigma, N, b->rng, (float)l->p.P_mean, (float)l->p.P_std);
+        k_sigma<<<blocks_for((size_t)N), THREADS, 0, l->stream>>>(l->sigma, N, b->rng, (float)l->p.P_mean, (float)l->p.P_std);
         if (cudaPeekAtLastError() != cudaSuccess) return cuda_failed(l, "drawing sigma");
         edm2_rng r = b->rng;
         r.offset += (uint64_t)N;
         if ((s = l->ops.vt->randn(l->ops.b, l->noise, elems, r)) != EDM2_OK) return s;
         sigma = l->sigma, noise = l->noise;
     }
-    k_noisy<<<grid(elems), THREADS, 0, l->stream>>>(l->xn, b->y, noise, sigma, per, elems);
+    k_noisy<<<blocks_for(elems), THREADS, 0, l->stream>>>(l->xn, b->y, noise, sigma, per, elems);
     if (cudaPeekAtLastError() != cudaSuccess) return cuda_failed(l, "adding noise");
     edm2_forward_args fa;
     memset(&fa, 0, sizeof fa);

@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "adam_core.h"
+#include "launch_cuda.h"
 
-#define THREADS 256
 
 struct edm2_optimizer {
     adam_core c;
@@ -70,7 +70,7 @@ static void adam_destroy(edm2_optimizer *o) {
 
 
 __global__ void k_adam(float *p, const float *g, float *m, float *v, size_t n, adam_step_consts k) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    STRIDE_LOOP(i, n)
         adam_update1(&p[i], g[i], &m[i], &v[i], k);
 }
 
@@ -84,9 +84,7 @@ static edm2_status adam_step(edm2_optimizer *o, float *params, float *grads, int
     if (s != EDM2_OK) return s;
     for (size_t r = 0; r < o->nruns; r++) {
         const size_t b = o->runs[2 * r], n = o->runs[2 * r + 1] - b;
-        size_t blocks = (n + THREADS - 1) / THREADS;
-        blocks = blocks > 65535 ? 65535 : blocks;
-        k_adam<<<(unsigned)blocks, THREADS, 0, o->stream>>>(params + b, grads + b, c->m + b, c->v + b, n, k);
+        k_adam<<<blocks_for(n), THREADS, 0, o->stream>>>(params + b, grads + b, c->m + b, c->v + b, n, k);
     }
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess)

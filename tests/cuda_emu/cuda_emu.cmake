@@ -131,15 +131,24 @@ add_library(edm2_test_util_emu STATIC test_util.c)
 target_link_libraries(edm2_test_util_emu PUBLIC PkgConfig::CMOCKA)
 target_compile_definitions(edm2_test_util_emu PUBLIC EDM2_BUILD_DIR="${EMU_TREE}" EDM2_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
                            EDM2_TEST_DATA="${CMAKE_CURRENT_SOURCE_DIR}/data")
+# Each test runs twice: as the GPU runs its blocks and threads in index order, and as ${name}_reversed,
+# with blocks and threads in reverse order and grid-stride launches of at most 3 blocks (EDM2_EMU_ORDER,
+# EDM2_EMU_GRID_CAP: cuda_emu.cpp), where a race (a missing barrier, a block reading another's output)
+# changes a result and each grid-stride loop goes round more than once.
 function(emu_test name src)
   add_executable(${name} ${src})
   target_link_libraries(${name} PRIVATE edm2_test_util_emu edm2host_core ${ARGN})
   emu_target(${name})
-  add_test(NAME ${name} COMMAND ${name})
   add_dependencies(${name} edm2_cuda_emu_tree)
+  add_test(NAME ${name} COMMAND ${name})
+  add_test(NAME ${name}_reversed COMMAND ${name})
   # OpenBLAS in one thread: its threads would wait on each other through the emulation's many small products.
   # The emulated device is always there: a test that skips has failed to load an emulated plugin.
-  set_tests_properties(${name} PROPERTIES TIMEOUT 600 ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1"
+  set(env "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
+  set_tests_properties(${name} PROPERTIES TIMEOUT 600 ENVIRONMENT "${env}"
+                       FAIL_REGULAR_EXPRESSION "\\[  SKIPPED \\]|skipped:|SKIP:")
+  set_tests_properties(${name}_reversed PROPERTIES TIMEOUT 600
+                       ENVIRONMENT "${env};EDM2_EMU_ORDER=reverse;EDM2_EMU_GRID_CAP=3"
                        FAIL_REGULAR_EXPRESSION "\\[  SKIPPED \\]|skipped:|SKIP:")
 endfunction()
 foreach(t test_cuda_layers test_cuda_lp_layers test_cuda_attention)
@@ -150,10 +159,17 @@ emu_test(test_vae_emu test_vae.c edm2_sd_vae_cpu)
 emu_test(test_backend_parity_emu test_backend_parity.c)
 emu_test(test_cuda_network_emu test_cuda_network.c)
 # check-ref (in test_cuda_network) finds the plugins on EDM2_PLUGIN_PATH.
-set_property(TEST test_cuda_network_emu APPEND PROPERTY ENVIRONMENT "EDM2_PLUGIN_PATH=${EMU_TREE}/plugins")
-foreach(t test_inception_emu test_vae_emu)
-  set_property(TEST ${t} APPEND PROPERTY ENVIRONMENT "EDM2_TEST_FILTER=test_cuda_matches")
-endforeach()
+set_property(TEST test_cuda_network_emu test_cuda_network_emu_reversed APPEND PROPERTY ENVIRONMENT
+             "EDM2_PLUGIN_PATH=${EMU_TREE}/plugins")
+set_property(TEST test_inception_emu test_inception_emu_reversed test_vae_emu test_vae_emu_reversed APPEND PROPERTY
+             ENVIRONMENT "EDM2_TEST_FILTER=test_cuda_matches")
+# The emulation's own test: its orders, its warps one at a time, a missing barrier caught in each order.
+emu_rewrite(EMU_SCHEDULE_TEST ${EMU_SRC}/test_emu_schedule.cu)
+add_executable(test_emu_schedule ${EMU_HEADERS} ${EMU_SCHEDULE_TEST})
+emu_target(test_emu_schedule)
+target_link_libraries(test_emu_schedule PRIVATE PkgConfig::CMOCKA)
+add_test(NAME test_emu_schedule COMMAND test_emu_schedule)
+set_tests_properties(test_emu_schedule PROPERTIES ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
 # Training on the emulated CUDA backend: NCCL's group of one bytewise the plain run, bf16 with CUDA graphs.
 add_test(NAME test_train_emu COMMAND ${EMU_SRC}/train_emu.sh ${EMU_TREE} ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_train_emu PROPERTIES TIMEOUT 600)

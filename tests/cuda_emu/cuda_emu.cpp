@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,7 +27,7 @@ struct Block {
     std::vector<Fiber> ctx;        /* the threads' */
     std::vector<Wait> wait;
     std::vector<float> slot, read; /* shuffle values, per thread */
-    unsigned block, nthreads;
+    unsigned block;
     bool fibers; /* every thread is a fiber (the block meets at a shuffle or a barrier) */
     void (*entry)(void *);
     void *arg;
@@ -86,58 +87,139 @@ void emu_bad_launch(unsigned grid, unsigned block) {
     last_error = cudaErrorInvalidConfiguration;
 }
 
+namespace {
+/* ---- the order in which blocks and threads run (EDM2_EMU_ORDER) ----
+ * forward (the default): blocks and threads by index; reverse: the other way round; shuffle[:SEED]: a seeded
+ * random order, new for each launch and block (warps in a random order, each warp's lanes in a random order).
+ * Between two barriers (or shuffles) each thread runs until it stops, so a thread that reads what another
+ * writes in the same span reads the new value where the writer ran first and the old one where it did not. A
+ * result that changes with the order is therefore a race on the GPU: a missing __syncthreads or __syncwarp, or
+ * a block that reads what another block writes in the same launch. */
+enum Order { FORWARD, REVERSE, SHUFFLE };
+struct OrderCfg {
+    Order order;
+    uint64_t seed;
+};
+
+OrderCfg order_cfg(void) { /* read at each launch (a test may change it between launches) */
+    const char *e = getenv("EDM2_EMU_ORDER");
+    if (!e || !*e || !strcmp(e, "forward")) return {FORWARD, 0};
+    if (!strcmp(e, "reverse")) return {REVERSE, 0};
+    if (!strncmp(e, "shuffle", 7) && (e[7] == 0 || e[7] == ':')) {
+        char *end = nullptr;
+        const uint64_t seed = e[7] ? strtoull(e + 8, &end, 10) : 1;
+        if (!e[7] || (end != e + 8 && !*end)) return {SHUFFLE, seed};
+    }
+    fprintf(stderr, "cuda_emu: EDM2_EMU_ORDER=%s: expected forward, reverse or shuffle[:SEED]\n", e);
+    abort();
+}
+
+uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void shuffle(unsigned *v, unsigned n, uint64_t *s) { /* Fisher-Yates */
+    for (unsigned i = n; i > 1; i--) std::swap(v[i - 1], v[splitmix(s) % i]);
+}
+
+/* The order of n items (blocks, or a warp's lanes). */
+void order_items(std::vector<unsigned> *o, unsigned base, unsigned n, Order order, uint64_t *s) {
+    const size_t at = o->size();
+    for (unsigned i = 0; i < n; i++) o->push_back(order == REVERSE ? base + n - 1 - i : base + i);
+    if (order == SHUFFLE) shuffle(o->data() + at, n, s);
+}
+
+/* A block's threads in the order they run: warp after warp (the warps' order and each warp's lanes'). */
+void order_threads(std::vector<unsigned> *o, unsigned nthreads, Order order, uint64_t *s) {
+    std::vector<unsigned> warps;
+    order_items(&warps, 0, (nthreads + 31) / 32, order, s);
+    o->clear();
+    for (unsigned w : warps) order_items(o, w * 32, std::min(32u, nthreads - w * 32), order, s);
+}
+
+/* Drives the warp whose lanes are lanes[0, n), in the order they run, until each lane has ended or waits at
+ * __syncthreads (`start`: the lanes' first run, each started as a fiber but thread 0, which has started): when
+ * the warp's live lanes all wait at a shuffle, they exchange their values and go on. */
+void run_warp(Block *b, const unsigned *lanes, unsigned n, bool start) {
+    for (unsigned j = 0; j < n; j++)
+        if (start && lanes[j]) make_fiber(b, lanes[j]), resume(b, lanes[j]);
+        else if (!start && b->wait[lanes[j]] == AT_SYNC) resume(b, lanes[j]);
+    const unsigned t0 = lanes[0] & ~31u;
+    for (;;) {
+        unsigned n_live = 0, n_shfl = 0;
+        for (unsigned t = t0; t < t0 + n; t++) n_live += b->wait[t] != DONE, n_shfl += b->wait[t] == AT_SHUFFLE;
+        if (!n_shfl) return;
+        if (n_shfl != n_live) { /* the others wait at __syncthreads: a deadlock on the GPU */
+            fprintf(stderr, "cuda_emu: lanes of warp %u wait at a shuffle while others wait at __syncthreads\n", t0 / 32);
+            abort();
+        }
+        for (unsigned t = t0; t < t0 + n; t++) b->read[t] = b->slot[t];
+        for (unsigned j = 0; j < n; j++)
+            if (b->wait[lanes[j]] == AT_SHUFFLE) resume(b, lanes[j]);
+    }
+}
+
 /* Thread 0 runs first as a fiber. If it ends without a shuffle or barrier, the block has none (threads meet
- * at those together: block_at checks), and threads 1.. run as plain calls, which is fast. Else every
- * thread runs as a fiber: each runs until it stops; a warp whose live lanes all wait at a shuffle exchange
- * their values and go on; when every live thread waits at __syncthreads, all go on. */
-void emu_run_block(void (*entry)(void *), void *arg, unsigned block, unsigned nthreads) {
+ * at those together: block_at checks), and the other threads run in order as plain calls, which is fast. Else
+ * every thread runs as a fiber, a warp at a time in order: a warp runs through its shuffles as far as it can
+ * (to a __syncthreads, or its end) before the next warp starts, and when every live thread waits at
+ * __syncthreads, all go on, warp after warp again. A warp that reads what another writes between two barriers
+ * thus sees all or nothing of it, whichever the order. (Thread 0 is the probe whatever the order: a block's
+ * last threads are the ones that may end at once.) */
+void run_block(void (*entry)(void *), void *arg, unsigned block, const std::vector<unsigned> &order) {
+    const unsigned nthreads = (unsigned)order.size();
     Block b;
     b.sched = Fiber{};
-    b.block = block, b.nthreads = nthreads, b.entry = entry, b.arg = arg, b.fibers = false;
+    b.block = block, b.entry = entry, b.arg = arg, b.fibers = false;
     b.ctx.resize(nthreads), b.wait.assign(nthreads, RUNNING), b.slot.resize(nthreads), b.read.resize(nthreads);
     make_fiber(&b, 0);
     resume(&b, 0);
     if (b.wait[0] == DONE) {
-        for (unsigned t = 1; t < nthreads; t++) {
-            enter(&b, t);
-            entry(arg);
-        }
+        for (unsigned t : order)
+            if (t) enter(&b, t), entry(arg);
         cur = nullptr;
         return;
     }
     b.fibers = true;
-    for (unsigned t = 1; t < nthreads; t++) make_fiber(&b, t), resume(&b, t);
-    for (;;) {
-        bool progress = false, live = false, all_sync = true;
-        for (unsigned w = 0; w * 32 < nthreads; w++) { /* shuffles, warp by warp */
-            const unsigned t0 = w * 32, t1 = t0 + 32 < nthreads ? t0 + 32 : nthreads;
-            unsigned n_live = 0, n_shfl = 0;
-            for (unsigned t = t0; t < t1; t++) n_live += b.wait[t] != DONE, n_shfl += b.wait[t] == AT_SHUFFLE;
-            if (n_shfl && n_shfl != n_live) { /* the others wait at __syncthreads: a deadlock on the GPU */
-                fprintf(stderr, "cuda_emu: lanes of warp %u wait at a shuffle while others wait at __syncthreads\n", w);
-                abort();
-            }
-            if (n_shfl) {
-                for (unsigned t = t0; t < t1; t++) b.read[t] = b.slot[t];
-                for (unsigned t = t0; t < t1; t++)
-                    if (b.wait[t] == AT_SHUFFLE) resume(&b, t);
-                progress = true;
-            }
+    for (bool start = true;; start = false) {
+        for (unsigned i = 0, n; i < nthreads; i += n) { /* order holds each warp's lanes together */
+            n = std::min(32u, nthreads - order[i] / 32 * 32);
+            run_warp(&b, &order[i], n, start);
         }
-        for (unsigned t = 0; t < nthreads; t++) live |= b.wait[t] != DONE, all_sync &= b.wait[t] == DONE || b.wait[t] == AT_SYNC;
+        bool live = false;
+        for (unsigned t = 0; t < nthreads; t++) live |= b.wait[t] != DONE;
         if (!live) break;
-        if (all_sync && !progress) {
-            for (unsigned t = 0; t < nthreads; t++)
-                if (b.wait[t] == AT_SYNC) resume(&b, t);
-            progress = true;
-        }
-        if (!progress) {
-            fprintf(stderr, "cuda_emu: block %u cannot go on (a shuffle not reached by all of a warp's lanes, or a "
-                            "__syncthreads not reached by all threads)\n", block);
-            abort();
-        }
     }
     cur = nullptr;
+}
+} // namespace
+
+unsigned emu_grid_cap(void) { /* read at each launch, as EDM2_EMU_ORDER */
+    const char *e = getenv("EDM2_EMU_GRID_CAP");
+    if (!e || !*e) return 65535u;
+    char *end;
+    const unsigned long v = strtoul(e, &end, 10);
+    if (*end || v < 1 || v > 65535) {
+        fprintf(stderr, "cuda_emu: EDM2_EMU_GRID_CAP=%s: expected a number of blocks from 1 to 65535\n", e);
+        abort();
+    }
+    return (unsigned)v;
+}
+
+void emu_run_grid(void (*entry)(void *), void *arg, unsigned grid, unsigned nthreads) {
+    static uint64_t launches; /* one launch runs at a time (run_lock) */
+    const OrderCfg c = order_cfg();
+    uint64_t s = c.seed ^ (++launches * 0x2545f4914f6cdd1dull);
+    std::vector<unsigned> blocks, threads;
+    order_items(&blocks, 0, grid, c.order, &s);
+    if (c.order != SHUFFLE) order_threads(&threads, nthreads, c.order, &s);
+    for (unsigned b : blocks) {
+        if (c.order == SHUFFLE) order_threads(&threads, nthreads, c.order, &s);
+        run_block(entry, arg, b, threads);
+    }
 }
 
 float emu_shfl_xor(float v, int lane_mask) {

@@ -4,8 +4,9 @@
  * block's threads run as fibers (fiber.h) that meet at each __shfl_xor_sync and __syncwarp (a warp's
  * lanes) and __syncthreads (the block's threads), and __shared__ variables are static, one copy for the
  * block being run. What this checks: indexing, layouts, bounds (under AddressSanitizer), the arithmetic of
- * each element, the order of a block's steps. What it cannot: the GPU's memory model and races between
- * blocks, its math library's last bits, timing. */
+ * each element, the order of a block's steps, and (EDM2_EMU_ORDER=reverse or shuffle) results that depend
+ * on the order in which threads or blocks run. What it cannot: the GPU's memory model, its math library's
+ * last bits, timing. */
 #pragma once
 
 #include <cuda_bf16.h>
@@ -70,8 +71,15 @@ template <typename T> T atomicAdd(T *p, T v) {
     return old;
 }
 
-/* Runs entry() as the nthreads threads of block `block`. */
-void emu_run_block(void (*entry)(void *), void *arg, unsigned block, unsigned nthreads);
+/* The most blocks of a grid-stride launch (plugins/common/launch_cuda.h): EDM2_EMU_GRID_CAP, else the GPU
+ * build's 65535. A small cap makes each grid-stride loop run several times on the tests' small shapes, as
+ * it does on the GPU at batch 256. */
+unsigned emu_grid_cap(void);
+#define EDM2_GRID_CAP emu_grid_cap()
+
+/* Runs entry() as the nthreads threads of each of the grid's blocks, one block after another, in the order
+ * that EDM2_EMU_ORDER sets (cuda_emu.cpp). */
+void emu_run_grid(void (*entry)(void *), void *arg, unsigned grid, unsigned nthreads);
 /* A launch that the emulation refuses (a zero-sized or over-large grid or block): reported by the next
  * cudaGetLastError, as the GPU would. */
 void emu_bad_launch(unsigned grid, unsigned block);
@@ -87,6 +95,6 @@ template <typename... P, typename... A> void emu_launch(EmuCfg c, void (*kernel)
         auto call = [&]() { kernel(args...); };
         emu_blockDim = {c.block, 1, 1};
         emu_gridDim = {c.grid, 1, 1};
-        for (unsigned b = 0; b < c.grid; b++) emu_run_block(emu_call<decltype(call)>, &call, b, c.block);
+        emu_run_grid(emu_call<decltype(call)>, &call, c.grid, c.block);
     });
 }

@@ -1,0 +1,150 @@
+/* test_emu_schedule.cu: the emulation's own test (README.md here): the order in which it runs blocks and
+ * threads under EDM2_EMU_ORDER, its warps run to their next __syncthreads one at a time, races (a missing
+ * __syncthreads before a read, or before shared memory is written again) giving a wrong result in each order
+ * while the same kernels with their barriers are right in all,
+ * and EDM2_EMU_GRID_CAP lowering the grid of grid-stride launches. Built only for the emulation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+extern "C" { /* cmocka.h declares C functions without saying so to C++ */
+#include <cmocka.h>
+}
+
+#include "launch_cuda.h"
+
+enum { BLOCKS = 3, N = 64 }; /* blocks of two warps */
+
+/* seq[b N + t]: when thread t of block b recorded itself (a count over the launch); after a barrier if sync. */
+__global__ void k_record(unsigned *seq, unsigned *counter, int sync) {
+    if (sync) __syncthreads();
+    seq[blockIdx.x * N + threadIdx.x] = atomicAdd(counter, 1u);
+}
+
+/* out[b N + t] = the value thread (t + 33) % N of the block wrote to shared memory: across the two warps. */
+__global__ void k_neighbour(int *out, int base, int sync) {
+    __shared__ int s[N];
+    s[threadIdx.x] = base + (int)(blockIdx.x * N + threadIdx.x);
+    if (sync) __syncthreads();
+    out[blockIdx.x * N + threadIdx.x] = s[(threadIdx.x + 33) % N];
+}
+
+/* out[t] = the sum of both warps' sums of base + lane (each summed by shuffles, then shared by lane 0). */
+__global__ void k_warp_sums(float *out, float base, int sync) {
+    __shared__ float part[2];
+    const float v = warp_sum(base + (float)(threadIdx.x % 32));
+    if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+    if (sync) __syncthreads();
+    out[threadIdx.x] = part[0] + part[1];
+}
+
+/* The same over two rounds, the second round's sums written to `part` while the first's may still be read
+ * there unless a second barrier (`sync`) keeps them apart: a warp that runs ahead through its shuffles
+ * overwrites what the other has not read. */
+__global__ void k_warp_sums_twice(float *out, float base, int sync) {
+    __shared__ float part[2];
+    for (int round = 0; round < 2; round++) {
+        const float v = warp_sum(base + (float)(round * 100) + (float)(threadIdx.x % 32));
+        if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = v;
+        __syncthreads();
+        const float total = part[0] + part[1];
+        if (sync) __syncthreads();
+        out[round * N + threadIdx.x] = total;
+    }
+}
+
+static const char *orders[] = {"forward", "reverse", "shuffle:3", "shuffle:11"};
+
+static void record(const char *order, int sync, unsigned *seq) {
+    unsigned counter = 0;
+    setenv("EDM2_EMU_ORDER", order, 1);
+    k_record<<<BLOCKS, N>>>(seq, &counter, sync);
+    unsetenv("EDM2_EMU_ORDER");
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    assert_int_equal(counter, BLOCKS * N);
+}
+
+static void test_orders(void **state) {
+    (void)state;
+    unsigned seq[BLOCKS * N];
+    for (int sync = 0; sync < 2; sync++) {
+        record("forward", sync, seq);
+        for (unsigned i = 0; i < BLOCKS * N; i++) assert_int_equal(seq[i], i);
+        /* reverse: the last block first; thread 0 starts each block (the probe for barriers), and after a
+         * barrier the threads go on from the last */
+        record("reverse", sync, seq);
+        for (unsigned b = 0; b < BLOCKS; b++)
+            for (unsigned t = 0; t < N; t++) {
+                const unsigned rank = sync ? N - 1 - t : t == 0 ? 0 : N - t;
+                assert_int_equal(seq[b * N + t], (BLOCKS - 1 - b) * N + rank);
+            }
+        /* shuffle: each thread once, whole blocks at a time, not in index order */
+        record("shuffle:3", sync, seq);
+        int moved = 0;
+        for (unsigned b = 0; b < BLOCKS; b++) {
+            unsigned seen[N] = {0};
+            const unsigned first = seq[b * N] / N * N;
+            for (unsigned t = 0; t < N; t++) {
+                assert_int_equal(seq[b * N + t] / N * N, first);
+                seen[seq[b * N + t] % N]++;
+                moved |= seq[b * N + t] != b * N + t;
+            }
+            for (unsigned r = 0; r < N; r++) assert_int_equal(seen[r], 1);
+        }
+        assert_true(moved);
+    }
+}
+
+static void test_missing_barrier(void **state) {
+    (void)state;
+    int out[BLOCKS * N];
+    float sums[2 * N];
+    int base = 0;
+    for (const char *order : orders) {
+        setenv("EDM2_EMU_ORDER", order, 1);
+        for (int sync = 0; sync < 2; sync++) {
+            base += 1000; /* shared memory keeps the last launch's values: new ones each time */
+            k_neighbour<<<BLOCKS, N>>>(out, base, sync);
+            int wrong = 0;
+            for (int i = 0; i < BLOCKS * N; i++) wrong += out[i] != base + i / N * N + (i % N + 33) % N;
+            if (sync) assert_int_equal(wrong, 0);
+            else assert_true(wrong > 0);
+
+            k_warp_sums<<<1, N>>>(sums, (float)base, sync);
+            const float want = 2 * (32 * (float)base + 496);
+            wrong = 0;
+            for (int t = 0; t < N; t++) wrong += sums[t] != want;
+            if (sync) assert_int_equal(wrong, 0);
+            else assert_true(wrong >= 32); /* the warp that ran first read the other's old sum */
+
+            k_warp_sums_twice<<<1, N>>>(sums, (float)base, sync);
+            wrong = 0;
+            for (int t = 0; t < 2 * N; t++) wrong += sums[t] != want + (t < N ? 0 : 2 * 3200);
+            if (sync) assert_int_equal(wrong, 0);
+            else assert_true(wrong >= 32); /* a warp read the other's sum of the second round in the first */
+        }
+    }
+    unsetenv("EDM2_EMU_ORDER");
+}
+
+static void test_grid_cap(void **state) {
+    (void)state;
+    assert_int_equal(blocks_for((size_t)1 << 30), 65535);
+    setenv("EDM2_EMU_GRID_CAP", "3", 1);
+    assert_int_equal(blocks_for((size_t)1 << 30), 3);
+    assert_int_equal(blocks_for(300), 2);
+    unsetenv("EDM2_EMU_GRID_CAP");
+}
+
+int main(void) {
+    unsetenv("EDM2_EMU_ORDER"); /* each test sets the order and the cap it checks */
+    unsetenv("EDM2_EMU_GRID_CAP");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_orders),
+        cmocka_unit_test(test_missing_barrier),
+        cmocka_unit_test(test_grid_cap),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
