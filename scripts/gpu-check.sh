@@ -98,7 +98,7 @@ fi
 rm -rf "$out"/group0 "$out"/group1
 # Memory checks of the kernels on the GPU itself, ahead of the long speed steps (a few seconds each).
 memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
-  (cd build-gpu && unset EDM2_CUDNN_PLANS && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
+  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
     timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
 }
 if [ -n "$sanitizer" ] && [ "$mode" != compile ]; then
@@ -111,11 +111,14 @@ if [ -n "$sanitizer" ] && [ "$mode" != compile ]; then
   step memcheck-vae memcheck test_vae test_cuda_matches
 fi
 fi # (mode != more)
-# From here on, every bf16/fp16 run takes the cuDNN plans of the first that timed them (EDM2_CUDNN_PLANS,
-# plan_file.h): the kernel profile under Nsight Compute runs what the plain runs beside it run (the last
-# profile's algorithms, chosen under ncu, matched none of the speed table's), and the file comes back in
-# the archive. Not for the test suites: they time plans on purpose.
-export EDM2_CUDNN_PLANS="$out/cudnn-plans.txt"
+# The kernel profiles take the cuDNN plans that the plain timed run before them chose and saved
+# (EDM2_CUDNN_PLANS, plan_file.h), so that Nsight Compute times what a plain run runs (the last profile's
+# algorithms, chosen under ncu, matched none of the speed table's); the file comes back in the archive. The
+# speed table times its own plans, as a user's run does (a plan file that failed on its first GPU run must
+# not cost the table), and so do the test suites, on purpose. The file stays beside the build, which `more`
+# reuses on the same machine (its evaluation profile takes quick's plans), and is copied into OUT.
+plans="$PWD/build-gpu/cudnn-plans.txt"
+[ "$mode" != more ] && rm -f "$plans"
 # Which cuDNN algorithm each 3x3 convolution of XS runs, with the training speed, peak and memory of each
 # way of choosing: timed (the default: Find, then each candidate run as planned), timed among algorithms of
 # any determinism (EDM2_CUDNN_DETERMINISTIC=0, as the reference's cudnn.benchmark), timed against the graph
@@ -134,9 +137,10 @@ algos() { # NAME VAR=VALUE...: one way of choosing, into algos-NAME.log and algo
 # Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only), right
 # after the default's plan lines: the kernels rewritten since the last profile have not been timed yet.
 if [ "$mode" = quick ] || [ "$mode" = full ]; then
-  algos timed EDM2_CUDNN_ALGO=timed
-  [ -n "$ncu" ] && step kernel-profile timeout 150 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
+  algos timed EDM2_CUDNN_ALGO=timed EDM2_CUDNN_PLANS="$plans"
+  [ -n "$ncu" ] && step kernel-profile env EDM2_CUDNN_PLANS="$plans" timeout 150 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
     --batch 256 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
+  [ -f "$plans" ] && cp "$plans" "$out/"
 fi
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
 # carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
@@ -157,7 +161,7 @@ fi
 algos any-determinism EDM2_CUDNN_DETERMINISTIC=0
 algos graph-api EDM2_CUDNN_API=any
 algos heuristic EDM2_CUDNN_ALGO=heuristic
-[ -n "$ncu" ] && step kernel-profile-eval timeout 120 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
+[ -n "$ncu" ] && step kernel-profile-eval env EDM2_CUDNN_PLANS="$plans" timeout 120 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
   --batch 256 --precision bf16 --pass eval --save-csv "$out/ncu-xs-bf16-eval.csv"
 # Sampling at small batch (launch-bound) with and without the CUDA graphs of the evaluation forward.
 for graphs in 0 1; do
@@ -188,9 +192,9 @@ if [ "$mode" = full ]; then
     step bench-$preset-bf16 build-gpu/edm2-bench configs/edm2-img512-$preset.ini --set backend.plugin=cuda \
       --set training.batch=256 --set network.precision=bf16 --sample --steps 5
   done
-  step suite env -u EDM2_CUDNN_PLANS bash -c "cd build-gpu && ctest --output-on-failure"
+  step suite bash -c "cd build-gpu && ctest --output-on-failure"
   if [ -n "$sanitizer" ]; then
-    step memcheck-cuda env -u EDM2_CUDNN_PLANS bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
+    step memcheck-cuda bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
       $sanitizer --tool memcheck --error-exitcode 1 \$t || exit 1; done"
     step memcheck-network memcheck test_cuda_network
   fi
@@ -219,4 +223,5 @@ if [ "$mode" = full ]; then
   tail -3 "$out/bench.log"
 fi
 rm -f "$out"/demo-*/*.safetensors
+[ -f "$plans" ] && cp "$plans" "$out/"
 cat "$out/summary.txt"
