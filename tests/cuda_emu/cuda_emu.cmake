@@ -131,10 +131,12 @@ add_library(edm2_test_util_emu STATIC test_util.c)
 target_link_libraries(edm2_test_util_emu PUBLIC PkgConfig::CMOCKA)
 target_compile_definitions(edm2_test_util_emu PUBLIC EDM2_BUILD_DIR="${EMU_TREE}" EDM2_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
                            EDM2_TEST_DATA="${CMAKE_CURRENT_SOURCE_DIR}/data")
-# Each test runs twice: as the GPU runs its blocks and threads in index order, and as ${name}_reversed,
-# with blocks and threads in reverse order and grid-stride launches of at most 3 blocks (EDM2_EMU_ORDER,
-# EDM2_EMU_GRID_CAP: cuda_emu.cpp), where a race (a missing barrier, a block reading another's output)
-# changes a result and each grid-stride loop goes round more than once.
+# Each test runs twice: blocks and threads in index order, work run when queued; and as ${name}_reversed,
+# with blocks and threads in reverse order, grid-stride launches of at most 3 blocks and queued work run at
+# the host's next wait (EDM2_EMU_ORDER, EDM2_EMU_GRID_CAP, EDM2_EMU_DEFER: cuda_emu.cpp), where a race (a
+# missing barrier, a block reading another's output, a result read without waiting for the stream) changes
+# a result and each grid-stride loop goes round more than once.
+set(EMU_ADVERSE "EDM2_EMU_ORDER=reverse;EDM2_EMU_GRID_CAP=3;EDM2_EMU_DEFER=1")
 function(emu_test name src)
   add_executable(${name} ${src})
   target_link_libraries(${name} PRIVATE edm2_test_util_emu edm2host_core ${ARGN})
@@ -148,7 +150,7 @@ function(emu_test name src)
   set_tests_properties(${name} PROPERTIES TIMEOUT 600 ENVIRONMENT "${env}"
                        FAIL_REGULAR_EXPRESSION "\\[  SKIPPED \\]|skipped:|SKIP:")
   set_tests_properties(${name}_reversed PROPERTIES TIMEOUT 600
-                       ENVIRONMENT "${env};EDM2_EMU_ORDER=reverse;EDM2_EMU_GRID_CAP=3"
+                       ENVIRONMENT "${env};${EMU_ADVERSE}"
                        FAIL_REGULAR_EXPRESSION "\\[  SKIPPED \\]|skipped:|SKIP:")
 endfunction()
 foreach(t test_cuda_layers test_cuda_lp_layers test_cuda_attention)
@@ -172,4 +174,6 @@ add_test(NAME test_emu_schedule COMMAND test_emu_schedule)
 set_tests_properties(test_emu_schedule PROPERTIES ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
 # Training on the emulated CUDA backend: NCCL's group of one bytewise the plain run, bf16 with CUDA graphs.
 add_test(NAME test_train_emu COMMAND ${EMU_SRC}/train_emu.sh ${EMU_TREE} ${PROJECT_SOURCE_DIR})
+add_test(NAME test_train_emu_reversed COMMAND ${EMU_SRC}/train_emu.sh ${EMU_TREE} ${PROJECT_SOURCE_DIR})
 set_tests_properties(test_train_emu PROPERTIES TIMEOUT 600)
+set_tests_properties(test_train_emu_reversed PROPERTIES TIMEOUT 600 ENVIRONMENT "${EMU_ADVERSE}")

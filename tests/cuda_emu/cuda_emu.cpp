@@ -1,6 +1,8 @@
-/* cuda_emu.cpp: the fibers of cuda_emu.h, and on host memory the parts of the CUDA runtime that the
- * emulated tests and plugins call: allocation, copies, streams, and stream capture into CUDA graphs (what a
- * capture records is run by the graph's launches; calls that a capture forbids invalidate it). */
+/* cuda_emu.cpp: the fibers of cuda_emu.h (run in the order EDM2_EMU_ORDER sets), and on host memory the
+ * parts of the CUDA runtime that the emulated tests and plugins call: allocation, copies, streams (their
+ * work run when queued, or with EDM2_EMU_DEFER=1 at the host's next wait), and stream capture into CUDA
+ * graphs (what a capture records is run by the graph's launches; calls that a capture forbids invalidate
+ * it). */
 
 #include <algorithm>
 #include <chrono>
@@ -8,6 +10,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -258,6 +262,38 @@ bool forbidden_in_capture(const char *call) {
     return true;
 }
 
+/* ---- EDM2_EMU_DEFER=1: queued work runs at the next point where the host waits for it ----
+ * By default work runs when it is queued, so a host that reads a result (or reuses a buffer a queued copy
+ * reads) without waiting for the stream cannot go wrong here. Deferred, every stream's work waits in one
+ * queue, in the order queued, until a call that waits for the device (a synchronize, a blocking copy or
+ * memset, cudaFree), as on the GPU, where it may run any time before that: a missing wait then reads old
+ * values. Copies between the host's pageable memory and the device act as CUDA's do (from it: its bytes
+ * taken at the call; into it: the queue run first and the copy done before the call returns); page-locked
+ * memory (cudaMallocHost) is copied when the queue runs. */
+std::vector<std::function<void()>> pending;
+std::map<const char *, size_t> pinned; /* cudaMallocHost's blocks: start, bytes */
+
+bool deferring(void) {
+    const char *e = getenv("EDM2_EMU_DEFER");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
+/* Runs the queue (the host waits for the device). */
+void drain(void) {
+    std::lock_guard<std::recursive_mutex> hold(run_lock);
+    while (!pending.empty()) {
+        std::vector<std::function<void()>> q;
+        q.swap(pending);
+        for (auto &w : q) w();
+    }
+}
+
+bool is_pinned(const void *p) {
+    std::lock_guard<std::recursive_mutex> hold(run_lock);
+    auto it = pinned.upper_bound((const char *)p);
+    return it != pinned.begin() && (const char *)p < (--it)->first + it->second;
+}
+
 /* "Device" memory: aligned as cudaMalloc's (256 bytes), exactly n bytes (so that ASan sees overruns). */
 cudaError_t device_alloc(void **p, size_t n) {
     if (posix_memalign(p, 256, n ? n : 1)) *p = nullptr;
@@ -270,11 +306,16 @@ void emu_enqueue(cudaStream_t stream, std::function<void()> work) {
         stream->recorded.push_back(std::move(work));
     } else {
         std::lock_guard<std::recursive_mutex> hold(run_lock);
-        work();
+        if (deferring()) {
+            pending.push_back(std::move(work));
+        } else {
+            drain();
+            work();
+        }
     }
 }
 
-/* ---- the CUDA runtime on host memory (one device; work runs when queued, so streams are always idle) ---- */
+/* ---- the CUDA runtime on host memory (one device; work runs when queued, or deferred to the next wait) ---- */
 
 extern "C" {
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
@@ -330,14 +371,19 @@ cudaError_t cudaStreamCreate(cudaStream_t *s) {
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    drain(); /* (its work would still run on the GPU) */
     delete s;
     return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
-    return s && s->capturing && forbidden_in_capture("cudaStreamSynchronize") ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+    if (s && s->capturing && forbidden_in_capture("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
+    drain();
+    return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize(void) {
-    return forbidden_in_capture("cudaDeviceSynchronize") ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+    if (forbidden_in_capture("cudaDeviceSynchronize")) return cudaErrorStreamCaptureUnsupported;
+    drain();
+    return cudaSuccess;
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
@@ -369,8 +415,19 @@ cudaError_t cudaFreeAsync(void *p, cudaStream_t stream) {
     emu_enqueue(stream, [=]() { free(p); });
     return cudaSuccess;
 }
-cudaError_t cudaMallocHost(void **p, size_t n) { return cudaMalloc(p, n); }
-cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
+cudaError_t cudaMallocHost(void **p, size_t n) {
+    const cudaError_t e = cudaMalloc(p, n);
+    std::lock_guard<std::recursive_mutex> hold(run_lock);
+    if (e == cudaSuccess) pinned[(const char *)*p] = n ? n : 1;
+    return e;
+}
+cudaError_t cudaFreeHost(void *p) {
+    {
+        std::lock_guard<std::recursive_mutex> hold(run_lock);
+        pinned.erase((const char *)p);
+    }
+    return cudaFree(p);
+}
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
     *free_bytes = *total = (size_t)1 << 32;
     return cudaSuccess;
@@ -380,20 +437,32 @@ cudaError_t cudaMalloc(void **p, size_t n) {
 }
 cudaError_t cudaFree(void *p) {
     if (forbidden_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
+    drain(); /* cudaFree waits for the device */
     free(p);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
     if (forbidden_in_capture("cudaMemcpy")) return cudaErrorStreamCaptureUnsupported;
+    drain();
     memmove(d, s, n);
     return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cudaStream_t stream) {
-    emu_enqueue(stream, [=]() { memmove(d, s, n); });
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind kind, cudaStream_t stream) {
+    const bool capturing = stream && stream->capturing;
+    if (!capturing && kind == cudaMemcpyHostToDevice && !is_pinned(s)) { /* the bytes taken now */
+        auto bytes = std::make_shared<std::vector<char>>((const char *)s, (const char *)s + n);
+        emu_enqueue(stream, [=]() { memcpy(d, bytes->data(), n); });
+    } else if (!capturing && kind == cudaMemcpyDeviceToHost && !is_pinned(d)) { /* done before the return */
+        drain();
+        memmove(d, s, n);
+    } else {
+        emu_enqueue(stream, [=]() { memmove(d, s, n); });
+    }
     return cudaSuccess;
 }
 cudaError_t cudaMemset(void *d, int v, size_t n) {
     if (forbidden_in_capture("cudaMemset")) return cudaErrorStreamCaptureUnsupported;
+    drain();
     memset(d, v, n);
     return cudaSuccess;
 }
@@ -416,7 +485,9 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
     return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t) {
-    return forbidden_in_capture("cudaEventSynchronize") ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+    if (forbidden_in_capture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
+    drain();
+    return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     *ms = std::chrono::duration<float, std::milli>(((emu_event *)b)->t - ((emu_event *)a)->t).count();

@@ -1,8 +1,8 @@
 /* test_emu_schedule.cu: the emulation's own test (README.md here): the order in which it runs blocks and
  * threads under EDM2_EMU_ORDER, its warps run to their next __syncthreads one at a time, races (a missing
  * __syncthreads before a read, or before shared memory is written again) giving a wrong result in each order
- * while the same kernels with their barriers are right in all,
- * and EDM2_EMU_GRID_CAP lowering the grid of grid-stride launches. Built only for the emulation. */
+ * while the same kernels with their barriers are right in all, EDM2_EMU_GRID_CAP lowering the grid of
+ * grid-stride launches, and EDM2_EMU_DEFER's copies. Built only for the emulation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,6 +129,38 @@ static void test_missing_barrier(void **state) {
     unsetenv("EDM2_EMU_ORDER");
 }
 
+/* EDM2_EMU_DEFER=1: queued work waits for the host's next wait on the device. A copy from page-locked
+ * memory reads it when it runs (a host that changes it before waiting loses its first value, as on the
+ * GPU); one from pageable memory takes its bytes at the call; a copy into page-locked memory arrives at
+ * the wait, one into pageable memory before the call returns. */
+static void test_deferred(void **state) {
+    (void)state;
+    int *pinned = NULL, *dev = NULL, pageable = 1;
+    assert_int_equal(cudaMallocHost((void **)&pinned, 2 * sizeof(int)), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&dev, 2 * sizeof(int)), cudaSuccess);
+    for (int defer = 0; defer < 2; defer++) {
+        setenv("EDM2_EMU_DEFER", defer ? "1" : "0", 1);
+        pinned[0] = 1, pageable = 1;
+        assert_int_equal(cudaMemcpyAsync(dev, pinned, sizeof(int), cudaMemcpyHostToDevice, 0), cudaSuccess);
+        assert_int_equal(cudaMemcpyAsync(dev + 1, &pageable, sizeof(int), cudaMemcpyHostToDevice, 0), cudaSuccess);
+        pinned[0] = 2, pageable = 2; /* without waiting first: a race on the GPU */
+        assert_int_equal(cudaStreamSynchronize(0), cudaSuccess);
+        assert_int_equal(dev[0], defer ? 2 : 1);
+        assert_int_equal(dev[1], 1);
+
+        pinned[1] = 0, pageable = 0;
+        assert_int_equal(cudaMemcpyAsync(pinned + 1, dev + 1, sizeof(int), cudaMemcpyDeviceToHost, 0), cudaSuccess);
+        assert_int_equal(pinned[1], defer ? 0 : 1); /* not there before the wait */
+        assert_int_equal(cudaMemcpyAsync(&pageable, dev + 1, sizeof(int), cudaMemcpyDeviceToHost, 0), cudaSuccess);
+        assert_int_equal(pageable, 1);
+        assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+        assert_int_equal(pinned[1], 1);
+    }
+    unsetenv("EDM2_EMU_DEFER");
+    cudaFree(dev);
+    cudaFreeHost(pinned);
+}
+
 static void test_grid_cap(void **state) {
     (void)state;
     assert_int_equal(blocks_for((size_t)1 << 30), 65535);
@@ -139,11 +171,13 @@ static void test_grid_cap(void **state) {
 }
 
 int main(void) {
-    unsetenv("EDM2_EMU_ORDER"); /* each test sets the order and the cap it checks */
+    unsetenv("EDM2_EMU_ORDER"); /* each test sets the order, the cap and the deferral it checks */
     unsetenv("EDM2_EMU_GRID_CAP");
+    unsetenv("EDM2_EMU_DEFER");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_orders),
         cmocka_unit_test(test_missing_barrier),
+        cmocka_unit_test(test_deferred),
         cmocka_unit_test(test_grid_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
