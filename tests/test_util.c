@@ -107,6 +107,7 @@ char *read_text(const char *path) {
 }
 
 void test_filter_from_env(void) {
-    const char *filter = getenv("EDM2_TEST_FILTER");
+    const char *filter = getenv("EDM2_TEST_FILTER"), *skip = getenv("EDM2_TEST_SKIP");
     if (filter && *filter) cmocka_set_test_filter(filter);
+    if (skip && *skip) cmocka_set_skip_filter(skip);
 }

@@ -30,7 +30,7 @@ char *write_text(const char *dir, const char *name, const char *text);
 /* The whole file at path, NUL-terminated (malloc'ed), or NULL when it cannot be read. */
 char *read_text(const char *path);
 /* Runs only the cmocka tests whose names match $EDM2_TEST_FILTER, when set and not empty (e.g. gpu-check's
- * memcheck of a program's CUDA tests). */
+ * memcheck of a program's CUDA tests), and none that match $EDM2_TEST_SKIP (cmocka's patterns: * and ?). */
 void test_filter_from_env(void);
 
 #endif
