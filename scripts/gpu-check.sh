@@ -6,29 +6,27 @@
 #   1. the CUDA tests: network parity in fp32, each bf16 layer kernel and attention against the CPU's,
 #      the bf16/fp16 precisions against fp32 and the passes replayed from CUDA graphs, the FID Inception
 #      network, the SD VAE, the backend and layers; `check-ref --backend cuda`; NCCL in a group of one;
-#      the forced weight normalisation, the bf16 layers, attention, the bf16/fp16 network, the CUDA graphs,
+#   2. which algorithm each 3x3 convolution of img512 XS runs at batch 256 in bf16, timed, with the
+#      training speed and peak of that run and where the memory went (algos.txt);
+#   3. (with .devref/ carried) img512 XS and S at batch 256 (or the largest halving that fits): ours in
+#      bf16 against the PyTorch reference (eager) in one command (bench/side_by_side.py);
+#   4. where a bf16 XS training step's time goes, kernel by kernel (bench/kernel_profile.py: Nsight
+#      Compute durations of a steady pass, with the plans of step 2);
+#   5. the forced weight normalisation, the bf16 layers, attention, the bf16/fp16 network, the CUDA graphs,
 #      Inception and the VAE under compute-sanitizer (the same tests pass under ASan in the CPU emulation of
 #      tests/cuda_emu, which cannot show the GPU's own memory faults);
-#   2. which algorithm each 3x3 convolution of img512 XS runs at batch 256 in bf16, timed (deterministic
-#      algorithms, the default, or any; legacy API only, the default, or against the graph API's plans)
-#      and ranked (algos.txt, with the training speed and peak of each and where the memory went); (with
-#      .devref/ carried) img512 XS and S at batch 256 (or the largest halving that fits): ours in bf16
-#      against the PyTorch reference (eager) in one command (bench/side_by_side.py); where a bf16 XS
-#      training step's and evaluation's time goes, kernel by kernel (bench/kernel_profile.py: Nsight
-#      Compute durations of a steady pass);
-#   3. sampling at batch 16 with and without CUDA graphs;
-#   4. the Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16: final
-#      losses side by side, grids kept; the SD VAE at 512x512 (last: both verified on an H100 before).
-# Within a session's time quick reaches about the speed table; `more` (right after, on the same machine:
-# the build is kept) runs what follows it: the other ways of choosing algorithms, the evaluation's kernel
-# profile, sampling with and without CUDA graphs, the demos, the VAE.
+#   6. the other ways of choosing algorithms (any determinism, the graph API's plans, cuDNN's heuristics),
+#      the evaluation's kernel profile, sampling at batch 16 with and without CUDA graphs, the
+#      Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16 (final
+#      losses side by side, grids kept), the SD VAE at 512x512 (the last two verified on an H100 before).
+# Within a session's time quick reaches about step 4; `more` (right after, on the same machine: the build
+# is kept) runs step 6.
 # `compile` builds, runs the CUDA tests, and then only the speed table with the reference both eager and
 # under torch.compile (issue 11's second training target; compiling takes minutes, so it has a session's
 # run of its own). `full` adds to quick: fp16 in the speed table and the reference under torch.compile, the
 # fp16 demo, the whole suite, memcheck of the fp32 network, and what earlier GPU sessions verified: the
-# same 1-kimg run twice
-# (snapshots compared bytewise), generation from a GPU snapshot on both backends and with guidance, post-hoc
-# EMA on the GPU, the demo on the CPU. Every log (and the grids) stays in OUT_DIR; OUT_DIR/summary.txt is
+# same 1-kimg run twice (snapshots compared bytewise), generation from a GPU snapshot on both backends and
+# with guidance, post-hoc EMA on the GPU, the demo on the CPU. Every log (and the grids) stays in OUT_DIR; OUT_DIR/summary.txt is
 # kept current, so a run cut short still says what passed. Usage on the device machine, from the
 # repository root (the device tool returns only a few files, hence the archive; the timeout leaves time
 # for it):
@@ -96,20 +94,6 @@ else
   summary+=("SKIP  nccl-group-of-one (no NCCL found)")
 fi
 rm -rf "$out"/group0 "$out"/group1
-# Memory checks of the kernels on the GPU itself, ahead of the long speed steps (a few seconds each).
-memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
-  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
-    timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
-}
-if [ -n "$sanitizer" ] && [ "$mode" != compile ]; then
-  step memcheck-layers memcheck test_cuda_layers
-  step memcheck-lp-layers memcheck test_cuda_lp_layers
-  step memcheck-attention memcheck test_cuda_attention
-  step memcheck-lp memcheck test_cuda_network 'test_precisions'
-  step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
-  step memcheck-inception memcheck test_inception test_cuda_matches
-  step memcheck-vae memcheck test_vae test_cuda_matches
-fi
 fi # (mode != more)
 # The kernel profiles take the cuDNN plans that the plain timed run before them chose and saved
 # (EDM2_CUDNN_PLANS, plan_file.h), so that Nsight Compute times what a plain run runs (the last profile's
@@ -134,13 +118,9 @@ algos() { # NAME VAR=VALUE...: one way of choosing, into algos-NAME.log and algo
     --set training.batch=256 --set network.precision=bf16 --only train --steps 3 --no-sgemm --verbose
   grep -h "training:\|memory\|cuDNN 3x3" "$out"/algos-*.log >"$out/algos.txt"
 }
-# Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only), right
-# after the default's plan lines: the kernels rewritten since the last profile have not been timed yet.
+# The default's plan lines (and its plans saved for the kernel profile), ahead of the speed table.
 if [ "$mode" = quick ] || [ "$mode" = full ]; then
   algos timed EDM2_CUDNN_ALGO=timed EDM2_CUDNN_PLANS="$plans"
-  [ -n "$ncu" ] && step kernel-profile env EDM2_CUDNN_PLANS="$plans" timeout 150 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
-    --batch 256 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
-  [ -f "$plans" ] && cp "$plans" "$out/"
 fi
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
 # carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
@@ -156,6 +136,28 @@ if [ "$mode" = compile ]; then
   exit 0
 fi
 [ "$mode" != more ] && [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 300 --precision bf16
+# Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only), with the
+# plans of the timed step above: the kernels rewritten since the last profile have not been timed yet.
+if [ "$mode" = quick ] || [ "$mode" = full ]; then
+  [ -n "$ncu" ] && step kernel-profile env EDM2_CUDNN_PLANS="$plans" timeout 150 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
+    --batch 256 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
+  [ -f "$plans" ] && cp "$plans" "$out/"
+fi
+# Memory checks of the kernels on the GPU itself (the CPU emulation's ASan run sees out-of-bounds accesses
+# already; this sees the GPU's own faults), after the speed steps: a run cut short loses these first.
+memcheck() { # TEST [FILTER]: one test program (or its cmocka tests named FILTER) under memcheck, at most 150 s
+  (cd build-gpu && EDM2_PLUGIN_PATH=$PWD/plugins EDM2_TEST_FILTER=${2:-} \
+    timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "tests/$1")
+}
+if [ -n "$sanitizer" ] && { [ "$mode" = quick ] || [ "$mode" = full ]; }; then
+  step memcheck-layers memcheck test_cuda_layers
+  step memcheck-lp-layers memcheck test_cuda_lp_layers
+  step memcheck-attention memcheck test_cuda_attention
+  step memcheck-lp memcheck test_cuda_network 'test_precisions'
+  step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
+  step memcheck-inception memcheck test_inception test_cuda_matches
+  step memcheck-vae memcheck test_vae test_cuda_matches
+fi
 # The other ways of choosing (after the speed table, which uses the default): any determinism, the graph
 # API's plans, cuDNN's heuristics.
 algos any-determinism EDM2_CUDNN_DETERMINISTIC=0
