@@ -9,7 +9,6 @@
 #include "adam_core.h"
 #include "launch_cuda.h"
 
-
 struct edm2_optimizer {
     adam_core c;
     int device;
