@@ -20,7 +20,7 @@
 #      Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16 (final
 #      losses side by side, grids kept), the SD VAE at 512x512 (the last two verified on an H100 before).
 # Within a session's time quick reaches about step 4; `more` (right after, on the same machine: the build
-# is kept) runs step 6.
+# is kept) runs what quick did not pass of steps 2 to 4, then step 6.
 # `compile` builds, runs the CUDA tests, and then only the speed table with the reference both eager and
 # under torch.compile (issue 11's second training target; compiling takes minutes, so it has a session's
 # run of its own). `full` adds to quick: fp16 in the speed table and the reference under torch.compile, the
@@ -39,13 +39,19 @@ out=${1:?usage: scripts/gpu-check.sh OUT_DIR [quick|more|compile|full]}
 mode=${2:-quick}
 mkdir -p "$out"
 summary=()
+# The steps that passed, kept beside the build for `more` on the same machine: what quick did not finish
+# (it stops at its time limit) of the timed algorithms, the speed table and the kernel profile, more runs
+# first.
+passed_dir=$PWD/build-gpu/gpu-check-passed
+[ "$mode" != more ] && rm -rf "$passed_dir"
+needs() { [ "$mode" != more ] || [ ! -f "$passed_dir/$1" ]; } # NAME: quick, full, or more where quick did not pass it
 step() { # NAME COMMAND...: runs a step, logs to OUT/NAME.log, records pass/fail
   local name=$1
   shift
   local t0=$(date +%s)
   "$@" >"$out/$name.log" 2>&1
   local rc=$? dt=$(( $(date +%s) - t0 ))
-  if [ $rc = 0 ]; then summary+=("PASS  $name ($dt s)")
+  if [ $rc = 0 ]; then summary+=("PASS  $name ($dt s)") && mkdir -p "$passed_dir" && touch "$passed_dir/$name"
   elif [ $rc = 124 ]; then summary+=("TIME  $name (stopped at its time limit after $dt s, see $name.log)")
   else summary+=("FAIL  $name ($dt s, see $name.log)"); fi
   tail -3 "$out/$name.log"
@@ -119,9 +125,7 @@ algos() { # NAME VAR=VALUE...: one way of choosing, into algos-NAME.log and algo
   grep -h "training:\|memory\|cuDNN 3x3" "$out"/algos-*.log >"$out/algos.txt"
 }
 # The default's plan lines (and its plans saved for the kernel profile), ahead of the speed table.
-if [ "$mode" = quick ] || [ "$mode" = full ]; then
-  algos timed EDM2_CUDNN_ALGO=timed EDM2_CUDNN_PLANS="$plans"
-fi
+[ "$mode" != compile ] && needs algos-timed && algos timed EDM2_CUDNN_ALGO=timed EDM2_CUDNN_PLANS="$plans"
 # Speed side by side with the PyTorch reference on this GPU, in one command (issue 11), when its source was
 # carried in .devref/ (copies of ../shared/bench and ../shared/ref/torch); the table is side-by-side.md.
 speed() { # SECONDS EXTRA ARGS of side_by_side.py: the table, stopped after SECONDS
@@ -135,10 +139,10 @@ if [ "$mode" = compile ]; then
   cat "$out/summary.txt"
   exit 0
 fi
-[ "$mode" != more ] && [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 300 --precision bf16
+needs side-by-side && [ -f .devref/bench/torch_gpu_bench.py ] && step side-by-side speed 300 --precision bf16
 # Where a bf16 training step's GPU time goes, kernel by kernel (Nsight Compute, durations only), with the
 # plans of the timed step above: the kernels rewritten since the last profile have not been timed yet.
-if [ "$mode" = quick ] || [ "$mode" = full ]; then
+if needs kernel-profile; then
   [ -n "$ncu" ] && step kernel-profile env EDM2_CUDNN_PLANS="$plans" timeout 150 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
     --batch 256 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
   [ -f "$plans" ] && cp "$plans" "$out/"
