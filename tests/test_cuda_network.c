@@ -707,12 +707,6 @@ static int plan_lines(const char *path, int flip, int algo) {
     return n;
 }
 
-static char *file_text(const char *path) {
-    char *text = read_text(path);
-    assert_non_null(text);
-    return text;
-}
-
 /* EDM2_CUDNN_PLANS (plan_file.h): a bf16 network that times its plans saves each shape's choices into the
  * file (a line per plan, each plan's report saying so); a second network with the file takes them from it
  * (each report says "from FILE:LINE", none is timed, the file is left as it was) and gives bitwise the
@@ -720,7 +714,8 @@ static char *file_text(const char *path) {
  * swapped (cuDNN's algorithm for the products and back), the reports say so, the outputs are still bitwise
  * the same and the gradients are not (another order of sums, within bf16's rounding: test_precisions'
  * bound). A line that cuDNN cannot run (a forward algorithm it does not have) fails the first forward,
- * and a malformed line the network's making, each with one line naming the file and line. */
+ * and a malformed line the network's making, each with one line naming the file and line; a float32
+ * network, which times no plans, is made whatever the file holds. */
 static void test_plan_file(void **state) {
     (void)state;
     set_params();
@@ -760,14 +755,14 @@ static void test_plan_file(void **state) {
             assert_int_equal(lines, n[k].plans);
             assert_int_equal(n[k].restored, 0);
             free(saved);
-            saved = file_text(file);
+            saved = read_text(file);
         } else {
             assert_int_equal(n[k].plans, 0);
             assert_int_equal(n[k].saved, 0);
             assert_int_equal(n[k].restored, lines);
         }
         if (k == 1 || k == 4) {
-            char *now = file_text(file);
+            char *now = read_text(file);
             assert_string_equal(now, saved);
             free(now);
         }
@@ -821,6 +816,10 @@ static void test_plan_file(void **state) {
     snprintf(where, sizeof where, "EDM2_CUDNN_PLANS: %s:%d: expected 5 parts", path, n[0].plans + 4);
     assert_non_null(strstr(err.msg, where));
     assert_null(strchr(err.msg, '\n'));
+    /* a float32 network times no plans and does not read the file */
+    memset(&ni, 0, sizeof ni);
+    assert_int_equal(open_variant_err(&ni, "precision=fp32", &err), 0);
+    net_close(&ni, &g_rt[1]);
     unsetenv("EDM2_CUDNN_PLANS");
     rm_rf(dir);
     free(dir), free(saved), free(x), free(dD);

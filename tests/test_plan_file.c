@@ -11,12 +11,6 @@
 #include "plan_file.h"
 #include "test_util.h"
 
-static char *slurp(const char *path) {
-    char *text = read_text(path);
-    assert_non_null(text);
-    return text;
-}
-
 static plan_rec rec(const char *key, int algo, int64_t engine, int wgrad_gemm) {
     plan_rec r;
     memset(&r, 0, sizeof r);
@@ -52,7 +46,7 @@ static void test_round_trip(void **state) {
     const plan_rec a = rec("GPU bf16 8x8 16->16", 1, -1, 0), b = rec("GPU bf16 4x4 32->32", 0, 12, 1);
     assert_int_equal(plan_file_put(path, &a, why, sizeof why), 0);
     assert_int_equal(plan_file_put(path, &b, why, sizeof why), 0);
-    char *text = slurp(path);
+    char *text = read_text(path);
     printf("%s", text);
     assert_true(text[0] == '#');                            /* the header */
     assert_non_null(strstr(text, " ; backward-data algo 1 math 1 ws 1048576 graph 12 ws 4096 ; "));
@@ -75,7 +69,7 @@ static void test_round_trip(void **state) {
     assert_int_equal(line, line_a);
     assert_int_equal(plan_file_find(path, b.key, &got, &line, why, sizeof why), 1);
     same(&got, &b);
-    char *after = slurp(path), la[1024], la2[1024], expected[4096];
+    char *after = read_text(path), la[1024], la2[1024], expected[4096];
     plan_rec_format(&a, la, sizeof la), plan_rec_format(&a2, la2, sizeof la2);
     const char *at = strstr(text, la);
     assert_non_null(at);
@@ -131,7 +125,7 @@ static void test_malformed(void **state) {
         assert_null(strchr(why, '\n'));
         assert_int_equal(plan_file_find(path, "K", &r, &line, why, sizeof why), -1);
         assert_int_equal(plan_file_put(path, &r, why, sizeof why), -1);
-        char *after = slurp(path);
+        char *after = read_text(path);
         assert_string_equal(after, text);
         free(after), free(path);
     }

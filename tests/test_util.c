@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fileio.h"
+
 static void drain(int fd, char *buf, size_t cap) {
     size_t n = 0;
     ssize_t r;
@@ -89,21 +91,11 @@ char *write_text(const char *dir, const char *name, const char *text) {
 }
 
 char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    for (size_t got; buf && (got = fread(buf + len, 1, cap - 1 - len, f)) > 0;) {
-        len += got;
-        if (len + 1 == cap) {
-            char *b = realloc(buf, 2 * cap);
-            if (!b) free(buf);
-            buf = b, cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf) buf[len] = 0;
-    return buf;
+    unsigned char *data = NULL;
+    size_t size;
+    edm2_err err;
+    if (read_file(path, &data, &size, &err)) fail_msg("%s", err.msg);
+    return (char *)data;
 }
 
 void test_filter_from_env(void) {

@@ -27,7 +27,8 @@ char *make_temp_dir(void);
 void rm_rf(const char *path);
 /* Writes text to dir/name; returns the malloc'ed full path. */
 char *write_text(const char *dir, const char *name, const char *text);
-/* The whole file at path, NUL-terminated (malloc'ed), or NULL when it cannot be read. */
+/* The whole file at path, NUL-terminated (malloc'ed; host/fileio.h's read_file); the test fails when it
+ * cannot be read. */
 char *read_text(const char *path);
 /* Runs only the cmocka tests whose names match $EDM2_TEST_FILTER, when set and not empty (e.g. gpu-check's
  * memcheck of a program's CUDA tests), and none that match $EDM2_TEST_SKIP (cmocka's patterns: * and ?). */

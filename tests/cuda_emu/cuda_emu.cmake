@@ -128,7 +128,7 @@ add_custom_target(edm2_cuda_emu_tree ALL ${CMAKE_COMMAND} -E make_directory ${EM
 # The tests, from the GPU tests' sources, named *_emu: the kernel tests link the emulated kernels; the
 # plugin tests (EDM2_BUILD_DIR: the emulated tree) load the emulated plugins.
 add_library(edm2_test_util_emu STATIC test_util.c)
-target_link_libraries(edm2_test_util_emu PUBLIC PkgConfig::CMOCKA)
+target_link_libraries(edm2_test_util_emu PUBLIC PkgConfig::CMOCKA edm2host_core)
 target_compile_definitions(edm2_test_util_emu PUBLIC EDM2_BUILD_DIR="${EMU_TREE}" EDM2_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
                            EDM2_TEST_DATA="${CMAKE_CURRENT_SOURCE_DIR}/data")
 # Each test runs twice: blocks and threads in index order, work run when queued; and as ${name}_reversed,

@@ -519,12 +519,6 @@ static int plan_note(gpu_ctx *g, const conv_plan *p, const char *how, const plan
 
 /* ---- EDM2_CUDNN_PLANS: the timed choices kept in a file (plan_file.h) ---- */
 
-/* A failure of the plan file: "EDM2_CUDNN_PLANS: why" as the failure; -1. */
-static int plan_file_fail(gpu_ctx *g, const char *why) {
-    if (!g->err[0]) snprintf(g->err, sizeof g->err, "EDM2_CUDNN_PLANS: %.300s", why);
-    return -1;
-}
-
 /* Plan p's key in the file: the GPU, cuDNN's version, what bounds the choice (precision, determinism, API,
  * the weight gradient's way) and the shape, e.g. "NVIDIA H100 80GB HBM3 sm_90 cuDNN 91000 bf16 deterministic
  * legacy-api wgrad-timed 256x64x64 128->128". */
@@ -551,7 +545,7 @@ static int plan_save(gpu_ctx *g, const conv_plan *p, plan_msg *m) {
     }
     r.wgrad_gemm = p->wgrad_gemm;
     char why[600];
-    if (plan_file_put(g->plan_file, &r, why, sizeof why)) return plan_file_fail(g, why);
+    if (plan_file_put(g->plan_file, &r, why, sizeof why)) return gpu_plans_fail(g, why);
     msg_add(m, "; saved to %s", g->plan_file);
     return 0;
 }
@@ -572,7 +566,7 @@ static int restore_kind(gpu_ctx *g, conv_plan *p, int kind, const plan_kind_rec 
         snprintf(why, sizeof why, "%.400s:%d: %s algo %d math %d: %s", g->plan_file, line, plan_kind_name(kind),
                  q->algo, q->math,
                  st != CUDNN_STATUS_SUCCESS ? cudnnGetErrorString(st) : "needs more workspace than the line gives");
-        return plan_file_fail(g, why);
+        return gpu_plans_fail(g, why);
     }
     if (q->engine >= 0) {
         cgraph_plan gp[MAX_GRAPH];
@@ -591,7 +585,7 @@ static int restore_kind(gpu_ctx *g, conv_plan *p, int kind, const plan_kind_rec 
             snprintf(why, sizeof why, "%.200s:%d: %s graph %lld ws %llu: cuDNN offers no such plan for this shape%s"
                      "%.150s", g->plan_file, line, plan_kind_name(kind), (long long)q->engine,
                      (unsigned long long)q->graph_ws, cwhy[0] ? ": " : "", cwhy);
-            return plan_file_fail(g, why);
+            return gpu_plans_fail(g, why);
         }
         p->graph[kind] = gp[at];
         t.graph = &p->graph[kind];
@@ -611,7 +605,7 @@ static int plan_restore(gpu_ctx *g, conv_plan *p, plan_msg *m, int *line) {
     plan_rec r;
     plan_key(g, p, key, sizeof key);
     const int got = plan_file_find(g->plan_file, key, &r, line, why, sizeof why);
-    if (got <= 0) return got < 0 ? plan_file_fail(g, why) : 0;
+    if (got <= 0) return got < 0 ? gpu_plans_fail(g, why) : 0;
     for (int k = 0; k < 3; k++)
         if (restore_kind(g, p, k, &r.kind[k], *line, m)) return -1;
     if (g->wgrad == WGRAD_TIMED) {
@@ -638,7 +632,7 @@ static int plan_make(gpu_ctx *g, conv_plan *p) {
     plan_msg m = {""};
     p->wgrad_gemm = !fma && g->wgrad == WGRAD_GEMM;
     if (p->wgrad_gemm) msg_add(&m, "; backward filter as products (EDM2_CUDNN_WGRAD=gemm)");
-    if (!fma && g->time_algos && g->plan_file[0]) { /* the file's choice, where it has one */
+    if (!fma && g->plan_file[0]) { /* the file's choice, where it has one (set only where plans are timed) */
         int line = 0;
         const int got = plan_restore(g, p, &m, &line);
         if (got < 0) return -1;

@@ -8,6 +8,11 @@
 #include "conv_cuda.h"
 #include "plan_file.h"
 
+int gpu_plans_fail(gpu_ctx *g, const char *why) {
+    if (!g->err[0]) snprintf(g->err, sizeof g->err, "EDM2_CUDNN_PLANS: %.300s", why);
+    return -1;
+}
+
 int gpu_fail(gpu_ctx *g, const char *what, const char *why) {
     if (!g->err[0]) snprintf(g->err, sizeof g->err, "%.160s: %.150s", what, why);
     return -1;
@@ -53,11 +58,8 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act) {
     const char *plans = getenv("EDM2_CUDNN_PLANS"); /* read where plans are timed: bf16/fp16, not heuristic */
     if (g->time_algos && plans && *plans) {
         char why[600];
-        if (strlen(plans) >= sizeof g->plan_file) return gpu_fail(g, "EDM2_CUDNN_PLANS", "path too long");
-        if (plan_file_check(plans, why, sizeof why)) {
-            snprintf(g->err, sizeof g->err, "EDM2_CUDNN_PLANS: %.300s", why);
-            return -1;
-        }
+        if (strlen(plans) >= sizeof g->plan_file) return gpu_plans_fail(g, "path too long");
+        if (plan_file_check(plans, why, sizeof why)) return gpu_plans_fail(g, why);
         struct cudaDeviceProp prop;
         GPU_CUDA(g, cudaGetDeviceProperties(&prop, n.device));
         for (char *c = prop.name; *c; c++)

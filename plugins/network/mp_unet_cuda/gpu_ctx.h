@@ -64,6 +64,9 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act);
 void gpu_ctx_free(gpu_ctx *g);
 /* Records "what: why" as the failure (the first one is kept) and returns -1. */
 int gpu_fail(gpu_ctx *g, const char *what, const char *why);
+/* Records "EDM2_CUDNN_PLANS: why" (why: "PATH:LINE: ..." or the like, longer than gpu_fail keeps) as the
+ * failure, as gpu_fail, and returns -1. */
+int gpu_plans_fail(gpu_ctx *g, const char *why);
 
 /* Checks of library calls: each returns -1 from the enclosing function (after gpu_fail) on failure. */
 #define GPU_CUDA(g, call)                                                                                  \

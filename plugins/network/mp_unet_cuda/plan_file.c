@@ -3,6 +3,7 @@
 #include "plan_file.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,19 +185,24 @@ int plan_file_find(const char *path, const char *key, plan_rec *r, int *line, ch
     return rc;
 }
 
+/* s[n] (holding len characters, or cut at n) with fmt appended where it fits; the new length, as snprintf. */
+static int append(char *s, size_t n, int len, const char *fmt, ...) {
+    const size_t at = (size_t)len < n ? (size_t)len : n;
+    va_list ap;
+    va_start(ap, fmt);
+    len += vsnprintf(s + at, n - at, fmt, ap);
+    va_end(ap);
+    return len;
+}
+
 int plan_rec_format(const plan_rec *r, char *s, size_t n) {
-    int len = snprintf(s, n, "%s", r->key);
+    int len = append(s, n, 0, "%s", r->key);
     for (int k = 0; k < 3; k++) {
         const plan_kind_rec *q = &r->kind[k];
-        len += snprintf(s + (len < (int)n ? len : (int)n), len < (int)n ? n - len : 0,
-                        SEP "%s algo %d math %d ws %" PRIu64, k_kind[k], q->algo, q->math, q->ws);
-        if (q->engine >= 0)
-            len += snprintf(s + (len < (int)n ? len : (int)n), len < (int)n ? n - len : 0,
-                            " graph %" PRId64 " ws %" PRIu64, q->engine, q->graph_ws);
+        len = append(s, n, len, SEP "%s algo %d math %d ws %" PRIu64, k_kind[k], q->algo, q->math, q->ws);
+        if (q->engine >= 0) len = append(s, n, len, " graph %" PRId64 " ws %" PRIu64, q->engine, q->graph_ws);
     }
-    len += snprintf(s + (len < (int)n ? len : (int)n), len < (int)n ? n - len : 0, SEP "wgrad %s",
-                    r->wgrad_gemm ? "gemm" : "cudnn");
-    return len;
+    return append(s, n, len, SEP "wgrad %s", r->wgrad_gemm ? "gemm" : "cudnn");
 }
 
 int plan_file_put(const char *path, const plan_rec *r, char *why, size_t whylen) {
