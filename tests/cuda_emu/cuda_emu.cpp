@@ -31,6 +31,7 @@ struct Block {
     std::vector<Fiber> ctx;        /* the threads' */
     std::vector<Wait> wait;
     std::vector<float> slot, read; /* shuffle values, per thread */
+    std::vector<unsigned> mask, xlane; /* each thread's shuffle: its mask and the lane mask it xors with */
     unsigned block;
     bool fibers; /* every thread is a fiber (the block meets at a shuffle or a barrier) */
     void (*entry)(void *);
@@ -144,6 +145,29 @@ void order_threads(std::vector<unsigned> *o, unsigned nthreads, Order order, uin
     for (unsigned w : warps) order_items(o, w * 32, std::min(32u, nthreads - w * 32), order, s);
 }
 
+/* The warp of lanes [t0, t0 + n) meets at a shuffle (every live lane waits at one): what the GPU leaves
+ * undefined ends the test. Each lane must name itself in its mask, lanes named in one another's masks must
+ * have the same mask, and the lane whose value a lane reads must be at the shuffle and named in its mask
+ * (an exited lane's value, or one of a lane left out, is undefined: a warp whose lanes leave a loop at
+ * different rounds before a full-mask shuffle reads such values). */
+void check_shuffle(const Block *b, unsigned t0, unsigned n) {
+    for (unsigned t = t0; t < t0 + n; t++) {
+        if (b->wait[t] != AT_SHUFFLE) continue;
+        const unsigned lane = t - t0, m = b->mask[t], from = lane ^ b->xlane[t];
+        const char *fault = nullptr;
+        if (!(m >> lane & 1u)) fault = "its mask leaves itself out";
+        for (unsigned l = 0; l < n && !fault; l++)
+            if ((m >> l & 1u) && b->wait[t0 + l] == AT_SHUFFLE && b->mask[t0 + l] != m) fault = "lanes it names have other masks";
+        if (!fault && (from >= n || b->wait[t0 + from] != AT_SHUFFLE)) fault = "the lane it reads has exited";
+        else if (!fault && !(m >> from & 1u)) fault = "the lane it reads is not in its mask";
+        if (fault) {
+            fprintf(stderr, "cuda_emu: block %u, warp %u, lane %u: shuffle with mask 0x%08x reading lane %u: %s (undefined on the GPU)\n",
+                    b->block, t0 / 32, lane, m, from, fault);
+            abort();
+        }
+    }
+}
+
 /* Drives the warp whose lanes are lanes[0, n), in the order they run, until each lane has ended or waits at
  * __syncthreads (`start`: the lanes' first run, each started as a fiber but thread 0, which has started): when
  * the warp's live lanes all wait at a shuffle, they exchange their values and go on. */
@@ -160,6 +184,7 @@ void run_warp(Block *b, const unsigned *lanes, unsigned n, bool start) {
             fprintf(stderr, "cuda_emu: lanes of warp %u wait at a shuffle while others wait at __syncthreads\n", t0 / 32);
             abort();
         }
+        check_shuffle(b, t0, n);
         for (unsigned t = t0; t < t0 + n; t++) b->read[t] = b->slot[t];
         for (unsigned j = 0; j < n; j++)
             if (b->wait[lanes[j]] == AT_SHUFFLE) resume(b, lanes[j]);
@@ -179,6 +204,7 @@ void run_block(void (*entry)(void *), void *arg, unsigned block, const std::vect
     b.sched = Fiber{};
     b.block = block, b.entry = entry, b.arg = arg, b.fibers = false;
     b.ctx.resize(nthreads), b.wait.assign(nthreads, RUNNING), b.slot.resize(nthreads), b.read.resize(nthreads);
+    b.mask.resize(nthreads), b.xlane.resize(nthreads);
     make_fiber(&b, 0);
     resume(&b, 0);
     if (b.wait[0] == DONE) {
@@ -226,10 +252,10 @@ void emu_run_grid(void (*entry)(void *), void *arg, unsigned grid, unsigned nthr
     }
 }
 
-float emu_shfl_xor(float v, int lane_mask) {
+float emu_shfl_xor(unsigned mask, float v, int lane_mask) {
     Block *b = cur;
     const unsigned t = cur_thread;
-    b->slot[t] = v;
+    b->slot[t] = v, b->mask[t] = mask, b->xlane[t] = (unsigned)lane_mask & 31u;
     block_at(AT_SHUFFLE, "__shfl_xor_sync");
     const unsigned partner = (t & ~31u) | ((t & 31u) ^ (unsigned)lane_mask);
     return b->read[partner];

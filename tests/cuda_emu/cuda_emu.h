@@ -52,12 +52,16 @@ static inline void emu_store(EmuType t, void *p, size_t i, float v) {
  * was recorded, with the arguments of the capture). */
 void emu_enqueue(cudaStream_t stream, std::function<void()> work);
 
-float emu_shfl_xor(float v, int lane_mask);
+/* A shuffle of the lanes named in `mask`: each reads the value of lane (its lane ^ lane_mask). The lanes of a
+ * warp meet there; a lane that leaves itself out of the mask, lanes named with different masks, or a read of a
+ * lane that has exited or is not at the shuffle (its value undefined on the GPU) end the test (cuda_emu.cpp). */
+float emu_shfl_xor(unsigned mask, float v, int lane_mask);
 void emu_syncthreads(void);
-#define __shfl_xor_sync(mask, v, lane_mask) emu_shfl_xor((v), (lane_mask))
+static inline unsigned emu_warp_mask(unsigned mask = 0xffffffffu) { return mask; }
+#define __shfl_xor_sync(mask, v, lane_mask) emu_shfl_xor((mask), (v), (lane_mask))
 #define __syncthreads() emu_syncthreads()
-/* A warp's lanes meet (a shuffle whose value is not used): __syncwarp's ordering of shared memory. */
-#define __syncwarp(...) ((void)emu_shfl_xor(0.0f, 0))
+/* A warp's lanes meet (a shuffle of each lane with itself): __syncwarp's ordering of shared memory. */
+#define __syncwarp(...) ((void)emu_shfl_xor(emu_warp_mask(__VA_ARGS__), 0.0f, 0))
 #undef __shared__
 #define __shared__ static
 

@@ -2,12 +2,18 @@
  * threads under EDM2_EMU_ORDER, its warps run to their next __syncthreads one at a time, races (a missing
  * __syncthreads before a read, or before shared memory is written again) giving a wrong result in each order
  * while the same kernels with their barriers are right in all, EDM2_EMU_GRID_CAP lowering the grid of
- * grid-stride launches, and EDM2_EMU_DEFER's copies. Built only for the emulation. */
+ * grid-stride launches, EDM2_EMU_DEFER's copies, and shuffles that the GPU leaves undefined ending the run.
+ * Built only for the emulation. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 extern "C" { /* cmocka.h declares C functions without saying so to C++ */
 #include <cmocka.h>
@@ -53,6 +59,61 @@ __global__ void k_warp_sums_twice(float *out, float base, int sync) {
         if (sync) __syncthreads();
         out[round * N + threadIdx.x] = total;
     }
+}
+
+/* out[t] = the sum of lane + 1 over the first `live` lanes of one warp, the other lanes having returned
+ * first; by shuffles over `span` lanes (a power of two) with `mask`. Defined on the GPU only where the lanes
+ * that shuffle are exactly those in the mask and read only one another: live = span and mask = 2^span - 1. */
+__global__ void k_tail_sum(float *out, unsigned live, unsigned span, unsigned mask) {
+    if (threadIdx.x >= live) return;
+    float v = (float)threadIdx.x + 1;
+    for (unsigned o = span / 2; o > 0; o >>= 1) v += __shfl_xor_sync(mask, v, o);
+    out[threadIdx.x] = v;
+}
+
+static void tail_sum(unsigned live, unsigned span, unsigned mask) {
+    float out[32];
+    k_tail_sum<<<1, 32>>>(out, live, span, mask);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    for (unsigned t = 0; t < live; t++) assert_true(out[t] == (float)(span * (span + 1) / 2));
+}
+
+/* The launch tail_sum(live, span, mask) ends the process with SIGABRT and a message holding `want`. */
+static void expect_abort(unsigned live, unsigned span, unsigned mask, const char *want) {
+    int fd[2];
+    assert_int_equal(pipe(fd), 0);
+    fflush(NULL);
+    const pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        tail_sum(live, span, mask);
+        _exit(0);
+    }
+    close(fd[1]);
+    char msg[512] = {0};
+    size_t got = 0;
+    for (ssize_t r; got < sizeof msg - 1 && (r = read(fd[0], msg + got, sizeof msg - 1 - got)) > 0;) got += (size_t)r;
+    close(fd[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    printf("live %u, span %u, mask 0x%08x: %s", live, span, mask, msg);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    assert_non_null(strstr(msg, want));
+}
+
+/* Shuffles that the GPU leaves undefined end an emulated test: a read of a lane that has exited (a warp
+ * whose lanes leave a loop at different rounds before a full-mask reduction), a lane outside its own mask,
+ * a read of a lane outside the mask. The defined ones run. */
+static void test_undefined_shuffles(void **state) {
+    (void)state;
+    tail_sum(32, 32, 0xffffffffu);
+    tail_sum(16, 16, 0xffffu); /* the other lanes have exited: fine, they are neither named nor read */
+    tail_sum(16, 16, 0xffffffffu); /* named but exited, and not read: fine */
+    expect_abort(20, 32, 0xffffffffu, "the lane it reads has exited");
+    expect_abort(32, 16, 0xffffu, "its mask leaves itself out");
+    expect_abort(16, 16, 0xffu, "the lane it reads is not in its mask");
 }
 
 static const char *orders[] = {"forward", "reverse", "shuffle:3", "shuffle:11"};
@@ -179,6 +240,7 @@ int main(void) {
         cmocka_unit_test(test_missing_barrier),
         cmocka_unit_test(test_deferred),
         cmocka_unit_test(test_grid_cap),
+        cmocka_unit_test(test_undefined_shuffles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
