@@ -267,7 +267,7 @@ static float scratch_ms(gpu_ctx *g, const conv_plan *p, int kind, const conv_scr
 static float time_wgrad_gemm(gpu_ctx *g, const conv_plan *p, const conv_scratch *s) {
     float *dw = NULL, ms = -1;
     const size_t bytes = (size_t)p->O * 9 * p->C * sizeof(float);
-    if (cudaMalloc((void **)&dw, bytes) == cudaSuccess && cudaMemset(dw, 0, bytes) == cudaSuccess) {
+    if (cudaMalloc((void **)&dw, bytes) == cudaSuccess && cudaMemsetAsync(dw, 0, bytes, g->stream) == cudaSuccess) {
         const conv_scratch sd = {s->x, s->y, dw, NULL, 0};
         ms = scratch_ms(g, p, CALL_WGRAD_GEMM, &sd, -1);
     } else {
@@ -450,8 +450,9 @@ static int plan_time(gpu_ctx *g, conv_plan *p, plan_msg *m) {
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     if (cudaMalloc(&s.x, nx * es) != cudaSuccess || cudaMalloc(&s.y, ny * es) != cudaSuccess ||
         cudaMalloc(&s.w, nw * es) != cudaSuccess || cudaMalloc(&s.ws, s.ws_bytes) != cudaSuccess ||
-        cudaMemset(s.x, 0, nx * es) != cudaSuccess || cudaMemset(s.y, 0, ny * es) != cudaSuccess ||
-        cudaMemset(s.w, 0, nw * es) != cudaSuccess)
+        cudaMemsetAsync(s.x, 0, nx * es, g->stream) != cudaSuccess ||
+        cudaMemsetAsync(s.y, 0, ny * es, g->stream) != cudaSuccess ||
+        cudaMemsetAsync(s.w, 0, nw * es, g->stream) != cudaSuccess)
         goto done;
     step = "timing the forward";
     if (cudnnFindConvolutionForwardAlgorithmEx(g->dnn, p->xd, s.x, p->wd, s.w, p->cd[0], p->yd, s.y,
