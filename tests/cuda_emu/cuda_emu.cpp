@@ -267,6 +267,7 @@ void emu_syncthreads(void) { block_at(AT_SYNC, "__syncthreads"); }
 
 struct CUstream_st {
     bool capturing, invalidated;
+    bool nonblocking; /* cudaStreamNonBlocking: no implicit waits on or for the legacy default stream */
     std::vector<std::function<void()>> recorded;
 };
 struct CUgraph_st {
@@ -293,10 +294,17 @@ bool forbidden_in_capture(const char *call) {
  * reads) without waiting for the stream cannot go wrong here. Deferred, every stream's work waits in one
  * queue, in the order queued, until a call that waits for the device (a synchronize, a blocking copy or
  * memset, cudaFree), as on the GPU, where it may run any time before that: a missing wait then reads old
- * values. Copies between the host's pageable memory and the device act as CUDA's do (from it: its bytes
- * taken at the call; into it: the queue run first and the copy done before the call returns); page-locked
- * memory (cudaMallocHost) is copied when the queue runs. */
-std::vector<std::function<void()>> pending;
+ * values. A wait for one stream runs that stream's work only; the legacy default stream (0, and the plain
+ * cudaMemcpy and cudaMemset) and the streams created blocking wait for one another, never for a stream created
+ * cudaStreamNonBlocking (the backend's), whose work then stays queued: a plain copy of what such a stream
+ * computes, without a wait for it first, reads old values. Copies between the host's pageable memory and the
+ * device act as CUDA's do (from it: its bytes taken at the call; into it: the stream's work run first and
+ * the copy done before the call returns); page-locked memory (cudaMallocHost) is copied when the queue runs. */
+struct Queued {
+    cudaStream_t stream;
+    std::function<void()> work;
+};
+std::vector<Queued> pending;
 std::map<const char *, size_t> pinned; /* cudaMallocHost's blocks: start, bytes */
 
 bool deferring(void) {
@@ -304,15 +312,28 @@ bool deferring(void) {
     return e && *e && strcmp(e, "0") != 0;
 }
 
-/* Runs the queue (the host waits for the device). */
-void drain(void) {
+/* Whether work queued on stream q is ordered with the legacy default stream (q is it, or a blocking stream). */
+bool legacy_ordered(cudaStream_t q) { return !q || !q->nonblocking; }
+
+/* Runs the queued work that a wait for stream s waits for, in the order queued (all = the whole device;
+ * else s's, where s is non-blocking, or that of the legacy stream and the blocking streams). */
+void drain_for(cudaStream_t s, bool all) {
     std::lock_guard<std::recursive_mutex> hold(run_lock);
-    while (!pending.empty()) {
-        std::vector<std::function<void()>> q;
+    for (bool ran = true; ran;) {
+        ran = false;
+        std::vector<Queued> q, keep;
         q.swap(pending);
-        for (auto &w : q) w();
+        for (auto &w : q)
+            if (all || w.stream == s || (legacy_ordered(s) && legacy_ordered(w.stream))) w.work(), ran = true;
+            else keep.push_back(std::move(w));
+        keep.insert(keep.end(), std::make_move_iterator(pending.begin()), std::make_move_iterator(pending.end()));
+        pending.swap(keep);
     }
 }
+/* The host waits for the whole device. */
+void drain(void) { drain_for(nullptr, true); }
+/* The host waits for stream s (0: the legacy default stream). */
+void drain_stream(cudaStream_t s) { drain_for(s, false); }
 
 bool is_pinned(const void *p) {
     std::lock_guard<std::recursive_mutex> hold(run_lock);
@@ -333,7 +354,7 @@ void emu_enqueue(cudaStream_t stream, std::function<void()> work) {
     } else {
         std::lock_guard<std::recursive_mutex> hold(run_lock);
         if (deferring()) {
-            pending.push_back(std::move(work));
+            pending.push_back({stream, std::move(work)});
         } else {
             drain();
             work();
@@ -392,10 +413,11 @@ cudaError_t cudaGetDeviceCount(int *n) {
     return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int) { return cudaSuccess; }
-cudaError_t cudaStreamCreate(cudaStream_t *s) {
-    *s = new CUstream_st{false, false, {}};
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
+    *s = new CUstream_st{false, false, (flags & cudaStreamNonBlocking) != 0, {}};
     return cudaSuccess;
 }
+cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
     drain(); /* (its work would still run on the GPU) */
     delete s;
@@ -403,7 +425,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (s && s->capturing && forbidden_in_capture("cudaStreamSynchronize")) return cudaErrorStreamCaptureUnsupported;
-    drain();
+    drain_stream(s);
     return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize(void) {
@@ -411,7 +433,6 @@ cudaError_t cudaDeviceSynchronize(void) {
     drain();
     return cudaSuccess;
 }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
 cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus *st) {
     *st = s && s->capturing ? (s->invalidated ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive)
                             : cudaStreamCaptureStatusNone;
@@ -469,7 +490,7 @@ cudaError_t cudaFree(void *p) {
 }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
     if (forbidden_in_capture("cudaMemcpy")) return cudaErrorStreamCaptureUnsupported;
-    drain();
+    drain_stream(nullptr); /* the legacy default stream's copy */
     memmove(d, s, n);
     return cudaSuccess;
 }
@@ -479,7 +500,7 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind kin
         auto bytes = std::make_shared<std::vector<char>>((const char *)s, (const char *)s + n);
         emu_enqueue(stream, [=]() { memcpy(d, bytes->data(), n); });
     } else if (!capturing && kind == cudaMemcpyDeviceToHost && !is_pinned(d)) { /* done before the return */
-        drain();
+        drain_stream(stream);
         memmove(d, s, n);
     } else {
         emu_enqueue(stream, [=]() { memmove(d, s, n); });
@@ -488,7 +509,7 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind kin
 }
 cudaError_t cudaMemset(void *d, int v, size_t n) {
     if (forbidden_in_capture("cudaMemset")) return cudaErrorStreamCaptureUnsupported;
-    drain();
+    drain_stream(nullptr); /* the legacy default stream's memset */
     memset(d, v, n);
     return cudaSuccess;
 }
@@ -496,6 +517,7 @@ cudaError_t cudaMemset(void *d, int v, size_t n) {
  * emulation's speed, not a GPU's). */
 struct emu_event {
     std::chrono::steady_clock::time_point t;
+    cudaStream_t stream; /* where it was last recorded */
 };
 cudaError_t cudaEventCreate(cudaEvent_t *e) {
     *e = (cudaEvent_t) new emu_event();
@@ -507,12 +529,13 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
     emu_event *ev = (emu_event *)e;
+    ev->stream = stream;
     emu_enqueue(stream, [=]() { ev->t = std::chrono::steady_clock::now(); });
     return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) {
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (forbidden_in_capture("cudaEventSynchronize")) return cudaErrorStreamCaptureUnsupported;
-    drain();
+    drain_stream(((emu_event *)e)->stream);
     return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {

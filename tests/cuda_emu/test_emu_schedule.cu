@@ -2,7 +2,7 @@
  * threads under EDM2_EMU_ORDER, its warps run to their next __syncthreads one at a time, races (a missing
  * __syncthreads before a read, or before shared memory is written again) giving a wrong result in each order
  * while the same kernels with their barriers are right in all, EDM2_EMU_GRID_CAP lowering the grid of
- * grid-stride launches, EDM2_EMU_DEFER's copies, and shuffles that the GPU leaves undefined ending the run.
+ * grid-stride launches, EDM2_EMU_DEFER's copies and non-blocking streams, and shuffles that the GPU leaves undefined ending the run.
  * Built only for the emulation. */
 #include <setjmp.h>
 #include <signal.h>
@@ -222,6 +222,45 @@ static void test_deferred(void **state) {
     cudaFreeHost(pinned);
 }
 
+/* With EDM2_EMU_DEFER=1, the legacy default stream (a plain cudaMemcpy) waits for the work of a stream
+ * created blocking, not for that of one created cudaStreamNonBlocking: a plain copy of what the latter
+ * computes reads the old value until that stream is waited for; an event waits for its own stream. */
+static void test_nonblocking(void **state) {
+    (void)state;
+    int *dev = NULL, host = 0;
+    cudaStream_t blocking = NULL, nonblocking = NULL;
+    cudaEvent_t e = NULL;
+    assert_int_equal(cudaMalloc((void **)&dev, sizeof(int)), cudaSuccess);
+    assert_int_equal(cudaStreamCreate(&blocking), cudaSuccess);
+    assert_int_equal(cudaStreamCreateWithFlags(&nonblocking, cudaStreamNonBlocking), cudaSuccess);
+    assert_int_equal(cudaEventCreate(&e), cudaSuccess);
+    assert_int_equal(cudaMemset(dev, 0, sizeof(int)), cudaSuccess);
+    setenv("EDM2_EMU_DEFER", "1", 1);
+    assert_int_equal(cudaMemsetAsync(dev, 1, sizeof(int), blocking), cudaSuccess);
+    assert_int_equal(cudaMemcpy(&host, dev, sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(host, 0x01010101); /* the blocking stream's memset came first */
+
+    assert_int_equal(cudaMemsetAsync(dev, 2, sizeof(int), nonblocking), cudaSuccess);
+    assert_int_equal(cudaMemcpy(&host, dev, sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(host, 0x01010101); /* not waited for: a race on the GPU */
+    assert_int_equal(cudaStreamSynchronize(blocking), cudaSuccess);
+    assert_int_equal(cudaMemcpy(&host, dev, sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(host, 0x01010101); /* another stream's wait */
+    assert_int_equal(cudaEventRecord(e, nonblocking), cudaSuccess);
+    assert_int_equal(cudaEventSynchronize(e), cudaSuccess);
+    assert_int_equal(cudaMemcpy(&host, dev, sizeof(int), cudaMemcpyDeviceToHost), cudaSuccess);
+    assert_int_equal(host, 0x02020202);
+
+    assert_int_equal(cudaMemsetAsync(dev, 3, sizeof(int), nonblocking), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(&host, dev, sizeof(int), cudaMemcpyDeviceToHost, nonblocking), cudaSuccess);
+    assert_int_equal(host, 0x03030303); /* into pageable memory on that stream: its work first */
+    unsetenv("EDM2_EMU_DEFER");
+    cudaEventDestroy(e);
+    cudaStreamDestroy(blocking);
+    cudaStreamDestroy(nonblocking);
+    cudaFree(dev);
+}
+
 static void test_grid_cap(void **state) {
     (void)state;
     assert_int_equal(blocks_for((size_t)1 << 30), 65535);
@@ -239,6 +278,7 @@ int main(void) {
         cmocka_unit_test(test_orders),
         cmocka_unit_test(test_missing_barrier),
         cmocka_unit_test(test_deferred),
+        cmocka_unit_test(test_nonblocking),
         cmocka_unit_test(test_grid_cap),
         cmocka_unit_test(test_undefined_shuffles),
     };
