@@ -341,9 +341,13 @@ bool is_pinned(const void *p) {
     return it != pinned.begin() && (const char *)p < (--it)->first + it->second;
 }
 
-/* "Device" memory: aligned as cudaMalloc's (256 bytes), exactly n bytes (so that ASan sees overruns). */
+/* "Device" memory: aligned as cudaMalloc's (256 bytes), exactly n bytes (so that ASan sees overruns), its
+ * bytes all 0xff: NaN as float32, bf16 and fp16 (and -1 as integers), so that what reads memory nothing
+ * wrote (a sum into a buffer never zeroed, a product with a pad never cleared) gives NaN here, where the
+ * GPU's fresh memory often holds zeros and hides it. */
 cudaError_t device_alloc(void **p, size_t n) {
     if (posix_memalign(p, 256, n ? n : 1)) *p = nullptr;
+    if (*p) memset(*p, 0xff, n);
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
 } // namespace

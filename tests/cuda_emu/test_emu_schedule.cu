@@ -2,8 +2,8 @@
  * threads under EDM2_EMU_ORDER, its warps run to their next __syncthreads one at a time, races (a missing
  * __syncthreads before a read, or before shared memory is written again) giving a wrong result in each order
  * while the same kernels with their barriers are right in all, EDM2_EMU_GRID_CAP lowering the grid of
- * grid-stride launches, EDM2_EMU_DEFER's copies and non-blocking streams, and shuffles that the GPU leaves undefined ending the run.
- * Built only for the emulation. */
+ * grid-stride launches, EDM2_EMU_DEFER's copies and non-blocking streams, fresh memory holding NaN, and
+ * shuffles that the GPU leaves undefined ending the run. Built only for the emulation. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -261,6 +261,18 @@ static void test_nonblocking(void **state) {
     cudaFree(dev);
 }
 
+/* Fresh device memory holds NaN in every float type (all bytes 0xff), so that reading what nothing wrote
+ * shows. */
+static void test_poisoned_alloc(void **state) {
+    (void)state;
+    float *d = NULL;
+    assert_int_equal(cudaMalloc((void **)&d, 1000 * sizeof(float)), cudaSuccess);
+    for (int i = 0; i < 1000; i++) assert_true(d[i] != d[i]);
+    const unsigned char *bytes = (const unsigned char *)d;
+    for (size_t i = 0; i < 1000 * sizeof(float); i++) assert_int_equal(bytes[i], 0xff);
+    cudaFree(d);
+}
+
 static void test_grid_cap(void **state) {
     (void)state;
     assert_int_equal(blocks_for((size_t)1 << 30), 65535);
@@ -279,6 +291,7 @@ int main(void) {
         cmocka_unit_test(test_missing_barrier),
         cmocka_unit_test(test_deferred),
         cmocka_unit_test(test_nonblocking),
+        cmocka_unit_test(test_poisoned_alloc),
         cmocka_unit_test(test_grid_cap),
         cmocka_unit_test(test_undefined_shuffles),
     };
