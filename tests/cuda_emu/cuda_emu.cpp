@@ -32,6 +32,7 @@ struct Block {
     std::vector<Wait> wait;
     std::vector<float> slot, read; /* shuffle values, per thread */
     std::vector<unsigned> mask, xlane; /* each thread's shuffle: its mask and the lane mask it xors with */
+    std::vector<void *> fresh;         /* the shared arrays filled with 0xff for this block */
     unsigned block;
     bool fibers; /* every thread is a fiber (the block meets at a shuffle or a barrier) */
     void (*entry)(void *);
@@ -262,6 +263,13 @@ float emu_shfl_xor(unsigned mask, float v, int lane_mask) {
 }
 
 void emu_syncthreads(void) { block_at(AT_SYNC, "__syncthreads"); }
+
+void emu_shared_fresh(void *p, size_t n) {
+    Block *b = cur;
+    if (!b || std::find(b->fresh.begin(), b->fresh.end(), p) != b->fresh.end()) return;
+    memset(p, 0xff, n);
+    b->fresh.push_back(p);
+}
 
 /* ---- streams and CUDA graphs ---- */
 

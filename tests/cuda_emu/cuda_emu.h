@@ -64,6 +64,9 @@ static inline unsigned emu_warp_mask(unsigned mask = 0xffffffffu) { return mask;
 #define __syncwarp(...) ((void)emu_shfl_xor(emu_warp_mask(__VA_ARGS__), 0.0f, 0))
 #undef __shared__
 #define __shared__ static
+/* Fills shared array p of n bytes with 0xff the first time the block being run reaches it (rewrite_launches.py
+ * puts the call after each __shared__ declaration): each block starts with garbage there, as on the GPU. */
+void emu_shared_fresh(void *p, size_t n);
 
 /* The intrinsics that round one operation to nearest (the host's float arithmetic, -ffp-contract=off). */
 static inline float __fadd_rn(float a, float b) { return a + b; }

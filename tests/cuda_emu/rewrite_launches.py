@@ -1,8 +1,21 @@
 #!/usr/bin/env python3
 """rewrite_launches.py IN OUT: copies a CUDA source with each kernel launch  K<<<grid, block, shm, stream>>>(args)
 rewritten as  emu_launch(EmuCfg(grid, block, shm, stream), K, args)  (cuda_emu.h), so that a C++ compiler
-builds it for the CPU emulation of the kernel tests (tests/cuda_emu/README.md)."""
+builds it for the CPU emulation of the kernel tests (tests/cuda_emu/README.md). Each one-line declaration of
+shared arrays,  __shared__ T a[n], b[m];  is followed on its line by  emu_shared_fresh(a, sizeof a);  for each
+array, which fills it with bytes 0xff once per block: a block's shared memory starts as garbage on the GPU."""
+import re
 import sys
+
+SHARED = re.compile(r'^([ \t]*__shared__[^;\n]*;)', re.M)
+
+
+def fresh_shared(s):
+    """Each __shared__ declaration line with its arrays' emu_shared_fresh calls after it."""
+    def calls(m):
+        names = re.findall(r'(\w+)\s*\[', m.group(1))
+        return m.group(1) + ''.join(f' emu_shared_fresh({n}, sizeof {n});' for n in names)
+    return SHARED.sub(calls, s)
 
 
 def kernel_start(s, j):
@@ -52,4 +65,4 @@ if __name__ == '__main__':
     if len(sys.argv) != 3:
         sys.exit('usage: rewrite_launches.py IN OUT')
     src = open(sys.argv[1]).read()
-    open(sys.argv[2], 'w').write(f'#line 1 "{sys.argv[1]}"\n' + rewrite(src, sys.argv[1]))
+    open(sys.argv[2], 'w').write(f'#line 1 "{sys.argv[1]}"\n' + fresh_shared(rewrite(src, sys.argv[1])))

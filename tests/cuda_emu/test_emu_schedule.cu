@@ -2,8 +2,8 @@
  * threads under EDM2_EMU_ORDER, its warps run to their next __syncthreads one at a time, races (a missing
  * __syncthreads before a read, or before shared memory is written again) giving a wrong result in each order
  * while the same kernels with their barriers are right in all, EDM2_EMU_GRID_CAP lowering the grid of
- * grid-stride launches, EDM2_EMU_DEFER's copies and non-blocking streams, fresh memory holding NaN, and
- * shuffles that the GPU leaves undefined ending the run. Built only for the emulation. */
+ * grid-stride launches, EDM2_EMU_DEFER's copies and non-blocking streams, fresh device and shared memory
+ * holding NaN, and shuffles that the GPU leaves undefined ending the run. Built only for the emulation. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -273,6 +273,23 @@ static void test_poisoned_alloc(void **state) {
     cudaFree(d);
 }
 
+/* out[b N + t] = what thread t of block b reads from shared memory that only block 0 writes. */
+__global__ void k_shared_once(float *out) {
+    __shared__ float s[N];
+    if (blockIdx.x == 0) s[threadIdx.x] = (float)threadIdx.x;
+    out[blockIdx.x * N + threadIdx.x] = s[threadIdx.x];
+}
+
+/* ... and each block starts with NaN in its shared arrays, not what the block before it left. */
+static void test_fresh_shared(void **state) {
+    (void)state;
+    float out[BLOCKS * N];
+    k_shared_once<<<BLOCKS, N>>>(out);
+    for (int i = 0; i < BLOCKS * N; i++)
+        if (i < N) assert_true(out[i] == (float)i);
+        else assert_true(out[i] != out[i]);
+}
+
 static void test_grid_cap(void **state) {
     (void)state;
     assert_int_equal(blocks_for((size_t)1 << 30), 65535);
@@ -292,6 +309,7 @@ int main(void) {
         cmocka_unit_test(test_deferred),
         cmocka_unit_test(test_nonblocking),
         cmocka_unit_test(test_poisoned_alloc),
+        cmocka_unit_test(test_fresh_shared),
         cmocka_unit_test(test_grid_cap),
         cmocka_unit_test(test_undefined_shuffles),
     };
