@@ -158,12 +158,15 @@ void check_shuffle(const Block *b, unsigned t0, unsigned n) {
         const char *fault = nullptr;
         if (!(m >> lane & 1u)) fault = "its mask leaves itself out";
         for (unsigned l = 0; l < n && !fault; l++)
-            if ((m >> l & 1u) && b->wait[t0 + l] == AT_SHUFFLE && b->mask[t0 + l] != m) fault = "lanes it names have other masks";
-        if (!fault && (from >= n || b->wait[t0 + from] != AT_SHUFFLE)) fault = "the lane it reads has exited";
-        else if (!fault && !(m >> from & 1u)) fault = "the lane it reads is not in its mask";
+            if ((m >> l & 1u) && b->wait[t0 + l] == AT_SHUFFLE && b->mask[t0 + l] != m)
+                fault = "lanes it names have other masks";
+        if (!fault && (from >= n || b->wait[t0 + from] != AT_SHUFFLE))
+            fault = "the lane it reads has exited (or is not in the block)";
+        else if (!fault && !(m >> from & 1u))
+            fault = "the lane it reads is not in its mask";
         if (fault) {
-            fprintf(stderr, "cuda_emu: block %u, warp %u, lane %u: shuffle with mask 0x%08x reading lane %u: %s (undefined on the GPU)\n",
-                    b->block, t0 / 32, lane, m, from, fault);
+            fprintf(stderr, "cuda_emu: block %u, warp %u, lane %u: shuffle with mask 0x%08x reading lane %u: %s"
+                            " (undefined on the GPU)\n", b->block, t0 / 32, lane, m, from, fault);
             abort();
         }
     }
