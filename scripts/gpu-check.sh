@@ -34,7 +34,7 @@
 # and right after it, on the same warm machine, with the time left (the build is kept):
 #   source .devdeps/install.sh && timeout 240 scripts/gpu-check.sh /tmp/gc2 more; tar czf $OUT/more.tgz -C /tmp gc2
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 out=${1:?usage: scripts/gpu-check.sh OUT_DIR [quick|more|compile|full]}
 mode=${2:-quick}
 mkdir -p "$out"
