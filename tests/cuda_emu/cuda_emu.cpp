@@ -303,7 +303,7 @@ bool forbidden_in_capture(const char *call) {
 /* ---- EDM2_EMU_DEFER=1: queued work runs at the next point where the host waits for it ----
  * By default work runs when it is queued, so a host that reads a result (or reuses a buffer a queued copy
  * reads) without waiting for the stream cannot go wrong here. Deferred, every stream's work waits in one
- * queue, in the order queued, until a call that waits for the device (a synchronize, a blocking copy or
+ * queue, in the order queued, until a call that waits for it (a synchronize, an event, a blocking copy or
  * memset, cudaFree), as on the GPU, where it may run any time before that: a missing wait then reads old
  * values. A wait for one stream runs that stream's work only; the legacy default stream (0, and the plain
  * cudaMemcpy and cudaMemset) and the streams created blocking wait for one another, never for a stream created
@@ -327,19 +327,18 @@ bool deferring(void) {
 bool legacy_ordered(cudaStream_t q) { return !q || !q->nonblocking; }
 
 /* Runs the queued work that a wait for stream s waits for, in the order queued (all = the whole device;
- * else s's, where s is non-blocking, or that of the legacy stream and the blocking streams). */
+ * else s's, where s is non-blocking, or that of the legacy stream and the blocking streams); the rest stays
+ * queued in order, ahead of anything queued meanwhile (the work queued so far queues nothing as it runs:
+ * kernels and the emulated libraries' calls compute on the spot). */
 void drain_for(cudaStream_t s, bool all) {
     std::lock_guard<std::recursive_mutex> hold(run_lock);
-    for (bool ran = true; ran;) {
-        ran = false;
-        std::vector<Queued> q, keep;
-        q.swap(pending);
-        for (auto &w : q)
-            if (all || w.stream == s || (legacy_ordered(s) && legacy_ordered(w.stream))) w.work(), ran = true;
-            else keep.push_back(std::move(w));
-        keep.insert(keep.end(), std::make_move_iterator(pending.begin()), std::make_move_iterator(pending.end()));
-        pending.swap(keep);
-    }
+    std::vector<Queued> q, keep;
+    q.swap(pending);
+    for (auto &w : q)
+        if (all || w.stream == s || (legacy_ordered(s) && legacy_ordered(w.stream))) w.work();
+        else keep.push_back(std::move(w));
+    keep.insert(keep.end(), std::make_move_iterator(pending.begin()), std::make_move_iterator(pending.end()));
+    pending.swap(keep);
 }
 /* The host waits for the whole device. */
 void drain(void) { drain_for(nullptr, true); }
