@@ -7,6 +7,7 @@
 #include <cublas_v2.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "cuda_emu.h"
@@ -28,27 +29,37 @@ bool supported(cudaDataType_t t) { return t == CUDA_R_32F || t == CUDA_R_16BF ||
 EmuType emu(cudaDataType_t t) { return t == CUDA_R_32F ? EMU_F32 : t == CUDA_R_16BF ? EMU_BF16 : EMU_F16; }
 float load(cudaDataType_t t, const void *p, size_t i) { return emu_load(emu(t), p, i); }
 void store(cudaDataType_t t, void *p, size_t i, float v) { emu_store(emu(t), p, i, v); }
-/* A column-major rows x cols matrix with leading dimension ld, as float32 (only its elements are read). */
-std::vector<float> widen(cudaDataType_t t, const void *p, int rows, int cols, int ld) {
-    std::vector<float> f((size_t)ld * (cols > 0 ? cols : 0));
+/* f = a column-major rows x cols matrix with leading dimension ld, as float32 (only its elements are read;
+ * float32 columns by memcpy, which AddressSanitizer checks as it would the loads). f's block is reused from
+ * call to call: a fresh one cost page faults at every product. */
+void widen(std::vector<float> &f, cudaDataType_t t, const void *p, int rows, int cols, int ld) {
+    f.resize((size_t)ld * (cols > 0 ? cols : 0));
     for (int c = 0; c < cols; c++)
-        for (int r = 0; r < rows; r++) f[(size_t)c * ld + r] = load(t, p, (size_t)c * ld + r);
-    return f;
+        if (t == CUDA_R_32F) memcpy(&f[(size_t)c * ld], (const float *)p + (size_t)c * ld, (size_t)rows * sizeof(float));
+        else for (int r = 0; r < rows; r++) f[(size_t)c * ld + r] = load(t, p, (size_t)c * ld + r);
 }
+/* The operands of the product being computed, as float32 (one runs at a time: emu_enqueue). */
+struct GemmScratch {
+    std::vector<float> a, b, c;
+};
+GemmScratch gemm_scratch;
+
 void gemm_now(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha, const void *A,
               cudaDataType_t at, int lda, const void *B, cudaDataType_t bt, int ldb, float beta, void *C,
               cudaDataType_t ct, int ldc) {
     if (m == 0 || n == 0) return;
-    const std::vector<float> a = widen(at, A, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda);
-    const std::vector<float> b = widen(bt, B, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
-    std::vector<float> c((size_t)ldc * n, 0.0f); /* beta = 0: C is not read */
-    if (beta != 0) c = widen(ct, C, m, n, ldc);
+    GemmScratch &z = gemm_scratch;
+    widen(z.a, at, A, ta == CUBLAS_OP_N ? m : k, ta == CUBLAS_OP_N ? k : m, lda);
+    widen(z.b, bt, B, tb == CUBLAS_OP_N ? k : n, tb == CUBLAS_OP_N ? n : k, ldb);
+    if (beta != 0) widen(z.c, ct, C, m, n, ldc);
+    else z.c.assign((size_t)ldc * n, 0.0f); /* beta = 0: C is not read */
     if (k == 0)
-        for (float &v : c) v *= beta;
+        for (float &v : z.c) v *= beta;
     else
-        cblas_sgemm(CblasColMajor, op(ta), op(tb), m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+        cblas_sgemm(CblasColMajor, op(ta), op(tb), m, n, k, alpha, z.a.data(), lda, z.b.data(), ldb, beta, z.c.data(), ldc);
     for (int j = 0; j < n; j++)
-        for (int i = 0; i < m; i++) store(ct, C, (size_t)j * ldc + i, c[(size_t)j * ldc + i]);
+        if (ct == CUDA_R_32F) memcpy((float *)C + (size_t)j * ldc, &z.c[(size_t)j * ldc], (size_t)m * sizeof(float));
+        else for (int i = 0; i < m; i++) store(ct, C, (size_t)j * ldc + i, z.c[(size_t)j * ldc + i]);
 }
 cublasStatus_t gemm_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, float alpha,
                             const void *A, cudaDataType_t at, int lda, long long sa, const void *B, cudaDataType_t bt,

@@ -152,15 +152,22 @@ void order_threads(std::vector<unsigned> *o, unsigned nthreads, Order order, uin
  * (an exited lane's value, or one of a lane left out, is undefined: a warp whose lanes leave a loop at
  * different rounds before a full-mask shuffle reads such values). */
 void check_shuffle(const Block *b, unsigned t0, unsigned n) {
-    for (unsigned t = t0; t < t0 + n; t++) {
-        if (b->wait[t] != AT_SHUFFLE) continue;
-        const unsigned lane = t - t0, m = b->mask[t], from = lane ^ b->xlane[t];
+    const Wait *wait = &b->wait[t0];
+    const unsigned *mask = &b->mask[t0], *xlane = &b->xlane[t0];
+    bool one_mask = true; /* every lane at the shuffle gives the same mask (the usual case: no lane pairs to compare) */
+    for (unsigned l = 0, first = n; l < n; l++)
+        if (wait[l] == AT_SHUFFLE) {
+            if (first == n) first = l;
+            one_mask &= mask[l] == mask[first];
+        }
+    for (unsigned lane = 0; lane < n; lane++) {
+        if (wait[lane] != AT_SHUFFLE) continue;
+        const unsigned m = mask[lane], from = lane ^ xlane[lane];
         const char *fault = nullptr;
         if (!(m >> lane & 1u)) fault = "its mask leaves itself out";
-        for (unsigned l = 0; l < n && !fault; l++)
-            if ((m >> l & 1u) && b->wait[t0 + l] == AT_SHUFFLE && b->mask[t0 + l] != m)
-                fault = "lanes it names have other masks";
-        if (!fault && (from >= n || b->wait[t0 + from] != AT_SHUFFLE))
+        for (unsigned l = 0; l < n && !fault && !one_mask; l++)
+            if ((m >> l & 1u) && wait[l] == AT_SHUFFLE && mask[l] != m) fault = "lanes it names have other masks";
+        if (!fault && (from >= n || wait[from] != AT_SHUFFLE))
             fault = "the lane it reads has exited (or is not in the block)";
         else if (!fault && !(m >> from & 1u))
             fault = "the lane it reads is not in its mask";
@@ -201,30 +208,29 @@ void run_warp(Block *b, const unsigned *lanes, unsigned n, bool start) {
  * (to a __syncthreads, or its end) before the next warp starts, and when every live thread waits at
  * __syncthreads, all go on, warp after warp again. A warp that reads what another writes between two barriers
  * thus sees all or nothing of it, whichever the order. (Thread 0 is the probe whatever the order: a block's
- * last threads are the ones that may end at once.) */
-void run_block(void (*entry)(void *), void *arg, unsigned block, const std::vector<unsigned> &order) {
+ * last threads are the ones that may end at once.) b is the launch's (its entry, argument and per-thread
+ * arrays, reused by each block). */
+void run_block(Block *b, unsigned block, const std::vector<unsigned> &order) {
     const unsigned nthreads = (unsigned)order.size();
-    Block b;
-    b.sched = Fiber{};
-    b.block = block, b.entry = entry, b.arg = arg, b.fibers = false;
-    b.ctx.resize(nthreads), b.wait.assign(nthreads, RUNNING), b.slot.resize(nthreads), b.read.resize(nthreads);
-    b.mask.resize(nthreads), b.xlane.resize(nthreads);
-    make_fiber(&b, 0);
-    resume(&b, 0);
-    if (b.wait[0] == DONE) {
+    b->block = block, b->fibers = false;
+    b->wait.assign(nthreads, RUNNING);
+    b->fresh.clear();
+    make_fiber(b, 0);
+    resume(b, 0);
+    if (b->wait[0] == DONE) {
         for (unsigned t : order)
-            if (t) enter(&b, t), entry(arg);
+            if (t) enter(b, t), b->entry(b->arg);
         cur = nullptr;
         return;
     }
-    b.fibers = true;
+    b->fibers = true;
     for (bool start = true;; start = false) {
         for (unsigned i = 0, n; i < nthreads; i += n) { /* order holds each warp's lanes together */
             n = std::min(32u, nthreads - order[i] / 32 * 32);
-            run_warp(&b, &order[i], n, start);
+            run_warp(b, &order[i], n, start);
         }
         bool live = false;
-        for (unsigned t = 0; t < nthreads; t++) live |= b.wait[t] != DONE;
+        for (unsigned t = 0; t < nthreads; t++) live |= b->wait[t] != DONE;
         if (!live) break;
     }
     cur = nullptr;
@@ -250,9 +256,14 @@ void emu_run_grid(void (*entry)(void *), void *arg, unsigned grid, unsigned nthr
     std::vector<unsigned> blocks, threads;
     order_items(&blocks, 0, grid, c.order, &s);
     if (c.order != SHUFFLE) order_threads(&threads, nthreads, c.order, &s);
-    for (unsigned b : blocks) {
+    Block b; /* one for the launch's blocks, run one after another */
+    b.sched = Fiber{};
+    b.entry = entry, b.arg = arg;
+    b.ctx.resize(nthreads), b.slot.resize(nthreads), b.read.resize(nthreads);
+    b.mask.resize(nthreads), b.xlane.resize(nthreads);
+    for (unsigned i : blocks) {
         if (c.order == SHUFFLE) order_threads(&threads, nthreads, c.order, &s);
-        run_block(entry, arg, b, threads);
+        run_block(&b, i, threads);
     }
 }
 

@@ -8,6 +8,7 @@
 #include <cblas.h>
 #include <cudnn.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -87,35 +88,51 @@ std::vector<float> filter_matrix(const cudnnFilterStruct &f, const cudnnConvolut
     return wm;
 }
 
-/* For image n, the element of x under each tap q of each output pixel p (-1: padding), [P, Q]. */
+/* The distance between a tensor's channels c and c + 1 (of one pixel). */
+size_t cstride(const cudnnTensorStruct &t) { return t.format == CUDNN_TENSOR_NHWC ? 1 : (size_t)t.h * t.w; }
+
+/* For each output pixel p and filter tap (r, s), where channel 0 of the input pixel under it lies in image 0
+ * of x (-1: padding), [P, R S]; channel c lies c cstride(x) further on, image n's n C H W further on. */
 std::vector<long> taps(const cudnnTensorStruct &x, const cudnnFilterStruct &f, const cudnnConvolutionStruct &cv,
-                       const cudnnTensorStruct &y, int n) {
-    const size_t Q = (size_t)f.r * f.s * f.c;
-    std::vector<long> t((size_t)y.h * y.w * Q);
+                       const cudnnTensorStruct &y) {
+    std::vector<long> t((size_t)y.h * y.w * f.r * f.s);
     for (int ho = 0; ho < y.h; ho++)
         for (int wo = 0; wo < y.w; wo++)
             for (int r = 0; r < f.r; r++)
                 for (int s = 0; s < f.s; s++) {
                     const int hi = ho * cv.u - cv.ph + r * cv.dh, wi = wo * cv.v - cv.pw + s * cv.dw;
                     const bool in = hi >= 0 && hi < x.h && wi >= 0 && wi < x.w;
-                    for (int c = 0; c < x.c; c++)
-                        t[((size_t)ho * y.w + wo) * Q + ((size_t)r * f.s + s) * f.c + c] = in ? (long)at(x, n, c, hi, wi) : -1;
+                    t[((size_t)ho * y.w + wo) * f.r * f.s + (size_t)r * f.s + s] = in ? (long)at(x, 0, 0, hi, wi) : -1;
                 }
     return t;
 }
 
-/* y's image n as a matrix [P, K]. */
-std::vector<float> image_matrix(const cudnnTensorStruct &y, int n, const void *p) {
-    std::vector<float> m((size_t)y.h * y.w * y.c);
-    for (int h = 0; h < y.h; h++)
-        for (int w = 0; w < y.w; w++)
-            for (int k = 0; k < y.c; k++) m[((size_t)h * y.w + w) * y.c + k] = load(y.type, p, at(y, n, k, h, w));
-    return m;
+/* v = a tensor's n elements as float32 (v reused: its capacity kept from call to call). */
+void widen_into(std::vector<float> &v, cudnnDataType_t type, const void *p, size_t n) {
+    v.resize(n);
+    for (size_t i = 0; i < n; i++) v[i] = load(type, p, i);
+}
+
+/* m[P, K] = image n of y (float32 values yf, layout of y): the same bytes in NHWC. */
+const float *image_matrix(const cudnnTensorStruct &y, int n, const std::vector<float> &yf, std::vector<float> &m) {
+    const size_t P = (size_t)y.h * y.w, image = (size_t)n * y.c * P;
+    if (y.format == CUDNN_TENSOR_NHWC) return yf.data() + image;
+    m.resize(P * y.c);
+    for (size_t p = 0; p < P; p++)
+        for (int k = 0; k < y.c; k++) m[p * y.c + k] = yf[image + (size_t)k * P + p];
+    return m.data();
 }
 /* out[i] = alpha acc[i] + beta out[i] (out not read when beta = 0). */
 void blend(cudnnDataType_t t, void *out, const std::vector<float> &acc, float alpha, float beta) {
     for (size_t i = 0; i < acc.size(); i++) store(t, out, i, alpha * acc[i] + (beta != 0 ? beta * load(t, out, i) : 0.0f));
 }
+
+/* The buffers of convolve()'s work, kept from call to call (their blocks reused: fresh large blocks cost page
+ * faults at every call). One piece of queued work runs at a time (emu_enqueue), so one set serves. */
+struct ConvScratch {
+    std::vector<float> wm, xf, yf, dy, col, prod, acc, dwm;
+};
+ConvScratch conv_scratch;
 
 /* One of the three convolutions, queued: the output `out` of y = conv(x, w) (OUT_Y: forward), of x
  * (OUT_X: backward data, from y = dy) or of w (OUT_W: backward filter), blended into dst. */
@@ -129,32 +146,45 @@ cudnnStatus_t convolve(cudnnHandle_t h, Out out, const void *alpha, const void *
     const cudnnConvolutionStruct CV = *cd;
     const float a = *(const float *)alpha, b = *(const float *)beta;
     emu_enqueue(h->stream, [=]() {
-        /* per image: the taps as col[P, Q]; y_n = col wm^T; dcol = dy_n wm, added back where each tap came
-         * from; dwm += dy_n^T col (float32 products through OpenBLAS) */
-        const int P = Y.h * Y.w, Q = F.r * F.s * F.c, K = F.k;
-        const std::vector<float> wm = out == OUT_W ? std::vector<float>() : filter_matrix(F, CV, w);
-        std::vector<float> acc(out == OUT_Y ? count(Y) : out == OUT_X ? count(X) : count(F), 0.0f);
-        std::vector<float> col((size_t)P * Q), prod((size_t)P * (out == OUT_Y ? K : Q)), dwm(out == OUT_W ? (size_t)K * Q : 0);
+        /* per image: the taps as col[P, Q] (Q = R S C in (r, s, c) order); y_n = col wm^T; dcol = dy_n wm, added
+         * back where each tap came from; dwm += dy_n^T col (float32 products through OpenBLAS) */
+        ConvScratch &z = conv_scratch;
+        const int P = Y.h * Y.w, RS = F.r * F.s, C = F.c, Q = RS * C, K = F.k;
+        const size_t xc = cstride(X), ximage = (size_t)X.c * X.h * X.w;
+        if (out != OUT_W) z.wm = filter_matrix(F, CV, w);
+        z.acc.assign(out == OUT_Y ? count(Y) : out == OUT_X ? count(X) : count(F), 0.0f);
+        z.col.resize((size_t)P * Q), z.prod.resize((size_t)P * (out == OUT_Y ? K : Q));
+        if (out == OUT_W) z.dwm.assign((size_t)K * Q, 0.0f);
+        const std::vector<long> t = taps(X, F, CV, Y);
+        if (out != OUT_X) widen_into(z.xf, X.type, x, count(X));
+        if (out != OUT_Y) widen_into(z.yf, Y.type, y, count(Y));
         for (int n = 0; n < Y.n; n++) {
-            const std::vector<long> t = taps(X, F, CV, Y, n);
+            const size_t xn = (size_t)n * ximage; /* image n's first element in x */
             if (out != OUT_X)
-                for (size_t i = 0; i < col.size(); i++) col[i] = t[i] < 0 ? 0.0f : load(X.type, x, (size_t)t[i]);
+                for (size_t i = 0; i < t.size(); i++) { /* a tap's C channels */
+                    float *dst_c = &z.col[i * C];
+                    if (t[i] < 0) std::fill(dst_c, dst_c + C, 0.0f);
+                    else if (xc == 1) std::copy_n(&z.xf[xn + (size_t)t[i]], C, dst_c);
+                    else for (int c = 0; c < C; c++) dst_c[c] = z.xf[xn + (size_t)t[i] + c * xc];
+                }
             if (out == OUT_Y) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, K, Q, 1.0f, col.data(), Q, wm.data(), Q, 0.0f,
-                            prod.data(), K);
-                for (int ho = 0; ho < Y.h; ho++)
-                    for (int wo = 0; wo < Y.w; wo++)
-                        for (int k = 0; k < K; k++) acc[at(Y, n, k, ho, wo)] = prod[((size_t)ho * Y.w + wo) * K + k];
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, K, Q, 1.0f, z.col.data(), Q, z.wm.data(), Q, 0.0f,
+                            z.prod.data(), K);
+                const size_t yc = cstride(Y), yn = (size_t)n * K * P;
+                for (size_t p = 0; p < (size_t)P; p++)
+                    for (int k = 0; k < K; k++)
+                        z.acc[yn + (Y.format == CUDNN_TENSOR_NHWC ? p * K + k : k * yc + p)] = z.prod[p * K + k];
             } else if (out == OUT_X) {
-                const std::vector<float> dy = image_matrix(Y, n, y);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, Q, K, 1.0f, dy.data(), K, wm.data(), Q, 0.0f,
-                            prod.data(), Q);
-                for (size_t i = 0; i < prod.size(); i++)
-                    if (t[i] >= 0) acc[(size_t)t[i]] += prod[i];
+                const float *dy = image_matrix(Y, n, z.yf, z.dy);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, Q, K, 1.0f, dy, K, z.wm.data(), Q, 0.0f,
+                            z.prod.data(), Q);
+                for (size_t i = 0; i < t.size(); i++) /* in the order (p, r, s, c) */
+                    if (t[i] >= 0)
+                        for (int c = 0; c < C; c++) z.acc[xn + (size_t)t[i] + c * xc] += z.prod[i * C + c];
             } else {
-                const std::vector<float> dy = image_matrix(Y, n, y);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Q, P, 1.0f, dy.data(), K, col.data(), Q, 1.0f,
-                            dwm.data(), Q);
+                const float *dy = image_matrix(Y, n, z.yf, z.dy);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Q, P, 1.0f, dy, K, z.col.data(), Q, 1.0f,
+                            z.dwm.data(), Q);
             }
         }
         if (out == OUT_W)
@@ -162,8 +192,8 @@ cudnnStatus_t convolve(cudnnHandle_t h, Out out, const void *alpha, const void *
                 for (int r = 0; r < F.r; r++)
                     for (int s = 0; s < F.s; s++)
                         for (int c = 0; c < F.c; c++)
-                            acc[at(F, CV, k, c, r, s)] = dwm[(size_t)k * Q + ((size_t)r * F.s + s) * F.c + c];
-        blend(out == OUT_Y ? Y.type : out == OUT_X ? X.type : F.type, dst, acc, a, b);
+                            z.acc[at(F, CV, k, c, r, s)] = z.dwm[(size_t)k * Q + ((size_t)r * F.s + s) * F.c + c];
+        blend(out == OUT_Y ? Y.type : out == OUT_X ? X.type : F.type, dst, z.acc, a, b);
     });
     return CUDNN_STATUS_SUCCESS;
 }
