@@ -33,6 +33,8 @@ struct Block {
     std::vector<float> slot, read; /* shuffle values, per thread */
     std::vector<unsigned> mask, xlane; /* each thread's shuffle: its mask and the lane mask it xors with */
     std::vector<void *> fresh;         /* the shared arrays filled with 0xff for this block */
+    std::vector<unsigned> chain; /* the threads to run now, in order: each hands over to the next when it stops */
+    size_t chain_at;             /* the one running */
     unsigned block;
     bool fibers; /* every thread is a fiber (the block meets at a shuffle or a barrier) */
     void (*entry)(void *);
@@ -51,14 +53,32 @@ void enter(Block *b, unsigned t) {
     emu_blockIdx = {b->block, 0, 0};
 }
 
-/* A thread's fiber: the kernel, then back to the scheduler for good. */
+/* Where a thread that stops (at a shuffle, a barrier or its end) goes: the next thread of the chain, which
+ * then runs, or the scheduler after the last. Handing over from thread to thread takes one switch per thread
+ * instead of two (there and back to the scheduler), in the same order. */
+Fiber *next_in_chain(Block *b) {
+    if (++b->chain_at == b->chain.size()) return &b->sched;
+    const unsigned u = b->chain[b->chain_at];
+    b->wait[u] = RUNNING;
+    enter(b, u);
+    return &b->ctx[u];
+}
+
+/* Runs the threads of b->chain one after another, each until it stops; returns when the last has. */
+void run_chain(Block *b) {
+    if (b->chain.empty()) return;
+    b->chain_at = (size_t)-1;
+    fiber_switch(&b->sched, next_in_chain(b), false);
+}
+
+/* A thread's fiber: the kernel, then on to the next thread for good. */
 void thread_main() {
     fiber_started();
     Block *b = cur;
     const unsigned t = cur_thread;
     b->entry(b->arg);
     b->wait[t] = DONE;
-    fiber_switch(&b->ctx[t], &b->sched, true);
+    fiber_switch(&b->ctx[t], next_in_chain(b), true);
 }
 
 void make_fiber(Block *b, unsigned t) {
@@ -68,13 +88,7 @@ void make_fiber(Block *b, unsigned t) {
     b->wait[t] = RUNNING;
 }
 
-void resume(Block *b, unsigned t) {
-    b->wait[t] = RUNNING;
-    enter(b, t);
-    fiber_switch(&b->sched, &b->ctx[t], false);
-}
-
-/* A thread stops at a shuffle or a barrier until the scheduler releases it. */
+/* A thread stops at a shuffle or a barrier until the scheduler releases it (the next thread runs meanwhile). */
 void block_at(Wait w, const char *what) {
     Block *b = cur;
     const unsigned t = cur_thread;
@@ -83,7 +97,7 @@ void block_at(Wait w, const char *what) {
         abort();
     }
     b->wait[t] = w;
-    fiber_switch(&b->ctx[t], &b->sched, false);
+    fiber_switch(&b->ctx[t], next_in_chain(b), false);
     enter(b, t);
 }
 } // namespace
@@ -183,9 +197,11 @@ void check_shuffle(const Block *b, unsigned t0, unsigned n) {
  * __syncthreads (`start`: the lanes' first run, each started as a fiber but thread 0, which has started): when
  * the warp's live lanes all wait at a shuffle, they exchange their values and go on. */
 void run_warp(Block *b, const unsigned *lanes, unsigned n, bool start) {
+    b->chain.clear();
     for (unsigned j = 0; j < n; j++)
-        if (start && lanes[j]) make_fiber(b, lanes[j]), resume(b, lanes[j]);
-        else if (!start && b->wait[lanes[j]] == AT_SYNC) resume(b, lanes[j]);
+        if (start && lanes[j]) make_fiber(b, lanes[j]), b->chain.push_back(lanes[j]);
+        else if (!start && b->wait[lanes[j]] == AT_SYNC) b->chain.push_back(lanes[j]);
+    run_chain(b);
     const unsigned t0 = lanes[0] & ~31u;
     for (;;) {
         unsigned n_live = 0, n_shfl = 0;
@@ -197,8 +213,10 @@ void run_warp(Block *b, const unsigned *lanes, unsigned n, bool start) {
         }
         check_shuffle(b, t0, n);
         for (unsigned t = t0; t < t0 + n; t++) b->read[t] = b->slot[t];
+        b->chain.clear();
         for (unsigned j = 0; j < n; j++)
-            if (b->wait[lanes[j]] == AT_SHUFFLE) resume(b, lanes[j]);
+            if (b->wait[lanes[j]] == AT_SHUFFLE) b->chain.push_back(lanes[j]);
+        run_chain(b);
     }
 }
 
@@ -216,7 +234,8 @@ void run_block(Block *b, unsigned block, const std::vector<unsigned> &order) {
     b->wait.assign(nthreads, RUNNING);
     b->fresh.clear();
     make_fiber(b, 0);
-    resume(b, 0);
+    b->chain.assign(1, 0u);
+    run_chain(b);
     if (b->wait[0] == DONE) {
         for (unsigned t : order)
             if (t) enter(b, t), b->entry(b->arg);

@@ -22,10 +22,12 @@ namespace {
  * shared library costs a call through AddressSanitizer's interceptor at each switch. */
 const void *sched_bottom;
 size_t sched_size;
+bool from_scheduler; /* the switch under way leaves the scheduler (set just before it) */
 #endif
 
 void announce(Fiber *from, Fiber *to, bool from_ends) {
 #ifdef EMU_ASAN_FIBERS
+    from_scheduler = !from->stack;
     __sanitizer_start_switch_fiber(from_ends ? nullptr : &from->fake, to->stack ? to->stack : sched_bottom,
                                    to->stack ? to->size : sched_size);
 #else
@@ -34,10 +36,9 @@ void announce(Fiber *from, Fiber *to, bool from_ends) {
 }
 void arrived(Fiber *self) {
 #ifdef EMU_ASAN_FIBERS
-    const void *bottom;
-    size_t size;
-    __sanitizer_finish_switch_fiber(self->fake, &bottom, &size);
-    if (self->stack) sched_bottom = bottom, sched_size = size; /* a fiber is resumed from the scheduler */
+    /* the stack left behind is the scheduler's where a fiber is resumed from it (not from another fiber) */
+    const bool keep = self->stack && from_scheduler;
+    __sanitizer_finish_switch_fiber(self->fake, keep ? &sched_bottom : nullptr, keep ? &sched_size : nullptr);
 #else
     (void)self;
 #endif
@@ -61,7 +62,7 @@ static void fresh_stack(char *stack, size_t size) {
 
 void fiber_started() {
 #ifdef EMU_ASAN_FIBERS
-    __sanitizer_finish_switch_fiber(nullptr, &sched_bottom, &sched_size);
+    __sanitizer_finish_switch_fiber(nullptr, from_scheduler ? &sched_bottom : nullptr, from_scheduler ? &sched_size : nullptr);
 #endif
 }
 

@@ -26,7 +26,8 @@ struct Fiber {
 /* f starts, at its first switch-in, by calling entry() on stack[size]; entry must end with
  * fiber_switch(f, to, true) and never return. */
 void fiber_make(Fiber *f, char *stack, size_t size, void (*entry)());
-/* Suspends `from` (the running fiber) and runs `to`; returns when something switches back to `from`.
+/* Suspends `from` (the running fiber, or the scheduler: the thread's own stack) and runs `to` (another fiber,
+ * or the scheduler); returns when something switches back to `from`.
  * `from_ends`: from will never run again. */
 void fiber_switch(Fiber *from, Fiber *to, bool from_ends);
 /* The first call of a new fiber's entry function (AddressSanitizer's bookkeeping). */
