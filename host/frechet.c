@@ -3,6 +3,7 @@
 #include "frechet.h"
 
 #include <cblas.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +12,13 @@
 void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w, double *work,
              const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len, size_t uplo_len);
 
-/* Eigenvalues w[n] and eigenvectors (the columns of a, column-major) of the symmetric a[n, n], in place. */
-static int sym_eig(double *a, double *w, int n, edm2_err *err) {
+/* The eigenvalues w[n] of the symmetric a[n, n] (column-major, destroyed), and with vectors = 1 its
+ * eigenvectors (the columns of a, in place). */
+static int sym_eig(double *a, double *w, int n, int vectors, edm2_err *err) {
+    const char *jobz = vectors ? "V" : "N";
     int lwork = -1, liwork = -1, info = 0, iw;
     double wq;
-    dsyevd_("V", "U", &n, a, &n, w, &wq, &lwork, &iw, &liwork, &info, 1, 1);
+    dsyevd_(jobz, "U", &n, a, &n, w, &wq, &lwork, &iw, &liwork, &info, 1, 1);
     if (info) return err_set(err, "LAPACK dsyevd workspace query failed (info %d)", info);
     lwork = (int)wq, liwork = iw;
     double *work = malloc((size_t)lwork * sizeof *work);
@@ -24,7 +27,7 @@ static int sym_eig(double *a, double *w, int n, edm2_err *err) {
         free(work), free(iwork);
         return err_set(err, "out of memory for an eigendecomposition of size %d", n);
     }
-    dsyevd_("V", "U", &n, a, &n, w, work, &lwork, iwork, &liwork, &info, 1, 1);
+    dsyevd_(jobz, "U", &n, a, &n, w, work, &lwork, iwork, &liwork, &info, 1, 1);
     free(work), free(iwork);
     return info ? err_set(err, "LAPACK dsyevd did not converge (info %d) on a %dx%d covariance", info, n, n) : 0;
 }
@@ -32,10 +35,10 @@ static int sym_eig(double *a, double *w, int n, edm2_err *err) {
 int frechet_distance(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int n,
                      double *out, edm2_err *err) {
     const size_t nn = (size_t)n * n;
-    double *v = malloc(nn * sizeof *v), *b = malloc(nn * sizeof *b), *half = malloc(nn * sizeof *half);
-    double *t = malloc(nn * sizeof *t), *w = malloc((size_t)n * sizeof *w);
+    double *v = malloc(nn * sizeof *v), *t = malloc(nn * sizeof *t), *m = malloc(nn * sizeof *m);
+    double *w = malloc((size_t)n * sizeof *w);
     int rc = -1;
-    if (!v || !b || !half || !t || !w) {
+    if (!v || !t || !m || !w) {
         err_set(err, "out of memory for %dx%d covariances", n, n);
         goto done;
     }
@@ -44,29 +47,38 @@ int frechet_distance(const double *mu1, const double *sigma1, const double *mu2,
         d2 += (mu1[i] - mu2[i]) * (mu1[i] - mu2[i]);
         tr1 += sigma1[(size_t)i * n + i], tr2 += sigma2[(size_t)i * n + i];
     }
-    /* A = S1^(1/2) = V diag(sqrt(max(lambda, 0))) V^T. */
+    /* S1 = V diag(lambda) V^T, so A S2 A (A = S1^(1/2)) is similar to B^T S2 B with B = V diag(sqrt(lambda)),
+     * whose columns of eigenvalue 0 are 0: the eigenvalues that count are those of the r x r matrix
+     * M = B_r^T S2 B_r over the r eigenvalues of S1 above rounding (n eps lambda_max, numpy's matrix_rank
+     * bound). With few feature rows (rank r < n) that is a small matrix, and with many it spares forming A. */
     memcpy(v, sigma1, nn * sizeof *v);
-    if (sym_eig(v, w, n, err)) goto done;
-    for (int k = 0; k < n; k++) {
-        const double s = sqrt(w[k] > 0 ? w[k] : 0);
-        for (int i = 0; i < n; i++) b[(size_t)k * n + i] = v[(size_t)k * n + i] * s;
-    }
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, b, n, v, n, 0.0, half, n);
-    /* M = A S2 A, symmetrised against rounding; tr (S1 S2)^(1/2) = sum sqrt(lambda(M)). */
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, half, n, sigma2, n, 0.0, t, n);
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, t, n, half, n, 0.0, b, n);
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < i; j++) {
-            const double m = 0.5 * (b[(size_t)i * n + j] + b[(size_t)j * n + i]);
-            b[(size_t)i * n + j] = b[(size_t)j * n + i] = m;
+    if (sym_eig(v, w, n, 1, err)) goto done;
+    const double top = w[n - 1] > 0 ? w[n - 1] : 0, noise = (double)n * DBL_EPSILON * top; /* w ascends */
+    int r = 0;
+    for (int k = 0; k < n; k++)
+        if (w[k] > noise) { /* B_r's column r: eigenvector k times sqrt(lambda_k) (in v, in place) */
+            const double s = sqrt(w[k]);
+            for (int i = 0; i < n; i++) v[(size_t)r * n + i] = v[(size_t)k * n + i] * s;
+            r++;
         }
-    if (sym_eig(b, w, n, err)) goto done;
     double tr_sqrt = 0;
-    for (int k = 0; k < n; k++) tr_sqrt += sqrt(w[k] > 0 ? w[k] : 0);
+    if (r) {
+        /* t = S2 B_r [n, r], m = B_r^T t [r, r], symmetrised against rounding; tr (S1 S2)^(1/2) =
+         * sum sqrt(lambda(m)), eigenvalues below zero from rounding counted as zero. */
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, r, n, 1.0, sigma2, n, v, n, 0.0, t, n);
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, r, r, n, 1.0, v, n, t, n, 0.0, m, r);
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j < i; j++) {
+                const double x = 0.5 * (m[(size_t)i * r + j] + m[(size_t)j * r + i]);
+                m[(size_t)i * r + j] = m[(size_t)j * r + i] = x;
+            }
+        if (sym_eig(m, w, r, 0, err)) goto done;
+        for (int k = 0; k < r; k++) tr_sqrt += sqrt(w[k] > 0 ? w[k] : 0);
+    }
     *out = d2 + tr1 + tr2 - 2 * tr_sqrt;
     rc = 0;
 done:
-    free(v), free(b), free(half), free(t), free(w);
+    free(v), free(t), free(m), free(w);
     return rc;
 }
 

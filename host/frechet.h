@@ -1,11 +1,14 @@
 /* frechet.h: the Fréchet distance between two Gaussians, FID's formula (Heusel et al., NeurIPS 2017):
  *   d² = |mu1 - mu2|² + tr S1 + tr S2 - 2 tr (S1 S2)^(1/2),
- * in double precision. The square-root term is computed from a symmetric form: with A = S1^(1/2) (symmetric,
- * by eigendecomposition), (S1 S2)^(1/2) has the eigenvalues of (A S2 A)^(1/2), so tr (S1 S2)^(1/2) =
- * sum_i sqrt(lambda_i(A S2 A)); both eigendecompositions are LAPACK's dsyevd (OpenBLAS), eigenvalues below
- * zero from rounding count as zero. The common tools (pytorch-fid) take scipy.linalg.sqrtm of the
- * non-symmetric product S1 S2 instead: the same value where that is well conditioned (tests/test_fid.c
- * checks it against scipy), and no complex parts to drop. */
+ * in double precision. The square-root term is computed from a symmetric form: with S1 = V diag(lambda) V^T
+ * (LAPACK's dsyevd, OpenBLAS) and A = S1^(1/2), (S1 S2)^(1/2) has the eigenvalues of (A S2 A)^(1/2), and
+ * A S2 A those of the r x r matrix B^T S2 B, B = the r eigenvectors of S1 with eigenvalues above rounding noise
+ * times their square roots; so tr (S1 S2)^(1/2) = sum_i sqrt(lambda_i(B^T S2 B)) (eigenvalues only; those
+ * below zero from rounding count as zero). Statistics of fewer feature rows than dimensions (a quick
+ * evaluation: rank r < n) thus take one n x n eigendecomposition and an r x r one. The common tools
+ * (pytorch-fid) take scipy.linalg.sqrtm of the non-symmetric product S1 S2 instead: the same value where
+ * that is well conditioned (tests/test_fid.c checks it against scipy, on full-rank and rank-deficient
+ * statistics), and no complex parts to drop. */
 #ifndef EDM2_HOST_FRECHET_H
 #define EDM2_HOST_FRECHET_H
 
