@@ -20,9 +20,9 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # One harness: its result line (and what failed) into $out/NAME.txt, its status into $out/NAME.rc.
 fuzz_one() {
-  local n=$1 scratch
+  local n=$1 scratch runs cov rc=0
   scratch=$(mktemp -d)
-  local dict=tests/fuzz/dict/$n.dict rc=0
+  local dict=tests/fuzz/dict/$n.dict
   local args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024
               -artifact_prefix=build-fuzz/crashes/"$n"- -print_final_stats=1)
   [ -f "$dict" ] && args+=(-dict="$dict")

@@ -2,7 +2,7 @@
  * (tests/data/frechet_ref.safetensors, made by tests/data/make_frechet_ref.py): on full-rank statistics of 500
  * feature rows and on rank-deficient ones of 40 rows (few images); the feature statistics against numpy's
  * mean and covariance; and the distance's basic properties (0 for identical statistics, the squared mean
- * shift for equal covariances); statistics accumulated in batches against all at once, and reference
+ * shift for equal covariances, the shift plus tr S2 against a zero S1); statistics accumulated in batches against all at once, and reference
  * statistics through a file (float64, exact) with the weights' fingerprint checked. */
 #include <math.h>
 #include <stdlib.h>
@@ -81,6 +81,10 @@ static void test_properties(void **state) {
     for (int i = 0; i < D; i++) a[i * D + i] = 4, b[i * D + i] = 1;
     assert_int_equal(frechet_distance(mu1, a, mu1, b, D, &got, &err), 0);
     assert_true(fabs(got - 5.0) < 1e-10);
+    /* S1 = 0 (no eigenvalue above rounding, the square-root term empty): d = |mu1 - mu2|^2 + tr S2. */
+    double zero[25] = {0};
+    assert_int_equal(frechet_distance(mu1, zero, mu2, s, D, &got, &err), 0);
+    assert_true(fabs(got - (5.0 + 5 * 2.3)) < 1e-10);
 }
 
 /* Rows added in uneven batches give the statistics of all rows at once (to rounding); a statistics file

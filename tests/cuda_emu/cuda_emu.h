@@ -48,8 +48,8 @@ static inline void emu_store(EmuType t, void *p, size_t i, float v) {
 }
 
 /* Work queued on a stream: done at once (or, with EDM2_EMU_DEFER=1, when the host next waits for that
- * stream or the device: cuda_emu.cpp), or recorded while the stream captures a CUDA graph (a graph's launch queues what
- * was recorded, with the arguments of the capture). */
+ * stream or the device: cuda_emu.cpp), or recorded while the stream captures a CUDA graph (a graph's launch
+ * queues what was recorded, with the arguments of the capture). */
 void emu_enqueue(cudaStream_t stream, std::function<void()> work);
 
 /* A shuffle of the lanes named in `mask`: each reads the value of lane (its lane ^ lane_mask). The lanes of a

@@ -34,11 +34,17 @@ void announce(Fiber *from, Fiber *to, bool from_ends) {
     (void)from, (void)to, (void)from_ends;
 #endif
 }
+#ifdef EMU_ASAN_FIBERS
+/* A switch has arrived (on a fiber: `on_fiber`); fake: the fake stack saved when this side left. The stack left
+ * behind is recorded as the scheduler's where a fiber arrives from it (not from another fiber). */
+void finish(void *fake, bool on_fiber) {
+    const bool keep = on_fiber && from_scheduler;
+    __sanitizer_finish_switch_fiber(fake, keep ? &sched_bottom : nullptr, keep ? &sched_size : nullptr);
+}
+#endif
 void arrived(Fiber *self) {
 #ifdef EMU_ASAN_FIBERS
-    /* the stack left behind is the scheduler's where a fiber is resumed from it (not from another fiber) */
-    const bool keep = self->stack && from_scheduler;
-    __sanitizer_finish_switch_fiber(self->fake, keep ? &sched_bottom : nullptr, keep ? &sched_size : nullptr);
+    finish(self->fake, self->stack != nullptr);
 #else
     (void)self;
 #endif
@@ -62,7 +68,7 @@ static void fresh_stack(char *stack, size_t size) {
 
 void fiber_started() {
 #ifdef EMU_ASAN_FIBERS
-    __sanitizer_finish_switch_fiber(nullptr, from_scheduler ? &sched_bottom : nullptr, from_scheduler ? &sched_size : nullptr);
+    finish(nullptr, true);
 #endif
 }
 
