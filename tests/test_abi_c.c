@@ -45,5 +45,6 @@ static void test_version_macros(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_layouts_match), cmocka_unit_test(test_version_macros)};
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -138,5 +138,6 @@ int main(void) {
         cmocka_unit_test(test_random_streams),
         cmocka_unit_test(test_vector_ops),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

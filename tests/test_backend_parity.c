@@ -167,6 +167,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_parity), cmocka_unit_test(test_long_lerp_chain),
                                        cmocka_unit_test(test_native_and_pool), cmocka_unit_test(test_upload_async)};
+    test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     runtime_close(&g_gpu);
     runtime_close(&g_cpu);

@@ -212,5 +212,6 @@ int main(void) {
         cmocka_unit_test(test_values_that_cannot_work),
         cmocka_unit_test(test_shipped_configs_check),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,5 +173,6 @@ int main(void) {
         cmocka_unit_test(test_plugin_path_relative_to_config), cmocka_unit_test(test_values_and_suggestions),
         cmocka_unit_test(test_typed_view_defaults),     cmocka_unit_test(test_cpu_share_decisions),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,6 +142,7 @@ int main(void) {
             return 1;
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_attention)};
+    test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     for (int k = 0; k < 2; k++) {
         cublasDestroy(g_ctx[k].blas);

@@ -290,6 +290,7 @@ int main(void) {
                                        cmocka_unit_test(test_modulate_resample_clip_fourier),
                                        cmocka_unit_test(test_forced_weight_norm), cmocka_unit_test(test_weights),
                                        cmocka_unit_test(test_weights_one_launch), cmocka_unit_test(test_thin_conv)};
+    test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cudaStreamDestroy(g_stream);
     return rc;

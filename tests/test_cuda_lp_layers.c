@@ -265,6 +265,7 @@ int main(void) {
     if (cudaStreamCreate(&g_stream) != cudaSuccess) return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_elementwise), cmocka_unit_test(test_unaligned),
                                        cmocka_unit_test(test_modulate_tiles), cmocka_unit_test(test_normalize)};
+    test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     cudaStreamDestroy(g_stream);
     return rc;

@@ -362,5 +362,6 @@ int main(void) {
         cmocka_unit_test(test_png_gigapixel_header), cmocka_unit_test(test_shuffle_integer_draws),
         cmocka_unit_test(test_latent_moments), cmocka_unit_test(test_source_listing),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,5 +137,6 @@ static void test_accumulate_and_file(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_against_scipy), cmocka_unit_test(test_properties),
                                        cmocka_unit_test(test_accumulate_and_file)};
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

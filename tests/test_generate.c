@@ -381,5 +381,6 @@ int main(void) {
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_report),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

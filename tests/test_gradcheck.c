@@ -449,5 +449,6 @@ int main(void) {
         cmocka_unit_test(test_block_dec_up),    cmocka_unit_test(test_block_dec_skip_attn),
         cmocka_unit_test(test_block_dropout),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,5 +95,6 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_resize_matches_pillow), cmocka_unit_test(test_center_crop),
                                        cmocka_unit_test(test_jpeg_as_pillow)};
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -214,5 +214,6 @@ static int teardown(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_encode_train_generate)};
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -103,5 +103,6 @@ static void test_image_sets(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_pyramid_of_constant), cmocka_unit_test(test_shift),
                                        cmocka_unit_test(test_image_sets)};
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -235,5 +235,6 @@ int main(void) {
         cmocka_unit_test(test_param_table),           cmocka_unit_test(test_whole_network_gradients),
         cmocka_unit_test(test_dropout_is_seeded),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

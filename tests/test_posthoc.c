@@ -263,5 +263,6 @@ int main(void) {
         cmocka_unit_test(test_phema_power),      cmocka_unit_test(test_phema_traditional),
         cmocka_unit_test(test_phema_errors),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

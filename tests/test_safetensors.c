@@ -161,5 +161,6 @@ static void test_write_exclusive(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_round_trip), cmocka_unit_test(test_half_conversions),
                                        cmocka_unit_test(test_bad_files), cmocka_unit_test(test_write_exclusive)};
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -151,5 +151,6 @@ int main(void) {
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_foreign_metadata),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -379,5 +379,6 @@ int main(void) {
         cmocka_unit_test(test_threads_do_not_change_results),
         cmocka_unit_test(test_group_of_one),
     };
+    test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

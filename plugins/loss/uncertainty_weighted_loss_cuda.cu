@@ -146,7 +146,7 @@ static edm2_status cuda_failed(edm2_loss *l, const char *what) {
 
 static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float *params, float *grads,
                                 const edm2_loss_batch *b, double *objective) {
-    size_t per;
+    size_t per = 0; /* (set by loss_check_batch; g++ cannot see it) */
     edm2_status s = loss_check_batch(l->host, l->id, net, b, &per);
     if (s != EDM2_OK) return s;
     const int N = b->N;
