@@ -2,8 +2,12 @@
 #include "metric_swd.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "edm2/edm2_philox.h"
 
@@ -166,44 +170,105 @@ void swd_set_free(swd_set *s) {
     memset(s, 0, sizeof *s);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+/* Doubles in ascending order: an LSD radix sort (a byte a pass, the passes' counts taken in one read) of
+ * their order-preserving 64-bit keys (sign bit flipped for positive values, every bit for negative ones): the
+ * array that a comparison sort gives (ties are equal values; -0 comes before +0, which no distance below can
+ * tell apart) without a call per comparison. key and tmp: n each; count: RADIX_PASSES * RADIX_BINS. */
+#define RADIX_BITS 8
+#define RADIX_BINS (1 << RADIX_BITS)
+#define RADIX_PASSES ((64 + RADIX_BITS - 1) / RADIX_BITS)
+static void sort_doubles(double *v, uint64_t *key, uint64_t *tmp, size_t *count, size_t n) {
+    memset(count, 0, RADIX_PASSES * RADIX_BINS * sizeof *count);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t b;
+        memcpy(&b, &v[i], sizeof b);
+        b = b >> 63 ? ~b : b | (1ull << 63);
+        key[i] = b;
+        for (int d = 0; d < RADIX_PASSES; d++) count[d * RADIX_BINS + ((b >> (RADIX_BITS * d)) & (RADIX_BINS - 1))]++;
+    }
+    for (int d = 0; d < RADIX_PASSES; d++) {
+        const int shift = RADIX_BITS * d;
+        size_t *c = count + d * RADIX_BINS;
+        if (n && c[(key[0] >> shift) & (RADIX_BINS - 1)] == n) continue; /* every key has this digit */
+        size_t at = 0;
+        for (int k = 0; k < RADIX_BINS; k++) {
+            const size_t m = c[k];
+            c[k] = at, at += m;
+        }
+        for (size_t i = 0; i < n; i++) tmp[c[(key[i] >> shift) & (RADIX_BINS - 1)]++] = key[i];
+        uint64_t *t = key;
+        key = tmp, tmp = t;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t b = key[i] >> 63 ? key[i] & ~(1ull << 63) : ~key[i];
+        memcpy(&v[i], &b, sizeof b);
+    }
 }
+
+/* Directions projected together, in one pass over the descriptors (each projection still summed over the
+ * dimensions in order, so the same bits as one at a time); fewer where the projections would take more than
+ * SWD_BUDGET bytes for all threads. */
+#define SWD_BLOCK 8
+#define SWD_BUDGET ((size_t)512 << 20)
 
 double swd_distance(const float *A, size_t na, const float *B, size_t nb, int dim, const swd_params *p) {
     const size_t n = na < nb ? na : nb;
     const int ndirs = p->dirs * p->repeats;
-    double total = 0;
+    if (n == 0 || ndirs <= 0) return -1;
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    int block = SWD_BLOCK;
+    while (block > 1 && (size_t)block * 2 * n * sizeof(double) * (size_t)threads > SWD_BUDGET) block /= 2;
+    const int nblocks = (ndirs + block - 1) / block;
+    double *dist = malloc((size_t)ndirs * sizeof *dist); /* per direction, summed in order at the end */
+    if (!dist) return -1;
     int failed = 0;
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : total) reduction(| : failed)
-    for (int t = 0; t < ndirs; t++) {
-        double *dir = malloc((size_t)dim * sizeof *dir), *pa = malloc(n * sizeof *pa), *pb = malloc(n * sizeof *pb);
-        if (!dir || !pa || !pb) {
+#pragma omp parallel for schedule(dynamic, 1) reduction(| : failed)
+    for (int bi = 0; bi < nblocks; bi++) {
+        const int t0 = bi * block, m = ndirs - t0 < block ? ndirs - t0 : block;
+        /* dir[k * SWD_BLOCK + j]: direction t0 + j; pa, pb [block][n]: the projections of A and B */
+        double *dir = calloc((size_t)dim * SWD_BLOCK, sizeof *dir), *pa = malloc((size_t)block * n * sizeof *pa),
+               *pb = malloc((size_t)block * n * sizeof *pb);
+        uint64_t *key = malloc(n * sizeof *key), *tmp = malloc(n * sizeof *tmp);
+        size_t *count = malloc(RADIX_PASSES * RADIX_BINS * sizeof *count);
+        if (!dir || !pa || !pb || !key || !tmp || !count) {
             failed = 1;
         } else {
-            const int r = t / p->dirs, j = t % p->dirs;
-            double norm = 0;
-            for (int k = 0; k < dim; k++) {
-                dir[k] = edm2_philox_normal(p->seed, STREAM_DIR + (uint64_t)r, (uint64_t)j * dim + k);
-                norm += dir[k] * dir[k];
+            for (int j = 0; j < m; j++) {
+                const int t = t0 + j, r = t / p->dirs, jd = t % p->dirs;
+                double norm = 0;
+                for (int k = 0; k < dim; k++) {
+                    const double g = edm2_philox_normal(p->seed, STREAM_DIR + (uint64_t)r, (uint64_t)jd * dim + k);
+                    dir[(size_t)k * SWD_BLOCK + j] = g, norm += g * g;
+                }
+                norm = sqrt(norm);
+                for (int k = 0; k < dim; k++) dir[(size_t)k * SWD_BLOCK + j] /= norm;
             }
-            norm = sqrt(norm);
-            for (int k = 0; k < dim; k++) dir[k] /= norm;
-            for (size_t i = 0; i < n; i++) {
-                double u = 0, v = 0;
-                for (int k = 0; k < dim; k++) u += A[i * dim + k] * dir[k], v += B[i * dim + k] * dir[k];
-                pa[i] = u, pb[i] = v;
+            for (size_t i = 0; i < n; i++) { /* SWD_BLOCK lanes (those past m zero), in registers */
+                const float *a = A + i * dim, *b = B + i * dim;
+                double u[SWD_BLOCK] = {0}, v[SWD_BLOCK] = {0};
+                for (int k = 0; k < dim; k++) {
+                    const double *dk = dir + (size_t)k * SWD_BLOCK, ak = a[k], bk = b[k];
+                    for (int j = 0; j < SWD_BLOCK; j++) u[j] += ak * dk[j], v[j] += bk * dk[j];
+                }
+                for (int j = 0; j < m; j++) pa[(size_t)j * n + i] = u[j], pb[(size_t)j * n + i] = v[j];
             }
-            qsort(pa, n, sizeof *pa, cmp_double);
-            qsort(pb, n, sizeof *pb, cmp_double);
-            double d = 0;
-            for (size_t i = 0; i < n; i++) d += fabs(pa[i] - pb[i]);
-            total += d / (double)n;
+            for (int j = 0; j < m; j++) {
+                double *x = pa + (size_t)j * n, *y = pb + (size_t)j * n, d = 0;
+                sort_doubles(x, key, tmp, count, n);
+                sort_doubles(y, key, tmp, count, n);
+                for (size_t i = 0; i < n; i++) d += fabs(x[i] - y[i]);
+                dist[t0 + j] = d / (double)n;
+            }
         }
-        free(dir), free(pa), free(pb);
+        free(dir), free(pa), free(pb), free(key), free(tmp), free(count);
     }
-    return failed || n == 0 ? -1 : total / ndirs;
+    double total = 0;
+    for (int t = 0; t < ndirs && !failed; t++) total += dist[t];
+    free(dist);
+    return failed ? -1 : total / ndirs;
 }
 
 int swd_compare(const swd_set *a, const swd_set *b, const swd_params *p, double *per_level, double *mean,

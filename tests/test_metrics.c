@@ -1,10 +1,14 @@
 /* test_metrics.c: the sliced Wasserstein distance on Laplacian-pyramid patches (metric_swd.h) on sets where
  * the answer is known: a constant image's pyramid (no detail, the constant at the coarsest level), a shift
  * of a point set (1-d: exactly the shift; 49-d: the shift times E|d_1| of a random unit direction), identical
- * sets (exactly 0), two samples of one distribution against two distributions, and determinism. */
+ * sets (exactly 0), two samples of one distribution against two distributions, and determinism (also
+ * whatever the number of threads). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "edm2/edm2_philox.h"
 #include "metric_swd.h"
@@ -51,6 +55,17 @@ static void test_shift(void **state) {
     fprintf(stderr, "49-d shift by 2: %.4f, expected %.4f\n", got, expect);
     assert_true(fabs(got - expect) < 0.1 * expect);
     assert_float_equal(swd_distance(a, n, a, n, D, &p), 0, 0);
+#ifdef _OPENMP
+    /* The same bits in one thread as in three (directions in blocks, 61 x 4 of them: a last block short). */
+    const int threads = omp_get_max_threads();
+    p.dirs = 61;
+    omp_set_num_threads(1);
+    const double one = swd_distance(a, n, b, n, D, &p);
+    omp_set_num_threads(3);
+    const double three = swd_distance(a, n, b, n, D, &p);
+    omp_set_num_threads(threads);
+    assert_memory_equal(&one, &three, sizeof one);
+#endif
     free(a), free(b);
 }
 
