@@ -268,7 +268,7 @@ static void test_evaluate_fid(void **state) {
     assert_int_equal(write_fid_weights(w2, "Mixed_7c.branch_pool.conv.weight", "scale", &err), 0);
     snprintf(wset, sizeof wset, "features.weights=%s", w);
     snprintf(fref, sizeof fref, "evaluate.fid_reference=%s/stats/fid-ref.safetensors", dir);
-    const char *sets[] = {"evaluate.metrics=swd,fid", "evaluate.seeds=0-11", "evaluate.ref_images=12",
+    const char *sets[] = {"evaluate.metrics=swd,fid", "evaluate.seeds=0-5", "evaluate.ref_images=6",
                           "features.plugin=inception_v3", wset, fref, NULL};
     run_result r;
     if (evaluate(dir, &r, sets)) fprintf(stderr, "%s", r.err);
@@ -276,7 +276,7 @@ static void test_evaluate_fid(void **state) {
     int lines;
     const double fid = last_metric("fid", &lines), swd = last_metric("swd", &lines);
     assert_true(isfinite(fid) && fid > 0 && isfinite(swd) && swd > 0);
-    const char *again[] = {"evaluate.metrics=fid", "evaluate.seeds=0-11", "evaluate.batch=5", "features.plugin=inception_v3",
+    const char *again[] = {"evaluate.metrics=fid", "evaluate.seeds=0-5", "evaluate.batch=4", "features.plugin=inception_v3",
                            wset, fref, NULL};
     assert_int_equal(evaluate(dir, &r, again), 0);
     assert_null(strstr(r.err, "saved FID reference statistics"));

@@ -9,11 +9,14 @@
 #include "synthetic_weights.h"
 #include "vae_graph.h"
 
-static inline float vae_synthetic(const edm2_param_desc *d, size_t i) {
-    const double u = synthetic_u(d->name, i);
-    if (d->ndim >= 2) return (float)((2 * u - 1) * sqrt(3.0 / (double)(d->numel / (size_t)d->shape[0])));
-    if (strstr(d->name, "norm")) return (float)(0.5 + u);
-    return (float)(0.1 * (2 * u - 1));
+static inline void vae_synthetic(const edm2_param_desc *d, float *values) {
+    const uint64_t h = synthetic_hash(d->name);
+    const int norm = strstr(d->name, "norm") != NULL;
+    const double bound = d->ndim >= 2 ? sqrt(3.0 / (double)(d->numel / (size_t)d->shape[0])) : 0;
+    for (size_t i = 0; i < d->numel; i++) {
+        const double u = synthetic_u(h, i);
+        values[i] = d->ndim >= 2 ? (float)((2 * u - 1) * bound) : norm ? (float)(0.5 + u) : (float)(0.1 * (2 * u - 1));
+    }
 }
 
 /* Writes synthetic weights of the VAE with these hyperparameters to `path` (spoil, how: see write_synthetic). */

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # train_emu.sh EMU_TREE SOURCE_DIR: training on the emulated CUDA backend (README.md here), with the host of
-# the emulated plugin tree, on tests/configs/tiny_train.ini for 0.2 kimg (25 steps):
+# the emulated plugin tree, on tests/configs/tiny_train.ini for 0.1 kimg (13 steps):
 #   1. EDM2_GROUP_OF_ONE=1 (the data-parallel path: per-pass gradient arenas, NCCL's all-reduce and
 #      broadcast with one rank) gives bytewise the plain run's checkpoint, as scripts/gpu-check.sh checks on
 #      a GPU;
 #   2. precision = bf16 trains (a finite loss) with the passes replayed from CUDA graphs (never turned
 #      off);
-#   3. its snapshots generate images with guidance in bf16, each network's evaluations from CUDA graphs.
+#   3. its snapshots generate images with guidance in bf16 (8 Heun steps), each network's evaluations from
+#      CUDA graphs.
 set -uo pipefail
 tree=${1:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
 src=${2:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
@@ -18,7 +19,7 @@ train() { # NAME [SETTING...]: one run into $dir/NAME, its log in $dir/NAME.log 
   local name=$1
   shift
   "$tree/edm2host" -v run "$src/tests/configs/tiny_train.ini" --set backend.plugin=cuda --set job.run_dir="$dir/$name" \
-    --set training.duration_kimg=0.2 --set training.status_kimg=0.2 --set training.snapshot_kimg=0 \
+    --set training.duration_kimg=0.1 --set training.status_kimg=0.1 --set training.snapshot_kimg=0 \
     --set training.checkpoint_kimg=0 "$@" >"$dir/$name.log" 2>&1 || { cat "$dir/$name.log"; fail "run $name"; }
 }
 train plain
@@ -38,7 +39,7 @@ echo "bf16 training (emulated): loss $loss, $n CUDA graphs captured, never turne
 gen=$(ls "$dir"/bf16/network-snapshot-*-0.100.safetensors)
 "$tree/edm2host" -v run "$src/configs/fashion-mnist-generate.ini" --set backend.plugin=cuda --set generate.net="$gen" \
   --set generate.gnet="${gen%-0.100.safetensors}-0.050.safetensors" --set generate.guidance=1.5 \
-  --set generate.seeds=0-3 --set generate.batch=4 --set generate.outdir="$dir/gen" >"$dir/gen.log" 2>&1 ||
+  --set generate.seeds=0-3 --set generate.batch=4 --set sampler.num_steps=8 --set generate.outdir="$dir/gen" >"$dir/gen.log" 2>&1 ||
   { cat "$dir/gen.log"; fail "guided generation"; }
 grep -q "precision = bf16" "$dir/gen.log" || fail "generation: the snapshot's bf16 not in effect"
 grep -q "turned off" "$dir/gen.log" && fail "CUDA graphs turned off in generation"
