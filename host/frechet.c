@@ -1,5 +1,5 @@
 /* frechet.c: the Fréchet distance of two Gaussians in double (frechet.h), on LAPACK (dsyevd) and BLAS
- * (dgemm) from OpenBLAS. */
+ * (dgemm) from OpenBLAS; from feature rows when there are no more of them than dimensions. */
 #include "frechet.h"
 
 #include <cblas.h>
@@ -32,53 +32,123 @@ static int sym_eig(double *a, double *w, int n, int vectors, edm2_err *err) {
     return info ? err_set(err, "LAPACK dsyevd did not converge (info %d) on a %dx%d covariance", info, n, n) : 0;
 }
 
+/* tr (S1 S2)^(1/2) = sum sqrt(lambda(M)) over M = B^T S2 B [r, r], B [n, r] (column-major) the eigenvectors
+ * of S1 with eigenvalues above rounding times their square roots; M symmetrised against rounding, its
+ * eigenvalues below zero from rounding counted as zero. */
+static int tr_sqrt_from(const double *B, int r, const double *sigma2, int n, double *tr, edm2_err *err) {
+    *tr = 0;
+    if (!r) return 0;
+    double *t = malloc((size_t)n * r * sizeof *t), *m = malloc((size_t)r * r * sizeof *m), *w = malloc((size_t)r * sizeof *w);
+    int rc = -1;
+    if (!t || !m || !w) {
+        err_set(err, "out of memory for the %dx%d product of a Frechet distance", n, r);
+        goto done;
+    }
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, r, n, 1.0, sigma2, n, B, n, 0.0, t, n); /* S2 B */
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, r, r, n, 1.0, B, n, t, n, 0.0, m, r);         /* B^T S2 B */
+    for (int i = 0; i < r; i++)
+        for (int j = 0; j < i; j++) {
+            const double x = 0.5 * (m[(size_t)i * r + j] + m[(size_t)j * r + i]);
+            m[(size_t)i * r + j] = m[(size_t)j * r + i] = x;
+        }
+    if (sym_eig(m, w, r, 0, err)) goto done;
+    for (int k = 0; k < r; k++) *tr += sqrt(w[k] > 0 ? w[k] : 0);
+    rc = 0;
+done:
+    free(t), free(m), free(w);
+    return rc;
+}
+
+/* Keeps in place, as the first r columns of v [n, count] (column-major), the eigenvectors (v's columns) whose
+ * eigenvalues (w, ascending) lie above rounding, dim eps lambda_max (numpy's matrix_rank bound), with
+ * `scaled` each times sqrt(lambda); returns r. */
+static int keep_above_noise(double *v, const double *w, int n, int count, int dim, int scaled) {
+    const double top = w[count - 1] > 0 ? w[count - 1] : 0, noise = (double)dim * DBL_EPSILON * top;
+    int r = 0;
+    for (int k = 0; k < count; k++)
+        if (w[k] > noise) {
+            const double s = scaled ? sqrt(w[k]) : 1.0;
+            for (int i = 0; i < n; i++) v[(size_t)r * n + i] = v[(size_t)k * n + i] * s;
+            r++;
+        }
+    return r;
+}
+
 int frechet_distance(const double *mu1, const double *sigma1, const double *mu2, const double *sigma2, int n,
                      double *out, edm2_err *err) {
     const size_t nn = (size_t)n * n;
-    double *v = malloc(nn * sizeof *v), *t = malloc(nn * sizeof *t), *m = malloc(nn * sizeof *m);
-    double *w = malloc((size_t)n * sizeof *w);
+    double *v = malloc(nn * sizeof *v), *w = malloc((size_t)n * sizeof *w);
     int rc = -1;
-    if (!v || !t || !m || !w) {
+    if (!v || !w) {
         err_set(err, "out of memory for %dx%d covariances", n, n);
         goto done;
     }
-    double d2 = 0, tr1 = 0, tr2 = 0;
+    double d2 = 0, tr1 = 0, tr2 = 0, tr_sqrt;
     for (int i = 0; i < n; i++) {
         d2 += (mu1[i] - mu2[i]) * (mu1[i] - mu2[i]);
         tr1 += sigma1[(size_t)i * n + i], tr2 += sigma2[(size_t)i * n + i];
     }
     /* S1 = V diag(lambda) V^T, so A S2 A (A = S1^(1/2)) is similar to B^T S2 B with B = V diag(sqrt(lambda)),
      * whose columns of eigenvalue 0 are 0: the eigenvalues that count are those of the r x r matrix
-     * M = B_r^T S2 B_r over the r eigenvalues of S1 above rounding (n eps lambda_max, numpy's matrix_rank
-     * bound). With few feature rows (rank r < n) that is a small matrix, and with many it spares forming A. */
+     * M = B_r^T S2 B_r over the r eigenvalues of S1 above rounding. With few feature rows (rank r < n) that
+     * is a small matrix, and with many it spares forming A. */
     memcpy(v, sigma1, nn * sizeof *v);
     if (sym_eig(v, w, n, 1, err)) goto done;
-    const double top = w[n - 1] > 0 ? w[n - 1] : 0, noise = (double)n * DBL_EPSILON * top; /* w ascends */
-    int r = 0;
-    for (int k = 0; k < n; k++)
-        if (w[k] > noise) { /* B_r's column r: eigenvector k times sqrt(lambda_k) (in v, in place) */
-            const double s = sqrt(w[k]);
-            for (int i = 0; i < n; i++) v[(size_t)r * n + i] = v[(size_t)k * n + i] * s;
-            r++;
-        }
-    double tr_sqrt = 0;
-    if (r) {
-        /* t = S2 B_r [n, r], m = B_r^T t [r, r], symmetrised against rounding; tr (S1 S2)^(1/2) =
-         * sum sqrt(lambda(m)), eigenvalues below zero from rounding counted as zero. */
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, r, n, 1.0, sigma2, n, v, n, 0.0, t, n);
-        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, r, r, n, 1.0, v, n, t, n, 0.0, m, r);
-        for (int i = 0; i < r; i++)
-            for (int j = 0; j < i; j++) {
-                const double x = 0.5 * (m[(size_t)i * r + j] + m[(size_t)j * r + i]);
-                m[(size_t)i * r + j] = m[(size_t)j * r + i] = x;
-            }
-        if (sym_eig(m, w, r, 0, err)) goto done;
-        for (int k = 0; k < r; k++) tr_sqrt += sqrt(w[k] > 0 ? w[k] : 0);
-    }
+    const int r = keep_above_noise(v, w, n, n, n, 1);
+    if (tr_sqrt_from(v, r, sigma2, n, &tr_sqrt, err)) goto done;
     *out = d2 + tr1 + tr2 - 2 * tr_sqrt;
     rc = 0;
 done:
-    free(v), free(t), free(m), free(w);
+    free(v), free(w);
+    return rc;
+}
+
+/* fid_accum_distance with the rows kept (count <= dim): with X [count, dim] the rows around their mean,
+ * S1 = X^T X / (count - 1) has the nonzero eigenvalues of the Gram matrix G = X X^T / (count - 1), and for
+ * G's eigenvector u of eigenvalue lambda, X^T u / sqrt((count - 1) lambda) is S1's; so B's column (that
+ * eigenvector times sqrt(lambda)) is X^T u / sqrt(count - 1): a count x count eigendecomposition instead of
+ * a dim x dim one, the same r columns above the same rounding bound. */
+static int distance_from_rows(const fid_accum *a, const double *mu2, const double *sigma2, double *out, edm2_err *err) {
+    const int dim = a->dim, m = (int)a->count;
+    const double cnt = (double)a->count;
+    double *x = malloc((size_t)m * dim * sizeof *x), *g = malloc((size_t)m * m * sizeof *g);
+    double *w = malloc((size_t)m * sizeof *w), *b = malloc((size_t)dim * m * sizeof *b);
+    int rc = -1;
+    if (!x || !g || !w || !b) {
+        err_set(err, "out of memory for the statistics of %d feature rows", m);
+        goto done;
+    }
+    double d2 = 0, tr1 = 0, tr2 = 0, tr_sqrt;
+    for (int j = 0; j < dim; j++) {
+        const double mean = a->sum[j] / cnt, mu1 = a->shift[j] + mean;
+        d2 += (mu1 - mu2[j]) * (mu1 - mu2[j]);
+        tr2 += sigma2[(size_t)j * dim + j];
+        for (int i = 0; i < m; i++) x[(size_t)i * dim + j] = a->rows[(size_t)i * dim + j] - mean;
+    }
+    /* x is X^T [dim, count] column-major: G = (X^T)^T X^T / (count - 1) */
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, m, dim, 1.0 / (cnt - 1), x, dim, x, dim, 0.0, g, m);
+    for (int i = 0; i < m; i++) tr1 += g[(size_t)i * m + i];
+    if (sym_eig(g, w, m, 1, err)) goto done;
+    const int r = keep_above_noise(g, w, m, m, dim, 0); /* G's eigenvectors u that count */
+    if (r) /* B = X^T U_r / sqrt(count - 1) */
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, dim, r, m, 1.0 / sqrt(cnt - 1), x, dim, g, m, 0.0, b, dim);
+    if (tr_sqrt_from(b, r, sigma2, dim, &tr_sqrt, err)) goto done;
+    *out = d2 + tr1 + tr2 - 2 * tr_sqrt;
+    rc = 0;
+done:
+    free(x), free(g), free(w), free(b);
+    return rc;
+}
+
+int fid_accum_distance(const fid_accum *a, const double *mu2, const double *sigma2, double *out, edm2_err *err) {
+    const int dim = a->dim;
+    if (a->count < 2) return err_set(err, "statistics of %zu feature rows: need at least 2", a->count);
+    if (a->rows) return distance_from_rows(a, mu2, sigma2, out, err);
+    double *mu = malloc((size_t)dim * sizeof *mu), *sigma = malloc((size_t)dim * dim * sizeof *sigma);
+    int rc = !mu || !sigma ? err_set(err, "out of memory for %dx%d feature statistics", dim, dim)
+             : fid_accum_finish(a, mu, sigma, err) || frechet_distance(mu, sigma, mu2, sigma2, dim, out, err) ? -1
+                                                                                                              : 0;
+    free(mu), free(sigma);
     return rc;
 }
 
@@ -96,7 +166,7 @@ int fid_accum_init(fid_accum *a, int dim, edm2_err *err) {
 }
 
 void fid_accum_free(fid_accum *a) {
-    free(a->sum), free(a->outer), free(a->shift);
+    free(a->sum), free(a->outer), free(a->shift), free(a->rows);
     memset(a, 0, sizeof *a);
 }
 
@@ -109,6 +179,14 @@ int fid_accum_add(fid_accum *a, const float *f, size_t n, edm2_err *err) {
             for (size_t i = 0; i < n; i++) s += f[i * dim + j];
             a->shift[j] = s / (double)n;
         }
+    /* The rows, kept while there are at most dim (the first batch starts them); dropped for good after. */
+    const int keep = (a->rows || !a->count) && a->count + n <= (size_t)dim;
+    if (!keep) free(a->rows), a->rows = NULL;
+    if (keep) {
+        double *r = realloc(a->rows, (a->count + n) * (size_t)dim * sizeof *r);
+        if (!r) return err_set(err, "out of memory");
+        a->rows = r;
+    }
     const size_t chunk = 256;
     double *c = malloc(chunk * (size_t)dim * sizeof *c);
     if (!c) return err_set(err, "out of memory");
@@ -119,6 +197,7 @@ int fid_accum_add(fid_accum *a, const float *f, size_t n, edm2_err *err) {
                 c[i * dim + j] = f[(i0 + i) * dim + j] - a->shift[j];
                 a->sum[j] += c[i * dim + j];
             }
+        if (keep) memcpy(a->rows + (a->count + i0) * (size_t)dim, c, m * (size_t)dim * sizeof *c);
         /* outer (upper triangle, row-major) += c^T c */
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, (int)m, 1.0, c, dim, 1.0, a->outer, dim);
     }

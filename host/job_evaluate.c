@@ -149,18 +149,6 @@ static int append_metrics(const char *snapshot, const char *record, edm2_err *er
     return 0;
 }
 
-/* The generated images' FID against the reference. */
-static int fid_value(const fid_accum *acc, const fid_stats *ref, double *out, edm2_err *err) {
-    fid_stats g;
-    if (fid_stats_alloc(&g, acc->dim, err)) return -1;
-    int rc = fid_accum_finish(acc, g.mu, g.sigma, err) ||
-                     frechet_distance(g.mu, g.sigma, ref->mu, ref->sigma, acc->dim, out, err)
-                 ? -1
-                 : 0;
-    fid_stats_free(&g);
-    return rc;
-}
-
 int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, edm2_err *err) {
     config_view ev, jv, fv;
     config_view_host(&ev, rc->cfg, "evaluate");
@@ -309,7 +297,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
                  levels, *ref_path ? ref_path : "[data]", refs->swd.count);
     }
     if (want_fid) {
-        if (fid_value(&acc, &refs->fid, &res->fid, err)) goto done;
+        if (fid_accum_distance(&acc, refs->fid.mu, refs->fid.sigma, &res->fid, err)) goto done;
         LOG_INFO("FID: %.4f (%d images against %zu reference images, %s)", res->fid, n, refs->fid.count,
                  fi.rec->desc->id);
         snprintf(fid_json, sizeof fid_json,

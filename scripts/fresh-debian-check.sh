@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # fresh-debian-check.sh: proves the README's promise on a machine that has nothing installed. Builds a
 # minimal Debian 12 root (debootstrap --variant=minbase), copies this working tree into two copies of it
-# (what `git clone` would give: tracked and not-ignored files) and runs, as the very first command in
-# each, `./demo` (shortened: DEMO_ARGS, default 2 kimg; it must end with samples.png) and `./test`.
+# (what `git clone` would give: tracked and not-ignored files) and runs, side by side, as the very first
+# command in each, `./demo` (shortened: DEMO_ARGS, default 2 kimg; it must end with samples.png) and `./test`.
 # Needs root, chroot and bind mounts, and network access to the Debian mirror; where the machine cannot
 # provide those it says so and exits 77 (skipped). CI runs it; run it yourself before every change that
 # touches set-up (scripts/, demo, test, CMakeLists.txt, the packages a part needs).
@@ -40,10 +40,9 @@ mount --bind /proc "$work/probe" 2>/dev/null || skip "bind mounts are not permit
 umount "$work/probe"
 echo "   $(( $(date +%s) - start )) s"
 
-# run_first NAME COMMAND: a fresh copy of the root with the tree in /root/edm2, COMMAND as the first command.
-run_first() {
-  local name=$1 cmd=$2 root="$work/$1" t0
-  t0=$(date +%s)
+# prepare NAME: a fresh copy of the root with the tree in /root/edm2 and /proc, /sys, /dev mounted.
+prepare() {
+  local root="$work/$1"
   cp -a "$work/base" "$root"
   mkdir -p "$root/root/edm2"
   (cd "$repo" && git ls-files -z --cached --others --exclude-standard |
@@ -52,18 +51,41 @@ run_first() {
   for m in proc sys dev; do
     mount --bind "/$m" "$root/$m" && mounted+=("$root/$m")
   done
-  echo "== $name: $cmd (first command on a fresh Debian 12)"
-  if ! chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb \
+}
+# run_first NAME COMMAND: COMMAND as the first command in root NAME, its output in NAME.log; its seconds in
+# NAME.time, or NAME.failed.
+run_first() {
+  local name=$1 cmd=$2 t0=$(date +%s)
+  if chroot "$work/$name" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb \
       bash -c "cd /root/edm2 && $cmd" >"$work/$name.log" 2>&1; then
+    echo $(( $(date +%s) - t0 )) >"$work/$name.time"
+  else
+    touch "$work/$name.failed"
+  fi
+}
+# report NAME COMMAND: what run_first left.
+report() {
+  local name=$1 cmd=$2
+  if [ -f "$work/$name.failed" ]; then
     tail -30 "$work/$name.log"
     echo "fresh-debian-check: '$cmd' FAILED on a fresh root (log above)"
-    exit 1
+    return 1
   fi
+  echo "== $name: $cmd (first command on a fresh Debian 12)"
   grep -E "^edm2: installing" "$work/$name.log" | cut -c1-150 || true
   tail -3 "$work/$name.log"
-  echo "   $name passed in $(( $(date +%s) - t0 )) s"
+  echo "   $name passed in $(cat "$work/$name.time") s"
 }
 
-run_first demo "./demo $demo_args && test -s runs/fashion-mnist-demo/samples.png"
-run_first test "./test"
+# Both at once, each in its own root: their downloads and package installs overlap the other's build.
+demo_cmd="./demo $demo_args && test -s runs/fashion-mnist-demo/samples.png"
+prepare demo
+prepare test
+run_first demo "$demo_cmd" &
+run_first test "./test" &
+wait
+rc=0
+report demo "$demo_cmd" || rc=1
+report test "./test" || rc=1
+[ $rc = 0 ] || exit 1
 echo "== fresh-debian-check passed in $(( $(date +%s) - start )) s"

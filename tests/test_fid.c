@@ -2,8 +2,10 @@
  * (tests/data/frechet_ref.safetensors, made by tests/data/make_frechet_ref.py): on full-rank statistics of 500
  * feature rows and on rank-deficient ones of 40 rows (few images); the feature statistics against numpy's
  * mean and covariance; and the distance's basic properties (0 for identical statistics, the squared mean
- * shift for equal covariances, the shift plus tr S2 against a zero S1); statistics accumulated in batches against all at once, and reference
- * statistics through a file (float64, exact) with the weights' fingerprint checked. */
+ * shift for equal covariances, the shift plus tr S2 against a zero S1); the distance of feature rows (through
+ * their Gram matrix when there are fewer than dimensions) against that of their statistics; statistics
+ * accumulated in batches against all at once, and reference statistics through a file (float64, exact) with
+ * the weights' fingerprint checked. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,19 @@ static void test_against_scipy(void **state) {
         assert_int_equal(feature_stats(ff, rows[c], D, mu, sg, &err), 0);
         for (int i = 0; i < D; i++) assert_true(fabs(mu[i] - m[0][i]) <= 1e-6 * (1 + fabs(m[0][i])));
         for (int i = 0; i < D * D; i++) assert_true(fabs(sg[i] - m[1][i]) <= 1e-5 * (1 + fabs(m[1][i])));
+        /* The distance of the rows themselves (in two batches): with 40 rows (< D) through their Gram matrix,
+         * with 500 through the statistics; both the distance of our statistics to rounding. */
+        double of_stats, of_rows;
+        assert_int_equal(frechet_distance(mu, sg, m[2], m[3], D, &of_stats, &err), 0);
+        fid_accum acc;
+        assert_int_equal(fid_accum_init(&acc, D, &err), 0);
+        assert_int_equal(fid_accum_add(&acc, ff, 7, &err), 0);
+        assert_int_equal(fid_accum_add(&acc, ff + 7 * D, rows[c] - 7, &err), 0);
+        assert_true((acc.rows != NULL) == (rows[c] <= (size_t)D));
+        assert_int_equal(fid_accum_distance(&acc, m[2], m[3], &of_rows, &err), 0);
+        fid_accum_free(&acc);
+        fprintf(stderr, "%s: of the rows %.12f, of their statistics %.12f\n", cases[c], of_rows, of_stats);
+        assert_true(fabs(of_rows - of_stats) <= 1e-9 * fabs(of_stats));
         free(feat), free(ff), free(mu), free(sg), free(ref), free(hi);
         for (int k = 0; k < 4; k++) free(m[k]);
     }
