@@ -38,7 +38,8 @@ static int sym_eig(double *a, double *w, int n, int vectors, edm2_err *err) {
 static int tr_sqrt_from(const double *B, int r, const double *sigma2, int n, double *tr, edm2_err *err) {
     *tr = 0;
     if (!r) return 0;
-    double *t = malloc((size_t)n * r * sizeof *t), *m = malloc((size_t)r * r * sizeof *m), *w = malloc((size_t)r * sizeof *w);
+    double *t = malloc((size_t)n * r * sizeof *t), *m = malloc((size_t)r * r * sizeof *m);
+    double *w = malloc((size_t)r * sizeof *w);
     int rc = -1;
     if (!t || !m || !w) {
         err_set(err, "out of memory for the %dx%d product of a Frechet distance", n, r);
@@ -131,7 +132,8 @@ static int distance_from_rows(const fid_accum *a, const double *mu2, const doubl
     if (sym_eig(g, w, m, 1, err)) goto done;
     const int r = keep_above_noise(g, w, m, m, dim, 0); /* G's eigenvectors u that count */
     if (r) /* B = X^T U_r / sqrt(count - 1) */
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, dim, r, m, 1.0 / sqrt(cnt - 1), x, dim, g, m, 0.0, b, dim);
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, dim, r, m, 1.0 / sqrt(cnt - 1), x, dim, g, m, 0.0, b,
+                    dim);
     if (tr_sqrt_from(b, r, sigma2, dim, &tr_sqrt, err)) goto done;
     *out = d2 + tr1 + tr2 - 2 * tr_sqrt;
     rc = 0;

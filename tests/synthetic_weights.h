@@ -33,9 +33,9 @@ static inline int synthetic_ends(const char *name, const char *suffix) {
     return n >= m && !strcmp(name + n - m, suffix);
 }
 
-/* Writes every entry of a parameter table, each filled by fill(d, values[numel]), to `path`. With `spoil` (a tensor name),
- * that tensor is written in another shape of the same size (how = "shape": [1, numel / (d2 d3), d2, d3]),
- * left out ("missing"), with a NaN at index 3 ("nan") or scaled by 1.5 ("scale"). 0 or -1. */
+/* Writes every entry of a parameter table, each filled by fill(d, values[numel]), to `path`. With `spoil` (a
+ * tensor name), that tensor is written in another shape of the same size (how = "shape": [1, numel / (d2 d3),
+ * d2, d3]), left out ("missing"), with a NaN at index 3 ("nan") or scaled by 1.5 ("scale"). 0 or -1. */
 static inline int write_synthetic(const char *path, const edm2_param_desc *params, size_t count, size_t arena_floats,
                                   void (*fill)(const edm2_param_desc *d, float *values), const char *spoil,
                                   const char *how, edm2_err *err) {

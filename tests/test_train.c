@@ -113,7 +113,8 @@ static void test_resume_is_exact(void **state) {
     } else {
         assert_int_equal(WEXITSTATUS(st), 0); /* finished before the signal arrived */
     }
-    char *ca2 = path_in(a, "training-state-0000002.safetensors"), *cc = path_in(c, "training-state-0000002.safetensors");
+    char *ca2 = path_in(a, "training-state-0000002.safetensors");
+    char *cc = path_in(c, "training-state-0000002.safetensors");
     assert_same_tensors(ca2, cc);
     free(ca2), free(cc), free(first);
     rm_rf(a), rm_rf(c);

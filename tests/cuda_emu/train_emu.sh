@@ -39,7 +39,8 @@ echo "bf16 training (emulated): loss $loss, $n CUDA graphs captured, never turne
 gen=$(ls "$dir"/bf16/network-snapshot-*-0.100.safetensors)
 "$tree/edm2host" -v run "$src/configs/fashion-mnist-generate.ini" --set backend.plugin=cuda --set generate.net="$gen" \
   --set generate.gnet="${gen%-0.100.safetensors}-0.050.safetensors" --set generate.guidance=1.5 \
-  --set generate.seeds=0-3 --set generate.batch=4 --set sampler.num_steps=8 --set generate.outdir="$dir/gen" >"$dir/gen.log" 2>&1 ||
+  --set generate.seeds=0-3 --set generate.batch=4 --set sampler.num_steps=8 --set generate.outdir="$dir/gen" \
+  >"$dir/gen.log" 2>&1 ||
   { cat "$dir/gen.log"; fail "guided generation"; }
 grep -q "precision = bf16" "$dir/gen.log" || fail "generation: the snapshot's bf16 not in effect"
 grep -q "turned off" "$dir/gen.log" && fail "CUDA graphs turned off in generation"
