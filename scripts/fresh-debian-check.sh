@@ -8,8 +8,13 @@
 # touches set-up (scripts/, demo, test, CMakeLists.txt, the packages a part needs).
 #
 #   sudo scripts/fresh-debian-check.sh [WORK_DIR]      (WORK_DIR default /var/tmp/edm2-fresh, removed after)
+#   sudo scripts/fresh-debian-check.sh --base-only [WORK_DIR]
+# --base-only makes the minimal root alone and keeps it in WORK_DIR, for a later run to take (CI makes it
+# in the background while it builds: the download overlaps the compiling).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+base_only=0
+if [ "${1:-}" = --base-only ]; then base_only=1 && shift; fi
 work=${1:-/var/tmp/edm2-fresh}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 demo_args=${DEMO_ARGS:---set training.duration_kimg=2 --set training.status_kimg=1}
@@ -28,17 +33,27 @@ cleanup() {
     rm -rf "$work"
   fi
 }
-trap cleanup EXIT
-rm -rf "$work"
-mkdir -p "$work"
 start=$(date +%s)
-echo "== debootstrap --variant=minbase bookworm ($mirror)"
-debootstrap --variant=minbase bookworm "$work/base" "$mirror" >"$work/debootstrap.log" 2>&1 ||
-  { tail -5 "$work/debootstrap.log"; skip "debootstrap could not build a root here"; }
+if [ $base_only = 0 ] && [ -f "$work/base.done" ]; then # made beforehand by --base-only: all but it goes
+  trap cleanup EXIT
+  find "$work" -mindepth 1 -maxdepth 1 ! -name base ! -name base.done -exec rm -rf {} +
+  echo "== debootstrap: the root made beforehand ($(cat "$work/base.done"))"
+else
+  [ $base_only = 1 ] || trap cleanup EXIT
+  rm -rf "$work"
+  mkdir -p "$work"
+  echo "== debootstrap --variant=minbase bookworm ($mirror)"
+  debootstrap --variant=minbase bookworm "$work/base" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+    { tail -5 "$work/debootstrap.log"; skip "debootstrap could not build a root here"; }
+  echo "   $(( $(date +%s) - start )) s"
+  if [ $base_only = 1 ]; then
+    echo "debootstrap of $mirror in $(( $(date +%s) - start )) s" >"$work/base.done"
+    exit 0
+  fi
+fi
 mkdir -p "$work/probe"
 mount --bind /proc "$work/probe" 2>/dev/null || skip "bind mounts are not permitted here"
 umount "$work/probe"
-echo "   $(( $(date +%s) - start )) s"
 
 # prepare NAME: a fresh copy of the root with the tree in /root/edm2 and /proc, /sys, /dev mounted.
 prepare() {

@@ -82,7 +82,7 @@ static float *images(int n, int R, uint64_t stream, int smooth) {
 static double swd_of(const float *x, const float *y, int n, int R, uint64_t seed, double *finest) {
     swd_params p;
     swd_default_params(&p);
-    p.min_res = 16, p.patches = 64, p.seed = seed;
+    p.min_res = 16, p.patches = 64, p.dirs = 32, p.seed = seed; /* 4 x 32 directions */
     swd_set a, b;
     edm2_err err;
     assert_int_equal(swd_set_init(&a, &p, 1, R, &err), 0);

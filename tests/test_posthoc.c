@@ -178,7 +178,7 @@ static void run_phema_roundtrip(const char *ema_section, const char *tracked, co
     snprintf(rd, sizeof rd, "job.run_dir=%s", dir);
     run_result r;
     int st = run_host(&r, "run", EDM2_SOURCE_DIR "/tests/configs/tiny_train.ini", "--set", rd, "--set",
-                      "training.duration_kimg=5", "--set", ema_section, "--set", tracked, "--set", extra, NULL);
+                      "training.duration_kimg=4", "--set", ema_section, "--set", tracked, "--set", extra, NULL);
     if (st) fprintf(stderr, "%s\n", r.err);
     assert_int_equal(st, 0);
     char *cfgp = NULL;
