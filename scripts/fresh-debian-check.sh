@@ -33,6 +33,11 @@ cleanup() {
     rm -rf "$work"
   fi
 }
+# What an interrupted run left mounted is never removed (rm would go into the host's /dev and /proc).
+if grep -q " $work/" /proc/mounts; then
+  echo "fresh-debian-check: mounts remain under $work from an earlier run; unmount them (umount -l) first"
+  exit 1
+fi
 start=$(date +%s)
 if [ $base_only = 0 ] && [ -f "$work/base.done" ]; then # made beforehand by --base-only: all but it goes
   trap cleanup EXIT
