@@ -60,13 +60,13 @@ done:
     return rc;
 }
 
-/* Keeps in place, as the first r columns of v [n, count] (column-major), the eigenvectors (v's columns) whose
+/* Keeps in place, as the first r columns of v [n, n] (column-major), the eigenvectors (v's columns) whose
  * eigenvalues (w, ascending) lie above rounding, dim eps lambda_max (numpy's matrix_rank bound), with
  * `scaled` each times sqrt(lambda); returns r. */
-static int keep_above_noise(double *v, const double *w, int n, int count, int dim, int scaled) {
-    const double top = w[count - 1] > 0 ? w[count - 1] : 0, noise = (double)dim * DBL_EPSILON * top;
+static int keep_above_noise(double *v, const double *w, int n, int dim, int scaled) {
+    const double top = w[n - 1] > 0 ? w[n - 1] : 0, noise = (double)dim * DBL_EPSILON * top;
     int r = 0;
-    for (int k = 0; k < count; k++)
+    for (int k = 0; k < n; k++)
         if (w[k] > noise) {
             const double s = scaled ? sqrt(w[k]) : 1.0;
             for (int i = 0; i < n; i++) v[(size_t)r * n + i] = v[(size_t)k * n + i] * s;
@@ -95,7 +95,7 @@ int frechet_distance(const double *mu1, const double *sigma1, const double *mu2,
      * is a small matrix, and with many it spares forming A. */
     memcpy(v, sigma1, nn * sizeof *v);
     if (sym_eig(v, w, n, 1, err)) goto done;
-    const int r = keep_above_noise(v, w, n, n, n, 1);
+    const int r = keep_above_noise(v, w, n, n, 1);
     if (tr_sqrt_from(v, r, sigma2, n, &tr_sqrt, err)) goto done;
     *out = d2 + tr1 + tr2 - 2 * tr_sqrt;
     rc = 0;
@@ -130,7 +130,7 @@ static int distance_from_rows(const fid_accum *a, const double *mu2, const doubl
     cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, m, m, dim, 1.0 / (cnt - 1), x, dim, x, dim, 0.0, g, m);
     for (int i = 0; i < m; i++) tr1 += g[(size_t)i * m + i];
     if (sym_eig(g, w, m, 1, err)) goto done;
-    const int r = keep_above_noise(g, w, m, m, dim, 0); /* G's eigenvectors u that count */
+    const int r = keep_above_noise(g, w, m, dim, 0); /* G's eigenvectors u that count */
     if (r) /* B = X^T U_r / sqrt(count - 1) */
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, dim, r, m, 1.0 / sqrt(cnt - 1), x, dim, g, m, 0.0, b,
                     dim);
