@@ -44,12 +44,15 @@ set(EMU_SAN "")
 if(EDM2_EMU_SANITIZER)
   set(EMU_SAN -fsanitize=address,undefined -fno-omit-frame-pointer)
 endif()
+# Release builds of the emulation at -O2, not -O3: under the sanitizers -O3 takes twice the compile time of -O2
+# for the rewritten kernels (act_ops: 57 s against 25 s) and runs the emulated tests no faster.
+set(EMU_OPT $<$<CONFIG:Release>:-O2>)
 # emu_target(TARGET): compiled for the emulation: the rewritten copies first on the include path, cuda_emu.h
 # in every C++ (rewritten .cu) file, float products and sums rounded one by one (as nvcc --fmad=false).
 function(emu_target t)
   target_include_directories(${t} BEFORE PRIVATE ${EMU_OUT} ${P}/common ${EMU_SRC} ${CUDAToolkit_INCLUDE_DIRS}
                              ${EDM2_CUDNN_INCLUDE_DIR})
-  target_compile_options(${t} PRIVATE -ffp-contract=off ${EMU_SAN} $<$<COMPILE_LANGUAGE:CXX>:-include;${EMU_SRC}/cuda_emu.h;-w>)
+  target_compile_options(${t} PRIVATE -ffp-contract=off ${EMU_OPT} ${EMU_SAN} $<$<COMPILE_LANGUAGE:CXX>:-include;${EMU_SRC}/cuda_emu.h;-w>)
   target_link_libraries(${t} PUBLIC edm2_abi edm2_cuda_emu_rt)
   target_link_options(${t} PRIVATE ${EMU_SAN})
   set_target_properties(${t} PROPERTIES POSITION_INDEPENDENT_CODE ON)
@@ -65,7 +68,7 @@ if(EDM2_NCCL_FOUND)
 endif()
 # Its own sources always build warning-free (-Werror, as the ABI tests); the rewritten kernels build with -w
 # (their warnings are nvcc's, in the CUDA build of the same files).
-target_compile_options(edm2_cuda_emu_rt PRIVATE ${EMU_SAN} -Wall -Wextra -Werror)
+target_compile_options(edm2_cuda_emu_rt PRIVATE ${EMU_OPT} ${EMU_SAN} -Wall -Wextra -Werror)
 target_link_libraries(edm2_cuda_emu_rt PRIVATE PkgConfig::OPENBLAS ${EMU_SAN})
 set_target_properties(edm2_cuda_emu_rt PROPERTIES C_VISIBILITY_PRESET default CXX_VISIBILITY_PRESET default)
 
