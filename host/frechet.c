@@ -147,9 +147,9 @@ int fid_accum_distance(const fid_accum *a, const double *mu2, const double *sigm
     if (a->count < 2) return err_set(err, "statistics of %zu feature rows: need at least 2", a->count);
     if (a->rows) return distance_from_rows(a, mu2, sigma2, out, err);
     double *mu = malloc((size_t)dim * sizeof *mu), *sigma = malloc((size_t)dim * dim * sizeof *sigma);
-    int rc = !mu || !sigma ? err_set(err, "out of memory for %dx%d feature statistics", dim, dim)
-             : fid_accum_finish(a, mu, sigma, err) || frechet_distance(mu, sigma, mu2, sigma2, dim, out, err) ? -1
-                                                                                                              : 0;
+    int rc = -1;
+    if (!mu || !sigma) err_set(err, "out of memory for %dx%d feature statistics", dim, dim);
+    else if (!fid_accum_finish(a, mu, sigma, err) && !frechet_distance(mu, sigma, mu2, sigma2, dim, out, err)) rc = 0;
     free(mu), free(sigma);
     return rc;
 }

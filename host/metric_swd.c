@@ -276,6 +276,8 @@ int swd_compare(const swd_set *a, const swd_set *b, const swd_params *p, double 
     if (a->levels != b->levels || a->dim != b->dim)
         return err_set(err, "SWD: the sets have other shapes (%d levels of %d values against %d of %d)", a->levels,
                        a->dim, b->levels, b->dim);
+    if (!a->count || !b->count)
+        return err_set(err, "SWD: an empty set of descriptors (%zu against %zu)", a->count, b->count);
     *mean = 0;
     for (int l = 0; l < a->levels; l++) {
         double d = swd_distance(a->desc[l], a->count, b->desc[l], b->count, a->dim, p);

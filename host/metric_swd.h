@@ -49,7 +49,7 @@ void swd_pyramid(const float *img, int R, int levels, float **lev);
 
 /* Sliced Wasserstein distance between point sets A[na, dim] and B[nb, dim] (the first min(na, nb) of each;
  * both random already): mean over directions of mean |sorted(A d) - sorted(B d)|. Returns -1 when out of
- * memory. */
+ * memory or when a set is empty. */
 double swd_distance(const float *A, size_t na, const float *B, size_t nb, int dim, const swd_params *p);
 /* Per level (x1e3) and their mean; 0 or -1 with a reason. */
 int swd_compare(const swd_set *a, const swd_set *b, const swd_params *p, double *per_level, double *mean,

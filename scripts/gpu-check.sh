@@ -28,8 +28,8 @@
 # same 1-kimg run twice (snapshots compared bytewise), generation from a GPU snapshot on both backends and
 # with guidance, post-hoc EMA on the GPU, the demo on the CPU. Every log (and the grids) stays in OUT_DIR;
 # OUT_DIR/summary.txt is kept current, so a run cut short still says what passed. Usage on the device
-# machine, from the repository root (the device tool returns only a few files, hence the archive; the timeout leaves time
-# for it):
+# machine, from the repository root (the device tool returns only a few files, hence the archive; the
+# timeout leaves time for it):
 #   source .devdeps/install.sh && timeout 540 scripts/gpu-check.sh /tmp/gc; tar czf $OUT/gpu-check.tgz -C /tmp gc
 # and right after it, on the same warm machine, with the time left (the build is kept):
 #   source .devdeps/install.sh && timeout 240 scripts/gpu-check.sh /tmp/gc2 more; tar czf $OUT/more.tgz -C /tmp gc2

@@ -14,7 +14,7 @@ static inline void fid_synthetic(const edm2_param_desc *d, float *values) {
     const uint64_t h = synthetic_hash(d->name);
     const int conv = synthetic_ends(d->name, "conv.weight");
     const int around_half = synthetic_ends(d->name, "bn.weight") || synthetic_ends(d->name, "bn.running_var");
-    const double bound = sqrt(6.0 / (double)(d->numel / (size_t)d->shape[0]));
+    const double bound = conv ? sqrt(6.0 / (double)(d->numel / (size_t)d->shape[0])) : 0;
     for (size_t i = 0; i < d->numel; i++) {
         const double u = synthetic_u(h, i);
         values[i] = conv ? (float)((2 * u - 1) * bound) : around_half ? (float)(0.5 + u) : (float)(0.2 * (2 * u - 1));

@@ -1,8 +1,8 @@
 /* test_metrics.c: the sliced Wasserstein distance on Laplacian-pyramid patches (metric_swd.h) on sets where
  * the answer is known: a constant image's pyramid (no detail, the constant at the coarsest level), a shift
  * of a point set (1-d: exactly the shift; 49-d: the shift times E|d_1| of a random unit direction), identical
- * sets (exactly 0), two samples of one distribution against two distributions, and determinism (also
- * whatever the number of threads). */
+ * sets (exactly 0), two samples of one distribution against two distributions, determinism (also
+ * whatever the number of threads), and an empty set refused. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,9 +115,31 @@ static void test_image_sets(void **state) {
     free(s1), free(s2), free(w);
 }
 
+/* A set without descriptors is refused by name (not taken for a failed allocation). */
+static void test_empty_set(void **state) {
+    (void)state;
+    swd_params p;
+    swd_default_params(&p);
+    p.min_res = 16;
+    const int R = 32;
+    float *x = images(4, R, 1, 1);
+    swd_set a, b;
+    edm2_err err;
+    assert_int_equal(swd_set_init(&a, &p, 1, R, &err), 0);
+    assert_int_equal(swd_set_init(&b, &p, 1, R, &err), 0);
+    assert_int_equal(swd_set_add(&a, &p, x, 4, 0, &err), 0);
+    swd_set_finalize(&a), swd_set_finalize(&b);
+    double per[SWD_MAX_LEVELS], mean;
+    assert_int_not_equal(swd_compare(&a, &b, &p, per, &mean, &err), 0);
+    assert_non_null(strstr(err.msg, "empty set"));
+    assert_true(swd_distance(a.desc[0], a.count, b.desc[0], b.count, a.dim, &p) < 0);
+    swd_set_free(&a), swd_set_free(&b);
+    free(x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_pyramid_of_constant), cmocka_unit_test(test_shift),
-                                       cmocka_unit_test(test_image_sets)};
+                                       cmocka_unit_test(test_image_sets), cmocka_unit_test(test_empty_set)};
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
