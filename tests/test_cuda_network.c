@@ -370,10 +370,12 @@ static void evaluations(net_instance *ni, edm2_forward_args *fa, int times, floa
  * not show: eager passes agree with each other too; the plan test reads the cuDNN plans' reports. */
 static char *g_log_dir;
 static int g_stderr;
+#define LOG_CAPTURED "CUDA graph captured" /* pass_graph's line for each graph captured and checked */
+static void log_path(char *path, size_t size) { snprintf(path, size, "%s/stderr.txt", g_log_dir); }
 static void log_begin(void) {
     g_log_dir = make_temp_dir();
     char path[1024];
-    snprintf(path, sizeof path, "%s/stderr.txt", g_log_dir);
+    log_path(path, sizeof path);
     fflush(stderr);
     g_stderr = dup(2);
     const int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -425,10 +427,10 @@ static int log_restore(log_counts *n) {
     dup2(g_stderr, 2);
     close(g_stderr);
     char path[1024], line[8192];
-    snprintf(path, sizeof path, "%s/stderr.txt", g_log_dir);
+    log_path(path, sizeof path);
     FILE *f = fopen(path, "r");
     while (f && fgets(line, sizeof line, f)) {
-        n->captured += strstr(line, "CUDA graph captured") != NULL;
+        n->captured += strstr(line, LOG_CAPTURED) != NULL;
         n->off += strstr(line, "turned off") != NULL;
         n->f32_plans += strstr(line, "cuDNN 3x3 convolution") && strstr(line, ", float32, ");
         if (strstr(line, "cuDNN 3x3 convolution") && (strstr(line, ", timed") || strstr(line, "timing failed"))) {
@@ -459,11 +461,11 @@ static int log_restore(log_counts *n) {
 /* The CUDA graphs captured so far in the log of log_begin (still being written). */
 static int log_captures_so_far(void) {
     char path[1024], line[8192];
-    snprintf(path, sizeof path, "%s/stderr.txt", g_log_dir);
+    log_path(path, sizeof path);
     fflush(stderr);
     FILE *f = fopen(path, "r");
     int captured = 0;
-    while (f && fgets(line, sizeof line, f)) captured += strstr(line, "CUDA graph captured") != NULL;
+    while (f && fgets(line, sizeof line, f)) captured += strstr(line, LOG_CAPTURED) != NULL;
     if (f) fclose(f);
     return captured;
 }
