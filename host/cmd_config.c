@@ -85,7 +85,7 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
     err.msg[0] = 0;
     rc = runnable && config_instantiate(&s.rc, &err) ? 1 : 0;
     if (rc) {
-        LOG_ERROR("%s: %s", path, err.msg);
+        LOG_ERROR("%s", err.msg);
     } else if (!run) {
         printf("%s: ok (job %s, backend %s)\n", path, s.rc.job->type, backend_name(s.rc.backend));
     } else {

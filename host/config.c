@@ -104,6 +104,26 @@ int cfg_put(cfg *c, const char *section, const char *key, const char *value) {
     return put(c, section, key, value, "<program>", 0);
 }
 
+int cfg_copy(cfg *dst, const cfg *src) {
+    memset(dst, 0, sizeof *dst);
+    dst->path = src->path ? xstrdup(src->path) : NULL;
+    int rc = src->path && !dst->path ? -1 : 0;
+    for (size_t i = 0; i < src->n && !rc; i++) {
+        const cfg_entry *e = &src->v[i];
+        rc = put(dst, e->section, e->key, e->value, e->file, e->line);
+    }
+    if (rc) cfg_free(dst);
+    return rc;
+}
+
+cfg_place cfg_where(const cfg_entry *e) {
+    cfg_place p;
+    if (e->line > 0) snprintf(p.s, sizeof p.s, "%s:%d", e->file, e->line);
+    else if (strcmp(e->file, CFG_COMMAND_LINE) == 0) snprintf(p.s, sizeof p.s, "--set %s.%s", e->section, e->key);
+    else snprintf(p.s, sizeof p.s, "%s", e->file);
+    return p;
+}
+
 /* Removes every key of `section` when its current plugin differs from `plugin`. */
 static void drop_if_other_plugin(cfg *c, const char *section, const char *plugin) {
     const cfg_entry *cur = cfg_get(c, section, "plugin");
@@ -265,7 +285,7 @@ int cfg_set(cfg *c, const char *assignment, edm2_err *err) {
     const char *value = eq + 1;
     while (*value == ' ') value++;
     if (strcmp(key, "plugin") == 0) drop_if_other_plugin(c, section, value);
-    if (put(c, section, key, value, "<command line>", 0)) return err_set(err, "out of memory");
+    if (put(c, section, key, value, CFG_COMMAND_LINE, 0)) return err_set(err, "out of memory");
     return 0;
 }
 

@@ -12,9 +12,17 @@ typedef struct cfg_entry {
     char *section; /* "" for keys before the first section (only `extends` is allowed there) */
     char *key;
     char *value;
-    char *file;    /* where the value was set; "<command line>" for --set */
-    int line;      /* 1-based; 0 for --set */
+    char *file;    /* where the value was set; CFG_COMMAND_LINE for --set, "<program>" for cfg_put */
+    int line;      /* 1-based; 0 for --set and cfg_put */
 } cfg_entry;
+
+#define CFG_COMMAND_LINE "<command line>"
+
+/* Where an entry was set, for messages (cfg_where(e).s): "FILE:LINE", "--set SECTION.KEY" for an override
+ * on the command line, or "<program>" for a value the host put itself. */
+typedef struct cfg_place {
+    char s[512];
+} cfg_place;
 
 typedef struct cfg {
     cfg_entry *v;
@@ -30,6 +38,9 @@ int cfg_load(cfg *c, const char *path, edm2_err *err);
 int cfg_set(cfg *c, const char *assignment, edm2_err *err);
 /* Adds or replaces one value programmatically (file "<program>"). Returns 0 or -1 (no memory). */
 int cfg_put(cfg *c, const char *section, const char *key, const char *value);
+/* dst = a copy of src, each entry with its provenance. Returns 0 or -1 (no memory; dst then freed). */
+int cfg_copy(cfg *dst, const cfg *src);
+cfg_place cfg_where(const cfg_entry *e);
 const cfg_entry *cfg_get(const cfg *c, const char *section, const char *key);
 const char *cfg_value(const cfg *c, const char *section, const char *key, const char *fallback);
 int cfg_has_section(const cfg *c, const char *section);

@@ -164,7 +164,7 @@ int job_encode(const run_config *rc, edm2_err *err) {
     const long long stop_after = edm2_cfg_int(e, "stop_after", 0);
     const int sample = !strcmp(mode, "sample"), moments = !strcmp(mode, "moments");
     if (!sample && !moments && strcmp(mode, "mean"))
-        return err_set(err, "[encode] latents = '%s': expected moments (mean and std; training draws), mean, or sample "
+        return JOB_FAIL(err, "[encode] latents = '%s': expected moments (mean and std; training draws), mean, or sample "
                             "(one draw made here)",
                        mode);
     dataset d;

@@ -37,19 +37,31 @@ void eval_refs_free(eval_refs *r) {
     fid_stats_free(&r->fid);
 }
 
-/* metrics = "swd", "fid" or both, comma-separated. */
-static int parse_metrics(const char *s, int *swd, int *fid, edm2_err *err) {
+/* metrics = "swd", "fid" or both, comma-separated ([section] metrics names the key in messages). */
+static int parse_metrics(const char *s, const char *section, int *swd, int *fid, edm2_err *err) {
     *swd = *fid = 0;
     while (*s) {
         size_t n = strcspn(s, ",");
         while (n && s[n - 1] == ' ') n--;
         if (n == 3 && !strncmp(s, "swd", 3)) *swd = 1;
         else if (n == 3 && !strncmp(s, "fid", 3)) *fid = 1;
-        else return err_set(err, "[evaluate] metrics: '%.*s' is not a metric (swd, fid, or swd,fid)", (int)n, s);
+        else return err_set(err, "[%s] metrics: '%.*s' is not a metric (swd, fid, or swd,fid)", section, (int)n, s);
         s += strcspn(s, ",");
         while (*s == ',' || *s == ' ') s++;
     }
-    return *swd || *fid ? 0 : err_set(err, "[evaluate] metrics is empty: expected swd, fid, or swd,fid");
+    return *swd || *fid ? 0 : err_set(err, "[%s] metrics is empty: expected swd, fid, or swd,fid", section);
+}
+
+int evaluate_metrics(const run_config *rc, const char *section, int *swd, int *fid, edm2_err *err) {
+    config_view v;
+    config_view_host(&v, rc->cfg, section);
+    if (parse_metrics(v.api.get(v.api.ctx, "metrics"), section, swd, fid, err)) return -1;
+    if (!*fid || rc->plugin[EDM2_KIND_FEATURES]) return 0;
+    const cfg_entry *m = cfg_get(rc->cfg, section, "metrics"); /* (set: the default, swd, has no FID) */
+    return err_set(err,
+                   "%s: [%s] metrics = %s: FID needs a [features] section: plugin = inception_v3 and weights = FILE "
+                   "(scripts/convert_fid_weights.py converts pytorch-fid's Inception weights)",
+                   m ? cfg_where(m).s : rc->cfg->path, section, m ? m->value : "fid");
 }
 
 /* Saves to `path` (creating its folder) unless the path is empty. */
@@ -177,13 +189,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     vae_instance vi;
     memset(&vi, 0, sizeof vi);
     int n = 0, status = 1, fixed = -1, want_swd, want_fid;
-    if (parse_metrics(e->get(e->ctx, "metrics"), &want_swd, &want_fid, err)) goto done;
-    if (want_fid && !rc->plugin[EDM2_KIND_FEATURES]) {
-        err_set(err, "%s: [evaluate] metrics = fid needs a [features] section: plugin = inception_v3 and weights = FILE "
-                     "(scripts/convert_fid_weights.py converts pytorch-fid's Inception weights)",
-                rc->cfg->path);
-        goto done;
-    }
+    if (evaluate_metrics(rc, "evaluate", &want_swd, &want_fid, err)) goto done;
     if (seeds_parse(e->get(e->ctx, "seeds"), &seeds, &n, err)) {
         err_set(err, "[evaluate] %s", err->msg);
         goto done;

@@ -139,7 +139,7 @@ int job_report(const run_config *rc, edm2_err *err) {
         snprintf(runs[i].dir, sizeof runs[i].dir, "%s", items[i]);
         path_basename(items[i], runs[i].name, sizeof runs[i].name);
     }
-    if (n < 1) return err_set(err, "[report] runs: expected one or more run folders, comma-separated");
+    if (n < 1) return JOB_FAIL(err, "[report] runs: expected one or more run folders, comma-separated");
     if (make_dirs(outdir, err)) return 1;
     for (int i = 0; i < n; i++) {
         char path[1100];

@@ -21,14 +21,6 @@
 #define MAX_STDS 64
 #define MAX_GUIDANCE 16
 
-/* A copy of the job's config that sub-jobs read, with values put over it. */
-static int cfg_copy(cfg *dst, const cfg *src) {
-    memset(dst, 0, sizeof *dst);
-    for (size_t i = 0; i < src->n; i++)
-        if (cfg_put(dst, src->v[i].section, src->v[i].key, src->v[i].value)) return -1;
-    return 0;
-}
-
 /* The label phema names a reconstruction with (phema-KKKKKKK-LABEL.safetensors). */
 static void std_label(char *buf, size_t len, double s) {
     snprintf(buf, len, "%.3f", s);
@@ -67,14 +59,16 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     snprintf(runs_buf, sizeof runs_buf, "%s", c->get(c->ctx, "runs"));
     const int nr = split_list(runs_buf, runs, MAX_RUNS);
     for (int r = 0; r < nr; r++) path_basename(runs[r], names[r], sizeof names[r]);
-    if (nr < 1) return err_set(err, "[sweep] runs: expected one or more run folders, comma-separated");
-    if (ns < 1 || ns > MAX_STDS) return err_set(err, "[sweep] stds: expected 1 to %d values", MAX_STDS);
-    if (ng < 1 || ng > MAX_GUIDANCE) return err_set(err, "[sweep] guidance: expected 1 to %d values", MAX_GUIDANCE);
-    if (make_dirs(outdir, err)) return -1;
+    if (nr < 1) return JOB_FAIL(err, "[sweep] runs: expected one or more run folders, comma-separated");
+    if (ns < 1 || ns > MAX_STDS) return JOB_FAIL(err, "[sweep] stds: expected 1 to %d values", MAX_STDS);
+    if (ng < 1 || ng > MAX_GUIDANCE) return JOB_FAIL(err, "[sweep] guidance: expected 1 to %d values", MAX_GUIDANCE);
+    int want_swd, want_fid; /* (checked now: a missing FID network must not wait for the reconstructions) */
+    if (evaluate_metrics(rc, "sweep", &want_swd, &want_fid, err)) return 1;
+    if (make_dirs(outdir, err)) return 1;
     static eval_result res[MAX_RUNS][MAX_GUIDANCE][MAX_STDS];
     static double val[MAX_RUNS][MAX_GUIDANCE][MAX_STDS]; /* the metric of the table and plot */
     cfg sub;
-    if (cfg_copy(&sub, rc->cfg)) return err_set(err, "out of memory");
+    if (cfg_copy(&sub, rc->cfg)) return JOB_FAIL(err, "out of memory");
     run_config rc2 = *rc;
     rc2.cfg = &sub;
     eval_refs refs; /* one reference for every evaluation of the sweep */

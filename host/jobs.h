@@ -6,6 +6,9 @@
 #include "metric_swd.h"
 #include "validate.h"
 
+/* A job's failure before its work: the one-line message into err, and the exit status 1 (job_def). */
+#define JOB_FAIL(err, ...) (err_set((err), __VA_ARGS__), 1)
+
 int job_train(const run_config *rc, edm2_err *err);
 int job_generate(const run_config *rc, edm2_err *err);
 int job_phema(const run_config *rc, edm2_err *err);
@@ -27,6 +30,9 @@ typedef struct eval_result {
  * otherwise, so a caller evaluating many snapshots against one reference makes it once; the caller frees
  * it (eval_refs_free). */
 int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, edm2_err *err);
+/* The metrics that [section] metrics asks for (swd, fid or both; the default swd), refused with the key's
+ * file and line where FID is asked for and the config has no [features] network. */
+int evaluate_metrics(const run_config *rc, const char *section, int *swd, int *fid, edm2_err *err);
 int job_report(const run_config *rc, edm2_err *err);
 int job_encode(const run_config *rc, edm2_err *err);
 

@@ -3,11 +3,29 @@
  * the channels) is reported by `edm2host check` and at the start of a job, not hours into it. Nothing
  * arena-sized is allocated: the network builds its table only, and the optimizer is shown a one-parameter
  * network. */
+#include <ctype.h>
 #include <string.h>
 
 #include "log.h"
 #include "plugin_check.h"
 #include "runtime.h"
+
+/* Puts in front of a plugin's refusal (err: "WHAT: KEY = ..." or "WHAT: KEY: ...", WHAT naming the plugin)
+ * where the plugin's section set KEY ("FILE:LINE", "--set SECTION.KEY"), else the config's path. */
+static int placed(const run_config *rc, edm2_kind kind, edm2_err *err) {
+    const cfg_entry *e = NULL;
+    const char *p = err->msg;
+    for (int tries = 0; tries < 2 && !e && (p = strstr(p, ": ")); tries++) { /* (after WHAT, or WHO after it) */
+        p += 2;
+        size_t n = 0;
+        char key[64];
+        while (n < sizeof key - 1 && (isalnum((unsigned char)p[n]) || p[n] == '_')) key[n] = p[n], n++;
+        key[n] = 0;
+        if (n && (p[n] == ':' || !strncmp(p + n, " = ", 3))) e = cfg_get(rc->cfg, kind_name(kind), key);
+    }
+    edm2_err whole = *err;
+    return err_set(err, "%s: %s", e ? cfg_where(e).s : rc->cfg->path, whole.msg);
+}
 
 int config_instantiate(const run_config *rc, edm2_err *err) {
     const plugin_rec *brec = rc->plugin[EDM2_KIND_BACKEND];
@@ -17,14 +35,16 @@ int config_instantiate(const run_config *rc, edm2_err *err) {
     config_view_plugin(&v, rc, EDM2_KIND_BACKEND);
     if (runtime_open(&rt, brec, &v.api, 1, err)) {
         if (rt.b) runtime_close(&rt);
-        return -1;
+        return placed(rc, EDM2_KIND_BACKEND, err);
     }
     int rc_ = 0;
+    edm2_kind failed = EDM2_KIND_BACKEND;
     const plugin_rec *p;
     if ((p = rc->plugin[EDM2_KIND_NETWORK])) {
         net_instance ni;
         config_view_plugin(&v, rc, EDM2_KIND_NETWORK);
         rc_ = net_create(&ni, &rt, p, &v.api, err);
+        failed = EDM2_KIND_NETWORK;
         if (ni.net) net_close(&ni, &rt);
     }
     /* Kinds whose create takes (host, config, backend ops). */
@@ -34,7 +54,7 @@ int config_instantiate(const run_config *rc, edm2_err *err) {
         instance_t *x = NULL;                                                                                       \
         config_view_plugin(&v, rc, kind);                                                                           \
         if (vt->create(&rt.services, &v.api, &rt.ops, &x) != EDM2_OK)                                               \
-            rc_ = err_plugin(err, "[%s] %s", kind_name(kind), p->desc->id);                                         \
+            rc_ = err_plugin(err, "[%s] %s", kind_name(kind), p->desc->id), failed = kind;                          \
         if (x) vt->destroy(x);                                                                                      \
     }
     TRY_CREATE(EDM2_KIND_LOSS, edm2_loss_vtable, edm2_loss)
@@ -56,9 +76,9 @@ int config_instantiate(const run_config *rc, edm2_err *err) {
         edm2_optimizer *x = NULL;
         config_view_plugin(&v, rc, EDM2_KIND_OPTIMIZER);
         if (vt->create(&rt.services, &v.api, &rt.ops, &info, &x) != EDM2_OK)
-            rc_ = err_plugin(err, "[%s] %s", kind_name(EDM2_KIND_OPTIMIZER), p->desc->id);
+            rc_ = err_plugin(err, "[%s] %s", kind_name(EDM2_KIND_OPTIMIZER), p->desc->id), failed = EDM2_KIND_OPTIMIZER;
         if (x) vt->destroy(x);
     }
     runtime_close(&rt);
-    return rc_;
+    return rc_ ? placed(rc, failed, err) : 0;
 }

@@ -5,7 +5,8 @@
 #include "validate.h"
 
 /* Opens the backend and creates and destroys an instance of each plugin section of rc. Returns 0, or -1
- * with the plugin's reason in one line. */
+ * with the plugin's reason in one line, after where the key it names was set (FILE:LINE, or --set
+ * SECTION.KEY) or else the config's path. */
 int config_instantiate(const run_config *rc, edm2_err *err);
 
 #endif

@@ -6,7 +6,7 @@
 
 /* A list value of [plugins] resolved against the folder of the file that set it. */
 static char *resolve_list(const cfg_entry *e, const char *sep_in, char sep_out) {
-    char *dir = strcmp(e->file, "<command line>") == 0 ? strdup(".") : path_dirname(e->file);
+    char *dir = strcmp(e->file, CFG_COMMAND_LINE) == 0 ? strdup(".") : path_dirname(e->file);
     char *copy = strdup(e->value), *save = NULL;
     size_t cap = strlen(e->value) * 2 + 4096, len = 0;
     char *out = calloc(1, cap);
@@ -44,7 +44,7 @@ int setup_from_config(setup *s, const char *path, char *const *sets, int nsets, 
         for (char *f = files ? strtok_r(files, ",", &save) : NULL; f && !rc; f = strtok_r(NULL, ",", &save)) {
             edm2_err why;
             if (registry_load_file(&s->reg, f, &why))
-                rc = err_set(err, "%s:%d: [plugins] load: %s", le->file, le->line, why.msg);
+                rc = err_set(err, "%s: [plugins] load: %s", cfg_where(le).s, why.msg);
         }
         free(files);
         if (rc) return -1;

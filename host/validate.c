@@ -64,16 +64,16 @@ static int check_section_keys(const cfg *c, const char *section, const edm2_conf
         if (!k) {
             char hint[160];
             suffix_suggestion(hint, sizeof hint, closest_name(e->key, names, owner ? nn : nn - 1));
-            return err_set(err, "%s:%d: [%s] unknown key '%s'%s%s%s", e->file, e->line, section, e->key,
+            return err_set(err, "%s: [%s] unknown key '%s'%s%s%s", cfg_where(e).s, section, e->key,
                            owner ? " for plugin " : "", owner ? owner : "", hint);
         }
         if (value_check(k->type, e->value))
-            return err_set(err, "%s:%d: [%s] %s = '%s': expected %s", e->file, e->line, section, e->key, e->value,
+            return err_set(err, "%s: [%s] %s = '%s': expected %s", cfg_where(e).s, section, e->key, e->value,
                            type_name(k->type));
         const host_range *r = owner ? NULL : host_range_find(section, e->key);
         double v = r ? strtod(e->value, NULL) : 0;
         if (r && !(v >= r->lo && v <= r->hi))
-            return err_set(err, "%s:%d: [%s] %s = %s: expected %s from %.15g to %.15g", e->file, e->line, section, e->key,
+            return err_set(err, "%s: [%s] %s = %s: expected %s from %.15g to %.15g", cfg_where(e).s, section, e->key,
                            e->value, k->type == EDM2_CFG_INT ? "an integer" : "a number", r->lo, r->hi);
     }
     for (size_t i = 0; i < nkeys; i++)
@@ -110,9 +110,9 @@ static int resolve_plugin(const cfg *c, const plugin_registry *r, edm2_kind kind
     suffix_suggestion(hint, sizeof hint, closest_name(e->value, ids, n));
     const plugin_rec *other = registry_find_id(r, e->value, (int)kind);
     if (other)
-        return err_set(err, "%s:%d: [%s] plugin '%s' exists only for backend %s, not %s", e->file, e->line, section,
+        return err_set(err, "%s: [%s] plugin '%s' exists only for backend %s, not %s", cfg_where(e).s, section,
                        e->value, backend_name(other->desc->backend), backend_name(backend));
-    return err_set(err, "%s:%d: [%s] plugin '%s' not found on the plugin path%s%s", e->file, e->line, section,
+    return err_set(err, "%s: [%s] plugin '%s' not found on the plugin path%s%s", cfg_where(e).s, section,
                    e->value, hint, first_problem_note(r, note, sizeof note));
 }
 
@@ -131,7 +131,7 @@ int config_validate(const cfg *c, const plugin_registry *r, run_config *out, edm
         if (!known) {
             char hint[160];
             suffix_suggestion(hint, sizeof hint, closest_name(e->section, names, nn));
-            return err_set(err, "%s:%d: unknown section [%s]%s", e->file, e->line, e->section, hint);
+            return err_set(err, "%s: unknown section [%s]%s", cfg_where(e).s, e->section, hint);
         }
     }
     /* 2. The job. */
@@ -150,7 +150,7 @@ int config_validate(const cfg *c, const plugin_registry *r, run_config *out, edm
         }
         char hint[160];
         suffix_suggestion(hint, sizeof hint, closest_name(je->value, jn, nj < 32 ? nj : 32));
-        return err_set(err, "%s:%d: [job] type = '%s': unknown job (known: %s)%s", je->file, je->line, je->value,
+        return err_set(err, "%s: [job] type = '%s': unknown job (known: %s)%s", cfg_where(je).s, je->value,
                        list, hint);
     }
     /* 3. Host sections. */

@@ -3,6 +3,7 @@
  * an unknown section, a plugin of another ABI major, a .so that is not a plugin, and values of the right
  * type that cannot work. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "test_util.h"
@@ -16,6 +17,14 @@ static void assert_one_line_error(const run_result *r, const char *needle) {
     assert_int_not_equal(r->status, 0);
     assert_int_equal(r->err_lines, 1);
     assert_non_null(strstr(r->err, needle));
+}
+
+/* An error's first words: "error: WHERE: ". */
+static void assert_error_at(const run_result *r, const char *where) {
+    char head[700];
+    snprintf(head, sizeof head, "error: %s: ", where);
+    if (strncmp(r->err, head, strlen(head))) fprintf(stderr, "expected '%s' first:\n%s", head, r->err);
+    assert_int_equal(strncmp(r->err, head, strlen(head)), 0);
 }
 
 static void test_version_and_help(void **state) {
@@ -80,7 +89,8 @@ static void test_bad_value(void **state) {
     run_host(&r, "check", CFG("bad_value.ini"), NULL);
     assert_one_line_error(&r, "bad_value.ini:4: [network] num_blocks = 'three': expected an integer");
     run_host(&r, "check", CFG("base.ini"), "--set", "ema.stds=0.05,x", NULL);
-    assert_one_line_error(&r, "<command line>:0: [ema] stds = '0.05,x': expected comma-separated numbers");
+    assert_one_line_error(&r, "[ema] stds = '0.05,x': expected comma-separated numbers");
+    assert_error_at(&r, "--set ema.stds");
 }
 
 static void test_missing_plugin(void **state) {
@@ -150,37 +160,59 @@ static void test_bad_plugins_on_path_do_not_crash(void **state) {
     assert_int_equal(run_capture(&r, argv, env), 0);
 }
 
-/* Values of the right type that cannot work are refused by `check`, in one line, before anything runs. */
+/* Values of the right type that cannot work are refused by `check`, in one line, before anything runs,
+ * after where the value was set: the --set (the host's checks, and a plugin's that names the key first),
+ * else the config file. */
 static void test_values_that_cannot_work(void **state) {
     (void)state;
     struct {
         const char *set, *expect;
+        int keyed; /* the message names the key it refuses first: located at its --set */
     } cases[] = {
-        {"job.threads=-1", "[job] threads = -1: expected an integer from 0 to 4096"},
-        {"training.batch=0", "[training] batch = 0: expected an integer from 1 to"},
-        {"training.batch_gpu=-4", "[training] batch_gpu = -4"},
-        {"training.status_kimg=-1", "[training] status_kimg = -1: expected a number from 0"},
-        {"training.keep_checkpoints=-2", "[training] keep_checkpoints = -2"},
-        {"training.grid_columns=0", "[training] grid_columns = 0"},
-        {"data.resolution=0", "[data] resolution = 0"},
-        {"data.max_images=-5", "[data] max_images = -5"},
-        {"network.model_channels=0", "network mp_unet: model_channels = 0: must be in 1..4096"},
-        {"network.channels_per_head=3", "channels_per_head = 3 does not divide the 16 channels of the attention blocks at 4x4"},
-        {"network.img_resolution=4294967304", "img_resolution = 2147483647: must be in 1..4096"},
-        {"network.dropout=1", "dropout = 1: must be in [0, 1)"},
-        {"network.label_balance=2", "label_balance = 2: must be in [0, 1]"},
-        {"network.precision=fp8", "network mp_unet: precision = 'fp8': expected fp32, bf16 or fp16"},
-        {"sampler.num_steps=0", "[sampler] heun: need 2 <= num_steps <= 100000"},
-        {"sampler.sigma_min=0", "[sampler] heun: need"},
-        {"optimizer.beta2=1", "[optimizer] adam: need"},
-        {"loss.sigma_data=0", "[loss] edm2:"},
-        {"ema.stds=0.5", "[ema] power: stds: 0.5 is outside"},
+        {"job.threads=-1", "[job] threads = -1: expected an integer from 0 to 4096", 1},
+        {"training.batch=0", "[training] batch = 0: expected an integer from 1 to", 1},
+        {"training.batch_gpu=-4", "[training] batch_gpu = -4", 1},
+        {"training.status_kimg=-1", "[training] status_kimg = -1: expected a number from 0", 1},
+        {"training.keep_checkpoints=-2", "[training] keep_checkpoints = -2", 1},
+        {"training.grid_columns=0", "[training] grid_columns = 0", 1},
+        {"data.resolution=0", "[data] resolution = 0", 1},
+        {"data.max_images=-5", "[data] max_images = -5", 1},
+        {"network.model_channels=0", "network mp_unet: model_channels = 0: must be in 1..4096", 1},
+        {"network.channels_per_head=3", "channels_per_head = 3 does not divide the 16 channels of the attention blocks at 4x4", 1},
+        {"network.img_resolution=4294967304", "img_resolution = 2147483647: must be in 1..4096", 1},
+        {"network.dropout=1", "dropout = 1: must be in [0, 1)", 1},
+        {"network.label_balance=2", "label_balance = 2: must be in [0, 1]", 1},
+        {"network.precision=fp8", "network mp_unet: precision = 'fp8': expected fp32, bf16 or fp16", 1},
+        {"sampler.num_steps=0", "[sampler] heun: need 2 <= num_steps <= 100000", 0},
+        {"sampler.sigma_min=0", "[sampler] heun: need", 0},
+        {"optimizer.beta2=1", "[optimizer] adam: need", 0},
+        {"loss.sigma_data=0", "[loss] edm2:", 0},
+        {"ema.stds=0.5", "[ema] power: stds: 0.5 is outside", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         run_result r;
         run_host(&r, "check", CFG("base.ini"), "--set", "sampler.plugin=heun", "--set", cases[i].set, NULL);
         assert_one_line_error(&r, cases[i].expect);
+        char where[300];
+        snprintf(where, sizeof where, "--set %.*s", (int)strcspn(cases[i].set, "="), cases[i].set);
+        assert_error_at(&r, cases[i].keyed ? where : CFG("base.ini"));
     }
+    /* In a file: the line that set the key, also in a file that another extends. */
+    run_result r;
+    run_host(&r, "check", CFG("bad_plugin_value.ini"), NULL);
+    assert_one_line_error(&r, "network mp_unet: precision = 'fp16x': expected fp32, bf16 or fp16");
+    assert_error_at(&r, CFG("bad_plugin_value.ini") ":6");
+    char *dir = make_temp_dir(), text[600];
+    snprintf(text, sizeof text, "; extends the file that sets the value\nextends = %s\n", CFG("bad_plugin_value.ini"));
+    char *top = write_text(dir, "top.ini", text);
+    run_host(&r, "check", top, NULL);
+    assert_error_at(&r, CFG("bad_plugin_value.ini") ":6");
+    run_host(&r, "check", top, "--set", "network.precision=fp4", NULL); /* the override, not the file */
+    assert_one_line_error(&r, "precision = 'fp4'");
+    assert_error_at(&r, "--set network.precision");
+    free(top);
+    rm_rf(dir);
+    free(dir);
 }
 
 static void test_shipped_configs_check(void **state) {

@@ -247,7 +247,7 @@ static void test_evaluate(void **state) {
     assert_non_null(strstr(r.err, "made with swd.patches = 16, this evaluation uses 8"));
     const char *fid[] = {"evaluate.metrics=fid", NULL};
     assert_int_not_equal(evaluate(dir, &r, fid), 0);
-    assert_non_null(strstr(r.err, "metrics = fid needs a [features] section"));
+    assert_non_null(strstr(r.err, "error: --set evaluate.metrics: [evaluate] metrics = fid: FID needs a [features] section"));
     const char *is[] = {"evaluate.metrics=swd,is", NULL};
     assert_int_not_equal(evaluate(dir, &r, is), 0);
     assert_non_null(strstr(r.err, "'is' is not a metric"));
@@ -300,12 +300,24 @@ static void test_sweep(void **state) {
              "seeds = 0-23\nbatch = 12\nswd_min_res = 8\nswd_patches = 16\nref_images = 64\noutdir = %s\n",
              g_run, dir);
     run_result r;
+    /* Refused with exit status 1 before anything is reconstructed: FID without a [features] network (named
+     * at the line that asks for it, the config's 21st), and no runs. */
+    char fid_text[2100], where[700], p[700];
+    snprintf(fid_text, sizeof fid_text, "%smetrics = swd,fid\n", text);
+    assert_int_equal(run_job(dir, "sweep.ini", fid_text, &r, NULL), 1);
+    snprintf(where, sizeof where, "error: %s/sweep.ini:21: [sweep] metrics = swd,fid: FID needs a [features] section", dir);
+    if (!strstr(r.err, where)) fprintf(stderr, "expected '%s' in:\n%s", where, r.err);
+    assert_non_null(strstr(r.err, where));
+    assert_null(strstr(r.err, "reconstructing"));
+    const char *const no_runs[] = {"sweep.runs=,", NULL};
+    assert_int_equal(run_job(dir, "sweep.ini", text, &r, no_runs), 1);
+    assert_non_null(strstr(r.err, "[sweep] runs: expected one or more run folders"));
     if (run_job(dir, "sweep.ini", text, &r, NULL)) fprintf(stderr, "%s", r.err);
     assert_non_null(strstr(r.err, "sweep.md, sweep.tsv and sweep.png"));
     const char *ref = strstr(r.err, "reference: 64 images"); /* made once for all three evaluations */
     assert_non_null(ref);
     assert_null(strstr(ref + 1, "reference: 64 images"));
-    char p[700], line[512];
+    char line[512];
     snprintf(p, sizeof p, "%s/sweep.tsv", dir);
     FILE *f = fopen(p, "r");
     assert_non_null(f);
