@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "fileio.h"
@@ -140,13 +142,21 @@ int job_report(const run_config *rc, edm2_err *err) {
         path_basename(items[i], runs[i].name, sizeof runs[i].name);
     }
     if (n < 1) return JOB_FAIL(err, "[report] runs: expected one or more run folders, comma-separated");
+    for (int i = 0; i < n; i++) { /* (before the output folder is made) */
+        struct stat st;
+        if (stat(runs[i].dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            return JOB_FAIL(err, "[report] runs: '%s': not a folder", runs[i].dir);
+    }
     if (make_dirs(outdir, err)) return 1;
     for (int i = 0; i < n; i++) {
         char path[1100];
         snprintf(path, sizeof path, "%.1000s/config.ini", runs[i].dir);
         edm2_err cerr;
         runs[i].have_cfg = cfg_load(&runs[i].c, path, &cerr) == 0;
-        if (!runs[i].have_cfg) LOG_WARN("%s: no config.ini (runs before this version): its keys show as '?'", runs[i].dir);
+        if (!runs[i].have_cfg && access(path, F_OK) == 0)
+            LOG_WARN("%s (its keys show as '?')", cerr.msg);
+        else if (!runs[i].have_cfg)
+            LOG_WARN("%s: no config.ini (runs before this version): its keys show as '?'", runs[i].dir);
         if (read_stats(&runs[i], err)) goto done;
         read_best(&runs[i], tsv);
     }

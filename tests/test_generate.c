@@ -363,6 +363,16 @@ static void test_report(void **state) {
     snprintf(rd, sizeof rd, "job.run_dir=%s", other);
     assert_int_equal(run_host(&r, "run", EDM2_SOURCE_DIR "/tests/configs/tiny_train.ini", "--set", rd, "--set",
                               "training.duration_kimg=2", "--set", "optimizer.ref_lr=0.005", NULL), 0);
+    /* A run that is not a folder: one line, exit status 1, no output folder made. */
+    char missing[700], out_missing[700];
+    snprintf(missing, sizeof missing, "%s/no-such-run", dir);
+    snprintf(out_missing, sizeof out_missing, "%s/report-missing", dir);
+    snprintf(text, sizeof text, "[job]\ntype = report\n[report]\nruns = %s,%s\noutdir = %s\n", g_run, missing, out_missing);
+    assert_int_equal(run_job(dir, "report.ini", text, &r, NULL), 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "[report] runs: '"));
+    assert_non_null(strstr(r.err, "/no-such-run': not a folder"));
+    assert_int_not_equal(access(out_missing, F_OK), 0);
     snprintf(text, sizeof text, "[job]\ntype = report\n[report]\nruns = %s,%s\noutdir = %s\n", g_run, other, dir);
     assert_int_equal(run_job(dir, "report.ini", text, &r, NULL), 0);
     char p[700], md[16384];
