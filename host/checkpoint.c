@@ -72,6 +72,40 @@ int ckpt_find_latest(const char *run_dir, char *path_out, size_t len, edm2_err *
     return 0;
 }
 
+/* The value of key in a fingerprint's "ID:key=value;key=value..." (NULL when absent), into buf. */
+static const char *fp_value(const char *fp, const char *key, char *buf, size_t len) {
+    const size_t kn = strlen(key);
+    for (const char *p = strchr(fp, ':'); p; p = strchr(p, ';')) {
+        p++;
+        if (!strncmp(p, key, kn) && p[kn] == '=') {
+            snprintf(buf, len, "%.*s", (int)strcspn(p + kn + 1, ";"), p + kn + 1);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* What differs between the network a checkpoint was written for (was) and this config's (now), as
+ * "key = A there, B here; ...", or the plugin ids where those differ. */
+static void fp_diff(const char *was, const char *now, char *out, size_t len) {
+    const size_t iw = strcspn(was, ":"), in = strcspn(now, ":");
+    out[0] = 0;
+    if (iw != in || strncmp(was, now, iw)) {
+        snprintf(out, len, "network plugin %.*s there, %.*s here", (int)iw, was, (int)in, now);
+        return;
+    }
+    for (const char *p = strchr(now, ':'); p && strlen(out) + 1 < len; p = strchr(p, ';')) {
+        char key[128], a[256], b[256];
+        p++;
+        snprintf(key, sizeof key, "%.*s", (int)strcspn(p, "="), p);
+        const char *va = fp_value(was, key, a, sizeof a), *vb = fp_value(now, key, b, sizeof b);
+        if (vb && (!va || strcmp(va, vb)))
+            snprintf(out + strlen(out), len - strlen(out), "%s%s = %s there, %s here", out[0] ? "; " : "", key,
+                     va ? va : "(not kept)", vb);
+    }
+    if (!out[0]) snprintf(out, len, "%.300s there, %.300s here", was, now); /* (differs in form only) */
+}
+
 /* Validates a checkpoint before any of it is used: metadata counts in range and consistent, exactly the
  * expected tensors (1-D, float32, the right sizes), every value finite. */
 int ckpt_read_file(const st_file *f, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err) {
@@ -93,9 +127,13 @@ int ckpt_read_file(const st_file *f, const ckpt_buffer *bufs, size_t n, ckpt_inf
                      path, (long long)got.optimizer_step, (long long)(got.nimg / got.batch), (long long)got.nimg,
                      (long long)got.batch);
     const char *fp = st_meta(f, "edm2.fingerprint");
-    if (!rc && (!fp || strcmp(fp, info->fingerprint)))
-        rc = err_set(err, "%s: was written for another network (%.300s); this config builds %.300s. Use a new run_dir.",
-                     path, fp ? fp : "?", info->fingerprint);
+    if (!rc && !fp) rc = err_set(err, "%s: not a training checkpoint (no metadata edm2.fingerprint)", path);
+    if (!rc && strcmp(fp, info->fingerprint)) {
+        char diff[800];
+        fp_diff(fp, info->fingerprint, diff, sizeof diff);
+        rc = err_set(err, "%s: was written for another network ([network] %s). Resume with its values, or use a new run_dir",
+                     path, diff);
+    }
     if (!rc && got.batch != info->batch)
         rc = err_set(err, "%s: was trained with batch %lld; this config says %lld (resume needs the same batch)", path,
                      (long long)got.batch, (long long)info->batch);

@@ -224,11 +224,13 @@ static void test_bad_setups(void **state) {
     run_host(&r, "run", CFG, "--set", rd, "--set", "training.batch=6", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "multiple of batch_gpu"));
-    /* Resuming with another network is refused, naming the checkpoint. */
+    /* Resuming with another network is refused, naming the checkpoint and only the values that differ. */
     assert_int_equal(train(d, 1, &r), 0);
-    run_host(&r, "run", CFG, "--set", rd, "--set", "network.model_channels=16", "--set", "training.duration_kimg=2", NULL);
+    run_host(&r, "run", CFG, "--set", rd, "--set", "network.model_channels=16", "--set", "network.dropout=0.1", "--set",
+             "training.duration_kimg=2", NULL);
     assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "was written for another network"));
+    assert_non_null(strstr(r.err, "training-state-0000001.safetensors: was written for another network ([network] "
+                                  "model_channels = 8 there, 16 here; dropout = 0 there, 0.1 here). Resume with"));
     rm_rf(d);
     free(d);
 }
