@@ -80,6 +80,10 @@ int snapshot_open(const char *path, const plugin_registry *reg, runtime *rt, net
                   const char *precision, edm2_err *err) {
     memset(ni, 0, sizeof *ni);
     if (st_open(f, path, err)) return -1;
+    if (st_meta(f, "edm2.checkpoint"))
+        return err_set(err, "%s: a training checkpoint (parameters, optimizer state, EMAs), not a network snapshot: "
+                            "give one of the run's network-snapshot-*.safetensors",
+                       path);
     const char *id = st_meta(f, "edm2.network");
     if (!id) id = "mp_unet"; /* reference-format files carry only the hyperparameters */
     const plugin_rec *p = registry_find(reg, EDM2_KIND_NETWORK, id, rt->backend_rec->desc->backend);

@@ -140,6 +140,13 @@ static void test_precision_override(void **state) {
     assert_int_equal(generate(b, &r, bad), 1);
     assert_non_null(strstr(r.err, "network-snapshot-0000002-0.100.safetensors with precision = fp8: "));
     assert_non_null(strstr(r.err, "precision = 'fp8': expected fp32, bf16 or fp16"));
+    /* A training checkpoint given for a snapshot is named as such. */
+    char ckpt[700];
+    snprintf(ckpt, sizeof ckpt, "generate.net=%s/training-state-0000002.safetensors", g_run);
+    const char *state_file[] = {ckpt, NULL};
+    assert_int_equal(generate(b, &r, state_file), 1);
+    assert_non_null(strstr(r.err, "training-state-0000002.safetensors: a training checkpoint (parameters, optimizer state, "
+                                  "EMAs), not a network snapshot"));
     rm_rf(a), rm_rf(b);
     free(a), free(b);
 }
