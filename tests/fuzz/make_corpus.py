@@ -75,10 +75,13 @@ def main():
         out("image", "jpeg", f.read())
     # checkpoint of the fuzz harness's small run
     meta = {"edm2.checkpoint": "1", "edm2.nimg": "8", "edm2.optimizer_step": "2", "edm2.batch": "4", "edm2.seed": "1",
-            "edm2.fingerprint": "mp_unet:fuzz"}
+            "edm2.fingerprint": "mp_unet:model_channels=4;channel_mult=1,2"}
     ts = [(n, "F32", [8], f32(*[0.5 * i for i in range(8)]))
           for n in ["params", "optimizer/exp_avg", "optimizer/exp_avg_sq", "ema/0.100"]]
     out("checkpoint", "good", safetensors(ts, meta))
+    # ... and one written for another network (the refusal lists what differs)
+    meta["edm2.fingerprint"] = "mp_unet:model_channels=8;channel_mult=1,2;dropout=0.1"
+    out("checkpoint", "other_network", safetensors(ts, meta))
     # snapshot: a real one, from a few steps of a tiny network
     with tempfile.TemporaryDirectory() as tmp:
         cfg = os.path.join(tmp, "tiny.ini")
