@@ -1,7 +1,7 @@
 /* test_cli.c: the edm2host program as a user meets it: plugins listing and describing, check of good
  * configs, and the one-line errors (non-zero exit) for a misspelled key, a bad value, a missing plugin,
  * an unknown section, a plugin of another ABI major, a .so that is not a plugin, and values of the right
- * type that cannot work. */
+ * type that cannot work, each named where it was set (FILE:LINE, or --set SECTION.KEY). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
