@@ -95,7 +95,9 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
             rc = 1, err_set(&err, "the %s job runs in one process: start it without mpirun/srun", s.rc.job->type);
         else
             rc = s.rc.job->run(&s.rc, &err);
-        if (rc && err.msg[0]) LOG_ERROR("%s", err.msg);
+        const cfg_entry *about = rc ? cfg_about(s.rc.cfg, NULL, err.msg) : NULL; /* "[SECTION] KEY ...": where set */
+        if (rc && about) LOG_ERROR("%s: %s", cfg_where(about).s, err.msg);
+        else if (rc && err.msg[0]) LOG_ERROR("%s", err.msg);
     }
     setup_free(&s);
     free(sets);

@@ -1,6 +1,7 @@
 /* config.c: INI loading (inih) with extends chains, overrides and provenance. */
 #include "config.h"
 
+#include <ctype.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,22 @@ int cfg_copy(cfg *dst, const cfg *src) {
     }
     if (rc) cfg_free(dst);
     return rc;
+}
+
+const cfg_entry *cfg_about(const cfg *c, const char *section, const char *msg) {
+    char sec[128], key[128];
+    if (!section) {
+        if (*msg != '[') return NULL;
+        const size_t n = strcspn(++msg, "]");
+        if (!n || n >= sizeof sec || strncmp(msg + n, "] ", 2)) return NULL;
+        snprintf(sec, sizeof sec, "%.*s", (int)n, msg);
+        msg += n + 2;
+        section = sec;
+    }
+    size_t n = 0;
+    while (n < sizeof key - 1 && (isalnum((unsigned char)msg[n]) || msg[n] == '_')) key[n] = msg[n], n++;
+    key[n] = 0;
+    return n && (msg[n] == ':' || !strncmp(msg + n, " = ", 3)) ? cfg_get(c, section, key) : NULL;
 }
 
 cfg_place cfg_where(const cfg_entry *e) {

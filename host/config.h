@@ -41,6 +41,9 @@ int cfg_put(cfg *c, const char *section, const char *key, const char *value);
 /* dst = a copy of src, each entry with its provenance. Returns 0 or -1 (no memory; dst then freed). */
 int cfg_copy(cfg *dst, const cfg *src);
 cfg_place cfg_where(const cfg_entry *e);
+/* The entry a message is about, when it begins "[SECTION] KEY = ..." or "[SECTION] KEY: ..." (section NULL),
+ * or "KEY = ..." or "KEY: ..." with the section given; NULL when it does not, or the config has no such key. */
+const cfg_entry *cfg_about(const cfg *c, const char *section, const char *msg);
 const cfg_entry *cfg_get(const cfg *c, const char *section, const char *key);
 const char *cfg_value(const cfg *c, const char *section, const char *key, const char *fallback);
 int cfg_has_section(const cfg *c, const char *section);

@@ -3,7 +3,6 @@
  * the channels) is reported by `edm2host check` and at the start of a job, not hours into it. Nothing
  * arena-sized is allocated: the network builds its table only, and the optimizer is shown a one-parameter
  * network. */
-#include <ctype.h>
 #include <string.h>
 
 #include "log.h"
@@ -15,14 +14,8 @@
 static int placed(const run_config *rc, edm2_kind kind, edm2_err *err) {
     const cfg_entry *e = NULL;
     const char *p = err->msg;
-    for (int tries = 0; tries < 2 && !e && (p = strstr(p, ": ")); tries++) { /* (after WHAT, or WHO after it) */
-        p += 2;
-        size_t n = 0;
-        char key[64];
-        while (n < sizeof key - 1 && (isalnum((unsigned char)p[n]) || p[n] == '_')) key[n] = p[n], n++;
-        key[n] = 0;
-        if (n && (p[n] == ':' || !strncmp(p + n, " = ", 3))) e = cfg_get(rc->cfg, kind_name(kind), key);
-    }
+    for (int tries = 0; tries < 2 && !e && (p = strstr(p, ": ")); tries++) /* (after WHAT, or WHO after it) */
+        e = cfg_about(rc->cfg, kind_name(kind), p += 2);
     edm2_err whole = *err;
     return err_set(err, "%s: %s", e ? cfg_where(e).s : rc->cfg->path, whole.msg);
 }

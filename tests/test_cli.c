@@ -211,6 +211,14 @@ static void test_values_that_cannot_work(void **state) {
     assert_one_line_error(&r, "precision = 'fp4'");
     assert_error_at(&r, "--set network.precision");
     free(top);
+    /* A job's own refusal of a value ("[SECTION] KEY ..."): at its line too. */
+    char *phema = write_text(dir, "phema.ini", "[job]\ntype = phema\n[ema]\nplugin = power\n[phema]\n"
+                                               "snapshots = /nonexistent-run\nstds = 0.05\noutdir = /nonexistent-out\n");
+    run_host(&r, "run", phema, NULL);
+    assert_one_line_error(&r, "[phema] snapshots = '/nonexistent-run': cannot open folder");
+    snprintf(text, sizeof text, "%s:6", phema);
+    assert_error_at(&r, text);
+    free(phema);
     rm_rf(dir);
     free(dir);
 }

@@ -220,7 +220,7 @@ static void test_bad_setups(void **state) {
     assert_non_null(strstr(r.err, "the data are 1x16x16 images"));
     run_host(&r, "run", CFG, "--set", rd, "--set", "data.source=folder", "--set", "data.path=/nonexistent", NULL);
     assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "/nonexistent': not a folder"));
+    assert_non_null(strstr(r.err, "error: --set data.path: [data] path = '/nonexistent': not a folder"));
     run_host(&r, "run", CFG, "--set", rd, "--set", "training.batch=6", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "multiple of batch_gpu"));
