@@ -92,8 +92,10 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     t->rank = comm_rank(), t->world = comm_world();
     const char *one = getenv("EDM2_GROUP_OF_ONE");
     t->grouped = t->world > 1 || (one && !strcmp(one, "1"));
-    if (t->batch_gpu <= 0) /* one pass per process when the batch splits evenly */
-        t->batch_gpu = t->batch % t->world == 0 ? t->batch / t->world : t->batch;
+    if (t->batch_gpu <= 0 && t->batch % t->world)
+        return err_set(err, "[training] batch = %lld does not split over %d processes: make it a multiple of %d",
+                       (long long)t->batch, t->world, t->world);
+    if (t->batch_gpu <= 0) t->batch_gpu = t->batch / t->world; /* one pass per process */
     t->total = kimg_to_nimg(edm2_cfg_float(&tv.api, "duration_kimg", 0));
     if (t->batch < 1 || t->batch % t->batch_gpu)
         return err_set(err, "[training] batch = %lld must be a positive multiple of batch_gpu = %lld", (long long)t->batch,

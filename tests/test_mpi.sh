@@ -3,8 +3,8 @@
 # (mpirun --oversubscribe): 2 and 3 processes give bitwise the files of one process with the same global
 # batch and batch_gpu; a run stopped by SIGINT to one process writes one checkpoint, and resuming with the
 # processes ends bitwise where the one-process run ends; different configs on different processes are
-# refused at start, and so are jobs other than training; a killed process and a hung one end the run with
-# an error within the time limit.
+# refused at start, and so are jobs other than training and a batch that the processes cannot share; a
+# killed process and a hung one end the run with an error within the time limit.
 # Exits 77 (skipped) without mpirun or an edm2host built with MPI.
 set -uo pipefail
 build=$1 src=$2
@@ -80,6 +80,12 @@ out=$(mpirun_ -n 1 "$host" -q run "$cfg" --set job.run_dir="$tmp/mix" --set trai
   -n 1 "$host" -q run "$cfg" --set job.run_dir="$tmp/mix" --set training.duration_kimg=3 2>&1) && fail "mixed configs ran"
 echo "$out" | grep -q "runs another config than process 0" || fail "mixed configs: $(echo "$out" | head -3)"
 echo "ok: different configs refused: $(echo "$out" | grep -m1 "another config")"
+
+# A batch that does not split over the processes (batch_gpu unset) is refused, naming the key.
+out=$(train odd 1 2 --set training.batch=7 --set training.batch_gpu=0 2>&1) && fail "batch 7 over 2 processes ran"
+echo "$out" | grep -q "\[training\] batch = 7 does not split over 2 processes: make it a multiple of 2" ||
+  fail "batch 7 over 2 processes: $(echo "$out" | head -2)"
+echo "ok: batch 7 over 2 processes refused"
 
 # Jobs other than training run in one process.
 out=$(mpirun_ -n 2 "$host" -q run "$src/configs/fashion-mnist-generate.ini" 2>&1) && fail "generate ran twice"
