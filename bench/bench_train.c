@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_args.h"
 #include "generate.h"
 #include "log.h"
 #include "runtime.h"
@@ -92,9 +93,13 @@ int main(int argc, char **argv) {
     int nsets = 0, threads = 0, steps = 10, warmup = -1, do_train = 1, do_eval = 1, do_sgemm = 1, do_sample = 0,
         do_profile = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) warmup = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if (arg_int("edm2-bench", "--threads", argv[++i], 0, 4096, &threads)) return 2;
+        } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+            if (arg_int("edm2-bench", "--steps", argv[++i], 1, 1000000, &steps)) return 2;
+        } else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
+            if (arg_int("edm2-bench", "--warmup", argv[++i], 0, 1000000, &warmup)) return 2;
+        }
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 64) sets[nsets++] = argv[++i];
         else if (!strcmp(argv[i], "--no-sgemm") || !strcmp(argv[i], "--no-gemm")) do_sgemm = 0;
         else if (!strcmp(argv[i], "--sample")) do_sample = 1;
@@ -103,6 +108,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             const char *w = argv[++i];
             do_train = !strcmp(w, "train"), do_eval = !strcmp(w, "eval");
+            if (!do_train && !do_eval) {
+                LOG_ERROR("edm2-bench: --only '%s': expected train or eval", w);
+                return 2;
+            }
         }
         else if (argv[i][0] != '-' && !path) path = argv[i];
         else {
@@ -122,10 +131,17 @@ int main(int argc, char **argv) {
     const run_config *rc = &s.rc;
     if (!rc->plugin[EDM2_KIND_NETWORK] || !rc->plugin[EDM2_KIND_LOSS] || !rc->plugin[EDM2_KIND_OPTIMIZER]) {
         LOG_ERROR("%s: a train config is needed ([network], [loss], [optimizer])", path);
+        setup_free(&s);
         return 1;
     }
+    /* Everything this run holds, released at the end (done:), on success and failure alike. */
     runtime rt;
     net_instance ni;
+    edm2_loss *loss = NULL;
+    edm2_optimizer *opt = NULL;
+    float *bufs[6] = {NULL}; /* y, grads, ema, labels, D, sigma */
+    memset(&rt, 0, sizeof rt), memset(&ni, 0, sizeof ni);
+    int status = 1;
     config_view v, tv;
     config_view_host(&tv, rc->cfg, "training");
     const int batch = (int)edm2_cfg_int(&tv.api, "batch", 64);
@@ -149,16 +165,21 @@ int main(int argc, char **argv) {
     const size_t per = (size_t)info->img_channels * info->img_resolution * info->img_resolution, A = info->arena_floats;
     const edm2_loss_vtable *lvt = rc->plugin[EDM2_KIND_LOSS]->desc->vtable;
     const edm2_optimizer_vtable *ovt = rc->plugin[EDM2_KIND_OPTIMIZER]->desc->vtable;
-    edm2_loss *loss;
-    edm2_optimizer *opt;
     config_view_plugin(&v, rc, EDM2_KIND_LOSS);
-    if (lvt->create(&rt.services, &v.api, &rt.ops, &loss) != EDM2_OK) goto fail;
+    if (lvt->create(&rt.services, &v.api, &rt.ops, &loss) != EDM2_OK) {
+        err_plugin(&err, "[loss] %s", rc->plugin[EDM2_KIND_LOSS]->desc->id);
+        goto fail;
+    }
     config_view_plugin(&v, rc, EDM2_KIND_OPTIMIZER);
-    if (ovt->create(&rt.services, &v.api, &rt.ops, info, &opt) != EDM2_OK) goto fail;
-    float *y = rt_alloc(&rt, per * batch, &err), *grads = rt_alloc(&rt, A, &err), *ema = rt_alloc(&rt, A, &err);
-    float *labels = rt_alloc(&rt, (size_t)batch * (info->label_dim ? info->label_dim : 1), &err);
-    float *D = rt_alloc(&rt, per * batch, &err), *sigma = rt_alloc(&rt, (size_t)batch, &err);
-    if (!y || !grads || !ema || !labels || !D || !sigma) goto fail;
+    if (ovt->create(&rt.services, &v.api, &rt.ops, info, &opt) != EDM2_OK) {
+        err_plugin(&err, "[optimizer] %s", rc->plugin[EDM2_KIND_OPTIMIZER]->desc->id);
+        goto fail;
+    }
+    const size_t counts[6] = {per * batch, A, A, (size_t)batch * (info->label_dim ? info->label_dim : 1), per * batch,
+                              (size_t)batch};
+    for (int i = 0; i < 6; i++)
+        if (!(bufs[i] = rt_alloc(&rt, counts[i], &err))) goto fail;
+    float *y = bufs[0], *grads = bufs[1], *ema = bufs[2], *labels = bufs[3], *D = bufs[4], *sigma = bufs[5];
     ni.vt->init_params(ni.net, ni.params, 0);
     rt.bvt->randn(rt.b, y, per * batch, (edm2_rng){1, 1, 0});
     rt.bvt->scale(rt.b, y, 0.5f, per * batch);
@@ -220,19 +241,20 @@ int main(int argc, char **argv) {
         uint64_t *seeds = malloc((size_t)batch * sizeof *seeds);
         float *lab = calloc((size_t)batch * (info->label_dim ? info->label_dim : 1), sizeof *lab);
         float *out = malloc(per * batch * sizeof *out);
-        if (!srec || !seeds || !lab || !out || generator_open(&gen, &rt, &ni, NULL, 1.0, srec, &sv.api, &err)) goto fail;
-        for (int i = 0; i < batch; i++) {
+        int bad = !srec || !seeds || !lab || !out || generator_open(&gen, &rt, &ni, NULL, 1.0, srec, &sv.api, &err);
+        for (int i = 0; !bad && i < batch; i++) {
             seeds[i] = (uint64_t)i;
             if (info->label_dim) lab[(size_t)i * info->label_dim + i % info->label_dim] = 1.0f;
         }
-        evals = gen.svt->num_evals(gen.s);
-        for (int it = 0; it < 2; it++) {
+        if (!bad) evals = gen.svt->num_evals(gen.s);
+        for (int it = 0; !bad && it < 2; it++) {
             double t0 = now_s();
-            if (generator_run(&gen, seeds, NULL, info->label_dim ? lab : NULL, batch, out, &err)) goto fail;
+            bad = generator_run(&gen, seeds, NULL, info->label_dim ? lab : NULL, batch, out, &err);
             if (it) t_sample = now_s() - t0;
         }
         generator_close(&gen);
         free(seeds), free(lab), free(out);
+        if (bad) goto fail;
         rt.bvt->memory_stats(rt.b, &cur, &peak);
     }
     double ips = steps * batch / t_train, eval = t_eval / steps;
@@ -257,8 +279,16 @@ int main(int argc, char **argv) {
     if (do_sgemm && gpu && peak_rate > 0) printf("gemm:      %8.1f TFLOP/s (cuBLAS bf16 8192^3 on this GPU)\n", peak_rate / 1e3);
     else if (do_sgemm && gpu) printf("gemm:      not timed (%s)\n", why);
     else if (do_sgemm) printf("sgemm:     %8.1f GFLOP/s (OpenBLAS 2048^3, %d threads)\n", peak_rate, threads);
-    return 0;
+    status = 0;
+    goto done;
 fail:
     LOG_ERROR("%s", err.msg[0] ? err.msg : "benchmark failed (see above)");
-    return 1;
+done:
+    if (loss) ((const edm2_loss_vtable *)rc->plugin[EDM2_KIND_LOSS]->desc->vtable)->destroy(loss);
+    if (opt) ((const edm2_optimizer_vtable *)rc->plugin[EDM2_KIND_OPTIMIZER]->desc->vtable)->destroy(opt);
+    for (int i = 0; rt.b && i < 6; i++) rt_free(&rt, bufs[i]);
+    if (rt.b) net_close(&ni, &rt);
+    runtime_close(&rt);
+    setup_free(&s);
+    return status;
 }

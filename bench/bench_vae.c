@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_args.h"
 #include "edm2/edm2_philox.h"
 #include "log.h"
 #include "safetensors.h"
@@ -69,9 +70,13 @@ int main(int argc, char **argv) {
     int nsets = 0, threads = 0, res = 512, n = 2, random = 0;
     char tmp[64] = "", wset[128] = "";
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--res") && i + 1 < argc) res = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--images") && i + 1 < argc) n = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if (arg_int("edm2-vae-bench", "--threads", argv[++i], 0, 4096, &threads)) return 2;
+        } else if (!strcmp(argv[i], "--res") && i + 1 < argc) {
+            if (arg_int("edm2-vae-bench", "--res", argv[++i], 8, 8192, &res)) return 2;
+        } else if (!strcmp(argv[i], "--images") && i + 1 < argc) {
+            if (arg_int("edm2-vae-bench", "--images", argv[++i], 1, 1000000, &n)) return 2;
+        }
         else if (!strcmp(argv[i], "--set") && i + 1 < argc && nsets < 63) sets[nsets++] = argv[++i];
         else if (!strcmp(argv[i], "--random-weights")) random = 1;
         else if (argv[i][0] != '-' && !path) path = argv[i];

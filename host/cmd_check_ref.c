@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check_ref.h"
+#include "cli_args.h"
 #include "commands.h"
 #include "config.h"
 #include "log.h"
@@ -346,7 +347,9 @@ int cmd_check_ref(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--backend") && i + 1 < argc) backend = argv[++i];
         else if (!strcmp(argv[i], "--network") && i + 1 < argc) network = argv[++i];
         else if (!strcmp(argv[i], "--loss") && i + 1 < argc) loss = argv[++i];
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            if (arg_int("check-ref", "--threads", argv[++i], 0, 4096, &threads)) return 2;
+        }
         else if (!strcmp(argv[i], "--dump") && i + 1 < argc) dump = argv[++i];
         else if (argv[i][0] != '-' && !file) file = argv[i];
         else {

@@ -223,6 +223,31 @@ static void test_values_that_cannot_work(void **state) {
     free(dir);
 }
 
+/* edm2-bench runs a config's training and evaluation passes and reports both; an option value that is not
+ * a whole integer in range (or not a pass) is a one-line usage error, exit status 2. */
+static void test_bench(void **state) {
+    (void)state;
+    run_result r;
+    const char *ok[] = {EDM2_BUILD_DIR "/edm2-bench", CFG("base.ini"), "--steps", "1", "--warmup", "0", "--no-gemm", NULL};
+    assert_int_equal(run_capture(&r, ok, NULL), 0);
+    assert_non_null(strstr(r.out, "training:"));
+    assert_non_null(strstr(r.out, "eval:"));
+    struct {
+        const char *opt, *value, *expect;
+    } bad[] = {
+        {"--steps", "x", "edm2-bench: --steps 'x': expected an integer from 1 to 1000000"},
+        {"--steps", "0", "--steps '0': expected an integer from 1"},
+        {"--warmup", "2k", "--warmup '2k': expected an integer from 0"},
+        {"--threads", "-1", "--threads '-1': expected an integer from 0"},
+        {"--only", "trian", "--only 'trian': expected train or eval"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *argv[] = {EDM2_BUILD_DIR "/edm2-bench", CFG("base.ini"), bad[i].opt, bad[i].value, NULL};
+        assert_int_equal(run_capture(&r, argv, NULL), 2);
+        assert_one_line_error(&r, bad[i].expect);
+    }
+}
+
 static void test_shipped_configs_check(void **state) {
     (void)state;
     const char *configs[] = {SHIPPED_CONFIGS NULL};
@@ -251,6 +276,7 @@ int main(void) {
         cmocka_unit_test(test_bad_plugins_on_path_do_not_crash),
         cmocka_unit_test(test_values_that_cannot_work),
         cmocka_unit_test(test_shipped_configs_check),
+        cmocka_unit_test(test_bench),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
