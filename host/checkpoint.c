@@ -85,8 +85,24 @@ static const char *fp_value(const char *fp, const char *key, char *buf, size_t l
     return NULL;
 }
 
+/* Whether two values of a key are the same: the same text, or the same numbers (comma-separated lists
+ * item by item: "0" and "0.0", "1,2" and "1, 2"). */
+static int same_value(const char *a, const char *b) {
+    if (!strcmp(a, b)) return 1;
+    for (;;) {
+        char *ea, *eb;
+        const double x = strtod(a, &ea), y = strtod(b, &eb);
+        if (ea == a || eb == b || x != y) return 0;
+        while (*ea == ' ') ea++;
+        while (*eb == ' ') eb++;
+        if (!*ea || !*eb) return !*ea && !*eb;
+        if (*ea != ',' || *eb != ',') return 0;
+        a = ea + 1, b = eb + 1;
+    }
+}
+
 /* What differs between the network a checkpoint was written for (was) and this config's (now), as
- * "key = A there, B here; ...", or the plugin ids where those differ. */
+ * "key = A there, B here; ...", or the plugin ids where those differ; empty when nothing does (out[0] 0). */
 static void fp_diff(const char *was, const char *now, char *out, size_t len) {
     const size_t iw = strcspn(was, ":"), in = strcspn(now, ":");
     out[0] = 0;
@@ -99,16 +115,19 @@ static void fp_diff(const char *was, const char *now, char *out, size_t len) {
         p++;
         snprintf(key, sizeof key, "%.*s", (int)strcspn(p, "="), p);
         const char *va = fp_value(was, key, a, sizeof a), *vb = fp_value(now, key, b, sizeof b);
-        if (vb && (!va || strcmp(va, vb)))
+        if (vb && (!va || !same_value(va, vb)))
             snprintf(out + strlen(out), len - strlen(out), "%s%s = %s there, %s here", out[0] ? "; " : "", key,
                      va ? va : "(not kept)", vb);
     }
-    if (!out[0]) snprintf(out, len, "%.300s there, %.300s here", was, now); /* (differs in form only) */
+    for (const char *p = strchr(was, ':'); p && !out[0]; p = strchr(p, ';')) { /* a key kept there, not here */
+        char key[128], b[256];
+        p++;
+        snprintf(key, sizeof key, "%.*s", (int)strcspn(p, "="), p);
+        if (!fp_value(now, key, b, sizeof b)) snprintf(out, len, "%s kept there, not here", key);
+    }
 }
 
-/* Validates a checkpoint before any of it is used: metadata counts in range and consistent, exactly the
- * expected tensors (1-D, float32, the right sizes), every value finite. */
-int ckpt_read_file(const st_file *f, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err) {
+int ckpt_check_meta(const st_file *f, ckpt_info *info, edm2_err *err) {
     const char *path = f->path;
     int rc = 0;
     ckpt_info got = {0};
@@ -128,18 +147,30 @@ int ckpt_read_file(const st_file *f, const ckpt_buffer *bufs, size_t n, ckpt_inf
                      (long long)got.batch);
     const char *fp = st_meta(f, "edm2.fingerprint");
     if (!rc && !fp) rc = err_set(err, "%s: not a training checkpoint (no metadata edm2.fingerprint)", path);
-    if (!rc && strcmp(fp, info->fingerprint)) {
-        char diff[800];
-        fp_diff(fp, info->fingerprint, diff, sizeof diff);
+    char diff[800] = "";
+    if (!rc && strcmp(fp, info->fingerprint)) fp_diff(fp, info->fingerprint, diff, sizeof diff);
+    if (diff[0])
         rc = err_set(err, "%s: was written for another network ([network] %s). Resume with its values, or use a new run_dir",
                      path, diff);
-    }
     if (!rc && got.batch != info->batch)
         rc = err_set(err, "%s: was trained with batch %lld; this config says %lld (resume needs the same batch)", path,
                      (long long)got.batch, (long long)info->batch);
     if (!rc && got.seed != info->seed)
         rc = err_set(err, "%s: was trained with seed %lld; this config says %lld", path, (long long)got.seed,
                      (long long)info->seed);
+    if (!rc) {
+        info->nimg = got.nimg;
+        info->optimizer_step = got.optimizer_step;
+    }
+    return rc;
+}
+
+/* Validates a checkpoint before any of it is used: its metadata (ckpt_check_meta), exactly the expected
+ * tensors (1-D, float32, the right sizes), every value finite. */
+int ckpt_read_file(const st_file *f, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err) {
+    const char *path = f->path;
+    ckpt_info got = *info;
+    int rc = ckpt_check_meta(f, &got, err);
     if (!rc && f->n != n)
         rc = err_set(err, "%s: holds %zu tensors, this run keeps %zu (params, optimizer state, EMAs)", path, f->n, n);
     for (size_t i = 0; !rc && i < n; i++) {

@@ -35,6 +35,9 @@ int ckpt_find_latest(const char *run_dir, char *path_out, size_t len, edm2_err *
 int ckpt_read(const char *path, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err);
 /* The same for an open file. */
 int ckpt_read_file(const st_file *f, const ckpt_buffer *bufs, size_t n, ckpt_info *info, edm2_err *err);
+/* Its metadata part alone: present, integral, in range, consistent, and the fingerprint, batch and seed of
+ * info; then info->nimg and optimizer_step are the file's. */
+int ckpt_check_meta(const st_file *f, ckpt_info *info, edm2_err *err);
 /* Removes all but the newest `keep` checkpoints (keep 0 = keep all). */
 void ckpt_prune(const char *run_dir, int keep);
 /* Removes temporary files (*.tmp.*) a killed run left behind. Returns how many. */

@@ -87,7 +87,17 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
     if (rc) {
         LOG_ERROR("%s", err.msg);
     } else if (!run) {
-        printf("%s: ok (job %s, backend %s)\n", path, s.rc.job->type, backend_name(s.rc.backend));
+        /* A train job: where it would start, or the refusal a resume would meet. */
+        char resume[300] = "", ckpt[4200];
+        int64_t nimg = 0;
+        if (s.rc.job->run == job_train && train_resume_point(&s.rc, ckpt, sizeof ckpt, &nimg, &err)) {
+            LOG_ERROR("%s", err.msg);
+            rc = 1;
+        } else if (s.rc.job->run == job_train) {
+            if (ckpt[0]) snprintf(resume, sizeof resume, "; resumes from %.200s at kimg %.3f", ckpt, nimg / 1000.0);
+            else snprintf(resume, sizeof resume, "; starts afresh");
+        }
+        if (!rc) printf("%s: ok (job %s, backend %s)%s\n", path, s.rc.job->type, backend_name(s.rc.backend), resume);
     } else {
         /* Only training splits its work over the processes of an MPI launch; the other jobs would write the
          * same files from every process. */
@@ -108,6 +118,8 @@ int cmd_check(int argc, char **argv) {
     if (wants_help(argc, argv)) {
         config_usage("check", "Validates a config: every section and key known, well typed and in range, every\n"
                               "plugin found and willing to take its values (each is created once); runs nothing.\n"
+                              "For a train job it also says whether the run resumes (from which checkpoint) or\n"
+                              "starts afresh, and refuses a checkpoint that the config could not resume from.\n"
                               "Exit status 0 when valid, 1 with a one-line error otherwise.");
         return 0;
     }

@@ -32,16 +32,33 @@ static int fail_plugin(edm2_err *err, const char *kind, const char *id) {
     return err_plugin(err, "%s %s", kind, id);
 }
 
-/* "mp_unet:img_resolution=32;..." over every schema key of the network plugin. */
-static void make_fingerprint(trainer *t) {
-    const edm2_plugin_desc *d = t->net.rec->desc;
-    size_t n = (size_t)snprintf(t->fingerprint, sizeof t->fingerprint, "%s:", d->id);
-    for (uint32_t k = 0; k < d->key_count && n < sizeof t->fingerprint; k++) {
-        const cfg_entry *e = cfg_get(t->rc->cfg, "network", d->keys[k].name);
+/* "mp_unet:img_resolution=32;..." over every schema key of rc's network plugin: what a checkpoint must
+ * match to resume. */
+static void fingerprint(const run_config *rc, char *out, size_t len) {
+    const edm2_plugin_desc *d = rc->plugin[EDM2_KIND_NETWORK]->desc;
+    size_t n = (size_t)snprintf(out, len, "%s:", d->id);
+    for (uint32_t k = 0; k < d->key_count && n < len; k++) {
+        const cfg_entry *e = cfg_get(rc->cfg, "network", d->keys[k].name);
         const char *v = e ? e->value : d->keys[k].default_value;
-        n += (size_t)snprintf(t->fingerprint + n, sizeof t->fingerprint - n, "%s%s=%s", k ? ";" : "", d->keys[k].name,
-                              v ? v : "");
+        n += (size_t)snprintf(out + n, len - n, "%s%s=%s", k ? ";" : "", d->keys[k].name, v ? v : "");
     }
+}
+
+int train_resume_point(const run_config *rc, char *path, size_t len, int64_t *nimg, edm2_err *err) {
+    config_view jv, tv;
+    config_view_host(&jv, rc->cfg, "job");
+    config_view_host(&tv, rc->cfg, "training");
+    char fp[4096];
+    fingerprint(rc, fp, sizeof fp);
+    ckpt_info info = {0, 0, edm2_cfg_int(&tv.api, "batch", 2048), edm2_cfg_int(&jv.api, "seed", 0), fp};
+    if (ckpt_find_latest(jv.api.get(jv.api.ctx, "run_dir"), path, len, err)) return -1;
+    *nimg = 0;
+    if (!path[0]) return 0;
+    st_file f;
+    int rc_ = st_open(&f, path, err) || ckpt_check_meta(&f, &info, err) ? -1 : 0;
+    st_close(&f);
+    *nimg = info.nimg;
+    return rc_;
 }
 
 static void trainer_close(trainer *t) {
@@ -142,7 +159,7 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     cpu_share_init(&t->share, t->rt.services.threads);
     config_view_plugin(&v, rc, EDM2_KIND_NETWORK);
     if (net_open(&t->net, &t->rt, rc->plugin[EDM2_KIND_NETWORK], &v.api, err)) return -1;
-    make_fingerprint(t);
+    fingerprint(rc, t->fingerprint, sizeof t->fingerprint);
     const edm2_network_info *info = &t->net.info;
     t->lvt = rc->plugin[EDM2_KIND_LOSS]->desc->vtable;
     config_view_plugin(&v, rc, EDM2_KIND_LOSS);

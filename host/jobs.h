@@ -2,6 +2,9 @@
 #ifndef EDM2_HOST_JOBS_H
 #define EDM2_HOST_JOBS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "metric_fid.h"
 #include "metric_swd.h"
 #include "validate.h"
@@ -10,6 +13,10 @@
 #define JOB_FAIL(err, ...) (err_set((err), __VA_ARGS__), 1)
 
 int job_train(const run_config *rc, edm2_err *err);
+/* Where a train job would start: *path the newest checkpoint of its run_dir, its metadata checked against
+ * the config as a resume checks it, *nimg its images seen; or path empty (a fresh start). 0, or -1 with
+ * the error a resume would give. */
+int train_resume_point(const run_config *rc, char *path, size_t len, int64_t *nimg, edm2_err *err);
 int job_generate(const run_config *rc, edm2_err *err);
 int job_phema(const run_config *rc, edm2_err *err);
 int job_evaluate(const run_config *rc, edm2_err *err);

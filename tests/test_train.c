@@ -224,8 +224,23 @@ static void test_bad_setups(void **state) {
     run_host(&r, "run", CFG, "--set", rd, "--set", "training.batch=6", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "multiple of batch_gpu"));
-    /* Resuming with another network is refused, naming the checkpoint and only the values that differ. */
+    /* `check` says where a train job would start: afresh, or from the newest checkpoint. */
+    assert_int_equal(run_host(&r, "check", CFG, "--set", rd, NULL), 0);
+    assert_non_null(strstr(r.out, "ok (job train, backend cpu); starts afresh"));
+    /* Resuming with another network is refused, naming the checkpoint and only the values that differ; `check`
+     * refuses it the same way. */
     assert_int_equal(train(d, 1, &r), 0);
+    assert_int_equal(run_host(&r, "check", CFG, "--set", rd, "--set", g_dropout, NULL), 0);
+    char want[700];
+    snprintf(want, sizeof want, "; resumes from %s/training-state-0000001.safetensors at kimg 1.", d);
+    assert_non_null(strstr(r.out, want));
+    assert_int_equal(run_host(&r, "check", CFG, "--set", rd, "--set", "network.dropout=0.00", NULL), 0); /* same number */
+    assert_non_null(strstr(r.out, want));
+    run_host(&r, "check", CFG, "--set", rd, "--set", "network.model_channels=16", NULL);
+    assert_int_equal(r.status, 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "training-state-0000001.safetensors: was written for another network ([network] "
+                                  "model_channels = 8 there, 16 here)"));
     run_host(&r, "run", CFG, "--set", rd, "--set", "network.model_channels=16", "--set", "network.dropout=0.1", "--set",
              "training.duration_kimg=2", NULL);
     assert_int_equal(r.status, 1);
