@@ -80,9 +80,36 @@ static void trainer_close(trainer *t) {
 
 /* RUN_DIR/config.ini: the run's effective config (its files, what they extend, and --set), section by
  * section, so a run folder says how it was made (the comparison report reads it). */
+/* Logs the values that differ from the run's config.ini of its last start (a resumed run with a longer
+ * duration, another learning rate, ...), when there is one: "[training] duration_kimg = 2 -> 3; ...". */
+static void log_config_changes(const cfg *now, const char *path) {
+    cfg was = {0};
+    edm2_err e;
+    if (access(path, F_OK) || cfg_load(&was, path, &e)) {
+        cfg_free(&was);
+        return;
+    }
+    char line[1024] = "";
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++) { /* values here (changed or new), then values gone */
+        const cfg *a = pass ? &was : now, *b = pass ? now : &was;
+        for (size_t i = 0; i < a->n; i++) {
+            const cfg_entry *x = &a->v[i], *y = cfg_get(b, x->section, x->key);
+            if (y && (pass || !strcmp(x->value, y->value))) continue;
+            if (n++ < 8)
+                snprintf(line + strlen(line), sizeof line - strlen(line), "%s[%s] %s = %s -> %s", n > 1 ? "; " : "",
+                         x->section, x->key, pass ? x->value : y ? y->value : "(unset)", pass ? "(unset)" : x->value);
+        }
+    }
+    if (n > 8) snprintf(line + strlen(line), sizeof line - strlen(line), "; and %d more", n - 8);
+    if (n) LOG_INFO("config changed since this run's last start: %s", line);
+    cfg_free(&was);
+}
+
 static int write_config(const trainer *t, edm2_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.ini", t->run_dir);
+    log_config_changes(t->rc->cfg, path);
     atomic_file af;
     if (af_open(&af, path, err)) return -1;
     fprintf(af.f, "; The effective config of this run, written by edm2host (files, extends and --set resolved).\n");

@@ -81,6 +81,7 @@ static void test_resume_is_exact(void **state) {
     assert_int_equal(train(b, 1, &r), 0);
     assert_int_equal(train(b, 2, &r), 0);
     assert_non_null(strstr(r.err, "resuming from"));
+    assert_non_null(strstr(r.err, "config changed since this run's last start: [training] duration_kimg = 1 -> 2\n"));
     char *ca = path_in(a, "training-state-0000002.safetensors"), *cb = path_in(b, "training-state-0000002.safetensors");
     assert_same_tensors(ca, cb);
     char *sa = path_in(a, "network-snapshot-0000002-0.050.safetensors");
