@@ -78,8 +78,6 @@ static void trainer_close(trainer *t) {
     log_open_file(NULL);
 }
 
-/* RUN_DIR/config.ini: the run's effective config (its files, what they extend, and --set), section by
- * section, so a run folder says how it was made (the comparison report reads it). */
 /* Logs the values that differ from the run's config.ini of its last start (a resumed run with a longer
  * duration, another learning rate, ...), when there is one: "[training] duration_kimg = 2 -> 3; ...". */
 static void log_config_changes(const cfg *now, const char *path) {
@@ -106,6 +104,8 @@ static void log_config_changes(const cfg *now, const char *path) {
     cfg_free(&was);
 }
 
+/* RUN_DIR/config.ini: the run's effective config (its files, what they extend, and --set), section by
+ * section, so a run folder says how it was made (the comparison report reads it). */
 static int write_config(const trainer *t, edm2_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.ini", t->run_dir);
