@@ -169,7 +169,6 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
         if (log_open_file(p)) return err_set(err, "%s: cannot write", p);
         int stale = remove_stale_temporaries(t->run_dir);
         if (stale) LOG_INFO("removed %d unfinished temporary file%s of an interrupted run", stale, stale == 1 ? "" : "s");
-        if (write_config(t, err)) return -1;
     }
     /* Plugins. The processes of a node share its cores. */
     int threads = (int)edm2_cfg_int(&jv.api, "threads", 0);
@@ -363,7 +362,9 @@ int job_train(const run_config *rc, edm2_err *err) {
     memset(&t, 0, sizeof t);
     t.rc = rc;
     int status = 1;
-    if (setup(&t, rc, err) || start_or_resume(&t, err) || group_check(&t, err)) goto done;
+    /* config.ini once the start is settled: a refused resume leaves the run's record as it was. */
+    if (setup(&t, rc, err) || start_or_resume(&t, err) || group_check(&t, err) || (t.rank == 0 && write_config(&t, err)))
+        goto done;
     const int lead = t.rank == 0; /* the process that logs and writes files */
     config_view tv;
     config_view_host(&tv, rc->cfg, "training");

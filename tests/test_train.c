@@ -247,6 +247,10 @@ static void test_bad_setups(void **state) {
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "training-state-0000001.safetensors: was written for another network ([network] "
                                   "model_channels = 8 there, 16 here; dropout = 0 there, 0.1 here). Resume with"));
+    char *ini = path_in(d, "config.ini"), *text = read_text(ini); /* the run's record is as it was */
+    assert_non_null(strstr(text, "model_channels = 8\n"));
+    assert_null(strstr(text, "model_channels = 16"));
+    free(ini), free(text);
     rm_rf(d);
     free(d);
 }
