@@ -412,7 +412,10 @@ int job_train(const run_config *rc, edm2_err *err) {
     const int tty = lead && isatty(2);
     const int64_t start_nimg = t.nimg;
     double t_start = now_s(), t_int = t_start, loss_sum = 0, lr = 0;
-    int64_t steps = 0, int_start = t.nimg, last_snap = -1, last_ckpt = -1;
+    int64_t steps = 0, int_start = t.nimg, last_snap = -1, last_ckpt = start_nimg > 0 ? start_nimg : -1; /* (resumed from it) */
+    if (lead && t.nimg >= t.total)
+        LOG_INFO("already trained to kimg %.3f (duration_kimg %.3f): nothing to train; raise [training] duration_kimg to "
+                 "continue", t.nimg / 1000.0, t.total / 1000.0);
     trainer_share_cpu(&t); /* the load during setup decides the first steps' thread count */
     int stop = 0; /* a signal to this process or, in a group, to any of them */
     while (t.nimg < t.total && !stop) {
@@ -451,8 +454,9 @@ int job_train(const run_config *rc, edm2_err *err) {
     }
     if (lead && last_snap != t.nimg && trainer_write_snapshots(&t, err)) goto restore;
     if (lead && last_ckpt != t.nimg && trainer_write_checkpoint(&t, keep, err)) goto restore;
-    LOG_INFO("training done: kimg %.3f in %.1f s (%.1f img/s this session)", t.nimg / 1000.0, now_s() - t_start,
-             (t.nimg - start_nimg) / fmax(now_s() - t_start, 1e-9));
+    if (t.nimg > start_nimg)
+        LOG_INFO("training done: kimg %.3f in %.1f s (%.1f img/s this session)", t.nimg / 1000.0, now_s() - t_start,
+                 (t.nimg - start_nimg) / fmax(now_s() - t_start, 1e-9));
     if (lead && edm2_cfg_bool(&tv.api, "sample_grid", 1) && trainer_write_grid(&t, err)) goto restore;
     status = 0;
 restore:

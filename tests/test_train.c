@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -84,6 +85,14 @@ static void test_resume_is_exact(void **state) {
     assert_non_null(strstr(r.err, "config changed since this run's last start: [training] duration_kimg = 1 -> 2\n"));
     char *ca = path_in(a, "training-state-0000002.safetensors"), *cb = path_in(b, "training-state-0000002.safetensors");
     assert_same_tensors(ca, cb);
+    /* Run again at its duration: nothing to train, said so, and its checkpoint is not written again. */
+    struct stat before, after;
+    assert_int_equal(stat(cb, &before), 0);
+    assert_int_equal(train(b, 2, &r), 0);
+    assert_non_null(strstr(r.err, "already trained to kimg 2.000 (duration_kimg 2.000): nothing to train"));
+    assert_int_equal(stat(cb, &after), 0);
+    assert_true(before.st_ino == after.st_ino && before.st_mtim.tv_sec == after.st_mtim.tv_sec &&
+                before.st_mtim.tv_nsec == after.st_mtim.tv_nsec);
     char *sa = path_in(a, "network-snapshot-0000002-0.050.safetensors");
     char *sb = path_in(b, "network-snapshot-0000002-0.050.safetensors");
     assert_same_tensors(sa, sb);
