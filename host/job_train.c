@@ -363,7 +363,8 @@ int job_train(const run_config *rc, edm2_err *err) {
     t.rc = rc;
     int status = 1;
     /* config.ini once the start is settled: a refused resume leaves the run's record as it was. */
-    if (setup(&t, rc, err) || start_or_resume(&t, err) || group_check(&t, err) || (t.rank == 0 && write_config(&t, err)))
+    if (setup(&t, rc, err) || start_or_resume(&t, err) || group_check(&t, err) ||
+        (t.rank == 0 && write_config(&t, err)))
         goto done;
     const int lead = t.rank == 0; /* the process that logs and writes files */
     config_view tv;
@@ -412,7 +413,8 @@ int job_train(const run_config *rc, edm2_err *err) {
     const int tty = lead && isatty(2);
     const int64_t start_nimg = t.nimg;
     double t_start = now_s(), t_int = t_start, loss_sum = 0, lr = 0;
-    int64_t steps = 0, int_start = t.nimg, last_snap = -1, last_ckpt = start_nimg > 0 ? start_nimg : -1; /* (resumed from it) */
+    int64_t steps = 0, int_start = t.nimg, last_snap = -1;
+    int64_t last_ckpt = start_nimg > 0 ? start_nimg : -1; /* (a resumed run started from that checkpoint) */
     if (lead && t.nimg >= t.total)
         LOG_INFO("already trained to kimg %.3f (duration_kimg %.3f): nothing to train; raise [training] duration_kimg to "
                  "continue", t.nimg / 1000.0, t.total / 1000.0);
