@@ -31,7 +31,8 @@ static const edm2_config_key k_data[] = {
 
 static const edm2_config_key k_training[] = {
     {"batch", EDM2_CFG_INT, "2048", "images per optimizer step"},
-    {"batch_gpu", EDM2_CFG_INT, "0", "images per forward/backward (gradient accumulation); 0 = batch"},
+    {"batch_gpu", EDM2_CFG_INT, "0",
+     "images per forward/backward pass (gradient accumulation); 0 = one pass per process (batch / processes)"},
     {"duration_kimg", EDM2_CFG_FLOAT, "2147483.648", "training length in thousands of images"},
     {"status_kimg", EDM2_CFG_FLOAT, "131.072", "status line and stats.jsonl record interval (kimg)"},
     {"snapshot_kimg", EDM2_CFG_FLOAT, "8388.608", "EMA snapshot interval (kimg, >= 1; 0 = only at the end)"},
