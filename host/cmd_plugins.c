@@ -8,12 +8,16 @@
 #include "schema.h"
 #include "validate.h"
 
-static void print_keys(const edm2_config_key *keys, size_t n) {
+/* The keys of a plugin, or of host section `section` (with the valid range of those that have one). */
+static void print_keys(const edm2_config_key *keys, size_t n, const char *section) {
     if (!n) printf("  (no config keys)\n");
     for (size_t i = 0; i < n; i++) {
         const char *def = keys[i].default_value;
-        printf("  %-20s %-24s default %-14s %s\n", keys[i].name, type_name(keys[i].type),
-               def ? (*def ? def : "(empty)") : "(required)", keys[i].help);
+        const host_range *r = section ? host_range_find(section, keys[i].name) : NULL;
+        char range[80] = "";
+        if (r) snprintf(range, sizeof range, " [%.15g to %.15g]", r->lo, r->hi);
+        printf("  %-20s %-24s default %-14s %s%s\n", keys[i].name, type_name(keys[i].type),
+               def ? (*def ? def : "(empty)") : "(required)", keys[i].help, range);
     }
 }
 
@@ -31,14 +35,14 @@ static int describe(const plugin_registry *r, const char *id, const char *backen
                r->plugins[i].file);
         if (!usable) printf("  not usable here: %s\n", why);
         printf("config keys for section [%s] (besides 'plugin = %s'):\n", kind_name(d->kind), d->id);
-        print_keys(d->keys, d->key_count);
+        print_keys(d->keys, d->key_count, NULL);
         printf("\n");
     }
     if (found) return 0;
     const host_section *hs = host_section_find(id);
     if (hs) {
         printf("host section [%s]: %s\n", hs->name, hs->help);
-        print_keys(hs->keys, hs->nkeys);
+        print_keys(hs->keys, hs->nkeys, hs->name);
         return 0;
     }
     const char *ids[512];

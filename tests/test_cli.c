@@ -61,6 +61,7 @@ static void test_plugins_describe(void **state) {
     assert_non_null(strstr(r.out, "channel_mult"));
     assert_int_equal(run_host(&r, "plugins", "--describe", "training", NULL), 0);
     assert_non_null(strstr(r.out, "batch"));
+    assert_non_null(strstr(r.out, "images per optimizer step [1 to 16777216]")); /* the range check's */
     run_host(&r, "plugins", "--describe", "mp_unt", NULL);
     assert_one_line_error(&r, "did you mean 'mp_unet'?");
 }
