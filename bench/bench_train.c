@@ -137,6 +137,8 @@ int main(int argc, char **argv) {
     /* Everything this run holds, released at the end (done:), on success and failure alike. */
     runtime rt;
     net_instance ni;
+    const edm2_loss_vtable *lvt = rc->plugin[EDM2_KIND_LOSS]->desc->vtable;
+    const edm2_optimizer_vtable *ovt = rc->plugin[EDM2_KIND_OPTIMIZER]->desc->vtable;
     edm2_loss *loss = NULL;
     edm2_optimizer *opt = NULL;
     float *bufs[6] = {NULL}; /* y, grads, ema, labels, D, sigma */
@@ -163,8 +165,6 @@ int main(int argc, char **argv) {
     if (net_open(&ni, &rt, rc->plugin[EDM2_KIND_NETWORK], &v.api, &err)) goto fail;
     const edm2_network_info *info = &ni.info;
     const size_t per = (size_t)info->img_channels * info->img_resolution * info->img_resolution, A = info->arena_floats;
-    const edm2_loss_vtable *lvt = rc->plugin[EDM2_KIND_LOSS]->desc->vtable;
-    const edm2_optimizer_vtable *ovt = rc->plugin[EDM2_KIND_OPTIMIZER]->desc->vtable;
     config_view_plugin(&v, rc, EDM2_KIND_LOSS);
     if (lvt->create(&rt.services, &v.api, &rt.ops, &loss) != EDM2_OK) {
         err_plugin(&err, "[loss] %s", rc->plugin[EDM2_KIND_LOSS]->desc->id);
@@ -284,8 +284,8 @@ int main(int argc, char **argv) {
 fail:
     LOG_ERROR("%s", err.msg[0] ? err.msg : "benchmark failed (see above)");
 done:
-    if (loss) ((const edm2_loss_vtable *)rc->plugin[EDM2_KIND_LOSS]->desc->vtable)->destroy(loss);
-    if (opt) ((const edm2_optimizer_vtable *)rc->plugin[EDM2_KIND_OPTIMIZER]->desc->vtable)->destroy(opt);
+    if (loss) lvt->destroy(loss);
+    if (opt) ovt->destroy(opt);
     for (int i = 0; rt.b && i < 6; i++) rt_free(&rt, bufs[i]);
     if (rt.b) net_close(&ni, &rt);
     runtime_close(&rt);

@@ -101,30 +101,32 @@ static int same_value(const char *a, const char *b) {
     }
 }
 
+/* The key of the fingerprint entry at p (just after its ':' or ';'), into key. */
+static const char *fp_key(const char *p, char *key, size_t len) {
+    snprintf(key, len, "%.*s", (int)strcspn(p, "="), p);
+    return key;
+}
+
 /* What differs between the network a checkpoint was written for (was) and this config's (now), as
  * "key = A there, B here; ...", or the plugin ids where those differ; empty when nothing does (out[0] 0). */
 static void fp_diff(const char *was, const char *now, char *out, size_t len) {
     const size_t iw = strcspn(was, ":"), in = strcspn(now, ":");
+    char key[128], a[256], b[256];
     out[0] = 0;
     if (iw != in || strncmp(was, now, iw)) {
         snprintf(out, len, "network plugin %.*s there, %.*s here", (int)iw, was, (int)in, now);
         return;
     }
-    for (const char *p = strchr(now, ':'); p && strlen(out) + 1 < len; p = strchr(p, ';')) {
-        char key[128], a[256], b[256];
-        p++;
-        snprintf(key, sizeof key, "%.*s", (int)strcspn(p, "="), p);
-        const char *va = fp_value(was, key, a, sizeof a), *vb = fp_value(now, key, b, sizeof b);
+    for (const char *p = strchr(now, ':'); p && strlen(out) + 1 < len; p = strchr(p + 1, ';')) {
+        const char *vb = fp_value(now, fp_key(p + 1, key, sizeof key), b, sizeof b);
+        const char *va = fp_value(was, key, a, sizeof a);
         if (vb && (!va || !same_value(va, vb)))
             snprintf(out + strlen(out), len - strlen(out), "%s%s = %s there, %s here", out[0] ? "; " : "", key,
                      va ? va : "(not kept)", vb);
     }
-    for (const char *p = strchr(was, ':'); p && !out[0]; p = strchr(p, ';')) { /* a key kept there, not here */
-        char key[128], b[256];
-        p++;
-        snprintf(key, sizeof key, "%.*s", (int)strcspn(p, "="), p);
-        if (!fp_value(now, key, b, sizeof b)) snprintf(out, len, "%s kept there, not here", key);
-    }
+    for (const char *p = strchr(was, ':'); p && !out[0]; p = strchr(p + 1, ';')) /* a key kept there, not here */
+        if (!fp_value(now, fp_key(p + 1, key, sizeof key), b, sizeof b))
+            snprintf(out, len, "%s kept there, not here", key);
 }
 
 int ckpt_check_meta(const st_file *f, ckpt_info *info, edm2_err *err) {

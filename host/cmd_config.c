@@ -88,16 +88,17 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
         LOG_ERROR("%s", err.msg);
     } else if (!run) {
         /* A train job: where it would start, or the refusal a resume would meet. */
-        char resume[300] = "", ckpt[4200];
+        char resume[300] = "", ckpt[4200] = "";
         int64_t nimg = 0;
-        if (s.rc.job->run == job_train && train_resume_point(&s.rc, ckpt, sizeof ckpt, &nimg, &err)) {
+        const int train = s.rc.job->run == job_train;
+        if (train && train_resume_point(&s.rc, ckpt, sizeof ckpt, &nimg, &err)) {
             LOG_ERROR("%s", err.msg);
             rc = 1;
-        } else if (s.rc.job->run == job_train) {
-            if (ckpt[0]) snprintf(resume, sizeof resume, "; resumes from %.200s at kimg %.3f", ckpt, nimg / 1000.0);
-            else snprintf(resume, sizeof resume, "; starts afresh");
+        } else {
+            if (train && ckpt[0]) snprintf(resume, sizeof resume, "; resumes from %.200s at kimg %.3f", ckpt, nimg / 1000.0);
+            else if (train) snprintf(resume, sizeof resume, "; starts afresh");
+            printf("%s: ok (job %s, backend %s)%s\n", path, s.rc.job->type, backend_name(s.rc.backend), resume);
         }
-        if (!rc) printf("%s: ok (job %s, backend %s)%s\n", path, s.rc.job->type, backend_name(s.rc.backend), resume);
     } else {
         /* Only training splits its work over the processes of an MPI launch; the other jobs would write the
          * same files from every process. */

@@ -44,13 +44,20 @@ static void fingerprint(const run_config *rc, char *out, size_t len) {
     }
 }
 
-int train_resume_point(const run_config *rc, char *path, size_t len, int64_t *nimg, edm2_err *err) {
+/* What rc's run is to a checkpoint: the network's fingerprint (fp), the batch and the seed. */
+static ckpt_info run_identity(const run_config *rc, const char *fp) {
     config_view jv, tv;
     config_view_host(&jv, rc->cfg, "job");
     config_view_host(&tv, rc->cfg, "training");
+    return (ckpt_info){0, 0, edm2_cfg_int(&tv.api, "batch", 2048), edm2_cfg_int(&jv.api, "seed", 0), fp};
+}
+
+int train_resume_point(const run_config *rc, char *path, size_t len, int64_t *nimg, edm2_err *err) {
     char fp[4096];
     fingerprint(rc, fp, sizeof fp);
-    ckpt_info info = {0, 0, edm2_cfg_int(&tv.api, "batch", 2048), edm2_cfg_int(&jv.api, "seed", 0), fp};
+    ckpt_info info = run_identity(rc, fp);
+    config_view jv;
+    config_view_host(&jv, rc->cfg, "job");
     if (ckpt_find_latest(jv.api.get(jv.api.ctx, "run_dir"), path, len, err)) return -1;
     *nimg = 0;
     if (!path[0]) return 0;
@@ -78,6 +85,13 @@ static void trainer_close(trainer *t) {
     log_open_file(NULL);
 }
 
+/* Appends "[SECTION] KEY = FROM -> TO" to line (the first 8 changes; n counts them all). */
+static void note_change(char *line, size_t len, int *n, const cfg_entry *e, const char *from, const char *to) {
+    if ((*n)++ < 8)
+        snprintf(line + strlen(line), len - strlen(line), "%s[%s] %s = %s -> %s", *n > 1 ? "; " : "", e->section,
+                 e->key, from, to);
+}
+
 /* Logs the values that differ from the run's config.ini of its last start (a resumed run with a longer
  * duration, another learning rate, ...), when there is one: "[training] duration_kimg = 2 -> 3; ...". */
 static void log_config_changes(const cfg *now, const char *path) {
@@ -89,16 +103,13 @@ static void log_config_changes(const cfg *now, const char *path) {
     }
     char line[1024] = "";
     int n = 0;
-    for (int pass = 0; pass < 2; pass++) { /* values here (changed or new), then values gone */
-        const cfg *a = pass ? &was : now, *b = pass ? now : &was;
-        for (size_t i = 0; i < a->n; i++) {
-            const cfg_entry *x = &a->v[i], *y = cfg_get(b, x->section, x->key);
-            if (y && (pass || !strcmp(x->value, y->value))) continue;
-            if (n++ < 8)
-                snprintf(line + strlen(line), sizeof line - strlen(line), "%s[%s] %s = %s -> %s", n > 1 ? "; " : "",
-                         x->section, x->key, pass ? x->value : y ? y->value : "(unset)", pass ? "(unset)" : x->value);
-        }
+    for (size_t i = 0; i < now->n; i++) { /* values changed or new */
+        const cfg_entry *x = &now->v[i], *y = cfg_get(&was, x->section, x->key);
+        if (!y || strcmp(x->value, y->value)) note_change(line, sizeof line, &n, x, y ? y->value : "(unset)", x->value);
     }
+    for (size_t i = 0; i < was.n; i++) /* values gone */
+        if (!cfg_get(now, was.v[i].section, was.v[i].key))
+            note_change(line, sizeof line, &n, &was.v[i], was.v[i].value, "(unset)");
     if (n > 8) snprintf(line + strlen(line), sizeof line - strlen(line), "; and %d more", n - 8);
     if (n) LOG_INFO("config changed since this run's last start: %s", line);
     cfg_free(&was);
@@ -130,8 +141,8 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     config_view_host(&jv, rc->cfg, "job");
     config_view_host(&tv, rc->cfg, "training");
     snprintf(t->run_dir, sizeof t->run_dir, "%s", jv.api.get(jv.api.ctx, "run_dir"));
-    t->seed = edm2_cfg_int(&jv.api, "seed", 0);
-    t->batch = edm2_cfg_int(&tv.api, "batch", 2048);
+    const ckpt_info id = run_identity(rc, NULL);
+    t->seed = id.seed, t->batch = id.batch;
     t->batch_gpu = edm2_cfg_int(&tv.api, "batch_gpu", 0);
     t->rank = comm_rank(), t->world = comm_world();
     const char *one = getenv("EDM2_GROUP_OF_ONE");
