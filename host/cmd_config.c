@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "comm.h"
+#include "dataset.h"
 #include "jobs.h"
 #include "log.h"
 #include "plugin_check.h"
@@ -53,6 +54,13 @@ static void config_usage(const char *cmd, const char *what) {
            cmd, what);
 }
 
+/* A job's (or check's) error, after where the value it is about was set when it starts "[SECTION] KEY". */
+static void log_job_error(const run_config *rc, const edm2_err *err) {
+    const cfg_entry *about = cfg_about(rc->cfg, NULL, err->msg);
+    if (about) LOG_ERROR("%s: %s", cfg_where(about).s, err->msg);
+    else if (err->msg[0]) LOG_ERROR("%s", err->msg);
+}
+
 static int with_config(const char *cmd, int argc, char **argv, int run) {
     const char *path;
     char **sets;
@@ -83,21 +91,32 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
     }
     /* Every plugin instantiated once, so values that cannot work fail now, not hours into the job. */
     err.msg[0] = 0;
-    rc = runnable && config_instantiate(&s.rc, &err) ? 1 : 0;
+    edm2_network_info net;
+    memset(&net, 0, sizeof net);
+    rc = runnable && config_instantiate(&s.rc, &net, &err) ? 1 : 0;
     if (rc) {
         LOG_ERROR("%s", err.msg);
     } else if (!run) {
-        /* A train job: where it would start, or the refusal a resume would meet. */
-        char resume[300] = "", ckpt[4200] = "";
+        /* A train job: where it would start, or the refusal a resume would meet; its data, opened and
+         * checked against the network (unless a plugin cannot run here: then the network is unknown). */
+        char resume[300] = "", data[700] = "", ckpt[4200] = "";
         int64_t nimg = 0;
         const int train = s.rc.job->run == job_train;
+        dataset d;
         if (train && train_resume_point(&s.rc, ckpt, sizeof ckpt, &nimg, &err)) {
             LOG_ERROR("%s", err.msg);
+            rc = 1;
+        } else if (train && runnable && net.struct_size && train_open_data(&s.rc, &net, &d, &err)) {
+            log_job_error(&s.rc, &err);
             rc = 1;
         } else {
             if (train && ckpt[0]) snprintf(resume, sizeof resume, "; resumes from %.200s at kimg %.3f", ckpt, nimg / 1000.0);
             else if (train) snprintf(resume, sizeof resume, "; starts afresh");
-            printf("%s: ok (job %s, backend %s)%s\n", path, s.rc.job->type, backend_name(s.rc.backend), resume);
+            if (train && runnable && net.struct_size) {
+                snprintf(data, sizeof data, "; data: %.600s", d.desc);
+                dataset_close(&d);
+            }
+            printf("%s: ok (job %s, backend %s)%s%s\n", path, s.rc.job->type, backend_name(s.rc.backend), resume, data);
         }
     } else {
         /* Only training splits its work over the processes of an MPI launch; the other jobs would write the
@@ -106,9 +125,7 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
             rc = 1, err_set(&err, "the %s job runs in one process: start it without mpirun/srun", s.rc.job->type);
         else
             rc = s.rc.job->run(&s.rc, &err);
-        const cfg_entry *about = rc ? cfg_about(s.rc.cfg, NULL, err.msg) : NULL; /* "[SECTION] KEY ...": where set */
-        if (rc && about) LOG_ERROR("%s: %s", cfg_where(about).s, err.msg);
-        else if (rc && err.msg[0]) LOG_ERROR("%s", err.msg);
+        if (rc) log_job_error(&s.rc, &err);
     }
     setup_free(&s);
     free(sets);
@@ -120,7 +137,8 @@ int cmd_check(int argc, char **argv) {
         config_usage("check", "Validates a config: every section and key known, well typed and in range, every\n"
                               "plugin found and willing to take its values (each is created once); runs nothing.\n"
                               "For a train job it also says whether the run resumes (from which checkpoint) or\n"
-                              "starts afresh, and refuses a checkpoint that the config could not resume from.\n"
+                              "starts afresh, refuses a checkpoint that the config could not resume from, and\n"
+                              "opens the data, checked against the network (shape, classes) as the run does.\n"
                               "Exit status 0 when valid, 1 with a one-line error otherwise.");
         return 0;
     }

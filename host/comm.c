@@ -13,6 +13,7 @@
 
 #include "edm2/edm2_plugin.h"
 #include "log.h"
+#include "progress.h"
 
 static struct {
     int mpi, rank, world, local_rank, local_size;
@@ -72,20 +73,14 @@ void comm_abort(int code) {
 }
 
 #ifdef EDM2_HAVE_MPI
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Polls a non-blocking collective until done or the deadline. */
 static int wait_for(MPI_Request *req, const char *what, edm2_err *err) {
-    const double deadline = now() + g_comm.timeout_s;
+    const double deadline = now_s() + g_comm.timeout_s;
     for (int done = 0;;) {
         if (MPI_Test(req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
             return err_set(err, "rank %d: MPI %s failed", g_comm.rank, what);
         if (done) return 0;
-        if (now() > deadline)
+        if (now_s() > deadline)
             return err_set(err, "rank %d: no answer from the other processes within %.0f s in %s (a process died or "
                                 "hangs; [job] comm_timeout_s sets the limit)",
                            g_comm.rank, g_comm.timeout_s, what);

@@ -11,14 +11,9 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "progress.h"
 
 #define WINDOW_S 0.5
-
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static double own_cpu_s(void) {
     struct rusage ru;
@@ -52,13 +47,13 @@ void cpu_share_init(cpu_share *s, int max_threads) {
     s->ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
     s->busy_last = machine_busy_ticks();
     s->enabled = s->busy_last > 0 && s->ncpu > 0 && sysconf(_SC_CLK_TCK) > 0;
-    s->t_last = mono_s();
+    s->t_last = now_s();
     s->own_last = own_cpu_s();
 }
 
 int cpu_share_update(cpu_share *s, int *changed) {
     if (changed) *changed = 0;
-    double now = mono_s();
+    double now = now_s();
     if (!s->enabled || now - s->t_last < WINDOW_S) return s->threads;
     uint64_t busy = machine_busy_ticks();
     double own = own_cpu_s();

@@ -25,6 +25,7 @@
 #include "jobs.h"
 #include "json.h"
 #include "log.h"
+#include "progress.h"
 #include "safetensors.h"
 #include "vae_net.h"
 
@@ -35,12 +36,6 @@ typedef struct encode_state {
     FILE *fd, *fl;
     long long processed, written, skipped;
 } encode_state;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* The settings a partial encoding must share to be continued. */
 static void settings_json(char *out, size_t len, const char *source, int res, const char *mode, long long seed,
@@ -214,7 +209,7 @@ int job_encode(const run_config *rc, edm2_err *err) {
     LOG_INFO("encoding %d images of %s (%s) at %dx%d into %s: latents [%d, %d, %d] as %s%s", count, d.root,
              d.labels ? "labelled" : "unlabelled", res, res, dest, L, h, h, mode,
              image_read_has_jpeg() ? "" : " (PNG only: built without libjpeg)");
-    const double t0 = now();
+    const double t0 = now_s();
     const long long start = s.processed;
     long long since = 0;
     double last_log = 0;
@@ -255,11 +250,9 @@ int job_encode(const run_config *rc, edm2_err *err) {
         }
         s.written += m;
         since += m;
-        const double rate = (s.processed - start) / (now() - t0);
-        if (now() - last_log >= 5 || s.processed == count) { /* a line every 5 s */
-            last_log = now();
-            LOG_INFO("%lld/%d images  %.2f images/s  ETA %.0f s%s", s.processed, count, rate, (count - s.processed) / rate,
-                     s.skipped ? "  (some skipped)" : "");
+        if (now_s() - last_log >= 5 || s.processed == count) { /* a line every 5 s */
+            last_log = now_s();
+            progress_log(NULL, s.processed, count, start, t0, s.skipped ? "  (some skipped)" : NULL);
         }
         if (since >= every && save_state(&s, settings, err)) goto done;
         if (since >= every) since = 0;
@@ -271,9 +264,10 @@ int job_encode(const run_config *rc, edm2_err *err) {
     if (save_state(&s, settings, err) ||
         finish(&s, dest, &vi, mode, d.root, res, seed, d.labels != NULL, L, h, err))
         goto done;
-    LOG_INFO("wrote %s: %lld latents [%d, %d, %d]%s%s, %d classes (%lld images skipped) in %.1f s", dest, s.written, L, h,
-             h, moments ? " as posterior mean and std" : "", d.labels ? " with labels" : "", d.label_dim, s.skipped,
-             now() - t0);
+    char el[16];
+    LOG_INFO("wrote %s: %lld latents [%d, %d, %d]%s%s, %d classes (%lld images skipped) in %s", dest, s.written, L, h, h,
+             moments ? " as posterior mean and std" : "", d.labels ? " with labels" : "", d.label_dim, s.skipped,
+             fmt_duration(now_s() - t0, el));
     status = 0;
 done:
     if (s.fd) fclose(s.fd);

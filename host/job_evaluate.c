@@ -21,16 +21,11 @@
 #include "image_io.h"
 #include "jobs.h"
 #include "log.h"
+#include "progress.h"
 #include "vae_net.h"
 
 #define STREAM_REF 0x5245465345ull /* "REFSE": which dataset images form the reference */
 #define REF_BATCH 64
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 void eval_refs_free(eval_refs *r) {
     swd_set_free(&r->swd);
@@ -110,7 +105,7 @@ static int references(const run_config *rc, eval_refs *refs, int need_swd, int n
     }
     if ((need_swd && swd_set_init(&refs->swd, p, C, R, err)) || (need_fid && fid_accum_init(&acc, fi->info.dim, err)))
         goto done;
-    const double t0 = now();
+    const double t0 = now_s();
     for (int i = 0; i < count; i += REF_BATCH) {
         const int m = count - i < REF_BATCH ? count - i : REF_BATCH;
         for (int k = 0; k < m; k++) {
@@ -119,12 +114,10 @@ static int references(const run_config *rc, eval_refs *refs, int need_swd, int n
         }
         if (need_swd && swd_set_add(&refs->swd, p, img, m, (uint64_t)i, err)) goto done;
         if (need_fid && (feat_extract(fi, img, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
-        if (need_fid && (i / REF_BATCH) % 8 == 7) {
-            const double rate = (i + m) / (now() - t0);
-            LOG_INFO("reference: %d/%d images  %.1f images/s  ETA %.0f s", i + m, count, rate, (count - i - m) / rate);
-        }
+        if (need_fid && (i / REF_BATCH) % 8 == 7) progress_log("reference", i + m, count, 0, t0, NULL);
     }
-    LOG_INFO("reference: %d images of %s (%.1f s)", count, d.desc, now() - t0);
+    char el[16];
+    LOG_INFO("reference: %d images of %s (%s)", count, d.desc, fmt_duration(now_s() - t0, el));
     if (need_swd) {
         swd_set_finalize(&refs->swd);
         if (*swd_path && (save_dir(swd_path, err) || swd_set_save(swd_path, &refs->swd, p, d.desc, err))) goto done;
@@ -267,7 +260,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     LOG_INFO("evaluating %s: %d images with %s (%d evaluations each)%s on %s: %s%s%s", e->get(e->ctx, "net"), n,
              rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s), guidance != 1.0 ? ", guided" : "",
              s.rt.bvt->device_name(s.rt.b), want_swd ? "SWD" : "", want_swd && want_fid ? " and " : "", want_fid ? "FID" : "");
-    const double t0 = now();
+    const double t0 = now_s();
     for (int i = 0; i < n; i += batch) {
         const int m = n - i < batch ? n - i : batch;
         for (int k = 0; L && k < m; k++) {
@@ -279,11 +272,10 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         if (want_swd && swd_set_add(&gen_set, &p, img, m, (uint64_t)i, err)) goto done;
         if (want_fid && (feat_extract(&fi, img, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
         for (int k = 0; keep && k < m && i + k < keep_n; k++) memcpy(keep + per * (i + k), img + per * k, per * 4);
-        const double el = now() - t0, rate = (i + m) / el;
-        LOG_INFO("%d/%d images  %.2f images/s  ETA %.0f s", i + m, n, rate, (n - i - m) / rate);
+        progress_log(NULL, i + m, n, 0, t0, NULL);
         gen_session_share_cpu(&s);
     }
-    const double gen_s = now() - t0;
+    const double gen_s = now_s() - t0;
     if (keep) {
         char path[4200];
         snprintf(path, sizeof path, "%s/grid.png", outdir);

@@ -12,6 +12,7 @@
 #include "image_io.h"
 #include "jobs.h"
 #include "log.h"
+#include "progress.h"
 #include "vae_net.h"
 
 #define GRID_MAX 1024
@@ -90,8 +91,7 @@ int job_generate(const run_config *rc, edm2_err *err) {
     LOG_INFO("generating %d images %dx%dx%d from %s with %s (%d evaluations each)%s on %s%s", n, OC, OR, OR,
              g->get(g->ctx, "net"), rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s),
              guidance != 1.0 ? ", guided" : "", s.rt.bvt->device_name(s.rt.b), decode ? ", decoded by the VAE" : "");
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const double t0 = now_s();
     for (int i = 0; i < n; i += batch) {
         int m = n - i < batch ? n - i : batch;
         for (int k = 0; L && k < m; k++) {
@@ -112,9 +112,7 @@ int job_generate(const run_config *rc, edm2_err *err) {
             pixels_decode(px, img + oper * k, OC, OC == 1 ? 1 : 3, OR, OR);
             if (png_write(path, px, OR, OR, OC == 1 ? 1 : 3, err)) goto done;
         }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        double el = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
-        LOG_INFO("%d/%d images  %.2f images/s", i + m, n, (i + m) / el);
+        progress_log(NULL, i + m, n, 0, t0, NULL);
         gen_session_share_cpu(&s);
     }
     if (write_grid) {

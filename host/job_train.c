@@ -52,6 +52,22 @@ static ckpt_info run_identity(const run_config *rc, const char *fp) {
     return (ckpt_info){0, 0, edm2_cfg_int(&tv.api, "batch", 2048), edm2_cfg_int(&jv.api, "seed", 0), fp};
 }
 
+int train_open_data(const run_config *rc, const edm2_network_info *net, dataset *d, edm2_err *err) {
+    if (dataset_open(d, rc->cfg, err)) return -1;
+    int rc_ = 0;
+    if (d->channels != net->img_channels || d->resolution != net->img_resolution)
+        rc_ = err_set(err, "the data are %dx%dx%d images ([data] resolution/channels), the network takes %dx%dx%d "
+                           "([network] img_channels/img_resolution)",
+                      d->channels, d->resolution, d->resolution, net->img_channels, net->img_resolution,
+                      net->img_resolution);
+    else if (net->label_dim && !d->label_dim)
+        rc_ = err_set(err, "[network] label_dim = %d, but the data have no labels (set label_dim = 0)", net->label_dim);
+    else if (net->label_dim && net->label_dim < d->label_dim)
+        rc_ = err_set(err, "[network] label_dim = %d, but the data have %d classes", net->label_dim, d->label_dim);
+    if (rc_) dataset_close(d);
+    return rc_;
+}
+
 int train_resume_point(const run_config *rc, char *path, size_t len, int64_t *nimg, edm2_err *err) {
     char fp[4096];
     fingerprint(rc, fp, sizeof fp);
@@ -213,17 +229,7 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     t->nema = t->evt->count(t->ema);
     if (t->nema > MAX_EMA) return err_set(err, "[ema] at most %d averages", MAX_EMA);
     if (edm2_cfg_bool(&tv.api, "sample_grid", 1) && trainer_grid_check(t, err)) return -1;
-    /* Data, checked against the network. */
-    if (dataset_open(&t->data, rc->cfg, err)) return -1;
-    if (t->data.channels != info->img_channels || t->data.resolution != info->img_resolution)
-        return err_set(err, "the data are %dx%dx%d images ([data] resolution/channels), the network takes %dx%dx%d "
-                            "([network] img_channels/img_resolution)",
-                       t->data.channels, t->data.resolution, t->data.resolution, info->img_channels, info->img_resolution,
-                       info->img_resolution);
-    if (info->label_dim && !t->data.label_dim)
-        return err_set(err, "[network] label_dim = %d, but the data have no labels (set label_dim = 0)", info->label_dim);
-    if (info->label_dim && info->label_dim < t->data.label_dim)
-        return err_set(err, "[network] label_dim = %d, but the data have %d classes", info->label_dim, t->data.label_dim);
+    if (train_open_data(rc, info, &t->data, err)) return -1;
     /* Memory. */
     size_t A = info->arena_floats, per = (size_t)info->img_channels * info->img_resolution * info->img_resolution;
     const size_t local = (size_t)t->passes * (size_t)t->batch_gpu; /* images this process trains on per step */
@@ -446,7 +452,7 @@ int job_train(const run_config *rc, edm2_err *err) {
         if (tty) trainer_progress(&t, t_start, start_nimg);
         if (lead && (crossed(prev, t.nimg, status_every) || t.nimg >= t.total)) {
             double now = now_s();
-            trainer_status(&t, loss_sum / steps, lr, int_start, t_int, now);
+            trainer_status(&t, loss_sum / steps, lr, int_start, t_int, t_start, now);
             loss_sum = 0, steps = 0, t_int = now, int_start = t.nimg;
         }
         if (crossed(prev, t.nimg, snapshot_every)) {
@@ -467,9 +473,11 @@ int job_train(const run_config *rc, edm2_err *err) {
     }
     if (lead && last_snap != t.nimg && trainer_write_snapshots(&t, err)) goto restore;
     if (lead && last_ckpt != t.nimg && trainer_write_checkpoint(&t, keep, err)) goto restore;
-    if (t.nimg > start_nimg)
-        LOG_INFO("training done: kimg %.3f in %.1f s (%.1f img/s this session)", t.nimg / 1000.0, now_s() - t_start,
-                 (t.nimg - start_nimg) / fmax(now_s() - t_start, 1e-9));
+    if (t.nimg > start_nimg) {
+        char el[16];
+        LOG_INFO("training done: kimg %.3f in %s (%.1f img/s this session)", t.nimg / 1000.0,
+                 fmt_duration(now_s() - t_start, el), (t.nimg - start_nimg) / fmax(now_s() - t_start, 1e-9));
+    }
     if (lead && edm2_cfg_bool(&tv.api, "sample_grid", 1) && trainer_write_grid(&t, err)) goto restore;
     status = 0;
 restore:

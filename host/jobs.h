@@ -17,6 +17,10 @@ int job_train(const run_config *rc, edm2_err *err);
  * the config as a resume checks it, *nimg its images seen; or path empty (a fresh start). 0, or -1 with
  * the error a resume would give. */
 int train_resume_point(const run_config *rc, char *path, size_t len, int64_t *nimg, edm2_err *err);
+/* Opens the [data] section's dataset into *d and checks it against the network (image shape, classes).
+ * 0, or -1 with the reason (the dataset closed). */
+struct dataset;
+int train_open_data(const run_config *rc, const edm2_network_info *net, struct dataset *d, edm2_err *err);
 int job_generate(const run_config *rc, edm2_err *err);
 int job_phema(const run_config *rc, edm2_err *err);
 int job_evaluate(const run_config *rc, edm2_err *err);

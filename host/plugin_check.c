@@ -20,7 +20,7 @@ static int placed(const run_config *rc, edm2_kind kind, edm2_err *err) {
     return err_set(err, "%s: %s", e ? cfg_where(e).s : rc->cfg->path, whole.msg);
 }
 
-int config_instantiate(const run_config *rc, edm2_err *err) {
+int config_instantiate(const run_config *rc, edm2_network_info *net, edm2_err *err) {
     const plugin_rec *brec = rc->plugin[EDM2_KIND_BACKEND];
     if (!brec) return 0;
     runtime rt;
@@ -38,6 +38,7 @@ int config_instantiate(const run_config *rc, edm2_err *err) {
         config_view_plugin(&v, rc, EDM2_KIND_NETWORK);
         rc_ = net_create(&ni, &rt, p, &v.api, err);
         failed = EDM2_KIND_NETWORK;
+        if (!rc_ && net) *net = ni.info, net->params = NULL;
         if (ni.net) net_close(&ni, &rt);
     }
     /* Kinds whose create takes (host, config, backend ops). */

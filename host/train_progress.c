@@ -22,13 +22,18 @@ void trainer_progress(trainer *t, double t_start, int64_t start_nimg) {
     char bar[64];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
     bar[width] = 0;
-    fprintf(stderr, "\r[%s] %5.1f%%  kimg %.1f/%.1f  %.0f img/s  ETA %dm%02ds\033[K", bar, 100 * frac, t->nimg / 1000.0,
-            t->total / 1000.0, rate, (int)(eta / 60), (int)fmod(eta, 60));
+    char e[16];
+    fprintf(stderr, "\r[%s] %5.1f%%  kimg %.1f/%.1f  %.0f img/s  ETA %s\033[K", bar, 100 * frac, t->nimg / 1000.0,
+            t->total / 1000.0, rate, fmt_duration(eta, e));
     fflush(stderr);
 }
 
-void trainer_status(trainer *t, double loss_mean, double lr, int64_t int_start, double t_int, double now) {
+void trainer_status(trainer *t, double loss_mean, double lr, int64_t int_start, double t_int, double t_start,
+                    double now) {
     double dt = now - t_int, imgs = (double)(t->nimg - int_start);
+    char el[16], eta[16];
+    fmt_duration(now - t_start, el);
+    fmt_duration((double)(t->total - t->nimg) * dt / imgs, eta);
     size_t cur = 0, peak = 0;
     t->rt.bvt->memory_stats(t->rt.b, &cur, &peak);
     struct rusage ru;
@@ -36,9 +41,10 @@ void trainer_status(trainer *t, double loss_mean, double lr, int64_t int_start, 
     if (isatty(2)) fprintf(stderr, "\r\033[K");
     char nf[64] = "";
     if (t->nonfinite) snprintf(nf, sizeof nf, "  non-finite grads zeroed %zu", t->nonfinite);
-    LOG_INFO("kimg %9.3f  loss %.4f  lr %.3e  sec/kimg %7.2f  img/s %7.1f  mem %.0f MiB (peak %.0f, RSS %.0f)%s",
-             t->nimg / 1000.0, loss_mean, lr, dt / (imgs / 1000.0), imgs / dt, cur / 1048576.0, peak / 1048576.0,
-             ru.ru_maxrss / 1024.0, nf);
+    LOG_INFO("kimg %9.3f  loss %.4f  lr %.3e  sec/kimg %7.2f  img/s %7.1f  time %s  ETA %s  mem %.0f MiB (peak %.0f, "
+             "RSS %.0f)%s",
+             t->nimg / 1000.0, loss_mean, lr, dt / (imgs / 1000.0), imgs / dt, el, eta, cur / 1048576.0,
+             peak / 1048576.0, ru.ru_maxrss / 1024.0, nf);
     fprintf(t->stats,
             "{\"kimg\": %.3f, \"nimg\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"sec_per_kimg\": %.4g, "
             "\"img_per_s\": %.4g, \"mem_mib\": %.1f, \"mem_peak_mib\": %.1f, \"maxrss_mib\": %.1f, "
@@ -57,8 +63,3 @@ void trainer_share_cpu(trainer *t) {
     cpu_share_log_change(&t->share);
 }
 
-double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}

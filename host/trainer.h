@@ -10,6 +10,7 @@
 #include "cpu_share.h"
 #include "dataset.h"
 #include "loader.h"
+#include "progress.h"
 #include "runtime.h"
 #include "validate.h"
 
@@ -61,12 +62,12 @@ int trainer_grid_check(const trainer *t, edm2_err *err);
 int trainer_write_grid(trainer *t, edm2_err *err);
 /* The progress bar (terminal only), redrawn at most 4 times a second. */
 void trainer_progress(trainer *t, double t_start, int64_t start_nimg);
-/* A status line and a stats.jsonl record for the interval that started at `int_start` images, time t_int. */
-void trainer_status(trainer *t, double loss_mean, double lr, int64_t int_start, double t_int, double now);
+/* A status line and a stats.jsonl record for the interval that started at `int_start` images, time t_int, of
+ * the session that started at t_start (its elapsed time; the time left at the interval's rate). */
+void trainer_status(trainer *t, double loss_mean, double lr, int64_t int_start, double t_int, double t_start,
+                    double now);
 
 /* Adjusts the plugins' thread count to what other programs leave free (cpu_share.h), with a log line. */
 void trainer_share_cpu(trainer *t);
-
-double now_s(void);
 
 #endif

@@ -256,8 +256,13 @@ static void test_shipped_configs_check(void **state) {
     for (size_t i = 0; configs[i]; i++) {
         run_result r;
         int st = run_host(&r, "check", configs[i], NULL);
-        if (st) fprintf(stderr, "%s: %s", configs[i], r.err);
-        assert_int_equal(st, 0);
+        /* The paper's presets train on data the user supplies: everything else in them checks. */
+        const int users_data =
+            strstr(configs[i], "/edm2-img") &&
+            (strstr(r.err, "[data] path = 'datasets/img512-sd.safetensors': no such file") ||
+             strstr(r.err, "[data] source = folder needs 'path = FOLDER'"));
+        if (st && !users_data) fprintf(stderr, "%s: %s", configs[i], r.err);
+        assert_true(st == 0 || (st == 1 && users_data && r.err_lines == 1));
     }
 }
 

@@ -110,7 +110,8 @@ static void test_outputs_and_labels(void **state) {
     assert_int_equal(access(p, F_OK), 0);
     snprintf(p, sizeof p, "%s/grid.png", d);
     assert_int_equal(access(p, F_OK), 0);
-    assert_non_null(strstr(r.err, "images/s"));
+    assert_non_null(strstr(r.err, "images/s  elapsed ")); /* progress: rate, time so far, time left */
+    assert_non_null(strstr(r.err, "  ETA 0.0s\n"));
     const char *bad[] = {"generate.labels=12", NULL};
     assert_int_equal(generate(d, &r, bad), 1);
     assert_non_null(strstr(r.err, "labels = '12': expected rows, random or a class in 0..9"));
@@ -237,6 +238,7 @@ static void test_evaluate(void **state) {
     run_result r;
     assert_int_equal(evaluate(dir, &r, NULL), 0);
     assert_non_null(strstr(r.err, "saved SWD reference statistics"));
+    assert_non_null(strstr(r.err, "images/s  elapsed "));
     int lines;
     const double first = last_swd(&lines);
     assert_int_equal(lines, 1);

@@ -14,6 +14,7 @@
 #include "backend_fixture.h"
 #include "fileio.h"
 #include "image_io.h"
+#include "progress.h"
 #include "safetensors.h"
 #include "st_rewrite.h"
 #include "test_util.h"
@@ -83,6 +84,9 @@ static void test_resume_is_exact(void **state) {
     assert_int_equal(train(b, 2, &r), 0);
     assert_non_null(strstr(r.err, "resuming from"));
     assert_non_null(strstr(r.err, "config changed since this run's last start: [training] duration_kimg = 1 -> 2\n"));
+    /* The status line (kimg 2 of 2) gives the session's time and what is left. */
+    assert_non_null(strstr(r.err, "  ETA 0.0s  mem "));
+    assert_non_null(strstr(r.err, "  time "));
     char *ca = path_in(a, "training-state-0000002.safetensors"), *cb = path_in(b, "training-state-0000002.safetensors");
     assert_same_tensors(ca, cb);
     /* Run again at its duration: nothing to train, said so, and its checkpoint is not written again. */
@@ -234,9 +238,26 @@ static void test_bad_setups(void **state) {
     run_host(&r, "run", CFG, "--set", rd, "--set", "training.batch=6", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "multiple of batch_gpu"));
-    /* `check` says where a train job would start: afresh, or from the newest checkpoint. */
+    run_host(&r, "run", CFG, "--set", rd, "--set", "data.source=tensors", "--set", "data.path=/nonexistent.safetensors", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "error: --set data.path: [data] path = '/nonexistent.safetensors': no such file "
+                                  "(latents are made"));
+    /* `check` says where a train job would start: afresh, or from the newest checkpoint; and what data it
+     * reads, opened and checked against the network as the run does. */
     assert_int_equal(run_host(&r, "check", CFG, "--set", rd, NULL), 0);
-    assert_non_null(strstr(r.out, "ok (job train, backend cpu); starts afresh"));
+    assert_non_null(strstr(r.out, "ok (job train, backend cpu); starts afresh; data: Fashion-MNIST train ("));
+    assert_non_null(strstr(r.out, "): 1000 images, 8x8 gray, 10 classes\n"));
+    run_host(&r, "check", CFG, "--set", rd, "--set", "data.resolution=16", NULL);
+    assert_int_equal(r.status, 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "error: the data are 1x16x16 images ([data] resolution/channels), the network takes "
+                                  "1x8x8"));
+    run_host(&r, "check", CFG, "--set", rd, "--set", "data.source=tensors", "--set", "data.path=/tmp", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "error: --set data.path: [data] path = '/tmp' is a folder: source = tensors reads"));
+    run_host(&r, "check", CFG, "--set", rd, "--set", "network.label_dim=5", NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "[network] label_dim = 5, but the data have 10 classes"));
     /* Resuming with another network is refused, naming the checkpoint and only the values that differ; `check`
      * refuses it the same way. */
     assert_int_equal(train(d, 1, &r), 0);
@@ -404,8 +425,26 @@ static void test_damaged_checkpoint(void **state) {
     free(d);
 }
 
+/* The durations of the progress lines. */
+static void test_durations(void **state) {
+    (void)state;
+    char b[16];
+    assert_string_equal(fmt_duration(0, b), "0.0s");
+    assert_string_equal(fmt_duration(4.26, b), "4.3s");
+    assert_string_equal(fmt_duration(59.9, b), "59s");
+    assert_string_equal(fmt_duration(60, b), "1m00s");
+    assert_string_equal(fmt_duration(3599, b), "59m59s");
+    assert_string_equal(fmt_duration(3 * 3600 + 7 * 60 + 59, b), "3h07m");
+    assert_string_equal(fmt_duration(2 * 86400 + 4 * 3600 + 3599, b), "2d04h");
+    assert_string_equal(fmt_duration(-1, b), "?");
+    assert_string_equal(fmt_duration(NAN, b), "?");
+    assert_string_equal(fmt_duration(INFINITY, b), "?");
+    assert_string_equal(fmt_duration(1e12, b), "?");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_durations),
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test_teardown(test_cuda_deterministic_and_resume, back_to_cpu),
         cmocka_unit_test(test_kill_leaves_complete_files),

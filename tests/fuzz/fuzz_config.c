@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     run_config r;
     if (!rc) rc = config_validate(&c, fuzz_registry(), &r, &err);
-    if (!rc) rc = config_instantiate(&r, &err);
+    if (!rc) rc = config_instantiate(&r, NULL, &err);
     if (rc) fuzz_one_line(&err);
     cfg_free(&c);
     return 0;
