@@ -54,9 +54,16 @@ static void config_usage(const char *cmd, const char *what) {
            cmd, what);
 }
 
-/* A job's (or check's) error, after where the value it is about was set when it starts "[SECTION] KEY". */
+/* A job's (or check's) error, after where the value it is about was set: when it starts "[SECTION] KEY", or
+ * "VALUE: ..." with the value of a key (a file that cannot be read), the job's own section's first. */
 static void log_job_error(const run_config *rc, const edm2_err *err) {
     const cfg_entry *about = cfg_about(rc->cfg, NULL, err->msg);
+    const char *colon = strstr(err->msg, ": ");
+    if (!about && colon && colon - err->msg < 4096) {
+        char value[4096];
+        snprintf(value, sizeof value, "%.*s", (int)(colon - err->msg), err->msg);
+        about = cfg_with_value(rc->cfg, rc->job->type, value);
+    }
     if (about) LOG_ERROR("%s: %s", cfg_where(about).s, err->msg);
     else if (err->msg[0]) LOG_ERROR("%s", err->msg);
 }
@@ -126,6 +133,7 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
         else
             rc = s.rc.job->run(&s.rc, &err);
         if (rc) log_job_error(&s.rc, &err);
+        log_open_file(NULL); /* a run's log.txt, which has its error too */
     }
     setup_free(&s);
     free(sets);

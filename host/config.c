@@ -133,6 +133,32 @@ const cfg_entry *cfg_about(const cfg *c, const char *section, const char *msg) {
     return n && (msg[n] == ':' || !strncmp(msg + n, " = ", 3)) ? cfg_get(c, section, key) : NULL;
 }
 
+/* 1 when `value` is s or one trimmed item of the comma-separated list s. */
+static int has_item(const char *s, const char *value) {
+    const size_t n = strlen(value);
+    if (!n) return 0;
+    for (const char *p = s;; p++) {
+        while (*p == ' ' || *p == '\t') p++;
+        const char *end = p + strcspn(p, ",");
+        const char *last = end;
+        while (last > p && (last[-1] == ' ' || last[-1] == '\t')) last--;
+        if ((size_t)(last - p) == n && !strncmp(p, value, n)) return 1;
+        if (!*end) return 0;
+        p = end;
+    }
+}
+
+const cfg_entry *cfg_with_value(const cfg *c, const char *section, const char *value) {
+    const cfg_entry *any = NULL;
+    for (size_t i = 0; i < c->n; i++) {
+        const cfg_entry *e = &c->v[i];
+        if (!has_item(e->value, value)) continue;
+        if (section && !strcmp(e->section, section)) return e;
+        if (!any) any = e;
+    }
+    return any;
+}
+
 cfg_place cfg_where(const cfg_entry *e) {
     cfg_place p;
     if (e->line > 0) snprintf(p.s, sizeof p.s, "%s:%d", e->file, e->line);

@@ -44,6 +44,9 @@ cfg_place cfg_where(const cfg_entry *e);
 /* The entry a message is about, when it begins "[SECTION] KEY = ..." or "[SECTION] KEY: ..." (section NULL),
  * or "KEY = ..." or "KEY: ..." with the section given; NULL when it does not, or the config has no such key. */
 const cfg_entry *cfg_about(const cfg *c, const char *section, const char *msg);
+/* The entry whose value is `value`, or has it as one item of a comma-separated list, one of `section`
+ * first (NULL: any); NULL when none has. For errors about a file a value names ("PATH: cannot open"). */
+const cfg_entry *cfg_with_value(const cfg *c, const char *section, const char *value);
 const cfg_entry *cfg_get(const cfg *c, const char *section, const char *key);
 const char *cfg_value(const cfg *c, const char *section, const char *key, const char *fallback);
 int cfg_has_section(const cfg *c, const char *section);

@@ -55,6 +55,9 @@ int job_generate(const run_config *rc, edm2_err *err) {
         LOG_WARN("%s holds a network of %s latents: without a [vae] section (plugin = %s, weights = FILE) the outputs "
                  "are the latents, not images",
                  g->get(g->ctx, "net"), latents, latents);
+    else if (!latents && rc->plugin[EDM2_KIND_VAE])
+        LOG_WARN("%s is a network of images, not of VAE latents (no edm2.latents in its metadata): [vae] is not used",
+                 g->get(g->ctx, "net"));
     else if (latents) {
         config_view vv;
         config_view_plugin(&vv, rc, EDM2_KIND_VAE);

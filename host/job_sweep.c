@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "fileio.h"
@@ -62,7 +63,17 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     if (nr < 1) return JOB_FAIL(err, "[sweep] runs: expected one or more run folders, comma-separated");
     if (ns < 1 || ns > MAX_STDS) return JOB_FAIL(err, "[sweep] stds: expected 1 to %d values", MAX_STDS);
     if (ng < 1 || ng > MAX_GUIDANCE) return JOB_FAIL(err, "[sweep] guidance: expected 1 to %d values", MAX_GUIDANCE);
-    int want_swd, want_fid; /* (checked now: a missing FID network must not wait for the reconstructions) */
+    /* (checked now, not after the reconstructions and evaluations of the runs before) */
+    for (int r = 0; r < nr; r++) {
+        struct stat st;
+        if (stat(runs[r], &st) != 0 || !S_ISDIR(st.st_mode))
+            return JOB_FAIL(err, "[sweep] runs: '%s': not a folder", runs[r]);
+        for (int q = 0; q < r; q++)
+            if (!strcmp(names[q], names[r]))
+                return JOB_FAIL(err, "[sweep] runs: '%s' and '%s' have the same name: their results would share %s/%s",
+                                runs[q], runs[r], outdir, names[r]);
+    }
+    int want_swd, want_fid; /* (a missing FID network must not wait for the reconstructions either) */
     if (evaluate_metrics(rc, "sweep", &want_swd, &want_fid, err)) return 1;
     if (make_dirs(outdir, err)) return 1;
     static eval_result res[MAX_RUNS][MAX_GUIDANCE][MAX_STDS];

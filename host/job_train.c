@@ -98,7 +98,7 @@ static void trainer_close(trainer *t) {
     if (t->rt.b) runtime_close(&t->rt);
     free(t->host);
     if (t->stats) fclose(t->stats);
-    log_open_file(NULL);
+    /* (log.txt stays open until the caller has logged the job's error, if any: log_open_file(NULL)) */
 }
 
 /* Appends "[SECTION] KEY = FROM -> TO" to line (the first 8 changes; n counts them all). */

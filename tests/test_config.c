@@ -124,6 +124,30 @@ static void test_values_and_suggestions(void **state) {
     assert_null(closest_name("learning_rate", cands, 3));
 }
 
+/* The entry an error is about: by "[SECTION] KEY" or by the value it quotes (a file that cannot be read). */
+static void test_entry_an_error_is_about(void **state) {
+    (void)state;
+    cfg c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(cfg_put(&c, "evaluate", "net", "a.safetensors"), 0);
+    assert_int_equal(cfg_put(&c, "generate", "net", "a.safetensors"), 0);
+    assert_int_equal(cfg_put(&c, "sweep", "runs", "runs/x, runs/y"), 0);
+    assert_int_equal(cfg_put(&c, "data", "resolution", "32"), 0);
+    assert_ptr_equal(cfg_about(&c, NULL, "[data] resolution = 32: expected"), cfg_get(&c, "data", "resolution"));
+    assert_ptr_equal(cfg_about(&c, NULL, "[data] resolution: expected"), cfg_get(&c, "data", "resolution"));
+    assert_null(cfg_about(&c, NULL, "[data] resolutions: expected"));
+    assert_null(cfg_about(&c, NULL, "data resolution: expected"));
+    assert_ptr_equal(cfg_with_value(&c, "generate", "a.safetensors"), cfg_get(&c, "generate", "net"));
+    assert_ptr_equal(cfg_with_value(&c, "evaluate", "a.safetensors"), cfg_get(&c, "evaluate", "net"));
+    assert_ptr_equal(cfg_with_value(&c, NULL, "a.safetensors"), cfg_get(&c, "evaluate", "net"));
+    assert_ptr_equal(cfg_with_value(&c, "job", "runs/y"), cfg_get(&c, "sweep", "runs")); /* an item of a list */
+    assert_ptr_equal(cfg_with_value(&c, "job", "runs/x"), cfg_get(&c, "sweep", "runs"));
+    assert_null(cfg_with_value(&c, NULL, "runs"));
+    assert_null(cfg_with_value(&c, NULL, "a.safetensor"));
+    assert_null(cfg_with_value(&c, NULL, ""));
+    cfg_free(&c);
+}
+
 static void test_typed_view_defaults(void **state) {
     (void)state;
     static const edm2_config_key keys[] = {{"a", EDM2_CFG_INT, "5", "x"}, {"b", EDM2_CFG_FLOAT_LIST, "0.5,0.25", "y"}};
@@ -171,7 +195,7 @@ int main(void) {
         cmocka_unit_test(test_extends_and_overrides),        cmocka_unit_test(test_plugin_switch_drops_inherited_keys),
         cmocka_unit_test(test_malformed_files),
         cmocka_unit_test(test_plugin_path_relative_to_config), cmocka_unit_test(test_values_and_suggestions),
-        cmocka_unit_test(test_typed_view_defaults),     cmocka_unit_test(test_cpu_share_decisions),
+        cmocka_unit_test(test_entry_an_error_is_about), cmocka_unit_test(test_typed_view_defaults),     cmocka_unit_test(test_cpu_share_decisions),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);

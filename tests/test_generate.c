@@ -112,6 +112,11 @@ static void test_outputs_and_labels(void **state) {
     assert_int_equal(access(p, F_OK), 0);
     assert_non_null(strstr(r.err, "images/s  elapsed ")); /* progress: rate, time so far, time left */
     assert_non_null(strstr(r.err, "  ETA 0.0s\n"));
+    /* A [vae] section with a network of images (not latents): said, and not used. */
+    const char *vae[] = {"generate.labels=7", "vae.plugin=sd_vae", "vae.weights=/nonexistent.safetensors", NULL};
+    assert_int_equal(generate(d, &r, vae), 0);
+    assert_non_null(strstr(r.err, "is a network of images, not of VAE latents (no edm2.latents in its metadata): "
+                                  "[vae] is not used\n"));
     const char *bad[] = {"generate.labels=12", NULL};
     assert_int_equal(generate(d, &r, bad), 1);
     assert_non_null(strstr(r.err, "labels = '12': expected rows, random or a class in 0..9"));
@@ -172,7 +177,7 @@ static void test_guidance(void **state) {
     assert_non_null(strstr(r.err, "needs 'gnet = SNAPSHOT'"));
     const char *missing[] = {"generate.gnet=/nonexistent.safetensors", "generate.guidance=2", NULL};
     assert_int_equal(generate(a, &r, missing), 1);
-    assert_non_null(strstr(r.err, "/nonexistent.safetensors: cannot open"));
+    assert_non_null(strstr(r.err, "error: --set generate.gnet: /nonexistent.safetensors: cannot open"));
     rm_rf(a), rm_rf(b);
     free(a), free(b);
 }
@@ -321,6 +326,16 @@ static void test_sweep(void **state) {
     const char *const no_runs[] = {"sweep.runs=,", NULL};
     assert_int_equal(run_job(dir, "sweep.ini", text, &r, no_runs), 1);
     assert_non_null(strstr(r.err, "[sweep] runs: expected one or more run folders"));
+    char two[1500]; /* each run is looked at before the first is reconstructed */
+    snprintf(two, sizeof two, "sweep.runs=%s,%s/nonexistent", g_run, dir);
+    const char *const missing[] = {two, NULL};
+    assert_int_equal(run_job(dir, "sweep.ini", text, &r, missing), 1);
+    snprintf(where, sizeof where, "error: --set sweep.runs: [sweep] runs: '%s/nonexistent': not a folder\n", dir);
+    assert_non_null(strstr(r.err, where));
+    assert_null(strstr(r.err, "reconstructing"));
+    snprintf(two, sizeof two, "sweep.runs=%s,%s/", g_run, g_run);
+    assert_int_equal(run_job(dir, "sweep.ini", text, &r, missing), 1);
+    assert_non_null(strstr(r.err, "have the same name: their results would share"));
     if (run_job(dir, "sweep.ini", text, &r, NULL)) fprintf(stderr, "%s", r.err);
     assert_non_null(strstr(r.err, "sweep.md, sweep.tsv and sweep.png"));
     const char *ref = strstr(r.err, "reference: 64 images"); /* made once for all three evaluations */

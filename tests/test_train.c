@@ -232,6 +232,9 @@ static void test_bad_setups(void **state) {
     run_host(&r, "run", CFG, "--set", rd, "--set", "data.resolution=16", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "the data are 1x16x16 images"));
+    char *log = path_in(d, "log.txt"), *log_text = read_text(log); /* the run's log has the error that ended it */
+    assert_non_null(strstr(log_text, " error: the data are 1x16x16 images"));
+    free(log), free(log_text);
     run_host(&r, "run", CFG, "--set", rd, "--set", "data.source=folder", "--set", "data.path=/nonexistent", NULL);
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "error: --set data.path: [data] path = '/nonexistent': not a folder"));
