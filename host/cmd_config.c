@@ -105,15 +105,21 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
         LOG_ERROR("%s", err.msg);
     } else if (!run) {
         /* A train job: where it would start, or the refusal a resume would meet; its data, opened and
-         * checked against the network (unless a plugin cannot run here: then the network is unknown). */
+         * checked against the network (unless a plugin cannot run here: then the network is unknown). Another
+         * job: run up to its dry point, its inputs opened and checked (quietly: errors and warnings only). */
         char resume[300] = "", data[700] = "", ckpt[4200] = "";
         int64_t nimg = 0;
         const int train = s.rc.job->run == job_train;
         dataset d;
+        run_config dry = s.rc;
+        dry.dry_run = 1;
+        const edm2_log_level level = log_get_level();
+        if (level < EDM2_LOG_WARN) log_set_level(EDM2_LOG_WARN);
         if (train && train_resume_point(&s.rc, ckpt, sizeof ckpt, &nimg, &err)) {
             LOG_ERROR("%s", err.msg);
             rc = 1;
-        } else if (train && runnable && net.struct_size && train_open_data(&s.rc, &net, &d, &err)) {
+        } else if ((train && runnable && net.struct_size && train_open_data(&s.rc, &net, &d, &err)) ||
+                   (!train && runnable && s.rc.job->run(&dry, &err))) {
             log_job_error(&s.rc, &err);
             rc = 1;
         } else {
@@ -123,8 +129,10 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
                 snprintf(data, sizeof data, "; data: %.600s", d.desc);
                 dataset_close(&d);
             }
-            printf("%s: ok (job %s, backend %s)%s%s\n", path, s.rc.job->type, backend_name(s.rc.backend), resume, data);
+            printf("%s: ok (job %s, backend %s)%s%s%s\n", path, s.rc.job->type, backend_name(s.rc.backend), resume, data,
+                   !train && runnable ? "; its inputs open" : "");
         }
+        log_set_level(level);
     } else {
         /* Only training splits its work over the processes of an MPI launch; the other jobs would write the
          * same files from every process. */
@@ -147,6 +155,8 @@ int cmd_check(int argc, char **argv) {
                               "For a train job it also says whether the run resumes (from which checkpoint) or\n"
                               "starts afresh, refuses a checkpoint that the config could not resume from, and\n"
                               "opens the data, checked against the network (shape, classes) as the run does.\n"
+                              "The other jobs run up to where they would compute or write anything: their\n"
+                              "snapshots, weights and folders are opened and checked as the run would.\n"
                               "Exit status 0 when valid, 1 with a one-line error otherwise.");
         return 0;
     }

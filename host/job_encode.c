@@ -193,6 +193,10 @@ int job_encode(const run_config *rc, edm2_err *err) {
     const size_t per = (moments ? 2 : 1) * lp, in_per = (size_t)3 * res * res; /* floats written per image */
     char settings[3072];
     settings_json(settings, sizeof settings, d.root, res, mode, seed, &vi, count);
+    if (rc->dry_run) { /* (check: the inputs are open and agree) */
+        status = 0;
+        goto done;
+    }
     char *dir = path_dirname(dest);
     int bad = !dir || make_dirs(dir, err);
     free(dir);

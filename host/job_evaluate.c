@@ -231,7 +231,17 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
             goto done;
         }
     }
+    if (want_swd && (p.min_res > R || p.min_res <= p.patch)) {
+        err_set(err, "[evaluate] swd_min_res = %d: expected more than the patch size %d and at most the images' %d pixels "
+                     "a side",
+                p.min_res, p.patch, R);
+        goto done;
+    }
     if (want_swd && swd_set_init(&gen_set, &p, C, R, err)) goto done;
+    if (rc->dry_run) { /* (check: the inputs are open and agree) */
+        status = 0;
+        goto done;
+    }
     /* References the caller does not hold yet (a sweep keeps them across its evaluations). */
     if (references(rc, refs, want_swd && !refs->swd.levels, want_fid && !refs->fid.mu, ref_path, fid_path,
                    ref_images > 0 ? ref_images : n, &p, C, R, &fi, err))

@@ -78,6 +78,10 @@ int job_generate(const run_config *rc, edm2_err *err) {
     /* What is written: decoded images (3 x R d x R d) or the network's own outputs. */
     const int OC = decode ? 3 : C, OR = decode ? R * vi.info.downsample : R;
     const size_t oper = (size_t)OC * OR * OR;
+    if (rc->dry_run) { /* (check: the inputs are open and agree) */
+        status = 0;
+        goto done;
+    }
     if (make_dirs(outdir, err)) goto done;
     const int grid_max = decode ? GRID_MAX_DECODED : GRID_MAX, keep = n < grid_max ? n : grid_max;
     out = malloc(per * batch * sizeof(float));

@@ -159,11 +159,15 @@ int job_phema(const run_config *rc, edm2_err *err) {
     }
     for (int i = 0; i < nin; i++) in_t[i] = in[i].t, in_p[i] = in[i].p;
     if (phema_solve(evt, ema, in_t, in_p, nin, t_out, stds, nout, X, err)) goto done;
-    LOG_INFO("post-hoc EMA: %d snapshots of '%s' up to kimg %.3f -> %d profile%s (%s inner products)", nin,
-             erec->desc->id, t_out / 1000, nout, nout == 1 ? "" : "s", evt->inner_product ? "closed-form" : "numerical");
     /* theta_out_j = sum_i X_ij theta_i, accumulated on the backend. */
     if (snapshot_open(in[0].path, rc->registry, &rt, &net, &first, NULL, err)) goto done;
     if (meta_section(&first, net.rec->desc, NULL, &netcfg, "network", err)) goto done;
+    if (rc->dry_run) { /* (check: the inputs are open and agree) */
+        status = 0;
+        goto done;
+    }
+    LOG_INFO("post-hoc EMA: %d snapshots of '%s' up to kimg %.3f -> %d profile%s (%s inner products)", nin,
+             erec->desc->id, t_out / 1000, nout, nout == 1 ? "" : "s", evt->inner_product ? "closed-form" : "numerical");
     size_t A = net.info.arena_floats;
     host = malloc((A + 1) * sizeof(float));
     if (!host || !(theta = rt_alloc(&rt, A, err))) {

@@ -147,6 +147,7 @@ int job_report(const run_config *rc, edm2_err *err) {
         if (stat(runs[i].dir, &st) != 0 || !S_ISDIR(st.st_mode))
             return JOB_FAIL(err, "[report] runs: '%s': not a folder", runs[i].dir);
     }
+    if (rc->dry_run) return 0; /* (check: the runs are there) */
     if (make_dirs(outdir, err)) return 1;
     for (int i = 0; i < n; i++) {
         char path[1100];

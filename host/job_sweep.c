@@ -45,6 +45,18 @@ static int find_reconstruction(const char *dir, const char *label, char *out, si
     return 0;
 }
 
+/* The [phema] section of the sweep's config (`sub`) for one run: its snapshots, the sigma_rel `list`, the
+ * output folder OUTDIR/NAME (into dir[len]) and at_kimg. */
+static int phema_settings(cfg *sub, const edm2_config *c, const char *run, const char *name, const char *list, char *dir,
+                          size_t len, edm2_err *err) {
+    if ((size_t)snprintf(dir, len, "%s/%s", c->get(c->ctx, "outdir"), name) >= len)
+        return err_set(err, "[sweep] outdir: path too long");
+    if (cfg_put(sub, "phema", "snapshots", run) || cfg_put(sub, "phema", "stds", list) || cfg_put(sub, "phema", "outdir", dir) ||
+        cfg_put(sub, "phema", "at_kimg", c->get(c->ctx, "at_kimg")))
+        return err_set(err, "out of memory");
+    return 0;
+}
+
 /* The evaluation keys of [sweep] that pass through to [evaluate]. */
 static const char *const k_forward[] = {"seeds",       "labels",      "batch",       "metrics", "reference", "fid_reference",
                                         "ref_images", "swd_patches", "swd_min_res", "gnet",    "precision"};
@@ -75,7 +87,6 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     }
     int want_swd, want_fid; /* (a missing FID network must not wait for the reconstructions either) */
     if (evaluate_metrics(rc, "sweep", &want_swd, &want_fid, err)) return 1;
-    if (make_dirs(outdir, err)) return 1;
     static eval_result res[MAX_RUNS][MAX_GUIDANCE][MAX_STDS];
     static double val[MAX_RUNS][MAX_GUIDANCE][MAX_STDS]; /* the metric of the table and plot */
     cfg sub;
@@ -92,18 +103,27 @@ int job_sweep(const run_config *rc, edm2_err *err) {
         }
     char list[2048] = "", dir[4200], label[32], net[4200], num[64];
     for (int j = 0; j < ns; j++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%.17g", j ? "," : "", stds[j]);
+    /* Every run's snapshots looked at (the phema job up to its dry point) before the first is reconstructed. */
+    rc2.dry_run = 1;
+    for (int r = 0; r < nr; r++)
+        if (phema_settings(&sub, c, runs[r], names[r], list, dir, sizeof dir, err) || job_phema(&rc2, err)) {
+            /* (as the sweep's key: "[phema] snapshots = 'RUN': why" -> "[sweep] runs: 'RUN': why") */
+            char head[4200];
+            snprintf(head, sizeof head, "[phema] snapshots = '%s': ", runs[r]);
+            edm2_err inner = *err;
+            const int same = !strncmp(inner.msg, head, strlen(head));
+            err_set(err, "[sweep] runs: '%s': %s", runs[r], same ? inner.msg + strlen(head) : inner.msg);
+            goto done;
+        }
+    rc2.dry_run = 0;
+    if (rc->dry_run) { /* (check: that is all it looks at) */
+        status = 0;
+        goto done;
+    }
+    if (make_dirs(outdir, err)) goto done;
     for (int r = 0; r < nr; r++) {
-        if ((size_t)snprintf(dir, sizeof dir, "%s/%s", outdir, names[r]) >= sizeof dir) {
-            err_set(err, "[sweep] outdir: path too long");
-            goto done;
-        }
+        if (phema_settings(&sub, c, runs[r], names[r], list, dir, sizeof dir, err)) goto done;
         LOG_INFO("sweep: %s: reconstructing %d sigma_rel post hoc into %s", runs[r], ns, dir);
-        if (cfg_put(&sub, "phema", "snapshots", runs[r]) || cfg_put(&sub, "phema", "stds", list) ||
-            cfg_put(&sub, "phema", "outdir", dir) ||
-            cfg_put(&sub, "phema", "at_kimg", c->get(c->ctx, "at_kimg"))) {
-            err_set(err, "out of memory");
-            goto done;
-        }
         if (job_phema(&rc2, err)) goto done;
         for (int j = 0; j < ns; j++) {
             std_label(label, sizeof label, stds[j]);

@@ -37,6 +37,7 @@ static const char *level_name(edm2_log_level level) {
 }
 
 void log_set_level(edm2_log_level min_level) { g_min_level = min_level; }
+edm2_log_level log_get_level(void) { return g_min_level; }
 
 int log_open_file(const char *path) {
     if (g_file) fclose(g_file);

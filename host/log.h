@@ -10,6 +10,7 @@
 #include "errors.h"
 
 void log_set_level(edm2_log_level min_level);
+edm2_log_level log_get_level(void);
 /* Also append every message to `path` (e.g. RUN_DIR/log.txt); NULL closes it. Returns 0 or -1. */
 int log_open_file(const char *path);
 void log_msg(edm2_log_level level, const char *who, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -31,6 +31,9 @@ typedef struct run_config {
     edm2_backend_id backend;
     const plugin_rec *plugin[EDM2_KIND_COUNT_]; /* NULL where the config has no such section */
     const plugin_registry *registry;
+    /* 1 for `edm2host check`: the job (other than train) opens and checks its inputs as it would run, then
+     * returns 0 before it computes anything large or writes anything (its "dry point"). */
+    int dry_run;
 } run_config;
 
 /* The valid range of a numeric host key (inclusive), or NULL when any value of its type works. */

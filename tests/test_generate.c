@@ -416,6 +416,73 @@ static void test_report(void **state) {
     free(dir), free(other);
 }
 
+/* `check` runs a job up to its dry point: its inputs opened and checked as the run would, nothing written. */
+static void test_check_opens_inputs(void **state) {
+    (void)state;
+    char *d = make_temp_dir(), text[2048], out[700], *cfg;
+    run_result r;
+    snprintf(out, sizeof out, "%s/out", d);
+    snprintf(text, sizeof text,
+             "[job]\ntype = generate\n[sampler]\nplugin = heun\n[generate]\n"
+             "net = %s/network-snapshot-0000002-0.100.safetensors\nseeds = 0-5\noutdir = %s\n",
+             g_run, out);
+    cfg = write_text(d, "gen.ini", text);
+    assert_int_equal(run_host(&r, "check", cfg, NULL), 0);
+    assert_non_null(strstr(r.out, "ok (job generate, backend cpu); its inputs open\n"));
+    assert_int_equal(r.err_lines, 0);
+    assert_int_not_equal(access(out, F_OK), 0);
+    assert_int_equal(run_host(&r, "check", cfg, "--set", "generate.gnet=/nonexistent.safetensors", "--set",
+                              "generate.guidance=2", NULL),
+                     1);
+    assert_non_null(strstr(r.err, "error: --set generate.gnet: /nonexistent.safetensors: cannot open"));
+    char ckpt[700];
+    snprintf(ckpt, sizeof ckpt, "generate.net=%s/training-state-0000002.safetensors", g_run);
+    assert_int_equal(run_host(&r, "check", cfg, "--set", ckpt, NULL), 1);
+    assert_non_null(strstr(r.err, "a training checkpoint (parameters, optimizer state, EMAs), not a network snapshot"));
+    free(cfg);
+    /* phema: a folder without snapshots, named at its line; the run's snapshots; nothing written */
+    snprintf(text, sizeof text, "[job]\ntype = phema\n[ema]\nplugin = power\n[phema]\nsnapshots = %s\nstds = 0.05\n"
+             "outdir = %s\n", d, out);
+    cfg = write_text(d, "phema.ini", text);
+    assert_int_equal(run_host(&r, "check", cfg, NULL), 1);
+    char want[1500];
+    snprintf(want, sizeof want, "error: %s:6: [phema] snapshots = '%s': no snapshots of EMA profile 'power' there\n", cfg, d);
+    assert_string_equal(r.err, want);
+    char snaps[700];
+    snprintf(snaps, sizeof snaps, "phema.snapshots=%s", g_run);
+    assert_int_equal(run_host(&r, "check", cfg, "--set", snaps, NULL), 0);
+    assert_non_null(strstr(r.out, "ok (job phema, backend cpu); its inputs open\n"));
+    assert_int_not_equal(access(out, F_OK), 0);
+    free(cfg);
+    /* evaluate: SWD of 8x8 images at its default swd_min_res */
+    snprintf(text, sizeof text,
+             "[job]\ntype = evaluate\n[sampler]\nplugin = heun\n[data]\nsource = fashion-mnist\nresolution = 8\n"
+             "[evaluate]\nnet = %s/network-snapshot-0000002-0.100.safetensors\nseeds = 0-5\n",
+             g_run);
+    cfg = write_text(d, "eval.ini", text);
+    assert_int_equal(run_host(&r, "check", cfg, NULL), 1);
+    assert_non_null(strstr(r.err, "error: [evaluate] swd_min_res = 16: expected more than the patch size 7 and at most "
+                                  "the images' 8 pixels a side\n"));
+    assert_int_equal(run_host(&r, "check", cfg, "--set", "evaluate.swd_min_res=8", NULL), 0);
+    free(cfg);
+    /* sweep: a run without snapshots is refused before the first run is reconstructed, by check and by run */
+    snprintf(text, sizeof text,
+             "[job]\ntype = sweep\n[ema]\nplugin = power\n[sampler]\nplugin = heun\n[data]\nsource = fashion-mnist\n"
+             "resolution = 8\n[sweep]\nruns = %s,%s\nstds = 0.05\nswd_min_res = 8\noutdir = %s\n",
+             g_run, d, out);
+    snprintf(want, sizeof want, "[sweep] runs: '%s': no snapshots of EMA profile 'power' there\n", d);
+    cfg = write_text(d, "sweep.ini", text);
+    assert_int_equal(run_host(&r, "check", cfg, NULL), 1);
+    assert_non_null(strstr(r.err, want));
+    assert_int_equal(run_host(&r, "run", cfg, NULL), 1);
+    assert_non_null(strstr(r.err, want));
+    assert_null(strstr(r.err, "reconstructing"));
+    assert_int_not_equal(access(out, F_OK), 0);
+    free(cfg);
+    rm_rf(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_independent_of_batch),
@@ -426,6 +493,7 @@ int main(void) {
         cmocka_unit_test(test_evaluate_fid),
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_report),
+        cmocka_unit_test(test_check_opens_inputs),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fid_weights.h"
 #include "fileio.h"
@@ -22,7 +23,8 @@ static char *g_dir;
 static const char *const k_vae = "[vae]\nplugin = sd_vae\nweights = %s/vae.safetensors\nblock_out_channels = 16,32\n"
                                  "layers_per_block = 1\nnorm_num_groups = 8\n";
 
-static int encode(const char *extra, run_result *r) {
+/* Runs (or with cmd "check", checks) the encode job with extra [encode] lines; returns the exit status. */
+static int encode_cmd(const char *cmd, const char *extra, run_result *r) {
     char text[2048], vae[512];
     snprintf(vae, sizeof vae, k_vae, g_dir);
     snprintf(text, sizeof text,
@@ -31,19 +33,27 @@ static int encode(const char *extra, run_result *r) {
              vae, g_dir, g_dir, strstr(extra, "stop_after") ? "resumed" : strstr(extra, "sample") ? "sampled" : "latents",
              strstr(extra, "resolution") ? "" : "resolution = 16\n", extra);
     char *cfg = write_text(g_dir, "encode.ini", text);
-    int st = run_host(r, "run", cfg, NULL);
+    int st = run_host(r, cmd, cfg, NULL);
     free(cfg);
     return st;
 }
 
+static int encode(const char *extra, run_result *r) { return encode_cmd("run", extra, r); }
+
 static void test_encode_train_generate(void **state) {
     (void)state;
     run_result r;
+    char p[700];
+    snprintf(p, sizeof p, "%s/latents.safetensors", g_dir);
+    /* check: the images are listed and the VAE opened; nothing is written */
+    if (encode_cmd("check", "", &r)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.out, "ok (job encode, backend cpu); its inputs open\n"));
+    assert_int_not_equal(access(p, F_OK), 0);
+    assert_int_equal(encode_cmd("check", "resolution = 15\n", &r), 1);
+    assert_non_null(strstr(r.err, "resolution = 15: not a multiple"));
     if (encode("", &r)) fail_msg("%s", r.err);
     assert_non_null(strstr(r.err, "skipped: "));
     assert_non_null(strstr(r.err, "b/broken.png"));
-    char p[700];
-    snprintf(p, sizeof p, "%s/latents.safetensors", g_dir);
     st_file f;
     edm2_err err;
     assert_int_equal(st_open(&f, p, &err), 0);
