@@ -2,10 +2,12 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_EXTENDS_DEPTH 16
 #define MAX_ENTRIES 4096 /* keys in one file (and in all files together); lookups are linear */
@@ -239,10 +241,14 @@ static int on_value(void *user, const char *section, const char *key, const char
 static int load_rec(cfg *c, const char *path, int depth, const char *from, int from_line, edm2_err *err) {
     if (depth > MAX_EXTENDS_DEPTH)
         return err_set(err, "%s:%d: extends chain deeper than %d files (a cycle?)", from, from_line, MAX_EXTENDS_DEPTH);
-    FILE *f = fopen(path, "r");
+    struct stat sb;
+    const int folder = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    FILE *f = folder ? NULL : fopen(path, "r");
     if (!f) {
-        if (from) return err_set(err, "%s:%d: extends: cannot open '%s'", from, from_line, path);
-        return err_set(err, "%s: cannot open config file", path);
+        const char *why = folder ? "a folder, not a config file" : strerror(errno);
+        if (from) return err_set(err, "%s:%d: extends: cannot open '%s' (%s)", from, from_line, path, why);
+        if (folder) return err_set(err, "%s: %s", path, why);
+        return err_set(err, "%s: cannot open config file (%s)", path, why);
     }
     cfg own = {0};
     file_reader reader = {f, 0, 0};

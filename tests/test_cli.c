@@ -110,7 +110,9 @@ static void test_unknown_section_and_cycle(void **state) {
     run_host(&r, "check", CFG("extends_cycle.ini"), NULL);
     assert_one_line_error(&r, "extends chain deeper than");
     run_host(&r, "check", CFG("does_not_exist.ini"), NULL);
-    assert_one_line_error(&r, "does_not_exist.ini: cannot open config file");
+    assert_one_line_error(&r, "does_not_exist.ini: cannot open config file (No such file or directory)");
+    run_host(&r, "check", EDM2_SOURCE_DIR "/configs", NULL);
+    assert_one_line_error(&r, "/configs: a folder, not a config file");
 }
 
 static void test_wrong_major_plugin(void **state) {
