@@ -110,6 +110,12 @@ int cmd_plugins(int argc, char **argv) {
             }
         }
     } else {
+        char missing[4200];
+        if (path_list_missing(path, missing, sizeof missing)) {
+            LOG_ERROR("plugins --path: '%s' is not a folder", missing);
+            free(files);
+            return 1;
+        }
         registry_default_dirs(&r, path);
         registry_scan(&r);
         for (size_t i = 0; i < r.nproblems; i++) LOG_WARN("%s", r.problems[i]);

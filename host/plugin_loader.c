@@ -58,6 +58,16 @@ static void add_dir(plugin_registry *r, const char *dir) {
     push_str(&r->dirs, &r->ndirs, dir);
 }
 
+const char *path_list_missing(const char *list, char *out, size_t len) {
+    for (const char *d = list; d && *d;) {
+        const size_t n = strcspn(d, ":");
+        snprintf(out, len, "%.*s", (int)n, d);
+        if (n && !is_dir(out)) return out;
+        d += n + (d[n] == ':');
+    }
+    return NULL;
+}
+
 static void add_path_list(plugin_registry *r, const char *list) {
     if (!list) return;
     char *copy = strdup(list), *save = NULL;

@@ -32,6 +32,8 @@ int kind_from_name(const char *name);      /* -1 if unknown */
 /* The search path, in order: `config_dirs` (colon-separated, may be NULL), $EDM2_PLUGIN_PATH, the build
  * tree's plugin folder (when running from the build tree), the install prefix. */
 int registry_default_dirs(plugin_registry *r, const char *config_dirs);
+/* The first entry of a colon-separated folder list that is not a folder, into out[len]; NULL when all are. */
+const char *path_list_missing(const char *list, char *out, size_t len);
 /* Scans every directory of the search path for *.so; problems are recorded, not fatal. */
 void registry_scan(plugin_registry *r);
 /* Loads one file. Returns 0, or -1 with a one-line reason (also recorded in problems). Plugins whose

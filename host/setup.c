@@ -34,6 +34,12 @@ int setup_from_config(setup *s, const char *path, char *const *sets, int nsets, 
         if (cfg_set(&s->cfg, sets[i], err)) return -1;
     const cfg_entry *pe = cfg_get(&s->cfg, "plugins", "path");
     char *dirs = pe ? resolve_list(pe, ":", ':') : NULL;
+    char missing[4200];
+    if (path_list_missing(dirs, missing, sizeof missing)) { /* each folder the config names is there */
+        err_set(err, "%s: [plugins] path: '%s' is not a folder", cfg_where(pe).s, missing);
+        free(dirs);
+        return -1;
+    }
     registry_default_dirs(&s->reg, dirs);
     free(dirs);
     const cfg_entry *le = cfg_get(&s->cfg, "plugins", "load");

@@ -151,6 +151,8 @@ static void test_bad_plugins_on_path_do_not_crash(void **state) {
     assert_non_null(strstr(r.out, "extra_euler"));
     assert_non_null(strstr(r.err, "wrong_major.so: built for edm2 plugin ABI 2.0"));
     assert_non_null(strstr(r.err, "not_a_plugin.so: not an edm2 plugin"));
+    run_host(&r, "plugins", "--path", EDM2_BUILD_DIR "/tests/fixtures:/nonexistent", NULL);
+    assert_one_line_error(&r, "plugins --path: '/nonexistent' is not a folder");
     /* A config whose plugin lives only in a folder given by [plugins] path. */
     assert_int_equal(run_host(&r, "check", CFG("extra_plugin.ini"), NULL), 1);
     assert_non_null(strstr(r.err, "[sampler] plugin 'extra_euler' not found"));

@@ -4,6 +4,7 @@
  * machine. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "cpu_share.h"
@@ -91,15 +92,24 @@ static void test_malformed_files(void **state) {
 static void test_plugin_path_relative_to_config(void **state) {
     (void)state;
     char *dir = make_temp_dir();
-    char sub[512];
+    char sub[512], text[1200];
     snprintf(sub, sizeof sub, "%s/sub", dir);
-    char *p = write_text(dir, "c.ini", "[job]\ntype = train\n[plugins]\npath = sub:/abs/elsewhere\n");
+    assert_int_equal(mkdir(sub, 0755), 0);
+    snprintf(text, sizeof text, "[job]\ntype = train\n[plugins]\npath = sub:%s\n", dir);
+    char *p = write_text(dir, "c.ini", text);
     setup s;
     edm2_err err;
     setup_from_config(&s, p, NULL, 0, &err); /* validation fails later (no sections); the path is set */
     assert_true(s.reg.ndirs >= 2);
     assert_string_equal(s.reg.dirs[0], sub);
-    assert_string_equal(s.reg.dirs[1], "/abs/elsewhere");
+    assert_string_equal(s.reg.dirs[1], dir);
+    setup_free(&s);
+    free(p);
+    /* A folder that is not there is a mistake in the config, named at its line. */
+    p = write_text(dir, "d.ini", "[job]\ntype = train\n[plugins]\npath = sub:/abs/elsewhere\n");
+    assert_int_equal(setup_from_config(&s, p, NULL, 0, &err), -1);
+    snprintf(text, sizeof text, "%s:4: [plugins] path: '/abs/elsewhere' is not a folder", p);
+    assert_string_equal(err.msg, text);
     setup_free(&s);
     free(p);
     rm_rf(dir);
