@@ -21,6 +21,7 @@ static const command k_commands[] = {
     {"run", cmd_run, "run the job a config names:  run CONFIG.ini [--set section.key=value ...]"},
     {"check", cmd_check, "validate a config without running it:  check CONFIG.ini [--set ...]"},
     {"check-ref", cmd_check_ref, "compare with a PyTorch reference file:  check-ref FILE.safetensors [--backend ID]"},
+    {"inspect", cmd_inspect, "what a .safetensors file is and holds:  inspect FILE [--tensors] [--meta]"},
     {"plugins", cmd_plugins, "list plugins, or describe one:  plugins [--describe ID] [--file X.so]"},
 };
 

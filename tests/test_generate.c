@@ -247,6 +247,11 @@ static void test_evaluate(void **state) {
     int lines;
     const double first = last_swd(&lines);
     assert_int_equal(lines, 1);
+    char ref[700];
+    snprintf(ref, sizeof ref, "%s/stats/ref.safetensors", dir);
+    assert_int_equal(run_host(&r, "inspect", ref, NULL), 0);
+    assert_non_null(strstr(r.out, "ref.safetensors: SWD reference statistics of 40 images 1x8x8 (1 pyramid levels, 16 "
+                                  "patches per image and level), from Fashion-MNIST train"));
     assert_true(first > 0 && isfinite(first));
     /* Again in other batches: the saved reference is reused and the value is the same. */
     const char *batch[] = {"evaluate.batch=7", NULL};
@@ -287,6 +292,10 @@ static void test_evaluate_fid(void **state) {
     run_result r;
     if (evaluate(dir, &r, sets)) fprintf(stderr, "%s", r.err);
     assert_non_null(strstr(r.err, "saved FID reference statistics"));
+    snprintf(fref, sizeof fref, "%s/stats/fid-ref.safetensors", dir);
+    assert_int_equal(run_host(&r, "inspect", fref, NULL), 0);
+    assert_non_null(strstr(r.out, "fid-ref.safetensors: FID reference statistics of 6 images (2048 features, weights "));
+    snprintf(fref, sizeof fref, "evaluate.fid_reference=%s/stats/fid-ref.safetensors", dir);
     int lines;
     const double fid = last_metric("fid", &lines), swd = last_metric("swd", &lines);
     assert_true(isfinite(fid) && fid > 0 && isfinite(swd) && swd > 0);
@@ -416,6 +425,31 @@ static void test_report(void **state) {
     free(dir), free(other);
 }
 
+/* inspect: what a file of a run is, from its metadata; its tensors and metadata on request. */
+static void test_inspect(void **state) {
+    (void)state;
+    char p[700];
+    run_result r;
+    snprintf(p, sizeof p, "%s/network-snapshot-0000002-0.100.safetensors", g_run);
+    assert_int_equal(run_host(&r, "inspect", p, NULL), 0);
+    assert_non_null(strstr(r.out, "network-snapshot-0000002-0.100.safetensors: network snapshot at kimg 2.000, EMA power 0.100\n"));
+    assert_non_null(strstr(r.out, "  network: img_resolution = 8, img_channels = 1, label_dim = 10, model_channels = 8, "));
+    assert_non_null(strstr(r.out, " (plugin mp_unet)\n  tensors: 63, "));
+    snprintf(p, sizeof p, "%s/training-state-0000002.safetensors", g_run);
+    assert_int_equal(run_host(&r, "inspect", p, "--tensors", "--meta", NULL), 0);
+    assert_non_null(strstr(r.out, "training-state-0000002.safetensors: training checkpoint at kimg 2.000 (optimizer step "
+                                  "250), batch 8, seed 3\n  network: img_resolution = 8, "));
+    assert_non_null(strstr(r.out, "  tensors: 5, "));
+    assert_non_null(strstr(r.out, "    optimizer/exp_avg_sq "));
+    assert_non_null(strstr(r.out, "    edm2.fingerprint = mp_unet:img_resolution=8;"));
+    snprintf(p, sizeof p, "%s/log.txt", g_run);
+    assert_int_equal(run_host(&r, "inspect", p, NULL), 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "log.txt: header length"));
+    assert_int_equal(run_host(&r, "inspect", NULL), 2);
+    assert_int_equal(run_host(&r, "inspect", p, "--all", NULL), 2);
+}
+
 /* `check` runs a job up to its dry point: its inputs opened and checked as the run would, nothing written. */
 static void test_check_opens_inputs(void **state) {
     (void)state;
@@ -494,6 +528,7 @@ int main(void) {
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_check_opens_inputs),
+        cmocka_unit_test(test_inspect),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);

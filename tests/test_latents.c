@@ -65,6 +65,9 @@ static void test_encode_train_generate(void **state) {
     assert_int_equal(im->shape[2], 8);
     assert_string_equal(st_meta(&f, "edm2.latents"), "sd_vae");
     assert_string_equal(st_meta(&f, "edm2.latent_moments"), "1");
+    assert_int_equal(run_host(&r, "inspect", p, NULL), 0);
+    assert_non_null(strstr(r.out, "latents.safetensors: latents dataset of 9 images, 4x8x8 (posterior mean and std: "
+                                  "training draws), 2 classes, VAE sd_vae, from "));
     assert_non_null(st_meta(&f, "edm2.latent_scale"));
     float labels[9];
     st_to_f32(lb, labels);
