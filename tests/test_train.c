@@ -223,44 +223,44 @@ static void test_kill_leaves_complete_files(void **state) {
     free(d);
 }
 
+/* `edm2host CMD` of the tiny config in run_dir `rd` with one or two more settings (set2 may be NULL): refused
+ * with exit status 1 and one error line that holds `expect`. */
+static void refused(const char *cmd, const char *rd, const char *set1, const char *set2, const char *expect) {
+    run_result r;
+    if (set2) run_host(&r, cmd, CFG, "--set", rd, "--set", set1, "--set", set2, NULL);
+    else run_host(&r, cmd, CFG, "--set", rd, "--set", set1, NULL);
+    if (r.status != 1 || r.err_lines != 1 || !strstr(r.err, expect))
+        fprintf(stderr, "%s --set %s: status %d, expected '%s' in:\n%s", cmd, set1, r.status, expect, r.err);
+    assert_int_equal(r.status, 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, expect));
+}
+
 static void test_bad_setups(void **state) {
     (void)state;
     char *d = make_temp_dir();
     char rd[600];
     snprintf(rd, sizeof rd, "job.run_dir=%s", d);
     run_result r;
-    run_host(&r, "run", CFG, "--set", rd, "--set", "data.resolution=16", NULL);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "the data are 1x16x16 images"));
+    refused("run", rd, "data.resolution=16", NULL, "the data are 1x16x16 images");
     char *log = path_in(d, "log.txt"), *log_text = read_text(log); /* the run's log has the error that ended it */
     assert_non_null(strstr(log_text, " error: the data are 1x16x16 images"));
     free(log), free(log_text);
-    run_host(&r, "run", CFG, "--set", rd, "--set", "data.source=folder", "--set", "data.path=/nonexistent", NULL);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "error: --set data.path: [data] path = '/nonexistent': not a folder"));
-    run_host(&r, "run", CFG, "--set", rd, "--set", "training.batch=6", NULL);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "multiple of batch_gpu"));
-    run_host(&r, "run", CFG, "--set", rd, "--set", "data.source=tensors", "--set", "data.path=/nonexistent.safetensors", NULL);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "error: --set data.path: [data] path = '/nonexistent.safetensors': no such file "
-                                  "(latents are made"));
+    refused("run", rd, "data.source=folder", "data.path=/nonexistent",
+            "error: --set data.path: [data] path = '/nonexistent': not a folder");
+    refused("run", rd, "training.batch=6", NULL, "multiple of batch_gpu");
+    refused("run", rd, "data.source=tensors", "data.path=/nonexistent.safetensors",
+            "error: --set data.path: [data] path = '/nonexistent.safetensors': no such file (latents are made");
     /* `check` says where a train job would start: afresh, or from the newest checkpoint; and what data it
      * reads, opened and checked against the network as the run does. */
     assert_int_equal(run_host(&r, "check", CFG, "--set", rd, NULL), 0);
     assert_non_null(strstr(r.out, "ok (job train, backend cpu); starts afresh; data: Fashion-MNIST train ("));
     assert_non_null(strstr(r.out, "): 1000 images, 8x8 gray, 10 classes\n"));
-    run_host(&r, "check", CFG, "--set", rd, "--set", "data.resolution=16", NULL);
-    assert_int_equal(r.status, 1);
-    assert_int_equal(r.err_lines, 1);
-    assert_non_null(strstr(r.err, "error: the data are 1x16x16 images ([data] resolution/channels), the network takes "
-                                  "1x8x8"));
-    run_host(&r, "check", CFG, "--set", rd, "--set", "data.source=tensors", "--set", "data.path=/tmp", NULL);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "error: --set data.path: [data] path = '/tmp' is a folder: source = tensors reads"));
-    run_host(&r, "check", CFG, "--set", rd, "--set", "network.label_dim=5", NULL);
-    assert_int_equal(r.status, 1);
-    assert_non_null(strstr(r.err, "[network] label_dim = 5, but the data have 10 classes"));
+    refused("check", rd, "data.resolution=16", NULL,
+            "error: the data are 1x16x16 images ([data] resolution/channels), the network takes 1x8x8");
+    refused("check", rd, "data.source=tensors", "data.path=/tmp",
+            "error: --set data.path: [data] path = '/tmp' is a folder: source = tensors reads");
+    refused("check", rd, "network.label_dim=5", NULL, "[network] label_dim = 5, but the data have 10 classes");
     /* Resuming with another network is refused, naming the checkpoint and only the values that differ; `check`
      * refuses it the same way. */
     assert_int_equal(train(d, 1, &r), 0);
