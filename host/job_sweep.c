@@ -107,12 +107,14 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     rc2.dry_run = 1;
     for (int r = 0; r < nr; r++)
         if (phema_settings(&sub, c, runs[r], names[r], list, dir, sizeof dir, err) || job_phema(&rc2, err)) {
-            /* (as the sweep's key: "[phema] snapshots = 'RUN': why" -> "[sweep] runs: 'RUN': why") */
+            /* (about its snapshots, as the sweep's key: "[phema] snapshots = 'RUN': why" -> "[sweep] runs: 'RUN':
+             * why"; else "sweep of RUN: why") */
             char head[4200];
             snprintf(head, sizeof head, "[phema] snapshots = '%s': ", runs[r]);
             edm2_err inner = *err;
-            const int same = !strncmp(inner.msg, head, strlen(head));
-            err_set(err, "[sweep] runs: '%s': %s", runs[r], same ? inner.msg + strlen(head) : inner.msg);
+            if (!strncmp(inner.msg, head, strlen(head)))
+                err_set(err, "[sweep] runs: '%s': %s", runs[r], inner.msg + strlen(head));
+            else err_set(err, "sweep of %s: %s", runs[r], inner.msg);
             goto done;
         }
     rc2.dry_run = 0;
