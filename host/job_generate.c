@@ -1,11 +1,14 @@
 /* job_generate.c: the `generate` job: images from a snapshot with the [sampler] plugin, optional guidance
- * by a second snapshot, seeds as lists/ranges, labels per row, per seed or fixed; one PNG per image, a
- * grid, and optionally the raw floats. A snapshot trained on VAE latents (its metadata say which VAE and
- * the scaling) is decoded to images by the [vae] plugin when the config has one. */
+ * by a second snapshot, seeds as lists/ranges, labels per row, per seed or fixed; one PNG per image (in
+ * subfolders of 1000 seeds on request), a grid, and optionally the raw floats. A snapshot trained on VAE
+ * latents (its metadata say which VAE and the scaling) is decoded to images by the [vae] plugin when the
+ * config has one. A seed's image does not depend on the batch or the other seeds, so an interrupted run
+ * resumes (resume = true) by generating only the images not yet written. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fileio.h"
 #include "gen_session.h"
@@ -18,6 +21,25 @@
 #define GRID_MAX 1024
 #define GRID_MAX_DECODED 32 /* decoded images are large (512x512x3 floats each) */
 
+/* OUTDIR[/SSSSSS]/SEED[-classC].png: SSSSSS the seed rounded down to a thousand, with subdirs (the
+ * reference's generate_images.py --subdirs); cls < 0 for an unconditional network. */
+static void image_path(char *path, size_t len, const char *outdir, int subdirs, uint64_t seed, int cls) {
+    char sub[32] = "", tail[32] = "";
+    if (subdirs) snprintf(sub, sizeof sub, "/%06llu", (unsigned long long)(seed / 1000 * 1000));
+    if (cls >= 0) snprintf(tail, sizeof tail, "-class%d", cls);
+    snprintf(path, len, "%s%s/%06llu%s.png", outdir, sub, (unsigned long long)seed, tail);
+}
+
+/* A written image back into the grid's floats (the PNG holds them quantized, as the grid would). */
+static int read_back(const char *path, int OC, int OR, float *out, edm2_err *err) {
+    uint8_t *px;
+    int w, h;
+    if (png_read(path, OC, OR, OR, &px, &w, &h, err)) return -1;
+    pixels_encode(out, px, OC, OR, OR);
+    free(px);
+    return 0;
+}
+
 int job_generate(const run_config *rc, edm2_err *err) {
     config_view gv;
     config_view_host(&gv, rc->cfg, "generate");
@@ -25,10 +47,11 @@ int job_generate(const run_config *rc, edm2_err *err) {
     const char *mode = g->get(g->ctx, "labels"), *outdir = g->get(g->ctx, "outdir");
     int batch = (int)edm2_cfg_int(g, "batch", 32), cols = (int)edm2_cfg_int(g, "grid_columns", 10);
     int write_images = edm2_cfg_bool(g, "images", 1), write_grid = edm2_cfg_bool(g, "grid", 1);
-    int write_raw = edm2_cfg_bool(g, "raw", 0);
+    int write_raw = edm2_cfg_bool(g, "raw", 0), subdirs = edm2_cfg_bool(g, "subdirs", 0), resume = edm2_cfg_bool(g, "resume", 0);
     gen_session s;
     memset(&s, 0, sizeof s);
-    uint64_t *seeds = NULL;
+    uint64_t *seeds = NULL, *bseeds = NULL;
+    int *todo = NULL;
     float *out = NULL, *all = NULL, *labels = NULL, *img = NULL, *grid = NULL;
     vae_instance vi;
     memset(&vi, 0, sizeof vi);
@@ -41,6 +64,12 @@ int job_generate(const run_config *rc, edm2_err *err) {
     }
     if (seeds_parse(g->get(g->ctx, "seeds"), &seeds, &n, err)) {
         err_set(err, "[generate] %s", err->msg);
+        goto done;
+    }
+    if (resume && (!write_images || write_raw)) {
+        err_set(err, "[generate] resume = true: %s", !write_images ? "it finds the images written before: set images = true"
+                                                                    : "raw = true keeps every image's floats, which a "
+                                                                      "resumed run does not have: set raw = false");
         goto done;
     }
     if (gen_session_open(&s, rc, g, "generate", err)) goto done;
@@ -78,6 +107,12 @@ int job_generate(const run_config *rc, edm2_err *err) {
     /* What is written: decoded images (3 x R d x R d) or the network's own outputs. */
     const int OC = decode ? 3 : C, OR = decode ? R * vi.info.downsample : R;
     const size_t oper = (size_t)OC * OR * OR;
+    if (resume && write_grid && OC != 1 && OC != 3) {
+        err_set(err, "[generate] resume = true: the grid of %d-channel outputs cannot be read back from their PNGs: set "
+                     "grid = false (or decode them with a [vae] section)",
+                OC);
+        goto done;
+    }
     if (rc->dry_run) { /* (check: the inputs are open and agree) */
         status = 0;
         goto done;
@@ -90,7 +125,9 @@ int job_generate(const run_config *rc, edm2_err *err) {
     all = write_raw ? malloc(per * (size_t)n * sizeof(float) + 1) : NULL;
     labels = calloc((size_t)batch * (L ? L : 1), sizeof(float));
     px = malloc(oper);
-    if (!out || !img || !grid || (write_raw && !all) || !labels || !px) {
+    todo = malloc((size_t)n * sizeof *todo);
+    bseeds = malloc((size_t)batch * sizeof *bseeds);
+    if (!out || !img || !grid || (write_raw && !all) || !labels || !px || !todo || !bseeds) {
         err_set(err, "out of memory");
         goto done;
     }
@@ -98,38 +135,49 @@ int job_generate(const run_config *rc, edm2_err *err) {
     LOG_INFO("generating %d images %dx%dx%d from %s with %s (%d evaluations each)%s on %s%s", n, OC, OR, OR,
              g->get(g->ctx, "net"), rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s),
              guidance != 1.0 ? ", guided" : "", s.rt.bvt->device_name(s.rt.b), decode ? ", decoded by the VAE" : "");
+    /* The images to make (by index into seeds): all, or with resume those not written yet. */
+    int ntodo = 0;
+    char path[4200];
+    for (int i = 0; i < n; i++) {
+        image_path(path, sizeof path, outdir, subdirs, seeds[i], L ? label_class(mode, fixed, i, seeds[i], cols, L) : -1);
+        if (!resume || access(path, F_OK) != 0) todo[ntodo++] = i;
+        else if (i < keep && read_back(path, OC, OR, grid + oper * i, err)) goto done;
+    }
+    if (resume) LOG_INFO("resume: %d of the %d images are in %s already; generating the other %d", n - ntodo, n, outdir, ntodo);
     const double t0 = now_s();
-    for (int i = 0; i < n; i += batch) {
-        int m = n - i < batch ? n - i : batch;
-        for (int k = 0; L && k < m; k++) {
+    for (int j = 0; j < ntodo; j += batch) {
+        const int m = ntodo - j < batch ? ntodo - j : batch;
+        for (int k = 0; k < m; k++) {
+            const int i = todo[j + k];
+            bseeds[k] = seeds[i];
+            if (!L) continue;
             memset(labels + (size_t)k * L, 0, (size_t)L * sizeof(float));
-            labels[(size_t)k * L + label_class(mode, fixed, i + k, seeds[i + k], cols, L)] = 1.0f;
+            labels[(size_t)k * L + label_class(mode, fixed, i, seeds[i], cols, L)] = 1.0f;
         }
-        if (generator_run(&s.gen, seeds + i, NULL, L ? labels : NULL, m, out, err)) goto done;
+        if (generator_run(&s.gen, bseeds, NULL, L ? labels : NULL, m, out, err)) goto done;
         if (decode && vae_decode_latents(&vi, out, m, R, R, img, err)) goto done;
         for (int k = 0; k < m; k++) {
-            if (all) memcpy(all + per * (i + k), out + per * k, per * sizeof(float));
-            if (i + k < keep) memcpy(grid + oper * (i + k), img + oper * k, oper * sizeof(float));
+            const int i = todo[j + k];
+            if (all) memcpy(all + per * i, out + per * k, per * sizeof(float));
+            if (i < keep) memcpy(grid + oper * i, img + oper * k, oper * sizeof(float));
             if (!write_images) continue;
-            char path[4200];
-            if (L)
-                snprintf(path, sizeof path, "%s/%06llu-class%d.png", outdir, (unsigned long long)seeds[i + k],
-                         label_class(mode, fixed, i + k, seeds[i + k], cols, L));
-            else snprintf(path, sizeof path, "%s/%06llu.png", outdir, (unsigned long long)seeds[i + k]);
+            image_path(path, sizeof path, outdir, subdirs, seeds[i], L ? label_class(mode, fixed, i, seeds[i], cols, L) : -1);
+            char *dir = subdirs ? path_dirname(path) : NULL;
+            const int bad = subdirs && (!dir || make_dirs(dir, err));
+            free(dir);
+            if (bad) goto done;
             pixels_decode(px, img + oper * k, OC, OC == 1 ? 1 : 3, OR, OR);
             if (png_write(path, px, OR, OR, OC == 1 ? 1 : 3, err)) goto done;
         }
-        progress_log(NULL, i + m, n, 0, t0, NULL);
+        progress_log(NULL, n - ntodo + j + m, n, n - ntodo, t0, NULL);
         gen_session_share_cpu(&s);
     }
     if (write_grid) {
-        char path[4200];
         snprintf(path, sizeof path, "%s/grid.png", outdir);
         if (grid_write(path, grid, keep, OC, OR, cols, err)) goto done;
         LOG_INFO("grid %s (%d images, %d per row)", path, keep, cols);
     }
     if (write_raw) {
-        char path[4200];
         snprintf(path, sizeof path, "%s/samples.safetensors", outdir);
         st_out o = {"images", ST_F32, 4, {n, C, R, R}, all}; /* the network's outputs (latents when decoding) */
         if (st_write(path, &o, 1, NULL, NULL, 0, err)) goto done;
@@ -139,6 +187,6 @@ done:
     vae_close(&vi);
     gen_session_close(&s);
     if (img != out) free(img);
-    free(seeds), free(out), free(all), free(grid), free(labels), free(px);
+    free(seeds), free(bseeds), free(todo), free(out), free(all), free(grid), free(labels), free(px);
     return status;
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "fid_weights.h"
+#include "fileio.h"
 #include "image_io.h"
 #include "safetensors.h"
 #include "test_util.h"
@@ -425,6 +426,58 @@ static void test_report(void **state) {
     free(dir), free(other);
 }
 
+/* The bytes of dir/name (freed by the caller), their count in *n. */
+static unsigned char *bytes_of(const char *dir, const char *name, size_t *n) {
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    unsigned char *b = NULL;
+    edm2_err err;
+    assert_int_equal(read_file(p, &b, n, &err), 0);
+    return b;
+}
+
+/* resume: only the images not written yet are made, and the folder ends as an uninterrupted run leaves it
+ * (the same PNGs, the same grid); subdirs: PNGs in folders of 1000 seeds. */
+static void test_resume_and_subdirs(void **state) {
+    (void)state;
+    char *a = make_temp_dir(), *b = make_temp_dir(), p[700];
+    run_result r;
+    const char *once[] = {"generate.raw=false", "generate.seeds=0-9", "generate.batch=4", NULL};
+    assert_int_equal(generate(a, &r, once), 0);
+    const char *names[] = {"000003-class0.png", "000008-class0.png", "grid.png"};
+    unsigned char *before[3];
+    size_t nb[3];
+    for (int k = 0; k < 3; k++) {
+        before[k] = bytes_of(a, names[k], &nb[k]);
+        snprintf(p, sizeof p, "%s/%s", a, names[k]);
+        assert_int_equal(unlink(p), 0);
+    }
+    const char *again[] = {"generate.raw=false", "generate.seeds=0-9", "generate.batch=4", "generate.resume=true", NULL};
+    assert_int_equal(generate(a, &r, again), 0);
+    snprintf(p, sizeof p, "resume: 8 of the 10 images are in %s already; generating the other 2\n", a);
+    assert_non_null(strstr(r.err, p));
+    for (int k = 0; k < 3; k++) {
+        size_t n;
+        unsigned char *after = bytes_of(a, names[k], &n);
+        assert_int_equal(n, nb[k]);
+        assert_memory_equal(after, before[k], n);
+        free(after), free(before[k]);
+    }
+    const char *raw[] = {"generate.resume=true", NULL}; /* (the helper's config asks for raw floats) */
+    assert_int_equal(generate(a, &r, raw), 1);
+    assert_non_null(strstr(r.err, "[generate] resume = true: raw = true keeps every image's floats"));
+    const char *sub[] = {"generate.raw=false", "generate.seeds=998-1001", "generate.subdirs=true", "generate.labels=7", NULL};
+    assert_int_equal(generate(b, &r, sub), 0);
+    const char *files[] = {"000000/000998-class7.png", "000000/000999-class7.png", "001000/001000-class7.png",
+                           "001000/001001-class7.png", "grid.png"};
+    for (int k = 0; k < 5; k++) {
+        snprintf(p, sizeof p, "%s/%s", b, files[k]);
+        assert_int_equal(access(p, F_OK), 0);
+    }
+    rm_rf(a), rm_rf(b);
+    free(a), free(b);
+}
+
 /* inspect: what a file of a run is, from its metadata; its tensors and metadata on request. */
 static void test_inspect(void **state) {
     (void)state;
@@ -529,6 +582,7 @@ int main(void) {
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_check_opens_inputs),
         cmocka_unit_test(test_inspect),
+        cmocka_unit_test(test_resume_and_subdirs),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
