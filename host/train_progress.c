@@ -16,8 +16,8 @@ void trainer_progress(trainer *t, double t_start, int64_t start_nimg) {
     double now = now_s();
     if (now - t->last_progress < 0.25 && t->nimg < t->total) return;
     t->last_progress = now;
-    double frac = (double)t->nimg / (double)t->total, rate = (t->nimg - start_nimg) / fmax(now - t_start, 1e-9);
-    double eta = rate > 0 ? (t->total - t->nimg) / rate : 0;
+    double frac = fmin(1.0, (double)t->nimg / (double)t->total), rate = (t->nimg - start_nimg) / fmax(now - t_start, 1e-9);
+    double eta = rate > 0 ? fmax(0.0, (double)(t->total - t->nimg)) / rate : 0;
     int width = 30, fill = (int)(frac * width);
     char bar[64];
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
@@ -33,7 +33,7 @@ void trainer_status(trainer *t, double loss_mean, double lr, int64_t int_start, 
     double dt = now - t_int, imgs = (double)(t->nimg - int_start);
     char el[16], eta[16];
     fmt_duration(now - t_start, el);
-    fmt_duration((double)(t->total - t->nimg) * dt / imgs, eta);
+    fmt_duration(fmax(0.0, (double)(t->total - t->nimg)) * dt / imgs, eta); /* (the last step may pass total) */
     size_t cur = 0, peak = 0;
     t->rt.bvt->memory_stats(t->rt.b, &cur, &peak);
     struct rusage ru;

@@ -445,9 +445,22 @@ static void test_durations(void **state) {
     assert_string_equal(fmt_duration(1e12, b), "?");
 }
 
+/* The last step may pass duration_kimg (0.5 kimg in steps of 8 images: 504 images): nothing is left then. */
+static void test_last_status_line(void **state) {
+    (void)state;
+    char *d = make_temp_dir();
+    run_result r;
+    assert_int_equal(train(d, 0.5, &r), 0);
+    assert_non_null(strstr(r.err, "kimg     0.504  loss "));
+    assert_non_null(strstr(r.err, "  ETA 0.0s  mem "));
+    rm_rf(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_last_status_line),
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test_teardown(test_cuda_deterministic_and_resume, back_to_cpu),
         cmocka_unit_test(test_kill_leaves_complete_files),
