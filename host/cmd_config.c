@@ -107,7 +107,7 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
         /* A train job: where it would start, or the refusal a resume would meet; its data, opened and
          * checked against the network (unless a plugin cannot run here: then the network is unknown). Another
          * job: run up to its dry point, its inputs opened and checked (quietly: errors and warnings only). */
-        char resume[300] = "", data[700] = "", ckpt[4200] = "";
+        char resume[1600] = "", data[700] = "", ckpt[4200] = "", changes[1024];
         int64_t nimg = 0;
         const int train = s.rc.job->run == job_train;
         dataset d;
@@ -123,7 +123,9 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
             log_job_error(&s.rc, &err);
             rc = 1;
         } else {
-            if (train && ckpt[0]) snprintf(resume, sizeof resume, "; resumes from %.200s at kimg %.3f", ckpt, nimg / 1000.0);
+            if (train && ckpt[0])
+                snprintf(resume, sizeof resume, "; resumes from %.200s at kimg %.3f%s%.1100s", ckpt, nimg / 1000.0,
+                         train_config_changes(&s.rc, changes, sizeof changes) ? ", with changes: " : "", changes);
             else if (train) snprintf(resume, sizeof resume, "; starts afresh");
             if (train && runnable && net.struct_size) {
                 snprintf(data, sizeof data, "; data: %.600s", d.desc);

@@ -108,27 +108,35 @@ static void note_change(char *line, size_t len, int *n, const cfg_entry *e, cons
                  e->key, from, to);
 }
 
-/* Logs the values that differ from the run's config.ini of its last start (a resumed run with a longer
- * duration, another learning rate, ...), when there is one: "[training] duration_kimg = 2 -> 3; ...". */
-static void log_config_changes(const cfg *now, const char *path) {
+/* The values that differ from the run's config.ini of its last start (a resumed run with a longer duration,
+ * another learning rate, ...) into line[len]: "[training] duration_kimg = 2 -> 3; ..."; how many (0 when
+ * none differ, or there is no such file). */
+static int config_changes(const cfg *now, const char *path, char *line, size_t len) {
     cfg was = {0};
     edm2_err e;
+    line[0] = 0;
     if (access(path, F_OK) || cfg_load(&was, path, &e)) {
         cfg_free(&was);
-        return;
+        return 0;
     }
-    char line[1024] = "";
     int n = 0;
     for (size_t i = 0; i < now->n; i++) { /* values changed or new */
         const cfg_entry *x = &now->v[i], *y = cfg_get(&was, x->section, x->key);
-        if (!y || strcmp(x->value, y->value)) note_change(line, sizeof line, &n, x, y ? y->value : "(unset)", x->value);
+        if (!y || strcmp(x->value, y->value)) note_change(line, len, &n, x, y ? y->value : "(unset)", x->value);
     }
     for (size_t i = 0; i < was.n; i++) /* values gone */
-        if (!cfg_get(now, was.v[i].section, was.v[i].key))
-            note_change(line, sizeof line, &n, &was.v[i], was.v[i].value, "(unset)");
-    if (n > 8) snprintf(line + strlen(line), sizeof line - strlen(line), "; and %d more", n - 8);
-    if (n) LOG_INFO("config changed since this run's last start: %s", line);
+        if (!cfg_get(now, was.v[i].section, was.v[i].key)) note_change(line, len, &n, &was.v[i], was.v[i].value, "(unset)");
+    if (n > 8) snprintf(line + strlen(line), len - strlen(line), "; and %d more", n - 8);
     cfg_free(&was);
+    return n;
+}
+
+int train_config_changes(const run_config *rc, char *line, size_t len) {
+    config_view jv;
+    config_view_host(&jv, rc->cfg, "job");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.ini", jv.api.get(jv.api.ctx, "run_dir"));
+    return config_changes(rc->cfg, path, line, len);
 }
 
 /* RUN_DIR/config.ini: the run's effective config (its files, what they extend, and --set), section by
@@ -136,7 +144,9 @@ static void log_config_changes(const cfg *now, const char *path) {
 static int write_config(const trainer *t, edm2_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.ini", t->run_dir);
-    log_config_changes(t->rc->cfg, path);
+    char changes[1024];
+    if (config_changes(t->rc->cfg, path, changes, sizeof changes))
+        LOG_INFO("config changed since this run's last start: %s", changes);
     atomic_file af;
     if (af_open(&af, path, err)) return -1;
     fprintf(af.f, "; The effective config of this run, written by edm2host (files, extends and --set resolved).\n");

@@ -17,6 +17,9 @@ int job_train(const run_config *rc, edm2_err *err);
  * the config as a resume checks it, *nimg its images seen; or path empty (a fresh start). 0, or -1 with
  * the error a resume would give. */
 int train_resume_point(const run_config *rc, char *path, size_t len, int64_t *nimg, edm2_err *err);
+/* The values of rc that differ from its run's config.ini (of the run's last start) into line[len], as
+ * "[SECTION] KEY = WAS -> NOW; ..."; how many (0: none, or no config.ini yet). */
+int train_config_changes(const run_config *rc, char *line, size_t len);
 /* Opens the [data] section's dataset into *d and checks it against the network (image shape, classes).
  * 0, or -1 with the reason (the dataset closed). */
 struct dataset;
