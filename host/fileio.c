@@ -139,5 +139,7 @@ int make_dirs(const char *path, edm2_err *err) {
         *p = '/';
     }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST) return err_set(err, "%s: cannot create: %s", buf, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "%s: not a folder (a file of that name is there)", buf);
     return 0;
 }

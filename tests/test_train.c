@@ -249,6 +249,11 @@ static void test_bad_setups(void **state) {
     refused("run", rd, "data.source=folder", "data.path=/nonexistent",
             "error: --set data.path: [data] path = '/nonexistent': not a folder");
     refused("run", rd, "training.batch=6", NULL, "multiple of batch_gpu");
+    char *file = path_in(d, "a-file"), rd_file[700]; /* a run_dir that is a file */
+    free(write_text(d, "a-file", "x"));
+    snprintf(rd_file, sizeof rd_file, "job.run_dir=%s", file);
+    refused("run", rd_file, "training.duration_kimg=1", NULL, "a-file: not a folder (a file of that name is there)");
+    free(file);
     refused("run", rd, "data.source=tensors", "data.path=/nonexistent.safetensors",
             "error: --set data.path: [data] path = '/nonexistent.safetensors': no such file (latents are made");
     /* `check` says where a train job would start: afresh, or from the newest checkpoint; and what data it
