@@ -16,6 +16,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "plot.h"
+#include "progress.h"
 
 #define MAX_RUNS 16
 #define MAX_POINTS 100000
@@ -24,7 +25,8 @@ typedef struct run_info {
     char dir[1024], name[256];
     cfg c;
     int have_cfg;
-    double *kimg, *loss, img_s_sum;
+    double *kimg, *loss;
+    double seconds, timed_kimg; /* training time over the status intervals, and the kimg they cover */
     int n;
     double best[2];      /* SWD, FID; NAN where never measured */
     char best_at[2][64]; /* the sigma_rel of the sweep, or the snapshot's EMA label */
@@ -32,7 +34,8 @@ typedef struct run_info {
 
 enum { SWD, FID };
 
-/* kimg, loss and img/s of every record of RUN/stats.jsonl. */
+/* kimg and loss of every record of RUN/stats.jsonl, and the training time: each interval's kimg times its
+ * sec/kimg (an interval that a resume from an earlier checkpoint repeats is counted once). */
 static int read_stats(run_info *r, edm2_err *err) {
     char path[1100], line[1024];
     snprintf(path, sizeof path, "%.1000s/stats.jsonl", r->dir);
@@ -44,10 +47,11 @@ static int read_stats(run_info *r, edm2_err *err) {
         return err_set(err, "out of memory");
     }
     while (r->n < MAX_POINTS && fgets(line, sizeof line, f)) {
-        const char *k = strstr(line, "\"kimg\": "), *l = strstr(line, "\"loss\": "), *s = strstr(line, "\"img_per_s\": ");
+        const char *k = strstr(line, "\"kimg\": "), *l = strstr(line, "\"loss\": "), *s = strstr(line, "\"sec_per_kimg\": ");
         if (!k || !l) continue;
         r->kimg[r->n] = strtod(k + 8, NULL), r->loss[r->n] = strtod(l + 8, NULL);
-        if (s) r->img_s_sum += strtod(s + 13, NULL);
+        const double dk = r->kimg[r->n] - (r->n ? r->kimg[r->n - 1] : 0);
+        if (s && dk > 0) r->seconds += dk * strtod(s + 16, NULL), r->timed_kimg += dk;
         r->n++;
     }
     fclose(f);
@@ -182,15 +186,15 @@ int job_report(const run_config *rc, edm2_err *err) {
     if (!has[SWD] && !has[FID]) has[SWD] = 1;
     fprintf(md, "\n## Results\n\nBest %s (lower is better) over the sweep's σ_rel (%s), or else over the "
                 "evaluations of the run's own snapshots (its metrics.jsonl); final training loss "
-                "(mean of the last status interval), images seen, mean training speed.\n\n| run |",
+                "(mean of the last status interval), images seen, training time and speed.\n\n| run |",
             has[FID] && has[SWD] ? "FID and SWD ×10³" : has[FID] ? "FID" : "SWD ×10³", *tsv ? tsv : "no sweep given");
     const char *name[2] = {"SWD", "FID"};
     for (int m = 1; m >= 0; m--)
         if (has[m]) fprintf(md, " best %s | at |", name[m]);
-    fprintf(md, " final loss | kimg | images/s |\n|---|");
+    fprintf(md, " final loss | kimg | time | images/s |\n|---|");
     for (int m = 0; m < 2; m++)
         if (has[m]) fprintf(md, "---|---|");
-    fprintf(md, "---|---|---|\n");
+    fprintf(md, "---|---|---|---|\n");
     for (int i = 0; i < n; i++) {
         const run_info *r = &runs[i];
         fprintf(md, "| %s |", r->name);
@@ -199,7 +203,9 @@ int job_report(const run_config *rc, edm2_err *err) {
             if (isnan(r->best[m])) fprintf(md, " – | – |");
             else fprintf(md, m == FID ? " %.4f | %s |" : " %.3f | %s |", r->best[m], r->best_at[m]);
         }
-        fprintf(md, " %.4f | %.1f | %.1f |\n", r->loss[r->n - 1], r->kimg[r->n - 1], r->img_s_sum / r->n);
+        char t[16];
+        fprintf(md, " %.4f | %.1f | %s | %.1f |\n", r->loss[r->n - 1], r->kimg[r->n - 1], fmt_duration(r->seconds, t),
+                r->seconds > 0 ? r->timed_kimg * 1000 / r->seconds : 0.0);
     }
     int mixed = 0; /* runs with different loss plugins: their losses measure different things */
     for (int i = 1; i < n; i++)

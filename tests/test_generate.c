@@ -420,6 +420,16 @@ static void test_report(void **state) {
     assert_null(strstr(md, "| network.model_channels |")); /* the same in both */
     assert_null(strstr(md, "job.run_dir"));
     assert_non_null(strstr(md, "| 2.0 |")); /* kimg of the results rows */
+    assert_non_null(strstr(md, " final loss | kimg | time | images/s |\n"));
+    const char *row = strstr(md, "| 2.0 | "); /* its training time (sum of the status intervals), then the speed */
+    double sec = -1, rate = -1;
+    int min = 0;
+    if (sscanf(row, "| 2.0 | %dm%lfs | %lf |", &min, &sec, &rate) != 3) /* (slow: under a sanitizer) */
+        assert_int_equal(sscanf(row, "| 2.0 | %lfs | %lf |", &sec, &rate), 2), min = 0;
+    sec += 60 * min;
+    const double ulp = sec < 10 ? 0.051 : 1.01; /* the time is given to 0.1 s, or 1 s from 10 s on */
+    assert_true(sec > ulp && rate > 0);
+    assert_true(rate >= 2000 / (sec + ulp) && rate <= 2000 / (sec - ulp));
     snprintf(p, sizeof p, "%s/loss.png", dir);
     assert_int_equal(access(p, F_OK), 0);
     rm_rf(dir), rm_rf(other);
