@@ -7,8 +7,9 @@
  * with mean or sample [N, L, r/d, r/d], the mean or one draw made here from the job's seed; and `labels`
  * [N]; the scaling is in the metadata so that training and `generate` know the data are latents. Images that cannot be read are reported with their
  * path and skipped. Progress goes to DEST.partial (raw latents), DEST.partial.labels and DEST.partial.json
- * (the settings and how far it got): running the job again continues there; the tensors file appears only
- * complete (written to a temporary name, renamed). */
+ * (the settings and how far it got), every checkpoint_images images and at SIGINT/SIGTERM (then exit status
+ * 128 + signal): running the job again continues there; the tensors file appears only complete (written to a
+ * temporary name, renamed). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include "log.h"
 #include "progress.h"
 #include "safetensors.h"
+#include "stop_signal.h"
 #include "vae_net.h"
 
 #define STREAM_ENCODE 0x454E434F4445ull /* "ENCODE": the posterior samples */
@@ -173,7 +175,8 @@ int job_encode(const run_config *rc, edm2_err *err) {
     float *img = NULL, *mom = NULL, *lat = NULL;
     int32_t *lab = NULL;
     uint8_t *crop = NULL;
-    int status = 1;
+    int status = 1, installed = 0;
+    stop_signals saved;
     config_view bv;
     config_view_plugin(&bv, rc, EDM2_KIND_BACKEND);
     if (folder_list_sources(&d, source, err)) {
@@ -217,7 +220,16 @@ int job_encode(const run_config *rc, edm2_err *err) {
     const long long start = s.processed;
     long long since = 0;
     double last_log = 0;
+    stop_signals_install(&saved); /* Ctrl-C: the state saved after the batch, then a clean stop */
+    installed = 1;
     while (s.processed < count) {
+        if (stop_signal()) {
+            if (save_state(&s, settings, err)) goto done;
+            LOG_INFO("stopped by signal %d after %lld images; run the same command again to continue", stop_signal(),
+                     s.processed);
+            status = 128 + stop_signal();
+            goto done;
+        }
         if (stop_after > 0 && s.processed - start >= stop_after) {
             if (save_state(&s, settings, err)) goto done;
             LOG_INFO("stopped after %lld images ([encode] stop_after); run the job again to continue", s.processed - start);
@@ -274,6 +286,7 @@ int job_encode(const run_config *rc, edm2_err *err) {
              fmt_duration(now_s() - t0, el));
     status = 0;
 done:
+    if (installed) stop_signals_restore(&saved);
     if (s.fd) fclose(s.fd);
     if (s.fl) fclose(s.fl);
     vae_close(&vi);

@@ -14,14 +14,12 @@
 #include "fileio.h"
 #include "jobs.h"
 #include "log.h"
+#include "stop_signal.h"
 #include "trainer.h"
 #include "vtable_check.h"
 
 #define STREAM_NOISE 0x4E4F495345ull   /* "NOISE": sigma and noise of the loss */
 #define STREAM_DROPOUT 0x44524F50ull   /* "DROP" + images seen: dropout masks */
-
-static volatile sig_atomic_t g_signal;
-static void on_signal(int sig) { g_signal = sig; }
 
 static int64_t kimg_to_nimg(double kimg) { return (int64_t)llround(kimg * 1000.0); }
 
@@ -431,12 +429,8 @@ int job_train(const run_config *rc, edm2_err *err) {
             goto done;
         }
     }
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    g_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    stop_signals saved;
+    stop_signals_install(&saved);
     const int tty = lead && isatty(2);
     const int64_t start_nimg = t.nimg;
     double t_start = now_s(), t_int = t_start, loss_sum = 0, lr = 0;
@@ -450,9 +444,9 @@ int job_train(const run_config *rc, edm2_err *err) {
     while (t.nimg < t.total && !stop) {
         int64_t prev = t.nimg;
         double loss = 0;
-        stop = g_signal; /* shared with the group inside the step, when there is one */
+        stop = stop_signal(); /* shared with the group inside the step, when there is one */
         if (train_step(&t, &loss, &lr, &stop, err)) goto restore;
-        if (t.world == 1) stop = g_signal; /* alone: a signal during the step ends the run after it */
+        if (t.world == 1) stop = stop_signal(); /* alone: a signal during the step ends the run after it */
         if (!isfinite(loss)) {
             err_set(err, "the loss became %g at kimg %.3f; lower ref_lr or check the data", loss, t.nimg / 1000.0);
             goto restore;
@@ -491,8 +485,7 @@ int job_train(const run_config *rc, edm2_err *err) {
     if (lead && edm2_cfg_bool(&tv.api, "sample_grid", 1) && trainer_write_grid(&t, err)) goto restore;
     status = 0;
 restore:
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    stop_signals_restore(&saved);
 done:
     trainer_close(&t);
     return status;
