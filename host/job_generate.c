@@ -16,6 +16,7 @@
 #include "jobs.h"
 #include "log.h"
 #include "progress.h"
+#include "stop_signal.h"
 #include "vae_net.h"
 
 #define GRID_MAX 1024
@@ -57,7 +58,8 @@ int job_generate(const run_config *rc, edm2_err *err) {
     memset(&vi, 0, sizeof vi);
     int decode = 0;
     uint8_t *px = NULL;
-    int n = 0, status = 1, fixed = -1;
+    int n = 0, status = 1, fixed = -1, installed = 0;
+    stop_signals saved;
     if (batch < 1 || cols < 1) {
         err_set(err, "[generate] batch and grid_columns must be >= 1");
         goto done;
@@ -145,7 +147,17 @@ int job_generate(const run_config *rc, edm2_err *err) {
     }
     if (resume) LOG_INFO("resume: %d of the %d images are in %s already; generating the other %d", n - ntodo, n, outdir, ntodo);
     const double t0 = now_s();
+    stop_signals_install(&saved); /* Ctrl-C: the images of the batch at hand written, then a clean stop */
+    installed = 1;
     for (int j = 0; j < ntodo; j += batch) {
+        if (stop_signal()) {
+            if (write_images)
+                LOG_INFO("stopped by signal %d with %d of the %d images in %s; run again with resume = true (--set "
+                         "generate.resume=true) to make the rest",
+                         stop_signal(), n - ntodo + j, n, outdir);
+            status = 128 + stop_signal();
+            goto done;
+        }
         const int m = ntodo - j < batch ? ntodo - j : batch;
         for (int k = 0; k < m; k++) {
             const int i = todo[j + k];
@@ -184,6 +196,7 @@ int job_generate(const run_config *rc, edm2_err *err) {
     }
     status = 0;
 done:
+    if (installed) stop_signals_restore(&saved);
     vae_close(&vi);
     gen_session_close(&s);
     if (img != out) free(img);

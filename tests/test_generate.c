@@ -4,8 +4,11 @@
  * evaluate job: SWD against reference statistics computed once, saved and reused, the same value whatever
  * the batch size, a record in metrics.jsonl, and refusals of mismatched statistics and unknown metrics. */
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fid_weights.h"
@@ -438,7 +441,7 @@ static void test_report(void **state) {
 
 /* The bytes of dir/name (freed by the caller), their count in *n. */
 static unsigned char *bytes_of(const char *dir, const char *name, size_t *n) {
-    char p[700];
+    char p[1500];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     unsigned char *b = NULL;
     edm2_err err;
@@ -473,6 +476,41 @@ static void test_resume_and_subdirs(void **state) {
         assert_memory_equal(after, before[k], n);
         free(after), free(before[k]);
     }
+    /* SIGINT: the batch at hand written, exit status 130; resume makes the rest, the same grid as in one go. */
+    char text[2048];
+    snprintf(text, sizeof text,
+             "[job]\ntype = generate\n[sampler]\nplugin = heun\nnum_steps = 6\n[generate]\n"
+             "net = %s/network-snapshot-0000002-0.100.safetensors\nseeds = 0-9\nbatch = 1\noutdir = %s/int\n",
+             g_run, a);
+    char *cfg = write_text(a, "int.ini", text);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(127);
+        execl(EDM2_BUILD_DIR "/edm2host", "edm2host", "run", cfg, (char *)NULL);
+        _exit(127);
+    }
+    snprintf(p, sizeof p, "%s/int/000000-class0.png", a);
+    for (int i = 0; i < 1000 && access(p, F_OK) != 0; i++) usleep(10000);
+    kill(pid, SIGINT);
+    int ws;
+    waitpid(pid, &ws, 0);
+    assert_true(WIFEXITED(ws) && (WEXITSTATUS(ws) == 130 || WEXITSTATUS(ws) == 0)); /* (0: done before the signal) */
+    snprintf(p, sizeof p, "%s/int", a);
+    if (WEXITSTATUS(ws) == 130) {
+        const char *const finish[] = {"generate.resume=true", NULL};
+        assert_int_equal(run_job(a, "int.ini", text, &r, finish), 0);
+    }
+    size_t ng;
+    unsigned char *grid_int = bytes_of(p, "grid.png", &ng), *grid_once;
+    const char *const once_more[] = {"generate.raw=false", "generate.seeds=0-9", "generate.batch=4", NULL};
+    assert_int_equal(generate(b, &r, once_more), 0);
+    size_t no;
+    grid_once = bytes_of(b, "grid.png", &no);
+    assert_int_equal(ng, no);
+    assert_memory_equal(grid_int, grid_once, no);
+    free(grid_int), free(grid_once), free(cfg);
+    rm_rf(b);
+    assert_int_equal(mkdir(b, 0700), 0);
     const char *raw[] = {"generate.resume=true", NULL}; /* (the helper's config asks for raw floats) */
     assert_int_equal(generate(a, &r, raw), 1);
     assert_non_null(strstr(r.err, "[generate] resume = true: raw = true keeps every image's floats"));
