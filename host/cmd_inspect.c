@@ -47,7 +47,13 @@ static long classes(const st_tensor *labels) {
     for (size_t i = 0; i < labels->numel; i++)
         if (v[i] > top) top = v[i];
     free(v);
-    return (long)top + 1;
+    return top < 1e9 ? (long)top + 1 : -1; /* (-1: not class indices) */
+}
+
+/* Control characters of a file's strings as '?', so that what is printed stays on its lines. */
+static void clean(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
 }
 
 static const char *or_q(const char *s) { return s ? s : "?"; }
@@ -71,7 +77,8 @@ static void describe(const st_file *f) {
         const long patches = st_meta(f, "swd.patches") ? atol(st_meta(f, "swd.patches")) : 0;
         printf("%s: SWD reference statistics of %lld images %sx%sx%s (%zu pyramid levels, %ld patches per image and "
                "level), from %s\n",
-               f->path, f->n && patches > 0 ? (long long)f->t[0].shape[0] / patches : -1LL, or_q(ch), or_q(res), or_q(res),
+               f->path, f->n && f->t[0].ndim > 0 && patches > 0 ? (long long)f->t[0].shape[0] / patches : -1LL, or_q(ch),
+               or_q(res), or_q(res),
                f->n, patches, or_q(st_meta(f, "edm2.source")));
     } else if (images && images->ndim == 4 && (latents || st_meta(f, "edm2.encode"))) {
         const int moments = st_meta(f, "edm2.latent_moments") && !strcmp(st_meta(f, "edm2.latent_moments"), "1");
@@ -82,7 +89,8 @@ static void describe(const st_file *f) {
     } else if (network || ema || nimg) {
         const char *label = st_meta(f, "edm2.ema_label");
         printf("%s: %s", f->path, st_meta(f, "edm2.posthoc") ? "post-hoc EMA reconstruction" : "network snapshot");
-        if (kimg || nimg) printf(" at kimg %s", kimg ? kimg : nimg);
+        if (kimg) printf(" at kimg %s", kimg);
+        else if (nimg) printf(" at kimg %.3f", strtod(nimg, NULL) / 1000);
         if (ema) printf(", EMA %s %s", ema, label ? label : or_q(st_meta(f, "edm2.ema_param")));
         if (latents) printf(", of %s latents", latents);
         printf("\n");
@@ -124,6 +132,8 @@ int cmd_inspect(int argc, char **argv) {
         st_close(&f);
         return 1;
     }
+    for (size_t i = 0; i < f.nmeta; i++) clean(f.meta_keys[i]), clean(f.meta_vals[i]);
+    for (size_t i = 0; i < f.n; i++) clean(f.t[i].name);
     describe(&f);
     size_t values = 0, bytes = 0;
     int used[4] = {0};

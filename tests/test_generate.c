@@ -549,6 +549,20 @@ static void test_inspect(void **state) {
     assert_non_null(strstr(r.err, "log.txt: header length"));
     assert_int_equal(run_host(&r, "inspect", NULL), 2);
     assert_int_equal(run_host(&r, "inspect", p, "--all", NULL), 2);
+    /* A file's strings with control characters: printed with '?', each on its line. */
+    char *d = make_temp_dir();
+    snprintf(p, sizeof p, "%s/odd.safetensors", d);
+    const float one = 1;
+    const st_out o = {"x\ny", ST_F32, 1, {1}, &one};
+    const char *keys[] = {"edm2.network", "edm2.nimg"}, *vals[] = {"a\nb\033[31m", "5"};
+    edm2_err err;
+    assert_int_equal(st_write(p, &o, 1, keys, vals, 2, &err), 0);
+    assert_int_equal(run_host(&r, "inspect", p, "--tensors", "--meta", NULL), 0);
+    assert_non_null(strstr(r.out, "odd.safetensors: network snapshot at kimg 0.005\n  tensors: 1, "));
+    assert_non_null(strstr(r.out, "\n    x?y "));
+    assert_non_null(strstr(r.out, "\n    edm2.network = a?b?[31m\n    edm2.nimg = 5\n"));
+    rm_rf(d);
+    free(d);
 }
 
 /* `check` runs a job up to its dry point: its inputs opened and checked as the run would, nothing written. */
