@@ -107,8 +107,8 @@ static void note_change(char *line, size_t len, int *n, const cfg_entry *e, cons
 }
 
 /* The values that differ from the run's config.ini of its last start (a resumed run with a longer duration,
- * another learning rate, ...) into line[len]: "[training] duration_kimg = 2 -> 3; ..."; how many (0 when
- * none differ, or there is no such file). */
+ * another learning rate, ...) into line[len]: "[training] duration_kimg = 2 -> 3; ..." ("(default)" for a
+ * value not set on one side); how many (0 when none differ, or there is no such file). */
 static int config_changes(const cfg *now, const char *path, char *line, size_t len) {
     cfg was = {0};
     edm2_err e;
@@ -120,10 +120,10 @@ static int config_changes(const cfg *now, const char *path, char *line, size_t l
     int n = 0;
     for (size_t i = 0; i < now->n; i++) { /* values changed or new */
         const cfg_entry *x = &now->v[i], *y = cfg_get(&was, x->section, x->key);
-        if (!y || strcmp(x->value, y->value)) note_change(line, len, &n, x, y ? y->value : "(unset)", x->value);
+        if (!y || strcmp(x->value, y->value)) note_change(line, len, &n, x, y ? y->value : "(default)", x->value);
     }
     for (size_t i = 0; i < was.n; i++) /* values gone */
-        if (!cfg_get(now, was.v[i].section, was.v[i].key)) note_change(line, len, &n, &was.v[i], was.v[i].value, "(unset)");
+        if (!cfg_get(now, was.v[i].section, was.v[i].key)) note_change(line, len, &n, &was.v[i], was.v[i].value, "(default)");
     if (n > 8) snprintf(line + strlen(line), len - strlen(line), "; and %d more", n - 8);
     cfg_free(&was);
     return n;

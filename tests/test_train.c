@@ -273,7 +273,7 @@ static void test_bad_setups(void **state) {
     char want[700];
     snprintf(want, sizeof want, "; resumes from %s/training-state-0000001.safetensors at kimg 1.", d);
     assert_non_null(strstr(r.out, want));
-    assert_non_null(strstr(r.out, ", with changes: [training] duration_kimg = 1 -> (unset); [backend] plugin = cpu -> (unset)"
+    assert_non_null(strstr(r.out, ", with changes: [training] duration_kimg = 1 -> (default); [backend] plugin = cpu -> (default)"
                                   "; data: "));
     assert_int_equal(run_host(&r, "check", CFG, "--set", rd, "--set", "network.dropout=0.00", NULL), 0); /* same number */
     assert_non_null(strstr(r.out, want));
