@@ -8,33 +8,33 @@
 #include <string.h>
 
 #include "commands.h"
+#include "inspect.h"
 #include "log.h"
-#include "safetensors.h"
 
 static const char *const k_dtype[] = {"float32", "float16", "bfloat16", "float64"};
 
 /* The metadata entries that are not the project's own ("edm2.*"): a snapshot's network hyperparameters. */
-static void print_hyperparameters(const st_file *f, const char *network) {
+static void print_hyperparameters(const st_file *f, const char *network, FILE *out) {
     int n = 0;
     for (size_t i = 0; i < f->nmeta; i++) {
         if (!strncmp(f->meta_keys[i], "edm2.", 5)) continue;
-        printf("%s%s = %s", n++ ? ", " : "  network: ", f->meta_keys[i], f->meta_vals[i]);
+        fprintf(out, "%s%s = %s", n++ ? ", " : "  network: ", f->meta_keys[i], f->meta_vals[i]);
     }
-    if (n) printf(" (plugin %s)\n", network ? network : "mp_unet");
+    if (n) fprintf(out, " (plugin %s)\n", network ? network : "mp_unet");
 }
 
 /* A checkpoint's fingerprint "ID:KEY=VALUE;KEY=VALUE..." as "network: KEY = VALUE, ... (plugin ID)". */
-static void print_fingerprint(const char *fp) {
+static void print_fingerprint(const char *fp, FILE *out) {
     const char *colon = strchr(fp, ':');
     if (!colon) return;
-    printf("  network: ");
+    fprintf(out, "  network: ");
     for (const char *p = colon + 1; *p;) {
         const size_t n = strcspn(p, ";");
         const char *eq = memchr(p, '=', n);
-        if (eq) printf("%s%.*s = %.*s", p == colon + 1 ? "" : ", ", (int)(eq - p), p, (int)(n - (size_t)(eq - p) - 1), eq + 1);
+        if (eq) fprintf(out, "%s%.*s = %.*s", p == colon + 1 ? "" : ", ", (int)(eq - p), p, (int)(n - (size_t)(eq - p) - 1), eq + 1);
         p += n + (p[n] == ';');
     }
-    printf(" (plugin %.*s)\n", (int)(colon - fp), fp);
+    fprintf(out, " (plugin %.*s)\n", (int)(colon - fp), fp);
 }
 
 /* The largest label + 1 of a [N] tensor of class indices (0 when there is none). */
@@ -58,46 +58,68 @@ static void clean(char *s) {
 
 static const char *or_q(const char *s) { return s ? s : "?"; }
 
-static void describe(const st_file *f) {
+static void describe(const st_file *f, FILE *out) {
     const char *ckpt = st_meta(f, "edm2.checkpoint"), *metric = st_meta(f, "edm2.metric");
     const char *network = st_meta(f, "edm2.network"), *ema = st_meta(f, "edm2.ema"), *kimg = st_meta(f, "edm2.kimg");
     const char *nimg = st_meta(f, "edm2.nimg"), *latents = st_meta(f, "edm2.latents");
     const st_tensor *images = st_find(f, "images");
     if (ckpt) {
-        printf("%s: training checkpoint at kimg %.3f (optimizer step %s), batch %s, seed %s\n", f->path,
+        fprintf(out, "%s: training checkpoint at kimg %.3f (optimizer step %s), batch %s, seed %s\n", f->path,
                nimg ? strtod(nimg, NULL) / 1000 : 0.0,
                or_q(st_meta(f, "edm2.optimizer_step")), or_q(st_meta(f, "edm2.batch")), or_q(st_meta(f, "edm2.seed")));
-        if (st_meta(f, "edm2.fingerprint")) print_fingerprint(st_meta(f, "edm2.fingerprint"));
+        if (st_meta(f, "edm2.fingerprint")) print_fingerprint(st_meta(f, "edm2.fingerprint"), out);
     } else if (metric && !strcmp(metric, "fid")) {
-        printf("%s: FID reference statistics of %s images (%s features, weights %s), from %s\n", f->path,
+        fprintf(out, "%s: FID reference statistics of %s images (%s features, weights %s), from %s\n", f->path,
                or_q(st_meta(f, "fid.count")), or_q(st_meta(f, "fid.dim")), or_q(st_meta(f, "fid.weights")),
                or_q(st_meta(f, "edm2.source")));
     } else if (metric && !strcmp(metric, "swd")) {
         const char *ch = st_meta(f, "swd.channels"), *res = st_meta(f, "swd.resolution");
         const long patches = st_meta(f, "swd.patches") ? atol(st_meta(f, "swd.patches")) : 0;
-        printf("%s: SWD reference statistics of %lld images %sx%sx%s (%zu pyramid levels, %ld patches per image and "
+        fprintf(out, "%s: SWD reference statistics of %lld images %sx%sx%s (%zu pyramid levels, %ld patches per image and "
                "level), from %s\n",
                f->path, f->n && f->t[0].ndim > 0 && patches > 0 ? (long long)f->t[0].shape[0] / patches : -1LL, or_q(ch),
                or_q(res), or_q(res),
                f->n, patches, or_q(st_meta(f, "edm2.source")));
     } else if (images && images->ndim == 4 && (latents || st_meta(f, "edm2.encode"))) {
         const int moments = st_meta(f, "edm2.latent_moments") && !strcmp(st_meta(f, "edm2.latent_moments"), "1");
-        printf("%s: latents dataset of %lld images, %lldx%lldx%lld%s, %ld classes, VAE %s, from %s\n", f->path,
+        fprintf(out, "%s: latents dataset of %lld images, %lldx%lldx%lld%s, %ld classes, VAE %s, from %s\n", f->path,
                (long long)images->shape[0], (long long)(images->shape[1] / (moments ? 2 : 1)), (long long)images->shape[2],
                (long long)images->shape[3], moments ? " (posterior mean and std: training draws)" : "",
                classes(st_find(f, "labels")), or_q(latents), or_q(st_meta(f, "edm2.source")));
     } else if (network || ema || nimg) {
         const char *label = st_meta(f, "edm2.ema_label");
-        printf("%s: %s", f->path, st_meta(f, "edm2.posthoc") ? "post-hoc EMA reconstruction" : "network snapshot");
-        if (kimg) printf(" at kimg %s", kimg);
-        else if (nimg) printf(" at kimg %.3f", strtod(nimg, NULL) / 1000);
-        if (ema) printf(", EMA %s %s", ema, label ? label : or_q(st_meta(f, "edm2.ema_param")));
-        if (latents) printf(", of %s latents", latents);
-        printf("\n");
-        print_hyperparameters(f, network);
+        fprintf(out, "%s: %s", f->path, st_meta(f, "edm2.posthoc") ? "post-hoc EMA reconstruction" : "network snapshot");
+        if (kimg) fprintf(out, " at kimg %s", kimg);
+        else if (nimg) fprintf(out, " at kimg %.3f", strtod(nimg, NULL) / 1000);
+        if (ema) fprintf(out, ", EMA %s %s", ema, label ? label : or_q(st_meta(f, "edm2.ema_param")));
+        if (latents) fprintf(out, ", of %s latents", latents);
+        fprintf(out, "\n");
+        print_hyperparameters(f, network, out);
     } else {
-        printf("%s: safetensors file without the project's metadata\n", f->path);
+        fprintf(out, "%s: safetensors file without the project's metadata\n", f->path);
     }
+}
+
+void inspect_print(st_file *f, int tensors, int meta, FILE *out) {
+    for (size_t i = 0; i < f->nmeta; i++) clean(f->meta_keys[i]), clean(f->meta_vals[i]);
+    for (size_t i = 0; i < f->n; i++) clean(f->t[i].name);
+    describe(f, out);
+    size_t values = 0, bytes = 0;
+    int used[4] = {0};
+    for (size_t i = 0; i < f->n; i++) {
+        values += f->t[i].numel, bytes += f->t[i].numel * st_dtype_bytes(f->t[i].dtype);
+        used[f->t[i].dtype] = 1;
+    }
+    fprintf(out, "  tensors: %zu, %.6g M values, %.1f MiB (", f->n, values / 1e6, bytes / 1048576.0);
+    for (int d = 0, k = 0; d < 4; d++)
+        if (used[d]) fprintf(out, "%s%s", k++ ? ", " : "", k_dtype[d]);
+    fprintf(out, ")\n");
+    for (size_t i = 0; tensors && i < f->n; i++) {
+        fprintf(out, "    %-48s %-8s [", f->t[i].name, k_dtype[f->t[i].dtype]);
+        for (int d = 0; d < f->t[i].ndim; d++) fprintf(out, "%s%lld", d ? ", " : "", (long long)f->t[i].shape[d]);
+        fprintf(out, "]\n");
+    }
+    for (size_t i = 0; meta && i < f->nmeta; i++) fprintf(out, "    %s = %s\n", f->meta_keys[i], f->meta_vals[i]);
 }
 
 int cmd_inspect(int argc, char **argv) {
@@ -132,25 +154,7 @@ int cmd_inspect(int argc, char **argv) {
         st_close(&f);
         return 1;
     }
-    for (size_t i = 0; i < f.nmeta; i++) clean(f.meta_keys[i]), clean(f.meta_vals[i]);
-    for (size_t i = 0; i < f.n; i++) clean(f.t[i].name);
-    describe(&f);
-    size_t values = 0, bytes = 0;
-    int used[4] = {0};
-    for (size_t i = 0; i < f.n; i++) {
-        values += f.t[i].numel, bytes += f.t[i].numel * st_dtype_bytes(f.t[i].dtype);
-        used[f.t[i].dtype] = 1;
-    }
-    printf("  tensors: %zu, %.6g M values, %.1f MiB (", f.n, values / 1e6, bytes / 1048576.0);
-    for (int d = 0, k = 0; d < 4; d++)
-        if (used[d]) printf("%s%s", k++ ? ", " : "", k_dtype[d]);
-    printf(")\n");
-    for (size_t i = 0; tensors && i < f.n; i++) {
-        printf("    %-48s %-8s [", f.t[i].name, k_dtype[f.t[i].dtype]);
-        for (int d = 0; d < f.t[i].ndim; d++) printf("%s%lld", d ? ", " : "", (long long)f.t[i].shape[d]);
-        printf("]\n");
-    }
-    for (size_t i = 0; meta && i < f.nmeta; i++) printf("    %s = %s\n", f.meta_keys[i], f.meta_vals[i]);
+    inspect_print(&f, tensors, meta, stdout);
     st_close(&f);
     return 0;
 }

@@ -1,0 +1,13 @@
+/* inspect.h: what a safetensors file of the project is and holds, in words (`edm2host inspect`). */
+#ifndef EDM2_HOST_INSPECT_H
+#define EDM2_HOST_INSPECT_H
+
+#include <stdio.h>
+
+#include "safetensors.h"
+
+/* Writes to `out` what f is (from its metadata) and its tensors in sum; with `tensors` each tensor, with
+ * `meta` every metadata entry. The file's strings are printed with control characters as '?' (changed in f). */
+void inspect_print(st_file *f, int tensors, int meta, FILE *out);
+
+#endif
