@@ -50,6 +50,19 @@ def main():
     out("safetensors", "mixed", safetensors([("x", "F16", [3], b"\0\x3c" * 3), ("y", "BF16", [1, 1], b"\x80\x3f"),
                                              ("z", "F32", [0, 5], b"")]))
     out("safetensors", "empty", safetensors([]))
+    # ... and the kinds of file `edm2host inspect` tells apart by their metadata
+    out("safetensors", "snapshot", safetensors([("unet.out_gain", "F32", [], f32(1))],
+                                               {"edm2.network": "mp_unet", "model_channels": "4", "edm2.nimg": "8",
+                                                "edm2.kimg": "0.008", "edm2.ema": "power", "edm2.ema_label": "0.100"}))
+    out("safetensors", "checkpoint", safetensors([("params", "F32", [2], f32(1, 2))],
+                                                 {"edm2.checkpoint": "1", "edm2.nimg": "8", "edm2.optimizer_step": "2",
+                                                  "edm2.batch": "4", "edm2.seed": "1",
+                                                  "edm2.fingerprint": "mp_unet:model_channels=4;channel_mult=1,2"}))
+    out("safetensors", "swd", safetensors([("swd/level0", "F32", [2, 2], f32(1, 2, 3, 4))],
+                                          {"edm2.metric": "swd", "swd.patches": "2", "swd.channels": "1",
+                                           "swd.resolution": "8", "edm2.source": "x"}))
+    out("safetensors", "latents", safetensors([("images", "F32", [1, 2, 1, 1], f32(1, 2)), ("labels", "F32", [1], f32(3))],
+                                              {"edm2.latents": "sd_vae", "edm2.latent_moments": "1", "edm2.source": "x"}))
     # dataset.json
     out("dataset_json", "labels", json.dumps({"labels": [["00000/img00000000.png", 6], ["00000/img00000001.png", 999]]}).encode())
     out("dataset_json", "null", b'{"labels": null}')
