@@ -268,7 +268,7 @@ int job_encode(const run_config *rc, edm2_err *err) {
         since += m;
         if (now_s() - last_log >= 5 || s.processed == count) { /* a line every 5 s */
             last_log = now_s();
-            progress_log(NULL, s.processed, count, start, t0, s.skipped ? "  (some skipped)" : NULL);
+            progress_log(NULL, "images", s.processed, count, start, t0, s.skipped ? "  (some skipped)" : NULL);
         }
         if (since >= every && save_state(&s, settings, err)) goto done;
         if (since >= every) since = 0;

@@ -114,7 +114,7 @@ static int references(const run_config *rc, eval_refs *refs, int need_swd, int n
         }
         if (need_swd && swd_set_add(&refs->swd, p, img, m, (uint64_t)i, err)) goto done;
         if (need_fid && (feat_extract(fi, img, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
-        if (need_fid && (i / REF_BATCH) % 8 == 7) progress_log("reference", i + m, count, 0, t0, NULL);
+        if (need_fid && (i / REF_BATCH) % 8 == 7) progress_log("reference", "images", i + m, count, 0, t0, NULL);
     }
     char el[16];
     LOG_INFO("reference: %d images of %s (%s)", count, d.desc, fmt_duration(now_s() - t0, el));
@@ -282,7 +282,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         if (want_swd && swd_set_add(&gen_set, &p, img, m, (uint64_t)i, err)) goto done;
         if (want_fid && (feat_extract(&fi, img, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
         for (int k = 0; keep && k < m && i + k < keep_n; k++) memcpy(keep + per * (i + k), img + per * k, per * 4);
-        progress_log(NULL, i + m, n, 0, t0, NULL);
+        progress_log(NULL, "images", i + m, n, 0, t0, NULL);
         gen_session_share_cpu(&s);
     }
     const double gen_s = now_s() - t0;

@@ -181,7 +181,7 @@ int job_generate(const run_config *rc, edm2_err *err) {
             pixels_decode(px, img + oper * k, OC, OC == 1 ? 1 : 3, OR, OR);
             if (png_write(path, px, OR, OR, OC == 1 ? 1 : 3, err)) goto done;
         }
-        progress_log(NULL, n - ntodo + j + m, n, n - ntodo, t0, NULL);
+        progress_log(NULL, "images", n - ntodo + j + m, n, n - ntodo, t0, NULL);
         gen_session_share_cpu(&s);
     }
     if (write_grid) {

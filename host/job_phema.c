@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metadata.h"
 #include "phema.h"
+#include "progress.h"
 #include "snapshot.h"
 
 #define MAX_OUT 256
@@ -176,7 +177,13 @@ int job_phema(const run_config *rc, edm2_err *err) {
     }
     for (int j = 0; j < nout; j++)
         if (!(acc[j] = rt_alloc(&rt, A, err))) goto done;
+    const double t0 = now_s();
+    double last_log = t0;
     for (int i = 0; i < nin; i++) {
+        if (now_s() - last_log >= 5) { /* (a large network's snapshots take a while to read) */
+            last_log = now_s();
+            progress_log("post-hoc EMA", "snapshots", i, nin, 0, t0, NULL);
+        }
         st_file f;
         if (st_open(&f, in[i].path, err)) {
             st_close(&f);

@@ -27,11 +27,12 @@ const char *fmt_duration(double seconds, char out[16]) {
     return out;
 }
 
-void progress_log(const char *what, int64_t done, int64_t total, int64_t start, double t0, const char *extra) {
+void progress_log(const char *what, const char *units, int64_t done, int64_t total, int64_t start, double t0,
+                  const char *extra) {
     const double el = now_s() - t0, rate = (double)(done - start) / fmax(el, 1e-9);
     char e[16], r[16];
     fmt_duration(el, e);
     fmt_duration(rate > 0 ? (double)(total - done) / rate : NAN, r);
-    LOG_INFO("%s%s%lld/%lld images  %.2f images/s  elapsed %s  ETA %s%s", what ? what : "", what ? ": " : "",
-             (long long)done, (long long)total, rate, e, r, extra ? extra : "");
+    LOG_INFO("%s%s%lld/%lld %s  %.2f %s/s  elapsed %s  ETA %s%s", what ? what : "", what ? ": " : "", (long long)done,
+             (long long)total, units, rate, units, e, r, extra ? extra : "");
 }

@@ -12,8 +12,10 @@ double now_s(void);
  * finite or negative. Writes into `out` (16 bytes) and returns it. */
 const char *fmt_duration(double seconds, char out[16]);
 
-/* Logs "[WHAT: ]DONE/TOTAL images  R images/s  elapsed E  ETA T[EXTRA]", the rate over `done - start`
- * images since `t0` (now_s() when the first of them began). `what` and `extra` may be NULL. */
-void progress_log(const char *what, int64_t done, int64_t total, int64_t start, double t0, const char *extra);
+/* Logs "[WHAT: ]DONE/TOTAL UNITS  R UNITS/s  elapsed E  ETA T[EXTRA]" (UNITS: "images", "snapshots"), the
+ * rate over `done - start` units since `t0` (now_s() when the first of them began). `what` and `extra` may be
+ * NULL. */
+void progress_log(const char *what, const char *units, int64_t done, int64_t total, int64_t start, double t0,
+                  const char *extra);
 
 #endif
