@@ -85,22 +85,6 @@ static const char *fp_value(const char *fp, const char *key, char *buf, size_t l
     return NULL;
 }
 
-/* Whether two values of a key are the same: the same text, or the same numbers (comma-separated lists
- * item by item: "0" and "0.0", "1,2" and "1, 2"). */
-static int same_value(const char *a, const char *b) {
-    if (!strcmp(a, b)) return 1;
-    for (;;) {
-        char *ea, *eb;
-        const double x = strtod(a, &ea), y = strtod(b, &eb);
-        if (ea == a || eb == b || x != y) return 0;
-        while (*ea == ' ') ea++;
-        while (*eb == ' ') eb++;
-        if (!*ea || !*eb) return !*ea && !*eb;
-        if (*ea != ',' || *eb != ',') return 0;
-        a = ea + 1, b = eb + 1;
-    }
-}
-
 /* The key of the fingerprint entry at p (just after its ':' or ';'), into key. */
 static const char *fp_key(const char *p, char *key, size_t len) {
     snprintf(key, len, "%.*s", (int)strcspn(p, "="), p);
@@ -120,7 +104,7 @@ static void fp_diff(const char *was, const char *now, char *out, size_t len) {
     for (const char *p = strchr(now, ':'); p && strlen(out) + 1 < len; p = strchr(p + 1, ';')) {
         const char *vb = fp_value(now, fp_key(p + 1, key, sizeof key), b, sizeof b);
         const char *va = fp_value(was, key, a, sizeof a);
-        if (vb && (!va || !same_value(va, vb)))
+        if (vb && (!va || !cfg_same_value(va, vb)))
             snprintf(out + strlen(out), len - strlen(out), "%s%s = %s there, %s here", out[0] ? "; " : "", key,
                      va ? va : "(not kept)", vb);
     }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fileio.h"
+
 #define MAX_EXTENDS_DEPTH 16
 #define MAX_ENTRIES 4096 /* keys in one file (and in all files together); lookups are linear */
 
@@ -159,6 +161,35 @@ const cfg_entry *cfg_with_value(const cfg *c, const char *section, const char *v
         if (!any) any = e;
     }
     return any;
+}
+
+int cfg_same_value(const char *a, const char *b) {
+    if (!strcmp(a, b)) return 1;
+    for (;;) {
+        char *ea, *eb;
+        const double x = strtod(a, &ea), y = strtod(b, &eb);
+        if (ea == a || eb == b || x != y) return 0;
+        while (*ea == ' ') ea++;
+        while (*eb == ' ') eb++;
+        if (!*ea || !*eb) return !*ea && !*eb;
+        if (*ea != ',' || *eb != ',') return 0;
+        a = ea + 1, b = eb + 1;
+    }
+}
+
+int cfg_write(const cfg *c, const char *path, const char *comment, edm2_err *err) {
+    atomic_file af;
+    if (af_open(&af, path, err)) return -1;
+    fprintf(af.f, "; %s\n", comment);
+    for (size_t i = 0; i < c->n; i++) {
+        int first = 1; /* the first entry of its section: print the section with all its keys */
+        for (size_t k = 0; k < i && first; k++) first = strcmp(c->v[k].section, c->v[i].section) != 0;
+        if (!first || !*c->v[i].section) continue;
+        fprintf(af.f, "\n[%s]\n", c->v[i].section);
+        for (size_t k = i; k < c->n; k++)
+            if (!strcmp(c->v[k].section, c->v[i].section)) fprintf(af.f, "%s = %s\n", c->v[k].key, c->v[k].value);
+    }
+    return af_commit(&af, err);
 }
 
 cfg_place cfg_where(const cfg_entry *e) {

@@ -41,6 +41,12 @@ int cfg_put(cfg *c, const char *section, const char *key, const char *value);
 /* dst = a copy of src, each entry with its provenance. Returns 0 or -1 (no memory; dst then freed). */
 int cfg_copy(cfg *dst, const cfg *src);
 cfg_place cfg_where(const cfg_entry *e);
+/* Whether two values of a key are the same: the same text, or the same numbers (comma-separated lists item
+ * by item: "0" and "0.0", "1,2" and "1, 2"). */
+int cfg_same_value(const char *a, const char *b);
+/* Writes the config, section by section (files, extends and --set resolved), to `path` atomically, after the
+ * comment line "; COMMENT". Returns 0 or -1. */
+int cfg_write(const cfg *c, const char *path, const char *comment, edm2_err *err);
 /* The entry a message is about, when it begins "[SECTION] KEY = ..." or "[SECTION] KEY: ..." (section NULL),
  * or "KEY = ..." or "KEY: ..." with the section given; NULL when it does not, or the config has no such key. */
 const cfg_entry *cfg_about(const cfg *c, const char *section, const char *msg);

@@ -31,6 +31,60 @@ static void image_path(char *path, size_t len, const char *outdir, int subdirs, 
     snprintf(path, len, "%s%s/%06llu%s.png", outdir, sub, (unsigned long long)seed, tail);
 }
 
+/* Appends "[SECTION] KEY = A there, B here" to diff[len] when the values differ (n counts the differences). */
+static void compare(char *diff, size_t len, int *n, const char *section, const char *key, const char *a, const char *b) {
+    if (cfg_same_value(a, b)) return;
+    if ((*n)++ < 6)
+        snprintf(diff + strlen(diff), len - strlen(diff), "%s[%s] %s = '%.200s' there, '%.200s' here", *n > 1 ? "; " : "",
+                 section, key, a, b);
+}
+
+/* The values of plugin section `kind` in the config `was` and in rc, default values included, into diff. */
+static void compare_plugin(char *diff, size_t len, int *n, const cfg *was, const run_config *rc, edm2_kind kind) {
+    const plugin_rec *p = rc->plugin[kind];
+    const char *section = kind_name(kind);
+    const char *id = cfg_value(was, section, "plugin", kind == EDM2_KIND_BACKEND ? "cpu" : "(none)"); /* (defaults) */
+    if (!p || strcmp(id, p->desc->id)) return compare(diff, len, n, section, "plugin", id, p ? p->desc->id : "(none)");
+    config_view a, b;
+    config_view_init(&a, was, section, p->desc->keys, p->desc->key_count);
+    config_view_plugin(&b, rc, kind);
+    for (uint32_t k = 0; k < p->desc->key_count; k++) {
+        const char *key = p->desc->keys[k].name;
+        compare(diff, len, n, section, key, a.api.get(a.api.ctx, key), b.api.get(b.api.ctx, key));
+    }
+}
+
+/* With resume: the images already in the folder were made (OUTDIR/config.ini says how) from the same network,
+ * guidance, labels, sampler, VAE and backend; else a resumed folder would mix two generations. */
+static int same_generation(const run_config *rc, const char *path, edm2_err *err) {
+    if (access(path, F_OK)) {
+        LOG_WARN("resume: %s is not there: the images of its folder are taken as made with these values", path);
+        return 0;
+    }
+    cfg was = {0};
+    if (cfg_load(&was, path, err)) {
+        cfg_free(&was);
+        return -1;
+    }
+    char diff[1600] = "";
+    int n = 0;
+    config_view a, b;
+    config_view_host(&a, &was, "generate");
+    config_view_host(&b, rc->cfg, "generate");
+    const char *keys[] = {"net", "gnet", "guidance", "labels", "precision"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+        compare(diff, sizeof diff, &n, "generate", keys[k], a.api.get(a.api.ctx, keys[k]), b.api.get(b.api.ctx, keys[k]));
+    compare_plugin(diff, sizeof diff, &n, &was, rc, EDM2_KIND_SAMPLER);
+    compare_plugin(diff, sizeof diff, &n, &was, rc, EDM2_KIND_VAE);
+    compare_plugin(diff, sizeof diff, &n, &was, rc, EDM2_KIND_BACKEND);
+    cfg_free(&was);
+    if (n)
+        return err_set(err, "[generate] resume = true: the images there were made otherwise (%s%s): set another outdir, "
+                            "or resume = false to make them all again",
+                       diff, n > 6 ? "; and more" : "");
+    return 0;
+}
+
 /* A written image back into the grid's floats (the PNG holds them quantized, as the grid would). */
 static int read_back(const char *path, int OC, int OR, float *out, edm2_err *err) {
     uint8_t *px;
@@ -115,11 +169,16 @@ int job_generate(const run_config *rc, edm2_err *err) {
                 OC);
         goto done;
     }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.ini", outdir); /* how the images of the folder were made */
+    if (resume && same_generation(rc, path, err)) goto done;
     if (rc->dry_run) { /* (check: the inputs are open and agree) */
         status = 0;
         goto done;
     }
-    if (make_dirs(outdir, err)) goto done;
+    if (make_dirs(outdir, err) ||
+        cfg_write(rc->cfg, path, "The config that generated the images of this folder, written by edm2host.", err))
+        goto done;
     const int grid_max = decode ? GRID_MAX_DECODED : GRID_MAX, keep = n < grid_max ? n : grid_max;
     out = malloc(per * batch * sizeof(float));
     img = decode ? malloc(oper * batch * sizeof(float)) : out;
@@ -139,7 +198,6 @@ int job_generate(const run_config *rc, edm2_err *err) {
              guidance != 1.0 ? ", guided" : "", s.rt.bvt->device_name(s.rt.b), decode ? ", decoded by the VAE" : "");
     /* The images to make (by index into seeds): all, or with resume those not written yet. */
     int ntodo = 0;
-    char path[4200];
     for (int i = 0; i < n; i++) {
         image_path(path, sizeof path, outdir, subdirs, seeds[i], L ? label_class(mode, fixed, i, seeds[i], cols, L) : -1);
         if (!resume || access(path, F_OK) != 0) todo[ntodo++] = i;

@@ -145,19 +145,8 @@ static int write_config(const trainer *t, edm2_err *err) {
     char changes[1024];
     if (config_changes(t->rc->cfg, path, changes, sizeof changes))
         LOG_INFO("config changed since this run's last start: %s", changes);
-    atomic_file af;
-    if (af_open(&af, path, err)) return -1;
-    fprintf(af.f, "; The effective config of this run, written by edm2host (files, extends and --set resolved).\n");
-    const cfg *c = t->rc->cfg;
-    for (size_t i = 0; i < c->n; i++) {
-        int first = 1; /* the first entry of its section: print the section with all its keys */
-        for (size_t k = 0; k < i && first; k++) first = strcmp(c->v[k].section, c->v[i].section) != 0;
-        if (!first || !*c->v[i].section) continue;
-        fprintf(af.f, "\n[%s]\n", c->v[i].section);
-        for (size_t k = i; k < c->n; k++)
-            if (!strcmp(c->v[k].section, c->v[i].section)) fprintf(af.f, "%s = %s\n", c->v[k].key, c->v[k].value);
-    }
-    return af_commit(&af, err);
+    return cfg_write(t->rc->cfg, path, "The effective config of this run, written by edm2host (files, extends and --set "
+                                       "resolved).", err);
 }
 
 static int setup(trainer *t, const run_config *rc, edm2_err *err) {

@@ -53,7 +53,7 @@ static const edm2_config_key k_generate[] = {
     {"outdir", EDM2_CFG_STRING, "out", "output folder"},
     {"images", EDM2_CFG_BOOL, "true", "write one PNG per image (SEED-classC.png)"},
     {"subdirs", EDM2_CFG_BOOL, "false", "PNGs in subfolders of 1000 seeds (OUTDIR/000000/, OUTDIR/001000/, ...)"},
-    {"resume", EDM2_CFG_BOOL, "false", "generate only the images not in outdir yet (an interrupted run's rest; a seed's image does not depend on the batch)"},
+    {"resume", EDM2_CFG_BOOL, "false", "generate only the images not in outdir yet (an interrupted run's rest; a seed's image does not depend on the batch); refused when outdir's config.ini names another network, guidance, sampler or backend"},
     {"grid", EDM2_CFG_BOOL, "true", "write grid.png of the first (up to 1024) images"},
     {"grid_columns", EDM2_CFG_INT, "10", "images per grid row"},
     {"raw", EDM2_CFG_BOOL, "false", "also write samples.safetensors with the float images"},

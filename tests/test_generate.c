@@ -511,6 +511,19 @@ static void test_resume_and_subdirs(void **state) {
     free(grid_int), free(grid_once), free(cfg);
     rm_rf(b);
     assert_int_equal(mkdir(b, 0700), 0);
+    /* The folder says how its images were made (config.ini), and resume refuses to mix in others. */
+    char *text_ini = read_text(strcat(strcpy(p, a), "/config.ini"));
+    assert_non_null(strstr(text_ini, "; The config that generated the images of this folder"));
+    assert_non_null(strstr(text_ini, "\n[sampler]\nplugin = heun\nnum_steps = 6\n"));
+    free(text_ini);
+    const char *other[] = {"generate.raw=false", "generate.seeds=0-9", "generate.resume=true", "sampler.num_steps=4", NULL};
+    assert_int_equal(generate(a, &r, other), 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "[generate] resume = true: the images there were made otherwise ([sampler] num_steps = "
+                                  "'6' there, '4' here): set another outdir, or resume = false"));
+    assert_int_equal(unlink(p), 0); /* images of unknown making: taken as they are, with a warning */
+    assert_int_equal(generate(a, &r, again), 0);
+    assert_non_null(strstr(r.err, "config.ini is not there: the images of its folder are taken as made with these values"));
     const char *raw[] = {"generate.resume=true", NULL}; /* (the helper's config asks for raw floats) */
     assert_int_equal(generate(a, &r, raw), 1);
     assert_non_null(strstr(r.err, "[generate] resume = true: raw = true keeps every image's floats"));
