@@ -523,7 +523,14 @@ static void test_resume_and_subdirs(void **state) {
                                   "'6' there, '4' here): set another outdir, or resume = false"));
     assert_int_equal(unlink(p), 0); /* images of unknown making: taken as they are, with a warning */
     assert_int_equal(generate(a, &r, again), 0);
-    assert_non_null(strstr(r.err, "config.ini is not there: the images of its folder are taken as made with these values"));
+    assert_non_null(strstr(r.err, "config.ini is not there (or not edm2host's): the images of its folder are taken as "
+                                  "made with these values"));
+    free(write_text(a, "config.ini", "[job]\ntype = generate\n")); /* a config of the user's there: left alone */
+    assert_int_equal(generate(a, &r, again), 0);
+    assert_non_null(strstr(r.err, "config.ini is not a record of edm2host's: left as it is"));
+    text_ini = read_text(p);
+    assert_string_equal(text_ini, "[job]\ntype = generate\n");
+    free(text_ini);
     const char *raw[] = {"generate.resume=true", NULL}; /* (the helper's config asks for raw floats) */
     assert_int_equal(generate(a, &r, raw), 1);
     assert_non_null(strstr(r.err, "[generate] resume = true: raw = true keeps every image's floats"));
