@@ -192,6 +192,15 @@ int cfg_write(const cfg *c, const char *path, const char *comment, edm2_err *err
     return af_commit(&af, err);
 }
 
+int cfg_foreign(const char *path) {
+    FILE *f = fopen(path, "r");
+    char line[512] = "";
+    if (!f) return 0;
+    const int ours = fgets(line, sizeof line, f) && line[0] == ';' && strstr(line, "written by edm2host");
+    fclose(f);
+    return !ours;
+}
+
 cfg_place cfg_where(const cfg_entry *e) {
     cfg_place p;
     if (e->line > 0) snprintf(p.s, sizeof p.s, "%s:%d", e->file, e->line);

@@ -45,8 +45,11 @@ cfg_place cfg_where(const cfg_entry *e);
  * by item: "0" and "0.0", "1,2" and "1, 2"). */
 int cfg_same_value(const char *a, const char *b);
 /* Writes the config, section by section (files, extends and --set resolved), to `path` atomically, after the
- * comment line "; COMMENT". Returns 0 or -1. */
+ * comment line "; COMMENT" (which should say "written by edm2host", see cfg_foreign). Returns 0 or -1. */
 int cfg_write(const cfg *c, const char *path, const char *comment, edm2_err *err);
+/* Whether `path` is there and not a record cfg_write made (its first line a comment "written by edm2host"):
+ * a config of the user's, which the jobs' records never overwrite. */
+int cfg_foreign(const char *path);
 /* The entry a message is about, when it begins "[SECTION] KEY = ..." or "[SECTION] KEY: ..." (section NULL),
  * or "KEY = ..." or "KEY: ..." with the section given; NULL when it does not, or the config has no such key. */
 const cfg_entry *cfg_about(const cfg *c, const char *section, const char *msg);

@@ -54,22 +54,10 @@ static void compare_plugin(char *diff, size_t len, int *n, const cfg *was, const
     }
 }
 
-#define RECORD_HEAD "The config that generated the images of this folder, written by edm2host."
-
-/* Whether path is there and not a record of ours (a config of the user's in outdir: never overwritten). */
-static int foreign(const char *path) {
-    FILE *f = fopen(path, "r");
-    char line[128] = "";
-    if (!f) return 0;
-    const int ours = fgets(line, sizeof line, f) && !strncmp(line, "; " RECORD_HEAD, strlen("; " RECORD_HEAD));
-    fclose(f);
-    return !ours;
-}
-
 /* With resume: the images already in the folder were made (OUTDIR/config.ini says how) from the same network,
  * guidance, labels, sampler, VAE and backend; else a resumed folder would mix two generations. */
 static int same_generation(const run_config *rc, const char *path, edm2_err *err) {
-    if (access(path, F_OK) || foreign(path)) {
+    if (access(path, F_OK) || cfg_foreign(path)) {
         LOG_WARN("resume: %s is not there (or not edm2host's): the images of its folder are taken as made with these "
                  "values",
                  path);
@@ -191,8 +179,9 @@ int job_generate(const run_config *rc, edm2_err *err) {
         goto done;
     }
     if (make_dirs(outdir, err)) goto done;
-    if (foreign(path)) LOG_WARN("%s is not a record of edm2host's: left as it is (how these images were made is not kept)", path);
-    else if (cfg_write(rc->cfg, path, RECORD_HEAD, err)) goto done;
+    if (cfg_foreign(path)) LOG_WARN("%s is not a record of edm2host's: left as it is (how these images were made is not kept)", path);
+    else if (cfg_write(rc->cfg, path, "The config that generated the images of this folder, written by edm2host.", err))
+        goto done;
     const int grid_max = decode ? GRID_MAX_DECODED : GRID_MAX, keep = n < grid_max ? n : grid_max;
     out = malloc(per * batch * sizeof(float));
     img = decode ? malloc(oper * batch * sizeof(float)) : out;

@@ -108,12 +108,12 @@ static void note_change(char *line, size_t len, int *n, const cfg_entry *e, cons
 
 /* The values that differ from the run's config.ini of its last start (a resumed run with a longer duration,
  * another learning rate, ...) into line[len]: "[training] duration_kimg = 2 -> 3; ..." ("(default)" for a
- * value not set on one side); how many (0 when none differ, or there is no such file). */
+ * value not set on one side); how many (0 when none differ, or there is no such record: cfg_foreign). */
 static int config_changes(const cfg *now, const char *path, char *line, size_t len) {
     cfg was = {0};
     edm2_err e;
     line[0] = 0;
-    if (access(path, F_OK) || cfg_load(&was, path, &e)) {
+    if (access(path, F_OK) || cfg_foreign(path) || cfg_load(&was, path, &e)) {
         cfg_free(&was);
         return 0;
     }
@@ -145,6 +145,10 @@ static int write_config(const trainer *t, edm2_err *err) {
     char changes[1024];
     if (config_changes(t->rc->cfg, path, changes, sizeof changes))
         LOG_INFO("config changed since this run's last start: %s", changes);
+    if (cfg_foreign(path)) {
+        LOG_WARN("%s is not a record of edm2host's: left as it is (this run's config is not kept there)", path);
+        return 0;
+    }
     return cfg_write(t->rc->cfg, path, "The effective config of this run, written by edm2host (files, extends and --set "
                                        "resolved).", err);
 }

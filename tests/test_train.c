@@ -452,14 +452,21 @@ static void test_durations(void **state) {
     assert_string_equal(fmt_duration(1e12, b), "?");
 }
 
-/* The last step may pass duration_kimg (0.5 kimg in steps of 8 images: 504 images): nothing is left then. */
+/* The last step may pass duration_kimg (0.5 kimg in steps of 8 images: 504 images): nothing is left then.
+ * A config.ini of the user's in the run folder is left alone. */
 static void test_last_status_line(void **state) {
     (void)state;
     char *d = make_temp_dir();
     run_result r;
+    free(write_text(d, "config.ini", "[job]\ntype = train\n")); /* a config of the user's in the run folder */
     assert_int_equal(train(d, 0.5, &r), 0);
     assert_non_null(strstr(r.err, "kimg     0.504  loss "));
     assert_non_null(strstr(r.err, "  ETA 0.0s  mem "));
+    assert_non_null(strstr(r.err, "config.ini is not a record of edm2host's: left as it is"));
+    assert_null(strstr(r.err, "config changed"));
+    char *ini = path_in(d, "config.ini"), *text = read_text(ini);
+    assert_string_equal(text, "[job]\ntype = train\n");
+    free(ini), free(text);
     rm_rf(d);
     free(d);
 }
