@@ -76,6 +76,9 @@ static int same_generation(const run_config *rc, const char *path, edm2_err *err
     const char *keys[] = {"net", "gnet", "guidance", "labels", "precision"};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
         compare(diff, sizeof diff, &n, "generate", keys[k], a.api.get(a.api.ctx, keys[k]), b.api.get(b.api.ctx, keys[k]));
+    if (!strcmp(b.api.get(b.api.ctx, "labels"), "rows")) /* (a row of the grid per class: the columns decide) */
+        compare(diff, sizeof diff, &n, "generate", "grid_columns", a.api.get(a.api.ctx, "grid_columns"),
+                b.api.get(b.api.ctx, "grid_columns"));
     compare_plugin(diff, sizeof diff, &n, &was, rc, EDM2_KIND_SAMPLER);
     compare_plugin(diff, sizeof diff, &n, &was, rc, EDM2_KIND_VAE);
     compare_plugin(diff, sizeof diff, &n, &was, rc, EDM2_KIND_BACKEND);
