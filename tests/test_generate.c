@@ -4,11 +4,9 @@
  * evaluate job: SWD against reference statistics computed once, saved and reused, the same value whatever
  * the batch size, a record in metrics.jsonl, and refusals of mismatched statistics and unknown metrics. */
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fid_weights.h"
@@ -483,20 +481,11 @@ static void test_resume_and_subdirs(void **state) {
              "net = %s/network-snapshot-0000002-0.100.safetensors\nseeds = 0-9\nbatch = 1\noutdir = %s/int\n",
              g_run, a);
     char *cfg = write_text(a, "int.ini", text);
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(127);
-        execl(EDM2_BUILD_DIR "/edm2host", "edm2host", "run", cfg, (char *)NULL);
-        _exit(127);
-    }
     snprintf(p, sizeof p, "%s/int/000000-class0.png", a);
-    for (int i = 0; i < 1000 && access(p, F_OK) != 0; i++) usleep(10000);
-    kill(pid, SIGINT);
-    int ws;
-    waitpid(pid, &ws, 0);
-    assert_true(WIFEXITED(ws) && (WEXITSTATUS(ws) == 130 || WEXITSTATUS(ws) == 0)); /* (0: done before the signal) */
+    const int st = run_interrupted(cfg, p);
+    assert_true(st == 130 || st == 0); /* (0: done before the signal) */
     snprintf(p, sizeof p, "%s/int", a);
-    if (WEXITSTATUS(ws) == 130) {
+    if (st == 130) {
         const char *const finish[] = {"generate.resume=true", NULL};
         assert_int_equal(run_job(a, "int.ini", text, &r, finish), 0);
     }

@@ -8,9 +8,7 @@
  * weights) of the decoded images against a folder of pixel images, and refused without [vae]. */
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fid_weights.h"
@@ -111,25 +109,15 @@ static void test_encode_train_generate(void **state) {
                  "resolution = 16\nbatch = 1\ncheckpoint_images = 1\n",
                  vae, g_dir, g_dir);
         char *cfg = write_text(g_dir, "encode-int.ini", text);
-        pid_t pid = fork();
-        if (pid == 0) {
-            if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(127);
-            execl(EDM2_BUILD_DIR "/edm2host", "edm2host", "run", cfg, (char *)NULL);
-            _exit(127);
-        }
         snprintf(p, sizeof p, "%s/interrupted.safetensors.partial.json", g_dir);
-        for (int i = 0; i < 1000 && access(p, F_OK) != 0; i++) usleep(10000);
-        kill(pid, SIGINT);
-        int ws;
-        waitpid(pid, &ws, 0);
-        assert_true(WIFEXITED(ws));
+        const int st = run_interrupted(cfg, p);
         snprintf(p, sizeof p, "%s/interrupted.safetensors", g_dir);
-        if (WEXITSTATUS(ws) == 130) {
+        if (st == 130) {
             assert_int_not_equal(access(p, F_OK), 0);
             assert_int_equal(run_host(&r, "run", cfg, NULL), 0);
             assert_non_null(strstr(r.err, "continuing the partial encoding"));
         } else {
-            assert_int_equal(WEXITSTATUS(ws), 0); /* finished before the signal arrived */
+            assert_int_equal(st, 0); /* finished before the signal arrived */
         }
         free(cfg);
         assert_int_equal(st_open(&g, p, &err), 0);

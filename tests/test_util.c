@@ -2,6 +2,7 @@
 #include "test_util.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,21 @@ int run_host(run_result *r, ...) {
     va_end(ap);
     argv[n] = NULL;
     return run_capture(r, argv, NULL);
+}
+
+int run_interrupted(const char *config, const char *wait_for) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(127);
+        execl(EDM2_BUILD_DIR "/edm2host", "edm2host", "run", config, (char *)NULL);
+        _exit(127);
+    }
+    if (pid < 0) return -1;
+    for (int i = 0; i < 1000 && access(wait_for, F_OK) != 0; i++) usleep(10000);
+    kill(pid, SIGINT);
+    int ws;
+    if (waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws)) return -1;
+    return WEXITSTATUS(ws);
 }
 
 char *make_temp_dir(void) {

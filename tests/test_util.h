@@ -22,6 +22,10 @@ typedef struct run_result {
 int run_capture(run_result *r, const char *const *argv, const char *const *env);
 /* Runs BUILD/edm2host with the given arguments (NULL-terminated). */
 int run_host(run_result *r, ...);
+/* Runs `BUILD/edm2host run CONFIG` (its output discarded), sends it SIGINT once `wait_for` is there (or after
+ * 10 s), and returns its exit status (130 when the signal stopped it, 0 when it finished before), or -1 when
+ * it did not exit normally. */
+int run_interrupted(const char *config, const char *wait_for);
 /* A fresh temporary folder (removed by rm_rf). */
 char *make_temp_dir(void);
 void rm_rf(const char *path);
