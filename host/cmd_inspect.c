@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 #include "inspect.h"
@@ -124,10 +125,13 @@ void inspect_print(st_file *f, int tensors, int meta, FILE *out) {
 
 int cmd_inspect(int argc, char **argv) {
     if (wants_help(argc, argv)) {
-        printf("usage: edm2host inspect FILE.safetensors [--tensors] [--meta]\n\n"
+        printf("usage: edm2host inspect FILE.safetensors [--tensors] [--meta]\n"
+               "       edm2host inspect FOLDER\n\n"
                "Says what a file is (network snapshot, post-hoc reconstruction, training checkpoint, latents\n"
                "dataset, SWD or FID reference statistics) and what it holds, from its metadata: the kimg, EMA,\n"
-               "network hyperparameters, batch and seed; then its tensors in sum.\n\n"
+               "network hyperparameters, batch and seed; then its tensors in sum. Of a training run's folder:\n"
+               "where it stands (kimg of its duration, loss, time, checkpoints, snapshots, evaluations); of a\n"
+               "folder of generated images: how many, from which snapshot and sampler.\n\n"
                "  --tensors  each tensor's name, type and shape\n"
                "  --meta     every metadata entry as it is stored\n");
         return 0;
@@ -149,6 +153,12 @@ int cmd_inspect(int argc, char **argv) {
     }
     st_file f;
     edm2_err err;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if (inspect_folder(path, stdout, &err) == 0) return 0;
+        LOG_ERROR("%s", err.msg);
+        return 1;
+    }
     if (st_open(&f, path, &err)) {
         LOG_ERROR("%s", err.msg);
         st_close(&f);

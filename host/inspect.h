@@ -9,5 +9,9 @@
 /* Writes to `out` what f is (from its metadata) and its tensors in sum; with `tensors` each tensor, with
  * `meta` every metadata entry. The file's strings are printed with control characters as '?' (changed in f). */
 void inspect_print(st_file *f, int tensors, int meta, FILE *out);
+/* Writes to `out` where the training run in `dir` stands (kimg of its duration, loss, time, checkpoints,
+ * snapshots, reconstructions, evaluations), or what a folder of generated images or snapshots holds. 0, or -1
+ * when it is none of these. */
+int inspect_folder(const char *dir, FILE *out, edm2_err *err);
 
 #endif

@@ -17,46 +17,20 @@
 #include "log.h"
 #include "plot.h"
 #include "progress.h"
+#include "run_stats.h"
 
 #define MAX_RUNS 16
-#define MAX_POINTS 100000
 
 typedef struct run_info {
     char dir[1024], name[256];
     cfg c;
     int have_cfg;
-    double *kimg, *loss;
-    double seconds, timed_kimg; /* training time over the status intervals, and the kimg they cover */
-    int n;
+    run_stats st;
     double best[2];      /* SWD, FID; NAN where never measured */
     char best_at[2][64]; /* the sigma_rel of the sweep, or the snapshot's EMA label */
 } run_info;
 
 enum { SWD, FID };
-
-/* kimg and loss of every record of RUN/stats.jsonl, and the training time: each interval's kimg times its
- * sec/kimg (an interval that a resume from an earlier checkpoint repeats is counted once). */
-static int read_stats(run_info *r, edm2_err *err) {
-    char path[1100], line[1024];
-    snprintf(path, sizeof path, "%.1000s/stats.jsonl", r->dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return err_set(err, "%s: cannot read (is %s a training run folder?)", path, r->dir);
-    r->kimg = malloc(MAX_POINTS * sizeof *r->kimg), r->loss = malloc(MAX_POINTS * sizeof *r->loss);
-    if (!r->kimg || !r->loss) {
-        fclose(f);
-        return err_set(err, "out of memory");
-    }
-    while (r->n < MAX_POINTS && fgets(line, sizeof line, f)) {
-        const char *k = strstr(line, "\"kimg\": "), *l = strstr(line, "\"loss\": "), *s = strstr(line, "\"sec_per_kimg\": ");
-        if (!k || !l) continue;
-        r->kimg[r->n] = strtod(k + 8, NULL), r->loss[r->n] = strtod(l + 8, NULL);
-        const double dk = r->kimg[r->n] - (r->n ? r->kimg[r->n - 1] : 0);
-        if (s && dk > 0) r->seconds += dk * strtod(s + 16, NULL), r->timed_kimg += dk;
-        r->n++;
-    }
-    fclose(f);
-    return r->n ? 0 : err_set(err, "%s: no records", path);
-}
 
 /* Keeps v (labelled `at`) when it is the smallest value of metric m so far. */
 static void consider(run_info *r, int m, double v, const char *at) {
@@ -102,7 +76,7 @@ static void read_best(run_info *r, const char *tsv) {
 static void free_runs(run_info *r, int n) {
     for (int i = 0; i < n; i++) {
         if (r[i].have_cfg) cfg_free(&r[i].c);
-        free(r[i].kimg), free(r[i].loss);
+        run_stats_free(&r[i].st);
     }
 }
 
@@ -162,7 +136,7 @@ int job_report(const run_config *rc, edm2_err *err) {
             LOG_WARN("%s (its keys show as '?')", cerr.msg);
         else if (!runs[i].have_cfg)
             LOG_WARN("%s: no config.ini (runs before this version): its keys show as '?'", runs[i].dir);
-        if (read_stats(&runs[i], err)) goto done;
+        if (run_stats_read(&runs[i].st, runs[i].dir, err)) goto done;
         read_best(&runs[i], tsv);
     }
     char path[4200];
@@ -204,8 +178,9 @@ int job_report(const run_config *rc, edm2_err *err) {
             else fprintf(md, m == FID ? " %.4f | %s |" : " %.3f | %s |", r->best[m], r->best_at[m]);
         }
         char t[16];
-        fprintf(md, " %.4f | %.1f | %s | %.1f |\n", r->loss[r->n - 1], r->kimg[r->n - 1], fmt_duration(r->seconds, t),
-                r->seconds > 0 ? r->timed_kimg * 1000 / r->seconds : 0.0);
+        const run_stats *st = &r->st;
+        fprintf(md, " %.4f | %.1f | %s | %.1f |\n", st->loss[st->n - 1], st->kimg[st->n - 1], fmt_duration(st->seconds, t),
+                st->seconds > 0 ? st->timed_kimg * 1000 / st->seconds : 0.0);
     }
     int mixed = 0; /* runs with different loss plugins: their losses measure different things */
     for (int i = 1; i < n; i++)
@@ -238,7 +213,7 @@ int job_report(const run_config *rc, edm2_err *err) {
     }
     if (af_commit(&af, err)) goto done;
     plot_series s[MAX_RUNS];
-    for (int i = 0; i < n; i++) s[i] = (plot_series){runs[i].name, runs[i].kimg, runs[i].loss, runs[i].n, -1};
+    for (int i = 0; i < n; i++) s[i] = (plot_series){runs[i].name, runs[i].st.kimg, runs[i].st.loss, runs[i].st.n, -1};
     snprintf(path, sizeof path, "%s/loss.png", outdir);
     const plot_spec spec = {"TRAINING LOSS", "KIMG", "LOSS", 0};
     if (plot_png(path, &spec, s, n, err)) goto done;

@@ -531,6 +531,10 @@ static void test_resume_and_subdirs(void **state) {
         snprintf(p, sizeof p, "%s/%s", b, files[k]);
         assert_int_equal(access(p, F_OK), 0);
     }
+    assert_int_equal(run_host(&r, "inspect", b, NULL), 0); /* a folder of generated images, subfolders counted */
+    snprintf(p, sizeof p, "%s: 4 generated images from %s/network-snapshot-0000002-0.100.safetensors with heun "
+             "(guidance 1)\n", b, g_run);
+    assert_string_equal(r.out, p);
     rm_rf(a), rm_rf(b);
     free(a), free(b);
 }
@@ -552,6 +556,17 @@ static void test_inspect(void **state) {
     assert_non_null(strstr(r.out, "  tensors: 5, "));
     assert_non_null(strstr(r.out, "    optimizer/exp_avg_sq "));
     assert_non_null(strstr(r.out, "    edm2.fingerprint = mp_unet:img_resolution=8;"));
+    /* A run's folder: where it stands. */
+    assert_int_equal(run_host(&r, "inspect", g_run, NULL), 0);
+    snprintf(p, sizeof p, "%s: training run at kimg 2.000 of 2.000 (finished)\n  loss ", g_run);
+    assert_non_null(strstr(r.out, p));
+    snprintf(p, sizeof p, " of training, ");
+    assert_non_null(strstr(r.out, p));
+    snprintf(p, sizeof p, "  checkpoints: 2, the newest %s/training-state-0000002.safetensors\n"
+             "  network snapshots: 4 from kimg 1 to 2, EMA 0.050, 0.100\n", g_run);
+    assert_non_null(strstr(r.out, p));
+    assert_int_equal(run_host(&r, "inspect", EDM2_SOURCE_DIR "/configs", NULL), 1);
+    assert_non_null(strstr(r.err, "configs: neither a training run (stats.jsonl, checkpoints) nor a folder of"));
     snprintf(p, sizeof p, "%s/log.txt", g_run);
     assert_int_equal(run_host(&r, "inspect", p, NULL), 1);
     assert_int_equal(r.err_lines, 1);
