@@ -105,11 +105,12 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
         LOG_ERROR("%s", err.msg);
     } else if (!run) {
         /* A train job: where it would start, or the refusal a resume would meet; its data, opened and
-         * checked against the network (unless a plugin cannot run here: then the network is unknown). Another
-         * job: run up to its dry point, its inputs opened and checked (quietly: errors and warnings only). */
+         * checked against the network (only opened where a plugin cannot run here: the network is unknown
+         * then). Another job: run up to its dry point, its inputs opened and checked (quietly: errors and
+         * warnings only). */
         char resume[1600] = "", data[700] = "", ckpt[4200] = "", changes[1024];
         int64_t nimg = 0;
-        const int train = s.rc.job->run == job_train;
+        const int train = s.rc.job->run == job_train, known = runnable && net.struct_size;
         dataset d;
         run_config dry = s.rc;
         dry.dry_run = 1;
@@ -118,8 +119,8 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
         if (train && train_resume_point(&s.rc, ckpt, sizeof ckpt, &nimg, &err)) {
             LOG_ERROR("%s", err.msg);
             rc = 1;
-        } else if ((train && runnable && net.struct_size && train_open_data(&s.rc, &net, &d, &err)) ||
-                   (!train && runnable && s.rc.job->run(&dry, &err))) {
+        } else if ((train && known && train_open_data(&s.rc, &net, &d, &err)) ||
+                   (train && !known && dataset_open(&d, s.rc.cfg, &err)) || (!train && runnable && s.rc.job->run(&dry, &err))) {
             log_job_error(&s.rc, &err);
             rc = 1;
         } else {
@@ -127,8 +128,8 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
                 snprintf(resume, sizeof resume, "; resumes from %.200s at kimg %.3f%s%.1100s", ckpt, nimg / 1000.0,
                          train_config_changes(&s.rc, changes, sizeof changes) ? ", with changes: " : "", changes);
             else if (train) snprintf(resume, sizeof resume, "; starts afresh");
-            if (train && runnable && net.struct_size) {
-                snprintf(data, sizeof data, "; data: %.600s", d.desc);
+            if (train) {
+                snprintf(data, sizeof data, "; data: %.600s%s", d.desc, known ? "" : " (not compared with the network)");
                 dataset_close(&d);
             }
             printf("%s: ok (job %s, backend %s)%s%s%s\n", path, s.rc.job->type, backend_name(s.rc.backend), resume, data,

@@ -266,6 +266,15 @@ static void test_bad_setups(void **state) {
     refused("check", rd, "data.source=tensors", "data.path=/tmp",
             "error: --set data.path: [data] path = '/tmp' is a folder: source = tensors reads");
     refused("check", rd, "network.label_dim=5", NULL, "[network] label_dim = 5, but the data have 10 classes");
+    if (access(EDM2_BUILD_DIR "/plugins/edm2_backend_cuda.so", F_OK) == 0) { /* (built with CUDA) */
+        /* The data are opened also where the network cannot be made (a CUDA config without a GPU). */
+        run_host(&r, "check", CFG, "--set", rd, "--set", "backend.plugin=cuda", "--set", "data.source=tensors", "--set",
+                 "data.path=/nonexistent.safetensors", NULL);
+        assert_int_equal(r.status, 1); /* (after a warning where no GPU is there) */
+        assert_non_null(strstr(r.err, "error: --set data.path: [data] path = '/nonexistent.safetensors': no such file"));
+        assert_int_equal(run_host(&r, "check", CFG, "--set", rd, "--set", "backend.plugin=cuda", NULL), 0);
+        assert_non_null(strstr(r.out, "; data: Fashion-MNIST train ("));
+    }
     /* Resuming with another network is refused, naming the checkpoint and only the values that differ; `check`
      * refuses it the same way. */
     assert_int_equal(train(d, 1, &r), 0);
