@@ -26,14 +26,9 @@
 #include "cli_args.h"
 #include "generate.h"
 #include "log.h"
+#include "progress.h"
 #include "runtime.h"
 #include "setup.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* OpenBLAS sgemm 2048 x 2048 x 2048, best of 5, in GFLOP/s. */
 static double sgemm_rate(int threads) {

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "commands.h"
+#include "fileio.h"
 #include "inspect.h"
 #include "log.h"
 
@@ -153,8 +153,7 @@ int cmd_inspect(int argc, char **argv) {
     }
     st_file f;
     edm2_err err;
-    struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+    if (is_folder(path)) {
         if (inspect_folder(path, stdout, &err) == 0) return 0;
         LOG_ERROR("%s", err.msg);
         return 1;

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "fileio.h"
 
@@ -281,8 +280,7 @@ static int on_value(void *user, const char *section, const char *key, const char
 static int load_rec(cfg *c, const char *path, int depth, const char *from, int from_line, edm2_err *err) {
     if (depth > MAX_EXTENDS_DEPTH)
         return err_set(err, "%s:%d: extends chain deeper than %d files (a cycle?)", from, from_line, MAX_EXTENDS_DEPTH);
-    struct stat sb;
-    const int folder = stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    const int folder = is_folder(path);
     FILE *f = folder ? NULL : fopen(path, "r");
     if (!f) {
         const char *why = folder ? "a folder, not a config file" : strerror(errno);

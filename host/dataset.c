@@ -6,10 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "data_sources.h"
 #include "edm2/edm2_philox.h"
+#include "fileio.h"
 #include "image_io.h"
 #include "safetensors.h"
 #include "validate.h"
@@ -49,11 +50,10 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
         rc = folder_open(d, path, (int)max_images, err);
     } else if (!strcmp(source, "tensors")) {
         if (!*path) return err_set(err, "[data] source = tensors needs 'path = FILE.safetensors'");
-        struct stat st;
-        if (stat(path, &st) != 0 && errno == ENOENT)
+        if (access(path, F_OK) != 0 && errno == ENOENT)
             return err_set(err, "[data] path = '%s': no such file (latents are made from a folder of images by the "
                                 "encode job: configs/edm2-img512-encode.ini)", path);
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        if (is_folder(path))
             return err_set(err, "[data] path = '%s' is a folder: source = tensors reads one .safetensors file "
                                 "(source = folder reads a folder of images)", path);
         rc = tensors_open(d, path, (int)max_images, err);

@@ -128,6 +128,11 @@ void unmap_file(unsigned char *data, size_t size) {
     if (data) munmap(data, size);
 }
 
+int is_folder(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int make_dirs(const char *path, edm2_err *err) {
     char buf[4096];
     if (strlen(path) >= sizeof buf) return err_set(err, "%s: path too long", path);
@@ -139,7 +144,6 @@ int make_dirs(const char *path, edm2_err *err) {
         *p = '/';
     }
     if (mkdir(buf, 0777) != 0 && errno != EEXIST) return err_set(err, "%s: cannot create: %s", buf, strerror(errno));
-    struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "%s: not a folder (a file of that name is there)", buf);
+    if (!is_folder(buf)) return err_set(err, "%s: not a folder (a file of that name is there)", buf);
     return 0;
 }

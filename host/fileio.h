@@ -30,5 +30,7 @@ int map_file(const char *path, unsigned char **data, size_t *size, edm2_err *err
 void unmap_file(unsigned char *data, size_t size);
 /* mkdir -p. */
 int make_dirs(const char *path, edm2_err *err);
+/* 1 when path is there and a folder (or a link to one). */
+int is_folder(const char *path);
 
 #endif

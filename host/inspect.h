@@ -1,6 +1,6 @@
 /* inspect.h: what a safetensors file of the project is and holds, in words (`edm2host inspect`). */
-#ifndef EDM2_HOST_INSPECT_H
-#define EDM2_HOST_INSPECT_H
+#ifndef EDM2_HOST_DESCRIBE_FILES_H
+#define EDM2_HOST_DESCRIBE_FILES_H
 
 #include <stdio.h>
 

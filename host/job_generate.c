@@ -205,7 +205,8 @@ int job_generate(const run_config *rc, edm2_err *err) {
     /* The images to make (by index into seeds): all, or with resume those not written yet. */
     int ntodo = 0;
     for (int i = 0; i < n; i++) {
-        image_path(path, sizeof path, outdir, subdirs, seeds[i], L ? label_class(mode, fixed, i, seeds[i], cols, L) : -1);
+        if (resume)
+            image_path(path, sizeof path, outdir, subdirs, seeds[i], L ? label_class(mode, fixed, i, seeds[i], cols, L) : -1);
         if (!resume || access(path, F_OK) != 0) todo[ntodo++] = i;
         else if (i < keep && read_back(path, OC, OR, grid + oper * i, err)) goto done;
     }

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -120,11 +119,8 @@ int job_report(const run_config *rc, edm2_err *err) {
         path_basename(items[i], runs[i].name, sizeof runs[i].name);
     }
     if (n < 1) return JOB_FAIL(err, "[report] runs: expected one or more run folders, comma-separated");
-    for (int i = 0; i < n; i++) { /* (before the output folder is made) */
-        struct stat st;
-        if (stat(runs[i].dir, &st) != 0 || !S_ISDIR(st.st_mode))
-            return JOB_FAIL(err, "[report] runs: '%s': not a folder", runs[i].dir);
-    }
+    for (int i = 0; i < n; i++) /* (before the output folder is made) */
+        if (!is_folder(runs[i].dir)) return JOB_FAIL(err, "[report] runs: '%s': not a folder", runs[i].dir);
     if (rc->dry_run) return 0; /* (check: the runs are there) */
     if (make_dirs(outdir, err)) return 1;
     for (int i = 0; i < n; i++) {

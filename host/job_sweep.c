@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "config.h"
 #include "fileio.h"
@@ -77,9 +76,7 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     if (ng < 1 || ng > MAX_GUIDANCE) return JOB_FAIL(err, "[sweep] guidance: expected 1 to %d values", MAX_GUIDANCE);
     /* (checked now, not after the reconstructions and evaluations of the runs before) */
     for (int r = 0; r < nr; r++) {
-        struct stat st;
-        if (stat(runs[r], &st) != 0 || !S_ISDIR(st.st_mode))
-            return JOB_FAIL(err, "[sweep] runs: '%s': not a folder", runs[r]);
+        if (!is_folder(runs[r])) return JOB_FAIL(err, "[sweep] runs: '%s': not a folder", runs[r]);
         for (int q = 0; q < r; q++)
             if (!strcmp(names[q], names[r]))
                 return JOB_FAIL(err, "[sweep] runs: '%s' and '%s' have the same name: their results would share %s/%s",

@@ -142,13 +142,13 @@ int train_config_changes(const run_config *rc, char *line, size_t len) {
 static int write_config(const trainer *t, edm2_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/config.ini", t->run_dir);
-    char changes[1024];
-    if (config_changes(t->rc->cfg, path, changes, sizeof changes))
-        LOG_INFO("config changed since this run's last start: %s", changes);
     if (cfg_foreign(path)) {
         LOG_WARN("%s is not a record of edm2host's: left as it is (this run's config is not kept there)", path);
         return 0;
     }
+    char changes[1024];
+    if (config_changes(t->rc->cfg, path, changes, sizeof changes))
+        LOG_INFO("config changed since this run's last start: %s", changes);
     return cfg_write(t->rc->cfg, path, "The effective config of this run, written by edm2host (files, extends and --set "
                                        "resolved).", err);
 }

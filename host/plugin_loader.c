@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "vtable_check.h"
 
@@ -46,11 +46,6 @@ static int push_str(char ***arr, size_t *n, const char *s) {
     return 0;
 }
 
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 static void add_dir(plugin_registry *r, const char *dir) {
     if (!*dir) return;
     for (size_t i = 0; i < r->ndirs; i++)
@@ -62,7 +57,7 @@ const char *path_list_missing(const char *list, char *out, size_t len) {
     for (const char *d = list; d && *d;) {
         const size_t n = strcspn(d, ":");
         snprintf(out, len, "%.*s", (int)n, d);
-        if (n && !is_dir(out)) return out;
+        if (n && !is_folder(out)) return out;
         d += n + (d[n] == ':');
     }
     return NULL;
@@ -88,13 +83,13 @@ int registry_default_dirs(plugin_registry *r, const char *config_dirs) {
         char p[PATH_MAX + 64];
         /* Build tree: the host lives in BUILD/ and plugins in BUILD/plugins. */
         snprintf(p, sizeof p, "%s/plugins", exe);
-        if (is_dir(p)) add_dir(r, p);
+        if (is_folder(p)) add_dir(r, p);
         /* Installed: PREFIX/bin/edm2host and PREFIX/lib/edm2/plugins. */
         snprintf(p, sizeof p, "%s/../lib/edm2/plugins", exe);
-        if (is_dir(p)) add_dir(r, p);
+        if (is_folder(p)) add_dir(r, p);
     }
 #ifdef EDM2_INSTALL_PLUGIN_DIR
-    if (is_dir(EDM2_INSTALL_PLUGIN_DIR)) add_dir(r, EDM2_INSTALL_PLUGIN_DIR);
+    if (is_folder(EDM2_INSTALL_PLUGIN_DIR)) add_dir(r, EDM2_INSTALL_PLUGIN_DIR);
 #endif
     return 0;
 }
