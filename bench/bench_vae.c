@@ -14,15 +14,10 @@
 #include "cli_args.h"
 #include "edm2/edm2_philox.h"
 #include "log.h"
+#include "progress.h"
 #include "safetensors.h"
 #include "setup.h"
 #include "vae_net.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static double peak_mib(void) {
     struct rusage u;
@@ -128,13 +123,13 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < in * n; i++) img[i] = (float)((i * 2654435761u) % 256) / 255.0f;
     const double after_weights = peak_mib();
-    double t0 = now();
+    double t0 = now_s();
     if (vae_encode_images(&vi, img, n, res, res, mom, &err)) goto fail;
-    const double enc = now() - t0, after_enc = peak_mib();
+    const double enc = now_s() - t0, after_enc = peak_mib();
     for (int i = 0; i < n; i++) memcpy(mom + (size_t)i * lat, mom + (size_t)i * 2 * lat, lat * sizeof *mom);
-    t0 = now();
+    t0 = now_s();
     if (vae_decode_latents(&vi, mom, n, h, h, out, &err)) goto fail;
-    const double dec = now() - t0;
+    const double dec = now_s() - t0;
     printf("%s on %s, %dx%d images (latents %dx%dx%d), %d images, %d threads\n", s.rc.plugin[EDM2_KIND_VAE]->desc->id,
            rt.bvt->device_name(rt.b), res, res, L, h, h, n, threads);
     printf("encode: %.3f s per image (%.3f images/s); decode: %.3f s per image (%.3f images/s)\n", enc / n, n / enc,
