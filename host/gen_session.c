@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "process_group.h"
 #include "snapshot.h"
 
 int seeds_parse(const char *s, uint64_t **out, int *n, edm2_err *err) {
@@ -68,8 +69,8 @@ int gen_session_open(gen_session *s, const run_config *rc, const edm2_config *se
     const char *net_path = sec->get(sec->ctx, "net"), *gnet_path = sec->get(sec->ctx, "gnet");
     const char *precision = sec->get(sec->ctx, "precision");
     const double guidance = edm2_cfg_float(sec, "guidance", 1);
-    if (runtime_open(&s->rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, (int)edm2_cfg_int(&jv.api, "threads", 0), err))
-        return -1;
+    const int threads = group_threads((int)edm2_cfg_int(&jv.api, "threads", 0)); /* (a node's processes share it) */
+    if (runtime_open(&s->rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, threads, err)) return -1;
     cpu_share_init(&s->share, s->rt.services.threads);
     if (snapshot_open(net_path, rc->registry, &s->rt, &s->net, &s->nf, precision, err)) return -1;
     if (guidance != 1.0) {

@@ -3,18 +3,22 @@
  * subfolders of 1000 seeds on request), a grid, and optionally the raw floats. A snapshot trained on VAE
  * latents (its metadata say which VAE and the scaling) is decoded to images by the [vae] plugin when the
  * config has one. A seed's image does not depend on the batch or the other seeds, so an interrupted run
- * resumes (resume = true) by generating only the images not yet written. */
+ * resumes (resume = true) by generating only the images not yet written, and the processes of an MPI launch
+ * share the work: each makes every world-th batch, and the first writes config.ini, the grid and
+ * the raw floats. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "comm.h"
 #include "fileio.h"
 #include "gen_session.h"
 #include "image_io.h"
 #include "jobs.h"
 #include "log.h"
+#include "process_group.h"
 #include "progress.h"
 #include "stop_signal.h"
 #include "vae_net.h"
@@ -100,9 +104,52 @@ static int read_back(const char *path, int OC, int OR, float *out, edm2_err *err
     return 0;
 }
 
+/* The processes of an MPI launch: the same config everywhere, and the same images to make (a shared outdir:
+ * with resume, every process found the same images written before). */
+static int group_start(const run_config *rc, int ntodo, const char *outdir, edm2_err *err) {
+    const int world = comm_world();
+    uint64_t *todo = calloc((size_t)world, sizeof *todo);
+    if (!todo) return err_set(err, "out of memory");
+    int status = group_same_config(rc->cfg, (uint64_t)ntodo, todo, err);
+    for (int q = 1; !status && q < world; q++)
+        if (todo[q] != todo[0])
+            status = err_set(err, "process %d finds %llu images to make in %s, process 0 %llu (every process must see the "
+                                  "same outdir)", q, (unsigned long long)todo[q], outdir, (unsigned long long)todo[0]);
+    free(todo);
+    return status;
+}
+
+/* The start of a round of batches: the signal that stops every process (the largest that any noted), or 0;
+ * flags[world] is scratch. -1 with a reason when the others do not answer. */
+static int group_stop(int *flags, int *sig, edm2_err *err) {
+    const int mine = stop_signal();
+    if (comm_allgather(&mine, flags, sizeof mine, err)) return -1;
+    *sig = 0;
+    for (int q = 0; q < comm_world(); q++)
+        if (flags[q] > *sig) *sig = flags[q];
+    return 0;
+}
+
+/* After the last round, with several processes: the grid's images (image todo[j] made by the process of batch
+ * j / batch) and the raw floats (batch after batch: raw excludes resume, so todo[j] = j) from the processes that
+ * made them to all. */
+static int group_share(const int *todo, int ntodo, int batch, float *grid, int keep, size_t oper, float *all,
+                       size_t per, edm2_err *err) {
+    const int world = comm_world();
+    for (int j = 0; j < ntodo; j++)
+        if (todo[j] < keep && comm_broadcast(grid + oper * todo[j], oper * sizeof(float), j / batch % world, err))
+            return -1;
+    for (int j = 0; all && j < ntodo; j += batch) {
+        const int m = ntodo - j < batch ? ntodo - j : batch;
+        if (comm_broadcast(all + per * j, per * (size_t)m * sizeof(float), j / batch % world, err)) return -1;
+    }
+    return 0;
+}
+
 int job_generate(const run_config *rc, edm2_err *err) {
-    config_view gv;
+    config_view gv, jv;
     config_view_host(&gv, rc->cfg, "generate");
+    config_view_host(&jv, rc->cfg, "job");
     const edm2_config *g = &gv.api;
     const char *mode = g->get(g->ctx, "labels"), *outdir = g->get(g->ctx, "outdir");
     int batch = (int)edm2_cfg_int(g, "batch", 32), cols = (int)edm2_cfg_int(g, "grid_columns", 10);
@@ -111,7 +158,7 @@ int job_generate(const run_config *rc, edm2_err *err) {
     gen_session s;
     memset(&s, 0, sizeof s);
     uint64_t *seeds = NULL, *bseeds = NULL;
-    int *todo = NULL;
+    int *todo = NULL, *stops = NULL;
     float *out = NULL, *all = NULL, *labels = NULL, *img = NULL, *grid = NULL;
     vae_instance vi;
     memset(&vi, 0, sizeof vi);
@@ -174,18 +221,15 @@ int job_generate(const run_config *rc, edm2_err *err) {
                 OC);
         goto done;
     }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.ini", outdir); /* how the images of the folder were made */
-    if (resume && same_generation(rc, path, err)) goto done;
+    char path[4200], path_cfg[4200];
+    snprintf(path_cfg, sizeof path_cfg, "%s/config.ini", outdir); /* how the images of the folder were made */
+    if (resume && same_generation(rc, path_cfg, err)) goto done;
     if (rc->dry_run) { /* (check: the inputs are open and agree) */
         status = 0;
         goto done;
     }
-    if (make_dirs(outdir, err)) goto done;
-    if (cfg_foreign(path)) LOG_WARN("%s is not a record of edm2host's: left as it is (how these images were made is not kept)", path);
-    else if (cfg_write(rc->cfg, path, "The config that generated the images of this folder, written by edm2host.", err))
-        goto done;
     const int grid_max = decode ? GRID_MAX_DECODED : GRID_MAX, keep = n < grid_max ? n : grid_max;
+    const int rank = comm_rank(), world = comm_world();
     out = malloc(per * batch * sizeof(float));
     img = decode ? malloc(oper * batch * sizeof(float)) : out;
     grid = malloc(oper * (size_t)keep * sizeof(float) + 1);
@@ -194,14 +238,11 @@ int job_generate(const run_config *rc, edm2_err *err) {
     px = malloc(oper);
     todo = malloc((size_t)n * sizeof *todo);
     bseeds = malloc((size_t)batch * sizeof *bseeds);
-    if (!out || !img || !grid || (write_raw && !all) || !labels || !px || !todo || !bseeds) {
+    stops = malloc((size_t)world * sizeof *stops);
+    if (!out || !img || !grid || (write_raw && !all) || !labels || !px || !todo || !bseeds || !stops) {
         err_set(err, "out of memory");
         goto done;
     }
-    const double guidance = edm2_cfg_float(g, "guidance", 1);
-    LOG_INFO("generating %d images %dx%dx%d from %s with %s (%d evaluations each)%s on %s%s", n, OC, OR, OR,
-             g->get(g->ctx, "net"), rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s),
-             guidance != 1.0 ? ", guided" : "", s.rt.bvt->device_name(s.rt.b), decode ? ", decoded by the VAE" : "");
     /* The images to make (by index into seeds): all, or with resume those not written yet. */
     int ntodo = 0;
     for (int i = 0; i < n; i++) {
@@ -210,19 +251,43 @@ int job_generate(const run_config *rc, edm2_err *err) {
         if (!resume || access(path, F_OK) != 0) todo[ntodo++] = i;
         else if (i < keep && read_back(path, OC, OR, grid + oper * i, err)) goto done;
     }
+    comm_set_timeout(edm2_cfg_float(&jv.api, "comm_timeout_s", 600));
+    if (world > 1 && group_start(rc, ntodo, outdir, err)) goto done; /* (after every process looked at outdir) */
+    if (make_dirs(outdir, err)) goto done;
+    if (rank == 0 && cfg_foreign(path_cfg))
+        LOG_WARN("%s is not a record of edm2host's: left as it is (how these images were made is not kept)", path_cfg);
+    else if (rank == 0 &&
+             cfg_write(rc->cfg, path_cfg, "The config that generated the images of this folder, written by edm2host.", err))
+        goto done;
+    const double guidance = edm2_cfg_float(g, "guidance", 1);
+    char procs[64] = "";
+    if (world > 1) snprintf(procs, sizeof procs, " by %d processes", world);
+    LOG_INFO("generating %d images %dx%dx%d from %s with %s (%d evaluations each)%s on %s%s%s", n, OC, OR, OR,
+             g->get(g->ctx, "net"), rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s),
+             guidance != 1.0 ? ", guided" : "", s.rt.bvt->device_name(s.rt.b), decode ? ", decoded by the VAE" : "", procs);
     if (resume) LOG_INFO("resume: %d of the %d images are in %s already; generating the other %d", n - ntodo, n, outdir, ntodo);
     const double t0 = now_s();
     stop_signals_install(&saved); /* Ctrl-C: the images of the batch at hand written, then a clean stop */
     installed = 1;
-    for (int j = 0; j < ntodo; j += batch) {
-        if (stop_signal()) {
+    /* Round r makes batches r world + rank (batch b: todo[b batch ...]); its start is where the processes agree
+     * to stop, and the round after the last one's is where they all have finished. */
+    const int batches = (ntodo + batch - 1) / batch, rounds = (batches + world - 1) / world;
+    for (int r = 0;; r++) {
+        int sig = stop_signal();
+        if (world > 1 && group_stop(stops, &sig, err)) goto done;
+        const int made = r * world * batch < ntodo ? r * world * batch : ntodo;
+        if (r > 0) progress_log(NULL, "images", n - ntodo + made, n, n - ntodo, t0, NULL);
+        if (sig) {
             if (write_images)
                 LOG_INFO("stopped by signal %d with %d of the %d images in %s; run again with resume = true (--set "
                          "generate.resume=true) to make the rest",
-                         stop_signal(), n - ntodo + j, n, outdir);
-            status = 128 + stop_signal();
+                         sig, n - ntodo + made, n, outdir);
+            status = 128 + sig;
             goto done;
         }
+        if (r == rounds) break;
+        const int j = (r * world + rank) * batch;
+        if (j >= ntodo) continue; /* (the last round has fewer batches than processes) */
         const int m = ntodo - j < batch ? ntodo - j : batch;
         for (int k = 0; k < m; k++) {
             const int i = todo[j + k];
@@ -246,8 +311,12 @@ int job_generate(const run_config *rc, edm2_err *err) {
             pixels_decode(px, img + oper * k, OC, OC == 1 ? 1 : 3, OR, OR);
             if (png_write(path, px, OR, OR, OC == 1 ? 1 : 3, err)) goto done;
         }
-        progress_log(NULL, "images", n - ntodo + j + m, n, n - ntodo, t0, NULL);
         gen_session_share_cpu(&s);
+    }
+    if (world > 1 && group_share(todo, ntodo, batch, grid, keep, oper, all, per, err)) goto done;
+    if (rank > 0) { /* (the first process writes the files of the whole) */
+        status = 0;
+        goto done;
     }
     if (write_grid) {
         snprintf(path, sizeof path, "%s/grid.png", outdir);
@@ -265,6 +334,6 @@ done:
     vae_close(&vi);
     gen_session_close(&s);
     if (img != out) free(img);
-    free(seeds), free(bseeds), free(todo), free(out), free(all), free(grid), free(labels), free(px);
+    free(seeds), free(bseeds), free(todo), free(stops), free(out), free(all), free(grid), free(labels), free(px);
     return status;
 }

@@ -14,6 +14,7 @@
 #include "fileio.h"
 #include "jobs.h"
 #include "log.h"
+#include "process_group.h"
 #include "stop_signal.h"
 #include "trainer.h"
 #include "vtable_check.h"
@@ -199,11 +200,7 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
         if (stale) LOG_INFO("removed %d unfinished temporary file%s of an interrupted run", stale, stale == 1 ? "" : "s");
     }
     /* Plugins. The processes of a node share its cores. */
-    int threads = (int)edm2_cfg_int(&jv.api, "threads", 0);
-    if (threads == 0 && comm_local_size() > 1) {
-        threads = (int)sysconf(_SC_NPROCESSORS_ONLN) / comm_local_size();
-        threads = threads < 1 ? 1 : threads;
-    }
+    const int threads = group_threads((int)edm2_cfg_int(&jv.api, "threads", 0));
     config_view_plugin(&v, rc, EDM2_KIND_BACKEND);
     if (runtime_open(&t->rt, rc->plugin[EDM2_KIND_BACKEND], &v.api, threads, err)) return -1;
     if (t->grouped && (t->rt.bvt->struct_size < offsetof(edm2_backend_vtable, broadcast) + sizeof t->rt.bvt->broadcast ||
@@ -351,25 +348,14 @@ static int train_step(trainer *t, double *loss, double *lr, int *stop, edm2_err 
  * rank 0's. */
 static int group_check(trainer *t, edm2_err *err) {
     if (!t->grouped) return 0;
-    uint64_t h = 1469598103934665603ull; /* FNV-1a over every config entry and the resume point */
-    for (size_t i = 0; i < t->rc->cfg->n; i++) {
-        const cfg_entry *e = &t->rc->cfg->v[i];
-        const char *parts[3] = {e->section, e->key, e->value};
-        for (int k = 0; k < 3; k++)
-            for (const char *c = parts[k]; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    }
-    uint64_t mine[2] = {h, (uint64_t)t->nimg}, *all = calloc((size_t)t->world * 2, sizeof *all);
-    if (!all) return err_set(err, "out of memory");
-    int rc = comm_allgather(mine, all, sizeof mine, err);
-    for (int q = 1; !rc && q < t->world; q++) {
-        if (all[2 * q] != all[0])
-            rc = err_set(err, "process %d runs another config than process 0 (the same config and --set on every "
-                              "process)", q);
-        else if (all[2 * q + 1] != all[1])
+    uint64_t *nimg = calloc((size_t)t->world, sizeof *nimg);
+    if (!nimg) return err_set(err, "out of memory");
+    int rc = group_same_config(t->rc->cfg, (uint64_t)t->nimg, nimg, err);
+    for (int q = 1; !rc && q < t->world; q++)
+        if (nimg[q] != nimg[0])
             rc = err_set(err, "process %d resumes at kimg %.3f, process 0 at kimg %.3f (every process must see the same "
-                              "run_dir)", q, all[2 * q + 1] / 1000.0, all[1] / 1000.0);
-    }
-    free(all);
+                              "run_dir)", q, nimg[q] / 1000.0, nimg[0] / 1000.0);
+    free(nimg);
     if (!rc && t->rt.bvt->broadcast(t->rt.b, t->net.params, t->net.info.arena_floats * sizeof(float), 0) != EDM2_OK)
         rc = err_plugin(err, "broadcast of the parameters failed");
     return rc;

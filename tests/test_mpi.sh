@@ -3,8 +3,10 @@
 # (mpirun --oversubscribe): 2 and 3 processes give bitwise the files of one process with the same global
 # batch and batch_gpu; a run stopped by SIGINT to one process writes one checkpoint, and resuming with the
 # processes ends bitwise where the one-process run ends; different configs on different processes are
-# refused at start, and so are jobs other than training and a batch that the processes cannot share; a
-# killed process and a hung one end the run with an error within the time limit.
+# refused at start, and so are jobs other than training and generation and a batch that the processes cannot
+# share; a killed process and a hung one end the run with an error within the time limit. Generation over 2
+# and 3 processes writes bitwise the files of one (PNGs, grid, raw floats), also resumed, and stops cleanly
+# on SIGINT to one process, to be resumed to the one-process images.
 # Exits 77 (skipped) without mpirun or an edm2host built with MPI.
 set -uo pipefail
 build=$1 src=$2
@@ -87,10 +89,72 @@ echo "$out" | grep -q "\[training\] batch = 7 does not split over 2 processes: m
   fail "batch 7 over 2 processes: $(echo "$out" | head -2)"
 echo "ok: batch 7 over 2 processes refused"
 
-# Jobs other than training run in one process.
-out=$(mpirun_ -n 2 "$host" -q run "$src/configs/fashion-mnist-generate.ini" 2>&1) && fail "generate ran twice"
-echo "$out" | grep -q "the generate job runs in one process" || fail "generate under mpirun: $(echo "$out" | head -2)"
-echo "ok: generate under mpirun refused"
+# Jobs other than training and generation run in one process.
+out=$(mpirun_ -n 2 "$host" -q run "$src/configs/fashion-mnist-phema.ini" 2>&1) && fail "phema ran twice"
+echo "$out" | grep -q "the phema job runs in one process" || fail "phema under mpirun: $(echo "$out" | head -2)"
+echo "ok: phema under mpirun refused"
+
+# Generation: each process makes every world-th batch, the first writes the grid and the raw floats.
+cat >"$tmp/gen.ini" <<INI
+[job]
+type = generate
+[sampler]
+plugin = heun
+num_steps = 8
+[generate]
+net = $tmp/one2/network-snapshot-0000002-0.100.safetensors
+seeds = 0-22
+batch = 4
+raw = true
+INI
+gen() { # OUT NPROC [--set ...]: one process without mpirun, else mpirun -n NPROC
+  local out=$1 n=$2
+  shift 2
+  local cmd=("$host" -q run "$tmp/gen.ini" --set generate.outdir="$tmp/$out" "$@")
+  if [ "$n" = 0 ]; then "${cmd[@]}"; else mpirun_ -n "$n" "${cmd[@]}"; fi
+}
+same_images() { # A B: B has every image, the grid and the raw floats of A, byte for byte
+  local n=0
+  for f in "$tmp/$1"/*.png "$tmp/$1"/*.safetensors; do
+    [ -f "$f" ] || continue
+    cmp -s "$f" "$tmp/$2/$(basename "$f")" || fail "$2/$(basename "$f") differs from $1's"
+    n=$((n + 1))
+  done
+  [ $n -gt 2 ] || fail "generation $1 wrote no files"
+  echo "ok: $2 has bitwise the $n files of $1"
+}
+gen gen_one 0 || fail "generate, one process"
+gen gen_two 2 || fail "generate, two processes"
+same_images gen_one gen_two
+gen gen_three 3 || fail "generate, three processes"
+same_images gen_one gen_three
+# Resumed by two processes: some images and the grid gone (raw floats are not kept by a resumed run).
+rm "$tmp/gen_two"/000003.png "$tmp/gen_two"/000016.png "$tmp/gen_two"/000022.png "$tmp/gen_two"/grid.png
+gen gen_two 2 --set generate.resume=true --set generate.raw=false || fail "generate, resumed by two processes"
+same_images gen_one gen_two
+# SIGINT to one of two processes: both stop after the same round, exit 130; resumed, the images are the
+# one-process run's (a seed's image does not depend on the batch or the process).
+gen gen_sig 2 --set generate.seeds=0-799 --set sampler.num_steps=32 --set generate.raw=false >"$tmp/gen_sig.log" 2>&1 &
+run=$!
+for i in $(seq 200); do
+  pids=$(pgrep -f "edm2host -q run $tmp/gen.ini --set generate.outdir=$tmp/gen_sig " | tr '\n' ' ')
+  [ $(echo $pids | wc -w) -ge 2 ] && break
+  sleep 0.05
+done
+sleep 1
+kill -INT $(echo $pids | awk '{print $NF}') 2>/dev/null
+if wait $run; then
+  echo "note: the generation ended before the signal arrived"
+else
+  made=$(ls "$tmp/gen_sig"/*.png 2>/dev/null | wc -l)
+  [ "$made" -lt 800 ] && [ $((made % 8)) = 0 ] || fail "after SIGINT: $made images, expected whole rounds of 8"
+  echo "ok: SIGINT to one of two generating processes: both stopped after $made images"
+fi
+gen gen_sig 2 --set generate.seeds=0-799 --set sampler.num_steps=32 --set generate.raw=false --set generate.resume=true ||
+  fail "generate, resumed after SIGINT"
+[ $(ls "$tmp/gen_sig"/0*.png | wc -l) = 800 ] || fail "resumed after SIGINT: not 800 images"
+gen gen_sig_one 0 --set generate.seeds=0-799 --set sampler.num_steps=32 --set generate.raw=false || fail "one process, 800"
+same_images gen_sig_one gen_sig
 
 # A killed process, then a hung one (SIGSTOP): the run ends with an error within the limit.
 for sig in KILL STOP; do

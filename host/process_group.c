@@ -1,0 +1,37 @@
+/* process_group.c: the checks and shares of a job run by several processes (process_group.h). */
+#include "process_group.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "comm.h"
+
+int group_threads(int configured) {
+    if (configured > 0 || comm_local_size() < 2) return configured;
+    const int t = (int)sysconf(_SC_NPROCESSORS_ONLN) / comm_local_size();
+    return t < 1 ? 1 : t;
+}
+
+int group_same_config(const cfg *c, uint64_t value, uint64_t *values, edm2_err *err) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over every entry */
+    for (size_t i = 0; i < c->n; i++) {
+        const cfg_entry *e = &c->v[i];
+        const char *parts[3] = {e->section, e->key, e->value};
+        for (int k = 0; k < 3; k++) {
+            for (const char *p = parts[k]; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+            h = (h ^ 0xffu) * 1099511628211ull; /* (a separator: "ab"+"c" is not "a"+"bc") */
+        }
+    }
+    const int world = comm_world();
+    uint64_t mine[2] = {h, value}, *all = calloc((size_t)world * 2, sizeof *all);
+    if (!all) return err_set(err, "out of memory");
+    int rc = comm_allgather(mine, all, sizeof mine, err);
+    for (int q = 0; !rc && q < world; q++) {
+        if (all[2 * q] != all[0])
+            rc = err_set(err, "process %d runs another config than process 0 (the same config and --set on every "
+                              "process)", q);
+        values[q] = all[2 * q + 1];
+    }
+    free(all);
+    return rc;
+}

@@ -1,0 +1,20 @@
+/* process_group.h: what a job run by the several processes of an MPI launch (comm.h) checks and shares
+ * beyond the collectives themselves: the same config on every process, and the node's cores divided among
+ * its processes. Training and generation run this way; the other jobs run in one process. */
+#ifndef EDM2_HOST_PROCESS_GROUP_H
+#define EDM2_HOST_PROCESS_GROUP_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "errors.h"
+
+/* CPU threads for this process: `configured` ([job] threads) when > 0, else the node's cores divided among
+ * its processes when there are several (at least one), else 0 (all cores). */
+int group_threads(int configured);
+/* Every process runs the same config (every entry compared, files, extends and --set resolved), else -1 with
+ * "process q runs another config than process 0". values[world] = every process's `value` (where it stands:
+ * the images it has seen, the images it finds to make), for the caller to compare. */
+int group_same_config(const cfg *c, uint64_t value, uint64_t *values, edm2_err *err);
+
+#endif
