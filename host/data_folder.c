@@ -164,10 +164,10 @@ static int read_listing(dataset *d, char *jp, size_t len, int *listed, edm2_err 
     return rc;
 }
 
-int folder_open(dataset *d, const char *path, int max_images, edm2_err *err) {
+int folder_open(dataset *d, const char *key, const char *path, const char *skip, int max_images, edm2_err *err) {
     struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "[data] path = '%s': not a folder", path);
-    if (!(d->root = realpath(path, NULL))) return err_set(err, "[data] path = '%s': cannot resolve", path);
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "%s = '%s': not a folder", key, path);
+    if (!(d->root = realpath(path, NULL))) return err_set(err, "%s = '%s': cannot resolve", key, path);
     char jp[4200];
     int listed = 0;
     if (read_listing(d, jp, sizeof jp, &listed, err)) return -1;
@@ -177,9 +177,15 @@ int folder_open(dataset *d, const char *path, int max_images, edm2_err *err) {
             list_free(&l);
             return -1;
         }
+        size_t kept = 0; /* (without `skip`) */
+        for (size_t i = 0; i < l.n; i++) {
+            if (skip && !strcmp(l.files[i], skip)) free(l.files[i]);
+            else l.files[kept++] = l.files[i];
+        }
+        l.n = kept;
         list_into(d, &l, 0);
     }
-    if (d->count == 0) return err_set(err, "[data] path = '%s': no images found", path);
+    if (d->count == 0) return err_set(err, "%s = '%s': no images found", key, path);
     if (max_images > 0 && max_images < d->count) {
         for (int i = max_images; i < d->count; i++) free(d->files[i]);
         d->count = max_images;

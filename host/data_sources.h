@@ -11,7 +11,9 @@
 #define FMNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
 
 int fashion_mnist_open(dataset *d, const char *dir, const char *split, int max_images, edm2_err *err);
-int folder_open(dataset *d, const char *root, int max_images, edm2_err *err);
+/* `key` names the folder in messages ("[data] path"); `skip`, when not NULL, is a file directly in the folder
+ * to leave out of a listing without dataset.json (the grid.png of a generate job's outdir). */
+int folder_open(dataset *d, const char *key, const char *root, const char *skip, int max_images, edm2_err *err);
 int tensors_open(dataset *d, const char *path, int max_images, edm2_err *err);
 /* The source images of the dataset tool (the encode job) in a folder, any size: dataset.json when there is
  * one; else class subfolders (sorted by name; class i = the i-th folder holding images), each searched

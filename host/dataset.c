@@ -47,7 +47,7 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
         if (ch != 1 && ch != 3) return err_set(err, "[data] channels = %lld: expected 1 or 3", ch);
         d->channels = (int)ch;
         if (!*path) return err_set(err, "[data] source = folder needs 'path = FOLDER'");
-        rc = folder_open(d, path, (int)max_images, err);
+        rc = folder_open(d, "[data] path", path, NULL, (int)max_images, err);
     } else if (!strcmp(source, "tensors")) {
         if (!*path) return err_set(err, "[data] source = tensors needs 'path = FILE.safetensors'");
         if (access(path, F_OK) != 0 && errno == ENOENT)

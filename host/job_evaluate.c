@@ -1,10 +1,12 @@
 /* job_evaluate.c: the `evaluate` job: generates images from a snapshot (seeds, labels, sampler and guidance
- * as in `generate`), without writing them unless asked, and measures them against reference images from
+ * as in `generate`), without writing them unless asked, or reads them from a folder of PNGs (`images`, e.g.
+ * what a generate job made on several processes), and measures them against reference images from
  * [data]: the sliced Wasserstein distance on Laplacian-pyramid patches (metric_swd.h; no weights needed) and
  * the Fréchet Inception Distance (the [features] network, e.g. inception_v3 with the FID weights; frechet.h),
  * each against reference statistics computed once from [data] and saved. A snapshot of VAE latents is
  * decoded by the [vae] plugin first, and measured against the images of [data] (the pixel dataset, e.g. the
- * 512x512 folder its latents were made from). The result is appended to metrics.jsonl beside the snapshot. */
+ * 512x512 folder its latents were made from). The result is appended to metrics.jsonl beside the snapshot
+ * (in the folder of images). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "data_sources.h"
 #include "dataset.h"
 #include "feature_net.h"
 #include "fileio.h"
@@ -21,6 +24,7 @@
 #include "image_io.h"
 #include "jobs.h"
 #include "log.h"
+#include "process_group.h"
 #include "progress.h"
 #include "vae_net.h"
 
@@ -139,11 +143,12 @@ done:
     return rcode;
 }
 
-/* Appends one JSON record to DIR(snapshot)/metrics.jsonl. */
-static int append_metrics(const char *snapshot, const char *record, edm2_err *err) {
+/* Appends one JSON record to DIR(snapshot)/metrics.jsonl, or FOLDER/metrics.jsonl for a folder of images. */
+static int append_metrics(const char *snapshot, const char *folder, const char *record, edm2_err *err) {
     char path[4200];
     const char *slash = strrchr(snapshot, '/');
-    if (slash) snprintf(path, sizeof path, "%.*s/metrics.jsonl", (int)(slash - snapshot), snapshot);
+    if (*folder) snprintf(path, sizeof path, "%s/metrics.jsonl", folder);
+    else if (slash) snprintf(path, sizeof path, "%.*s/metrics.jsonl", (int)(slash - snapshot), snapshot);
     else snprintf(path, sizeof path, "metrics.jsonl");
     FILE *f = fopen(path, "a");
     if (!f) return err_set(err, "%s: cannot write", path);
@@ -154,6 +159,22 @@ static int append_metrics(const char *snapshot, const char *record, edm2_err *er
     return 0;
 }
 
+/* [evaluate] images = FOLDER: every PNG below it, in sorted order (a generate job's grid.png left out), read at
+ * the channels and resolution of the [data] images into *d; the backend into *rt. */
+static int open_images(const run_config *rc, const char *folder, dataset *d, runtime *rt, edm2_err *err) {
+    dataset ref;
+    if (dataset_open(&ref, rc->cfg, err)) return -1;
+    memset(d, 0, sizeof *d);
+    d->channels = ref.channels, d->resolution = ref.resolution;
+    dataset_close(&ref);
+    if (folder_open(d, "[evaluate] images", folder, "grid.png", 0, err)) return -1; /* (its first image read) */
+    config_view jv, bv;
+    config_view_host(&jv, rc->cfg, "job");
+    config_view_plugin(&bv, rc, EDM2_KIND_BACKEND);
+    return runtime_open(rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, group_threads((int)edm2_cfg_int(&jv.api, "threads", 0)),
+                        err);
+}
+
 int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, edm2_err *err) {
     config_view ev, jv, fv;
     config_view_host(&ev, rc->cfg, "evaluate");
@@ -161,7 +182,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     const edm2_config *e = &ev.api;
     const char *mode = e->get(e->ctx, "labels");
     const char *ref_path = e->get(e->ctx, "reference"), *fid_path = e->get(e->ctx, "fid_reference");
-    const char *outdir = e->get(e->ctx, "images_dir");
+    const char *outdir = e->get(e->ctx, "images_dir"), *net = e->get(e->ctx, "net"), *folder = e->get(e->ctx, "images");
     const int batch = (int)edm2_cfg_int(e, "batch", 64), ref_images = (int)edm2_cfg_int(e, "ref_images", 0);
     res->swd = res->fid = NAN;
     swd_params p;
@@ -181,29 +202,44 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     float *out = NULL, *labels = NULL, *keep = NULL, *feat = NULL, *dec = NULL;
     vae_instance vi;
     memset(&vi, 0, sizeof vi);
+    dataset imgs; /* with images = FOLDER */
+    memset(&imgs, 0, sizeof imgs);
     int n = 0, status = 1, fixed = -1, want_swd, want_fid;
     if (evaluate_metrics(rc, "evaluate", &want_swd, &want_fid, err)) goto done;
-    if (seeds_parse(e->get(e->ctx, "seeds"), &seeds, &n, err)) {
+    if (!*net == !*folder) {
+        err_set(err, "[evaluate] needs net = SNAPSHOT (to generate the images measured) or images = FOLDER, %s",
+                *net ? "not both" : "neither is set");
+        goto done;
+    }
+    if (*net && !rc->plugin[EDM2_KIND_SAMPLER]) {
+        err_set(err, "%s: [evaluate] net: generating its images needs a [sampler] section with 'plugin = ID'", rc->cfg->path);
+        goto done;
+    }
+    if (*folder) {
+        if (open_images(rc, folder, &imgs, &s.rt, err)) goto done;
+        n = imgs.count;
+    } else if (seeds_parse(e->get(e->ctx, "seeds"), &seeds, &n, err)) {
         err_set(err, "[evaluate] %s", err->msg);
         goto done;
     }
     if (want_fid && n < 2) {
-        err_set(err, "[evaluate] seeds: FID needs at least 2 images (thousands for a meaningful value)");
+        err_set(err, "[evaluate] %s: FID needs at least 2 images (thousands for a meaningful value)", *folder ? "images" : "seeds");
         goto done;
     }
-    if (gen_session_open(&s, rc, e, "evaluate", err)) goto done;
+    if (!*folder && gen_session_open(&s, rc, e, "evaluate", err)) goto done;
     const int L = s.L;
-    int C = s.C, R = s.R; /* of the images measured: decoded ones for a snapshot of latents */
-    size_t per = s.per;
+    int C = *folder ? imgs.channels : s.C, R = *folder ? imgs.resolution : s.R; /* of the images measured (decoded ones
+                                                                                  for a snapshot of latents) */
+    size_t per = (size_t)C * R * R;
     if (label_mode(mode, L, &fixed, err)) {
         err_set(err, "[evaluate] %s", err->msg);
         goto done;
     }
-    const char *latents = st_meta(&s.nf, "edm2.latents");
+    const char *latents = *folder ? NULL : st_meta(&s.nf, "edm2.latents");
     if (latents && !rc->plugin[EDM2_KIND_VAE]) {
         err_set(err, "%s: a network of %s latents: [evaluate] needs a [vae] section (plugin = %s, weights = FILE) to "
                      "measure its images",
-                e->get(e->ctx, "net"), latents, latents);
+                net, latents, latents);
         goto done;
     }
     if (latents) {
@@ -213,7 +249,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
             vae_scaling_parse(&vi, st_meta(&s.nf, "edm2.latent_scale"), st_meta(&s.nf, "edm2.latent_bias"), err))
             goto done;
         if (vi.info.latent_channels != C) {
-            err_set(err, "%s makes %d channels, the VAE decodes %d", e->get(e->ctx, "net"), C, vi.info.latent_channels);
+            err_set(err, "%s makes %d channels, the VAE decodes %d", net, C, vi.info.latent_channels);
             goto done;
         }
         C = 3, R *= vi.info.downsample, per = (size_t)C * R * R;
@@ -247,8 +283,8 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
                    ref_images > 0 ? ref_images : n, &p, C, R, &fi, err))
         goto done;
     if (want_swd && (refs->swd.C != C || refs->swd.R != R)) {
-        err_set(err, "%s makes %dx%dx%d images, the reference has %dx%dx%d", e->get(e->ctx, "net"), C, R, R, refs->swd.C,
-                refs->swd.R, refs->swd.R);
+        err_set(err, "%s %s %dx%dx%d images, the reference has %dx%dx%d", *folder ? folder : net, *folder ? "holds" : "makes",
+                C, R, R, refs->swd.C, refs->swd.R, refs->swd.R);
         goto done;
     }
     if (want_fid && strcmp(refs->fid.fingerprint, fi.fingerprint)) {
@@ -257,7 +293,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         goto done;
     }
     if (*outdir && make_dirs(outdir, err)) goto done;
-    out = malloc(s.per * batch * sizeof(float));
+    out = malloc((*folder ? per : s.per) * batch * sizeof(float));
     float *img = dec ? dec : out; /* what is measured */
     labels = calloc((size_t)batch * (L ? L : 1), sizeof(float));
     const int grid_max = dec ? 64 : 1024, keep_n = n < grid_max ? n : grid_max; /* decoded images are large */
@@ -267,9 +303,13 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         goto done;
     }
     const double guidance = edm2_cfg_float(e, "guidance", 1);
-    LOG_INFO("evaluating %s: %d images with %s (%d evaluations each)%s on %s: %s%s%s", e->get(e->ctx, "net"), n,
-             rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s), guidance != 1.0 ? ", guided" : "",
-             s.rt.bvt->device_name(s.rt.b), want_swd ? "SWD" : "", want_swd && want_fid ? " and " : "", want_fid ? "FID" : "");
+    char how[256];
+    if (*folder) snprintf(how, sizeof how, "%d images %dx%dx%d", n, C, R, R);
+    else
+        snprintf(how, sizeof how, "%d images with %s (%d evaluations each)%s", n, rc->plugin[EDM2_KIND_SAMPLER]->desc->id,
+                 s.gen.svt->num_evals(s.gen.s), guidance != 1.0 ? ", guided" : "");
+    LOG_INFO("evaluating %s: %s on %s: %s%s%s", *folder ? folder : net, how, s.rt.bvt->device_name(s.rt.b),
+             want_swd ? "SWD" : "", want_swd && want_fid ? " and " : "", want_fid ? "FID" : "");
     const double t0 = now_s();
     for (int i = 0; i < n; i += batch) {
         const int m = n - i < batch ? n - i : batch;
@@ -277,7 +317,9 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
             memset(labels + (size_t)k * L, 0, (size_t)L * sizeof(float));
             labels[(size_t)k * L + label_class(mode, fixed, i + k, seeds[i + k], 10, L)] = 1.0f;
         }
-        if (generator_run(&s.gen, seeds + i, NULL, L ? labels : NULL, m, out, err)) goto done;
+        for (int k = 0; *folder && k < m; k++)
+            if (dataset_get(&imgs, i + k, out + per * k, NULL, 0, err)) goto done;
+        if (!*folder && generator_run(&s.gen, seeds + i, NULL, L ? labels : NULL, m, out, err)) goto done;
         if (dec && vae_decode_latents(&vi, out, m, s.R, s.R, dec, err)) goto done;
         if (want_swd && swd_set_add(&gen_set, &p, img, m, (uint64_t)i, err)) goto done;
         if (want_fid && (feat_extract(&fi, img, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
@@ -285,7 +327,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         progress_log(NULL, "images", i + m, n, 0, t0, NULL);
         gen_session_share_cpu(&s);
     }
-    const double gen_s = now_s() - t0;
+    const double gen_s = now_s() - t0; /* (reading the images, for a folder) */
     if (keep) {
         char path[4200];
         snprintf(path, sizeof path, "%s/grid.png", outdir);
@@ -313,14 +355,17 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
                  "\"features_weights\": \"%s\", ",
                  res->fid, *fid_path ? fid_path : "[data]", refs->fid.count, fi.rec->desc->id, fi.fingerprint);
     }
-    char record[3072];
+    char record[3072], source[1024];
+    if (*folder) snprintf(source, sizeof source, "\"folder\": \"%.900s\"", folder);
+    else
+        snprintf(source, sizeof source,
+                 "\"snapshot\": \"%.800s\", \"sampler\": \"%s\", \"num_evals\": %d, \"guidance\": %.6g, \"labels\": \"%s\"",
+                 net, rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s), guidance, mode);
     snprintf(record, sizeof record,
-             "{\"snapshot\": \"%s\", \"metric\": \"%s%s%s\", %s%s\"images\": %d, \"sampler\": \"%s\", \"num_evals\": %d, "
-             "\"guidance\": %.6g, \"labels\": \"%s\", \"seed\": %llu, \"generate_seconds\": %.3f, \"time\": %lld}",
-             e->get(e->ctx, "net"), want_swd ? "swd" : "", want_swd && want_fid ? "," : "", want_fid ? "fid" : "",
-             swd_json, fid_json, n, rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s), guidance,
-             mode, (unsigned long long)p.seed, gen_s, (long long)time(NULL));
-    if (append_metrics(e->get(e->ctx, "net"), record, err)) goto done;
+             "{%s, \"metric\": \"%s%s%s\", %s%s\"images\": %d, \"seed\": %llu, \"%s_seconds\": %.3f, \"time\": %lld}",
+             source, want_swd ? "swd" : "", want_swd && want_fid ? "," : "", want_fid ? "fid" : "", swd_json, fid_json, n,
+             (unsigned long long)p.seed, *folder ? "read" : "generate", gen_s, (long long)time(NULL));
+    if (append_metrics(net, folder, record, err)) goto done;
     status = 0;
 done:
     vae_close(&vi);
@@ -328,6 +373,7 @@ done:
     fid_accum_free(&acc);
     gen_session_close(&s);
     swd_set_free(&gen_set);
+    dataset_close(&imgs);
     free(seeds), free(out), free(labels), free(keep), free(feat), free(dec);
     return status;
 }

@@ -61,7 +61,10 @@ static const edm2_config_key k_generate[] = {
 };
 
 static const edm2_config_key k_evaluate[] = {
-    {"net", EDM2_CFG_STRING, NULL, "snapshot to evaluate (.safetensors written by train or phema)"},
+    {"net", EDM2_CFG_STRING, "", "snapshot to evaluate (.safetensors written by train or phema): its images are generated "
+                                 "with [sampler] (or give images)"},
+    {"images", EDM2_CFG_STRING, "", "instead of net: a folder of PNG images to measure, e.g. a generate job's outdir "
+                                    "(its grid.png left out; every PNG below it, at [data]'s channels and resolution)"},
     {"gnet", EDM2_CFG_STRING, "", "guiding network snapshot (needed when guidance != 1)"},
     {"guidance", EDM2_CFG_FLOAT, "1", "guidance weight w: D = g + w (net - g); 1 = no guidance"},
     {"seeds", EDM2_CFG_STRING, "0-1023", "seeds of the generated images, as a list and/or ranges"},

@@ -314,6 +314,66 @@ static void test_evaluate_fid(void **state) {
     free(dir);
 }
 
+/* evaluate images = FOLDER: the PNGs a generate job wrote (its grid.png left out), read as [data]'s images are;
+ * against reference statistics of the same images (a [data] folder of the same seeds) the FID is 0 to rounding,
+ * against other seeds' it is not; the record goes to the folder's metrics.jsonl. Net and images together, or
+ * neither, and an image of another size are refused. */
+static void test_evaluate_folder(void **state) {
+    (void)state;
+    char *dir = make_temp_dir(), w[600], ga[700], gb[700], gc[700], text[4096];
+    edm2_err err;
+    snprintf(w, sizeof w, "%s/fid.safetensors", dir);
+    assert_int_equal(write_fid_weights(w, NULL, NULL, &err), 0);
+    run_result r;
+    const char *grid[] = {"generate.raw=false", NULL}, *nogrid[] = {"generate.raw=false", "generate.grid=false", NULL};
+    const char *other[] = {"generate.raw=false", "generate.seeds=6-11", NULL};
+    snprintf(ga, sizeof ga, "%s/a", dir), snprintf(gb, sizeof gb, "%s/b", dir), snprintf(gc, sizeof gc, "%s/c", dir);
+    assert_int_equal(mkdir(ga, 0777) | mkdir(gb, 0777) | mkdir(gc, 0777), 0);
+    assert_int_equal(generate(ga, &r, grid), 0);
+    assert_int_equal(generate(gb, &r, nogrid), 0);
+    assert_int_equal(generate(gc, &r, other), 0);
+    double fid[2];
+    for (int k = 0; k < 2; k++) { /* the images of seeds 0-5 (with their grid), then of 6-11, against b's */
+        snprintf(text, sizeof text,
+                 "[job]\ntype = evaluate\n[data]\nsource = folder\npath = %s\nchannels = 1\nresolution = 8\n"
+                 "[features]\nplugin = inception_v3\nweights = %s\n[evaluate]\nimages = %s\nmetrics = fid\nbatch = 4\n",
+                 gb, w, k ? gc : ga);
+        if (run_job(dir, "eval.ini", text, &r, NULL)) fprintf(stderr, "%s", r.err);
+        assert_int_equal(r.status, 0);
+        assert_non_null(strstr(r.err, "6 images 1x8x8 on CPU"));
+        char p[800], line[4096];
+        snprintf(p, sizeof p, "%s/metrics.jsonl", k ? gc : ga);
+        FILE *f = fopen(p, "r");
+        assert_non_null(f);
+        assert_non_null(fgets(line, sizeof line, f));
+        fclose(f);
+        assert_non_null(strstr(line, "\"folder\": \""));
+        assert_non_null(strstr(line, "\"images\": 6, "));
+        assert_null(strstr(line, "\"snapshot\""));
+        const char *at = strstr(line, "\"fid\": ");
+        assert_non_null(at);
+        fid[k] = atof(at + 7);
+    }
+    assert_true(fabs(fid[0]) < 1e-6 * fid[1]);
+    assert_true(fid[1] > 0 && isfinite(fid[1]));
+    /* net and images, neither, an image of another size */
+    snprintf(text, sizeof text,
+             "[job]\ntype = evaluate\n[sampler]\nplugin = heun\n[data]\nsource = fashion-mnist\nresolution = 8\n"
+             "[evaluate]\nnet = %s/network-snapshot-0000002-0.100.safetensors\nimages = %s\nswd_min_res = 8\n",
+             g_run, ga);
+    assert_int_not_equal(run_job(dir, "both.ini", text, &r, NULL), 0);
+    assert_non_null(strstr(r.err, "[evaluate] needs net = SNAPSHOT (to generate the images measured) or images = FOLDER, "
+                                  "not both"));
+    const char *neither[] = {"evaluate.net=", "evaluate.images=", NULL};
+    assert_int_not_equal(run_job(dir, "both.ini", text, &r, neither), 0);
+    assert_non_null(strstr(r.err, "neither is set"));
+    const char *wrong[] = {"evaluate.net=", "data.resolution=16", "evaluate.swd_min_res=16", NULL};
+    assert_int_not_equal(run_job(dir, "both.ini", text, &r, wrong), 0);
+    assert_non_null(strstr(r.err, "000000-class"));
+    rm_rf(dir);
+    free(dir);
+}
+
 /* The sweep over three sigma_rel of the tiny run: one reference for all evaluations, the table marks each
  * row's smallest value as the best, the values file agrees with it, and the plot is a readable PNG. */
 static void test_sweep(void **state) {
@@ -664,6 +724,7 @@ int main(void) {
         cmocka_unit_test(test_guidance_conditional_guide),
         cmocka_unit_test(test_evaluate),
         cmocka_unit_test(test_evaluate_fid),
+        cmocka_unit_test(test_evaluate_folder),
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_check_opens_inputs),
