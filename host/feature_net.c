@@ -25,8 +25,10 @@ int feat_open(feat_instance *fi, runtime *rt, const plugin_rec *rec, const edm2_
     fi->info.struct_size = sizeof fi->info;
     if (fi->vt->get_info(fi->f, &fi->info) != EDM2_OK || fi->info.dim < 1)
         return err_plugin(err, "[features] %s: get_info", fi->rec->desc->id);
+    char hint[96];
+    snprintf(hint, sizeof hint, " (edm2host plugins --describe %s says how they are made)", fi->rec->desc->id);
     const pretrained_table table = {fi->rec->desc->id, fi->info.params, fi->info.param_count, fi->info.arena_floats, NULL,
-                                    NULL, NULL, " (scripts/convert_fid_weights.py makes them)"};
+                                    NULL, NULL, hint};
     float *host = NULL, *arena = NULL;
     char layout[128];
     int status = -1;

@@ -1,0 +1,188 @@
+/* dinov2_vit.c: DINOv2's vision transformer on the CPU (dinov2_vit.h): its weight table and the forward pass
+ * of one image, products by the deterministic GEMM kernels (gemm.h), rows in parallel (OpenMP). */
+#include "dinov2_vit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+#define LN_EPS 1e-6
+
+/* Appends tensor `name` of `ndim` dims to the table; returns its offset (64-float aligned). */
+static size_t add(dino_vit *v, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    edm2_param_desc *p = &v->params[v->nparams];
+    snprintf(v->names[v->nparams], sizeof v->names[0], "%s", name);
+    const int64_t dims[4] = {d0, d1, d2, d3};
+    memset(p, 0, sizeof *p);
+    p->name = v->names[v->nparams];
+    p->ndim = (uint32_t)ndim;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) p->shape[i] = dims[i], p->numel *= (size_t)dims[i];
+    p->offset = v->arena_floats;
+    v->arena_floats += (p->numel + 63) / 64 * 64;
+    v->nparams++;
+    return p->offset;
+}
+
+int dino_build(dino_vit *v, const dino_shape *s, char *msg, size_t len) {
+    memset(v, 0, sizeof *v);
+    if (s->dim < 1 || s->heads < 1 || s->dim % s->heads || s->dim > 65536)
+        return snprintf(msg, len, "dim = %d: expected a positive multiple of heads = %d", s->dim, s->heads), -1;
+    if (s->depth < 1 || s->depth > DINO_MAX_DEPTH)
+        return snprintf(msg, len, "depth = %d: expected 1 to %d", s->depth, DINO_MAX_DEPTH), -1;
+    if (s->patch < 1 || s->res < s->patch || s->res % s->patch || s->res > 4096)
+        return snprintf(msg, len, "resolution = %d: expected a multiple of the patch size %d (at most 4096)", s->res,
+                        s->patch), -1;
+    v->s = *s;
+    v->grid = s->res / s->patch;
+    v->tokens = 1 + v->grid * v->grid;
+    v->hidden = 4 * s->dim;
+    const int D = s->dim, H = v->hidden, T = v->tokens;
+    v->cls = add(v, "cls_token", 3, 1, 1, D, 0);
+    v->pos = add(v, "pos_embed", 3, 1, T, D, 0);
+    v->pw = add(v, "patch_embed.proj.weight", 4, D, 3, s->patch, s->patch);
+    v->pb = add(v, "patch_embed.proj.bias", 1, D, 0, 0, 0);
+    for (int i = 0; i < s->depth; i++) {
+        dino_block *b = &v->blk[i];
+        char n[40];
+#define P(field, suffix, ...) (snprintf(n, sizeof n, "blocks.%d.%s", i, suffix), b->field = add(v, n, __VA_ARGS__))
+        P(n1w, "norm1.weight", 1, D, 0, 0, 0);
+        P(n1b, "norm1.bias", 1, D, 0, 0, 0);
+        P(qkvw, "attn.qkv.weight", 2, 3 * D, D, 0, 0);
+        P(qkvb, "attn.qkv.bias", 1, 3 * D, 0, 0, 0);
+        P(projw, "attn.proj.weight", 2, D, D, 0, 0);
+        P(projb, "attn.proj.bias", 1, D, 0, 0, 0);
+        P(ls1, "ls1.gamma", 1, D, 0, 0, 0);
+        P(n2w, "norm2.weight", 1, D, 0, 0, 0);
+        P(n2b, "norm2.bias", 1, D, 0, 0, 0);
+        P(fc1w, "mlp.fc1.weight", 2, H, D, 0, 0);
+        P(fc1b, "mlp.fc1.bias", 1, H, 0, 0, 0);
+        P(fc2w, "mlp.fc2.weight", 2, D, H, 0, 0);
+        P(fc2b, "mlp.fc2.bias", 1, D, 0, 0, 0);
+        P(ls2, "ls2.gamma", 1, D, 0, 0, 0);
+#undef P
+    }
+    v->nw = add(v, "norm.weight", 1, D, 0, 0, 0);
+    v->nb = add(v, "norm.bias", 1, D, 0, 0, 0);
+    const double patches = (double)(T - 1) * 3 * s->patch * s->patch * D;
+    const double block = (double)T * (3.0 * D * D + D * D + 2.0 * D * H) + 2.0 * T * T * D;
+    v->gflops = 2.0 * (patches + s->depth * block) / 1e9;
+    return 0;
+}
+
+static float *falloc(size_t n) { return aligned_alloc(64, (n + 15) / 16 * 64); }
+
+int dino_work_alloc(dino_work *w, const dino_vit *v) {
+    memset(w, 0, sizeof *w);
+    const size_t D = (size_t)v->s.dim, T = (size_t)v->tokens, pp = 3 * (size_t)v->s.patch * v->s.patch;
+    const int hd = v->s.dim / v->s.heads;
+    const int shapes[][2] = {{v->s.dim, (int)pp}, {3 * v->s.dim, v->s.dim}, {v->tokens, hd}, {hd, v->tokens},
+                             {v->s.dim, v->s.dim}, {v->hidden, v->s.dim}, {v->s.dim, v->hidden}};
+    size_t pack = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        const size_t p = gemm_pack_floats(shapes[i][0], shapes[i][1]);
+        if (p > pack) pack = p;
+    }
+    w->x = falloc(T * D), w->h = falloc(T * D), w->qkv = falloc(T * 3 * D), w->att = falloc(T * D);
+    w->s = falloc(T * T), w->mlp = falloc(T * (size_t)v->hidden), w->patches = falloc((T - 1) * pp);
+    w->pack = falloc(pack);
+    if (w->x && w->h && w->qkv && w->att && w->s && w->mlp && w->patches && w->pack) return 0;
+    dino_work_free(w);
+    return -1;
+}
+
+void dino_work_free(dino_work *w) {
+    free(w->x), free(w->h), free(w->qkv), free(w->att), free(w->s), free(w->mlp), free(w->patches), free(w->pack);
+    memset(w, 0, sizeof *w);
+}
+
+/* y[t] = LayerNorm(x[t]) weight + bias for rows t of D (moments in double). */
+static void layer_norm(const float *x, int rows, int D, const float *weight, const float *bias, float *y) {
+#pragma omp parallel for schedule(static) if (rows > 8)
+    for (int t = 0; t < rows; t++) {
+        const float *r = x + (size_t)t * D;
+        double mean = 0, var = 0;
+        for (int i = 0; i < D; i++) mean += r[i];
+        mean /= D;
+        for (int i = 0; i < D; i++) var += (r[i] - mean) * (r[i] - mean);
+        const double inv = 1.0 / sqrt(var / D + LN_EPS);
+        for (int i = 0; i < D; i++) y[(size_t)t * D + i] = (float)((r[i] - mean) * inv) * weight[i] + bias[i];
+    }
+}
+
+/* y[rows, N] = x[rows, K] W[N, K]^T + b. */
+static void linear(const float *x, int rows, int K, const float *W, const float *b, int N, float *y, float *pack) {
+    gemm_nt((size_t)rows, N, K, x, K, W, K, y, N, 0, pack);
+#pragma omp parallel for schedule(static) if (rows > 8)
+    for (int t = 0; t < rows; t++)
+        for (int n = 0; n < N; n++) y[(size_t)t * N + n] += b[n];
+}
+
+/* The rows of s[T, T] scaled by `scale`, then each replaced by its softmax. */
+static void softmax_rows(float *s, int T, float scale) {
+#pragma omp parallel for schedule(static) if (T > 8)
+    for (int t = 0; t < T; t++) {
+        float *r = s + (size_t)t * T, m = -INFINITY;
+        for (int u = 0; u < T; u++) r[u] *= scale, m = r[u] > m ? r[u] : m;
+        double sum = 0;
+        for (int u = 0; u < T; u++) r[u] = expf(r[u] - m), sum += r[u];
+        const float inv = (float)(1.0 / sum);
+        for (int u = 0; u < T; u++) r[u] *= inv;
+    }
+}
+
+/* The image's g x g patches as rows of 3 p p values (channel, then row, then column: the layout of the
+ * convolution's weight [D, 3, p, p]). */
+static void patch_rows(const dino_vit *v, const float *img, float *P) {
+    const int p = v->s.patch, g = v->grid, R = v->s.res, K = 3 * p * p;
+#pragma omp parallel for schedule(static)
+    for (int q = 0; q < g * g; q++)
+        for (int c = 0; c < 3; c++)
+            for (int ky = 0; ky < p; ky++)
+                memcpy(P + (size_t)q * K + (size_t)(c * p + ky) * p,
+                       img + ((size_t)c * R + (size_t)(q / g * p + ky)) * R + (size_t)(q % g) * p, (size_t)p * sizeof(float));
+}
+
+void dino_forward(const dino_vit *v, const float *arena, const float *img, float *out, dino_work *w) {
+    const int D = v->s.dim, T = v->tokens, H = v->hidden, heads = v->s.heads, hd = D / heads;
+    const int K = 3 * v->s.patch * v->s.patch;
+    const float *A = arena, *pos = A + v->pos;
+    /* tokens: the class token, then the patches (convolution + bias), plus the position embedding */
+    patch_rows(v, img, w->patches);
+    linear(w->patches, T - 1, K, A + v->pw, A + v->pb, D, w->x + D, w->pack);
+    for (int i = 0; i < D; i++) w->x[i] = A[v->cls + i];
+    for (size_t i = 0; i < (size_t)T * D; i++) w->x[i] += pos[i];
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int l = 0; l < v->s.depth; l++) {
+        const dino_block *b = &v->blk[l];
+        layer_norm(w->x, T, D, A + b->n1w, A + b->n1b, w->h);
+        linear(w->h, T, D, A + b->qkvw, A + b->qkvb, 3 * D, w->qkv, w->pack);
+        for (int h = 0; h < heads; h++) { /* q, k, v of head h: columns h hd.. of the three thirds of qkv */
+            const float *q = w->qkv + (size_t)h * hd, *k = q + D, *val = q + 2 * D;
+            gemm_nt((size_t)T, T, hd, q, 3 * D, k, 3 * D, w->s, T, 0, w->pack);
+            softmax_rows(w->s, T, scale);
+            gemm_nn((size_t)T, hd, T, w->s, T, val, 3 * D, w->att + (size_t)h * hd, D, 0, w->pack);
+        }
+        linear(w->att, T, D, A + b->projw, A + b->projb, D, w->h, w->pack);
+        const float *g1 = A + b->ls1, *g2 = A + b->ls2;
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < D; i++) w->x[(size_t)t * D + i] += g1[i] * w->h[(size_t)t * D + i];
+        layer_norm(w->x, T, D, A + b->n2w, A + b->n2b, w->h);
+        linear(w->h, T, D, A + b->fc1w, A + b->fc1b, H, w->mlp, w->pack);
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < H; i++) {
+                const float x = w->mlp[(size_t)t * H + i];
+                w->mlp[(size_t)t * H + i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+            }
+        linear(w->mlp, T, H, A + b->fc2w, A + b->fc2b, D, w->h, w->pack);
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < D; i++) w->x[(size_t)t * D + i] += g2[i] * w->h[(size_t)t * D + i];
+    }
+    layer_norm(w->x, 1, D, A + v->nw, A + v->nb, out); /* the class token alone */
+}
