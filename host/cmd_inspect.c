@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "fileio.h"
 #include "inspect.h"
+#include "jobs.h"
 #include "log.h"
 
 static const char *const k_dtype[] = {"float32", "float16", "bfloat16", "float64"};
@@ -69,9 +70,12 @@ static void describe(const st_file *f, FILE *out) {
                nimg ? strtod(nimg, NULL) / 1000 : 0.0,
                or_q(st_meta(f, "edm2.optimizer_step")), or_q(st_meta(f, "edm2.batch")), or_q(st_meta(f, "edm2.seed")));
         if (st_meta(f, "edm2.fingerprint")) print_fingerprint(st_meta(f, "edm2.fingerprint"), out);
-    } else if (metric && !strcmp(metric, "fid")) {
-        fprintf(out, "%s: FID reference statistics of %s images (%s features, weights %s), from %s\n", f->path,
-               or_q(st_meta(f, "fid.count")), or_q(st_meta(f, "fid.dim")), or_q(st_meta(f, "fid.weights")),
+    } else if (metric && (!strcmp(metric, "fid") || (!strncmp(metric, "fd_", 3) && strlen(metric) < FD_NAME_MAX))) {
+        char FD[FD_NAME_MAX + 8], count[FD_NAME_MAX + 8], dim[FD_NAME_MAX + 8], weights[FD_NAME_MAX + 8];
+        snprintf(count, sizeof count, "%s.count", metric), snprintf(dim, sizeof dim, "%s.dim", metric);
+        snprintf(weights, sizeof weights, "%s.weights", metric);
+        fprintf(out, "%s: %s reference statistics of %s images (%s features, weights %s), from %s\n", f->path,
+               fd_display(metric, FD, sizeof FD), or_q(st_meta(f, count)), or_q(st_meta(f, dim)), or_q(st_meta(f, weights)),
                or_q(st_meta(f, "edm2.source")));
     } else if (metric && !strcmp(metric, "swd")) {
         const char *ch = st_meta(f, "swd.channels"), *res = st_meta(f, "swd.resolution");

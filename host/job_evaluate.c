@@ -36,31 +36,60 @@ void eval_refs_free(eval_refs *r) {
     fid_stats_free(&r->fid);
 }
 
-/* metrics = "swd", "fid" or both, comma-separated ([section] metrics names the key in messages). */
-static int parse_metrics(const char *s, const char *section, int *swd, int *fid, edm2_err *err) {
-    *swd = *fid = 0;
+const char *fd_metric(const plugin_rec *features, char *name, size_t len) {
+    if (!strcmp(features->desc->id, "inception_v3")) snprintf(name, len, "fid");
+    else snprintf(name, len, "fd_%s", features->desc->id);
+    return name;
+}
+
+const char *fd_display(const char *metric, char *name, size_t len) {
+    if (!strcmp(metric, "fid")) snprintf(name, len, "FID");
+    else snprintf(name, len, "FD_%s", metric + 3);
+    return name;
+}
+
+/* metrics = swd and/or one Fréchet distance (fid or fd_ID), comma-separated, into *swd and fd[FD_NAME_MAX]
+ * (empty: none; [section] metrics names the key in messages). */
+static int parse_metrics(const char *s, const char *section, int *swd, char *fd, edm2_err *err) {
+    *swd = 0, *fd = 0;
+    const char *all = s;
     while (*s) {
         size_t n = strcspn(s, ",");
         while (n && s[n - 1] == ' ') n--;
         if (n == 3 && !strncmp(s, "swd", 3)) *swd = 1;
-        else if (n == 3 && !strncmp(s, "fid", 3)) *fid = 1;
-        else return err_set(err, "[%s] metrics: '%.*s' is not a metric (swd, fid, or swd,fid)", section, (int)n, s);
+        else if (((n == 3 && !strncmp(s, "fid", 3)) || (n > 3 && n < FD_NAME_MAX && !strncmp(s, "fd_", 3))) && *fd)
+            return err_set(err, "[%s] metrics = %s: one Fréchet distance per run (one [features] network)", section, all);
+        else if ((n == 3 && !strncmp(s, "fid", 3)) || (n > 3 && n < FD_NAME_MAX && !strncmp(s, "fd_", 3)))
+            snprintf(fd, FD_NAME_MAX, "%.*s", (int)n, s);
+        else return err_set(err, "[%s] metrics: '%.*s' is not a metric (swd, fid, fd_dinov2, or swd with one of them)",
+                            section, (int)n, s);
         s += strcspn(s, ",");
         while (*s == ',' || *s == ' ') s++;
     }
-    return *swd || *fid ? 0 : err_set(err, "[%s] metrics is empty: expected swd, fid, or swd,fid", section);
+    return *swd || *fd ? 0 : err_set(err, "[%s] metrics is empty: expected swd, fid, fd_dinov2, or swd,fid", section);
 }
 
-int evaluate_metrics(const run_config *rc, const char *section, int *swd, int *fid, edm2_err *err) {
+int evaluate_metrics(const run_config *rc, const char *section, int *swd, char *fd, edm2_err *err) {
     config_view v;
     config_view_host(&v, rc->cfg, section);
-    if (parse_metrics(v.api.get(v.api.ctx, "metrics"), section, swd, fid, err)) return -1;
-    if (!*fid || rc->plugin[EDM2_KIND_FEATURES]) return 0;
-    const cfg_entry *m = cfg_get(rc->cfg, section, "metrics"); /* (set: the default, swd, has no FID) */
-    return err_set(err,
-                   "%s: [%s] metrics = %s: FID needs a [features] section: plugin = inception_v3 and weights = FILE "
-                   "(scripts/convert_fid_weights.py converts pytorch-fid's Inception weights)",
-                   m ? cfg_where(m).s : rc->cfg->path, section, m ? m->value : "fid");
+    if (parse_metrics(v.api.get(v.api.ctx, "metrics"), section, swd, fd, err)) return -1;
+    const plugin_rec *features = rc->plugin[EDM2_KIND_FEATURES];
+    char measures[FD_NAME_MAX];
+    if (!*fd || (features && !strcmp(fd_metric(features, measures, sizeof measures), fd))) return 0;
+    const cfg_entry *m = cfg_get(rc->cfg, section, "metrics"); /* (set: the default, swd, has none) */
+    char display[FD_NAME_MAX + 8];
+    fd_display(fd, display, sizeof display);
+    if (features)
+        return err_set(err, "%s: [%s] metrics = %s: the [features] network %s measures %s, not %s",
+                       m ? cfg_where(m).s : rc->cfg->path, section, m ? m->value : fd, features->desc->id, measures, fd);
+    if (!strcmp(fd, "fid"))
+        return err_set(err,
+                       "%s: [%s] metrics = %s: FID needs a [features] section: plugin = inception_v3 and weights = FILE "
+                       "(scripts/convert_fid_weights.py converts pytorch-fid's Inception weights)",
+                       m ? cfg_where(m).s : rc->cfg->path, section, m ? m->value : "fid");
+    return err_set(err, "%s: [%s] metrics = %s: %s needs a [features] section: plugin = %s and weights = FILE (edm2host "
+                        "plugins --describe %s says how they are made)",
+                   m ? cfg_where(m).s : rc->cfg->path, section, m ? m->value : fd, display, fd + 3, fd + 3);
 }
 
 /* Saves to `path` (creating its folder) unless the path is empty. */
@@ -73,17 +102,20 @@ static int save_dir(const char *path, edm2_err *err) {
 
 /* The reference statistics the caller does not hold yet: each loaded from its file when that exists, else
  * computed from `count` images of [data] (a seeded shuffle, one pass for both metrics) and saved there. */
-static int references(const run_config *rc, eval_refs *refs, int need_swd, int need_fid, const char *swd_path,
+static int references(const run_config *rc, eval_refs *refs, int need_swd, const char *fd, const char *swd_path,
                       const char *fid_path, int count, const swd_params *p, int C, int R, feat_instance *fi,
                       edm2_err *err) {
+    int need_fid = *fd != 0;
+    char FD[FD_NAME_MAX + 8];
+    fd_display(fd, FD, sizeof FD);
     if (need_swd && *swd_path && access(swd_path, F_OK) == 0) {
         if (swd_set_load(swd_path, p, C, R, &refs->swd, err)) return -1;
         LOG_INFO("SWD reference statistics %s: %zu descriptors per level", swd_path, refs->swd.count);
         need_swd = 0;
     }
     if (need_fid && *fid_path && access(fid_path, F_OK) == 0) {
-        if (fid_stats_load(fid_path, fi->info.dim, fi->fingerprint, &refs->fid, err)) return -1;
-        LOG_INFO("FID reference statistics %s: %zu images", fid_path, refs->fid.count);
+        if (fid_stats_load(fid_path, fd, fi->info.dim, fi->fingerprint, &refs->fid, err)) return -1;
+        LOG_INFO("%s reference statistics %s: %zu images", FD, fid_path, refs->fid.count);
         need_fid = 0;
     }
     if (!need_swd && !need_fid) return 0;
@@ -128,12 +160,12 @@ static int references(const run_config *rc, eval_refs *refs, int need_swd, int n
         if (*swd_path) LOG_INFO("saved SWD reference statistics %s", swd_path);
     }
     if (need_fid) {
-        if (fid_stats_alloc(&refs->fid, fi->info.dim, err) || fid_accum_finish(&acc, refs->fid.mu, refs->fid.sigma, err))
+        if (fid_stats_alloc(&refs->fid, fd, fi->info.dim, err) || fid_accum_finish(&acc, refs->fid.mu, refs->fid.sigma, err))
             goto done;
         refs->fid.count = acc.count;
         snprintf(refs->fid.fingerprint, sizeof refs->fid.fingerprint, "%s", fi->fingerprint);
         if (*fid_path && (save_dir(fid_path, err) || fid_stats_save(fid_path, &refs->fid, d.desc, err))) goto done;
-        if (*fid_path) LOG_INFO("saved FID reference statistics %s", fid_path);
+        if (*fid_path) LOG_INFO("saved %s reference statistics %s", FD, fid_path);
     }
     rcode = 0;
 done:
@@ -204,8 +236,11 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     memset(&vi, 0, sizeof vi);
     dataset imgs; /* with images = FOLDER */
     memset(&imgs, 0, sizeof imgs);
-    int n = 0, status = 1, fixed = -1, want_swd, want_fid;
-    if (evaluate_metrics(rc, "evaluate", &want_swd, &want_fid, err)) goto done;
+    int n = 0, status = 1, fixed = -1, want_swd;
+    char fd[FD_NAME_MAX], FD[FD_NAME_MAX + 8]; /* the Fréchet distance asked for (fid, fd_dinov2), or empty */
+    if (evaluate_metrics(rc, "evaluate", &want_swd, fd, err)) goto done;
+    const int want_fid = *fd != 0;
+    fd_display(fd, FD, sizeof FD);
     if (!*net == !*folder) {
         err_set(err, "[evaluate] needs net = SNAPSHOT (to generate the images measured) or images = FOLDER, %s",
                 *net ? "not both" : "neither is set");
@@ -223,7 +258,8 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         goto done;
     }
     if (want_fid && n < 2) {
-        err_set(err, "[evaluate] %s: FID needs at least 2 images (thousands for a meaningful value)", *folder ? "images" : "seeds");
+        err_set(err, "[evaluate] %s: %s needs at least 2 images (thousands for a meaningful value)", *folder ? "images" : "seeds",
+                FD);
         goto done;
     }
     if (!*folder && gen_session_open(&s, rc, e, "evaluate", err)) goto done;
@@ -279,7 +315,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         goto done;
     }
     /* References the caller does not hold yet (a sweep keeps them across its evaluations). */
-    if (references(rc, refs, want_swd && !refs->swd.levels, want_fid && !refs->fid.mu, ref_path, fid_path,
+    if (references(rc, refs, want_swd && !refs->swd.levels, want_fid && !refs->fid.mu ? fd : "", ref_path, fid_path,
                    ref_images > 0 ? ref_images : n, &p, C, R, &fi, err))
         goto done;
     if (want_swd && (refs->swd.C != C || refs->swd.R != R)) {
@@ -288,7 +324,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         goto done;
     }
     if (want_fid && strcmp(refs->fid.fingerprint, fi.fingerprint)) {
-        err_set(err, "the FID reference was computed with other feature weights (%s, these are %s)",
+        err_set(err, "the %s reference was computed with other feature weights (%s, these are %s)", FD,
                 refs->fid.fingerprint, fi.fingerprint);
         goto done;
     }
@@ -309,7 +345,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         snprintf(how, sizeof how, "%d images with %s (%d evaluations each)%s", n, rc->plugin[EDM2_KIND_SAMPLER]->desc->id,
                  s.gen.svt->num_evals(s.gen.s), guidance != 1.0 ? ", guided" : "");
     LOG_INFO("evaluating %s: %s on %s: %s%s%s", *folder ? folder : net, how, s.rt.bvt->device_name(s.rt.b),
-             want_swd ? "SWD" : "", want_swd && want_fid ? " and " : "", want_fid ? "FID" : "");
+             want_swd ? "SWD" : "", want_swd && want_fid ? " and " : "", want_fid ? FD : "");
     const double t0 = now_s();
     for (int i = 0; i < n; i += batch) {
         const int m = n - i < batch ? n - i : batch;
@@ -348,12 +384,12 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     }
     if (want_fid) {
         if (fid_accum_distance(&acc, refs->fid.mu, refs->fid.sigma, &res->fid, err)) goto done;
-        LOG_INFO("FID: %.4f (%d images against %zu reference images, %s)", res->fid, n, refs->fid.count,
+        LOG_INFO("%s: %.4f (%d images against %zu reference images, %s)", FD, res->fid, n, refs->fid.count,
                  fi.rec->desc->id);
         snprintf(fid_json, sizeof fid_json,
-                 "\"fid\": %.6g, \"fid_reference\": \"%s\", \"fid_reference_images\": %zu, \"features\": \"%s\", "
+                 "\"%s\": %.6g, \"%s_reference\": \"%s\", \"%s_reference_images\": %zu, \"features\": \"%s\", "
                  "\"features_weights\": \"%s\", ",
-                 res->fid, *fid_path ? fid_path : "[data]", refs->fid.count, fi.rec->desc->id, fi.fingerprint);
+                 fd, res->fid, fd, *fid_path ? fid_path : "[data]", fd, refs->fid.count, fi.rec->desc->id, fi.fingerprint);
     }
     char record[3072], source[1024];
     if (*folder) snprintf(source, sizeof source, "\"folder\": \"%.900s\"", folder);
@@ -363,7 +399,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
                  net, rc->plugin[EDM2_KIND_SAMPLER]->desc->id, s.gen.svt->num_evals(s.gen.s), guidance, mode);
     snprintf(record, sizeof record,
              "{%s, \"metric\": \"%s%s%s\", %s%s\"images\": %d, \"seed\": %llu, \"%s_seconds\": %.3f, \"time\": %lld}",
-             source, want_swd ? "swd" : "", want_swd && want_fid ? "," : "", want_fid ? "fid" : "", swd_json, fid_json, n,
+             source, want_swd ? "swd" : "", want_swd && want_fid ? "," : "", fd, swd_json, fid_json, n,
              (unsigned long long)p.seed, *folder ? "read" : "generate", gen_s, (long long)time(NULL));
     if (append_metrics(net, folder, record, err)) goto done;
     status = 0;

@@ -1,6 +1,7 @@
 /* job_report.c: the `report` job, configs compared by their results: over the training runs of [report] runs
  * it writes OUTDIR/report.md with the config keys that differ between the runs side by side (from each
- * run's config.ini), each run's best FID and best SWD and at which sigma_rel (from a sweep's sweep.tsv,
+ * run's config.ini), each run's best Fréchet distance (FID, or FD_DINOv2: fd_dinov2) and best SWD and at which
+ * sigma_rel (from a sweep's sweep.tsv,
  * [report] sweep, or else from the evaluations of the run's own snapshots in its metrics.jsonl),
  * its final loss, images seen and training speed (stats.jsonl), the loss curves as OUTDIR/loss.png, and each
  * run's sample grid. */
@@ -25,11 +26,29 @@ typedef struct run_info {
     cfg c;
     int have_cfg;
     run_stats st;
-    double best[2];      /* SWD, FID; NAN where never measured */
+    double best[2];      /* SWD, the Fréchet distance; NAN where never measured */
     char best_at[2][64]; /* the sigma_rel of the sweep, or the snapshot's EMA label */
+    char fd[FD_NAME_MAX]; /* which Fréchet distance: fid, fd_dinov2, ... (empty: none) */
 } run_info;
 
 enum { SWD, FID };
+
+/* The Fréchet distance of a metrics.jsonl record (the one of its "metric" list that is fid or fd_...): its name
+ * into fd[FD_NAME_MAX] and its value; NAN when it has none. */
+static double record_fd(const char *line, char *fd) {
+    const char *m = strstr(line, "\"metric\": \"");
+    for (const char *t = m ? m + 11 : NULL; t && *t && *t != '"'; t += strcspn(t, ",\"") + (t[strcspn(t, ",\"")] == ',')) {
+        const size_t n = strcspn(t, ",\"");
+        if (n >= FD_NAME_MAX || !((n == 3 && !strncmp(t, "fid", 3)) || (n > 3 && !strncmp(t, "fd_", 3)))) continue;
+        char key[FD_NAME_MAX + 8];
+        snprintf(key, sizeof key, "\"%.*s\": ", (int)n, t);
+        const char *v = strstr(line, key);
+        if (!v) return NAN;
+        snprintf(fd, FD_NAME_MAX, "%.*s", (int)n, t);
+        return strtod(v + strlen(key), NULL);
+    }
+    return NAN;
+}
 
 /* Keeps v (labelled `at`) when it is the smallest value of metric m so far. */
 static void consider(run_info *r, int m, double v, const char *at) {
@@ -38,33 +57,39 @@ static void consider(run_info *r, int m, double v, const char *at) {
     snprintf(r->best_at[m], sizeof r->best_at[m], "%s", at);
 }
 
-/* The best (smallest) SWD and FID of this run: from a sweep.tsv ("run guidance sigma_rel swd [fid]", guidance
+/* The best (smallest) SWD and Fréchet distance of this run: from a sweep.tsv ("run guidance sigma_rel swd [fd]",
+ * its header naming the Fréchet distance, guidance
  * 1), or else from the evaluations of its own snapshots (RUN/metrics.jsonl), labelled by the snapshot's EMA. */
 static void read_best(run_info *r, const char *tsv) {
     r->best[SWD] = r->best[FID] = INFINITY;
-    char line[8192], run[512], at[64];
+    char line[8192], run[512], at[64], c5[FD_NAME_MAX] = "";
     FILE *f = *tsv ? fopen(tsv, "r") : NULL;
     double g, s, v[2];
     while (f && fgets(line, sizeof line, f)) {
         v[FID] = NAN;
+        if (!strncmp(line, "run\t", 4) && sscanf(line, "%*s %*s %*s %*s %47s", c5) == 1) continue; /* the header */
         if (sscanf(line, "%511s %lf %lf %lf %lf", run, &g, &s, &v[SWD], &v[FID]) < 4 || strcmp(run, r->name) || g != 1)
             continue;
         snprintf(at, sizeof at, "%g", s);
         for (int m = 0; m < 2; m++) consider(r, m, v[m], at);
+        if (!isnan(v[FID])) snprintf(r->fd, sizeof r->fd, "%s", *c5 ? c5 : "fid");
     }
     if (f) fclose(f);
     snprintf(line, sizeof line, "%.1000s/metrics.jsonl", r->dir);
     if ((isinf(r->best[SWD]) && isinf(r->best[FID])) && (f = fopen(line, "r"))) {
         while (fgets(line, sizeof line, f)) {
-            const char *snap = strstr(line, "\"snapshot\": \""), *key[2] = {"\"swd\": ", "\"fid\": "};
+            const char *snap = strstr(line, "\"snapshot\": \"");
             if (!snap) continue;
             const char *end = strstr(snap + 13, ".safetensors"), *dash = end;
             while (dash && dash > snap && dash[-1] != '-') dash--;
             snprintf(at, sizeof at, "EMA %.*s", dash && end ? (int)(end - dash) : 1, dash && end ? dash : "?");
-            for (int m = 0; m < 2; m++) {
-                const char *a = strstr(line, key[m]);
-                if (a) consider(r, m, strtod(a + 7, NULL), at);
-            }
+            const char *a = strstr(line, "\"swd\": ");
+            if (a) consider(r, SWD, strtod(a + 7, NULL), at);
+            char fd[FD_NAME_MAX];
+            const double v = record_fd(line, fd);
+            if (isnan(v) || (*r->fd && strcmp(fd, r->fd))) continue; /* (another feature network's: not comparable) */
+            snprintf(r->fd, sizeof r->fd, "%s", fd);
+            consider(r, FID, v, at);
         }
         fclose(f);
     }
@@ -150,6 +175,17 @@ int job_report(const run_config *rc, edm2_err *err) {
         for (int i = 0; i < n; i++) fprintf(md, " |");
         fprintf(md, "\n");
     }
+    const char *fd = "";
+    for (int i = 0; i < n && !*fd; i++) fd = runs[i].fd; /* the Fréchet distance of the table: the first run's */
+    for (int i = 0; i < n; i++)
+        if (*runs[i].fd && strcmp(runs[i].fd, fd)) {
+            LOG_WARN("report: %s measured %s, %s %s: its %s is left out", runs[i].name, runs[i].fd, runs[0].name, fd,
+                     runs[i].fd);
+            runs[i].best[FID] = NAN;
+        }
+    char FD[FD_NAME_MAX + 8], both[FD_NAME_MAX + 32];
+    fd_display(*fd ? fd : "fid", FD, sizeof FD);
+    snprintf(both, sizeof both, "%s and SWD ×10³", FD);
     int has[2] = {0, 0}; /* metrics measured for any run: only those get columns */
     for (int i = 0; i < n; i++)
         for (int m = 0; m < 2; m++) has[m] |= !isnan(runs[i].best[m]);
@@ -157,8 +193,8 @@ int job_report(const run_config *rc, edm2_err *err) {
     fprintf(md, "\n## Results\n\nBest %s (lower is better) over the sweep's σ_rel (%s), or else over the "
                 "evaluations of the run's own snapshots (its metrics.jsonl); final training loss "
                 "(mean of the last status interval), images seen, training time and speed.\n\n| run |",
-            has[FID] && has[SWD] ? "FID and SWD ×10³" : has[FID] ? "FID" : "SWD ×10³", *tsv ? tsv : "no sweep given");
-    const char *name[2] = {"SWD", "FID"};
+            has[FID] && has[SWD] ? both : has[FID] ? FD : "SWD ×10³", *tsv ? tsv : "no sweep given");
+    const char *name[2] = {"SWD", FD};
     for (int m = 1; m >= 0; m--)
         if (has[m]) fprintf(md, " best %s | at |", name[m]);
     fprintf(md, " final loss | kimg | time | images/s |\n|---|");
@@ -184,7 +220,7 @@ int job_report(const run_config *rc, edm2_err *err) {
                  strcmp(cfg_value(&runs[i].c, "loss", "plugin", "edm2"), cfg_value(&runs[0].c, "loss", "plugin", "edm2"));
     fprintf(md, "\n## Loss\n\n%s![training loss against kimg](loss.png)\n\n## Samples\n\n",
             mixed ? "The runs use different loss plugins, whose values are not comparable with each other (compare "
-                    "the SWD or FID instead).\n\n"
+                    "the SWD or the Fréchet distance instead).\n\n"
                   : "");
     for (int i = 0; i < n; i++) {
         char src[1100], dst[4200];

@@ -1,10 +1,12 @@
 /* job_sweep.c: the `sweep` job, the paper's EMA-length study (its figures of FID against sigma_rel): for
  * each training run named in [sweep] runs, reconstructs every sigma_rel of [sweep] stds post hoc (the phema
- * job), evaluates each reconstruction (the evaluate job: SWD and/or FID, each against one reference), for
+ * job), evaluates each reconstruction (the evaluate job: SWD and/or a Fréchet distance, FID or FD_DINOv2, each
+ * against one reference), for
  * each guidance weight when several are given (the guidance x EMA grid), and writes OUTDIR/sweep.md (a table,
  * the best sigma_rel per curve marked), OUTDIR/sweep.tsv (every value) and OUTDIR/sweep.png (the metric against
- * sigma_rel, one curve per run and guidance, the best ringed). Table and plot use FID when it was measured,
- * else SWD. */
+ * sigma_rel, one curve per run and guidance, the best ringed). Table and plot use the Fréchet distance when
+ * it was measured, else SWD. */
+#include <ctype.h>
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -82,8 +84,11 @@ int job_sweep(const run_config *rc, edm2_err *err) {
                 return JOB_FAIL(err, "[sweep] runs: '%s' and '%s' have the same name: their results would share %s/%s",
                                 runs[q], runs[r], outdir, names[r]);
     }
-    int want_swd, want_fid; /* (a missing FID network must not wait for the reconstructions either) */
-    if (evaluate_metrics(rc, "sweep", &want_swd, &want_fid, err)) return 1;
+    int want_swd; /* (a missing feature network must not wait for the reconstructions either) */
+    char fd[FD_NAME_MAX], FD[FD_NAME_MAX + 8], FD_upper[FD_NAME_MAX + 8];
+    if (evaluate_metrics(rc, "sweep", &want_swd, fd, err)) return 1;
+    fd_display(*fd ? fd : "fid", FD, sizeof FD);
+    for (size_t i = 0; i < sizeof FD; i++) FD_upper[i] = (char)toupper((unsigned char)FD[i]); /* (the plot's letters) */
     static eval_result res[MAX_RUNS][MAX_GUIDANCE][MAX_STDS];
     static double val[MAX_RUNS][MAX_GUIDANCE][MAX_STDS]; /* the metric of the table and plot */
     cfg sub;
@@ -136,7 +141,8 @@ int job_sweep(const run_config *rc, edm2_err *err) {
                 eval_result *v = &res[r][g][j];
                 if (evaluate_snapshot(&rc2, &refs, v, err)) goto done;
                 val[r][g][j] = isnan(v->fid) ? v->swd : v->fid;
-                LOG_INFO("sweep: %s sigma_rel %s guidance %g: SWD %.3f FID %.4f", names[r], label, guid[g], v->swd, v->fid);
+                LOG_INFO("sweep: %s sigma_rel %s guidance %g: SWD %.3f %s %.4f", names[r], label, guid[g], v->swd, FD,
+                         v->fid);
             }
         }
     }
@@ -153,11 +159,14 @@ int job_sweep(const run_config *rc, edm2_err *err) {
     }
     FILE *md = amd.f, *tsv = atsv.f;
     const int fid = !isnan(res[0][0][0].fid);
+    char what[160];
+    if (!fid) snprintf(what, sizeof what, "SWD ×10³ (sliced Wasserstein distance on Laplacian-pyramid patches; lower is better)");
+    else if (!strcmp(fd, "fid")) snprintf(what, sizeof what, "FID (Fréchet Inception Distance; lower is better)");
+    else snprintf(what, sizeof what, "%s (Fréchet distance of %s features; lower is better)", FD, fd + 3);
     fprintf(md, "# EMA-length sweep\n\n%s of each post-hoc reconstruction; **bold** = the best σ_rel of the row.\n\n"
                 "| run | guidance |",
-            fid ? "FID (Fréchet Inception Distance; lower is better)"
-                : "SWD ×10³ (sliced Wasserstein distance on Laplacian-pyramid patches; lower is better)");
-    fprintf(tsv, "run\tguidance\tsigma_rel\tswd\tfid\n");
+            what);
+    fprintf(tsv, "run\tguidance\tsigma_rel\tswd\t%s\n", *fd ? fd : "fid");
     for (int j = 0; j < ns; j++) fprintf(md, " %g |", stds[j]);
     fprintf(md, " best σ_rel |\n|---|---|");
     for (int j = 0; j < ns; j++) fprintf(md, "---|");
@@ -181,14 +190,14 @@ int job_sweep(const run_config *rc, edm2_err *err) {
             series[nseries] = (plot_series){labels[nseries], stds, val[r][g], ns, best};
             nseries++;
         }
-    fprintf(md, "\n![%s against sigma_rel](sweep.png)\n", fid ? "FID" : "SWD");
+    fprintf(md, "\n![%s against sigma_rel](sweep.png)\n", fid ? FD : "SWD");
     if (af_commit(&amd, err)) {
         af_abort(&atsv);
         goto done;
     }
     if (af_commit(&atsv, err)) goto done;
     snprintf(path, sizeof path, "%s/sweep.png", outdir);
-    const plot_spec spec = {"EMA LENGTH SWEEP", "SIGMA_REL", fid ? "FID" : "SWD X1E3", 1};
+    const plot_spec spec = {"EMA LENGTH SWEEP", "SIGMA_REL", fid ? FD_upper : "SWD X1E3", 1};
     if (plot_png(path, &spec, series, nseries, err)) goto done;
     LOG_INFO("sweep: %s/sweep.md, sweep.tsv and sweep.png", outdir);
     status = 0;

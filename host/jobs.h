@@ -44,9 +44,14 @@ typedef struct eval_result {
  * otherwise, so a caller evaluating many snapshots against one reference makes it once; the caller frees
  * it (eval_refs_free). */
 int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, edm2_err *err);
-/* The metrics that [section] metrics asks for (swd, fid or both; the default swd), refused with the key's
- * file and line where FID is asked for and the config has no [features] network. */
-int evaluate_metrics(const run_config *rc, const char *section, int *swd, int *fid, edm2_err *err);
+/* The metrics that [section] metrics asks for: swd (the default) and/or one Fréchet distance into
+ * fd[FD_NAME_MAX] (empty: none): fid, or fd_ID for a [features] plugin ID other than inception_v3 (fd_dinov2);
+ * refused with the key's file and line where the config has no [features] network, or another one. */
+int evaluate_metrics(const run_config *rc, const char *section, int *swd, char *fd, edm2_err *err);
+/* The Fréchet distance that the [features] plugin's features give: fid (inception_v3) or fd_ID, into name. */
+const char *fd_metric(const plugin_rec *features, char *name, size_t len);
+/* A metric's name for people: FID, or FD_ID (FD_dinov2). */
+const char *fd_display(const char *metric, char *name, size_t len);
 int job_report(const run_config *rc, edm2_err *err);
 int job_encode(const run_config *rc, edm2_err *err);
 

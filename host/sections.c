@@ -71,11 +71,13 @@ static const edm2_config_key k_evaluate[] = {
     {"labels", EDM2_CFG_STRING, "random", "class labels: random (per seed), rows, or a class index"},
     {"batch", EDM2_CFG_INT, "64", "images per sampler call"},
     {"metrics", EDM2_CFG_STRING, "swd",
-     "what to measure: swd (sliced Wasserstein distance, no weights needed), fid (needs [features]), or swd,fid"},
+     "what to measure: swd (sliced Wasserstein distance, no weights needed), fid ([features] inception_v3), fd_dinov2 "
+     "([features] dinov2), or swd with one of them, e.g. swd,fid"},
     {"reference", EDM2_CFG_STRING, "", "SWD reference statistics file: loaded when it exists, else computed from [data] "
                                       "and saved there; empty = computed from [data] each time"},
-    {"fid_reference", EDM2_CFG_STRING, "", "FID reference statistics (mean, covariance of [data]'s features): loaded "
-                                          "when the file exists, else computed and saved there; empty = computed each time"},
+    {"fid_reference", EDM2_CFG_STRING, "", "reference statistics of the Fréchet distance, FID or FD_DINOv2 (mean, "
+                                          "covariance of [data]'s features): loaded when the file exists, else computed "
+                                          "and saved there; empty = computed each time"},
     {"ref_images", EDM2_CFG_INT, "0", "reference images from [data] (0 = as many as generated)"},
     {"swd_patches", EDM2_CFG_INT, "128", "SWD: patches per image and pyramid level"},
     {"swd_min_res", EDM2_CFG_INT, "16", "SWD: coarsest pyramid level"},
@@ -93,9 +95,11 @@ static const edm2_config_key k_sweep[] = {
     {"seeds", EDM2_CFG_STRING, "0-999", "seeds of the generated images of each evaluation"},
     {"labels", EDM2_CFG_STRING, "random", "class labels: random (per seed), rows, or a class index"},
     {"batch", EDM2_CFG_INT, "100", "images per sampler call"},
-    {"metrics", EDM2_CFG_STRING, "swd", "swd, fid (needs [features]) or swd,fid; the table and plot use FID when measured"},
+    {"metrics", EDM2_CFG_STRING, "swd", "swd, fid or fd_dinov2 (needs [features]), or swd with one of them; the table "
+                                        "and plot use the Fréchet distance when measured"},
     {"reference", EDM2_CFG_STRING, "", "SWD reference statistics file (see [evaluate] reference)"},
-    {"fid_reference", EDM2_CFG_STRING, "", "FID reference statistics file (see [evaluate] fid_reference)"},
+    {"fid_reference", EDM2_CFG_STRING, "", "Fréchet distance (FID, FD_DINOv2) reference statistics file (see [evaluate] "
+                                          "fid_reference)"},
     {"ref_images", EDM2_CFG_INT, "0", "reference images from [data] (0 = as many as generated)"},
     {"swd_patches", EDM2_CFG_INT, "128", "SWD: patches per image and pyramid level"},
     {"swd_min_res", EDM2_CFG_INT, "16", "SWD: coarsest pyramid level"},

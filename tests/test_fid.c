@@ -130,20 +130,34 @@ static void test_accumulate_and_file(void **state) {
     char *dir = make_temp_dir(), path[512];
     snprintf(path, sizeof path, "%s/ref.safetensors", dir);
     fid_stats s, back;
-    assert_int_equal(fid_stats_alloc(&s, D, &err), 0);
+    assert_int_equal(fid_stats_alloc(&s, "fid", D, &err), 0);
     memcpy(s.mu, mu, sizeof mu), memcpy(s.sigma, sg, sizeof sg);
     s.count = N;
     snprintf(s.fingerprint, sizeof s.fingerprint, "00112233aabbccdd");
     assert_int_equal(fid_stats_save(path, &s, "test rows", &err), 0);
-    assert_int_equal(fid_stats_load(path, D, "00112233aabbccdd", &back, &err), 0);
+    assert_int_equal(fid_stats_load(path, "fid", D, "00112233aabbccdd", &back, &err), 0);
     assert_memory_equal(back.mu, mu, sizeof mu);
     assert_memory_equal(back.sigma, sg, sizeof sg);
     assert_int_equal(back.count, N);
     fid_stats_free(&back);
-    assert_int_equal(fid_stats_load(path, D, "ffffffffffffffff", &back, &err), -1);
+    assert_int_equal(fid_stats_load(path, "fid", D, "ffffffffffffffff", &back, &err), -1);
     assert_non_null(strstr(err.msg, "other feature weights"));
-    assert_int_equal(fid_stats_load(path, D + 1, "", &back, &err), -1);
+    assert_int_equal(fid_stats_load(path, "fid", D + 1, "", &back, &err), -1);
     assert_non_null(strstr(err.msg, "fid/mu [7]"));
+    assert_int_equal(fid_stats_load(path, "fd_dinov2", D, "", &back, &err), -1); /* another network's statistics */
+    assert_non_null(strstr(err.msg, "not fd_dinov2 reference statistics (edm2.metric = fid): another feature network's"));
+    snprintf(s.metric, sizeof s.metric, "fd_dinov2"); /* the same under another metric's name */
+    assert_int_equal(fid_stats_save(path, &s, "test rows", &err), 0);
+    assert_int_equal(fid_stats_load(path, "fd_dinov2", D, "00112233aabbccdd", &back, &err), 0);
+    assert_memory_equal(back.sigma, sg, sizeof sg);
+    assert_string_equal(back.metric, "fd_dinov2");
+    fid_stats_free(&back);
+    assert_int_equal(fid_stats_load(path, "fid", D, "", &back, &err), -1);
+    st_file sf;
+    assert_int_equal(st_open(&sf, path, &err), 0);
+    assert_non_null(st_find(&sf, "fd_dinov2/sigma"));
+    assert_string_equal(st_meta(&sf, "fd_dinov2.count"), "301");
+    st_close(&sf);
     fid_stats_free(&s);
     rm_rf(dir);
     free(dir), free(f);

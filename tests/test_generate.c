@@ -374,6 +374,101 @@ static void test_evaluate_folder(void **state) {
     free(dir);
 }
 
+/* FD_DINOv2 (metrics = fd_dinov2, [features] dinov2 with the small network of tests/data/dinov2_ref) beside
+ * SWD: its reference statistics saved under that name and reused, the record's keys named after it; FID and
+ * two Fréchet distances refused; a sweep's table, values and plot labelled with it, and a report reading it
+ * from the sweep and from a run's metrics.jsonl. */
+static void test_fd_dinov2(void **state) {
+    (void)state;
+    char *dir = make_temp_dir(), text[4096], stats[700], p[800];
+    const char *feat = "[features]\nplugin = dinov2\nweights = " EDM2_TEST_DATA "/dinov2_ref.safetensors\ndim = 64\n"
+                       "depth = 2\nheads = 4\n";
+    snprintf(stats, sizeof stats, "%s/stats/fd.safetensors", dir);
+    snprintf(text, sizeof text,
+             "[job]\ntype = evaluate\n[sampler]\nplugin = heun\nnum_steps = 4\n[data]\nsource = fashion-mnist\n"
+             "resolution = 8\nmax_images = 1000\n%s[evaluate]\nnet = %s/network-snapshot-0000002-0.100.safetensors\n"
+             "seeds = 0-5\nbatch = 4\nswd_min_res = 8\nswd_patches = 16\nref_images = 6\nmetrics = swd,fd_dinov2\n"
+             "fid_reference = %s\n",
+             feat, g_run, stats);
+    run_result r;
+    if (run_job(dir, "eval.ini", text, &r, NULL)) fprintf(stderr, "%s", r.err);
+    assert_non_null(strstr(r.err, "saved FD_dinov2 reference statistics"));
+    assert_non_null(strstr(r.err, "FD_dinov2: "));
+    int lines;
+    const double fd = last_metric("fd_dinov2", &lines);
+    assert_true(isfinite(fd) && fd > 0);
+    snprintf(p, sizeof p, "%s/metrics.jsonl", g_run);
+    char *jsonl = read_text(p), *last = jsonl + strlen(jsonl) - 1;
+    while (last > jsonl && last[-1] != '\n') last--;
+    assert_non_null(strstr(last, "\"metric\": \"swd,fd_dinov2\""));
+    assert_non_null(strstr(last, "\"fd_dinov2_reference_images\": 6, \"features\": \"dinov2\""));
+    assert_int_equal(run_host(&r, "inspect", stats, NULL), 0);
+    assert_non_null(strstr(r.out, "fd.safetensors: FD_dinov2 reference statistics of 6 images (64 features, weights "));
+    const char *again[] = {"evaluate.metrics=fd_dinov2", "evaluate.batch=5", NULL};
+    assert_int_equal(run_job(dir, "eval.ini", text, &r, again), 0);
+    assert_null(strstr(r.err, "saved FD_dinov2"));
+    assert_float_equal(last_metric("fd_dinov2", &lines), fd, 0);
+    const char *fid[] = {"evaluate.metrics=fid", NULL}, *two[] = {"evaluate.metrics=fid,fd_dinov2", NULL};
+    const char *none[] = {"features.plugin=", NULL};
+    assert_int_not_equal(run_job(dir, "eval.ini", text, &r, fid), 0);
+    assert_non_null(strstr(r.err, "[evaluate] metrics = fid: the [features] network dinov2 measures fd_dinov2, not fid"));
+    assert_int_not_equal(run_job(dir, "eval.ini", text, &r, two), 0);
+    assert_non_null(strstr(r.err, "one Fréchet distance per run"));
+    /* (a [features] section without a plugin: the config is refused before any metric is looked at) */
+    assert_int_not_equal(run_job(dir, "eval.ini", text, &r, none), 0);
+    /* the sweep and the report */
+    char out[700];
+    snprintf(out, sizeof out, "%s/sweep", dir);
+    snprintf(text, sizeof text,
+             "[job]\ntype = sweep\n[ema]\nplugin = power\n[sampler]\nplugin = heun\nnum_steps = 4\n[data]\n"
+             "source = fashion-mnist\nresolution = 8\nmax_images = 1000\n%s[sweep]\nruns = %s\nstds = 0.05,0.1\n"
+             "seeds = 0-5\nbatch = 6\nmetrics = fd_dinov2\nfid_reference = %s\noutdir = %s\n",
+             feat, g_run, stats, out);
+    if (run_job(dir, "sweep.ini", text, &r, NULL)) fprintf(stderr, "%s", r.err);
+    assert_int_equal(r.status, 0);
+    snprintf(p, sizeof p, "%s/sweep.tsv", out);
+    char *tsv = read_text(p);
+    const char *header = "run\tguidance\tsigma_rel\tswd\tfd_dinov2\n";
+    assert_true(!strncmp(tsv, header, strlen(header)));
+    snprintf(p, sizeof p, "%s/sweep.md", out);
+    char *md = read_text(p);
+    assert_non_null(strstr(md, "FD_dinov2 (Fréchet distance of dinov2 features; lower is better) of each post-hoc"));
+    free(tsv), free(md);
+    snprintf(text, sizeof text, "[job]\ntype = report\n[report]\nruns = %s\nsweep = %s/sweep.tsv\noutdir = %s/report\n",
+             g_run, out, dir);
+    assert_int_equal(run_job(dir, "report.ini", text, &r, NULL), 0);
+    snprintf(p, sizeof p, "%s/report/report.md", dir);
+    md = read_text(p);
+    assert_non_null(strstr(md, "Best FD_dinov2 (lower is better) over the sweep"));
+    assert_non_null(strstr(md, " best FD_dinov2 | at |"));
+    free(md);
+    /* a run whose metrics.jsonl has only that record: the report finds its FD_dinov2 there */
+    char run2[700];
+    snprintf(run2, sizeof run2, "%s/run2", dir);
+    assert_int_equal(mkdir(run2, 0777), 0);
+    const char *copy[] = {"config.ini", "stats.jsonl"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%s", g_run, copy[k]);
+        char *t = read_text(p);
+        free(write_text(run2, copy[k], t));
+        free(t);
+    }
+    free(write_text(run2, "metrics.jsonl", last));
+    free(jsonl);
+    snprintf(text, sizeof text, "[job]\ntype = report\n[report]\nruns = %s\noutdir = %s/report2\n", run2, dir);
+    assert_int_equal(run_job(dir, "report.ini", text, &r, NULL), 0);
+    snprintf(p, sizeof p, "%s/report2/report.md", dir);
+    md = read_text(p);
+    char want[64];
+    snprintf(want, sizeof want, "| %.4f | EMA 0.100 |", fd);
+    if (!strstr(md, want)) fprintf(stderr, "expected '%s' in:\n%s", want, md);
+    assert_non_null(strstr(md, want));
+    assert_non_null(strstr(md, "Best FD_dinov2 and SWD ×10³"));
+    free(md);
+    rm_rf(dir);
+    free(dir);
+}
+
 /* The sweep over three sigma_rel of the tiny run: one reference for all evaluations, the table marks each
  * row's smallest value as the best, the values file agrees with it, and the plot is a readable PNG. */
 static void test_sweep(void **state) {
@@ -725,6 +820,7 @@ int main(void) {
         cmocka_unit_test(test_evaluate),
         cmocka_unit_test(test_evaluate_fid),
         cmocka_unit_test(test_evaluate_folder),
+        cmocka_unit_test(test_fd_dinov2),
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_check_opens_inputs),
