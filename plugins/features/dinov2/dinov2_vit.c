@@ -75,9 +75,10 @@ int dino_build(dino_vit *v, const dino_shape *s, char *msg, size_t len) {
 
 static float *falloc(size_t n) { return aligned_alloc(64, (n + 15) / 16 * 64); }
 
-int dino_work_alloc(dino_work *w, const dino_vit *v) {
+int dino_work_alloc(dino_work *w, const dino_vit *v, int batch) {
     memset(w, 0, sizeof *w);
-    const size_t D = (size_t)v->s.dim, T = (size_t)v->tokens, pp = 3 * (size_t)v->s.patch * v->s.patch;
+    w->batch = batch;
+    const size_t D = (size_t)v->s.dim, T = (size_t)v->tokens * batch, pp = 3 * (size_t)v->s.patch * v->s.patch;
     const int hd = v->s.dim / v->s.heads;
     const int shapes[][2] = {{v->s.dim, (int)pp}, {3 * v->s.dim, v->s.dim}, {v->tokens, hd}, {hd, v->tokens},
                              {v->s.dim, v->s.dim}, {v->hidden, v->s.dim}, {v->s.dim, v->hidden}};
@@ -87,7 +88,7 @@ int dino_work_alloc(dino_work *w, const dino_vit *v) {
         if (p > pack) pack = p;
     }
     w->x = falloc(T * D), w->h = falloc(T * D), w->qkv = falloc(T * 3 * D), w->att = falloc(T * D);
-    w->s = falloc(T * T), w->mlp = falloc(T * (size_t)v->hidden), w->patches = falloc((T - 1) * pp);
+    w->s = falloc((size_t)v->tokens * v->tokens), w->mlp = falloc(T * (size_t)v->hidden), w->patches = falloc(T * pp);
     w->pack = falloc(pack);
     if (w->x && w->h && w->qkv && w->att && w->s && w->mlp && w->patches && w->pack) return 0;
     dino_work_free(w);
@@ -146,43 +147,51 @@ static void patch_rows(const dino_vit *v, const float *img, float *P) {
                        img + ((size_t)c * R + (size_t)(q / g * p + ky)) * R + (size_t)(q % g) * p, (size_t)p * sizeof(float));
 }
 
-void dino_forward(const dino_vit *v, const float *arena, const float *img, float *out, dino_work *w) {
-    const int D = v->s.dim, T = v->tokens, H = v->hidden, heads = v->s.heads, hd = D / heads;
-    const int K = 3 * v->s.patch * v->s.patch;
+/* x[rows, D] += gamma * y (LayerScale). */
+static void scaled_add(float *x, const float *y, const float *gamma, size_t rows, int D) {
+#pragma omp parallel for schedule(static)
+    for (size_t t = 0; t < rows; t++)
+        for (int i = 0; i < D; i++) x[t * D + i] += gamma[i] * y[t * D + i];
+}
+
+void dino_forward(const dino_vit *v, const float *arena, const float *img, int n, float *out, dino_work *w) {
+    const int D = v->s.dim, T = v->tokens, H = v->hidden, heads = v->s.heads, hd = D / heads, R = v->s.res;
+    const int K = 3 * v->s.patch * v->s.patch, rows = n * T;
     const float *A = arena, *pos = A + v->pos;
-    /* tokens: the class token, then the patches (convolution + bias), plus the position embedding */
-    patch_rows(v, img, w->patches);
-    linear(w->patches, T - 1, K, A + v->pw, A + v->pb, D, w->x + D, w->pack);
-    for (int i = 0; i < D; i++) w->x[i] = A[v->cls + i];
-    for (size_t i = 0; i < (size_t)T * D; i++) w->x[i] += pos[i];
+    /* tokens of image b at rows b T..: the class token, then the patches (convolution + bias), plus the
+     * position embedding */
+    for (int b = 0; b < n; b++) patch_rows(v, img + (size_t)b * 3 * R * R, w->patches + (size_t)b * (T - 1) * K);
+    linear(w->patches, n * (T - 1), K, A + v->pw, A + v->pb, D, w->h, w->pack);
+    for (int b = 0; b < n; b++) {
+        float *x = w->x + (size_t)b * T * D;
+        memcpy(x, A + v->cls, (size_t)D * sizeof(float));
+        memcpy(x + D, w->h + (size_t)b * (T - 1) * D, (size_t)(T - 1) * D * sizeof(float));
+        for (size_t i = 0; i < (size_t)T * D; i++) x[i] += pos[i];
+    }
     const float scale = 1.0f / sqrtf((float)hd);
     for (int l = 0; l < v->s.depth; l++) {
-        const dino_block *b = &v->blk[l];
-        layer_norm(w->x, T, D, A + b->n1w, A + b->n1b, w->h);
-        linear(w->h, T, D, A + b->qkvw, A + b->qkvb, 3 * D, w->qkv, w->pack);
-        for (int h = 0; h < heads; h++) { /* q, k, v of head h: columns h hd.. of the three thirds of qkv */
-            const float *q = w->qkv + (size_t)h * hd, *k = q + D, *val = q + 2 * D;
-            gemm_nt((size_t)T, T, hd, q, 3 * D, k, 3 * D, w->s, T, 0, w->pack);
-            softmax_rows(w->s, T, scale);
-            gemm_nn((size_t)T, hd, T, w->s, T, val, 3 * D, w->att + (size_t)h * hd, D, 0, w->pack);
-        }
-        linear(w->att, T, D, A + b->projw, A + b->projb, D, w->h, w->pack);
-        const float *g1 = A + b->ls1, *g2 = A + b->ls2;
-#pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++)
-            for (int i = 0; i < D; i++) w->x[(size_t)t * D + i] += g1[i] * w->h[(size_t)t * D + i];
-        layer_norm(w->x, T, D, A + b->n2w, A + b->n2b, w->h);
-        linear(w->h, T, D, A + b->fc1w, A + b->fc1b, H, w->mlp, w->pack);
-#pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++)
-            for (int i = 0; i < H; i++) {
-                const float x = w->mlp[(size_t)t * H + i];
-                w->mlp[(size_t)t * H + i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+        const dino_block *bk = &v->blk[l];
+        layer_norm(w->x, rows, D, A + bk->n1w, A + bk->n1b, w->h);
+        linear(w->h, rows, D, A + bk->qkvw, A + bk->qkvb, 3 * D, w->qkv, w->pack);
+        for (int b = 0; b < n; b++)
+            for (int h = 0; h < heads; h++) { /* q, k, v of head h: columns h hd.. of the three thirds of qkv */
+                const float *q = w->qkv + (size_t)b * T * 3 * D + (size_t)h * hd, *k = q + D, *val = q + 2 * D;
+                gemm_nt((size_t)T, T, hd, q, 3 * D, k, 3 * D, w->s, T, 0, w->pack);
+                softmax_rows(w->s, T, scale);
+                gemm_nn((size_t)T, hd, T, w->s, T, val, 3 * D, w->att + (size_t)b * T * D + (size_t)h * hd, D, 0, w->pack);
             }
-        linear(w->mlp, T, H, A + b->fc2w, A + b->fc2b, D, w->h, w->pack);
+        linear(w->att, rows, D, A + bk->projw, A + bk->projb, D, w->h, w->pack);
+        scaled_add(w->x, w->h, A + bk->ls1, (size_t)rows, D);
+        layer_norm(w->x, rows, D, A + bk->n2w, A + bk->n2b, w->h);
+        linear(w->h, rows, D, A + bk->fc1w, A + bk->fc1b, H, w->mlp, w->pack);
 #pragma omp parallel for schedule(static)
-        for (int t = 0; t < T; t++)
-            for (int i = 0; i < D; i++) w->x[(size_t)t * D + i] += g2[i] * w->h[(size_t)t * D + i];
+        for (size_t i = 0; i < (size_t)rows * H; i++) {
+            const float x = w->mlp[i];
+            w->mlp[i] = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+        }
+        linear(w->mlp, rows, H, A + bk->fc2w, A + bk->fc2b, D, w->h, w->pack);
+        scaled_add(w->x, w->h, A + bk->ls2, (size_t)rows, D);
     }
-    layer_norm(w->x, 1, D, A + v->nw, A + v->nb, out); /* the class token alone */
+    for (int b = 0; b < n; b++) /* the class tokens alone */
+        layer_norm(w->x + (size_t)b * T * D, 1, D, A + v->nw, A + v->nb, out + (size_t)b * D);
 }

@@ -21,7 +21,7 @@ struct edm2_features {
     dino_work work;
     float *input, *scratch;
     size_t scratch_floats;
-    int threads;
+    int threads, max_batch;
 };
 
 static const edm2_config_key k_keys[] = {
@@ -32,13 +32,14 @@ static const edm2_config_key k_keys[] = {
     {"heads", EDM2_CFG_INT, "16", "attention heads (ViT-L: 16)"},
     {"patch", EDM2_CFG_INT, "14", "patch size in pixels (/14: 14)"},
     {"resolution", EDM2_CFG_INT, "224", "input size images are resized to (the metric's: 224)"},
+    {"max_batch", EDM2_CFG_INT, "8", "images per forward pass (memory: about 12 MB per image for ViT-L/14)"},
 };
 
 static edm2_status f_create(const edm2_host *host, const edm2_config *cfg, const edm2_backend_ops *backend,
                             edm2_features **out) {
-    const char *keys[5] = {"dim", "depth", "heads", "patch", "resolution"};
-    long long val[5];
-    for (int i = 0; i < 5; i++) {
+    const char *keys[6] = {"dim", "depth", "heads", "patch", "resolution", "max_batch"};
+    long long val[6];
+    for (int i = 0; i < 6; i++) {
         val[i] = edm2_cfg_int(cfg, keys[i], 0);
         if (val[i] < 1 || val[i] > 65536)
             return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "[features] %s = %lld: expected 1 to 65536",
@@ -55,6 +56,7 @@ static edm2_status f_create(const edm2_host *host, const edm2_config *cfg, const
     f->host = host;
     f->be = *backend;
     f->threads = host && host->threads > 0 ? host->threads : 1;
+    f->max_batch = (int)(val[5] < 4096 ? val[5] : 4096);
     *out = f;
     return EDM2_OK;
 }
@@ -85,10 +87,11 @@ static edm2_status f_prepare(edm2_features *f, const float *params) {
     free(f->arena), free(f->input);
     dino_work_free(&f->work);
     f->arena = malloc(n * sizeof(float));
-    f->input = malloc(3 * R * R * sizeof(float));
-    if (!f->arena || !f->input || dino_work_alloc(&f->work, &f->v))
-        return edm2_logf(f->host, EDM2_LOG_ERROR, ID, EDM2_ERR_NOMEM, "out of memory for the weights (%zu MB)",
-                         n * sizeof(float) >> 20);
+    f->input = malloc(3 * R * R * (size_t)f->max_batch * sizeof(float));
+    if (!f->arena || !f->input || dino_work_alloc(&f->work, &f->v, f->max_batch))
+        return edm2_logf(f->host, EDM2_LOG_ERROR, ID, EDM2_ERR_NOMEM,
+                         "out of memory for the weights (%zu MB) and %d images ([features] max_batch)",
+                         n * sizeof(float) >> 20, f->max_batch);
     return f->be.vt->download(f->be.b, f->arena, params, n * sizeof(float));
 }
 
@@ -108,9 +111,12 @@ static edm2_status f_extract(edm2_features *f, const float *images, int N, int C
     }
     const int t = f->host ? f->host->threads : f->threads;
     omp_set_num_threads(t < 1 ? 1 : t > f->threads ? f->threads : t);
-    for (int i = 0; i < N; i++) {
-        dino_input(images + (size_t)i * C * H * W, C, H, W, f->v.s.res, f->input, f->scratch);
-        dino_forward(&f->v, f->arena, f->input, out + (size_t)i * f->v.s.dim, &f->work);
+    const size_t in = 3 * (size_t)f->v.s.res * f->v.s.res;
+    for (int i = 0; i < N; i += f->max_batch) {
+        const int n = N - i < f->max_batch ? N - i : f->max_batch;
+        for (int k = 0; k < n; k++)
+            dino_input(images + (size_t)(i + k) * C * H * W, C, H, W, f->v.s.res, f->input + in * k, f->scratch);
+        dino_forward(&f->v, f->arena, f->input, n, out + (size_t)i * f->v.s.dim, &f->work);
     }
     return EDM2_OK;
 }
