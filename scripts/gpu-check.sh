@@ -5,7 +5,7 @@
 # the default):
 #   1. the CUDA tests: network parity in fp32, each bf16 layer kernel and attention against the CPU's,
 #      the bf16/fp16 precisions against fp32 and the passes replayed from CUDA graphs, the FID Inception
-#      network, the SD VAE, the backend and layers; `check-ref --backend cuda`; NCCL in a group of one;
+#      network, the FD_DINOv2 network (never run on a GPU yet), the SD VAE, the backend and layers; `check-ref --backend cuda`; NCCL in a group of one;
 #   2. which algorithm each 3x3 convolution of img512 XS runs at batch 256 in bf16, timed, with the
 #      training speed and peak of that run and where the memory went (algos.txt);
 #   3. (with .devref/ carried) img512 XS and S at batch 256 (or the largest halving that fits): ours in
@@ -13,7 +13,7 @@
 #   4. where a bf16 XS training step's time goes, kernel by kernel (bench/kernel_profile.py: Nsight
 #      Compute durations of a steady pass, with the plans of step 2);
 #   5. the forced weight normalisation, the bf16 layers, attention, the bf16/fp16 network, the CUDA graphs,
-#      Inception and the VAE under compute-sanitizer (the same tests pass under ASan in the CPU emulation of
+#      Inception, DINOv2 and the VAE under compute-sanitizer (the same tests pass under ASan in the CPU emulation of
 #      tests/cuda_emu, which cannot show the GPU's own memory faults);
 #   6. the other ways of choosing algorithms (any determinism, the graph API's plans, cuDNN's heuristics),
 #      the evaluation's kernel profile, sampling at batch 16 with and without CUDA graphs, the
@@ -84,7 +84,7 @@ build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 if [ "$mode" != more ]; then # (more: straight to what comes after the speed table)
-step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception|vae' --timeout 240 --output-on-failure"
+step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception|vae|dinov2' --timeout 240 --output-on-failure"
 step check-ref build-gpu/edm2host check-ref tests/data/edm2_small.safetensors --backend cuda
 # Issue 12 on one GPU: the data-parallel path in a group of one (two passes into their own arenas, NCCL's
 # all-reduce and broadcast with one rank) gives bitwise the plain run's checkpoint.
@@ -161,6 +161,7 @@ if [ -n "$sanitizer" ] && { [ "$mode" = quick ] || [ "$mode" = full ]; }; then
   step memcheck-graphs memcheck test_cuda_network 'test_*_graph'
   step memcheck-inception memcheck test_inception test_cuda_matches
   step memcheck-vae memcheck test_vae test_cuda_matches
+  step memcheck-dinov2 memcheck test_dinov2 test_cuda_matches
 fi
 # The other ways of choosing (after the speed table, which uses the default): any determinism, the graph
 # API's plans, cuDNN's heuristics.

@@ -2,8 +2,9 @@
  * tests/data/dinov2_ref.safetensors holds a small random DinoVisionTransformer's weights (converted by
  * scripts/convert_dinov2_weights.py, pos_embed interpolated from the 37x37 grid of a 518 model), images, and
  * the features DINOv2 computed for them after the EDM2 detector's resizing and normalisation
- * (make_dinov2_ref.py); this test runs the CPU build through the host's feature_net.c (8-bit quantisation,
- * grey as RGB) with that file as the weights and compares, enlarged and shrunk images both. Also: features
+ * (make_dinov2_ref.py); this test runs the CPU build (and the CUDA build where a GPU is present, or in the CPU
+ * emulation as test_dinov2_emu) through the host's feature_net.c (8-bit quantisation, grey as RGB) with that
+ * file as the weights and compares, enlarged and shrunk images both. Also: features
  * independent of the batch and the thread count (bitwise), the ViT-L/14 table by default, a shape the network
  * cannot have refused, and weights of another shape refused with the tensor named. */
 #include <math.h>
@@ -25,20 +26,25 @@ static plugin_registry g_reg;
 static runtime g_rt;
 static st_file g_ref;
 
-static const plugin_rec *plugin(void) { return registry_find(&g_reg, EDM2_KIND_FEATURES, "dinov2", EDM2_BACKEND_CPU); }
+static const plugin_rec *plugin_of(edm2_backend_id b) { return registry_find(&g_reg, EDM2_KIND_FEATURES, "dinov2", b); }
+static const plugin_rec *plugin(void) { return plugin_of(EDM2_BACKEND_CPU); }
 
-/* The small network of the reference file (its metadata give the shape), or `extra` settings. */
-static int open_features(feat_instance *fi, const char *const *extra, edm2_err *err) {
+/* The small network of the reference file (its metadata give the shape), or `extra` settings, on rt. */
+static int open_on(feat_instance *fi, runtime *rt, edm2_backend_id b, const char *const *extra, edm2_err *err) {
     cfg c = {0};
     const char *keys[] = {"dim", "depth", "heads", "patch", "resolution"};
     assert_int_equal(cfg_put(&c, "features", "weights", REF), 0);
     for (int k = 0; k < 5; k++) assert_int_equal(cfg_put(&c, "features", keys[k], st_meta(&g_ref, keys[k])), 0);
     for (int k = 0; extra && extra[k]; k += 2) assert_int_equal(cfg_put(&c, "features", extra[k], extra[k + 1]), 0);
     config_view v;
-    config_view_init(&v, &c, "features", plugin()->desc->keys, plugin()->desc->key_count);
-    int rc = feat_open(fi, &g_rt, plugin(), &v.api, err);
+    config_view_init(&v, &c, "features", plugin_of(b)->desc->keys, plugin_of(b)->desc->key_count);
+    int rc = feat_open(fi, rt, plugin_of(b), &v.api, err);
     cfg_free(&c);
     return rc;
+}
+
+static int open_features(feat_instance *fi, const char *const *extra, edm2_err *err) {
+    return open_on(fi, &g_rt, EDM2_BACKEND_CPU, extra, err);
 }
 
 /* The images of one group (values k/255), encoded as generated images (x / 127.5 - 1), and their features. */
@@ -60,11 +66,10 @@ static float *ref_images(const char *group, int *n, int *C, int *R, float **want
     return x;
 }
 
-static void test_matches_dinov2(void **state) {
-    (void)state;
+static void check_backend(runtime *rt, edm2_backend_id b, const char *label) {
     feat_instance fi;
     edm2_err err;
-    if (open_features(&fi, NULL, &err)) fail_msg("%s", err.msg);
+    if (open_on(&fi, rt, b, NULL, &err)) fail_msg("%s", err.msg);
     assert_int_equal(fi.info.dim, DIM);
     const char *groups[] = {"rgb32", "grey28", "rgb300"};
     for (int g = 0; g < 3; g++) {
@@ -77,12 +82,30 @@ static void test_matches_dinov2(void **state) {
             m = d > m || isnan(d) ? d : m;
             s = fmax(s, fabs((double)want[i]));
         }
-        print_message("%s: %d images %dx%dx%d, max |ours - DINOv2| = %.2e of the largest feature (%.3f)\n", groups[g], n,
-                      C, R, R, m / s, s);
+        print_message("%s %s: %d images %dx%dx%d, max |ours - DINOv2| = %.2e of the largest feature (%.3f)\n", label,
+                      groups[g], n, C, R, R, m / s, s);
         assert_true(m / s <= TOL);
         free(x), free(want), free(got);
     }
     feat_close(&fi);
+}
+
+static void test_matches_dinov2(void **state) {
+    (void)state;
+    check_backend(&g_rt, EDM2_BACKEND_CPU, "cpu");
+}
+
+static void test_cuda_matches(void **state) {
+    (void)state;
+    runtime rt;
+    char why[512];
+    if (open_backend(&g_reg, &rt, "edm2_backend_cuda.so", "cuda", why, sizeof why)) {
+        print_message("skipped: the CUDA build needs a CUDA device (%s)\n", why);
+        skip();
+    }
+    if (!plugin_of(EDM2_BACKEND_CUDA)) fail_msg("no CUDA build of dinov2 although a CUDA backend runs");
+    check_backend(&rt, EDM2_BACKEND_CUDA, "cuda");
+    runtime_close(&rt);
 }
 
 /* An image's features alone, in a batch, and with one or two threads: bitwise the same. */
@@ -172,6 +195,7 @@ int main(void) {
         cmocka_unit_test(test_matches_dinov2),
         cmocka_unit_test(test_batch_and_threads),
         cmocka_unit_test(test_table_and_refusals),
+        cmocka_unit_test(test_cuda_matches),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);

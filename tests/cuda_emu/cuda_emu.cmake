@@ -32,6 +32,7 @@ emu_rewrite(EMU_ACT ${EMU_NET}/mp_ops.cu ${EMU_NET}/act_ops.cu ${EMU_NET}/unet_k
 emu_rewrite(EMU_ATTN ${EMU_NET}/attention_cuda.cu ${EMU_NET}/attention_lp.cu)
 emu_rewrite(EMU_BACKEND ${P}/backend/backend_cuda.cu)
 emu_rewrite(EMU_INCEPTION ${P}/features/inception_v3_cuda/inception_kernels.cu)
+emu_rewrite(EMU_DINOV2 ${P}/features/dinov2_cuda/dinov2_kernels.cu)
 emu_rewrite(EMU_VAE ${P}/vae/sd_vae_cuda/vae_kernels.cu)
 emu_rewrite(EMU_LOSS ${P}/loss/uncertainty_weighted_loss_cuda.cu)
 emu_rewrite(EMU_ADAM ${P}/optimizer/adam_cuda.cu)
@@ -98,6 +99,8 @@ endif()
 emu_plugin(edm2_features_inception_v3_cuda ${EMU_HEADERS} ${EMU_INCEPTION} ${P}/features/inception_v3_cuda/plugin.c
            ${P}/features/inception_v3/inception_graph.c)
 target_include_directories(edm2_features_inception_v3_cuda_emu PRIVATE ${P}/features/inception_v3_cuda ${P}/features/inception_v3)
+emu_plugin(edm2_features_dinov2_cuda ${EMU_HEADERS} ${EMU_DINOV2} ${P}/features/dinov2_cuda/plugin.c ${P}/features/dinov2/dinov2_vit.c)
+target_include_directories(edm2_features_dinov2_cuda_emu PRIVATE ${P}/features/dinov2_cuda ${P}/features/dinov2)
 emu_plugin(edm2_vae_sd_vae_cuda ${EMU_HEADERS} ${EMU_VAE} ${P}/vae/sd_vae_cuda/plugin.c ${P}/vae/sd_vae/vae_graph.c)
 target_include_directories(edm2_vae_sd_vae_cuda_emu PRIVATE ${P}/vae/sd_vae_cuda ${P}/vae/sd_vae)
 emu_plugin(edm2_loss_cuda ${EMU_HEADERS} ${EMU_LOSS})
@@ -164,6 +167,7 @@ foreach(t test_cuda_layers test_cuda_lp_layers test_cuda_attention)
   emu_test(${t}_emu ${t}.c edm2_cuda_emu edm2_mp_unet_cpu)
 endforeach()
 emu_test(test_inception_emu test_inception.c edm2_inception_cpu)
+emu_test(test_dinov2_emu test_dinov2.c)
 emu_test(test_vae_emu test_vae.c edm2_sd_vae_cpu)
 emu_test(test_backend_parity_emu test_backend_parity.c)
 emu_test(test_cuda_network_emu test_cuda_network.c)
@@ -172,8 +176,8 @@ set_property(TEST test_cuda_network_emu test_cuda_network_emu_reversed APPEND PR
              "EDM2_PLUGIN_PATH=${EMU_TREE}/plugins")
 # (the plan tests, half its time, choose and keep cuDNN's algorithms on the host: once is enough)
 set_property(TEST test_cuda_network_emu_reversed APPEND PROPERTY ENVIRONMENT "EDM2_TEST_SKIP=test_plan_*")
-set_property(TEST test_inception_emu test_inception_emu_reversed test_vae_emu test_vae_emu_reversed APPEND PROPERTY
-             ENVIRONMENT "EDM2_TEST_FILTER=test_cuda_matches")
+set_property(TEST test_inception_emu test_inception_emu_reversed test_vae_emu test_vae_emu_reversed test_dinov2_emu
+             test_dinov2_emu_reversed APPEND PROPERTY ENVIRONMENT "EDM2_TEST_FILTER=test_cuda_matches")
 # The emulation's own test: its orders, its warps one at a time, a missing barrier caught in each order,
 # deferred work and non-blocking streams, fresh memory holding NaN, undefined shuffles stopping the run.
 emu_rewrite(EMU_SCHEDULE_TEST ${EMU_SRC}/test_emu_schedule.cu)

@@ -4,31 +4,16 @@
 
 #include <math.h>
 
-static const float k_mean[3] = {0.485f, 0.456f, 0.406f}, k_std[3] = {0.229f, 0.224f, 0.225f};
+#include "dinov2_taps.h"
 
-/* Keys' cubic convolution kernel with a = -0.5 (PIL's and PyTorch's antialiasing bicubic). */
-static float cubic(float x) {
-    const float a = -0.5f;
-    x = fabsf(x);
-    if (x < 1.0f) return ((a + 2.0f) * x - (a + 3.0f)) * x * x + 1.0f;
-    if (x < 2.0f) return (((x - 5.0f) * x + 8.0f) * x - 4.0f) * a;
-    return 0.0f;
-}
-
-/* Output o of a resampling from `in` to `out` values: its first input *first, its taps (at most `max`)
- * and their weights, normalised to sum 1. */
+/* Output o's first input *first, its taps (at most `max`) and their weights, normalised to sum 1. */
 static int taps(int o, int in, int out, int *first, float *w, int max) {
-    const float scale = (float)in / (float)out, support = scale >= 1.0f ? 2.0f * scale : 2.0f;
-    const float invscale = scale >= 1.0f ? 1.0f / scale : 1.0f, center = scale * ((float)o + 0.5f);
-    long lo = (long)(center - support + 0.5f), hi = (long)(center + support + 0.5f);
-    lo = lo < 0 ? 0 : lo;
-    hi = hi > in ? in : hi;
-    int n = (int)(hi - lo);
-    n = n > max ? max : n;
+    const dino_span sp = dino_span_of(o, in, out);
+    const int n = sp.count > max ? max : sp.count;
     float total = 0.0f;
-    for (int j = 0; j < n; j++) total += w[j] = cubic(((float)j + (float)lo - center + 0.5f) * invscale);
+    for (int j = 0; j < n; j++) total += w[j] = dino_tap(j, sp);
     for (int j = 0; j < n && total != 0.0f; j++) w[j] /= total;
-    *first = (int)lo;
+    *first = sp.first;
     return n;
 }
 
@@ -62,7 +47,7 @@ int dino_input(const float *img, int C, int H, int W, int res, float *out, float
             resample(line, 1, W, 1, 0, res, rows + (size_t)y * res, 1, 0, w);
         }
         resample(rows, res, H, (size_t)res, 1, res, plane, (size_t)res, 1, w); /* the height, column by column */
-        const float m = k_mean[c], sd = k_std[c];
+        const float m = dino_mean(c), sd = dino_std(c);
         for (size_t i = 0; i < (size_t)res * res; i++) plane[i] = (plane[i] / 255.0f - m) / sd;
     }
     return 0;

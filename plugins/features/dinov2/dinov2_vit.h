@@ -2,9 +2,8 @@
  * Features without Supervision") as the FD_DINOv2 metric uses it (the EDM2 paper's second metric, after
  * Stein et al. 2023): ViT-L/14 on 224x224 images, whose final-normalised class token is the image's 1024
  * features. The weight table (names of the released state dict, e.g. blocks.3.attn.qkv.weight; pos_embed
- * already interpolated to the input's grid of patches by scripts/convert_dinov2_weights.py) and the forward
- * pass on the CPU, every value by one fixed sequence of operations (features do not depend on the batch or the
- * thread count).
+ * already interpolated to the input's grid of patches by scripts/convert_dinov2_weights.py); the forward
+ * pass: dinov2_cpu.h, and the CUDA build's.
  *
  *   tokens x[T = 1 + g^2, D]: the class token, then the g x g patches of the image (a 14x14 stride-14
  *   convolution), plus pos_embed; depth blocks of
@@ -44,17 +43,5 @@ typedef struct dino_vit {
 
 /* The table of a shape; -1 with a reason in msg[len] for a shape it cannot be. */
 int dino_build(dino_vit *v, const dino_shape *s, char *msg, size_t len);
-
-/* Scratch of the forward pass of up to `batch` images (dino_work_alloc), host memory. */
-typedef struct dino_work {
-    int batch;
-    float *x, *h, *qkv, *att, *s, *mlp, *patches, *pack;
-} dino_work;
-int dino_work_alloc(dino_work *w, const dino_vit *v, int batch);
-void dino_work_free(dino_work *w);
-
-/* out[n, dim] = the features of img[n, 3, res, res] (already resized and normalised; n <= w->batch), weights
- * in `arena`. The images share the products (whose weights are packed once for all), never a sum. */
-void dino_forward(const dino_vit *v, const float *arena, const float *img, int n, float *out, dino_work *w);
 
 #endif

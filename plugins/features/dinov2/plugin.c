@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dinov2_cpu.h"
 #include "dinov2_input.h"
-#include "dinov2_vit.h"
 #include "edm2/edm2.h"
 
 #define ID "dinov2"
