@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from convert_fid_weights import write_safetensors
+from convert_fid_weights import load_state_dict, write_safetensors
 
 PATCH, RES = 14, 224
 
@@ -64,14 +64,7 @@ def convert(state_dict, patch=PATCH, res=RES):
 def main(argv):
     if len(argv) != 3:
         sys.exit(__doc__)
-    import torch
-
-    try:
-        sd = torch.load(argv[1], map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
-        sys.exit(f"{argv[1]}: cannot read as a PyTorch state dict ({e})")
-    if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
-        sd = sd["model"]
+    sd = load_state_dict(argv[1], "model")
     try:
         tensors = convert(sd)
     except ValueError as e:
@@ -81,7 +74,8 @@ def main(argv):
     write_safetensors(argv[2], tensors, {"edm2.features": "dinov2", "edm2.source": os.path.basename(argv[1])})
     print(f"wrote {argv[2]}: {len(tensors)} tensors from {argv[1]} (dim {dim}, depth {blocks}, for {RES}x{RES} inputs)")
     if (dim, blocks) != (1024, 24):
-        print(f"note: not ViT-L (dim 1024, depth 24): set [features] dim = {dim} and depth = {blocks}")
+        print(f"note: not ViT-L (dim 1024, depth 24): set [features] dim = {dim}, depth = {blocks} and heads = "
+              f"{max(dim // 64, 1)} (DINOv2's heads are 64 wide)")
 
 
 if __name__ == "__main__":

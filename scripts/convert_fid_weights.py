@@ -57,16 +57,22 @@ def convert(state_dict):
     return out
 
 
+def load_state_dict(path, wrapper):
+    """The state dict in a .pth file (inside its `wrapper` entry when it has one); exits with one line if unreadable."""
+    import torch
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
+        sys.exit(f"{path}: cannot read as a PyTorch state dict ({e})")
+    if isinstance(sd, dict) and isinstance(sd.get(wrapper), dict):
+        sd = sd[wrapper]
+    return sd
+
+
 def main(argv):
     if len(argv) != 3:
         sys.exit(__doc__)
-    import torch
-    try:
-        sd = torch.load(argv[1], map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file gets the same one-line message
-        sys.exit(f"{argv[1]}: cannot read as a PyTorch state dict ({e})")
-    if isinstance(sd, dict) and "state_dict" in sd:
-        sd = sd["state_dict"]
+    sd = load_state_dict(argv[1], "state_dict")
     try:
         tensors = convert(sd)
     except ValueError as e:

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "edm2/edm2.h"
+
 /* Appends tensor `name` of `ndim` dims to the table; returns its offset (64-float aligned). */
 static size_t add(dino_vit *v, const char *name, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
     edm2_param_desc *p = &v->params[v->nparams];
@@ -65,4 +67,29 @@ int dino_build(dino_vit *v, const dino_shape *s, char *msg, size_t len) {
     const double block = (double)T * (3.0 * D * D + D * D + 2.0 * D * H) + 2.0 * T * T * D;
     v->gflops = 2.0 * (patches + s->depth * block) / 1e9;
     return 0;
+}
+
+int dino_build_from(dino_vit *v, const edm2_config *cfg, int *max_batch, char *msg, size_t len) {
+    const char *keys[6] = {"dim", "depth", "heads", "patch", "resolution", "max_batch"};
+    long long val[6];
+    for (int i = 0; i < 6; i++) {
+        val[i] = edm2_cfg_int(cfg, keys[i], 0);
+        if (val[i] < 1 || val[i] > 65536) return snprintf(msg, len, "%s = %lld: expected 1 to 65536", keys[i], val[i]), -1;
+    }
+    *max_batch = (int)(val[5] < 4096 ? val[5] : 4096);
+    const dino_shape s = {(int)val[0], (int)val[1], (int)val[2], (int)val[3], (int)val[4]};
+    return dino_build(v, &s, msg, len);
+}
+
+void dino_info(const dino_vit *v, edm2_features_info *info) {
+    edm2_features_info i;
+    memset(&i, 0, sizeof i);
+    i.struct_size = info->struct_size < sizeof i ? info->struct_size : (uint32_t)sizeof i;
+    i.dim = v->s.dim;
+    i.input_resolution = v->s.res;
+    i.arena_floats = v->arena_floats;
+    i.param_count = v->nparams;
+    i.params = v->params;
+    i.gflops_per_image = v->gflops;
+    memcpy(info, &i, i.struct_size);
 }

@@ -15,7 +15,7 @@
 
 #include <stddef.h>
 
-#include "edm2/edm2_network.h"
+#include "edm2/edm2_features.h"
 
 #define DINO_MAX_DEPTH 48
 #define DINO_BLOCK_PARAMS 14
@@ -43,5 +43,10 @@ typedef struct dino_vit {
 
 /* The table of a shape; -1 with a reason in msg[len] for a shape it cannot be. */
 int dino_build(dino_vit *v, const dino_shape *s, char *msg, size_t len);
+/* The table of the shape the plugin's keys (dim, depth, heads, patch, resolution) give, and its max_batch;
+ * -1 with a reason in msg[len]. */
+int dino_build_from(dino_vit *v, const edm2_config *cfg, int *max_batch, char *msg, size_t len);
+/* The plugin's info (edm2_features.h), up to info->struct_size. */
+void dino_info(const dino_vit *v, edm2_features_info *info);
 
 #endif

@@ -37,26 +37,16 @@ static const edm2_config_key k_keys[] = {
 
 static edm2_status f_create(const edm2_host *host, const edm2_config *cfg, const edm2_backend_ops *backend,
                             edm2_features **out) {
-    const char *keys[6] = {"dim", "depth", "heads", "patch", "resolution", "max_batch"};
-    long long val[6];
-    for (int i = 0; i < 6; i++) {
-        val[i] = edm2_cfg_int(cfg, keys[i], 0);
-        if (val[i] < 1 || val[i] > 65536)
-            return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "[features] %s = %lld: expected 1 to 65536",
-                             keys[i], val[i]);
-    }
     edm2_features *f = calloc(1, sizeof *f);
     if (!f) return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_NOMEM, "out of memory");
-    const dino_shape s = {(int)val[0], (int)val[1], (int)val[2], (int)val[3], (int)val[4]};
     char msg[160];
-    if (dino_build(&f->v, &s, msg, sizeof msg)) {
+    if (dino_build_from(&f->v, cfg, &f->max_batch, msg, sizeof msg)) {
         free(f);
         return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "[features] %s", msg);
     }
     f->host = host;
     f->be = *backend;
     f->threads = host && host->threads > 0 ? host->threads : 1;
-    f->max_batch = (int)(val[5] < 4096 ? val[5] : 4096);
     *out = f;
     return EDM2_OK;
 }
@@ -69,16 +59,7 @@ static void f_destroy(edm2_features *f) {
 }
 
 static edm2_status f_get_info(edm2_features *f, edm2_features_info *info) {
-    edm2_features_info i;
-    memset(&i, 0, sizeof i);
-    i.struct_size = info->struct_size < sizeof i ? info->struct_size : (uint32_t)sizeof i;
-    i.dim = f->v.s.dim;
-    i.input_resolution = f->v.s.res;
-    i.arena_floats = f->v.arena_floats;
-    i.param_count = f->v.nparams;
-    i.params = f->v.params;
-    i.gflops_per_image = f->v.gflops;
-    memcpy(info, &i, i.struct_size);
+    dino_info(&f->v, info);
     return EDM2_OK;
 }
 

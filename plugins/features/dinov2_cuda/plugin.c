@@ -53,22 +53,13 @@ static int fail(edm2_features *f, const char *what, const char *why) {
 
 static edm2_status f_create(const edm2_host *host, const edm2_config *cfg, const edm2_backend_ops *backend,
                             edm2_features **out) {
-    const char *keys[6] = {"dim", "depth", "heads", "patch", "resolution", "max_batch"};
-    long long val[6];
-    for (int i = 0; i < 6; i++) {
-        val[i] = edm2_cfg_int(cfg, keys[i], 0);
-        if (val[i] < 1 || val[i] > 65536)
-            return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "[features] %s = %lld: expected 1 to 65536",
-                             keys[i], val[i]);
-    }
     edm2_backend_native nat;
     if (edm2_cuda_native(backend, &nat))
         return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_UNSUPPORTED, "needs the cuda backend (native handles)");
     edm2_features *f = calloc(1, sizeof *f);
     if (!f) return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_NOMEM, "out of memory");
-    const dino_shape s = {(int)val[0], (int)val[1], (int)val[2], (int)val[3], (int)val[4]};
     char msg[160];
-    if (dino_build(&f->v, &s, msg, sizeof msg)) {
+    if (dino_build_from(&f->v, cfg, &f->max_batch, msg, sizeof msg)) {
         free(f);
         return edm2_logf(host, EDM2_LOG_ERROR, ID, EDM2_ERR_INVALID, "[features] %s", msg);
     }
@@ -76,7 +67,6 @@ static edm2_status f_create(const edm2_host *host, const edm2_config *cfg, const
     f->be = *backend;
     f->stream = (cudaStream_t)nat.stream;
     f->blas = (cublasHandle_t)nat.cublas;
-    f->max_batch = (int)(val[5] < 4096 ? val[5] : 4096);
     *out = f;
     return EDM2_OK;
 }
@@ -97,16 +87,7 @@ static void f_destroy(edm2_features *f) {
 }
 
 static edm2_status f_get_info(edm2_features *f, edm2_features_info *info) {
-    edm2_features_info i;
-    memset(&i, 0, sizeof i);
-    i.struct_size = info->struct_size < sizeof i ? info->struct_size : (uint32_t)sizeof i;
-    i.dim = f->v.s.dim;
-    i.input_resolution = f->v.s.res;
-    i.arena_floats = f->v.arena_floats;
-    i.param_count = f->v.nparams;
-    i.params = f->v.params;
-    i.gflops_per_image = f->v.gflops;
-    memcpy(info, &i, i.struct_size);
+    dino_info(&f->v, info);
     return EDM2_OK;
 }
 
