@@ -60,18 +60,24 @@ int label_mode(const char *mode, int L, int *fixed, edm2_err *err) {
     return 0;
 }
 
-int gen_session_open(gen_session *s, const run_config *rc, const edm2_config *sec, const char *section, edm2_err *err) {
+int gen_session_open_backend(gen_session *s, const run_config *rc, edm2_err *err) {
     memset(s, 0, sizeof *s);
-    config_view jv, sv, bv;
+    config_view jv, bv;
     config_view_host(&jv, rc->cfg, "job");
-    config_view_plugin(&sv, rc, EDM2_KIND_SAMPLER);
     config_view_plugin(&bv, rc, EDM2_KIND_BACKEND);
-    const char *net_path = sec->get(sec->ctx, "net"), *gnet_path = sec->get(sec->ctx, "gnet");
-    const char *precision = sec->get(sec->ctx, "precision");
-    const double guidance = edm2_cfg_float(sec, "guidance", 1);
     const int threads = group_threads((int)edm2_cfg_int(&jv.api, "threads", 0)); /* (a node's processes share it) */
     if (runtime_open(&s->rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, threads, err)) return -1;
     cpu_share_init(&s->share, s->rt.services.threads);
+    return 0;
+}
+
+int gen_session_open(gen_session *s, const run_config *rc, const edm2_config *sec, const char *section, edm2_err *err) {
+    if (gen_session_open_backend(s, rc, err)) return -1;
+    config_view sv;
+    config_view_plugin(&sv, rc, EDM2_KIND_SAMPLER);
+    const char *net_path = sec->get(sec->ctx, "net"), *gnet_path = sec->get(sec->ctx, "gnet");
+    const char *precision = sec->get(sec->ctx, "precision");
+    const double guidance = edm2_cfg_float(sec, "guidance", 1);
     if (snapshot_open(net_path, rc->registry, &s->rt, &s->net, &s->nf, precision, err)) return -1;
     if (guidance != 1.0) {
         if (!*gnet_path)

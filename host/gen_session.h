@@ -21,7 +21,11 @@ typedef struct gen_session {
     size_t per; /* floats per image */
 } gen_session;
 
-/* `sec` is the job's section (`section` its name, for messages). 0, or -1 with a reason; close either way. */
+/* The backend alone (its threads shared with other programs: gen_session_share_cpu), for a job that measures
+ * images it does not generate. 0, or -1 with a reason; close either way. */
+int gen_session_open_backend(gen_session *s, const run_config *rc, edm2_err *err);
+/* The backend, the snapshots and the sampler. `sec` is the job's section (`section` its name, for messages).
+ * 0, or -1 with a reason; close either way. */
 int gen_session_open(gen_session *s, const run_config *rc, const edm2_config *sec, const char *section, edm2_err *err);
 /* Adjusts the thread count to what other programs leave free (cpu_share.h), with a log line. */
 void gen_session_share_cpu(gen_session *s);

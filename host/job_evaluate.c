@@ -2,8 +2,8 @@
  * as in `generate`), without writing them unless asked, or reads them from a folder of PNGs (`images`, e.g.
  * what a generate job made on several processes), and measures them against reference images from
  * [data]: the sliced Wasserstein distance on Laplacian-pyramid patches (metric_swd.h; no weights needed) and
- * the Fréchet Inception Distance (the [features] network, e.g. inception_v3 with the FID weights; frechet.h),
- * each against reference statistics computed once from [data] and saved. A snapshot of VAE latents is
+ * a Fréchet distance in the feature space of the [features] network (frechet.h): the FID with inception_v3,
+ * FD_DINOv2 with dinov2 (fd_metric), each against reference statistics computed once from [data] and saved. A snapshot of VAE latents is
  * decoded by the [vae] plugin first, and measured against the images of [data] (the pixel dataset, e.g. the
  * 512x512 folder its latents were made from). The result is appended to metrics.jsonl beside the snapshot
  * (in the folder of images). */
@@ -24,7 +24,6 @@
 #include "image_io.h"
 #include "jobs.h"
 #include "log.h"
-#include "process_group.h"
 #include "progress.h"
 #include "vae_net.h"
 
@@ -192,19 +191,15 @@ static int append_metrics(const char *snapshot, const char *folder, const char *
 }
 
 /* [evaluate] images = FOLDER: every PNG below it, in sorted order (a generate job's grid.png left out), read at
- * the channels and resolution of the [data] images into *d; the backend into *rt. */
-static int open_images(const run_config *rc, const char *folder, dataset *d, runtime *rt, edm2_err *err) {
+ * the channels and resolution of the [data] images into *d; the backend into *s. */
+static int open_images(const run_config *rc, const char *folder, dataset *d, gen_session *s, edm2_err *err) {
     dataset ref;
     if (dataset_open(&ref, rc->cfg, err)) return -1;
     memset(d, 0, sizeof *d);
     d->channels = ref.channels, d->resolution = ref.resolution;
     dataset_close(&ref);
     if (folder_open(d, "[evaluate] images", folder, "grid.png", 0, err)) return -1; /* (its first image read) */
-    config_view jv, bv;
-    config_view_host(&jv, rc->cfg, "job");
-    config_view_plugin(&bv, rc, EDM2_KIND_BACKEND);
-    return runtime_open(rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, group_threads((int)edm2_cfg_int(&jv.api, "threads", 0)),
-                        err);
+    return gen_session_open_backend(s, rc, err);
 }
 
 int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, edm2_err *err) {
@@ -251,7 +246,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         goto done;
     }
     if (*folder) {
-        if (open_images(rc, folder, &imgs, &s.rt, err)) goto done;
+        if (open_images(rc, folder, &imgs, &s, err)) goto done;
         n = imgs.count;
     } else if (seeds_parse(e->get(e->ctx, "seeds"), &seeds, &n, err)) {
         err_set(err, "[evaluate] %s", err->msg);
@@ -264,8 +259,8 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     }
     if (!*folder && gen_session_open(&s, rc, e, "evaluate", err)) goto done;
     const int L = s.L;
-    int C = *folder ? imgs.channels : s.C, R = *folder ? imgs.resolution : s.R; /* of the images measured (decoded ones
-                                                                                  for a snapshot of latents) */
+    /* the images measured (for a snapshot of latents: once decoded, below) */
+    int C = *folder ? imgs.channels : s.C, R = *folder ? imgs.resolution : s.R;
     size_t per = (size_t)C * R * R;
     if (label_mode(mode, L, &fixed, err)) {
         err_set(err, "[evaluate] %s", err->msg);
