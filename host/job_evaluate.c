@@ -43,7 +43,8 @@ const char *fd_metric(const plugin_rec *features, char *name, size_t len) {
 
 const char *fd_display(const char *metric, char *name, size_t len) {
     if (!strcmp(metric, "fid")) snprintf(name, len, "FID");
-    else snprintf(name, len, "FD_%s", metric + 3);
+    else if (!strncmp(metric, "fd_", 3)) snprintf(name, len, "FD_%s", metric + 3);
+    else snprintf(name, len, "%s", metric); /* (empty: no Fréchet distance asked for) */
     return name;
 }
 
