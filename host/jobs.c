@@ -22,12 +22,12 @@ static const job_def k_jobs[] = {
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_SAMPLER), k_generate_sections, job_generate},
     {"phema", "post-hoc EMA: reconstruct any sigma_rel from a run's snapshots",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_EMA), k_phema_sections, job_phema},
-    {"evaluate", "measure a snapshot's samples (or a folder of images) against reference images (SWD, FID); "
-                 "appends to metrics.jsonl",
+    {"evaluate", "measure a snapshot's samples (or a folder of images) against reference images (SWD, "
+                 "FID or FD_DINOv2); appends to metrics.jsonl",
      KIND(EDM2_KIND_BACKEND), k_evaluate_sections, job_evaluate}, /* ([sampler] when it generates: net) */
     {"sweep", "EMA-length sweep: reconstruct sigma_rel post hoc, evaluate each; table and plot",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_EMA) | KIND(EDM2_KIND_SAMPLER), k_sweep_sections, job_sweep},
-    {"report", "compare training runs: differing config keys, best FID/SWD, loss curves, speed, grids",
+    {"report", "compare training runs: differing config keys, best FID/FD/SWD, loss curves, speed, grids",
      0, k_report_sections, job_report},
     {"encode", "the dataset tool of latent presets: a folder of images -> VAE latents (a tensors file); resumable",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_VAE), k_encode_sections, job_encode},
