@@ -1,8 +1,8 @@
 /* cmd_inspect.c: `edm2host inspect FILE.safetensors`: what a file of the project is and what it holds, from its
  * metadata: a network snapshot (kimg, EMA profile, the network's hyperparameters), a post-hoc reconstruction,
  * a training checkpoint (kimg, optimizer step, batch, seed, the network it was written for), a latents dataset
- * of the encode job, SWD or FID reference statistics, or any other safetensors file; then its tensors in sum
- * (or each with --tensors) and, with --meta, every metadata entry. */
+ * of the encode job, SWD, FID or FD_ID reference statistics, a features network's converted weights, or any other
+ * safetensors file; then its tensors in sum (or each with --tensors) and, with --meta, every metadata entry. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +100,10 @@ static void describe(const st_file *f, FILE *out) {
         if (latents) fprintf(out, ", of %s latents", latents);
         fprintf(out, "\n");
         print_hyperparameters(f, network, out);
+    } else if (st_meta(f, "edm2.features")) { /* (written by scripts/convert_*_weights.py) */
+        const char *id = st_meta(f, "edm2.features");
+        fprintf(out, "%s: weights of the features plugin %s ([features] plugin = %s), converted from %s\n", f->path, id, id,
+               or_q(st_meta(f, "edm2.source")));
     } else {
         fprintf(out, "%s: safetensors file without the project's metadata\n", f->path);
     }

@@ -740,6 +740,12 @@ static void test_inspect(void **state) {
     assert_non_null(strstr(r.out, "odd.safetensors: network snapshot at kimg 0.005\n  tensors: 1, "));
     assert_non_null(strstr(r.out, "\n    x?y "));
     assert_non_null(strstr(r.out, "\n    edm2.network = a?b?[31m\n    edm2.nimg = 5\n"));
+    /* Feature weights as the converters write them. */
+    const char *fkeys[] = {"edm2.features", "edm2.source"}, *fvals[] = {"dinov2", "dinov2_vitl14_pretrain.pth"};
+    assert_int_equal(st_write(p, &o, 1, fkeys, fvals, 2, &err), 0);
+    assert_int_equal(run_host(&r, "inspect", p, NULL), 0);
+    assert_non_null(strstr(r.out, "odd.safetensors: weights of the features plugin dinov2 ([features] plugin = dinov2), "
+                                  "converted from dinov2_vitl14_pretrain.pth\n"));
     rm_rf(d);
     free(d);
 }
