@@ -41,7 +41,11 @@ int pretrained_load(const pretrained_table *t, const char *path, float **host, c
     for (int l = 0; l < MAX_LAYOUTS && found_layout < 0; l++)
         for (size_t p = 0; p < sizeof k_prefix / sizeof *k_prefix && found_layout < 0; p++)
             if (complete(t, &f, l, k_prefix[p])) found_layout = l, found_prefix = p;
-    if (found_layout < 0) {
+    const char *made_for = st_meta(&f, "edm2.features"); /* (what the converters write) */
+    if (found_layout < 0 && made_for && strcmp(made_for, t->who)) {
+        rc = err_set(err, "%s: the weights of the features plugin %s (its edm2.features), not of %s%s", path, made_for,
+                     t->who, t->hint);
+    } else if (found_layout < 0) {
         for (size_t i = 0; i < t->count; i++) /* name the first entry missing under the table's own names */
             if (!st_find(&f, t->params[i].name)) {
                 rc = err_set(err, "%s: missing tensor '%s': not the weights of %s%s", path, t->params[i].name, t->who,

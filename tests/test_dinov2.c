@@ -165,6 +165,19 @@ static void test_table_and_refusals(void **state) {
     print_message("dim 128: %s\n", err.msg);
     assert_non_null(strstr(err.msg, "tensor 'cls_token' has shape [1, 1, 64], dinov2 expects [1, 1, 128]"));
     assert_non_null(strstr(err.msg, "edm2host plugins --describe dinov2"));
+    /* Another network's converted weights (their edm2.features) are named as such. */
+    char *d = make_temp_dir(), path[600];
+    snprintf(path, sizeof path, "%s/fid.safetensors", d);
+    const float one = 1;
+    const st_out o = {"Conv2d_1a_3x3.conv.weight", ST_F32, 1, {1}, &one};
+    const char *mk[] = {"edm2.features"}, *mv[] = {"inception_v3"}, *other[] = {"weights", path, NULL};
+    assert_int_equal(st_write(path, &o, 1, mk, mv, 1, &err), 0);
+    assert_int_equal(open_features(&fi, other, &err), -1);
+    feat_close(&fi);
+    assert_non_null(strstr(err.msg, "fid.safetensors: the weights of the features plugin inception_v3 (its "
+                                    "edm2.features), not of dinov2 (edm2host plugins --describe dinov2"));
+    rm_rf(d);
+    free(d);
     cfg_free(&c);
 }
 
