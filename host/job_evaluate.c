@@ -3,10 +3,11 @@
  * what a generate job made on several processes), and measures them against reference images from
  * [data]: the sliced Wasserstein distance on Laplacian-pyramid patches (metric_swd.h; no weights needed) and
  * a Fréchet distance in the feature space of the [features] network (frechet.h): the FID with inception_v3,
- * FD_DINOv2 with dinov2 (fd_metric), each against reference statistics computed once from [data] and saved. A snapshot of VAE latents is
- * decoded by the [vae] plugin first, and measured against the images of [data] (the pixel dataset, e.g. the
- * 512x512 folder its latents were made from). The result is appended to metrics.jsonl beside the snapshot
- * (in the folder of images). */
+ * FD_DINOv2 with dinov2 (fd_metric), each against reference statistics computed once from [data] and saved.
+ * A snapshot of VAE latents is decoded by the [vae] plugin first, and measured against the images of [data]
+ * (the pixel dataset, e.g. the 512x512 folder its latents were made from). The result is appended to
+ * metrics.jsonl beside the snapshot (in the folder of images). The processes of an MPI launch share the batches out and the first adds what
+ * each measured, in batch order (eval_sets.h): the same values, bitwise, as one process. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "comm.h"
 #include "config.h"
 #include "data_sources.h"
 #include "dataset.h"
+#include "eval_sets.h"
 #include "feature_net.h"
 #include "fileio.h"
 #include "frechet.h"
@@ -24,6 +27,7 @@
 #include "image_io.h"
 #include "jobs.h"
 #include "log.h"
+#include "process_group.h"
 #include "progress.h"
 #include "vae_net.h"
 
@@ -101,20 +105,24 @@ static int save_dir(const char *path, edm2_err *err) {
 }
 
 /* The reference statistics the caller does not hold yet: each loaded from its file when that exists, else
- * computed from `count` images of [data] (a seeded shuffle, one pass for both metrics) and saved there. */
+ * computed from `count` images of [data] (a seeded shuffle, one pass for both metrics) and saved there. With
+ * several processes the first decides, loads and saves; the images are shared out as in the evaluation. */
 static int references(const run_config *rc, eval_refs *refs, int need_swd, const char *fd, const char *swd_path,
                       const char *fid_path, int count, const swd_params *p, int C, int R, feat_instance *fi,
                       edm2_err *err) {
+    const int rank = comm_rank(), world = comm_world();
     int need_fid = *fd != 0;
     char FD[FD_NAME_MAX + 8];
     fd_display(fd, FD, sizeof FD);
-    if (need_swd && *swd_path && access(swd_path, F_OK) == 0) {
-        if (swd_set_load(swd_path, p, C, R, &refs->swd, err)) return -1;
+    int load[2] = {need_swd && *swd_path && access(swd_path, F_OK) == 0, need_fid && *fid_path && access(fid_path, F_OK) == 0};
+    if (world > 1 && comm_broadcast(load, sizeof load, 0, err)) return -1; /* (the first process's files) */
+    if (load[0]) {
+        if (rank == 0 && swd_set_load(swd_path, p, C, R, &refs->swd, err)) return -1;
         LOG_INFO("SWD reference statistics %s: %zu descriptors per level", swd_path, refs->swd.count);
         need_swd = 0;
     }
-    if (need_fid && *fid_path && access(fid_path, F_OK) == 0) {
-        if (fid_stats_load(fid_path, fd, fi->info.dim, fi->fingerprint, &refs->fid, err)) return -1;
+    if (load[1]) {
+        if (rank == 0 && fid_stats_load(fid_path, fd, fi->info.dim, fi->fingerprint, &refs->fid, err)) return -1;
         LOG_INFO("%s reference statistics %s: %zu images", FD, fid_path, refs->fid.count);
         need_fid = 0;
     }
@@ -122,11 +130,13 @@ static int references(const run_config *rc, eval_refs *refs, int need_swd, const
     dataset d;
     if (dataset_open(&d, rc->cfg, err)) return -1;
     int rcode = -1;
-    float *img = NULL, *feat = NULL;
+    float *img = NULL;
     int *perm = malloc((size_t)d.count * sizeof *perm);
     int64_t epoch = -1;
     fid_accum acc;
     memset(&acc, 0, sizeof acc);
+    eval_sets es;
+    memset(&es, 0, sizeof es);
     if (d.channels != C || d.resolution != R) {
         err_set(err, "the data are %dx%dx%d images, the snapshot makes %dx%dx%d", d.channels, d.resolution, d.resolution,
                 C, R, R);
@@ -134,26 +144,33 @@ static int references(const run_config *rc, eval_refs *refs, int need_swd, const
     }
     if (count > d.count) count = d.count;
     const size_t per = (size_t)C * R * R;
-    if (!perm || !(img = malloc(per * REF_BATCH * sizeof *img)) ||
-        (need_fid && !(feat = malloc((size_t)fi->info.dim * REF_BATCH * sizeof *feat)))) {
+    if (!perm || !(img = malloc(per * REF_BATCH * sizeof *img))) {
         err_set(err, "out of memory");
         goto done;
     }
-    if ((need_swd && swd_set_init(&refs->swd, p, C, R, err)) || (need_fid && fid_accum_init(&acc, fi->info.dim, err)))
+    if ((rank == 0 && need_swd && swd_set_init(&refs->swd, p, C, R, err)) ||
+        (rank == 0 && need_fid && fid_accum_init(&acc, fi->info.dim, err)) ||
+        eval_sets_init(&es, need_swd ? &refs->swd : NULL, need_fid ? &acc : NULL, fi, p, REF_BATCH, C, R, err))
         goto done;
     const double t0 = now_s();
-    for (int i = 0; i < count; i += REF_BATCH) {
-        const int m = count - i < REF_BATCH ? count - i : REF_BATCH;
+    const int rounds = ((count + REF_BATCH - 1) / REF_BATCH + world - 1) / world;
+    for (int r = 0; r < rounds; r++) { /* round r: batch r world + rank of each process */
+        const int i = (r * world + rank) * REF_BATCH, m = i >= count ? 0 : count - i < REF_BATCH ? count - i : REF_BATCH;
         for (int k = 0; k < m; k++) {
             int idx = dataset_order(&d, p->seed ^ STREAM_REF, (uint64_t)(i + k), perm, &epoch);
             if (dataset_get(&d, idx, img + per * k, NULL, 0, err)) goto done;
         }
-        if (need_swd && swd_set_add(&refs->swd, p, img, m, (uint64_t)i, err)) goto done;
-        if (need_fid && (feat_extract(fi, img, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
-        if (need_fid && (i / REF_BATCH) % 8 == 7) progress_log("reference", "images", i + m, count, 0, t0, NULL);
+        if (eval_sets_add(&es, img, m, (uint64_t)i, err)) goto done;
+        const int before = r * world * REF_BATCH, measured = before + world * REF_BATCH < count ? before + world * REF_BATCH : count;
+        if (need_fid && measured / (8 * REF_BATCH) > before / (8 * REF_BATCH)) /* (every 8 batches) */
+            progress_log("reference", "images", measured, count, 0, t0, NULL);
     }
     char el[16];
     LOG_INFO("reference: %d images of %s (%s)", count, d.desc, fmt_duration(now_s() - t0, el));
+    if (rank > 0) { /* (the first process keeps and saves them) */
+        rcode = 0;
+        goto done;
+    }
     if (need_swd) {
         swd_set_finalize(&refs->swd);
         if (*swd_path && (save_dir(swd_path, err) || swd_set_save(swd_path, &refs->swd, p, d.desc, err))) goto done;
@@ -169,7 +186,8 @@ static int references(const run_config *rc, eval_refs *refs, int need_swd, const
     }
     rcode = 0;
 done:
-    free(perm), free(img), free(feat);
+    free(perm), free(img);
+    eval_sets_free(&es);
     fid_accum_free(&acc);
     dataset_close(&d);
     return rcode;
@@ -212,6 +230,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     const char *ref_path = e->get(e->ctx, "reference"), *fid_path = e->get(e->ctx, "fid_reference");
     const char *outdir = e->get(e->ctx, "images_dir"), *net = e->get(e->ctx, "net"), *folder = e->get(e->ctx, "images");
     const int batch = (int)edm2_cfg_int(e, "batch", 64), ref_images = (int)edm2_cfg_int(e, "ref_images", 0);
+    const int rank = comm_rank(), world = comm_world();
     res->swd = res->fid = NAN;
     swd_params p;
     swd_default_params(&p);
@@ -226,8 +245,10 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     memset(&fi, 0, sizeof fi);
     fid_accum acc;
     memset(&acc, 0, sizeof acc);
+    eval_sets es;
+    memset(&es, 0, sizeof es);
     uint64_t *seeds = NULL;
-    float *out = NULL, *labels = NULL, *keep = NULL, *feat = NULL, *dec = NULL;
+    float *out = NULL, *labels = NULL, *keep = NULL, *dec = NULL;
     vae_instance vi;
     memset(&vi, 0, sizeof vi);
     dataset imgs; /* with images = FOLDER */
@@ -292,12 +313,9 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     }
     if (want_fid) {
         config_view_plugin(&fv, rc, EDM2_KIND_FEATURES);
-        if (feat_open(&fi, &s.rt, rc->plugin[EDM2_KIND_FEATURES], &fv.api, err) || fid_accum_init(&acc, fi.info.dim, err))
+        if (feat_open(&fi, &s.rt, rc->plugin[EDM2_KIND_FEATURES], &fv.api, err) ||
+            (rank == 0 && fid_accum_init(&acc, fi.info.dim, err))) /* (the first process adds every process's) */
             goto done;
-        if (!(feat = malloc((size_t)fi.info.dim * batch * sizeof *feat))) {
-            err_set(err, "out of memory");
-            goto done;
-        }
     }
     if (want_swd && (p.min_res > R || p.min_res <= p.patch)) {
         err_set(err, "[evaluate] swd_min_res = %d: expected more than the patch size %d and at most the images' %d pixels "
@@ -310,21 +328,28 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         status = 0;
         goto done;
     }
-    /* References the caller does not hold yet (a sweep keeps them across its evaluations). */
-    if (references(rc, refs, want_swd && !refs->swd.levels, want_fid && !refs->fid.mu ? fd : "", ref_path, fid_path,
-                   ref_images > 0 ? ref_images : n, &p, C, R, &fi, err))
+    comm_set_timeout(edm2_cfg_float(&jv.api, "comm_timeout_s", 600));
+    char what[4200];
+    snprintf(what, sizeof what, "images in %s", *folder ? folder : "[evaluate] seeds");
+    if (world > 1 && group_same_start(rc->cfg, (uint64_t)n, what, "every process must see the same folder", err)) goto done;
+    /* References the caller does not hold yet (a sweep keeps them across its evaluations; with several processes
+     * the first holds them and decides). */
+    int need[2] = {want_swd && !refs->swd.levels, want_fid && !refs->fid.mu};
+    if (world > 1 && comm_broadcast(need, sizeof need, 0, err)) goto done;
+    if (references(rc, refs, need[0], need[1] ? fd : "", ref_path, fid_path, ref_images > 0 ? ref_images : n, &p, C, R,
+                   &fi, err))
         goto done;
-    if (want_swd && (refs->swd.C != C || refs->swd.R != R)) {
+    if (rank == 0 && want_swd && (refs->swd.C != C || refs->swd.R != R)) {
         err_set(err, "%s %s %dx%dx%d images, the reference has %dx%dx%d", *folder ? folder : net, *folder ? "holds" : "makes",
                 C, R, R, refs->swd.C, refs->swd.R, refs->swd.R);
         goto done;
     }
-    if (want_fid && strcmp(refs->fid.fingerprint, fi.fingerprint)) {
+    if (rank == 0 && want_fid && strcmp(refs->fid.fingerprint, fi.fingerprint)) {
         err_set(err, "the %s reference was computed with other feature weights (%s, these are %s)", FD,
                 refs->fid.fingerprint, fi.fingerprint);
         goto done;
     }
-    if (*outdir && make_dirs(outdir, err)) goto done;
+    if (rank == 0 && *outdir && make_dirs(outdir, err)) goto done;
     out = malloc((*folder ? per : s.per) * batch * sizeof(float));
     float *img = dec ? dec : out; /* what is measured */
     labels = calloc((size_t)batch * (L ? L : 1), sizeof(float));
@@ -334,30 +359,41 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         err_set(err, "out of memory");
         goto done;
     }
+    if (eval_sets_init(&es, want_swd ? &gen_set : NULL, want_fid ? &acc : NULL, &fi, &p, batch, C, R, err)) goto done;
     const double guidance = edm2_cfg_float(e, "guidance", 1);
     char how[256];
     if (*folder) snprintf(how, sizeof how, "%d images %dx%dx%d", n, C, R, R);
     else
         snprintf(how, sizeof how, "%d images with %s (%d evaluations each)%s", n, rc->plugin[EDM2_KIND_SAMPLER]->desc->id,
                  s.gen.svt->num_evals(s.gen.s), guidance != 1.0 ? ", guided" : "");
-    LOG_INFO("evaluating %s: %s on %s: %s%s%s", *folder ? folder : net, how, s.rt.bvt->device_name(s.rt.b),
+    char procs[64] = "";
+    if (world > 1) snprintf(procs, sizeof procs, " by %d processes", world);
+    LOG_INFO("evaluating %s: %s on %s%s: %s%s%s", *folder ? folder : net, how, s.rt.bvt->device_name(s.rt.b), procs,
              want_swd ? "SWD" : "", want_swd && want_fid ? " and " : "", want_fid ? FD : "");
     const double t0 = now_s();
-    for (int i = 0; i < n; i += batch) {
-        const int m = n - i < batch ? n - i : batch;
+    const int rounds = ((n + batch - 1) / batch + world - 1) / world;
+    for (int r = 0; r < rounds; r++) { /* round r: batch r world + rank of each process */
+        const int i = (r * world + rank) * batch, m = i >= n ? 0 : n - i < batch ? n - i : batch;
         for (int k = 0; L && k < m; k++) {
             memset(labels + (size_t)k * L, 0, (size_t)L * sizeof(float));
             labels[(size_t)k * L + label_class(mode, fixed, i + k, seeds[i + k], 10, L)] = 1.0f;
         }
         for (int k = 0; *folder && k < m; k++)
             if (dataset_get(&imgs, i + k, out + per * k, NULL, 0, err)) goto done;
-        if (!*folder && generator_run(&s.gen, seeds + i, NULL, L ? labels : NULL, m, out, err)) goto done;
-        if (dec && vae_decode_latents(&vi, out, m, s.R, s.R, dec, err)) goto done;
-        if (want_swd && swd_set_add(&gen_set, &p, img, m, (uint64_t)i, err)) goto done;
-        if (want_fid && (feat_extract(&fi, img, m, C, R, feat, err) || fid_accum_add(&acc, feat, (size_t)m, err))) goto done;
+        if (m && !*folder && generator_run(&s.gen, seeds + i, NULL, L ? labels : NULL, m, out, err)) goto done;
+        if (m && dec && vae_decode_latents(&vi, out, m, s.R, s.R, dec, err)) goto done;
+        if (eval_sets_add(&es, img, m, (uint64_t)i, err)) goto done;
         for (int k = 0; keep && k < m && i + k < keep_n; k++) memcpy(keep + per * (i + k), img + per * k, per * 4);
-        progress_log(NULL, "images", i + m, n, 0, t0, NULL);
+        for (int q = 0; keep && world > 1 && q < world; q++) /* the grid's images of the round, from their process */
+            for (int j = (r * world + q) * batch, k = 0; k < batch && j + k < keep_n; k++)
+                if (comm_broadcast(keep + per * (j + k), per * sizeof(float), q, err)) goto done;
+        const int measured = (r + 1) * world * batch < n ? (r + 1) * world * batch : n;
+        progress_log(NULL, "images", measured, n, 0, t0, NULL);
         gen_session_share_cpu(&s);
+    }
+    if (rank > 0) { /* (the first process measures the whole and writes) */
+        status = 0;
+        goto done;
     }
     const double gen_s = now_s() - t0; /* (reading the images, for a folder) */
     if (keep) {
@@ -402,11 +438,12 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
 done:
     vae_close(&vi);
     feat_close(&fi);
+    eval_sets_free(&es);
     fid_accum_free(&acc);
     gen_session_close(&s);
     swd_set_free(&gen_set);
     dataset_close(&imgs);
-    free(seeds), free(out), free(labels), free(keep), free(feat), free(dec);
+    free(seeds), free(out), free(labels), free(keep), free(dec);
     return status;
 }
 

@@ -104,21 +104,6 @@ static int read_back(const char *path, int OC, int OR, float *out, edm2_err *err
     return 0;
 }
 
-/* The processes of an MPI launch: the same config everywhere, and the same images to make (a shared outdir:
- * with resume, every process found the same images written before). */
-static int group_start(const run_config *rc, int ntodo, const char *outdir, edm2_err *err) {
-    const int world = comm_world();
-    uint64_t *todo = calloc((size_t)world, sizeof *todo);
-    if (!todo) return err_set(err, "out of memory");
-    int status = group_same_config(rc->cfg, (uint64_t)ntodo, todo, err);
-    for (int q = 1; !status && q < world; q++)
-        if (todo[q] != todo[0])
-            status = err_set(err, "process %d finds %llu images to make in %s, process 0 %llu (every process must see the "
-                                  "same outdir)", q, (unsigned long long)todo[q], outdir, (unsigned long long)todo[0]);
-    free(todo);
-    return status;
-}
-
 /* The start of a round of batches: the signal that stops every process (the largest that any noted), or 0;
  * flags[world] is scratch. -1 with a reason when the others do not answer. */
 static int group_stop(int *flags, int *sig, edm2_err *err) {
@@ -252,7 +237,10 @@ int job_generate(const run_config *rc, edm2_err *err) {
         else if (i < keep && read_back(path, OC, OR, grid + oper * i, err)) goto done;
     }
     comm_set_timeout(edm2_cfg_float(&jv.api, "comm_timeout_s", 600));
-    if (world > 1 && group_start(rc, ntodo, outdir, err)) goto done; /* (after every process looked at outdir) */
+    char what[4200];
+    snprintf(what, sizeof what, "images to make in %s", outdir);
+    if (world > 1 && group_same_start(rc->cfg, (uint64_t)ntodo, what, "every process must see the same outdir", err))
+        goto done; /* (after every process looked at outdir: with resume, every one found the same images written) */
     if (make_dirs(outdir, err)) goto done;
     if (rank == 0 && cfg_foreign(path_cfg))
         LOG_WARN("%s is not a record of edm2host's: left as it is (how these images were made is not kept)", path_cfg);

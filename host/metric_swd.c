@@ -96,18 +96,22 @@ int swd_set_init(swd_set *s, const swd_params *p, int C, int R, edm2_err *err) {
     return 0;
 }
 
-int swd_set_add(swd_set *s, const swd_params *p, const float *x, int n, uint64_t first, edm2_err *err) {
-    const size_t need = s->count + (size_t)n * p->patches;
-    if (need > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < need) cap *= 2;
-        for (int l = 0; l < s->levels; l++) {
-            float *d = realloc(s->desc[l], cap * (size_t)s->dim * sizeof *d);
-            if (!d) return err_set(err, "SWD: out of memory for %zu descriptors", cap);
-            s->desc[l] = d;
-        }
-        s->cap = cap;
+int swd_set_reserve(swd_set *s, size_t extra, edm2_err *err) {
+    const size_t need = s->count + extra;
+    if (need <= s->cap) return 0;
+    size_t cap = s->cap ? s->cap : 4096;
+    while (cap < need) cap *= 2;
+    for (int l = 0; l < s->levels; l++) {
+        float *d = realloc(s->desc[l], cap * (size_t)s->dim * sizeof *d);
+        if (!d) return err_set(err, "SWD: out of memory for %zu descriptors", cap);
+        s->desc[l] = d;
     }
+    s->cap = cap;
+    return 0;
+}
+
+int swd_set_add(swd_set *s, const swd_params *p, const float *x, int n, uint64_t first, edm2_err *err) {
+    if (swd_set_reserve(s, (size_t)n * p->patches, err)) return -1;
     const int R = s->R, C = s->C, H = p->patch / 2;
     float *buf = malloc((size_t)C * R * R * 2 * sizeof *buf), *lev[SWD_MAX_LEVELS * 64];
     if (!buf || C > 64) {
@@ -141,7 +145,7 @@ int swd_set_add(swd_set *s, const swd_params *p, const float *x, int n, uint64_t
         }
     }
     free(buf);
-    s->count = need;
+    s->count += (size_t)n * p->patches;
     return 0;
 }
 

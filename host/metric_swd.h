@@ -39,6 +39,8 @@ typedef struct swd_set {
  * times a size >= min_res. */
 int swd_levels(int R, int min_res);
 int swd_set_init(swd_set *s, const swd_params *p, int C, int R, edm2_err *err);
+/* Room for `extra` more descriptors per level (for a caller that appends them itself, count last). */
+int swd_set_reserve(swd_set *s, size_t extra, edm2_err *err);
 /* Adds the descriptors of n images x[n, C, R, R] whose indices in the set are first .. first + n - 1. */
 int swd_set_add(swd_set *s, const swd_params *p, const float *x, int n, uint64_t first, edm2_err *err);
 void swd_set_finalize(swd_set *s);

@@ -1,6 +1,7 @@
 /* process_group.c: the checks and shares of a job run by several processes (process_group.h). */
 #include "process_group.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -34,4 +35,17 @@ int group_same_config(const cfg *c, uint64_t value, uint64_t *values, edm2_err *
     }
     free(all);
     return rc;
+}
+
+int group_same_start(const cfg *c, uint64_t count, const char *what, const char *why, edm2_err *err) {
+    const int world = comm_world();
+    uint64_t *all = calloc((size_t)world, sizeof *all);
+    if (!all) return err_set(err, "out of memory");
+    int status = group_same_config(c, count, all, err);
+    for (int q = 1; !status && q < world; q++)
+        if (all[q] != all[0])
+            status = err_set(err, "process %d finds %llu %s, process 0 %llu (%s)", q, (unsigned long long)all[q], what,
+                             (unsigned long long)all[0], why);
+    free(all);
+    return status;
 }

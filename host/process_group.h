@@ -1,6 +1,6 @@
 /* process_group.h: what a job run by the several processes of an MPI launch (comm.h) checks and shares
  * beyond the collectives themselves: the same config on every process, and the node's cores divided among
- * its processes. Training and generation run this way; the other jobs run in one process. */
+ * its processes. Training, generation and evaluation run this way; the other jobs run in one process. */
 #ifndef EDM2_HOST_PROCESS_GROUP_H
 #define EDM2_HOST_PROCESS_GROUP_H
 
@@ -16,5 +16,8 @@ int group_threads(int configured);
  * "process q runs another config than process 0". values[world] = every process's `value` (where it stands:
  * the images it has seen, the images it finds to make), for the caller to compare. */
 int group_same_config(const cfg *c, uint64_t value, uint64_t *values, edm2_err *err);
+/* The start of a job's work on several processes: the same config and the same `count` of work on every process,
+ * else -1 with "process q finds N <what>, process 0 M (<why>)". */
+int group_same_start(const cfg *c, uint64_t count, const char *what, const char *why, edm2_err *err);
 
 #endif

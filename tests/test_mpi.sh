@@ -3,10 +3,11 @@
 # (mpirun --oversubscribe): 2 and 3 processes give bitwise the files of one process with the same global
 # batch and batch_gpu; a run stopped by SIGINT to one process writes one checkpoint, and resuming with the
 # processes ends bitwise where the one-process run ends; different configs on different processes are
-# refused at start, and so are jobs other than training and generation and a batch that the processes cannot
-# share; a killed process and a hung one end the run with an error within the time limit. Generation over 2
-# and 3 processes writes bitwise the files of one (PNGs, grid, raw floats), also resumed, and stops cleanly
-# on SIGINT to one process, to be resumed to the one-process images.
+# refused at start, and so are jobs other than training, generation and evaluation and a batch that the
+# processes cannot share; a killed process and a hung one end the run with an error within the time limit.
+# Generation over 2 and 3 processes writes bitwise the files of one (PNGs, grid, raw floats), also resumed, and
+# stops cleanly on SIGINT to one process, to be resumed to the one-process images. Evaluation over 2 and 3
+# processes gives bitwise the reference statistics, grid and values of one, of generated images and a folder.
 # Exits 77 (skipped) without mpirun or an edm2host built with MPI.
 set -uo pipefail
 build=$1 src=$2
@@ -89,7 +90,7 @@ echo "$out" | grep -q "\[training\] batch = 7 does not split over 2 processes: m
   fail "batch 7 over 2 processes: $(echo "$out" | head -2)"
 echo "ok: batch 7 over 2 processes refused"
 
-# Jobs other than training and generation run in one process.
+# Jobs other than training, generation and evaluation run in one process.
 out=$(mpirun_ -n 2 "$host" -q run "$src/configs/fashion-mnist-phema.ini" 2>&1) && fail "phema ran twice"
 echo "$out" | grep -q "the phema job runs in one process" || fail "phema under mpirun: $(echo "$out" | head -2)"
 echo "ok: phema under mpirun refused"
@@ -155,6 +156,65 @@ gen gen_sig 2 --set generate.seeds=0-799 --set sampler.num_steps=32 --set genera
 [ $(ls "$tmp/gen_sig"/0*.png | wc -l) = 800 ] || fail "resumed after SIGINT: not 800 images"
 gen gen_sig_one 0 --set generate.seeds=0-799 --set sampler.num_steps=32 --set generate.raw=false || fail "one process, 800"
 same_images gen_sig_one gen_sig
+
+# Evaluation: each process measures every world-th batch (of the reference images too), the first adds them
+# in batch order: the reference statistics, the grid and the values are bitwise those of one process.
+cat >"$tmp/ev.ini" <<INI
+[job]
+type = evaluate
+[data]
+source = fashion-mnist
+resolution = 8
+max_images = 1000
+[sampler]
+plugin = heun
+num_steps = 4
+[features]
+plugin = dinov2
+weights = $src/tests/data/dinov2_ref.safetensors
+dim = 64
+heads = 4
+depth = 2
+[evaluate]
+net = $tmp/one2/network-snapshot-0000002-0.100.safetensors
+seeds = 0-40
+batch = 4
+metrics = swd,fd_dinov2
+swd_min_res = 8
+swd_patches = 16
+ref_images = 150
+INI
+ev() { # OUT NPROC JSONL [--set ...]: the reference files and grid into OUT, the values of JSONL's new record into
+  # OUT/values
+  local out=$1 n=$2 jsonl=$3
+  shift 3
+  local cmd=("$host" -q run "$tmp/ev.ini" --set evaluate.reference="$tmp/$out/swd.safetensors"
+    --set evaluate.fid_reference="$tmp/$out/fd.safetensors" --set evaluate.images_dir="$tmp/$out" "$@")
+  if [ "$n" = 0 ]; then "${cmd[@]}"; else mpirun_ -n "$n" "${cmd[@]}"; fi || return 1
+  tail -1 "$jsonl" | grep -o '"\(swd\|fd_dinov2\)": [-0-9.e+]*' >"$tmp/$out/values"
+}
+same_measure() { # A B
+  for f in swd.safetensors fd.safetensors grid.png values; do
+    cmp -s "$tmp/$1/$f" "$tmp/$2/$f" || fail "evaluation $2: $f differs from $1's"
+  done
+  echo "ok: evaluation by $2 gives bitwise the reference statistics, grid and values of $1 ($(tr '\n' ' ' <"$tmp/$1/values"))"
+}
+records="$tmp/one2/metrics.jsonl" # (beside the snapshot)
+ev ev_one 0 "$records" || fail "evaluate, one process"
+[ $(wc -l <"$tmp/ev_one/values") = 2 ] || fail "evaluate: no swd and fd_dinov2 in the record"
+ev ev_two 2 "$records" || fail "evaluate, two processes"
+same_measure ev_one ev_two
+ev ev_three 3 "$records" || fail "evaluate, three processes"
+same_measure ev_one ev_three
+# A folder of images (the generation's), measured by two processes, against the statistics saved above.
+for n in 0 2; do
+  mkdir -p "$tmp/evf$n" && cp "$tmp/ev_one"/*.safetensors "$tmp/evf$n/"
+  ev evf$n $n "$tmp/gen_one/metrics.jsonl" --set evaluate.net= --set evaluate.images="$tmp/gen_one" ||
+    fail "evaluate a folder, $n processes"
+done
+cmp -s "$tmp/evf0/values" "$tmp/evf2/values" && cmp -s "$tmp/evf0/grid.png" "$tmp/evf2/grid.png" ||
+  fail "a folder evaluated by two processes: other values or grid"
+echo "ok: a folder evaluated by two processes: the values of one ($(tr '\n' ' ' <"$tmp/evf2/values"))"
 
 # A killed process, then a hung one (SIGSTOP): the run ends with an error within the limit.
 for sig in KILL STOP; do
