@@ -5,7 +5,8 @@
  * each guidance weight when several are given (the guidance x EMA grid), and writes OUTDIR/sweep.md (a table,
  * the best sigma_rel per curve marked), OUTDIR/sweep.tsv (every value) and OUTDIR/sweep.png (the metric against
  * sigma_rel, one curve per run and guidance, the best ringed). Table and plot use the Fréchet distance when
- * it was measured, else SWD. */
+ * it was measured, else SWD. The processes of an MPI launch evaluate together (job_evaluate.c); the first
+ * reconstructs and writes. */
 #include <ctype.h>
 #include <dirent.h>
 #include <math.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "comm.h"
 #include "config.h"
 #include "fileio.h"
 #include "jobs.h"
@@ -124,11 +126,17 @@ int job_sweep(const run_config *rc, edm2_err *err) {
         status = 0;
         goto done;
     }
-    if (make_dirs(outdir, err)) goto done;
+    /* With several processes the first reconstructs and writes; every one evaluates (evaluate_snapshot shares
+     * the images out), and the first writes the results. */
+    const int lead = comm_rank() == 0;
+    config_view jv;
+    config_view_host(&jv, rc->cfg, "job");
+    comm_set_timeout(edm2_cfg_float(&jv.api, "comm_timeout_s", 600));
+    if (lead && make_dirs(outdir, err)) goto done;
     for (int r = 0; r < nr; r++) {
         if (phema_settings(&sub, c, runs[r], names[r], list, dir, sizeof dir, err)) goto done;
         LOG_INFO("sweep: %s: reconstructing %d sigma_rel post hoc into %s", runs[r], ns, dir);
-        if (job_phema(&rc2, err)) goto done;
+        if ((lead && job_phema(&rc2, err)) || comm_barrier(err)) goto done; /* (the others wait for the files) */
         for (int j = 0; j < ns; j++) {
             std_label(label, sizeof label, stds[j]);
             if (find_reconstruction(dir, label, net, sizeof net, err)) goto done;
@@ -140,11 +148,16 @@ int job_sweep(const run_config *rc, edm2_err *err) {
                 }
                 eval_result *v = &res[r][g][j];
                 if (evaluate_snapshot(&rc2, &refs, v, err)) goto done;
+                if (!lead) continue;
                 val[r][g][j] = isnan(v->fid) ? v->swd : v->fid;
                 LOG_INFO("sweep: %s sigma_rel %s guidance %g: SWD %.3f %s %.4f", names[r], label, guid[g], v->swd, FD,
                          v->fid);
             }
         }
+    }
+    if (!lead) {
+        status = 0;
+        goto done;
     }
     /* The table, the values, the plot. */
     char path[4200];

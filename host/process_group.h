@@ -1,6 +1,7 @@
 /* process_group.h: what a job run by the several processes of an MPI launch (comm.h) checks and shares
  * beyond the collectives themselves: the same config on every process, and the node's cores divided among
- * its processes. Training, generation and evaluation run this way; the other jobs run in one process. */
+ * its processes. Training, generation, evaluation and the sweep run this way; the other jobs run in one
+ * process. */
 #ifndef EDM2_HOST_PROCESS_GROUP_H
 #define EDM2_HOST_PROCESS_GROUP_H
 

@@ -3,11 +3,12 @@
 # (mpirun --oversubscribe): 2 and 3 processes give bitwise the files of one process with the same global
 # batch and batch_gpu; a run stopped by SIGINT to one process writes one checkpoint, and resuming with the
 # processes ends bitwise where the one-process run ends; different configs on different processes are
-# refused at start, and so are jobs other than training, generation and evaluation and a batch that the
-# processes cannot share; a killed process and a hung one end the run with an error within the time limit.
+# refused at start, and so are the jobs that run in one process (phema) and a batch that the processes
+# cannot share; a killed process and a hung one end the run with an error within the time limit.
 # Generation over 2 and 3 processes writes bitwise the files of one (PNGs, grid, raw floats), also resumed, and
 # stops cleanly on SIGINT to one process, to be resumed to the one-process images. Evaluation over 2 and 3
-# processes gives bitwise the reference statistics, grid and values of one, of generated images and a folder.
+# processes gives bitwise the reference statistics, grid and values of one, of generated images and a folder,
+# and a sweep over 2 processes the table, values and plot of one.
 # Exits 77 (skipped) without mpirun or an edm2host built with MPI.
 set -uo pipefail
 build=$1 src=$2
@@ -90,7 +91,7 @@ echo "$out" | grep -q "\[training\] batch = 7 does not split over 2 processes: m
   fail "batch 7 over 2 processes: $(echo "$out" | head -2)"
 echo "ok: batch 7 over 2 processes refused"
 
-# Jobs other than training, generation and evaluation run in one process.
+# Jobs other than training, generation, evaluation and the sweep run in one process.
 out=$(mpirun_ -n 2 "$host" -q run "$src/configs/fashion-mnist-phema.ini" 2>&1) && fail "phema ran twice"
 echo "$out" | grep -q "the phema job runs in one process" || fail "phema under mpirun: $(echo "$out" | head -2)"
 echo "ok: phema under mpirun refused"
@@ -215,6 +216,20 @@ done
 cmp -s "$tmp/evf0/values" "$tmp/evf2/values" && cmp -s "$tmp/evf0/grid.png" "$tmp/evf2/grid.png" ||
   fail "a folder evaluated by two processes: other values or grid"
 echo "ok: a folder evaluated by two processes: the values of one ($(tr '\n' ' ' <"$tmp/evf2/values"))"
+# The sweep: the first process reconstructs, all evaluate, the first writes: the one-process table and values.
+sweep() { # OUT NPROC
+  local cmd=("$host" -q run "$tmp/ev.ini" --set job.type=sweep --set ema.plugin=power --set sweep.runs="$tmp/one2"
+    --set sweep.stds=0.05,0.08 --set sweep.seeds=0-16 --set sweep.batch=4 --set sweep.metrics=swd,fd_dinov2
+    --set sweep.swd_min_res=8 --set sweep.swd_patches=16 --set sweep.ref_images=150 --set sweep.outdir="$tmp/$1"
+    --set sweep.reference="$tmp/ev_one/swd.safetensors" --set sweep.fid_reference="$tmp/ev_one/fd.safetensors")
+  if [ "$2" = 0 ]; then "${cmd[@]}"; else mpirun_ -n "$2" "${cmd[@]}"; fi
+}
+sweep sweep_one 0 || fail "sweep, one process"
+sweep sweep_two 2 || fail "sweep, two processes"
+for f in sweep.tsv sweep.md sweep.png; do
+  cmp -s "$tmp/sweep_one/$f" "$tmp/sweep_two/$f" || fail "sweep by two processes: $f differs"
+done
+echo "ok: a sweep by two processes writes bitwise the table, values and plot of one"
 
 # A killed process, then a hung one (SIGSTOP): the run ends with an error within the limit.
 for sig in KILL STOP; do
