@@ -20,7 +20,7 @@ int eval_sets_init(eval_sets *e, swd_set *swd, fid_accum *fd, feat_instance *fi,
         const size_t desc = (size_t)batch * p->patches * e->part.dim;
         if (desc > each) each = desc;
     }
-    e->gathered = malloc(each * e->world * sizeof *e->gathered);
+    e->gathered = malloc(each * e->world * sizeof *e->gathered + 1); /* (+ 1: nothing measured) */
     e->counts = malloc((size_t)e->world * sizeof *e->counts);
     return e->gathered && e->counts ? 0 : err_set(err, "out of memory");
 }

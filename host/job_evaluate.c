@@ -6,8 +6,9 @@
  * FD_DINOv2 with dinov2 (fd_metric), each against reference statistics computed once from [data] and saved.
  * A snapshot of VAE latents is decoded by the [vae] plugin first, and measured against the images of [data]
  * (the pixel dataset, e.g. the 512x512 folder its latents were made from). The result is appended to
- * metrics.jsonl beside the snapshot (in the folder of images). The processes of an MPI launch share the batches out and the first adds what
- * each measured, in batch order (eval_sets.h): the same values, bitwise, as one process. */
+ * metrics.jsonl beside the snapshot (in the folder of images). The processes of an MPI launch share the
+ * batches out and the first adds what each measured, in batch order (eval_sets.h): the same values, bitwise,
+ * as one process. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,7 +115,8 @@ static int references(const run_config *rc, eval_refs *refs, int need_swd, const
     int need_fid = *fd != 0;
     char FD[FD_NAME_MAX + 8];
     fd_display(fd, FD, sizeof FD);
-    int load[2] = {need_swd && *swd_path && access(swd_path, F_OK) == 0, need_fid && *fid_path && access(fid_path, F_OK) == 0};
+    int load[2] = {need_swd && *swd_path && access(swd_path, F_OK) == 0,
+                   need_fid && *fid_path && access(fid_path, F_OK) == 0};
     if (world > 1 && comm_broadcast(load, sizeof load, 0, err)) return -1; /* (the first process's files) */
     if (load[0]) {
         if (rank == 0 && swd_set_load(swd_path, p, C, R, &refs->swd, err)) return -1;
@@ -161,7 +163,7 @@ static int references(const run_config *rc, eval_refs *refs, int need_swd, const
             if (dataset_get(&d, idx, img + per * k, NULL, 0, err)) goto done;
         }
         if (eval_sets_add(&es, img, m, (uint64_t)i, err)) goto done;
-        const int before = r * world * REF_BATCH, measured = before + world * REF_BATCH < count ? before + world * REF_BATCH : count;
+        const int before = r * world * REF_BATCH, after = before + world * REF_BATCH, measured = after < count ? after : count;
         if (need_fid && measured / (8 * REF_BATCH) > before / (8 * REF_BATCH)) /* (every 8 batches) */
             progress_log("reference", "images", measured, count, 0, t0, NULL);
     }
