@@ -1,7 +1,9 @@
 /* data_folder.c: an image folder in the EDM dataset tool's layout: dataset.json lists the images with
  * their class ({"labels": [["00000/img00000000.png", 6], ...]}, or {"labels": null}), else every *.png
  * below the folder is used, unlabelled, in sorted order. Paths from dataset.json must stay inside the
- * folder (checked by name here, and by resolved path when each image is read). */
+ * folder (checked by name here, and by resolved path when each image is read). Also the dataset tool's own
+ * sources (folder_list_sources: PNG/JPEG of any size, class subfolders), read centre-cropped as [data]
+ * source = images (images_open). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +166,15 @@ static int read_listing(dataset *d, char *jp, size_t len, int *listed, edm2_err 
     return rc;
 }
 
+/* Reads the first image now, so a wrong resolution, channel count or file fails before a job's work starts. */
+static int check_first(dataset *d, edm2_err *err) {
+    float *img = malloc((size_t)d->channels * d->resolution * d->resolution * sizeof(float));
+    if (!img) return err_set(err, "out of memory");
+    int rc = dataset_get(d, 0, img, NULL, 0, err);
+    free(img);
+    return rc;
+}
+
 int folder_open(dataset *d, const char *key, const char *path, const char *skip, int max_images, edm2_err *err) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "%s = '%s': not a folder", key, path);
@@ -191,14 +202,22 @@ int folder_open(dataset *d, const char *key, const char *path, const char *skip,
         d->count = max_images;
     }
     if (d->labels && labels_finish(d, jp, err)) return -1;
-    /* Read the first image now, so a wrong resolution or channel count fails before training starts. */
-    float *img = malloc((size_t)d->channels * d->resolution * d->resolution * sizeof(float));
-    if (!img) return err_set(err, "out of memory");
-    int rc = dataset_get(d, 0, img, NULL, 0, err);
-    free(img);
-    if (rc) return -1;
+    if (check_first(d, err)) return -1;
     snprintf(d->desc, sizeof d->desc, "image folder %.300s: %d images, %dx%dx%d, %d classes", d->root, d->count,
              d->channels, d->resolution, d->resolution, d->label_dim);
+    return 0;
+}
+
+int images_open(dataset *d, const char *path, int max_images, edm2_err *err) {
+    if (folder_list_sources(d, path, err)) return err_set(err, "[data] path: %s", err->msg);
+    d->channels = 3, d->cropped = 1;
+    if (max_images > 0 && max_images < d->count) {
+        for (int i = max_images; i < d->count; i++) free(d->files[i]);
+        d->count = max_images;
+    }
+    if (check_first(d, err)) return -1;
+    snprintf(d->desc, sizeof d->desc, "images %.300s: %d, centre-cropped to %dx%dx3, %d classes", d->root, d->count,
+             d->resolution, d->resolution, d->label_dim);
     return 0;
 }
 

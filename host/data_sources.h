@@ -20,6 +20,10 @@ int tensors_open(dataset *d, const char *path, int max_images, edm2_err *err);
  * below for *.png, *.jpg and *.jpeg; else every such image, unlabelled. Fills root, files, count, labels and
  * label_dim of *d (close with dataset_close). */
 int folder_list_sources(dataset *d, const char *path, edm2_err *err);
+/* [data] source = images: the images folder_list_sources finds, each read as RGB and centre-cropped to the
+ * resolution as the dataset tool does (the encode job's pixels before its VAE), e.g. ImageNet's train folder
+ * as the reference images of an img512 evaluation. */
+int images_open(dataset *d, const char *path, int max_images, edm2_err *err);
 
 /* dataset.json text -> d->files / d->labels (paths checked to stay inside the folder). `label_json` names
  * the file in messages. Sets *listed to 0 when the file says {"labels": null} (then the folder is scanned). */

@@ -12,6 +12,7 @@
 #include "edm2/edm2_philox.h"
 #include "fileio.h"
 #include "image_io.h"
+#include "image_read.h"
 #include "safetensors.h"
 #include "validate.h"
 
@@ -48,6 +49,9 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
         d->channels = (int)ch;
         if (!*path) return err_set(err, "[data] source = folder needs 'path = FOLDER'");
         rc = folder_open(d, "[data] path", path, NULL, (int)max_images, err);
+    } else if (!strcmp(source, "images")) {
+        if (!*path) return err_set(err, "[data] source = images needs 'path = FOLDER'");
+        rc = images_open(d, path, (int)max_images, err);
     } else if (!strcmp(source, "tensors")) {
         if (!*path) return err_set(err, "[data] source = tensors needs 'path = FILE.safetensors'");
         if (access(path, F_OK) != 0 && errno == ENOENT)
@@ -58,7 +62,7 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
                                 "(source = folder reads a folder of images)", path);
         rc = tensors_open(d, path, (int)max_images, err);
     } else {
-        return err_set(err, "[data] source = '%s': expected 'fashion-mnist', 'folder' or 'tensors'", source);
+        return err_set(err, "[data] source = '%s': expected 'fashion-mnist', 'folder', 'images' or 'tensors'", source);
     }
     if (rc) dataset_close(d);
     return rc;
@@ -89,6 +93,14 @@ int dataset_get(const dataset *d, int index, float *img, float *onehot, int oneh
         st_to_f32(&one, img);
     } else if (d->pixels) {
         pixels_encode(img, d->pixels + (size_t)index * R * R, 1, R, R);
+    } else if (d->cropped) {
+        char p[4200];
+        uint8_t *px = malloc((size_t)R * R * 3);
+        int rc = !px ? err_set(err, "out of memory")
+                     : resolve_inside(d, d->files[index], p, sizeof p, err) || image_read_crop(p, R, px, err);
+        if (!rc) pixels_encode(img, px, 3, R, R);
+        free(px);
+        if (rc) return -1;
     } else {
         char p[4200];
         uint8_t *px;

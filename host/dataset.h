@@ -39,6 +39,8 @@ typedef struct dataset {
     /* Image folder: the folder (resolved) and each image's path relative to it. */
     char *root;
     char **files;
+    /* 1: images of any size, each read as RGB and centre-cropped to the resolution (source = images). */
+    int cropped;
 } dataset;
 
 /* Opens the [data] section of a config. Returns 0, or -1 with a one-line error. */

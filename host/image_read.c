@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "image_io.h"
+#include "image_resize.h"
 
 #ifdef EDM2_HAVE_JPEG
 #include <jpeglib.h>
@@ -94,4 +95,13 @@ int image_read_rgb(const char *path, uint8_t **px, int *w, int *h, edm2_err *err
         rc = err_set(err, "%s: neither PNG nor JPEG", path);
     fclose(fp);
     return rc;
+}
+
+int image_read_crop(const char *path, int res, uint8_t *crop, edm2_err *err) {
+    uint8_t *px = NULL;
+    int w, h;
+    if (image_read_rgb(path, &px, &w, &h, err)) return -1;
+    int rc = center_crop_dhariwal(px, w, h, 3, res, crop, err);
+    free(px);
+    return rc ? err_set(err, "%s: %s", path, err->msg) : 0;
 }

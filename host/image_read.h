@@ -13,6 +13,9 @@
 
 /* *px (malloc'ed) = the image's pixels [h, w, 3]. 0, or -1 with a reason naming the file. */
 int image_read_rgb(const char *path, uint8_t **px, int *w, int *h, edm2_err *err);
+/* crop[res, res, 3] = the dataset tool's centre crop to res x res (center_crop_dhariwal, image_resize.h) of the
+ * image at `path` read as RGB. 0, or -1 with a reason naming the file. */
+int image_read_crop(const char *path, int res, uint8_t *crop, edm2_err *err);
 /* 1 when this build reads JPEG files (libjpeg was found when it was configured). */
 int image_read_has_jpeg(void);
 

@@ -137,12 +137,7 @@ done:
 static int load_image(const dataset *d, int i, int res, uint8_t *crop, float *out, edm2_err *err) {
     char path[8200];
     snprintf(path, sizeof path, "%.4000s/%.4000s", d->root, d->files[i]);
-    uint8_t *px = NULL;
-    int w, h;
-    if (image_read_rgb(path, &px, &w, &h, err)) return -1;
-    int rc = center_crop_dhariwal(px, w, h, 3, res, crop, err);
-    free(px);
-    if (rc) return err_set(err, "%s: %s", path, err->msg);
+    if (image_read_crop(path, res, crop, err)) return -1;
     for (int c = 0; c < 3; c++)
         for (size_t p = 0; p < (size_t)res * res; p++) out[(size_t)c * res * res + p] = crop[p * 3 + c] / 255.0f;
     return 0;

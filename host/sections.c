@@ -21,7 +21,9 @@ static const edm2_config_key k_plugins[] = {
 
 static const edm2_config_key k_data[] = {
     {"source", EDM2_CFG_STRING, "fashion-mnist",
-     "fashion-mnist (the Debian package's IDX files), folder (PNGs + dataset.json) or tensors (a .safetensors file)"},
+     "fashion-mnist (the Debian package's IDX files), folder (PNGs + dataset.json), images (PNG/JPEG of any size in "
+     "class subfolders or with a dataset.json, centre-cropped to the resolution as the dataset tool does) or tensors "
+     "(a .safetensors file)"},
     {"path", EDM2_CFG_STRING, "", "data folder or file; empty = /usr/share/datasets/fashion-mnist for fashion-mnist"},
     {"split", EDM2_CFG_STRING, "train", "fashion-mnist split: train or test"},
     {"resolution", EDM2_CFG_INT, "32", "image resolution (fashion-mnist: 28, 32 = padded, or 32/k downsampled)"},

@@ -13,7 +13,9 @@
 #include "edm2/edm2_philox.h"
 #include "data_sources.h"
 #include "fileio.h"
+#include "config.h"
 #include "image_io.h"
+#include "image_read.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -355,12 +357,62 @@ static void test_source_listing(void **state) {
     free(dir);
 }
 
+/* [data] source = images: PNGs of any size in class subfolders, each read as RGB and centre-cropped as the
+ * dataset tool does (the encode job's pixels), encoded as every source's; a file that is no image, named. */
+static void test_images_source(void **state) {
+    (void)state;
+    char *dir = make_temp_dir(), p[700];
+    edm2_err err;
+    const int sizes[2][3] = {{20, 12, 3}, {9, 15, 1}}; /* w, h, channels */
+    const char *names[2] = {"ant/a.png", "bee/b.png"};
+    uint8_t px[20 * 15 * 3];
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%.*s", dir, 3, names[k]);
+        assert_int_equal(make_dirs(p, &err), 0);
+        for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 37 + k * 11);
+        snprintf(p, sizeof p, "%s/%s", dir, names[k]);
+        assert_int_equal(png_write(p, px, sizes[k][0], sizes[k][1], sizes[k][2], &err), 0);
+    }
+    cfg c = {0};
+    assert_int_equal(cfg_put(&c, "data", "source", "images"), 0);
+    assert_int_equal(cfg_put(&c, "data", "path", dir), 0);
+    assert_int_equal(cfg_put(&c, "data", "resolution", "8"), 0);
+    dataset d;
+    if (dataset_open(&d, &c, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(d.count, 2), assert_int_equal(d.channels, 3), assert_int_equal(d.label_dim, 2);
+    assert_non_null(strstr(d.desc, "centre-cropped to 8x8x3, 2 classes"));
+    float img[3 * 8 * 8], want[3 * 8 * 8], onehot[2];
+    uint8_t crop[8 * 8 * 3];
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[k]);
+        assert_int_equal(image_read_crop(p, 8, crop, &err), 0);
+        pixels_encode(want, crop, 3, 8, 8);
+        assert_int_equal(dataset_get(&d, k, img, onehot, 2, &err), 0);
+        assert_memory_equal(img, want, sizeof img);
+        assert_float_equal(onehot[k], 1.0f, 0);
+    }
+    dataset_close(&d);
+    /* The crop of a grey image is its grey replicated to RGB. */
+    for (int q = 0; q < 8 * 8; q++) assert_true(crop[3 * q] == crop[3 * q + 1] && crop[3 * q] == crop[3 * q + 2]);
+    /* A file that is no image is named when it is read (here the first, read at open). */
+    free(write_text(dir, "ant/a.png", "not a png"));
+    assert_int_equal(dataset_open(&d, &c, &err), -1);
+    assert_non_null(strstr(err.msg, "a.png"));
+    assert_int_equal(cfg_put(&c, "data", "path", ""), 0);
+    assert_int_equal(dataset_open(&d, &c, &err), -1);
+    assert_string_equal(err.msg, "[data] source = images needs 'path = FOLDER'");
+    cfg_free(&c);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tensors_many_classes), cmocka_unit_test(test_dataset_json),
         cmocka_unit_test(test_folder_symlink_outside), cmocka_unit_test(test_idx_headers),
         cmocka_unit_test(test_png_gigapixel_header), cmocka_unit_test(test_shuffle_integer_draws),
         cmocka_unit_test(test_latent_moments), cmocka_unit_test(test_source_listing),
+        cmocka_unit_test(test_images_source),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
