@@ -166,6 +166,13 @@ static int read_listing(dataset *d, char *jp, size_t len, int *listed, edm2_err 
     return rc;
 }
 
+/* Only the first max_images images (0: all). */
+static void keep_first(dataset *d, int max_images) {
+    if (max_images <= 0 || max_images >= d->count) return;
+    for (int i = max_images; i < d->count; i++) free(d->files[i]);
+    d->count = max_images;
+}
+
 /* Reads the first image now, so a wrong resolution, channel count or file fails before a job's work starts. */
 static int check_first(dataset *d, edm2_err *err) {
     float *img = malloc((size_t)d->channels * d->resolution * d->resolution * sizeof(float));
@@ -197,10 +204,7 @@ int folder_open(dataset *d, const char *key, const char *path, const char *skip,
         list_into(d, &l, 0);
     }
     if (d->count == 0) return err_set(err, "%s = '%s': no images found", key, path);
-    if (max_images > 0 && max_images < d->count) {
-        for (int i = max_images; i < d->count; i++) free(d->files[i]);
-        d->count = max_images;
-    }
+    keep_first(d, max_images);
     if (d->labels && labels_finish(d, jp, err)) return -1;
     if (check_first(d, err)) return -1;
     snprintf(d->desc, sizeof d->desc, "image folder %.300s: %d images, %dx%dx%d, %d classes", d->root, d->count,
@@ -211,10 +215,7 @@ int folder_open(dataset *d, const char *key, const char *path, const char *skip,
 int images_open(dataset *d, const char *path, int max_images, edm2_err *err) {
     if (folder_list_sources(d, path, err)) return err_set(err, "[data] path: %s", err->msg);
     d->channels = 3, d->cropped = 1;
-    if (max_images > 0 && max_images < d->count) {
-        for (int i = max_images; i < d->count; i++) free(d->files[i]);
-        d->count = max_images;
-    }
+    keep_first(d, max_images);
     if (check_first(d, err)) return -1;
     snprintf(d->desc, sizeof d->desc, "images %.300s: %d, centre-cropped to %dx%dx3, %d classes", d->root, d->count,
              d->resolution, d->resolution, d->label_dim);

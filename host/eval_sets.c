@@ -25,11 +25,6 @@ int eval_sets_init(eval_sets *e, swd_set *swd, fid_accum *fd, feat_instance *fi,
     return e->gathered && e->counts ? 0 : err_set(err, "out of memory");
 }
 
-/* Every process's `each` floats from `mine` into e->gathered, process after process. */
-static int gather(eval_sets *e, const float *mine, size_t each, edm2_err *err) {
-    return comm_allgather(mine, e->gathered, each * sizeof(float), err);
-}
-
 int eval_sets_add(eval_sets *e, const float *x, int m, uint64_t first, edm2_err *err) {
     const int dim = e->fd ? e->fi->info.dim : 0;
     if (e->fd && m > 0 && feat_extract(e->fi, x, m, e->C, e->R, e->feat, err)) return -1;
@@ -40,7 +35,7 @@ int eval_sets_add(eval_sets *e, const float *x, int m, uint64_t first, edm2_err 
     const int lead = comm_rank() == 0;
     if (comm_allgather(&m, e->counts, sizeof m, err)) return -1;
     if (e->fd) {
-        if (gather(e, e->feat, (size_t)dim * e->batch, err)) return -1;
+        if (comm_allgather(e->feat, e->gathered, (size_t)dim * e->batch * sizeof(float), err)) return -1;
         for (int q = 0; lead && q < e->world; q++)
             if (fid_accum_add(e->fd, e->gathered + (size_t)q * dim * e->batch, (size_t)e->counts[q], err)) return -1;
     }
@@ -52,7 +47,7 @@ int eval_sets_add(eval_sets *e, const float *x, int m, uint64_t first, edm2_err 
     if (lead && swd_set_reserve(e->swd, total, err)) return -1;
     const size_t each = (size_t)e->batch * e->p->patches * e->part.dim; /* floats per process and level */
     for (int l = 0; l < e->part.levels; l++) {
-        if (gather(e, e->part.desc[l], each, err)) return -1;
+        if (comm_allgather(e->part.desc[l], e->gathered, each * sizeof(float), err)) return -1;
         float *to = lead ? e->swd->desc[l] + e->swd->count * e->swd->dim : NULL;
         for (int q = 0; lead && q < e->world; q++) {
             const size_t n = (size_t)e->counts[q] * e->p->patches * e->part.dim;

@@ -155,15 +155,15 @@ static int references(const run_config *rc, eval_refs *refs, int need_swd, const
         eval_sets_init(&es, need_swd ? &refs->swd : NULL, need_fid ? &acc : NULL, fi, p, REF_BATCH, C, R, err))
         goto done;
     const double t0 = now_s();
-    const int rounds = ((count + REF_BATCH - 1) / REF_BATCH + world - 1) / world;
-    for (int r = 0; r < rounds; r++) { /* round r: batch r world + rank of each process */
-        const int i = (r * world + rank) * REF_BATCH, m = i >= count ? 0 : count - i < REF_BATCH ? count - i : REF_BATCH;
+    for (int r = 0, rounds = group_rounds(count, REF_BATCH); r < rounds; r++) {
+        int i;
+        const int m = group_batch(r, count, REF_BATCH, &i);
         for (int k = 0; k < m; k++) {
             int idx = dataset_order(&d, p->seed ^ STREAM_REF, (uint64_t)(i + k), perm, &epoch);
             if (dataset_get(&d, idx, img + per * k, NULL, 0, err)) goto done;
         }
         if (eval_sets_add(&es, img, m, (uint64_t)i, err)) goto done;
-        const int before = r * world * REF_BATCH, after = before + world * REF_BATCH, measured = after < count ? after : count;
+        const int before = group_done(r, count, REF_BATCH), measured = group_done(r + 1, count, REF_BATCH);
         if (need_fid && measured / (8 * REF_BATCH) > before / (8 * REF_BATCH)) /* (every 8 batches) */
             progress_log("reference", "images", measured, count, 0, t0, NULL);
     }
@@ -373,9 +373,9 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
     LOG_INFO("evaluating %s: %s on %s%s: %s%s%s", *folder ? folder : net, how, s.rt.bvt->device_name(s.rt.b), procs,
              want_swd ? "SWD" : "", want_swd && want_fid ? " and " : "", want_fid ? FD : "");
     const double t0 = now_s();
-    const int rounds = ((n + batch - 1) / batch + world - 1) / world;
-    for (int r = 0; r < rounds; r++) { /* round r: batch r world + rank of each process */
-        const int i = (r * world + rank) * batch, m = i >= n ? 0 : n - i < batch ? n - i : batch;
+    for (int r = 0, rounds = group_rounds(n, batch); r < rounds; r++) {
+        int i;
+        const int m = group_batch(r, n, batch, &i);
         for (int k = 0; L && k < m; k++) {
             memset(labels + (size_t)k * L, 0, (size_t)L * sizeof(float));
             labels[(size_t)k * L + label_class(mode, fixed, i + k, seeds[i + k], 10, L)] = 1.0f;
@@ -389,8 +389,7 @@ int evaluate_snapshot(const run_config *rc, eval_refs *refs, eval_result *res, e
         for (int q = 0; keep && world > 1 && q < world; q++) /* the grid's images of the round, from their process */
             for (int j = (r * world + q) * batch, k = 0; k < batch && j + k < keep_n; k++)
                 if (comm_broadcast(keep + per * (j + k), per * sizeof(float), q, err)) goto done;
-        const int measured = (r + 1) * world * batch < n ? (r + 1) * world * batch : n;
-        progress_log(NULL, "images", measured, n, 0, t0, NULL);
+        progress_log(NULL, "images", group_done(r + 1, n, batch), n, 0, t0, NULL);
         gen_session_share_cpu(&s);
     }
     if (rank > 0) { /* (the first process measures the whole and writes) */

@@ -259,11 +259,11 @@ int job_generate(const run_config *rc, edm2_err *err) {
     installed = 1;
     /* Round r makes batches r world + rank (batch b: todo[b batch ...]); its start is where the processes agree
      * to stop, and the round after the last one's is where they all have finished. */
-    const int batches = (ntodo + batch - 1) / batch, rounds = (batches + world - 1) / world;
+    const int rounds = group_rounds(ntodo, batch);
     for (int r = 0;; r++) {
         int sig = stop_signal();
         if (world > 1 && group_stop(stops, &sig, err)) goto done;
-        const int made = r * world * batch < ntodo ? r * world * batch : ntodo;
+        const int made = group_done(r, ntodo, batch);
         if (r > 0) progress_log(NULL, "images", n - ntodo + made, n, n - ntodo, t0, NULL);
         if (sig) {
             if (write_images)
@@ -274,9 +274,9 @@ int job_generate(const run_config *rc, edm2_err *err) {
             goto done;
         }
         if (r == rounds) break;
-        const int j = (r * world + rank) * batch;
-        if (j >= ntodo) continue; /* (the last round has fewer batches than processes) */
-        const int m = ntodo - j < batch ? ntodo - j : batch;
+        int j;
+        const int m = group_batch(r, ntodo, batch, &j);
+        if (!m) continue; /* (the last round has fewer batches than processes) */
         for (int k = 0; k < m; k++) {
             const int i = todo[j + k];
             bseeds[k] = seeds[i];

@@ -49,3 +49,15 @@ int group_same_start(const cfg *c, uint64_t count, const char *what, const char 
     free(all);
     return status;
 }
+
+int group_rounds(int count, int batch) { return ((count + batch - 1) / batch + comm_world() - 1) / comm_world(); }
+
+int group_batch(int r, int count, int batch, int *first) {
+    *first = (r * comm_world() + comm_rank()) * batch;
+    return *first >= count ? 0 : count - *first < batch ? count - *first : batch;
+}
+
+int group_done(int r, int count, int batch) {
+    const long long done = (long long)r * comm_world() * batch;
+    return done < count ? (int)done : count;
+}

@@ -17,6 +17,14 @@ int group_threads(int configured);
  * "process q runs another config than process 0". values[world] = every process's `value` (where it stands:
  * the images it has seen, the images it finds to make), for the caller to compare. */
 int group_same_config(const cfg *c, uint64_t value, uint64_t *values, edm2_err *err);
+/* Rounds of batches: `count` images in batches of `batch`, round r giving batch r world + rank to each process
+ * (comm.h), so that rounds are where the processes meet. group_rounds: how many rounds the images take;
+ * group_batch: the first image of this process's batch of round r into *first, and its size (0: none, in a
+ * last round of fewer batches than processes); group_done: the images of every process's batches of rounds
+ * 0 .. r - 1. One process: a round is a batch. */
+int group_rounds(int count, int batch);
+int group_batch(int r, int count, int batch, int *first);
+int group_done(int r, int count, int batch);
 /* The start of a job's work on several processes: the same config and the same `count` of work on every process,
  * else -1 with "process q finds N <what>, process 0 M (<why>)". */
 int group_same_start(const cfg *c, uint64_t count, const char *what, const char *why, edm2_err *err);
