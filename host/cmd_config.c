@@ -137,12 +137,12 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
         }
         log_set_level(level);
     } else {
-        /* Training, generation, evaluation and the sweep split their work over the processes of an MPI launch;
-         * the other jobs would write the same files from every process. */
+        /* Training, generation, evaluation, the sweep and encoding split their work over the processes of an MPI
+         * launch; the other jobs would write the same files from every process. */
         if (comm_world() > 1 && s.rc.job->run != job_train && s.rc.job->run != job_generate &&
-            s.rc.job->run != job_evaluate && s.rc.job->run != job_sweep)
-            rc = 1, err_set(&err, "the %s job runs in one process (train, generate, evaluate and sweep run on several): "
-                                  "start it without mpirun/srun", s.rc.job->type);
+            s.rc.job->run != job_evaluate && s.rc.job->run != job_sweep && s.rc.job->run != job_encode)
+            rc = 1, err_set(&err, "the %s job runs in one process (train, generate, evaluate, sweep and encode run on "
+                                  "several): start it without mpirun/srun", s.rc.job->type);
         else
             rc = s.rc.job->run(&s.rc, &err);
         if (rc) log_job_error(&s.rc, &err);

@@ -9,7 +9,9 @@
  * path and skipped. Progress goes to DEST.partial (raw latents), DEST.partial.labels and DEST.partial.json
  * (the settings and how far it got), every checkpoint_images images and at SIGINT/SIGTERM (then exit status
  * 128 + signal): running the job again continues there; the tensors file appears only complete (written to a
- * temporary name, renamed). */
+ * temporary name, renamed). Started by mpirun/srun, each process encodes every world-th batch (on its own GPU)
+ * and the first writes them in order: the files are bitwise one process's, and a partial encoding continues
+ * with any number of processes. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "comm.h"
 #include "config.h"
 #include "data_sources.h"
 #include "edm2/edm2_philox.h"
@@ -26,6 +29,7 @@
 #include "jobs.h"
 #include "json.h"
 #include "log.h"
+#include "process_group.h"
 #include "progress.h"
 #include "safetensors.h"
 #include "stop_signal.h"
@@ -143,6 +147,72 @@ static int load_image(const dataset *d, int i, int res, uint8_t *crop, float *ou
     return 0;
 }
 
+/* What one process encoded of a round, as the first process receives it (one allgather buffer per process):
+ * head = {latents written, images skipped}, labels[batch], lat[batch, per] (as written: scaled). */
+typedef struct encode_msg {
+    int32_t *head, *labels;
+    float *lat;
+} encode_msg;
+
+static size_t msg_bytes(int batch, size_t per) { return (2 + (size_t)batch) * sizeof(int32_t) + (size_t)batch * per * sizeof(float); }
+
+static encode_msg msg_at(unsigned char *buf, int batch) {
+    encode_msg m = {(int32_t *)buf, (int32_t *)buf + 2, (float *)((int32_t *)buf + 2 + batch)};
+    return m;
+}
+
+/* The scratch of one batch: the cropped pixels, the VAE's input and its moments. */
+typedef struct encode_scratch {
+    uint8_t *crop;
+    float *img, *mom;
+    int *idx;
+} encode_scratch;
+
+/* Images first .. first + count - 1 of the source: read (an unreadable one reported and counted in
+ * head[1]), encoded, their latents (mean, a draw of the posterior, or mean and std; scaled) into `out`. */
+static int encode_batch(const dataset *d, int first, int count, int res, const char *mode, long long seed,
+                        vae_instance *vi, encode_scratch *w, encode_msg out, edm2_err *err) {
+    const int sample = !strcmp(mode, "sample"), moments = !strcmp(mode, "moments");
+    const int L = vi->info.latent_channels, h = res / vi->info.downsample;
+    const size_t lp = (size_t)L * h * h, per = (moments ? 2 : 1) * lp, in_per = (size_t)3 * res * res;
+    int m = 0, skipped = 0;
+    for (int i = first; i < first + count; i++) {
+        edm2_err why;
+        if (load_image(d, i, res, w->crop, w->img + in_per * m, &why)) {
+            LOG_WARN("skipped: %s", why.msg);
+            skipped++;
+            continue;
+        }
+        out.labels[m] = d->labels ? d->labels[i] : 0;
+        w->idx[m++] = i;
+    }
+    if (m && vae_encode_images(vi, w->img, m, res, res, w->mom, err)) return -1;
+    for (int k = 0; k < m; k++)
+        for (int c = 0; c < L; c++)
+            for (int p = 0; p < h * h; p++) {
+                const float *mk = w->mom + (size_t)k * 2 * lp;
+                const size_t e = (size_t)c * h * h + p;
+                float x = mk[e];
+                if (sample) x += mk[lp + e] * edm2_philox_normal((uint64_t)seed, STREAM_ENCODE, (uint64_t)w->idx[k] * lp + e);
+                out.lat[(size_t)k * per + e] = x * vi->scale[c] + vi->bias[c];
+                if (moments) out.lat[(size_t)k * per + lp + e] = mk[lp + e] * vi->scale[c]; /* std, scaled */
+            }
+    out.head[0] = m, out.head[1] = skipped;
+    return 0;
+}
+
+/* The first process: every process's batch of the round appended, in batch order (process 0, 1, ...). */
+static int append_round(encode_state *s, unsigned char *all, size_t bytes, int batch, size_t per, edm2_err *err) {
+    for (int q = 0; q < comm_world(); q++) {
+        const encode_msg m = msg_at(all + bytes * q, batch);
+        const size_t n = (size_t)m.head[0];
+        if (fwrite(m.lat, sizeof *m.lat, per * n, s->fd) != per * n || fwrite(m.labels, sizeof *m.labels, n, s->fl) != n)
+            return err_set(err, "%s: write failed (%s)", s->data, strerror(errno));
+        s->written += m.head[0], s->skipped += m.head[1];
+    }
+    return 0;
+}
+
 int job_encode(const run_config *rc, edm2_err *err) {
     config_view ev, jv, vv;
     config_view_host(&ev, rc->cfg, "encode");
@@ -154,11 +224,12 @@ int job_encode(const run_config *rc, edm2_err *err) {
     const int max_images = (int)edm2_cfg_int(e, "max_images", 0);
     const long long every = edm2_cfg_int(e, "checkpoint_images", 1000), seed = edm2_cfg_int(&jv.api, "seed", 0);
     const long long stop_after = edm2_cfg_int(e, "stop_after", 0);
-    const int sample = !strcmp(mode, "sample"), moments = !strcmp(mode, "moments");
-    if (!sample && !moments && strcmp(mode, "mean"))
+    const int moments = !strcmp(mode, "moments");
+    if (!moments && strcmp(mode, "sample") && strcmp(mode, "mean"))
         return JOB_FAIL(err, "[encode] latents = '%s': expected moments (mean and std; training draws), mean, or sample "
                             "(one draw made here)",
                        mode);
+    const int rank = comm_rank(), world = comm_world();
     dataset d;
     memset(&d, 0, sizeof d);
     runtime rt;
@@ -167,9 +238,8 @@ int job_encode(const run_config *rc, edm2_err *err) {
     memset(&vi, 0, sizeof vi);
     encode_state s;
     memset(&s, 0, sizeof s);
-    float *img = NULL, *mom = NULL, *lat = NULL;
-    int32_t *lab = NULL;
-    uint8_t *crop = NULL;
+    encode_scratch w = {0};
+    unsigned char *mine = NULL, *all = NULL;
     int status = 1, installed = 0;
     stop_signals saved;
     config_view bv;
@@ -179,7 +249,8 @@ int job_encode(const run_config *rc, edm2_err *err) {
         goto done;
     }
     const int count = max_images > 0 && max_images < d.count ? max_images : d.count;
-    if (runtime_open(&rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, (int)edm2_cfg_int(&jv.api, "threads", 0), err) ||
+    const int threads = group_threads((int)edm2_cfg_int(&jv.api, "threads", 0)); /* (a node's processes share it) */
+    if (runtime_open(&rt, rc->plugin[EDM2_KIND_BACKEND], &bv.api, threads, err) ||
         vae_open(&vi, &rt, rc->plugin[EDM2_KIND_VAE], &vv.api, err))
         goto done;
     const int ds = vi.info.downsample, L = vi.info.latent_channels, h = res / ds;
@@ -195,78 +266,80 @@ int job_encode(const run_config *rc, edm2_err *err) {
         status = 0;
         goto done;
     }
-    char *dir = path_dirname(dest);
-    int bad = !dir || make_dirs(dir, err);
-    free(dir);
-    if (bad || open_state(&s, dest, settings, per, err)) goto done;
-    img = malloc(in_per * batch * sizeof *img);
-    mom = malloc(2 * lp * batch * sizeof *mom);
-    lat = malloc(per * batch * sizeof *lat);
-    lab = malloc((size_t)batch * sizeof *lab);
-    crop = malloc((size_t)res * res * 3);
-    if (!img || !mom || !lat || !lab || !crop) {
+    comm_set_timeout(edm2_cfg_float(&jv.api, "comm_timeout_s", 600));
+    char what[4200];
+    snprintf(what, sizeof what, "images to encode in %.4000s", d.root);
+    if (world > 1 && group_same_start(rc->cfg, (uint64_t)count, what, "every process must see the same source", err))
+        goto done;
+    /* The first process alone keeps the partial files; where it continues is every process's start. */
+    if (rank == 0) {
+        char *dir = path_dirname(dest);
+        int bad = !dir || make_dirs(dir, err);
+        free(dir);
+        if (bad || open_state(&s, dest, settings, per, err)) goto done;
+    }
+    long long start = s.processed;
+    if (comm_broadcast(&start, sizeof start, 0, err)) goto done;
+    const size_t bytes = msg_bytes(batch, per);
+    w.img = malloc(in_per * batch * sizeof *w.img);
+    w.mom = malloc(2 * lp * batch * sizeof *w.mom);
+    w.idx = malloc((size_t)batch * sizeof *w.idx);
+    w.crop = malloc((size_t)res * res * 3);
+    mine = malloc(bytes);
+    all = malloc(bytes * world);
+    if (!w.img || !w.mom || !w.idx || !w.crop || !mine || !all) {
         err_set(err, "out of memory");
         goto done;
     }
-    LOG_INFO("encoding %d images of %s (%s) at %dx%d into %s: latents [%d, %d, %d] as %s%s", count, d.root,
-             d.labels ? "labelled" : "unlabelled", res, res, dest, L, h, h, mode,
+    char procs[64] = "";
+    if (world > 1) snprintf(procs, sizeof procs, " by %d processes", world);
+    LOG_INFO("encoding %d images of %s (%s) at %dx%d into %s: latents [%d, %d, %d] as %s%s%s", count, d.root,
+             d.labels ? "labelled" : "unlabelled", res, res, dest, L, h, h, mode, procs,
              image_read_has_jpeg() ? "" : " (PNG only: built without libjpeg)");
+    /* This run's images: start .. end - 1 (end before count with stop_after), in rounds of batches: round r gives
+     * batch r world + rank to each process, and the first appends the round's batches in order. */
+    const int end = stop_after > 0 && start + stop_after < count ? (int)(start + stop_after) : count;
+    const int todo = end - (int)start, rounds = group_rounds(todo, batch);
     const double t0 = now_s();
-    const long long start = s.processed;
     long long since = 0;
     double last_log = 0;
-    stop_signals_install(&saved); /* Ctrl-C: the state saved after the batch, then a clean stop */
+    stop_signals_install(&saved); /* Ctrl-C: the state saved after the round at hand, then a clean stop */
     installed = 1;
-    while (s.processed < count) {
-        if (stop_signal()) {
-            if (save_state(&s, settings, err)) goto done;
-            LOG_INFO("stopped by signal %d after %lld images; run the same command again to continue", stop_signal(),
-                     s.processed);
-            status = 128 + stop_signal();
+    for (int r = 0; r < rounds; r++) {
+        int sig;
+        if (group_stop_signal(&sig, err)) goto done;
+        if (sig) {
+            if (rank == 0 && save_state(&s, settings, err)) goto done;
+            LOG_INFO("stopped by signal %d after %lld images; run the same command again to continue", sig, s.processed);
+            status = 128 + sig;
             goto done;
         }
-        if (stop_after > 0 && s.processed - start >= stop_after) {
-            if (save_state(&s, settings, err)) goto done;
-            LOG_INFO("stopped after %lld images ([encode] stop_after); run the job again to continue", s.processed - start);
-            status = 0;
-            goto done;
-        }
-        int m = 0;
-        long long idx[64];
-        while (m < batch && m < 64 && s.processed < count && !(stop_after > 0 && s.processed - start >= stop_after)) {
-            edm2_err why;
-            const int i = (int)s.processed++;
-            if (load_image(&d, i, res, crop, img + in_per * m, &why)) {
-                LOG_WARN("skipped: %s", why.msg);
-                s.skipped++;
-                continue;
-            }
-            lab[m] = d.labels ? d.labels[i] : 0;
-            idx[m++] = i;
-        }
-        if (m && vae_encode_images(&vi, img, m, res, res, mom, err)) goto done;
-        for (int k = 0; k < m; k++)
-            for (int c = 0; c < L; c++)
-                for (int p = 0; p < h * h; p++) {
-                    const float *mk = mom + (size_t)k * 2 * lp;
-                    const size_t e = (size_t)c * h * h + p;
-                    float x = mk[e];
-                    if (sample) x += mk[lp + e] * edm2_philox_normal((uint64_t)seed, STREAM_ENCODE, (uint64_t)idx[k] * lp + e);
-                    lat[(size_t)k * per + e] = x * vi.scale[c] + vi.bias[c];
-                    if (moments) lat[(size_t)k * per + lp + e] = mk[lp + e] * vi.scale[c]; /* std, scaled */
-                }
-        if (m && (fwrite(lat, sizeof *lat, per * m, s.fd) != per * (size_t)m || fwrite(lab, sizeof *lab, m, s.fl) != (size_t)m)) {
-            err_set(err, "%s: write failed (%s)", s.data, strerror(errno));
-            goto done;
-        }
-        s.written += m;
-        since += m;
+        int first;
+        const int m = group_batch(r, todo, batch, &first);
+        const encode_msg out = msg_at(mine, batch);
+        out.head[0] = out.head[1] = 0;
+        if (m && encode_batch(&d, (int)start + first, m, res, mode, seed, &vi, &w, out, err)) goto done;
+        if (comm_allgather(mine, all, bytes, err)) goto done;
+        if (rank > 0) continue;
+        if (append_round(&s, all, bytes, batch, per, err)) goto done;
+        since += group_done(r + 1, todo, batch) - group_done(r, todo, batch);
+        s.processed = start + group_done(r + 1, todo, batch);
         if (now_s() - last_log >= 5 || s.processed == count) { /* a line every 5 s */
             last_log = now_s();
             progress_log(NULL, "images", s.processed, count, start, t0, s.skipped ? "  (some skipped)" : NULL);
         }
         if (since >= every && save_state(&s, settings, err)) goto done;
         if (since >= every) since = 0;
+    }
+    if (rank > 0) { /* (the first process writes the files) */
+        status = 0;
+        goto done;
+    }
+    if (end < count) {
+        if (save_state(&s, settings, err)) goto done;
+        LOG_INFO("stopped after %d images ([encode] stop_after); run the job again to continue", todo);
+        status = 0;
+        goto done;
     }
     if (!s.written) {
         err_set(err, "[encode] source: none of the %d images could be read", count);
@@ -276,9 +349,9 @@ int job_encode(const run_config *rc, edm2_err *err) {
         finish(&s, dest, &vi, mode, d.root, res, seed, d.labels != NULL, L, h, err))
         goto done;
     char el[16];
-    LOG_INFO("wrote %s: %lld latents [%d, %d, %d]%s%s, %d classes (%lld images skipped) in %s", dest, s.written, L, h, h,
-             moments ? " as posterior mean and std" : "", d.labels ? " with labels" : "", d.label_dim, s.skipped,
-             fmt_duration(now_s() - t0, el));
+    LOG_INFO("wrote %s: %lld latents [%d, %d, %d]%s%s, %d classes (%lld image%s skipped) in %s", dest, s.written, L, h,
+             h, moments ? " as posterior mean and std" : "", d.labels ? " with labels" : "", d.label_dim, s.skipped,
+             s.skipped == 1 ? "" : "s", fmt_duration(now_s() - t0, el));
     status = 0;
 done:
     if (installed) stop_signals_restore(&saved);
@@ -287,6 +360,6 @@ done:
     vae_close(&vi);
     if (rt.b) runtime_close(&rt);
     dataset_close(&d);
-    free(img), free(mom), free(lat), free(lab), free(crop);
+    free(w.img), free(w.mom), free(w.idx), free(w.crop), free(mine), free(all);
     return status;
 }

@@ -104,17 +104,6 @@ static int read_back(const char *path, int OC, int OR, float *out, edm2_err *err
     return 0;
 }
 
-/* The start of a round of batches: the signal that stops every process (the largest that any noted), or 0;
- * flags[world] is scratch. -1 with a reason when the others do not answer. */
-static int group_stop(int *flags, int *sig, edm2_err *err) {
-    const int mine = stop_signal();
-    if (comm_allgather(&mine, flags, sizeof mine, err)) return -1;
-    *sig = 0;
-    for (int q = 0; q < comm_world(); q++)
-        if (flags[q] > *sig) *sig = flags[q];
-    return 0;
-}
-
 /* After the last round, with several processes: the grid's images (image todo[j] made by the process of batch
  * j / batch) and the raw floats (batch after batch: raw excludes resume, so todo[j] = j) from the processes that
  * made them to all. */
@@ -143,7 +132,7 @@ int job_generate(const run_config *rc, edm2_err *err) {
     gen_session s;
     memset(&s, 0, sizeof s);
     uint64_t *seeds = NULL, *bseeds = NULL;
-    int *todo = NULL, *stops = NULL;
+    int *todo = NULL;
     float *out = NULL, *all = NULL, *labels = NULL, *img = NULL, *grid = NULL;
     vae_instance vi;
     memset(&vi, 0, sizeof vi);
@@ -223,8 +212,7 @@ int job_generate(const run_config *rc, edm2_err *err) {
     px = malloc(oper);
     todo = malloc((size_t)n * sizeof *todo);
     bseeds = malloc((size_t)batch * sizeof *bseeds);
-    stops = malloc((size_t)world * sizeof *stops);
-    if (!out || !img || !grid || (write_raw && !all) || !labels || !px || !todo || !bseeds || !stops) {
+    if (!out || !img || !grid || (write_raw && !all) || !labels || !px || !todo || !bseeds) {
         err_set(err, "out of memory");
         goto done;
     }
@@ -261,8 +249,8 @@ int job_generate(const run_config *rc, edm2_err *err) {
      * to stop, and the round after the last one's is where they all have finished. */
     const int rounds = group_rounds(ntodo, batch);
     for (int r = 0;; r++) {
-        int sig = stop_signal();
-        if (world > 1 && group_stop(stops, &sig, err)) goto done;
+        int sig;
+        if (group_stop_signal(&sig, err)) goto done;
         const int made = group_done(r, ntodo, batch);
         if (r > 0) progress_log(NULL, "images", n - ntodo + made, n, n - ntodo, t0, NULL);
         if (sig) {
@@ -322,6 +310,6 @@ done:
     vae_close(&vi);
     gen_session_close(&s);
     if (img != out) free(img);
-    free(seeds), free(bseeds), free(todo), free(stops), free(out), free(all), free(grid), free(labels), free(px);
+    free(seeds), free(bseeds), free(todo), free(out), free(all), free(grid), free(labels), free(px);
     return status;
 }

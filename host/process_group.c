@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "comm.h"
+#include "stop_signal.h"
 
 int group_threads(int configured) {
     if (configured > 0 || comm_local_size() < 2) return configured;
@@ -60,4 +61,17 @@ int group_batch(int r, int count, int batch, int *first) {
 int group_done(int r, int count, int batch) {
     const long long done = (long long)r * comm_world() * batch;
     return done < count ? (int)done : count;
+}
+
+int group_stop_signal(int *sig, edm2_err *err) {
+    const int mine = stop_signal(), world = comm_world();
+    *sig = mine;
+    if (world == 1) return 0;
+    int *flags = calloc((size_t)world, sizeof *flags);
+    if (!flags) return err_set(err, "out of memory");
+    const int rc = comm_allgather(&mine, flags, sizeof mine, err);
+    for (int q = 0; !rc && q < world; q++)
+        if (flags[q] > *sig) *sig = flags[q];
+    free(flags);
+    return rc;
 }

@@ -1,7 +1,7 @@
 /* process_group.h: what a job run by the several processes of an MPI launch (comm.h) checks and shares
  * beyond the collectives themselves: the same config on every process, and the node's cores divided among
- * its processes. Training, generation, evaluation and the sweep run this way; the other jobs run in one
- * process. */
+ * its processes. Training, generation, evaluation, the sweep and encoding run this way; the other jobs run in
+ * one process. */
 #ifndef EDM2_HOST_PROCESS_GROUP_H
 #define EDM2_HOST_PROCESS_GROUP_H
 
@@ -25,6 +25,9 @@ int group_same_config(const cfg *c, uint64_t value, uint64_t *values, edm2_err *
 int group_rounds(int count, int batch);
 int group_batch(int r, int count, int batch, int *first);
 int group_done(int r, int count, int batch);
+/* The start of a round of batches: the signal that stops every process (the largest that any process noted
+ * since stop_signals_install, stop_signal.h), or 0 into *sig. -1 with a reason when the others do not answer. */
+int group_stop_signal(int *sig, edm2_err *err);
 /* The start of a job's work on several processes: the same config and the same `count` of work on every process,
  * else -1 with "process q finds N <what>, process 0 M (<why>)". */
 int group_same_start(const cfg *c, uint64_t count, const char *what, const char *why, edm2_err *err);

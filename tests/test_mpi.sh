@@ -8,7 +8,8 @@
 # Generation over 2 and 3 processes writes bitwise the files of one (PNGs, grid, raw floats), also resumed, and
 # stops cleanly on SIGINT to one process, to be resumed to the one-process images. Evaluation over 2 and 3
 # processes gives bitwise the reference statistics, grid and values of one, of generated images and a folder,
-# and a sweep over 2 processes the table, values and plot of one.
+# and a sweep over 2 processes the table, values and plot of one. Encoding over 2 and 3 processes writes bitwise
+# the latents of one, also continued by another number of processes after stop_after or SIGINT.
 # Exits 77 (skipped) without mpirun or an edm2host built with MPI.
 set -uo pipefail
 build=$1 src=$2
@@ -230,6 +231,82 @@ for f in sweep.tsv sweep.md sweep.png; do
   cmp -s "$tmp/sweep_one/$f" "$tmp/sweep_two/$f" || fail "sweep by two processes: $f differs"
 done
 echo "ok: a sweep by two processes writes bitwise the table, values and plot of one"
+
+# Encoding (the latent presets' dataset tool): each process encodes every world-th batch, the first writes them
+# in order: bitwise the latents file of one process (an unreadable image among them); a partial encoding made by
+# two processes is continued by three to the same file; SIGINT to one of two processes stops both after the same
+# round, exit 130, and the same command continues to the one-process file.
+"$build/tests/st_extract" "$src/tests/data/vae_ref.safetensors" small/w/ "$tmp/vae.safetensors" || fail "st_extract"
+mkdir -p "$tmp/encsrc/a" "$tmp/encsrc/b" "$tmp/encsig/a"
+i=0
+for f in "$tmp/gen_one"/0*.png; do # (23 images of 8x8)
+  cp "$f" "$tmp/encsrc/$([ $i -lt 12 ] && echo a || echo b)/"
+  for k in 1 2 3; do cp "$f" "$tmp/encsig/a/$k-$(basename "$f")"; done
+  i=$((i + 1))
+done
+echo "not an image" >"$tmp/encsrc/b/broken.png"
+cat >"$tmp/enc.ini" <<INI
+[job]
+type = encode
+seed = 5
+[vae]
+plugin = sd_vae
+weights = $tmp/vae.safetensors
+block_out_channels = 16,32
+layers_per_block = 1
+norm_num_groups = 8
+[encode]
+source = $tmp/encsrc
+resolution = 8
+batch = 3
+checkpoint_images = 2
+INI
+enc() { # NAME NPROC [--set ...]: encodes into $tmp/NAME.safetensors; one process without mpirun
+  local name=$1 n=$2
+  shift 2
+  local cmd=("$host" -q run "$tmp/enc.ini" --set encode.dest="$tmp/$name.safetensors" "$@")
+  if [ "$n" = 0 ]; then "${cmd[@]}"; else mpirun_ -n "$n" "${cmd[@]}"; fi
+}
+enc enc_one 0 2>"$tmp/enc_one.log" || fail "encode, one process"
+grep -q "skipped: .*broken.png" "$tmp/enc_one.log" || fail "encode: the unreadable image not reported"
+for n in 2 3; do
+  enc enc_$n $n 2>/dev/null || fail "encode, $n processes"
+  cmp -s "$tmp/enc_one.safetensors" "$tmp/enc_$n.safetensors" || fail "encoded by $n processes: another file"
+done
+enc enc_sample_one 0 --set encode.latents=sample 2>/dev/null || fail "encode (sample), one process"
+enc enc_sample_3 3 --set encode.latents=sample 2>/dev/null || fail "encode (sample), three processes"
+cmp -s "$tmp/enc_sample_one.safetensors" "$tmp/enc_sample_3.safetensors" || fail "sampled latents by three processes differ"
+echo "ok: encoding by 2 and 3 processes writes bitwise the latents of one (posterior moments and a draw)"
+enc enc_part 2 --set encode.stop_after=7 2>/dev/null || fail "encode, stopped after 7 images by two processes"
+[ -f "$tmp/enc_part.safetensors" ] && fail "encode stopped after 7 images: the file written"
+grep -q '"processed": 7,' "$tmp/enc_part.safetensors.partial.json" || fail "encode stopped after 7: $(cat "$tmp/enc_part.safetensors.partial.json")"
+enc enc_part 3 2>/dev/null || fail "encode continued by three processes"
+cmp -s "$tmp/enc_one.safetensors" "$tmp/enc_part.safetensors" || fail "encode continued by three processes: another file"
+echo "ok: an encoding stopped by two processes after 7 images and continued by three: the file of one"
+sig_enc=(--set encode.source="$tmp/encsig" --set encode.resolution=128 --set encode.batch=1)
+enc enc_sig 2 "${sig_enc[@]}" >"$tmp/enc_sig.log" 2>&1 &
+run=$!
+for i in $(seq 200); do
+  pids=$(pgrep -f "edm2host -q run $tmp/enc.ini --set encode.dest=$tmp/enc_sig.safetensors " | tr '\n' ' ')
+  [ $(echo $pids | wc -w) -ge 2 ] && break
+  sleep 0.05
+done
+sleep 1
+kill -INT $(echo $pids | awk '{print $NF}') 2>/dev/null
+if wait $run; then
+  echo "note: the encoding ended before the signal arrived"
+else
+  st=$?
+  [ $st = 130 ] || fail "encode after SIGINT: exit status $st (expected 130): $(tail -2 "$tmp/enc_sig.log")"
+  [ -f "$tmp/enc_sig.safetensors" ] && fail "encode after SIGINT: the file written"
+  done_=$(grep -o '"processed": [0-9]*' "$tmp/enc_sig.safetensors.partial.json" | grep -o '[0-9]*$')
+  [ "$done_" -lt 69 ] && [ $((done_ % 2)) = 0 ] || fail "after SIGINT: $done_ images, expected whole rounds of 2"
+  echo "ok: SIGINT to one of two encoding processes: both stopped after $done_ images"
+fi
+enc enc_sig 2 "${sig_enc[@]}" 2>/dev/null || fail "encode, continued after SIGINT"
+enc enc_sig_one 0 "${sig_enc[@]}" 2>/dev/null || fail "encode, one process, 69 images"
+cmp -s "$tmp/enc_sig_one.safetensors" "$tmp/enc_sig.safetensors" || fail "encode continued after SIGINT: another file"
+echo "ok: continued after SIGINT, the file of one process"
 
 # A killed process, then a hung one (SIGSTOP): the run ends with an error within the limit.
 for sig in KILL STOP; do
