@@ -154,7 +154,9 @@ typedef struct encode_msg {
     float *lat;
 } encode_msg;
 
-static size_t msg_bytes(int batch, size_t per) { return (2 + (size_t)batch) * sizeof(int32_t) + (size_t)batch * per * sizeof(float); }
+static size_t msg_bytes(int batch, size_t per) {
+    return (2 + (size_t)batch) * sizeof(int32_t) + (size_t)batch * per * sizeof(float);
+}
 
 static encode_msg msg_at(unsigned char *buf, int batch) {
     encode_msg m = {(int32_t *)buf, (int32_t *)buf + 2, (float *)((int32_t *)buf + 2 + batch)};
@@ -193,7 +195,8 @@ static int encode_batch(const dataset *d, int first, int count, int res, const c
                 const float *mk = w->mom + (size_t)k * 2 * lp;
                 const size_t e = (size_t)c * h * h + p;
                 float x = mk[e];
-                if (sample) x += mk[lp + e] * edm2_philox_normal((uint64_t)seed, STREAM_ENCODE, (uint64_t)w->idx[k] * lp + e);
+                if (sample)
+                    x += mk[lp + e] * edm2_philox_normal((uint64_t)seed, STREAM_ENCODE, (uint64_t)w->idx[k] * lp + e);
                 out.lat[(size_t)k * per + e] = x * vi->scale[c] + vi->bias[c];
                 if (moments) out.lat[(size_t)k * per + lp + e] = mk[lp + e] * vi->scale[c]; /* std, scaled */
             }

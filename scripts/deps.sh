@@ -6,7 +6,7 @@ what=${1:-build}
 pkgs="cmake make gcc g++ pkg-config libinih-dev libjansson-dev zlib1g-dev libpng-dev libjpeg-dev libopenblas-dev"
 case "$what" in
   demo) pkgs="$pkgs dataset-fashion-mnist" ;;
-  test) pkgs="$pkgs libcmocka-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin" ;;
+  test) pkgs="$pkgs libcmocka-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin python3" ;;
   fuzz) pkgs="$pkgs clang libclang-rt-14-dev libomp-dev" ;;
 esac
 missing=""
