@@ -124,6 +124,24 @@ static void test_bad_files(void **state) {
     assert_int_equal(st_open(&f, path, &err), -1);
     assert_non_null(strstr(err.msg, "does not fit the file"));
     st_close(&f);
+    /* A Python pickle (an EDM2 reference network, say) and a zip file (PyTorch's .pth) are named as such. */
+    const unsigned char pickle[] = {0x80, 0x04, 0x95, 0x10, 0, 0, 0, 0, 0, 0, 0, 0x8c, 0x0a, 'd', 'n', 'n', 'l'};
+    const unsigned char zip[] = {'P', 'K', 3, 4, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    const struct {
+        const unsigned char *bytes;
+        size_t n;
+        const char *expect;
+    } foreign[] = {{pickle, sizeof pickle, "a Python pickle, not safetensors (a network pickle of the EDM2 reference "
+                                           "converts with scripts/convert_edm2_pkl.py)"},
+                   {zip, sizeof zip, "a zip file (PyTorch's .pt/.pth?), not safetensors"}};
+    for (size_t i = 0; i < sizeof foreign / sizeof *foreign; i++) {
+        fp = fopen(path, "wb");
+        fwrite(foreign[i].bytes, 1, foreign[i].n, fp);
+        fclose(fp);
+        assert_int_equal(st_open(&f, path, &err), -1);
+        assert_non_null(strstr(err.msg, foreign[i].expect));
+        st_close(&f);
+    }
     rm_rf(dir);
     free(dir);
 }
