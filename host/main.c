@@ -38,7 +38,11 @@ static void usage(FILE *f) {
                "  --version      print the version and plugin ABI\n"
                "  -v, --verbose  debug messages\n  -q, --quiet    warnings and errors only\n\n"
                "plugin search path: [plugins] path of the config, $EDM2_PLUGIN_PATH, the build tree,\n"
-               "the install prefix (PREFIX/lib/edm2/plugins)\n");
+               "the install prefix (PREFIX/lib/edm2/plugins)\n\n"
+               "several processes or GPUs: mpirun -n K edm2host run CONFIG.ini (or srun) for train, generate,\n"
+               "evaluate, sweep and encode\n"
+               "the EDM2 reference's network pickles (NVIDIA's released models): convert them once with\n"
+               "scripts/convert_edm2_pkl.py MODEL.pkl\n");
 }
 
 int main(int argc, char **argv) {

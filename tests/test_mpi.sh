@@ -32,14 +32,21 @@ train() { # DIR KIMG NPROC [--set ...]: one process without mpirun, else mpirun 
   local cmd=("$host" -q run "$cfg" --set job.run_dir="$tmp/$dir" --set training.duration_kimg=$kimg "$@")
   if [ "$n" = 0 ]; then "${cmd[@]}"; else mpirun_ -n "$n" "${cmd[@]}"; fi
 }
-pids_of() { # RUN: waits until the two processes of run RUN exist; prints their pids
+pids_of() { # PATTERN: waits until two processes whose command lines match PATTERN exist; prints their pids
   local pids
   for i in $(seq 200); do
-    pids=$(pgrep -f "edm2host -q run .*run_dir=$tmp/$1 " | tr '\n' ' ')
+    pids=$(pgrep -f "$1" | tr '\n' ' ')
     [ $(echo $pids | wc -w) -ge 2 ] && break
     sleep 0.05
   done
   echo $pids
+}
+run_pids() { pids_of "edm2host -q run .*run_dir=$tmp/$1 "; } # RUN: the two processes of training run RUN
+interrupt_one() { # PATTERN: a second after two processes matching PATTERN run, SIGINT to the last of them
+  local pids
+  pids=$(pids_of "$1")
+  sleep 1
+  kill -INT $(echo $pids | awk '{print $NF}') 2>/dev/null
 }
 same_files() { # A B: every file of run A equals B's byte for byte
   local n=0
@@ -68,7 +75,7 @@ same_files one2 resumed
 train one4 4 0 --set training.batch_gpu=4 --set training.checkpoint_kimg=0 --set training.snapshot_kimg=0 || fail "4 kimg"
 train sig 4 2 --set training.batch_gpu=4 --set training.checkpoint_kimg=0 --set training.snapshot_kimg=0 \
   >"$tmp/sig.log" 2>&1 &
-pids=$(pids_of sig)
+pids=$(run_pids sig)
 sleep 0.5
 kill -INT $(echo $pids | awk '{print $NF}') 2>/dev/null
 wait $! && echo "note: the run ended before the signal arrived"
@@ -139,13 +146,7 @@ same_images gen_one gen_two
 # one-process run's (a seed's image does not depend on the batch or the process).
 gen gen_sig 2 --set generate.seeds=0-799 --set sampler.num_steps=32 --set generate.raw=false >"$tmp/gen_sig.log" 2>&1 &
 run=$!
-for i in $(seq 200); do
-  pids=$(pgrep -f "edm2host -q run $tmp/gen.ini --set generate.outdir=$tmp/gen_sig " | tr '\n' ' ')
-  [ $(echo $pids | wc -w) -ge 2 ] && break
-  sleep 0.05
-done
-sleep 1
-kill -INT $(echo $pids | awk '{print $NF}') 2>/dev/null
+interrupt_one "edm2host -q run $tmp/gen.ini --set generate.outdir=$tmp/gen_sig "
 if wait $run; then
   echo "note: the generation ended before the signal arrived"
 else
@@ -286,13 +287,7 @@ echo "ok: an encoding stopped by two processes after 7 images and continued by t
 sig_enc=(--set encode.source="$tmp/encsig" --set encode.resolution=128 --set encode.batch=1)
 enc enc_sig 2 "${sig_enc[@]}" >"$tmp/enc_sig.log" 2>&1 &
 run=$!
-for i in $(seq 200); do
-  pids=$(pgrep -f "edm2host -q run $tmp/enc.ini --set encode.dest=$tmp/enc_sig.safetensors " | tr '\n' ' ')
-  [ $(echo $pids | wc -w) -ge 2 ] && break
-  sleep 0.05
-done
-sleep 1
-kill -INT $(echo $pids | awk '{print $NF}') 2>/dev/null
+interrupt_one "edm2host -q run $tmp/enc.ini --set encode.dest=$tmp/enc_sig.safetensors "
 if wait $run; then
   echo "note: the encoding ended before the signal arrived"
 else
@@ -313,7 +308,7 @@ for sig in KILL STOP; do
   t0=$(date +%s)
   train dead$sig 1000 2 --set training.batch_gpu=4 --set job.comm_timeout_s=3 >"$tmp/dead$sig.log" 2>&1 &
   run=$!
-  pids=$(pids_of dead$sig)
+  pids=$(run_pids dead$sig)
   sleep 1
   victim=$(echo $pids | awk '{print $NF}')
   kill -$sig $victim
