@@ -14,8 +14,9 @@ networks of Stable Diffusion VAE latents the latent scaling of their encoder (ed
     python3 scripts/convert_edm2_pkl.py --outdir run/ training-runs/xs/network-snapshot-*.pkl
 
 Standard library only: no torch, no numpy. The pickle's objects are rebuilt as plain records by a restricted
-unpickler that knows the few classes such a pickle uses; the Python source the reference embeds in its
-pickles (torch_utils.persistence) is never run, and anything else in the file is refused.
+unpickler: the Python source the reference embeds in its pickles (torch_utils.persistence) is never run, and
+no class or function the file names is imported or called (a pickle that would run a command converts to an
+error, "'ema' is a posix.system, not the reference's Precond network").
 
 Snapshots named network-snapshot-* are raw EMA snapshots, the inputs of `phema`; other names are taken for
 post-hoc reconstructions (edm2.posthoc, which phema does not average again); --raw / --posthoc override.
@@ -190,7 +191,8 @@ class EasyDict(dict):
 
 class EdmUnpickler(pickle.Unpickler):
     """The reference's pickles: dnnlib.util.EasyDict of persistent objects (torch_utils.persistence), torch
-    modules (containers, parameters) and tensors; numpy values as records. Anything else is refused."""
+    modules (containers, parameters) and tensors. Every other class or function the pickle names is replaced
+    by a record (never imported, never called)."""
 
     def find_class(self, module, name):
         key = (module, name)
@@ -208,11 +210,9 @@ class EdmUnpickler(pickle.Unpickler):
             return load_storage
         if key == ("builtins", "set"):
             return set
-        if module.startswith("torch.nn.") or module.startswith("numpy"):
-            return record_class(f"{module}.{name}")
-        if module == "torch" and name in TORCH_DTYPES:
-            return record_class(f"{module}.{name}")
-        raise ConvertError(f"the pickle names {module}.{name}: not an EDM2 reference network pickle")
+        # Anything else (torch modules, numpy values, what a dataset's or loss's settings hold) becomes an inert
+        # record of its name, arguments and state: nothing is imported or called.
+        return record_class(f"{module}.{name}")
 
 
 # ---- From the unpickled objects to a snapshot ----

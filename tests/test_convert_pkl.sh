@@ -5,7 +5,8 @@
 # hyperparameters are edm2_small's (whose forward pass check-ref compares with the reference's), the latent
 # scaling the one numpy computes for its encoder, kimg and sigma_rel those of the names. The converted files
 # are used: generated from (decoded by a VAE), and the raw snapshot reconstructed post hoc. A pickle that
-# names anything else (here os.system) is refused without running it; a file that is no pickle, with one line.
+# would run a command (os.system) is refused without running it; a file that is no pickle or is cut short,
+# with one line.
 # Exits 77 (skipped) without python3.
 set -uo pipefail
 build=$1 src=$2
@@ -97,7 +98,7 @@ class Evil:
 pickle.dump({'ema': Evil()}, open(sys.argv[1], 'wb'))" "$tmp/evil.pkl"
 out=$(python3 "$conv" "$tmp/evil.pkl" 2>&1) && fail "a pickle naming os.system converted"
 [ -e "$tmp/ran" ] && fail "the pickle's command ran"
-echo "$out" | grep -q "error: .*evil.pkl: the pickle names .*system: not an EDM2 reference network pickle" ||
+echo "$out" | grep -q "error: .*evil.pkl: 'ema' is a .*system, not the reference's Precond network" ||
   fail "evil pickle: $out"
 head -c 100 "$src/tests/data/edm2_small.safetensors" >"$tmp/bad.pkl"
 out=$(python3 "$conv" "$tmp/bad.pkl" 2>&1) && fail "a file that is no pickle converted"
