@@ -203,17 +203,19 @@ int st_parse(st_file *f, const char *name, const unsigned char *buf, size_t size
     f->buf = (unsigned char *)buf;
     f->size = size;
     if (size < 8) return err_set(err, "%s: not a safetensors file (%zu bytes)", name, size);
-    /* Files people take for weights: a Python pickle (protocol 2+) and PyTorch's zip files. */
-    if (buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5)
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
+    const int fits = hlen >= 2 && hlen <= ST_MAX_HEADER && hlen <= size - 8;
+    /* Files people take for weights, when the start is no safetensors header (a header of 640 bytes begins
+     * 0x80 0x02 too): a Python pickle (protocol 2+) and PyTorch's zip files. */
+    if ((!fits || buf[8] != '{') && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5)
         return err_set(err, "%s: a Python pickle, not safetensors (a network pickle of the EDM2 reference converts with "
                             "scripts/convert_edm2_pkl.py)",
                        name);
-    if (buf[0] == 'P' && buf[1] == 'K' && buf[2] == 3 && buf[3] == 4)
+    if ((!fits || buf[8] != '{') && buf[0] == 'P' && buf[1] == 'K' && buf[2] == 3 && buf[3] == 4)
         return err_set(err, "%s: a zip file (PyTorch's .pt/.pth?), not safetensors (the converters in scripts/ take them)",
                        name);
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | buf[i];
-    if (hlen < 2 || hlen > ST_MAX_HEADER || hlen > size - 8)
+    if (!fits)
         return err_set(err, "%s: header length %llu does not fit the file (%zu bytes): truncated or not safetensors", name,
                        (unsigned long long)hlen, size);
     char why[256];

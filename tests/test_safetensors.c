@@ -142,6 +142,16 @@ static void test_bad_files(void **state) {
         assert_non_null(strstr(err.msg, foreign[i].expect));
         st_close(&f);
     }
+    /* A valid file whose header of 640 bytes makes it begin as a pickle does (0x80 0x02). */
+    char header[641];
+    snprintf(header, sizeof header, "%-640s", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+    assert_int_equal(strlen(header), 640);
+    write_raw(path, header, 4);
+    assert_int_equal(st_open(&f, path, &err), 0);
+    assert_int_equal(f.buf[0], 0x80);
+    assert_int_equal(f.buf[1], 0x02);
+    assert_non_null(st_find(&f, "a"));
+    st_close(&f);
     rm_rf(dir);
     free(dir);
 }
