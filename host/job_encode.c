@@ -189,10 +189,10 @@ static int encode_batch(const dataset *d, int first, int count, int res, const c
         w->idx[m++] = i;
     }
     if (m && vae_encode_images(vi, w->img, m, res, res, w->mom, err)) return -1;
-    for (int k = 0; k < m; k++)
+    for (int k = 0; k < m; k++) {
+        const float *mk = w->mom + (size_t)k * 2 * lp; /* image k's mean and std */
         for (int c = 0; c < L; c++)
             for (int p = 0; p < h * h; p++) {
-                const float *mk = w->mom + (size_t)k * 2 * lp;
                 const size_t e = (size_t)c * h * h + p;
                 float x = mk[e];
                 if (sample)
@@ -200,6 +200,7 @@ static int encode_batch(const dataset *d, int first, int count, int res, const c
                 out.lat[(size_t)k * per + e] = x * vi->scale[c] + vi->bias[c];
                 if (moments) out.lat[(size_t)k * per + lp + e] = mk[lp + e] * vi->scale[c]; /* std, scaled */
             }
+    }
     out.head[0] = m, out.head[1] = skipped;
     return 0;
 }
@@ -304,7 +305,7 @@ int job_encode(const run_config *rc, edm2_err *err) {
     const int end = stop_after > 0 && start + stop_after < count ? (int)(start + stop_after) : count;
     const int todo = end - (int)start, rounds = group_rounds(todo, batch);
     const double t0 = now_s();
-    long long since = 0;
+    long long saved_at = start; /* images processed when the progress was last saved */
     double last_log = 0;
     stop_signals_install(&saved); /* Ctrl-C: the state saved after the round at hand, then a clean stop */
     installed = 1;
@@ -325,14 +326,15 @@ int job_encode(const run_config *rc, edm2_err *err) {
         if (comm_allgather(mine, all, bytes, err)) goto done;
         if (rank > 0) continue;
         if (append_round(&s, all, bytes, batch, per, err)) goto done;
-        since += group_done(r + 1, todo, batch) - group_done(r, todo, batch);
         s.processed = start + group_done(r + 1, todo, batch);
         if (now_s() - last_log >= 5 || s.processed == count) { /* a line every 5 s */
             last_log = now_s();
             progress_log(NULL, "images", s.processed, count, start, t0, s.skipped ? "  (some skipped)" : NULL);
         }
-        if (since >= every && save_state(&s, settings, err)) goto done;
-        if (since >= every) since = 0;
+        if (s.processed - saved_at >= every) {
+            if (save_state(&s, settings, err)) goto done;
+            saved_at = s.processed;
+        }
     }
     if (rank > 0) { /* (the first process writes the files) */
         status = 0;

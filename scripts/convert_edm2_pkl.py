@@ -74,16 +74,13 @@ class Tensor:
 
     def raw(self, name):
         """The tensor's bytes (C order); refuses a strided view (parameters are contiguous)."""
-        want, step = [], 1
-        for n in reversed(self.shape):
-            want.append(step)
-            step *= n
-        numel = step
-        if numel > 1 and tuple(s for s, n in zip(self.stride, self.shape) if n > 1) != tuple(
-                s for s, n in zip(reversed(want), self.shape) if n > 1):
+        numel, contiguous = 1, True
+        for n, stride in zip(reversed(self.shape), reversed(self.stride)):  # (C order: strides = sizes after)
+            contiguous &= n == 1 or stride == numel
+            numel *= n
+        if not contiguous:
             raise ConvertError(f"tensor {name}: stride {self.stride} of shape {self.shape} is not contiguous")
-        size = STORAGE_TYPES_BY_DTYPE[self.storage.dtype]
-        a, b = self.offset * size, (self.offset + numel) * size
+        a, b = self.offset * self.storage.size, (self.offset + numel) * self.storage.size
         if b > len(self.storage.data):
             raise ConvertError(f"tensor {name}: {numel} values at offset {self.offset} past its storage")
         return memoryview(self.storage.data)[a:b]  # (no copy: the largest released networks hold gigabytes)
@@ -98,7 +95,6 @@ STORAGE_TYPES = {"FloatStorage": ("F32", 4), "HalfStorage": ("F16", 2), "BFloat1
                  "DoubleStorage": ("F64", 8)}
 TORCH_DTYPES = {"float32": "FloatStorage", "float": "FloatStorage", "float16": "HalfStorage", "half": "HalfStorage",
                 "bfloat16": "BFloat16Storage", "float64": "DoubleStorage", "double": "DoubleStorage"}
-STORAGE_TYPES_BY_DTYPE = {v[0]: v[1] for v in STORAGE_TYPES.values()}
 
 
 def rebuild_tensor(storage, offset, shape, stride, *rest):
@@ -240,9 +236,8 @@ DEFAULTS = {"model_channels": 192, "channel_mult": [1, 2, 3, 4], "channel_mult_n
             "num_blocks": 3, "attn_resolutions": [16, 8], "channels_per_head": 64, "label_balance": 0.5,
             "concat_balance": 0.5, "res_balance": 0.3, "attn_balance": 0.3, "clip_act": 256, "dropout": 0,
             "logvar_channels": 128, "sigma_data": 0.5}
-KEYS = ["img_resolution", "img_channels", "label_dim", "model_channels", "channel_mult", "channel_mult_noise",
-        "channel_mult_emb", "num_blocks", "attn_resolutions", "channels_per_head", "label_balance", "concat_balance",
-        "res_balance", "attn_balance", "clip_act", "dropout", "logvar_channels", "sigma_data"]
+REQUIRED = ["img_resolution", "img_channels", "label_dim"]
+KEYS = REQUIRED + list(DEFAULTS)  # (in the order of mp_unet's keys)
 IGNORED = {"use_fp16"}  # an execution setting: `precision` at generation time
 
 
@@ -263,9 +258,9 @@ def hyperparameters(net):
         raise ConvertError(f"'ema' is a {kind}, not the reference's Precond network")
     kw = dict(net.state.get("_init_kwargs") or {})
     args = list(net.state.get("_init_args") or [])
-    for name, v in zip(["img_resolution", "img_channels", "label_dim"], args):
+    for name, v in zip(REQUIRED, args):
         kw[name] = v
-    for name in ["img_resolution", "img_channels", "label_dim", "sigma_data"]:  # (also Precond attributes)
+    for name in REQUIRED + ["sigma_data"]:  # (also Precond attributes)
         if name not in kw and name in net.state:
             kw[name] = net.state[name]
     unknown = sorted(k for k in kw if k not in KEYS and k not in IGNORED and k != "resample_filter")
@@ -276,7 +271,7 @@ def hyperparameters(net):
     meta = {}
     for k in KEYS:
         v = kw.get(k, DEFAULTS.get(k))
-        if k in ("img_resolution", "img_channels", "label_dim") and v is None:
+        if k in REQUIRED and v is None:
             raise ConvertError(f"the pickle records no {k}")
         if k in ("channel_mult_noise", "channel_mult_emb") and v is None:
             v = 0  # (automatic, as None in the reference)
@@ -371,7 +366,7 @@ def convert(src, dst, kimg=None, ema_std=None, posthoc=None):
     meta["edm2.note"] = f"converted from {base} (an EDM2 reference pickle) by scripts/convert_edm2_pkl.py"
     write_safetensors(dst, tensors, meta)
     n = len(tensors)
-    values = sum(len(t.raw(k)) // STORAGE_TYPES_BY_DTYPE[t.storage.dtype] for k, t in tensors.items())
+    values = sum(len(t.raw(k)) // t.storage.size for k, t in tensors.items())
     dtypes = ",".join(sorted({t.storage.dtype for t in tensors.values()}))
     what = [f"{n} tensors, {values / 1e6:.3f} M values ({dtypes})", f"model_channels {meta['model_channels']}",
             f"{meta['img_channels']}x{meta['img_resolution']}x{meta['img_resolution']}"]

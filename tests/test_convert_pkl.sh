@@ -57,17 +57,14 @@ echo "ok: kimg, sigma_rel, post-hoc or raw, and the latent scaling"
 # sigma_rel and time (one input: itself).
 "$build/tests/st_extract" "$src/tests/data/vae_ref.safetensors" small/w/ "$tmp/vae.safetensors" || fail "st_extract vae"
 cat >"$tmp/gen.ini" <<INI
+extends = $src/tests/configs/small_vae.ini
 [job]
 type = generate
 [sampler]
 plugin = heun
 num_steps = 4
 [vae]
-plugin = sd_vae
 weights = $tmp/vae.safetensors
-block_out_channels = 16,32
-layers_per_block = 1
-norm_num_groups = 8
 [generate]
 net = $post
 seeds = 0-3

@@ -20,15 +20,16 @@
 
 static char *g_dir;
 
-static const char *const k_vae = "[vae]\nplugin = sd_vae\nweights = %s/vae.safetensors\nblock_out_channels = 16,32\n"
-                                 "layers_per_block = 1\nnorm_num_groups = 8\n";
+/* The small VAE (tests/configs/small_vae.ini, extended first) and its weights written by the test. */
+#define SMALL_VAE "extends = " EDM2_SOURCE_DIR "/tests/configs/small_vae.ini\n"
+static const char *const k_vae = "[vae]\nweights = %s/vae.safetensors\n";
 
 /* Runs (or with cmd "check", checks) the encode job with extra [encode] lines; returns the exit status. */
 static int encode_cmd(const char *cmd, const char *extra, run_result *r) {
     char text[2048], vae[512];
     snprintf(vae, sizeof vae, k_vae, g_dir);
     snprintf(text, sizeof text,
-             "[job]\ntype = encode\nseed = 5\n%s[encode]\nsource = %s/src\ndest = %s/%s.safetensors\n%s"
+             SMALL_VAE "[job]\ntype = encode\nseed = 5\n%s[encode]\nsource = %s/src\ndest = %s/%s.safetensors\n%s"
              "batch = 3\ncheckpoint_images = 2\n%s",
              vae, g_dir, g_dir, strstr(extra, "stop_after") ? "resumed" : strstr(extra, "sample") ? "sampled" : "latents",
              strstr(extra, "resolution") ? "" : "resolution = 16\n", extra);
@@ -105,7 +106,7 @@ static void test_encode_train_generate(void **state) {
         char text[2048], vae[512];
         snprintf(vae, sizeof vae, k_vae, g_dir);
         snprintf(text, sizeof text,
-                 "[job]\ntype = encode\nseed = 5\n%s[encode]\nsource = %s/src\ndest = %s/interrupted.safetensors\n"
+                 SMALL_VAE "[job]\ntype = encode\nseed = 5\n%s[encode]\nsource = %s/src\ndest = %s/interrupted.safetensors\n"
                  "resolution = 16\nbatch = 1\ncheckpoint_images = 1\n",
                  vae, g_dir, g_dir);
         char *cfg = write_text(g_dir, "encode-int.ini", text);
@@ -163,7 +164,7 @@ static void test_encode_train_generate(void **state) {
     char text[2048], vae[512];
     snprintf(vae, sizeof vae, k_vae, g_dir);
     snprintf(text, sizeof text,
-             "[job]\ntype = generate\n[sampler]\nplugin = heun\nnum_steps = 4\n%s[generate]\nnet = %s\nseeds = 0-3\n"
+             SMALL_VAE "[job]\ntype = generate\n[sampler]\nplugin = heun\nnum_steps = 4\n%s[generate]\nnet = %s\nseeds = 0-3\n"
              "outdir = %s/out\ngrid_columns = 2\n",
              vae, p, g_dir);
     char *cfg = write_text(g_dir, "gen.ini", text);
@@ -198,7 +199,7 @@ static void test_encode_train_generate(void **state) {
     snprintf(p, sizeof p, "%s/fid.safetensors", g_dir);
     assert_int_equal(write_fid_weights(p, NULL, NULL, &err), 0);
     snprintf(text, sizeof text,
-             "[job]\ntype = evaluate\n[sampler]\nplugin = heun\nnum_steps = 4\n%s[features]\nplugin = inception_v3\n"
+             SMALL_VAE "[job]\ntype = evaluate\n[sampler]\nplugin = heun\nnum_steps = 4\n%s[features]\nplugin = inception_v3\n"
              "weights = %s\n[data]\nsource = folder\npath = %s/pix\nresolution = 16\nchannels = 3\n[evaluate]\n"
              "net = %s/run/network-snapshot-0000000-0.100.safetensors\nseeds = 0-7\nbatch = 4\nmetrics = swd,fid\n"
              "swd_min_res = 8\nswd_patches = 16\n",
@@ -207,9 +208,10 @@ static void test_encode_train_generate(void **state) {
     if (run_host(&r, "run", cfg, NULL)) fail_msg("%s", r.err);
     assert_non_null(strstr(r.err, "FID: "));
     assert_non_null(strstr(r.err, "SWD x1e3: "));
-    /* without [vae]: refused */
+    /* without [vae] (neither the small VAE extended nor its section): refused */
     char *cut = strstr(text, "[vae]"), *end = strstr(text, "[features]");
     memmove(cut, end, strlen(end) + 1);
+    memmove(text, strstr(text, "[job]"), strlen(strstr(text, "[job]")) + 1);
     free(write_text(g_dir, "eval.ini", text));
     assert_int_not_equal(run_host(&r, "run", cfg, NULL), 0);
     assert_non_null(strstr(r.err, "needs a [vae] section"));

@@ -247,15 +247,12 @@ for f in "$tmp/gen_one"/0*.png; do # (23 images of 8x8; twice over for the SIGIN
 done
 echo "not an image" >"$tmp/encsrc/b/broken.png"
 cat >"$tmp/enc.ini" <<INI
+extends = $src/tests/configs/small_vae.ini
 [job]
 type = encode
 seed = 5
 [vae]
-plugin = sd_vae
 weights = $tmp/vae.safetensors
-block_out_channels = 16,32
-layers_per_block = 1
-norm_num_groups = 8
 [encode]
 source = $tmp/encsrc
 resolution = 8
