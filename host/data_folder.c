@@ -113,16 +113,23 @@ int folder_parse_json(dataset *d, const char *text, size_t len, const char *name
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* 1 when the file name ends in .png (any = 0), or in .png, .jpg or .jpeg in any case (any = 1). */
+int name_has_ext(const char *name, const char *ext) {
+    const size_t n = strlen(name), e = strlen(ext);
+    return n > e && !strcasecmp(name + n - e, ext);
+}
+
+/* 1 when the file name ends in .png (any = 0), in .png, .jpg or .jpeg in any case (any = 1), or in .npy (any =
+ * 2: the dataset tool's encoded latents). */
 static int image_name(const char *name, int any) {
     const char *dot = strrchr(name, '.');
     if (!dot) return 0;
-    if (!any) return !strcmp(dot, ".png");
+    if (any == 0) return !strcmp(dot, ".png");
+    if (any == 2) return !strcmp(dot, ".npy");
     return !strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg");
 }
 
-/* Every image below root/rel (*.png, or with any = 1 also JPEGs; sorted; folders not followed past
- * SCAN_MAX_DEPTH, hidden entries skipped), with `label`. */
+/* Every image below root/rel (*.png; with any = 1 also JPEGs; with any = 2 *.npy instead; sorted; folders not
+ * followed past SCAN_MAX_DEPTH, hidden entries skipped), with `label`. */
 static int scan_images(file_list *l, const char *root, const char *rel, int depth, int any, int32_t label,
                        edm2_err *err) {
     char path[8200];
@@ -166,15 +173,13 @@ static int read_listing(dataset *d, char *jp, size_t len, int *listed, edm2_err 
     return rc;
 }
 
-/* Only the first max_images images (0: all). */
-static void keep_first(dataset *d, int max_images) {
+void dataset_keep_first(dataset *d, int max_images) {
     if (max_images <= 0 || max_images >= d->count) return;
     for (int i = max_images; i < d->count; i++) free(d->files[i]);
     d->count = max_images;
 }
 
-/* Reads the first image now, so a wrong resolution, channel count or file fails before a job's work starts. */
-static int check_first(dataset *d, edm2_err *err) {
+int dataset_check_first(dataset *d, edm2_err *err) {
     float *img = malloc((size_t)d->channels * d->resolution * d->resolution * sizeof(float));
     if (!img) return err_set(err, "out of memory");
     int rc = dataset_get(d, 0, img, NULL, 0, err);
@@ -182,7 +187,28 @@ static int check_first(dataset *d, edm2_err *err) {
     return rc;
 }
 
-int folder_open(dataset *d, const char *key, const char *path, const char *skip, int max_images, edm2_err *err) {
+int dataset_one_kind(dataset *d, const char *where, edm2_err *err) {
+    d->npy = name_has_ext(d->files[0], ".npy");
+    for (int i = 1; i < d->count; i++)
+        if (name_has_ext(d->files[i], ".npy") != d->npy)
+            return err_set(err, "%s: '%.200s' and '%.200s': PNG and .npy images do not mix", where, d->files[0],
+                           d->files[i]);
+    return 0;
+}
+
+/* The first .npy file's channels and resolution, and the scaling (data_npy.c). */
+static int open_moments(dataset *d, const edm2_config *scaling, edm2_err *err) {
+    char p[4200];
+    unsigned char *buf;
+    size_t n;
+    if (dataset_resolve(d, d->files[0], p, sizeof p, err) || read_file(p, &buf, &n, err)) return -1;
+    const int rc = npy_moments_open(d, scaling, buf, n, p, err);
+    free(buf);
+    return rc;
+}
+
+int folder_open(dataset *d, const edm2_config *scaling, const char *key, const char *path, const char *skip,
+                int max_images, edm2_err *err) {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "%s = '%s': not a folder", key, path);
     if (!(d->root = realpath(path, NULL))) return err_set(err, "%s = '%s': cannot resolve", key, path);
@@ -191,7 +217,7 @@ int folder_open(dataset *d, const char *key, const char *path, const char *skip,
     if (read_listing(d, jp, sizeof jp, &listed, err)) return -1;
     if (!listed) {
         file_list l = {0};
-        if (scan_images(&l, d->root, "", 0, 0, -1, err)) {
+        if (scan_images(&l, d->root, "", 0, 0, -1, err) || (l.n == 0 && scan_images(&l, d->root, "", 0, 2, -1, err))) {
             list_free(&l);
             return -1;
         }
@@ -203,20 +229,21 @@ int folder_open(dataset *d, const char *key, const char *path, const char *skip,
         l.n = kept;
         list_into(d, &l, 0);
     }
-    if (d->count == 0) return err_set(err, "%s = '%s': no images found", key, path);
-    keep_first(d, max_images);
+    if (d->count == 0) return err_set(err, "%s = '%s': no .png or .npy images found", key, path);
+    dataset_keep_first(d, max_images);
     if (d->labels && labels_finish(d, jp, err)) return -1;
-    if (check_first(d, err)) return -1;
-    snprintf(d->desc, sizeof d->desc, "image folder %.300s: %d images, %dx%dx%d, %d classes", d->root, d->count,
-             d->channels, d->resolution, d->resolution, d->label_dim);
+    if (dataset_one_kind(d, d->root, err) || (d->npy && open_moments(d, scaling, err))) return -1;
+    if (dataset_check_first(d, err)) return -1;
+    snprintf(d->desc, sizeof d->desc, "image folder %.300s: %d %s, %dx%dx%d, %d classes", d->root, d->count,
+             d->npy ? DATA_NPY_DESC : "images", d->channels, d->resolution, d->resolution, d->label_dim);
     return 0;
 }
 
 int images_open(dataset *d, const char *path, int max_images, edm2_err *err) {
     if (folder_list_sources(d, path, err)) return err_set(err, "[data] path: %s", err->msg);
     d->channels = 3, d->cropped = 1;
-    keep_first(d, max_images);
-    if (check_first(d, err)) return -1;
+    dataset_keep_first(d, max_images);
+    if (dataset_check_first(d, err)) return -1;
     snprintf(d->desc, sizeof d->desc, "images %.300s: %d, centre-cropped to %dx%dx3, %d classes", d->root, d->count,
              d->resolution, d->resolution, d->label_dim);
     return 0;

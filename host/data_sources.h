@@ -7,13 +7,16 @@
 #include <stddef.h>
 
 #include "dataset.h"
+#include "edm2/edm2.h"
 
 #define FMNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
 
 int fashion_mnist_open(dataset *d, const char *dir, const char *split, int max_images, edm2_err *err);
 /* `key` names the folder in messages ("[data] path"); `skip`, when not NULL, is a file directly in the folder
- * to leave out of a listing without dataset.json (the grid.png of a generate job's outdir). */
-int folder_open(dataset *d, const char *key, const char *root, const char *skip, int max_images, edm2_err *err);
+ * to leave out of a listing without dataset.json (the grid.png of a generate job's outdir). A folder of .npy
+ * latents (data_npy.c) is scaled by `scaling` ([data]; NULL: refused). */
+int folder_open(dataset *d, const edm2_config *scaling, const char *key, const char *root, const char *skip,
+                int max_images, edm2_err *err);
 int tensors_open(dataset *d, const char *path, int max_images, edm2_err *err);
 /* The source images of the dataset tool (the encode job) in a folder, any size: dataset.json when there is
  * one; else class subfolders (sorted by name; class i = the i-th folder holding images), each searched
@@ -31,6 +34,38 @@ int folder_parse_json(dataset *d, const char *text, size_t len, const char *labe
 /* 0 when `rel` is a relative path that stays inside its folder (no "..", no leading '/', no empty or NUL
  * parts, at most 4095 bytes). */
 int path_stays_inside(const char *rel);
+
+/* [data] source = folder with path = an archive (data_zip.c): the dataset tool's ZIP of PNGs, or of .npy posterior
+ * moments of VAE latents (scaled by `scaling`'s latent_mean, latent_std, final_mean, final_std: [data]'s keys).
+ * `key` names the path in messages. */
+int zip_source_open(dataset *d, const edm2_config *scaling, const char *key, const char *path, int max_images,
+                    edm2_err *err);
+/* Image `index` of an archive into img[C * R * R]: PNG pixels encoded; for .npy moments the scaled mean, and the
+ * scaled std into std[C * R * R] when std is not NULL. */
+int zip_source_get(const dataset *d, int index, float *img, float *std, edm2_err *err);
+
+/* The dataset tool's .npy posterior moments (data_npy.c): npy_moments_open takes the channels and checks the
+ * resolution of the first image's array buf[n] (`name` in messages), reads the scaling from `scaling` ([data];
+ * NULL: latents are refused) and sets d->npy, d->moments and the latent metadata; npy_moments_get scales image
+ * buf[n] into img[C * R * R] (means) and std[C * R * R] (stds; when not NULL). */
+int npy_moments_open(dataset *d, const edm2_config *scaling, const unsigned char *buf, size_t n, const char *name,
+                     edm2_err *err);
+int npy_moments_get(const dataset *d, const unsigned char *buf, size_t n, const char *name, float *img, float *std,
+                    edm2_err *err);
+
+#define DATA_NPY_DESC "latent images (posterior means and stds, scaled by [data] latent_mean/latent_std)"
+
+/* 1 when name ends in ext (".npy"; any case). */
+int name_has_ext(const char *name, const char *ext);
+/* Sets d->npy when the listed files are .npy arrays; -1 when PNG and .npy files are mixed (`where` in messages). */
+int dataset_one_kind(dataset *d, const char *where, edm2_err *err);
+/* d->root/rel, resolved, into out[len] if it stays inside the folder (a symlink may not lead out of it). */
+int dataset_resolve(const dataset *d, const char *rel, char *out, size_t len, edm2_err *err);
+
+/* Only the first max_images images of a listing (0: all). */
+void dataset_keep_first(dataset *d, int max_images);
+/* Reads the first image now, so a wrong resolution, channel count or file fails before a job's work starts. */
+int dataset_check_first(dataset *d, edm2_err *err);
 
 /* Labels: checks that every label is in 0..DATA_MAX_CLASSES-1 and sets d->label_dim = max + 1. */
 int labels_finish(dataset *d, const char *what, edm2_err *err);

@@ -1,5 +1,6 @@
 /* dataset.c: opening the [data] section's source, reading one image with its one-hot label, closing. The
- * sources themselves are data_fashion_mnist.c, data_folder.c and data_tensors.c; the order is data_order.c. */
+ * sources themselves are data_fashion_mnist.c, data_folder.c, data_zip.c and data_tensors.c; the order is
+ * data_order.c. */
 #include "dataset.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "image_read.h"
 #include "safetensors.h"
 #include "validate.h"
+#include "zip_archive.h"
 
 int labels_finish(dataset *d, const char *what, edm2_err *err) {
     int32_t maxl = -1;
@@ -47,8 +49,11 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
         long long ch = edm2_cfg_int(&v.api, "channels", 3);
         if (ch != 1 && ch != 3) return err_set(err, "[data] channels = %lld: expected 1 or 3", ch);
         d->channels = (int)ch;
-        if (!*path) return err_set(err, "[data] source = folder needs 'path = FOLDER'");
-        rc = folder_open(d, "[data] path", path, NULL, (int)max_images, err);
+        if (!*path) return err_set(err, "[data] source = folder needs 'path = FOLDER' (or 'path = ARCHIVE.zip')");
+        if (access(path, F_OK) != 0 && errno == ENOENT)
+            return err_set(err, "[data] path = '%s': no such folder or .zip archive", path);
+        if (is_folder(path)) rc = folder_open(d, &v.api, "[data] path", path, NULL, (int)max_images, err);
+        else rc = zip_source_open(d, &v.api, "[data] path", path, (int)max_images, err);
     } else if (!strcmp(source, "images")) {
         if (!*path) return err_set(err, "[data] source = images needs 'path = FOLDER'");
         rc = images_open(d, path, (int)max_images, err);
@@ -56,7 +61,8 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
         if (!*path) return err_set(err, "[data] source = tensors needs 'path = FILE.safetensors'");
         if (access(path, F_OK) != 0 && errno == ENOENT)
             return err_set(err, "[data] path = '%s': no such file (latents are made from a folder of images by the "
-                                "encode job: configs/edm2-img512-encode.ini)", path);
+                                "encode job: configs/edm2-img512-encode.ini; the EDM2 reference's encoded .zip is read "
+                                "by source = folder)", path);
         if (is_folder(path))
             return err_set(err, "[data] path = '%s' is a folder: source = tensors reads one .safetensors file "
                                 "(source = folder reads a folder of images)", path);
@@ -68,8 +74,7 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
     return rc;
 }
 
-/* root/rel, resolved, if it stays inside root (a symlink in the folder may not lead out of it). */
-static int resolve_inside(const dataset *d, const char *rel, char *out, size_t len, edm2_err *err) {
+int dataset_resolve(const dataset *d, const char *rel, char *out, size_t len, edm2_err *err) {
     char joined[8200];
     snprintf(joined, sizeof joined, "%s/%s", d->root, rel);
     char *real = realpath(joined, NULL);
@@ -82,6 +87,26 @@ static int resolve_inside(const dataset *d, const char *rel, char *out, size_t l
     return 0;
 }
 
+/* Image `index` of .npy moments (a file of the folder or an entry of the archive): the scaled mean into img, the
+ * scaled std into std (when not NULL). */
+static int npy_image(const dataset *d, int index, float *img, float *std, edm2_err *err) {
+    if (d->zip) return zip_source_get(d, index, img, std, err);
+    char p[4200];
+    unsigned char *buf;
+    size_t n;
+    if (dataset_resolve(d, d->files[index], p, sizeof p, err) || read_file(p, &buf, &n, err)) return -1;
+    const int rc = npy_moments_get(d, buf, n, p, img, std, err);
+    free(buf);
+    return rc;
+}
+
+/* Image `index`'s one-hot label into onehot[onehot_dim] (nothing when onehot is NULL). */
+static void fill_onehot(const dataset *d, int index, float *onehot, int onehot_dim) {
+    if (!onehot) return;
+    memset(onehot, 0, (size_t)onehot_dim * sizeof(float));
+    if (d->labels && d->labels[index] < onehot_dim) onehot[d->labels[index]] = 1.0f;
+}
+
 int dataset_get(const dataset *d, int index, float *img, float *onehot, int onehot_dim, edm2_err *err) {
     const int R = d->resolution;
     if (d->tensors) {
@@ -91,13 +116,17 @@ int dataset_get(const dataset *d, int index, float *img, float *onehot, int oneh
         one.numel = per;
         one.data = t->data + (size_t)index * per * (d->moments ? 2 : 1) * esz;
         st_to_f32(&one, img);
+    } else if (d->npy) {
+        if (npy_image(d, index, img, NULL, err)) return -1;
+    } else if (d->zip) {
+        if (zip_source_get(d, index, img, NULL, err)) return -1;
     } else if (d->pixels) {
         pixels_encode(img, d->pixels + (size_t)index * R * R, 1, R, R);
     } else if (d->cropped) {
         char p[4200];
         uint8_t *px = malloc((size_t)R * R * 3);
         int rc = !px ? err_set(err, "out of memory")
-                     : resolve_inside(d, d->files[index], p, sizeof p, err) || image_read_crop(p, R, px, err);
+                     : dataset_resolve(d, d->files[index], p, sizeof p, err) || image_read_crop(p, R, px, err);
         if (!rc) pixels_encode(img, px, 3, R, R);
         free(px);
         if (rc) return -1;
@@ -105,25 +134,34 @@ int dataset_get(const dataset *d, int index, float *img, float *onehot, int oneh
         char p[4200];
         uint8_t *px;
         int w, h;
-        if (resolve_inside(d, d->files[index], p, sizeof p, err) || png_read(p, d->channels, R, R, &px, &w, &h, err))
+        if (dataset_resolve(d, d->files[index], p, sizeof p, err) || png_read(p, d->channels, R, R, &px, &w, &h, err))
             return -1;
         pixels_encode(img, px, d->channels, R, R);
         free(px);
     }
-    if (onehot) {
-        memset(onehot, 0, (size_t)onehot_dim * sizeof(float));
-        if (d->labels && d->labels[index] < onehot_dim) onehot[d->labels[index]] = 1.0f;
-    }
+    fill_onehot(d, index, onehot, onehot_dim);
     return 0;
 }
 
 #define STREAM_LATENT_DRAW 0x4C4154454E54ull /* "LATENT": the training draws of posterior moments */
 
+/* img[k] += std[k] n_k for k < n, n_k the normal draw number first + k of the (seed) latent stream. */
+static void add_draw(float *img, const float *std, size_t n, uint64_t seed, uint64_t first) {
+    for (size_t k = 0; k < n; k++) img[k] += std[k] * edm2_philox_normal(seed, STREAM_LATENT_DRAW, first + k);
+}
+
 int dataset_draw(const dataset *d, int index, uint64_t seed, uint64_t pos, float *img, float *onehot, int onehot_dim,
                  edm2_err *err) {
+    const size_t per = (size_t)d->channels * d->resolution * d->resolution;
+    if (d->npy) { /* one read of the file for the mean and the std */
+        float *std = malloc(per * sizeof *std);
+        int rc = !std ? err_set(err, "out of memory") : npy_image(d, index, img, std, err);
+        if (!rc) add_draw(img, std, per, seed, pos * per), fill_onehot(d, index, onehot, onehot_dim);
+        free(std);
+        return rc ? -1 : 0;
+    }
     if (dataset_get(d, index, img, onehot, onehot_dim, err)) return -1;
     if (!d->moments) return 0;
-    const size_t per = (size_t)d->channels * d->resolution * d->resolution;
     st_tensor std = *(const st_tensor *)d->t_images; /* the std half of image `index`, converted a chunk at a time */
     const size_t esz = st_dtype_bytes(std.dtype);
     float chunk[1024];
@@ -131,8 +169,7 @@ int dataset_draw(const dataset *d, int index, uint64_t seed, uint64_t pos, float
         std.numel = per - k0 < 1024 ? per - k0 : 1024;
         std.data = ((const st_tensor *)d->t_images)->data + ((size_t)index * 2 * per + per + k0) * esz;
         st_to_f32(&std, chunk);
-        for (size_t k = 0; k < std.numel; k++)
-            img[k0 + k] += chunk[k] * edm2_philox_normal(seed, STREAM_LATENT_DRAW, pos * per + k0 + k);
+        add_draw(img + k0, chunk, std.numel, seed, pos * per + k0);
     }
     return 0;
 }
@@ -140,6 +177,8 @@ int dataset_draw(const dataset *d, int index, uint64_t seed, uint64_t pos, float
 void dataset_close(dataset *d) {
     if (d->tensors) st_close(d->tensors);
     free(d->tensors);
+    if (d->zip) zip_close(d->zip);
+    free(d->zip);
     free(d->pixels);
     free(d->labels);
     for (int i = 0; d->files && i < d->count; i++) free(d->files[i]);

@@ -1,8 +1,10 @@
-/* dataset.h: the training images, from one of three sources (one file each):
+/* dataset.h: the training images, from one of four sources (one file each):
  *   data_fashion_mnist.c  Fashion-MNIST read directly from its IDX .gz files (28x28 gray, padded to 32x32
  *                         or downsampled to 32/k, 10 classes);
  *   data_folder.c         an image folder with the EDM dataset tool's dataset.json
  *                         ({"labels": [["00000/img00000000.png", 6], ...]}), or every PNG below it;
+ *   data_zip.c            the folder's layout inside a ZIP archive, as the EDM2 dataset tool writes it (PNGs, or
+ *                         .npy posterior moments of VAE latents from its encode step);
  *   data_tensors.c        a safetensors file holding `images` [N, C, R, R] already in data scale (e.g.
  *                         normalised VAE latents) with optional `labels` [N] (class indices);
  * and the seeded epoch-wise shuffle (data_order.c). Pixel images come out encoded as x / 127.5 - 1, CHW.
@@ -41,6 +43,12 @@ typedef struct dataset {
     char **files;
     /* 1: images of any size, each read as RGB and centre-cropped to the resolution (source = images). */
     int cropped;
+    /* ZIP archive (zip_archive*; files[] name its entries). npy = 1: the entries are .npy posterior moments
+     * [2C, R, R] (means, then stds) before scaling; the mean of channel c is scaled to mean * npy_scale[c] +
+     * npy_bias[c], the std to std * npy_scale[c] (and moments = 1). */
+    void *zip;
+    int npy;
+    float npy_scale[DATA_MAX_CHANNELS], npy_bias[DATA_MAX_CHANNELS];
 } dataset;
 
 /* Opens the [data] section of a config. Returns 0, or -1 with a one-line error. */

@@ -219,7 +219,7 @@ static int open_images(const run_config *rc, const char *folder, dataset *d, gen
     memset(d, 0, sizeof *d);
     d->channels = ref.channels, d->resolution = ref.resolution;
     dataset_close(&ref);
-    if (folder_open(d, "[evaluate] images", folder, "grid.png", 0, err)) return -1; /* (its first image read) */
+    if (folder_open(d, NULL, "[evaluate] images", folder, "grid.png", 0, err)) return -1; /* (its first image read) */
     return gen_session_open_backend(s, rc, err);
 }
 

@@ -21,14 +21,21 @@ static const edm2_config_key k_plugins[] = {
 
 static const edm2_config_key k_data[] = {
     {"source", EDM2_CFG_STRING, "fashion-mnist",
-     "fashion-mnist (the Debian package's IDX files), folder (PNGs + dataset.json), images (PNG/JPEG of any size in "
+     "fashion-mnist (the Debian package's IDX files), folder (PNGs + dataset.json, in a folder or a .zip archive of "
+     "the EDM2 dataset tool, which may hold .npy latents of its encode step instead), images (PNG/JPEG of any size in "
      "class subfolders or with a dataset.json, centre-cropped to the resolution as the dataset tool does) or tensors "
      "(a .safetensors file)"},
     {"path", EDM2_CFG_STRING, "", "data folder or file; empty = /usr/share/datasets/fashion-mnist for fashion-mnist"},
     {"split", EDM2_CFG_STRING, "train", "fashion-mnist split: train or test"},
     {"resolution", EDM2_CFG_INT, "32", "image resolution (fashion-mnist: 28, 32 = padded, or 32/k downsampled)"},
-    {"channels", EDM2_CFG_INT, "3", "folder: 1 (gray) or 3 (RGB)"},
+    {"channels", EDM2_CFG_INT, "3", "folder of PNGs: 1 (gray) or 3 (RGB)"},
     {"max_images", EDM2_CFG_INT, "0", "use only the first N images (0 = all)"},
+    /* The scaling of the dataset tool's .npy latents, which it stores unscaled; the defaults are the reference's
+     * (those of [vae] too, docs/vae.md "Latent scaling"). */
+    {"latent_mean", EDM2_CFG_FLOAT_LIST, "5.81,3.25,0.12,-2.15", "archive of .npy latents: mean of each raw channel"},
+    {"latent_std", EDM2_CFG_FLOAT_LIST, "4.17,4.62,3.71,3.28", "archive of .npy latents: std of each raw channel"},
+    {"final_mean", EDM2_CFG_FLOAT, "0", "archive of .npy latents: mean of the scaled channels"},
+    {"final_std", EDM2_CFG_FLOAT, "0.5", "archive of .npy latents: std of the scaled channels"},
 };
 
 static const edm2_config_key k_training[] = {

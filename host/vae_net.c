@@ -14,10 +14,34 @@ static int vae_alias(void *ctx, int layout, size_t i, char *out, size_t len) {
     return vi->vt->alias && vi->vt->alias(vi->v, layout, i, out, len);
 }
 
-static int read_floats(const edm2_config *cfg, const char *key, double *out, int want, edm2_err *err) {
+static int read_floats(const edm2_config *cfg, const char *section, const char *key, double *out, int want,
+                       edm2_err *err) {
     const int n = edm2_cfg_floats(cfg, key, out, VAE_MAX_LATENT);
-    if (n != want) return err_set(err, "[vae] %s: %d values for %d latent channels", key, n, want);
+    if (n != want) return err_set(err, "[%s] %s: %d values for %d latent channels", section, key, n, want);
     return 0;
+}
+
+int latent_scaling_read(const edm2_config *cfg, const char *section, int L, float *scale, float *bias, edm2_err *err) {
+    double mean[VAE_MAX_LATENT], std[VAE_MAX_LATENT];
+    if (L < 1 || L > VAE_MAX_LATENT) return err_set(err, "[%s]: %d latent channels (1 to %d)", section, L, VAE_MAX_LATENT);
+    if (read_floats(cfg, section, "latent_mean", mean, L, err) || read_floats(cfg, section, "latent_std", std, L, err))
+        return -1;
+    const float fm = (float)edm2_cfg_float(cfg, "final_mean", 0), fs = (float)edm2_cfg_float(cfg, "final_std", 0.5);
+    for (int c = 0; c < L; c++) {
+        if (!(std[c] > 0) || !(fs > 0)) return err_set(err, "[%s] latent_std and final_std must be positive", section);
+        scale[c] = fs / (float)std[c];
+        bias[c] = fm - (float)mean[c] * scale[c];
+    }
+    return 0;
+}
+
+void latent_scaling_format(const float *scale, const float *bias, int L, char *s, char *b, size_t len) {
+    size_t at_s = 0, at_b = 0;
+    s[0] = b[0] = 0;
+    for (int c = 0; c < L && at_s < len && at_b < len; c++) {
+        at_s += (size_t)snprintf(s + at_s, len - at_s, "%s%.9g", c ? "," : "", scale[c]);
+        at_b += (size_t)snprintf(b + at_b, len - at_b, "%s%.9g", c ? "," : "", bias[c]);
+    }
 }
 
 int vae_open(vae_instance *vi, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err) {
@@ -34,14 +58,7 @@ int vae_open(vae_instance *vi, runtime *rt, const plugin_rec *rec, const edm2_co
         vi->info.latent_channels > VAE_MAX_LATENT || vi->info.downsample < 1)
         return err_plugin(err, "[vae] %s: get_info", rec->desc->id);
     const int L = vi->info.latent_channels;
-    double mean[VAE_MAX_LATENT], std[VAE_MAX_LATENT];
-    if (read_floats(cfg, "latent_mean", mean, L, err) || read_floats(cfg, "latent_std", std, L, err)) return -1;
-    const float fm = (float)edm2_cfg_float(cfg, "final_mean", 0), fs = (float)edm2_cfg_float(cfg, "final_std", 0.5);
-    for (int c = 0; c < L; c++) {
-        if (!(std[c] > 0) || !(fs > 0)) return err_set(err, "[vae] latent_std and final_std must be positive");
-        vi->scale[c] = fs / (float)std[c];
-        vi->bias[c] = fm - (float)mean[c] * vi->scale[c];
-    }
+    if (latent_scaling_read(cfg, "vae", L, vi->scale, vi->bias, err)) return -1;
     const pretrained_table table = {rec->desc->id, vi->info.params, vi->info.param_count, vi->info.arena_floats,
                                     vi->info.layout, vae_alias, vi,
                                     " (a VAE in diffusers' or the single-file checkpoints' names; check the [vae] "
@@ -73,12 +90,7 @@ void vae_close(vae_instance *vi) {
 }
 
 void vae_scaling_text(const vae_instance *vi, char *scale, char *bias, size_t len) {
-    size_t a = 0, b = 0;
-    scale[0] = bias[0] = 0;
-    for (int c = 0; c < vi->info.latent_channels && a < len && b < len; c++) {
-        a += (size_t)snprintf(scale + a, len - a, "%s%.9g", c ? "," : "", vi->scale[c]);
-        b += (size_t)snprintf(bias + b, len - b, "%s%.9g", c ? "," : "", vi->bias[c]);
-    }
+    latent_scaling_format(vi->scale, vi->bias, vi->info.latent_channels, scale, bias, len);
 }
 
 int vae_scaling_parse(vae_instance *vi, const char *scale, const char *bias, edm2_err *err) {

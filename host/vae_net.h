@@ -27,6 +27,11 @@ typedef struct vae_instance {
  * reads the scaling keys. 0, or -1 with a one-line reason naming the file, tensor or key. */
 int vae_open(vae_instance *vi, runtime *rt, const plugin_rec *rec, const edm2_config *cfg, edm2_err *err);
 void vae_close(vae_instance *vi);
+/* The latent scaling of the keys latent_mean, latent_std (L values each), final_mean and final_std of cfg (its
+ * section named in messages: [vae], or [data] for the dataset tool's .npy archives); 0 or -1. */
+int latent_scaling_read(const edm2_config *cfg, const char *section, int L, float *scale, float *bias, edm2_err *err);
+/* scale[L] and bias[L] as metadata text ("s0,s1,..."; `len` bytes each). */
+void latent_scaling_format(const float *scale, const float *bias, int L, char *s, char *b, size_t len);
 /* The scaling as metadata text ("s0,s1,..."), and back (from a snapshot or data file); 0 or -1. */
 void vae_scaling_text(const vae_instance *vi, char *scale, char *bias, size_t len);
 int vae_scaling_parse(vae_instance *vi, const char *scale, const char *bias, edm2_err *err);

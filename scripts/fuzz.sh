@@ -2,7 +2,7 @@
 # fuzz.sh [SECONDS_PER_HARNESS] [HARNESS...]: builds the libFuzzer harnesses (tests/fuzz, clang, ASan + UBSan)
 # into build-fuzz/ and runs each for a bounded time from its seed corpus (tests/fuzz/corpus/<name>/; new
 # inputs go to a scratch folder, the repository is not modified), as many at a time as there are cores.
-# Default: 12 s each, all eight (what CI runs: under a minute on two cores).
+# Default: 12 s each, all nine (what CI runs: about a minute on two cores).
 # A longer hunt:  scripts/fuzz.sh 3600 config snapshot
 # A crash leaves its input in build-fuzz/crashes/ and fails the script; reproduce with
 #   build-fuzz/fuzz/fuzz_NAME build-fuzz/crashes/crash-...
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-12}
 shift || true
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(safetensors dataset_json config idx png snapshot checkpoint image)
+[ ${#names[@]} -eq 0 ] && names=(safetensors dataset_json config idx png snapshot checkpoint image archive)
 scripts/deps.sh fuzz
 CC=clang CXX=clang++ scripts/build.sh build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDM2_FUZZ=ON -DEDM2_CUDA=OFF \
   -DEDM2_BUILD_TESTS=OFF >/dev/null

@@ -143,19 +143,19 @@ static void test_folder_symlink_outside(void **state) {
     dataset d;
     memset(&d, 0, sizeof d);
     d.resolution = 4, d.channels = 3;
-    assert_int_equal(folder_open(&d, "[data] path", sub, NULL, 0, &err), -1);
+    assert_int_equal(folder_open(&d, NULL, "[data] path", sub, NULL, 0, &err), -1);
     assert_non_null(strstr(err.msg, "link.png: leads outside the dataset folder"));
     dataset_close(&d);
     /* The image inside is fine; a wrong size is refused from the header. */
     free(write_text(sub, "dataset.json", "{\"labels\": [[\"inside.png\", 1]]}"));
     memset(&d, 0, sizeof d);
     d.resolution = 4, d.channels = 3;
-    assert_int_equal(folder_open(&d, "[data] path", sub, NULL, 0, &err), 0);
+    assert_int_equal(folder_open(&d, NULL, "[data] path", sub, NULL, 0, &err), 0);
     assert_int_equal(d.label_dim, 2);
     dataset_close(&d);
     memset(&d, 0, sizeof d);
     d.resolution = 8, d.channels = 3;
-    assert_int_equal(folder_open(&d, "[data] path", sub, NULL, 0, &err), -1);
+    assert_int_equal(folder_open(&d, NULL, "[data] path", sub, NULL, 0, &err), -1);
     assert_non_null(strstr(err.msg, "4x4 pixels, expected 8x8"));
     dataset_close(&d);
     rm_rf(dir);

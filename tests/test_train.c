@@ -247,7 +247,7 @@ static void test_bad_setups(void **state) {
     assert_non_null(strstr(log_text, " error: the data are 1x16x16 images"));
     free(log), free(log_text);
     refused("run", rd, "data.source=folder", "data.path=/nonexistent",
-            "error: --set data.path: [data] path = '/nonexistent': not a folder");
+            "error: --set data.path: [data] path = '/nonexistent': no such folder or .zip archive");
     refused("run", rd, "training.batch=6", NULL, "multiple of batch_gpu");
     char *file = path_in(d, "a-file"), rd_file[700]; /* a run_dir that is a file */
     free(write_text(d, "a-file", "x"));

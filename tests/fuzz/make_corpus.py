@@ -86,6 +86,12 @@ def main():
     out("image", "png", png(5, 3, 3, bytes(range(45))))
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "resize_ref.jpg"), "rb") as f:
         out("image", "jpeg", f.read())
+    # the dataset tool's archives (tests/data/archives, make_dataset_archives.py): first byte 1 = a ZIP file, 0 = a
+    # .npy array
+    archives = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "archives")
+    for name in ("png.zip", "png-deflated.zip", "png-zip64.zip", "npy.zip"):
+        out("archive", "zip-" + name[:-4], b"\1" + open(os.path.join(archives, name), "rb").read())
+    out("archive", "npy", b"\0" + open(os.path.join(archives, "npy", "00000", "img-mean-std-00000000.npy"), "rb").read())
     # checkpoint of the fuzz harness's small run
     meta = {"edm2.checkpoint": "1", "edm2.nimg": "8", "edm2.optimizer_step": "2", "edm2.batch": "4", "edm2.seed": "1",
             "edm2.fingerprint": "mp_unet:model_channels=4;channel_mult=1,2"}

@@ -1,0 +1,120 @@
+/* data_zip.c: [data] source = folder with path = a ZIP archive, as the EDM and EDM2 dataset tools write their
+ * datasets (Python's zipfile; see zip_archive.h): dataset.json and the images inside the archive, in the folder
+ * layout of data_folder.c. Two kinds, never mixed:
+ *   - PNGs (the tool's convert step: 00000/img00000000.png ...), read as [data] channels;
+ *   - .npy arrays (its encode step: 00000/img-mean-std-00000000.npy ...), the VAE's posterior moments, read
+ *     and scaled by data_npy.c.
+ * Without dataset.json every .png (or, when there are none, every .npy) entry is used, unlabelled, sorted by
+ * name. Each entry is checked against its CRC-32 when it is read. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "data_sources.h"
+#include "image_io.h"
+#include "zip_archive.h"
+
+#define JSON_MAX_BYTES (1u << 30)
+
+/* Every entry ending in `ext`, sorted (the archive's entries are sorted by name already). */
+static int list_entries(dataset *d, const zip_archive *z, const char *ext, edm2_err *err) {
+    size_t n = 0;
+    for (size_t i = 0; i < z->count; i++) n += name_has_ext(z->entries[i].name, ext);
+    if (n == 0) return 0;
+    if (n > DATA_MAX_IMAGES) return err_set(err, "%s: more than %d images", z->path, DATA_MAX_IMAGES);
+    if (!(d->files = calloc(n, sizeof *d->files))) return err_set(err, "out of memory");
+    for (size_t i = 0; i < z->count; i++)
+        if (name_has_ext(z->entries[i].name, ext) && !(d->files[d->count++] = strdup(z->entries[i].name)))
+            return err_set(err, "out of memory");
+    return 0;
+}
+
+/* dataset.json inside the archive, when there is one (*listed = 0 for {"labels": null}). */
+static int read_json(dataset *d, const zip_archive *z, int *listed, edm2_err *err) {
+    *listed = 0;
+    const zip_entry *e = zip_find(z, "dataset.json");
+    if (!e) return 0;
+    if (e->usize > JSON_MAX_BYTES) return err_set(err, "%s: dataset.json is larger than %u bytes", z->path, JSON_MAX_BYTES);
+    const unsigned char *text;
+    unsigned char *owned;
+    size_t n;
+    if (zip_read(z, e, &text, &n, &owned, err)) return -1;
+    char name[4200];
+    snprintf(name, sizeof name, "%.4000s:dataset.json", z->path);
+    int rc = folder_parse_json(d, (const char *)text, n, name, listed, err);
+    free(owned);
+    return rc;
+}
+
+/* Every listed file is an entry that can be read, and all are of one kind. */
+static int check_listing(dataset *d, const zip_archive *z, edm2_err *err) {
+    for (int i = 0; i < d->count; i++) {
+        const zip_entry *e = zip_find(z, d->files[i]);
+        if (!e) return err_set(err, "%s: dataset.json lists '%.200s', which is not in the archive", z->path, d->files[i]);
+        if (zip_check(z, e, err)) return -1;
+    }
+    return dataset_one_kind(d, z->path, err);
+}
+
+/* The first .npy array: the channels, the resolution and the latent scaling (data_npy.c). */
+static int open_moments(dataset *d, const edm2_config *scaling, const zip_archive *z, edm2_err *err) {
+    const zip_entry *e = zip_find(z, d->files[0]);
+    const unsigned char *data;
+    unsigned char *owned;
+    size_t n;
+    if (zip_read(z, e, &data, &n, &owned, err)) return -1;
+    char name[4400];
+    snprintf(name, sizeof name, "%.4000s:%.300s", z->path, e->name);
+    const int rc = npy_moments_open(d, scaling, data, n, name, err);
+    free(owned);
+    return rc;
+}
+
+int zip_source_open(dataset *d, const edm2_config *scaling, const char *key, const char *path, int max_images,
+                    edm2_err *err) {
+    zip_archive *z = calloc(1, sizeof *z);
+    if (!z) return err_set(err, "out of memory");
+    if (zip_open(z, path, err)) {
+        free(z);
+        return err_set(err, "%s = '%s': neither a folder nor a readable ZIP archive: %s", key, path, err->msg);
+    }
+    d->zip = z;
+    int listed;
+    if (read_json(d, z, &listed, err)) return -1;
+    if (!listed && (list_entries(d, z, ".png", err) || (d->count == 0 && list_entries(d, z, ".npy", err)))) return -1;
+    if (d->count == 0) return err_set(err, "%s = '%s': no .png or .npy images in the archive", key, path);
+    if (check_listing(d, z, err)) return -1;
+    dataset_keep_first(d, max_images);
+    if (d->labels && labels_finish(d, path, err)) return -1;
+    if (d->npy && open_moments(d, scaling, z, err)) return -1;
+    if (dataset_check_first(d, err)) return -1;
+    snprintf(d->desc, sizeof d->desc, "archive %.300s: %d %s, %dx%dx%d, %d classes", path, d->count,
+             d->npy ? DATA_NPY_DESC : "images",
+             d->channels, d->resolution, d->resolution, d->label_dim);
+    return 0;
+}
+
+int zip_source_get(const dataset *d, int index, float *img, float *std, edm2_err *err) {
+    const zip_archive *z = d->zip;
+    const zip_entry *e = zip_find(z, d->files[index]);
+    if (!e) return err_set(err, "%s: no entry '%.200s'", z->path, d->files[index]);
+    const unsigned char *data;
+    unsigned char *owned;
+    size_t n;
+    if (zip_read(z, e, &data, &n, &owned, err)) return -1;
+    char name[4400];
+    snprintf(name, sizeof name, "%.4000s:%.300s", z->path, e->name);
+    int rc;
+    if (d->npy) {
+        rc = npy_moments_get(d, data, n, name, img, std, err);
+    } else {
+        uint8_t *px = NULL;
+        int w, h;
+        rc = png_decode(data, n, name, d->channels, d->resolution, d->resolution, &px, &w, &h, err);
+        if (!rc) pixels_encode(img, px, d->channels, d->resolution, d->resolution);
+        free(px);
+    }
+    free(owned);
+    return rc;
+}

@@ -1,0 +1,71 @@
+/* fuzz_archive.c: the dataset tool's archives on arbitrary bytes. First byte even: the rest is a .npy array
+ * (npy_parse: accepted arrays lie inside the buffer, their size as the header says). Odd: the rest is a ZIP file
+ * (zip_archive.c: every entry found by its name, each read or refused with a one-line error, a read entry of its
+ * stated size), then opened as [data] source = folder at resolution 4 (data_zip.c, data_npy.c) and its images
+ * read and drawn. */
+#include "config.h"
+#include "data_sources.h"
+#include "fuzz_util.h"
+#include "npy.h"
+#include "zip_archive.h"
+
+#define MAX_READS 64
+
+static void fuzz_npy(const uint8_t *data, size_t size) {
+    npy_array a;
+    edm2_err err;
+    if (npy_parse(data, size, "fuzz.npy", &a, &err)) {
+        fuzz_one_line(&err);
+        return;
+    }
+    if (a.data < data || a.data + a.numel * st_dtype_bytes(a.dtype) != data + size) abort();
+}
+
+static void fuzz_dataset(const char *path) {
+    cfg c = {0};
+    if (cfg_put(&c, "data", "source", "folder") || cfg_put(&c, "data", "path", path) ||
+        cfg_put(&c, "data", "resolution", "4"))
+        abort();
+    dataset d;
+    edm2_err err;
+    if (dataset_open(&d, &c, &err)) {
+        fuzz_one_line(&err);
+    } else {
+        float img[DATA_MAX_CHANNELS * 16], onehot[8];
+        for (int i = 0; i < d.count && i < MAX_READS; i++) {
+            if (dataset_get(&d, i, img, onehot, 8, &err)) fuzz_one_line(&err);
+            if (d.moments && dataset_draw(&d, i, 1, (uint64_t)i, img, NULL, 0, &err)) fuzz_one_line(&err);
+        }
+        dataset_close(&d);
+    }
+    cfg_free(&c);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    if (!(data[0] & 1)) {
+        fuzz_npy(data + 1, size - 1);
+        return 0;
+    }
+    char path[128];
+    fuzz_write("fuzz.zip", data + 1, size - 1, path, sizeof path);
+    zip_archive z;
+    edm2_err err;
+    if (zip_open(&z, path, &err)) {
+        fuzz_one_line(&err);
+        return 0;
+    }
+    for (size_t i = 0; i < z.count && i < MAX_READS; i++) {
+        const zip_entry *e = &z.entries[i];
+        if (zip_find(&z, e->name) != e) abort();
+        const unsigned char *bytes;
+        unsigned char *owned;
+        size_t n;
+        if (zip_read(&z, e, &bytes, &n, &owned, &err)) fuzz_one_line(&err);
+        else if (n != e->usize || (!owned && (bytes < z.map || bytes + n > z.map + z.size))) abort();
+        free(owned);
+    }
+    zip_close(&z);
+    fuzz_dataset(path);
+    return 0;
+}
