@@ -147,7 +147,12 @@ int dataset_get(const dataset *d, int index, float *img, float *onehot, int oneh
 
 /* img[k] += std[k] n_k for k < n, n_k the normal draw number first + k of the (seed) latent stream. */
 static void add_draw(float *img, const float *std, size_t n, uint64_t seed, uint64_t first) {
-    for (size_t k = 0; k < n; k++) img[k] += std[k] * edm2_philox_normal(seed, STREAM_LATENT_DRAW, first + k);
+    float z[1024];
+    for (size_t k0 = 0; k0 < n; k0 += 1024) {
+        const size_t m = n - k0 < 1024 ? n - k0 : 1024;
+        edm2_philox_normals(seed, STREAM_LATENT_DRAW, first + k0, m, z);
+        for (size_t k = 0; k < m; k++) img[k0 + k] += std[k0 + k] * z[k];
+    }
 }
 
 int dataset_draw(const dataset *d, int index, uint64_t seed, uint64_t pos, float *img, float *onehot, int onehot_dim,

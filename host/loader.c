@@ -1,18 +1,25 @@
-/* loader.c: double-buffered background batch preparation. */
+/* loader.c: double-buffered background batch preparation, each batch's images drawn on a few threads. */
 #include "loader.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+/* Batch slot s: the data order in turn (it caches an epoch's permutation), then the images on l->threads threads,
+ * each into its own place (the same bits for any thread count). The first failing image's error is kept. */
 static int fill(loader *l, int s, edm2_err *err) {
+    const uint64_t pos0 = l->pos[s] + l->first;
+    for (int i = 0; i < l->batch; i++) l->idx[i] = dataset_order(l->d, l->seed, pos0 + (uint64_t)i, l->perm, &l->perm_epoch);
+    int first_failed = l->batch;
+#pragma omp parallel for num_threads(l->threads) schedule(dynamic, 4) if (l->threads > 1)
     for (int i = 0; i < l->batch; i++) {
-        const uint64_t pos = l->pos[s] + l->first + (uint64_t)i;
-        int idx = dataset_order(l->d, l->seed, pos, l->perm, &l->perm_epoch);
-        if (dataset_draw(l->d, idx, l->seed, pos, l->img[s] + (size_t)i * l->img_floats,
-                         l->onehot_dim ? l->lab[s] + (size_t)i * l->onehot_dim : NULL, l->onehot_dim, err))
-            return -1;
+        edm2_err e;
+        if (dataset_draw(l->d, l->idx[i], l->seed, pos0 + (uint64_t)i, l->img[s] + (size_t)i * l->img_floats,
+                         l->onehot_dim ? l->lab[s] + (size_t)i * l->onehot_dim : NULL, l->onehot_dim, &e)) {
+#pragma omp critical(loader_error)
+            if (i < first_failed) first_failed = i, *err = e;
+        }
     }
-    return 0;
+    return first_failed < l->batch ? -1 : 0;
 }
 
 static void *worker(void *arg) {
@@ -45,9 +52,10 @@ static void mem_free(const loader *l, void *p) {
 }
 
 int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, uint64_t first, uint64_t stride, int onehot_dim,
-                uint64_t start_pos, const loader_mem *mem, edm2_err *err) {
+                uint64_t start_pos, const loader_mem *mem, int threads, edm2_err *err) {
     memset(l, 0, sizeof *l);
     l->d = d;
+    l->threads = threads < 1 ? 1 : threads;
     l->seed = seed;
     l->batch = batch;
     l->onehot_dim = onehot_dim;
@@ -55,12 +63,13 @@ int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, uint64_t 
     if (mem) l->mem = *mem;
     l->img_floats = (size_t)d->channels * d->resolution * d->resolution;
     l->perm = malloc((size_t)d->count * sizeof(int));
+    l->idx = malloc((size_t)batch * sizeof(int));
     l->perm_epoch = -1;
     for (int s = 0; s < 2; s++) {
         l->img[s] = mem_alloc(l, (size_t)batch * l->img_floats * sizeof(float));
         l->lab[s] = mem_alloc(l, ((size_t)batch * (onehot_dim ? onehot_dim : 1)) * sizeof(float));
     }
-    if (!l->perm || !l->img[0] || !l->img[1] || !l->lab[0] || !l->lab[1]) return err_set(err, "out of memory for the data loader");
+    if (!l->perm || !l->idx || !l->img[0] || !l->img[1] || !l->lab[0] || !l->lab[1]) return err_set(err, "out of memory for the data loader");
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     l->pos[0] = start_pos;
@@ -103,6 +112,6 @@ void loader_close(loader *l) {
         pthread_cond_destroy(&l->cv);
     }
     for (int s = 0; s < 2; s++) mem_free(l, l->img[s]), mem_free(l, l->lab[s]);
-    free(l->perm);
+    free(l->perm), free(l->idx);
     memset(l, 0, sizeof *l);
 }

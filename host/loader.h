@@ -28,6 +28,8 @@ typedef struct loader {
     int state[2]; /* 0 empty, 1 requested, 2 ready */
     int *perm;
     int64_t perm_epoch;
+    int *idx;    /* [batch] the dataset indices of the batch being prepared */
+    int threads; /* OpenMP threads that draw a batch's images */
     loader_mem mem;
     int slot, stop, failed, started;
     edm2_err err;
@@ -36,8 +38,10 @@ typedef struct loader {
     pthread_cond_t cv;
 } loader;
 
+/* `threads`: how many threads draw a batch's images (latent draws cost about 0.4 ms an image: several keep a GPU
+ * fed; with the CPU backend, 1 leaves the cores to the training step). */
 int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, uint64_t first, uint64_t stride, int onehot_dim,
-                uint64_t start_pos, const loader_mem *mem, edm2_err *err);
+                uint64_t start_pos, const loader_mem *mem, int threads, edm2_err *err);
 /* The next batch: images [batch, C, R, R] and one-hot labels [batch, onehot_dim] (NULL when
  * onehot_dim is 0), valid and unchanged until the next call. Starts preparing the batch after it. */
 int loader_next(loader *l, const float **img, const float **lab, edm2_err *err);

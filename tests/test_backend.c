@@ -1,5 +1,6 @@
 /* test_backend.c: the Philox4x32-10 generator against the Random123 known-answer vectors, the mapping
- * of (seed, stream, offset) to numbers, and every vector operation of the CPU backend plugin. */
+ * of (seed, stream, offset) to numbers (normals drawn one at a time or many at once), and every vector operation
+ * of the CPU backend plugin. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,26 @@ static void test_philox_known_answers(void **state) {
         edm2_philox_block o = edm2_philox4x32_10(c, kat[i].key[0], kat[i].key[1]);
         for (int j = 0; j < 4; j++) assert_int_equal(o.w[j], kat[i].out[j]);
     }
+}
+
+/* edm2_philox_normals: bitwise the single draws, from any first index (each lane of a block first) and for any
+ * count, including counts that end inside a block or a pair. */
+static void test_philox_normals(void **state) {
+    (void)state;
+    enum { N = 70000 };
+    float *many = malloc(N * sizeof *many);
+    assert_non_null(many);
+    for (uint64_t first = (1ull << 40) - 3; first < (1ull << 40) + 3; first++) {
+        edm2_philox_normals(9, 77, first, N, many);
+        for (size_t k = 0; k < N; k++)
+            if (many[k] != edm2_philox_normal(9, 77, first + k)) fail_msg("first %llu, k %zu", (unsigned long long)first, k);
+    }
+    for (size_t n = 0; n < 9; n++) {
+        float few[9] = {0};
+        edm2_philox_normals(1, 2, 3, n, few);
+        for (size_t k = 0; k < 9; k++) assert_true(few[k] == (k < n ? edm2_philox_normal(1, 2, 3 + k) : 0.0f));
+    }
+    free(many);
 }
 
 static runtime g_rt;
@@ -135,6 +156,7 @@ static void test_vector_ops(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_philox_known_answers),
+        cmocka_unit_test(test_philox_normals),
         cmocka_unit_test(test_random_streams),
         cmocka_unit_test(test_vector_ops),
     };

@@ -2,7 +2,7 @@
  * and dataset.json), labels out of range or not integral, paths and symlinks that leave the folder,
  * duplicate JSON keys, a long listing, IDX headers that lie, PNG headers announcing gigapixels; and the
  * shuffle's exact integer draws; posterior moments of latents (the mean for dataset_get, a fresh draw per
- * stream position for training) and images stored as float64. */
+ * stream position for training) and images stored as float64; the loader's batches on one thread and on three. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 #include "config.h"
 #include "image_io.h"
 #include "image_read.h"
+#include "loader.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -406,13 +407,77 @@ static void test_images_source(void **state) {
     free(dir);
 }
 
+/* The loader's batches are the same bits on one thread and on three (latent draws), and a batch with unreadable
+ * images fails with the error of the first of them in the batch, whatever the threads. */
+static void test_loader_threads(void **state) {
+    (void)state;
+    char *dir = make_temp_dir(), path[600];
+    snprintf(path, sizeof path, "%s/moments.safetensors", dir);
+    enum { N = 7, PER = 2 * 3 * 4 * 4 }; /* 3 channels of 4x4: means, then stds */
+    float img[N * PER];
+    for (int k = 0; k < N * PER; k++) img[k] = (k % PER) < PER / 2 ? 0.1f * (k % 17) - 0.8f : 0.2f + 0.01f * (k % 13);
+    const float labels[N] = {0, 1, 2, 0, 1, 2, 0};
+    st_out o[2] = {{"images", ST_F32, 4, {N, 6, 4, 4}, img}, {"labels", ST_F32, 1, {N}, labels}};
+    const char *keys[] = {"edm2.latent_moments"}, *vals[] = {"1"};
+    edm2_err err;
+    assert_int_equal(st_write(path, o, 2, keys, vals, 1, &err), 0);
+    dataset d;
+    memset(&d, 0, sizeof d);
+    d.resolution = 4;
+    if (tensors_open(&d, path, 0, &err)) fail_msg("%s", err.msg);
+    loader one, three;
+    if (loader_open(&one, &d, 5, 5, 0, 5, 3, 2, NULL, 1, &err) || loader_open(&three, &d, 5, 5, 0, 5, 3, 2, NULL, 3, &err))
+        fail_msg("%s", err.msg);
+    for (int b = 0; b < 4; b++) {
+        const float *ia, *la, *ib, *lb;
+        assert_int_equal(loader_next(&one, &ia, &la, &err), 0);
+        assert_int_equal(loader_next(&three, &ib, &lb, &err), 0);
+        assert_memory_equal(ia, ib, 5 * 3 * 16 * sizeof(float));
+        assert_memory_equal(la, lb, 5 * 3 * sizeof(float));
+    }
+    loader_close(&one), loader_close(&three);
+    dataset_close(&d);
+    /* A folder of 6 PNGs, images 2 and 4 unreadable. */
+    uint8_t px[16] = {0};
+    for (int k = 0; k < 6; k++) {
+        snprintf(path, sizeof path, "%s/img%d.png", dir, k);
+        assert_int_equal(png_write(path, px, 4, 4, 1, &err), 0);
+    }
+    cfg c = {0};
+    assert_int_equal(cfg_put(&c, "data", "source", "folder"), 0);
+    assert_int_equal(cfg_put(&c, "data", "path", dir), 0);
+    assert_int_equal(cfg_put(&c, "data", "resolution", "4"), 0);
+    assert_int_equal(cfg_put(&c, "data", "channels", "1"), 0);
+    if (dataset_open(&d, &c, &err)) fail_msg("%s", err.msg);
+    free(write_text(dir, "img2.png", "x")), free(write_text(dir, "img4.png", "x"));
+    int perm[6], bad = -1;
+    int64_t epoch = -1;
+    for (int i = 0; i < 6 && bad < 0; i++) {
+        const int idx = dataset_order(&d, 9, (uint64_t)i, perm, &epoch);
+        if (idx == 2 || idx == 4) bad = idx;
+    }
+    for (int t = 1; t <= 3; t += 2) {
+        const float *im, *lb;
+        char want[32];
+        snprintf(want, sizeof want, "img%d.png", bad);
+        if (loader_open(&one, &d, 9, 6, 0, 6, 0, 0, NULL, t, &err)) fail_msg("%s", err.msg);
+        assert_int_equal(loader_next(&one, &im, &lb, &err), -1);
+        if (!strstr(err.msg, want)) fail_msg("%d threads: expected %s in: %s", t, want, err.msg);
+        loader_close(&one);
+    }
+    dataset_close(&d);
+    cfg_free(&c);
+    rm_rf(dir);
+    free(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tensors_many_classes), cmocka_unit_test(test_dataset_json),
         cmocka_unit_test(test_folder_symlink_outside), cmocka_unit_test(test_idx_headers),
         cmocka_unit_test(test_png_gigapixel_header), cmocka_unit_test(test_shuffle_integer_draws),
         cmocka_unit_test(test_latent_moments), cmocka_unit_test(test_source_listing),
-        cmocka_unit_test(test_images_source),
+        cmocka_unit_test(test_images_source), cmocka_unit_test(test_loader_threads),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -149,8 +149,10 @@ static edm2_status cpu_nan_to_zero(edm2_backend *b, float *x, size_t n, size_t *
 }
 
 static edm2_status cpu_randn(edm2_backend *b, float *x, size_t n, edm2_rng rng) {
-#pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (n > 16384)
-    for (size_t i = 0; i < n; i++) x[i] = edm2_philox_normal(rng.seed, rng.stream, rng.offset + i);
+    const size_t chunk = 4096; /* numbers per edm2_philox_normals call */
+#pragma omp parallel for num_threads(nthreads(b)) schedule(static) if (n > 4 * chunk)
+    for (size_t i = 0; i < n; i += chunk)
+        edm2_philox_normals(rng.seed, rng.stream, rng.offset + i, n - i < chunk ? n - i : chunk, x + i);
     return EDM2_OK;
 }
 

@@ -91,8 +91,11 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
             float rnd = edm2_philox_normal(b->rng.seed, b->rng.stream, b->rng.offset + (uint64_t)n);
             l->sigma[n] = loss_sigma(rnd, (float)l->p.P_mean, (float)l->p.P_std);
         }
-#pragma omp parallel for schedule(static) if (elems > 16384)
-        for (size_t i = 0; i < elems; i++) l->noise[i] = edm2_philox_normal(b->rng.seed, b->rng.stream, b->rng.offset + N + i);
+        const size_t chunk = 4096; /* numbers per edm2_philox_normals call */
+#pragma omp parallel for schedule(static) if (elems > 4 * chunk)
+        for (size_t i = 0; i < elems; i += chunk)
+            edm2_philox_normals(b->rng.seed, b->rng.stream, b->rng.offset + N + i, elems - i < chunk ? elems - i : chunk,
+                                l->noise + i);
         sigma = l->sigma, noise = l->noise;
     }
 #pragma omp parallel for schedule(static) if (elems > 16384)
