@@ -2,7 +2,8 @@
  * metadata: a network snapshot (kimg, EMA profile, the network's hyperparameters), a post-hoc reconstruction,
  * a training checkpoint (kimg, optimizer step, batch, seed, the network it was written for), a latents dataset
  * of the encode job, SWD, FID or FD_ID reference statistics, a features network's converted weights, or any other
- * safetensors file; then its tensors in sum (or each with --tensors) and, with --meta, every metadata entry. */
+ * safetensors file; then its tensors in sum (or each with --tensors) and, with --meta, every metadata entry. A run's
+ * folder is inspect_folder.c's, a dataset archive or .npy array inspect_archive.c's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,12 +135,14 @@ void inspect_print(st_file *f, int tensors, int meta, FILE *out) {
 int cmd_inspect(int argc, char **argv) {
     if (wants_help(argc, argv)) {
         printf("usage: edm2host inspect FILE.safetensors [--tensors] [--meta]\n"
-               "       edm2host inspect FOLDER\n\n"
+               "       edm2host inspect FOLDER\n"
+               "       edm2host inspect DATASET.zip | ARRAY.npy\n\n"
                "Says what a file is (network snapshot, post-hoc reconstruction, training checkpoint, latents\n"
                "dataset, SWD or FID reference statistics) and what it holds, from its metadata: the kimg, EMA,\n"
                "network hyperparameters, batch and seed; then its tensors in sum. Of a training run's folder:\n"
                "where it stands (kimg of its duration, loss, time, checkpoints, snapshots, evaluations); of a\n"
-               "folder of generated images: how many, from which snapshot and sampler.\n\n"
+               "folder of generated images: how many, from which snapshot and sampler. Of the EDM dataset tool's\n"
+               "archive: its PNG or .npy images, their size, its classes and the [data] settings that read it.\n\n"
                "  --tensors  each tensor's name, type and shape\n"
                "  --meta     every metadata entry as it is stored\n");
         return 0;
@@ -165,6 +168,11 @@ int cmd_inspect(int argc, char **argv) {
         if (inspect_folder(path, stdout, &err) == 0) return 0;
         LOG_ERROR("%s", err.msg);
         return 1;
+    }
+    const int archive = inspect_archive(path, stdout, &err);
+    if (archive <= 0) {
+        if (archive < 0) LOG_ERROR("%s", err.msg);
+        return archive < 0;
     }
     if (st_open(&f, path, &err)) {
         LOG_ERROR("%s", err.msg);

@@ -3,7 +3,8 @@
  * deflated and in ZIP64 form read bitwise as the same files unpacked in a folder; .npy posterior moments scaled as
  * the reference scales them and drawn as the encode job's moments are, from an archive or a folder; and damaged or unusual archives made here
  * (CRC mismatch, cut short, a listed file missing, PNG and .npy mixed, encrypted, another compression method, two
- * entries of one name), each refused with a one-line error naming the archive and the entry. */
+ * entries of one name), each refused with a one-line error naming the archive and the entry; `edm2host inspect` of
+ * archives and arrays. */
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -292,6 +293,34 @@ static void test_refused(void **state) {
     free(dir);
 }
 
+/* `edm2host inspect` of an archive and of a .npy array: the images, their size, the classes, the [data] settings. */
+static void test_inspect(void **state) {
+    (void)state;
+    run_result r;
+    if (run_host(&r, "inspect", data_path("png-zip64.zip"), NULL)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.out, "png-zip64.zip: ZIP archive of 7 entries (0 deflated)"));
+    assert_non_null(strstr(r.out, "  images: 6 PNGs, 8x8, 3 channels ([data] source = folder, resolution = 8, channels = 3)\n"
+                                  "  labels: 3 classes (dataset.json)\n"));
+    if (run_host(&r, "inspect", data_path("npy.zip"), NULL)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.out, "  images: 5 .npy arrays [8, 4, 4] float32 (posterior means and stds of 4 latent "
+                                  "channels: [data] source = folder, resolution = 4)\n  labels: 5 classes"));
+    if (run_host(&r, "inspect", data_path("npy/00000/img-mean-std-00000003.npy"), NULL)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.out, "img-mean-std-00000003.npy: NumPy array [8, 4, 4] float32\n"));
+    char *dir = make_temp_dir(), p[600];
+    snprintf(p, sizeof p, "%s/bad.zip", dir);
+    const char *names[] = {"notes.txt"}, *datas[] = {"x"};
+    write_zip(p, 1, names, datas, 0, 0);
+    assert_int_equal(run_host(&r, "inspect", p, NULL), 0);
+    assert_non_null(strstr(r.out, "no .png or .npy images: not a dataset of the EDM dataset tool"));
+    const char *json[] = {"dataset.json"}, *bad_json[] = {"{\"labels\": 3}"};
+    write_zip(p, 1, json, bad_json, 0, 0);
+    assert_int_equal(run_host(&r, "inspect", p, NULL), 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "bad.zip:dataset.json: expected {\"labels\""));
+    rm_rf(dir);
+    free(dir);
+}
+
 /* The .npy header: numpy's versions and dict layouts; dtypes and orders that are not read, named. */
 static void test_npy_header(void **state) {
     (void)state;
@@ -333,7 +362,8 @@ static void test_npy_header(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_png_archives), cmocka_unit_test(test_npy_archive),
-                                       cmocka_unit_test(test_train_on_archive), cmocka_unit_test(test_refused), cmocka_unit_test(test_npy_header)};
+                                       cmocka_unit_test(test_train_on_archive), cmocka_unit_test(test_refused), cmocka_unit_test(test_inspect),
+                                       cmocka_unit_test(test_npy_header)};
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

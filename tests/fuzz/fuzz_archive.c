@@ -1,11 +1,12 @@
 /* fuzz_archive.c: the dataset tool's archives on arbitrary bytes. First byte even: the rest is a .npy array
  * (npy_parse: accepted arrays lie inside the buffer, their size as the header says). Odd: the rest is a ZIP file
  * (zip_archive.c: every entry found by its name, each read or refused with a one-line error, a read entry of its
- * stated size), then opened as [data] source = folder at resolution 4 (data_zip.c, data_npy.c) and its images
- * read and drawn. */
+ * stated size), described by `edm2host inspect` (inspect_archive.c), then opened as [data] source = folder at
+ * resolution 4 (data_zip.c, data_npy.c) and its images read and drawn. */
 #include "config.h"
 #include "data_sources.h"
 #include "fuzz_util.h"
+#include "inspect.h"
 #include "npy.h"
 #include "zip_archive.h"
 
@@ -66,6 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(owned);
     }
     zip_close(&z);
+    static FILE *sink;
+    if (!sink && !(sink = fopen("/dev/null", "w"))) abort();
+    if (inspect_archive(path, sink, &err) < 0) fuzz_one_line(&err);
     fuzz_dataset(path);
     return 0;
 }

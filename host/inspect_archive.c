@@ -1,0 +1,127 @@
+/* inspect_archive.c: `edm2host inspect FILE.zip` and `FILE.npy`: what a dataset of the EDM2 dataset tool holds
+ * (how many PNG or .npy images, their size, the classes of its dataset.json, the [data] settings that read it;
+ * data_zip.c), or the dtype and shape of one NumPy array. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data_sources.h"
+#include "fileio.h"
+#include "inspect.h"
+#include "npy.h"
+#include "zip_archive.h"
+
+static const char *const k_dtype[] = {"float32", "float16", "bfloat16", "float64"};
+
+static void print_shape(const npy_array *a, FILE *out) {
+    fprintf(out, "[");
+    for (int i = 0; i < a->ndim; i++) fprintf(out, "%s%lld", i ? ", " : "", (long long)a->shape[i]);
+    fprintf(out, "] %s", k_dtype[a->dtype]);
+}
+
+/* The first image of the archive: a PNG's size and channels from its header, or a .npy array's shape. */
+static int describe_first(const zip_archive *z, const char *name, int npy, FILE *out, edm2_err *err) {
+    const zip_entry *e = zip_find(z, name);
+    const unsigned char *b;
+    unsigned char *owned;
+    size_t n;
+    if (!e) return err_set(err, "%s: dataset.json lists '%.200s', which is not in the archive", z->path, name);
+    if (zip_read(z, e, &b, &n, &owned, err)) return -1;
+    int rc = 0;
+    if (npy) {
+        npy_array a;
+        char where[4400];
+        snprintf(where, sizeof where, "%.4000s:%.300s", z->path, name);
+        if (!(rc = npy_parse(b, n, where, &a, err))) {
+            fprintf(out, " ");
+            print_shape(&a, out);
+            if (a.ndim == 3 && a.shape[0] % 2 == 0)
+                fprintf(out, " (posterior means and stds of %lld latent channels: [data] source = folder, resolution = "
+                             "%lld)", (long long)a.shape[0] / 2, (long long)a.shape[2]);
+        }
+    } else if (n >= 26 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8) && !memcmp(b + 12, "IHDR", 4)) {
+        static const int channels[7] = {1, 0, 3, 3, 2, 0, 4}; /* by PNG colour type */
+        const unsigned w = (unsigned)b[16] << 24 | (unsigned)b[17] << 16 | (unsigned)b[18] << 8 | b[19];
+        const unsigned h = (unsigned)b[20] << 24 | (unsigned)b[21] << 16 | (unsigned)b[22] << 8 | b[23];
+        const int c = b[25] < 7 ? channels[b[25]] : 0;
+        fprintf(out, ", %ux%u, %d channel%s ([data] source = folder, resolution = %u, channels = %d)", w, h, c,
+                c == 1 ? "" : "s", w, c == 1 ? 1 : 3);
+    } else {
+        rc = err_set(err, "%s: '%.200s' is not a PNG image", z->path, name);
+    }
+    free(owned);
+    return rc;
+}
+
+static int inspect_zip(const char *path, FILE *out, edm2_err *err) {
+    zip_archive z;
+    if (zip_open(&z, path, err)) return -1;
+    dataset d;
+    memset(&d, 0, sizeof d);
+    uint64_t bytes = 0;
+    size_t png = 0, npy = 0, deflated = 0;
+    for (size_t i = 0; i < z.count; i++) {
+        png += name_has_ext(z.entries[i].name, ".png"), npy += name_has_ext(z.entries[i].name, ".npy");
+        deflated += z.entries[i].method != 0, bytes += z.entries[i].usize;
+    }
+    int rc = 0, listed = 0;
+    const zip_entry *json = zip_find(&z, "dataset.json");
+    if (json) {
+        const unsigned char *text;
+        unsigned char *owned;
+        size_t n;
+        char name[4200];
+        snprintf(name, sizeof name, "%.4000s:dataset.json", path);
+        rc = zip_read(&z, json, &text, &n, &owned, err) ||
+             folder_parse_json(&d, (const char *)text, n, name, &listed, err) ||
+             (d.labels && labels_finish(&d, name, err));
+        free(owned);
+    }
+    if (!rc) {
+        fprintf(out, "%s: ZIP archive of %zu entries (%zu deflated), %.1f MiB uncompressed\n", path, z.count, deflated,
+                (double)bytes / 1048576.0);
+        const int as_npy = listed ? name_has_ext(d.files[0], ".npy") : png == 0 && npy > 0;
+        const size_t images = listed ? (size_t)d.count : as_npy ? npy : png;
+        if (images == 0) {
+            fprintf(out, "  no .png or .npy images: not a dataset of the EDM dataset tool\n");
+        } else {
+            fprintf(out, "  images: %zu %s", images, as_npy ? ".npy arrays" : "PNGs");
+            const char *first = listed ? d.files[0] : NULL;
+            for (size_t i = 0; !first && i < z.count; i++)
+                if (name_has_ext(z.entries[i].name, as_npy ? ".npy" : ".png")) first = z.entries[i].name;
+            rc = describe_first(&z, first, as_npy, out, err);
+            fprintf(out, "\n  labels: %s", listed && d.labels ? "" : json ? "none (dataset.json says null)\n"
+                                                                        : "none (no dataset.json)\n");
+            if (listed && d.labels) fprintf(out, "%d classes (dataset.json)\n", d.label_dim);
+        }
+    }
+    dataset_close(&d);
+    zip_close(&z);
+    return rc ? -1 : 0;
+}
+
+static int inspect_npy(const char *path, FILE *out, edm2_err *err) {
+    unsigned char *buf;
+    size_t n;
+    if (map_file(path, &buf, &n, err)) return -1;
+    npy_array a;
+    const int rc = npy_parse(buf, n, path, &a, err);
+    if (!rc) {
+        fprintf(out, "%s: NumPy array ", path);
+        print_shape(&a, out);
+        fprintf(out, "\n");
+    }
+    unmap_file(buf, n);
+    return rc;
+}
+
+int inspect_archive(const char *path, FILE *out, edm2_err *err) {
+    unsigned char head[6] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return err_set(err, "%s: cannot open", path);
+    const size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    if (got >= 6 && !memcmp(head, "\x93NUMPY", 6)) return inspect_npy(path, out, err);
+    if (got >= 4 && head[0] == 'P' && head[1] == 'K') return inspect_zip(path, out, err);
+    return 1;
+}
