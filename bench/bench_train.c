@@ -3,7 +3,9 @@
  * normalisation, loss forward+backward, Adam, EMA) and the evaluation forward time, and relates the
  * achieved GFLOP/s to the machine's matrix-product rate timed in the same run: on the cpu backend
  * OpenBLAS sgemm 2048^3 (same threads), on the cuda backend a bf16 8192^3 cuBLAS product on the GPU
- * (edm2_bench_gemm_cuda.so, gemm_cuda.cu). --no-sgemm (or --no-gemm) skips it.
+ * (edm2_bench_gemm_cuda.so, gemm_cuda.cu). --no-sgemm (or --no-gemm) skips it. With training it also times the
+ * data loader drawing that many images from posterior moments, on the threads a training run would use, to show
+ * whether the data keep up.
  *
  *   edm2-bench CONFIG.ini [--threads N] [--steps N] [--warmup N] [--only train|eval] [--no-sgemm]
  *              [--sample] [--profile] [--verbose] [--set s.k=v ...]
@@ -24,11 +26,58 @@
 #include <unistd.h>
 
 #include "cli_args.h"
+#include "config.h"
+#include "dataset.h"
 #include "generate.h"
+#include "loader.h"
 #include "log.h"
 #include "progress.h"
 #include "runtime.h"
+#include "safetensors.h"
 #include "setup.h"
+
+/* The data loader's rate in images/s for C x R x R images drawn from posterior moments (mean + std n per use, as
+ * the img512 presets' latents: the costliest source per value), on `threads` threads (what a training run on this
+ * backend uses): a temporary tensors file of `batch` random moments, 4 batches timed after one. -1 on failure. */
+static double data_rate(int C, int R, int batch, int threads, edm2_err *err) {
+    char path[] = "/tmp/edm2-bench-data-XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0) return err_set(err, "cannot create a temporary file in /tmp"), -1;
+    close(fd);
+    const size_t per = (size_t)2 * C * R * R;
+    float *m = malloc((size_t)batch * per * sizeof *m);
+    double rate = -1;
+    dataset d;
+    memset(&d, 0, sizeof d);
+    loader l;
+    memset(&l, 0, sizeof l);
+    cfg c = {0};
+    char res[16];
+    snprintf(res, sizeof res, "%d", R);
+    const st_out o = {"images", ST_F32, 4, {batch, 2 * C, R, R}, m};
+    const char *keys[] = {"edm2.latent_moments"}, *vals[] = {"1"};
+    const float *img, *lab;
+    if (!m) {
+        err_set(err, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < (size_t)batch * per; i++) m[i] = (i / (per / 2)) % 2 ? 0.5f : (float)(i % 97) * 0.01f;
+    if (st_write(path, &o, 1, keys, vals, 1, err) || cfg_put(&c, "data", "source", "tensors") ||
+        cfg_put(&c, "data", "path", path) || cfg_put(&c, "data", "resolution", res) || dataset_open(&d, &c, err) ||
+        loader_open(&l, &d, 1, batch, 0, (uint64_t)batch, 0, 0, NULL, threads, err) || loader_next(&l, &img, &lab, err))
+        goto done;
+    const double t0 = now_s();
+    for (int k = 0; k < 4; k++)
+        if (loader_next(&l, &img, &lab, err)) goto done;
+    rate = 4.0 * batch / (now_s() - t0);
+done:
+    loader_close(&l);
+    dataset_close(&d);
+    cfg_free(&c);
+    unlink(path);
+    free(m);
+    return rate;
+}
 
 /* OpenBLAS sgemm 2048 x 2048 x 2048, best of 5, in GFLOP/s. */
 static double sgemm_rate(int threads) {
@@ -271,6 +320,13 @@ int main(int argc, char **argv) {
         printf("sampling:  %8.2f images/s at %d evaluations per image (batch %d)  %6.1f GFLOP/s\n", batch / t_sample, evals,
                batch, info->gflops_per_image * evals * batch / t_sample);
     printf("memory:    %8.1f MiB peak of the backend (%.1f MiB held at the end)\n", peak / 1048576.0, cur / 1048576.0);
+    if (do_train) { /* can the data keep up with that training rate? */
+        const int lthreads = loader_threads_for(rt.backend_rec->desc->backend != EDM2_BACKEND_CPU, threads);
+        const double drate = data_rate(info->img_channels, info->img_resolution, batch, lthreads, &err);
+        if (drate < 0) goto fail;
+        printf("data:      %8.1f images/s drawn from posterior moments by the loader's %d thread%s (%.1fx training)\n",
+               drate, lthreads, lthreads == 1 ? "" : "s", drate / ips);
+    }
     if (do_sgemm && gpu && peak_rate > 0) printf("gemm:      %8.1f TFLOP/s (cuBLAS bf16 8192^3 on this GPU)\n", peak_rate / 1e3);
     else if (do_sgemm && gpu) printf("gemm:      not timed (%s)\n", why);
     else if (do_sgemm) printf("sgemm:     %8.1f GFLOP/s (OpenBLAS 2048^3, %d threads)\n", peak_rate, threads);

@@ -21,7 +21,6 @@
 
 #define STREAM_NOISE 0x4E4F495345ull   /* "NOISE": sigma and noise of the loss */
 #define STREAM_DROPOUT 0x44524F50ull   /* "DROP" + images seen: dropout masks */
-#define LOADER_GPU_THREADS 8           /* data loader threads beside a GPU backend (loader.h) */
 
 static int64_t kimg_to_nimg(double kimg) { return (int64_t)llround(kimg * 1000.0); }
 
@@ -397,9 +396,8 @@ int job_train(const run_config *rc, edm2_err *err) {
      * for the GPU. */
     const loader_mem pinned = {loader_host_alloc, loader_host_free, &t.rt};
     const int64_t local = (int64_t)t.passes * t.batch_gpu;
-    /* With a GPU the cores are free to prepare the data; on the CPU the training step needs them. */
-    const int on_cpu = t.rt.backend_rec->desc->backend == EDM2_BACKEND_CPU, cores = t.rt.services.threads;
-    const int loader_threads = on_cpu ? 1 : cores < LOADER_GPU_THREADS ? cores : LOADER_GPU_THREADS;
+    const int loader_threads =
+        loader_threads_for(t.rt.backend_rec->desc->backend != EDM2_BACKEND_CPU, t.rt.services.threads);
     if (loader_open(&t.ld, &t.data, (uint64_t)t.seed, (int)local, (uint64_t)(t.rank * local), (uint64_t)t.batch,
                     info->label_dim, (uint64_t)t.nimg, &pinned, loader_threads, err))
         goto done;

@@ -44,6 +44,11 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+int loader_threads_for(int gpu_backend, int cores) {
+    if (!gpu_backend || cores < 1) return 1;
+    return cores < LOADER_GPU_THREADS ? cores : LOADER_GPU_THREADS;
+}
+
 static void *mem_alloc(const loader *l, size_t bytes) { return l->mem.alloc ? l->mem.alloc(l->mem.ctx, bytes) : malloc(bytes); }
 static void mem_free(const loader *l, void *p) {
     if (!p) return;

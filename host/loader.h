@@ -38,8 +38,13 @@ typedef struct loader {
     pthread_cond_t cv;
 } loader;
 
-/* `threads`: how many threads draw a batch's images (latent draws cost about 0.4 ms an image: several keep a GPU
- * fed; with the CPU backend, 1 leaves the cores to the training step). */
+/* The threads that draw a batch's images for a training run: 1 beside the CPU backend (its training step needs the
+ * cores), up to LOADER_GPU_THREADS of the process's `cores` beside a GPU backend (a latent draw costs about
+ * 0.5 ms an image on one core, so one thread would hold a fast GPU back). */
+#define LOADER_GPU_THREADS 8
+int loader_threads_for(int gpu_backend, int cores);
+
+/* `threads`: how many threads draw a batch's images (the same bits for any count). */
 int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, uint64_t first, uint64_t stride, int onehot_dim,
                 uint64_t start_pos, const loader_mem *mem, int threads, edm2_err *err);
 /* The next batch: images [batch, C, R, R] and one-hot labels [batch, onehot_dim] (NULL when
