@@ -17,6 +17,7 @@ int npy_moments_open(dataset *d, const edm2_config *scaling, const unsigned char
                      edm2_err *err) {
     npy_array a;
     if (npy_parse(buf, n, name, &a, err)) return -1;
+    if (a.numel == 0) return err_set(err, "%s: an empty array", name); /* (else every dimension's product fits) */
     int64_t lead = 1; /* leading dimensions flattened, as the reference reshapes to (-1, H, W) */
     for (int i = 0; i + 2 < a.ndim; i++) lead *= a.shape[i];
     if (a.ndim < 3 || lead % 2 || lead < 2 || lead > DATA_MAX_CHANNELS)

@@ -9,13 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "data_sources.h"
 #include "image_io.h"
 #include "zip_archive.h"
 
 #define JSON_MAX_BYTES (1u << 30)
+#define NAME_BYTES 4400 /* "ARCHIVE:ENTRY" in messages */
 
 /* Every entry ending in `ext`, sorted (the archive's entries are sorted by name already). */
 static int list_entries(dataset *d, const zip_archive *z, const char *ext, edm2_err *err) {
@@ -30,6 +30,15 @@ static int list_entries(dataset *d, const zip_archive *z, const char *ext, edm2_
     return 0;
 }
 
+/* Entry `rel` read (zip_read), with "ARCHIVE:ENTRY" for messages in name[NAME_BYTES]. */
+static int read_entry(const zip_archive *z, const char *rel, const unsigned char **data, size_t *n, unsigned char **owned,
+                      char *name, edm2_err *err) {
+    snprintf(name, NAME_BYTES, "%.4000s:%.300s", z->path, rel);
+    const zip_entry *e = zip_find(z, rel);
+    if (!e) return err_set(err, "%s: no such entry in the archive", name);
+    return zip_read(z, e, data, n, owned, err);
+}
+
 /* dataset.json inside the archive, when there is one (*listed = 0 for {"labels": null}). */
 static int read_json(dataset *d, const zip_archive *z, int *listed, edm2_err *err) {
     *listed = 0;
@@ -39,9 +48,8 @@ static int read_json(dataset *d, const zip_archive *z, int *listed, edm2_err *er
     const unsigned char *text;
     unsigned char *owned;
     size_t n;
-    if (zip_read(z, e, &text, &n, &owned, err)) return -1;
-    char name[4200];
-    snprintf(name, sizeof name, "%.4000s:dataset.json", z->path);
+    char name[NAME_BYTES];
+    if (read_entry(z, "dataset.json", &text, &n, &owned, name, err)) return -1;
     int rc = folder_parse_json(d, (const char *)text, n, name, listed, err);
     free(owned);
     return rc;
@@ -59,13 +67,11 @@ static int check_listing(dataset *d, const zip_archive *z, edm2_err *err) {
 
 /* The first .npy array: the channels, the resolution and the latent scaling (data_npy.c). */
 static int open_moments(dataset *d, const edm2_config *scaling, const zip_archive *z, edm2_err *err) {
-    const zip_entry *e = zip_find(z, d->files[0]);
     const unsigned char *data;
     unsigned char *owned;
     size_t n;
-    if (zip_read(z, e, &data, &n, &owned, err)) return -1;
-    char name[4400];
-    snprintf(name, sizeof name, "%.4000s:%.300s", z->path, e->name);
+    char name[NAME_BYTES];
+    if (read_entry(z, d->files[0], &data, &n, &owned, name, err)) return -1;
     const int rc = npy_moments_open(d, scaling, data, n, name, err);
     free(owned);
     return rc;
@@ -90,21 +96,16 @@ int zip_source_open(dataset *d, const edm2_config *scaling, const char *key, con
     if (d->npy && open_moments(d, scaling, z, err)) return -1;
     if (dataset_check_first(d, err)) return -1;
     snprintf(d->desc, sizeof d->desc, "archive %.300s: %d %s, %dx%dx%d, %d classes", path, d->count,
-             d->npy ? DATA_NPY_DESC : "images",
-             d->channels, d->resolution, d->resolution, d->label_dim);
+             d->npy ? DATA_NPY_DESC : "images", d->channels, d->resolution, d->resolution, d->label_dim);
     return 0;
 }
 
 int zip_source_get(const dataset *d, int index, float *img, float *std, edm2_err *err) {
-    const zip_archive *z = d->zip;
-    const zip_entry *e = zip_find(z, d->files[index]);
-    if (!e) return err_set(err, "%s: no entry '%.200s'", z->path, d->files[index]);
     const unsigned char *data;
     unsigned char *owned;
     size_t n;
-    if (zip_read(z, e, &data, &n, &owned, err)) return -1;
-    char name[4400];
-    snprintf(name, sizeof name, "%.4000s:%.300s", z->path, e->name);
+    char name[NAME_BYTES];
+    if (read_entry(d->zip, d->files[index], &data, &n, &owned, name, err)) return -1;
     int rc;
     if (d->npy) {
         rc = npy_moments_get(d, data, n, name, img, std, err);

@@ -1,6 +1,6 @@
 /* dataset.c: opening the [data] section's source, reading one image with its one-hot label, closing. The
- * sources themselves are data_fashion_mnist.c, data_folder.c, data_zip.c and data_tensors.c; the order is
- * data_order.c. */
+ * sources themselves are data_fashion_mnist.c, data_folder.c, data_zip.c (with data_npy.c for .npy latents) and
+ * data_tensors.c; the order is data_order.c. */
 #include "dataset.h"
 
 #include <errno.h>
