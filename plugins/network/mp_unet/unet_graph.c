@@ -243,9 +243,10 @@ void unet_init_tensor(const unet_graph *g, size_t i, float *p, uint64_t seed) {
     const edm2_param_desc *d = &g->params[i];
     const char *dot = strrchr(d->name, '.');
     if (d->flags & EDM2_PARAM_WEIGHT_NORMED) {
-        for (size_t j = 0; j < d->numel; j++) p[j] = edm2_philox_normal(seed, i, j);
+        edm2_philox_normals(seed, i, 0, d->numel, p);
     } else if (dot && strcmp(dot, ".freqs") == 0) {
-        for (size_t j = 0; j < d->numel; j++) p[j] = (float)TWO_PI * edm2_philox_normal(seed, i, j);
+        edm2_philox_normals(seed, i, 0, d->numel, p);
+        for (size_t j = 0; j < d->numel; j++) p[j] = (float)TWO_PI * p[j];
     } else if (dot && strcmp(dot, ".phases") == 0) {
         for (size_t j = 0; j < d->numel; j++) p[j] = (float)TWO_PI * edm2_philox_uniform(seed, i, j);
     } else {
