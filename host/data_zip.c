@@ -5,7 +5,7 @@
  *   - .npy arrays (its encode step: 00000/img-mean-std-00000000.npy ...), the VAE's posterior moments, read
  *     and scaled by data_npy.c.
  * Without dataset.json every .png (or, when there are none, every .npy) entry is used, unlabelled, sorted by
- * name. Each entry is checked against its CRC-32 when it is read. */
+ * name (hidden entries skipped). Each entry is checked against its CRC-32 when it is read. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +17,25 @@
 #define JSON_MAX_BYTES (1u << 30)
 #define NAME_BYTES 4400 /* "ARCHIVE:ENTRY" in messages */
 
-/* Every entry ending in `ext`, sorted (the archive's entries are sorted by name already). */
+/* 1 when entry `name` ends in `ext` and is not hidden: no part of its path begins with '.' (as a folder's scan
+ * skips them; macOS's "._x.png") and it is not below "__MACOSX/" (the resource forks macOS's zip adds). */
+static int listed_entry(const char *name, const char *ext) {
+    if (!name_has_ext(name, ext) || !strncmp(name, "__MACOSX/", 9)) return 0;
+    for (const char *p = name;; p++) { /* each part's first character */
+        if (*p == '.') return 0;
+        if (!(p = strchr(p, '/'))) return 1;
+    }
+}
+
+/* Every entry listed_entry takes, sorted (the archive's entries are sorted by name already). */
 static int list_entries(dataset *d, const zip_archive *z, const char *ext, edm2_err *err) {
     size_t n = 0;
-    for (size_t i = 0; i < z->count; i++) n += name_has_ext(z->entries[i].name, ext);
+    for (size_t i = 0; i < z->count; i++) n += listed_entry(z->entries[i].name, ext);
     if (n == 0) return 0;
     if (n > DATA_MAX_IMAGES) return err_set(err, "%s: more than %d images", z->path, DATA_MAX_IMAGES);
     if (!(d->files = calloc(n, sizeof *d->files))) return err_set(err, "out of memory");
     for (size_t i = 0; i < z->count; i++)
-        if (name_has_ext(z->entries[i].name, ext) && !(d->files[d->count++] = strdup(z->entries[i].name)))
+        if (listed_entry(z->entries[i].name, ext) && !(d->files[d->count++] = strdup(z->entries[i].name)))
             return err_set(err, "out of memory");
     return 0;
 }

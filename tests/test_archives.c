@@ -284,8 +284,8 @@ static void test_refused(void **state) {
     expect_refused(dir, 2, mixed, mixed_data, 1, 0, "entry 'a.png' is encrypted");
     expect_refused(dir, 2, mixed, mixed_data, 0, 12, "entry 'a.png': compression method 12");
     expect_refused(dir, 4, names, datas, 0, 0, "two entries named 'a.png'");
-    const char *none[] = {"notes.txt"};
-    expect_refused(dir, 1, none, mixed_data, 0, 0, "no .png or .npy images in the archive");
+    const char *none[] = {"notes.txt", "__MACOSX/a.png", "x/._b.png"}, *none_data[] = {"x", "y", "z"};
+    expect_refused(dir, 3, none, none_data, 0, 0, "no .png or .npy images in the archive"); /* hidden: skipped */
     expect_refused(dir, 1, mixed, mixed_data, 0, 0, "bad.zip:a.png"); /* not a PNG */
     const char *npy[] = {"a.npy"}, *npy_data[] = {"{'descr': '<f4'}"};
     expect_refused(dir, 1, npy, npy_data, 0, 0, "bad.zip:a.npy: not a .npy array");
