@@ -8,7 +8,8 @@
  * each into its own place (the same bits for any thread count). The first failing image's error is kept. */
 static int fill(loader *l, int s, edm2_err *err) {
     const uint64_t pos0 = l->pos[s] + l->first;
-    for (int i = 0; i < l->batch; i++) l->idx[i] = dataset_order(l->d, l->seed, pos0 + (uint64_t)i, l->perm, &l->perm_epoch);
+    for (int i = 0; i < l->batch; i++)
+        l->idx[i] = dataset_order(l->d, l->seed, pos0 + (uint64_t)i, l->perm, &l->perm_epoch);
     int first_failed = l->batch;
 #pragma omp parallel for num_threads(l->threads) schedule(dynamic, 4) if (l->threads > 1)
     for (int i = 0; i < l->batch; i++) {
@@ -74,7 +75,8 @@ int loader_open(loader *l, const dataset *d, uint64_t seed, int batch, uint64_t 
         l->img[s] = mem_alloc(l, (size_t)batch * l->img_floats * sizeof(float));
         l->lab[s] = mem_alloc(l, ((size_t)batch * (onehot_dim ? onehot_dim : 1)) * sizeof(float));
     }
-    if (!l->perm || !l->idx || !l->img[0] || !l->img[1] || !l->lab[0] || !l->lab[1]) return err_set(err, "out of memory for the data loader");
+    if (!l->perm || !l->idx || !l->img[0] || !l->img[1] || !l->lab[0] || !l->lab[1])
+        return err_set(err, "out of memory for the data loader");
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
     l->pos[0] = start_pos;

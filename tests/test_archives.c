@@ -1,10 +1,11 @@
 /* test_archives.c: the EDM2 dataset tool's ZIP archives as [data] source = folder (host/data_zip.c, zip_archive.c,
  * npy.c), on the archives of tests/data/archives/ (Python's zipfile, make_dataset_archives.py): PNGs stored,
  * deflated and in ZIP64 form read bitwise as the same files unpacked in a folder; .npy posterior moments scaled as
- * the reference scales them and drawn as the encode job's moments are, from an archive or a folder; and damaged or unusual archives made here
- * (CRC mismatch, cut short, a listed file missing, PNG and .npy mixed, encrypted, another compression method, two
- * entries of one name), each refused with a one-line error naming the archive and the entry; `edm2host inspect` of
- * archives and arrays. */
+ * the reference scales them and drawn as the encode job's moments are, from an archive or a folder (a training run
+ * on the archive bitwise the run on the encode job's file of the same moments); and damaged or
+ * unusual archives made here (CRC mismatch, cut short, a listed file missing, PNG and .npy mixed, encrypted,
+ * another compression method, two entries of one name), each refused with a one-line error naming the archive and
+ * the entry; `edm2host inspect` of archives and arrays. */
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -362,8 +363,8 @@ static void test_npy_header(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_png_archives), cmocka_unit_test(test_npy_archive),
-                                       cmocka_unit_test(test_train_on_archive), cmocka_unit_test(test_refused), cmocka_unit_test(test_inspect),
-                                       cmocka_unit_test(test_npy_header)};
+                                       cmocka_unit_test(test_train_on_archive), cmocka_unit_test(test_refused),
+                                       cmocka_unit_test(test_inspect), cmocka_unit_test(test_npy_header)};
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
