@@ -14,8 +14,6 @@
 #include "jobs.h"
 #include "log.h"
 
-static const char *const k_dtype[] = {"float32", "float16", "bfloat16", "float64"};
-
 /* The metadata entries that are not the project's own ("edm2.*"): a snapshot's network hyperparameters. */
 static void print_hyperparameters(const st_file *f, const char *network, FILE *out) {
     int n = 0;
@@ -122,10 +120,10 @@ void inspect_print(st_file *f, int tensors, int meta, FILE *out) {
     }
     fprintf(out, "  tensors: %zu, %.6g M values, %.1f MiB (", f->n, values / 1e6, bytes / 1048576.0);
     for (int d = 0, k = 0; d < 4; d++)
-        if (used[d]) fprintf(out, "%s%s", k++ ? ", " : "", k_dtype[d]);
+        if (used[d]) fprintf(out, "%s%s", k++ ? ", " : "", st_dtype_word((st_dtype)d));
     fprintf(out, ")\n");
     for (size_t i = 0; tensors && i < f->n; i++) {
-        fprintf(out, "    %-48s %-8s [", f->t[i].name, k_dtype[f->t[i].dtype]);
+        fprintf(out, "    %-48s %-8s [", f->t[i].name, st_dtype_word(f->t[i].dtype));
         for (int d = 0; d < f->t[i].ndim; d++) fprintf(out, "%s%lld", d ? ", " : "", (long long)f->t[i].shape[d]);
         fprintf(out, "]\n");
     }

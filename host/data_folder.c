@@ -124,7 +124,7 @@ static int image_name(const char *name, int any) {
     const char *dot = strrchr(name, '.');
     if (!dot) return 0;
     if (any == 0) return !strcmp(dot, ".png");
-    if (any == 2) return !strcmp(dot, ".npy");
+    if (any == 2) return name_has_ext(name, ".npy");
     return !strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg");
 }
 
@@ -196,17 +196,6 @@ int dataset_one_kind(dataset *d, const char *where, edm2_err *err) {
     return 0;
 }
 
-/* The first .npy file's channels and resolution, and the scaling (data_npy.c). */
-static int open_moments(dataset *d, const edm2_config *scaling, edm2_err *err) {
-    char p[4200];
-    unsigned char *buf;
-    size_t n;
-    if (dataset_resolve(d, d->files[0], p, sizeof p, err) || read_file(p, &buf, &n, err)) return -1;
-    const int rc = npy_moments_open(d, scaling, buf, n, p, err);
-    free(buf);
-    return rc;
-}
-
 int folder_open(dataset *d, const edm2_config *scaling, const char *key, const char *path, const char *skip,
                 int max_images, edm2_err *err) {
     struct stat st;
@@ -232,7 +221,7 @@ int folder_open(dataset *d, const edm2_config *scaling, const char *key, const c
     if (d->count == 0) return err_set(err, "%s = '%s': no .png or .npy images found", key, path);
     dataset_keep_first(d, max_images);
     if (d->labels && labels_finish(d, jp, err)) return -1;
-    if (dataset_one_kind(d, d->root, err) || (d->npy && open_moments(d, scaling, err))) return -1;
+    if (dataset_one_kind(d, d->root, err) || (d->npy && npy_moments_open(d, scaling, err))) return -1;
     if (dataset_check_first(d, err)) return -1;
     snprintf(d->desc, sizeof d->desc, "image folder %.300s: %d %s, %dx%dx%d, %d classes", d->root, d->count,
              d->npy ? DATA_NPY_DESC : "images", d->channels, d->resolution, d->resolution, d->label_dim);

@@ -40,18 +40,27 @@ int path_stays_inside(const char *rel);
  * `key` names the path in messages. */
 int zip_source_open(dataset *d, const edm2_config *scaling, const char *key, const char *path, int max_images,
                     edm2_err *err);
-/* Image `index` of an archive into img[C * R * R]: PNG pixels encoded; for .npy moments the scaled mean, and the
- * scaled std into std[C * R * R] when std is not NULL. */
-int zip_source_get(const dataset *d, int index, float *img, float *std, edm2_err *err);
+/* 1 when an archive without dataset.json lists entry `name` as an image: it ends in `ext` and is not hidden (no
+ * part of its path begins with '.', as a folder's scan skips them, e.g. macOS's "._x.png"; not below "__MACOSX/",
+ * the resource forks macOS's zip adds). */
+int zip_lists_entry(const char *name, const char *ext);
+/* Entry `rel` of an archive (a zip_archive*, d->zip): its bytes (*data into the mapping, or *owned, malloc'ed, for
+ * a deflated entry), with "ARCHIVE:ENTRY" for messages in name[DATA_NAME_BYTES]. */
+int zip_source_bytes(const void *archive, const char *rel, const unsigned char **data, size_t *n, unsigned char **owned,
+                     char *name, edm2_err *err);
 
-/* The dataset tool's .npy posterior moments (data_npy.c): npy_moments_open takes the channels and checks the
- * resolution of the first image's array buf[n] (`name` in messages), reads the scaling from `scaling` ([data];
- * NULL: latents are refused) and sets d->npy, d->moments and the latent metadata; npy_moments_get scales image
- * buf[n] into img[C * R * R] (means) and std[C * R * R] (stds; when not NULL). */
-int npy_moments_open(dataset *d, const edm2_config *scaling, const unsigned char *buf, size_t n, const char *name,
-                     edm2_err *err);
-int npy_moments_get(const dataset *d, const unsigned char *buf, size_t n, const char *name, float *img, float *std,
-                    edm2_err *err);
+/* The bytes of image `index`'s file, from the archive (zip_source_bytes) or the folder (read into *owned; *data is
+ * *owned), with its name for messages in name[DATA_NAME_BYTES]; the caller frees *owned. */
+#define DATA_NAME_BYTES 4400
+int dataset_file_bytes(const dataset *d, int index, const unsigned char **data, size_t *n, unsigned char **owned,
+                       char *name, edm2_err *err);
+
+/* The dataset tool's .npy posterior moments (data_npy.c), in a folder or an archive: npy_moments_open takes the
+ * channels and checks the resolution of the first image's array, reads the scaling from `scaling` ([data]; NULL:
+ * latents are refused) and sets d->npy, d->moments and the latent metadata; npy_moments_get scales image `index`
+ * into img[C * R * R] (means) and std[C * R * R] (stds; when not NULL). */
+int npy_moments_open(dataset *d, const edm2_config *scaling, edm2_err *err);
+int npy_moments_get(const dataset *d, int index, float *img, float *std, edm2_err *err);
 
 #define DATA_NPY_DESC "latent images (posterior means and stds, scaled by [data] latent_mean/latent_std)"
 

@@ -4,6 +4,7 @@
  *   - PNGs (the tool's convert step: 00000/img00000000.png ...), read as [data] channels;
  *   - .npy arrays (its encode step: 00000/img-mean-std-00000000.npy ...), the VAE's posterior moments, read
  *     and scaled by data_npy.c.
+ * Images are read by dataset.c through zip_source_bytes.
  * Without dataset.json every .png (or, when there are none, every .npy) entry is used, unlabelled, sorted by
  * name (hidden entries skipped). Each entry is checked against its CRC-32 when it is read. */
 #include <stdio.h>
@@ -11,15 +12,11 @@
 #include <string.h>
 
 #include "data_sources.h"
-#include "image_io.h"
 #include "zip_archive.h"
 
 #define JSON_MAX_BYTES (1u << 30)
-#define NAME_BYTES 4400 /* "ARCHIVE:ENTRY" in messages */
 
-/* 1 when entry `name` ends in `ext` and is not hidden: no part of its path begins with '.' (as a folder's scan
- * skips them; macOS's "._x.png") and it is not below "__MACOSX/" (the resource forks macOS's zip adds). */
-static int listed_entry(const char *name, const char *ext) {
+int zip_lists_entry(const char *name, const char *ext) {
     if (!name_has_ext(name, ext) || !strncmp(name, "__MACOSX/", 9)) return 0;
     for (const char *p = name;; p++) { /* each part's first character */
         if (*p == '.') return 0;
@@ -27,23 +24,23 @@ static int listed_entry(const char *name, const char *ext) {
     }
 }
 
-/* Every entry listed_entry takes, sorted (the archive's entries are sorted by name already). */
+/* Every entry zip_lists_entry takes, sorted (the archive's entries are sorted by name already). */
 static int list_entries(dataset *d, const zip_archive *z, const char *ext, edm2_err *err) {
     size_t n = 0;
-    for (size_t i = 0; i < z->count; i++) n += listed_entry(z->entries[i].name, ext);
+    for (size_t i = 0; i < z->count; i++) n += zip_lists_entry(z->entries[i].name, ext);
     if (n == 0) return 0;
     if (n > DATA_MAX_IMAGES) return err_set(err, "%s: more than %d images", z->path, DATA_MAX_IMAGES);
     if (!(d->files = calloc(n, sizeof *d->files))) return err_set(err, "out of memory");
     for (size_t i = 0; i < z->count; i++)
-        if (listed_entry(z->entries[i].name, ext) && !(d->files[d->count++] = strdup(z->entries[i].name)))
+        if (zip_lists_entry(z->entries[i].name, ext) && !(d->files[d->count++] = strdup(z->entries[i].name)))
             return err_set(err, "out of memory");
     return 0;
 }
 
-/* Entry `rel` read (zip_read), with "ARCHIVE:ENTRY" for messages in name[NAME_BYTES]. */
-static int read_entry(const zip_archive *z, const char *rel, const unsigned char **data, size_t *n, unsigned char **owned,
-                      char *name, edm2_err *err) {
-    snprintf(name, NAME_BYTES, "%.4000s:%.300s", z->path, rel);
+int zip_source_bytes(const void *archive, const char *rel, const unsigned char **data, size_t *n, unsigned char **owned,
+                     char *name, edm2_err *err) {
+    const zip_archive *z = archive;
+    snprintf(name, DATA_NAME_BYTES, "%.4000s:%.300s", z->path, rel);
     const zip_entry *e = zip_find(z, rel);
     if (!e) return err_set(err, "%s: no such entry in the archive", name);
     return zip_read(z, e, data, n, owned, err);
@@ -58,8 +55,8 @@ static int read_json(dataset *d, const zip_archive *z, int *listed, edm2_err *er
     const unsigned char *text;
     unsigned char *owned;
     size_t n;
-    char name[NAME_BYTES];
-    if (read_entry(z, "dataset.json", &text, &n, &owned, name, err)) return -1;
+    char name[DATA_NAME_BYTES];
+    if (zip_source_bytes(z, "dataset.json", &text, &n, &owned, name, err)) return -1;
     int rc = folder_parse_json(d, (const char *)text, n, name, listed, err);
     free(owned);
     return rc;
@@ -73,18 +70,6 @@ static int check_listing(dataset *d, const zip_archive *z, edm2_err *err) {
         if (zip_check(z, e, err)) return -1;
     }
     return dataset_one_kind(d, z->path, err);
-}
-
-/* The first .npy array: the channels, the resolution and the latent scaling (data_npy.c). */
-static int open_moments(dataset *d, const edm2_config *scaling, const zip_archive *z, edm2_err *err) {
-    const unsigned char *data;
-    unsigned char *owned;
-    size_t n;
-    char name[NAME_BYTES];
-    if (read_entry(z, d->files[0], &data, &n, &owned, name, err)) return -1;
-    const int rc = npy_moments_open(d, scaling, data, n, name, err);
-    free(owned);
-    return rc;
 }
 
 int zip_source_open(dataset *d, const edm2_config *scaling, const char *key, const char *path, int max_images,
@@ -103,29 +88,9 @@ int zip_source_open(dataset *d, const edm2_config *scaling, const char *key, con
     if (check_listing(d, z, err)) return -1;
     dataset_keep_first(d, max_images);
     if (d->labels && labels_finish(d, path, err)) return -1;
-    if (d->npy && open_moments(d, scaling, z, err)) return -1;
+    if (d->npy && npy_moments_open(d, scaling, err)) return -1;
     if (dataset_check_first(d, err)) return -1;
     snprintf(d->desc, sizeof d->desc, "archive %.300s: %d %s, %dx%dx%d, %d classes", path, d->count,
              d->npy ? DATA_NPY_DESC : "images", d->channels, d->resolution, d->resolution, d->label_dim);
     return 0;
-}
-
-int zip_source_get(const dataset *d, int index, float *img, float *std, edm2_err *err) {
-    const unsigned char *data;
-    unsigned char *owned;
-    size_t n;
-    char name[NAME_BYTES];
-    if (read_entry(d->zip, d->files[index], &data, &n, &owned, name, err)) return -1;
-    int rc;
-    if (d->npy) {
-        rc = npy_moments_get(d, data, n, name, img, std, err);
-    } else {
-        uint8_t *px = NULL;
-        int w, h;
-        rc = png_decode(data, n, name, d->channels, d->resolution, d->resolution, &px, &w, &h, err);
-        if (!rc) pixels_encode(img, px, d->channels, d->resolution, d->resolution);
-        free(px);
-    }
-    free(owned);
-    return rc;
 }

@@ -87,17 +87,29 @@ int dataset_resolve(const dataset *d, const char *rel, char *out, size_t len, ed
     return 0;
 }
 
-/* Image `index` of .npy moments (a file of the folder or an entry of the archive): the scaled mean into img, the
- * scaled std into std (when not NULL). */
-static int npy_image(const dataset *d, int index, float *img, float *std, edm2_err *err) {
-    if (d->zip) return zip_source_get(d, index, img, std, err);
-    char p[4200];
-    unsigned char *buf;
+int dataset_file_bytes(const dataset *d, int index, const unsigned char **data, size_t *n, unsigned char **owned,
+                       char *name, edm2_err *err) {
+    *owned = NULL;
+    if (d->zip) return zip_source_bytes(d->zip, d->files[index], data, n, owned, name, err);
+    if (dataset_resolve(d, d->files[index], name, DATA_NAME_BYTES, err) || read_file(name, owned, n, err)) return -1;
+    *data = *owned;
+    return 0;
+}
+
+/* Image `index` of an archive of PNGs, encoded. */
+static int zip_png(const dataset *d, int index, float *img, edm2_err *err) {
+    const unsigned char *data;
+    unsigned char *owned;
+    uint8_t *px = NULL;
     size_t n;
-    if (dataset_resolve(d, d->files[index], p, sizeof p, err) || read_file(p, &buf, &n, err)) return -1;
-    const int rc = npy_moments_get(d, buf, n, p, img, std, err);
-    free(buf);
-    return rc;
+    int w, h;
+    char name[DATA_NAME_BYTES];
+    const int R = d->resolution;
+    int rc = dataset_file_bytes(d, index, &data, &n, &owned, name, err) ||
+             png_decode(data, n, name, d->channels, R, R, &px, &w, &h, err);
+    if (!rc) pixels_encode(img, px, d->channels, R, R);
+    free(px), free(owned);
+    return rc ? -1 : 0;
 }
 
 /* Image `index`'s one-hot label into onehot[onehot_dim] (nothing when onehot is NULL). */
@@ -117,9 +129,9 @@ int dataset_get(const dataset *d, int index, float *img, float *onehot, int oneh
         one.data = t->data + (size_t)index * per * (d->moments ? 2 : 1) * esz;
         st_to_f32(&one, img);
     } else if (d->npy) {
-        if (npy_image(d, index, img, NULL, err)) return -1;
+        if (npy_moments_get(d, index, img, NULL, err)) return -1;
     } else if (d->zip) {
-        if (zip_source_get(d, index, img, NULL, err)) return -1;
+        if (zip_png(d, index, img, err)) return -1;
     } else if (d->pixels) {
         pixels_encode(img, d->pixels + (size_t)index * R * R, 1, R, R);
     } else if (d->cropped) {
@@ -160,7 +172,7 @@ int dataset_draw(const dataset *d, int index, uint64_t seed, uint64_t pos, float
     const size_t per = (size_t)d->channels * d->resolution * d->resolution;
     if (d->npy) { /* one read of the file for the mean and the std */
         float *std = malloc(per * sizeof *std);
-        int rc = !std ? err_set(err, "out of memory") : npy_image(d, index, img, std, err);
+        int rc = !std ? err_set(err, "out of memory") : npy_moments_get(d, index, img, std, err);
         if (!rc) add_draw(img, std, per, seed, pos * per), fill_onehot(d, index, onehot, onehot_dim);
         free(std);
         return rc ? -1 : 0;

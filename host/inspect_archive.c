@@ -11,12 +11,10 @@
 #include "npy.h"
 #include "zip_archive.h"
 
-static const char *const k_dtype[] = {"float32", "float16", "bfloat16", "float64"};
-
 static void print_shape(const npy_array *a, FILE *out) {
     fprintf(out, "[");
     for (int i = 0; i < a->ndim; i++) fprintf(out, "%s%lld", i ? ", " : "", (long long)a->shape[i]);
-    fprintf(out, "] %s", k_dtype[a->dtype]);
+    fprintf(out, "] %s", st_dtype_word(a->dtype));
 }
 
 /* The first image of the archive: a PNG's size and channels from its header, or a .npy array's shape. */
@@ -61,7 +59,7 @@ static int inspect_zip(const char *path, FILE *out, edm2_err *err) {
     uint64_t bytes = 0;
     size_t png = 0, npy = 0, deflated = 0;
     for (size_t i = 0; i < z.count; i++) {
-        png += name_has_ext(z.entries[i].name, ".png"), npy += name_has_ext(z.entries[i].name, ".npy");
+        png += zip_lists_entry(z.entries[i].name, ".png"), npy += zip_lists_entry(z.entries[i].name, ".npy");
         deflated += z.entries[i].method != 0, bytes += z.entries[i].usize;
     }
     int rc = 0, listed = 0;
@@ -88,7 +86,7 @@ static int inspect_zip(const char *path, FILE *out, edm2_err *err) {
             fprintf(out, "  images: %zu %s", images, as_npy ? ".npy arrays" : "PNGs");
             const char *first = listed ? d.files[0] : NULL;
             for (size_t i = 0; !first && i < z.count; i++)
-                if (name_has_ext(z.entries[i].name, as_npy ? ".npy" : ".png")) first = z.entries[i].name;
+                if (zip_lists_entry(z.entries[i].name, as_npy ? ".npy" : ".png")) first = z.entries[i].name;
             rc = describe_first(&z, first, as_npy, out, err);
             fprintf(out, "\n  labels: %s", listed && d.labels ? "" : json ? "none (dataset.json says null)\n"
                                                                         : "none (no dataset.json)\n");

@@ -63,6 +63,11 @@ uint16_t f32_to_bf16(float f) {
 
 size_t st_dtype_bytes(st_dtype dtype) { return k_dtype_size[dtype]; }
 
+const char *st_dtype_word(st_dtype dtype) {
+    static const char *const words[] = {"float32", "float16", "bfloat16", "float64"};
+    return words[dtype];
+}
+
 static double f64_at(const unsigned char *p) {
     uint64_t b = 0;
     for (int k = 7; k >= 0; k--) b = b << 8 | p[k];

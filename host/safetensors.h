@@ -46,6 +46,8 @@ const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key);
 /* Bytes per element of a dtype. */
 size_t st_dtype_bytes(st_dtype dtype);
+/* The dtype in words: "float32", "float16", "bfloat16", "float64". */
+const char *st_dtype_word(st_dtype dtype);
 /* Converts the tensor to float32 into out[numel]. */
 void st_to_f32(const st_tensor *t, float *out);
 /* Converts the tensor to double into out[numel] (exact for every dtype). */

@@ -309,8 +309,8 @@ static void test_inspect(void **state) {
     assert_non_null(strstr(r.out, "img-mean-std-00000003.npy: NumPy array [8, 4, 4] float32\n"));
     char *dir = make_temp_dir(), p[600];
     snprintf(p, sizeof p, "%s/bad.zip", dir);
-    const char *names[] = {"notes.txt"}, *datas[] = {"x"};
-    write_zip(p, 1, names, datas, 0, 0);
+    const char *names[] = {"notes.txt", "__MACOSX/._a.png"}, *datas[] = {"x", "y"}; /* (hidden: no image) */
+    write_zip(p, 2, names, datas, 0, 0);
     assert_int_equal(run_host(&r, "inspect", p, NULL), 0);
     assert_non_null(strstr(r.out, "no .png or .npy images: not a dataset of the EDM dataset tool"));
     const char *json[] = {"dataset.json"}, *bad_json[] = {"{\"labels\": 3}"};
