@@ -16,7 +16,6 @@
 #include "image_io.h"
 #include "json.h"
 
-#define SCAN_MAX_DEPTH 8
 #define JSON_MAX_BYTES (1u << 30)
 
 typedef struct file_list {
@@ -240,12 +239,17 @@ int images_open(dataset *d, const char *path, int max_images, edm2_err *err) {
 
 int folder_list_sources(dataset *d, const char *path, edm2_err *err) {
     struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return err_set(err, "'%s': not a folder", path);
-    if (!(d->root = realpath(path, NULL))) return err_set(err, "'%s': cannot resolve", path);
+    if (stat(path, &st) != 0) return err_set(err, "'%s': no such folder or .zip archive", path);
     char jp[4200];
     int listed = 0;
-    if (read_listing(d, jp, sizeof jp, &listed, err)) return -1;
-    if (!listed) { /* class subfolders (sorted names: classes 0, 1, ...), else every image unlabelled */
+    if (!S_ISDIR(st.st_mode)) {
+        if (zip_list_sources(d, path, err)) return -1;
+    } else if (!(d->root = realpath(path, NULL))) {
+        return err_set(err, "'%s': cannot resolve", path);
+    } else if (read_listing(d, jp, sizeof jp, &listed, err)) {
+        return -1;
+    }
+    if (!listed && !d->zip) { /* class subfolders (sorted names: classes 0, 1, ...), else every image unlabelled */
         file_list top = {0}, l = {0};
         DIR *dir = opendir(d->root);
         int rc = dir ? 0 : err_set(err, "%s: cannot open folder", d->root), classes = 0;
@@ -271,6 +275,6 @@ int folder_list_sources(dataset *d, const char *path, edm2_err *err) {
         list_into(d, &l, classes > 0);
     }
     if (d->count == 0) return err_set(err, "'%s': no PNG or JPEG images found", path);
-    if (d->labels && labels_finish(d, d->root, err)) return -1;
+    if (d->labels && labels_finish(d, path, err)) return -1;
     return 0;
 }

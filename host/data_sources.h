@@ -5,6 +5,7 @@
 #define EDM2_HOST_DATA_SOURCES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dataset.h"
 #include "edm2/edm2.h"
@@ -18,11 +19,16 @@ int fashion_mnist_open(dataset *d, const char *dir, const char *split, int max_i
 int folder_open(dataset *d, const edm2_config *scaling, const char *key, const char *root, const char *skip,
                 int max_images, edm2_err *err);
 int tensors_open(dataset *d, const char *path, int max_images, edm2_err *err);
-/* The source images of the dataset tool (the encode job) in a folder, any size: dataset.json when there is
- * one; else class subfolders (sorted by name; class i = the i-th folder holding images), each searched
- * below for *.png, *.jpg and *.jpeg; else every such image, unlabelled. Fills root, files, count, labels and
- * label_dim of *d (close with dataset_close). */
+/* The source images of the dataset tool (the encode job) in a folder or a ZIP archive of one, any size:
+ * dataset.json when there is one; else class subfolders (sorted by name; class i = the i-th folder holding
+ * images), each searched below for *.png, *.jpg and *.jpeg (at most SCAN_MAX_DEPTH folders deep, hidden ones
+ * skipped); else every such image, unlabelled. Fills root (a folder) or zip, files, count, labels and label_dim
+ * of *d (close with dataset_close); read an image with dataset_file_bytes. */
 int folder_list_sources(dataset *d, const char *path, edm2_err *err);
+#define SCAN_MAX_DEPTH 8
+/* The same for an archive (data_zip.c): d->zip open, root its resolved path, its listing in files, labels and
+ * label_dim; the count (which may be 0) checked by the caller. */
+int zip_list_sources(dataset *d, const char *path, edm2_err *err);
 /* [data] source = images: the images folder_list_sources finds, each read as RGB and centre-cropped to the
  * resolution as the dataset tool does (the encode job's pixels before its VAE), e.g. ImageNet's train folder
  * as the reference images of an img512 evaluation. */
@@ -54,6 +60,10 @@ int zip_source_bytes(const void *archive, const char *rel, const unsigned char *
 #define DATA_NAME_BYTES 4400
 int dataset_file_bytes(const dataset *d, int index, const unsigned char **data, size_t *n, unsigned char **owned,
                        char *name, edm2_err *err);
+
+/* crop[res, res, 3] = source image `index` of folder_list_sources' listing, read as RGB and centre-cropped
+ * (image_decode_crop). 0, or -1 with a reason naming the file (or ARCHIVE:ENTRY). */
+int dataset_source_crop(const dataset *d, int index, int res, uint8_t *crop, edm2_err *err);
 
 /* The dataset tool's .npy posterior moments (data_npy.c), in a folder or an archive: npy_moments_open takes the
  * channels and checks the resolution of the first image's array, reads the scaling from `scaling` ([data]; NULL:

@@ -55,7 +55,7 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
         if (is_folder(path)) rc = folder_open(d, &v.api, "[data] path", path, NULL, (int)max_images, err);
         else rc = zip_source_open(d, &v.api, "[data] path", path, (int)max_images, err);
     } else if (!strcmp(source, "images")) {
-        if (!*path) return err_set(err, "[data] source = images needs 'path = FOLDER'");
+        if (!*path) return err_set(err, "[data] source = images needs 'path = FOLDER' (or 'path = ARCHIVE.zip')");
         rc = images_open(d, path, (int)max_images, err);
     } else if (!strcmp(source, "tensors")) {
         if (!*path) return err_set(err, "[data] source = tensors needs 'path = FILE.safetensors'");
@@ -96,6 +96,16 @@ int dataset_file_bytes(const dataset *d, int index, const unsigned char **data, 
     return 0;
 }
 
+int dataset_source_crop(const dataset *d, int index, int res, uint8_t *crop, edm2_err *err) {
+    const unsigned char *data;
+    unsigned char *owned;
+    size_t n;
+    char name[DATA_NAME_BYTES];
+    int rc = dataset_file_bytes(d, index, &data, &n, &owned, name, err) || image_decode_crop(data, n, name, res, crop, err);
+    free(owned);
+    return rc ? -1 : 0;
+}
+
 /* Image `index` of an archive of PNGs, encoded. */
 static int zip_png(const dataset *d, int index, float *img, edm2_err *err) {
     const unsigned char *data;
@@ -130,18 +140,16 @@ int dataset_get(const dataset *d, int index, float *img, float *onehot, int oneh
         st_to_f32(&one, img);
     } else if (d->npy) {
         if (npy_moments_get(d, index, img, NULL, err)) return -1;
+    } else if (d->cropped) {
+        uint8_t *px = malloc((size_t)R * R * 3);
+        int rc = !px ? err_set(err, "out of memory") : dataset_source_crop(d, index, R, px, err);
+        if (!rc) pixels_encode(img, px, 3, R, R);
+        free(px);
+        if (rc) return -1;
     } else if (d->zip) {
         if (zip_png(d, index, img, err)) return -1;
     } else if (d->pixels) {
         pixels_encode(img, d->pixels + (size_t)index * R * R, 1, R, R);
-    } else if (d->cropped) {
-        char p[4200];
-        uint8_t *px = malloc((size_t)R * R * 3);
-        int rc = !px ? err_set(err, "out of memory")
-                     : dataset_resolve(d, d->files[index], p, sizeof p, err) || image_read_crop(p, R, px, err);
-        if (!rc) pixels_encode(img, px, 3, R, R);
-        free(px);
-        if (rc) return -1;
     } else {
         char p[4200];
         uint8_t *px;

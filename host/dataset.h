@@ -38,7 +38,8 @@ typedef struct dataset {
     /* 1: the file holds each latent image's posterior mean and std (already scaled; 2 x channels), and a
      * training draw is mean + std n with fresh noise n per use of the image, as the EDM2 reference trains. */
     int moments;
-    /* Image folder: the folder (resolved) and each image's path relative to it. */
+    /* Image folder: the folder (resolved) and each image's path relative to it (for the dataset tool's sources in
+     * an archive, folder_list_sources: the archive's resolved path, and each image's entry). */
     char *root;
     char **files;
     /* 1: images of any size, each read as RGB and centre-cropped to the resolution (source = images). */

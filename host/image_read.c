@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "image_io.h"
 #include "image_resize.h"
 
@@ -26,7 +27,8 @@ static void jpeg_fail(j_common_ptr c) {
 
 static void jpeg_quiet(j_common_ptr c, int level) { (void)c, (void)level; } /* warnings: corrupt data is still decoded */
 
-static int read_jpeg(const char *path, FILE *fp, uint8_t **px, int *w, int *h, edm2_err *err) {
+static int read_jpeg(const char *path, const unsigned char *data, size_t n, uint8_t **px, int *w, int *h,
+                     edm2_err *err) {
     struct jpeg_decompress_struct cinfo;
     jpeg_failure fail;
     uint8_t *volatile out = NULL;
@@ -39,7 +41,7 @@ static int read_jpeg(const char *path, FILE *fp, uint8_t **px, int *w, int *h, e
         return err_set(err, "%s: not a readable JPEG (%s)", path, fail.msg);
     }
     jpeg_create_decompress(&cinfo);
-    jpeg_stdio_src(&cinfo, fp);
+    jpeg_mem_src(&cinfo, data, (unsigned long)n);
     jpeg_read_header(&cinfo, TRUE);
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
         jpeg_destroy_decompress(&cinfo);
@@ -73,35 +75,45 @@ int image_read_has_jpeg(void) { return 1; }
 int image_read_has_jpeg(void) { return 0; }
 #endif
 
-int image_read_rgb(const char *path, uint8_t **px, int *w, int *h, edm2_err *err) {
+int image_decode_rgb(const unsigned char *data, size_t n, const char *name, uint8_t **px, int *w, int *h,
+                     edm2_err *err) {
     *px = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return err_set(err, "%s: cannot open", path);
-    unsigned char magic[8] = {0};
-    const size_t got = fread(magic, 1, sizeof magic, fp);
-    int rc;
-    if (got >= 8 && !memcmp(magic, "\x89PNG\r\n\x1a\n", 8)) {
-        fclose(fp);
-        return png_read(path, 3, 0, 0, px, w, h, err);
-    }
-    if (got >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) {
+    if (n >= 8 && !memcmp(data, "\x89PNG\r\n\x1a\n", 8)) return png_decode(data, n, name, 3, 0, 0, px, w, h, err);
+    if (n >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
 #ifdef EDM2_HAVE_JPEG
-        rewind(fp);
-        rc = read_jpeg(path, fp, px, w, h, err);
+        if (n > 0xFFFFFFFFu) return err_set(err, "%s: a JPEG of %zu bytes (at most 4 GiB)", name, n);
+        return read_jpeg(name, data, n, px, w, h, err);
 #else
-        rc = err_set(err, "%s: a JPEG, and this build has no JPEG support (apt-get install libjpeg-dev, rebuild)", path);
+        return err_set(err, "%s: a JPEG, and this build has no JPEG support (apt-get install libjpeg-dev, rebuild)", name);
 #endif
-    } else
-        rc = err_set(err, "%s: neither PNG nor JPEG", path);
-    fclose(fp);
+    }
+    return err_set(err, "%s: neither PNG nor JPEG", name);
+}
+
+int image_decode_crop(const unsigned char *data, size_t n, const char *name, int res, uint8_t *crop, edm2_err *err) {
+    uint8_t *px = NULL;
+    int w, h;
+    if (image_decode_rgb(data, n, name, &px, &w, &h, err)) return -1;
+    int rc = center_crop_dhariwal(px, w, h, 3, res, crop, err);
+    free(px);
+    return rc ? err_set(err, "%s: %s", name, err->msg) : 0;
+}
+
+int image_read_rgb(const char *path, uint8_t **px, int *w, int *h, edm2_err *err) {
+    unsigned char *data;
+    size_t n;
+    *px = NULL;
+    if (map_file(path, &data, &n, err)) return -1;
+    int rc = image_decode_rgb(data, n, path, px, w, h, err);
+    unmap_file(data, n);
     return rc;
 }
 
 int image_read_crop(const char *path, int res, uint8_t *crop, edm2_err *err) {
-    uint8_t *px = NULL;
-    int w, h;
-    if (image_read_rgb(path, &px, &w, &h, err)) return -1;
-    int rc = center_crop_dhariwal(px, w, h, 3, res, crop, err);
-    free(px);
-    return rc ? err_set(err, "%s: %s", path, err->msg) : 0;
+    unsigned char *data;
+    size_t n;
+    if (map_file(path, &data, &n, err)) return -1;
+    int rc = image_decode_crop(data, n, path, res, crop, err);
+    unmap_file(data, n);
+    return rc;
 }

@@ -11,10 +11,15 @@
 
 #define IMAGE_READ_MAX_PIXELS (1ull << 28) /* 268M pixels (16384 x 16384) */
 
-/* *px (malloc'ed) = the image's pixels [h, w, 3]. 0, or -1 with a reason naming the file. */
-int image_read_rgb(const char *path, uint8_t **px, int *w, int *h, edm2_err *err);
+/* *px (malloc'ed) = the pixels [h, w, 3] of the PNG or JPEG in data[0, n) (told apart by their first bytes);
+ * `name` (the file, or ARCHIVE:ENTRY) for messages. 0, or -1 with a reason naming it. */
+int image_decode_rgb(const unsigned char *data, size_t n, const char *name, uint8_t **px, int *w, int *h,
+                     edm2_err *err);
 /* crop[res, res, 3] = the dataset tool's centre crop to res x res (center_crop_dhariwal, image_resize.h) of the
- * image at `path` read as RGB. 0, or -1 with a reason naming the file. */
+ * image in data[0, n) read as RGB. 0, or -1 with a reason naming it. */
+int image_decode_crop(const unsigned char *data, size_t n, const char *name, int res, uint8_t *crop, edm2_err *err);
+/* The same two of the file at `path`. */
+int image_read_rgb(const char *path, uint8_t **px, int *w, int *h, edm2_err *err);
 int image_read_crop(const char *path, int res, uint8_t *crop, edm2_err *err);
 /* 1 when this build reads JPEG files (libjpeg was found when it was configured). */
 int image_read_has_jpeg(void);

@@ -1,6 +1,7 @@
 /* inspect_archive.c: `edm2host inspect FILE.zip` and `FILE.npy`: what a dataset of the EDM2 dataset tool holds
  * (how many PNG or .npy images, their size, the classes of its dataset.json, the [data] settings that read it;
- * data_zip.c), or the dtype and shape of one NumPy array. */
+ * data_zip.c; without dataset.json also the source images the encode job would read), or the dtype and shape of
+ * one NumPy array. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +93,18 @@ static int inspect_zip(const char *path, FILE *out, edm2_err *err) {
                                                                         : "none (no dataset.json)\n");
             if (listed && d.labels) fprintf(out, "%d classes (dataset.json)\n", d.label_dim);
         }
+    }
+    if (!rc && !json) { /* read as the dataset tool's sources (a zipped ImageNet folder): PNG or JPEG, any size */
+        dataset src;
+        memset(&src, 0, sizeof src);
+        if (zip_list_sources(&src, path, err)) rc = -1;
+        else if (src.count && src.labels)
+            fprintf(out, "  sources: %d PNG or JPEG images in %d class folders ([encode] source, [data] source = images)\n",
+                    src.count, src.label_dim);
+        else if (src.count)
+            fprintf(out, "  sources: %d PNG or JPEG images, unlabelled ([encode] source, [data] source = images)\n",
+                    src.count);
+        dataset_close(&src);
     }
     dataset_close(&d);
     zip_close(&z);

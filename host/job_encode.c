@@ -139,9 +139,7 @@ done:
 
 /* One source image -> pixels / 255 [3, res, res] (NCHW). 0, or -1 with the reason in err (the image is skipped). */
 static int load_image(const dataset *d, int i, int res, uint8_t *crop, float *out, edm2_err *err) {
-    char path[8200];
-    snprintf(path, sizeof path, "%.4000s/%.4000s", d->root, d->files[i]);
-    if (image_read_crop(path, res, crop, err)) return -1;
+    if (dataset_source_crop(d, i, res, crop, err)) return -1;
     for (int c = 0; c < 3; c++)
         for (size_t p = 0; p < (size_t)res * res; p++) out[(size_t)c * res * res + p] = crop[p * 3 + c] / 255.0f;
     return 0;

@@ -5,7 +5,8 @@
  * on the archive bitwise the run on the encode job's file of the same moments); and damaged or
  * unusual archives made here (CRC mismatch, cut short, a listed file missing, PNG and .npy mixed, encrypted,
  * another compression method, two entries of one name), each refused with a one-line error naming the archive and
- * the entry; `edm2host inspect` of archives and arrays. */
+ * the entry; the dataset tool's own sources (PNG and JPEG of any size in class folders) in an archive, listed and
+ * read as from the unpacked folder; `edm2host inspect` of archives and arrays. */
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -294,6 +295,50 @@ static void test_refused(void **state) {
     free(dir);
 }
 
+/* The dataset tool's own sources in an archive (an ImageNet folder zipped): the folder's listing (class folders, each
+ * in the folder scan's order; hidden files, __MACOSX/, a folder without images and an image beside the class folders
+ * left out), the same classes, and each image read and centre-cropped bitwise as from the unpacked folder (a JPEG
+ * among them); [data] source = images on the archive; an archive of .npy arrays refused as sources, naming the entry. */
+static void test_source_archive(void **state) {
+    (void)state;
+    static const char *const want[] = {"a/1.png", "a/z/w.png", "a/z.png", "a b/2.PNG", "b/4.png", "b/sub/3.jpeg"};
+    static const int32_t want_class[] = {0, 0, 0, 1, 2, 2};
+    edm2_err err;
+    dataset f, z;
+    memset(&f, 0, sizeof f), memset(&z, 0, sizeof z);
+    if (folder_list_sources(&f, data_path("sources"), &err)) fail_msg("%s", err.msg);
+    if (folder_list_sources(&z, data_path("sources.zip"), &err)) fail_msg("%s", err.msg);
+    assert_non_null(z.zip), assert_non_null(strstr(z.root, "/archives/sources.zip"));
+    assert_int_equal(f.count, 6), assert_int_equal(z.count, 6);
+    assert_int_equal(f.label_dim, 3), assert_int_equal(z.label_dim, 3);
+    uint8_t a[16 * 16 * 3], b[16 * 16 * 3];
+    for (int i = 0; i < 6; i++) {
+        assert_string_equal(f.files[i], want[i]), assert_string_equal(z.files[i], want[i]);
+        assert_int_equal(f.labels[i], want_class[i]), assert_int_equal(z.labels[i], want_class[i]);
+        if (dataset_source_crop(&f, i, 16, a, &err) || dataset_source_crop(&z, i, 16, b, &err)) fail_msg("%s", err.msg);
+        assert_memory_equal(a, b, sizeof a);
+    }
+    dataset_close(&f), dataset_close(&z);
+    cfg c = {0};
+    assert_int_equal(cfg_put(&c, "data", "source", "images"), 0);
+    assert_int_equal(cfg_put(&c, "data", "path", data_path("sources.zip")), 0);
+    assert_int_equal(cfg_put(&c, "data", "resolution", "16"), 0);
+    if (dataset_open(&z, &c, &err)) fail_msg("%s", err.msg);
+    assert_non_null(strstr(z.desc, "sources.zip: 6, centre-cropped to 16x16x3, 3 classes"));
+    float img[3 * 16 * 16], hot[3];
+    assert_int_equal(dataset_get(&z, 5, img, hot, 3, &err), 0);
+    assert_float_equal(hot[2], 1.0f, 0);
+    dataset_close(&z);
+    assert_int_equal(cfg_put(&c, "data", "path", data_path("npy.zip")), 0);
+    assert_int_equal(dataset_open(&z, &c, &err), -1);
+    assert_non_null(strstr(err.msg, "npy.zip:00000/img-mean-std-00000000.npy: neither PNG nor JPEG"));
+    assert_int_equal(cfg_put(&c, "data", "path", EDM2_TEST_DATA "/resize_ref.jpg"), 0);
+    assert_int_equal(dataset_open(&z, &c, &err), -1);
+    assert_non_null(strstr(err.msg, "resize_ref.jpg': neither a folder nor a readable ZIP archive"));
+    assert_null(strchr(err.msg, '\n'));
+    cfg_free(&c);
+}
+
 /* `edm2host inspect` of an archive and of a .npy array: the images, their size, the classes, the [data] settings. */
 static void test_inspect(void **state) {
     (void)state;
@@ -305,6 +350,9 @@ static void test_inspect(void **state) {
     if (run_host(&r, "inspect", data_path("npy.zip"), NULL)) fail_msg("%s", r.err);
     assert_non_null(strstr(r.out, "  images: 5 .npy arrays [8, 4, 4] float32 (posterior means and stds of 4 latent "
                                   "channels: [data] source = folder, resolution = 4)\n  labels: 5 classes"));
+    if (run_host(&r, "inspect", data_path("sources.zip"), NULL)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.out, "  sources: 6 PNG or JPEG images in 3 class folders ([encode] source, [data] source = "
+                                  "images)\n"));
     if (run_host(&r, "inspect", data_path("npy/00000/img-mean-std-00000003.npy"), NULL)) fail_msg("%s", r.err);
     assert_non_null(strstr(r.out, "img-mean-std-00000003.npy: NumPy array [8, 4, 4] float32\n"));
     char *dir = make_temp_dir(), p[600];
@@ -364,6 +412,7 @@ static void test_npy_header(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_png_archives), cmocka_unit_test(test_npy_archive),
                                        cmocka_unit_test(test_train_on_archive), cmocka_unit_test(test_refused),
+                                       cmocka_unit_test(test_source_archive),
                                        cmocka_unit_test(test_inspect), cmocka_unit_test(test_npy_header)};
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);

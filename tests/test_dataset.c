@@ -401,7 +401,7 @@ static void test_images_source(void **state) {
     assert_non_null(strstr(err.msg, "a.png"));
     assert_int_equal(cfg_put(&c, "data", "path", ""), 0);
     assert_int_equal(dataset_open(&d, &c, &err), -1);
-    assert_string_equal(err.msg, "[data] source = images needs 'path = FOLDER'");
+    assert_string_equal(err.msg, "[data] source = images needs 'path = FOLDER' (or 'path = ARCHIVE.zip')");
     cfg_free(&c);
     rm_rf(dir);
     free(dir);

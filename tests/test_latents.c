@@ -5,7 +5,8 @@
  * scaling in its metadata ->
  * `train` on it (the snapshots carry the latent metadata) -> `generate` with [vae]: PNGs of decoded
  * images; without [vae]: the latents, with a warning; `evaluate` (SWD and FID, synthetic Inception
- * weights) of the decoded images against a folder of pixel images, and refused without [vae]. */
+ * weights) of the decoded images against a folder of pixel images, and refused without [vae]; encoding from a ZIP
+ * archive of the sources, bitwise the encoding of the unpacked folder. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -218,6 +219,37 @@ static void test_encode_train_generate(void **state) {
     free(cfg);
 }
 
+/* Encoding the dataset tool's sources from a ZIP archive (tests/data/archives/sources.zip: PNGs of several sizes and a
+ * JPEG in class folders, deflated) writes the latents and labels of the same files unpacked in a folder, bitwise. */
+static void test_encode_archive(void **state) {
+    (void)state;
+    st_file f[2];
+    edm2_err err;
+    const char *from[2] = {"sources", "sources.zip"};
+    for (int k = 0; k < 2; k++) {
+        char text[2048], vae[512], dest[700];
+        snprintf(vae, sizeof vae, k_vae, g_dir);
+        snprintf(dest, sizeof dest, "%s/from-%d.safetensors", g_dir, k);
+        snprintf(text, sizeof text,
+                 SMALL_VAE "[job]\ntype = encode\n%s[encode]\nsource = %s/archives/%s\ndest = %s\nresolution = 16\n"
+                 "batch = 4\n", vae, EDM2_TEST_DATA, from[k], dest);
+        char *cfg = write_text(g_dir, "encode-archive.ini", text);
+        run_result r;
+        if (run_host(&r, "run", cfg, NULL)) fail_msg("%s", r.err);
+        free(cfg);
+        if (st_open(&f[k], dest, &err)) fail_msg("%s", err.msg);
+    }
+    for (int t = 0; t < 2; t++) {
+        const char *name = t ? "labels" : "images";
+        const st_tensor *a = st_find(&f[0], name), *b = st_find(&f[1], name);
+        assert_non_null(a), assert_non_null(b);
+        assert_int_equal(a->shape[0], 6), assert_int_equal(b->shape[0], 6);
+        assert_int_equal(a->numel, b->numel), assert_int_equal(a->dtype, b->dtype);
+        assert_memory_equal(a->data, b->data, a->numel * st_dtype_bytes(a->dtype));
+    }
+    for (int k = 0; k < 2; k++) st_close(&f[k]);
+}
+
 static int setup(void **state) {
     (void)state;
     g_dir = make_temp_dir();
@@ -254,7 +286,7 @@ static int teardown(void **state) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_encode_train_generate)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_encode_train_generate), cmocka_unit_test(test_encode_archive)};
     test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,7 +10,12 @@ dataset.json beside the images, image k named 00000/img0000000k.png by its conve
 - npy.zip: 5 float32 arrays [8, 4, 4] (encode's layout: the means of 4 latent channels, then their stds) with
   classes 0..4, in the .npy version 1.0 header numpy writes; npy/ holds the same files unpacked (the tool's
   encode step writing to a folder, as REPA's preprocessing does too); npy-raw.safetensors: the same arrays as one tensor
-  `moments` [5, 8, 4, 4] (F32) for the test's expected values.
+  `moments` [5, 8, 4, 4] (F32) for the test's expected values;
+- sources.zip: the tool's own sources (the encode job's, [data] source = images) as an archive of a folder of
+  class folders, deflated as `zip -r` writes them: PNGs of several sizes and a JPEG (../resize_ref.jpg), with
+  what a folder's scan leaves out or orders by folder (a hidden file, macOS's __MACOSX/, a folder without
+  images, an image beside the class folders, "a b/" after "a/", "a/z/" before "a/z.png"); sources/ holds the
+  same files unpacked.
 Standard library only (pixels and moments are functions of their index):
     python3 tests/data/make_dataset_archives.py"""
 import json
@@ -24,15 +29,15 @@ HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "archives")
 RES = 8
 
 
-def png_bytes(k):
-    """An RGB RES x RES PNG (8-bit, no interlace) whose pixels are a function of k."""
-    rows = b"".join(b"\0" + bytes((x * 29 + y * 7 + c * 61 + k * 37) % 256 for x in range(RES) for c in range(3))
-                    for y in range(RES))
+def png_bytes(k, w=RES, h=RES):
+    """An RGB w x h PNG (8-bit, no interlace) whose pixels are a function of k."""
+    rows = b"".join(b"\0" + bytes((x * 29 + y * 7 + c * 61 + k * 37) % 256 for x in range(w) for c in range(3))
+                    for y in range(h))
 
     def chunk(tag, data):
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
-    head = struct.pack(">IIBBBBB", RES, RES, 8, 2, 0, 0, 0)
+    head = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
@@ -102,7 +107,15 @@ def main():
     unpack("npy", [("dataset.json", labels)] + npys)
     raw = struct.pack("<%df" % (5 * 128), *[v for a in arrays for v in a])
     write_safetensors(os.path.join(HERE, "npy-raw.safetensors"), {"moments": ("F32", [5, 8, 4, 4], raw)})
-    for path in ("png.zip", "png-deflated.zip", "png-zip64.zip", "npy.zip"):  # Python reads them back
+    with open(os.path.join(HERE, "..", "resize_ref.jpg"), "rb") as f:
+        jpeg = f.read()
+    sources = [("a/1.png", png_bytes(1, 20, 18)), ("a/z.png", png_bytes(2, 16, 16)), ("a/z/w.png", png_bytes(3, 24, 17)),
+               ("a/.hidden.png", png_bytes(4)), ("a b/2.PNG", png_bytes(5, 17, 30)), ("b/sub/3.jpeg", jpeg),
+               ("b/4.png", png_bytes(6, 33, 21)), ("top.png", png_bytes(7, 16, 16)), ("empty/notes.txt", b"none"),
+               ("__MACOSX/a/._1.png", b"resource fork")]
+    write_zip(os.path.join(HERE, "sources.zip"), sources, zipfile.ZIP_DEFLATED)
+    unpack("sources", sources)
+    for path in ("png.zip", "png-deflated.zip", "png-zip64.zip", "npy.zip", "sources.zip"):  # Python reads them back
         with zipfile.ZipFile(os.path.join(HERE, path)) as z:
             assert z.testzip() is None
 

@@ -1,17 +1,15 @@
-/* fuzz_image.c: the encode job's source images: arbitrary bytes as a file read as RGB (PNG or JPEG by their
- * first bytes; image_read.c), then the ADM centre crop to 8x8 (image_resize.c): a one-line error or an image
- * of the size read, never a crash or an unchecked allocation. */
+/* fuzz_image.c: the encode job's source images: arbitrary bytes decoded as RGB (PNG or JPEG by their first bytes;
+ * image_read.c, as a file's or an archive entry's bytes), then the ADM centre crop to 8x8 (image_resize.c): a
+ * one-line error or an image of the size read, never a crash or an unchecked allocation. */
 #include "fuzz_util.h"
 #include "image_read.h"
 #include "image_resize.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char path[256];
-    fuzz_write("img", data, size, path, sizeof path);
     uint8_t *px = NULL, crop[8 * 8 * 3];
     int w = 0, h = 0;
     edm2_err err;
-    if (image_read_rgb(path, &px, &w, &h, &err)) {
+    if (image_decode_rgb(data, size, "img", &px, &w, &h, &err)) {
         fuzz_one_line(&err);
         return 0;
     }
