@@ -42,6 +42,12 @@ pids_of() { # PATTERN: waits until two processes whose command lines match PATTE
   echo $pids
 }
 run_pids() { pids_of "edm2host -q run .*run_dir=$tmp/$1 "; } # RUN: the two processes of training run RUN
+training() { # RUN: waits until training run RUN has written its first status line (both processes are training)
+  for i in $(seq 1500); do
+    [ -s "$tmp/$1/stats.jsonl" ] && return
+    sleep 0.02
+  done
+}
 same_files() { # A B: every file of run A equals B's byte for byte
   local n=0
   for f in "$tmp/$1"/*.safetensors; do
@@ -70,7 +76,7 @@ train one4 4 0 --set training.batch_gpu=4 --set training.checkpoint_kimg=0 --set
 train sig 4 2 --set training.batch_gpu=4 --set training.checkpoint_kimg=0 --set training.snapshot_kimg=0 \
   >"$tmp/sig.log" 2>&1 &
 pids=$(run_pids sig)
-sleep 0.5
+training sig
 kill -INT $(echo $pids | awk '{print $NF}') 2>/dev/null
 wait $! && echo "note: the run ended before the signal arrived"
 ls "$tmp/sig"/training-state-*.safetensors >/dev/null 2>&1 || fail "no checkpoint after SIGINT: $(tail -3 "$tmp/sig.log")"
@@ -309,7 +315,7 @@ for sig in KILL STOP; do
   train dead$sig 1000 2 --set training.batch_gpu=4 --set job.comm_timeout_s=3 >"$tmp/dead$sig.log" 2>&1 &
   run=$!
   pids=$(run_pids dead$sig)
-  sleep 1
+  training dead$sig
   victim=$(echo $pids | awk '{print $NF}')
   kill -$sig $victim
   for i in $(seq 120); do kill -0 $run 2>/dev/null || break; sleep 0.5; done
