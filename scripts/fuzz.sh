@@ -2,13 +2,13 @@
 # fuzz.sh [SECONDS_PER_HARNESS] [HARNESS...]: builds the libFuzzer harnesses (tests/fuzz, clang, ASan + UBSan)
 # into build-fuzz/ and runs each for a bounded time from its seed corpus (tests/fuzz/corpus/<name>/; new
 # inputs go to a scratch folder, the repository is not modified), as many at a time as there are cores.
-# Default: 12 s each, all nine (what CI runs: about a minute on two cores).
+# Default: 8 s each, all nine (what CI runs: 40 s on two cores).
 # A longer hunt:  scripts/fuzz.sh 3600 config snapshot
 # A crash leaves its input in build-fuzz/crashes/ and fails the script; reproduce with
 #   build-fuzz/fuzz/fuzz_NAME build-fuzz/crashes/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-12}
+secs=${1:-8}
 shift || true
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=(safetensors dataset_json config idx png snapshot checkpoint image archive)
