@@ -77,6 +77,25 @@ int png_write(const char *path, const uint8_t *pixels, int width, int height, in
     return af_commit(&af, err);
 }
 
+int png_encode(const uint8_t *pixels, int width, int height, int channels, unsigned char **png, size_t *size,
+               edm2_err *err) {
+    png_image img;
+    memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    img.width = (png_uint_32)width;
+    img.height = (png_uint_32)height;
+    img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+    png_alloc_size_t n = PNG_IMAGE_PNG_SIZE_MAX(img);
+    *png = malloc(n);
+    if (!*png) return err_set(err, "out of memory for a %dx%d PNG", width, height);
+    if (!png_image_write_to_memory(&img, *png, &n, 0, pixels, 0, NULL)) {
+        free(*png), *png = NULL;
+        return err_set(err, "PNG encode failed: %s", img.message);
+    }
+    *size = n;
+    return 0;
+}
+
 void pixels_encode(float *out, const uint8_t *px, int channels, int height, int width) {
     for (int c = 0; c < channels; c++)
         for (int y = 0; y < height; y++)

@@ -20,6 +20,9 @@ int png_read(const char *path, int channels, int want_w, int want_h, uint8_t **p
              edm2_err *err);
 /* Writes 8-bit HWC pixels atomically (temporary file + rename). */
 int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels, edm2_err *err);
+/* The PNG file of 8-bit HWC pixels (channels 1 or 3) in memory: *png malloc'ed, *size bytes. */
+int png_encode(const uint8_t *pixels, int width, int height, int channels, unsigned char **png, size_t *size,
+               edm2_err *err);
 /* Encodes 8-bit HWC pixels into float CHW: x / 127.5 - 1. */
 void pixels_encode(float *out, const uint8_t *px, int channels, int height, int width);
 /* One encoded value as an 8-bit pixel: clamp((x + 1) * 127.5, 0, 255), rounded to the nearest. */

@@ -12,6 +12,7 @@ static const char *const k_evaluate_sections[] = {"evaluate", "data", NULL};
 static const char *const k_sweep_sections[] = {"sweep", "data", NULL};
 static const char *const k_report_sections[] = {"report", NULL};
 static const char *const k_encode_sections[] = {"encode", NULL};
+static const char *const k_convert_sections[] = {"convert", NULL};
 
 static const job_def k_jobs[] = {
     {"train", "train a network; resumable, with EMA snapshots and a final sample grid",
@@ -31,6 +32,9 @@ static const job_def k_jobs[] = {
      0, k_report_sections, job_report},
     {"encode", "the dataset tool of latent presets: a folder of images -> VAE latents (a tensors file); resumable",
      KIND(EDM2_KIND_BACKEND) | KIND(EDM2_KIND_VAE), k_encode_sections, job_encode},
+    {"convert", "the dataset tool of pixel presets: a folder (or .zip) of images -> centre-cropped PNGs with "
+                "dataset.json; resumable",
+     0, k_convert_sections, job_convert},
 };
 static const size_t k_njobs = sizeof k_jobs / sizeof *k_jobs;
 

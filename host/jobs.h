@@ -54,5 +54,6 @@ const char *fd_metric(const plugin_rec *features, char *name, size_t len);
 const char *fd_display(const char *metric, char *name, size_t len);
 int job_report(const run_config *rc, edm2_err *err);
 int job_encode(const run_config *rc, edm2_err *err);
+int job_convert(const run_config *rc, edm2_err *err);
 
 #endif

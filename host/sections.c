@@ -141,6 +141,14 @@ static const edm2_config_key k_encode[] = {
     {"stop_after", EDM2_CFG_INT, "0", "stop after N images in this run, resumable (for time-limited jobs; 0 = no limit)"},
 };
 
+static const edm2_config_key k_convert[] = {
+    {"source", EDM2_CFG_STRING, NULL,
+     "folder of images (PNG, JPEG; any size), or a .zip of one: class subfolders, a dataset.json, or just images"},
+    {"dest", EDM2_CFG_STRING, NULL, "the folder to write (PNGs and dataset.json, for [data] source = folder)"},
+    {"resolution", EDM2_CFG_INT, "64", "images are centre-cropped and resized to this (the ADM / EDM2 dataset tool's crop)"},
+    {"max_images", EDM2_CFG_INT, "0", "convert only the first N images (0 = all)"},
+};
+
 static const host_section k_sections[] = {
     {"job", "the job to run and where its outputs go", k_job, COUNT(k_job)},
     {"plugins", "where to find plugins besides the default search path", k_plugins, COUNT(k_plugins)},
@@ -152,6 +160,8 @@ static const host_section k_sections[] = {
     {"sweep", "the EMA-length sweep: runs, sigma_rel, guidance, and the evaluation settings", k_sweep, COUNT(k_sweep)},
     {"report", "the training runs to compare and where the report goes", k_report, COUNT(k_report)},
     {"encode", "the dataset tool: which images, where the latents go, how they are made", k_encode, COUNT(k_encode)},
+    {"convert", "the dataset tool's convert step: which images, where the PNGs go, their size", k_convert,
+     COUNT(k_convert)},
 };
 
 /* Values that pass the type check but cannot work. */
@@ -172,6 +182,8 @@ static const host_range k_ranges[] = {
     {"encode", "max_images", 0, 1 << 30},
     {"encode", "checkpoint_images", 1, 1 << 30},
     {"encode", "stop_after", 0, 1 << 30},
+    {"convert", "resolution", 8, 4096},
+    {"convert", "max_images", 0, 1 << 30},
     {"data", "channels", 1, 3},
     {"data", "max_images", 0, 1 << 30},
     {"training", "batch", 1, 1 << 24},

@@ -265,6 +265,8 @@ static void test_shipped_configs_check(void **state) {
         const char *inputs[] = {"[data] path = 'datasets/img512-sd.safetensors': no such file",
                                 "[data] source = folder needs 'path = FOLDER'",
                                 "[encode] source: 'datasets/imagenet/train': no such folder or .zip archive",
+                                "[convert] source: 'datasets/imagenet/train': no such folder or .zip archive",
+                                "[data] path = 'datasets/img64': no such folder or .zip archive",
                                 "network-snapshot-0000000-0.100.safetensors: cannot open",
                                 "network-snapshot-0000090-0.100.safetensors: cannot open",
                                 "[phema] snapshots = 'runs/fashion-mnist-demo': ",

@@ -1,0 +1,225 @@
+/* test_convert.c: the convert job (host/job_convert.c), the dataset tool's convert step, on the sources of
+ * tests/data/archives/ (PNGs of several sizes and a JPEG in class folders, as a folder and as a .zip): the tool's
+ * layout (00000/img0000000i.png, dataset.json with the classes) and the same files from the folder and the
+ * archive; read back by [data] source = folder, bitwise the images source = images crops from the sources;
+ * continued after images went missing or were cut short (only those written again, the files as before) and
+ * after SIGINT (exit status 130, no dataset.json until the end); an unreadable image reported and left out;
+ * `check` writing nothing; a dest of other settings or with other files, and a source without readable images,
+ * refused with one line. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dataset.h"
+#include "fileio.h"
+#include "image_io.h"
+#include "test_util.h"
+
+static char *g_dir;
+
+static const char *source_path(const char *name) {
+    static char p[4200];
+    snprintf(p, sizeof p, "%s/archives/%s", EDM2_TEST_DATA, name);
+    return p;
+}
+
+/* Writes a convert config of source -> g_dir/dest at `res` (and extra lines); returns its path (malloc'ed). */
+static char *config(const char *source, const char *dest, int res, const char *extra) {
+    char text[9000];
+    snprintf(text, sizeof text,
+             "[job]\ntype = convert\n[convert]\nsource = %.4000s\ndest = %.2000s/%.100s\nresolution = %d\n%.500s", source,
+             g_dir, dest, res, extra);
+    return write_text(g_dir, "convert.ini", text);
+}
+
+static int convert(const char *source, const char *dest, int res, const char *extra, run_result *r) {
+    char *cfg = config(source, dest, res, extra);
+    const int st = run_host(r, "run", cfg, NULL);
+    free(cfg);
+    return st;
+}
+
+static char *dest_file(const char *dest, const char *name) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s/%s", g_dir, dest, name);
+    return strdup(p);
+}
+
+static int open_data(dataset *d, const char *source, const char *path, edm2_err *err) {
+    cfg c = {0};
+    assert_int_equal(cfg_put(&c, "data", "source", source), 0);
+    assert_int_equal(cfg_put(&c, "data", "path", path), 0);
+    assert_int_equal(cfg_put(&c, "data", "resolution", "16"), 0);
+    const int rc = dataset_open(d, &c, err);
+    cfg_free(&c);
+    return rc;
+}
+
+static void test_convert_layout(void **state) {
+    (void)state;
+    run_result r;
+    char *cfg = config(source_path("sources.zip"), "checked", 16, "");
+    if (run_host(&r, "check", cfg, NULL)) fail_msg("%s", r.err);
+    free(cfg);
+    char *checked = dest_file("checked", "");
+    assert_int_not_equal(access(checked, F_OK), 0); /* check writes nothing */
+    free(checked);
+    if (convert(source_path("sources"), "from-folder", 16, "", &r)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.err, "converted 6 images into "));
+    assert_non_null(strstr(r.err, ": 6 written, 0 kept from an earlier run, 0 unreadable"));
+    if (convert(source_path("sources.zip"), "from-zip", 16, "", &r)) fail_msg("%s", r.err);
+    char *json = dest_file("from-folder", "dataset.json"), *text = read_text(json);
+    assert_string_equal(text, "{\"labels\": [[\"00000/img00000000.png\", 0], [\"00000/img00000001.png\", 0], "
+                              "[\"00000/img00000002.png\", 0], [\"00000/img00000003.png\", 1], "
+                              "[\"00000/img00000004.png\", 2], [\"00000/img00000005.png\", 2]]}\n");
+    char *json2 = dest_file("from-zip", "dataset.json"), *text2 = read_text(json2);
+    assert_string_equal(text, text2);
+    free(json), free(text), free(json2), free(text2);
+    for (int i = 0; i < 6; i++) { /* the archive's PNGs are the folder's, byte for byte */
+        char name[64];
+        snprintf(name, sizeof name, "00000/img%08d.png", i);
+        char *a = dest_file("from-folder", name), *b = dest_file("from-zip", name), *ta, *tb;
+        size_t na, nb;
+        edm2_err err;
+        assert_int_equal(read_file(a, (unsigned char **)&ta, &na, &err), 0);
+        assert_int_equal(read_file(b, (unsigned char **)&tb, &nb, &err), 0);
+        assert_int_equal(na, nb);
+        assert_memory_equal(ta, tb, na);
+        free(a), free(b), free(ta), free(tb);
+    }
+    /* Read back as training data: bitwise the crops that source = images makes of the sources, same classes. */
+    dataset conv, src;
+    edm2_err err;
+    char *root = dest_file("from-zip", "");
+    if (open_data(&conv, "folder", root, &err) || open_data(&src, "images", source_path("sources"), &err))
+        fail_msg("%s", err.msg);
+    free(root);
+    assert_int_equal(conv.count, 6), assert_int_equal(conv.label_dim, 3);
+    float a[3 * 16 * 16], b[3 * 16 * 16], ha[3], hb[3];
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(dataset_get(&conv, i, a, ha, 3, &err), 0);
+        assert_int_equal(dataset_get(&src, i, b, hb, 3, &err), 0);
+        assert_memory_equal(a, b, sizeof a);
+        assert_memory_equal(ha, hb, sizeof ha);
+    }
+    dataset_close(&conv), dataset_close(&src);
+}
+
+/* Continued: missing and cut-short images written again (and only those), the files as the first run wrote them;
+ * other settings and a folder with other files refused. */
+static void test_convert_continue(void **state) {
+    (void)state;
+    run_result r;
+    if (convert(source_path("sources"), "again", 16, "", &r)) fail_msg("%s", r.err);
+    char *p1 = dest_file("again", "00000/img00000001.png"), *p4 = dest_file("again", "00000/img00000004.png");
+    char *p5 = dest_file("again", "00000/img00000005.png"), *json = dest_file("again", "dataset.json");
+    unsigned char *before, *after;
+    size_t nb, na;
+    edm2_err err;
+    assert_int_equal(read_file(p5, &before, &nb, &err), 0);
+    assert_int_equal(unlink(p1) | unlink(p4) | unlink(json) | truncate(p5, (off_t)nb / 2), 0);
+    if (convert(source_path("sources"), "again", 16, "", &r)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.err, "continuing the conversion there"));
+    assert_non_null(strstr(r.err, ": 3 written, 3 kept from an earlier run"));
+    assert_int_equal(read_file(p5, &after, &na, &err), 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(before, after, nb);
+    assert_int_equal(access(json, F_OK), 0);
+    free(p1), free(p4), free(p5), free(json), free(before), free(after);
+    assert_int_equal(convert(source_path("sources"), "again", 20, "", &r), 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "holds a conversion of other settings"));
+    char *other = dest_file("other", "");
+    assert_int_equal(make_dirs(other, &err), 0);
+    free(write_text(other, "notes.txt", "mine"));
+    assert_int_equal(convert(source_path("sources"), "other", 16, "", &r), 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "holds other files: choose a new or empty folder"));
+    free(other);
+}
+
+/* An unreadable image is reported and left out of dataset.json; none readable: refused. */
+static void test_convert_unreadable(void **state) {
+    (void)state;
+    char src[4200];
+    snprintf(src, sizeof src, "%s/broken-src/a", g_dir);
+    edm2_err err;
+    assert_int_equal(make_dirs(src, &err), 0);
+    free(write_text(src, "1.png", "not a png"));
+    unsigned char *png;
+    size_t n;
+    uint8_t px[20 * 20 * 3] = {0};
+    assert_int_equal(png_encode(px, 20, 20, 3, &png, &n, &err), 0);
+    char *p = write_text(src, "2.png", "");
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    fwrite(png, 1, n, f), fclose(f);
+    free(p), free(png);
+    snprintf(src, sizeof src, "%s/broken-src", g_dir);
+    run_result r;
+    if (convert(src, "broken", 16, "", &r)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.err, "skipped: "));
+    assert_non_null(strstr(r.err, "a/1.png"));
+    assert_non_null(strstr(r.err, ": 1 written, 0 kept from an earlier run, 1 unreadable (left out)"));
+    char *json = dest_file("broken", "dataset.json"), *text = read_text(json);
+    assert_string_equal(text, "{\"labels\": [[\"00000/img00000001.png\", 0]]}\n");
+    free(json), free(text);
+    assert_int_equal(convert(src, "broken-first", 16, "max_images = 1\n", &r), 1);
+    assert_non_null(strstr(r.err, "[convert] source: none of the 1 images could be read"));
+}
+
+/* SIGINT: the round at hand finished, exit status 130, no dataset.json; the same command continues to the end. */
+static void test_convert_interrupted(void **state) {
+    (void)state;
+    char src[4200], link[4300];
+    snprintf(src, sizeof src, "%s/many", g_dir);
+    static uint8_t px[256 * 256 * 3];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 7 % 251);
+    edm2_err err;
+    assert_int_equal(make_dirs(src, &err), 0);
+    char *first = write_text(src, "img.png", "");
+    assert_int_equal(png_write(first, px, 256, 256, 3, &err), 0);
+    for (int i = 0; i < 2100; i++) { /* the same image 2101 times: three rounds of the job */
+        snprintf(link, sizeof link, "%s/link%04d.png", src, i);
+        assert_int_equal(symlink("img.png", link), 0);
+    }
+    free(first);
+    char *cfg = config(src, "many-out", 64, "[job]\nthreads = 1\n");
+    char *wait_for = dest_file("many-out", "00000/img00000000.png"), *json = dest_file("many-out", "dataset.json");
+    const int st = run_interrupted(cfg, wait_for);
+    if (st == 0) {
+        print_message("note: the conversion ended before the signal arrived\n");
+    } else {
+        assert_int_equal(st, 130);
+        assert_int_not_equal(access(json, F_OK), 0);
+    }
+    run_result r;
+    if (run_host(&r, "run", cfg, NULL)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.err, "converted 2101 images into "));
+    if (st == 130) assert_non_null(strstr(r.err, " kept from an earlier run"));
+    assert_int_equal(access(json, F_OK), 0);
+    free(cfg), free(wait_for), free(json);
+}
+
+static int setup(void **state) {
+    (void)state;
+    g_dir = make_temp_dir();
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    rm_rf(g_dir);
+    free(g_dir);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_convert_layout), cmocka_unit_test(test_convert_continue),
+                                       cmocka_unit_test(test_convert_unreadable),
+                                       cmocka_unit_test(test_convert_interrupted)};
+    test_filter_from_env();
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
