@@ -109,6 +109,19 @@ static int check_dest(const char *dest, const char *settings, int *resumed, edm2
     return others ? err_set(err, "[convert] dest = '%s' holds other files: choose a new or empty folder", dest) : 0;
 }
 
+/* DEST/convert.json (atomically). */
+static int write_settings(const char *dest, const char *settings, edm2_err *err) {
+    char p[4200];
+    snprintf(p, sizeof p, "%.4000s/convert.json", dest);
+    atomic_file af;
+    if (af_open(&af, p, err)) return -1;
+    if (fputs(settings, af.f) < 0) {
+        af_abort(&af);
+        return err_set(err, "%s: write failed", p);
+    }
+    return af_commit(&af, err);
+}
+
 /* DEST/dataset.json: every image written, in index order, with its class (or {"labels": null}). *listed: how many. */
 static int write_listing(const char *dest, const dataset *d, int count, int *listed, edm2_err *err) {
     char p[4200], img[4200];
@@ -187,11 +200,7 @@ int job_convert(const run_config *rc, edm2_err *err) {
         status = 0;
         goto done;
     }
-    char p[4200];
-    snprintf(p, sizeof p, "%.4000s/convert.json", dest);
-    atomic_file af;
-    if (make_dirs(dest, err) || (!resumed && (af_open(&af, p, err) || fputs(settings, af.f) < 0 || af_commit(&af, err))))
-        goto done;
+    if (make_dirs(dest, err) || (!resumed && write_settings(dest, settings, err))) goto done;
     const mode_t mask = umask(0);
     umask(mask);
     int threads = (int)edm2_cfg_int(&jv.api, "threads", 0); /* (0: every core) */
