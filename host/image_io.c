@@ -61,22 +61,6 @@ int png_read(const char *path, int channels, int want_w, int want_h, uint8_t **p
     return rc;
 }
 
-int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels, edm2_err *err) {
-    png_image img;
-    memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    img.width = (png_uint_32)width;
-    img.height = (png_uint_32)height;
-    img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-    atomic_file af;
-    if (af_open(&af, path, err)) return -1;
-    if (!png_image_write_to_stdio(&img, af.f, 0, pixels, 0, NULL)) {
-        af_abort(&af);
-        return err_set(err, "%s: PNG encode failed: %s", path, img.message);
-    }
-    return af_commit(&af, err);
-}
-
 int png_encode(const uint8_t *pixels, int width, int height, int channels, unsigned char **png, size_t *size,
                edm2_err *err) {
     png_image img;
@@ -94,6 +78,22 @@ int png_encode(const uint8_t *pixels, int width, int height, int channels, unsig
     }
     *size = n;
     return 0;
+}
+
+int png_write(const char *path, const uint8_t *pixels, int width, int height, int channels, edm2_err *err) {
+    unsigned char *png;
+    size_t n = 0;
+    if (png_encode(pixels, width, height, channels, &png, &n, err)) return err_set(err, "%s: %s", path, err->msg);
+    atomic_file af;
+    int rc = af_open(&af, path, err);
+    if (!rc && fwrite(png, 1, n, af.f) != n) {
+        af_abort(&af);
+        rc = err_set(err, "%s: write failed", path);
+    } else if (!rc) {
+        rc = af_commit(&af, err);
+    }
+    free(png);
+    return rc;
 }
 
 void pixels_encode(float *out, const uint8_t *px, int channels, int height, int width) {
