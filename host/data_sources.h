@@ -29,6 +29,12 @@ int folder_list_sources(dataset *d, const char *path, edm2_err *err);
 /* The same for an archive (data_zip.c): d->zip open, root its resolved path, its listing in files, labels and
  * label_dim; the count (which may be 0) checked by the caller. */
 int zip_list_sources(dataset *d, const char *path, edm2_err *err);
+/* The archive at `path` opened into d->zip, and its dataset.json's listing into d->files and d->labels (*listed = 0
+ * without one, or for {"labels": null}). `key` names the path in messages (NULL: the caller's message does). */
+int zip_open_listed(dataset *d, const char *key, const char *path, int *listed, edm2_err *err);
+/* The sources of the open archive d->zip that has no dataset.json, as zip_list_sources lists them (d->files empty
+ * before). */
+int zip_sources_listing(dataset *d, edm2_err *err);
 /* [data] source = images: the images folder_list_sources finds, each read as RGB and centre-cropped to the
  * resolution as the dataset tool does (the encode job's pixels before its VAE), e.g. ImageNet's train folder
  * as the reference images of an img512 evaluation. */
@@ -78,8 +84,6 @@ int npy_moments_get(const dataset *d, int index, float *img, float *std, edm2_er
 int name_has_ext(const char *name, const char *ext);
 /* Sets d->npy when the listed files are .npy arrays; -1 when PNG and .npy files are mixed (`where` in messages). */
 int dataset_one_kind(dataset *d, const char *where, edm2_err *err);
-/* d->root/rel, resolved, into out[len] if it stays inside the folder (a symlink may not lead out of it). */
-int dataset_resolve(const dataset *d, const char *rel, char *out, size_t len, edm2_err *err);
 
 /* Only the first max_images images of a listing (0: all). */
 void dataset_keep_first(dataset *d, int max_images);

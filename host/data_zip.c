@@ -26,15 +26,18 @@ int zip_lists_entry(const char *name, const char *ext) {
     }
 }
 
-/* Every entry zip_lists_entry takes, sorted (the archive's entries are sorted by name already). */
-static int list_entries(dataset *d, const zip_archive *z, const char *ext, edm2_err *err) {
+static int png_entry(const char *name) { return zip_lists_entry(name, ".png"); }
+static int npy_entry(const char *name) { return zip_lists_entry(name, ".npy"); }
+
+/* Every entry `take` takes into d->files, sorted by name (the archive's entries are sorted already). */
+static int list_entries(dataset *d, const zip_archive *z, int (*take)(const char *name), edm2_err *err) {
     size_t n = 0;
-    for (size_t i = 0; i < z->count; i++) n += zip_lists_entry(z->entries[i].name, ext);
+    for (size_t i = 0; i < z->count; i++) n += take(z->entries[i].name);
     if (n == 0) return 0;
     if (n > DATA_MAX_IMAGES) return err_set(err, "%s: more than %d images", z->path, DATA_MAX_IMAGES);
     if (!(d->files = calloc(n, sizeof *d->files))) return err_set(err, "out of memory");
     for (size_t i = 0; i < z->count; i++)
-        if (zip_lists_entry(z->entries[i].name, ext) && !(d->files[d->count++] = strdup(z->entries[i].name)))
+        if (take(z->entries[i].name) && !(d->files[d->count++] = strdup(z->entries[i].name)))
             return err_set(err, "out of memory");
     return 0;
 }
@@ -74,9 +77,7 @@ static int check_listing(const dataset *d, const zip_archive *z, edm2_err *err) 
     return 0;
 }
 
-/* The archive at `path` into d->zip, and its dataset.json's listing into d->files and d->labels (*listed = 0
- * without one, or for {"labels": null}). `key` names the path in messages (NULL: the caller's message does). */
-static int open_listed(dataset *d, const char *key, const char *path, int *listed, edm2_err *err) {
+int zip_open_listed(dataset *d, const char *key, const char *path, int *listed, edm2_err *err) {
     zip_archive *z = calloc(1, sizeof *z);
     if (!z) return err_set(err, "out of memory");
     if (zip_open(z, path, err)) {
@@ -91,9 +92,10 @@ static int open_listed(dataset *d, const char *key, const char *path, int *liste
 int zip_source_open(dataset *d, const edm2_config *scaling, const char *key, const char *path, int max_images,
                     edm2_err *err) {
     int listed;
-    if (open_listed(d, key, path, &listed, err)) return -1;
+    if (zip_open_listed(d, key, path, &listed, err)) return -1;
     const zip_archive *z = d->zip;
-    if (!listed && (list_entries(d, z, ".png", err) || (d->count == 0 && list_entries(d, z, ".npy", err)))) return -1;
+    if (!listed && (list_entries(d, z, png_entry, err) || (d->count == 0 && list_entries(d, z, npy_entry, err))))
+        return -1;
     if (d->count == 0) return err_set(err, "%s = '%s': no .png or .npy images in the archive", key, path);
     if (check_listing(d, z, err) || dataset_one_kind(d, z->path, err)) return -1;
     dataset_keep_first(d, max_images);
@@ -138,35 +140,40 @@ static int cmp_top(const void *pa, const void *pb) {
     return c ? c : (la > lb) - (la < lb);
 }
 
+/* Class folders in a folder's order (by name), then a folder's scan order inside each. */
+static int cmp_source(const void *a, const void *b) {
+    const int c = cmp_top(a, b);
+    return c ? c : cmp_scan(a, b);
+}
+
+int zip_sources_listing(dataset *d, edm2_err *err) {
+    if (list_entries(d, d->zip, source_entry, err)) return -1;
+    /* Class folders, as a folder's: the top folders that hold images; the images at the top are then left out.
+     * Without them every image, unlabelled. */
+    int in_folders = 0, kept = 0;
+    for (int i = 0; i < d->count; i++) in_folders |= top_part(d->files[i]) > 0;
+    for (int i = 0; in_folders && i < d->count; i++) {
+        if (top_part(d->files[i])) d->files[kept++] = d->files[i];
+        else free(d->files[i]);
+    }
+    if (in_folders) d->count = kept;
+    if (d->count > 1) qsort(d->files, (size_t)d->count, sizeof *d->files, cmp_source);
+    if (!in_folders || d->count == 0) return 0;
+    if (!(d->labels = malloc((size_t)d->count * sizeof *d->labels))) return err_set(err, "out of memory");
+    int32_t classes = 0;
+    for (int i = 0; i < d->count; i++) {
+        classes += i > 0 && cmp_top(&d->files[i - 1], &d->files[i]) != 0;
+        if (classes == DATA_MAX_CLASSES)
+            return err_set(err, "%s: more than %d class folders", ((const zip_archive *)d->zip)->path, DATA_MAX_CLASSES);
+        d->labels[i] = classes;
+    }
+    d->label_dim = classes + 1;
+    return 0;
+}
+
 int zip_list_sources(dataset *d, const char *path, edm2_err *err) {
     int listed;
-    if (open_listed(d, NULL, path, &listed, err)) return -1;
-    const zip_archive *z = d->zip;
+    if (zip_open_listed(d, NULL, path, &listed, err)) return -1;
     if (!(d->root = realpath(path, NULL))) return err_set(err, "'%s': cannot resolve", path);
-    if (listed) return check_listing(d, z, err);
-    size_t n = 0, in_folders = 0;
-    for (size_t i = 0; i < z->count; i++)
-        if (source_entry(z->entries[i].name)) n++, in_folders += top_part(z->entries[i].name) > 0;
-    if (n > DATA_MAX_IMAGES) return err_set(err, "%s: more than %d images", z->path, DATA_MAX_IMAGES);
-    if (n == 0) return 0;
-    /* Class folders, as a folder's: the top folders that hold images, in sorted order; the images at the top are
-     * then left out. Without them every image, unlabelled. */
-    const size_t kept = in_folders ? in_folders : n;
-    if (!(d->files = calloc(kept, sizeof *d->files)) || (in_folders && !(d->labels = calloc(kept, sizeof *d->labels))))
-        return err_set(err, "out of memory");
-    for (size_t i = 0; i < z->count; i++) {
-        const char *name = z->entries[i].name;
-        if (source_entry(name) && (!in_folders || top_part(name)) && !(d->files[d->count++] = strdup(name)))
-            return err_set(err, "out of memory");
-    }
-    qsort(d->files, kept, sizeof *d->files, in_folders ? cmp_top : cmp_scan);
-    int32_t classes = 0;
-    for (size_t i0 = 0, i1; in_folders && i0 < kept; i0 = i1, classes++) { /* each class folder's images in scan order */
-        for (i1 = i0 + 1; i1 < kept && !cmp_top(&d->files[i0], &d->files[i1]); i1++) {}
-        if (classes == DATA_MAX_CLASSES) return err_set(err, "%s: more than %d class folders", z->path, DATA_MAX_CLASSES);
-        qsort(d->files + i0, i1 - i0, sizeof *d->files, cmp_scan);
-        for (size_t i = i0; i < i1; i++) d->labels[i] = classes;
-    }
-    d->label_dim = classes;
-    return 0;
+    return listed ? check_listing(d, d->zip, err) : zip_sources_listing(d, err);
 }

@@ -74,7 +74,8 @@ int dataset_open(dataset *d, const cfg *c, edm2_err *err) {
     return rc;
 }
 
-int dataset_resolve(const dataset *d, const char *rel, char *out, size_t len, edm2_err *err) {
+/* d->root/rel, resolved, into out[len] if it stays inside the folder (a symlink may not lead out of it). */
+static int dataset_resolve(const dataset *d, const char *rel, char *out, size_t len, edm2_err *err) {
     char joined[8200];
     snprintf(joined, sizeof joined, "%s/%s", d->root, rel);
     char *real = realpath(joined, NULL);
@@ -106,8 +107,8 @@ int dataset_source_crop(const dataset *d, int index, int res, uint8_t *crop, edm
     return rc ? -1 : 0;
 }
 
-/* Image `index` of an archive of PNGs, encoded. */
-static int zip_png(const dataset *d, int index, float *img, edm2_err *err) {
+/* Image `index`, a PNG of the folder or the archive, encoded. */
+static int file_png(const dataset *d, int index, float *img, edm2_err *err) {
     const unsigned char *data;
     unsigned char *owned;
     uint8_t *px = NULL;
@@ -146,18 +147,10 @@ int dataset_get(const dataset *d, int index, float *img, float *onehot, int oneh
         if (!rc) pixels_encode(img, px, 3, R, R);
         free(px);
         if (rc) return -1;
-    } else if (d->zip) {
-        if (zip_png(d, index, img, err)) return -1;
     } else if (d->pixels) {
         pixels_encode(img, d->pixels + (size_t)index * R * R, 1, R, R);
-    } else {
-        char p[4200];
-        uint8_t *px;
-        int w, h;
-        if (dataset_resolve(d, d->files[index], p, sizeof p, err) || png_read(p, d->channels, R, R, &px, &w, &h, err))
-            return -1;
-        pixels_encode(img, px, d->channels, R, R);
-        free(px);
+    } else if (file_png(d, index, img, err)) {
+        return -1;
     }
     fill_onehot(d, index, onehot, onehot_dim);
     return 0;

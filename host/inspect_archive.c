@@ -19,19 +19,16 @@ static void print_shape(const npy_array *a, FILE *out) {
 }
 
 /* The first image of the archive: a PNG's size and channels from its header, or a .npy array's shape. */
-static int describe_first(const zip_archive *z, const char *name, int npy, FILE *out, edm2_err *err) {
-    const zip_entry *e = zip_find(z, name);
+static int describe_first(const zip_archive *z, const char *entry, int npy, FILE *out, edm2_err *err) {
     const unsigned char *b;
     unsigned char *owned;
     size_t n;
-    if (!e) return err_set(err, "%s: dataset.json lists '%.200s', which is not in the archive", z->path, name);
-    if (zip_read(z, e, &b, &n, &owned, err)) return -1;
+    char name[DATA_NAME_BYTES];
+    if (zip_source_bytes(z, entry, &b, &n, &owned, name, err)) return -1;
     int rc = 0;
     if (npy) {
         npy_array a;
-        char where[4400];
-        snprintf(where, sizeof where, "%.4000s:%.300s", z->path, name);
-        if (!(rc = npy_parse(b, n, where, &a, err))) {
+        if (!(rc = npy_parse(b, n, name, &a, err))) {
             fprintf(out, " ");
             print_shape(&a, out);
             if (a.ndim == 3 && a.shape[0] % 2 == 0)
@@ -46,38 +43,31 @@ static int describe_first(const zip_archive *z, const char *name, int npy, FILE 
         fprintf(out, ", %ux%u, %d channel%s ([data] source = folder, resolution = %u, channels = %d)", w, h, c,
                 c == 1 ? "" : "s", w, c == 1 ? 1 : 3);
     } else {
-        rc = err_set(err, "%s: '%.200s' is not a PNG image", z->path, name);
+        rc = err_set(err, "%s: not a PNG image", name);
     }
     free(owned);
     return rc;
 }
 
 static int inspect_zip(const char *path, FILE *out, edm2_err *err) {
-    zip_archive z;
-    if (zip_open(&z, path, err)) return -1;
     dataset d;
     memset(&d, 0, sizeof d);
-    uint64_t bytes = 0;
-    size_t png = 0, npy = 0, deflated = 0;
-    for (size_t i = 0; i < z.count; i++) {
-        png += zip_lists_entry(z.entries[i].name, ".png"), npy += zip_lists_entry(z.entries[i].name, ".npy");
-        deflated += z.entries[i].method != 0, bytes += z.entries[i].usize;
-    }
-    int rc = 0, listed = 0;
-    const zip_entry *json = zip_find(&z, "dataset.json");
-    if (json) {
-        const unsigned char *text;
-        unsigned char *owned;
-        size_t n;
-        char name[4200];
+    int listed = 0, rc = zip_open_listed(&d, NULL, path, &listed, err);
+    const zip_archive *z = d.zip;
+    const int json = z && zip_find(z, "dataset.json") != NULL;
+    if (!rc && d.labels) {
+        char name[DATA_NAME_BYTES];
         snprintf(name, sizeof name, "%.4000s:dataset.json", path);
-        rc = zip_read(&z, json, &text, &n, &owned, err) ||
-             folder_parse_json(&d, (const char *)text, n, name, &listed, err) ||
-             (d.labels && labels_finish(&d, name, err));
-        free(owned);
+        rc = labels_finish(&d, name, err);
     }
     if (!rc) {
-        fprintf(out, "%s: ZIP archive of %zu entries (%zu deflated), %.1f MiB uncompressed\n", path, z.count, deflated,
+        uint64_t bytes = 0;
+        size_t png = 0, npy = 0, deflated = 0;
+        for (size_t i = 0; i < z->count; i++) {
+            png += zip_lists_entry(z->entries[i].name, ".png"), npy += zip_lists_entry(z->entries[i].name, ".npy");
+            deflated += z->entries[i].method != 0, bytes += z->entries[i].usize;
+        }
+        fprintf(out, "%s: ZIP archive of %zu entries (%zu deflated), %.1f MiB uncompressed\n", path, z->count, deflated,
                 (double)bytes / 1048576.0);
         const int as_npy = listed ? name_has_ext(d.files[0], ".npy") : png == 0 && npy > 0;
         const size_t images = listed ? (size_t)d.count : as_npy ? npy : png;
@@ -86,28 +76,22 @@ static int inspect_zip(const char *path, FILE *out, edm2_err *err) {
         } else {
             fprintf(out, "  images: %zu %s", images, as_npy ? ".npy arrays" : "PNGs");
             const char *first = listed ? d.files[0] : NULL;
-            for (size_t i = 0; !first && i < z.count; i++)
-                if (zip_lists_entry(z.entries[i].name, as_npy ? ".npy" : ".png")) first = z.entries[i].name;
-            rc = describe_first(&z, first, as_npy, out, err);
+            for (size_t i = 0; !first && i < z->count; i++)
+                if (zip_lists_entry(z->entries[i].name, as_npy ? ".npy" : ".png")) first = z->entries[i].name;
+            rc = describe_first(z, first, as_npy, out, err);
             fprintf(out, "\n  labels: %s", listed && d.labels ? "" : json ? "none (dataset.json says null)\n"
                                                                         : "none (no dataset.json)\n");
             if (listed && d.labels) fprintf(out, "%d classes (dataset.json)\n", d.label_dim);
         }
     }
-    if (!rc && !json) { /* read as the dataset tool's sources (a zipped ImageNet folder): PNG or JPEG, any size */
-        dataset src;
-        memset(&src, 0, sizeof src);
-        if (zip_list_sources(&src, path, err)) rc = -1;
-        else if (src.count && src.labels)
-            fprintf(out, "  sources: %d PNG or JPEG images in %d class folders ([encode] source, [data] source = images)\n",
-                    src.count, src.label_dim);
-        else if (src.count)
-            fprintf(out, "  sources: %d PNG or JPEG images, unlabelled ([encode] source, [data] source = images)\n",
-                    src.count);
-        dataset_close(&src);
-    }
+    /* Without dataset.json: the dataset tool's sources it holds (a zipped ImageNet folder), PNG or JPEG of any size. */
+    if (!rc && !json && zip_sources_listing(&d, err)) rc = -1;
+    else if (!rc && !json && d.labels)
+        fprintf(out, "  sources: %d PNG or JPEG images in %d class folders ([encode] source, [data] source = images)\n",
+                d.count, d.label_dim);
+    else if (!rc && !json && d.count)
+        fprintf(out, "  sources: %d PNG or JPEG images, unlabelled ([encode] source, [data] source = images)\n", d.count);
     dataset_close(&d);
-    zip_close(&z);
     return rc ? -1 : 0;
 }
 

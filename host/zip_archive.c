@@ -46,26 +46,30 @@ static long long find_end(const zip_archive *z) {
     return fits;
 }
 
+static int split_archive(const zip_archive *z, edm2_err *err) {
+    return err_set(err, "%s: an archive split over several files (not supported; join it with zip -s 0)", z->path);
+}
+
 /* The central directory's place and entry count, from the end record or the ZIP64 end record. */
 static int read_end(zip_archive *z, uint64_t *cd_off, uint64_t *cd_size, uint64_t *count, edm2_err *err) {
     const long long end = find_end(z);
     if (end < 0) return err_set(err, "%s: not a ZIP archive (no end of central directory record)", z->path);
     const unsigned char *e = z->map + end;
     if (u16(e + 4) != 0 || u16(e + 6) != 0 || u16(e + 8) != u16(e + 10))
-        return err_set(err, "%s: an archive split over several files (not supported; join it with zip -s 0)", z->path);
+        return split_archive(z, err);
     *count = u16(e + 10), *cd_size = u32(e + 12), *cd_off = u32(e + 16);
     uint64_t cd_end = (uint64_t)end;
     if (end >= LOCATOR64_BYTES && u32(e - LOCATOR64_BYTES) == SIG_LOCATOR64) {
         const unsigned char *loc = e - LOCATOR64_BYTES;
         const uint64_t at = u64(loc + 8);
         if (u32(loc + 4) != 0 || u32(loc + 16) > 1)
-            return err_set(err, "%s: an archive split over several files (not supported; join it with zip -s 0)", z->path);
+            return split_archive(z, err);
         if (at > (uint64_t)end - LOCATOR64_BYTES || (uint64_t)end - LOCATOR64_BYTES - at < END64_BYTES ||
             u32(z->map + at) != SIG_END64)
             return err_set(err, "%s: the ZIP64 end of central directory record is missing or damaged", z->path);
         const unsigned char *r = z->map + at;
         if (u32(r + 16) != 0 || u32(r + 20) != 0 || u64(r + 24) != u64(r + 32))
-            return err_set(err, "%s: an archive split over several files (not supported; join it with zip -s 0)", z->path);
+            return split_archive(z, err);
         *count = u64(r + 32), *cd_size = u64(r + 40), *cd_off = u64(r + 48);
         cd_end = at;
     } else if (*count == 0xFFFF || *cd_size == 0xFFFFFFFFu || *cd_off == 0xFFFFFFFFu) {
