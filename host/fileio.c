@@ -35,7 +35,7 @@ int af_open(atomic_file *af, const char *path, edm2_err *err) {
 }
 
 /* fsync of the folder holding `path`, so that a rename into it survives a crash. */
-static int sync_parent(const char *path) {
+int sync_parent(const char *path) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');

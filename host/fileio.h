@@ -23,6 +23,9 @@ int af_commit(atomic_file *af, edm2_err *err);
 /* Closes and removes the temporary file (after a failed write). */
 void af_abort(atomic_file *af);
 
+/* fsync of the folder holding `path` (after a rename into it, so that the rename survives a crash). */
+int sync_parent(const char *path);
+
 /* Reads a whole file into a malloc'ed buffer (NUL-terminated for convenience). */
 int read_file(const char *path, unsigned char **data, size_t *size, edm2_err *err);
 /* Maps a whole file read-only (large snapshots and datasets stay in the page cache). */

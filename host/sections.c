@@ -144,7 +144,8 @@ static const edm2_config_key k_encode[] = {
 static const edm2_config_key k_convert[] = {
     {"source", EDM2_CFG_STRING, NULL,
      "folder of images (PNG, JPEG; any size), or a .zip of one: class subfolders, a dataset.json, or just images"},
-    {"dest", EDM2_CFG_STRING, NULL, "the folder to write (PNGs and dataset.json, for [data] source = folder)"},
+    {"dest", EDM2_CFG_STRING, NULL,
+     "the folder to write (PNGs and dataset.json, for [data] source = folder), or one archive when it ends in .zip"},
     {"resolution", EDM2_CFG_INT, "64", "images are centre-cropped and resized to this (the ADM / EDM2 dataset tool's crop)"},
     {"max_images", EDM2_CFG_INT, "0", "convert only the first N images (0 = all)"},
 };

@@ -58,6 +58,8 @@ static int read_end(zip_archive *z, uint64_t *cd_off, uint64_t *cd_size, uint64_
     if (u16(e + 4) != 0 || u16(e + 6) != 0 || u16(e + 8) != u16(e + 10))
         return split_archive(z, err);
     *count = u16(e + 10), *cd_size = u32(e + 12), *cd_off = u32(e + 16);
+    z->comment = (const char *)e + END_BYTES;
+    z->comment_len = z->size - (size_t)end - END_BYTES < u16(e + 20) ? z->size - (size_t)end - END_BYTES : u16(e + 20);
     uint64_t cd_end = (uint64_t)end;
     if (end >= LOCATOR64_BYTES && u32(e - LOCATOR64_BYTES) == SIG_LOCATOR64) {
         const unsigned char *loc = e - LOCATOR64_BYTES;

@@ -28,6 +28,8 @@ typedef struct zip_archive {
     zip_entry *entries; /* [count], sorted by name (names are unique) */
     size_t count;
     char *names;
+    const char *comment; /* the archive's comment, in the mapping: [comment_len] bytes, not NUL-terminated */
+    size_t comment_len;
 } zip_archive;
 
 /* Opens and maps `path` and reads its central directory. Returns 0, or -1 with a one-line error naming the

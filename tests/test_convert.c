@@ -5,7 +5,10 @@
  * continued after images went missing or were cut short (only those written again, the files as before) and
  * after SIGINT (exit status 130, no dataset.json until the end); an unreadable image reported and left out;
  * `check` writing nothing; a dest of other settings or with other files, and a source without readable images,
- * refused with one line. */
+ * refused with one line. A dest ending in .zip: an archive holding the folder's files byte for byte (read back by
+ * [data]), left as it is by a second run; an unfinished DEST.partial continued after it was cut short in an entry
+ * or while finishing (the archive then bitwise an uninterrupted run's) and after SIGINT; other settings, another
+ * file named DEST and a stray DEST.partial refused with one line. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include "fileio.h"
 #include "image_io.h"
 #include "test_util.h"
+#include "zip_archive.h"
 
 static char *g_dir;
 
@@ -170,7 +174,139 @@ static void test_convert_unreadable(void **state) {
     assert_non_null(strstr(r.err, "[convert] source: none of the 1 images could be read"));
 }
 
-/* SIGINT: the round at hand finished, exit status 130, no dataset.json; the same command continues to the end. */
+/* Entry `name` of archive `path` equals file `file`, byte for byte. */
+static void same_entry(const char *path, const char *name, const char *file) {
+    zip_archive z;
+    edm2_err err;
+    if (zip_open(&z, path, &err)) fail_msg("%s", err.msg);
+    const zip_entry *e = zip_find(&z, name);
+    assert_non_null(e);
+    assert_int_equal(e->method, 0); /* stored, as the dataset tool stores its PNGs */
+    const unsigned char *data;
+    unsigned char *owned, *want;
+    size_t n, nw;
+    if (zip_read(&z, e, &data, &n, &owned, &err) || read_file(file, &want, &nw, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(n, nw);
+    assert_memory_equal(data, want, n);
+    free(want);
+    zip_close(&z);
+}
+
+static unsigned char *file_bytes(const char *path, size_t *n) {
+    unsigned char *b;
+    edm2_err err;
+    if (read_file(path, &b, n, &err)) fail_msg("%s", err.msg);
+    return b;
+}
+
+/* A dest ending in .zip: the folder's files as stored entries, dataset.json last, read back by [data]; a second
+ * run leaves it as it is; refusals. */
+static void test_convert_archive(void **state) {
+    (void)state;
+    run_result r;
+    char *cfg = config(source_path("sources"), "checked.zip", 16, "");
+    if (run_host(&r, "check", cfg, NULL)) fail_msg("%s", r.err);
+    free(cfg);
+    char *zip = dest_file("", "out.zip"), *checked = dest_file("", "checked.zip.partial");
+    assert_int_not_equal(access(checked, F_OK), 0); /* check writes nothing */
+    free(checked);
+    if (convert(source_path("sources"), "folder", 16, "", &r)) fail_msg("%s", r.err);
+    if (convert(source_path("sources.zip"), "out.zip", 16, "", &r)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.err, "stored in an archive"));
+    assert_non_null(strstr(r.err, ": 6 written, 0 kept from an earlier run, 0 unreadable"));
+    for (int i = 0; i < 7; i++) {
+        char name[64];
+        if (i < 6) snprintf(name, sizeof name, "00000/img%08d.png", i);
+        else snprintf(name, sizeof name, "dataset.json");
+        char *file = dest_file("folder", name);
+        same_entry(zip, name, file);
+        free(file);
+    }
+    zip_archive z;
+    edm2_err err;
+    if (zip_open(&z, zip, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(z.count, 7);
+    zip_close(&z);
+    dataset conv, src; /* read back as training data: the folder's images and classes */
+    if (open_data(&conv, "folder", zip, &err) || open_data(&src, "images", source_path("sources"), &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(conv.count, 6), assert_int_equal(conv.label_dim, 3);
+    float a[3 * 16 * 16], b[3 * 16 * 16], ha[3], hb[3];
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(dataset_get(&conv, i, a, ha, 3, &err) | dataset_get(&src, i, b, hb, 3, &err), 0);
+        assert_memory_equal(a, b, sizeof a);
+        assert_memory_equal(ha, hb, sizeof ha);
+    }
+    dataset_close(&conv), dataset_close(&src);
+    size_t n1, n2;
+    unsigned char *before = file_bytes(zip, &n1);
+    if (convert(source_path("sources.zip"), "out.zip", 16, "", &r)) fail_msg("%s", r.err);
+    assert_non_null(strstr(r.err, "holds this conversion already"));
+    unsigned char *after = file_bytes(zip, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(before, after, n1);
+    free(before), free(after);
+    assert_int_equal(convert(source_path("sources.zip"), "out.zip", 20, "", &r), 1); /* other settings */
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "holds a conversion of other settings"));
+    free(write_text(g_dir, "other.zip", "not an archive"));
+    assert_int_equal(convert(source_path("sources.zip"), "other.zip", 16, "", &r), 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "is there and is not an archive (")), assert_non_null(strstr(r.err, "other.zip"));
+    free(write_text(g_dir, "stray.zip.partial", "mine"));
+    assert_int_equal(convert(source_path("sources.zip"), "stray.zip", 16, "", &r), 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "stray.zip.partial is there without "));
+    free(zip);
+}
+
+/* An unfinished archive continued: cut short inside image 4, or while finishing (after dataset.json was added):
+ * the whole images kept, and the archive in the end bitwise an uninterrupted run's. */
+static void test_convert_archive_continue(void **state) {
+    (void)state;
+    run_result r;
+    if (convert(source_path("sources"), "whole.zip", 16, "", &r)) fail_msg("%s", r.err);
+    char *whole = dest_file("", "whole.zip"), *zip = dest_file("", "cut.zip");
+    char *partial = dest_file("", "cut.zip.partial"), *json = dest_file("", "cut.zip.partial.json");
+    size_t n;
+    unsigned char *bytes = file_bytes(whole, &n);
+    zip_archive z;
+    edm2_err err;
+    if (zip_open(&z, whole, &err)) fail_msg("%s", err.msg);
+    char settings[9000];
+    snprintf(settings, sizeof settings, "%.*s", (int)z.comment_len, z.comment);
+    const uint64_t in_image4 = zip_find(&z, "00000/img00000004.png")->offset + 50;
+    const zip_entry *listing = zip_find(&z, "dataset.json"); /* cut 10 bytes into the central directory */
+    const uint64_t after_json = listing->offset + 30 + strlen("dataset.json") + listing->usize + 10;
+    zip_close(&z);
+    const uint64_t cuts[2] = {in_image4, after_json};
+    const char *kept[2] = {"(4 images kept, from image 4 on)", "(6 images kept, from image 6 on)"};
+    for (int k = 0; k < 2; k++) {
+        FILE *f = fopen(partial, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(bytes, 1, (size_t)cuts[k], f), (size_t)cuts[k]);
+        fclose(f);
+        free(write_text(g_dir, "cut.zip.partial.json", settings));
+        if (convert(source_path("sources"), "cut.zip", 16, "", &r)) fail_msg("%s", r.err);
+        assert_non_null(strstr(r.err, kept[k]));
+        size_t m;
+        unsigned char *again = file_bytes(zip, &m);
+        assert_int_equal(m, n);
+        assert_memory_equal(again, bytes, n);
+        free(again);
+        assert_int_not_equal(access(partial, F_OK), 0), assert_int_not_equal(access(json, F_OK), 0);
+        unlink(zip);
+    }
+    free(write_text(g_dir, "cut.zip.partial.json", "{\"other\": 1}\n")); /* an unfinished run of other settings */
+    free(write_text(g_dir, "cut.zip.partial", ""));
+    assert_int_equal(convert(source_path("sources"), "cut.zip", 16, "", &r), 1);
+    assert_int_equal(r.err_lines, 1);
+    assert_non_null(strstr(r.err, "holds an unfinished conversion of other settings"));
+    free(bytes), free(whole), free(zip), free(partial), free(json);
+}
+
+/* SIGINT: the round at hand finished, exit status 130, no dataset.json (no archive: its DEST.partial kept); the same
+ * command continues to the end; into a folder and into an archive. */
 static void test_convert_interrupted(void **state) {
     (void)state;
     char src[4200], link[4300];
@@ -186,21 +322,27 @@ static void test_convert_interrupted(void **state) {
         assert_int_equal(symlink("img.png", link), 0);
     }
     free(first);
-    char *cfg = config(src, "many-out", 64, "[job]\nthreads = 1\n");
-    char *wait_for = dest_file("many-out", "00000/img00000000.png"), *json = dest_file("many-out", "dataset.json");
-    const int st = run_interrupted(cfg, wait_for);
-    if (st == 0) {
-        print_message("note: the conversion ended before the signal arrived\n");
-    } else {
-        assert_int_equal(st, 130);
-        assert_int_not_equal(access(json, F_OK), 0);
+    for (int archive = 0; archive < 2; archive++) {
+        const char *dest = archive ? "many.zip" : "many-out";
+        char *cfg = config(src, dest, 64, "[job]\nthreads = 1\n");
+        char *wait_for = archive ? dest_file("", "many.zip.partial") : dest_file(dest, "00000/img00000000.png");
+        char *done = archive ? dest_file("", dest) : dest_file(dest, "dataset.json");
+        const int st = run_interrupted(cfg, wait_for);
+        if (st == 0) {
+            print_message("note: the conversion ended before the signal arrived\n");
+        } else {
+            assert_int_equal(st, 130);
+            assert_int_not_equal(access(done, F_OK), 0);
+            if (archive) assert_int_equal(access(wait_for, F_OK), 0);
+        }
+        run_result r;
+        if (run_host(&r, "run", cfg, NULL)) fail_msg("%s", r.err);
+        assert_non_null(strstr(r.err, "converted 2101 images into "));
+        if (st == 130) assert_non_null(strstr(r.err, " kept from an earlier run"));
+        if (st == 130 && archive) assert_non_null(strstr(r.err, "(1024 images kept, from image 1024 on)"));
+        assert_int_equal(access(done, F_OK), 0);
+        free(cfg), free(wait_for), free(done);
     }
-    run_result r;
-    if (run_host(&r, "run", cfg, NULL)) fail_msg("%s", r.err);
-    assert_non_null(strstr(r.err, "converted 2101 images into "));
-    if (st == 130) assert_non_null(strstr(r.err, " kept from an earlier run"));
-    assert_int_equal(access(json, F_OK), 0);
-    free(cfg), free(wait_for), free(json);
 }
 
 static int setup(void **state) {
@@ -219,6 +361,8 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_convert_layout), cmocka_unit_test(test_convert_continue),
                                        cmocka_unit_test(test_convert_unreadable),
+                                       cmocka_unit_test(test_convert_archive),
+                                       cmocka_unit_test(test_convert_archive_continue),
                                        cmocka_unit_test(test_convert_interrupted)};
     test_filter_from_env();
     return cmocka_run_group_tests(tests, setup, teardown);
