@@ -27,6 +27,22 @@ static void jpeg_fail(j_common_ptr c) {
 
 static void jpeg_quiet(j_common_ptr c, int level) { (void)c, (void)level; } /* warnings: corrupt data is still decoded */
 
+/* px[n x 4] CMYK as a JPEG stores it, into px[n x 3] RGB in place, as Pillow reads it: the stored values inverted
+ * (Adobe's convention, which Pillow assumes for every CMYK JPEG), then R = (255 - K) - C (255 - K) / 255 with the
+ * quotient rounded to nearest (likewise G from M, B from Y), Pillow's conversion to RGB. */
+static void cmyk_to_rgb(uint8_t *px, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *s = px + 4 * i;
+        const unsigned nk = s[3]; /* 255 - K, K = 255 - stored */
+        uint8_t rgb[3];
+        for (int c = 0; c < 3; c++) {
+            const unsigned t = (255u - s[c]) * nk + 128; /* (255 - stored) = the ink, times 255 - K, rounded / 255 */
+            rgb[c] = (uint8_t)(nk - (((t >> 8) + t) >> 8));
+        }
+        memcpy(px + 3 * i, rgb, 3); /* (3 i <= 4 i: never ahead of what is still to be read) */
+    }
+}
+
 static int read_jpeg(const char *path, const unsigned char *data, size_t n, uint8_t **px, int *w, int *h,
                      edm2_err *err) {
     struct jpeg_decompress_struct cinfo;
@@ -43,26 +59,26 @@ static int read_jpeg(const char *path, const unsigned char *data, size_t n, uint
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)n);
     jpeg_read_header(&cinfo, TRUE);
-    if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
-        jpeg_destroy_decompress(&cinfo);
-        return err_set(err, "%s: a CMYK JPEG (convert it to RGB first)", path);
-    }
     if ((unsigned long long)cinfo.image_width * cinfo.image_height > IMAGE_READ_MAX_PIXELS || !cinfo.image_width ||
         !cinfo.image_height) {
         jpeg_destroy_decompress(&cinfo);
         return err_set(err, "%s: %ux%u pixels: empty or too large", path, cinfo.image_width, cinfo.image_height);
     }
-    cinfo.out_color_space = JCS_RGB; /* grey is replicated by libjpeg */
+    const int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB; /* grey is replicated by libjpeg; YCCK made CMYK by it */
     jpeg_start_decompress(&cinfo);
     const size_t stride = (size_t)cinfo.output_width * 3;
-    if (cinfo.output_components != 3 || !(out = malloc(stride * cinfo.output_height))) {
+    if (cinfo.output_components != (cmyk ? 4 : 3) ||
+        !(out = malloc((stride + cinfo.output_width) * cinfo.output_height))) { /* (CMYK: 4 bytes a pixel) */
         jpeg_destroy_decompress(&cinfo);
         return err_set(err, "%s: cannot decode as RGB (or out of memory)", path);
     }
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = out + stride * cinfo.output_scanline;
+        const size_t y = cinfo.output_scanline;
+        JSAMPROW row = out + (cmyk ? 4 * cinfo.output_width : stride) * y;
         jpeg_read_scanlines(&cinfo, &row, 1);
     }
+    if (cmyk) cmyk_to_rgb(out, (size_t)cinfo.output_width * cinfo.output_height);
     *w = (int)cinfo.output_width, *h = (int)cinfo.output_height;
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);

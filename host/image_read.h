@@ -1,7 +1,7 @@
 /* image_read.h: reading a source image of any size as 8-bit RGB for the dataset tool: PNG (libpng; grey,
  * palette, 16-bit and alpha converted as png_read does) and JPEG (libjpeg-turbo, its default, exact integer
- * IDCT and smooth chroma upsampling, as Pillow decodes; grey replicated to RGB; CMYK refused), told apart by
- * their first bytes. */
+ * IDCT and smooth chroma upsampling, as Pillow decodes; grey replicated to RGB; CMYK and YCCK (ImageNet has a
+ * few) converted to RGB as Pillow's convert("RGB") does), told apart by their first bytes. */
 #ifndef EDM2_HOST_IMAGE_READ_H
 #define EDM2_HOST_IMAGE_READ_H
 

@@ -97,7 +97,8 @@ static int kept(const char *path, int res) {
     return ok;
 }
 
-/* The settings of this conversion, as DEST/convert.json holds them (the source's path a JSON string). */
+/* The settings of this conversion, as DEST/convert.json holds them (an archive: DEST.partial.json, then its
+ * comment); the source's path a JSON string. */
 static void settings_json(char *out, size_t len, const char *source, int res, int count) {
     char quoted[8200];
     size_t q = 0;

@@ -1,6 +1,7 @@
 /* test_image_resize.c: Pillow's resampling (image_resize.c) bitwise against Pillow itself
  * (tests/data/resize_ref.safetensors, made by make_resize_ref.py): BOX and BICUBIC, down and up, RGB and grey,
- * odd sizes; the ADM / EDM2 dataset tool's centre crop; and a JPEG decoded as Pillow decodes it. */
+ * odd sizes; the ADM / EDM2 dataset tool's centre crop; and a JPEG, RGB and CMYK, decoded as Pillow decodes it
+ * (the CMYK one as its convert("RGB") converts it). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,13 @@ static void test_jpeg_as_pillow(void **state) {
     uint8_t *want = pixels("jpeg/decoded", d), *got = NULL;
     edm2_err err;
     if (image_read_rgb(EDM2_TEST_DATA "/resize_ref.jpg", &got, &w, &h, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(w, d[1]);
+    assert_int_equal(h, d[0]);
+    assert_memory_equal(got, want, (size_t)w * h * 3);
+    free(want), free(got);
+    /* CMYK (Adobe's inverted values, as Pillow and Photoshop write them): Pillow's convert("RGB"), bitwise */
+    want = pixels("jpeg_cmyk/decoded", d);
+    if (image_read_rgb(EDM2_TEST_DATA "/resize_ref_cmyk.jpg", &got, &w, &h, &err)) fail_msg("%s", err.msg);
     assert_int_equal(w, d[1]);
     assert_int_equal(h, d[0]);
     assert_memory_equal(got, want, (size_t)w * h * 3);

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Writes tests/data/resize_ref.safetensors and tests/data/resize_ref.jpg for tests/test_image_resize.c:
+"""Writes tests/data/resize_ref.safetensors, resize_ref.jpg and resize_ref_cmyk.jpg for tests/test_image_resize.c:
 Pillow's Image.resize (BOX and BICUBIC, the filters of the ADM / EDM2 dataset tool's centre crop) of random
 8-bit RGB and grey images, downscaling and upscaling, odd sizes; the dataset tool's "center-crop-dhariwal"
-of a 3:2 image to 16x16; and a small JPEG with the pixels Pillow decodes from it. Pixel values are stored
+of a 3:2 image to 16x16; a small JPEG with the pixels Pillow decodes from it; and a CMYK JPEG (as Pillow writes
+one: Adobe's inverted values) with the RGB pixels Pillow's convert("RGB") makes of it. Pixel values are stored
 as F32 (exact for 0..255).
 Made with Pillow 10.4.0 (of the EDM2 reference's time; Pillow 13 changed its resampling), numpy 2.4.6:
     python3 tests/data/make_resize_ref.py"""
@@ -51,6 +52,15 @@ def main():
     with open(os.path.join(here, "resize_ref.jpg"), "wb") as f:
         f.write(buf.getvalue())
     out["jpeg/decoded"] = np.array(PIL.Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).astype(np.float32)
+    # CMYK: smooth inks and a black that spans 0..255 (every term of the conversion matters)
+    y, x = np.mgrid[0:24, 0:40]
+    cmyk = np.stack([128 + 120 * np.sin(x / 5.0), 128 + 120 * np.cos(y / 4.0), (x * 6 + y * 3) % 256,
+                     (x * 7 + y * 11) % 256], -1).astype(np.uint8)
+    buf = io.BytesIO()
+    PIL.Image.fromarray(cmyk, mode="CMYK").save(buf, format="JPEG", quality=90)
+    with open(os.path.join(here, "resize_ref_cmyk.jpg"), "wb") as f:
+        f.write(buf.getvalue())
+    out["jpeg_cmyk/decoded"] = np.array(PIL.Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).astype(np.float32)
     save_file(out, os.path.join(here, "resize_ref.safetensors"),
               metadata={"made_by": "tests/data/make_resize_ref.py", "pillow": PIL.__version__})
     print(f"{len(out)} tensors, jpeg {len(buf.getvalue())} bytes")

@@ -82,10 +82,11 @@ def main():
     # PNG: first byte = channels and expected size
     out("png", "gray8", b"\2" + png(8, 8, 1, bytes(range(64))))
     out("png", "rgb3", b"\1" + png(3, 2, 3, bytes(range(18))))
-    # source images of the encode job: a PNG and the JPEG of tests/data (made by make_resize_ref.py)
+    # source images of the encode job: a PNG and the JPEGs of tests/data (RGB and CMYK, made by make_resize_ref.py)
     out("image", "png", png(5, 3, 3, bytes(range(45))))
-    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "resize_ref.jpg"), "rb") as f:
-        out("image", "jpeg", f.read())
+    for name, jpeg in (("jpeg", "resize_ref.jpg"), ("jpeg-cmyk", "resize_ref_cmyk.jpg")):
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", jpeg), "rb") as f:
+            out("image", name, f.read())
     # the dataset tool's archives (tests/data/archives, make_dataset_archives.py): first byte 1 = a ZIP file, 0 = a
     # .npy array
     archives = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "archives")
