@@ -1,4 +1,4 @@
-/* image_io.c: PNG I/O through libpng's simplified API, pixel encoding, grids. */
+/* image_io.c: PNG writing through libpng's simplified API (reading: png_read.c), pixel encoding, grids. */
 #include "image_io.h"
 
 #include <math.h>
@@ -8,58 +8,6 @@
 #include <string.h>
 
 #include "fileio.h"
-
-int png_decode(const void *buf, size_t size, const char *name, int channels, int want_w, int want_h, uint8_t **pixels,
-               int *width, int *height, edm2_err *err) {
-    png_image img;
-    memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    *pixels = NULL;
-    if (!png_image_begin_read_from_memory(&img, buf, size))
-        return err_set(err, "%s: not a readable PNG: %s", name, img.message);
-    /* The header's size is checked before anything is allocated for the pixels. */
-    if ((want_w > 0 && (int64_t)img.width != want_w) || (want_h > 0 && (int64_t)img.height != want_h)) {
-        png_image_free(&img);
-        return err_set(err, "%s: %ux%u pixels, expected %dx%d", name, img.width, img.height, want_w, want_h);
-    }
-    if (img.width > PNG_MAX_SIDE || img.height > PNG_MAX_SIDE) {
-        png_image_free(&img);
-        return err_set(err, "%s: %ux%u pixels (at most %d a side)", name, img.width, img.height, PNG_MAX_SIDE);
-    }
-    img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-    size_t bytes = PNG_IMAGE_SIZE(img);
-    /* Deflate expands at most 1032-fold and a 1-bit palette image becomes 24-bit RGB: a header that
-     * announces more pixels than the file could hold is refused before they are allocated. */
-    if (bytes > size * 25000 + 65536) {
-        png_image_free(&img);
-        return err_set(err, "%s: %ux%u pixels announced in %zu bytes: truncated or not a PNG", name, img.width,
-                       img.height, size);
-    }
-    uint8_t *px = malloc(bytes ? bytes : 1);
-    if (!px) {
-        png_image_free(&img);
-        return err_set(err, "%s: out of memory", name);
-    }
-    if (!png_image_finish_read(&img, NULL, px, 0, NULL)) {
-        free(px);
-        return err_set(err, "%s: PNG decode failed: %s", name, img.message);
-    }
-    *pixels = px;
-    *width = (int)img.width;
-    *height = (int)img.height;
-    return 0;
-}
-
-int png_read(const char *path, int channels, int want_w, int want_h, uint8_t **pixels, int *width, int *height,
-             edm2_err *err) {
-    unsigned char *buf;
-    size_t size;
-    *pixels = NULL;
-    if (map_file(path, &buf, &size, err)) return -1;
-    int rc = png_decode(buf, size, path, channels, want_w, want_h, pixels, width, height, err);
-    unmap_file(buf, size);
-    return rc;
-}
 
 int png_encode(const uint8_t *pixels, int width, int height, int channels, unsigned char **png, size_t *size,
                edm2_err *err) {

@@ -10,9 +10,10 @@
 
 #define PNG_MAX_SIDE 16384
 
-/* Decodes a PNG held in memory as `channels` (1 = gray, 3 = RGB) 8-bit pixels, HWC; *pixels is malloc'ed.
- * The size from the header must be want_w x want_h where those are > 0, and at most PNG_MAX_SIDE a side:
- * checked before the pixels are allocated. `name` is used in messages. */
+/* Decodes a PNG held in memory as `channels` (1 = gray, 3 = RGB) 8-bit pixels, HWC, as Pillow reads it
+ * (png_read.c: no gamma conversion, alpha dropped, ...); *pixels is malloc'ed. The size from the header must be
+ * want_w x want_h where those are > 0, and at most PNG_MAX_SIDE a side: checked before the pixels are allocated.
+ * `name` is used in messages. */
 int png_decode(const void *buf, size_t size, const char *name, int channels, int want_w, int want_h, uint8_t **pixels,
                int *width, int *height, edm2_err *err);
 /* The same for a file. */
