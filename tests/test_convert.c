@@ -61,15 +61,38 @@ static int open_data(dataset *d, const char *source, const char *path, edm2_err 
     return rc;
 }
 
+/* `edm2host check` of a conversion to dest: passes, and `probe` (a path under g_dir) is not there after it. */
+static void check_writes_nothing(const char *source, const char *dest, const char *probe) {
+    run_result r;
+    char *cfg = config(source, dest, 16, "");
+    if (run_host(&r, "check", cfg, NULL)) fail_msg("%s", r.err);
+    free(cfg);
+    char *p = dest_file("", probe);
+    assert_int_not_equal(access(p, F_OK), 0);
+    free(p);
+}
+
+/* The conversion at `path` (a folder or an archive) read back as training data: bitwise the crops that
+ * source = images makes of the sources, same classes. */
+static void same_as_sources(const char *path) {
+    dataset conv, src;
+    edm2_err err;
+    if (open_data(&conv, "folder", path, &err) || open_data(&src, "images", source_path("sources"), &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(conv.count, 6), assert_int_equal(conv.label_dim, 3);
+    float a[3 * 16 * 16], b[3 * 16 * 16], ha[3], hb[3];
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(dataset_get(&conv, i, a, ha, 3, &err) | dataset_get(&src, i, b, hb, 3, &err), 0);
+        assert_memory_equal(a, b, sizeof a);
+        assert_memory_equal(ha, hb, sizeof ha);
+    }
+    dataset_close(&conv), dataset_close(&src);
+}
+
 static void test_convert_layout(void **state) {
     (void)state;
     run_result r;
-    char *cfg = config(source_path("sources.zip"), "checked", 16, "");
-    if (run_host(&r, "check", cfg, NULL)) fail_msg("%s", r.err);
-    free(cfg);
-    char *checked = dest_file("checked", "");
-    assert_int_not_equal(access(checked, F_OK), 0); /* check writes nothing */
-    free(checked);
+    check_writes_nothing(source_path("sources.zip"), "checked", "checked");
     if (convert(source_path("sources"), "from-folder", 16, "", &r)) fail_msg("%s", r.err);
     assert_non_null(strstr(r.err, "converted 6 images into "));
     assert_non_null(strstr(r.err, ": 6 written, 0 kept from an earlier run, 0 unreadable"));
@@ -93,22 +116,9 @@ static void test_convert_layout(void **state) {
         assert_memory_equal(ta, tb, na);
         free(a), free(b), free(ta), free(tb);
     }
-    /* Read back as training data: bitwise the crops that source = images makes of the sources, same classes. */
-    dataset conv, src;
-    edm2_err err;
     char *root = dest_file("from-zip", "");
-    if (open_data(&conv, "folder", root, &err) || open_data(&src, "images", source_path("sources"), &err))
-        fail_msg("%s", err.msg);
+    same_as_sources(root);
     free(root);
-    assert_int_equal(conv.count, 6), assert_int_equal(conv.label_dim, 3);
-    float a[3 * 16 * 16], b[3 * 16 * 16], ha[3], hb[3];
-    for (int i = 0; i < 6; i++) {
-        assert_int_equal(dataset_get(&conv, i, a, ha, 3, &err), 0);
-        assert_int_equal(dataset_get(&src, i, b, hb, 3, &err), 0);
-        assert_memory_equal(a, b, sizeof a);
-        assert_memory_equal(ha, hb, sizeof ha);
-    }
-    dataset_close(&conv), dataset_close(&src);
 }
 
 /* Continued: missing and cut-short images written again (and only those), the files as the first run wrote them;
@@ -204,12 +214,8 @@ static unsigned char *file_bytes(const char *path, size_t *n) {
 static void test_convert_archive(void **state) {
     (void)state;
     run_result r;
-    char *cfg = config(source_path("sources"), "checked.zip", 16, "");
-    if (run_host(&r, "check", cfg, NULL)) fail_msg("%s", r.err);
-    free(cfg);
-    char *zip = dest_file("", "out.zip"), *checked = dest_file("", "checked.zip.partial");
-    assert_int_not_equal(access(checked, F_OK), 0); /* check writes nothing */
-    free(checked);
+    check_writes_nothing(source_path("sources"), "checked.zip", "checked.zip.partial");
+    char *zip = dest_file("", "out.zip");
     if (convert(source_path("sources"), "folder", 16, "", &r)) fail_msg("%s", r.err);
     if (convert(source_path("sources.zip"), "out.zip", 16, "", &r)) fail_msg("%s", r.err);
     assert_non_null(strstr(r.err, "stored in an archive"));
@@ -227,17 +233,7 @@ static void test_convert_archive(void **state) {
     if (zip_open(&z, zip, &err)) fail_msg("%s", err.msg);
     assert_int_equal(z.count, 7);
     zip_close(&z);
-    dataset conv, src; /* read back as training data: the folder's images and classes */
-    if (open_data(&conv, "folder", zip, &err) || open_data(&src, "images", source_path("sources"), &err))
-        fail_msg("%s", err.msg);
-    assert_int_equal(conv.count, 6), assert_int_equal(conv.label_dim, 3);
-    float a[3 * 16 * 16], b[3 * 16 * 16], ha[3], hb[3];
-    for (int i = 0; i < 6; i++) {
-        assert_int_equal(dataset_get(&conv, i, a, ha, 3, &err) | dataset_get(&src, i, b, hb, 3, &err), 0);
-        assert_memory_equal(a, b, sizeof a);
-        assert_memory_equal(ha, hb, sizeof ha);
-    }
-    dataset_close(&conv), dataset_close(&src);
+    same_as_sources(zip);
     size_t n1, n2;
     unsigned char *before = file_bytes(zip, &n1);
     if (convert(source_path("sources.zip"), "out.zip", 16, "", &r)) fail_msg("%s", r.err);
