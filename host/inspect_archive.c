@@ -1,7 +1,7 @@
 /* inspect_archive.c: `edm2host inspect FILE.zip` and `FILE.npy`: what a dataset of the EDM2 dataset tool holds
  * (how many PNG or .npy images, their size, the classes of its dataset.json, the [data] settings that read it;
- * data_zip.c; without dataset.json also the source images the encode job would read), or the dtype and shape of
- * one NumPy array. */
+ * data_zip.c; without dataset.json also the source images the encode job would read; the archive's comment, such
+ * as the convert job's settings), or the dtype and shape of one NumPy array. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +49,15 @@ static int describe_first(const zip_archive *z, const char *entry, int npy, FILE
     return rc;
 }
 
+/* The archive's comment (the convert job's settings, for one), when it is one line of printable text. */
+static void print_comment(const zip_archive *z, FILE *out) {
+    size_t n = z->comment_len;
+    while (n && (z->comment[n - 1] == '\n' || z->comment[n - 1] == '\r')) n--;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)z->comment[i] < 0x20 || z->comment[i] == 0x7f) return;
+    if (n) fprintf(out, "  comment: %.*s\n", (int)n, z->comment);
+}
+
 static int inspect_zip(const char *path, FILE *out, edm2_err *err) {
     dataset d;
     memset(&d, 0, sizeof d);
@@ -83,6 +92,7 @@ static int inspect_zip(const char *path, FILE *out, edm2_err *err) {
                                                                         : "none (no dataset.json)\n");
             if (listed && d.labels) fprintf(out, "%d classes (dataset.json)\n", d.label_dim);
         }
+        print_comment(z, out);
     }
     /* Without dataset.json: the dataset tool's sources it holds (a zipped ImageNet folder), PNG or JPEG of any size. */
     if (!rc && !json && zip_sources_listing(&d, err)) rc = -1;

@@ -6,9 +6,9 @@
  * after SIGINT (exit status 130, no dataset.json until the end); an unreadable image reported and left out;
  * `check` writing nothing; a dest of other settings or with other files, and a source without readable images,
  * refused with one line. A dest ending in .zip: an archive holding the folder's files byte for byte (read back by
- * [data]), left as it is by a second run; an unfinished DEST.partial continued after it was cut short in an entry
- * or while finishing (the archive then bitwise an uninterrupted run's) and after SIGINT; other settings, another
- * file named DEST and a stray DEST.partial refused with one line. */
+ * [data]; its settings in its comment, shown by inspect), left as it is by a second run; an unfinished DEST.partial
+ * continued after it was cut short in an entry or while finishing (the archive then bitwise an uninterrupted run's)
+ * and after SIGINT; other settings, another file named DEST and a stray DEST.partial refused with one line. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +234,9 @@ static void test_convert_archive(void **state) {
     assert_int_equal(z.count, 7);
     zip_close(&z);
     same_as_sources(zip);
+    if (run_host(&r, "inspect", zip, NULL)) fail_msg("%s", r.err); /* the settings, as the archive's comment */
+    assert_non_null(strstr(r.out, "  comment: {\"tool\": \"edm2host convert\", \"source\": \""));
+    assert_non_null(strstr(r.out, "\", \"resolution\": 16, \"images\": 6}\n"));
     size_t n1, n2;
     unsigned char *before = file_bytes(zip, &n1);
     if (convert(source_path("sources.zip"), "out.zip", 16, "", &r)) fail_msg("%s", r.err);
