@@ -79,6 +79,10 @@ int png_decode(const void *buf, size_t size, const char *name, int channels, int
         return err_set(err, stage ? "%s: PNG decode failed: %s" : "%s: not a readable PNG: %s", name, src.msg);
     }
     png_set_read_fn(png, &src, source_read);
+    /* Every chunk but IHDR, PLTE, tRNS, IDAT and IEND is skipped unread (text, profiles, ...: nothing here uses
+     * them, and a damaged length there asked libpng for gigabytes); what libpng still buffers is capped. */
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, NULL, -1);
+    png_set_chunk_malloc_max(png, (png_alloc_size_t)1 << 24);
     png_read_info(png, info);
     png_uint_32 w, h;
     int depth, type, interlace;
