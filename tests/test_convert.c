@@ -45,6 +45,13 @@ static int convert(const char *source, const char *dest, int res, const char *ex
     return st;
 }
 
+/* The conversion of source to dest at `res` is refused with one line holding `expected`; r holds its output. */
+static void refused(const char *source, const char *dest, int res, const char *expected, run_result *r) {
+    assert_int_equal(convert(source, dest, res, "", r), 1);
+    assert_int_equal(r->err_lines, 1);
+    if (!strstr(r->err, expected)) fail_msg("expected '%s' in: %s", expected, r->err);
+}
+
 static char *dest_file(const char *dest, const char *name) {
     char p[4200];
     snprintf(p, sizeof p, "%s/%s/%s", g_dir, dest, name);
@@ -142,15 +149,11 @@ static void test_convert_continue(void **state) {
     assert_memory_equal(before, after, nb);
     assert_int_equal(access(json, F_OK), 0);
     free(p1), free(p4), free(p5), free(json), free(before), free(after);
-    assert_int_equal(convert(source_path("sources"), "again", 20, "", &r), 1);
-    assert_int_equal(r.err_lines, 1);
-    assert_non_null(strstr(r.err, "holds a conversion of other settings"));
+    refused(source_path("sources"), "again", 20, "holds a conversion of other settings", &r);
     char *other = dest_file("other", "");
     assert_int_equal(make_dirs(other, &err), 0);
     free(write_text(other, "notes.txt", "mine"));
-    assert_int_equal(convert(source_path("sources"), "other", 16, "", &r), 1);
-    assert_int_equal(r.err_lines, 1);
-    assert_non_null(strstr(r.err, "holds other files: choose a new or empty folder"));
+    refused(source_path("sources"), "other", 16, "holds other files: choose a new or empty folder", &r);
     free(other);
 }
 
@@ -245,17 +248,11 @@ static void test_convert_archive(void **state) {
     assert_int_equal(n1, n2);
     assert_memory_equal(before, after, n1);
     free(before), free(after);
-    assert_int_equal(convert(source_path("sources.zip"), "out.zip", 20, "", &r), 1); /* other settings */
-    assert_int_equal(r.err_lines, 1);
-    assert_non_null(strstr(r.err, "holds a conversion of other settings"));
+    refused(source_path("sources.zip"), "out.zip", 20, "holds a conversion of other settings", &r);
     free(write_text(g_dir, "other.zip", "not an archive"));
-    assert_int_equal(convert(source_path("sources.zip"), "other.zip", 16, "", &r), 1);
-    assert_int_equal(r.err_lines, 1);
-    assert_non_null(strstr(r.err, "is there and is not an archive (")), assert_non_null(strstr(r.err, "other.zip"));
+    refused(source_path("sources.zip"), "other.zip", 16, "other.zip' is there and is not an archive (", &r);
     free(write_text(g_dir, "stray.zip.partial", "mine"));
-    assert_int_equal(convert(source_path("sources.zip"), "stray.zip", 16, "", &r), 1);
-    assert_int_equal(r.err_lines, 1);
-    assert_non_null(strstr(r.err, "stray.zip.partial is there without "));
+    refused(source_path("sources.zip"), "stray.zip", 16, "stray.zip.partial is there without ", &r);
     free(zip);
 }
 
@@ -298,9 +295,7 @@ static void test_convert_archive_continue(void **state) {
     }
     free(write_text(g_dir, "cut.zip.partial.json", "{\"other\": 1}\n")); /* an unfinished run of other settings */
     free(write_text(g_dir, "cut.zip.partial", ""));
-    assert_int_equal(convert(source_path("sources"), "cut.zip", 16, "", &r), 1);
-    assert_int_equal(r.err_lines, 1);
-    assert_non_null(strstr(r.err, "holds an unfinished conversion of other settings"));
+    refused(source_path("sources"), "cut.zip", 16, "holds an unfinished conversion of other settings", &r);
     free(bytes), free(whole), free(zip), free(partial), free(json);
 }
 
