@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -203,7 +202,9 @@ static int listing_json(const convert_dest *o, const dataset *d, int count, char
     fputs(d->labels ? "{\"labels\": [" : "{\"labels\": null}\n", f);
     for (int i = 0; i < count; i++) {
         if (!has_image(o, i)) continue;
-        if (d->labels) fprintf(f, "%s[\"%05d/img%08d.png\", %d]", *listed ? ", " : "", i / 1000, i, d->labels[i]);
+        char name[64];
+        image_name(name, sizeof name, i);
+        if (d->labels) fprintf(f, "%s[\"%s\", %d]", *listed ? ", " : "", name, d->labels[i]);
         ++*listed;
     }
     if (d->labels) fputs("]}\n", f);
@@ -247,8 +248,8 @@ static int convert_round(const dataset *d, convert_dest *o, int res, int i0, int
     int failed = 0, w = 0, k = 0, s = 0;
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 4) reduction(+ : w, k, s) if (threads > 1)
     for (int i = i0; i < i1; i++) {
-        char path[4200];
-        image_path(path, sizeof path, o->path, i);
+        char path[4200] = ""; /* (a folder's) */
+        if (!o->zip) image_path(path, sizeof path, o->path, i);
         if (!o->zip && kept(path, res)) {
             k++;
             continue;
@@ -332,11 +333,6 @@ static int open_dest(convert_dest *o, zip_writer *z, int count, const char *sett
     return (*start = take_back(o, count, err)) < 0 ? -1 : 0;
 }
 
-static int ends_in_zip(const char *path) {
-    const size_t n = strlen(path);
-    return n > 4 && !strcasecmp(path + n - 4, ".zip");
-}
-
 int job_convert(const run_config *rc, edm2_err *err) {
     config_view cv, jv;
     config_view_host(&cv, rc->cfg, "convert");
@@ -350,7 +346,7 @@ int job_convert(const run_config *rc, edm2_err *err) {
     memset(&z, 0, sizeof z);
     const mode_t mask = umask(0);
     umask(mask);
-    convert_dest o = {.path = dest, .mode = 0666 & ~mask, .zip = ends_in_zip(dest) ? &z : NULL};
+    convert_dest o = {.path = dest, .mode = 0666 & ~mask, .zip = name_has_ext(dest, ".zip") ? &z : NULL};
     int status = 1, resumed = 0, finished = 0, start = 0;
     if (folder_list_sources(&d, source, err)) {
         err_set(err, "[convert] source: %s", err->msg);
@@ -376,7 +372,7 @@ int job_convert(const run_config *rc, edm2_err *err) {
     if (threads <= 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (threads < 1) threads = 1;
     int written = 0, kept_n = 0, skipped = 0, stopped = 0;
-    for (int i = 0; i < start; i++) kept_n += o.in_archive[i];
+    if (o.zip) kept_n = (int)z.count; /* (the images taken back) */
     char continuing[200] = "";
     if (resumed && o.zip)
         snprintf(continuing, sizeof continuing, ", continuing the conversion there (%d images kept, from image %d on)",

@@ -10,38 +10,23 @@
 #include <zlib.h>
 
 #include "fileio.h"
+#include "zip_format.h"
 
-#define SIG_LOCAL 0x04034b50u
-#define SIG_CENTRAL 0x02014b50u
-#define SIG_END 0x06054b50u
-#define SIG_END64 0x06064b50u
-#define SIG_LOCATOR64 0x07064b50u
-#define END_BYTES 22
-#define LOCATOR64_BYTES 20
-#define END64_BYTES 56
-#define CENTRAL_BYTES 46
-#define LOCAL_BYTES 30
 #define MAX_COMMENT 65535
-#define CHUNK ((size_t)1 << 30) /* zlib's lengths are 32-bit */
 #define DEFLATE_MAX_RATIO 1032u   /* deflate expands at most 1032:1, so a larger stated size is damage */
 
-static uint16_t u16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t u64(const unsigned char *p) { return (uint64_t)u32(p) | (uint64_t)u32(p + 4) << 32; }
 
 /* The end record: the last signature whose comment reaches exactly to the end of the file, else the last one
  * whose comment fits (as Python's zipfile finds it). */
 static long long find_end(const zip_archive *z) {
-    if (z->size < END_BYTES) return -1;
-    const size_t last = z->size - END_BYTES, first = last > MAX_COMMENT ? last - MAX_COMMENT : 0;
+    if (z->size < ZIP_END_BYTES) return -1;
+    const size_t last = z->size - ZIP_END_BYTES, first = last > MAX_COMMENT ? last - MAX_COMMENT : 0;
     long long fits = -1;
     for (size_t p = last + 1; p-- > first;) {
-        if (u32(z->map + p) != SIG_END) continue;
-        const size_t comment = u16(z->map + p + 20);
-        if (p + END_BYTES + comment == z->size) return (long long)p;
-        if (fits < 0 && p + END_BYTES + comment <= z->size) fits = (long long)p;
+        if (zip_u32(z->map + p) != ZIP_SIG_END) continue;
+        const size_t comment = zip_u16(z->map + p + 20);
+        if (p + ZIP_END_BYTES + comment == z->size) return (long long)p;
+        if (fits < 0 && p + ZIP_END_BYTES + comment <= z->size) fits = (long long)p;
     }
     return fits;
 }
@@ -55,24 +40,24 @@ static int read_end(zip_archive *z, uint64_t *cd_off, uint64_t *cd_size, uint64_
     const long long end = find_end(z);
     if (end < 0) return err_set(err, "%s: not a ZIP archive (no end of central directory record)", z->path);
     const unsigned char *e = z->map + end;
-    if (u16(e + 4) != 0 || u16(e + 6) != 0 || u16(e + 8) != u16(e + 10))
+    if (zip_u16(e + 4) != 0 || zip_u16(e + 6) != 0 || zip_u16(e + 8) != zip_u16(e + 10))
         return split_archive(z, err);
-    *count = u16(e + 10), *cd_size = u32(e + 12), *cd_off = u32(e + 16);
-    z->comment = (const char *)e + END_BYTES;
-    z->comment_len = z->size - (size_t)end - END_BYTES < u16(e + 20) ? z->size - (size_t)end - END_BYTES : u16(e + 20);
+    *count = zip_u16(e + 10), *cd_size = zip_u32(e + 12), *cd_off = zip_u32(e + 16);
+    z->comment = (const char *)e + ZIP_END_BYTES;
+    z->comment_len = z->size - (size_t)end - ZIP_END_BYTES < zip_u16(e + 20) ? z->size - (size_t)end - ZIP_END_BYTES : zip_u16(e + 20);
     uint64_t cd_end = (uint64_t)end;
-    if (end >= LOCATOR64_BYTES && u32(e - LOCATOR64_BYTES) == SIG_LOCATOR64) {
-        const unsigned char *loc = e - LOCATOR64_BYTES;
-        const uint64_t at = u64(loc + 8);
-        if (u32(loc + 4) != 0 || u32(loc + 16) > 1)
+    if (end >= ZIP_LOCATOR64_BYTES && zip_u32(e - ZIP_LOCATOR64_BYTES) == ZIP_SIG_LOCATOR64) {
+        const unsigned char *loc = e - ZIP_LOCATOR64_BYTES;
+        const uint64_t at = zip_u64(loc + 8);
+        if (zip_u32(loc + 4) != 0 || zip_u32(loc + 16) > 1)
             return split_archive(z, err);
-        if (at > (uint64_t)end - LOCATOR64_BYTES || (uint64_t)end - LOCATOR64_BYTES - at < END64_BYTES ||
-            u32(z->map + at) != SIG_END64)
+        if (at > (uint64_t)end - ZIP_LOCATOR64_BYTES || (uint64_t)end - ZIP_LOCATOR64_BYTES - at < ZIP_END64_BYTES ||
+            zip_u32(z->map + at) != ZIP_SIG_END64)
             return err_set(err, "%s: the ZIP64 end of central directory record is missing or damaged", z->path);
         const unsigned char *r = z->map + at;
-        if (u32(r + 16) != 0 || u32(r + 20) != 0 || u64(r + 24) != u64(r + 32))
+        if (zip_u32(r + 16) != 0 || zip_u32(r + 20) != 0 || zip_u64(r + 24) != zip_u64(r + 32))
             return split_archive(z, err);
-        *count = u64(r + 32), *cd_size = u64(r + 40), *cd_off = u64(r + 48);
+        *count = zip_u64(r + 32), *cd_size = zip_u64(r + 40), *cd_off = zip_u64(r + 48);
         cd_end = at;
     } else if (*count == 0xFFFF || *cd_size == 0xFFFFFFFFu || *cd_off == 0xFFFFFFFFu) {
         return err_set(err, "%s: the end record asks for a ZIP64 record that is not there", z->path);
@@ -80,7 +65,7 @@ static int read_end(zip_archive *z, uint64_t *cd_off, uint64_t *cd_size, uint64_
     if (*cd_off > cd_end || *cd_size > cd_end - *cd_off)
         return err_set(err, "%s: the central directory (%llu bytes at %llu) lies outside the file (cut short?)", z->path,
                        (unsigned long long)*cd_size, (unsigned long long)*cd_off);
-    if (*count > *cd_size / CENTRAL_BYTES)
+    if (*count > *cd_size / ZIP_CENTRAL_BYTES)
         return err_set(err, "%s: %llu entries cannot fit a central directory of %llu bytes", z->path,
                        (unsigned long long)*count, (unsigned long long)*cd_size);
     return 0;
@@ -90,15 +75,15 @@ static int read_end(zip_archive *z, uint64_t *cd_off, uint64_t *cd_size, uint64_
  * the order uncompressed size, compressed size, local header offset. */
 static int read_zip64_extra(zip_entry *e, const unsigned char *x, size_t len, int need_u, int need_c, int need_o) {
     for (size_t p = 0; p + 4 <= len;) {
-        const size_t id = u16(x + p), n = u16(x + p + 2);
+        const size_t id = zip_u16(x + p), n = zip_u16(x + p + 2);
         if (p + 4 + n > len) return -1;
         if (id == 1) {
             const size_t want = 8 * (size_t)(need_u + need_c + need_o);
             if (n < want) return -1;
             const unsigned char *v = x + p + 4;
-            if (need_u) e->usize = u64(v), v += 8;
-            if (need_c) e->csize = u64(v), v += 8;
-            if (need_o) e->offset = u64(v);
+            if (need_u) e->usize = zip_u64(v), v += 8;
+            if (need_c) e->csize = zip_u64(v), v += 8;
+            if (need_o) e->offset = zip_u64(v);
             return 0;
         }
         p += 4 + n;
@@ -116,16 +101,16 @@ static int read_central(zip_archive *z, uint64_t cd_off, uint64_t cd_size, uint6
     const unsigned char *cd = z->map + cd_off;
     size_t p = 0, name_at = 0;
     for (uint64_t i = 0; i < count; i++) {
-        if (p + CENTRAL_BYTES > cd_size || u32(cd + p) != SIG_CENTRAL)
+        if (p + ZIP_CENTRAL_BYTES > cd_size || zip_u32(cd + p) != ZIP_SIG_CENTRAL)
             return err_set(err, "%s: central directory record %llu is damaged", z->path, (unsigned long long)i);
         const unsigned char *r = cd + p;
-        const size_t nlen = u16(r + 28), xlen = u16(r + 30), clen = u16(r + 32);
-        if (p + CENTRAL_BYTES + nlen + xlen + clen > cd_size)
+        const size_t nlen = zip_u16(r + 28), xlen = zip_u16(r + 30), clen = zip_u16(r + 32);
+        if (p + ZIP_CENTRAL_BYTES + nlen + xlen + clen > cd_size)
             return err_set(err, "%s: central directory record %llu runs past the directory", z->path, (unsigned long long)i);
         zip_entry *e = &z->entries[i];
-        e->flags = u16(r + 8), e->method = u16(r + 10), e->crc = u32(r + 16);
-        e->csize = u32(r + 20), e->usize = u32(r + 24), e->offset = u32(r + 42);
-        const unsigned char *name = r + CENTRAL_BYTES;
+        e->flags = zip_u16(r + 8), e->method = zip_u16(r + 10), e->crc = zip_u32(r + 16);
+        e->csize = zip_u32(r + 20), e->usize = zip_u32(r + 24), e->offset = zip_u32(r + 42);
+        const unsigned char *name = r + ZIP_CENTRAL_BYTES;
         if (memchr(name, 0, nlen))
             return err_set(err, "%s: central directory record %llu: a name with a NUL byte", z->path, (unsigned long long)i);
         memcpy(z->names + name_at, name, nlen);
@@ -134,9 +119,9 @@ static int read_central(zip_archive *z, uint64_t cd_off, uint64_t cd_size, uint6
         name_at += nlen + 1;
         if (read_zip64_extra(e, name + nlen, xlen, e->usize == 0xFFFFFFFFu, e->csize == 0xFFFFFFFFu,
                              e->offset == 0xFFFFFFFFu) ||
-            (u16(r + 34) != 0 && u16(r + 34) != 0xFFFF))
+            (zip_u16(r + 34) != 0 && zip_u16(r + 34) != 0xFFFF))
             return err_set(err, "%s: entry '%.200s': damaged ZIP64 extra field or on another disk", z->path, e->name);
-        p += CENTRAL_BYTES + nlen + xlen + clen;
+        p += ZIP_CENTRAL_BYTES + nlen + xlen + clen;
     }
     z->count = (size_t)count;
     if (count > 1) qsort(z->entries, z->count, sizeof *z->entries, cmp_entry);
@@ -183,12 +168,6 @@ int zip_check(const zip_archive *z, const zip_entry *e, edm2_err *err) {
     return 0;
 }
 
-static uint32_t crc_of(const unsigned char *p, size_t n) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (size_t at = 0; at < n; at += CHUNK) crc = crc32(crc, p + at, (uInt)(n - at < CHUNK ? n - at : CHUNK));
-    return (uint32_t)crc;
-}
-
 /* Raw deflate data src[csize] into dst[usize] (exactly usize bytes, ending the stream). */
 static int inflate_exact(const unsigned char *src, size_t csize, unsigned char *dst, size_t usize) {
     z_stream s;
@@ -199,12 +178,12 @@ static int inflate_exact(const unsigned char *src, size_t csize, unsigned char *
     while (rc == Z_OK) {
         if (s.avail_in == 0 && in < csize) {
             s.next_in = (Bytef *)(uintptr_t)(src + in);
-            s.avail_in = (uInt)(csize - in < CHUNK ? csize - in : CHUNK);
+            s.avail_in = (uInt)(csize - in < ZIP_ZLIB_CHUNK ? csize - in : ZIP_ZLIB_CHUNK);
             in += s.avail_in;
         }
         if (s.avail_out == 0 && out < usize) {
             s.next_out = dst + out;
-            s.avail_out = (uInt)(usize - out < CHUNK ? usize - out : CHUNK);
+            s.avail_out = (uInt)(usize - out < ZIP_ZLIB_CHUNK ? usize - out : ZIP_ZLIB_CHUNK);
             out += s.avail_out;
         }
         const uLong before_in = s.total_in, before_out = s.total_out;
@@ -221,11 +200,11 @@ int zip_read(const zip_archive *z, const zip_entry *e, const unsigned char **dat
              edm2_err *err) {
     *data = NULL, *size = 0, *owned = NULL;
     if (zip_check(z, e, err)) return -1;
-    if (e->offset > z->size || z->size - e->offset < LOCAL_BYTES || u32(z->map + e->offset) != SIG_LOCAL)
+    if (e->offset > z->size || z->size - e->offset < ZIP_LOCAL_BYTES || zip_u32(z->map + e->offset) != ZIP_SIG_LOCAL)
         return err_set(err, "%s: entry '%.200s': no local header at offset %llu (damaged or cut short)", z->path, e->name,
                        (unsigned long long)e->offset);
     const unsigned char *h = z->map + e->offset;
-    const uint64_t at = e->offset + LOCAL_BYTES + u16(h + 26) + u16(h + 28);
+    const uint64_t at = e->offset + ZIP_LOCAL_BYTES + zip_u16(h + 26) + zip_u16(h + 28);
     if (at > z->size || e->csize > z->size - at)
         return err_set(err, "%s: entry '%.200s': its %llu bytes run past the end of the file (cut short?)", z->path,
                        e->name, (unsigned long long)e->csize);
@@ -241,7 +220,7 @@ int zip_read(const zip_archive *z, const zip_entry *e, const unsigned char **dat
         }
         *data = *owned;
     }
-    if (crc_of(*data, (size_t)e->usize) != e->crc) {
+    if (zip_crc32(*data, (size_t)e->usize) != e->crc) {
         free(*owned), *owned = NULL, *data = NULL;
         return err_set(err, "%s: entry '%.200s': CRC-32 mismatch (the archive is damaged)", z->path, e->name);
     }

@@ -10,18 +10,10 @@
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "fileio.h"
+#include "zip_format.h"
 
-#define SIG_LOCAL 0x04034b50u
-#define SIG_CENTRAL 0x02014b50u
-#define SIG_END 0x06054b50u
-#define SIG_END64 0x06064b50u
-#define SIG_LOCATOR64 0x07064b50u
-#define LOCAL_BYTES 30
-#define CENTRAL_BYTES 46
-#define END64_BYTES 56
 #define VERSION 20       /* 2.0: stored entries */
 #define VERSION_ZIP64 45 /* 4.5: ZIP64 records */
 #define MADE_BY_UNIX 3   /* the external attributes are Unix modes */
@@ -29,22 +21,10 @@
 #define FLAG_UTF8 0x800  /* the name is UTF-8 */
 #define ZIP16_MAX 0xFFFFu
 #define ZIP32_MAX 0xFFFFFFFFu
-#define CHUNK ((size_t)1 << 30) /* zlib's lengths are 32-bit */
 
 static void put16(unsigned char *p, uint64_t v) { p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8); }
 static void put32(unsigned char *p, uint64_t v) { put16(p, v), put16(p + 2, v >> 16); }
 static void put64(unsigned char *p, uint64_t v) { put32(p, v), put32(p + 4, v >> 32); }
-static uint16_t u16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static uint64_t u64(const unsigned char *p) { return (uint64_t)u32(p) | (uint64_t)u32(p + 4) << 32; }
-
-static uint32_t crc_of(const unsigned char *p, size_t n) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    for (size_t at = 0; at < n; at += CHUNK) crc = crc32(crc, p + at, (uInt)(n - at < CHUNK ? n - at : CHUNK));
-    return (uint32_t)crc;
-}
 
 static int utf8_flag(const char *name) {
     for (const unsigned char *p = (const unsigned char *)name; *p; p++)
@@ -81,23 +61,23 @@ static int record(zip_writer *w, const char *name, uint32_t crc, uint64_t size, 
  * their CRC-32, ends them. */
 static int read_back(zip_writer *w, const unsigned char *map, uint64_t size, uint64_t *keep, edm2_err *err) {
     uint64_t p = 0;
-    while (size - p >= LOCAL_BYTES && u32(map + p) == SIG_LOCAL) {
+    while (size - p >= ZIP_LOCAL_BYTES && zip_u32(map + p) == ZIP_SIG_LOCAL) {
         const unsigned char *h = map + p;
-        const uint64_t nlen = u16(h + 26), xlen = u16(h + 28);
-        if ((u16(h + 6) & ~FLAG_UTF8) || u16(h + 8) != 0 || size - p - LOCAL_BYTES < nlen + xlen) break;
-        uint64_t csize = u32(h + 18), usize = u32(h + 22);
+        const uint64_t nlen = zip_u16(h + 26), xlen = zip_u16(h + 28);
+        if ((zip_u16(h + 6) & ~FLAG_UTF8) || zip_u16(h + 8) != 0 || size - p - ZIP_LOCAL_BYTES < nlen + xlen) break;
+        uint64_t csize = zip_u32(h + 18), usize = zip_u32(h + 22);
         if (csize == ZIP32_MAX || usize == ZIP32_MAX) { /* the ZIP64 extra field: both sizes */
-            const unsigned char *x = h + LOCAL_BYTES + nlen;
-            if (xlen < 20 || u16(x) != 1 || u16(x + 2) < 16) break;
-            usize = u64(x + 4), csize = u64(x + 12);
+            const unsigned char *x = h + ZIP_LOCAL_BYTES + nlen;
+            if (xlen < 20 || zip_u16(x) != 1 || zip_u16(x + 2) < 16) break;
+            usize = zip_u64(x + 4), csize = zip_u64(x + 12);
         }
-        const uint64_t at = p + LOCAL_BYTES + nlen + xlen;
-        if (csize != usize || csize > size - at || memchr(h + LOCAL_BYTES, 0, nlen)) break;
-        if (crc_of(map + at, (size_t)csize) != u32(h + 14)) break;
+        const uint64_t at = p + ZIP_LOCAL_BYTES + nlen + xlen;
+        if (csize != usize || csize > size - at || memchr(h + ZIP_LOCAL_BYTES, 0, nlen)) break;
+        if (zip_crc32(map + at, (size_t)csize) != zip_u32(h + 14)) break;
         char name[65536];
-        memcpy(name, h + LOCAL_BYTES, nlen);
+        memcpy(name, h + ZIP_LOCAL_BYTES, nlen);
         name[nlen] = 0;
-        if (record(w, name, u32(h + 14), csize, p, err)) return -1;
+        if (record(w, name, zip_u32(h + 14), csize, p, err)) return -1;
         p = at + csize;
     }
     *keep = p;
@@ -147,9 +127,9 @@ int zip_writer_add(zip_writer *w, const char *name, const void *data, size_t siz
     const size_t nlen = strlen(name);
     if (nlen == 0 || nlen > ZIP16_MAX) return err_set(err, "%s: an entry name of %zu bytes", w->partial, nlen);
     const int big = size >= w->zip64_from;
-    const uint32_t crc = crc_of(data, size);
-    unsigned char h[LOCAL_BYTES], x[20];
-    put32(h, SIG_LOCAL), put16(h + 4, big ? VERSION_ZIP64 : VERSION), put16(h + 6, (uint64_t)utf8_flag(name));
+    const uint32_t crc = zip_crc32(data, size);
+    unsigned char h[ZIP_LOCAL_BYTES], x[20];
+    put32(h, ZIP_SIG_LOCAL), put16(h + 4, big ? VERSION_ZIP64 : VERSION), put16(h + 6, (uint64_t)utf8_flag(name));
     put16(h + 8, 0), put16(h + 10, 0), put16(h + 12, DOS_DATE), put32(h + 14, crc);
     put32(h + 18, big ? ZIP32_MAX : size), put32(h + 22, big ? ZIP32_MAX : size);
     put16(h + 26, nlen), put16(h + 28, big ? sizeof x : 0);
@@ -172,8 +152,8 @@ static int put_central(zip_writer *w, const zip_written *e, edm2_err *err) {
     const int big = e->size >= w->zip64_from, far = e->offset >= w->zip64_from;
     const size_t nlen = strlen(e->name), xlen = big || far ? 4 + 16 * (size_t)big + 8 * (size_t)far : 0;
     const int version = xlen ? VERSION_ZIP64 : VERSION;
-    unsigned char r[CENTRAL_BYTES], x[28];
-    put32(r, SIG_CENTRAL), put16(r + 4, MADE_BY_UNIX << 8 | version), put16(r + 6, (uint64_t)version);
+    unsigned char r[ZIP_CENTRAL_BYTES], x[28];
+    put32(r, ZIP_SIG_CENTRAL), put16(r + 4, MADE_BY_UNIX << 8 | version), put16(r + 6, (uint64_t)version);
     put16(r + 8, (uint64_t)utf8_flag(e->name)), put16(r + 10, 0), put16(r + 12, 0), put16(r + 14, DOS_DATE);
     put32(r + 16, e->crc), put32(r + 20, big ? ZIP32_MAX : e->size), put32(r + 24, big ? ZIP32_MAX : e->size);
     put16(r + 28, nlen), put16(r + 30, xlen), put16(r + 32, 0), put16(r + 34, 0), put16(r + 36, 0);
@@ -193,16 +173,16 @@ static int put_end(zip_writer *w, uint64_t cd_off, uint64_t cd_size, const char 
     const uint64_t n = w->count, end64 = w->end;
     const int zip64 = n >= ZIP16_MAX || n >= w->zip64_from || cd_off >= w->zip64_from || cd_size >= w->zip64_from;
     if (zip64) {
-        unsigned char r[END64_BYTES], loc[20];
-        put32(r, SIG_END64), put64(r + 4, END64_BYTES - 12), put16(r + 12, MADE_BY_UNIX << 8 | VERSION_ZIP64);
+        unsigned char r[ZIP_END64_BYTES], loc[20];
+        put32(r, ZIP_SIG_END64), put64(r + 4, ZIP_END64_BYTES - 12), put16(r + 12, MADE_BY_UNIX << 8 | VERSION_ZIP64);
         put16(r + 14, VERSION_ZIP64), put32(r + 16, 0), put32(r + 20, 0), put64(r + 24, n), put64(r + 32, n);
         put64(r + 40, cd_size), put64(r + 48, cd_off);
-        put32(loc, SIG_LOCATOR64), put32(loc + 4, 0), put64(loc + 8, end64), put32(loc + 16, 1);
+        put32(loc, ZIP_SIG_LOCATOR64), put32(loc + 4, 0), put64(loc + 8, end64), put32(loc + 16, 1);
         if (put_bytes(w, r, sizeof r, err) || put_bytes(w, loc, sizeof loc, err)) return -1;
     }
     unsigned char e[22];
     const uint64_t n16 = zip64 ? ZIP16_MAX : n;
-    put32(e, SIG_END), put16(e + 4, 0), put16(e + 6, 0), put16(e + 8, n16), put16(e + 10, n16);
+    put32(e, ZIP_SIG_END), put16(e + 4, 0), put16(e + 6, 0), put16(e + 8, n16), put16(e + 10, n16);
     put32(e + 12, zip64 ? ZIP32_MAX : cd_size), put32(e + 16, zip64 ? ZIP32_MAX : cd_off), put16(e + 20, clen);
     return put_bytes(w, e, sizeof e, err) || put_bytes(w, comment, clen, err) ? -1 : 0;
 }

@@ -45,6 +45,13 @@ static int convert(const char *source, const char *dest, int res, const char *ex
     return st;
 }
 
+static unsigned char *file_bytes(const char *path, size_t *n) {
+    unsigned char *b;
+    edm2_err err;
+    if (read_file(path, &b, n, &err)) fail_msg("%s", err.msg);
+    return b;
+}
+
 /* The conversion of source to dest at `res` is refused with one line holding `expected`; r holds its output. */
 static void refused(const char *source, const char *dest, int res, const char *expected, run_result *r) {
     assert_int_equal(convert(source, dest, res, "", r), 1);
@@ -114,11 +121,9 @@ static void test_convert_layout(void **state) {
     for (int i = 0; i < 6; i++) { /* the archive's PNGs are the folder's, byte for byte */
         char name[64];
         snprintf(name, sizeof name, "00000/img%08d.png", i);
-        char *a = dest_file("from-folder", name), *b = dest_file("from-zip", name), *ta, *tb;
+        char *a = dest_file("from-folder", name), *b = dest_file("from-zip", name);
         size_t na, nb;
-        edm2_err err;
-        assert_int_equal(read_file(a, (unsigned char **)&ta, &na, &err), 0);
-        assert_int_equal(read_file(b, (unsigned char **)&tb, &nb, &err), 0);
+        unsigned char *ta = file_bytes(a, &na), *tb = file_bytes(b, &nb);
         assert_int_equal(na, nb);
         assert_memory_equal(ta, tb, na);
         free(a), free(b), free(ta), free(tb);
@@ -203,13 +208,6 @@ static void same_entry(const char *path, const char *name, const char *file) {
     assert_memory_equal(data, want, n);
     free(want);
     zip_close(&z);
-}
-
-static unsigned char *file_bytes(const char *path, size_t *n) {
-    unsigned char *b;
-    edm2_err err;
-    if (read_file(path, &b, n, &err)) fail_msg("%s", err.msg);
-    return b;
 }
 
 /* A dest ending in .zip: the folder's files as stored entries, dataset.json last, read back by [data]; a second
