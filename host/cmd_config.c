@@ -132,8 +132,8 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
                 snprintf(data, sizeof data, "; data: %.600s%s", d.desc, known ? "" : " (not compared with the network)");
                 dataset_close(&d);
             }
-            printf("%s: ok (job %s, backend %s)%s%s%s\n", path, s.rc.job->type, backend_name(s.rc.backend), resume, data,
-                   !train && runnable ? "; its inputs open" : "");
+            printf("%s: ok (job %s, backend %s%s%.480s)%s%s%s\n", path, s.rc.job->type, backend_name(s.rc.backend),
+                   s.backend_note[0] ? ", " : "", s.backend_note, resume, data, !train && runnable ? "; its inputs open" : "");
         }
         log_set_level(level);
     } else {

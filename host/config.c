@@ -108,6 +108,15 @@ int cfg_put(cfg *c, const char *section, const char *key, const char *value) {
     return put(c, section, key, value, "<program>", 0);
 }
 
+int cfg_replace_value(cfg *c, const char *section, const char *key, const char *value) {
+    cfg_entry *e = find_mut(c, section, key);
+    char *v = e ? xstrdup(value) : NULL;
+    if (!v) return -1;
+    free(e->value);
+    e->value = v;
+    return 0;
+}
+
 int cfg_copy(cfg *dst, const cfg *src) {
     memset(dst, 0, sizeof *dst);
     dst->path = src->path ? xstrdup(src->path) : NULL;

@@ -38,6 +38,9 @@ int cfg_load(cfg *c, const char *path, edm2_err *err);
 int cfg_set(cfg *c, const char *assignment, edm2_err *err);
 /* Adds or replaces one value programmatically (file "<program>"). Returns 0 or -1 (no memory). */
 int cfg_put(cfg *c, const char *section, const char *key, const char *value);
+/* The value of an existing section.key replaced, its file and line kept (for messages). 0, or -1 when there is
+ * no such key or no memory. */
+int cfg_replace_value(cfg *c, const char *section, const char *key, const char *value);
 /* dst = a copy of src, each entry with its provenance. Returns 0 or -1 (no memory; dst then freed). */
 int cfg_copy(cfg *dst, const cfg *src);
 cfg_place cfg_where(const cfg_entry *e);

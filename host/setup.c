@@ -1,8 +1,10 @@
-/* setup.c: config + overrides + plugin search path + explicit plugin loads + validation. */
+/* setup.c: config + overrides + plugin search path + explicit plugin loads + the backend (auto) + validation. */
 #include "setup.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "backend_auto.h"
 
 /* A list value of [plugins] resolved against the folder of the file that set it. */
 static char *resolve_list(const cfg_entry *e, const char *sep_in, char sep_out) {
@@ -56,6 +58,7 @@ int setup_from_config(setup *s, const char *path, char *const *sets, int nsets, 
         if (rc) return -1;
     }
     registry_scan(&s->reg);
+    if (backend_resolve_auto(&s->cfg, &s->reg, s->backend_note, sizeof s->backend_note, err)) return -1;
     return config_validate(&s->cfg, &s->reg, &s->rc, err);
 }
 

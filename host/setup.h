@@ -9,6 +9,7 @@ typedef struct setup {
     cfg cfg;
     plugin_registry reg;
     run_config rc;
+    char backend_note[480]; /* how the backend was chosen where the config left it to the host (backend_auto.h) */
 } setup;
 
 int setup_from_config(setup *s, const char *path, char *const *sets, int nsets, edm2_err *err);

@@ -219,7 +219,7 @@ if [ "$mode" = full ]; then
   step generate-guided build-gpu/edm2host run configs/fashion-mnist-generate.ini --set backend.plugin=cuda \
     --set generate.net="$snap" --set generate.gnet="${snap%-0.100.safetensors}-0.050.safetensors" \
     --set generate.guidance=1.5 --set generate.outdir="$out/generated-guided" --set generate.seeds=0-19
-  step demo-cpu build-gpu/edm2host run configs/fashion-mnist-demo.ini --set data.path=$data \
+  step demo-cpu build-gpu/edm2host run configs/fashion-mnist-demo.ini --set backend.plugin=cpu --set data.path=$data \
     --set job.run_dir="$out/demo-cpu" --set training.duration_kimg=4 --set training.status_kimg=1 \
     --set training.sample_grid=false
   step phema-gpu build-gpu/edm2host run configs/fashion-mnist-phema.ini --set backend.plugin=cuda \

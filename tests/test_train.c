@@ -141,19 +141,24 @@ static int back_to_cpu(void **state) {
     return 0;
 }
 
+/* Whether the CUDA backend runs on this machine (built, and a device there); else why not. */
+static int cuda_usable(char *why, size_t len) {
+    plugin_registry reg;
+    memset(&reg, 0, sizeof reg);
+    runtime rt;
+    int usable = open_backend(&reg, &rt, "edm2_backend_cuda.so", "cuda", why, len) == 0;
+    if (usable) runtime_close(&rt);
+    registry_free(&reg);
+    return usable;
+}
+
 /* On the GPU (skipped without one): the same seed gives bitwise the same run, and 2 kimg, stop, resume to 4
  * gives bitwise the run of 4 kimg straight (parameters, Adam moments, EMAs, snapshots), with dropout on. */
 static void test_cuda_deterministic_and_resume(void **state) {
     (void)state;
     run_result r;
     char why[512];
-    plugin_registry reg;
-    memset(&reg, 0, sizeof reg);
-    runtime rt;
-    int usable = open_backend(&reg, &rt, "edm2_backend_cuda.so", "cuda", why, sizeof why) == 0;
-    if (usable) runtime_close(&rt);
-    registry_free(&reg);
-    if (!usable) {
+    if (!cuda_usable(why, sizeof why)) {
         printf("SKIP: training on the GPU: %s\n", why);
         skip();
     }
@@ -480,12 +485,56 @@ static void test_last_status_line(void **state) {
     free(d);
 }
 
+/* [backend] plugin = auto: the CUDA backend where it runs here, else the CPU's; the run's config.ini records
+ * the one chosen (so that a resume compares what ran), `check` of the same config says how it was chosen and
+ * finds no change to resume with, and the cuda backend's key where the CPU was chosen is refused saying why.
+ * (tests/cuda_emu/train_emu.sh: auto chooses the emulated GPU, and keeps to the CPU for a CPU-only plugin.) */
+static void test_auto_backend(void **state) {
+    (void)state;
+    char why[512], rd[600];
+    const char *id = cuda_usable(why, sizeof why) ? "cuda" : "cpu";
+    char *d = make_temp_dir();
+    g_backend = "backend.plugin=auto";
+    run_result r;
+    assert_int_equal(train(d, 0.05, &r), 0);
+    char *ini = path_in(d, "config.ini"), *text = read_text(ini), expect[64];
+    snprintf(expect, sizeof expect, "[backend]\nplugin = %s\n", id);
+    if (!strstr(text, expect)) fprintf(stderr, "expected '%s' in %s:\n%s", expect, ini, text);
+    assert_non_null(strstr(text, expect));
+    snprintf(rd, sizeof rd, "job.run_dir=%s", d);
+    assert_int_equal(run_host(&r, "check", CFG, "--set", rd, "--set", "training.duration_kimg=0.05", "--set", g_backend,
+                              "--set", g_dropout, NULL),
+                     0);
+    snprintf(expect, sizeof expect, "backend %s, chosen by plugin = auto: ", id);
+    if (!strstr(r.out, expect) || !strstr(r.out, "resumes from") || strstr(r.out, "with changes"))
+        fprintf(stderr, "expected '%s', a resume and no changes:\n%s%s", expect, r.out, r.err);
+    assert_non_null(strstr(r.out, expect));
+    assert_non_null(strstr(r.out, "resumes from"));
+    assert_null(strstr(r.out, "with changes"));
+    /* The cuda backend's device key where auto chose the CPU: refused with the reason (where the CUDA plugin
+     * was built; else it is just an unknown key). */
+    int st = run_host(&r, "check", CFG, "--set", g_backend, "--set", "backend.device=0", NULL);
+    if (!strcmp(id, "cuda")) assert_int_equal(st, 0);
+    else {
+        assert_int_equal(st, 1);
+        assert_int_equal(r.err_lines, 1);
+        assert_non_null(strstr(r.err, access(EDM2_BUILD_DIR "/plugins/edm2_backend_cuda.so", F_OK)
+                                          ? "unknown key 'device'"
+                                          : "[backend] device is not a key of the cpu backend, which plugin = auto "
+                                            "chose here (cuda: "));
+    }
+    free(ini), free(text);
+    rm_rf(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_last_status_line),
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test_teardown(test_cuda_deterministic_and_resume, back_to_cpu),
+        cmocka_unit_test_teardown(test_auto_backend, back_to_cpu),
         cmocka_unit_test(test_kill_leaves_complete_files),
         cmocka_unit_test(test_bad_setups),
         cmocka_unit_test(test_other_data_sources),

@@ -7,7 +7,8 @@
 #   2. precision = bf16 trains (a finite loss) with the passes replayed from CUDA graphs (never turned
 #      off);
 #   3. its snapshots generate images with guidance in bf16 (8 Heun steps), each network's evaluations from
-#      CUDA graphs.
+#      CUDA graphs, on the backend that the generation config's `plugin = auto` chose (the emulated GPU);
+#   4. `plugin = auto` keeps to the CPU where a plugin the config names has no CUDA build.
 set -uo pipefail
 tree=${1:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
 src=${2:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
@@ -37,14 +38,22 @@ loss=$(grep -o '"loss": [-0-9.e+]*' "$dir/bf16/stats.jsonl" | tail -1 | awk '{pr
 awk -v l="$loss" 'BEGIN { exit !(l == l + 0 && l > 0 && l < 10) }' || fail "bf16 training: final loss '$loss'"
 echo "bf16 training (emulated): loss $loss, $n CUDA graphs captured, never turned off"
 gen=$(ls "$dir"/bf16/network-snapshot-*-0.100.safetensors)
-"$tree/edm2host" -v run "$src/configs/fashion-mnist-generate.ini" --set backend.plugin=cuda --set generate.net="$gen" \
+"$tree/edm2host" -v run "$src/configs/fashion-mnist-generate.ini" --set generate.net="$gen" \
   --set generate.gnet="${gen%-0.100.safetensors}-0.050.safetensors" --set generate.guidance=1.5 \
   --set generate.seeds=0-3 --set generate.batch=4 --set sampler.num_steps=8 --set generate.outdir="$dir/gen" \
   >"$dir/gen.log" 2>&1 ||
   { cat "$dir/gen.log"; fail "guided generation"; }
+grep -q "backend cuda, chosen by plugin = auto: a CUDA device is present" "$dir/gen.log" ||
+  fail "generation: the config's [backend] plugin = auto did not choose the (emulated) CUDA device"
 grep -q "precision = bf16" "$dir/gen.log" || fail "generation: the snapshot's bf16 not in effect"
 grep -q "turned off" "$dir/gen.log" && fail "CUDA graphs turned off in generation"
 n=$(grep -c "CUDA graph captured" "$dir/gen.log")
 [ "$n" -ge 2 ] || fail "generation: $n CUDA graphs captured, expected at least one per network"
 [ -f "$dir/gen/grid.png" ] && [ "$(ls "$dir"/gen/00000?-class*.png | wc -l)" = 4 ] || { ls "$dir/gen"; fail "generation: images missing"; }
-echo "guided generation in bf16 (emulated): 4 images, $n CUDA graphs captured, never turned off"
+echo "guided generation in bf16 (emulated): 4 images, $n CUDA graphs captured, never turned off; backend auto: cuda"
+# [backend] plugin = auto keeps to the CPU where a plugin the config names has no CUDA build (a CPU-only sampler).
+out=$("$tree/edm2host" check "$src/tests/configs/tiny_train.ini" --set backend.plugin=auto \
+  --set plugins.path="$tree/../fixtures" --set sampler.plugin=extra_euler_cpu 2>&1) || { echo "$out"; fail "check"; }
+grep -q "backend cpu, chosen by plugin = auto: \[sampler\] plugin 'extra_euler_cpu' has no CUDA build" <<<"$out" ||
+  { echo "$out"; fail "backend auto with a CPU-only plugin did not keep to the CPU"; }
+echo "backend auto with a CPU-only sampler: cpu"

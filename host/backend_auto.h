@@ -1,0 +1,18 @@
+/* backend_auto.h: `[backend] plugin = auto`: the CUDA backend where a usable CUDA device is present and every
+ * plugin the config names has a build for it, else the CPU backend. (A config without [backend] runs on the
+ * CPU, as the tests' configs do: the same bits on every machine.) */
+#ifndef EDM2_HOST_BACKEND_AUTO_H
+#define EDM2_HOST_BACKEND_AUTO_H
+
+#include "config.h"
+#include "errors.h"
+#include "plugin_loader.h"
+
+/* Resolves `[backend] plugin = auto` of config c, before its validation: the chosen plugin's id is written
+ * into c (the entry keeps its file and line), so that the run's config.ini, its snapshots and a resume
+ * record what ran; how and why it was chosen goes into note[len] (also a debug line), e.g. "chosen by
+ * plugin = auto: cuda: no CUDA device". Any other value, or none, is left as it is (note empty). 0, or -1
+ * (no memory) with err set. */
+int backend_resolve_auto(cfg *c, const plugin_registry *r, char *note, size_t len, edm2_err *err);
+
+#endif
