@@ -2,8 +2,10 @@
 #include "backend_auto.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "comm.h"
 #include "log.h"
 #include "schema.h"
 
@@ -31,12 +33,31 @@ static int cuda_fits(const cfg *c, const plugin_registry *r, char *why, size_t l
     return 1;
 }
 
+/* With several processes (mpirun): every one chose the same backend, or the run would mix NCCL's all-reduce
+ * with the host's; else an error naming a process of each. 0 or -1. */
+static int same_everywhere(const char *id, const char *why, edm2_err *err) {
+    const int world = comm_world();
+    if (world <= 1) return 0;
+    char *all = malloc((size_t)world);
+    if (!all) return err_set(err, "out of memory");
+    const char mine = id[1]; /* 'u' (cuda) or 'p' (cpu) */
+    int rc = comm_allgather(&mine, all, 1, err), other = -1;
+    for (int p = 0; !rc && p < world && other < 0; p++)
+        if (all[p] != mine) other = p;
+    free(all);
+    if (rc || other < 0) return rc ? -1 : 0;
+    return err_set(err, "[backend] plugin = auto chose %s on process %d (%s) but %s on process %d: name the backend "
+                        "(plugin = cuda or cpu)",
+                   id, comm_rank(), why, mine == 'u' ? "cpu" : "cuda", other);
+}
+
 int backend_resolve_auto(cfg *c, const plugin_registry *r, char *note, size_t len, edm2_err *err) {
     const cfg_entry *e = cfg_get(c, "backend", "plugin");
     note[0] = 0;
     if (!e || strcmp(e->value, "auto")) return 0; /* a backend named (no [backend]: cpu, validate.c) */
     char why[400];
     const char *id = cuda_fits(c, r, why, sizeof why) ? "cuda" : "cpu";
+    if (same_everywhere(id, why, err)) return -1;
     snprintf(note, len, "chosen by plugin = auto: %s", why);
     LOG_DEBUG("backend %s, %s (%s)", id, note, cfg_where(e).s);
     /* A key of the backend not chosen (the cuda backend's device) cannot apply: said here, with why. (Other

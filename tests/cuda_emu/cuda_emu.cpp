@@ -454,10 +454,15 @@ cudaError_t cudaGetLastError(void) {
     return e;
 }
 cudaError_t cudaPeekAtLastError(void) { return last_error; }
-const char *cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "error (CUDA emulation)"; }
+const char *cudaGetErrorString(cudaError_t e) {
+    return e == cudaSuccess ? "no error" : e == cudaErrorNoDevice ? "no CUDA-capable device is detected" : "error (CUDA emulation)";
+}
+/* One device, unless CUDA_VISIBLE_DEVICES hides it as the CUDA runtime does: set, but not starting with a
+ * device number (empty, -1, ...). */
 cudaError_t cudaGetDeviceCount(int *n) {
-    *n = 1;
-    return cudaSuccess;
+    const char *v = getenv("CUDA_VISIBLE_DEVICES");
+    *n = !v || (*v >= '0' && *v <= '9');
+    return *n ? cudaSuccess : cudaErrorNoDevice;
 }
 cudaError_t cudaSetDevice(int) { return cudaSuccess; }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {

@@ -8,7 +8,9 @@
 #      off);
 #   3. its snapshots generate images with guidance in bf16 (8 Heun steps), each network's evaluations from
 #      CUDA graphs, on the backend that the generation config's `plugin = auto` chose (the emulated GPU);
-#   4. `plugin = auto` keeps to the CPU where a plugin the config names has no CUDA build.
+#   4. `plugin = auto` keeps to the CPU where a plugin the config names has no CUDA build, or where
+#      CUDA_VISIBLE_DEVICES hides the device; processes of one run (mpirun) that would choose differently are
+#      refused.
 set -uo pipefail
 tree=${1:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
 src=${2:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
@@ -57,3 +59,22 @@ out=$("$tree/edm2host" check "$src/tests/configs/tiny_train.ini" --set backend.p
 grep -q "backend cpu, chosen by plugin = auto: \[sampler\] plugin 'extra_euler_cpu' has no CUDA build" <<<"$out" ||
   { echo "$out"; fail "backend auto with a CPU-only plugin did not keep to the CPU"; }
 echo "backend auto with a CPU-only sampler: cpu"
+# ... and where CUDA_VISIBLE_DEVICES hides the device (the emulation honours it as the CUDA runtime does).
+out=$(CUDA_VISIBLE_DEVICES= "$tree/edm2host" check "$src/tests/configs/tiny_train.ini" --set backend.plugin=auto 2>&1) ||
+  { echo "$out"; fail "check without a visible device"; }
+grep -q "backend cpu, chosen by plugin = auto: cuda: no CUDA device" <<<"$out" ||
+  { echo "$out"; fail "backend auto without a visible device did not keep to the CPU"; }
+echo "backend auto without a visible device: cpu"
+# Processes of one run that would choose differently (one sees a GPU, one does not) are refused, each saying so.
+if command -v mpirun >/dev/null && "$tree/edm2host" --version | grep -q "with MPI"; then
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  command -v ssh >/dev/null || export OMPI_MCA_plm_rsh_agent=false
+  auto_check=(check "$src/tests/configs/tiny_train.ini" --set backend.plugin=auto)
+  out=$(timeout 120 mpirun -n 1 env CUDA_VISIBLE_DEVICES= "$tree/edm2host" "${auto_check[@]}" : \
+    -n 1 "$tree/edm2host" "${auto_check[@]}" 2>&1) && { echo "$out"; fail "processes on different backends ran"; }
+  grep -q "plugin = auto chose cpu on process 0 (cuda: no CUDA device .*) but cuda on process 1" <<<"$out" ||
+    { echo "$out"; fail "processes on different backends: not the expected error"; }
+  echo "backend auto, one process without a device and one with: refused"
+else
+  echo "SKIP (this part): no mpirun, or an edm2host without MPI"
+fi
