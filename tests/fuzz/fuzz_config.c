@@ -1,7 +1,8 @@
 /* fuzz_config.c: INI configs as edm2host reads them: the input is split ("\n--8<--\n") into main.ini,
  * base.ini (which main.ini may name in `extends`, and which may extend itself or main.ini) and --set
- * lines; the result is validated against the plugins of the build tree and every plugin it names is
- * instantiated once, as `edm2host check` does. [plugins] path/load are validated but never followed. */
+ * lines; the result (its `[backend] plugin = auto` resolved) is validated against the plugins of the build
+ * tree and every plugin it names is instantiated once, as `edm2host check` does. [plugins] path/load are validated but never followed. */
+#include "backend_auto.h"
 #include "config.h"
 #include "fuzz_util.h"
 #include "plugin_check.h"
@@ -33,6 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(sets);
     }
     run_config r;
+    char note[480];
+    if (!rc) rc = backend_resolve_auto(&c, fuzz_registry(), note, sizeof note, &err);
     if (!rc) rc = config_validate(&c, fuzz_registry(), &r, &err);
     if (!rc) rc = config_instantiate(&r, NULL, &err);
     if (rc) fuzz_one_line(&err);

@@ -74,6 +74,7 @@ def main():
         + SEP + base + SEP + b"ema.stds=0.05,0.1\njob.threads=1\n")
     out("config", "generate", b"[job]\ntype = generate\n[sampler]\nplugin = euler\n[generate]\nnet = x.safetensors\nseeds = 0-3\n")
     out("config", "phema", b"[job]\ntype = phema\n[ema]\nplugin = power\n[phema]\nsnapshots = runs/x\nstds = 0.05\n")
+    out("config", "auto", b"extends = base.ini\n[backend]\nplugin = auto\n" + SEP + base + SEP + b"backend.device=0\n")
     # IDX: first byte = resolution choice; images, then labels
     im = struct.pack(">IIII", 0x803, 2, 28, 28) + bytes(range(256)) * 6 + bytes(32)
     lb = struct.pack(">II", 0x801, 2) + bytes([3, 7])
