@@ -104,8 +104,13 @@ int generator_run(generator *gen, const uint64_t *seeds, const float *noise_host
         }
     }
     edm2_denoiser den = {gen, denoise, randn_per_seed, gen->per * n};
-    if (gen->svt->sample(gen->s, &den, gen->x) != EDM2_OK)
+    if (gen->svt->sample(gen->s, &den, gen->x) != EDM2_OK) {
+        if (gen->last == EDM2_ERR_NOMEM)
+            return err_plugin(err, "sampling %d images at once did not fit in memory (lower the job's batch: "
+                                   "[generate], [evaluate] or [sweep] batch)",
+                              n);
         return err_plugin(err, "sampling failed%s", gen->last != EDM2_OK ? " in the network" : "");
+    }
     return rt_download(rt, out_host, gen->x, gen->per * n, err);
 }
 

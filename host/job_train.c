@@ -276,8 +276,13 @@ static int train_pass(trainer *t, int j, float *grads, double *part, edm2_err *e
     /* Noise and dropout are functions of the global image index: the same for any number of processes. */
     lb.rng = (edm2_rng){(uint64_t)t->seed, STREAM_NOISE, (uint64_t)(t->nimg + global) * (per + 1)};
     lb.dropout_rng = (edm2_rng){(uint64_t)t->seed, STREAM_DROPOUT + (uint64_t)(t->nimg + global), 0};
-    if (t->lvt->compute(t->loss, net_ref(&t->net), t->net.params, grads, &lb, part) != EDM2_OK)
-        return err_plugin(err, "loss computation failed at kimg %.3f", t->nimg / 1000.0);
+    const edm2_status s = t->lvt->compute(t->loss, net_ref(&t->net), t->net.params, grads, &lb, part);
+    if (s == EDM2_ERR_NOMEM) /* (the images of a pass, not the batch, decide the memory: batch_gpu) */
+        return err_plugin(err, "a pass of %lld images did not fit in memory at kimg %.3f (set [training] batch_gpu to a "
+                               "smaller divisor of %lld, the images of each process per step: the batch stays, trained "
+                               "in more passes)",
+                          (long long)t->batch_gpu, t->nimg / 1000.0, (long long)t->batch / t->world);
+    if (s != EDM2_OK) return err_plugin(err, "loss computation failed at kimg %.3f", t->nimg / 1000.0);
     return 0;
 }
 

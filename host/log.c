@@ -72,6 +72,9 @@ static void emit(edm2_log_level level, const char *who, const char *text) {
     }
 }
 
+/* Whether a message of this level is printed or written to the log file. */
+static int shown(edm2_log_level level) { return level >= g_min_level || (g_file && level >= EDM2_LOG_INFO); }
+
 void log_msg(edm2_log_level level, const char *who, const char *fmt, ...) {
     char msg[2048];
     va_list ap;
@@ -79,20 +82,31 @@ void log_msg(edm2_log_level level, const char *who, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     pthread_mutex_lock(&g_mu);
-    flush_held();
+    if (shown(level)) flush_held();
     emit(level, who, msg);
     pthread_mutex_unlock(&g_mu);
 }
 
+/* A plugin's error is held. One from another plugin while it is held is its context (a network reporting
+ * the pass that failed after its backend reported the allocation that failed): the two are held as one line,
+ * "LATER (WHO: EARLIER)"; a further one from the same plugin adds nothing to the first, its cause. Another
+ * message shown meanwhile prints the held error first, in its order; one not shown (debug lines without -v)
+ * leaves it held. */
 static void plugin_log(void *ctx, edm2_log_level level, const char *who, const char *msg) {
     (void)ctx;
+    if (!msg) msg = "(null)";
+    if (!who) who = "";
     pthread_mutex_lock(&g_mu);
-    flush_held();
     if (level == EDM2_LOG_ERROR) {
-        snprintf(g_held, sizeof g_held, "%s", msg ? msg : "(null)");
-        snprintf(g_held_who, sizeof g_held_who, "%s", who ? who : "");
+        if (!g_held[0] || strcmp(who, g_held_who)) {
+            char cause[sizeof g_held] = "";
+            if (g_held[0]) snprintf(cause, sizeof cause, " (%s%s%.900s)", g_held_who, g_held_who[0] ? ": " : "", g_held);
+            snprintf(g_held, sizeof g_held, "%.1000s%s", msg, cause);
+            snprintf(g_held_who, sizeof g_held_who, "%s", who);
+        }
     } else {
-        emit(level, who, msg ? msg : "(null)");
+        if (shown(level)) flush_held();
+        emit(level, who[0] ? who : NULL, msg);
     }
     pthread_mutex_unlock(&g_mu);
 }

@@ -33,7 +33,7 @@ void runtime_close(runtime *rt) {
 float *rt_alloc(runtime *rt, size_t floats, edm2_err *err) {
     void *p = NULL;
     if (rt->bvt->alloc(rt->b, floats * sizeof(float), &p) != EDM2_OK) {
-        err_set(err, "out of backend memory (%zu MiB)", floats * sizeof(float) >> 20);
+        err_plugin(err, "out of backend memory (%.1f MiB more)", floats * sizeof(float) / 1048576.0);
         return NULL;
     }
     return p;

@@ -388,10 +388,41 @@ bool is_pinned(const void *p) {
  * the tests' tensors and workspaces are far smaller, and the one such block, the plan timing's cuDNN
  * workspace (512 MiB), is never touched by the emulated cuDNN, so filling it would only cost time. */
 const size_t POISON_MAX = (size_t)64 << 20;
-cudaError_t device_alloc(void **p, size_t n) {
+/* EDM2_EMU_DEVICE_BYTES=BYTES: the device's memory; an allocation that would take the live device allocations
+ * past it fails as an exhausted GPU's does (out of memory), so that the tests can see what a batch too large
+ * for the GPU gives. Unset: 4 GiB, never enforced. (Page-locked host memory does not count.) */
+size_t device_bytes(void) {
+    const char *e = getenv("EDM2_EMU_DEVICE_BYTES");
+    char *end = nullptr;
+    const unsigned long long v = e && *e ? strtoull(e, &end, 10) : 0;
+    if (e && *e && (*end || v == 0)) {
+        fprintf(stderr, "cuda_emu: EDM2_EMU_DEVICE_BYTES=%s: expected a number of bytes\n", e);
+        abort();
+    }
+    return (size_t)v;
+}
+const size_t device_limit = device_bytes();
+std::mutex live_lock;
+std::map<void *, size_t> live; /* device allocations: start, bytes */
+size_t live_bytes;
+cudaError_t device_alloc(void **p, size_t n, bool device = true) {
+    std::lock_guard<std::mutex> hold(live_lock);
+    if (device && device_limit && n > device_limit - live_bytes) {
+        *p = nullptr;
+        return cudaErrorMemoryAllocation;
+    }
     if (posix_memalign(p, 256, n ? n : 1)) *p = nullptr;
     if (*p && n <= POISON_MAX) memset(*p, 0xff, n);
+    if (*p && device) live[*p] = n, live_bytes += n;
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+void device_release(void *p) {
+    {
+        std::lock_guard<std::mutex> hold(live_lock);
+        const auto it = live.find(p);
+        if (it != live.end()) live_bytes -= it->second, live.erase(it);
+    }
+    free(p);
 }
 } // namespace
 
@@ -455,7 +486,10 @@ cudaError_t cudaGetLastError(void) {
 }
 cudaError_t cudaPeekAtLastError(void) { return last_error; }
 const char *cudaGetErrorString(cudaError_t e) {
-    return e == cudaSuccess ? "no error" : e == cudaErrorNoDevice ? "no CUDA-capable device is detected" : "error (CUDA emulation)";
+    return e == cudaSuccess                 ? "no error"
+           : e == cudaErrorNoDevice         ? "no CUDA-capable device is detected"
+           : e == cudaErrorMemoryAllocation ? "out of memory"
+                                            : "error (CUDA emulation)";
 }
 /* One device, unless CUDA_VISIBLE_DEVICES hides it as the CUDA runtime does: set, but not starting with a
  * device number (empty, -1, ...). */
@@ -511,11 +545,12 @@ cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void *) { re
  * and a free is queued. */
 cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) { return device_alloc(p, n); }
 cudaError_t cudaFreeAsync(void *p, cudaStream_t stream) {
-    emu_enqueue(stream, [=]() { free(p); });
+    emu_enqueue(stream, [=]() { device_release(p); });
     return cudaSuccess;
 }
 cudaError_t cudaMallocHost(void **p, size_t n) {
-    const cudaError_t e = cudaMalloc(p, n);
+    if (forbidden_in_capture("cudaMallocHost")) return cudaErrorStreamCaptureUnsupported;
+    const cudaError_t e = device_alloc(p, n, false);
     std::lock_guard<std::recursive_mutex> hold(run_lock);
     if (e == cudaSuccess) pinned[(const char *)*p] = n ? n : 1;
     return e;
@@ -528,7 +563,9 @@ cudaError_t cudaFreeHost(void *p) {
     return cudaFree(p);
 }
 cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
-    *free_bytes = *total = (size_t)1 << 32;
+    std::lock_guard<std::mutex> hold(live_lock);
+    *total = device_limit ? device_limit : (size_t)1 << 32;
+    *free_bytes = device_limit ? device_limit - live_bytes : *total;
     return cudaSuccess;
 }
 cudaError_t cudaMalloc(void **p, size_t n) {
@@ -537,7 +574,7 @@ cudaError_t cudaMalloc(void **p, size_t n) {
 cudaError_t cudaFree(void *p) {
     if (forbidden_in_capture("cudaFree")) return cudaErrorStreamCaptureUnsupported;
     drain(); /* cudaFree waits for the device */
-    free(p);
+    device_release(p);
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {

@@ -10,7 +10,9 @@
 #      CUDA graphs, on the backend that the generation config's `plugin = auto` chose (the emulated GPU);
 #   4. `plugin = auto` keeps to the CPU where a plugin the config names has no CUDA build, or where
 #      CUDA_VISIBLE_DEVICES hides the device; processes of one run (mpirun) that would choose differently are
-#      refused.
+#      refused;
+#   5. a device too small (emulated: EDM2_EMU_DEVICE_BYTES) for a training pass or a sampling batch gives one
+#      line naming the key to lower, and the smaller pass or batch runs.
 set -uo pipefail
 tree=${1:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
 src=${2:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
@@ -65,6 +67,26 @@ out=$(CUDA_VISIBLE_DEVICES= "$tree/edm2host" check "$src/tests/configs/tiny_trai
 grep -q "backend cpu, chosen by plugin = auto: cuda: no CUDA device" <<<"$out" ||
   { echo "$out"; fail "backend auto without a visible device did not keep to the CPU"; }
 echo "backend auto without a visible device: cpu"
+# A pass, or a sampling batch, too large for the device's memory (EDM2_EMU_DEVICE_BYTES: 39 MB, between what
+# 4 images and what 64 need here): one line saying which key to lower; the smaller one runs.
+export EDM2_EMU_DEVICE_BYTES=39000000
+train fits --set training.batch=64 --set training.batch_gpu=4
+out=$("$tree/edm2host" -q run "$src/tests/configs/tiny_train.ini" --set backend.plugin=cuda --set job.run_dir="$dir/oom" \
+  --set training.batch=64 --set training.batch_gpu=64 --set training.duration_kimg=0.1 2>&1) &&
+  { echo "$out"; fail "a pass of 64 images ran"; }
+[ "$(wc -l <<<"$out")" = 1 ] && grep -q "error: a pass of 64 images did not fit in memory at kimg 0.000 (set \[training\] batch_gpu to a smaller divisor of 64,.*out of device memory" <<<"$out" ||
+  { echo "$out"; fail "a pass too large for the device: not the one-line error"; }
+snap=$(ls "$dir"/fits/network-snapshot-*-0.100.safetensors)
+for b in 4 256; do
+  out=$("$tree/edm2host" -q run "$src/configs/fashion-mnist-generate.ini" --set generate.net="$snap" --set generate.seeds=0-255 \
+    --set generate.batch=$b --set sampler.num_steps=2 --set generate.outdir="$dir/oom-gen$b" 2>&1)
+  echo "rc=$? $out" >"$dir/oom-gen$b.log"
+done
+grep -q "^rc=0 $" "$dir/oom-gen4.log" || { cat "$dir/oom-gen4.log"; fail "sampling in batches of 4 under the memory limit"; }
+grep -q "^rc=1 error: sampling 256 images at once did not fit in memory (lower the job's batch" "$dir/oom-gen256.log" ||
+  { cat "$dir/oom-gen256.log"; fail "sampling 256 images at once: not the one-line error"; }
+unset EDM2_EMU_DEVICE_BYTES
+echo "a device too small for a pass of 64 or a sampling batch of 256: one line naming batch_gpu or batch"
 # Processes of one run that would choose differently (one sees a GPU, one does not) are refused, each saying so.
 if command -v mpirun >/dev/null && "$tree/edm2host" --version | grep -q "with MPI"; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1

@@ -34,7 +34,7 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
     const int N = ctx->N, C = b->cout, act = g->act;
     const size_t P = (size_t)N * b->H * b->W, HW = (size_t)b->H * b->W;
     if (gws_reset(tw)) {
-        gpu_fail(g, "block workspace", "out of device memory");
+        gpu_oom(g, "block workspace");
         return NULL;
     }
     gblock_saved local;

@@ -259,7 +259,7 @@ static float scratch_ms(gpu_ctx *g, const conv_plan *p, int kind, const conv_scr
         ms = scratch_calls_ms(g, p, kind, s, 3);
         if (ms >= 0) ms /= 3;
     }
-    if (ms < 0) g->err[0] = 0, (void)cudaGetLastError();
+    if (ms < 0) gpu_clear(g), (void)cudaGetLastError();
     return ms;
 }
 
@@ -492,7 +492,7 @@ done:
         for (int k = 0; k < 3; k++) cgraph_plan_free(&p->graph[k]); /* the heuristics choose: legacy only */
         char why[400] = "";
         if (g->err[0]) snprintf(why, sizeof why, ": %s", g->err);
-        g->err[0] = 0; /* recovered: the heuristics choose */
+        gpu_clear(g); /* recovered: the heuristics choose */
         snprintf(m->s, sizeof m->s, "; timing failed (%s%s), so the heuristics choose", step,
                  nt == 0 && n > 0 ? ": no allowed result" : why);
     }
@@ -690,7 +690,7 @@ static void *scratch_for(gpu_ctx *g, size_t need) {
         if (g->own) g->ops.vt->free(g->ops.b, g->own);
         g->own = NULL, g->own_bytes = 0;
         if (g->ops.vt->alloc(g->ops.b, need, &g->own) != EDM2_OK) {
-            gpu_fail(g, "cuDNN workspace", "out of device memory");
+            gpu_oom(g, "cuDNN workspace");
             return NULL;
         }
         g->own_bytes = need;

@@ -18,6 +18,16 @@ int gpu_fail(gpu_ctx *g, const char *what, const char *why) {
     return -1;
 }
 
+int gpu_oom(gpu_ctx *g, const char *what) {
+    if (!g->err[0]) g->oom = 1;
+    return gpu_fail(g, what, "out of device memory");
+}
+
+void gpu_clear(gpu_ctx *g) {
+    g->err[0] = 0;
+    g->oom = 0;
+}
+
 int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act) {
     memset(g, 0, sizeof *g);
     if (!backend || backend->vt->struct_size < offsetof(edm2_backend_vtable, native) + sizeof backend->vt->native ||

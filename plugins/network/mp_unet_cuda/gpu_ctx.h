@@ -57,6 +57,7 @@ typedef struct gpu_ctx {
     void *note_arg;
     size_t nplans, cap_plans;
     char err[320];         /* the first failure of the current call */
+    int oom;               /* that failure was device memory running out (gpu_oom) */
 } gpu_ctx;
 
 /* Fills the handles from the backend's native table (act: ACT_*); 0, or -1 with a reason in g->err. */
@@ -64,6 +65,11 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act);
 void gpu_ctx_free(gpu_ctx *g);
 /* Records "what: why" as the failure (the first one is kept) and returns -1. */
 int gpu_fail(gpu_ctx *g, const char *what, const char *why);
+/* Records "what: out of device memory" as the failure (the first one is kept; g->oom says so) and returns -1:
+ * the caller's batch did not fit (the plugin reports EDM2_ERR_NOMEM, and the host says what to lower). */
+int gpu_oom(gpu_ctx *g, const char *what);
+/* Forgets the recorded failure (a new call, or a failure recovered from). */
+void gpu_clear(gpu_ctx *g);
 /* Records "EDM2_CUDNN_PLANS: why" (why: "PATH:LINE: ..." or the like, longer than gpu_fail keeps) as the
  * failure, as gpu_fail, and returns -1. */
 int gpu_plans_fail(gpu_ctx *g, const char *why);
@@ -72,11 +78,13 @@ int gpu_plans_fail(gpu_ctx *g, const char *why);
 #define GPU_CUDA(g, call)                                                                                  \
     do {                                                                                                   \
         cudaError_t e_ = (cudaError_t)(call);                                                             \
+        if (e_ == cudaErrorMemoryAllocation) return gpu_oom((g), #call);                                   \
         if (e_ != cudaSuccess) return gpu_fail((g), #call, cudaGetErrorString(e_));                        \
     } while (0)
 #define GPU_BLAS(g, call)                                                                                  \
     do {                                                                                                   \
         cublasStatus_t s_ = (call);                                                                        \
+        if (s_ == CUBLAS_STATUS_ALLOC_FAILED) return gpu_oom((g), #call);                                  \
         if (s_ != CUBLAS_STATUS_SUCCESS) return gpu_fail((g), #call, cublasGetStatusString(s_));           \
     } while (0)
 #define GPU_DNN(g, call)                                                                                   \
@@ -91,14 +99,15 @@ int gpu_plans_fail(gpu_ctx *g, const char *why);
     do {                                                                                                   \
         int e_ = (call);                                                                                   \
         if (e_) {                                                                                          \
-            gpu_fail((g), #call, cudaGetErrorString((cudaError_t)e_));                                     \
+            if (e_ == cudaErrorMemoryAllocation) gpu_oom((g), #call);                                       \
+            else gpu_fail((g), #call, cudaGetErrorString((cudaError_t)e_));                                \
             on_fail;                                                                                       \
         }                                                                                                  \
     } while (0)
 #define GPU_NEED(g, ptr_expr, what, on_fail)                                                               \
     do {                                                                                                   \
         if (!(ptr_expr)) {                                                                                 \
-            gpu_fail((g), (what), "out of device memory");                                                 \
+            gpu_oom((g), (what));                                                                          \
             on_fail;                                                                                       \
         }                                                                                                  \
     } while (0)

@@ -180,7 +180,7 @@ static int capture(pgraph *p, pgraph_slot *s, unet_cuda *u, const pass *ps, int 
                 snprintf(why, sizeof why, "graph launch failed: %s", cudaGetErrorString(e));
             if (graph) cudaGraphDestroy(graph);
             if (why[0]) (void)cudaGetLastError(); /* a failed capture's error must not fail the next launch check */
-            u->gc.err[0] = 0;
+            gpu_clear(&u->gc);
         }
     }
     for (int i = 0; i < 2 && !why[0]; i++) {

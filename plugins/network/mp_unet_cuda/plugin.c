@@ -23,11 +23,12 @@ struct edm2_network {
 /* Every call starts on the backend's device and with no recorded failure. */
 static void enter(edm2_network *net) {
     cudaSetDevice(net->u.gc.device);
-    net->u.gc.err[0] = 0;
+    gpu_clear(&net->u.gc);
 }
 
 static edm2_status failed(edm2_network *net, const char *what) {
-    return edm2_logf(net->host, EDM2_LOG_ERROR, ID, EDM2_ERR_INTERNAL, "%s on the GPU: %s", what, net->u.gc.err);
+    return edm2_logf(net->host, EDM2_LOG_ERROR, ID, net->u.gc.oom ? EDM2_ERR_NOMEM : EDM2_ERR_INTERNAL, "%s on the GPU: %s",
+                     what, net->u.gc.err);
 }
 
 /* gpu_ctx.note: the cuDNN plans' choices, one debug line each. */

@@ -145,7 +145,7 @@ static int ensure_scratch(unet_cuda *u) {
     }
     if (ok) return 0;
     scratch_free(u);
-    return gpu_fail(&u->gc, "network", "out of device memory for the prepared weights");
+    return gpu_oom(&u->gc, "network: the prepared weights");
 }
 
 int unet_cuda_init_params(unet_cuda *u, float *params, uint64_t seed) {
@@ -231,7 +231,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     gws *ws = &u->fws;
     u->have_saved = 0;
     if (ensure_scratch(u)) return -1;
-    if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
+    if (gws_reset(ws)) return gpu_oom(g, "network workspace");
     /* The prepared weights, once per pass: in float32 a weight at a time (bitwise the CPU's); in bf16/fp16
      * all in one launch, float32 where read so, else in the body's type. */
     for (size_t i = 0; act == ACT_F32 && i < G->nweights; i++) {
@@ -260,7 +260,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
     if (hp->label_dim) {
         float *e2;
         const size_t nl = (size_t)N * hp->label_dim;
-        if (!(lab = gws_zeros(ws, nl))) return gpu_fail(g, "network workspace", "out of device memory");
+        if (!(lab = gws_zeros(ws, nl))) return gpu_oom(g, "network workspace");
         ALLOC(e2, ws, (size_t)N * G->cemb);
         if (a->labels) K(uk_scale(st, lab, a->labels, sqrtf((float)hp->label_dim), nl));
         if (gpu_linear_forward(g, e2, lab, W_HAT(G->emb_label), (size_t)N, hp->label_dim, G->cemb, 0)) return -1;
@@ -286,7 +286,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
             if (md->skip_src >= 0) { /* x = mp_cat(x, skip) and its MP-SiLU, for this block only (bpp[1]) */
                 void *cat;
                 const size_t n = (size_t)N * md->H * md->W * md->cin;
-                if (gws_reset(&u->bpp[1])) return gpu_fail(g, "network workspace", "out of device memory");
+                if (gws_reset(&u->bpp[1])) return gpu_oom(g, "network workspace");
                 ALLOC_ACT(cat, &u->bpp[1], n);
                 ALLOC_ACT(a_in, &u->bpp[1], n);
                 if (cat_forward(u, m, cat, a_in, N)) return -1;
@@ -319,7 +319,7 @@ int unet_cuda_forward(unet_cuda *u, const edm2_forward_args *a) {
         u->rec = (unet_record){N, a->dropout_rng.seed, a->dropout_rng.stream, a->dropout_rng.offset, x_in0, out_in, c_out,
                                fourier, lab, e3, emb, lvf};
     }
-    return ws->failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
+    return ws->failed ? gpu_oom(g, "network workspace") : 0;
 }
 
 /* The backward's weight gradients: u->dw_hat holds one span [lo, lo + n) of the arena at a time, cleared
@@ -348,12 +348,12 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
     const size_t HW = (size_t)R * R, P = (size_t)N * HW, NE = (size_t)N * G->cemb;
     gws *ws = &u->bws;
     if (ensure_scratch(u)) return -1;
-    if (gws_reset(ws)) return gpu_fail(g, "network workspace", "out of device memory");
+    if (gws_reset(ws)) return gpu_oom(g, "network workspace");
     gblock_ctx ctx = {g, NULL, W_ACT_BASE, r->emb, N, 1,
                       r->drop_seed, r->drop_stream, r->drop_offset, &u->fws, &u->bpp[0]};
     float *demb = gws_zeros(ws, NE), *dF, *d32;
     void *dcur;
-    if (!demb) return gpu_fail(g, "network workspace", "out of device memory");
+    if (!demb) return gpu_oom(g, "network workspace");
     ALLOC(dF, ws, P * C);
     void **dskip = u->dskip;
     memset(dskip, 0, (size_t)G->nmods * sizeof *dskip);
@@ -398,7 +398,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
          * the skip connection's gradient waits for its encoder block, in the pass-long workspace. */
         gws *mw = &u->bpp[m % 2];
         if (gws_reset(mw)) {
-            gpu_fail(g, "network workspace", "out of device memory");
+            gpu_oom(g, "network workspace");
             goto done;
         }
         size_t lo, hi;
@@ -460,7 +460,7 @@ int unet_cuda_backward(unet_cuda *u, const float *params, const float *dD, const
                                hp->logvar_channels, 1, 0));
         PD(dw_finish(u, params, grads, &G->logvar_linear, G->logvar_linear.offset));
     }
-    rc = ws->failed || u->bpp[0].failed || u->bpp[1].failed ? gpu_fail(g, "network workspace", "out of device memory") : 0;
+    rc = ws->failed || u->bpp[0].failed || u->bpp[1].failed ? gpu_oom(g, "network workspace") : 0;
 done:
     return rc;
 }

@@ -74,8 +74,8 @@ int gws_reset(gws *ws) {
 
 void gws_free(gws *ws) {
     if (!ws->ops.vt) return;
-    gws_reset(ws);
-    ws->ops.vt->free(ws->ops.b, ws->base);
+    for (size_t i = 0; i < ws->nextra; i++) ws->ops.vt->free(ws->ops.b, ws->extra[i]);
+    ws->ops.vt->free(ws->ops.b, ws->base); /* (not gws_reset: that would allocate the grown base first) */
     free(ws->extra);
     memset(ws, 0, sizeof *ws);
 }
