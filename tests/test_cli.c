@@ -272,10 +272,12 @@ static void test_shipped_configs_check(void **state) {
                                 "[phema] snapshots = 'runs/fashion-mnist-demo': ",
                                 "[sweep] runs: 'runs/fashion-mnist-demo': ",
                                 "[report] runs: 'runs/fashion-mnist-demo': not a folder"};
-        int missing_input = 0;
+        int missing_input = 0, problems = 0; /* (info lines aside: the presets' precision on this CPU build) */
         for (size_t k = 0; k < sizeof inputs / sizeof *inputs; k++) missing_input |= strstr(r.err, inputs[k]) != NULL;
+        for (const char *line = r.err; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+            problems += !strncmp(line, "error: ", 7) || !strncmp(line, "warning: ", 9);
         if (st && !missing_input) fprintf(stderr, "%s: %s", configs[i], r.err);
-        assert_true(st == 0 || (st == 1 && missing_input && r.err_lines == 1));
+        assert_true(st == 0 || (st == 1 && missing_input && problems == 1));
     }
 }
 
