@@ -528,6 +528,24 @@ static void test_auto_backend(void **state) {
     free(d);
 }
 
+/* What the plugins say when created (the network's precision line) is said once: the trial instances that
+ * check a config at the start of a run keep quiet. */
+static void test_start_lines_once(void **state) {
+    (void)state;
+    char *d = make_temp_dir(), rd[600];
+    snprintf(rd, sizeof rd, "job.run_dir=%s", d);
+    run_result r;
+    assert_int_equal(run_host(&r, "run", CFG, "--set", rd, "--set", "training.duration_kimg=0.05", "--set",
+                              "network.precision=bf16", NULL),
+                     0);
+    const char *first = strstr(r.err, "precision = bf16");
+    if (!first || strstr(first + 1, "precision = bf16")) fprintf(stderr, "expected the precision line once:\n%s", r.err);
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "precision = bf16"));
+    rm_rf(d);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_durations),
@@ -535,6 +553,7 @@ int main(void) {
         cmocka_unit_test(test_resume_is_exact),
         cmocka_unit_test_teardown(test_cuda_deterministic_and_resume, back_to_cpu),
         cmocka_unit_test_teardown(test_auto_backend, back_to_cpu),
+        cmocka_unit_test(test_start_lines_once),
         cmocka_unit_test(test_kill_leaves_complete_files),
         cmocka_unit_test(test_bad_setups),
         cmocka_unit_test(test_other_data_sources),
