@@ -9,8 +9,9 @@
 #include "log.h"
 #include "schema.h"
 
-/* Whether the CUDA backend can run this config: its plugin is on the search path, its probe finds a device,
- * and every other plugin section names a plugin with a CUDA (or any-backend) build. Else why not, in why. */
+/* Whether the CUDA backend can run this config (or, c NULL, run here): its plugin is on the search path, its
+ * probe finds a device, and every other plugin section names a plugin with a CUDA (or any-backend) build.
+ * Else why not, in why. */
 static int cuda_fits(const cfg *c, const plugin_registry *r, char *why, size_t len) {
     const plugin_rec *b = registry_find(r, EDM2_KIND_BACKEND, "cuda", EDM2_BACKEND_CUDA);
     if (!b) {
@@ -22,7 +23,7 @@ static int cuda_fits(const cfg *c, const plugin_registry *r, char *why, size_t l
         snprintf(why, len, "cuda: %s", probe);
         return 0;
     }
-    for (int k = 0; k < EDM2_KIND_COUNT_; k++) {
+    for (int k = 0; c && k < EDM2_KIND_COUNT_; k++) {
         const char *id = cfg_value(c, kind_name((edm2_kind)k), "plugin", NULL);
         if (k == EDM2_KIND_BACKEND || !id || registry_find(r, (edm2_kind)k, id, EDM2_BACKEND_CUDA)) continue;
         if (!registry_find(r, (edm2_kind)k, id, EDM2_BACKEND_CPU)) continue; /* (validation names it) */
@@ -31,6 +32,10 @@ static int cuda_fits(const cfg *c, const plugin_registry *r, char *why, size_t l
     }
     snprintf(why, len, "a CUDA device is present");
     return 1;
+}
+
+const char *backend_auto_choice(const plugin_registry *r, char *why, size_t len) {
+    return cuda_fits(NULL, r, why, len) ? "cuda" : "cpu";
 }
 
 /* With several processes (mpirun): every one chose the same backend, or the run would mix NCCL's all-reduce

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend_auto.h"
 #include "commands.h"
 #include "log.h"
 #include "schema.h"
@@ -69,6 +70,9 @@ static void list(const plugin_registry *r) {
                    desc, r->plugins[i].file);
         }
     if (!r->nplugins) printf("(no plugins found)\n");
+    char why[400];
+    const char *id = backend_auto_choice(r, why, sizeof why);
+    printf("\n[backend] plugin = auto chooses %s here (%s)\n", id, why);
     printf("\nsearch path:\n");
     for (size_t i = 0; i < r->ndirs; i++) printf("  %s\n", r->dirs[i]);
 }

@@ -50,6 +50,9 @@ static void test_plugins_lists_built_plugins(void **state) {
     const char *expect[] = {"cpu", "mp_unet", "edm2", "adam", "power", "heun"};
     for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) assert_non_null(strstr(r.out, expect[i]));
     assert_int_equal(r.err_lines, 0); /* nothing on the default path fails to load */
+    /* What `[backend] plugin = auto` chooses here, and why (tests/cuda_emu/train_emu.sh: cuda there). */
+    assert_true(strstr(r.out, "\n[backend] plugin = auto chooses cpu here (") ||
+                strstr(r.out, "\n[backend] plugin = auto chooses cuda here (a CUDA device is present)"));
 }
 
 static void test_plugins_describe(void **state) {

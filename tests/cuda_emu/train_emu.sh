@@ -61,6 +61,8 @@ out=$("$tree/edm2host" check "$src/tests/configs/tiny_train.ini" --set backend.p
 grep -q "backend cpu, chosen by plugin = auto: \[sampler\] plugin 'extra_euler_cpu' has no CUDA build" <<<"$out" ||
   { echo "$out"; fail "backend auto with a CPU-only plugin did not keep to the CPU"; }
 echo "backend auto with a CPU-only sampler: cpu"
+"$tree/edm2host" plugins | grep -q "^\[backend\] plugin = auto chooses cuda here (a CUDA device is present)" ||
+  fail "edm2host plugins does not say that auto chooses the (emulated) GPU"
 # ... and where CUDA_VISIBLE_DEVICES hides the device (the emulation honours it as the CUDA runtime does).
 out=$(CUDA_VISIBLE_DEVICES= "$tree/edm2host" check "$src/tests/configs/tiny_train.ini" --set backend.plugin=auto 2>&1) ||
   { echo "$out"; fail "check without a visible device"; }
