@@ -40,12 +40,12 @@ const char *backend_auto_choice(const plugin_registry *r, char *why, size_t len)
 
 /* With several processes (mpirun): every one chose the same backend, or the run would mix NCCL's all-reduce
  * with the host's; else an error naming a process of each. 0 or -1. */
-static int same_everywhere(const char *id, const char *why, edm2_err *err) {
+static int same_everywhere(int cuda, const char *why, edm2_err *err) {
     const int world = comm_world();
     if (world <= 1) return 0;
     char *all = malloc((size_t)world);
     if (!all) return err_set(err, "out of memory");
-    const char mine = id[1]; /* 'u' (cuda) or 'p' (cpu) */
+    const char mine = (char)cuda;
     int rc = comm_allgather(&mine, all, 1, err), other = -1;
     for (int p = 0; !rc && p < world && other < 0; p++)
         if (all[p] != mine) other = p;
@@ -53,7 +53,7 @@ static int same_everywhere(const char *id, const char *why, edm2_err *err) {
     if (rc || other < 0) return rc ? -1 : 0;
     return err_set(err, "[backend] plugin = auto chose %s on process %d (%s) but %s on process %d: name the backend "
                         "(plugin = cuda or cpu)",
-                   id, comm_rank(), why, mine == 'u' ? "cpu" : "cuda", other);
+                   cuda ? "cuda" : "cpu", comm_rank(), why, cuda ? "cpu" : "cuda", other);
 }
 
 int backend_resolve_auto(cfg *c, const plugin_registry *r, char *note, size_t len, edm2_err *err) {
@@ -61,13 +61,13 @@ int backend_resolve_auto(cfg *c, const plugin_registry *r, char *note, size_t le
     note[0] = 0;
     if (!e || strcmp(e->value, "auto")) return 0; /* a backend named (no [backend]: cpu, validate.c) */
     char why[400];
-    const char *id = cuda_fits(c, r, why, sizeof why) ? "cuda" : "cpu";
-    if (same_everywhere(id, why, err)) return -1;
+    const int cuda = cuda_fits(c, r, why, sizeof why);
+    const char *id = cuda ? "cuda" : "cpu";
+    if (same_everywhere(cuda, why, err)) return -1;
     snprintf(note, len, "chosen by plugin = auto: %s", why);
     LOG_DEBUG("backend %s, %s (%s)", id, note, cfg_where(e).s);
     /* A key of the backend not chosen (the cuda backend's device) cannot apply: said here, with why. (Other
      * unknown keys are validation's, with its suggestions.) */
-    const int cuda = !strcmp(id, "cuda");
     const plugin_rec *chosen = registry_find(r, EDM2_KIND_BACKEND, id, cuda ? EDM2_BACKEND_CUDA : EDM2_BACKEND_CPU);
     const plugin_rec *other = registry_find(r, EDM2_KIND_BACKEND, cuda ? "cpu" : "cuda",
                                             cuda ? EDM2_BACKEND_CPU : EDM2_BACKEND_CUDA);

@@ -100,10 +100,10 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
     err.msg[0] = 0;
     edm2_network_info net;
     memset(&net, 0, sizeof net);
-    const edm2_log_level level0 = log_get_level();
-    if (run && level0 < EDM2_LOG_WARN) log_set_level(EDM2_LOG_WARN); /* (the job's own instances say it all again) */
+    const edm2_log_level level = log_get_level();
+    if (run && level < EDM2_LOG_WARN) log_set_level(EDM2_LOG_WARN); /* (the job's own instances say it all again) */
     rc = runnable && config_instantiate(&s.rc, &net, &err) ? 1 : 0;
-    log_set_level(level0);
+    log_set_level(level);
     if (rc) {
         LOG_ERROR("%s", err.msg);
     } else if (!run) {
@@ -117,7 +117,6 @@ static int with_config(const char *cmd, int argc, char **argv, int run) {
         dataset d;
         run_config dry = s.rc;
         dry.dry_run = 1;
-        const edm2_log_level level = log_get_level();
         if (level < EDM2_LOG_WARN) log_set_level(EDM2_LOG_WARN);
         if (train && train_resume_point(&s.rc, ckpt, sizeof ckpt, &nimg, &err)) {
             LOG_ERROR("%s", err.msg);

@@ -99,7 +99,7 @@ int gpu_plans_fail(gpu_ctx *g, const char *why);
     do {                                                                                                   \
         int e_ = (call);                                                                                   \
         if (e_) {                                                                                          \
-            if (e_ == cudaErrorMemoryAllocation) gpu_oom((g), #call);                                       \
+            if (e_ == cudaErrorMemoryAllocation) gpu_oom((g), #call);                                      \
             else gpu_fail((g), #call, cudaGetErrorString((cudaError_t)e_));                                \
             on_fail;                                                                                       \
         }                                                                                                  \

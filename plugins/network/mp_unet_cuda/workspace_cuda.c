@@ -52,10 +52,15 @@ float *gws_zeros(gws *ws, size_t n) {
 
 void *gws_act(gws *ws, int act, size_t n) { return gws_alloc(ws, act == ACT_F32 ? n : (n + 1) / 2); }
 
-int gws_reset(gws *ws) {
-    const int grow = ws->nextra > 0;
+/* Frees the blocks allocated beyond the base this pass. */
+static void free_extra(gws *ws) {
     for (size_t i = 0; i < ws->nextra; i++) ws->ops.vt->free(ws->ops.b, ws->extra[i]);
     ws->nextra = 0;
+}
+
+int gws_reset(gws *ws) {
+    const int grow = ws->nextra > 0;
+    free_extra(ws);
     ws->used = 0;
     ws->failed = 0;
     if (grow) {
@@ -74,7 +79,7 @@ int gws_reset(gws *ws) {
 
 void gws_free(gws *ws) {
     if (!ws->ops.vt) return;
-    for (size_t i = 0; i < ws->nextra; i++) ws->ops.vt->free(ws->ops.b, ws->extra[i]);
+    free_extra(ws);
     ws->ops.vt->free(ws->ops.b, ws->base); /* (not gws_reset: that would allocate the grown base first) */
     free(ws->extra);
     memset(ws, 0, sizeof *ws);
