@@ -16,7 +16,8 @@ static void print_keys(const edm2_config_key *keys, size_t n, const char *sectio
         const char *def = keys[i].default_value;
         const host_range *r = section ? host_range_find(section, keys[i].name) : NULL;
         char range[80] = "";
-        if (r) snprintf(range, sizeof range, " [%.15g to %.15g]", r->lo, r->hi);
+        const char *word = section ? host_key_word(section, keys[i].name) : NULL;
+        if (r) snprintf(range, sizeof range, " [%.15g to %.15g%s%s]", r->lo, r->hi, word ? " or " : "", word ? word : "");
         printf("  %-20s %-24s default %-14s %s%s\n", keys[i].name, type_name(keys[i].type),
                def ? (*def ? def : "(empty)") : "(required)", keys[i].help, range);
     }

@@ -87,7 +87,7 @@ static void trainer_close(trainer *t) {
     loader_close(&t->ld);
     dataset_close(&t->data);
     for (size_t i = 0; i < t->nema; i++) rt_free(&t->rt, t->avg[i]);
-    for (int j = 1; j < t->passes && j < MAX_PASSES; j++) rt_free(&t->rt, t->part[j]);
+    for (int j = 1; j < MAX_PASSES; j++) rt_free(&t->rt, t->part[j]); /* (NULL past those allocated) */
     rt_free(&t->rt, t->grads), rt_free(&t->rt, t->y), rt_free(&t->rt, t->labels);
     free(t->objectives);
     if (t->ema) t->evt->destroy(t->ema);
@@ -154,6 +154,31 @@ static int write_config(const trainer *t, edm2_err *err) {
                                        "resolved).", err);
 }
 
+/* Passes of n images: this process's share of them, and (data-parallel) a gradient arena for each pass and
+ * the room for what every process reports of a step. The arenas and the room only grow. */
+static int set_pass_size(trainer *t, int64_t n, edm2_err *err) {
+    t->batch_gpu = n;
+    const int passes = (int)(t->batch / t->world / n);
+    for (int j = 1; t->grouped && j < passes; j++)
+        if (!t->part[j] && !(t->part[j] = rt_alloc(&t->rt, t->net.info.arena_floats, err))) return -1;
+    if (passes > t->passes || !t->objectives) {
+        free(t->objectives);
+        if (!(t->objectives = calloc((size_t)t->world * (size_t)(passes + 2), sizeof *t->objectives)))
+            return err_set(err, "out of memory");
+    }
+    t->passes = passes;
+    return 0;
+}
+
+/* batch_gpu = auto, after a pass of batch_gpu images ran out of memory: the largest pass size that divides this
+ * process's images per step and is at most half the last one (within MAX_PASSES passes), or 0 when none is. */
+static int64_t smaller_pass(const trainer *t) {
+    const int64_t local = t->batch / t->world;
+    for (int64_t n = t->batch_gpu / 2; n >= 1; n--)
+        if (local % n == 0) return local / n <= MAX_PASSES ? n : 0;
+    return 0;
+}
+
 static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     config_view jv, tv, v;
     config_view_host(&jv, rc->cfg, "job");
@@ -161,7 +186,9 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     snprintf(t->run_dir, sizeof t->run_dir, "%s", jv.api.get(jv.api.ctx, "run_dir"));
     const ckpt_info id = run_identity(rc, NULL);
     t->seed = id.seed, t->batch = id.batch;
-    t->batch_gpu = edm2_cfg_int(&tv.api, "batch_gpu", 0);
+    const char *bg = tv.api.get(tv.api.ctx, "batch_gpu");
+    t->auto_pass = bg && !strcmp(bg, "auto"); /* (starts as 0 does: one pass per process) */
+    t->batch_gpu = t->auto_pass ? 0 : edm2_cfg_int(&tv.api, "batch_gpu", 0);
     t->rank = comm_rank(), t->world = comm_world();
     const char *one = getenv("EDM2_GROUP_OF_ONE");
     t->grouped = t->world > 1 || (one && !strcmp(one, "1"));
@@ -181,7 +208,6 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     if (passes / t->world > MAX_PASSES)
         return err_set(err, "[training] %lld passes per process and step (at most %d): raise batch_gpu",
                        (long long)(passes / t->world), MAX_PASSES);
-    t->passes = (int)(passes / t->world);
     comm_set_timeout(edm2_cfg_float(&jv.api, "comm_timeout_s", 600));
     if (t->total <= 0) return err_set(err, "[training] duration_kimg must be > 0");
     const char *intervals[] = {"snapshot_kimg", "checkpoint_kimg"};
@@ -230,13 +256,11 @@ static int setup(trainer *t, const run_config *rc, edm2_err *err) {
     if (train_open_data(rc, info, &t->data, err)) return -1;
     /* Memory. */
     size_t A = info->arena_floats, per = (size_t)info->img_channels * info->img_resolution * info->img_resolution;
-    const size_t local = (size_t)t->passes * (size_t)t->batch_gpu; /* images this process trains on per step */
+    const size_t local = (size_t)(t->batch / t->world); /* images this process trains on per step */
     if (!(t->grads = rt_alloc(&t->rt, A, err)) || !(t->y = rt_alloc(&t->rt, per * local, err))) return -1;
     if (info->label_dim && !(t->labels = rt_alloc(&t->rt, local * info->label_dim, err))) return -1;
     t->part[0] = t->grads;
-    for (int j = 1; t->grouped && j < t->passes; j++)
-        if (!(t->part[j] = rt_alloc(&t->rt, A, err))) return -1;
-    if (!(t->objectives = calloc((size_t)t->world * (t->passes + 1), sizeof *t->objectives))) return err_set(err, "out of memory");
+    if (set_pass_size(t, t->batch_gpu, err)) return -1;
     for (size_t i = 0; i < t->nema; i++)
         if (!(t->avg[i] = rt_alloc(&t->rt, A, err))) return -1;
     if (!(t->host = malloc((A + 1) * sizeof(float)))) return err_set(err, "out of memory");
@@ -277,35 +301,83 @@ static int train_pass(trainer *t, int j, float *grads, double *part, edm2_err *e
     lb.rng = (edm2_rng){(uint64_t)t->seed, STREAM_NOISE, (uint64_t)(t->nimg + global) * (per + 1)};
     lb.dropout_rng = (edm2_rng){(uint64_t)t->seed, STREAM_DROPOUT + (uint64_t)(t->nimg + global), 0};
     const edm2_status s = t->lvt->compute(t->loss, net_ref(&t->net), t->net.params, grads, &lb, part);
-    if (s == EDM2_ERR_NOMEM) /* (the images of a pass, not the batch, decide the memory: batch_gpu) */
-        return err_plugin(err, "a pass of %lld images did not fit in memory at kimg %.3f (set [training] batch_gpu to a "
-                               "smaller divisor of %lld, the images of each process per step: the batch stays, trained "
-                               "in more passes)",
-                          (long long)t->batch_gpu, t->nimg / 1000.0, (long long)t->batch / t->world);
+    if (s == EDM2_ERR_NOMEM) return 1; /* (the plugin's reason stays held for the caller's line) */
     if (s != EDM2_OK) return err_plugin(err, "loss computation failed at kimg %.3f", t->nimg / 1000.0);
+    return 0;
+}
+
+/* One process: the passes accumulated straight into grads. 0, 1 when a pass ran out of memory, or -1. */
+static int local_passes(trainer *t, double *objective, edm2_err *err) {
+    if (t->rt.bvt->fill(t->rt.b, t->grads, 0.0f, t->net.info.arena_floats) != EDM2_OK)
+        return err_plugin(err, "backend fill failed");
+    *objective = 0;
+    for (int j = 0; j < t->passes; j++) {
+        double part = 0;
+        const int r = train_pass(t, j, t->grads, &part, err);
+        if (r) return r;
+        *objective += part;
+    }
     return 0;
 }
 
 /* Several processes: each pass into its own arena, the arenas of all processes added in one order by the
  * backend, the objectives gathered and added in the same order, and every process's stop request (a signal)
- * shared, so that all stop after the same step. Returns the objective in *objective. */
+ * shared, so that all stop after the same step. A process whose pass ran out of memory still joins the
+ * reduction (its sum is not used) and says so in what is gathered, so that every process returns 1 together
+ * (the step is then done again, or each ends with the error) rather than the others waiting for it. Returns
+ * the objective in *objective. 0, 1 or -1. */
 static int group_passes(trainer *t, double *objective, int *stop, edm2_err *err) {
-    const size_t A = t->net.info.arena_floats, stride = (size_t)t->passes + 1;
-    double local[MAX_PASSES + 1]; /* this process's pass objectives and stop request */
-    for (int j = 0; j < t->passes; j++) {
+    const size_t A = t->net.info.arena_floats, stride = (size_t)t->passes + 2;
+    double local[MAX_PASSES + 2] = {0}; /* this process's pass objectives, stop request and out of memory */
+    for (int j = 0; j < t->passes && !local[t->passes + 1]; j++) {
         if (t->rt.bvt->fill(t->rt.b, t->part[j], 0.0f, A) != EDM2_OK) return err_plugin(err, "backend fill failed");
-        if (train_pass(t, j, t->part[j], &local[j], err)) return -1;
+        const int r = train_pass(t, j, t->part[j], &local[j], err);
+        if (r < 0) return -1;
+        local[t->passes + 1] = r;
     }
     local[t->passes] = *stop;
     if (t->rt.bvt->reduce_sum(t->rt.b, (const float *const *)t->part, t->passes, t->grads, A) != EDM2_OK)
         return err_plugin(err, "gradient reduction over %d processes failed", t->world);
     if (comm_allgather(local, t->objectives, stride * sizeof(double), err)) return -1;
     *objective = 0;
-    for (int q = 0; q < t->world; q++)
-        for (int j = 0; j < t->passes; j++) *objective += t->objectives[(size_t)q * stride + j];
-    for (int q = 0; q < t->world; q++)
-        if (t->objectives[(size_t)q * stride + t->passes] > *stop) *stop = (int)t->objectives[(size_t)q * stride + t->passes];
-    return 0;
+    int nomem = 0;
+    for (int q = 0; q < t->world; q++) {
+        const double *o = t->objectives + (size_t)q * stride;
+        for (int j = 0; j < t->passes; j++) *objective += o[j];
+        if (o[t->passes] > *stop) *stop = (int)o[t->passes];
+        nomem |= o[t->passes + 1] != 0;
+    }
+    return nomem;
+}
+
+/* The passes of a step: with batch_gpu = auto, done again in smaller passes while one runs out of memory (each
+ * time a warning with the reason); otherwise, or when no smaller pass is left, the error naming batch_gpu. */
+static int step_passes(trainer *t, double *objective, int *stop, edm2_err *err) {
+    for (int shrunk = 0;; shrunk = 1) {
+        const int r = t->grouped ? group_passes(t, objective, stop, err) : local_passes(t, objective, err);
+        if (r == 0 && shrunk && t->rank == 0)
+            LOG_INFO("batch_gpu = auto: training in passes of %lld images, %d per process and step",
+                     (long long)t->batch_gpu, t->passes);
+        if (r <= 0) return r;
+        const int64_t next = t->auto_pass ? smaller_pass(t) : 0;
+        if (!next && t->auto_pass) {
+            char limit[64] = "";
+            if (t->batch_gpu > 1) snprintf(limit, sizeof limit, " (at most %d passes per process and step)", MAX_PASSES);
+            return err_plugin(err, "a pass of %lld image%s did not fit in memory at kimg %.3f, and [training] batch_gpu = "
+                                   "auto has no smaller pass to try%s", (long long)t->batch_gpu, t->batch_gpu == 1 ? "" : "s",
+                              t->nimg / 1000.0, limit);
+        }
+        if (!next) /* (the images of a pass, not the batch, decide the memory: batch_gpu) */
+            return err_plugin(err, "a pass of %lld images did not fit in memory at kimg %.3f (set [training] batch_gpu to "
+                                   "a smaller divisor of %lld, the images of each process per step, or to auto: the batch "
+                                   "stays, trained in more passes)",
+                              (long long)t->batch_gpu, t->nimg / 1000.0, (long long)t->batch / t->world);
+        edm2_err why;
+        err_plugin(&why, "a pass of %lld images did not fit in memory", (long long)t->batch_gpu);
+        if (t->rank == 0)
+            LOG_WARN("batch_gpu = auto: %s; the step again in passes of %lld images", why.msg, (long long)next);
+        if (set_pass_size(t, next, err)) return -1;
+    }
 }
 
 static void *loader_host_alloc(void *rt, size_t bytes) { return rt_host_alloc(rt, bytes); }
@@ -327,17 +399,7 @@ static int train_step(trainer *t, double *loss, double *lr, int *stop, edm2_err 
     if (info->label_dim && rt_upload_async(&t->rt, t->labels, lab, local * info->label_dim, err)) return -1;
     if (t->net.vt->normalize_weights(t->net.net, t->net.params) != EDM2_OK) return err_plugin(err, "normalize_weights failed");
     double objective = 0;
-    if (t->grouped) {
-        if (group_passes(t, &objective, stop, err)) return -1;
-    } else {
-        if (t->rt.bvt->fill(t->rt.b, t->grads, 0.0f, info->arena_floats) != EDM2_OK)
-            return err_plugin(err, "backend fill failed");
-        for (int j = 0; j < t->passes; j++) {
-            double part = 0;
-            if (train_pass(t, j, t->grads, &part, err)) return -1;
-            objective += part;
-        }
-    }
+    if (step_passes(t, &objective, stop, err)) return -1;
     if (t->ovt->step(t->opt, t->net.params, t->grads, t->nimg, t->batch, lr) != EDM2_OK)
         return err_plugin(err, "optimizer step failed at kimg %.3f", t->nimg / 1000.0);
     if (vtable_has(t->ovt, offsetof(edm2_optimizer_vtable, nonfinite) + sizeof t->ovt->nonfinite) && t->ovt->nonfinite)
@@ -387,10 +449,10 @@ int job_train(const run_config *rc, edm2_err *err) {
     LOG_INFO("network %s: %dx%dx%d, label_dim %d, %.2f M parameters, %.3f GFLOP per image forward", t.net.rec->desc->id,
              info->img_channels, info->img_resolution, info->img_resolution, info->label_dim,
              info->arena_floats / 1e6, info->gflops_per_image);
-    LOG_INFO("loss %s, optimizer %s, EMA %s (%zu), batch %lld (%lld per pass), %.3f kimg to go",
+    LOG_INFO("loss %s, optimizer %s, EMA %s (%zu), batch %lld (%lld per pass%s), %.3f kimg to go",
              rc->plugin[EDM2_KIND_LOSS]->desc->id, rc->plugin[EDM2_KIND_OPTIMIZER]->desc->id,
              rc->plugin[EDM2_KIND_EMA]->desc->id, t.nema, (long long)t.batch, (long long)t.batch_gpu,
-             (t.total - t.nimg) / 1000.0);
+             t.auto_pass ? ", batch_gpu = auto: halved while a pass does not fit in memory" : "", (t.total - t.nimg) / 1000.0);
     if (t.world > 1)
         LOG_INFO("data-parallel over %d processes: %d pass%s of %lld images each per step; status lines count the "
                  "whole group", t.world, t.passes, t.passes == 1 ? "" : "es", (long long)t.batch_gpu);

@@ -41,7 +41,8 @@ static const edm2_config_key k_data[] = {
 static const edm2_config_key k_training[] = {
     {"batch", EDM2_CFG_INT, "2048", "images per optimizer step"},
     {"batch_gpu", EDM2_CFG_INT, "0",
-     "images per forward/backward pass (gradient accumulation); 0 = one pass per process (batch / processes)"},
+     "images per forward/backward pass (gradient accumulation); 0 = one pass per process (batch / processes); auto = "
+     "that, halved after a pass that runs out of memory until one fits"},
     {"duration_kimg", EDM2_CFG_FLOAT, "2147483.648", "training length in thousands of images"},
     {"status_kimg", EDM2_CFG_FLOAT, "131.072", "status line and stats.jsonl record interval (kimg)"},
     {"snapshot_kimg", EDM2_CFG_FLOAT, "8388.608", "EMA snapshot interval (kimg, >= 1; 0 = only at the end)"},
@@ -204,6 +205,10 @@ const host_range *host_range_find(const char *section, const char *key) {
     for (size_t i = 0; i < COUNT(k_ranges); i++)
         if (!strcmp(k_ranges[i].section, section) && !strcmp(k_ranges[i].key, key)) return &k_ranges[i];
     return NULL;
+}
+
+const char *host_key_word(const char *section, const char *key) {
+    return !strcmp(section, "training") && !strcmp(key, "batch_gpu") ? "auto" : NULL;
 }
 
 const host_section *host_section_list(size_t *n) {

@@ -41,8 +41,10 @@ typedef struct trainer {
      * accumulated straight into grads. */
     int rank, world, passes;
     int grouped; /* the data-parallel path: world > 1, or EDM2_GROUP_OF_ONE=1 (that path checked with one process) */
+    int auto_pass; /* batch_gpu = auto: a step whose pass runs out of memory is done again in smaller passes */
     float *part[MAX_PASSES];
-    double *objectives; /* [world * (passes + 1)]: every process's pass objectives and stop request */
+    double *objectives; /* [world * (passes + 2)]: every process's pass objectives, stop request and whether a
+                         * pass ran out of memory */
     char fingerprint[4096];
     FILE *stats;
     double last_progress; /* when the progress bar was last drawn */

@@ -67,14 +67,18 @@ static int check_section_keys(const cfg *c, const char *section, const edm2_conf
             return err_set(err, "%s: [%s] unknown key '%s'%s%s%s", cfg_where(e).s, section, e->key,
                            owner ? " for plugin " : "", owner ? owner : "", hint);
         }
-        if (value_check(k->type, e->value))
-            return err_set(err, "%s: [%s] %s = '%s': expected %s", cfg_where(e).s, section, e->key, e->value,
-                           type_name(k->type));
         const host_range *r = owner ? NULL : host_range_find(section, e->key);
+        const char *word = owner ? NULL : host_key_word(section, e->key);
+        if (word && !strcmp(e->value, word)) continue;
+        char or_word[64] = "";
+        if (word) snprintf(or_word, sizeof or_word, " or '%s'", word);
+        if (value_check(k->type, e->value))
+            return err_set(err, "%s: [%s] %s = '%s': expected %s%s", cfg_where(e).s, section, e->key, e->value,
+                           type_name(k->type), or_word);
         double v = r ? strtod(e->value, NULL) : 0;
         if (r && !(v >= r->lo && v <= r->hi))
-            return err_set(err, "%s: [%s] %s = %s: expected %s from %.15g to %.15g", cfg_where(e).s, section, e->key,
-                           e->value, k->type == EDM2_CFG_INT ? "an integer" : "a number", r->lo, r->hi);
+            return err_set(err, "%s: [%s] %s = %s: expected %s from %.15g to %.15g%s", cfg_where(e).s, section, e->key,
+                           e->value, k->type == EDM2_CFG_INT ? "an integer" : "a number", r->lo, r->hi, or_word);
     }
     for (size_t i = 0; i < nkeys; i++)
         if (!keys[i].default_value && !cfg_get(c, section, keys[i].name))

@@ -42,6 +42,8 @@ typedef struct host_range {
     double lo, hi;
 } host_range;
 const host_range *host_range_find(const char *section, const char *key);
+/* The word a numeric host key accepts in place of a number (batch_gpu = auto), or NULL. */
+const char *host_key_word(const char *section, const char *key);
 
 const host_section *host_section_find(const char *name);
 const host_section *host_section_list(size_t *n);

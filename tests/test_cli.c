@@ -179,7 +179,8 @@ static void test_values_that_cannot_work(void **state) {
     } cases[] = {
         {"job.threads=-1", "[job] threads = -1: expected an integer from 0 to 4096", 1},
         {"training.batch=0", "[training] batch = 0: expected an integer from 1 to", 1},
-        {"training.batch_gpu=-4", "[training] batch_gpu = -4", 1},
+        {"training.batch_gpu=-4", "[training] batch_gpu = -4: expected an integer from 0 to 16777216 or 'auto'", 1},
+        {"training.batch_gpu=automatic", "[training] batch_gpu = 'automatic': expected an integer or 'auto'", 1},
         {"training.status_kimg=-1", "[training] status_kimg = -1: expected a number from 0", 1},
         {"training.keep_checkpoints=-2", "[training] keep_checkpoints = -2", 1},
         {"training.grid_columns=0", "[training] grid_columns = 0", 1},

@@ -213,6 +213,19 @@ static void cuda_destroy(edm2_backend *b) {
 
 static const char *cuda_device_name(edm2_backend *b) { return b->name; }
 
+/* After an allocation the pool could not serve: waits for the frees queued on the stream and returns the
+ * pool's unused memory to the device (the release threshold above keeps it otherwise), so that a retry can find
+ * one block where the pool held smaller free ones (a pass that ran out of memory, tried again in smaller passes:
+ * batch_gpu = auto). 1 when the retry is worth it; 0 inside a stream capture, which a wait would invalidate. */
+static int trim_pool(edm2_backend *b) {
+    (void)cudaGetLastError(); /* (the failed allocation's error is answered here) */
+    cudaStreamCaptureStatus capture;
+    cudaMemPool_t pool;
+    return cudaStreamIsCapturing(b->stream, &capture) == cudaSuccess && capture == cudaStreamCaptureStatusNone &&
+           cudaStreamSynchronize(b->stream) == cudaSuccess && cudaDeviceGetDefaultMemPool(&pool, b->device) == cudaSuccess &&
+           cudaMemPoolTrimTo(pool, 0) == cudaSuccess;
+}
+
 static edm2_status cuda_alloc(edm2_backend *b, size_t bytes, void **out) {
     ENTER(b, "alloc");
     if (b->nallocs == b->cap) {
@@ -225,6 +238,7 @@ static edm2_status cuda_alloc(edm2_backend *b, size_t bytes, void **out) {
     void *p = NULL;
     size_t padded = (bytes + ALIGN - 1) / ALIGN * ALIGN;
     cudaError_t e = cudaMallocAsync(&p, padded ? padded : ALIGN, b->stream);
+    if (e == cudaErrorMemoryAllocation && trim_pool(b)) e = cudaMallocAsync(&p, padded ? padded : ALIGN, b->stream);
     if (e != cudaSuccess)
         return edm2_logf(b->host, EDM2_LOG_ERROR, "cuda", EDM2_ERR_NOMEM, "cannot allocate %zu bytes of device memory: %s",
                          bytes, cudaGetErrorString(e));

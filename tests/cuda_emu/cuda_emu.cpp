@@ -541,6 +541,8 @@ cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t *pool, int) {
     return cudaSuccess;
 }
 cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void *) { return cudaSuccess; }
+/* (Freed memory returns to the emulated device when its queued free runs: the pool keeps nothing to trim.) */
+cudaError_t cudaMemPoolTrimTo(cudaMemPool_t, size_t) { return cudaSuccess; }
 /* Stream-ordered allocation is allowed in a capture (CUDA records it as a node): here it is done at once,
  * and a free is queued. */
 cudaError_t cudaMallocAsync(void **p, size_t n, cudaStream_t) { return device_alloc(p, n); }

@@ -12,7 +12,8 @@
 #      CUDA_VISIBLE_DEVICES hides the device; processes of one run (mpirun) that would choose differently are
 #      refused;
 #   5. a device too small (emulated: EDM2_EMU_DEVICE_BYTES) for a training pass or a sampling batch gives one
-#      line naming the key to lower, and the smaller pass or batch runs.
+#      line naming the key to lower, and the smaller pass or batch runs; with batch_gpu = auto the step is done
+#      again in halved passes, bytewise the run that names the pass size that fits.
 set -uo pipefail
 tree=${1:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
 src=${2:?usage: train_emu.sh EMU_TREE SOURCE_DIR}
@@ -73,11 +74,13 @@ echo "backend auto without a visible device: cpu"
 # 4 images and what 64 need here): one line saying which key to lower; the smaller one runs.
 export EDM2_EMU_DEVICE_BYTES=39000000
 train fits --set training.batch=64 --set training.batch_gpu=4
-out=$("$tree/edm2host" -q run "$src/tests/configs/tiny_train.ini" --set backend.plugin=cuda --set job.run_dir="$dir/oom" \
-  --set training.batch=64 --set training.batch_gpu=64 --set training.duration_kimg=0.1 2>&1) &&
-  { echo "$out"; fail "a pass of 64 images ran"; }
-[ "$(wc -l <<<"$out")" = 1 ] && grep -q "error: a pass of 64 images did not fit in memory at kimg 0.000 (set \[training\] batch_gpu to a smaller divisor of 64,.*out of device memory" <<<"$out" ||
-  { echo "$out"; fail "a pass too large for the device: not the one-line error"; }
+for group in 0 1; do # (the data-parallel path: the processes learn of the failure in the step's gathering)
+  out=$(EDM2_GROUP_OF_ONE=$group "$tree/edm2host" -q run "$src/tests/configs/tiny_train.ini" --set backend.plugin=cuda \
+    --set job.run_dir="$dir/oom$group" --set training.batch=64 --set training.batch_gpu=64 --set training.duration_kimg=0.1 2>&1) &&
+    { echo "$out"; fail "a pass of 64 images ran"; }
+  [ "$(wc -l <<<"$out")" = 1 ] && grep -q "error: a pass of 64 images did not fit in memory at kimg 0.000 (set \[training\] batch_gpu to a smaller divisor of 64,.*out of device memory" <<<"$out" ||
+    { echo "$out"; fail "a pass too large for the device (EDM2_GROUP_OF_ONE=$group): not the one-line error"; }
+done
 snap=$(ls "$dir"/fits/network-snapshot-*-0.100.safetensors)
 for b in 4 256; do
   out=$("$tree/edm2host" -q run "$src/configs/fashion-mnist-generate.ini" --set generate.net="$snap" --set generate.seeds=0-255 \
@@ -89,6 +92,25 @@ grep -q "^rc=1 error: sampling 256 images at once did not fit in memory (lower t
   { cat "$dir/oom-gen256.log"; fail "sampling 256 images at once: not the one-line error"; }
 unset EDM2_EMU_DEVICE_BYTES
 echo "a device too small for a pass of 64 or a sampling batch of 256: one line naming batch_gpu or batch"
+# batch_gpu = auto on a device (42 MB) where a pass of 64 does not fit and one of 32 does only once the failed
+# pass's memory is back: the network's workspaces given back (without that, the next pass grows them to the
+# failed one's size first), and the frees still queued on the stream done before the allocation is tried again
+# (the backend's trim_pool; in the _reversed run's deferred queue). The step is done again in passes of 32, with
+# one warning giving the reason, and the run is bytewise the run with batch_gpu = 32; on the data-parallel path
+# as well, whose processes learn of the failure in the step's gathering.
+export EDM2_EMU_DEVICE_BYTES=42000000
+train auto --set training.batch=64 --set training.batch_gpu=auto
+grep -q "^warning: batch_gpu = auto: a pass of 64 images did not fit in memory: mp_unet: .*out of device memory.*; the step again in passes of 32 images$" "$dir/auto.log" &&
+  [ "$(grep -c "did not fit" "$dir/auto.log")" = 1 ] && grep -q "batch_gpu = auto: training in passes of 32 images, 2 per process and step" "$dir/auto.log" ||
+  { grep -i "auto\|fit\|memory" "$dir/auto.log"; fail "batch_gpu = auto: not one warning and then passes of 32"; }
+EDM2_GROUP_OF_ONE=1 train auto-group --set training.batch=64 --set training.batch_gpu=auto
+grep -q "training in passes of 32 images, 2 per process and step" "$dir/auto-group.log" ||
+  { grep -i "auto\|fit\|memory" "$dir/auto-group.log"; fail "batch_gpu = auto on the data-parallel path: not passes of 32"; }
+unset EDM2_EMU_DEVICE_BYTES
+train pass32 --set training.batch=64 --set training.batch_gpu=32
+ck=$(cd "$dir/pass32" && ls training-state-*.safetensors | tail -1)
+for run in auto auto-group; do cmp "$dir/$run/$ck" "$dir/pass32/$ck" || fail "batch_gpu = auto ($run): $ck differs from batch_gpu = 32's"; done
+echo "batch_gpu = auto under a memory limit: passes of 32 after one of 64 failed, bytewise batch_gpu = 32 (also grouped)"
 # Processes of one run that would choose differently (one sees a GPU, one does not) are refused, each saying so.
 if command -v mpirun >/dev/null && "$tree/edm2host" --version | grep -q "with MPI"; then
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1

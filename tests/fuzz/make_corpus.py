@@ -75,6 +75,8 @@ def main():
     out("config", "generate", b"[job]\ntype = generate\n[sampler]\nplugin = euler\n[generate]\nnet = x.safetensors\nseeds = 0-3\n")
     out("config", "phema", b"[job]\ntype = phema\n[ema]\nplugin = power\n[phema]\nsnapshots = runs/x\nstds = 0.05\n")
     out("config", "auto", b"extends = base.ini\n[backend]\nplugin = auto\n" + SEP + base + SEP + b"backend.device=0\n")
+    out("config", "batch_gpu_auto", b"extends = base.ini\n[training]\nbatch_gpu = auto\n" + SEP + base + SEP +
+        b"training.batch_gpu=2\n")
     # IDX: first byte = resolution choice; images, then labels
     im = struct.pack(">IIII", 0x803, 2, 28, 28) + bytes(range(256)) * 6 + bytes(32)
     lb = struct.pack(">II", 0x801, 2) + bytes([3, 7])

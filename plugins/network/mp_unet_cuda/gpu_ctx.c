@@ -89,9 +89,15 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act) {
     return 0;
 }
 
+void gpu_release_own(gpu_ctx *g) {
+    if (!g->own) return;
+    g->ops.vt->free(g->ops.b, g->own);
+    g->own = NULL, g->own_bytes = 0, g->own_epoch++;
+}
+
 void gpu_ctx_free(gpu_ctx *g) {
     conv_plans_free(g);
-    if (g->own) g->ops.vt->free(g->ops.b, g->own);
+    gpu_release_own(g);
     if (g->blas_lp) cublasDestroy(g->blas_lp);
     memset(g, 0, sizeof *g);
 }

@@ -63,6 +63,8 @@ typedef struct gpu_ctx {
 /* Fills the handles from the backend's native table (act: ACT_*); 0, or -1 with a reason in g->err. */
 int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act);
 void gpu_ctx_free(gpu_ctx *g);
+/* Gives back the products' own workspace (own); the next product that needs it allocates it again. */
+void gpu_release_own(gpu_ctx *g);
 /* Records "what: why" as the failure (the first one is kept) and returns -1. */
 int gpu_fail(gpu_ctx *g, const char *what, const char *why);
 /* Records "what: out of device memory" as the failure (the first one is kept; g->oom says so) and returns -1:

@@ -26,7 +26,10 @@ static void enter(edm2_network *net) {
     gpu_clear(&net->u.gc);
 }
 
+/* A failed call's error; after running out of memory the workspaces are given back (the caller may try a
+ * smaller batch: batch_gpu = auto). */
 static edm2_status failed(edm2_network *net, const char *what) {
+    if (net->u.gc.oom) unet_cuda_release_workspaces(&net->u);
     return edm2_logf(net->host, EDM2_LOG_ERROR, ID, net->u.gc.oom ? EDM2_ERR_NOMEM : EDM2_ERR_INTERNAL, "%s on the GPU: %s",
                      what, net->u.gc.err);
 }

@@ -124,6 +124,13 @@ void unet_cuda_free(unet_cuda *u) {
     memset(u, 0, sizeof *u);
 }
 
+void unet_cuda_release_workspaces(unet_cuda *u) {
+    gws_release(&u->fws), gws_release(&u->bws);
+    gws_release(&u->bpp[0]), gws_release(&u->bpp[1]);
+    gpu_release_own(&u->gc);
+    u->have_saved = 0;
+}
+
 static void *dev_alloc(unet_cuda *u, size_t bytes) {
     void *p = NULL;
     return u->ops.vt->alloc(u->ops.b, bytes, &p) == EDM2_OK ? p : NULL;

@@ -55,6 +55,10 @@ typedef struct unet_cuda {
 /* Builds the graph and takes the backend's handles; 0, or -1 with a reason in err. */
 int unet_cuda_build(unet_cuda *u, const unet_hparams *hp, const edm2_backend_ops *backend, char *err, size_t errlen);
 void unet_cuda_free(unet_cuda *u);
+/* After a pass that ran out of device memory: gives back the passes' workspaces and the products' own
+ * workspace, so that a smaller pass has the memory (they grow again as passes need; the CUDA graphs, which hold
+ * their addresses, are captured anew). The training forward's record is dropped with them. */
+void unet_cuda_release_workspaces(unet_cuda *u);
 /* The initial arena (device memory) from `seed`: the CPU build's values, uploaded tensor by tensor. */
 int unet_cuda_init_params(unet_cuda *u, float *params, uint64_t seed);
 /* Forced weight normalisation of every weight, in place (device memory). */

@@ -77,10 +77,18 @@ int gws_reset(gws *ws) {
     return 0;
 }
 
-void gws_free(gws *ws) {
+void gws_release(gws *ws) {
     if (!ws->ops.vt) return;
     free_extra(ws);
     ws->ops.vt->free(ws->ops.b, ws->base); /* (not gws_reset: that would allocate the grown base first) */
+    ws->base = NULL;
+    ws->cap = ws->used = ws->need = 0;
+    ws->failed = 0;
+    ws->epoch++;
+}
+
+void gws_free(gws *ws) {
+    gws_release(ws);
     free(ws->extra);
     memset(ws, 0, sizeof *ws);
 }

@@ -27,6 +27,9 @@ float *gws_zeros(gws *ws, size_t n);
 void *gws_act(gws *ws, int act, size_t n);
 /* Frees the previous pass's blocks; grows the main block to the previous pass's total. 0 or -1. */
 int gws_reset(gws *ws);
+/* Gives back every block, keeping nothing for the next pass, which grows the workspace to its own total again
+ * (after a pass that ran out of memory: a smaller one does not start from the failed one's size). */
+void gws_release(gws *ws);
 void gws_free(gws *ws);
 
 #endif
