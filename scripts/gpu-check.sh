@@ -24,7 +24,7 @@
 # `compile` builds, runs the CUDA tests, and then only the speed table with the reference both eager and
 # under torch.compile (issue 11's second training target; compiling takes minutes, so it has a session's
 # run of its own). `full` adds to quick: fp16 in the speed table and the reference under torch.compile, the
-# fp16 demo, the whole suite, memcheck of the fp32 network, and what earlier GPU sessions verified: the
+# fp16 demo, `batch_gpu = auto` at XS's batch of 2048 (one step), the whole suite, memcheck of the fp32 network, and what earlier GPU sessions verified: the
 # same 1-kimg run twice (snapshots compared bytewise), generation from a GPU snapshot on both backends and
 # with guidance, post-hoc EMA on the GPU, the demo on the CPU. Every log (and the grids) stays in OUT_DIR;
 # OUT_DIR/summary.txt is kept current, so a run cut short still says what passed. Usage on the device
@@ -199,6 +199,15 @@ if [ "$mode" = full ]; then
     step bench-$preset-bf16 build-gpu/edm2-bench configs/edm2-img512-$preset.ini --set backend.plugin=cuda \
       --set training.batch=256 --set network.precision=bf16 --sample --steps 5
   done
+  # batch_gpu = auto (the presets' setting, not yet run on a GPU): XS at the paper's batch of 2048 on zero
+  # latents, one step: the passes that run out of device memory, each given back, then the halving that fits.
+  python3 bench/zero_latents.py /tmp/zero-latents.safetensors 2048
+  step auto-pass-xs build-gpu/edm2host run configs/edm2-img512-xs.ini --set backend.plugin=cuda \
+    --set data.path=/tmp/zero-latents.safetensors --set job.run_dir="$out/auto-pass-xs" --set training.duration_kimg=2.048 \
+    --set training.status_kimg=2.048 --set training.snapshot_kimg=0 --set training.checkpoint_kimg=0 \
+    --set training.sample_grid=false
+  grep -h "batch_gpu = auto" "$out/auto-pass-xs.log"
+  rm -rf /tmp/zero-latents.safetensors "$out"/auto-pass-xs/*.safetensors
   step suite bash -c "cd build-gpu && ctest --output-on-failure"
   if [ -n "$sanitizer" ]; then
     step memcheck-cuda bash -c "cd build-gpu && for t in tests/test_backend_parity tests/test_cuda_layers; do
