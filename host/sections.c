@@ -131,7 +131,7 @@ static const edm2_config_key k_phema[] = {
 
 static const edm2_config_key k_encode[] = {
     {"source", EDM2_CFG_STRING, NULL,
-     "folder of images (PNG, JPEG; any size): class subfolders, a dataset.json, or just images"},
+     "folder of images (PNG, JPEG; any size), or a .zip of one: class subfolders, a dataset.json, or just images"},
     {"dest", EDM2_CFG_STRING, NULL, "the tensors file to write (.safetensors, for [data] source = tensors)"},
     {"resolution", EDM2_CFG_INT, "512", "images are centre-cropped and resized to this (the ADM / EDM2 dataset tool's crop)"},
     {"latents", EDM2_CFG_STRING, "moments",
