@@ -297,7 +297,9 @@ static int train_pass(trainer *t, int j, float *grads, double *part, edm2_err *e
     lb.labels = info->label_dim ? t->labels + (size_t)local * info->label_dim : NULL;
     lb.N = (int)t->batch_gpu;
     lb.batch_total = (int)t->batch;
-    /* Noise and dropout are functions of the global image index: the same for any number of processes. */
+    /* Noise and dropout are functions of the global image index (the pass's offset and stream are its first
+     * image's; the plugins draw image i of the pass at i times the per-image step: edm2_loss.h, edm2_network.h),
+     * the same for any number of processes and any pass size. */
     lb.rng = (edm2_rng){(uint64_t)t->seed, STREAM_NOISE, (uint64_t)(t->nimg + global) * (per + 1)};
     lb.dropout_rng = (edm2_rng){(uint64_t)t->seed, STREAM_DROPOUT + (uint64_t)(t->nimg + global), 0};
     const edm2_status s = t->lvt->compute(t->loss, net_ref(&t->net), t->net.params, grads, &lb, part);

@@ -122,10 +122,11 @@ static void test_modulate_resample_clip_fourier(void **state) {
                 for (size_t i = 0; i < n; i++) ya.h[i] += x.h[i];
                 assert_int_equal(uk_accumulate(g_stream, ACT_F32, ya.d, x.d, n), 0);
                 same("y += x", &ya, 0);
+                const size_t per = n / (size_t)N; /* image m's elements draw from stream 6 + m */
                 for (size_t i = 0; i < n; i++)
-                    ya.h[i] = edm2_philox_uniform(5, 6, 100 + i) < 0.25f ? 0.0f : x.h[i] * (1.0f / (1.0f - 0.25f));
+                    ya.h[i] = edm2_philox_uniform(5, 6 + i / per, 100 + i % per) < 0.25f ? 0.0f : x.h[i] * (1.0f / (1.0f - 0.25f));
                 assert_int_equal(cudaMemcpy(ya.d, x.d, n * sizeof(float), cudaMemcpyDeviceToDevice), cudaSuccess);
-                assert_int_equal(uk_dropout(g_stream, ACT_F32, ya.d, n, 0.25f, 5, 6, 100), 0);
+                assert_int_equal(uk_dropout(g_stream, ACT_F32, ya.d, n, per, 0.25f, 5, 6, 100), 0);
                 same("dropout", &ya, 0);
                 drop(&ya);
             }

@@ -144,10 +144,11 @@ static void test_elementwise(void **state) {
             lupload(&dx);
             assert_int_equal(uk_accumulate(g_stream, BF, dx.d, x.d, n), 0);
             lsame("y += x", &dx, e, 0, 0);
+            const size_t per = HW * C; /* image m's elements draw from stream 6 + m (chunks across images) */
             for (size_t i = 0; i < n; i++)
-                e[i] = edm2_philox_uniform(5, 6, 100 + i) < 0.25f ? 0.0f : x.h[i] * (1.0f / (1.0f - 0.25f));
+                e[i] = edm2_philox_uniform(5, 6 + i / per, 100 + i % per) < 0.25f ? 0.0f : x.h[i] * (1.0f / (1.0f - 0.25f));
             assert_int_equal(cudaMemcpy(y.d, x.d, n * 2, cudaMemcpyDeviceToDevice), cudaSuccess);
-            assert_int_equal(uk_dropout(g_stream, BF, y.d, n, 0.25f, 5, 6, 100), 0);
+            assert_int_equal(uk_dropout(g_stream, BF, y.d, n, per, 0.25f, 5, 6, 100), 0);
             lsame("dropout", &y, e, 0, 0);
             free(e), free(e2);
             ldrop(&x), ldrop(&y), ldrop(&dy), ldrop(&dx), ldrop(&db), ldrop(&b3), ldrop(&cat), ldrop(&dcat), drop(&c);

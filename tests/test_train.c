@@ -392,6 +392,43 @@ static void test_threads_do_not_change_results(void **state) {
     same_checkpoints("job.threads=1", NULL, "job.threads=2", NULL, &r, &r);
 }
 
+/* The losses of each step in a run's stats.jsonl (status every step) into loss[0..n). */
+static void step_losses(const char *dir, double *loss, int n) {
+    char *path = path_in(dir, "stats.jsonl"), *text = read_text(path), *at = text;
+    assert_non_null(text);
+    for (int k = 0; k < n; k++) {
+        assert_non_null(at = strstr(at, "\"loss\": "));
+        loss[k] = strtod(at += 8, NULL);
+    }
+    free(text), free(path);
+}
+
+/* Each image's noise level, noise and dropout masks depend on its place in the batch, not on the passes the
+ * batch is split into (the loss's and the network's draws, edm2_loss.h and edm2_network.h): passes of 2, 4
+ * and 8 images (with dropout) give the same losses, step after step, up to the order of the sums. */
+static void test_pass_size_keeps_the_draws(void **state) {
+    (void)state;
+    const char *sizes[3] = {"training.batch_gpu=8", "training.batch_gpu=4", "training.batch_gpu=2"};
+    double loss[3][3];
+    for (int k = 0; k < 3; k++) {
+        char *d = make_temp_dir(), rd[600];
+        snprintf(rd, sizeof rd, "job.run_dir=%s", d);
+        run_result r;
+        assert_int_equal(run_host(&r, "run", CFG, "--set", rd, "--set", "training.duration_kimg=0.024", "--set",
+                                  "training.status_kimg=0.008", "--set", "network.dropout=0.25", "--set", sizes[k], NULL),
+                         0);
+        step_losses(d, loss[k], 3);
+        rm_rf(d), free(d);
+    }
+    for (int k = 1; k < 3; k++)
+        for (int step = 0; step < 3; step++) {
+            if (fabs(loss[k][step] - loss[0][step]) > 2e-5 * fabs(loss[0][step]))
+                fprintf(stderr, "step %d: loss %.6g in passes (%s) against %.6g in one\n", step + 1, loss[k][step],
+                        sizes[k], loss[0][step]);
+            assert_true(fabs(loss[k][step] - loss[0][step]) <= 2e-5 * fabs(loss[0][step]));
+        }
+}
+
 /* EDM2_GROUP_OF_ONE=1 runs the data-parallel path with one process (two passes into their own gradient
  * arenas, added by the backend's reduce_sum; the parameters broadcast at start): bitwise the plain run. On
  * the cuda backend the same check puts NCCL's all-reduce in the path (scripts/gpu-check.sh). */
@@ -560,6 +597,7 @@ int main(void) {
         cmocka_unit_test(test_damaged_checkpoint),
         cmocka_unit_test(test_threads_do_not_change_results),
         cmocka_unit_test(test_group_of_one),
+        cmocka_unit_test(test_pass_size_keeps_the_draws),
     };
     test_filter_from_env();
     return cmocka_run_group_tests(tests, NULL, NULL);

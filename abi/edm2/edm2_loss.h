@@ -22,8 +22,11 @@ typedef struct edm2_loss_batch {
     /* The objective is sum(loss) * loss_scaling / batch_total, so that micro-batches of one
      * optimizer step add up to the full batch's objective. batch_total >= N. */
     int batch_total;
-    /* Noise: when `sigma` and `noise` are NULL the plugin draws n ~ N(0,1) [N] from `rng` (offsets
-     * 0..N-1) and epsilon ~ N(0,1) [N*C*H*W] (offsets N..), so a batch's noise depends only on rng.
+    /* Noise: when `sigma` and `noise` are NULL the plugin draws n ~ N(0,1) [N] and epsilon ~ N(0,1)
+     * [N*C*H*W] from `rng`, so a batch's noise depends only on rng. The host's train job gives a pass of
+     * gradient accumulation the offset (images seen + its first image's index) * (C*H*W + 1); the shipped
+     * plugins draw image i's n at offset i * (C*H*W + 1) and its epsilon from the C*H*W offsets after it, so
+     * that an image's noise does not depend on how the batch is split into passes.
      * Given (both non-NULL) they are used as is: sigma [N], noise = epsilon [N, C, H, W]. */
     const float *sigma;
     const float *noise;

@@ -51,7 +51,10 @@ typedef struct edm2_forward_args {
     const float *labels; /* [N, label_dim] one-hot or soft labels; NULL = all zero (unconditional) */
     int N;
     int training;        /* 1: save activations for backward, apply dropout */
-    edm2_rng dropout_rng;/* used only when training and dropout > 0 */
+    edm2_rng dropout_rng;/* used only when training and dropout > 0. The host's train job gives a pass the
+                          * stream (a base + its first image's index in the batch); the shipped networks draw
+                          * image i's masks from stream + i, so that they do not depend on how the batch is
+                          * split into passes */
     float *D;            /* out [N, C, H, W] denoised images */
     float *logvar;       /* out [N] uncertainty head, or NULL to skip it */
 } edm2_forward_args;

@@ -62,16 +62,22 @@ EDM2_PHILOX_FN edm2_philox_block edm2_philox_block_at(uint64_t seed, uint64_t st
 
 EDM2_PHILOX_FN double edm2_philox_to_unit(uint32_t w) { return ((double)(w >> 8) + 0.5) * (1.0 / 16777216.0); }
 
+/* Word k of a block, k < 4, picked by selects: an array indexed at run time would sit in a CUDA thread's local
+ * memory (a stack frame) instead of its registers. */
+EDM2_PHILOX_FN uint32_t edm2_philox_word(edm2_philox_block b, unsigned k) {
+    return k < 2 ? (k ? b.w[1] : b.w[0]) : (k == 3 ? b.w[3] : b.w[2]);
+}
+
 EDM2_PHILOX_FN float edm2_philox_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
     edm2_philox_block b = edm2_philox_block_at(seed, stream, index >> 2);
-    return (float)edm2_philox_to_unit(b.w[index & 3]);
+    return (float)edm2_philox_to_unit(edm2_philox_word(b, (unsigned)(index & 3)));
 }
 
 EDM2_PHILOX_FN float edm2_philox_normal(uint64_t seed, uint64_t stream, uint64_t index) {
     edm2_philox_block b = edm2_philox_block_at(seed, stream, index >> 2);
     unsigned lane = (unsigned)(index & 3);
     unsigned pair = lane & 2u;
-    double u1 = edm2_philox_to_unit(b.w[pair]), u2 = edm2_philox_to_unit(b.w[pair + 1]);
+    double u1 = edm2_philox_to_unit(edm2_philox_word(b, pair)), u2 = edm2_philox_to_unit(edm2_philox_word(b, pair + 1));
     double r = sqrt(-2.0 * log(u1));
     double a = 6.283185307179586476925 * u2;
     return (float)((lane & 1u) ? r * sin(a) : r * cos(a));

@@ -16,6 +16,11 @@
 #define LOSS_FN static inline
 #endif
 
+/* LOSS_DRAWS, where an image's random numbers come from when the host gives none (edm2_loss.h): image n of a
+ * pass takes the normal at offset n (C H W + 1) of the pass's rng for its noise level and the C H W after it
+ * for its noise. The host gives a pass the offset (images seen + its first image's index in the batch) (C H W
+ * + 1), so each image's draws depend only on its place in the batch: passes of any size draw the same. */
+
 typedef struct loss_params {
     double P_mean, P_std, sigma_data, loss_scaling;
 } loss_params;

@@ -100,9 +100,14 @@ static int reserve(edm2_loss *l, size_t elems, size_t n) {
     return 0;
 }
 
-__global__ void k_sigma(float *sigma, int N, edm2_rng rng, float P_mean, float P_std) {
+/* Image n's draws (loss_math.h, LOSS_DRAWS): its noise level's normal at offset n (per + 1) of rng, its noise
+ * at the per offsets after it. */
+__global__ void k_sigma(float *sigma, int N, size_t per, edm2_rng rng, float P_mean, float P_std) {
     STRIDE_LOOP(n, (size_t)N)
-        sigma[n] = loss_sigma(edm2_philox_normal(rng.seed, rng.stream, rng.offset + (uint64_t)n), P_mean, P_std);
+        sigma[n] = loss_sigma(edm2_philox_normal(rng.seed, rng.stream, rng.offset + n * (per + 1)), P_mean, P_std);
+}
+__global__ void k_noise(float *noise, size_t per, size_t elems, edm2_rng rng) {
+    STRIDE_LOOP(i, elems) noise[i] = edm2_philox_normal(rng.seed, rng.stream, rng.offset + i / per * (per + 1) + 1 + i % per);
 }
 
 /* xn = y + noise * sigma[n]. */
@@ -154,14 +159,13 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
     cudaSetDevice(l->device);
     if (reserve(l, elems, (size_t)N))
         return edm2_logf(l->host, EDM2_LOG_ERROR, l->id, EDM2_ERR_NOMEM, "out of device memory for a batch of %d", N);
-    /* Noise levels and noise: sigma from offsets 0..N-1, epsilon from N.. (the backend's randn, bitwise the CPU's). */
+    /* Noise levels and noise, image by image (LOSS_DRAWS), bitwise the CPU's. */
     const float *sigma = b->sigma, *noise = b->noise;
     if (!sigma || !noise) {
-        k_sigma<<<blocks_for((size_t)N), THREADS, 0, l->stream>>>(l->sigma, N, b->rng, (float)l->p.P_mean, (float)l->p.P_std);
-        if (cudaPeekAtLastError() != cudaSuccess) return cuda_failed(l, "drawing sigma");
-        edm2_rng r = b->rng;
-        r.offset += (uint64_t)N;
-        if ((s = l->ops.vt->randn(l->ops.b, l->noise, elems, r)) != EDM2_OK) return s;
+        k_sigma<<<blocks_for((size_t)N), THREADS, 0, l->stream>>>(l->sigma, N, per, b->rng, (float)l->p.P_mean,
+                                                                 (float)l->p.P_std);
+        k_noise<<<blocks_for(elems), THREADS, 0, l->stream>>>(l->noise, per, elems, b->rng);
+        if (cudaPeekAtLastError() != cudaSuccess) return cuda_failed(l, "drawing sigma and noise");
         sigma = l->sigma, noise = l->noise;
     }
     k_noisy<<<blocks_for(elems), THREADS, 0, l->stream>>>(l->xn, b->y, noise, sigma, per, elems);

@@ -11,14 +11,16 @@
 
 #define W_HAT(ctx, w) ((ctx)->w_hat + (w).offset)
 
-/* Dropout keeps element i when its uniform draw is >= p; kept elements are scaled by 1/(1-p). Linear in y
- * with a fixed mask, so the same call is its backward. */
+/* Dropout keeps element i when its uniform draw is >= p; kept elements are scaled by 1/(1-p). Image m's draws
+ * come from stream drop_stream + m (edm2_network.h), element j of the image from offset base + j. Linear in y
+ * with a fixed mask, so the same call is its backward. y: [N, H, W, C], n = N H W C. */
 static void dropout_apply(float *y, size_t n, const block_def *b, const block_ctx *ctx) {
     const float p = b->dropout, keep = 1.0f / (1.0f - p);
     const uint64_t base = ctx->drop_offset + (b->id << 40);
+    const size_t per = n / (size_t)ctx->N;
 #pragma omp parallel for schedule(static) if (n > 16384)
     for (size_t i = 0; i < n; i++)
-        y[i] = edm2_philox_uniform(ctx->drop_seed, ctx->drop_stream, base + i) < p ? 0.0f : y[i] * keep;
+        y[i] = edm2_philox_uniform(ctx->drop_seed, ctx->drop_stream + i / per, base + i % per) < p ? 0.0f : y[i] * keep;
 }
 
 float *block_forward(const block_def *b, const block_ctx *ctx, const float *x_in, block_saved *s) {

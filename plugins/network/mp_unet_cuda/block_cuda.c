@@ -21,8 +21,8 @@
 #define ALLOC_ACT(ptr, ws, n) GPU_NEED(g, (ptr) = gws_act((ws), act, (n)), "block workspace", return NULL)
 
 static int dropout(const block_def *b, const gblock_ctx *ctx, void *y, size_t n) {
-    return uk_dropout(ctx->g->stream, ctx->g->act, y, n, b->dropout, ctx->drop_seed, ctx->drop_stream,
-                       ctx->drop_offset + (b->id << 40));
+    return uk_dropout(ctx->g->stream, ctx->g->act, y, n, n / (size_t)ctx->N, b->dropout, ctx->drop_seed, ctx->drop_stream,
+                      ctx->drop_offset + (b->id << 40));
 }
 
 void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in, const void *a_in, gblock_saved *s) {

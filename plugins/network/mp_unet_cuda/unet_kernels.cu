@@ -65,19 +65,26 @@ int uk_accumulate(void *stream, int act, void *y, const void *x, size_t n) {
 }
 
 template <typename T>
-__global__ void k_dropout(T *y, size_t n, float p, float keep, uint64_t seed, uint64_t rng_stream, uint64_t base) {
+__global__ void k_dropout(T *y, size_t n, size_t per, float p, float keep, uint64_t seed, uint64_t rng_stream,
+                          uint64_t base) {
     CHUNK_LOOP(i, n) {
         const int m = chunk_len(i, n);
         float v[8];
         ldv(v, y, i, m);
-        UNROLL8(k) v[k] = edm2_philox_uniform(seed, rng_stream, base + i + k) < p ? 0.0f : v[k] * keep;
+        size_t img = i / per, j = i % per; /* (divided once per chunk) */
+        UNROLL8(k) {
+            v[k] = edm2_philox_uniform(seed, rng_stream + img, base + j) < p ? 0.0f : v[k] * keep;
+            if (++j == per) j = 0, img++;
+        }
         stv(y, v, i, m);
     }
 }
 template <typename T>
-static int dropout(void *stream, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
-    LAUNCH_CHUNKS(n, k_dropout<T>, (T *)y, n, p, 1.0f / (1.0f - p), seed, rng_stream, base);
+static int dropout(void *stream, void *y, size_t n, size_t per, float p, uint64_t seed, uint64_t rng_stream,
+                   uint64_t base) {
+    LAUNCH_CHUNKS(n, k_dropout<T>, (T *)y, n, per, p, 1.0f / (1.0f - p), seed, rng_stream, base);
 }
-int uk_dropout(void *stream, int act, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base) {
-    return ACT_CALL(act, dropout, stream, y, n, p, seed, rng_stream, base);
+int uk_dropout(void *stream, int act, void *y, size_t n, size_t per, float p, uint64_t seed, uint64_t rng_stream,
+               uint64_t base) {
+    return ACT_CALL(act, dropout, stream, y, n, per, p, seed, rng_stream, base);
 }

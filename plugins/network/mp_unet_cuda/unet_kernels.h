@@ -27,9 +27,11 @@ int uk_scale(void *stream, float *y, const float *x, float a, size_t n);
 int uk_add_scalar(void *stream, float *y, const float *x, float a, size_t n);
 /* y += x (type act). */
 int uk_accumulate(void *stream, int act, void *y, const void *x, size_t n);
-/* Dropout with keep-scaling, in place (type act): element i is zeroed when its uniform draw (seed, stream,
- * base + i) is below p (the CPU's mask); linear in y, so the same call is its backward. */
-int uk_dropout(void *stream, int act, void *y, size_t n, float p, uint64_t seed, uint64_t rng_stream, uint64_t base);
+/* Dropout with keep-scaling, in place (type act) on n elements, per of them per image: element j of image m
+ * is zeroed when its uniform draw (seed, rng_stream + m, base + j) is below p (the CPU's mask); linear in y,
+ * so the same call is its backward. */
+int uk_dropout(void *stream, int act, void *y, size_t n, size_t per, float p, uint64_t seed, uint64_t rng_stream,
+               uint64_t base);
 
 #ifdef __cplusplus
 }
