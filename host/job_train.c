@@ -330,7 +330,8 @@ static int local_passes(trainer *t, double *objective, edm2_err *err) {
  * the objective in *objective. 0, 1 or -1. */
 static int group_passes(trainer *t, double *objective, int *stop, edm2_err *err) {
     const size_t A = t->net.info.arena_floats, stride = (size_t)t->passes + 2;
-    double local[MAX_PASSES + 2] = {0}; /* this process's pass objectives, stop request and out of memory */
+    double local[MAX_PASSES + 2]; /* this process's pass objectives, stop request and out of memory */
+    memset(local, 0, stride * sizeof *local); /* (a pass not run after one that failed counts 0) */
     for (int j = 0; j < t->passes && !local[t->passes + 1]; j++) {
         if (t->rt.bvt->fill(t->rt.b, t->part[j], 0.0f, A) != EDM2_OK) return err_plugin(err, "backend fill failed");
         const int r = train_pass(t, j, t->part[j], &local[j], err);
@@ -362,18 +363,18 @@ static int step_passes(trainer *t, double *objective, int *stop, edm2_err *err) 
                      (long long)t->batch_gpu, t->passes);
         if (r <= 0) return r;
         const int64_t next = t->auto_pass ? smaller_pass(t) : 0;
-        if (!next && t->auto_pass) {
+        if (!next && !t->auto_pass) /* (the images of a pass, not the batch, decide the memory: batch_gpu) */
+            return err_plugin(err, "a pass of %lld images did not fit in memory at kimg %.3f (set [training] batch_gpu to "
+                                   "a smaller divisor of %lld, the images of each process per step, or to auto: the batch "
+                                   "stays, trained in more passes)",
+                              (long long)t->batch_gpu, t->nimg / 1000.0, (long long)t->batch / t->world);
+        if (!next) {
             char limit[64] = "";
             if (t->batch_gpu > 1) snprintf(limit, sizeof limit, " (at most %d passes per process and step)", MAX_PASSES);
             return err_plugin(err, "a pass of %lld image%s did not fit in memory at kimg %.3f, and [training] batch_gpu = "
                                    "auto has no smaller pass to try%s", (long long)t->batch_gpu, t->batch_gpu == 1 ? "" : "s",
                               t->nimg / 1000.0, limit);
         }
-        if (!next) /* (the images of a pass, not the batch, decide the memory: batch_gpu) */
-            return err_plugin(err, "a pass of %lld images did not fit in memory at kimg %.3f (set [training] batch_gpu to "
-                                   "a smaller divisor of %lld, the images of each process per step, or to auto: the batch "
-                                   "stays, trained in more passes)",
-                              (long long)t->batch_gpu, t->nimg / 1000.0, (long long)t->batch / t->world);
         edm2_err why;
         err_plugin(&why, "a pass of %lld images did not fit in memory", (long long)t->batch_gpu);
         if (t->rank == 0)

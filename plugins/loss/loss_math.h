@@ -16,11 +16,6 @@
 #define LOSS_FN static inline
 #endif
 
-/* LOSS_DRAWS, where an image's random numbers come from when the host gives none (edm2_loss.h): image n of a
- * pass takes the normal at offset n (C H W + 1) of the pass's rng for its noise level and the C H W after it
- * for its noise. The host gives a pass the offset (images seen + its first image's index in the batch) (C H W
- * + 1), so each image's draws depend only on its place in the batch: passes of any size draw the same. */
-
 typedef struct loss_params {
     double P_mean, P_std, sigma_data, loss_scaling;
 } loss_params;
@@ -61,6 +56,12 @@ static inline edm2_status loss_check_batch(const edm2_host *host, const char *id
 
 /* sigma of a standard normal draw n. */
 LOSS_FN float loss_sigma(float n, float P_mean, float P_std) { return expf(n * P_std + P_mean); }
+
+/* Where image n's random numbers come from when the host gives none (edm2_loss.h): the normal at this offset
+ * of the pass's rng for its noise level, the per = C H W after it for its noise. The host gives a pass the
+ * offset (images seen + its first image's index in the batch) (per + 1), so each image's draws depend only on
+ * its place in the batch: passes of any size draw the same. */
+LOSS_FN uint64_t loss_draw_offset(edm2_rng rng, uint64_t n, uint64_t per) { return rng.offset + n * (per + 1); }
 
 /* lambda(sigma). */
 LOSS_FN float loss_lambda(float sg, float sd) { return (sg * sg + sd * sd) / ((sg * sd) * (sg * sd)); }

@@ -84,12 +84,12 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
     const size_t elems = per * (size_t)N;
     if (reserve(l, elems, (size_t)N))
         return edm2_logf(l->host, EDM2_LOG_ERROR, l->id, EDM2_ERR_NOMEM, "out of memory for a batch of %d", N);
-    /* Noise levels and noise, image by image (LOSS_DRAWS). */
+    /* Noise levels and noise, image by image (loss_draw_offset). */
     const float *sigma = b->sigma, *noise = b->noise;
     if (!sigma || !noise) {
 #pragma omp parallel for schedule(static) if (elems > 16384)
         for (int n = 0; n < N; n++) {
-            const uint64_t at = b->rng.offset + (uint64_t)n * (per + 1);
+            const uint64_t at = loss_draw_offset(b->rng, (uint64_t)n, per);
             l->sigma[n] = loss_sigma(edm2_philox_normal(b->rng.seed, b->rng.stream, at), (float)l->p.P_mean, (float)l->p.P_std);
             edm2_philox_normals(b->rng.seed, b->rng.stream, at + 1, per, l->noise + (size_t)n * per);
         }

@@ -100,14 +100,14 @@ static int reserve(edm2_loss *l, size_t elems, size_t n) {
     return 0;
 }
 
-/* Image n's draws (loss_math.h, LOSS_DRAWS): its noise level's normal at offset n (per + 1) of rng, its noise
- * at the per offsets after it. */
+/* Image n's draws (loss_draw_offset): its noise level's normal at that offset, its noise at the per after it. */
 __global__ void k_sigma(float *sigma, int N, size_t per, edm2_rng rng, float P_mean, float P_std) {
     STRIDE_LOOP(n, (size_t)N)
-        sigma[n] = loss_sigma(edm2_philox_normal(rng.seed, rng.stream, rng.offset + n * (per + 1)), P_mean, P_std);
+        sigma[n] = loss_sigma(edm2_philox_normal(rng.seed, rng.stream, loss_draw_offset(rng, n, per)), P_mean, P_std);
 }
 __global__ void k_noise(float *noise, size_t per, size_t elems, edm2_rng rng) {
-    STRIDE_LOOP(i, elems) noise[i] = edm2_philox_normal(rng.seed, rng.stream, rng.offset + i / per * (per + 1) + 1 + i % per);
+    STRIDE_LOOP(i, elems)
+        noise[i] = edm2_philox_normal(rng.seed, rng.stream, loss_draw_offset(rng, i / per, per) + 1 + i % per);
 }
 
 /* xn = y + noise * sigma[n]. */
@@ -159,7 +159,7 @@ static edm2_status loss_compute(edm2_loss *l, edm2_network_ref net, const float 
     cudaSetDevice(l->device);
     if (reserve(l, elems, (size_t)N))
         return edm2_logf(l->host, EDM2_LOG_ERROR, l->id, EDM2_ERR_NOMEM, "out of device memory for a batch of %d", N);
-    /* Noise levels and noise, image by image (LOSS_DRAWS), bitwise the CPU's. */
+    /* Noise levels and noise, image by image (loss_draw_offset), bitwise the CPU's. */
     const float *sigma = b->sigma, *noise = b->noise;
     if (!sigma || !noise) {
         k_sigma<<<blocks_for((size_t)N), THREADS, 0, l->stream>>>(l->sigma, N, per, b->rng, (float)l->p.P_mean,
