@@ -15,8 +15,10 @@
 #   5. the forced weight normalisation, the bf16 layers, attention, the bf16/fp16 network, the CUDA graphs,
 #      Inception, DINOv2 and the VAE under compute-sanitizer (the same tests pass under ASan in the CPU emulation of
 #      tests/cuda_emu, which cannot show the GPU's own memory faults);
-#   6. the other ways of choosing algorithms (any determinism, the graph API's plans, cuDNN's heuristics),
-#      the evaluation's kernel profile, sampling at batch 16 with and without CUDA graphs, the
+#   6. (more and full, first) the evaluation with its convolutions' element-wise layers fused into them
+#      (EDM2_CUDNN_FUSE off, timed, on: fused.txt); the other ways of choosing algorithms (any determinism,
+#      the graph API's plans, cuDNN's heuristics), the evaluation's kernel profile, sampling at batch 16 with
+#      and without CUDA graphs, the
 #      Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16 (final
 #      losses side by side, grids kept), the SD VAE at 512x512 (the last two verified on an H100 before).
 # Within a session's time quick reaches about step 4; `more` (right after, on the same machine: the build
@@ -146,6 +148,18 @@ if needs kernel-profile; then
   [ -n "$ncu" ] && step kernel-profile env EDM2_CUDNN_PLANS="$plans" timeout 150 python3 bench/kernel_profile.py --build build-gpu --ncu "$ncu" \
     --batch 256 --precision bf16 --save-csv "$out/ncu-xs-bf16.csv"
   [ -f "$plans" ] && cp "$plans" "$out/"
+fi
+# The evaluation with each 3x3 convolution and the layer after it as one cuDNN graph (EDM2_CUDNN_FUSE,
+# conv_fused.h; not yet run on a GPU): XS at batch 256 unfused (the default), fused where timed faster, and
+# fused wherever cuDNN fuses; the evaluation and sampling rates and each fused plan's report (fused.txt).
+# cuDNN compiles each fused plan when it is made (seconds each), hence its own time limit per run.
+if [ "$mode" != quick ]; then # (more: right after what quick left of steps 2 to 4)
+  for fuse in off timed on; do
+    step fused-$fuse env EDM2_CUDNN_FUSE=$fuse timeout 180 build-gpu/edm2-bench configs/edm2-img512-xs.ini \
+      --set backend.plugin=cuda --set training.batch=256 --set network.precision=bf16 --only eval --sample --steps 3 \
+      --no-gemm --verbose
+  done
+  grep -H "cuDNN fused\|eval: \|sampling: \|memory: " "$out"/fused-*.log >"$out/fused.txt"
 fi
 # Memory checks of the kernels on the GPU itself (the CPU emulation's ASan run sees out-of-bounds accesses
 # already; this sees the GPU's own faults), after the speed steps: a run cut short loses these first.

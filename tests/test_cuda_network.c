@@ -11,8 +11,9 @@
  * EDM2_CUDNN_WGRAD; fp16 as timed),
  * evaluation and training passes replayed from CUDA graphs (bitwise the eager ones), and the bf16 cuDNN
  * plans' reports (each kind's algorithm run as planned and timed), the plans kept in and taken from
- * EDM2_CUDNN_PLANS's file, and the one-line errors for bad cuDNN settings in the environment and bad lines in
- * that file. Exits 77 (skipped, with the reason) without a CUDA device. */
+ * EDM2_CUDNN_PLANS's file, the evaluation's convolutions with their epilogues fused (EDM2_CUDNN_FUSE), and the
+ * one-line errors for bad cuDNN settings in the environment and bad lines in that file. Exits 77 (skipped,
+ * with the reason) without a CUDA device. */
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
@@ -414,6 +415,8 @@ typedef struct log_counts {
     int f32_plans;       /* float32 cuDNN plans: none, the first and last convolutions run thin_conv's kernels */
     int saved, restored; /* plans saved to EDM2_CUDNN_PLANS's file; plans taken from it ("from FILE:LINE") */
     int gemm_restored;   /* of those, the ones whose weight gradient runs as products */
+    int fused_lines;     /* EDM2_CUDNN_FUSE's reports (conv_fused.c), one per shape and epilogue */
+    int fused, timed;    /* of those, the fused ones; the ones that also give the unfused way's time */
     char plans_error[400]; /* the first line that names EDM2_CUDNN_PLANS outside the plans' reports */
 } log_counts;
 
@@ -447,6 +450,13 @@ static int log_restore(log_counts *n) {
             n->restored++;
             n->gemm_restored += strstr(line, "; backward filter as products: taken") != NULL;
             n->graph_fwd += strstr(line, "; forward graph engine ") != NULL;
+        }
+        if (strstr(line, "cuDNN fused 3x3 convolution")) {
+            n->fused_lines++;
+            n->fused += strstr(line, "): fused, graph engine ") != NULL;
+            float ms;
+            const char *apart = strstr(line, "; apart ");
+            n->timed += apart && sscanf(apart, "; apart %f ms", &ms) == 1;
         }
         if (!n->plans_error[0] && strstr(line, "EDM2_CUDNN_PLANS: ") && !strstr(line, "cuDNN 3x3 convolution"))
             snprintf(n->plans_error, sizeof n->plans_error, "%.399s", line);
@@ -606,6 +616,7 @@ static void test_bad_environment(void **state) {
     static const struct {
         const char *name, *value, *expected;
     } env[] = {{"EDM2_CUDNN_API", "graphs", "expected legacy (the default), graph or any"},
+               {"EDM2_CUDNN_FUSE", "yes", "expected off (the default), timed or on"},
                {"EDM2_CUDNN_DETERMINISTIC", "no", "expected 1"},
                {"EDM2_CUDNN_WGRAD", "fast", "expected gemm or cudnn"}};
     for (size_t i = 0; i < sizeof env / sizeof *env; i++) {
@@ -845,6 +856,90 @@ static void test_plan_file(void **state) {
     for (int k = 0; k < 5; k++) free(D[k]), free(g[k]);
 }
 
+/* EDM2_CUDNN_FUSE (conv_fused.h) on the bf16 network: with =on, each evaluation's 3x3 convolutions run with
+ * the layer after them (modulation + MP-SiLU; MP sum, clipped or not) as one cuDNN graph where cuDNN fuses
+ * them: D within test_precisions' bf16 bound of the CPU's float32 (3e-2, relative L2) and of the unfused
+ * (=off, the default) run, and not bitwise the unfused (another rounding: the convolution's output is never
+ * stored in bf16); each shape and epilogue reported once; the evaluations then replay from a CUDA graph
+ * (bitwise their eager pass: pass_graph's check, never turned off). The training forward and backward never
+ * fuse: bitwise the unfused run's. =timed reports both ways' times. Where cuDNN fuses nothing (in the
+ * emulation EDM2_EMU_NO_FUSION=1, as a cuDNN without runtime fusion), every report says so and D is bitwise
+ * the unfused. In the emulation (EDM2_TEST_EMULATED) every shape must fuse under =on; on a GPU the reports
+ * say which did, and only off and on run (cuDNN compiles each fused plan: seconds; gpu-check's fused step
+ * times =timed at XS). */
+static void test_plan_fused(void **state) {
+    (void)state;
+    set_params();
+    unsetenv("EDM2_CUDNN_ALGO"), unsetenv("EDM2_CUDNN_WGRAD");
+    static const char *const mode[4] = {"off", "on", "timed", "on"};
+    static const char *const name[4] = {"off", "on", "timed", "on, nothing fused"};
+    const size_t A = g_net[0].info.arena_floats;
+    float *x = malloc(E * sizeof(float)), sigma[NB], labels[NB * L], *dD = malloc(E * sizeof(float)), dlv[NB];
+    test_data(x, sigma, labels, dD, dlv);
+    float *D32 = malloc(2 * E * sizeof(float)), lv[NB], *g32 = calloc(A + 1, sizeof(float)), *D[4] = {0}, *g[4] = {0};
+    forward_backward(0, x, sigma, labels, dD, dlv, D32, lv, g32);
+#ifdef EDM2_TEST_EMULATED
+    const int ways = 4;
+#else
+    const int ways = 2;
+#endif
+    for (int k = 0; k < ways; k++) {
+        setenv("EDM2_CUDNN_FUSE", mode[k], 1);
+        if (k == 3) setenv("EDM2_EMU_NO_FUSION", "1", 1);
+        log_begin();
+        net_instance ni;
+        const int rc = open_variant(&ni, "precision=bf16");
+        unsetenv("EDM2_CUDNN_FUSE"); /* read when the network is made; EDM2_EMU_NO_FUSION when plans are */
+        assert_int_equal(rc, 0);
+        edm2_err err;
+        assert_int_equal(rt_upload(&g_rt[1], ni.params, g_net[0].params, A, &err), 0);
+        D[k] = malloc(2 * E * sizeof(float)), g[k] = calloc(A + 1, sizeof(float));
+        forward_backward_of(&ni, 1, x, sigma, labels, dD, dlv, D[k], lv, g[k]);
+        if (k == 1) { /* evaluations from a CUDA graph (test_plan_reports) */
+            edm2_forward_args fa;
+            eval_args(&fa, &ni, x, sigma, labels);
+            float *out = malloc(E * sizeof(float));
+            for (int t = 0, captured = 0; t < 10; t++) {
+                evaluations(&ni, &fa, 1, out);
+                if (captured) break;
+                captured = log_captures_so_far() >= 1;
+            }
+            bitwise("replayed fused evaluation", D[k], out, E);
+            eval_args_free(&fa);
+            free(out);
+        }
+        net_close(&ni, &g_rt[1]);
+        unsetenv("EDM2_EMU_NO_FUSION");
+        log_counts n;
+        assert_int_equal(log_restore(&n), 0);
+        const double e32 = rel_l2(D32, D[k], E), e0 = k ? rel_l2(D[0], D[k], E) : 0;
+        printf("EDM2_CUDNN_FUSE=%s: %d reports, %d fused, %d timed against the unfused way; eval D vs CPU fp32 %.2e, vs "
+               "unfused %.2e", name[k], n.fused_lines, n.fused, n.timed, e32, e0);
+        if (k == 1) printf("; CUDA graphs: %d captured, %s", n.captured, n.off ? "turned off" : "never turned off");
+        printf("\n");
+        assert_true(e32 <= 3e-2);
+        if (k == 0) {
+            assert_int_equal(n.fused_lines, 0);
+            continue;
+        }
+        /* the network's 3x3 shapes at three resolutions, each with both epilogues (attention at one: sums
+         * without the clip there) */
+        assert_true(n.fused_lines >= 6);
+        assert_int_equal(n.timed, k == 2 ? n.fused_lines : 0);
+        bitwise("training forward", D[0] + E, D[k] + E, E);
+        bitwise("gradients", g[0], g[k], A);
+        if (k == 1) assert_true(n.captured >= 1 && n.off == 0);
+#ifdef EDM2_TEST_EMULATED
+        if (k == 1) assert_int_equal(n.fused, n.fused_lines);
+        if (k == 3) assert_int_equal(n.fused, 0);
+#endif
+        if (n.fused) assert_true(e0 > 0 && e0 <= 3e-2);
+        else bitwise("evaluation, nothing fused", D[0], D[k], E);
+    }
+    free(x), free(dD), free(D32), free(g32);
+    for (int k = 0; k < 4; k++) free(D[k]), free(g[k]);
+}
+
 int main(void) {
     char why[512];
     unsetenv("EDM2_CUDNN_PLANS"); /* the plan tests time plans, or set a file of their own */
@@ -890,6 +985,7 @@ int main(void) {
                                        cmocka_unit_test_teardown(test_plan_reports, log_teardown),
                                        cmocka_unit_test(test_bad_environment),
                                        cmocka_unit_test_teardown(test_plan_file, log_teardown),
+                                       cmocka_unit_test_teardown(test_plan_fused, log_teardown),
                                        cmocka_unit_test(test_check_ref_cuda)};
     test_filter_from_env();
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -75,7 +75,7 @@ set_target_properties(edm2_cuda_emu_rt PROPERTIES C_VISIBILITY_PRESET default CX
 
 # The network's kernels and products (test_cuda_layers, test_cuda_lp_layers, test_cuda_attention).
 add_library(edm2_cuda_emu STATIC ${EMU_HEADERS} ${EMU_ACT} ${EMU_ATTN} ${EMU_NET}/gpu_ctx.c ${EMU_NET}/gemm_cuda.c
-            ${EMU_NET}/conv_cuda.c ${EMU_NET}/conv_graph.c ${EMU_NET}/plan_file.c)
+            ${EMU_NET}/conv_cuda.c ${EMU_NET}/conv_graph.c ${EMU_NET}/conv_fused.c ${EMU_NET}/plan_file.c)
 emu_target(edm2_cuda_emu)
 target_include_directories(edm2_cuda_emu PUBLIC ${EMU_NET} ${P}/network/mp_unet ${CUDAToolkit_INCLUDE_DIRS}
                            ${EDM2_CUDNN_INCLUDE_DIR})
@@ -171,6 +171,8 @@ emu_test(test_dinov2_emu test_dinov2.c)
 emu_test(test_vae_emu test_vae.c edm2_sd_vae_cpu)
 emu_test(test_backend_parity_emu test_backend_parity.c)
 emu_test(test_cuda_network_emu test_cuda_network.c)
+# (its cuDNN fuses every epilogue that EDM2_CUDNN_FUSE asks for: test_plan_fused requires it)
+target_compile_definitions(test_cuda_network_emu PRIVATE EDM2_TEST_EMULATED=1)
 # check-ref (in test_cuda_network) finds the plugins on EDM2_PLUGIN_PATH.
 set_property(TEST test_cuda_network_emu test_cuda_network_emu_reversed APPEND PROPERTY ENVIRONMENT
              "EDM2_PLUGIN_PATH=${EMU_TREE}/plugins")

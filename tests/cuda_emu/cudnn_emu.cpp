@@ -4,12 +4,15 @@
  * not supported), the library's version, and the three convolutions
  * as float32 products through OpenBLAS (im2col), stored in the tensors' type, y = alpha conv + beta y (y
  * not read when beta = 0), after cuDNN's shape checks. Queued on the handle's stream. The graph API's
- * descriptors, heuristics and execution for one convolution per graph (at the end). */
+ * descriptors, heuristics and execution for one convolution per graph, with or without an epilogue (at the
+ * end). */
 #include <cblas.h>
 #include <cudnn.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "cuda_emu.h"
@@ -134,9 +137,62 @@ struct ConvScratch {
 };
 ConvScratch conv_scratch;
 
-/* One of the three convolutions, queued: the output `out` of y = conv(x, w) (OUT_Y: forward), of x
- * (OUT_X: backward data, from y = dy) or of w (OUT_W: backward filter), blended into dst. */
+/* One of the three convolutions into conv_scratch.acc (float32, in the layout of its output): y = conv(x,
+ * w) (OUT_Y: forward), x (OUT_X: backward data, from y = dy) or w (OUT_W: backward filter). Runs on the
+ * queue (emu_enqueue). */
 enum Out { OUT_Y, OUT_X, OUT_W };
+void conv_compute(Out out, const cudnnTensorStruct &X, const void *x, const cudnnFilterStruct &F, const void *w,
+                  const cudnnConvolutionStruct &CV, const cudnnTensorStruct &Y, const void *y) {
+    /* per image: the taps as col[P, Q] (Q = R S C in (r, s, c) order); y_n = col wm^T; dcol = dy_n wm, added
+     * back where each tap came from; dwm += dy_n^T col (float32 products through OpenBLAS) */
+    ConvScratch &z = conv_scratch;
+    const int P = Y.h * Y.w, RS = F.r * F.s, C = F.c, Q = RS * C, K = F.k;
+    const size_t xc = cstride(X), ximage = (size_t)X.c * X.h * X.w;
+    if (out != OUT_W) z.wm = filter_matrix(F, CV, w);
+    z.acc.assign(out == OUT_Y ? count(Y) : out == OUT_X ? count(X) : count(F), 0.0f);
+    z.col.resize((size_t)P * Q), z.prod.resize((size_t)P * (out == OUT_Y ? K : Q));
+    if (out == OUT_W) z.dwm.assign((size_t)K * Q, 0.0f);
+    const std::vector<long> t = taps(X, F, CV, Y);
+    if (out != OUT_X) widen_into(z.xf, X.type, x, count(X));
+    if (out != OUT_Y) widen_into(z.yf, Y.type, y, count(Y));
+    for (int n = 0; n < Y.n; n++) {
+        const size_t xn = (size_t)n * ximage; /* image n's first element in x */
+        if (out != OUT_X)
+            for (size_t i = 0; i < t.size(); i++) { /* a tap's C channels */
+                float *dst_c = &z.col[i * C];
+                if (t[i] < 0) std::fill(dst_c, dst_c + C, 0.0f);
+                else if (xc == 1) std::copy_n(&z.xf[xn + (size_t)t[i]], C, dst_c);
+                else for (int c = 0; c < C; c++) dst_c[c] = z.xf[xn + (size_t)t[i] + c * xc];
+            }
+        if (out == OUT_Y) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, K, Q, 1.0f, z.col.data(), Q, z.wm.data(), Q, 0.0f,
+                        z.prod.data(), K);
+            const size_t yc = cstride(Y), yn = (size_t)n * K * P;
+            for (size_t p = 0; p < (size_t)P; p++)
+                for (int k = 0; k < K; k++)
+                    z.acc[yn + (Y.format == CUDNN_TENSOR_NHWC ? p * K + k : k * yc + p)] = z.prod[p * K + k];
+        } else if (out == OUT_X) {
+            const float *dy = image_matrix(Y, n, z.yf, z.dy);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, Q, K, 1.0f, dy, K, z.wm.data(), Q, 0.0f,
+                        z.prod.data(), Q);
+            for (size_t i = 0; i < t.size(); i++) /* in the order (p, r, s, c) */
+                if (t[i] >= 0)
+                    for (int c = 0; c < C; c++) z.acc[xn + (size_t)t[i] + c * xc] += z.prod[i * C + c];
+        } else {
+            const float *dy = image_matrix(Y, n, z.yf, z.dy);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Q, P, 1.0f, dy, K, z.col.data(), Q, 1.0f,
+                        z.dwm.data(), Q);
+        }
+    }
+    if (out == OUT_W)
+        for (int k = 0; k < K; k++)
+            for (int r = 0; r < F.r; r++)
+                for (int s = 0; s < F.s; s++)
+                    for (int c = 0; c < F.c; c++)
+                        z.acc[at(F, CV, k, c, r, s)] = z.dwm[(size_t)k * Q + ((size_t)r * F.s + s) * F.c + c];
+}
+
+/* One of the three convolutions (conv_compute), queued, its output `out` blended into dst. */
 cudnnStatus_t convolve(cudnnHandle_t h, Out out, const void *alpha, const void *beta, const cudnnTensorStruct *xd,
                        const void *x, const cudnnFilterStruct *fd, const void *w, const cudnnConvolutionStruct *cd,
                        const cudnnTensorStruct *yd, const void *y, void *dst) {
@@ -146,54 +202,8 @@ cudnnStatus_t convolve(cudnnHandle_t h, Out out, const void *alpha, const void *
     const cudnnConvolutionStruct CV = *cd;
     const float a = *(const float *)alpha, b = *(const float *)beta;
     emu_enqueue(h->stream, [=]() {
-        /* per image: the taps as col[P, Q] (Q = R S C in (r, s, c) order); y_n = col wm^T; dcol = dy_n wm, added
-         * back where each tap came from; dwm += dy_n^T col (float32 products through OpenBLAS) */
-        ConvScratch &z = conv_scratch;
-        const int P = Y.h * Y.w, RS = F.r * F.s, C = F.c, Q = RS * C, K = F.k;
-        const size_t xc = cstride(X), ximage = (size_t)X.c * X.h * X.w;
-        if (out != OUT_W) z.wm = filter_matrix(F, CV, w);
-        z.acc.assign(out == OUT_Y ? count(Y) : out == OUT_X ? count(X) : count(F), 0.0f);
-        z.col.resize((size_t)P * Q), z.prod.resize((size_t)P * (out == OUT_Y ? K : Q));
-        if (out == OUT_W) z.dwm.assign((size_t)K * Q, 0.0f);
-        const std::vector<long> t = taps(X, F, CV, Y);
-        if (out != OUT_X) widen_into(z.xf, X.type, x, count(X));
-        if (out != OUT_Y) widen_into(z.yf, Y.type, y, count(Y));
-        for (int n = 0; n < Y.n; n++) {
-            const size_t xn = (size_t)n * ximage; /* image n's first element in x */
-            if (out != OUT_X)
-                for (size_t i = 0; i < t.size(); i++) { /* a tap's C channels */
-                    float *dst_c = &z.col[i * C];
-                    if (t[i] < 0) std::fill(dst_c, dst_c + C, 0.0f);
-                    else if (xc == 1) std::copy_n(&z.xf[xn + (size_t)t[i]], C, dst_c);
-                    else for (int c = 0; c < C; c++) dst_c[c] = z.xf[xn + (size_t)t[i] + c * xc];
-                }
-            if (out == OUT_Y) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, P, K, Q, 1.0f, z.col.data(), Q, z.wm.data(), Q, 0.0f,
-                            z.prod.data(), K);
-                const size_t yc = cstride(Y), yn = (size_t)n * K * P;
-                for (size_t p = 0; p < (size_t)P; p++)
-                    for (int k = 0; k < K; k++)
-                        z.acc[yn + (Y.format == CUDNN_TENSOR_NHWC ? p * K + k : k * yc + p)] = z.prod[p * K + k];
-            } else if (out == OUT_X) {
-                const float *dy = image_matrix(Y, n, z.yf, z.dy);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, P, Q, K, 1.0f, dy, K, z.wm.data(), Q, 0.0f,
-                            z.prod.data(), Q);
-                for (size_t i = 0; i < t.size(); i++) /* in the order (p, r, s, c) */
-                    if (t[i] >= 0)
-                        for (int c = 0; c < C; c++) z.acc[xn + (size_t)t[i] + c * xc] += z.prod[i * C + c];
-            } else {
-                const float *dy = image_matrix(Y, n, z.yf, z.dy);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, Q, P, 1.0f, dy, K, z.col.data(), Q, 1.0f,
-                            z.dwm.data(), Q);
-            }
-        }
-        if (out == OUT_W)
-            for (int k = 0; k < K; k++)
-                for (int r = 0; r < F.r; r++)
-                    for (int s = 0; s < F.s; s++)
-                        for (int c = 0; c < F.c; c++)
-                            z.acc[at(F, CV, k, c, r, s)] = z.dwm[(size_t)k * Q + ((size_t)r * F.s + s) * F.c + c];
-        blend(out == OUT_Y ? Y.type : out == OUT_X ? X.type : F.type, dst, z.acc, a, b);
+        conv_compute(out, X, x, F, w, CV, Y, y);
+        blend(out == OUT_Y ? Y.type : out == OUT_X ? X.type : F.type, dst, conv_scratch.acc, a, b);
     });
     return CUDNN_STATUS_SUCCESS;
 }
@@ -373,7 +383,11 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void *alpha,
  * heuristics offer two engine configurations for a convolution graph (engine 0 with the nondeterministic
  * note for the backward kinds, as cuDNN's split reductions are, and engine 1 deterministic; both with the
  * tensor-core note for bf16/fp16), each a plan without workspace; executing a plan runs the graph's one
- * convolution through convolve() above, on the variant pack's pointers by unique id. */
+ * convolution through convolve() above, on the variant pack's pointers by unique id. A forward convolution
+ * may carry an epilogue of pointwise operations (multiply, add, swish, clipped ReLU; operands broadcast or
+ * scalars by value), applied in float32 to its sums before the output is stored, as cuDNN's runtime fusion
+ * engines do; EDM2_EMU_NO_FUSION=1 makes the heuristics offer no engine for such a graph, as a cuDNN that
+ * does not fuse the pattern. */
 #include <map>
 #include <memory>
 #include <string>
@@ -463,8 +477,18 @@ bool as_conv(const BackendDesc *c, cudnnConvolutionStruct *cv) {
     return true;
 }
 
-/* The one convolution of an operation graph, its tensors and convolution as the legacy structs; false when
- * the graph is not one convolution of consistent shapes. */
+/* A pointwise operation of a forward convolution's epilogue: y = mode(x[, b]) in float32, b a tensor
+ * (broadcast where its dimensions are 1) or a scalar given by value, by unique id. */
+struct EpiOp {
+    cudnnPointwiseMode_t mode;
+    double lower, upper, slope, swish; /* RELU_FWD's clips and slope, SWISH_FWD's beta */
+    bool has_b, by_value;
+    cudnnTensorStruct b;
+    int64_t b_uid;
+};
+/* The convolution of an operation graph, its tensors and convolution as the legacy structs, and its
+ * epilogue: the graph's other operations, pointwise, a chain from the convolution's output (virtual,
+ * float32) to y, the last result, of the data's type (y below: the output's struct and uid[1] its id). */
 struct ConvOp {
     ConvRoles r;
     cudnnTensorStruct x, y;
@@ -472,23 +496,81 @@ struct ConvOp {
     cudnnConvolutionStruct cv;
     int64_t uid[3]; /* x, y, w */
     float alpha, beta;
+    std::vector<EpiOp> epi;
 };
+bool is_virtual(const BackendDesc *t) { return get1<bool>(t, CUDNN_ATTR_TENSOR_IS_VIRTUAL); }
+bool same_dims(const cudnnTensorStruct &a, const cudnnTensorStruct &b) {
+    return a.n == b.n && a.c == b.c && a.h == b.h && a.w == b.w;
+}
+/* Pointwise operation `op` as the next link of c's epilogue, from the tensor of unique id *uid (the
+ * previous result); *uid, *last and *last_virtual: its result. Checks what the emulation runs: the modes
+ * the project uses, float32 math, shapes that broadcast to the output's. */
+bool epi_link(const BackendDesc *op, ConvOp *c, int64_t *uid, cudnnTensorStruct *last, bool *last_virtual) {
+    auto pw = child(op, CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR);
+    auto x = child(op, CUDNN_ATTR_OPERATION_POINTWISE_XDESC), y = child(op, CUDNN_ATTR_OPERATION_POINTWISE_YDESC);
+    auto b = child(op, CUDNN_ATTR_OPERATION_POINTWISE_BDESC);
+    cudnnTensorStruct xt, yt;
+    if (op->type != CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR || !pw || !x || !y || !as_tensor(x.get(), &xt) ||
+        !as_tensor(y.get(), &yt) || get1<int64_t>(x.get(), CUDNN_ATTR_TENSOR_UNIQUE_ID) != *uid ||
+        !same_dims(yt, c->y) || get1<cudnnDataType_t>(pw.get(), CUDNN_ATTR_POINTWISE_MATH_PREC) != CUDNN_DATA_FLOAT)
+        return false;
+    EpiOp e = {};
+    e.mode = get1<cudnnPointwiseMode_t>(pw.get(), CUDNN_ATTR_POINTWISE_MODE);
+    const bool binary = e.mode == CUDNN_POINTWISE_MUL || e.mode == CUDNN_POINTWISE_ADD;
+    if (!binary && e.mode != CUDNN_POINTWISE_SWISH_FWD && e.mode != CUDNN_POINTWISE_RELU_FWD) return false;
+    if (binary != (b != nullptr)) return false;
+    e.lower = get1<double>(pw.get(), CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP);
+    e.upper = has(pw.get(), CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP) ? get1<double>(pw.get(), CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP)
+                                                                   : 3.4e38;
+    e.slope = get1<double>(pw.get(), CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP_SLOPE);
+    e.swish = has(pw.get(), CUDNN_ATTR_POINTWISE_SWISH_BETA) ? get1<double>(pw.get(), CUDNN_ATTR_POINTWISE_SWISH_BETA) : 1.0;
+    if (b) {
+        if (!as_tensor(b.get(), &e.b) || is_virtual(b.get())) return false;
+        e.has_b = true, e.by_value = get1<bool>(b.get(), CUDNN_ATTR_TENSOR_IS_BY_VALUE);
+        e.b_uid = get1<int64_t>(b.get(), CUDNN_ATTR_TENSOR_UNIQUE_ID);
+        const cudnnTensorStruct &t = e.b;
+        const bool fits = (t.n == 1 || t.n == c->y.n) && (t.c == 1 || t.c == c->y.c) && (t.h == 1 || t.h == c->y.h) &&
+                          (t.w == 1 || t.w == c->y.w);
+        if (!fits || (e.by_value && (t.n * t.c * t.h * t.w != 1 || t.type != CUDNN_DATA_FLOAT))) return false;
+    }
+    c->epi.push_back(e);
+    *uid = get1<int64_t>(y.get(), CUDNN_ATTR_TENSOR_UNIQUE_ID), *last = yt, *last_virtual = is_virtual(y.get());
+    return true;
+}
+/* The graph's convolution (its first operation) and epilogue (ConvOp); false when the graph is not that, of
+ * consistent shapes. */
 bool conv_op(const BackendDesc *graph, ConvOp *c) {
     auto ops = graph->descs.find(CUDNN_ATTR_OPERATIONGRAPH_OPS);
-    if (ops == graph->descs.end() || ops->second.size() != 1) return false;
+    if (ops == graph->descs.end() || ops->second.empty()) return false;
     const BackendDesc *op = ops->second[0].get();
     if (!roles_of(op->type, &c->r)) return false;
     const int role[3] = {c->r.x, c->r.y, c->r.w};
     cudnnTensorStruct t[3];
+    bool virt[3];
     for (int i = 0; i < 3; i++) {
         auto d = child(op, role[i]);
         if (!d || !as_tensor(d.get(), &t[i])) return false;
-        c->uid[i] = get1<int64_t>(d.get(), CUDNN_ATTR_TENSOR_UNIQUE_ID);
+        c->uid[i] = get1<int64_t>(d.get(), CUDNN_ATTR_TENSOR_UNIQUE_ID), virt[i] = is_virtual(d.get());
     }
     auto conv = child(op, c->r.conv);
     if (!conv || !as_conv(conv.get(), &c->cv)) return false;
     c->x = t[0], c->y = t[1], c->f = {t[2].format, t[2].type, t[2].n, t[2].c, t[2].h, t[2].w};
     c->alpha = get1<float>(op, c->r.alpha), c->beta = get1<float>(op, c->r.beta);
+    c->epi.clear();
+    const size_t nops = ops->second.size();
+    if (nops > 1) { /* the epilogue: forward only, from the convolution's float32 sums (virtual) */
+        if (c->r.out != OUT_Y || !virt[1] || t[1].type != CUDNN_DATA_FLOAT || c->beta != 0) return false;
+        int64_t uid = c->uid[1];
+        cudnnTensorStruct last = t[1];
+        bool last_virtual = true;
+        for (size_t i = 1; i < nops; i++)
+            if (!epi_link(ops->second[i].get(), c, &uid, &last, &last_virtual) || (i + 1 < nops) != last_virtual)
+                return false;
+        if (last.format != CUDNN_TENSOR_NHWC) return false; /* what the execution below indexes */
+        c->y = last, c->uid[1] = uid; /* the output: the last result, of the data's type */
+    } else if (virt[0] || virt[1] || virt[2]) {
+        return false;
+    }
     return shapes_ok(c->x, c->f, c->cv, c->y);
 }
 /* The operation graph under a plan: plan -> engine configuration -> engine -> graph. */
@@ -564,7 +646,9 @@ cudnnStatus_t cudnnBackendFinalize(cudnnBackendDescriptor_t d) {
     case CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR: {
         auto graph = child(b, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH);
         if (!graph || !has(b, CUDNN_ATTR_ENGINEHEUR_MODE) || !conv_op(graph.get(), &c)) return CUDNN_STATUS_BAD_PARAM;
-        for (int64_t e = 0; e < 2; e++) b->results.push_back(engine_cfg(graph, c, e));
+        const char *nf = getenv("EDM2_EMU_NO_FUSION"); /* as a cuDNN that fuses no epilogue: no engine offered */
+        if (c.epi.empty() || !(nf && *nf && strcmp(nf, "0")))
+            for (int64_t e = 0; e < 2; e++) b->results.push_back(engine_cfg(graph, c, e));
         break;
     }
     case CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR: {
@@ -622,11 +706,49 @@ cudnnStatus_t cudnnBackendExecute(cudnnHandle_t h, cudnnBackendDescriptor_t plan
     if (!graph || !conv_op(graph.get(), &c)) return CUDNN_STATUS_BAD_PARAM;
     const std::vector<int64_t> uids = get_i64(vp, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS);
     const std::string &ptrs = vp->bytes.at(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS);
-    void *at[3] = {nullptr, nullptr, nullptr};
-    for (size_t i = 0; i < uids.size(); i++)
-        for (int r = 0; r < 3; r++)
-            if (uids[i] == c.uid[r]) memcpy(&at[r], ptrs.data() + i * sizeof(void *), sizeof(void *));
+    auto pointer = [&](int64_t uid) { /* the variant pack's pointer of a unique id, or null */
+        void *q = nullptr;
+        for (size_t i = 0; i < uids.size(); i++)
+            if (uids[i] == uid) memcpy(&q, ptrs.data() + i * sizeof(void *), sizeof(void *));
+        return q;
+    };
+    void *at[3] = {pointer(c.uid[0]), pointer(c.uid[1]), pointer(c.uid[2])};
     if (!at[0] || !at[1] || !at[2]) return CUDNN_STATUS_BAD_PARAM;
+    if (!c.epi.empty()) { /* the forward's sums, then the epilogue per element, y stored once */
+        std::vector<const void *> operand;
+        std::vector<float> scalar; /* by value: read now, as cuDNN does when the plan is executed */
+        for (const EpiOp &e : c.epi) {
+            const void *q = e.has_b ? pointer(e.b_uid) : nullptr;
+            if (e.has_b && !q) return CUDNN_STATUS_BAD_PARAM;
+            operand.push_back(q), scalar.push_back(e.by_value ? *(const float *)q : 0.0f);
+        }
+        const ConvOp C = c;
+        const void *x = at[0], *w = at[2];
+        void *y = at[1];
+        emu_enqueue(h->stream, [=]() {
+            conv_compute(OUT_Y, C.x, x, C.f, w, C.cv, C.y, nullptr);
+            const std::vector<float> &acc = conv_scratch.acc;
+            for (size_t i = 0; i < acc.size(); i++) {
+                const int k = (int)(i % C.y.c), wq = (int)(i / C.y.c % C.y.w), hq = (int)(i / C.y.c / C.y.w % C.y.h),
+                          n = (int)(i / ((size_t)C.y.c * C.y.w * C.y.h));
+                float v = acc[i];
+                for (size_t j = 0; j < C.epi.size(); j++) {
+                    const EpiOp &e = C.epi[j];
+                    const cudnnTensorStruct &t = e.b;
+                    const float b = !e.has_b ? 0.0f
+                                    : e.by_value ? scalar[j]
+                                                 : load(t.type, operand[j], ::at(t, t.n == 1 ? 0 : n, t.c == 1 ? 0 : k,
+                                                                                  t.h == 1 ? 0 : hq, t.w == 1 ? 0 : wq));
+                    if (e.mode == CUDNN_POINTWISE_MUL) v *= b;
+                    else if (e.mode == CUDNN_POINTWISE_ADD) v += b;
+                    else if (e.mode == CUDNN_POINTWISE_SWISH_FWD) v = v / (1.0f + std::exp(-(float)e.swish * v));
+                    else v = std::min((float)e.upper, v < (float)e.lower ? (float)(e.lower + e.slope * (v - e.lower)) : v);
+                }
+                store(C.y.type, y, i, v);
+            }
+        });
+        return CUDNN_STATUS_SUCCESS;
+    }
     void *dst = c.r.out == OUT_Y ? at[1] : c.r.out == OUT_X ? at[0] : at[2];
     return convolve(h, c.r.out, &c.alpha, &c.beta, &c.x, at[0], &c.f, at[2], &c.cv, &c.y, at[1], dst);
 }

@@ -7,6 +7,7 @@
 #include "act_ops.h"
 #include "attention_cuda.h"
 #include "conv_cuda.h"
+#include "conv_fused.h"
 #include "unet_kernels.h"
 
 /* The prepared weight w in the activations' type (its arena offset in elements). */
@@ -72,21 +73,24 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
         K(act_silu_forward(st, act, a, x2, P * c2));
     }
     s->x2 = x2;
-    /* y = conv_res0(a) */
-    ALLOC_ACT(s->y0, kw, P * C);
-    P_(gpu_conv2d_forward(g, s->y0, a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3));
-    /* c = emb_linear(emb, gain=emb_gain) + 1 (float32);  y = mp_silu(y * c), dropout */
+    /* c = emb_linear(emb, gain=emb_gain) + 1 (float32) */
     ALLOC(s->c, kw, (size_t)N * C);
-    ALLOC_ACT(y3, tw, P * C);
     P_(gpu_linear_forward(g, s->c, ctx->emb, ctx->emb_w, (size_t)N, b->cemb, C, 0));
     K(uk_add_scalar(st, s->c, s->c, 1.0f, (size_t)N * C));
-    K(act_modulate_silu_forward(st, act, y3, s->y0, s->c, N, HW, C));
+    /* y = mp_silu(conv_res0(a) * c), dropout. An evaluation may run each convolution with the layer after it
+     * as one cuDNN graph (conv_fused.h; 1: not fused here, the two apart). */
+    const int may_fuse = !saving && !(ctx->training && b->dropout > 0);
+    conv_epilogue e = {CG_EPI_MOD_SILU, s->c, NULL, 0.0f, 0.0f};
+    int apart = 1;
+    ALLOC_ACT(y3, tw, P * C);
+    if (may_fuse && (apart = conv_fused_forward(g, y3, a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, &e)) < 0) return NULL;
+    if (apart) {
+        ALLOC_ACT(s->y0, kw, P * C);
+        P_(gpu_conv2d_forward(g, s->y0, a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3));
+        K(act_modulate_silu_forward(st, act, y3, s->y0, s->c, N, HW, C));
+    }
     if (ctx->training && b->dropout > 0) K(dropout(b, ctx, y3, P * C));
-    /* y = conv_res1(y) */
-    void *y4;
-    ALLOC_ACT(y4, tw, P * C);
-    P_(gpu_conv2d_forward(g, y4, y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, 3));
-    /* dec: x = conv_skip(x);  x = mp_sum(x, y, res_balance) */
+    /* dec: x = conv_skip(x) */
     const void *xs = x2;
     if (!b->enc && b->skip.present) {
         void *t;
@@ -100,14 +104,20 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
      * clipped; where nothing was, the mask passes dy unchanged. */
     if (saving)
         GPU_NEED(g, s->keep = (unsigned char *)gws_alloc(kw, ACT_KEEP_FLOATS(P * C)), "block workspace", return NULL);
-    if (!b->heads) {
-        K(act_sum_clip_forward(st, act, out, s->keep, xs, y4, b->res_balance, b->clip_act, P * C));
-        return out;
+    /* x = mp_sum(x, conv_res1(y), res_balance), clipped where no attention follows: x5, or out */
+    if (b->heads) ALLOC_ACT(s->x5, kw, P * C);
+    void *x5 = b->heads ? s->x5 : out, *y4;
+    e = (conv_epilogue){CG_EPI_SUM, NULL, xs, b->res_balance, b->heads ? 0.0f : b->clip_act};
+    if (may_fuse && (apart = conv_fused_forward(g, x5, y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, &e)) < 0) return NULL;
+    if (apart) {
+        ALLOC_ACT(y4, tw, P * C);
+        P_(gpu_conv2d_forward(g, y4, y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, 3));
+        if (b->heads) K(act_sum_forward(st, act, x5, xs, y4, b->res_balance, P * C));
+        else K(act_sum_clip_forward(st, act, out, s->keep, xs, y4, b->res_balance, b->clip_act, P * C));
     }
+    if (!b->heads) return out;
     /* With attention: out = clip(mp_sum(x5, proj(attn(qkv(x5))), attn_balance)). */
     void *proj;
-    ALLOC_ACT(s->x5, kw, P * C);
-    K(act_sum_forward(st, act, s->x5, xs, y4, b->res_balance, P * C));
     ALLOC_ACT(s->qkv, kw, P * 3 * C);
     ALLOC_ACT(s->qkvn, kw, P * 3 * C);
     ALLOC(s->qnorm, kw, P * 3 * b->heads);

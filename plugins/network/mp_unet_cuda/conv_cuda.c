@@ -65,7 +65,6 @@ int gpu_linear_backward(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, c
 
 #define WGRAD_CHUNK_BYTES ((size_t)64 << 20) /* the padded copies of a chunk of images (at least one image) */
 
-static void *scratch_for(gpu_ctx *g, size_t need);
 
 /* dw_hat[O, 3, 3, C] (float32, tap-major) += the 3x3 convolution's weight gradient from x[N, H, W, C] and
  * dy[N, H, W, O] (bf16/fp16), deterministic, on tensor cores: over the zero-padded grid q of a chunk of
@@ -79,7 +78,7 @@ static int wgrad_gemm(gpu_ctx *g, int act, float *dw_hat, const void *dy, const 
     size_t nb = WGRAD_CHUNK_BYTES / (img * (size_t)(C + O) * es);
     nb = nb < 1 ? 1 : nb > (size_t)N ? (size_t)N : nb;
     const size_t x_bytes = ((2 * margin + nb * img) * C * es + 255) / 256 * 256;
-    char *xp = scratch_for(g, x_bytes + nb * img * O * es);
+    char *xp = gpu_workspace(g, x_bytes + nb * img * O * es);
     if (!xp) return -1;
     char *dyp = xp + x_bytes;
     for (size_t n0 = 0; n0 < (size_t)N; n0 += nb) {
@@ -233,14 +232,13 @@ static int scratch_call(gpu_ctx *g, const conv_plan *p, int kind, const conv_scr
     return run_kind(g, p, kind, s->x, s->y, s->w, s->ws, 0.0f) == CUDNN_STATUS_SUCCESS ? 0 : -1;
 }
 
-/* The time in ms of `calls` calls of scratch_call, timed with CUDA events, or -1 when they failed. */
-static float scratch_calls_ms(gpu_ctx *g, const conv_plan *p, int kind, const conv_scratch *s, int calls) {
+float gpu_calls_ms(gpu_ctx *g, int (*call)(gpu_ctx *g, const void *arg), const void *arg, int calls) {
     float ms = -1;
     cudaEvent_t e0 = NULL, e1 = NULL;
     if (cudaEventCreate(&e0) == cudaSuccess && cudaEventCreate(&e1) == cudaSuccess &&
         cudaEventRecord(e0, g->stream) == cudaSuccess) {
         int ok = 1;
-        for (int i = 0; i < calls && ok; i++) ok = scratch_call(g, p, kind, s) == 0;
+        for (int i = 0; i < calls && ok; i++) ok = call(g, arg) == 0;
         if (!ok || cudaEventRecord(e1, g->stream) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
             cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess)
             ms = -1;
@@ -248,6 +246,22 @@ static float scratch_calls_ms(gpu_ctx *g, const conv_plan *p, int kind, const co
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
     return ms;
+}
+
+/* scratch_call's arguments, for gpu_calls_ms. */
+typedef struct scratch_arg {
+    const conv_plan *p;
+    int kind;
+    const conv_scratch *s;
+} scratch_arg;
+static int scratch_call_of(gpu_ctx *g, const void *arg) {
+    const scratch_arg *a = arg;
+    return scratch_call(g, a->p, a->kind, a->s);
+}
+/* The time in ms of `calls` calls of scratch_call, or -1 when they failed. */
+static float scratch_calls_ms(gpu_ctx *g, const conv_plan *p, int kind, const conv_scratch *s, int calls) {
+    const scratch_arg a = {p, kind, s};
+    return gpu_calls_ms(g, scratch_call_of, &a, calls);
 }
 
 /* Its time in ms: one call to warm up, one timed; when that is within `cutoff` ms (or cutoff < 0), the mean
@@ -683,8 +697,7 @@ none:;
     return gpu_fail(g, "cuDNN 3x3 convolution", msg);
 }
 
-/* Workspace for an algorithm: the backend's, or the network's own when it needs more (grown, kept). */
-static void *scratch_for(gpu_ctx *g, size_t need) {
+void *gpu_workspace(gpu_ctx *g, size_t need) {
     if (need <= g->scratch_bytes) return g->scratch;
     if (need > g->own_bytes) {
         if (g->own) g->ops.vt->free(g->ops.b, g->own);
@@ -764,7 +777,7 @@ static int conv_forward(gpu_ctx *g, int act, void *y, const void *x, const void 
     if (k == 1) return linear_forward(g, act, y, x, w_hat, (size_t)N * H * W, C, O, 0);
     conv_plan *p = plan_for(g, act, N, H, W, C, O);
     if (!p) return -1;
-    void *ws = scratch_for(g, kind_ws(p, CALL_FWD, 0.0f));
+    void *ws = gpu_workspace(g, kind_ws(p, CALL_FWD, 0.0f));
     if (!ws) return -1;
     probe pr;
     probe_begin(g, p, CALL_FWD, &pr);
@@ -783,7 +796,7 @@ static int conv_backward(gpu_ctx *g, int act, void *dx, float *dw_hat, const voi
     probe pr;
     if (dx) {
         const float beta = acc ? 1.0f : 0.0f;
-        if (!(ws = scratch_for(g, kind_ws(p, CALL_DATA, beta)))) return -1;
+        if (!(ws = gpu_workspace(g, kind_ws(p, CALL_DATA, beta)))) return -1;
         probe_begin(g, p, CALL_DATA, &pr);
         const cudnnStatus_t s = run_kind(g, p, CALL_DATA, dx, (void *)dy, (void *)w_hat, ws, beta);
         probe_end(g, p, CALL_DATA, &pr);
@@ -792,7 +805,7 @@ static int conv_backward(gpu_ctx *g, int act, void *dx, float *dw_hat, const voi
     /* cuDNN: in float32 straight into dw_hat; in bf16/fp16 in the data's type, then added to the float32 one. */
     const int lp = act != ACT_F32;
     const float beta = lp ? 0.0f : 1.0f;
-    if (!p->wgrad_gemm && !(ws = scratch_for(g, kind_ws(p, CALL_FILTER, beta)))) return -1;
+    if (!p->wgrad_gemm && !(ws = gpu_workspace(g, kind_ws(p, CALL_FILTER, beta)))) return -1;
     int rc = 0;
     cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
     probe_begin(g, p, CALL_FILTER, &pr);
@@ -825,7 +838,7 @@ int gpu_conv2d_backward_f32(gpu_ctx *g, float *dx, float *dw_hat, const float *d
     const int kinds = k == 3 ? thin_conv_kinds(C, O) : 0;
     if (!(kinds & THIN_FILTER) || (dx && !(kinds & THIN_DATA)))
         return conv_backward(g, ACT_F32, dx, dw_hat, dy, x, w_hat, N, H, W, C, O, k, acc);
-    float *part = scratch_for(g, thin_conv_part_floats(N, H, W, C, O) * sizeof(float));
+    float *part = gpu_workspace(g, thin_conv_part_floats(N, H, W, C, O) * sizeof(float));
     if (!part) return -1;
     if (dx) GPU_TRY(g, thin_conv_backward_data(g->stream, dx, dy, w_hat, N, H, W, C, O, acc), return -1);
     GPU_TRY(g, thin_conv_backward_filter(g->stream, dw_hat, dy, x, N, H, W, C, O, part), return -1);

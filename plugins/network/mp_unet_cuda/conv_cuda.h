@@ -34,6 +34,12 @@ int gpu_conv2d_forward_f32(gpu_ctx *g, float *y, const float *x, const float *w_
 int gpu_conv2d_backward_f32(gpu_ctx *g, float *dx, float *dw_hat, const float *dy, const float *x, const float *w_hat,
                             int N, int H, int W, int C, int O, int k, int acc);
 void conv_plans_free(gpu_ctx *g);
+/* A workspace of at least `need` bytes for a product: the backend's, or the network's own when it needs
+ * more (grown, kept); NULL when out of memory (recorded). */
+void *gpu_workspace(gpu_ctx *g, size_t need);
+/* The time in ms of `calls` calls of call(g, arg) on g's stream, timed with CUDA events; -1 when one failed
+ * (call returns 0 or -1) or the events did. */
+float gpu_calls_ms(gpu_ctx *g, int (*call)(gpu_ctx *g, const void *arg), const void *arg, int calls);
 
 #ifdef __cplusplus
 }

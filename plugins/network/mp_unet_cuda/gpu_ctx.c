@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conv_cuda.h"
+#include "conv_fused.h"
 #include "plan_file.h"
 
 int gpu_plans_fail(gpu_ctx *g, const char *why) {
@@ -62,6 +63,12 @@ int gpu_ctx_init(gpu_ctx *g, const edm2_backend_ops *backend, int act) {
     g->conv_api = !g->time_algos || !api || !*api || !strcmp(api, "legacy") ? CONV_API_LEGACY
                   : !strcmp(api, "graph")                                 ? CONV_API_GRAPH
                                                                           : CONV_API_ANY;
+    const char *fuse = getenv("EDM2_CUDNN_FUSE");
+    if (fuse && *fuse && strcmp(fuse, "off") && strcmp(fuse, "timed") && strcmp(fuse, "on"))
+        return gpu_fail(g, "EDM2_CUDNN_FUSE", "expected off (the default), timed or on");
+    g->fuse = act == ACT_F32 || !fuse || !*fuse || !strcmp(fuse, "off") ? FUSE_OFF
+              : !strcmp(fuse, "timed")                                  ? FUSE_TIMED
+                                                                        : FUSE_ON;
     g->wgrad = wgrad && !strcmp(wgrad, "gemm")    ? WGRAD_GEMM
                : (wgrad && *wgrad) || !g->time_algos ? WGRAD_CUDNN
                                                      : WGRAD_TIMED;
@@ -96,6 +103,7 @@ void gpu_release_own(gpu_ctx *g) {
 }
 
 void gpu_ctx_free(gpu_ctx *g) {
+    conv_fused_free(g);
     conv_plans_free(g);
     gpu_release_own(g);
     if (g->blas_lp) cublasDestroy(g->blas_lp);

@@ -17,7 +17,8 @@
 extern "C" {
 #endif
 
-typedef struct conv_plan conv_plan; /* conv_cuda.c */
+typedef struct conv_plan conv_plan;   /* conv_cuda.c */
+typedef struct fused_plan fused_plan; /* conv_fused.c */
 
 /* How a bf16/fp16 3x3 convolution's weight gradient is computed: cuDNN's algorithm or products over padded
  * copies, whichever is faster per shape (timed with the algorithms), or always one (EDM2_CUDNN_WGRAD=gemm,
@@ -28,6 +29,11 @@ enum { WGRAD_TIMED, WGRAD_GEMM, WGRAD_CUDNN };
  * algorithms (legacy, the default), the graph API's execution plans where cuDNN offers any (graph), or
  * whichever is timed faster (any); conv_cuda.c, conv_graph.h. */
 enum { CONV_API_LEGACY, CONV_API_GRAPH, CONV_API_ANY };
+
+/* Whether a bf16/fp16 evaluation forward runs a 3x3 convolution and the element-wise layer after it as one
+ * cuDNN graph (EDM2_CUDNN_FUSE, conv_fused.h): never (off, the default), where timed faster than the two
+ * apart (timed), or wherever cuDNN fuses them (on). */
+enum { FUSE_OFF, FUSE_TIMED, FUSE_ON };
 
 typedef struct gpu_ctx {
     int device;
@@ -40,6 +46,7 @@ typedef struct gpu_ctx {
     int time_algos;        /* bf16/fp16: cuDNN algorithms timed (conv_cuda.c); EDM2_CUDNN_ALGO=heuristic: ranked */
     int wgrad;             /* bf16/fp16 3x3 weight gradients (conv_cuda.c): WGRAD_TIMED, or EDM2_CUDNN_WGRAD's */
     int conv_api;          /* CONV_API_*: EDM2_CUDNN_API's; float32 and untimed choices are legacy */
+    int fuse;              /* FUSE_*: EDM2_CUDNN_FUSE's; float32 never fuses */
     int deterministic;     /* bf16/fp16: only deterministic cuDNN algorithms (1, the default), or any (0:
                             * EDM2_CUDNN_DETERMINISTIC=0, as PyTorch's cudnn.benchmark without
                             * torch.backends.cudnn.deterministic); float32 is always deterministic */
@@ -56,6 +63,8 @@ typedef struct gpu_ctx {
     void (*note)(void *arg, const char *msg); /* where each plan's choice is reported (a debug log); or NULL */
     void *note_arg;
     size_t nplans, cap_plans;
+    fused_plan *fplans;    /* the fused convolutions' plans, one per shape and epilogue (conv_fused.c) */
+    size_t nfplans, cap_fplans;
     char err[320];         /* the first failure of the current call */
     int oom;               /* that failure was device memory running out (gpu_oom) */
 } gpu_ctx;
