@@ -16,7 +16,7 @@
 #      Inception, DINOv2 and the VAE under compute-sanitizer (the same tests pass under ASan in the CPU emulation of
 #      tests/cuda_emu, which cannot show the GPU's own memory faults);
 #   6. (more and full, first) the evaluation with its convolutions' element-wise layers fused into them
-#      (EDM2_CUDNN_FUSE off, timed, on: fused.txt); the other ways of choosing algorithms (any determinism,
+#      (EDM2_CUDNN_FUSE: its test, then XS off, timed, on: fused.txt); the other ways of choosing algorithms (any determinism,
 #      the graph API's plans, cuDNN's heuristics), the evaluation's kernel profile, sampling at batch 16 with
 #      and without CUDA graphs, the
 #      Fashion-MNIST demo for 30 kimg in fp32 with two seeds (the run-to-run spread) and in bf16 (final
@@ -86,7 +86,9 @@ build-gpu/edm2host plugins >"$out/plugins.txt" 2>&1
 sanitizer=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
 ncu=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null)
 if [ "$mode" != more ]; then # (more: straight to what comes after the speed table)
-step cuda-tests bash -c "cd build-gpu && ctest -R 'parity|cuda|inception|vae|dinov2' --timeout 240 --output-on-failure"
+# (the fused epilogues' test, whose plans cuDNN compiles at run time, runs in more, with their timing below)
+step cuda-tests bash -c "cd build-gpu && EDM2_TEST_SKIP=test_plan_fused ctest -R 'parity|cuda|inception|vae|dinov2' \
+  --timeout 240 --output-on-failure"
 step check-ref build-gpu/edm2host check-ref tests/data/edm2_small.safetensors --backend cuda
 # Issue 12 on one GPU: the data-parallel path in a group of one (two passes into their own arenas, NCCL's
 # all-reduce and broadcast with one rank) gives bitwise the plain run's checkpoint.
@@ -150,10 +152,13 @@ if needs kernel-profile; then
   [ -f "$plans" ] && cp "$plans" "$out/"
 fi
 # The evaluation with each 3x3 convolution and the layer after it as one cuDNN graph (EDM2_CUDNN_FUSE,
-# conv_fused.h; not yet run on a GPU): XS at batch 256 unfused (the default), fused where timed faster, and
-# fused wherever cuDNN fuses; the evaluation and sampling rates and each fused plan's report (fused.txt).
+# conv_fused.h; not yet run on a GPU): its test (test_cuda_network's test_plan_fused), then XS at batch 256
+# unfused (the default), fused where timed faster, and fused wherever cuDNN fuses; the evaluation and
+# sampling rates and each fused plan's report (fused.txt).
 # cuDNN compiles each fused plan when it is made (seconds each), hence its own time limit per run.
 if [ "$mode" != quick ]; then # (more: right after what quick left of steps 2 to 4)
+  step fused-test bash -c "cd build-gpu && EDM2_PLUGIN_PATH=\$PWD/plugins EDM2_TEST_FILTER=test_plan_fused timeout 240 \
+    tests/test_cuda_network"
   for fuse in off timed on; do
     step fused-$fuse env EDM2_CUDNN_FUSE=$fuse timeout 180 build-gpu/edm2-bench configs/edm2-img512-xs.ini \
       --set backend.plugin=cuda --set training.batch=256 --set network.precision=bf16 --only eval --sample --steps 3 \
