@@ -143,6 +143,7 @@ static void fused_make(gpu_ctx *g, fused_plan *f, const conv_epilogue *e) {
         snprintf(line + len, sizeof line - len, "; apart %s%.3f ms", unfused < 0 ? "failed " : "", unfused < 0 ? 0.0 : unfused);
     if (use) f->plan = gp[best];
 done:
+    (void)cudaStreamSynchronize(g->stream); /* every trial done (a failed one may have queued work) */
     for (int i = 0; i < n; i++)
         if (!f->plan.plan || i != best) cgraph_plan_free(&gp[i]);
     cudaFree(x), cudaFree(y), cudaFree(tmp), cudaFree(w), cudaFree(b);
