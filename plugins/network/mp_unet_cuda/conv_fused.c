@@ -79,11 +79,12 @@ static const char *epi_name(int epi) {
     return epi == CG_EPI_MOD_SILU ? "modulation + MP-SiLU" : epi == CG_EPI_SUM ? "MP sum" : "MP sum + clip";
 }
 
-/* Plan f for epilogue e: cuDNN's fused plans (at most MAX_FUSED, deterministic unless any determinism is
- * allowed, a workspace of at most 512 MiB or an eighth of the free memory) each timed on scratch tensors,
- * the fastest kept where EDM2_CUDNN_FUSE=on, or where =timed and faster than the unfused way; else none
- * (the caller runs the two apart). Reported as one debug line. A fused plan that cannot be made, timed or
- * run is not a failure: the unfused way stays. */
+/* Plan f for epilogue e: cuDNN's fused plans (deterministic unless any determinism is allowed, a workspace
+ * of at most 512 MiB or an eighth of the free memory), each timed on scratch tensors: with
+ * EDM2_CUDNN_FUSE=on the first that cuDNN's heuristics rank (no choice by time: a rerun fuses the same way,
+ * hence the same bits), kept where it runs; with =timed the fastest of MAX_FUSED, kept where faster than
+ * the unfused way. Else none (the caller runs the two apart). Reported as one debug line. A fused plan that
+ * cannot be made, timed or run is not a failure: the unfused way stays. */
 static void fused_make(gpu_ctx *g, fused_plan *f, const conv_epilogue *e) {
     const size_t es = act_size(f->act), P = (size_t)f->N * f->H * f->W;
     const size_t nx = P * f->C, ny = P * f->O, nw = (size_t)f->O * 9 * f->C;
@@ -97,7 +98,7 @@ static void fused_make(gpu_ctx *g, fused_plan *f, const conv_epilogue *e) {
     cgraph_plan gp[MAX_FUSED];
     const int n = cgraph_plans_epi(g->dnn, f->epi, f->clip, f->N, f->H, f->W, f->C, f->O,
                                    f->act == ACT_BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF, !g->deterministic, max_ws,
-                                   gp, MAX_FUSED, why, sizeof why);
+                                   gp, g->fuse == FUSE_ON ? 1 : MAX_FUSED, why, sizeof why);
     (void)cudaGetLastError(); /* what an engine that failed to compile may have left */
     void *x = NULL, *y = NULL, *tmp = NULL, *w = NULL, *b = NULL;
     float ms[MAX_FUSED], unfused = -1;
