@@ -65,7 +65,8 @@ typedef struct trial {
 } trial;
 static int trial_call(gpu_ctx *g, const void *arg) {
     const trial *t = arg;
-    return t->f->plan.plan ? run_fused(g, t->f, t->y, t->x, t->w, t->e) : run_unfused(g, t->f, t->y, t->tmp, t->x, t->w, t->e);
+    if (t->f->plan.plan) return run_fused(g, t->f, t->y, t->x, t->w, t->e);
+    return run_unfused(g, t->f, t->y, t->tmp, t->x, t->w, t->e);
 }
 /* Its time in ms: one call to warm up (and compile), the mean of three timed; -1 when it failed (the failure
  * is then forgotten: the other way runs). */
@@ -141,7 +142,8 @@ static void fused_make(gpu_ctx *g, fused_plan *f, const conv_epilogue *e) {
             len += snprintf(line + len, sizeof line - len, "%sgraph engine %lld %s%.3f ms", k++ ? ", " : "; tried ",
                             (long long)gp[i].engine, ms[i] < 0 ? "failed " : "", ms[i] < 0 ? 0.0 : ms[i]);
     if (g->fuse == FUSE_TIMED && len < (int)sizeof line)
-        snprintf(line + len, sizeof line - len, "; apart %s%.3f ms", unfused < 0 ? "failed " : "", unfused < 0 ? 0.0 : unfused);
+        snprintf(line + len, sizeof line - len, "; apart %s%.3f ms", unfused < 0 ? "failed " : "",
+                 unfused < 0 ? 0.0 : unfused);
     if (use) f->plan = gp[best];
 done:
     (void)cudaStreamSynchronize(g->stream); /* every trial done (a failed one may have queued work) */

@@ -122,7 +122,8 @@ static cudnnStatus_t add_pointwise(cgraph_ops *o, cudnnPointwiseMode_t mode, dou
         if (s == OK) s = SET(*pw, CUDNN_ATTR_POINTWISE_RELU_UPPER_CLIP, CUDNN_TYPE_DOUBLE, 1, &clip);
         if (s == OK) s = SET(*pw, CUDNN_ATTR_POINTWISE_RELU_LOWER_CLIP_SLOPE, CUDNN_TYPE_DOUBLE, 1, &slope);
     }
-    if (s == OK && mode == CUDNN_POINTWISE_SWISH_FWD) s = SET(*pw, CUDNN_ATTR_POINTWISE_SWISH_BETA, CUDNN_TYPE_DOUBLE, 1, &beta);
+    if (s == OK && mode == CUDNN_POINTWISE_SWISH_FWD)
+        s = SET(*pw, CUDNN_ATTR_POINTWISE_SWISH_BETA, CUDNN_TYPE_DOUBLE, 1, &beta);
     if (s == OK) s = cudnnBackendFinalize(*pw);
     if (s == OK) s = cudnnBackendCreateDescriptor(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR, op);
     if (s == OK) o->extra[o->nextra++] = *op;
@@ -167,8 +168,10 @@ static cudnnStatus_t make_epilogue(cgraph_ops *o, int epi, double clip, int N, i
     /* (acc s0 + b) s1, clamped for CG_EPI_SUM_CLIP */
     s = add_pointwise(o, CUDNN_POINTWISE_MUL, 0, acc, s0, v[0], &ops[(*n)++]);
     if (s == OK) s = add_pointwise(o, CUDNN_POINTWISE_ADD, 0, v[0], b, v[1], &ops[(*n)++]);
-    if (s == OK) s = add_pointwise(o, CUDNN_POINTWISE_MUL, 0, v[1], s1, epi == CG_EPI_SUM ? o->t[1] : v[2], &ops[(*n)++]);
-    if (s == OK && epi == CG_EPI_SUM_CLIP) s = add_pointwise(o, CUDNN_POINTWISE_RELU_FWD, clip, v[2], NULL, o->t[1], &ops[(*n)++]);
+    const cudnnBackendDescriptor_t sum = epi == CG_EPI_SUM ? o->t[1] : v[2];
+    if (s == OK) s = add_pointwise(o, CUDNN_POINTWISE_MUL, 0, v[1], s1, sum, &ops[(*n)++]);
+    if (s == OK && epi == CG_EPI_SUM_CLIP)
+        s = add_pointwise(o, CUDNN_POINTWISE_RELU_FWD, clip, v[2], NULL, o->t[1], &ops[(*n)++]);
     return s;
 }
 
