@@ -514,6 +514,8 @@ bool epi_link(const BackendDesc *op, ConvOp *c, int64_t *uid, cudnnTensorStruct 
         !as_tensor(y.get(), &yt) || get1<int64_t>(x.get(), CUDNN_ATTR_TENSOR_UNIQUE_ID) != *uid ||
         !same_dims(yt, c->y) || get1<cudnnDataType_t>(pw.get(), CUDNN_ATTR_POINTWISE_MATH_PREC) != CUDNN_DATA_FLOAT)
         return false;
+    for (int a : {(int)CUDNN_ATTR_OPERATION_POINTWISE_ALPHA1, (int)CUDNN_ATTR_OPERATION_POINTWISE_ALPHA2})
+        if (has(op, a) && get1<float>(op, a) != 1.0f) return false; /* operands scaled: not emulated */
     EpiOp e = {};
     e.mode = get1<cudnnPointwiseMode_t>(pw.get(), CUDNN_ATTR_POINTWISE_MODE);
     const bool binary = e.mode == CUDNN_POINTWISE_MUL || e.mode == CUDNN_POINTWISE_ADD;
