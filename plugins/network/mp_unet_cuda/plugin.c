@@ -56,8 +56,12 @@ static edm2_status net_create(const edm2_host *host, const edm2_config *cfg, con
     net->u.gc.note = plan_note, net->u.gc.note_arg = net;
     if (hp.precision != UNET_FP32)
         edm2_logf(host, EDM2_LOG_INFO, ID, EDM2_OK,
-                  "precision = %s: the U-Net body on tensor cores; weights, gradients, embedding and output in fp32%s",
-                  hp.precision == UNET_BF16 ? "bf16" : "fp16", net->graphs.enabled ? "; CUDA graphs on" : "");
+                  "precision = %s: the U-Net body on tensor cores; weights, gradients, embedding and output in fp32%s%s",
+                  hp.precision == UNET_BF16 ? "bf16" : "fp16", net->graphs.enabled ? "; CUDA graphs on" : "",
+                  net->u.gc.fuse == FUSE_ON      ? "; evaluations' convolutions fused with their layers (EDM2_CUDNN_FUSE=on)"
+                  : net->u.gc.fuse == FUSE_TIMED ? "; evaluations' convolutions fused with their layers where faster "
+                                                   "(EDM2_CUDNN_FUSE=timed)"
+                                                 : "");
     *out = net;
     return EDM2_OK;
 }
