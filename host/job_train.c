@@ -362,12 +362,12 @@ static int step_passes(trainer *t, double *objective, int *stop, edm2_err *err) 
             LOG_INFO("batch_gpu = auto: training in passes of %lld images, %d per process and step",
                      (long long)t->batch_gpu, t->passes);
         if (r <= 0) return r;
-        const int64_t next = t->auto_pass ? smaller_pass(t) : 0;
-        if (!next && !t->auto_pass) /* (the images of a pass, not the batch, decide the memory: batch_gpu) */
+        if (!t->auto_pass) /* (the images of a pass, not the batch, decide the memory: batch_gpu) */
             return err_plugin(err, "a pass of %lld images did not fit in memory at kimg %.3f (set [training] batch_gpu to "
                                    "a smaller divisor of %lld, the images of each process per step, or to auto: the batch "
                                    "stays, trained in more passes)",
                               (long long)t->batch_gpu, t->nimg / 1000.0, (long long)t->batch / t->world);
+        const int64_t next = smaller_pass(t);
         if (!next) {
             char limit[64] = "";
             if (t->batch_gpu > 1) snprintf(limit, sizeof limit, " (at most %d passes per process and step)", MAX_PASSES);

@@ -86,8 +86,7 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
     if (may_fuse && (apart = conv_fused_forward(g, y3, a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, &e)) < 0) return NULL;
     if (apart) {
         ALLOC_ACT(s->y0, kw, P * C);
-        P_(gpu_conv2d_forward(g, s->y0, a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, 3));
-        K(act_modulate_silu_forward(st, act, y3, s->y0, s->c, N, HW, C));
+        P_(conv_epilogue_apart(g, y3, s->y0, NULL, a, W_ACT(ctx, b->res0), N, b->H, b->W, c2, C, &e));
     }
     if (ctx->training && b->dropout > 0) K(dropout(b, ctx, y3, P * C));
     /* dec: x = conv_skip(x) */
@@ -111,9 +110,7 @@ void *gblock_forward(const block_def *b, const gblock_ctx *ctx, const void *x_in
     if (may_fuse && (apart = conv_fused_forward(g, x5, y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, &e)) < 0) return NULL;
     if (apart) {
         ALLOC_ACT(y4, tw, P * C);
-        P_(gpu_conv2d_forward(g, y4, y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, 3));
-        if (b->heads) K(act_sum_forward(st, act, x5, xs, y4, b->res_balance, P * C));
-        else K(act_sum_clip_forward(st, act, out, s->keep, xs, y4, b->res_balance, b->clip_act, P * C));
+        P_(conv_epilogue_apart(g, x5, y4, s->keep, y3, W_ACT(ctx, b->res1), N, b->H, b->W, C, C, &e));
     }
     if (!b->heads) return out;
     /* With attention: out = clip(mp_sum(x5, proj(attn(qkv(x5))), attn_balance)). */

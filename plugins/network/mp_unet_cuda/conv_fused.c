@@ -42,15 +42,14 @@ static int run_fused(gpu_ctx *g, const fused_plan *f, void *y, const void *x, co
     return 0;
 }
 
-/* The same as the network runs it unfused: the convolution into tmp, then the layer's kernel. */
-static int run_unfused(gpu_ctx *g, const fused_plan *f, void *y, void *tmp, const void *x, const void *w_hat,
-                       const conv_epilogue *e) {
-    if (gpu_conv2d_forward(g, tmp, x, w_hat, f->N, f->H, f->W, f->C, f->O, 3)) return -1;
-    const size_t HW = (size_t)f->H * f->W, n = (size_t)f->N * HW * f->O;
+int conv_epilogue_apart(gpu_ctx *g, void *y, void *tmp, unsigned char *keep, const void *x, const void *w_hat, int N,
+                        int H, int W, int C, int O, const conv_epilogue *e) {
+    if (gpu_conv2d_forward(g, tmp, x, w_hat, N, H, W, C, O, 3)) return -1;
+    const size_t HW = (size_t)H * W, n = (size_t)N * HW * O;
     void *st = g->stream;
     GPU_TRY(g,
-            e->kind == CG_EPI_MOD_SILU ? act_modulate_silu_forward(st, g->act, y, tmp, e->c, f->N, HW, f->O)
-            : e->clip > 0              ? act_sum_clip_forward(st, g->act, y, NULL, e->z, tmp, e->t, e->clip, n)
+            e->kind == CG_EPI_MOD_SILU ? act_modulate_silu_forward(st, g->act, y, tmp, e->c, N, HW, O)
+            : e->clip > 0              ? act_sum_clip_forward(st, g->act, y, keep, e->z, tmp, e->t, e->clip, n)
                                        : act_sum_forward(st, g->act, y, e->z, tmp, e->t, n),
             return -1);
     return 0;
@@ -65,8 +64,9 @@ typedef struct trial {
 } trial;
 static int trial_call(gpu_ctx *g, const void *arg) {
     const trial *t = arg;
-    if (t->f->plan.plan) return run_fused(g, t->f, t->y, t->x, t->w, t->e);
-    return run_unfused(g, t->f, t->y, t->tmp, t->x, t->w, t->e);
+    const fused_plan *f = t->f;
+    if (f->plan.plan) return run_fused(g, f, t->y, t->x, t->w, t->e);
+    return conv_epilogue_apart(g, t->y, t->tmp, NULL, t->x, t->w, f->N, f->H, f->W, f->C, f->O, t->e);
 }
 /* Its time in ms: one call to warm up (and compile), the mean of three timed; -1 when it failed (the failure
  * is then forgotten: the other way runs). */
@@ -186,7 +186,7 @@ static fused_plan *plan_new(gpu_ctx *g, int N, int H, int W, int C, int O, int e
 
 int conv_fused_forward(gpu_ctx *g, void *y, const void *x, const void *w_hat, int N, int H, int W, int C, int O,
                        const conv_epilogue *e) {
-    if (g->fuse == FUSE_OFF || g->act == ACT_F32 || (e->kind == CG_EPI_SUM && !(e->t > 0 && e->t < 1))) return 1;
+    if (g->fuse == FUSE_OFF || (e->kind == CG_EPI_SUM && !(e->t > 0 && e->t < 1))) return 1; /* (float32: off) */
     const int epi = epi_of(e);
     const float clip = epi == CG_EPI_SUM_CLIP ? e->clip : 0.0f;
     fused_plan *f = plan_found(g, N, H, W, C, O, epi, clip);

@@ -27,9 +27,14 @@ typedef struct conv_epilogue {
 
 /* y[N, H, W, O] = epilogue e of the 3x3 convolution of x[N, H, W, C] with w_hat[O, 3, 3, C] (activations'
  * type). 0: done, as one fused graph; 1: not fused (EDM2_CUDNN_FUSE off, float32, or no fused plan chosen
- * for this shape): the caller runs the convolution and the layer; -1: failed (g->err). */
+ * for this shape): the caller runs the two apart (conv_epilogue_apart); -1: failed (g->err). */
 int conv_fused_forward(gpu_ctx *g, void *y, const void *x, const void *w_hat, int N, int H, int W, int C, int O,
                        const conv_epilogue *e);
+/* The same two apart, as an unfused forward runs them: tmp = the convolution (its output, kept where the caller
+ * needs it), then the layer's kernel into y; the sum's clip writes its bits into keep where not NULL (a training
+ * forward's, for the backward). 0 or -1 (g->err). */
+int conv_epilogue_apart(gpu_ctx *g, void *y, void *tmp, unsigned char *keep, const void *x, const void *w_hat, int N,
+                        int H, int W, int C, int O, const conv_epilogue *e);
 /* Frees every fused plan (gpu_ctx_free). */
 void conv_fused_free(gpu_ctx *g);
 
